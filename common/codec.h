@@ -1,0 +1,83 @@
+/* Protocol v1 codec (docs/PROTOCOL.md): parses one client text message into a
+ * gw_request and builds server frames. Pure: no I/O, no globals, no threads.
+ * Built frames are complete JSON text ready for one WebSocket text frame. */
+#ifndef GW_CODEC_H
+#define GW_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "channel.h"
+#include "frame.h"
+
+enum gw_req_type {
+    GW_REQ_SUBSCRIBE = 1,
+    GW_REQ_UNSUBSCRIBE,
+    GW_REQ_PUBLISH,
+    GW_REQ_PING,
+};
+
+/* Stable error slugs; gw_err_slug() gives the wire text. */
+enum gw_err {
+    GW_ERR_NONE = 0,
+    GW_ERR_BAD_JSON,
+    GW_ERR_BAD_REQUEST,
+    GW_ERR_UNKNOWN_TYPE,
+    GW_ERR_BAD_CHANNEL,
+    GW_ERR_TOO_MANY_SUBSCRIPTIONS,
+    GW_ERR_MESSAGE_TOO_LARGE,
+    GW_ERR_BINARY_NOT_SUPPORTED,
+    GW_ERR_UNAVAILABLE,
+    GW_ERR_RATE_LIMITED,
+    GW_ERR__COUNT
+};
+
+/* A parsed request. Owns data_json (malloc'd compact JSON of "data", publish
+ * only); release with gw_request_deinit(). */
+struct gw_request {
+    enum gw_req_type type;
+    bool has_id;
+    int64_t id;
+    char channel[GW_CHANNEL_MAX + 1]; /* NUL-terminated, validated */
+    size_t channel_len;
+    char *data_json; /* publish: compact JSON text of data, owned */
+    size_t data_len;
+    /* On failure: */
+    enum gw_err err;
+    char errmsg[160];
+};
+
+/* Parses len bytes of one client text message. Returns 0 and fills *req on
+ * success; on failure returns -EINVAL and sets req->err/errmsg (and has_id/id
+ * when the request carried a usable id). req needs gw_request_deinit() in both
+ * cases. Never keeps a pointer to buf. */
+int gw_codec_parse(const char *buf, size_t len, struct gw_request *req);
+void gw_request_deinit(struct gw_request *req);
+
+const char *gw_err_slug(enum gw_err err);
+
+/* Frame builders. Each returns a new frame (refcount 1) owned by the caller. */
+struct gw_frame *gw_codec_ack(int64_t id);
+struct gw_frame *gw_codec_pong(bool has_id, int64_t id);
+/* message is human text; it is JSON-escaped here. */
+struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const char *message);
+
+/* Builds {"type":"message","channel":<channel>,"data":<payload>}. A payload
+ * that is valid JSON (gw_json_valid) is embedded verbatim; any other payload
+ * becomes a JSON string, invalid UTF-8 replaced by U+FFFD. channel must be a
+ * valid channel name (not escaped). */
+struct gw_frame *gw_codec_message(const char *channel, size_t channel_len,
+                                  const char *payload, size_t payload_len);
+
+/* Strict RFC 8259 validator for one JSON text (any value, surrounding
+ * whitespace allowed), including UTF-8 validity of strings. No allocation;
+ * nesting deeper than 512 levels counts as invalid. */
+bool gw_json_valid(const char *buf, size_t len);
+
+/* Appends s[0..len) as a JSON string literal (with quotes) to out; returns the
+ * number of bytes written. out must have room for 6*len+2 bytes. Invalid UTF-8
+ * becomes \ufffd. */
+size_t gw_json_escape(char *out, const char *s, size_t len);
+
+#endif

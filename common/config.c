@@ -1,0 +1,748 @@
+/* Node configuration. One table describes every option (flag, environment
+ * variable, range, default, help) so that parsing, usage and the startup log
+ * line cannot drift apart; defaults are applied through the same parser. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "channel.h"
+
+#define ENV_PREFIX "WSGATE_"
+#define PREFIX_MAX 64
+#define NODE_ID_MAX 64
+#define MIB (1024LL * 1024)
+
+enum opt_type {
+    OPT_INT,    /* int field at off */
+    OPT_SIZE,   /* size_t field at off */
+    OPT_LISTEN,
+    OPT_REDIS_URL,
+    OPT_PREFIX,
+    OPT_NODE_ID,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FORMAT,
+    OPT_FLAG,   /* --help, --version: no value, no environment variable */
+};
+
+struct opt {
+    const char *name; /* flag without the leading "--" */
+    enum opt_type type;
+    size_t off;
+    long long min, max;
+    const char *def; /* default as the user would type it; NULL = unset/computed */
+    const char *def_text; /* shown in usage when def is NULL */
+    const char *help;
+};
+
+#define INT_OPT(n, field, lo, hi, d, h)                                                 \
+    { n, OPT_INT, offsetof(struct gw_config, field), lo, hi, d, NULL, h }
+#define SIZE_OPT(n, field, lo, hi, d, h)                                                \
+    { n, OPT_SIZE, offsetof(struct gw_config, field), lo, hi, d, NULL, h }
+
+static const struct opt opts[] = {
+    { "listen", OPT_LISTEN, 0, 0, 0, "0.0.0.0:8080", NULL,
+      "address to listen on: host:port, [v6]:port or :port" },
+    { "redis-url", OPT_REDIS_URL, 0, 0, 0, NULL, "(standalone)",
+      "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]; unset: no Redis" },
+    { "channel-prefix", OPT_PREFIX, 0, 0, 0, "gw:", NULL,
+      "prefix of every Redis channel name (0..64 channel-name bytes)" },
+    { "node-id", OPT_NODE_ID, 0, 0, 0, NULL, "<hostname>-<pid>",
+      "name of this node in logs and metrics (1..64 channel-name bytes)" },
+    INT_OPT("workers", workers, 1, 64, "1", "WebSocket service threads"),
+    SIZE_OPT("max-frame-bytes", max_frame_bytes, 128, 16 * MIB, "65536",
+             "largest client message accepted"),
+    SIZE_OPT("max-message-bytes", max_message_bytes, 128, 64 * MIB, "262144",
+             "largest Redis payload delivered; larger ones are dropped"),
+    INT_OPT("max-subscriptions", max_subscriptions, 1, 100000, "64",
+            "channels one client may hold"),
+    SIZE_OPT("queue-max-messages", queue_max_messages, 1, 1000000, "1024",
+             "messages queued per client before it is evicted"),
+    SIZE_OPT("queue-max-bytes", queue_max_bytes, 1, 1024 * 1024 * MIB, "4194304",
+             "bytes queued per client before it is evicted"),
+    INT_OPT("client-rate", client_rate, 1, 1000000, "200", "client messages per second"),
+    INT_OPT("client-burst", client_burst, 1, 100000000, "400",
+            "client messages allowed in a burst"),
+    INT_OPT("ping-interval", ping_interval_s, 1, 3600, "25", "seconds between pings"),
+    INT_OPT("idle-timeout", idle_timeout_s, 1, 86400, "60",
+            "seconds of client silence before close 4001"),
+    INT_OPT("drain-timeout", drain_timeout_s, 0, 3600, "10",
+            "seconds to let clients leave after SIGTERM"),
+    INT_OPT("redis-connect-timeout-ms", redis_connect_timeout_ms, 1, 600000, "2000",
+            "Redis connect timeout"),
+    INT_OPT("redis-heartbeat-interval-ms", redis_heartbeat_interval_ms, 50, 60000, "1000",
+            "interval of heartbeat PUBLISHes echoed back through the subscription"),
+    INT_OPT("redis-heartbeat-timeout-ms", redis_heartbeat_timeout_ms, 1, 600000, "3000",
+            "missing heartbeat echo before the link is declared dead and reconnected"),
+    INT_OPT("redis-backoff-min-ms", redis_backoff_min_ms, 1, 600000, "100",
+            "first reconnect delay"),
+    INT_OPT("redis-backoff-max-ms", redis_backoff_max_ms, 1, 600000, "2000",
+            "reconnect delay cap"),
+    INT_OPT("resubscribe-batch", resubscribe_batch, 1, 100000, "256",
+            "channels per SUBSCRIBE command after a reconnect"),
+    { "log-level", OPT_LOG_LEVEL, 0, 0, 0, "info", NULL, "error, warn, info or debug" },
+    { "log-format", OPT_LOG_FORMAT, 0, 0, 0, "text", NULL, "text or json" },
+    { "help", OPT_FLAG, 0, 0, 0, NULL, "", "print this help and exit (also -h)" },
+    { "version", OPT_FLAG, 0, 0, 0, NULL, "", "print the version and exit" },
+};
+
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static int set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err && errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+/* WSGATE_ + flag name upper-cased with '-' -> '_'. */
+static void env_name(const struct opt *o, char *out, size_t outlen)
+{
+    size_t n = strlen(ENV_PREFIX);
+
+    memcpy(out, ENV_PREFIX, n);
+    for (const char *p = o->name; *p && n + 1 < outlen; p++)
+        out[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+    out[n] = '\0';
+}
+
+static const struct opt *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (strlen(opts[i].name) == len && memcmp(opts[i].name, name, len) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+static const struct opt *find_env(const char *name, size_t len)
+{
+    char buf[64];
+
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (opts[i].type == OPT_FLAG)
+            continue;
+        env_name(&opts[i], buf, sizeof buf);
+        if (strlen(buf) == len && memcmp(buf, name, len) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+/* ---- value parsers ---- */
+
+/* Strict decimal: optional '-', digits, nothing else (strtoll alone would
+ * accept leading spaces, '+' and trailing garbage). */
+static int parse_ll(const char *s, long long *out)
+{
+    const char *p = s + (*s == '-');
+    char *end;
+
+    if (*p < '0' || *p > '9')
+        return -EINVAL;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+    }
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno == ERANGE ? -ERANGE : 0;
+}
+
+static bool channel_chars(const char *s, size_t len)
+{
+    return len == 0 || gw_channel_valid(s, len);
+}
+
+static void replace_str(char **slot, const char *val)
+{
+    free(*slot);
+    *slot = gw_xstrdup(val);
+}
+
+int gw_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen)
+{
+    const char *h, *hend, *p;
+    long long v;
+
+    *host = NULL;
+    if (s[0] == '[') {
+        h = s + 1;
+        hend = strchr(h, ']');
+        if (!hend || hend == h)
+            return set_err(err, errlen, "bad IPv6 address in \"%s\" (expected [v6]:port)", s);
+        if (hend[1] != ':')
+            return set_err(err, errlen, "expected [v6]:port, got \"%s\"", s);
+        p = hend + 2;
+    } else {
+        h = s;
+        hend = strrchr(s, ':');
+        if (!hend)
+            return set_err(err, errlen, "expected host:port, [v6]:port or :port, got \"%s\"",
+                           s);
+        if (memchr(h, ':', (size_t)(hend - h)))
+            return set_err(err, errlen, "IPv6 addresses need brackets, e.g. [::1]:8080");
+        p = hend + 1;
+    }
+    if (parse_ll(p, &v) != 0 || v < 1 || v > 65535)
+        return set_err(err, errlen, "expected a port in 1..65535, got \"%s\"", p);
+    *port = (int)v;
+    *host = hend == h ? gw_xstrdup("0.0.0.0") : gw_xstrndup(h, (size_t)(hend - h));
+    return 0;
+}
+
+/* Applies one option value. src names where it came from ("--workers",
+ * "WSGATE_WORKERS") for the error message. On failure cfg is unchanged. */
+static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, const char *src,
+                   char *err, size_t errlen)
+{
+    char *base = (char *)cfg;
+    size_t len = strlen(val);
+    long long v;
+    int rc;
+
+    switch (o->type) {
+    case OPT_INT:
+    case OPT_SIZE:
+        if (parse_ll(val, &v) != 0 || v < o->min || v > o->max)
+            return set_err(err, errlen, "%s: expected an integer in %lld..%lld, got \"%.64s\"",
+                           src, o->min, o->max, val);
+        if (o->type == OPT_INT)
+            *(int *)(base + o->off) = (int)v;
+        else
+            *(size_t *)(base + o->off) = (size_t)v;
+        return 0;
+    case OPT_LISTEN: {
+        char *host, reason[160];
+        int port;
+
+        if (gw_parse_listen(val, &host, &port, reason, sizeof reason) != 0)
+            return set_err(err, errlen, "%s: %s", src, reason);
+        free(cfg->listen_host);
+        cfg->listen_host = host;
+        cfg->listen_port = port;
+        return 0;
+    }
+    case OPT_REDIS_URL: {
+        struct gw_redis_addr addr;
+        char reason[160];
+
+        /* Empty means standalone, so a deployment template can always set
+         * the variable. */
+        if (len == 0) {
+            gw_redis_addr_deinit(&cfg->redis);
+            free(cfg->redis_url);
+            cfg->redis_url = NULL;
+            return 0;
+        }
+        rc = gw_redis_addr_parse(val, &addr, reason, sizeof reason);
+        if (rc != 0)
+            return set_err(err, errlen, "%s: %s", src, reason);
+        gw_redis_addr_deinit(&cfg->redis);
+        cfg->redis = addr;
+        replace_str(&cfg->redis_url, val);
+        return 0;
+    }
+    case OPT_PREFIX:
+        if (len > PREFIX_MAX || !channel_chars(val, len))
+            return set_err(err, errlen,
+                           "%s: expected at most %d bytes of A-Z a-z 0-9 _ - : . @ / =, got "
+                           "\"%.80s\"",
+                           src, PREFIX_MAX, val);
+        replace_str(&cfg->channel_prefix, val);
+        return 0;
+    case OPT_NODE_ID:
+        if (len == 0 || len > NODE_ID_MAX || !channel_chars(val, len))
+            return set_err(err, errlen,
+                           "%s: expected 1..%d bytes of A-Z a-z 0-9 _ - : . @ / =, got \"%.80s\"",
+                           src, NODE_ID_MAX, val);
+        replace_str(&cfg->node_id, val);
+        return 0;
+    case OPT_LOG_LEVEL:
+        if (gw_log_level_parse(val, &cfg->log_level) != 0)
+            return set_err(err, errlen,
+                           "%s: expected error, warn, info or debug, got \"%.64s\"", src, val);
+        return 0;
+    case OPT_LOG_FORMAT:
+        if (gw_log_format_parse(val, &cfg->log_format) != 0)
+            return set_err(err, errlen, "%s: expected text or json, got \"%.64s\"", src, val);
+        return 0;
+    case OPT_FLAG:
+        break;
+    }
+    return set_err(err, errlen, "%s: takes no value", src);
+}
+
+/* ---- Redis URL ---- */
+
+static bool has_prefix_ci(const char *s, const char *prefix)
+{
+    return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..len) into a new string, or returns NULL when the
+ * encoding is broken or decodes to a NUL byte. */
+static char *pct_decode(const char *s, size_t len)
+{
+    char *out = gw_xmalloc(len + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            out[o++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
+        int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
+
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+        }
+        out[o++] = (char)(hi << 4 | lo);
+        i += 2;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* s[0..len) is "[user]:password" (the part before '@'). */
+static int parse_userinfo(const char *s, size_t len, struct gw_redis_addr *addr, char *err,
+                          size_t errlen)
+{
+    const char *colon = memchr(s, ':', len);
+    size_t ulen, plen;
+
+    if (!colon)
+        return set_err(err, errlen,
+                       "expected [user]:password@ before the host (a password needs a ':')");
+    ulen = (size_t)(colon - s);
+    plen = len - ulen - 1;
+    if (ulen && !(addr->username = pct_decode(s, ulen)))
+        return set_err(err, errlen, "bad percent-encoding in the Redis user name");
+    if (plen && !(addr->password = pct_decode(colon + 1, plen)))
+        return set_err(err, errlen, "bad percent-encoding in the Redis password");
+    if (addr->username && !addr->password)
+        return set_err(err, errlen, "a Redis user name needs a password");
+    return 0;
+}
+
+static int parse_uint(const char *s, size_t len, long long max, long long *out)
+{
+    char buf[24];
+
+    if (len == 0 || len >= sizeof buf)
+        return -EINVAL;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (buf[0] == '-' || parse_ll(buf, out) != 0 || *out > max)
+        return -EINVAL;
+    return 0;
+}
+
+static int parse_tcp_url(const char *s, struct gw_redis_addr *addr, char *err, size_t errlen)
+{
+    size_t alen = strcspn(s, "/?");
+    const char *at = NULL, *host, *hend, *port = NULL, *aend = s + alen;
+    long long v;
+
+    for (const char *p = s; p < aend; p++) {
+        if (*p == '@')
+            at = p; /* the last '@': an unencoded '@' in a password still works */
+    }
+    if (at && parse_userinfo(s, (size_t)(at - s), addr, err, errlen) != 0)
+        return -EINVAL;
+    host = at ? at + 1 : s;
+    if (*host == '[') {
+        host++;
+        hend = memchr(host, ']', (size_t)(aend - host));
+        if (!hend)
+            return set_err(err, errlen, "missing ']' after the IPv6 address in the Redis URL");
+        if (hend + 1 < aend && hend[1] != ':')
+            return set_err(err, errlen, "unexpected text after ']' in the Redis URL");
+        port = hend + 1 < aend ? hend + 2 : NULL;
+    } else {
+        hend = memchr(host, ':', (size_t)(aend - host));
+        if (hend)
+            port = hend + 1;
+        else
+            hend = aend;
+    }
+    if (hend == host)
+        return set_err(err, errlen, "empty host in the Redis URL");
+    addr->port = 6379;
+    if (port) {
+        if (parse_uint(port, (size_t)(aend - port), 65535, &v) != 0 || v == 0)
+            return set_err(err, errlen, "bad port \"%.*s\" in the Redis URL (expected 1..65535)",
+                           (int)(aend - port), port);
+        addr->port = (int)v;
+    }
+    addr->host = gw_xstrndup(host, (size_t)(hend - host));
+    if (*aend == '?')
+        return set_err(err, errlen, "query parameters are not supported in redis:// URLs");
+    if (*aend == '/' && aend[1] != '\0') {
+        if (parse_uint(aend + 1, strlen(aend + 1), INT32_MAX, &v) != 0)
+            return set_err(err, errlen,
+                           "bad database \"%.32s\" in the Redis URL (expected a number)",
+                           aend + 1);
+        addr->db = (int)v;
+    }
+    return 0;
+}
+
+static int parse_unix_url(const char *s, struct gw_redis_addr *addr, char *err, size_t errlen)
+{
+    const char *at = strchr(s, '@');
+    const char *path, *q;
+    long long v;
+
+    /* Only an '@' before the path's first '/' starts user info. */
+    if (at && (!strchr(s, '/') || at < strchr(s, '/'))) {
+        if (parse_userinfo(s, (size_t)(at - s), addr, err, errlen) != 0)
+            return -EINVAL;
+        s = at + 1;
+    }
+    path = s;
+    if (*path != '/')
+        return set_err(err, errlen, "the socket path must be absolute: unix:///path/to.sock");
+    q = strchr(path, '?');
+    if ((q ? (size_t)(q - path) : strlen(path)) < 2)
+        return set_err(err, errlen, "empty socket path in the Redis URL");
+    addr->unix_path = q ? gw_xstrndup(path, (size_t)(q - path)) : gw_xstrdup(path);
+    if (q) {
+        if (strncmp(q + 1, "db=", 3) != 0)
+            return set_err(err, errlen, "unknown query \"%.32s\" in the Redis URL (only db=N)",
+                           q + 1);
+        if (parse_uint(q + 4, strlen(q + 4), INT32_MAX, &v) != 0)
+            return set_err(err, errlen,
+                           "bad database \"%.32s\" in the Redis URL (expected a number)", q + 4);
+        addr->db = (int)v;
+    }
+    return 0;
+}
+
+/* Error texts never echo the URL: it may carry a password. */
+int gw_redis_addr_parse(const char *url, struct gw_redis_addr *addr, char *err, size_t errlen)
+{
+    int rc;
+
+    memset(addr, 0, sizeof *addr);
+    if (has_prefix_ci(url, "rediss://"))
+        return set_err(err, errlen, "TLS is not supported by hiredis 0.14; use a TLS sidecar");
+    if (has_prefix_ci(url, "redis://"))
+        rc = parse_tcp_url(url + strlen("redis://"), addr, err, errlen);
+    else if (has_prefix_ci(url, "unix://"))
+        rc = parse_unix_url(url + strlen("unix://"), addr, err, errlen);
+    else
+        rc = set_err(err, errlen, "a Redis URL starts with redis:// or unix://");
+    if (rc != 0)
+        gw_redis_addr_deinit(addr);
+    return rc;
+}
+
+void gw_redis_addr_deinit(struct gw_redis_addr *addr)
+{
+    free(addr->host);
+    free(addr->unix_path);
+    free(addr->username);
+    if (addr->password) {
+        /* Do not leave the secret in freed heap memory. */
+        memset(addr->password, 0, strlen(addr->password));
+        free(addr->password);
+    }
+    memset(addr, 0, sizeof *addr);
+}
+
+/* ---- load, validate ---- */
+
+static void default_node_id(struct gw_config *cfg)
+{
+    char host[256];
+    char pid[24];
+    char id[NODE_ID_MAX + 1];
+    size_t hlen, plen;
+
+    if (gethostname(host, sizeof host) != 0 || host[0] == '\0')
+        strcpy(host, "wsgate");
+    host[sizeof host - 1] = '\0';
+    /* Hostnames are nearly always channel-safe; map the rest to '_'. */
+    for (char *p = host; *p; p++) {
+        if (!gw_channel_valid(p, 1))
+            *p = '_';
+    }
+    plen = (size_t)snprintf(pid, sizeof pid, "-%ld", (long)getpid());
+    hlen = strlen(host);
+    if (hlen > NODE_ID_MAX - plen)
+        hlen = NODE_ID_MAX - plen;
+    memcpy(id, host, hlen);
+    memcpy(id + hlen, pid, plen + 1);
+    cfg->node_id = gw_xstrdup(id);
+}
+
+void gw_config_init(struct gw_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (opts[i].def && opt_set(cfg, &opts[i], opts[i].def, "default", NULL, 0) != 0)
+            abort(); /* a broken default in the table above */
+    }
+    default_node_id(cfg);
+}
+
+void gw_config_deinit(struct gw_config *cfg)
+{
+    free(cfg->listen_host);
+    free(cfg->redis_url);
+    free(cfg->channel_prefix);
+    free(cfg->node_id);
+    gw_redis_addr_deinit(&cfg->redis);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static int validate(const struct gw_config *cfg, char *err, size_t errlen)
+{
+    /* A message frame adds the channel and about 40 bytes of envelope to a
+     * payload; a queue that cannot hold one would evict every subscriber. */
+    if (cfg->queue_max_bytes < cfg->max_message_bytes + 512)
+        return set_err(err, errlen,
+                       "--queue-max-bytes (%zu) must be at least --max-message-bytes + 512 (%zu)",
+                       cfg->queue_max_bytes, cfg->max_message_bytes + 512);
+    if (cfg->queue_max_bytes < cfg->max_frame_bytes)
+        return set_err(err, errlen,
+                       "--queue-max-bytes (%zu) must be at least --max-frame-bytes (%zu)",
+                       cfg->queue_max_bytes, cfg->max_frame_bytes);
+    if (cfg->idle_timeout_s <= cfg->ping_interval_s)
+        return set_err(err, errlen,
+                       "--idle-timeout (%d) must be greater than --ping-interval (%d)",
+                       cfg->idle_timeout_s, cfg->ping_interval_s);
+    if (cfg->redis_heartbeat_timeout_ms <= cfg->redis_heartbeat_interval_ms)
+        return set_err(err, errlen,
+                       "--redis-heartbeat-timeout-ms (%d) must be greater than "
+                       "--redis-heartbeat-interval-ms (%d)",
+                       cfg->redis_heartbeat_timeout_ms, cfg->redis_heartbeat_interval_ms);
+    if (cfg->redis_backoff_max_ms < cfg->redis_backoff_min_ms)
+        return set_err(err, errlen,
+                       "--redis-backoff-max-ms (%d) must be at least --redis-backoff-min-ms (%d)",
+                       cfg->redis_backoff_max_ms, cfg->redis_backoff_min_ms);
+    return 0;
+}
+
+static int load_env(struct gw_config *cfg, char **envp, char *err, size_t errlen)
+{
+    for (char **e = envp; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        const struct opt *o;
+        char name[64];
+
+        if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0 || !eq)
+            continue;
+        /* Unknown WSGATE_* names are ignored: the same environment may
+         * serve other versions or helper scripts. */
+        o = find_env(*e, (size_t)(eq - *e));
+        if (!o)
+            continue;
+        env_name(o, name, sizeof name);
+        if (opt_set(cfg, o, eq + 1, name, err, errlen) != 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static int load_argv(struct gw_config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *name, *eq, *val;
+        const struct opt *o;
+        size_t nlen;
+        char src[64];
+
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+            return set_err(err, errlen, "unexpected argument \"%.64s\" (see --help)", a);
+        name = a + 2;
+        eq = strchr(name, '=');
+        nlen = eq ? (size_t)(eq - name) : strlen(name);
+        o = find_flag(name, nlen);
+        if (!o)
+            return set_err(err, errlen, "unknown option --%.*s (see --help)", (int)nlen, name);
+        snprintf(src, sizeof src, "--%s", o->name);
+        if (o->type == OPT_FLAG)
+            return set_err(err, errlen, "%s: takes no value", src);
+        if (eq) {
+            val = eq + 1;
+        } else {
+            /* "--workers --listen x" is a forgotten value, not a value. */
+            if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)
+                return set_err(err, errlen, "%s: missing value", src);
+            val = argv[++i];
+        }
+        if (opt_set(cfg, o, val, src, err, errlen) != 0)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+int gw_config_load(struct gw_config *cfg, int argc, char **argv, char **envp, char *err,
+                   size_t errlen)
+{
+    if (err && errlen)
+        err[0] = '\0';
+    /* Help must work even when the environment holds a bad value. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            cfg->show_help = true;
+        else if (strcmp(argv[i], "--version") == 0)
+            cfg->show_version = true;
+    }
+    if (cfg->show_help || cfg->show_version)
+        return 0;
+    if (load_env(cfg, envp, err, errlen) != 0 || load_argv(cfg, argc, argv, err, errlen) != 0)
+        return -EINVAL;
+    return validate(cfg, err, errlen);
+}
+
+/* ---- usage and startup log ---- */
+
+void gw_config_usage(FILE *out)
+{
+    char env[64];
+    int wflag = 0, wenv = 0, wdef = 0;
+
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        const char *def = o->def ? o->def : o->def_text;
+        int n = (int)strlen(o->name) + 2;
+
+        env_name(o, env, sizeof env);
+        wflag = n > wflag ? n : wflag;
+        wenv = (int)strlen(env) > wenv ? (int)strlen(env) : wenv;
+        wdef = (int)strlen(def) > wdef ? (int)strlen(def) : wdef;
+    }
+    fprintf(out, "Usage: wsgate [--option value | --option=value]...\n"
+                 "Each option can also be set through its environment variable; flags win.\n\n");
+    fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wflag, "OPTION", wenv, "ENVIRONMENT", wdef, "DEFAULT",
+            "MEANING");
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        char flag[64];
+
+        snprintf(flag, sizeof flag, "--%s", o->name);
+        if (o->type == OPT_FLAG)
+            snprintf(env, sizeof env, "-");
+        else
+            env_name(o, env, sizeof env);
+        fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wflag, flag, wenv, env, wdef,
+                o->def ? o->def : o->def_text, o->help);
+    }
+}
+
+/* Appends to a fixed buffer, silently stopping at its end. */
+static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*len >= size)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len = *len + (size_t)n < size ? *len + (size_t)n : size;
+}
+
+static void append_redis(char *buf, size_t size, size_t *len, const struct gw_config *cfg)
+{
+    const struct gw_redis_addr *a = &cfg->redis;
+    const char *user = a->username ? a->username : "";
+
+    if (!cfg->redis_url) {
+        append(buf, size, len, "none");
+    } else if (a->unix_path) {
+        append(buf, size, len, "unix://%s%s%s?db=%d", user, a->password ? ":***@" : "",
+               a->unix_path, a->db);
+    } else {
+        bool v6 = strchr(a->host, ':') != NULL;
+
+        append(buf, size, len, "redis://%s%s%s%s%s:%d/%d", user, a->password ? ":***@" : "",
+               v6 ? "[" : "", a->host, v6 ? "]" : "", a->port, a->db);
+    }
+}
+
+void gw_config_log(const struct gw_config *cfg)
+{
+    static const char *const levels[] = { "error", "warn", "info", "debug" };
+    char buf[3072];
+    size_t len = 0;
+
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        const char *base = (const char *)cfg;
+        bool v6;
+
+        if (o->type == OPT_FLAG)
+            continue;
+        append(buf, sizeof buf, &len, " ");
+        for (const char *p = o->name; *p; p++)
+            append(buf, sizeof buf, &len, "%c", *p == '-' ? '_' : *p);
+        append(buf, sizeof buf, &len, "=");
+        switch (o->type) {
+        case OPT_INT:
+            append(buf, sizeof buf, &len, "%d", *(const int *)(base + o->off));
+            break;
+        case OPT_SIZE:
+            append(buf, sizeof buf, &len, "%zu", *(const size_t *)(base + o->off));
+            break;
+        case OPT_LISTEN:
+            v6 = strchr(cfg->listen_host, ':') != NULL;
+            append(buf, sizeof buf, &len, "%s%s%s:%d", v6 ? "[" : "", cfg->listen_host,
+                   v6 ? "]" : "", cfg->listen_port);
+            break;
+        case OPT_REDIS_URL:
+            append_redis(buf, sizeof buf, &len, cfg);
+            break;
+        case OPT_PREFIX:
+            append(buf, sizeof buf, &len, "\"%s\"", cfg->channel_prefix);
+            break;
+        case OPT_NODE_ID:
+            append(buf, sizeof buf, &len, "%s", cfg->node_id);
+            break;
+        case OPT_LOG_LEVEL:
+            append(buf, sizeof buf, &len, "%s", levels[cfg->log_level]);
+            break;
+        case OPT_LOG_FORMAT:
+            append(buf, sizeof buf, &len, "%s", cfg->log_format == GW_LOG_JSON ? "json" : "text");
+            break;
+        case OPT_FLAG:
+            break;
+        }
+    }
+    gw_log(GW_LOG_INFO, "config", "effective configuration%s", buf);
+}

@@ -1,0 +1,83 @@
+/* Node configuration: defaults, WSGATE_* environment variables, then
+ * command-line flags (flags win), then validation. Filled once at startup and
+ * read-only afterwards, so every thread may read it without a lock. */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+struct gw_redis_addr {
+    char *host; /* TCP host, or NULL when unix_path is set; owned */
+    int port;
+    char *unix_path; /* owned, or NULL */
+    char *username; /* owned, or NULL (Redis 6 ACL user) */
+    char *password; /* owned, or NULL */
+    int db;
+};
+
+struct gw_config {
+    char *listen_host; /* owned; "0.0.0.0" by default */
+    int listen_port;
+    char *redis_url; /* owned, NULL = standalone mode */
+    struct gw_redis_addr redis; /* parsed from redis_url */
+    char *channel_prefix; /* owned */
+    char *node_id; /* owned; hostname-pid by default */
+    int workers; /* lws service threads */
+
+    size_t max_frame_bytes; /* inbound message limit */
+    size_t max_message_bytes; /* Redis payload limit */
+    int max_subscriptions; /* per client */
+    size_t queue_max_messages;
+    size_t queue_max_bytes;
+    int client_rate; /* messages/s sustained */
+    int client_burst;
+    int ping_interval_s;
+    int idle_timeout_s;
+    int drain_timeout_s;
+
+    int redis_connect_timeout_ms;
+    int redis_heartbeat_interval_ms;
+    int redis_heartbeat_timeout_ms;
+    int redis_backoff_min_ms;
+    int redis_backoff_max_ms;
+    int resubscribe_batch;
+
+    enum gw_log_level log_level;
+    enum gw_log_format log_format;
+
+    bool show_help;
+    bool show_version;
+};
+
+/* Fills defaults. Allocates owned strings: always pair with gw_config_deinit. */
+void gw_config_init(struct gw_config *cfg);
+void gw_config_deinit(struct gw_config *cfg);
+
+/* Applies envp (NULL-terminated "NAME=value" array, may be NULL) then argv
+ * (argv[0] skipped) and validates. Accepts "--flag value" and "--flag=value".
+ * Returns 0, or -EINVAL with a one-line reason in err (errlen bytes).
+ * --help / --version set show_help / show_version and return 0. */
+int gw_config_load(struct gw_config *cfg, int argc, char **argv, char **envp,
+                   char *err, size_t errlen);
+
+/* Prints every flag with its environment variable, default and meaning. */
+void gw_config_usage(FILE *out);
+
+/* Logs the effective configuration (password masked) at info level. */
+void gw_config_log(const struct gw_config *cfg);
+
+/* Parses redis://[[user]:password@]host[:port][/db], rediss is rejected (no
+ * TLS in hiredis 0.14), and unix:///path/to.sock[?db=N]. Fills *addr (owned
+ * strings, release with gw_redis_addr_deinit). Returns 0 or -EINVAL with
+ * reason in err. */
+int gw_redis_addr_parse(const char *url, struct gw_redis_addr *addr, char *err, size_t errlen);
+void gw_redis_addr_deinit(struct gw_redis_addr *addr);
+
+/* Parses "host:port" or "[v6]:port" or ":port" into host (owned) and port. */
+int gw_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,53 @@
+/* The cluster bus: one thread running a libevent loop with two hiredis async
+ * connections to Redis, a subscriber (SUBSCRIBE only) and a publisher
+ * (PUBLISH only). It owns the node-wide channel table: which workers want
+ * which channel, and whether Redis has confirmed the subscription.
+ *
+ * Workers talk to it only through gw_bus_post_*() (any thread); it answers
+ * through each worker's inbox (gw_worker_post(), see ws.h). No pointers to
+ * sessions cross: publish results carry the session id.
+ *
+ * Standalone mode (no Redis URL): the same thread and the same messages, but
+ * a publish is delivered in-process and every subscription is live at once. */
+#ifndef GW_BUS_H
+#define GW_BUS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "metrics.h"
+
+struct gw_bus;
+struct gw_worker;
+
+/* Creates the bus (not started). workers[] must outlive the bus. */
+struct gw_bus *gw_bus_new(const struct gw_config *cfg, struct gw_worker **workers, int nworkers);
+/* Starts the thread. Returns 0 or -errno. */
+int gw_bus_start(struct gw_bus *bus);
+/* Stops the thread (pending publishes fail with unavailable) and joins it. */
+void gw_bus_stop(struct gw_bus *bus);
+void gw_bus_free(struct gw_bus *bus);
+
+/* True while publishes and new subscriptions can succeed: both Redis
+ * connections are up, every wanted channel has been re-subscribed, and the
+ * heartbeat echo is fresh. Always true in standalone mode. Any thread. */
+bool gw_bus_ready(const struct gw_bus *bus);
+
+const struct gw_bus_stats *gw_bus_stats(const struct gw_bus *bus);
+
+/* Worker `worker` wants / no longer wants channel name (client-facing name,
+ * without prefix). Each worker posts these only on its own 0->1 and 1->0
+ * transitions. Any thread; copies name. */
+void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len);
+void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len);
+
+/* PUBLISH prefix+name payload. Takes ownership of payload (malloc'd). The
+ * result always comes back exactly once as a GW_WMAIL_PUBLISH_RESULT to the
+ * worker, carrying session_id/has_id/id. */
+void gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
+                         const char *name, size_t len, char *payload, size_t payload_len);
+
+#endif

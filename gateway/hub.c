@@ -1,0 +1,207 @@
+/* Local hub: per-worker channel index. O(1) join and leave: each channel keeps
+ * an array of subscription records and every record knows its index in it, so
+ * removal swaps the last record into the hole. */
+#include "hub.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx)
+{
+    gw_dict_init(&hub->channels);
+    hub->ops = ops;
+    hub->ctx = ctx;
+    hub->nsubs = 0;
+}
+
+void gw_hub_deinit(struct gw_hub *hub)
+{
+    for (struct gw_dict_entry *e = gw_dict_first(&hub->channels); e; e = gw_dict_next(&hub->channels, e)) {
+        struct gw_hub_channel *ch = e->value;
+        free(ch->subs);
+        free(ch);
+    }
+    gw_dict_deinit(&hub->channels);
+}
+
+void gw_hub_member_init(struct gw_hub_member *m, void *owner)
+{
+    m->owner = owner;
+    m->subs = NULL;
+    m->nsubs = m->cap = 0;
+}
+
+static struct gw_hub_channel *channel_get_or_create(struct gw_hub *hub, const char *name, size_t len)
+{
+    struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);
+    if (e)
+        return e->value;
+    struct gw_hub_channel *ch = gw_xcalloc(1, sizeof(*ch));
+    e = gw_dict_add(&hub->channels, name, len, ch, NULL);
+    ch->name = e->key;
+    ch->name_len = len;
+    return ch;
+}
+
+static void sub_add_pending_id(struct gw_sub *sub, bool has_id, int64_t id)
+{
+    if (!has_id)
+        return;
+    sub->ids = gw_xrealloc(sub->ids, (size_t)(sub->nids + 1) * sizeof(*sub->ids));
+    sub->ids[sub->nids++] = id;
+}
+
+/* Sends every ack still owed for sub and forgets the ids. */
+static void sub_flush_acks(struct gw_hub *hub, struct gw_sub *sub)
+{
+    for (int i = 0; i < sub->nids; i++)
+        hub->ops->ack(hub->ctx, sub->member->owner, sub->ids[i]);
+    free(sub->ids);
+    sub->ids = NULL;
+    sub->nids = 0;
+    sub->ack_pending = false;
+}
+
+static struct gw_sub *member_find(const struct gw_hub_member *m, const char *name, size_t len)
+{
+    /* Linear: a member holds at most --max-subscriptions channels (default 64). */
+    for (int i = 0; i < m->nsubs; i++) {
+        const struct gw_hub_channel *ch = m->subs[i]->channel;
+        if (ch->name_len == len && memcmp(ch->name, name, len) == 0)
+            return m->subs[i];
+    }
+    return NULL;
+}
+
+bool gw_hub_is_subscribed(const struct gw_hub_member *m, const char *name, size_t len)
+{
+    return member_find(m, name, len) != NULL;
+}
+
+int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len,
+                     bool has_id, int64_t id, int max_subs, bool allow_new)
+{
+    struct gw_sub *existing = member_find(m, name, len);
+    if (existing) {
+        if (!existing->ack_pending)
+            return GW_HUB_SUB_ACK_NOW;
+        /* A repeat while the first is pending waits for the same live event. */
+        sub_add_pending_id(existing, has_id, id);
+        return GW_HUB_SUB_ACK_LATER;
+    }
+    if (m->nsubs >= max_subs)
+        return -ENOSPC;
+
+    struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);
+    struct gw_hub_channel *ch = e ? e->value : NULL;
+    if (!(ch && ch->live) && !allow_new)
+        return -EAGAIN;
+    ch = channel_get_or_create(hub, name, len);
+
+    struct gw_sub *sub = gw_xmalloc(sizeof(*sub));
+    sub->member = m;
+    sub->channel = ch;
+    sub->ack_pending = !ch->live;
+    sub->nids = 0;
+    sub->ids = NULL;
+    if (sub->ack_pending)
+        sub_add_pending_id(sub, has_id, id);
+
+    if (ch->n == ch->cap) {
+        ch->cap = ch->cap ? ch->cap * 2 : 4;
+        ch->subs = gw_xrealloc(ch->subs, ch->cap * sizeof(*ch->subs));
+    }
+    sub->idx = ch->n;
+    ch->subs[ch->n++] = sub;
+
+    if (m->nsubs == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 4;
+        m->subs = gw_xrealloc(m->subs, (size_t)m->cap * sizeof(*m->subs));
+    }
+    m->subs[m->nsubs++] = sub;
+    hub->nsubs++;
+
+    if (ch->n == 1)
+        hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len);
+    return sub->ack_pending ? GW_HUB_SUB_ACK_LATER : GW_HUB_SUB_ACK_NOW;
+}
+
+/* Unlinks sub from its channel and frees it; drops the channel when empty. */
+static void sub_remove_from_channel(struct gw_hub *hub, struct gw_sub *sub)
+{
+    struct gw_hub_channel *ch = sub->channel;
+    struct gw_sub *last = ch->subs[ch->n - 1];
+    ch->subs[sub->idx] = last;
+    last->idx = sub->idx;
+    ch->n--;
+    hub->nsubs--;
+    free(sub->ids);
+    free(sub);
+    if (ch->n == 0) {
+        hub->ops->channel_unwanted(hub->ctx, ch->name, ch->name_len);
+        free(ch->subs);
+        /* The name lives in the dict entry: delete it last. */
+        struct gw_hub_channel *victim = ch;
+        gw_dict_delete(&hub->channels, ch->name, ch->name_len);
+        free(victim);
+    }
+}
+
+void gw_hub_unsubscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len)
+{
+    for (int i = 0; i < m->nsubs; i++) {
+        struct gw_sub *sub = m->subs[i];
+        const struct gw_hub_channel *ch = sub->channel;
+        if (ch->name_len != len || memcmp(ch->name, name, len) != 0)
+            continue;
+        sub_flush_acks(hub, sub);
+        m->subs[i] = m->subs[--m->nsubs];
+        sub_remove_from_channel(hub, sub);
+        return;
+    }
+}
+
+void gw_hub_leave_all(struct gw_hub *hub, struct gw_hub_member *m)
+{
+    for (int i = 0; i < m->nsubs; i++)
+        sub_remove_from_channel(hub, m->subs[i]);
+    free(m->subs);
+    m->subs = NULL;
+    m->nsubs = m->cap = 0;
+}
+
+void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len)
+{
+    struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);
+    if (!e)
+        return;
+    struct gw_hub_channel *ch = e->value;
+    if (ch->live)
+        return;
+    ch->live = true;
+    for (size_t i = 0; i < ch->n; i++) {
+        if (ch->subs[i]->ack_pending)
+            sub_flush_acks(hub, ch->subs[i]);
+    }
+}
+
+size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct gw_frame *frame)
+{
+    struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);
+    if (!e)
+        return 0;
+    struct gw_hub_channel *ch = e->value;
+    /* deliver() may shed a member, but shedding only marks it closing; the
+     * array is not modified until lws closes the socket later. */
+    for (size_t i = 0; i < ch->n; i++)
+        hub->ops->deliver(hub->ctx, ch->subs[i]->member->owner, frame);
+    return ch->n;
+}
+
+size_t gw_hub_channel_count(const struct gw_hub *hub)
+{
+    return hub->channels.count;
+}

@@ -1,0 +1,17 @@
+/* The worker's own listening socket. lws 4.1.6 on Debian does not set
+ * SO_REUSEPORT for LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE, so each worker opens
+ * its own socket here (SO_REUSEPORT when there are several workers, so the
+ * kernel spreads connections), lws watches it as a raw descriptor, and every
+ * accepted connection is handed to lws with lws_adopt_socket_vhost(). */
+#ifndef GW_LISTEN_H
+#define GW_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Binds and listens on host:port ("0.0.0.0", "::", a literal address or a
+ * name). Returns the non-blocking fd (caller owns it), or -errno with a reason
+ * in err. */
+int gw_listen_open(const char *host, int port, bool reuseport, char *err, size_t errlen);
+
+#endif

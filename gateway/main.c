@@ -1,0 +1,126 @@
+/* wsgate: order of startup and shutdown, and signals. No protocol logic.
+ *
+ * Every thread blocks SIGTERM/SIGINT; main waits for them with sigwait(), so
+ * the drain runs in ordinary code rather than in a signal handler. */
+#define GW_LOG_MODULE "main"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "alloc.h"
+#include "bus.h"
+#include "config.h"
+#include "log.h"
+#include "node.h"
+#include "ws.h"
+
+#ifndef WSGATE_VERSION
+#define WSGATE_VERSION "dev"
+#endif
+
+extern char **environ;
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+    gw_log(level == LLL_ERR ? GW_LOG_ERROR : GW_LOG_WARN, "lws", "%.*s", (int)len, line);
+}
+
+static void stop_workers(struct gw_node *node, int started)
+{
+    for (int i = 0; i < started; i++)
+        gw_worker_post(node->workers[i], gw_wmail_new(GW_WMAIL_DRAIN, NULL, 0));
+    for (int i = 0; i < started; i++)
+        gw_worker_join(node->workers[i]);
+}
+
+static int run(const struct gw_config *cfg)
+{
+    struct gw_node node = { .cfg = cfg, .nworkers = cfg->workers };
+    sigset_t sigs;
+    int sig = 0, started = 0, rc = 0;
+
+    atomic_init(&node.draining, false);
+    node.workers = gw_xcalloc((size_t)cfg->workers, sizeof(*node.workers));
+    for (int i = 0; i < cfg->workers; i++)
+        node.workers[i] = gw_worker_new(&node, i);
+    node.bus = gw_bus_new(cfg, node.workers, node.nworkers);
+    if ((rc = gw_bus_start(node.bus)) != 0) {
+        LOG_ERR("cannot start bus thread error=\"%s\"", strerror(-rc));
+        goto out;
+    }
+    for (; started < cfg->workers; started++) {
+        if ((rc = gw_worker_start(node.workers[started])) != 0) {
+            LOG_ERR("cannot listen host=%s port=%d", cfg->listen_host, cfg->listen_port);
+            goto out;
+        }
+    }
+    LOG_INFO("listening host=%s port=%d workers=%d node_id=%s mode=%s", cfg->listen_host, cfg->listen_port,
+             cfg->workers, cfg->node_id, cfg->redis_url ? "cluster" : "standalone");
+
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    if (sigwait(&sigs, &sig) != 0)
+        sig = SIGTERM;
+    atomic_store(&node.draining, true);
+    LOG_INFO("draining signal=%s timeout_s=%d", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_s);
+
+out:
+    stop_workers(&node, started);
+    gw_bus_stop(node.bus);
+    for (int i = 0; i < cfg->workers; i++)
+        gw_worker_free(node.workers[i]);
+    gw_bus_free(node.bus);
+    free(node.workers);
+    if (gw_frame_live_count() != 0)
+        LOG_WARN("frames still allocated at exit count=%ld", gw_frame_live_count());
+    LOG_INFO("exit code=%d", rc ? 1 : 0);
+    return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct gw_config cfg;
+    char err[512];
+    sigset_t sigs;
+
+    /* Before any thread exists, so every thread inherits the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    gw_config_init(&cfg);
+    if (gw_config_load(&cfg, argc, argv, environ, err, sizeof(err)) != 0) {
+        fprintf(stderr, "wsgate: %s\nRun 'wsgate --help' for the list of options.\n", err);
+        gw_config_deinit(&cfg);
+        return 2;
+    }
+    if (cfg.show_help) {
+        gw_config_usage(stdout);
+        gw_config_deinit(&cfg);
+        return 0;
+    }
+    if (cfg.show_version) {
+        printf("wsgate %s (libwebsockets %s)\n", WSGATE_VERSION, lws_get_library_version());
+        gw_config_deinit(&cfg);
+        return 0;
+    }
+    gw_log_setup(cfg.log_level, cfg.log_format, STDERR_FILENO);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    gw_config_log(&cfg);
+
+    int rc = run(&cfg);
+    gw_config_deinit(&cfg);
+    return rc;
+}

@@ -1,0 +1,123 @@
+/* Prometheus text rendering of the per-thread counters in metrics.h. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+
+const char *gw_shed_reason_name(enum gw_shed_reason r)
+{
+    switch (r) {
+    case GW_SHED_SLOW_CONSUMER: return "slow_consumer";
+    case GW_SHED_IDLE_TIMEOUT: return "idle_timeout";
+    default: return "unknown";
+    }
+}
+
+struct strbuf {
+    char *buf;
+    size_t len, cap;
+};
+
+static void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct strbuf *sb, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(sb->buf + sb->len, sb->cap - sb->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < sb->cap - sb->len) {
+            sb->len += (size_t)n;
+            return;
+        }
+        sb->cap = sb->cap * 2 + (size_t)(n > 0 ? n : 0);
+        sb->buf = gw_xrealloc(sb->buf, sb->cap);
+    }
+}
+
+static void family(struct strbuf *sb, const char *name, const char *type, const char *help)
+{
+    sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Sums one worker field over all workers; offset-based so each metric is one line below. */
+static uint64_t sum_workers(struct gw_worker_stats *const *w, int n, size_t offset)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += gw_stat_get((const gw_stat *)((const char *)w[i] + offset));
+    return total;
+}
+
+#define WSUM(field) sum_workers(workers, nworkers, offsetof(struct gw_worker_stats, field))
+
+size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
+                         struct gw_worker_stats *const *workers, int nworkers,
+                         int ready, int draining, const char *node_id)
+{
+    struct strbuf sb = { gw_xmalloc(8192), 0, 8192 };
+
+    family(&sb, "wsgate_info", "gauge", "Node identity; the value is always 1.");
+    sb_printf(&sb, "wsgate_info{node_id=\"%s\",workers=\"%d\"} 1\n", node_id, nworkers);
+
+    family(&sb, "wsgate_ready", "gauge", "1 while the node is ready to serve (Redis link proven live, not draining).");
+    sb_printf(&sb, "wsgate_ready %d\n", ready);
+    family(&sb, "wsgate_draining", "gauge", "1 once SIGTERM/SIGINT started the drain.");
+    sb_printf(&sb, "wsgate_draining %d\n", draining);
+
+    family(&sb, "wsgate_connections", "gauge", "Open WebSocket connections.");
+    sb_printf(&sb, "wsgate_connections %llu\n", (unsigned long long)WSUM(connections));
+    family(&sb, "wsgate_connections_accepted_total", "counter", "WebSocket connections accepted.");
+    sb_printf(&sb, "wsgate_connections_accepted_total %llu\n", (unsigned long long)WSUM(connections_accepted));
+    family(&sb, "wsgate_subscriptions", "gauge", "Client subscriptions (client, channel pairs).");
+    sb_printf(&sb, "wsgate_subscriptions %llu\n", (unsigned long long)WSUM(subscriptions));
+    family(&sb, "wsgate_channels", "gauge", "Channels this node holds a Redis subscription for.");
+    sb_printf(&sb, "wsgate_channels %llu\n", (unsigned long long)gw_stat_get(&bus->channels));
+
+    family(&sb, "wsgate_redis_messages_received_total", "counter", "Pub/sub messages received from Redis for client channels.");
+    sb_printf(&sb, "wsgate_redis_messages_received_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_messages_received));
+    family(&sb, "wsgate_redis_messages_dropped_total", "counter", "Redis messages dropped instead of delivered, by reason.");
+    sb_printf(&sb, "wsgate_redis_messages_dropped_total{reason=\"too_large\"} %llu\n",
+              (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_too_large));
+    family(&sb, "wsgate_messages_delivered_total", "counter", "Messages written to client sockets (one per recipient).");
+    sb_printf(&sb, "wsgate_messages_delivered_total %llu\n", (unsigned long long)WSUM(messages_delivered));
+
+    family(&sb, "wsgate_client_publishes_total", "counter", "Client publish requests by result.");
+    sb_printf(&sb, "wsgate_client_publishes_total{result=\"ok\"} %llu\n", (unsigned long long)gw_stat_get(&bus->publishes_ok));
+    sb_printf(&sb, "wsgate_client_publishes_total{result=\"error\"} %llu\n", (unsigned long long)gw_stat_get(&bus->publishes_failed));
+
+    family(&sb, "wsgate_clients_shed_total", "counter", "Clients disconnected by the node, by reason.");
+    for (int r = 0; r < GW_SHED__COUNT; r++) {
+        uint64_t v = 0;
+        for (int i = 0; i < nworkers; i++)
+            v += gw_stat_get(&workers[i]->shed[r]);
+        sb_printf(&sb, "wsgate_clients_shed_total{reason=\"%s\"} %llu\n", gw_shed_reason_name(r), (unsigned long long)v);
+    }
+    family(&sb, "wsgate_client_errors_total", "counter", "Error replies sent to clients, by code.");
+    for (int e = 1; e < GW_ERR__COUNT; e++) {
+        uint64_t v = 0;
+        for (int i = 0; i < nworkers; i++)
+            v += gw_stat_get(&workers[i]->client_errors[e]);
+        sb_printf(&sb, "wsgate_client_errors_total{code=\"%s\"} %llu\n", gw_err_slug(e), (unsigned long long)v);
+    }
+
+    family(&sb, "wsgate_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.");
+    sb_printf(&sb, "wsgate_outbound_queue_bytes %llu\n", (unsigned long long)WSUM(outq_bytes));
+    family(&sb, "wsgate_outbound_queue_messages", "gauge", "Messages queued for clients and not yet written.");
+    sb_printf(&sb, "wsgate_outbound_queue_messages %llu\n", (unsigned long long)WSUM(outq_messages));
+    family(&sb, "wsgate_frames_live", "gauge", "Encoded message buffers alive in the process.");
+    sb_printf(&sb, "wsgate_frames_live %ld\n", gw_frame_live_count());
+
+    family(&sb, "wsgate_redis_connected", "gauge", "1 while both Redis connections are up and the heartbeat echo is fresh.");
+    sb_printf(&sb, "wsgate_redis_connected %llu\n", (unsigned long long)gw_stat_get(&bus->redis_connected));
+    family(&sb, "wsgate_redis_reconnects_total", "counter", "Redis reconnect attempts after a lost or failed link.");
+    sb_printf(&sb, "wsgate_redis_reconnects_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_reconnects));
+    family(&sb, "wsgate_redis_heartbeat_rtt_seconds", "gauge", "Round trip of the last heartbeat PUBLISH echoed back through the subscription.");
+    sb_printf(&sb, "wsgate_redis_heartbeat_rtt_seconds %.6f\n", (double)gw_stat_get(&bus->heartbeat_rtt_us) / 1e6);
+
+    *out = sb.buf;
+    return sb.len;
+}

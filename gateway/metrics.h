@@ -1,0 +1,67 @@
+/* Counters and gauges for /metrics. Every field has exactly one writer
+ * thread: the bus thread writes gw_bus_stats, each worker its own
+ * gw_worker_stats. Writers use gw_stat_add() (a relaxed load+store, no locked
+ * instruction, since nobody else writes); the scraper sums with relaxed loads.
+ * So counting costs no cross-core traffic on the delivery path. */
+#ifndef GW_METRICS_H
+#define GW_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "codec.h"
+
+typedef _Atomic uint64_t gw_stat;
+
+static inline void gw_stat_add(gw_stat *s, int64_t delta)
+{
+    atomic_store_explicit(s, atomic_load_explicit(s, memory_order_relaxed) + (uint64_t)delta,
+                          memory_order_relaxed);
+}
+
+static inline void gw_stat_set(gw_stat *s, uint64_t v)
+{
+    atomic_store_explicit(s, v, memory_order_relaxed);
+}
+
+static inline uint64_t gw_stat_get(const gw_stat *s)
+{
+    return atomic_load_explicit((gw_stat *)s, memory_order_relaxed);
+}
+
+enum gw_shed_reason { GW_SHED_SLOW_CONSUMER = 0, GW_SHED_IDLE_TIMEOUT, GW_SHED__COUNT };
+const char *gw_shed_reason_name(enum gw_shed_reason r);
+
+/* Written only by one worker thread. Gauges wrap as uint64 (add -1). */
+struct gw_worker_stats {
+    gw_stat connections;
+    gw_stat connections_accepted;
+    gw_stat subscriptions;
+    gw_stat messages_delivered; /* frames written to client sockets */
+    gw_stat outq_bytes;
+    gw_stat outq_messages;
+    gw_stat shed[GW_SHED__COUNT];
+    gw_stat client_errors[GW_ERR__COUNT];
+};
+
+/* Written only by the bus thread. */
+struct gw_bus_stats {
+    gw_stat redis_connected; /* gauge 0/1 */
+    gw_stat redis_reconnects;
+    gw_stat redis_messages_received;
+    gw_stat redis_messages_dropped_too_large;
+    gw_stat channels; /* gauge: channels this node holds a Redis subscription for */
+    gw_stat publishes_ok;
+    gw_stat publishes_failed;
+    gw_stat heartbeat_rtt_us; /* gauge: last heartbeat echo round trip */
+};
+
+/* Appends the Prometheus text exposition (format 0.0.4) to a malloc'd buffer
+ * returned in *out (caller frees) with its length. ready/draining are the
+ * node's current state. Any thread. */
+struct gw_worker_stats;
+size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
+                         struct gw_worker_stats *const *workers, int nworkers,
+                         int ready, int draining, const char *node_id);
+
+#endif

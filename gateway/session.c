@@ -1,0 +1,358 @@
+/* Per-connection protocol handling: reassembly and limits on the way in,
+ * bounded queue and one write per WRITEABLE on the way out. */
+#define GW_LOG_MODULE "session"
+
+#include "session.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "bus.h"
+#include "log.h"
+#include "ws.h"
+
+_Static_assert(GW_FRAME_HEADROOM >= LWS_PRE, "frame headroom must fit the lws frame header");
+
+#define TOKEN_UNIT 1000000LL
+
+struct gw_session *gw_session_new(struct gw_worker *w, struct lws *wsi)
+{
+    const struct gw_config *cfg = w->node->cfg;
+    struct gw_session *s = gw_xcalloc(1, sizeof(*s));
+    int64_t now = gw_now_us();
+
+    s->id = ((uint64_t)w->index << 56) | ++w->next_seq;
+    s->wsi = wsi;
+    s->worker = w;
+    gw_hub_member_init(&s->member, s);
+    gw_outq_init(&s->outq, cfg->queue_max_messages, cfg->queue_max_bytes);
+    s->tokens = (int64_t)cfg->client_burst * TOKEN_UNIT;
+    s->last_refill_us = now;
+    s->last_rx_us = now;
+    s->last_ping_us = now;
+
+    gw_dict_add(&w->sessions, &s->id, sizeof(s->id), s, NULL);
+    s->next = w->session_list;
+    if (s->next)
+        s->next->prev = s;
+    w->session_list = s;
+
+    gw_stat_add(&w->stats.connections, 1);
+    gw_stat_add(&w->stats.connections_accepted, 1);
+    LOG_DBG("open id=%llu", (unsigned long long)s->id);
+    return s;
+}
+
+/* Removes the queued frames from the queue gauges; used when they are dropped. */
+static void outq_account_drop(struct gw_session *s)
+{
+    gw_stat_add(&s->worker->stats.outq_bytes, -(int64_t)s->outq.bytes);
+    gw_stat_add(&s->worker->stats.outq_messages, -(int64_t)s->outq.count);
+}
+
+void gw_session_free(struct gw_session *s)
+{
+    struct gw_worker *w = s->worker;
+
+    gw_hub_leave_all(&w->hub, &s->member);
+    gw_stat_set(&w->stats.subscriptions, w->hub.nsubs);
+    outq_account_drop(s);
+    gw_outq_deinit(&s->outq);
+    free(s->rxbuf);
+
+    gw_dict_delete(&w->sessions, &s->id, sizeof(s->id));
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->session_list = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+
+    gw_stat_add(&w->stats.connections, -1);
+    LOG_DBG("closed id=%llu", (unsigned long long)s->id);
+    free(s);
+}
+
+void gw_session_saw_traffic(struct gw_session *s)
+{
+    s->last_rx_us = gw_now_us();
+}
+
+void gw_session_close(struct gw_session *s, int code, const char *reason, bool flush)
+{
+    if (s->state == GW_SESSION_CLOSING)
+        return;
+    s->state = GW_SESSION_CLOSING;
+    s->close_code = code;
+    s->close_reason = reason;
+    s->flush_before_close = flush;
+    if (!flush) {
+        /* Nothing queued will be sent: free it now, not when the peer lets us. */
+        outq_account_drop(s);
+        gw_outq_deinit(&s->outq);
+    }
+    lws_callback_on_writable(s->wsi);
+    /* A peer that never lets us write (full socket) still goes: lws kills the
+     * connection when this timer fires unless the close completed first. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, flush ? s->worker->node->cfg->drain_timeout_s + 1 : 2);
+}
+
+static void shed(struct gw_session *s, enum gw_shed_reason reason, int code, const char *text)
+{
+    gw_stat_add(&s->worker->stats.shed[reason], 1);
+    LOG_WARN("shed id=%llu reason=%s queued_msgs=%zu queued_bytes=%zu subscriptions=%d",
+             (unsigned long long)s->id, gw_shed_reason_name(reason), s->outq.count, s->outq.bytes,
+             s->member.nsubs);
+    gw_session_close(s, code, text, false);
+}
+
+void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame)
+{
+    if (s->state != GW_SESSION_OPEN)
+        return;
+    bool was_empty = gw_outq_empty(&s->outq);
+    if (gw_outq_push(&s->outq, frame) != 0) {
+        shed(s, GW_SHED_SLOW_CONSUMER, 4008, "slow consumer");
+        return;
+    }
+    gw_stat_add(&s->worker->stats.outq_bytes, (int64_t)frame->len);
+    gw_stat_add(&s->worker->stats.outq_messages, 1);
+    if (was_empty)
+        lws_callback_on_writable(s->wsi);
+}
+
+/* Queues a frame built for this session alone and drops the builder's reference. */
+static void enqueue_own(struct gw_session *s, struct gw_frame *frame)
+{
+    gw_session_enqueue(s, frame);
+    gw_frame_unref(frame);
+}
+
+void gw_session_send_error(struct gw_session *s, enum gw_err err, bool has_id, int64_t id,
+                           const char *message)
+{
+    gw_stat_add(&s->worker->stats.client_errors[err], 1);
+    LOG_DBG("error id=%llu code=%s", (unsigned long long)s->id, gw_err_slug(err));
+    enqueue_own(s, gw_codec_error(err, has_id, id, message));
+}
+
+static void send_ack(struct gw_session *s, bool has_id, int64_t id)
+{
+    if (has_id)
+        enqueue_own(s, gw_codec_ack(id));
+}
+
+void gw_session_ack(struct gw_session *s, int64_t id)
+{
+    send_ack(s, true, id);
+}
+
+struct gw_session *gw_session_find(struct gw_worker *w, uint64_t id)
+{
+    struct gw_dict_entry *e = gw_dict_find(&w->sessions, &id, sizeof(id));
+    return e ? e->value : NULL;
+}
+
+void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id)
+{
+    if (ok)
+        send_ack(s, has_id, id);
+    else
+        gw_session_send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
+}
+
+/* Refills the bucket and takes one token; false when the client is over its rate. */
+static bool rate_allow(struct gw_session *s)
+{
+    const struct gw_config *cfg = s->worker->node->cfg;
+    int64_t now = gw_now_us();
+    int64_t max = (int64_t)cfg->client_burst * TOKEN_UNIT;
+
+    s->tokens += (now - s->last_refill_us) * cfg->client_rate;
+    if (s->tokens > max)
+        s->tokens = max;
+    s->last_refill_us = now;
+    if (s->tokens < TOKEN_UNIT)
+        return false;
+    s->tokens -= TOKEN_UNIT;
+    return true;
+}
+
+static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
+{
+    struct gw_worker *w = s->worker;
+    bool available = !w->draining && gw_bus_ready(w->node->bus);
+    int rc = gw_hub_subscribe(&w->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
+                              w->node->cfg->max_subscriptions, available);
+    if (rc == -ENOSPC) {
+        gw_session_send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
+                              "subscription limit reached (--max-subscriptions)");
+    } else if (rc == -EAGAIN) {
+        gw_session_send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
+                              w->draining ? "node is draining; reconnect to another node"
+                                          : "Redis is unavailable; try again shortly");
+    } else {
+        gw_stat_set(&w->stats.subscriptions, w->hub.nsubs);
+        if (rc == GW_HUB_SUB_ACK_NOW)
+            send_ack(s, req->has_id, req->id);
+    }
+}
+
+static void handle_request(struct gw_session *s, struct gw_request *req)
+{
+    struct gw_worker *w = s->worker;
+
+    switch (req->type) {
+    case GW_REQ_PING:
+        enqueue_own(s, gw_codec_pong(req->has_id, req->id));
+        break;
+    case GW_REQ_SUBSCRIBE:
+        handle_subscribe(s, req);
+        break;
+    case GW_REQ_UNSUBSCRIBE:
+        gw_hub_unsubscribe(&w->hub, &s->member, req->channel, req->channel_len);
+        gw_stat_set(&w->stats.subscriptions, w->hub.nsubs);
+        send_ack(s, req->has_id, req->id);
+        break;
+    case GW_REQ_PUBLISH:
+        if (w->draining || !gw_bus_ready(w->node->bus)) {
+            gw_session_publish_result(s, false, req->has_id, req->id);
+            break;
+        }
+        gw_bus_post_publish(w->node->bus, w->index, s->id, req->has_id, req->id, req->channel,
+                            req->channel_len, req->data_json, req->data_len);
+        req->data_json = NULL; /* moved to the bus */
+        break;
+    }
+}
+
+static void handle_message(struct gw_session *s, const char *buf, size_t len)
+{
+    struct gw_request req;
+    int rc = gw_codec_parse(buf, len, &req);
+
+    if (rc != 0)
+        gw_session_send_error(s, req.err, req.has_id, req.id, req.errmsg);
+    else if (!rate_allow(s))
+        gw_session_send_error(s, GW_ERR_RATE_LIMITED, req.has_id, req.id,
+                              "too many messages; slow down (--client-rate)");
+    else
+        handle_request(s, &req);
+    gw_request_deinit(&req);
+}
+
+void gw_session_receive(struct gw_session *s, const void *in, size_t len)
+{
+    const struct gw_config *cfg = s->worker->node->cfg;
+    struct lws *wsi = s->wsi;
+    bool final = lws_is_final_fragment(wsi);
+
+    gw_session_saw_traffic(s);
+    if (!s->rx_in_message) {
+        s->rx_in_message = true;
+        s->rx_binary = lws_frame_is_binary(wsi);
+        s->rx_discard = false;
+        s->rxlen = 0;
+    }
+    if (s->rx_binary || s->rx_discard)
+        goto consumed;
+
+    if (s->rxlen + len > cfg->max_frame_bytes) {
+        s->rx_discard = true;
+        free(s->rxbuf);
+        s->rxbuf = NULL;
+        s->rxlen = s->rxcap = 0;
+        goto consumed;
+    }
+    if (final && s->rxlen == 0) {
+        /* Whole message in one callback: parse from lws' buffer, no copy. */
+        if (s->state == GW_SESSION_OPEN)
+            handle_message(s, in, len);
+        goto consumed;
+    }
+    if (s->rxlen + len > s->rxcap) {
+        s->rxcap = s->rxlen + len > s->rxcap * 2 ? s->rxlen + len : s->rxcap * 2;
+        s->rxbuf = gw_xrealloc(s->rxbuf, s->rxcap);
+    }
+    memcpy(s->rxbuf + s->rxlen, in, len);
+    s->rxlen += len;
+    if (final && s->state == GW_SESSION_OPEN)
+        handle_message(s, s->rxbuf, s->rxlen);
+
+consumed:
+    if (!final)
+        return;
+    if (s->state == GW_SESSION_OPEN) {
+        if (s->rx_binary)
+            gw_session_send_error(s, GW_ERR_BINARY_NOT_SUPPORTED, false, 0,
+                                  "binary messages are not supported; send JSON text");
+        else if (s->rx_discard)
+            gw_session_send_error(s, GW_ERR_MESSAGE_TOO_LARGE, false, 0,
+                                  "message exceeds --max-frame-bytes; discarded");
+    }
+    s->rx_in_message = false;
+    /* Keep small buffers for the next fragmented message, free big ones. */
+    if (s->rxcap > 4096) {
+        free(s->rxbuf);
+        s->rxbuf = NULL;
+        s->rxcap = 0;
+    }
+    s->rxlen = 0;
+}
+
+int gw_session_writeable(struct gw_session *s)
+{
+    struct gw_worker *w = s->worker;
+
+    if (s->state == GW_SESSION_CLOSING && !(s->flush_before_close && !gw_outq_empty(&s->outq))) {
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)s->close_reason,
+                         strlen(s->close_reason));
+        return -1;
+    }
+    if (s->ping_due) {
+        /* Never an empty ping: lws 4.1.6 raises no RECEIVE_PONG for an empty
+         * pong, and a pong echoes the ping's payload. */
+        unsigned char buf[LWS_PRE + 8];
+        memcpy(buf + LWS_PRE, "wsgate:p", 8);
+        s->ping_due = false;
+        if (lws_write(s->wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
+            return -1;
+        if (!gw_outq_empty(&s->outq))
+            lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+    struct gw_frame *f = gw_outq_pop(&s->outq);
+    if (!f)
+        return 0;
+    gw_stat_add(&w->stats.outq_bytes, -(int64_t)f->len);
+    gw_stat_add(&w->stats.outq_messages, -1);
+    /* lws writes the frame header into the headroom in front of the payload.
+     * The frame is only ever written by this worker's thread. */
+    int n = lws_write(s->wsi, gw_frame_payload(f), f->len, LWS_WRITE_TEXT);
+    gw_frame_unref(f);
+    if (n < 0)
+        return -1;
+    gw_stat_add(&w->stats.messages_delivered, 1);
+    if (!gw_outq_empty(&s->outq) || s->state == GW_SESSION_CLOSING)
+        lws_callback_on_writable(s->wsi);
+    return 0;
+}
+
+void gw_session_tick(struct gw_session *s, int64_t now_us)
+{
+    const struct gw_config *cfg = s->worker->node->cfg;
+
+    if (s->state != GW_SESSION_OPEN)
+        return;
+    if (now_us - s->last_rx_us > (int64_t)cfg->idle_timeout_s * 1000000) {
+        shed(s, GW_SHED_IDLE_TIMEOUT, 4001, "idle timeout");
+        return;
+    }
+    if (now_us - s->last_ping_us >= (int64_t)cfg->ping_interval_s * 1000000) {
+        s->last_ping_us = now_us;
+        s->ping_due = true;
+        lws_callback_on_writable(s->wsi);
+    }
+}

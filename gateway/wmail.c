@@ -1,0 +1,24 @@
+/* Worker inbox messages. */
+#include "wmail.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+
+struct gw_wmail *gw_wmail_new(enum gw_wmail_type type, const char *name, size_t len)
+{
+    struct gw_wmail *m = gw_xcalloc(1, sizeof(*m) + len + 1);
+    m->type = type;
+    if (name) {
+        memcpy(m->name, name, len);
+        m->name_len = len;
+    }
+    return m;
+}
+
+void gw_wmail_free(struct gw_wmail *m)
+{
+    gw_frame_unref(m->frame);
+    free(m);
+}

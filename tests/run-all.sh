@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Runs the whole test suite twice: an optimised build with debug info (which includes the
+# valgrind integration test when valgrind is present), then a Debug build with ASan+UBSan.
+# Both build with -Werror. Exits non-zero if any build or test fails.
+#
+#   tests/run-all.sh            both stages
+#   tests/run-all.sh asan       one stage: "main" (build-test/) or "asan" (build-asan/)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+JOBS=$(nproc 2>/dev/null || echo 2)
+CTEST_TIMEOUT=${CTEST_TIMEOUT:-600} # per test, for tests that set no TIMEOUT of their own
+
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(main asan)
+for s in "${stages[@]}"; do
+  case "$s" in
+    main | asan) ;;
+    *) echo "usage: $0 [main] [asan]" >&2; exit 2 ;;
+  esac
+done
+
+bash "$ROOT/deploy/install-deps.sh"
+
+say() { printf '\n=== %s\n' "$*"; }
+
+results=() total_passed=0 total_failed=0 failed_stages=0
+
+# run_stage NAME DIR ENV... -- CMAKE_ARGS...: configure, build, ctest; records one result.
+run_stage() {
+  local name=$1 dir=$2 env=() start=$SECONDS rc=0 passed=0 failed=0 line
+  shift 2
+  while [ "$1" != "--" ]; do env+=("$1"); shift; done
+  shift
+  say "$name: configure + build in $dir/ ($*)"
+  if ! cmake -S . -B "$dir" -DBUILD_TESTING=ON "$@"; then
+    results+=("$name: FAILED (cmake configure)")
+    failed_stages=$((failed_stages + 1))
+    return
+  fi
+  if ! cmake --build "$dir" -j"$JOBS"; then
+    results+=("$name: FAILED (build)")
+    failed_stages=$((failed_stages + 1))
+    return
+  fi
+  say "$name: ctest"
+  env "${env[@]}" ctest --test-dir "$dir" --output-on-failure -j2 --no-tests=error \
+    --timeout "$CTEST_TIMEOUT" 2>&1 | tee "$dir/ctest.log" || rc=$?
+  # ctest's summary line: "100% tests passed, 0 tests failed out of 12"
+  line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$dir/ctest.log" | tail -n 1 || true)
+  if [ -n "$line" ]; then
+    failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+    passed=$(( $(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line") - failed ))
+  fi
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+    results+=("$name: FAILED (ctest exit $rc; $passed passed, $failed failed) in $((SECONDS - start))s")
+    failed_stages=$((failed_stages + 1))
+  else
+    results+=("$name: ok ($passed passed) in $((SECONDS - start))s")
+  fi
+}
+
+for s in "${stages[@]}"; do
+  case "$s" in
+    main)
+      run_stage main build-test -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENABLE_SANITIZERS=OFF
+      ;;
+    asan)
+      # CK_FORK=no: Check runs each test in-process, so the sanitizers see all of it.
+      run_stage asan build-asan \
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        CK_FORK=no \
+        -- -DCMAKE_BUILD_TYPE=Debug -DENABLE_SANITIZERS=ON
+      ;;
+  esac
+done
+
+say "summary"
+printf '  %s\n' "${results[@]}"
+if [ "$failed_stages" -ne 0 ]; then
+  echo "FAILED: $failed_stages of ${#stages[@]} stages"
+else
+  echo "all ${#stages[@]} stages passed"
+fi
+printf 'run-all: %d passed, %d failed\n' "$total_passed" "$total_failed"
+[ "$failed_stages" -eq 0 ]

@@ -1,0 +1,528 @@
+/* Configuration: defaults, environment vs flags, every validation failure,
+ * listen addresses and Redis URLs, usage text and the startup log line. */
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "config.h"
+#include "unit.h"
+
+static struct gw_config cfg;
+static char err[256];
+
+static void setup(void)
+{
+    gw_config_init(&cfg);
+    err[0] = '\0';
+}
+
+static void teardown(void)
+{
+    gw_config_deinit(&cfg);
+}
+
+/* Loads argv (NULL-terminated, without argv[0]) and envp. */
+static int load(char **args, char **env)
+{
+    char *argv[32] = { "wsgate" };
+    int argc = 1;
+
+    for (; args && args[argc - 1]; argc++)
+        argv[argc] = args[argc - 1];
+    return gw_config_load(&cfg, argc, argv, env, err, sizeof err);
+}
+
+#define ARGS(...) ((char *[]){ __VA_ARGS__, NULL })
+
+/* Fresh config, load, expect failure with exactly this message. */
+static void expect_fail(char **args, char **env, const char *msg)
+{
+    gw_config_deinit(&cfg);
+    gw_config_init(&cfg);
+    ck_assert_int_eq(load(args, env), -EINVAL);
+    if (msg)
+        ck_assert_str_eq(err, msg);
+    else
+        ck_assert(err[0] != '\0');
+}
+
+static void expect_ok(char **args, char **env)
+{
+    gw_config_deinit(&cfg);
+    gw_config_init(&cfg);
+    ck_assert_msg(load(args, env) == 0, "unexpected error: %s", err);
+}
+
+START_TEST(defaults)
+{
+    char pid[32];
+
+    ck_assert_int_eq(load(NULL, NULL), 0);
+    ck_assert_str_eq(cfg.listen_host, "0.0.0.0");
+    ck_assert_int_eq(cfg.listen_port, 8080);
+    ck_assert_ptr_null(cfg.redis_url);
+    ck_assert_ptr_null(cfg.redis.host);
+    ck_assert_ptr_null(cfg.redis.unix_path);
+    ck_assert_str_eq(cfg.channel_prefix, "gw:");
+    ck_assert_int_eq(cfg.workers, 1);
+    ck_assert_uint_eq(cfg.max_frame_bytes, 65536);
+    ck_assert_uint_eq(cfg.max_message_bytes, 262144);
+    ck_assert_int_eq(cfg.max_subscriptions, 64);
+    ck_assert_uint_eq(cfg.queue_max_messages, 1024);
+    ck_assert_uint_eq(cfg.queue_max_bytes, 4194304);
+    ck_assert_int_eq(cfg.client_rate, 200);
+    ck_assert_int_eq(cfg.client_burst, 400);
+    ck_assert_int_eq(cfg.ping_interval_s, 25);
+    ck_assert_int_eq(cfg.idle_timeout_s, 60);
+    ck_assert_int_eq(cfg.drain_timeout_s, 10);
+    ck_assert_int_eq(cfg.redis_connect_timeout_ms, 2000);
+    ck_assert_int_eq(cfg.redis_heartbeat_interval_ms, 1000);
+    ck_assert_int_eq(cfg.redis_heartbeat_timeout_ms, 3000);
+    ck_assert_int_eq(cfg.redis_backoff_min_ms, 100);
+    ck_assert_int_eq(cfg.redis_backoff_max_ms, 2000);
+    ck_assert_int_eq(cfg.resubscribe_batch, 256);
+    ck_assert_int_eq(cfg.log_level, GW_LOG_INFO);
+    ck_assert_int_eq(cfg.log_format, GW_LOG_TEXT);
+    ck_assert(!cfg.show_help);
+    ck_assert(!cfg.show_version);
+    /* <hostname>-<pid>, channel-safe */
+    snprintf(pid, sizeof pid, "-%ld", (long)getpid());
+    ck_assert_uint_gt(strlen(cfg.node_id), strlen(pid));
+    ck_assert_str_eq(cfg.node_id + strlen(cfg.node_id) - strlen(pid), pid);
+    ck_assert(gw_channel_valid(cfg.node_id, strlen(cfg.node_id)));
+}
+END_TEST
+
+START_TEST(flags_and_env)
+{
+    expect_ok(ARGS("--workers", "4"), NULL);
+    ck_assert_int_eq(cfg.workers, 4);
+    expect_ok(ARGS("--workers=8"), NULL);
+    ck_assert_int_eq(cfg.workers, 8);
+    expect_ok(NULL, ARGS("WSGATE_WORKERS=3"));
+    ck_assert_int_eq(cfg.workers, 3);
+    /* Flags win over the environment, whatever the order. */
+    expect_ok(ARGS("--workers", "5"), ARGS("WSGATE_WORKERS=3"));
+    ck_assert_int_eq(cfg.workers, 5);
+    expect_ok(ARGS("--max-frame-bytes=1000", "--channel-prefix", "", "--node-id", "n-1"),
+              ARGS("PATH=/bin", "WSGATE_CHANNEL_PREFIX=x:", "WSGATE_LOG_LEVEL=debug",
+                   "WSGATE_LOG_FORMAT=json", "WSGATE_REDIS_HEARTBEAT_INTERVAL_MS=500"));
+    ck_assert_uint_eq(cfg.max_frame_bytes, 1000);
+    ck_assert_str_eq(cfg.channel_prefix, "");
+    ck_assert_str_eq(cfg.node_id, "n-1");
+    ck_assert_int_eq(cfg.log_level, GW_LOG_DEBUG);
+    ck_assert_int_eq(cfg.log_format, GW_LOG_JSON);
+    ck_assert_int_eq(cfg.redis_heartbeat_interval_ms, 500);
+    /* Unknown WSGATE_* variables and malformed entries are ignored. */
+    expect_ok(NULL, ARGS("WSGATE_NOPE=1", "WSGATE_WORKERSX=abc", "WSGATE_", "WSGATE_HELP=1",
+                         "NOEQUALS", "workers=9"));
+    ck_assert_int_eq(cfg.workers, 1);
+    ck_assert(!cfg.show_help);
+}
+END_TEST
+
+START_TEST(integer_errors)
+{
+    expect_fail(ARGS("--workers", "abc"), NULL,
+                "--workers: expected an integer in 1..64, got \"abc\"");
+    expect_fail(NULL, ARGS("WSGATE_WORKERS=abc"),
+                "WSGATE_WORKERS: expected an integer in 1..64, got \"abc\"");
+    expect_fail(ARGS("--workers=12x"), NULL, "--workers: expected an integer in 1..64, got \"12x\"");
+    expect_fail(ARGS("--workers", "0"), NULL, "--workers: expected an integer in 1..64, got \"0\"");
+    expect_fail(ARGS("--workers", "65"), NULL, "--workers: expected an integer in 1..64, got \"65\"");
+    expect_fail(ARGS("--workers", " 1"), NULL, NULL);
+    expect_fail(ARGS("--workers", "+1"), NULL, NULL);
+    expect_fail(ARGS("--workers", "1.0"), NULL, NULL);
+    expect_fail(ARGS("--workers="), NULL, "--workers: expected an integer in 1..64, got \"\"");
+    expect_fail(ARGS("--workers", "-1"), NULL, NULL);
+    expect_fail(ARGS("--workers", "99999999999999999999"), NULL,
+                "--workers: expected an integer in 1..64, got \"99999999999999999999\"");
+    expect_fail(ARGS("--queue-max-bytes", "-5"), NULL, NULL);
+}
+END_TEST
+
+/* Every integer option: its bounds accepted, one past each bound refused
+ * with an error naming the option (other checks may still object). */
+START_TEST(integer_ranges)
+{
+    static const struct {
+        const char *flag;
+        long long min, max;
+    } r[] = {
+        { "workers", 1, 64 },
+        { "max-frame-bytes", 128, 16777216 },
+        { "max-message-bytes", 128, 67108864 },
+        { "max-subscriptions", 1, 100000 },
+        { "queue-max-messages", 1, 1000000 },
+        { "client-rate", 1, 1000000 },
+        { "client-burst", 1, 100000000 },
+        { "ping-interval", 1, 3600 },
+        { "idle-timeout", 1, 86400 },
+        { "drain-timeout", 0, 3600 },
+        { "redis-heartbeat-interval-ms", 50, 60000 },
+        { "resubscribe-batch", 1, 100000 },
+        { "redis-connect-timeout-ms", 1, 600000 },
+        { "redis-backoff-min-ms", 1, 600000 },
+        { "redis-backoff-max-ms", 1, 600000 },
+        { "redis-heartbeat-timeout-ms", 1, 600000 },
+    };
+
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        long long probe[4] = { r[i].min, r[i].max, r[i].min - 1, r[i].max + 1 };
+        char flag[64], prefix[64];
+
+        snprintf(flag, sizeof flag, "--%s", r[i].flag);
+        snprintf(prefix, sizeof prefix, "--%s:", r[i].flag);
+        for (int k = 0; k < 4; k++) {
+            char val[32];
+            int rc;
+
+            snprintf(val, sizeof val, "%lld", probe[k]);
+            gw_config_deinit(&cfg);
+            gw_config_init(&cfg);
+            rc = load(ARGS(flag, val, "--queue-max-bytes", "1099511627776"), NULL);
+            if (k < 2)
+                ck_assert_msg(rc == 0 || strncmp(err, prefix, strlen(prefix)) != 0,
+                              "%s %s refused: %s", flag, val, err);
+            else
+                ck_assert_msg(rc == -EINVAL && strncmp(err, prefix, strlen(prefix)) == 0,
+                              "%s %s: rc %d err %s", flag, val, rc, err);
+        }
+    }
+}
+END_TEST
+
+START_TEST(argument_errors)
+{
+    expect_fail(ARGS("--nope"), NULL, "unknown option --nope (see --help)");
+    expect_fail(ARGS("--nope=1"), NULL, "unknown option --nope (see --help)");
+    expect_fail(ARGS("--workers"), NULL, "--workers: missing value");
+    expect_fail(ARGS("--workers", "--listen", ":1"), NULL, "--workers: missing value");
+    expect_fail(ARGS("serve"), NULL, "unexpected argument \"serve\" (see --help)");
+    expect_fail(ARGS("-x"), NULL, NULL);
+    expect_fail(ARGS("--"), NULL, NULL);
+    expect_fail(ARGS("--help=1"), NULL, "--help: takes no value");
+}
+END_TEST
+
+START_TEST(help_and_version)
+{
+    expect_ok(ARGS("--help"), NULL);
+    ck_assert(cfg.show_help);
+    expect_ok(ARGS("-h"), NULL);
+    ck_assert(cfg.show_help);
+    expect_ok(ARGS("--version"), NULL);
+    ck_assert(cfg.show_version);
+    ck_assert(!cfg.show_help);
+    /* Help still works next to bad values. */
+    expect_ok(ARGS("--workers", "abc", "--help"), ARGS("WSGATE_WORKERS=0"));
+    ck_assert(cfg.show_help);
+}
+END_TEST
+
+START_TEST(cross_checks)
+{
+    expect_ok(ARGS("--max-message-bytes", "262144", "--queue-max-bytes", "262656"), NULL);
+    expect_fail(ARGS("--max-message-bytes", "262144", "--queue-max-bytes", "262655"), NULL,
+                "--queue-max-bytes (262655) must be at least --max-message-bytes + 512 (262656)");
+    expect_fail(ARGS("--max-message-bytes", "1000", "--max-frame-bytes", "1000000",
+                     "--queue-max-bytes", "999999"),
+                NULL, "--queue-max-bytes (999999) must be at least --max-frame-bytes (1000000)");
+    expect_ok(ARGS("--max-message-bytes", "1000", "--max-frame-bytes", "1000000",
+                   "--queue-max-bytes", "1000000"),
+              NULL);
+    expect_fail(ARGS("--idle-timeout", "25"), NULL,
+                "--idle-timeout (25) must be greater than --ping-interval (25)");
+    expect_ok(ARGS("--idle-timeout", "26"), NULL);
+    expect_fail(NULL, ARGS("WSGATE_PING_INTERVAL=100"),
+                "--idle-timeout (60) must be greater than --ping-interval (100)");
+    expect_fail(ARGS("--redis-heartbeat-timeout-ms", "1000"), NULL,
+                "--redis-heartbeat-timeout-ms (1000) must be greater than "
+                "--redis-heartbeat-interval-ms (1000)");
+    expect_fail(ARGS("--redis-backoff-max-ms", "99"), NULL,
+                "--redis-backoff-max-ms (99) must be at least --redis-backoff-min-ms (100)");
+    expect_ok(ARGS("--redis-backoff-max-ms", "100"), NULL);
+}
+END_TEST
+
+START_TEST(strings)
+{
+    char p64[70], p65[70];
+
+    memset(p64, 'p', 64);
+    p64[64] = '\0';
+    memset(p65, 'p', 65);
+    p65[65] = '\0';
+    expect_ok(ARGS("--channel-prefix", p64), NULL);
+    ck_assert_str_eq(cfg.channel_prefix, p64);
+    expect_fail(ARGS("--channel-prefix", p65), NULL, NULL);
+    ck_assert_ptr_nonnull(strstr(err, "--channel-prefix:"));
+    expect_fail(ARGS("--channel-prefix", "a b"), NULL, NULL);
+    expect_fail(ARGS("--channel-prefix", "x*"), NULL, NULL);
+    expect_ok(ARGS("--channel-prefix=app/1.ws:"), NULL);
+    ck_assert_str_eq(cfg.channel_prefix, "app/1.ws:");
+    expect_fail(ARGS("--node-id="), NULL, NULL);
+    ck_assert_ptr_nonnull(strstr(err, "--node-id:"));
+    expect_fail(ARGS("--node-id", "a b"), NULL, NULL);
+    expect_fail(ARGS("--node-id", p65), NULL, NULL);
+    expect_fail(ARGS("--log-level", "verbose"), NULL,
+                "--log-level: expected error, warn, info or debug, got \"verbose\"");
+    expect_fail(NULL, ARGS("WSGATE_LOG_FORMAT=xml"),
+                "WSGATE_LOG_FORMAT: expected text or json, got \"xml\"");
+    expect_ok(ARGS("--log-level", "error", "--log-format", "text"), ARGS("WSGATE_LOG_FORMAT=json"));
+    ck_assert_int_eq(cfg.log_level, GW_LOG_ERROR);
+    ck_assert_int_eq(cfg.log_format, GW_LOG_TEXT);
+}
+END_TEST
+
+static void listen_ok(const char *s, const char *host, int port)
+{
+    char *h = NULL;
+    int p = 0;
+
+    ck_assert_msg(gw_parse_listen(s, &h, &p, err, sizeof err) == 0, "%s: %s", s, err);
+    ck_assert_str_eq(h, host);
+    ck_assert_int_eq(p, port);
+    free(h);
+}
+
+static void listen_bad(const char *s)
+{
+    char *h = (char *)"untouched";
+    int p = 0;
+
+    err[0] = '\0';
+    ck_assert_msg(gw_parse_listen(s, &h, &p, err, sizeof err) == -EINVAL, "%s accepted", s);
+    ck_assert_ptr_null(h);
+    ck_assert(err[0] != '\0');
+}
+
+START_TEST(listen)
+{
+    listen_ok("0.0.0.0:8080", "0.0.0.0", 8080);
+    listen_ok(":9000", "0.0.0.0", 9000);
+    listen_ok("127.0.0.1:1", "127.0.0.1", 1);
+    listen_ok("localhost:65535", "localhost", 65535);
+    listen_ok("[::1]:8080", "::1", 8080);
+    listen_ok("[::]:80", "::", 80);
+    listen_bad("localhost");
+    listen_bad("::1:80");
+    listen_bad("host:0");
+    listen_bad("host:65536");
+    listen_bad("host:");
+    listen_bad("host:80x");
+    listen_bad("[::1]");
+    listen_bad("[::1]80");
+    listen_bad("[]:80");
+    listen_bad("[::1:80");
+    listen_bad("");
+    expect_ok(ARGS("--listen", "[::1]:7000"), NULL);
+    ck_assert_str_eq(cfg.listen_host, "::1");
+    ck_assert_int_eq(cfg.listen_port, 7000);
+    expect_fail(NULL, ARGS("WSGATE_LISTEN=nope"), NULL);
+    ck_assert_ptr_nonnull(strstr(err, "WSGATE_LISTEN: "));
+}
+END_TEST
+
+static struct gw_redis_addr addr;
+
+static void url_ok(const char *url, const char *host, int port, const char *path,
+                   const char *user, const char *pass, int db)
+{
+    ck_assert_msg(gw_redis_addr_parse(url, &addr, err, sizeof err) == 0, "%s: %s", url, err);
+    if (host)
+        ck_assert_str_eq(addr.host, host);
+    else
+        ck_assert_ptr_null(addr.host);
+    ck_assert_int_eq(addr.port, port);
+    if (path)
+        ck_assert_str_eq(addr.unix_path, path);
+    else
+        ck_assert_ptr_null(addr.unix_path);
+    if (user)
+        ck_assert_str_eq(addr.username, user);
+    else
+        ck_assert_ptr_null(addr.username);
+    if (pass)
+        ck_assert_str_eq(addr.password, pass);
+    else
+        ck_assert_ptr_null(addr.password);
+    ck_assert_int_eq(addr.db, db);
+    gw_redis_addr_deinit(&addr);
+}
+
+static void url_bad(const char *url, const char *msg)
+{
+    err[0] = '\0';
+    ck_assert_msg(gw_redis_addr_parse(url, &addr, err, sizeof err) == -EINVAL, "%s accepted", url);
+    ck_assert_ptr_null(addr.host);
+    ck_assert_ptr_null(addr.password);
+    if (msg)
+        ck_assert_str_eq(err, msg);
+    ck_assert(err[0] != '\0');
+    /* Never echo a secret into an error message. */
+    ck_assert_ptr_null(strstr(err, "hunter2"));
+}
+
+START_TEST(redis_urls)
+{
+    url_ok("redis://localhost", "localhost", 6379, NULL, NULL, NULL, 0);
+    url_ok("redis://localhost/", "localhost", 6379, NULL, NULL, NULL, 0);
+    url_ok("redis://h:6380/2", "h", 6380, NULL, NULL, NULL, 2);
+    url_ok("redis://:secret@h", "h", 6379, NULL, NULL, "secret", 0);
+    url_ok("redis://user:pa%40ss%3a@h:1/3", "h", 1, NULL, "user", "pa@ss:", 3);
+    url_ok("redis://user:p@ss@h", "h", 6379, NULL, "user", "p@ss", 0);
+    url_ok("redis://[::1]:7000/1", "::1", 7000, NULL, NULL, NULL, 1);
+    url_ok("redis://[::1]", "::1", 6379, NULL, NULL, NULL, 0);
+    url_ok("REDIS://H", "H", 6379, NULL, NULL, NULL, 0);
+    url_ok("redis://10.0.0.1:6379/15", "10.0.0.1", 6379, NULL, NULL, NULL, 15);
+    url_ok("unix:///tmp/r.sock", NULL, 0, "/tmp/r.sock", NULL, NULL, 0);
+    url_ok("unix:///tmp/r.sock?db=2", NULL, 0, "/tmp/r.sock", NULL, NULL, 2);
+    url_ok("unix://:pw@/var/run/redis.sock", NULL, 0, "/var/run/redis.sock", NULL, "pw", 0);
+
+    url_bad("rediss://h:6380", "TLS is not supported by hiredis 0.14; use a TLS sidecar");
+    url_bad("REDISS://:hunter2@h", "TLS is not supported by hiredis 0.14; use a TLS sidecar");
+    url_bad("redis://", "empty host in the Redis URL");
+    url_bad("redis://:6379", "empty host in the Redis URL");
+    url_bad("redis://:hunter2@/0", "empty host in the Redis URL");
+    url_bad("redis://h:", NULL);
+    url_bad("redis://h:0", NULL);
+    url_bad("redis://h:65536", NULL);
+    url_bad("redis://h:abc", NULL);
+    url_bad("redis://h:-1", NULL);
+    url_bad("redis://h/x", NULL);
+    url_bad("redis://h/-1", NULL);
+    url_bad("redis://h/1/2", NULL);
+    url_bad("redis://h?db=1", NULL);
+    url_bad("redis://user@h", NULL);
+    url_bad("redis://user:@h", "a Redis user name needs a password");
+    url_bad("redis://u%zz:hunter2@h", NULL);
+    url_bad("redis://:hunter2%0@h", NULL);
+    url_bad("redis://:hunter2%00@h", NULL);
+    url_bad("redis://:hunter2@h:bad", NULL);
+    url_bad("redis://[::1", NULL);
+    url_bad("redis://[::1]x", NULL);
+    url_bad("redis://[]:1", NULL);
+    url_bad("http://h", "a Redis URL starts with redis:// or unix://");
+    url_bad("h:6379", NULL);
+    url_bad("", NULL);
+    url_bad("unix://", NULL);
+    url_bad("unix://tmp/x", NULL);
+    url_bad("unix:///", NULL);
+    url_bad("unix:///x?foo=1", NULL);
+    url_bad("unix:///x?db=a", NULL);
+    url_bad("unix:///x?db=", NULL);
+}
+END_TEST
+
+START_TEST(redis_url_option)
+{
+    expect_ok(NULL, ARGS("WSGATE_REDIS_URL=redis://r:7000/1"));
+    ck_assert_str_eq(cfg.redis_url, "redis://r:7000/1");
+    ck_assert_str_eq(cfg.redis.host, "r");
+    ck_assert_int_eq(cfg.redis.port, 7000);
+    ck_assert_int_eq(cfg.redis.db, 1);
+    /* The flag replaces the environment's address entirely. */
+    expect_ok(ARGS("--redis-url", "unix:///s.sock"), ARGS("WSGATE_REDIS_URL=redis://:pw@r"));
+    ck_assert_ptr_null(cfg.redis.host);
+    ck_assert_ptr_null(cfg.redis.password);
+    ck_assert_str_eq(cfg.redis.unix_path, "/s.sock");
+    /* Empty means standalone. */
+    expect_ok(ARGS("--redis-url="), ARGS("WSGATE_REDIS_URL=redis://r"));
+    ck_assert_ptr_null(cfg.redis_url);
+    ck_assert_ptr_null(cfg.redis.host);
+    expect_fail(NULL, ARGS("WSGATE_REDIS_URL=rediss://r"),
+                "WSGATE_REDIS_URL: TLS is not supported by hiredis 0.14; use a TLS sidecar");
+    expect_fail(ARGS("--redis-url", "redis://"), NULL,
+                "--redis-url: empty host in the Redis URL");
+}
+END_TEST
+
+static char *capture_usage(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    gw_config_usage(f);
+    fclose(f);
+    return text;
+}
+
+START_TEST(usage_lists_everything)
+{
+    static const char *const want[] = {
+        "--listen", "WSGATE_LISTEN", "0.0.0.0:8080", "--redis-url", "WSGATE_REDIS_URL",
+        "--channel-prefix", "WSGATE_CHANNEL_PREFIX", "gw:", "--node-id", "WSGATE_NODE_ID",
+        "--workers", "WSGATE_WORKERS", "--max-frame-bytes", "WSGATE_MAX_FRAME_BYTES", "65536",
+        "--max-message-bytes", "WSGATE_MAX_MESSAGE_BYTES", "262144", "--max-subscriptions",
+        "WSGATE_MAX_SUBSCRIPTIONS", "--queue-max-messages", "WSGATE_QUEUE_MAX_MESSAGES",
+        "--queue-max-bytes", "WSGATE_QUEUE_MAX_BYTES", "4194304", "--client-rate",
+        "WSGATE_CLIENT_RATE", "--client-burst", "WSGATE_CLIENT_BURST", "--ping-interval",
+        "WSGATE_PING_INTERVAL", "--idle-timeout", "WSGATE_IDLE_TIMEOUT", "--drain-timeout",
+        "WSGATE_DRAIN_TIMEOUT", "--redis-connect-timeout-ms", "WSGATE_REDIS_CONNECT_TIMEOUT_MS",
+        "--redis-heartbeat-interval-ms", "WSGATE_REDIS_HEARTBEAT_INTERVAL_MS",
+        "--redis-heartbeat-timeout-ms", "WSGATE_REDIS_HEARTBEAT_TIMEOUT_MS",
+        "--redis-backoff-min-ms", "WSGATE_REDIS_BACKOFF_MIN_MS", "--redis-backoff-max-ms",
+        "WSGATE_REDIS_BACKOFF_MAX_MS", "--resubscribe-batch", "WSGATE_RESUBSCRIBE_BATCH",
+        "--log-level", "WSGATE_LOG_LEVEL", "--log-format", "WSGATE_LOG_FORMAT", "--help",
+        "--version",
+    };
+    char *text = capture_usage();
+
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(text, want[i]) != NULL, "usage lacks %s", want[i]);
+    free(text);
+}
+END_TEST
+
+START_TEST(log_line_masks_password)
+{
+    int fds[2];
+    char line[4096];
+    ssize_t n;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    expect_ok(ARGS("--redis-url", "redis://app:hunter2@[::1]:7000/3", "--workers", "2"), NULL);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
+    gw_config_log(&cfg);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
+    n = read(fds[0], line, sizeof line - 1);
+    ck_assert_int_gt(n, 0);
+    line[n] = '\0';
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_ptr_null(strstr(line, "hunter2"));
+    ck_assert_ptr_nonnull(strstr(line, " redis_url=redis://app:***@[::1]:7000/3 "));
+    ck_assert_ptr_nonnull(strstr(line, " workers=2 "));
+    ck_assert_ptr_nonnull(strstr(line, " listen=0.0.0.0:8080 "));
+    ck_assert_ptr_nonnull(strstr(line, " queue_max_bytes=4194304 "));
+    ck_assert_ptr_nonnull(strstr(line, " log_format=text"));
+    ck_assert_ptr_nonnull(strstr(line, "level=info module=config"));
+    ck_assert_ptr_eq(strchr(line, '\n'), line + n - 1); /* one line */
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, defaults);
+    tcase_add_test(tc, flags_and_env);
+    tcase_add_test(tc, integer_errors);
+    tcase_add_test(tc, integer_ranges);
+    tcase_add_test(tc, argument_errors);
+    tcase_add_test(tc, help_and_version);
+    tcase_add_test(tc, cross_checks);
+    tcase_add_test(tc, strings);
+    tcase_add_test(tc, listen);
+    tcase_add_test(tc, redis_urls);
+    tcase_add_test(tc, redis_url_option);
+    tcase_add_test(tc, usage_lists_everything);
+    tcase_add_test(tc, log_line_masks_password);
+    suite_add_tcase(s, tc);
+    return gw_run_suite(s);
+}
