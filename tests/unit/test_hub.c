@@ -1,13 +1,11 @@
 /* Hub: channel index, 0->1 / 1->0 transitions and deferred acks, driven with
  * fake members and a recording ops table. */
-#include <check.h>
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "frame.h"
 #include "hub.h"
+#include "unit.h"
 
 struct fake {
     struct gw_hub_member member;
@@ -191,9 +189,5 @@ static Suite *hub_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(hub_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return gw_run_suite(hub_suite());
 }
