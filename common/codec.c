@@ -361,12 +361,19 @@ static char *put(char *out, const void *data, size_t n)
     return out + n;
 }
 
+/* Every server message is one WebSocket text frame: add its header once. */
+static struct gw_frame *sealed(struct gw_frame *f)
+{
+    gw_frame_seal_ws_text(f);
+    return f;
+}
+
 struct gw_frame *gw_codec_ack(int64_t id)
 {
     char buf[64];
     int n = snprintf(buf, sizeof buf, "{\"type\":\"ack\",\"id\":%" PRId64 "}", id);
 
-    return gw_frame_new_copy(buf, (size_t)n);
+    return sealed(gw_frame_new_copy(buf, (size_t)n));
 }
 
 struct gw_frame *gw_codec_pong(bool has_id, int64_t id)
@@ -378,7 +385,7 @@ struct gw_frame *gw_codec_pong(bool has_id, int64_t id)
         n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"id\":%" PRId64 "}", id);
     else
         n = snprintf(buf, sizeof buf, "{\"type\":\"pong\"}");
-    return gw_frame_new_copy(buf, (size_t)n);
+    return sealed(gw_frame_new_copy(buf, (size_t)n));
 }
 
 struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const char *message)
@@ -405,7 +412,7 @@ struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const 
     *o++ = '}';
     f->len = (size_t)(o - start);
     assert(f->len == f->cap);
-    return f;
+    return sealed(f);
 }
 
 static const char msg_head[] = "{\"type\":\"message\",\"channel\":\"";
@@ -448,7 +455,7 @@ struct gw_frame *gw_codec_message(const char *channel, size_t channel_len,
     *o++ = '}';
     f->len = (size_t)(o - start);
     assert(f->len == f->cap);
-    return f;
+    return sealed(f);
 }
 
 /* ---- request parser ---- */

@@ -1,6 +1,6 @@
 /* Protocol v1 codec (docs/PROTOCOL.md): parses one client text message into a
  * gw_request and builds server frames. Pure: no I/O, no globals, no threads.
- * Built frames are complete JSON text ready for one WebSocket text frame. */
+ * Built frames are sealed: JSON text behind its WebSocket text-frame header. */
 #ifndef GW_CODEC_H
 #define GW_CODEC_H
 

@@ -25,6 +25,7 @@ struct gw_frame *gw_frame_new(size_t cap)
     f->refs = 1;
     f->len = 0;
     f->cap = cap;
+    f->hdr_len = 0;
     atomic_fetch_add_explicit(&live_frames, 1, memory_order_relaxed);
     return f;
 }
@@ -37,6 +38,40 @@ struct gw_frame *gw_frame_new_copy(const void *data, size_t len)
         memcpy(gw_frame_payload(f), data, len);
     f->len = len;
     return f;
+}
+
+struct gw_frame *gw_frame_copy(const struct gw_frame *f)
+{
+    struct gw_frame *copy = gw_frame_new_copy(f->buf + GW_FRAME_HEADROOM, f->len);
+
+    memcpy(copy->buf + GW_FRAME_HEADROOM - f->hdr_len, gw_frame_wire(f), f->hdr_len);
+    copy->hdr_len = f->hdr_len;
+    return copy;
+}
+
+void gw_frame_seal_ws_text(struct gw_frame *f)
+{
+    unsigned char hdr[10];
+    unsigned n;
+    uint64_t len = f->len;
+
+    hdr[0] = 0x81; /* FIN + text opcode; server frames are never masked */
+    if (len < 126) {
+        hdr[1] = (unsigned char)len;
+        n = 2;
+    } else if (len <= 0xffff) {
+        hdr[1] = 126;
+        hdr[2] = (unsigned char)(len >> 8);
+        hdr[3] = (unsigned char)len;
+        n = 4;
+    } else {
+        hdr[1] = 127;
+        for (int i = 0; i < 8; i++)
+            hdr[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+        n = 10;
+    }
+    memcpy(f->buf + GW_FRAME_HEADROOM - n, hdr, n);
+    f->hdr_len = n;
 }
 
 struct gw_frame *gw_frame_ref(struct gw_frame *f)

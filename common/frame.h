@@ -1,26 +1,26 @@
 /* Refcounted, immutable outbound bytes: one encoded server message shared by
- * every recipient on the node. Each frame has GW_FRAME_HEADROOM writable bytes
- * in front of the payload so libwebsockets can put the WebSocket header there
- * without a copy.
+ * every recipient on the node. Each frame has GW_FRAME_HEADROOM bytes in
+ * front of the payload where the WebSocket header is written once
+ * (gw_frame_seal_ws_text), so every recipient gets the same ready wire bytes.
  *
  * The refcount is plain: a frame belongs to one thread at a time. The bus
  * builds it and moves it through a mailbox (whose mutex orders the hand-off)
- * to exactly one worker; several workers get separate copies, because lws
- * writes the WebSocket header into the headroom. The payload is never
- * modified once the frame has been queued. */
+ * to exactly one worker; several workers get separate copies, so no refcount
+ * cache line ever bounces between cores on the per-recipient path. */
 #ifndef GW_FRAME_H
 #define GW_FRAME_H
 
 #include <stdatomic.h>
 #include <stddef.h>
 
-/* Must be >= LWS_PRE (16 on x86_64 with lws 4.1); checked at compile time in ws.c. */
+/* Room for the longest RFC 6455 server frame header (10 bytes); also >= LWS_PRE. */
 #define GW_FRAME_HEADROOM 16
 
 struct gw_frame {
     unsigned refs; /* owner thread only */
     size_t len; /* payload bytes */
     size_t cap; /* payload capacity */
+    unsigned hdr_len; /* WebSocket header bytes in front of the payload, 0 until sealed */
     unsigned char buf[]; /* GW_FRAME_HEADROOM bytes, then the payload */
 };
 
@@ -31,9 +31,28 @@ struct gw_frame *gw_frame_new(size_t cap);
 /* Returns a new frame (refcount 1) holding a copy of len bytes of data. */
 struct gw_frame *gw_frame_new_copy(const void *data, size_t len);
 
+/* Returns a new frame (refcount 1) with the same payload and header as f. */
+struct gw_frame *gw_frame_copy(const struct gw_frame *f);
+
 static inline unsigned char *gw_frame_payload(struct gw_frame *f)
 {
     return f->buf + GW_FRAME_HEADROOM;
+}
+
+/* Writes the WebSocket header of one unmasked, final text frame carrying the
+ * payload into the end of the headroom. After this the wire bytes are
+ * complete and the frame is never modified again. */
+void gw_frame_seal_ws_text(struct gw_frame *f);
+
+/* The bytes to put on the socket: header and payload, once sealed. */
+static inline const unsigned char *gw_frame_wire(const struct gw_frame *f)
+{
+    return f->buf + GW_FRAME_HEADROOM - f->hdr_len;
+}
+
+static inline size_t gw_frame_wire_len(const struct gw_frame *f)
+{
+    return f->hdr_len + f->len;
 }
 
 /* Takes one more reference; returns f. */

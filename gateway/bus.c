@@ -202,11 +202,11 @@ static void deliver(struct gw_bus *bus, const char *name, size_t len, const char
         if (!(ch->want_mask & (1ULL << w)))
             continue;
         struct gw_wmail *m = gw_wmail_new(GW_WMAIL_DELIVER, name, len);
-        /* Each worker gets its own buffer: lws writes the frame header into
-         * the headroom, so one buffer is never shared across threads. The
-         * JSON is still encoded once; other workers get a memcpy, made before
-         * the encoded frame is posted (after that it belongs to its worker). */
-        m->frame = w == last ? frame : gw_frame_new_copy(gw_frame_payload(frame), frame->len);
+        /* Each worker gets its own buffer so refcounts stay plain and never
+         * bounce between cores per recipient. The JSON is encoded once; other
+         * workers get a memcpy, made before the encoded frame is posted
+         * (after that it belongs to its worker). */
+        m->frame = w == last ? frame : gw_frame_copy(frame);
         gw_worker_post(bus->workers[w], m);
     }
 }

@@ -90,9 +90,11 @@ class SlowConsumerTest(GatewayTestCase):
         self.run_scenario(total=3000, pad=1000, batch=20)
 
     def test_slow_consumer_evicted_by_count(self):
-        # ~40 B messages: --queue-max-messages 64 is the limit hit first (if the kernel
-        # buffers fill, which 20000 messages do).
-        self.run_scenario(total=20000, pad=10, batch=40)
+        # ~100 B messages: --queue-max-messages 64 is the limit hit first, once the
+        # kernel buffers are full. A client with a backlog gets up to 64 KiB per write,
+        # so the stream must be several MB (here ~6 MB) to outgrow those buffers. A batch
+        # arrives at the healthy client's queue in one burst: keep it under 64 messages.
+        self.run_scenario(total=60000, pad=60, batch=50)
 
 
 if __name__ == "__main__":

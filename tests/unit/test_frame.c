@@ -62,6 +62,38 @@ START_TEST(refs)
 }
 END_TEST
 
+/* RFC 6455 5.2: 7-bit, 16-bit and 64-bit payload lengths, FIN + text, no mask. */
+START_TEST(seal_ws_text_header)
+{
+    static const struct { size_t len; unsigned hdr_len; unsigned char hdr[10]; } cases[] = {
+        { 0, 2, { 0x81, 0 } },
+        { 125, 2, { 0x81, 125 } },
+        { 126, 4, { 0x81, 126, 0, 126 } },
+        { 65535, 4, { 0x81, 126, 0xff, 0xff } },
+        { 65536, 10, { 0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0 } },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gw_frame *f = gw_frame_new(cases[i].len);
+        memset(gw_frame_payload(f), 'x', cases[i].len);
+        f->len = cases[i].len;
+        ck_assert_uint_eq(f->hdr_len, 0);
+        gw_frame_seal_ws_text(f);
+        ck_assert_uint_eq(f->hdr_len, cases[i].hdr_len);
+        ck_assert_uint_eq(gw_frame_wire_len(f), cases[i].hdr_len + cases[i].len);
+        ck_assert_mem_eq(gw_frame_wire(f), cases[i].hdr, cases[i].hdr_len);
+        ck_assert_ptr_eq(gw_frame_wire(f) + f->hdr_len, gw_frame_payload(f));
+
+        struct gw_frame *c = gw_frame_copy(f);
+        ck_assert_ptr_ne(c, f);
+        ck_assert_uint_eq(gw_frame_wire_len(c), gw_frame_wire_len(f));
+        ck_assert_mem_eq(gw_frame_wire(c), gw_frame_wire(f), gw_frame_wire_len(f));
+        ck_assert_uint_eq(c->refs, 1);
+        gw_frame_unref(c);
+        gw_frame_unref(f);
+    }
+}
+END_TEST
+
 /* The real life of a frame: built on one thread, moved through a mailbox,
  * referenced and released on another. The mailbox mutex orders the hand-off,
  * so the plain refcount is never touched by two threads at once. */
@@ -120,6 +152,7 @@ int main(void)
     tcase_add_test(tc, new_and_unref);
     tcase_add_test(tc, copy);
     tcase_add_test(tc, refs);
+    tcase_add_test(tc, seal_ws_text_header);
     tcase_add_test(tc, handoff_between_threads);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);

@@ -8,8 +8,8 @@
 
 #include "frame.h"
 
-/* Asserts that frame f holds exactly the bytes of the C string want and is
- * sized exactly (len == cap). */
+/* Asserts that frame f holds exactly the bytes of the C string want, is
+ * sized exactly (len == cap) and is sealed as one WebSocket text frame. */
 #define ck_assert_frame_eq(f, want)                                                     \
     do {                                                                                \
         const char *want_ = (want);                                                     \
@@ -18,6 +18,8 @@
                       "frame is \"%.*s\" (len %zu), want \"%s\" (len %zu)", (int)(f)->len, \
                       (const char *)gw_frame_payload(f), (f)->len, want_, wlen_);        \
         ck_assert_uint_eq((f)->len, (f)->cap);                                          \
+        ck_assert_uint_ge((f)->hdr_len, 2);                                             \
+        ck_assert_uint_eq(gw_frame_wire(f)[0], 0x81);                                   \
     } while (0)
 
 /* Runs one suite in this process and returns the exit status for main(). */
