@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -47,4 +48,16 @@ fail:
         close(fd);
     freeaddrinfo(res);
     return rc;
+}
+
+int gw_listen_accept(int listen_fd)
+{
+    int one = 1;
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+    if (fd < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    /* Best effort: a socket that refuses it still works, only slower. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
 }

@@ -5,7 +5,6 @@
 #include "ws.h"
 
 #include <errno.h>
-#include <sys/socket.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,10 +223,10 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     struct gw_worker *w = lws_context_user(lws_get_context(wsi));
     for (int i = 0; i < 64; i++) {
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = gw_listen_accept(w->listen_fd);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                LOG_WARN("accept failed worker=%d error=\"%s\"", w->index, strerror(errno));
+            if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED)
+                LOG_WARN("accept failed worker=%d error=\"%s\"", w->index, strerror(-fd));
             break;
         }
         /* lws closes fd itself if the adoption fails. */

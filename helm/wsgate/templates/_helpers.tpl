@@ -1,0 +1,126 @@
+{{/* Chart name, or nameOverride. */}}
+{{- define "wsgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name used for resources: release-chart, or fullnameOverride. */}}
+{{- define "wsgate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "wsgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels shared by every object of the release. */}}
+{{- define "wsgate.commonLabels" -}}
+helm.sh/chart: {{ include "wsgate.chart" . }}
+app.kubernetes.io/name: {{ include "wsgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Gateway labels and selector. The component label keeps the dev Redis out of them. */}}
+{{- define "wsgate.labels" -}}
+{{ include "wsgate.commonLabels" . }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{- define "wsgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "wsgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{- define "wsgate.redisLabels" -}}
+{{ include "wsgate.commonLabels" . }}
+app.kubernetes.io/component: redis
+{{- end }}
+
+{{- define "wsgate.redisSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "wsgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end }}
+
+{{- define "wsgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "wsgate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "wsgate.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
+
+{{/* Secret holding WSGATE_REDIS_URL, and its key. */}}
+{{- define "wsgate.redisSecretName" -}}
+{{- if and .Values.redis.existingSecret (not .Values.redis.dev.enabled) }}
+{{- .Values.redis.existingSecret }}
+{{- else }}
+{{- printf "%s-redis-url" (include "wsgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "wsgate.redisSecretKey" -}}
+{{- if and .Values.redis.existingSecret (not .Values.redis.dev.enabled) }}
+{{- .Values.redis.existingSecretKey }}
+{{- else -}}
+redis-url
+{{- end }}
+{{- end }}
+
+{{- define "wsgate.devRedisName" -}}
+{{- printf "%s-redis" (include "wsgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The URL the chart stores in its own Secret. */}}
+{{- define "wsgate.redisUrl" -}}
+{{- if .Values.redis.dev.enabled }}
+{{- printf "redis://%s:6379/0" (include "wsgate.devRedisName" .) }}
+{{- else }}
+{{- .Values.redis.url }}
+{{- end }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds, computed so that it always exceeds the preStop sleep plus the
+gateway's drain timeout: a rolling update then drains every connection with 1001.
+*/}}
+{{- define "wsgate.terminationGracePeriodSeconds" -}}
+{{- add .Values.shutdown.preStopSleepSeconds .Values.gateway.drainTimeoutSeconds .Values.shutdown.extraGraceSeconds }}
+{{- end }}
+
+{{/* Settings that cannot be expressed in the schema; rendered (empty) by every template that uses values. */}}
+{{- define "wsgate.validate" -}}
+{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" }}
+{{- if hasKey $.Values.gateway.extraEnv $k }}
+{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds or the redis.* values" $k) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.redis.dev.enabled .Values.redis.existingSecret }}
+{{- fail "redis.dev.enabled and redis.existingSecret are both set: choose the development Redis or an external one" }}
+{{- end }}
+{{- if not (or .Values.redis.dev.enabled .Values.redis.existingSecret .Values.redis.url) }}
+{{- fail "no Redis configured: set redis.url, redis.existingSecret, or redis.dev.enabled=true" }}
+{{- end }}
+{{- if and (not .Values.redis.dev.enabled) (not .Values.redis.existingSecret) (not (regexMatch "^(redis://|unix://)" .Values.redis.url)) }}
+{{- fail (printf "redis.url must start with redis:// or unix:// (rediss:// is not supported), got %q" .Values.redis.url) }}
+{{- end }}
+{{- $grace := int (include "wsgate.terminationGracePeriodSeconds" .) }}
+{{- if le $grace (int (add .Values.shutdown.preStopSleepSeconds .Values.gateway.drainTimeoutSeconds)) }}
+{{- fail "terminationGracePeriodSeconds must exceed shutdown.preStopSleepSeconds + gateway.drainTimeoutSeconds" }}
+{{- end }}
+{{- end }}

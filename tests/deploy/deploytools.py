@@ -1,0 +1,70 @@
+"""Helpers shared by the deployment tests (Python 3 standard library only).
+
+- ROOT: the repository root.
+- shared_tools(): the folder of the shared deployment scripts (podman, podman-compose, Helm
+  and offline manifest validation for machines without Docker or Helm), or None.
+- run(): subprocess.run with a mandatory timeout, text output, and a readable failure.
+- log(): a timestamped progress line on stdout.
+- skip(): exit 77, which CTest reports as "Skipped" (SKIP_RETURN_CODE 77).
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SKIP_CODE = 77
+_T0 = time.monotonic()
+
+
+def log(msg):
+    print("[%6.1fs] %s" % (time.monotonic() - _T0, msg), flush=True)
+
+
+def skip(reason):
+    print("SKIPPED: " + reason, flush=True)
+    sys.exit(SKIP_CODE)
+
+
+def run(cmd, timeout, check=True, env=None, cwd=None, input=None):
+    """Runs cmd (a list) and returns the CompletedProcess (stdout and stderr as text).
+    Raises AssertionError with the tail of the output when check and the exit code is not 0,
+    or when it runs longer than timeout seconds."""
+    try:
+        p = subprocess.run(cmd, cwd=cwd or ROOT, env=env, input=input, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"")[-3000:] if isinstance(e.stdout, bytes) else (e.stdout or "")[-3000:]
+        raise AssertionError("timed out after %ss: %s\n%s" % (timeout, " ".join(cmd), out))
+    if check and p.returncode != 0:
+        raise AssertionError("exit %d: %s\n--- stdout\n%s\n--- stderr\n%s" % (
+            p.returncode, " ".join(cmd), p.stdout[-4000:], p.stderr[-4000:]))
+    return p
+
+
+def _git_toplevel():
+    try:
+        p = subprocess.run(["git", "-C", HERE, "rev-parse", "--show-toplevel"], text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10)
+        if p.returncode == 0 and p.stdout.strip():
+            return p.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return None
+
+
+def shared_tools():
+    """The shared deploy scripts: $WSGATE_DEPLOY_TOOLS, else <repo>/../shared/tools/deploy
+    (the repository's clones, CI's included, have shared/ beside them)."""
+    candidates = []
+    if os.environ.get("WSGATE_DEPLOY_TOOLS"):
+        candidates.append(os.environ["WSGATE_DEPLOY_TOOLS"])
+    for top in (_git_toplevel(), ROOT):
+        if top:
+            candidates.append(os.path.join(top, "..", "shared", "tools", "deploy"))
+    for c in candidates:
+        if os.path.isfile(os.path.join(c, "make-base-image.sh")):
+            return os.path.realpath(c)
+    return None
