@@ -62,6 +62,8 @@ static const struct opt opts[] = {
              "largest Redis payload delivered; larger ones are dropped"),
     INT_OPT("max-subscriptions", max_subscriptions, 1, 100000, "64",
             "channels one client may hold"),
+    INT_OPT("max-connections", max_connections, 0, 10000000, "0",
+            "WebSocket clients per node; further upgrades are refused (0: no limit)"),
     SIZE_OPT("queue-max-messages", queue_max_messages, 1, 1000000, "1024",
              "messages queued per client before it is evicted"),
     SIZE_OPT("queue-max-bytes", queue_max_bytes, 1, 1024 * 1024 * MIB, "4194304",

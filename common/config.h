@@ -31,6 +31,7 @@ struct gw_config {
     size_t max_frame_bytes; /* inbound message limit */
     size_t max_message_bytes; /* Redis payload limit */
     int max_subscriptions; /* per client */
+    int max_connections; /* per node, 0 = unlimited */
     size_t queue_max_messages;
     size_t queue_max_bytes;
     int client_rate; /* messages/s sustained */

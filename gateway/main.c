@@ -49,6 +49,7 @@ static int run(const struct gw_config *cfg)
     int sig = 0, started = 0, rc = 0;
 
     atomic_init(&node.draining, false);
+    atomic_init(&node.connections, 0);
     node.workers = gw_xcalloc((size_t)cfg->workers, sizeof(*node.workers));
     for (int i = 0; i < cfg->workers; i++)
         node.workers[i] = gw_worker_new(&node, i);

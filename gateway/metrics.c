@@ -16,6 +16,16 @@ const char *gw_shed_reason_name(enum gw_shed_reason r)
     }
 }
 
+const char *gw_refuse_reason_name(enum gw_refuse_reason r)
+{
+    switch (r) {
+    case GW_REFUSE_PATH: return "path";
+    case GW_REFUSE_DRAINING: return "draining";
+    case GW_REFUSE_LIMIT: return "limit";
+    default: return "unknown";
+    }
+}
+
 struct strbuf {
     char *buf;
     size_t len, cap;
@@ -95,6 +105,14 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
         for (int i = 0; i < nworkers; i++)
             v += gw_stat_get(&workers[i]->shed[r]);
         sb_printf(&sb, "wsgate_clients_shed_total{reason=\"%s\"} %llu\n", gw_shed_reason_name(r), (unsigned long long)v);
+    }
+    family(&sb, "wsgate_upgrades_refused_total", "counter", "WebSocket upgrades refused, by reason.");
+    for (int r = 0; r < GW_REFUSE__COUNT; r++) {
+        uint64_t v = 0;
+        for (int i = 0; i < nworkers; i++)
+            v += gw_stat_get(&workers[i]->upgrades_refused[r]);
+        sb_printf(&sb, "wsgate_upgrades_refused_total{reason=\"%s\"} %llu\n", gw_refuse_reason_name(r),
+                  (unsigned long long)v);
     }
     family(&sb, "wsgate_client_errors_total", "counter", "Error replies sent to clients, by code.");
     for (int e = 1; e < GW_ERR__COUNT; e++) {

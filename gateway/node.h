@@ -18,6 +18,7 @@ struct gw_node {
     struct gw_worker **workers;
     int nworkers;
     atomic_bool draining; /* set once by main on SIGTERM/SIGINT */
+    atomic_int connections; /* open WebSocket sessions, all workers: --max-connections */
 };
 
 /* Ready = Redis link proven live (or standalone) and not draining. */

@@ -40,6 +40,7 @@ struct gw_session *gw_session_new(struct gw_worker *w, struct lws *wsi)
 
     gw_stat_add(&w->stats.connections, 1);
     gw_stat_add(&w->stats.connections_accepted, 1);
+    atomic_fetch_add_explicit(&w->node->connections, 1, memory_order_relaxed);
     LOG_DBG("open id=%llu", (unsigned long long)s->id);
     return s;
 }
@@ -70,6 +71,7 @@ void gw_session_free(struct gw_session *s)
         s->next->prev = s->prev;
 
     gw_stat_add(&w->stats.connections, -1);
+    atomic_fetch_sub_explicit(&w->node->connections, 1, memory_order_relaxed);
     LOG_DBG("closed id=%llu", (unsigned long long)s->id);
     free(s);
 }

@@ -158,14 +158,24 @@ static void worker_sweep(lws_sorted_usec_list_t *sul)
 
 /* ---- the lws protocol callback ---- */
 
+/* Decides whether a WebSocket upgrade may proceed; refusals are counted. */
 static bool upgrade_allowed(struct gw_worker *w, struct lws *wsi)
 {
+    const struct gw_config *cfg = w->node->cfg;
     char uri[16];
-    if (w->draining)
-        return false;
-    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
-        return false;
-    return strcmp(uri, "/ws") == 0;
+    enum gw_refuse_reason why;
+
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
+        why = GW_REFUSE_PATH;
+    else if (w->draining)
+        why = GW_REFUSE_DRAINING;
+    else if (cfg->max_connections && atomic_load_explicit(&w->node->connections, memory_order_relaxed) >=
+                                         cfg->max_connections)
+        why = GW_REFUSE_LIMIT;
+    else
+        return true;
+    gw_stat_add(&w->stats.upgrades_refused[why], 1);
+    return false;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)

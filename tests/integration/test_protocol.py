@@ -467,6 +467,24 @@ class RateLimitTest(ProtocolMixin, GatewayTestCase):
                                 len(limited))
 
 
+class ConnectionLimitTest(ProtocolMixin, GatewayTestCase):
+    def test_upgrades_over_max_connections_are_refused(self):
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, ["--max-connections", "2"])
+        a = self.client(gw.port)
+        b = self.client(gw.port)
+        with self.assertRaises((HandshakeError, ConnectionLost, ConnectionResetError)):
+            c = WSClient(gw.port, timeout=3)
+            c.abort()
+        self.assertEqual(gw.metric('wsgate_upgrades_refused_total{reason="limit"}'), 1)
+        self.assert_alive(a)
+        self.assert_alive(b)
+        a.close()
+        wait_until(lambda: gw.metric("wsgate_connections") == 1, T(5), what="one connection left")
+        c = self.client(gw.port)  # room again
+        self.assert_alive(c)
+
+
 class IdleTimeoutTest(ProtocolMixin, GatewayTestCase):
     def keep_reading(self, c, timeout):
         try:

@@ -9,6 +9,8 @@
 
 Every wait has a deadline, so no test can hang; every process is stopped by its own PID.
 Timeouts are multiplied by SCALE (10 when $WSGATE_WRAPPER is set, e.g. valgrind).
+The deployment tests (tests/deploy) use WSClient too, so importing this module must stay
+free of side effects: $WSGATE_BIN is read only when a Gateway is created.
 """
 
 import base64

@@ -69,6 +69,7 @@ START_TEST(defaults)
     ck_assert_uint_eq(cfg.max_frame_bytes, 65536);
     ck_assert_uint_eq(cfg.max_message_bytes, 262144);
     ck_assert_int_eq(cfg.max_subscriptions, 64);
+    ck_assert_int_eq(cfg.max_connections, 0);
     ck_assert_uint_eq(cfg.queue_max_messages, 1024);
     ck_assert_uint_eq(cfg.queue_max_bytes, 4194304);
     ck_assert_int_eq(cfg.client_rate, 200);
