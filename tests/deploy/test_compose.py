@@ -24,26 +24,22 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from deploytools import ROOT, log, run, shared_tools, skip  # noqa: E402
-from wsclient import WSClient, WSClosed  # noqa: E402
+from wsgate_harness import (ConnectionClosed, ConnectionLost, HandshakeError, free_port,  # noqa: E402
+                            WSClient)
 
 PROJECT = os.environ.get("WSGATE_COMPOSE_PROJECT", "wsgatedeploytest")
 COMPOSE_FILE = os.path.join(ROOT, "docker-compose.yml")
 NODES = ("gw1", "gw2", "gw3")
 PREFIX = "gw:"
 WATCHDOG_S = int(os.environ.get("WSGATE_DEPLOY_WATCHDOG", "1320"))  # CTest TIMEOUT is 1500
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Engine:
@@ -173,7 +169,7 @@ class ComposeCluster(unittest.TestCase):
         """A client through the LB, subscribed to channel; returns (client, node it landed on),
         found by which node's accepted-connections counter moved."""
         before = self.accepted(nodes)
-        c = WSClient("127.0.0.1", self.lb_port, timeout=timeout)
+        c = WSClient(self.lb_port, host="127.0.0.1", timeout=timeout)
         try:
             rid = self.next_id()
             reply = c.request({"type": "subscribe", "channel": channel, "id": rid}, timeout=timeout)
@@ -194,8 +190,8 @@ class ComposeCluster(unittest.TestCase):
             while want:
                 left = deadline - time.monotonic()
                 self.assertGreater(left, 0, "client on %s still waits for %r" % (node, want))
-                m = c.recv_json(left)
-                if m.get("type") == "message" and m.get("channel") == channel and m.get("data") in want:
+                m = c.recv_message(left)
+                if m.get("channel") == channel and m.get("data") in want:
                     want.remove(m["data"])
 
     # ------------------------------------------------------------------ set-up / tear-down
@@ -271,7 +267,7 @@ class ComposeCluster(unittest.TestCase):
         self.clients.append((c, node))
         n = self.redis_cli("PUBLISH", PREFIX + "deploy-a", '{"hello":"compose"}')
         self.assertEqual(n, "1", "exactly one node holds the subscription")
-        m = c.wait_for(lambda m: m.get("type") == "message", 10)
+        m = c.recv_message(10)
         self.assertEqual(m, {"type": "message", "channel": "deploy-a", "data": {"hello": "compose"}})
         log("redis-cli PUBLISH inside the redis container reached a client on %s through the LB" % node)
 
@@ -317,9 +313,7 @@ class ComposeCluster(unittest.TestCase):
         self.assertEqual(code, "0", "the node drains and exits 0 on SIGTERM")
         self.assertLess(stop_s, 15, "drain took longer than the drain timeout")
         for c, _ in mine:
-            with self.assertRaises(WSClosed) as cm:
-                c.wait_for(lambda m: False, 10)
-            self.assertEqual((cm.exception.code, cm.exception.reason), (1001, "server draining"))
+            self.assertEqual(c.expect_close(10), (1001, "server draining"))
         log("%d client(s) of %s got close 1001 \"server draining\"" % (len(mine), victim))
 
         # The LB keeps answering plain HTTP without waiting on the stopped node for long.
@@ -341,7 +335,7 @@ class ComposeCluster(unittest.TestCase):
                 try:
                     nc, node = self.connect_subscribed(ch, survivors, timeout=3)
                     break
-                except (OSError, ConnectionError, TimeoutError, WSClosed, AssertionError) as e:
+                except (OSError, HandshakeError, ConnectionClosed, ConnectionLost, AssertionError) as e:
                     if time.monotonic() - t > 20:
                         raise AssertionError("could not reconnect through the LB in 20 s: %r" % e)
                     time.sleep(0.2)
