@@ -47,6 +47,11 @@ struct gw_frame *gw_outq_peek(const struct gw_outq *q)
     return q->count ? q->ring[q->head] : NULL;
 }
 
+struct gw_frame *gw_outq_at(const struct gw_outq *q, size_t i)
+{
+    return i < q->count ? q->ring[(q->head + i) % q->max_msgs] : NULL;
+}
+
 struct gw_frame *gw_outq_pop(struct gw_outq *q)
 {
     struct gw_frame *f;

@@ -28,6 +28,10 @@ int gw_outq_push(struct gw_outq *q, struct gw_frame *f);
 /* Returns the oldest frame without removing it, or NULL. No reference moves. */
 struct gw_frame *gw_outq_peek(const struct gw_outq *q);
 
+/* Returns the i-th oldest frame (0 = oldest) without removing it, or NULL
+ * when i >= count. No reference moves. */
+struct gw_frame *gw_outq_at(const struct gw_outq *q, size_t i);
+
 /* Removes the oldest frame and returns it; the caller owns that reference.
  * NULL when empty. */
 struct gw_frame *gw_outq_pop(struct gw_outq *q);

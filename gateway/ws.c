@@ -348,7 +348,6 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     pthread_cond_init(&w->start_cond, NULL);
     pthread_mutex_init(&w->wake_lock, NULL);
     w->start_result = 1;
-    w->write_buf = gw_xmalloc(LWS_PRE + GW_WRITE_BATCH_BYTES);
     return w;
 }
 
@@ -392,6 +391,5 @@ void gw_worker_free(struct gw_worker *w)
     pthread_mutex_destroy(&w->start_lock);
     pthread_cond_destroy(&w->start_cond);
     pthread_mutex_destroy(&w->wake_lock);
-    free(w->write_buf);
     free(w);
 }

@@ -22,8 +22,10 @@
 
 struct gw_session;
 
-/* Most bytes one client gets from one lws_write when it has a backlog. */
-#define GW_WRITE_BATCH_BYTES (64 * 1024)
+/* Most frames and bytes one client gets from one writev when it has a
+ * backlog; the bytes cap stays near a socket's send buffer. */
+#define GW_WRITE_BATCH_FRAMES 512
+#define GW_WRITE_BATCH_BYTES (256 * 1024)
 
 struct gw_worker {
     /* Set before the thread starts, then read-only. */
@@ -42,7 +44,6 @@ struct gw_worker {
     struct gw_hub hub;
     struct gw_dict sessions; /* id (8 bytes) -> struct gw_session* */
     struct gw_session *session_list; /* all sessions, for the sweep */
-    unsigned char *write_buf; /* LWS_PRE + GW_WRITE_BATCH_BYTES: gathers a backlog */
     uint64_t next_seq;
     lws_sorted_usec_list_t sweep_sul;
     bool draining;

@@ -134,6 +134,10 @@ START_TEST(fifo_with_wraparound)
             ck_assert_int_eq(gw_outq_push(&q, frames[next_in % 7]), 0);
             next_in++;
         }
+        /* gw_outq_at sees the queue in FIFO order across the wrap. */
+        for (size_t i = 0; i < q.count; i++)
+            ck_assert_ptr_eq(gw_outq_at(&q, i), frames[(next_out + i) % 7]);
+        ck_assert_ptr_null(gw_outq_at(&q, q.count));
         for (int k = 0; k < 2; k++) {
             struct gw_frame *peek = gw_outq_peek(&q);
             struct gw_frame *f = gw_outq_pop(&q);
