@@ -11,7 +11,8 @@
 #include "frame.h"
 
 struct gw_outq {
-    struct gw_frame **ring; /* capacity max_msgs, allocated lazily on first push */
+    struct gw_frame **ring; /* cap slots, grows by doubling up to max_msgs */
+    size_t cap;
     size_t head, count;
     size_t bytes; /* sum of payload lengths queued */
     size_t max_msgs, max_bytes;

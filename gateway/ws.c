@@ -248,7 +248,7 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
 static const struct lws_protocols protocols[] = {
     /* First entry: used for plain HTTP and for upgrades without a subprotocol. */
-    { .name = "wsgate", .callback = callback, .per_session_data_size = sizeof(struct conn), .rx_buffer_size = 0 },
+    { .name = "wsgate", .callback = callback, .per_session_data_size = sizeof(struct conn), .rx_buffer_size = 1024 },
     { .name = "wsgate-listen", .callback = listen_callback },
     { NULL, NULL, 0, 0, 0, NULL, 0 },
 };

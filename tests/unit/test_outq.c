@@ -164,6 +164,45 @@ START_TEST(fifo_with_wraparound)
 }
 END_TEST
 
+/* The ring grows by doubling while wrapped (head != 0) without reordering,
+ * stops at max_msgs, and a grown ring is released once the queue drains. */
+START_TEST(ring_grows_and_is_released)
+{
+    struct gw_outq q;
+    struct gw_frame *frames[300];
+    size_t out = 0;
+
+    for (int i = 0; i < 300; i++)
+        frames[i] = frame_of_len(1, 'x');
+    gw_outq_init(&q, 300, 100000);
+    ck_assert_uint_eq(q.cap, 0); /* nothing allocated for an idle client */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(gw_outq_push(&q, frames[i]), 0);
+    ck_assert_uint_le(q.cap, 8);
+    for (int i = 0; i < 2; i++)
+        gw_frame_unref(gw_outq_pop(&q)), out++;
+    for (int i = 3; i < 300; i++)
+        ck_assert_int_eq(gw_outq_push(&q, frames[i]), 0);
+    ck_assert_uint_eq(q.count, 298);
+    ck_assert_int_eq(gw_outq_push(&q, frames[0]), 0);
+    ck_assert_int_eq(gw_outq_push(&q, frames[0]), 0); /* 300: the limit */
+    ck_assert_int_eq(gw_outq_push(&q, frames[0]), -ENOBUFS);
+    ck_assert_uint_eq(q.cap, 300);
+    for (size_t i = 0; i < 298; i++)
+        ck_assert_ptr_eq(gw_outq_at(&q, i), frames[out + i]);
+    while (!gw_outq_empty(&q))
+        gw_frame_unref(gw_outq_pop(&q));
+    ck_assert_ptr_null(q.ring);
+    ck_assert_uint_eq(q.cap, 0);
+    ck_assert_int_eq(gw_outq_push(&q, frames[1]), 0); /* usable again */
+    gw_outq_deinit(&q);
+    for (int i = 0; i < 300; i++) {
+        ck_assert_uint_eq(frames[i]->refs, 1);
+        gw_frame_unref(frames[i]);
+    }
+}
+END_TEST
+
 START_TEST(pop_gives_reference)
 {
     struct gw_outq q;
@@ -217,6 +256,7 @@ int main(void)
     tcase_add_test(tc, no_overflow);
     tcase_add_test(tc, zero_capacity);
     tcase_add_test(tc, fifo_with_wraparound);
+    tcase_add_test(tc, ring_grows_and_is_released);
     tcase_add_test(tc, pop_gives_reference);
     tcase_add_test(tc, deinit_releases);
     suite_add_tcase(s, tc);
