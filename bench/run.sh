@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# One command for the whole benchmark: installs what is missing, builds wsgate and
+# wsbench, starts its own redis-server, then for each scenario runs wsgate (2 nodes by
+# default) and each alternative (nchan, a Node ws+ioredis hub, and the "ideal" reference
+# fan-out server) on this machine, one after the other, and prints the results with
+# wsgate/alternative ratios.
+#
+#   bench/run.sh                      full run (about 8 minutes on 2 cores)
+#   bench/run.sh --quick              smoke run, small sizes (under 2 minutes)
+#   bench/run.sh --targets wsgate,nchan --scenarios fanout,saturation
+#   bench/run.sh -- --size 1024       everything after -- goes to every wsbench call
+#
+# Environment: BENCH_TARGETS, BENCH_SCENARIOS, BENCH_NODES, BENCH_OUT, BENCH_QUICK=1,
+# BENCH_NO_INSTALL=1, BENCH_BUILD_DIR. Only processes started here are stopped, by PID.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ALL_SCENARIOS=fanout,many-channels,slow-consumers,saturation,idle-memory,connect-storm
+TARGETS=${BENCH_TARGETS:-wsgate,nchan,node,ideal}
+SCENARIOS=${BENCH_SCENARIOS:-$ALL_SCENARIOS}
+NODES=${BENCH_NODES:-2}
+QUICK=${BENCH_QUICK:-0}
+NO_INSTALL=${BENCH_NO_INSTALL:-0}
+BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
+OUT=${BENCH_OUT:-$BUILD/results}
+EXTRA=()
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --targets) TARGETS=$2; shift ;;
+    --scenarios) SCENARIOS=$2; shift ;;
+    --nodes) NODES=$2; shift ;;
+    --out) OUT=$2; shift ;;
+    --no-install) NO_INSTALL=1 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+  shift
+done
+[[ "$NODES" =~ ^[1-8]$ ]] || die "--nodes must be 1..8"
+for t in ${TARGETS//,/ }; do
+  case "$t" in wsgate|nchan|node|ideal) ;; *) die "unknown target '$t' (wsgate, nchan, node, ideal)" ;; esac
+done
+for s in ${SCENARIOS//,/ }; do
+  case ",$ALL_SCENARIOS," in *",$s,"*) ;; *) die "unknown scenario '$s' ($ALL_SCENARIOS)" ;; esac
+done
+has_target() { case ",$TARGETS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+
+# ---- install ----------------------------------------------------------------------
+installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" = installed ]; }
+install_missing() {
+  [ "$NO_INSTALL" = 1 ] && return 0
+  bash "$ROOT/deploy/install-deps.sh"
+  local want=() pkg
+  has_target nchan && want+=(nginx libnginx-mod-nchan)
+  for pkg in "${want[@]}"; do installed "$pkg" || missing+=("$pkg"); done
+  if has_target node; then
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" -eq 0 ] || die "missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+    say "installing: ${missing[*]}"
+    for pkg in "${missing[@]}"; do apt-cache policy "$pkg" | sed -n '1,3p' >&2; done
+    DEBIAN_FRONTEND=noninteractive apt-get -q update
+    DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends "${missing[@]}"
+  fi
+  if has_target node; then
+    local hub=$ROOT/bench/alternatives/node-hub
+    if [ ! -d "$hub/node_modules/ws" ] || [ ! -d "$hub/node_modules/ioredis" ]; then
+      say "npm ci in bench/alternatives/node-hub"
+      (cd "$hub" && npm ci --no-audit --no-fund >&2)
+    fi
+  fi
+}
+missing=()
+install_missing
+
+# ---- build ------------------------------------------------------------------------
+say "building (Release) into $BUILD"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DWSGATE_BUILD_BENCH=ON >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target wsgate wsbench ideal-fanout >/dev/null
+WSGATE=$BUILD/gateway/wsgate
+WSBENCH=$BUILD/bench/wsbench
+IDEAL=$BUILD/bench/ideal-fanout
+
+# Servers inherit this: every target gets the same descriptor limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+
+RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)-$$
+RUN_DIR=$(mktemp -d /tmp/wsgate-bench.XXXXXX)
+chmod 755 "$RUN_DIR"
+mkdir -p "$OUT"
+JSON=$OUT/results.jsonl
+
+# ---- process bookkeeping: only what this script started, by PID -----------------------
+PIDS=()
+stop_pids() {
+  local pid deadline=$((SECONDS + 15)) alive
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  while [ $SECONDS -lt $deadline ]; do
+    alive=0
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 1 ] || break
+    sleep 0.1
+  done
+  for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+}
+REDIS_PID=
+cleanup() {
+  [ ${#PIDS[@]} -gt 0 ] && stop_pids "${PIDS[@]}"
+  [ -n "$REDIS_PID" ] && stop_pids "$REDIS_PID"
+  rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Free loopback ports, asked from the kernel (bound and released at once).
+free_ports() {
+  python3 - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
+wait_http() { # url timeout_s
+  local deadline=$((SECONDS + $2))
+  until curl -sf -o /dev/null --max-time 1 "$1"; do
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.1
+  done
+}
+
+# ---- redis --------------------------------------------------------------------------
+read -r REDIS_PORT <<<"$(free_ports 1)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$RUN_DIR" \
+  --logfile "$RUN_DIR/redis.log" --daemonize no &
+REDIS_PID=$!
+for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || die "redis-server did not start (see $RUN_DIR/redis.log)"
+
+# ---- targets: each start_* sets SERVERS (host:port list) and adds to PIDS -------------
+SERVERS=
+start_wsgate() { # extra wsgate flags...
+  local ports i p list=()
+  read -r -a ports <<<"$(free_ports "$NODES")"
+  for i in $(seq 0 $((NODES - 1))); do
+    p=${ports[$i]}
+    "$WSGATE" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "bench-$i" \
+      --log-level warn "$@" >"$RUN_DIR/wsgate-$i.log" 2>&1 &
+    PIDS+=($!)
+    list+=("127.0.0.1:$p")
+  done
+  for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/readyz" 20 || die "wsgate on port $p not ready"; done
+  SERVERS=$(IFS=,; echo "${list[*]}")
+}
+start_node() {
+  local ports i p list=()
+  read -r -a ports <<<"$(free_ports "$NODES")"
+  for i in $(seq 0 $((NODES - 1))); do
+    p=${ports[$i]}
+    PORT=$p REDIS_URL="redis://127.0.0.1:$REDIS_PORT" CHANNEL_PREFIX=gw: \
+      node "$ROOT/bench/alternatives/node-hub/hub.js" >"$RUN_DIR/node-$i.log" 2>&1 &
+    PIDS+=($!)
+    list+=("127.0.0.1:$p")
+  done
+  for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/readyz" 20 || die "node hub on port $p not ready"; done
+  SERVERS=$(IFS=,; echo "${list[*]}")
+}
+start_ideal() {
+  local ports i p list=()
+  read -r -a ports <<<"$(free_ports "$NODES")"
+  for i in $(seq 0 $((NODES - 1))); do
+    p=${ports[$i]}
+    "$IDEAL" --port "$p" --redis-port "$REDIS_PORT" --prefix gw: >"$RUN_DIR/ideal-$i.log" 2>&1 &
+    PIDS+=($!)
+    list+=("127.0.0.1:$p")
+  done
+  for p in "${ports[@]}"; do
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+  done
+  SERVERS=$(IFS=,; echo "${list[*]}")
+}
+start_nchan() {
+  local p dir=$RUN_DIR/nchan
+  read -r p <<<"$(free_ports 1)"
+  rm -rf "$dir" && mkdir -p "$dir" && chmod 755 "$dir"
+  sed -e "s#@WORKERS@#$NODES#g; s#@NOFILE@#$NOFILE#g; s#@DIR@#$dir#g; s#@REDIS_PORT@#$REDIS_PORT#g" \
+      -e "s#@PORT@#$p#g; s#@MODULE@#/usr/lib/nginx/modules/ngx_nchan_module.so#g" \
+      "$ROOT/bench/alternatives/nchan/nginx.conf.in" >"$dir/nginx.conf"
+  nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$p/healthz" 20 || die "nchan on port $p not ready (see $dir/error.log)"
+  SERVERS=127.0.0.1:$p
+}
+
+# ---- scenario sizes ----------------------------------------------------------------
+scenario_args() { # scenario -> wsbench arguments
+  if [ "$QUICK" = 1 ]; then
+    case "$1" in
+      fanout) echo "--conns 1000 --deliveries 40000 --duration 1.5" ;;
+      many-channels) echo "--conns 500 --deliveries 5000 --duration 1.5" ;;
+      slow-consumers) echo "--conns 250 --deliveries 40000 --size 4096 --warm 1.5 --duration 7 --slow-share 0.02" ;;
+      saturation) echo "--conns 1000 --deliveries 40000 --duration 1.5 --sat-steps 3 --sat-max-s 10" ;;
+      idle-memory) echo "--conns 2000 --settle 1" ;;
+      connect-storm) echo "--conns 1000" ;;
+    esac
+  else
+    case "$1" in
+      fanout) echo "--conns 2000 --deliveries 40000,160000 --duration 10" ;;
+      many-channels) echo "--conns 2000 --deliveries 20000 --duration 10" ;;
+      slow-consumers) echo "--conns 500 --deliveries 40000 --size 4096 --warm 8 --duration 25 --slow-share 0.01" ;;
+      saturation) echo "--conns 2000 --deliveries 40000 --duration 4 --sat-max-s 55" ;;
+      idle-memory) echo "--conns 10000" ;;
+      connect-storm) echo "--conns 5000" ;;
+    esac
+  fi
+}
+# A smaller outbound queue than the default 1024 messages lets the slow clients fill it
+# within the phase; the shed rule itself is the same.
+wsgate_flags() {
+  if [ "$1" = slow-consumers ]; then
+    if [ "$QUICK" = 1 ]; then echo "--queue-max-messages 64"; else echo "--queue-max-messages 256"; fi
+  fi
+}
+
+machine_info() {
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),"\
+       "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+  echo "versions: $("$WSGATE" --version 2>&1 | head -1); $(redis-server --version | cut -d' ' -f1-3)"\
+       "$(has_target nchan && echo "; nginx $(dpkg-query -W -f='${Version}' nginx 2>/dev/null)" \
+          "+ nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)")"\
+       "$(has_target node && echo "; node $(node --version) ws $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ws/package.json').version")" \
+          "ioredis $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ioredis/package.json').version")")"
+  echo "run: $RUN_ID, $NODES nodes per target, quick=$QUICK, fd limit $NOFILE, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+}
+
+say "results: $JSON (label $RUN_ID)"
+machine_info | tee "$OUT/machine-$RUN_ID.txt" >&2
+HEADER_DONE=0
+for scenario in ${SCENARIOS//,/ }; do
+  for target in ${TARGETS//,/ }; do
+    say "== $scenario: $target"
+    before=${#PIDS[@]}
+    case "$target" in
+      wsgate) # shellcheck disable=SC2046
+              start_wsgate $(wsgate_flags "$scenario") ;;
+      node) start_node ;;
+      nchan) start_nchan ;;
+      ideal) start_ideal ;;
+    esac
+    started=("${PIDS[@]:$before}")
+    args=(--target "$target" --servers "$SERVERS" --redis "127.0.0.1:$REDIS_PORT" --scenario "$scenario"
+          --server-pids "$(IFS=,; echo "${started[*]}")" --redis-pid "$REDIS_PID" --json "$JSON" --label "$RUN_ID")
+    [ "$HEADER_DONE" = 1 ] && args+=(--no-header)
+    HEADER_DONE=1
+    # shellcheck disable=SC2046
+    timeout 300 "$WSBENCH" "${args[@]}" $(scenario_args "$scenario") "${EXTRA[@]}" ||
+      say "wsbench failed for $target/$scenario (exit $?)"
+    stop_pids "${started[@]}"
+    PIDS=("${PIDS[@]:0:$before}")
+    # nchan keeps messages and channel state in Redis; every target starts from empty
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  done
+done
+
+printf '\n'
+machine_info
+python3 "$ROOT/bench/report.py" "$JSON" --label "$RUN_ID" | tee "$OUT/summary-$RUN_ID.txt"

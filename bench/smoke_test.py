@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""ctest smoke test for wsbench (label `bench`): one redis-server, one wsgate node and a
+short fanout; every message must arrive exactly once, in order. Proves the tool and
+the JSON it writes, not performance. Runs in about 5 seconds.
+
+    smoke_test.py WSGATE_BIN WSBENCH_BIN
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url, deadline):
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"not ready: {url}")
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main():
+    wsgate, wsbench = sys.argv[1], sys.argv[2]
+    redis_bin = os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
+    if not redis_bin:
+        raise SystemExit("redis-server not found")
+    tmp = tempfile.mkdtemp(prefix="wsbench-smoke.")
+    procs = []
+    try:
+        rport, wport = free_port(), free_port()
+        procs.append(subprocess.Popen(
+            [redis_bin, "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(0.3)
+        log = open(os.path.join(tmp, "wsgate.log"), "w")
+        procs.append(subprocess.Popen(
+            [wsgate, "--listen", f"127.0.0.1:{wport}", "--redis-url", f"redis://127.0.0.1:{rport}",
+             "--log-level", "warn"], stdout=log, stderr=log))
+        wait_ready(f"http://127.0.0.1:{wport}/readyz", time.monotonic() + 20)
+        out = os.path.join(tmp, "rows.jsonl")
+        run = subprocess.run(
+            [wsbench, "--target", "wsgate", "--servers", f"127.0.0.1:{wport}", "--redis", f"127.0.0.1:{rport}",
+             "--scenario", "fanout", "--conns", "200", "--rate", "20", "--duration", "2", "--drain", "10",
+             "--server-pids", str(procs[1].pid), "--redis-pid", str(procs[0].pid), "--json", out],
+            timeout=60, capture_output=True, text=True)
+        print(run.stdout, run.stderr, sep="\n")
+        if run.returncode != 0:
+            raise SystemExit(f"wsbench exited {run.returncode}")
+        rows = [json.loads(line) for line in open(out)]
+        assert len(rows) == 1, rows
+        r = rows[0]
+        checks = {
+            "all 200 clients live": r["live"] == 200,
+            "about 40 messages published": 30 <= r["published"] <= 50,
+            "expected = published x 200": r["expected"] == r["published"] * 200,
+            "delivered == expected": r["delivered"] == r["expected"],
+            "no duplicates or reordering": r["dups"] == 0 and r["reorders"] == 0,
+            "latency measured": r["p50_ms"] > 0 and r["max_ms"] >= r["p99_ms"] >= r["p50_ms"],
+            "server CPU measured": r["server_cpu_s"] > 0,
+            "own CPU reported": r["tool_cpu_pct"] > 0,
+        }
+        failed = [k for k, ok in checks.items() if not ok]
+        for k, ok in checks.items():
+            print(f"{'ok  ' if ok else 'FAIL'} {k}")
+        if failed:
+            raise SystemExit(f"smoke test failed: {', '.join(failed)}")
+        print(f"{len(checks)} passed, 0 failed")
+    finally:
+        for p in reversed(procs):
+            stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
