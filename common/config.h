@@ -39,6 +39,8 @@ struct gw_config {
     int ping_interval_s;
     int idle_timeout_s;
     int drain_timeout_s;
+    int coalesce_ms; /* min interval between inbox drains of a worker */
+    int tcp_nodelay; /* 1: TCP_NODELAY on client sockets */
 
     int redis_connect_timeout_ms;
     int redis_heartbeat_interval_ms;

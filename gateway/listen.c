@@ -50,7 +50,7 @@ fail:
     return rc;
 }
 
-int gw_listen_accept(int listen_fd)
+int gw_listen_accept(int listen_fd, bool nodelay)
 {
     int one = 1;
     int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -58,6 +58,7 @@ int gw_listen_accept(int listen_fd)
     if (fd < 0)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     /* Best effort: a socket that refuses it still works, only slower. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (nodelay)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
 }

@@ -14,9 +14,10 @@
  * in err. */
 int gw_listen_open(const char *host, int port, bool reuseport, char *err, size_t errlen);
 
-/* Accepts one pending connection as a non-blocking socket with Nagle off
- * (server frames are written whole; delaying them only adds latency).
- * Returns the fd, or -errno (-EAGAIN when nothing is pending). */
-int gw_listen_accept(int listen_fd);
+/* Accepts one pending connection as a non-blocking socket. nodelay turns
+ * Nagle off (--tcp-nodelay): frames are written whole, so Nagle only trades
+ * latency under load for fewer packets. Returns the fd, or -errno (-EAGAIN
+ * when nothing is pending). */
+int gw_listen_accept(int listen_fd, bool nodelay);
 
 #endif

@@ -124,6 +124,32 @@ static void worker_drain_inbox(struct gw_worker *w)
     }
 }
 
+static void worker_inbox_timer(lws_sorted_usec_list_t *sul)
+{
+    struct gw_worker *w = lws_container_of(sul, struct gw_worker, inbox_sul);
+    w->inbox_drain_scheduled = false;
+    w->last_inbox_drain_us = gw_now_us();
+    worker_drain_inbox(w);
+}
+
+/* The inbox has mail. With --coalesce-ms, drains at most once per interval:
+ * the first mail after a quiet period is handled at once, later ones wait
+ * for the interval to end, so each client gets several messages per write and
+ * the worker wakes less often under load, for at most that much latency. */
+static void worker_inbox_ready(struct gw_worker *w)
+{
+    int64_t now = gw_now_us();
+    int64_t due = w->last_inbox_drain_us + (int64_t)w->node->cfg->coalesce_ms * 1000;
+
+    if (now >= due) {
+        w->last_inbox_drain_us = now;
+        worker_drain_inbox(w);
+    } else if (!w->inbox_drain_scheduled) {
+        w->inbox_drain_scheduled = true;
+        lws_sul_schedule(atomic_load(&w->ctx), 0, &w->inbox_sul, worker_inbox_timer, due - now);
+    }
+}
+
 void gw_worker_post(struct gw_worker *w, struct gw_wmail *m)
 {
     if (!gw_mailbox_post(&w->inbox, &m->link))
@@ -185,7 +211,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        worker_drain_inbox(w);
+        worker_inbox_ready(w);
         break;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return upgrade_allowed(w, wsi) ? 0 : -1;
@@ -233,7 +259,7 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     struct gw_worker *w = lws_context_user(lws_get_context(wsi));
     for (int i = 0; i < 64; i++) {
-        int fd = gw_listen_accept(w->listen_fd);
+        int fd = gw_listen_accept(w->listen_fd, w->node->cfg->tcp_nodelay);
         if (fd < 0) {
             if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED)
                 LOG_WARN("accept failed worker=%d error=\"%s\"", w->index, strerror(-fd));
@@ -317,6 +343,7 @@ static void *worker_main(void *arg)
             break;
 
     lws_sul_cancel(&w->sweep_sul);
+    lws_sul_cancel(&w->inbox_sul);
     pthread_mutex_lock(&w->wake_lock);
     atomic_store(&w->ctx, NULL);
     pthread_mutex_unlock(&w->wake_lock);

@@ -46,6 +46,9 @@ struct gw_worker {
     struct gw_session *session_list; /* all sessions, for the sweep */
     uint64_t next_seq;
     lws_sorted_usec_list_t sweep_sul;
+    lws_sorted_usec_list_t inbox_sul; /* deferred inbox drain (--coalesce-ms) */
+    bool inbox_drain_scheduled;
+    int64_t last_inbox_drain_us;
     bool draining;
     int64_t drain_deadline_us;
     bool stopping;

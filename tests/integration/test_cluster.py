@@ -311,6 +311,29 @@ class MultiWorkerTest(GatewayTestCase):
 
 
 class ChannelPrefixTest(GatewayTestCase):
+    def test_coalescing_and_nagle_lose_nothing(self):
+        # --coalesce-ms defers inbox drains and --tcp-nodelay 0 lets Nagle merge writes:
+        # both only regroup writes, so every message still arrives once, in order, and
+        # acks and pongs still come back.
+        redis = self.start_redis()
+        a = self.start_gateway(redis.port, FAST + ["--coalesce-ms", "30"], name="coalesce")
+        b = self.start_gateway(redis.port, FAST + ["--tcp-nodelay", "0"], name="nagle")
+        ch = uniq()
+        clients = [self.client(g.port) for g in (a, b, a, b)]
+        for i, c in enumerate(clients):
+            self.assertEqual(c.subscribe(ch, i + 1), {"type": "ack", "id": i + 1})
+        rc = redis.client()
+        self.addCleanup(rc.close)
+        for start in range(0, 400, 50):
+            rc.pipeline([("PUBLISH", "gw:" + ch, str(n)) for n in range(start, start + 50)])
+        for c in clients:
+            got = [m["data"] for m in c.recv_messages(400, timeout=10)]
+            self.assertEqual(got, list(range(400)))
+            self.assertEqual(c.ping().get("type"), "pong")
+        self.assertEqual(clients[0].publish(ch, "last", 9), {"type": "ack", "id": 9})
+        for c in clients:
+            self.assertEqual(c.recv_message(timeout=5)["data"], "last")
+
     def test_channel_prefix(self):
         redis = self.start_redis()
         default_node = self.start_gateway(redis.port, FAST, name="default-prefix")
