@@ -11,7 +11,7 @@
 #   bench/run.sh -- --size 1024       everything after -- goes to every wsbench call
 #
 # Environment: BENCH_TARGETS, BENCH_SCENARIOS, BENCH_NODES, BENCH_OUT, BENCH_QUICK=1,
-# BENCH_NO_INSTALL=1, BENCH_BUILD_DIR. Only processes started here are stopped, by PID.
+# BENCH_NO_INSTALL=1, BENCH_BUILD_DIR, BENCH_WSGATE_ARGS (extra wsgate flags). Only processes started here are stopped, by PID.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +19,9 @@ ALL_SCENARIOS=fanout,many-channels,slow-consumers,saturation,idle-memory,connect
 TARGETS=${BENCH_TARGETS:-wsgate,nchan,node,ideal}
 SCENARIOS=${BENCH_SCENARIOS:-$ALL_SCENARIOS}
 NODES=${BENCH_NODES:-2}
+# Extra wsgate flags for every wsgate run, e.g. "--tcp-nodelay 0" or "--coalesce-ms 10".
+read -r -a WSGATE_EXTRA <<<"${BENCH_WSGATE_ARGS:-}"
+WSGATE_EXTRA_LABEL=${BENCH_WSGATE_ARGS:+ (${BENCH_WSGATE_ARGS})}
 QUICK=${BENCH_QUICK:-0}
 NO_INSTALL=${BENCH_NO_INSTALL:-0}
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
@@ -158,7 +161,7 @@ start_wsgate() { # extra wsgate flags...
   for i in $(seq 0 $((NODES - 1))); do
     p=${ports[$i]}
     "$WSGATE" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "bench-$i" \
-      --log-level warn "$@" >"$RUN_DIR/wsgate-$i.log" 2>&1 &
+      --log-level warn "$@" "${WSGATE_EXTRA[@]}" >"$RUN_DIR/wsgate-$i.log" 2>&1 &
     PIDS+=($!)
     list+=("127.0.0.1:$p")
   done
@@ -243,7 +246,7 @@ machine_info() {
           "+ nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)")"\
        "$(has_target node && echo "; node $(node --version) ws $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ws/package.json').version")" \
           "ioredis $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ioredis/package.json').version")")"
-  echo "run: $RUN_ID, $NODES nodes per target, quick=$QUICK, fd limit $NOFILE, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "run: $RUN_ID, $NODES nodes per target$WSGATE_EXTRA_LABEL, quick=$QUICK, fd limit $NOFILE, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 }
 
 say "results: $JSON (label $RUN_ID)"
