@@ -74,6 +74,8 @@ static const struct opt opts[] = {
     INT_OPT("ping-interval", ping_interval_s, 1, 3600, "25", "seconds between pings"),
     INT_OPT("idle-timeout", idle_timeout_s, 1, 86400, "60",
             "seconds of client silence before close 4001"),
+    INT_OPT("socket-sndbuf", socket_sndbuf, 0, 64 * 1024 * 1024, "0",
+            "kernel send buffer per client socket in bytes (0: kernel autotuning, up to tcp_wmem max)"),
     INT_OPT("tcp-nodelay", tcp_nodelay, 0, 1, "1",
             "1: send each write at once (TCP_NODELAY); 0: let Nagle merge small writes under load"),
     INT_OPT("coalesce-ms", coalesce_ms, 0, 1000, "0",

@@ -41,6 +41,7 @@ struct gw_config {
     int drain_timeout_s;
     int coalesce_ms; /* min interval between inbox drains of a worker */
     int tcp_nodelay; /* 1: TCP_NODELAY on client sockets */
+    int socket_sndbuf; /* SO_SNDBUF of client sockets, 0 = kernel default */
 
     int redis_connect_timeout_ms;
     int redis_heartbeat_interval_ms;

@@ -50,7 +50,7 @@ fail:
     return rc;
 }
 
-int gw_listen_accept(int listen_fd, bool nodelay)
+int gw_listen_accept(int listen_fd, bool nodelay, int sndbuf)
 {
     int one = 1;
     int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -60,5 +60,7 @@ int gw_listen_accept(int listen_fd, bool nodelay)
     /* Best effort: a socket that refuses it still works, only slower. */
     if (nodelay)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (sndbuf > 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     return fd;
 }

@@ -16,8 +16,11 @@ int gw_listen_open(const char *host, int port, bool reuseport, char *err, size_t
 
 /* Accepts one pending connection as a non-blocking socket. nodelay turns
  * Nagle off (--tcp-nodelay): frames are written whole, so Nagle only trades
- * latency under load for fewer packets. Returns the fd, or -errno (-EAGAIN
- * when nothing is pending). */
-int gw_listen_accept(int listen_fd, bool nodelay);
+ * latency under load for fewer packets. sndbuf > 0 caps the kernel send
+ * buffer (--socket-sndbuf): a client that stops reading otherwise parks up to
+ * tcp_wmem's maximum (4 MiB) in the kernel before its own queue sees
+ * anything. Socket options are best effort. Returns the fd, or -errno
+ * (-EAGAIN when nothing is pending). */
+int gw_listen_accept(int listen_fd, bool nodelay, int sndbuf);
 
 #endif

@@ -259,7 +259,7 @@ static int listen_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
         return 0;
     struct gw_worker *w = lws_context_user(lws_get_context(wsi));
     for (int i = 0; i < 64; i++) {
-        int fd = gw_listen_accept(w->listen_fd, w->node->cfg->tcp_nodelay);
+        int fd = gw_listen_accept(w->listen_fd, w->node->cfg->tcp_nodelay, w->node->cfg->socket_sndbuf);
         if (fd < 0) {
             if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED)
                 LOG_WARN("accept failed worker=%d error=\"%s\"", w->index, strerror(-fd));

@@ -18,12 +18,12 @@ SHED = 'wsgate_clients_shed_total{reason="slow_consumer"}'
 
 
 class SlowConsumerTest(GatewayTestCase):
-    def run_scenario(self, total, pad, batch):
+    def run_scenario(self, total, pad, batch, extra=()):
         redis = self.start_redis()
         # The node insists that one queue can hold the largest message (+512 B).
         gw = self.start_gateway(redis.port, ["--queue-max-messages", "64",
                                              "--queue-max-bytes", "65536",
-                                             "--max-message-bytes", "16384"])
+                                             "--max-message-bytes", "16384"] + list(extra))
         ch = "slow:%s" % uuid.uuid4().hex[:8]
         slow = self.client(gw.port, rcvbuf=4096)
         self.assertEqual(slow.subscribe(ch).get("type"), "ack")
@@ -95,6 +95,12 @@ class SlowConsumerTest(GatewayTestCase):
         # so the stream must be several MB (here ~6 MB) to outgrow those buffers. A batch
         # arrives at the healthy client's queue in one burst: keep it under 64 messages.
         self.run_scenario(total=60000, pad=60, batch=50)
+
+    def test_socket_sndbuf_caps_what_the_kernel_absorbs(self):
+        # 400 messages of ~1 KB (~400 KB) fit in an autotuned kernel send buffer, so
+        # without a cap the slow client would never be shed. With --socket-sndbuf 16384
+        # the kernel holds only a few KB and the node's own 64 KiB queue overflows.
+        self.run_scenario(total=400, pad=1000, batch=20, extra=["--socket-sndbuf", "16384"])
 
 
 if __name__ == "__main__":
