@@ -58,7 +58,7 @@ for p in "$REDIS_PORT" "$NODE_A_PORT" "$NODE_B_PORT"; do
 done
 
 say "building (Release) into build/"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DWSGATE_BUILD_BENCH=OFF >/dev/null
 cmake --build build -j"$(nproc)"
 [ -x "$WSGATE" ] || die "build finished but $WSGATE is missing"
 
