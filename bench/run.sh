@@ -155,43 +155,43 @@ redis-cli -p "$REDIS_PORT" ping >/dev/null || die "redis-server did not start (s
 
 # ---- targets: each start_* sets SERVERS (host:port list) and adds to PIDS -------------
 SERVERS=
-start_wsgate() { # extra wsgate flags...
-  local ports i p list=()
-  read -r -a ports <<<"$(free_ports "$NODES")"
-  for i in $(seq 0 $((NODES - 1))); do
-    p=${ports[$i]}
-    "$WSGATE" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "bench-$i" \
-      --log-level warn "$@" "${WSGATE_EXTRA[@]}" >"$RUN_DIR/wsgate-$i.log" 2>&1 &
-    PIDS+=($!)
-    list+=("127.0.0.1:$p")
-  done
-  for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/readyz" 20 || die "wsgate on port $p not ready"; done
-  SERVERS=$(IFS=,; echo "${list[*]}")
+# Each launch_<target> PORT INDEX [flags...] becomes one server process (exec keeps
+# its PID the one recorded in PIDS).
+launch_wsgate() {
+  local p=$1 i=$2
+  shift 2
+  exec "$WSGATE" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "bench-$i" \
+    --log-level warn "$@" "${WSGATE_EXTRA[@]}"
 }
-start_node() {
-  local ports i p list=()
-  read -r -a ports <<<"$(free_ports "$NODES")"
-  for i in $(seq 0 $((NODES - 1))); do
-    p=${ports[$i]}
-    PORT=$p REDIS_URL="redis://127.0.0.1:$REDIS_PORT" CHANNEL_PREFIX=gw: \
-      node "$ROOT/bench/alternatives/node-hub/hub.js" >"$RUN_DIR/node-$i.log" 2>&1 &
-    PIDS+=($!)
-    list+=("127.0.0.1:$p")
-  done
-  for p in "${ports[@]}"; do wait_http "http://127.0.0.1:$p/readyz" 20 || die "node hub on port $p not ready"; done
-  SERVERS=$(IFS=,; echo "${list[*]}")
+launch_node() {
+  PORT=$1 REDIS_URL="redis://127.0.0.1:$REDIS_PORT" CHANNEL_PREFIX=gw: \
+    exec node "$ROOT/bench/alternatives/node-hub/hub.js"
 }
-start_ideal() {
-  local ports i p list=()
+launch_ideal() {
+  exec "$IDEAL" --port "$1" --redis-port "$REDIS_PORT" --prefix gw:
+}
+wait_tcp() { # port: true once something accepts on it (10 s at most)
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+# Starts $NODES processes of a target on free ports and waits for each: GET ready_path
+# answers 200, or (empty path) the port accepts.
+start_nodes() { # target ready_path [flags for launch_<target>]...
+  local target=$1 ready=$2 ports i p list=()
+  shift 2
   read -r -a ports <<<"$(free_ports "$NODES")"
   for i in $(seq 0 $((NODES - 1))); do
     p=${ports[$i]}
-    "$IDEAL" --port "$p" --redis-port "$REDIS_PORT" --prefix gw: >"$RUN_DIR/ideal-$i.log" 2>&1 &
+    "launch_$target" "$p" "$i" "$@" >"$RUN_DIR/$target-$i.log" 2>&1 &
     PIDS+=($!)
     list+=("127.0.0.1:$p")
   done
   for p in "${ports[@]}"; do
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+    if [ -n "$ready" ]; then
+      wait_http "http://127.0.0.1:$p$ready" 20 || die "$target on port $p not ready (see $RUN_DIR/$target-*.log)"
+    else
+      wait_tcp "$p" || die "$target on port $p not listening (see $RUN_DIR/$target-*.log)"
+    fi
   done
   SERVERS=$(IFS=,; echo "${list[*]}")
 }
@@ -258,10 +258,10 @@ for scenario in ${SCENARIOS//,/ }; do
     before=${#PIDS[@]}
     case "$target" in
       wsgate) # shellcheck disable=SC2046
-              start_wsgate $(wsgate_flags "$scenario") ;;
-      node) start_node ;;
+              start_nodes wsgate /readyz $(wsgate_flags "$scenario") ;;
+      node) start_nodes node /readyz ;;
       nchan) start_nchan ;;
-      ideal) start_ideal ;;
+      ideal) start_nodes ideal "" ;;
     esac
     started=("${PIDS[@]:$before}")
     args=(--target "$target" --servers "$SERVERS" --redis "127.0.0.1:$REDIS_PORT" --scenario "$scenario"

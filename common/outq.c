@@ -65,11 +65,6 @@ int gw_outq_push(struct gw_outq *q, struct gw_frame *f)
     return 0;
 }
 
-struct gw_frame *gw_outq_peek(const struct gw_outq *q)
-{
-    return q->count ? q->ring[q->head] : NULL;
-}
-
 struct gw_frame *gw_outq_at(const struct gw_outq *q, size_t i)
 {
     return i < q->count ? q->ring[(q->head + i) % q->cap] : NULL;

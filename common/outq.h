@@ -26,9 +26,6 @@ void gw_outq_deinit(struct gw_outq *q);
  * queue is full by count or by bytes (f untouched). */
 int gw_outq_push(struct gw_outq *q, struct gw_frame *f);
 
-/* Returns the oldest frame without removing it, or NULL. No reference moves. */
-struct gw_frame *gw_outq_peek(const struct gw_outq *q);
-
 /* Returns the i-th oldest frame (0 = oldest) without removing it, or NULL
  * when i >= count. No reference moves. */
 struct gw_frame *gw_outq_at(const struct gw_outq *q, size_t i);

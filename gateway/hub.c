@@ -76,11 +76,6 @@ static struct gw_sub *member_find(const struct gw_hub_member *m, const char *nam
     return NULL;
 }
 
-bool gw_hub_is_subscribed(const struct gw_hub_member *m, const char *name, size_t len)
-{
-    return member_find(m, name, len) != NULL;
-}
-
 int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len,
                      bool has_id, int64_t id, int max_subs, bool allow_new)
 {

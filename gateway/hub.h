@@ -84,8 +84,6 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
  * for it is sent first, so every request gets its one reply. */
 void gw_hub_unsubscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len);
 
-bool gw_hub_is_subscribed(const struct gw_hub_member *m, const char *name, size_t len);
-
 /* The node's Redis subscription for name is live: mark the channel live and
  * send every pending ack. Unknown channel: no-op. */
 void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len);

@@ -19,7 +19,6 @@ neither is available. WSGATE_COMPOSE_ENGINE=docker|podman forces one. Every wait
 and a watchdog ends the run (after cleaning up) before CTest's own timeout.
 """
 
-import http.client
 import os
 import re
 import shutil
@@ -32,8 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 from deploytools import ROOT, log, run, shared_tools, skip  # noqa: E402
-from wsgate_harness import (ConnectionClosed, ConnectionLost, HandshakeError, free_port,  # noqa: E402
-                            WSClient)
+from wsgate_harness import (ConnectionClosed, ConnectionLost, HandshakeError, WSClient,  # noqa: E402
+                            free_port, http_get, wait_until)
 
 PROJECT = os.environ.get("WSGATE_COMPOSE_PROJECT", "wsgatedeploytest")
 COMPOSE_FILE = os.path.join(ROOT, "docker-compose.yml")
@@ -108,30 +107,6 @@ def detect_engine():
     env["CONTAINERS_CONF"] = os.path.join(state, "containers.conf")
     env["BUILDAH_FORMAT"] = "docker"  # keep the Dockerfile's HEALTHCHECK (OCI format drops it)
     return Engine("podman", env)
-
-
-def http_get(port, path, timeout=5.0):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        return r.status, r.getheader("content-type", ""), r.read().decode("utf-8", "replace")
-    finally:
-        conn.close()
-
-
-def wait_until(pred, timeout, what, interval=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - report the last error on timeout
-            last = e
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s (last error: %r)" % (timeout, what, last))
 
 
 class ComposeCluster(unittest.TestCase):
@@ -245,17 +220,17 @@ class ComposeCluster(unittest.TestCase):
         for n in NODES:
             wait_until(lambda n=n: self.engine.ctl("exec", self.engine.container(n), "wsgate-healthcheck",
                                                    "/readyz", check=False, timeout=20).returncode == 0,
-                       90, "%s /readyz 200 (Redis link live)" % n, interval=0.5)
-        wait_until(lambda: http_get(self.lb_port, "/readyz", 2)[0] == 200, 60, "LB /readyz 200")
+                       90, what="%s /readyz 200 (Redis link live)" % n, interval=0.5)
+        wait_until(lambda: http_get(self.lb_port, "/readyz", 2)[0] == 200, 60, what="LB /readyz 200")
         log("all nodes ready, LB answers")
-        status, ctype, body = http_get(self.lb_port, "/")
+        status, headers, body = http_get(self.lb_port, "/")
         self.assertEqual(status, 200)
-        self.assertIn("text/html", ctype)
-        self.assertIn("<title>wsgate demo</title>", body)
+        self.assertIn("text/html", headers.get("content-type", ""))
+        self.assertIn("<title>wsgate demo</title>", body.decode())
         self.assertEqual(http_get(self.lb_port, "/healthz")[0], 200)
         status, _, body = http_get(self.lb_port, "/metrics")
         self.assertEqual(status, 200)
-        self.assertIn("wsgate_ready 1", body)
+        self.assertIn("wsgate_ready 1", body.decode())
         for n in NODES:  # the image: non-root, read-only root filesystem
             p = self.engine.ctl("exec", self.engine.container(n), "bash", "-c", "id -u; touch /x 2>&1 || true",
                                 timeout=20)

@@ -10,24 +10,18 @@ import os
 import sys
 import time
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import GatewayTestCase, OP_TEXT, T, data_of, wait_until  # noqa: E402
-
-FAST = ["--client-rate", "100000", "--client-burst", "100000"]
-
-
-def uniq(prefix="c"):
-    return "%s:%s" % (prefix, uuid.uuid4().hex[:12])
+from wsgate_harness import (NO_RATE_LIMIT, OP_TEXT, GatewayTestCase, T, data_of, uniq,  # noqa: E402
+                            wait_until)
 
 
 class ClusterTest(GatewayTestCase):
     @classmethod
     def setUpClass(cls):
         cls.redis = cls.start_class_redis()
-        cls.nodes = [cls.start_class_gateway(cls.redis.port, FAST, name="node%s" % n)
+        cls.nodes = [cls.start_class_gateway(cls.redis.port, NO_RATE_LIMIT, name="node%s" % n)
                      for n in "ABC"]
         for g in cls.nodes:
             g.wait_ready()
@@ -276,7 +270,7 @@ class ClusterTest(GatewayTestCase):
 class MultiWorkerTest(GatewayTestCase):
     def test_workers_share_one_redis_subscription_and_all_deliver(self):
         redis = self.start_redis()
-        gw = self.start_gateway(redis.port, FAST + ["--workers", "3"], name="workers3")
+        gw = self.start_gateway(redis.port, NO_RATE_LIMIT + ["--workers", "3"], name="workers3")
         ch = uniq()
         subs = []
         for _ in range(60):  # SO_REUSEPORT spreads these over the 3 workers
@@ -316,8 +310,8 @@ class ChannelPrefixTest(GatewayTestCase):
         # both only regroup writes, so every message still arrives once, in order, and
         # acks and pongs still come back.
         redis = self.start_redis()
-        a = self.start_gateway(redis.port, FAST + ["--coalesce-ms", "30"], name="coalesce")
-        b = self.start_gateway(redis.port, FAST + ["--tcp-nodelay", "0"], name="nagle")
+        a = self.start_gateway(redis.port, NO_RATE_LIMIT + ["--coalesce-ms", "30"], name="coalesce")
+        b = self.start_gateway(redis.port, NO_RATE_LIMIT + ["--tcp-nodelay", "0"], name="nagle")
         ch = uniq()
         clients = [self.client(g.port) for g in (a, b, a, b)]
         for i, c in enumerate(clients):
@@ -336,9 +330,9 @@ class ChannelPrefixTest(GatewayTestCase):
 
     def test_channel_prefix(self):
         redis = self.start_redis()
-        default_node = self.start_gateway(redis.port, FAST, name="default-prefix")
-        p1 = self.start_gateway(redis.port, FAST + ["--channel-prefix", "app1:"], name="app1-a")
-        p2 = self.start_gateway(redis.port, FAST + ["--channel-prefix", "app1:"], name="app1-b")
+        default_node = self.start_gateway(redis.port, NO_RATE_LIMIT, name="default-prefix")
+        p1 = self.start_gateway(redis.port, NO_RATE_LIMIT + ["--channel-prefix", "app1:"], name="app1-a")
+        p2 = self.start_gateway(redis.port, NO_RATE_LIMIT + ["--channel-prefix", "app1:"], name="app1-b")
         ch = uniq()
         subs = []
         for g in (p1, p2):

@@ -9,14 +9,12 @@ import subprocess
 import sys
 import time
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import (GatewayTestCase, T, free_port, http_status,  # noqa: E402
-                            metric_meta, parse_metrics, wait_until, wsgate_bin)
+from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, T, free_port, http_status,  # noqa: E402
+                            metric_meta, parse_metrics, uniq, wait_until, wsgate_bin)
 
-FAST = ["--client-rate", "100000", "--client-burst", "100000"]
 
 REQUIRED = {
     # name: (type, sample that must be present)
@@ -37,15 +35,11 @@ REQUIRED = {
 }
 
 
-def uniq(prefix="h"):
-    return "%s:%s" % (prefix, uuid.uuid4().hex[:12])
-
-
 class HttpTest(GatewayTestCase):
     @classmethod
     def setUpClass(cls):
         cls.redis = cls.start_class_redis()
-        cls.gw = cls.start_class_gateway(cls.redis.port, FAST, name="http")
+        cls.gw = cls.start_class_gateway(cls.redis.port, NO_RATE_LIMIT, name="http")
         cls.gw.wait_ready()
 
     def test_healthz_and_readyz(self):
@@ -102,11 +96,11 @@ class HttpTest(GatewayTestCase):
 class MetricsValuesTest(GatewayTestCase):
     def test_values_follow_actions(self):
         redis = self.start_redis()
-        gw = self.start_gateway(redis.port, FAST)
+        gw = self.start_gateway(redis.port, NO_RATE_LIMIT)
         m0 = gw.metrics()
         a = self.client(gw.port)
         b = self.client(gw.port)
-        ch = uniq()
+        ch = uniq("h")
         self.assertEqual(a.subscribe(ch).get("type"), "ack")
         self.assertEqual(b.subscribe(ch).get("type"), "ack")
         m1 = gw.metrics()
@@ -169,12 +163,12 @@ class MetricsValuesTest(GatewayTestCase):
 class StandaloneTest(GatewayTestCase):
     def test_standalone_ready_and_delivers_in_process(self):
         t0 = time.monotonic()
-        gw = self.start_gateway(None, FAST, ready=False)
+        gw = self.start_gateway(None, NO_RATE_LIMIT, ready=False)
         gw.wait_readyz(200, T(3))
         sys.stderr.write("\n[observed] standalone ready %.2fs after start\n" % (time.monotonic() - t0))
         a = self.client(gw.port)
         b = self.client(gw.port)
-        ch = uniq()
+        ch = uniq("h")
         self.assertEqual(a.subscribe(ch).get("type"), "ack")
         self.assertEqual(b.subscribe(ch).get("type"), "ack")
         for i in range(10):

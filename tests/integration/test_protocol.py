@@ -10,20 +10,15 @@ import os
 import sys
 import time
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import (OP_BINARY, OP_TEXT, ConnectionClosed, ConnectionLost,  # noqa: E402
                             GatewayTestCase, HandshakeError, ProtocolError, T, WSClient,
-                            wait_until)
+                            uniq, wait_until)
 
 MAX_FRAME = 4096
 MAX_SAFE = 2 ** 53 - 1
-
-
-def uniq(prefix="p"):
-    return "%s:%s" % (prefix, uuid.uuid4().hex[:12])
 
 
 class ProtocolMixin:
@@ -98,7 +93,7 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
 
     def test_subscribe_publish_unsubscribe_acks_and_delivery(self):
         c = self.client(self.gw.port)
-        ch = uniq()
+        ch = uniq("p")
         self.assert_reply(c.subscribe(ch, 7), "ack", 7)
         self.assert_reply(c.publish(ch, {"text": "hi"}, 8), "ack", 8)
         m = c.recv_message(timeout=5)
@@ -110,7 +105,7 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
     def test_publish_data_values_roundtrip(self):
         c = self.client(self.gw.port)
         pub = self.client(self.gw.port)
-        ch = uniq()
+        ch = uniq("p")
         self.assert_reply(c.subscribe(ch, 1), "ack", 1)
         values = [{"a": [1, 2, {"b": None}]}, [1, "two", 3.5], "héllo ✓ \"q\"\n\t",
                   0, -17, 1.5, True, False, None, {}, [], "", {"nested": {"deep": [[[]]]}}]
@@ -127,7 +122,7 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
 
     def test_publish_with_null_data_is_valid(self):
         c = self.client(self.gw.port)
-        ch = uniq()
+        ch = uniq("p")
         self.assert_reply(c.subscribe(ch, 1), "ack", 1)
         self.assert_reply(c.request({"type": "publish", "channel": ch, "data": None, "id": 2}),
                           "ack", 2)
@@ -138,7 +133,7 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
     def test_requests_without_id_get_no_reply_on_success(self):
         c = self.client(self.gw.port)
         other = self.client(self.gw.port)
-        ch = uniq()
+        ch = uniq("p")
         c.send_json({"type": "subscribe", "channel": ch})
         wait_until(lambda: self.redis.numsub("gw:" + ch) == 1, T(5),
                    what="subscribe without id to reach Redis")
@@ -157,14 +152,14 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
         c = self.client(self.gw.port)
         c.send_json({"type": "ping"})
         self.assertEqual(c.recv_json(timeout=T(2)), {"type": "pong"})
-        c.send_json({"type": "subscribe", "channel": uniq()})  # no id: no ack on success
+        c.send_json({"type": "subscribe", "channel": uniq("p")})  # no id: no ack on success
         c.expect_nothing(0.5)
         self.assert_alive(c)
 
     def test_idempotent_subscribe_and_unsubscribe(self):
         c = self.client(self.gw.port)
         pub = self.client(self.gw.port)
-        ch = uniq()
+        ch = uniq("p")
         self.assert_reply(c.subscribe(ch, 1), "ack", 1)
         self.assert_reply(c.subscribe(ch, 2), "ack", 2)
         self.assertEqual(self.redis.numsub("gw:" + ch), 1)
@@ -191,7 +186,7 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
         c.send_fragmented('{"type":"ping","id":78}', [10], ping_between=True)
         self.assert_reply(c.recv_json(timeout=5), "pong", 78)
         # A valid 2-byte UTF-8 character split between two fragments is still valid.
-        ch = uniq()
+        ch = uniq("p")
         self.assert_reply(c.subscribe(ch, 79), "ack", 79)
         text = json.dumps({"type": "publish", "channel": ch, "data": "é", "id": 80},
                           ensure_ascii=False).encode()
@@ -293,7 +288,7 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
 
     def test_too_many_subscriptions(self):
         c = self.client(self.gw.port)
-        chans = [uniq() for _ in range(5)]
+        chans = [uniq("p") for _ in range(5)]
         for i, ch in enumerate(chans[:3]):
             self.assert_reply(c.subscribe(ch, i + 1), "ack", i + 1)
         self.assert_error(c.subscribe(chans[3], 10), "too_many_subscriptions", 10)
@@ -413,7 +408,7 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
         # Interleave good and bad requests on one connection: every id gets exactly one
         # reply, in order, and the connection never closes.
         c = self.client(self.gw.port)
-        ch = uniq()
+        ch = uniq("p")
         plan = [({"type": "subscribe", "channel": ch, "id": 1}, "ack"),
                 ({"type": "bogus", "id": 2}, "unknown_type"),
                 ({"type": "publish", "channel": "a b", "data": 1, "id": 3}, "bad_channel"),

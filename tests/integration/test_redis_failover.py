@@ -10,24 +10,18 @@ import os
 import sys
 import time
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import GatewayTestCase, RedisServer, T, free_port, wait_until  # noqa: E402
-
-FAST = ["--client-rate", "100000", "--client-burst", "100000"]
-
-
-def uniq(prefix="f"):
-    return "%s:%s" % (prefix, uuid.uuid4().hex[:12])
+from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, RedisServer, T, free_port, uniq,  # noqa: E402
+                            wait_until)
 
 
 class FailoverTest(GatewayTestCase):
     def setUp(self):
         self.redis = self.start_redis()
-        self.nodes = [self.start_gateway(self.redis.port, FAST, name="node%s" % n) for n in "AB"]
-        self.ch = uniq()
+        self.nodes = [self.start_gateway(self.redis.port, NO_RATE_LIMIT, name="node%s" % n) for n in "AB"]
+        self.ch = uniq("f")
         self.subs = []
         for g in self.nodes:
             c = self.client(g.port)
@@ -155,7 +149,7 @@ class FailoverTest(GatewayTestCase):
 class RedisAbsentAtStartTest(GatewayTestCase):
     def test_not_ready_until_redis_appears(self):
         port = free_port()
-        g = self.start_gateway(port, FAST, ready=False)
+        g = self.start_gateway(port, NO_RATE_LIMIT, ready=False)
         time.sleep(0.5)
         self.assertEqual(g.http_get("/healthz")[0], 200)
         self.assertEqual(g.readyz(), 503)
@@ -165,7 +159,7 @@ class RedisAbsentAtStartTest(GatewayTestCase):
         redis = RedisServer(port=port)
         self.addCleanup(redis.cleanup)
         g.wait_readyz(200, T(5))
-        ch = uniq()
+        ch = uniq("f")
         self.assertEqual(c.subscribe(ch).get("type"), "ack")
         self.assertEqual(c.publish(ch, "now").get("type"), "ack")
         self.assertEqual(c.recv_message(timeout=5)["data"], "now")

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import unittest
+import uuid
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -62,6 +63,15 @@ def wsgate_bin():
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
         raise RuntimeError("WSGATE_BIN=%r is not an executable file" % path)
     return path
+
+
+# Flags that lift the per-client rate limit, for tests that send bursts on purpose.
+NO_RATE_LIMIT = ["--client-rate", "100000", "--client-burst", "100000"]
+
+
+def uniq(prefix="c"):
+    """A channel name no other test (or earlier run) uses."""
+    return "%s:%s" % (prefix, uuid.uuid4().hex[:12])
 
 
 def free_port():

@@ -27,7 +27,7 @@ START_TEST(empty)
     gw_outq_init(&q, 4, 100);
     ck_assert(gw_outq_empty(&q));
     ck_assert_ptr_null(q.ring); /* lazily allocated */
-    ck_assert_ptr_null(gw_outq_peek(&q));
+    ck_assert_ptr_null(gw_outq_at(&q, 0));
     ck_assert_ptr_null(gw_outq_pop(&q));
     gw_outq_deinit(&q);
 }
@@ -139,7 +139,7 @@ START_TEST(fifo_with_wraparound)
             ck_assert_ptr_eq(gw_outq_at(&q, i), frames[(next_out + i) % 7]);
         ck_assert_ptr_null(gw_outq_at(&q, q.count));
         for (int k = 0; k < 2; k++) {
-            struct gw_frame *peek = gw_outq_peek(&q);
+            struct gw_frame *peek = gw_outq_at(&q, 0);
             struct gw_frame *f = gw_outq_pop(&q);
 
             ck_assert_ptr_eq(peek, f);
@@ -213,7 +213,7 @@ START_TEST(pop_gives_reference)
     ck_assert_int_eq(gw_outq_push(&q, f), 0);
     gw_frame_unref(f); /* the queue now holds the only reference */
     ck_assert_int_eq(gw_frame_live_count(), 1);
-    ck_assert_ptr_eq(gw_outq_peek(&q), f);
+    ck_assert_ptr_eq(gw_outq_at(&q, 0), f);
     ck_assert_uint_eq(f->refs, 1);
     out = gw_outq_pop(&q);
     ck_assert_ptr_eq(out, f);
