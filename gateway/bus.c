@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "codec.h"
 #include "dict.h"
 #include "log.h"

@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "bus.h"
 #include "log.h"
 #include "ws.h"

@@ -24,13 +24,6 @@ struct conn {
     struct gw_http_state http;  /* plain HTTP */
 };
 
-int64_t gw_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 bool gw_node_ready(const struct gw_node *node)
 {
     return !atomic_load(&node->draining) && gw_bus_ready(node->bus);

@@ -13,6 +13,7 @@
 
 #include <libwebsockets.h>
 
+#include "clock.h"
 #include "dict.h"
 #include "hub.h"
 #include "mailbox.h"
@@ -74,8 +75,5 @@ void gw_worker_free(struct gw_worker *w);
 
 /* Moves m into w's inbox and wakes w if the inbox was empty. Any thread. */
 void gw_worker_post(struct gw_worker *w, struct gw_wmail *m);
-
-/* Monotonic microseconds, the clock for every timeout in the worker. */
-int64_t gw_now_us(void);
 
 #endif
