@@ -29,7 +29,7 @@
 #include "dict.h"
 #include "log.h"
 #include "mailbox.h"
-#include "ws.h"
+#include "worker.h"
 
 /* A client publish waits at most this many at once on the publisher
  * connection; beyond that Redis is not keeping up and clients get

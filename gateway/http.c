@@ -7,10 +7,8 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "bus.h"
 #include "log.h"
 #include "metrics.h"
-#include "ws.h"
 
 /* Writes the headers now and keeps a copy of body (with lws headroom) for
  * the next HTTP_WRITEABLE. body stays the caller's. */
@@ -38,26 +36,23 @@ static int respond_text(struct lws *wsi, struct gw_http_state *st, unsigned int 
     return respond(wsi, st, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-int gw_http_request(struct gw_worker *w, struct lws *wsi, struct gw_http_state *st, const char *uri)
+int gw_http_request(const struct gw_node *node, struct lws *wsi, struct gw_http_state *st, const char *uri)
 {
-    struct gw_node *node = w->node;
 
     if (strcmp(uri, "/healthz") == 0)
         return respond_text(wsi, st, 200, "ok\n");
     if (strcmp(uri, "/readyz") == 0) {
-        if (atomic_load(&node->draining))
+        if (atomic_load(&((struct gw_node *)node)->draining))
             return respond_text(wsi, st, 503, "draining\n");
-        if (!gw_bus_ready(node->bus))
+        if (!node->bus_ops->ready(node->bus))
             return respond_text(wsi, st, 503, "redis link not live\n");
         return respond_text(wsi, st, 200, "ready\n");
     }
     if (strcmp(uri, "/metrics") == 0) {
-        struct gw_worker_stats *stats[64];
-        for (int i = 0; i < node->nworkers; i++)
-            stats[i] = &node->workers[i]->stats;
         char *text;
-        size_t len = gw_metrics_render(&text, gw_bus_stats(node->bus), stats, node->nworkers,
-                                       gw_node_ready(node), atomic_load(&node->draining), node->cfg->node_id);
+        size_t len = gw_metrics_render(&text, node->bus_stats, node->worker_stats, node->nworkers,
+                                       gw_node_ready(node), atomic_load(&((struct gw_node *)node)->draining),
+                                       node->cfg->node_id);
         int rc = respond(wsi, st, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
         free(text);
         return rc;

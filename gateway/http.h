@@ -1,6 +1,7 @@
 /* Plain HTTP on the WebSocket port: /healthz, /readyz, /metrics and the demo
  * page at /. Each response is built whole into a buffer owned by the
- * connection's http state and written from HTTP_WRITEABLE. Worker thread. */
+ * connection's http state and written from HTTP_WRITEABLE. Worker thread;
+ * it sees the node, never the worker. */
 #ifndef GW_HTTP_H
 #define GW_HTTP_H
 
@@ -8,7 +9,7 @@
 
 #include <libwebsockets.h>
 
-struct gw_worker;
+#include "node.h"
 
 struct gw_http_state {
     unsigned char *body; /* owned, NULL when nothing is pending */
@@ -16,7 +17,7 @@ struct gw_http_state {
 };
 
 /* LWS_CALLBACK_HTTP. Returns what the lws callback must return. */
-int gw_http_request(struct gw_worker *w, struct lws *wsi, struct gw_http_state *st, const char *uri);
+int gw_http_request(const struct gw_node *node, struct lws *wsi, struct gw_http_state *st, const char *uri);
 /* LWS_CALLBACK_HTTP_WRITEABLE. */
 int gw_http_writeable(struct lws *wsi, struct gw_http_state *st);
 /* LWS_CALLBACK_CLOSED_HTTP and connection teardown: frees the body. */

@@ -18,7 +18,7 @@
 #include "config.h"
 #include "log.h"
 #include "node.h"
-#include "ws.h"
+#include "worker.h"
 
 #ifndef WSGATE_VERSION
 #define WSGATE_VERSION "dev"
@@ -34,32 +34,69 @@ static void lws_log_emit(int level, const char *line)
     gw_log(level == LLL_ERR ? GW_LOG_ERROR : GW_LOG_WARN, "lws", "%.*s", (int)len, line);
 }
 
-static void stop_workers(struct gw_node *node, int started)
+/* ---- the bus as the workers see it (node.h): main is the only file that
+ * knows both sides ---- */
+
+static bool bus_ready(void *bus)
+{
+    return gw_bus_ready(bus);
+}
+
+static void bus_subscribe(void *bus, int worker, const char *name, size_t len)
+{
+    gw_bus_post_subscribe(bus, worker, name, len);
+}
+
+static void bus_unsubscribe(void *bus, int worker, const char *name, size_t len)
+{
+    gw_bus_post_unsubscribe(bus, worker, name, len);
+}
+
+static void bus_publish(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
+                        size_t len, char *payload, size_t payload_len)
+{
+    gw_bus_post_publish(bus, worker, session_id, has_id, id, name, len, payload, payload_len);
+}
+
+static const struct gw_node_bus_ops node_bus_ops = {
+    .ready = bus_ready,
+    .subscribe = bus_subscribe,
+    .unsubscribe = bus_unsubscribe,
+    .publish = bus_publish,
+};
+
+static void stop_workers(struct gw_worker **workers, int started)
 {
     for (int i = 0; i < started; i++)
-        gw_worker_post(node->workers[i], gw_wmail_new(GW_WMAIL_DRAIN, NULL, 0));
+        gw_worker_post(workers[i], gw_wmail_new(GW_WMAIL_DRAIN, NULL, 0));
     for (int i = 0; i < started; i++)
-        gw_worker_join(node->workers[i]);
+        gw_worker_join(workers[i]);
 }
 
 static int run(const struct gw_config *cfg)
 {
-    struct gw_node node = { .cfg = cfg, .nworkers = cfg->workers };
+    struct gw_node node = { .cfg = cfg, .nworkers = cfg->workers, .bus_ops = &node_bus_ops };
+    struct gw_worker **workers = gw_xcalloc((size_t)cfg->workers, sizeof(*workers));
+    struct gw_bus *bus;
     sigset_t sigs;
     int sig = 0, started = 0, rc = 0;
 
     atomic_init(&node.draining, false);
     atomic_init(&node.connections, 0);
-    node.workers = gw_xcalloc((size_t)cfg->workers, sizeof(*node.workers));
-    for (int i = 0; i < cfg->workers; i++)
-        node.workers[i] = gw_worker_new(&node, i);
-    node.bus = gw_bus_new(cfg, node.workers, node.nworkers);
-    if ((rc = gw_bus_start(node.bus)) != 0) {
+    node.worker_stats = gw_xcalloc((size_t)cfg->workers, sizeof(*node.worker_stats));
+    for (int i = 0; i < cfg->workers; i++) {
+        workers[i] = gw_worker_new(&node, i);
+        node.worker_stats[i] = gw_worker_stats(workers[i]);
+    }
+    bus = gw_bus_new(cfg, workers, cfg->workers);
+    node.bus = bus;
+    node.bus_stats = gw_bus_stats(bus);
+    if ((rc = gw_bus_start(bus)) != 0) {
         LOG_ERR("cannot start bus thread error=\"%s\"", strerror(-rc));
         goto out;
     }
     for (; started < cfg->workers; started++) {
-        if ((rc = gw_worker_start(node.workers[started])) != 0) {
+        if ((rc = gw_worker_start(workers[started])) != 0) {
             LOG_ERR("cannot listen host=%s port=%d", cfg->listen_host, cfg->listen_port);
             goto out;
         }
@@ -76,12 +113,13 @@ static int run(const struct gw_config *cfg)
     LOG_INFO("draining signal=%s timeout_s=%d", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_s);
 
 out:
-    stop_workers(&node, started);
-    gw_bus_stop(node.bus);
+    stop_workers(workers, started);
+    gw_bus_stop(bus);
     for (int i = 0; i < cfg->workers; i++)
-        gw_worker_free(node.workers[i]);
-    gw_bus_free(node.bus);
-    free(node.workers);
+        gw_worker_free(workers[i]);
+    gw_bus_free(bus);
+    free(workers);
+    free(node.worker_stats);
     if (gw_frame_live_count() != 0)
         LOG_WARN("frames still allocated at exit count=%ld", gw_frame_live_count());
     LOG_INFO("exit code=%d", rc ? 1 : 0);

@@ -1,27 +1,46 @@
-/* What every thread of one node may see: the read-only config, the bus, the
- * workers and the drain flag. Built by main before any thread starts and
- * freed after all have stopped. */
+/* What every thread of one node may see: the read-only config, the drain
+ * flag, the connection count, the counters for /metrics and the bus, which
+ * main wires in as callbacks so the workers never name the bus. Built by
+ * main before any thread starts and freed after all have stopped. */
 #ifndef GW_NODE_H
 #define GW_NODE_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
+#include "metrics.h"
 
-struct gw_bus;
-struct gw_worker;
+/* The bus as the workers see it. Any thread; names are copied. */
+struct gw_node_bus_ops {
+    /* Publishes and new subscriptions can succeed now. */
+    bool (*ready)(void *bus);
+    /* Worker `worker` wants / no longer wants channel name (posted only on its
+     * own 0->1 and 1->0 transitions). */
+    void (*subscribe)(void *bus, int worker, const char *name, size_t len);
+    void (*unsubscribe)(void *bus, int worker, const char *name, size_t len);
+    /* PUBLISH; takes payload. The result comes back to the worker's inbox. */
+    void (*publish)(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
+                    size_t len, char *payload, size_t payload_len);
+};
 
 struct gw_node {
     const struct gw_config *cfg;
-    struct gw_bus *bus;
-    struct gw_worker **workers;
+    const struct gw_node_bus_ops *bus_ops;
+    void *bus;
+    const struct gw_bus_stats *bus_stats;
+    struct gw_worker_stats **worker_stats; /* nworkers entries */
     int nworkers;
     atomic_bool draining; /* set once by main on SIGTERM/SIGINT */
-    atomic_int connections; /* open WebSocket sessions, all workers: --max-connections */
+    atomic_int connections; /* WebSocket slots taken, all workers: --max-connections */
 };
 
-/* Ready = Redis link proven live (or standalone) and not draining. */
-bool gw_node_ready(const struct gw_node *node);
+/* Ready = Redis link proven live (or standalone) and not draining. Any thread. */
+static inline bool gw_node_ready(const struct gw_node *node)
+{
+    return !atomic_load(&((struct gw_node *)node)->draining) && node->bus_ops->ready(node->bus);
+}
 
 #endif

@@ -11,38 +11,26 @@
 
 #include "alloc.h"
 #include "clock.h"
-#include "bus.h"
 #include "log.h"
-#include "ws.h"
-
 
 #define TOKEN_UNIT 1000000LL
+#define CLOSE_GRACE_S 5
 
-struct gw_session *gw_session_new(struct gw_worker *w, struct lws *wsi)
+struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t id, struct lws *wsi)
 {
-    const struct gw_config *cfg = w->node->cfg;
+    const struct gw_config *cfg = host->cfg;
     struct gw_session *s = gw_xcalloc(1, sizeof(*s));
     int64_t now = gw_now_us();
 
-    s->id = ((uint64_t)w->index << 56) | ++w->next_seq;
+    s->id = id;
     s->wsi = wsi;
-    s->worker = w;
+    s->host = host;
     gw_hub_member_init(&s->member, s);
     gw_outq_init(&s->outq, cfg->queue_max_messages, cfg->queue_max_bytes);
     s->tokens = (int64_t)cfg->client_burst * TOKEN_UNIT;
     s->last_refill_us = now;
     s->last_rx_us = now;
     s->last_ping_us = now;
-
-    gw_dict_add(&w->sessions, &s->id, sizeof(s->id), s, NULL);
-    s->next = w->session_list;
-    if (s->next)
-        s->next->prev = s;
-    w->session_list = s;
-
-    gw_stat_add(&w->stats.connections, 1);
-    gw_stat_add(&w->stats.connections_accepted, 1);
-    atomic_fetch_add_explicit(&w->node->connections, 1, memory_order_relaxed);
     LOG_DBG("open id=%llu", (unsigned long long)s->id);
     return s;
 }
@@ -50,30 +38,19 @@ struct gw_session *gw_session_new(struct gw_worker *w, struct lws *wsi)
 /* Removes the queued frames from the queue gauges; used when they are dropped. */
 static void outq_account_drop(struct gw_session *s)
 {
-    gw_stat_add(&s->worker->stats.outq_bytes, -(int64_t)s->outq.bytes);
-    gw_stat_add(&s->worker->stats.outq_messages, -(int64_t)s->outq.count);
+    gw_stat_add(&s->host->stats->outq_bytes, -(int64_t)s->outq.bytes);
+    gw_stat_add(&s->host->stats->outq_messages, -(int64_t)s->outq.count);
 }
 
 void gw_session_free(struct gw_session *s)
 {
-    struct gw_worker *w = s->worker;
+    const struct gw_session_host *h = s->host;
 
-    gw_hub_leave_all(&w->hub, &s->member);
-    gw_stat_set(&w->stats.subscriptions, w->hub.nsubs);
+    gw_hub_leave_all(h->hub, &s->member);
+    gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
     outq_account_drop(s);
     gw_outq_deinit(&s->outq);
     free(s->rxbuf);
-
-    gw_dict_delete(&w->sessions, &s->id, sizeof(s->id));
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        w->session_list = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-
-    gw_stat_add(&w->stats.connections, -1);
-    atomic_fetch_sub_explicit(&w->node->connections, 1, memory_order_relaxed);
     LOG_DBG("closed id=%llu", (unsigned long long)s->id);
     free(s);
 }
@@ -81,6 +58,15 @@ void gw_session_free(struct gw_session *s)
 void gw_session_saw_traffic(struct gw_session *s)
 {
     s->last_rx_us = gw_now_us();
+}
+
+/* Asks lws for one WRITEABLE; repeated requests before it comes cost nothing. */
+static void request_writable(struct gw_session *s)
+{
+    if (s->write_requested)
+        return;
+    s->write_requested = true;
+    lws_callback_on_writable(s->wsi);
 }
 
 void gw_session_close(struct gw_session *s, int code, const char *reason, bool flush)
@@ -96,15 +82,18 @@ void gw_session_close(struct gw_session *s, int code, const char *reason, bool f
         outq_account_drop(s);
         gw_outq_deinit(&s->outq);
     }
-    lws_callback_on_writable(s->wsi);
+    request_writable(s);
     /* A peer that never lets us write (full socket) still goes: lws kills the
-     * connection when this timer fires unless the close completed first. */
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, flush ? s->worker->node->cfg->drain_timeout_s + 1 : 2);
+     * connection when this timer fires unless the close completed first. A
+     * shed client's close frame waits behind what the kernel already holds
+     * for it; it gets CLOSE_GRACE_S to read that far, as long as lws gives a
+     * peer to answer a close. */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, flush ? s->host->cfg->drain_timeout_s + 1 : CLOSE_GRACE_S);
 }
 
 static void shed(struct gw_session *s, enum gw_shed_reason reason, int code, const char *text)
 {
-    gw_stat_add(&s->worker->stats.shed[reason], 1);
+    gw_stat_add(&s->host->stats->shed[reason], 1);
     LOG_WARN("shed id=%llu reason=%s queued_msgs=%zu queued_bytes=%zu subscriptions=%d",
              (unsigned long long)s->id, gw_shed_reason_name(reason), s->outq.count, s->outq.bytes,
              s->member.nsubs);
@@ -120,10 +109,10 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame)
         shed(s, GW_SHED_SLOW_CONSUMER, 4008, "slow consumer");
         return;
     }
-    gw_stat_add(&s->worker->stats.outq_bytes, (int64_t)frame->len);
-    gw_stat_add(&s->worker->stats.outq_messages, 1);
-    if (was_empty)
-        lws_callback_on_writable(s->wsi);
+    gw_stat_add(&s->host->stats->outq_bytes, (int64_t)frame->len);
+    gw_stat_add(&s->host->stats->outq_messages, 1);
+    if (was_empty && !s->write_requested && !s->flush_queued)
+        s->host->ops->want_flush(s->host->ctx, s);
 }
 
 /* Queues a frame built for this session alone and drops the builder's reference. */
@@ -133,10 +122,10 @@ static void enqueue_own(struct gw_session *s, struct gw_frame *frame)
     gw_frame_unref(frame);
 }
 
-void gw_session_send_error(struct gw_session *s, enum gw_err err, bool has_id, int64_t id,
-                           const char *message)
+/* Sends an error frame (counted per code). */
+static void send_error(struct gw_session *s, enum gw_err err, bool has_id, int64_t id, const char *message)
 {
-    gw_stat_add(&s->worker->stats.client_errors[err], 1);
+    gw_stat_add(&s->host->stats->client_errors[err], 1);
     LOG_DBG("error id=%llu code=%s", (unsigned long long)s->id, gw_err_slug(err));
     enqueue_own(s, gw_codec_error(err, has_id, id, message));
 }
@@ -152,24 +141,18 @@ void gw_session_ack(struct gw_session *s, int64_t id)
     send_ack(s, true, id);
 }
 
-struct gw_session *gw_session_find(struct gw_worker *w, uint64_t id)
-{
-    struct gw_dict_entry *e = gw_dict_find(&w->sessions, &id, sizeof(id));
-    return e ? e->value : NULL;
-}
-
 void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id)
 {
     if (ok)
         send_ack(s, has_id, id);
     else
-        gw_session_send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
+        send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
 }
 
 /* Refills the bucket and takes one token; false when the client is over its rate. */
 static bool rate_allow(struct gw_session *s)
 {
-    const struct gw_config *cfg = s->worker->node->cfg;
+    const struct gw_config *cfg = s->host->cfg;
     int64_t now = gw_now_us();
     int64_t max = (int64_t)cfg->client_burst * TOKEN_UNIT;
 
@@ -185,19 +168,20 @@ static bool rate_allow(struct gw_session *s)
 
 static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
 {
-    struct gw_worker *w = s->worker;
-    bool available = !w->draining && gw_bus_ready(w->node->bus);
-    int rc = gw_hub_subscribe(&w->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
-                              w->node->cfg->max_subscriptions, available);
+    const struct gw_session_host *h = s->host;
+    bool draining = h->ops->draining(h->ctx);
+    bool available = !draining && h->ops->available(h->ctx);
+    int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
+                              h->cfg->max_subscriptions, available);
     if (rc == -ENOSPC) {
-        gw_session_send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
+        send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
                               "subscription limit reached (--max-subscriptions)");
     } else if (rc == -EAGAIN) {
-        gw_session_send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
-                              w->draining ? "node is draining; reconnect to another node"
+        send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
+                              draining ? "node is draining; reconnect to another node"
                                           : "Redis is unavailable; try again shortly");
     } else {
-        gw_stat_set(&w->stats.subscriptions, w->hub.nsubs);
+        gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         if (rc == GW_HUB_SUB_ACK_NOW)
             send_ack(s, req->has_id, req->id);
     }
@@ -205,7 +189,7 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
 
 static void handle_request(struct gw_session *s, struct gw_request *req)
 {
-    struct gw_worker *w = s->worker;
+    const struct gw_session_host *h = s->host;
 
     switch (req->type) {
     case GW_REQ_PING:
@@ -215,17 +199,17 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         handle_subscribe(s, req);
         break;
     case GW_REQ_UNSUBSCRIBE:
-        gw_hub_unsubscribe(&w->hub, &s->member, req->channel, req->channel_len);
-        gw_stat_set(&w->stats.subscriptions, w->hub.nsubs);
+        gw_hub_unsubscribe(h->hub, &s->member, req->channel, req->channel_len);
+        gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         send_ack(s, req->has_id, req->id);
         break;
     case GW_REQ_PUBLISH:
-        if (w->draining || !gw_bus_ready(w->node->bus)) {
+        if (h->ops->draining(h->ctx) || !h->ops->available(h->ctx)) {
             gw_session_publish_result(s, false, req->has_id, req->id);
             break;
         }
-        gw_bus_post_publish(w->node->bus, w->index, s->id, req->has_id, req->id, req->channel,
-                            req->channel_len, req->data_json, req->data_len);
+        h->ops->publish(h->ctx, s->id, req->has_id, req->id, req->channel, req->channel_len, req->data_json,
+                        req->data_len);
         req->data_json = NULL; /* moved to the bus */
         break;
     }
@@ -237,9 +221,9 @@ static void handle_message(struct gw_session *s, const char *buf, size_t len)
     int rc = gw_codec_parse(buf, len, &req);
 
     if (rc != 0)
-        gw_session_send_error(s, req.err, req.has_id, req.id, req.errmsg);
+        send_error(s, req.err, req.has_id, req.id, req.errmsg);
     else if (!rate_allow(s))
-        gw_session_send_error(s, GW_ERR_RATE_LIMITED, req.has_id, req.id,
+        send_error(s, GW_ERR_RATE_LIMITED, req.has_id, req.id,
                               "too many messages; slow down (--client-rate)");
     else
         handle_request(s, &req);
@@ -248,7 +232,7 @@ static void handle_message(struct gw_session *s, const char *buf, size_t len)
 
 void gw_session_receive(struct gw_session *s, const void *in, size_t len)
 {
-    const struct gw_config *cfg = s->worker->node->cfg;
+    const struct gw_config *cfg = s->host->cfg;
     struct lws *wsi = s->wsi;
     bool final = lws_is_final_fragment(wsi);
 
@@ -289,10 +273,10 @@ consumed:
         return;
     if (s->state == GW_SESSION_OPEN) {
         if (s->rx_binary)
-            gw_session_send_error(s, GW_ERR_BINARY_NOT_SUPPORTED, false, 0,
+            send_error(s, GW_ERR_BINARY_NOT_SUPPORTED, false, 0,
                                   "binary messages are not supported; send JSON text");
         else if (s->rx_discard)
-            gw_session_send_error(s, GW_ERR_MESSAGE_TOO_LARGE, false, 0,
+            send_error(s, GW_ERR_MESSAGE_TOO_LARGE, false, 0,
                                   "message exceeds --max-frame-bytes; discarded");
     }
     s->rx_in_message = false;
@@ -309,8 +293,8 @@ consumed:
 static struct gw_frame *outq_take(struct gw_session *s)
 {
     struct gw_frame *f = gw_outq_pop(&s->outq);
-    gw_stat_add(&s->worker->stats.outq_bytes, -(int64_t)f->len);
-    gw_stat_add(&s->worker->stats.outq_messages, -1);
+    gw_stat_add(&s->host->stats->outq_bytes, -(int64_t)f->len);
+    gw_stat_add(&s->host->stats->outq_messages, -1);
     return f;
 }
 
@@ -327,7 +311,6 @@ static struct gw_frame *outq_take(struct gw_session *s)
  * layer to bypass, and no extension is ever negotiated. */
 static int write_queued(struct gw_session *s)
 {
-    struct gw_worker *w = s->worker;
     struct iovec iov[GW_WRITE_BATCH_FRAMES];
     size_t total = 0;
     int n = 0;
@@ -361,16 +344,17 @@ static int write_queued(struct gw_session *s)
         left -= gw_frame_wire_len(f);
         gw_frame_unref(f);
     }
-    gw_stat_add(&w->stats.messages_delivered, frames);
+    gw_stat_add(&s->host->stats->messages_delivered, frames);
     return 0;
 }
 
 int gw_session_writeable(struct gw_session *s)
 {
+    s->write_requested = false;
     if (s->state == GW_SESSION_CLOSING && !(s->flush_before_close && !gw_outq_empty(&s->outq))) {
         lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)s->close_reason,
                          strlen(s->close_reason));
-        return -1;
+        return GW_SESSION_SEND_CLOSE;
     }
     if (s->ping_due) {
         /* Never an empty ping: lws 4.1.6 raises no RECEIVE_PONG for an empty
@@ -381,7 +365,7 @@ int gw_session_writeable(struct gw_session *s)
         if (lws_write(s->wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
             return -1;
         if (!gw_outq_empty(&s->outq))
-            lws_callback_on_writable(s->wsi);
+            request_writable(s);
         return 0;
     }
     if (gw_outq_empty(&s->outq))
@@ -389,13 +373,36 @@ int gw_session_writeable(struct gw_session *s)
     if (write_queued(s) < 0)
         return -1;
     if (!gw_outq_empty(&s->outq) || s->state == GW_SESSION_CLOSING)
-        lws_callback_on_writable(s->wsi);
+        request_writable(s);
     return 0;
+}
+
+void gw_session_flush(struct gw_session *s)
+{
+    if (s->state != GW_SESSION_OPEN || gw_outq_empty(&s->outq) || s->write_requested)
+        return;
+    /* lws holds the rest of an earlier frame, or a ping is owed: both must go
+     * out in order, which only WRITEABLE guarantees. */
+    if (s->ping_due || lws_partial_buffered(s->wsi)) {
+        request_writable(s);
+        return;
+    }
+    if (write_queued(s) < 0) {
+        /* The peer is gone (EPIPE, ECONNRESET); there is no callback to return
+         * -1 from, so let lws close it at its next safe point. */
+        s->state = GW_SESSION_CLOSING;
+        outq_account_drop(s);
+        gw_outq_deinit(&s->outq);
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    if (!gw_outq_empty(&s->outq))
+        request_writable(s);
 }
 
 void gw_session_tick(struct gw_session *s, int64_t now_us)
 {
-    const struct gw_config *cfg = s->worker->node->cfg;
+    const struct gw_config *cfg = s->host->cfg;
 
     if (s->state != GW_SESSION_OPEN)
         return;
@@ -406,6 +413,6 @@ void gw_session_tick(struct gw_session *s, int64_t now_us)
     if (now_us - s->last_ping_us >= (int64_t)cfg->ping_interval_s * 1000000) {
         s->last_ping_us = now_us;
         s->ping_due = true;
-        lws_callback_on_writable(s->wsi);
+        request_writable(s);
     }
 }

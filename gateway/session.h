@@ -1,7 +1,11 @@
 /* One WebSocket client. Owned by its worker thread from ESTABLISHED to
  * CLOSED; other threads know it only by id. A session never frees itself from
  * inside its own callbacks: closing marks it CLOSING and lets lws call back
- * (WRITEABLE sends the close frame, CLOSED frees). */
+ * (WRITEABLE sends the close frame, CLOSED frees).
+ *
+ * A session knows nothing of the worker that holds it: everything it needs
+ * from its host (config, hub, counters, publishing, readiness, a write
+ * scheduled at the end of the current batch) comes through gw_session_host. */
 #ifndef GW_SESSION_H
 #define GW_SESSION_H
 
@@ -12,19 +16,54 @@
 #include <libwebsockets.h>
 
 #include "codec.h"
+#include "config.h"
 #include "hub.h"
 #include "metrics.h"
 #include "outq.h"
 
-struct gw_worker;
+struct gw_session;
+
+/* Most frames and bytes one client gets from one writev when it has a
+ * backlog; the bytes cap stays near a socket's send buffer. */
+#define GW_WRITE_BATCH_FRAMES 512
+#define GW_WRITE_BATCH_BYTES (256 * 1024)
+
+struct gw_session_host_ops {
+    /* s got frames while it had nothing queued and no write pending: call
+     * gw_session_flush(s) at the next safe point (the end of the current
+     * lws callback or inbox batch), so a batch of messages costs one writev
+     * per client and no writable request. */
+    void (*want_flush)(void *ctx, struct gw_session *s);
+    /* Publishes payload (ownership moves) on behalf of session_id; the
+     * result comes back through gw_session_publish_result(). */
+    void (*publish)(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
+                    size_t channel_len, char *payload, size_t payload_len);
+    /* True while publishes and new subscriptions can succeed. */
+    bool (*available)(void *ctx);
+    /* True once the node drains. */
+    bool (*draining)(void *ctx);
+};
+
+/* What a session may use of the thread that holds it; outlives the session. */
+struct gw_session_host {
+    const struct gw_config *cfg;
+    struct gw_hub *hub;
+    struct gw_worker_stats *stats;
+    const struct gw_session_host_ops *ops;
+    void *ctx;
+};
 
 enum gw_session_state { GW_SESSION_OPEN = 0, GW_SESSION_CLOSING };
 
 struct gw_session {
-    uint64_t id; /* never reused: worker index in the top 8 bits, sequence below */
+    uint64_t id; /* never reused: given by the host */
     struct lws *wsi;
-    struct gw_worker *worker;
-    struct gw_session *prev, *next; /* worker's session_list */
+    const struct gw_session_host *host;
+    /* The host's links (its session list and flush list); the session never touches them. */
+    struct gw_session *prev, *next;
+    struct gw_session *flush_prev, *flush_next;
+    bool flush_queued;
+
     struct gw_hub_member member;
     struct gw_outq outq;
 
@@ -33,6 +72,7 @@ struct gw_session {
     const char *close_reason; /* static string */
     bool flush_before_close; /* drain: send what is queued first */
     bool ping_due;
+    bool write_requested; /* lws_callback_on_writable() asked, WRITEABLE not yet seen */
 
     /* Inbound reassembly of one fragmented message. */
     char *rxbuf; /* owned, NULL between messages */
@@ -47,21 +87,30 @@ struct gw_session {
     int64_t last_ping_us;
 };
 
-/* Creates the session for a new WebSocket connection and registers it with
- * its worker. Never fails. */
-struct gw_session *gw_session_new(struct gw_worker *w, struct lws *wsi);
+/* Creates the session for a new WebSocket connection. host must outlive it;
+ * the caller registers it wherever it keeps sessions. Never fails. */
+struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t id, struct lws *wsi);
 
-/* Leaves every channel, drops queued frames, unregisters and frees s. Called
- * from LWS_CALLBACK_CLOSED only. */
+/* Leaves every channel, drops queued frames and frees s. Called from
+ * LWS_CALLBACK_CLOSED only, after the host has unlinked s. */
 void gw_session_free(struct gw_session *s);
 
 /* One chunk of an incoming message (LWS_CALLBACK_RECEIVE). Errors are replied
  * to the client; the connection carries on. */
 void gw_session_receive(struct gw_session *s, const void *in, size_t len);
 
-/* LWS_CALLBACK_SERVER_WRITEABLE: writes at most one frame. Returns -1 when
- * lws must close the connection now (close frame set), else 0. */
+/* gw_session_writeable() result: the close frame is set; the host must start
+ * lws' close handshake (and must not touch s afterwards: CLOSED frees it). */
+#define GW_SESSION_SEND_CLOSE 1
+
+/* LWS_CALLBACK_SERVER_WRITEABLE. Returns 0 to carry on, -1 when lws must drop
+ * the connection now (the socket failed), or GW_SESSION_SEND_CLOSE. */
 int gw_session_writeable(struct gw_session *s);
+
+/* The host's safe point after want_flush: writes what is queued straight to
+ * the socket when lws holds nothing of its own for it, and asks for
+ * WRITEABLE only when the kernel did not take everything. */
+void gw_session_flush(struct gw_session *s);
 
 /* Queues frame for s (takes its own reference). A full queue sheds s with
  * 4008. Ignored while s is closing. */
@@ -71,14 +120,10 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame);
  * queued frames before the close frame. Idempotent. */
 void gw_session_close(struct gw_session *s, int code, const char *reason, bool flush);
 
-/* Once a second: ping when due, close when idle too long. */
+/* Called every sweep: ping when due, close when idle too long. */
 void gw_session_tick(struct gw_session *s, int64_t now_us);
 
-/* Sends an error frame (counted per code). */
-void gw_session_send_error(struct gw_session *s, enum gw_err err, bool has_id, int64_t id,
-                           const char *message);
-
-/* Result of a publish this session asked for (from the bus). */
+/* Result of a publish this session asked for. */
 void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id);
 
 /* Marks s as alive (any frame or pong from the client). */
@@ -87,8 +132,4 @@ void gw_session_saw_traffic(struct gw_session *s);
 /* Acknowledges request id of s (a subscribe that became live). */
 void gw_session_ack(struct gw_session *s, int64_t id);
 
-/* Finds a session of worker w by id; NULL once it has closed. */
-struct gw_session *gw_session_find(struct gw_worker *w, uint64_t id);
-
 #endif
-

@@ -1,0 +1,652 @@
+/* Worker threads: a libuv loop each, one lws context on it, the protocol
+ * callback that turns lws reasons into session/hub/http calls, the inbox
+ * that the bus fills, and the end-of-batch flush that writes to clients.
+ *
+ * Why libuv: lws' own loop is poll() over every descriptor on every wake-up,
+ * so its cost grows with the connections held, not with the work; an epoll
+ * loop costs what the ready descriptors cost (docs/BENCHMARKS.md). */
+#define GW_LOG_MODULE "worker"
+
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "dict.h"
+#include "http.h"
+#include "hub.h"
+#include "listen.h"
+#include "log.h"
+#include "mailbox.h"
+#include "session.h"
+
+/* Most connections accepted per readiness of the listen socket, so a
+ * connect storm cannot starve the clients already connected. */
+#define ACCEPT_BATCH 64
+#define SWEEP_INTERVAL_MS 250
+
+struct gw_worker {
+    /* Set before the thread starts, then read-only. */
+    int index;
+    struct gw_node *node;
+    pthread_t thread;
+    bool started; /* main thread only */
+
+    /* Any thread. */
+    struct gw_mailbox inbox;
+    /* The wake-up may be sent while wake_open; a closer clears it and waits
+     * for wake_senders to reach 0 before closing the handle. */
+    atomic_bool wake_open;
+    atomic_int wake_senders;
+    struct gw_worker_stats stats; /* written by this worker only */
+
+    /* Worker thread only. */
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t sweep_timer, inbox_timer;
+    uv_poll_t listen_poll;
+    int listen_fd;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    struct gw_session_host host;
+    struct gw_hub hub;
+    struct gw_dict sessions; /* id (8 bytes) -> struct gw_session* */
+    struct gw_session *session_list; /* all sessions, for the sweep */
+    struct gw_session *flush_head; /* sessions owed a gw_session_flush() */
+    uint64_t next_seq;
+    bool inbox_drain_scheduled;
+    int64_t last_inbox_drain_us;
+    bool draining;
+    int64_t drain_deadline_us;
+    bool stopping;
+    int wsi_alive; /* upgraded connections whose wsi is not destroyed yet */
+
+    /* Startup hand-shake with main: guarded by start_lock. */
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    int start_result; /* 1 = pending, 0 = running, <0 = failed */
+};
+
+/* lws per-connection storage: HTTP requests and WebSocket sessions share the
+ * one protocol, so both kinds of state live here. */
+struct conn {
+    struct gw_session *session; /* WebSocket: owned, from ESTABLISHED to CLOSED */
+    struct gw_http_state http;  /* plain HTTP */
+    bool slot; /* holds one of node->connections, from FILTER to WSI_DESTROY */
+    bool established; /* counted in wsi_alive, from ESTABLISHED to WSI_DESTROY */
+};
+
+static struct gw_session *worker_find_session(struct gw_worker *w, uint64_t id)
+{
+    struct gw_dict_entry *e = gw_dict_find(&w->sessions, &id, sizeof(id));
+    return e ? e->value : NULL;
+}
+
+/* ---- the end-of-batch flush ---- */
+
+static void flush_unlink(struct gw_worker *w, struct gw_session *s)
+{
+    if (!s->flush_queued)
+        return;
+    if (s->flush_prev)
+        s->flush_prev->flush_next = s->flush_next;
+    else
+        w->flush_head = s->flush_next;
+    if (s->flush_next)
+        s->flush_next->flush_prev = s->flush_prev;
+    s->flush_prev = s->flush_next = NULL;
+    s->flush_queued = false;
+}
+
+/* Writes every session that got frames in this batch: one writev each. */
+static void worker_flush(struct gw_worker *w)
+{
+    struct gw_session *s;
+    while ((s = w->flush_head)) {
+        flush_unlink(w, s);
+        gw_session_flush(s);
+    }
+}
+
+/* ---- what sessions and the hub get from their worker ---- */
+
+static void host_want_flush(void *ctx, struct gw_session *s)
+{
+    struct gw_worker *w = ctx;
+    if (s->flush_queued)
+        return;
+    s->flush_queued = true;
+    s->flush_prev = NULL;
+    s->flush_next = w->flush_head;
+    if (w->flush_head)
+        w->flush_head->flush_prev = s;
+    w->flush_head = s;
+}
+
+static void host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
+                         size_t channel_len, char *payload, size_t payload_len)
+{
+    struct gw_worker *w = ctx;
+    w->node->bus_ops->publish(w->node->bus, w->index, session_id, has_id, id, channel, channel_len, payload,
+                              payload_len);
+}
+
+static bool host_available(void *ctx)
+{
+    struct gw_worker *w = ctx;
+    return w->node->bus_ops->ready(w->node->bus);
+}
+
+static bool host_draining(void *ctx)
+{
+    struct gw_worker *w = ctx;
+    return w->draining;
+}
+
+static const struct gw_session_host_ops host_ops = {
+    .want_flush = host_want_flush,
+    .publish = host_publish,
+    .available = host_available,
+    .draining = host_draining,
+};
+
+static void hub_channel_wanted(void *ctx, const char *name, size_t len)
+{
+    struct gw_worker *w = ctx;
+    w->node->bus_ops->subscribe(w->node->bus, w->index, name, len);
+}
+
+static void hub_channel_unwanted(void *ctx, const char *name, size_t len)
+{
+    struct gw_worker *w = ctx;
+    w->node->bus_ops->unsubscribe(w->node->bus, w->index, name, len);
+}
+
+static void hub_deliver(void *ctx, void *owner, struct gw_frame *frame)
+{
+    gw_session_enqueue(owner, frame);
+}
+
+static void hub_ack(void *ctx, void *owner, int64_t id)
+{
+    gw_session_ack(owner, id);
+}
+
+static const struct gw_hub_ops hub_ops = {
+    .channel_wanted = hub_channel_wanted,
+    .channel_unwanted = hub_channel_unwanted,
+    .deliver = hub_deliver,
+    .ack = hub_ack,
+};
+
+/* ---- sessions ---- */
+
+static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *wsi)
+{
+    uint64_t id = ((uint64_t)w->index << 56) | ++w->next_seq;
+    struct gw_session *s = gw_session_new(&w->host, id, wsi);
+
+    gw_dict_add(&w->sessions, &s->id, sizeof(s->id), s, NULL);
+    s->next = w->session_list;
+    if (s->next)
+        s->next->prev = s;
+    w->session_list = s;
+    gw_stat_add(&w->stats.connections, 1);
+    gw_stat_add(&w->stats.connections_accepted, 1);
+    return s;
+}
+
+static void worker_stop(struct gw_worker *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    uv_stop(&w->loop);
+}
+
+/* Stops once every WebSocket is gone: not at its CLOSED callback, which lws
+ * makes before it sends the close frame, but when its wsi is destroyed. */
+static void worker_stop_if_drained(struct gw_worker *w)
+{
+    if (w->draining && !w->session_list && !w->wsi_alive && !w->stopping) {
+        LOG_INFO("drained worker=%d", w->index);
+        worker_stop(w);
+    }
+}
+
+static void worker_close_session(struct gw_worker *w, struct gw_session *s)
+{
+    flush_unlink(w, s);
+    gw_dict_delete(&w->sessions, &s->id, sizeof(s->id));
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->session_list = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    gw_session_free(s);
+    gw_stat_add(&w->stats.connections, -1);
+    worker_stop_if_drained(w);
+}
+
+static void worker_begin_drain(struct gw_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    w->drain_deadline_us = gw_now_us() + (int64_t)w->node->cfg->drain_timeout_s * 1000000;
+    int n = 0;
+    for (struct gw_session *s = w->session_list; s; s = s->next, n++)
+        gw_session_close(s, 1001, "server draining", true);
+    LOG_INFO("draining worker=%d sessions=%d timeout_s=%d", w->index, n, w->node->cfg->drain_timeout_s);
+    worker_stop_if_drained(w);
+}
+
+/* ---- inbox ---- */
+
+static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
+{
+    switch (m->type) {
+    case GW_WMAIL_DELIVER:
+        gw_hub_deliver(&w->hub, m->name, m->name_len, m->frame);
+        break;
+    case GW_WMAIL_LIVE:
+        gw_hub_channel_live(&w->hub, m->name, m->name_len);
+        break;
+    case GW_WMAIL_PUBLISH_RESULT: {
+        struct gw_session *s = worker_find_session(w, m->session_id);
+        if (s)
+            gw_session_publish_result(s, m->ok, m->has_id, m->id);
+        break;
+    }
+    case GW_WMAIL_DRAIN:
+        worker_begin_drain(w);
+        break;
+    }
+}
+
+static void worker_drain_inbox(struct gw_worker *w)
+{
+    struct gw_mail *m = gw_mailbox_take_all(&w->inbox);
+    w->last_inbox_drain_us = gw_now_us();
+    while (m) {
+        struct gw_mail *next = m->next;
+        worker_handle_mail(w, (struct gw_wmail *)m);
+        gw_wmail_free((struct gw_wmail *)m);
+        m = next;
+    }
+    worker_flush(w);
+}
+
+static void on_inbox_timer(uv_timer_t *t)
+{
+    struct gw_worker *w = t->data;
+    w->inbox_drain_scheduled = false;
+    worker_drain_inbox(w);
+}
+
+/* The inbox has mail. With --coalesce-ms, drains at most once per interval:
+ * the first mail after a quiet period is handled at once, later ones wait
+ * for the interval to end, so each client gets several messages per write and
+ * the worker wakes less often under load, for at most that much latency. */
+static void on_wake(uv_async_t *a)
+{
+    struct gw_worker *w = a->data;
+    int64_t now = gw_now_us();
+    int64_t due = w->last_inbox_drain_us + (int64_t)w->node->cfg->coalesce_ms * 1000;
+
+    if (now >= due)
+        worker_drain_inbox(w);
+    else if (!w->inbox_drain_scheduled) {
+        w->inbox_drain_scheduled = true;
+        uv_timer_start(&w->inbox_timer, on_inbox_timer, (uint64_t)((due - now + 999) / 1000), 0);
+    }
+}
+
+void gw_worker_post(struct gw_worker *w, struct gw_wmail *m)
+{
+    if (!gw_mailbox_post(&w->inbox, &m->link))
+        return; /* a wake-up for this batch is already on its way */
+    atomic_fetch_add(&w->wake_senders, 1);
+    if (atomic_load(&w->wake_open))
+        uv_async_send(&w->wake);
+    atomic_fetch_sub(&w->wake_senders, 1);
+}
+
+/* ---- periodic sweep ---- */
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct gw_worker *w = t->data;
+    int64_t now = gw_now_us();
+
+    for (struct gw_session *s = w->session_list; s; s = s->next)
+        gw_session_tick(s, now);
+    worker_flush(w);
+    if (w->draining && now >= w->drain_deadline_us && !w->stopping) {
+        int left = 0;
+        for (struct gw_session *s = w->session_list; s; s = s->next)
+            left++;
+        LOG_WARN("drain timeout worker=%d sessions_left=%d", w->index, left);
+        worker_stop(w);
+    }
+}
+
+/* ---- the lws protocol callback ---- */
+
+/* Decides whether a WebSocket upgrade may proceed, and takes its slot of
+ * --max-connections here, atomically, so concurrent upgrades on several
+ * workers cannot overshoot the limit. Refusals are counted. */
+static bool upgrade_allowed(struct gw_worker *w, struct lws *wsi, struct conn *c)
+{
+    const struct gw_config *cfg = w->node->cfg;
+    char uri[16];
+    enum gw_refuse_reason why;
+
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
+        why = GW_REFUSE_PATH;
+    else if (w->draining)
+        why = GW_REFUSE_DRAINING;
+    else if (cfg->max_connections &&
+             atomic_fetch_add(&w->node->connections, 1) >= cfg->max_connections) {
+        atomic_fetch_sub(&w->node->connections, 1);
+        why = GW_REFUSE_LIMIT;
+    } else {
+        if (!cfg->max_connections)
+            atomic_fetch_add(&w->node->connections, 1);
+        c->slot = true;
+        return true;
+    }
+    gw_stat_add(&w->stats.upgrades_refused[why], 1);
+    return false;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct gw_worker *w = lws_context_user(lws_get_context(wsi));
+    struct conn *c = user;
+    int rc = 0;
+
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return upgrade_allowed(w, wsi, c) ? 0 : -1;
+    case LWS_CALLBACK_ESTABLISHED:
+        c->session = worker_open_session(w, wsi);
+        c->established = true;
+        w->wsi_alive++;
+        break;
+    case LWS_CALLBACK_RECEIVE:
+        if (c->session)
+            gw_session_receive(c->session, in, len);
+        worker_flush(w); /* acks, pongs and errors leave with this wake-up */
+        break;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c->session)
+            gw_session_saw_traffic(c->session);
+        break;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (!c->session)
+            return 0;
+        rc = gw_session_writeable(c->session);
+        if (rc != GW_SESSION_SEND_CLOSE)
+            return rc;
+        /* Not "return -1": Debian builds lws with _DEBUG, and then its libuv
+         * path closes a wsi twice when a callback returns -1, the second
+         * call killing it before the close frame is sent. A synchronous
+         * kill closes once: lws sends the close frame (after anything it
+         * still buffers) and waits for the peer's. CLOSED runs inside it. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (c->session) {
+            worker_close_session(w, c->session);
+            c->session = NULL;
+        }
+        break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* Every wsi ends here, upgraded or not, so a slot taken at FILTER is
+         * given back exactly once whatever happened in between. */
+        if (c && c->slot) {
+            c->slot = false;
+            atomic_fetch_sub(&w->node->connections, 1);
+        }
+        if (c && c->established) {
+            c->established = false;
+            w->wsi_alive--;
+            worker_stop_if_drained(w);
+        }
+        break;
+    case LWS_CALLBACK_HTTP:
+        return gw_http_request(w->node, wsi, &c->http, in);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return gw_http_writeable(wsi, &c->http);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (c)
+            gw_http_release(&c->http);
+        break;
+    default:
+        break;
+    }
+    rc = lws_callback_http_dummy(wsi, reason, user, in, len);
+    return rc;
+}
+
+static const struct lws_protocols protocols[] = {
+    /* First entry: used for plain HTTP and for upgrades without a subprotocol. */
+    { .name = "wsgate", .callback = callback, .per_session_data_size = sizeof(struct conn), .rx_buffer_size = 1024 },
+    { NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+/* Accepts what is pending on the worker's listening socket and hands each
+ * connection to lws. The socket stays the worker's: lws never sees it, so it
+ * is closed exactly once, by worker_main. */
+static void on_listen_ready(uv_poll_t *p, int status, int events)
+{
+    struct gw_worker *w = p->data;
+    if (status < 0)
+        return;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = gw_listen_accept(w->listen_fd, w->node->cfg->tcp_nodelay, w->node->cfg->socket_sndbuf);
+        if (fd < 0) {
+            if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED)
+                LOG_WARN("accept failed worker=%d error=\"%s\"", w->index, strerror(-fd));
+            break;
+        }
+        /* lws closes fd itself if the adoption fails. */
+        if (!lws_adopt_socket_vhost(w->vhost, fd))
+            LOG_WARN("adopt failed worker=%d", w->index);
+    }
+}
+
+/* ---- the thread ---- */
+
+static struct lws_context *worker_create_context(struct gw_worker *w)
+{
+    struct lws_context_creation_info info;
+    void *loops[1] = { &w->loop };
+
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* we accept ourselves, see listen.h */
+    info.protocols = protocols;
+    info.user = w;
+    info.server_string = "wsgate";
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS |
+                   LWS_SERVER_OPTION_LIBUV;
+    info.foreign_loops = loops;
+    info.pcontext = &w->ctx; /* lws clears it once the context is really freed */
+    info.timeout_secs = 10;
+    return lws_create_context(&info);
+}
+
+static void worker_set_start_result(struct gw_worker *w, int result)
+{
+    pthread_mutex_lock(&w->start_lock);
+    w->start_result = result;
+    pthread_cond_signal(&w->start_cond);
+    pthread_mutex_unlock(&w->start_lock);
+}
+
+/* Closes the worker's own handles and runs the loop until every handle, lws'
+ * included, has finished closing; then the loop can be closed. */
+static void worker_close_loop(struct gw_worker *w, bool listening)
+{
+    uv_close((uv_handle_t *)&w->sweep_timer, NULL);
+    uv_close((uv_handle_t *)&w->inbox_timer, NULL);
+    if (listening)
+        uv_close((uv_handle_t *)&w->listen_poll, NULL);
+    /* No poster may be inside uv_async_send() while the handle closes. */
+    atomic_store(&w->wake_open, false);
+    while (atomic_load(&w->wake_senders) > 0)
+        sched_yield();
+    uv_close((uv_handle_t *)&w->wake, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* On a foreign loop the first destroy only starts the teardown; once the
+     * loop has closed lws' handles, a second call frees the context. */
+    if (w->ctx) {
+        lws_context_destroy(w->ctx);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+    }
+    if (w->ctx)
+        LOG_ERR("lws context not freed worker=%d", w->index);
+    int rc = uv_loop_close(&w->loop);
+    if (rc != 0)
+        LOG_ERR("loop not closed worker=%d error=\"%s\"", w->index, uv_strerror(rc));
+}
+
+static void *worker_main(void *arg)
+{
+    struct gw_worker *w = arg;
+    const struct gw_config *cfg = w->node->cfg;
+    char err[256];
+    bool listening = false;
+    int rc;
+
+    uv_loop_init(&w->loop);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->sweep_timer);
+    uv_timer_init(&w->loop, &w->inbox_timer);
+    w->sweep_timer.data = w->inbox_timer.data = w;
+    atomic_store(&w->wake_open, true);
+
+    /* Only our own workers share the port: a second process still fails to bind. */
+    w->listen_fd = gw_listen_open(cfg->listen_host, cfg->listen_port, cfg->workers > 1, err, sizeof(err));
+    if (w->listen_fd < 0) {
+        LOG_ERR("listen failed worker=%d reason=\"%s\"", w->index, err);
+        rc = w->listen_fd;
+        goto fail;
+    }
+    w->ctx = worker_create_context(w);
+    w->vhost = w->ctx ? lws_get_vhost_by_name(w->ctx, "default") : NULL;
+    if (!w->vhost) {
+        LOG_ERR("lws context creation failed worker=%d", w->index);
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if ((rc = uv_poll_init(&w->loop, &w->listen_poll, w->listen_fd)) != 0) {
+        LOG_ERR("cannot watch listen socket worker=%d error=\"%s\"", w->index, uv_strerror(rc));
+        goto fail;
+    }
+    listening = true;
+    w->listen_poll.data = w;
+    uv_poll_start(&w->listen_poll, UV_READABLE, on_listen_ready);
+    uv_timer_start(&w->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
+    worker_set_start_result(w, 0);
+    worker_drain_inbox(w); /* anything posted before the loop ran */
+
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+
+    uv_poll_stop(&w->listen_poll);
+    /* Closes what is left (CLOSED callbacks free the sessions); with a
+     * foreign loop lws finishes its own teardown as the loop runs below. */
+    lws_context_destroy(w->ctx);
+    worker_close_loop(w, listening);
+    close(w->listen_fd);
+    LOG_INFO("stopped worker=%d", w->index);
+    return NULL;
+
+fail:
+    if (w->ctx)
+        lws_context_destroy(w->ctx);
+    worker_close_loop(w, listening);
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    worker_set_start_result(w, rc);
+    return NULL;
+}
+
+struct gw_worker *gw_worker_new(struct gw_node *node, int index)
+{
+    struct gw_worker *w = gw_xcalloc(1, sizeof(*w));
+    w->index = index;
+    w->node = node;
+    w->listen_fd = -1;
+    gw_mailbox_init(&w->inbox);
+    atomic_init(&w->wake_open, false);
+    atomic_init(&w->wake_senders, 0);
+    gw_hub_init(&w->hub, &hub_ops, w);
+    gw_dict_init(&w->sessions);
+    w->host = (struct gw_session_host){
+        .cfg = node->cfg, .hub = &w->hub, .stats = &w->stats, .ops = &host_ops, .ctx = w,
+    };
+    pthread_mutex_init(&w->start_lock, NULL);
+    pthread_cond_init(&w->start_cond, NULL);
+    w->start_result = 1;
+    return w;
+}
+
+int gw_worker_start(struct gw_worker *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0)
+        return -rc;
+    w->started = true;
+    pthread_mutex_lock(&w->start_lock);
+    while (w->start_result == 1)
+        pthread_cond_wait(&w->start_cond, &w->start_lock);
+    rc = w->start_result;
+    pthread_mutex_unlock(&w->start_lock);
+    if (rc != 0)
+        gw_worker_join(w);
+    return rc;
+}
+
+void gw_worker_join(struct gw_worker *w)
+{
+    if (w->started) {
+        pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+}
+
+struct gw_worker_stats *gw_worker_stats(struct gw_worker *w)
+{
+    return &w->stats;
+}
+
+void gw_worker_free(struct gw_worker *w)
+{
+    if (!w)
+        return;
+    struct gw_mail *m = gw_mailbox_take_all(&w->inbox);
+    while (m) {
+        struct gw_mail *next = m->next;
+        gw_wmail_free((struct gw_wmail *)m);
+        m = next;
+    }
+    gw_mailbox_deinit(&w->inbox);
+    gw_hub_deinit(&w->hub);
+    gw_dict_deinit(&w->sessions);
+    pthread_mutex_destroy(&w->start_lock);
+    pthread_cond_destroy(&w->start_cond);
+    free(w);
+}
