@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -29,7 +31,6 @@
 #include "dict.h"
 #include "log.h"
 #include "mailbox.h"
-#include "ws.h"
 
 /* A client publish waits at most this many at once on the publisher
  * connection; beyond that Redis is not keeping up and clients get
@@ -87,7 +88,8 @@ struct pub_wait {
 struct gw_bus {
     /* Read-only after gw_bus_new. */
     const struct gw_config *cfg;
-    struct gw_worker **workers;
+    const struct gw_bus_ops *ops;
+    void *ctx;
     int nworkers;
     bool standalone;
     char *hb_channel; /* "__wsgate:hb:<node_id>", outside the client prefix space */
@@ -151,7 +153,7 @@ static void set_state(struct gw_bus *bus, enum link_state to, const char *why)
 
 static void post_live(struct gw_bus *bus, int worker, const char *name, size_t len)
 {
-    gw_worker_post(bus->workers[worker], gw_wmail_new(GW_WMAIL_LIVE, name, len));
+    bus->ops->post(bus->ctx, worker, gw_wmail_new(GW_WMAIL_LIVE, name, len));
 }
 
 static void post_publish_result(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
@@ -163,7 +165,7 @@ static void post_publish_result(struct gw_bus *bus, int worker, uint64_t session
     m->id = id;
     m->ok = ok;
     gw_stat_add(ok ? &bus->stats.publishes_ok : &bus->stats.publishes_failed, 1);
-    gw_worker_post(bus->workers[worker], m);
+    bus->ops->post(bus->ctx, worker, m);
 }
 
 static void drop_too_large(struct gw_bus *bus, const char *name, size_t payload_len)
@@ -208,7 +210,7 @@ static void deliver(struct gw_bus *bus, const char *name, size_t len, const char
          * workers get a memcpy, made before the encoded frame is posted
          * (after that it belongs to its worker). */
         m->frame = w == last ? frame : gw_frame_copy(frame);
-        gw_worker_post(bus->workers[w], m);
+        bus->ops->post(bus->ctx, w, m);
     }
 }
 
@@ -744,14 +746,15 @@ static void evthread_setup(void)
         abort();
 }
 
-struct gw_bus *gw_bus_new(const struct gw_config *cfg, struct gw_worker **workers, int nworkers)
+struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struct gw_bus_ops *ops, void *ctx)
 {
     static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
     pthread_once(&evthread_once, evthread_setup);
 
     struct gw_bus *bus = gw_xcalloc(1, sizeof(*bus));
     bus->cfg = cfg;
-    bus->workers = workers;
+    bus->ops = ops;
+    bus->ctx = ctx;
     bus->nworkers = nworkers;
     bus->standalone = cfg->redis_url == NULL;
     size_t hblen = strlen(cfg->node_id) + 32;
