@@ -1,7 +1,7 @@
-/* The cluster bus: one thread running a libevent loop with two hiredis async
- * connections to Redis, a subscriber (SUBSCRIBE only) and a publisher
- * (PUBLISH only). It owns the node-wide channel table: which workers want
- * which channel, and whether Redis has confirmed the subscription.
+/* The cluster bus: one thread running a libevent loop, the Redis link on it
+ * (link.h: a subscriber and a publisher connection, heartbeat, reconnect) and
+ * the node-wide channel table: which workers want which channel, and whether
+ * Redis has confirmed the subscription.
  *
  * Workers talk to it only through gw_bus_post_*() (any thread); it answers
  * through the post callback main hands it (gw_bus_ops), never by naming the
