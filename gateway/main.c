@@ -34,11 +34,12 @@ static void lws_log_emit(int level, const char *line)
     gw_log(level == LLL_ERR ? GW_LOG_ERROR : GW_LOG_WARN, "lws", "%.*s", (int)len, line);
 }
 
-/* gw_bus_ops.post: the bus reaches a worker only through this (bus thread). */
+/* gw_bus_ops.post: the bus reaches a worker only through this (bus thread).
+ * ctx is the workers array. */
 static void bus_post_to_worker(void *ctx, int worker, struct gw_wmail *m)
 {
-    struct gw_node *node = ctx;
-    gw_worker_post(node->workers[worker], m);
+    struct gw_worker **workers = ctx;
+    gw_worker_post(workers[worker], m);
 }
 
 static const struct gw_bus_ops bus_ops = { .post = bus_post_to_worker };
@@ -62,7 +63,7 @@ static int run(const struct gw_config *cfg)
     node.workers = gw_xcalloc((size_t)cfg->workers, sizeof(*node.workers));
     for (int i = 0; i < cfg->workers; i++)
         node.workers[i] = gw_worker_new(&node, i);
-    node.bus = gw_bus_new(cfg, node.nworkers, &bus_ops, &node);
+    node.bus = gw_bus_new(cfg, node.nworkers, &bus_ops, node.workers);
     if ((rc = gw_bus_start(node.bus)) != 0) {
         LOG_ERR("cannot start bus thread error=\"%s\"", strerror(-rc));
         goto out;
