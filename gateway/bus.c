@@ -1,56 +1,31 @@
-/* The bus thread: libevent loop, two hiredis connections, the node-wide
- * channel table and the heartbeat that proves the subscription is alive.
- *
- * hiredis 0.14 has no async timeouts and answers no PING on a subscribed
- * connection, so liveness is proven end to end: every heartbeat interval the
- * publisher connection PUBLISHes to a channel only this node subscribes to,
- * and the subscriber connection must see it come back within the heartbeat
- * timeout. The heartbeat channel is subscribed after every other channel on a
- * fresh link, so its first echo also proves the re-subscription finished. */
+/* The bus thread: libevent loop, the inbox from the workers, the node-wide
+ * channel table, delivery to the workers and client publishes. The Redis
+ * connections, heartbeat and reconnect live in link.c, which reports back
+ * through the link_ops below; the workers are reached only via ops->post. */
 #define GW_LOG_MODULE "bus"
 
 #include "bus.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 
 #include "alloc.h"
-#include "clock.h"
 #include "codec.h"
 #include "dict.h"
+#include "link.h"
 #include "log.h"
 #include "mailbox.h"
-#include "worker.h"
 
 /* A client publish waits at most this many at once on the publisher
  * connection; beyond that Redis is not keeping up and clients get
  * `unavailable` instead of growing hiredis' buffers without bound. */
 #define MAX_PUBLISHES_IN_FLIGHT 65536
-
-enum link_state {
-    LINK_DOWN = 0,   /* no connection; a retry timer may be armed */
-    LINK_CONNECTING, /* connections opened, heartbeat echo not seen yet */
-    LINK_LIVE,       /* heartbeat echo fresh: ready */
-};
-
-static const char *link_state_name(enum link_state s)
-{
-    switch (s) {
-    case LINK_DOWN: return "down";
-    case LINK_CONNECTING: return "connecting";
-    case LINK_LIVE: return "live";
-    }
-    return "?";
-}
 
 /* One channel some worker wants. Reconciled against Redis by chan_reconcile(). */
 struct bus_chan {
@@ -75,9 +50,8 @@ struct bus_cmd {
     char name[];
 };
 
-/* privdata of one in-flight PUBLISH. */
+/* Token of one in-flight PUBLISH, handed back by link_on_published. */
 struct pub_wait {
-    struct gw_bus *bus;
     int worker;
     uint64_t session_id;
     bool has_id;
@@ -87,14 +61,15 @@ struct pub_wait {
 struct gw_bus {
     /* Read-only after gw_bus_new. */
     const struct gw_config *cfg;
-    struct gw_worker **workers;
+    const struct gw_bus_ops *ops;
+    void *ctx;
     int nworkers;
     bool standalone;
-    char *hb_channel; /* "__wsgate:hb:<node_id>", outside the client prefix space */
+    struct gw_link *link; /* NULL in standalone mode */
 
     /* Any thread. */
     struct gw_mailbox inbox;
-    atomic_bool ready;
+    atomic_bool ready; /* standalone mode only; otherwise gw_link_ready() */
     atomic_bool stop;
     struct gw_bus_stats stats; /* written by the bus thread only */
 
@@ -106,24 +81,14 @@ struct gw_bus {
     /* Bus thread only. */
     pthread_t thread;
     bool started;
-    struct event *tick_ev, *retry_ev, *reset_ev;
     struct gw_dict chans; /* client channel name -> struct bus_chan* */
-    redisAsyncContext *sub, *pub;
-    bool sub_up, pub_up;
-    enum link_state state;
-    int attempt;
-    int64_t link_started_us;
-    int64_t last_echo_us;
-    int64_t last_hb_sent_us;
-    uint64_t hb_seq;
-    const char *reset_reason; /* static; non-NULL while a reset is scheduled */
     int pub_in_flight;
 };
 
-static void link_reset(struct gw_bus *bus, const char *reason);
-
 bool gw_bus_ready(const struct gw_bus *bus)
 {
+    if (bus->link)
+        return gw_link_ready(bus->link);
     return atomic_load_explicit(&((struct gw_bus *)bus)->ready, memory_order_acquire);
 }
 
@@ -132,26 +97,17 @@ const struct gw_bus_stats *gw_bus_stats(const struct gw_bus *bus)
     return &bus->stats;
 }
 
-static void set_ready(struct gw_bus *bus, bool ready)
+static void set_standalone_ready(struct gw_bus *bus, bool ready)
 {
     atomic_store_explicit(&bus->ready, ready, memory_order_release);
     gw_stat_set(&bus->stats.redis_connected, ready);
-}
-
-static void set_state(struct gw_bus *bus, enum link_state to, const char *why)
-{
-    if (bus->state == to)
-        return;
-    LOG_INFO("redis link from=%s to=%s reason=\"%s\"", link_state_name(bus->state), link_state_name(to), why);
-    bus->state = to;
-    set_ready(bus, to == LINK_LIVE);
 }
 
 /* ---- posting to workers ---- */
 
 static void post_live(struct gw_bus *bus, int worker, const char *name, size_t len)
 {
-    gw_worker_post(bus->workers[worker], gw_wmail_new(GW_WMAIL_LIVE, name, len));
+    bus->ops->post(bus->ctx, worker, gw_wmail_new(GW_WMAIL_LIVE, name, len));
 }
 
 static void post_publish_result(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
@@ -163,7 +119,7 @@ static void post_publish_result(struct gw_bus *bus, int worker, uint64_t session
     m->id = id;
     m->ok = ok;
     gw_stat_add(ok ? &bus->stats.publishes_ok : &bus->stats.publishes_failed, 1);
-    gw_worker_post(bus->workers[worker], m);
+    bus->ops->post(bus->ctx, worker, m);
 }
 
 static void drop_too_large(struct gw_bus *bus, const char *name, size_t payload_len)
@@ -208,7 +164,7 @@ static void deliver(struct gw_bus *bus, const char *name, size_t len, const char
          * workers get a memcpy, made before the encoded frame is posted
          * (after that it belongs to its worker). */
         m->frame = w == last ? frame : gw_frame_copy(frame);
-        gw_worker_post(bus->workers[w], m);
+        bus->ops->post(bus->ctx, w, m);
     }
 }
 
@@ -223,15 +179,23 @@ static size_t prefixed(const struct gw_bus *bus, const char *name, size_t len, c
     return plen + len;
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata);
+/* The client name inside a Redis key, or NULL when key lacks the prefix. */
+static const char *unprefixed(const struct gw_bus *bus, const char *key, size_t klen, size_t *len)
+{
+    size_t plen = strlen(bus->cfg->channel_prefix);
+    if (klen < plen || memcmp(key, bus->cfg->channel_prefix, plen) != 0)
+        return NULL;
+    *len = klen - plen;
+    return key + plen;
+}
 
-static bool sub_send(struct gw_bus *bus, const char *verb, const char *name, size_t len)
+static bool sub_send(struct gw_bus *bus, bool subscribe, const char *name, size_t len)
 {
     char key[256];
     size_t klen = prefixed(bus, name, len, key);
-    const char *argv[2] = { verb, key };
-    size_t lens[2] = { strlen(verb), klen };
-    return redisAsyncCommandArgv(bus->sub, on_sub_reply, bus, 2, argv, lens) == REDIS_OK;
+    if (subscribe)
+        return gw_link_subscribe(bus->link, key, klen) == 0;
+    return gw_link_unsubscribe(bus->link, key, klen) == 0;
 }
 
 /* Brings Redis and the workers in line with want_mask. Only one command per
@@ -245,12 +209,12 @@ static bool chan_reconcile(struct gw_bus *bus, const char *name, size_t len, str
     if (ch->outstanding > 0)
         return false;
     if (ch->want_mask && !ch->redis_subscribed) {
-        if (bus->sub && sub_send(bus, "SUBSCRIBE", name, len))
+        if (bus->link && sub_send(bus, true, name, len))
             ch->outstanding++;
-        return false; /* no link: link_open() subscribes it */
+        return false; /* no link: link_on_open() subscribes it */
     }
     if (!ch->want_mask && ch->redis_subscribed) {
-        if (bus->sub && sub_send(bus, "UNSUBSCRIBE", name, len)) {
+        if (bus->link && sub_send(bus, false, name, len)) {
             ch->outstanding++;
             return false;
         }
@@ -292,20 +256,109 @@ static void cmd_unsubscribe(struct gw_bus *bus, int worker, const char *name, si
     chan_reconcile(bus, e->key, len, ch);
 }
 
-/* ---- publishing ---- */
+/* ---- what the link reports (bus thread, inside hiredis/libevent callbacks) ---- */
 
-static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
+/* Re-subscribes every wanted channel in batches; the link then subscribes
+ * its heartbeat channel last. */
+static void link_on_open(void *ctx)
 {
-    struct pub_wait *pw = privdata;
-    redisReply *reply = r;
-    bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
+    struct gw_bus *bus = ctx;
+    int batch = bus->cfg->resubscribe_batch;
+    const char **keys = gw_xmalloc(sizeof(*keys) * (size_t)batch);
+    size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)batch);
+    struct bus_chan **sent = gw_xmalloc(sizeof(*sent) * (size_t)batch);
+    int n = 0, total = 0;
 
-    if (reply && reply->type == REDIS_REPLY_ERROR)
-        LOG_WARN("publish failed error=\"%s\"", reply->str);
-    pw->bus->pub_in_flight--;
-    post_publish_result(pw->bus, pw->worker, pw->session_id, pw->has_id, pw->id, ok);
+    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans);; e = gw_dict_next(&bus->chans, e)) {
+        if (e) {
+            struct bus_chan *ch = e->value;
+            if (!ch->want_mask)
+                continue;
+            char *key = gw_xmalloc(e->klen + strlen(bus->cfg->channel_prefix) + 1);
+            lens[n] = prefixed(bus, e->key, e->klen, key);
+            keys[n] = key;
+            sent[n] = ch;
+            n++;
+        }
+        if (n == batch || (!e && n > 0)) {
+            if (gw_link_subscribe_many(bus->link, n, keys, lens) == 0)
+                for (int i = 0; i < n; i++)
+                    sent[i]->outstanding++;
+            total += n;
+            for (int i = 0; i < n; i++)
+                free((char *)keys[i]);
+            n = 0;
+        }
+        if (!e)
+            break;
+    }
+    free(sent);
+    free(lens);
+    free(keys);
+    if (total)
+        LOG_INFO("resubscribing channels=%d batch=%d", total, batch);
+}
+
+static void link_on_message(void *ctx, const char *key, size_t klen, const char *payload, size_t len)
+{
+    struct gw_bus *bus = ctx;
+    size_t nlen;
+    const char *name = unprefixed(bus, key, klen, &nlen);
+    if (name)
+        deliver(bus, name, nlen, payload, len);
+}
+
+static void link_on_subscription(void *ctx, const char *key, size_t klen, bool subscribed)
+{
+    struct gw_bus *bus = ctx;
+    size_t len;
+    const char *name = unprefixed(bus, key, klen, &len);
+    if (!name)
+        return;
+    struct gw_dict_entry *e = gw_dict_find(&bus->chans, name, len);
+    if (!e)
+        return;
+    struct bus_chan *ch = e->value;
+    if (ch->outstanding > 0)
+        ch->outstanding--;
+    ch->redis_subscribed = subscribed;
+    chan_reconcile(bus, e->key, len, ch);
+}
+
+static void link_on_published(void *ctx, void *token, bool ok)
+{
+    struct gw_bus *bus = ctx;
+    struct pub_wait *pw = token;
+    bus->pub_in_flight--;
+    post_publish_result(bus, pw->worker, pw->session_id, pw->has_id, pw->id, ok);
     free(pw);
 }
+
+/* Nothing is subscribed on the next link; forget what was in flight. */
+static bool link_on_reset(void *ctx)
+{
+    struct gw_bus *bus = ctx;
+    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans), *next; e; e = next) {
+        next = gw_dict_next(&bus->chans, e);
+        struct bus_chan *ch = e->value;
+        ch->outstanding = 0;
+        ch->redis_subscribed = false;
+        if (!ch->want_mask)
+            free(gw_dict_delete(&bus->chans, e->key, e->klen));
+    }
+    gw_stat_set(&bus->stats.channels, bus->chans.count);
+    return !atomic_load(&bus->stop);
+}
+
+static const struct gw_link_ops link_ops = {
+    .on_open = link_on_open,
+    .on_message = link_on_message,
+    .on_subscription = link_on_subscription,
+    .on_published = link_on_published,
+    .on_reset = link_on_reset,
+};
+
+/* ---- publishing ---- */
 
 static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
 {
@@ -314,16 +367,15 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, true);
         return;
     }
-    if (bus->state != LINK_LIVE || !bus->pub || bus->pub_in_flight >= MAX_PUBLISHES_IN_FLIGHT) {
+    if (bus->pub_in_flight >= MAX_PUBLISHES_IN_FLIGHT) {
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, false);
         return;
     }
     char key[256];
     size_t klen = prefixed(bus, cmd->name, cmd->name_len, key);
     struct pub_wait *pw = gw_xmalloc(sizeof(*pw));
-    *pw = (struct pub_wait){ bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
-    if (redisAsyncCommand(bus->pub, on_publish_reply, pw, "PUBLISH %b %b", key, klen, cmd->payload,
-                          cmd->payload_len) != REDIS_OK) {
+    *pw = (struct pub_wait){ cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
+    if (gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw) != 0) {
         free(pw);
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, false);
         return;
@@ -388,311 +440,6 @@ void gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bo
     bus_post(bus, cmd);
 }
 
-/* ---- the subscriber connection ---- */
-
-static void on_heartbeat_echo(struct gw_bus *bus, const char *payload, size_t len)
-{
-    uint64_t seq = strtoull(payload, NULL, 10);
-    int64_t now = gw_now_us();
-    (void)len;
-    bus->last_echo_us = now;
-    if (seq == bus->hb_seq)
-        gw_stat_set(&bus->stats.heartbeat_rtt_us, (uint64_t)(now - bus->last_hb_sent_us));
-    if (bus->state == LINK_CONNECTING) {
-        bus->attempt = 0;
-        set_state(bus, LINK_LIVE, "heartbeat echo received");
-    }
-}
-
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct gw_bus *bus = privdata;
-    redisReply *reply = r;
-
-    /* NULL: the context is being torn down; link_reset() cleans up. */
-    if (!reply || ac != bus->sub)
-        return;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        LOG_ERR("subscriber error=\"%s\"", reply->str);
-        link_reset(bus, "subscriber error reply");
-        return;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_STRING)
-        return;
-    const char *kind = reply->element[0]->str;
-    const char *key = reply->element[1]->str;
-    size_t klen = reply->element[1]->len;
-
-    if (strcmp(key, bus->hb_channel) == 0) {
-        if (strcmp(kind, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING)
-            on_heartbeat_echo(bus, reply->element[2]->str, reply->element[2]->len);
-        return;
-    }
-    size_t plen = strlen(bus->cfg->channel_prefix);
-    if (klen < plen || memcmp(key, bus->cfg->channel_prefix, plen) != 0)
-        return;
-    const char *name = key + plen;
-    size_t len = klen - plen;
-
-    if (strcmp(kind, "message") == 0) {
-        if (reply->element[2]->type == REDIS_REPLY_STRING)
-            deliver(bus, name, len, reply->element[2]->str, reply->element[2]->len);
-        return;
-    }
-    bool subscribed = strcmp(kind, "subscribe") == 0;
-    if (!subscribed && strcmp(kind, "unsubscribe") != 0)
-        return;
-    struct gw_dict_entry *e = gw_dict_find(&bus->chans, name, len);
-    if (!e)
-        return;
-    struct bus_chan *ch = e->value;
-    if (ch->outstanding > 0)
-        ch->outstanding--;
-    ch->redis_subscribed = subscribed;
-    chan_reconcile(bus, e->key, len, ch);
-}
-
-/* Replies to AUTH / SELECT on either connection. */
-static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct gw_bus *bus = ac->data;
-    redisReply *reply = r;
-    if (!reply || (ac != bus->sub && ac != bus->pub))
-        return;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        LOG_ERR("redis %s failed error=\"%s\"", (const char *)privdata, reply->str);
-        link_reset(bus, "AUTH/SELECT rejected");
-    }
-}
-
-static char auth_tag[] = "AUTH", select_tag[] = "SELECT";
-
-/* Queues AUTH and SELECT; hiredis writes them first once connected. */
-static void queue_setup(struct gw_bus *bus, redisAsyncContext *ac)
-{
-    const struct gw_redis_addr *a = &bus->cfg->redis;
-    if (a->password && a->username)
-        redisAsyncCommand(ac, on_setup_reply, auth_tag, "AUTH %s %s", a->username, a->password);
-    else if (a->password)
-        redisAsyncCommand(ac, on_setup_reply, auth_tag, "AUTH %s", a->password);
-    /* Pub/sub ignores the db, but a wrong db number should fail loudly. */
-    if (a->db)
-        redisAsyncCommand(ac, on_setup_reply, select_tag, "SELECT %d", a->db);
-}
-
-/* Re-subscribes every wanted channel in batches, then the heartbeat channel. */
-static void resubscribe_all(struct gw_bus *bus)
-{
-    int batch = bus->cfg->resubscribe_batch;
-    const char **argv = gw_xmalloc(sizeof(*argv) * (size_t)(batch + 1));
-    size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)(batch + 1));
-    char **keys = gw_xmalloc(sizeof(*keys) * (size_t)batch);
-    int n = 0, total = 0;
-
-    argv[0] = "SUBSCRIBE";
-    lens[0] = 9;
-    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans);; e = gw_dict_next(&bus->chans, e)) {
-        if (e) {
-            struct bus_chan *ch = e->value;
-            if (!ch->want_mask)
-                continue;
-            keys[n] = gw_xmalloc(e->klen + strlen(bus->cfg->channel_prefix) + 1);
-            lens[n + 1] = prefixed(bus, e->key, e->klen, keys[n]);
-            argv[n + 1] = keys[n];
-            ch->outstanding++;
-            n++;
-        }
-        if (n == batch || (!e && n > 0)) {
-            redisAsyncCommandArgv(bus->sub, on_sub_reply, bus, n + 1, argv, lens);
-            total += n;
-            for (int i = 0; i < n; i++)
-                free(keys[i]);
-            n = 0;
-        }
-        if (!e)
-            break;
-    }
-    free(keys);
-    free(lens);
-    free(argv);
-    redisAsyncCommand(bus->sub, on_sub_reply, bus, "SUBSCRIBE %s", bus->hb_channel);
-    if (total)
-        LOG_INFO("resubscribing channels=%d batch=%d", total, batch);
-}
-
-/* ---- connection life cycle ---- */
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    struct gw_bus *bus = ac->data;
-    bool is_sub = ac == bus->sub;
-    if (ac != bus->sub && ac != bus->pub)
-        return;
-    if (status != REDIS_OK) {
-        LOG_WARN("redis connect failed conn=%s error=\"%s\"", is_sub ? "sub" : "pub", ac->errstr);
-        /* hiredis frees the context after this callback. */
-        if (is_sub)
-            bus->sub = NULL;
-        else
-            bus->pub = NULL;
-        link_reset(bus, "connect failed");
-        return;
-    }
-    if (is_sub)
-        bus->sub_up = true;
-    else
-        bus->pub_up = true;
-    LOG_DBG("redis connected conn=%s", is_sub ? "sub" : "pub");
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct gw_bus *bus = ac->data;
-    if (ac != bus->sub && ac != bus->pub)
-        return; /* our own teardown */
-    LOG_WARN("redis disconnected conn=%s error=\"%s\"", ac == bus->sub ? "sub" : "pub",
-             status == REDIS_OK ? "closed" : ac->errstr);
-    if (ac == bus->sub)
-        bus->sub = NULL;
-    else
-        bus->pub = NULL;
-    link_reset(bus, "connection lost");
-}
-
-static redisAsyncContext *open_conn(struct gw_bus *bus)
-{
-    const struct gw_redis_addr *a = &bus->cfg->redis;
-    redisAsyncContext *ac = a->unix_path ? redisAsyncConnectUnix(a->unix_path) : redisAsyncConnect(a->host, a->port);
-    if (!ac)
-        return NULL;
-    if (ac->err) {
-        LOG_WARN("redis connect failed error=\"%s\"", ac->errstr);
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    ac->data = bus;
-    if (redisLibeventAttach(ac, bus->base) != REDIS_OK) {
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    return ac;
-}
-
-static void link_open(struct gw_bus *bus)
-{
-    bus->sub = open_conn(bus);
-    bus->pub = bus->sub ? open_conn(bus) : NULL;
-    bus->sub_up = bus->pub_up = false;
-    bus->link_started_us = gw_now_us();
-    bus->last_echo_us = 0;
-    if (!bus->sub || !bus->pub) {
-        link_reset(bus, "connect failed");
-        return;
-    }
-    set_state(bus, LINK_CONNECTING, "connecting");
-    queue_setup(bus, bus->sub);
-    queue_setup(bus, bus->pub);
-    resubscribe_all(bus);
-}
-
-static int64_t backoff_ms(struct gw_bus *bus)
-{
-    const struct gw_config *cfg = bus->cfg;
-    int shift = bus->attempt < 16 ? bus->attempt : 16;
-    int64_t base = (int64_t)cfg->redis_backoff_min_ms << shift;
-    if (base > cfg->redis_backoff_max_ms)
-        base = cfg->redis_backoff_max_ms;
-    uint32_t r;
-    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-        r = (uint32_t)gw_now_us();
-    /* Equal jitter: half fixed, half random, so nodes spread out after a
-     * shared outage yet never retry faster than half the step. */
-    return base / 2 + (int64_t)(r % (uint32_t)(base / 2 + 1));
-}
-
-/* Event callback that performs a scheduled reset outside hiredis callbacks. */
-static void on_reset_event(evutil_socket_t fd, short what, void *arg)
-{
-    struct gw_bus *bus = arg;
-    const char *reason = bus->reset_reason;
-    bus->reset_reason = NULL;
-
-    set_state(bus, LINK_DOWN, reason);
-    /* Clear the fields first so on_disconnect/on_sub_reply ignore the teardown. */
-    redisAsyncContext *sub = bus->sub, *pub = bus->pub;
-    bus->sub = bus->pub = NULL;
-    if (sub)
-        redisAsyncFree(sub);
-    if (pub)
-        redisAsyncFree(pub); /* fails every pending publish (NULL replies) */
-
-    /* Nothing is subscribed on the next link; forget what was in flight. */
-    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans), *next; e; e = next) {
-        next = gw_dict_next(&bus->chans, e);
-        struct bus_chan *ch = e->value;
-        ch->outstanding = 0;
-        ch->redis_subscribed = false;
-        if (!ch->want_mask)
-            free(gw_dict_delete(&bus->chans, e->key, e->klen));
-    }
-    gw_stat_set(&bus->stats.channels, bus->chans.count);
-
-    if (atomic_load(&bus->stop))
-        return;
-    int64_t delay = backoff_ms(bus);
-    bus->attempt++;
-    gw_stat_add(&bus->stats.redis_reconnects, 1);
-    LOG_INFO("redis reconnect attempt=%d delay_ms=%" PRId64, bus->attempt, delay);
-    struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
-    evtimer_add(bus->retry_ev, &tv);
-}
-
-/* Schedules a teardown + reconnect; safe from inside hiredis callbacks. */
-static void link_reset(struct gw_bus *bus, const char *reason)
-{
-    set_ready(bus, false);
-    if (bus->reset_reason)
-        return;
-    bus->reset_reason = reason;
-    event_active(bus->reset_ev, 0, 0);
-}
-
-static void on_retry(evutil_socket_t fd, short what, void *arg)
-{
-    link_open(arg);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct gw_bus *bus = arg;
-    const struct gw_config *cfg = bus->cfg;
-    int64_t now = gw_now_us();
-
-    if (bus->state == LINK_DOWN || bus->reset_reason)
-        return;
-    if (bus->state == LINK_CONNECTING && !(bus->sub_up && bus->pub_up) &&
-        now - bus->link_started_us > (int64_t)cfg->redis_connect_timeout_ms * 1000) {
-        link_reset(bus, "connect timeout");
-        return;
-    }
-    int64_t since = bus->last_echo_us ? bus->last_echo_us : bus->link_started_us;
-    if (now - since > (int64_t)cfg->redis_heartbeat_timeout_ms * 1000) {
-        LOG_WARN("redis heartbeat missing for_ms=%" PRId64 " timeout_ms=%d", (now - since) / 1000,
-                 cfg->redis_heartbeat_timeout_ms);
-        link_reset(bus, "heartbeat timeout");
-        return;
-    }
-    if (bus->pub_up && now - bus->last_hb_sent_us >= (int64_t)cfg->redis_heartbeat_interval_ms * 1000) {
-        char payload[32];
-        int n = snprintf(payload, sizeof(payload), "%" PRIu64, ++bus->hb_seq);
-        bus->last_hb_sent_us = now;
-        redisAsyncCommand(bus->pub, NULL, NULL, "PUBLISH %s %b", bus->hb_channel, payload, (size_t)n);
-    }
-}
-
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_bus *bus = arg;
@@ -706,33 +453,22 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 static void *bus_main(void *arg)
 {
     struct gw_bus *bus = arg;
-    struct timeval tick = { 0, 50 * 1000 };
 
-    bus->tick_ev = event_new(bus->base, -1, EV_PERSIST, on_tick, bus);
-    bus->retry_ev = evtimer_new(bus->base, on_retry, bus);
-    bus->reset_ev = event_new(bus->base, -1, 0, on_reset_event, bus);
     if (bus->standalone) {
-        set_ready(bus, true);
+        set_standalone_ready(bus, true);
         LOG_INFO("standalone mode: no Redis, one node");
     } else {
-        event_add(bus->tick_ev, &tick);
-        link_open(bus);
+        gw_link_start(bus->link);
     }
     bus_drain_inbox(bus);
     if (!atomic_load(&bus->stop))
         event_base_loop(bus->base, EVLOOP_NO_EXIT_ON_EMPTY);
 
-    set_ready(bus, false);
-    redisAsyncContext *sub = bus->sub, *pub = bus->pub;
-    bus->sub = bus->pub = NULL;
-    if (sub)
-        redisAsyncFree(sub);
-    if (pub)
-        redisAsyncFree(pub);
+    if (bus->standalone)
+        set_standalone_ready(bus, false);
+    else
+        gw_link_stop(bus->link); /* fails every pending publish */
     bus_drain_inbox(bus); /* frees what came in after the loop stopped */
-    event_free(bus->tick_ev);
-    event_free(bus->retry_ev);
-    event_free(bus->reset_ev);
     LOG_INFO("bus stopped");
     return NULL;
 }
@@ -744,19 +480,17 @@ static void evthread_setup(void)
         abort();
 }
 
-struct gw_bus *gw_bus_new(const struct gw_config *cfg, struct gw_worker **workers, int nworkers)
+struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struct gw_bus_ops *ops, void *ctx)
 {
     static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
     pthread_once(&evthread_once, evthread_setup);
 
     struct gw_bus *bus = gw_xcalloc(1, sizeof(*bus));
     bus->cfg = cfg;
-    bus->workers = workers;
+    bus->ops = ops;
+    bus->ctx = ctx;
     bus->nworkers = nworkers;
     bus->standalone = cfg->redis_url == NULL;
-    size_t hblen = strlen(cfg->node_id) + 32;
-    bus->hb_channel = gw_xmalloc(hblen);
-    snprintf(bus->hb_channel, hblen, "__wsgate:hb:%s", cfg->node_id);
     gw_mailbox_init(&bus->inbox);
     gw_dict_init(&bus->chans);
     atomic_init(&bus->ready, false);
@@ -769,6 +503,8 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, struct gw_worker **worker
     bus->wake_ev = event_new(bus->base, -1, 0, on_wake, bus);
     /* A non-pending event with no fd only runs when activated: keep it
      * allocated and let event_active() schedule it from any thread. */
+    if (!bus->standalone)
+        bus->link = gw_link_new(cfg, bus->base, &bus->stats, &link_ops, bus);
     return bus;
 }
 
@@ -795,6 +531,7 @@ void gw_bus_free(struct gw_bus *bus)
 {
     if (!bus)
         return;
+    gw_link_free(bus->link);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
         free(e->value);
     gw_dict_deinit(&bus->chans);
@@ -808,6 +545,5 @@ void gw_bus_free(struct gw_bus *bus)
     gw_mailbox_deinit(&bus->inbox);
     event_free(bus->wake_ev);
     event_base_free(bus->base);
-    free(bus->hb_channel);
     free(bus);
 }

@@ -1,11 +1,12 @@
-/* The cluster bus: one thread running a libevent loop with two hiredis async
- * connections to Redis, a subscriber (SUBSCRIBE only) and a publisher
- * (PUBLISH only). It owns the node-wide channel table: which workers want
- * which channel, and whether Redis has confirmed the subscription.
+/* The cluster bus: one thread running a libevent loop, the Redis link on it
+ * (link.h: a subscriber and a publisher connection, heartbeat, reconnect) and
+ * the node-wide channel table: which workers want which channel, and whether
+ * Redis has confirmed the subscription.
  *
  * Workers talk to it only through gw_bus_post_*() (any thread); it answers
- * through each worker's inbox (gw_worker_post(), see ws.h). No pointers to
- * sessions cross: publish results carry the session id.
+ * through the post callback main hands it (gw_bus_ops), never by naming the
+ * worker module. No pointers to sessions cross: publish results carry the
+ * session id.
  *
  * Standalone mode (no Redis URL): the same thread and the same messages, but
  * a publish is delivered in-process and every subscription is live at once. */
@@ -19,16 +20,28 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "wmail.h"
 
 struct gw_bus;
-struct gw_worker;
 
-/* Creates the bus (not started). workers[] must outlive the bus. */
-struct gw_bus *gw_bus_new(const struct gw_config *cfg, struct gw_worker **workers, int nworkers);
-/* Starts the thread. Returns 0 or -errno. */
+/* How the bus reaches the workers; handed in by main. */
+struct gw_bus_ops {
+    /* Moves m (ownership passes to the callee) into the inbox of worker
+     * `worker` (0 <= worker < nworkers). Called on the bus thread only. */
+    void (*post)(void *ctx, int worker, struct gw_wmail *m);
+};
+
+/* Creates the bus (not started) for nworkers workers (at most 64). cfg, ops
+ * and ctx must outlive the bus. Never fails (aborts on OOM or when libevent
+ * cannot create its loop). Main thread. */
+struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struct gw_bus_ops *ops, void *ctx);
+/* Starts the thread. Returns 0 or -errno (nothing started). Main thread. */
 int gw_bus_start(struct gw_bus *bus);
-/* Stops the thread (pending publishes fail with unavailable) and joins it. */
+/* Stops the thread (pending publishes fail with unavailable) and joins it.
+ * No-op when not started. Main thread. */
 void gw_bus_stop(struct gw_bus *bus);
+/* Frees a stopped (or never started) bus and whatever its inbox still holds.
+ * NULL is a no-op. Main thread. */
 void gw_bus_free(struct gw_bus *bus);
 
 /* True while publishes and new subscriptions can succeed: both Redis
@@ -36,17 +49,21 @@ void gw_bus_free(struct gw_bus *bus);
  * heartbeat echo is fresh. Always true in standalone mode. Any thread. */
 bool gw_bus_ready(const struct gw_bus *bus);
 
+/* The bus's counters, owned by the bus and valid until gw_bus_free; only the
+ * bus thread writes them, any thread may read them. */
 const struct gw_bus_stats *gw_bus_stats(const struct gw_bus *bus);
 
 /* Worker `worker` wants / no longer wants channel name (client-facing name,
  * without prefix). Each worker posts these only on its own 0->1 and 1->0
- * transitions. Any thread; copies name. */
+ * transitions. Any thread; copies name; never fails (the answer, a
+ * GW_WMAIL_LIVE, comes through ops->post once Redis confirms). */
 void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len);
 void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len);
 
 /* PUBLISH prefix+name payload. Takes ownership of payload (malloc'd). The
  * result always comes back exactly once as a GW_WMAIL_PUBLISH_RESULT to the
- * worker, carrying session_id/has_id/id. */
+ * worker via ops->post, carrying session_id/has_id/id. Any thread; copies
+ * name; never fails here (failures come back as ok = false). */
 void gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, char *payload, size_t payload_len);
 

@@ -65,6 +65,16 @@ static const struct gw_node_bus_ops node_bus_ops = {
     .publish = bus_publish,
 };
 
+/* gw_bus_ops.post: the bus reaches a worker only through this (bus thread).
+ * ctx is the workers array. */
+static void bus_post_to_worker(void *ctx, int worker, struct gw_wmail *m)
+{
+    struct gw_worker **workers = ctx;
+    gw_worker_post(workers[worker], m);
+}
+
+static const struct gw_bus_ops bus_ops = { .post = bus_post_to_worker };
+
 static void stop_workers(struct gw_worker **workers, int started)
 {
     for (int i = 0; i < started; i++)
@@ -88,7 +98,7 @@ static int run(const struct gw_config *cfg)
         workers[i] = gw_worker_new(&node, i);
         node.worker_stats[i] = gw_worker_stats(workers[i]);
     }
-    bus = gw_bus_new(cfg, workers, cfg->workers);
+    bus = gw_bus_new(cfg, cfg->workers, &bus_ops, workers);
     node.bus = bus;
     node.bus_stats = gw_bus_stats(bus);
     if ((rc = gw_bus_start(bus)) != 0) {

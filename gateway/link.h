@@ -1,0 +1,86 @@
+/* The Redis link of the bus thread: two hiredis async connections on the
+ * bus's event_base, a subscriber (SUBSCRIBE/UNSUBSCRIBE only) and a publisher
+ * (PUBLISH only), with AUTH/SELECT, connect timeout, backoff with jitter, the
+ * heartbeat that proves the link end to end, and reset + reconnect.
+ *
+ * It owns no channel table and knows no workers: it speaks Redis keys (the
+ * prefix included) and reports back only through the gw_link_ops handed to
+ * gw_link_new. Everything here runs on the bus thread, except gw_link_ready. */
+#ifndef GW_LINK_H
+#define GW_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "metrics.h"
+
+struct event_base;
+struct gw_link;
+
+/* Called on the bus thread, from inside hiredis or libevent callbacks: they
+ * may call gw_link_subscribe/unsubscribe/publish, never gw_link_stop/free. */
+struct gw_link_ops {
+    /* A fresh link: both connections opened, AUTH/SELECT queued. Subscribe
+     * every wanted key now (gw_link_subscribe_many); when this returns the
+     * link subscribes its heartbeat channel last, so the first echo proves
+     * that every subscription sent here is in place. */
+    void (*on_open)(void *ctx);
+    /* A message on a subscribed key (not the heartbeat). key and payload
+     * belong to hiredis and are valid only during the call. */
+    void (*on_message)(void *ctx, const char *key, size_t klen, const char *payload, size_t len);
+    /* Redis confirmed SUBSCRIBE (subscribed) or UNSUBSCRIBE (!subscribed) of key. */
+    void (*on_subscription)(void *ctx, const char *key, size_t klen, bool subscribed);
+    /* Result of one gw_link_publish that returned 0: ok is false on an error
+     * reply or when the link went down first. Exactly once per token. */
+    void (*on_published)(void *ctx, void *token, bool ok);
+    /* Both connections are gone: nothing is subscribed any more and every
+     * SUBSCRIBE/UNSUBSCRIBE in flight is forgotten (no reply will come).
+     * Return true to reconnect after the backoff, false to stay down
+     * (the bus is stopping). */
+    bool (*on_reset)(void *ctx);
+};
+
+/* Allocates a link (not connected) for cfg->redis on base. cfg, base, stats
+ * and ops must outlive the link; the link writes stats->redis_connected,
+ * redis_reconnects and heartbeat_rtt_us. Never fails (aborts on OOM). Any
+ * thread, before the bus thread starts. */
+struct gw_link *gw_link_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
+                            const struct gw_link_ops *ops, void *ctx);
+
+/* Creates the link's events and opens the first connections (on_open may be
+ * called before this returns). Bus thread; a failure to connect is not an
+ * error here: it schedules a reset and a retry like any later failure. */
+void gw_link_start(struct gw_link *link);
+
+/* Marks the link not ready and frees both connections (pending publishes get
+ * on_published(ok = false) before this returns; on_reset is not called) and
+ * the link's events. Bus thread, after its event loop stopped. Idempotent. */
+void gw_link_stop(struct gw_link *link);
+
+/* Frees a stopped (or never started) link. NULL is a no-op. */
+void gw_link_free(struct gw_link *link);
+
+/* True while the heartbeat echo is fresh on a live link and no reset is
+ * pending. Any thread. */
+bool gw_link_ready(const struct gw_link *link);
+
+/* SUBSCRIBE / UNSUBSCRIBE key on the subscriber connection; the answer comes
+ * as on_subscription, unless the link resets first. Copies key. Returns 0, or
+ * -ENOTCONN (no subscriber connection) or -EIO (hiredis refused): nothing was
+ * sent. Bus thread. */
+int gw_link_subscribe(struct gw_link *link, const char *key, size_t klen);
+int gw_link_unsubscribe(struct gw_link *link, const char *key, size_t klen);
+
+/* One SUBSCRIBE of n keys (n >= 1); one on_subscription per key follows.
+ * Copies the keys. Returns as gw_link_subscribe. Bus thread. */
+int gw_link_subscribe_many(struct gw_link *link, int n, const char *const *keys, const size_t *klens);
+
+/* PUBLISH key payload on the publisher connection while the link is live.
+ * Copies key and payload; keeps token for the one on_published that follows.
+ * Returns 0, or -ENOTCONN (link not live) or -EIO (hiredis refused): then
+ * on_published is not called. Bus thread. */
+int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
+                    void *token);
+
+#endif
