@@ -20,12 +20,12 @@
 
 #include "alloc.h"
 #include "clock.h"
-#include "dict.h"
 #include "http.h"
 #include "hub.h"
 #include "listen.h"
 #include "log.h"
 #include "mailbox.h"
+#include "registry.h"
 #include "session.h"
 
 /* Most connections accepted per readiness of the listen socket, so a
@@ -58,9 +58,7 @@ struct gw_worker {
     struct lws_vhost *vhost;
     struct gw_session_host host;
     struct gw_hub hub;
-    struct gw_dict sessions; /* id (8 bytes) -> struct gw_session* */
-    struct gw_session *session_list; /* all sessions, for the sweep */
-    struct gw_session *flush_head; /* sessions owed a gw_session_flush() */
+    struct gw_registry sessions;
     uint64_t next_seq;
     bool inbox_drain_scheduled;
     int64_t last_inbox_drain_us;
@@ -84,51 +82,12 @@ struct conn {
     bool established; /* counted in wsi_alive, from ESTABLISHED to WSI_DESTROY */
 };
 
-static struct gw_session *worker_find_session(struct gw_worker *w, uint64_t id)
-{
-    struct gw_dict_entry *e = gw_dict_find(&w->sessions, &id, sizeof(id));
-    return e ? e->value : NULL;
-}
-
-/* ---- the end-of-batch flush ---- */
-
-static void flush_unlink(struct gw_worker *w, struct gw_session *s)
-{
-    if (!s->flush_queued)
-        return;
-    if (s->flush_prev)
-        s->flush_prev->flush_next = s->flush_next;
-    else
-        w->flush_head = s->flush_next;
-    if (s->flush_next)
-        s->flush_next->flush_prev = s->flush_prev;
-    s->flush_prev = s->flush_next = NULL;
-    s->flush_queued = false;
-}
-
-/* Writes every session that got frames in this batch: one writev each. */
-static void worker_flush(struct gw_worker *w)
-{
-    struct gw_session *s;
-    while ((s = w->flush_head)) {
-        flush_unlink(w, s);
-        gw_session_flush(s);
-    }
-}
-
 /* ---- what sessions and the hub get from their worker ---- */
 
 static void host_want_flush(void *ctx, struct gw_session *s)
 {
     struct gw_worker *w = ctx;
-    if (s->flush_queued)
-        return;
-    s->flush_queued = true;
-    s->flush_prev = NULL;
-    s->flush_next = w->flush_head;
-    if (w->flush_head)
-        w->flush_head->flush_prev = s;
-    w->flush_head = s;
+    gw_registry_want_flush(&w->sessions, s);
 }
 
 static void host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
@@ -194,11 +153,7 @@ static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *w
     uint64_t id = ((uint64_t)w->index << 56) | ++w->next_seq;
     struct gw_session *s = gw_session_new(&w->host, id, wsi);
 
-    gw_dict_add(&w->sessions, &s->id, sizeof(s->id), s, NULL);
-    s->next = w->session_list;
-    if (s->next)
-        s->next->prev = s;
-    w->session_list = s;
+    gw_registry_add(&w->sessions, s);
     gw_stat_add(&w->stats.connections, 1);
     gw_stat_add(&w->stats.connections_accepted, 1);
     return s;
@@ -216,7 +171,7 @@ static void worker_stop(struct gw_worker *w)
  * makes before it sends the close frame, but when its wsi is destroyed. */
 static void worker_stop_if_drained(struct gw_worker *w)
 {
-    if (w->draining && !w->session_list && !w->wsi_alive && !w->stopping) {
+    if (w->draining && !w->sessions.head && !w->wsi_alive && !w->stopping) {
         LOG_INFO("drained worker=%d", w->index);
         worker_stop(w);
     }
@@ -224,14 +179,7 @@ static void worker_stop_if_drained(struct gw_worker *w)
 
 static void worker_close_session(struct gw_worker *w, struct gw_session *s)
 {
-    flush_unlink(w, s);
-    gw_dict_delete(&w->sessions, &s->id, sizeof(s->id));
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        w->session_list = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    gw_registry_remove(&w->sessions, s);
     gw_session_free(s);
     gw_stat_add(&w->stats.connections, -1);
     worker_stop_if_drained(w);
@@ -244,7 +192,7 @@ static void worker_begin_drain(struct gw_worker *w)
     w->draining = true;
     w->drain_deadline_us = gw_now_us() + (int64_t)w->node->cfg->drain_timeout_s * 1000000;
     int n = 0;
-    for (struct gw_session *s = w->session_list; s; s = s->next, n++)
+    for (struct gw_session *s = w->sessions.head; s; s = s->next, n++)
         gw_session_close(s, 1001, "server draining", true);
     LOG_INFO("draining worker=%d sessions=%d timeout_s=%d", w->index, n, w->node->cfg->drain_timeout_s);
     worker_stop_if_drained(w);
@@ -262,7 +210,7 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         gw_hub_channel_live(&w->hub, m->name, m->name_len);
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
-        struct gw_session *s = worker_find_session(w, m->session_id);
+        struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
             gw_session_publish_result(s, m->ok, m->has_id, m->id);
         break;
@@ -283,7 +231,7 @@ static void worker_drain_inbox(struct gw_worker *w)
         gw_wmail_free((struct gw_wmail *)m);
         m = next;
     }
-    worker_flush(w);
+    gw_registry_flush(&w->sessions);
 }
 
 static void on_inbox_timer(uv_timer_t *t)
@@ -328,14 +276,11 @@ static void on_sweep(uv_timer_t *t)
     struct gw_worker *w = t->data;
     int64_t now = gw_now_us();
 
-    for (struct gw_session *s = w->session_list; s; s = s->next)
+    for (struct gw_session *s = w->sessions.head; s; s = s->next)
         gw_session_tick(s, now);
-    worker_flush(w);
+    gw_registry_flush(&w->sessions);
     if (w->draining && now >= w->drain_deadline_us && !w->stopping) {
-        int left = 0;
-        for (struct gw_session *s = w->session_list; s; s = s->next)
-            left++;
-        LOG_WARN("drain timeout worker=%d sessions_left=%d", w->index, left);
+        LOG_WARN("drain timeout worker=%d sessions_left=%zu", w->index, w->sessions.count);
         worker_stop(w);
     }
 }
@@ -386,7 +331,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         if (c->session)
             gw_session_receive(c->session, in, len);
-        worker_flush(w); /* acks, pongs and errors leave with this wake-up */
+        gw_registry_flush(&w->sessions); /* acks, pongs and errors leave with this wake-up */
         break;
     case LWS_CALLBACK_RECEIVE_PONG:
         if (c->session)
@@ -594,7 +539,7 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     atomic_init(&w->wake_open, false);
     atomic_init(&w->wake_senders, 0);
     gw_hub_init(&w->hub, &hub_ops, w);
-    gw_dict_init(&w->sessions);
+    gw_registry_init(&w->sessions);
     w->host = (struct gw_session_host){
         .cfg = node->cfg, .hub = &w->hub, .stats = &w->stats, .ops = &host_ops, .ctx = w,
     };
@@ -645,7 +590,7 @@ void gw_worker_free(struct gw_worker *w)
     }
     gw_mailbox_deinit(&w->inbox);
     gw_hub_deinit(&w->hub);
-    gw_dict_deinit(&w->sessions);
+    gw_registry_deinit(&w->sessions);
     pthread_mutex_destroy(&w->start_lock);
     pthread_cond_destroy(&w->start_cond);
     free(w);
