@@ -226,7 +226,7 @@ int gw_jwt_verify(const struct gw_jwt_keys *keys, const struct gw_jwt_policy *po
     err->reason = GW_JWT_OK;
     err->msg[0] = '\0';
     *out = NULL;
-    if (len > max)
+    if (!token || len > max)
         return fail(err, GW_JWT_MALFORMED, "token longer than %zu bytes", max);
     dot1 = memchr(token, '.', len);
     dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;

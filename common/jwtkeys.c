@@ -105,7 +105,7 @@ int gw_jwt_keys_set_hmac(struct gw_jwt_keys *keys, const char *kid, const void *
     struct key *k;
     int rc;
 
-    if (len < GW_JWT_HMAC_MIN)
+    if (len < GW_JWT_HMAC_MIN || len > GW_JWT_KEYFILE_MAX)
         return -EINVAL;
     if (keys->has_hmac)
         return -EEXIST;
@@ -129,6 +129,7 @@ int gw_jwt_keys_add_pem(struct gw_jwt_keys *keys, const char *kid, const char *p
 {
     BIO *bio = NULL;
     EVP_PKEY *pkey = NULL;
+    struct key *k;
     enum key_kind kind;
     char group[64];
     size_t glen;
@@ -179,7 +180,7 @@ int gw_jwt_keys_add_pem(struct gw_jwt_keys *keys, const char *kid, const char *p
         goto fail;
     }
     BIO_free(bio);
-    struct key *k = push_key(keys);
+    k = push_key(keys);
     k->kind = kind;
     k->kid = gw_xstrdup(kid);
     k->pkey = pkey;

@@ -26,8 +26,8 @@ void gw_jwt_keys_free(struct gw_jwt_keys *keys);
 /* Copies secret[0..len) as the one HMAC secret (HS256/384/512). kid may be
  * NULL (the secret then has no id, and tokens that carry a kid never reach
  * it) or an id that must not collide with a PEM key's. Returns 0, -EINVAL
- * when len < GW_JWT_HMAC_MIN or kid is empty/too long, -EEXIST when a secret
- * is already set or kid is taken. */
+ * when len is below GW_JWT_HMAC_MIN or above GW_JWT_KEYFILE_MAX or kid is
+ * empty/too long, -EEXIST when a secret is already set or kid is taken. */
 int gw_jwt_keys_set_hmac(struct gw_jwt_keys *keys, const char *kid, const void *secret,
                          size_t len);
 /* Reads the secret from path, dropping one trailing "\n" or "\r\n" (what an
