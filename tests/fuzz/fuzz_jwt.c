@@ -1,6 +1,7 @@
-/* libFuzzer harness for the JWT verifier: every input is verified as sent,
- * then re-signed with the harness's HMAC secret and verified again, so the
- * claim checks and pattern grants are reached too, not only the parser. */
+/* libFuzzer harness for the JWT verifier. An input is a token, verified as
+ * sent and again re-signed with the harness's HMAC secret; or, when it starts
+ * with '{', "header JSON\npayload JSON", encoded and signed here, so that
+ * mutations land on claims and grants rather than on base64 text. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -105,28 +106,53 @@ static size_t b64url_encode(const unsigned char *in, size_t len, char *out)
     return o;
 }
 
+/* Appends ".<HS256 of tok[0..len)>" to tok, which has room for it, and
+ * verifies the result. */
+static void sign_and_verify(char *tok, size_t len)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+
+    if (!HMAC(EVP_sha256(), SECRET, sizeof SECRET - 1, (const unsigned char *)tok, len, mac,
+              &maclen))
+        abort();
+    tok[len] = '.';
+    verify(tok, len + 1 + b64url_encode(mac, maclen, tok + len + 1));
+}
+
+#define SIG_ROOM (2 + 4 * EVP_MAX_MD_SIZE / 3 + 4)
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
-    const char *dot1, *dot2;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    size_t signed_len;
+    const char *dot1, *dot2, *nl;
+    size_t signed_len, hlen, n;
     char *tok;
 
+    if (size > MAX_LEN)
+        return 0;
+    if (size > 0 && in[0] == '{') {
+        nl = memchr(in, '\n', size);
+        hlen = nl ? (size_t)(nl - in) : size;
+        tok = gw_xmalloc(size / 3 * 4 + 8 + SIG_ROOM);
+        n = b64url_encode(data, hlen, tok);
+        tok[n++] = '.';
+        if (nl)
+            n += b64url_encode(data + hlen + 1, size - hlen - 1, tok + n);
+        sign_and_verify(tok, n);
+        free(tok);
+        return 0;
+    }
     verify(in, size);
-    /* Re-sign "header.payload" (everything before a second dot) as HS256. */
+    /* Re-sign "header.payload" (everything before a second dot). */
     dot1 = memchr(in, '.', size);
-    if (!dot1 || size > MAX_LEN)
+    if (!dot1)
         return 0;
     dot2 = memchr(dot1 + 1, '.', size - (size_t)(dot1 + 1 - in));
     signed_len = dot2 ? (size_t)(dot2 - in) : size;
-    if (!HMAC(EVP_sha256(), SECRET, sizeof SECRET - 1, data, signed_len, mac, &maclen))
-        abort();
-    tok = gw_xmalloc(signed_len + 2 + 4 * EVP_MAX_MD_SIZE / 3 + 4);
+    tok = gw_xmalloc(signed_len + SIG_ROOM);
     memcpy(tok, in, signed_len);
-    tok[signed_len] = '.';
-    verify(tok, signed_len + 1 + b64url_encode(mac, maclen, tok + signed_len + 1));
+    sign_and_verify(tok, signed_len);
     free(tok);
     return 0;
 }

@@ -6,8 +6,9 @@
 #   tests/fuzz/run.sh 600             every harness, 10 min each
 #   tests/fuzz/run.sh 60 jwt          only fuzz_jwt, 60 s
 #
-# Seeds come from tests/fuzz/corpus/<name>/ and are only read; what the fuzzer
-# learns goes to $WSGATE_FUZZ_BUILD/corpus/<name>/, crashes to .../artifacts/.
+# Seeds come from tests/fuzz/corpus/<name>/, a dictionary from <name>.dict when
+# there is one; both are only read. What the fuzzer learns goes to
+# $WSGATE_FUZZ_BUILD/corpus/<name>/, crashes to .../artifacts/<name>/.
 # Exit status is non-zero when a harness finds a crash, leak or timeout.
 set -euo pipefail
 
@@ -35,10 +36,12 @@ for n in "${names[@]}"; do
   art="$build/artifacts/$n"
   mkdir -p "$work" "$art"
   dirs=("$work")
+  dict=()
+  [ -f "$here/$n.dict" ] && dict=(-dict="$here/$n.dict")
   [ -d "$here/corpus/$n" ] && dirs+=("$here/corpus/$n")
   printf 'fuzz: %s for %ss\n' "$n" "$secs" >&2
   if ! "$build/tests/fuzz/fuzz_$n" -max_total_time="$secs" -timeout=10 -rss_limit_mb=1024 \
-      -print_final_stats=1 -artifact_prefix="$art/" "${dirs[@]}"; then
+      -print_final_stats=1 -artifact_prefix="$art/" ${dict[@]+"${dict[@]}"} "${dirs[@]}"; then
     printf 'fuzz: %s FAILED, see %s\n' "$n" "$art" >&2
     status=1
   fi
