@@ -137,6 +137,8 @@ def main(out_path):
         case("alg_" + name, hdr + "." + nohdr + ".", "GW_JWT_MALFORMED")
     case("alg_missing", hs_raw(secret, {"typ": "JWT"}, claims()), "GW_JWT_MALFORMED")
     case("alg_unknown", hs_raw(secret, {"alg": "HS1"}, claims()), "GW_JWT_MALFORMED")
+    case("kid_number", hs_raw(secret, {"alg": "HS256", "kid": 1}, claims()), "GW_JWT_MALFORMED")
+    case("kid_on_hmac_token", enc(claims(), secret, headers={"kid": "rsa1"}), "GW_JWT_UNKNOWN_KEY")
     case("crit_header", hs_raw(secret, {"alg": "HS256", "crit": ["exp"]}, claims()), "GW_JWT_MALFORMED")
     case("dup_alg", hs_raw(secret, b'{"alg":"HS256","alg":"none"}', claims()), "GW_JWT_MALFORMED")
 
