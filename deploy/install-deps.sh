@@ -15,8 +15,8 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libwebsockets-dev libhiredis-dev libevent-dev libjansson-dev check
-  redis-server python3 python3-yaml valgrind curl
+  libwebsockets-dev libhiredis-dev libevent-dev libjansson-dev libssl-dev check
+  redis-server python3 python3-yaml python3-jwt python3-cryptography valgrind curl
 )
 
 if [ "${1:-}" = "--list" ]; then

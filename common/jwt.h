@@ -1,0 +1,68 @@
+/* JWT (RFC 7519, JWS compact form) verification against a configured key set,
+ * following RFC 8725: the key decides the algorithm family, never the token.
+ * Owns the claims it returns to the caller; the keys live in jwtkeys.h.
+ * Knows nothing of sockets, channels or metrics. Lives in gw_auth. */
+#ifndef GW_JWT_H
+#define GW_JWT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jwtkeys.h"
+
+/* Why a token was refused. The labels (gw_jwt_reason_label) are the metric
+ * labels of the access-control issue; keep them stable. */
+enum gw_jwt_reason {
+    GW_JWT_OK = 0,
+    GW_JWT_BAD_SIGNATURE, /* no candidate key verifies the signature */
+    GW_JWT_EXPIRED,       /* now >= exp + leeway */
+    GW_JWT_NOT_YET_VALID, /* nbf or iat later than now + leeway */
+    GW_JWT_WRONG_AUDIENCE,
+    GW_JWT_WRONG_ISSUER,
+    GW_JWT_MALFORMED,   /* size, encoding, JSON, types, alg, missing exp */
+    GW_JWT_UNKNOWN_KEY, /* kid not configured, or no key of the alg's family */
+};
+
+/* Static string: "ok", "bad_signature", "expired", ... */
+const char *gw_jwt_reason_label(enum gw_jwt_reason reason);
+
+struct gw_jwt_error {
+    enum gw_jwt_reason reason;
+    char msg[160]; /* for logs; never contains key material */
+};
+
+#define GW_JWT_MAX_LEN_DEFAULT 8192
+
+/* What the verifier checks besides the signature. Borrowed for the call. */
+struct gw_jwt_policy {
+    const char *issuer;   /* NULL: "iss" is not checked (but must be a string) */
+    const char *audience; /* NULL: "aud" is not checked (but must be well typed) */
+    int64_t leeway;       /* seconds of clock skew allowed, clamped to 0..86400 */
+    size_t max_len;       /* longer tokens are malformed before any parsing;
+                           * 0 means GW_JWT_MAX_LEN_DEFAULT */
+};
+
+/* What a verified token grants. Owned by the caller of gw_jwt_verify. */
+struct gw_jwt_claims {
+    char *sub; /* NULL when the token has no "sub": {sub} patterns then match nothing */
+    int64_t exp;
+    char **channels; /* "channels" claim: patterns (pattern.h) to subscribe */
+    size_t n_channels;
+    char **publish; /* "publish" claim: patterns to publish to */
+    size_t n_publish;
+};
+
+/* Frees the claims and everything they hold. NULL is a no-op. */
+void gw_jwt_claims_free(struct gw_jwt_claims *claims);
+
+/* Verifies token[0..len) at time now (seconds since the epoch) against keys
+ * and pol. On success returns 0 and gives *out to the caller (free it with
+ * gw_jwt_claims_free). On failure returns -EACCES, leaves *out NULL and fills
+ * *err (err may be NULL). The signature is checked before any claim, so an
+ * unsigned token is never told which claim it got wrong. Never calls back,
+ * keeps no pointer. Thread-safe with a read-only key set. */
+int gw_jwt_verify(const struct gw_jwt_keys *keys, const struct gw_jwt_policy *pol,
+                  const char *token, size_t len, int64_t now, struct gw_jwt_claims **out,
+                  struct gw_jwt_error *err);
+
+#endif
