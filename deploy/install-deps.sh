@@ -15,7 +15,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake pkg-config
-  libwebsockets-dev libhiredis-dev libevent-dev libjansson-dev libssl-dev check
+  libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libhiredis-dev libevent-dev libjansson-dev libssl-dev check
   redis-server python3 python3-yaml python3-jwt python3-cryptography valgrind curl
 )
 
