@@ -75,10 +75,17 @@ static void bus_post_to_worker(void *ctx, int worker, struct gw_wmail *m)
 
 static const struct gw_bus_ops bus_ops = { .post = bus_post_to_worker };
 
-static void stop_workers(struct gw_worker **workers, int started)
+/* Drains every worker, then stops the bus, then tears the workers down one
+ * at a time: lws 4.1.6 on libuv closes its event pipe twice while a context is
+ * destroyed, and the second close must not hit a descriptor that another
+ * thread (a Redis reconnect, another worker's accept) was just given. */
+static void stop_all(struct gw_worker **workers, int started, struct gw_bus *bus)
 {
     for (int i = 0; i < started; i++)
         gw_worker_post(workers[i], gw_wmail_new(GW_WMAIL_DRAIN, NULL, 0));
+    for (int i = 0; i < started; i++)
+        gw_worker_wait_stopped(workers[i]);
+    gw_bus_stop(bus);
     for (int i = 0; i < started; i++)
         gw_worker_join(workers[i]);
 }
@@ -123,8 +130,7 @@ static int run(const struct gw_config *cfg)
     LOG_INFO("draining signal=%s timeout_s=%d", sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->drain_timeout_s);
 
 out:
-    stop_workers(workers, started);
-    gw_bus_stop(bus);
+    stop_all(workers, started, bus);
     for (int i = 0; i < cfg->workers; i++)
         gw_worker_free(workers[i]);
     gw_bus_free(bus);

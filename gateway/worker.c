@@ -18,6 +18,7 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
+#include "admit.h"
 #include "alloc.h"
 #include "clock.h"
 #include "http.h"
@@ -67,10 +68,12 @@ struct gw_worker {
     bool stopping;
     int wsi_alive; /* upgraded connections whose wsi is not destroyed yet */
 
-    /* Startup hand-shake with main: guarded by start_lock. */
-    pthread_mutex_t start_lock;
-    pthread_cond_t start_cond;
+    /* Hand-shakes with main, guarded by state_lock. */
+    pthread_mutex_t state_lock;
+    pthread_cond_t state_cond;
     int start_result; /* 1 = pending, 0 = running, <0 = failed */
+    bool stopped;     /* loop ended; waiting for teardown_go */
+    bool teardown_go;
 };
 
 /* lws per-connection storage: HTTP requests and WebSocket sessions share the
@@ -287,33 +290,6 @@ static void on_sweep(uv_timer_t *t)
 
 /* ---- the lws protocol callback ---- */
 
-/* Decides whether a WebSocket upgrade may proceed, and takes its slot of
- * --max-connections here, atomically, so concurrent upgrades on several
- * workers cannot overshoot the limit. Refusals are counted. */
-static bool upgrade_allowed(struct gw_worker *w, struct lws *wsi, struct conn *c)
-{
-    const struct gw_config *cfg = w->node->cfg;
-    char uri[16];
-    enum gw_refuse_reason why;
-
-    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws") != 0)
-        why = GW_REFUSE_PATH;
-    else if (w->draining)
-        why = GW_REFUSE_DRAINING;
-    else if (cfg->max_connections &&
-             atomic_fetch_add(&w->node->connections, 1) >= cfg->max_connections) {
-        atomic_fetch_sub(&w->node->connections, 1);
-        why = GW_REFUSE_LIMIT;
-    } else {
-        if (!cfg->max_connections)
-            atomic_fetch_add(&w->node->connections, 1);
-        c->slot = true;
-        return true;
-    }
-    gw_stat_add(&w->stats.upgrades_refused[why], 1);
-    return false;
-}
-
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     struct gw_worker *w = lws_context_user(lws_get_context(wsi));
@@ -321,8 +297,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     int rc = 0;
 
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return upgrade_allowed(w, wsi, c) ? 0 : -1;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        enum gw_refuse_reason why;
+        if (gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, &why))
+            return 0;
+        gw_stat_add(&w->stats.upgrades_refused[why], 1);
+        return -1;
+    }
     case LWS_CALLBACK_ESTABLISHED:
         c->session = worker_open_session(w, wsi);
         c->established = true;
@@ -359,10 +340,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_WSI_DESTROY:
         /* Every wsi ends here, upgraded or not, so a slot taken at FILTER is
          * given back exactly once whatever happened in between. */
-        if (c && c->slot) {
-            c->slot = false;
-            atomic_fetch_sub(&w->node->connections, 1);
-        }
+        if (c)
+            gw_admit_release(w->node, &c->slot);
         if (c && c->established) {
             c->established = false;
             w->wsi_alive--;
@@ -381,8 +360,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     default:
         break;
     }
-    rc = lws_callback_http_dummy(wsi, reason, user, in, len);
-    return rc;
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
 static const struct lws_protocols protocols[] = {
@@ -434,10 +412,10 @@ static struct lws_context *worker_create_context(struct gw_worker *w)
 
 static void worker_set_start_result(struct gw_worker *w, int result)
 {
-    pthread_mutex_lock(&w->start_lock);
+    pthread_mutex_lock(&w->state_lock);
     w->start_result = result;
-    pthread_cond_signal(&w->start_cond);
-    pthread_mutex_unlock(&w->start_lock);
+    pthread_cond_signal(&w->state_cond);
+    pthread_mutex_unlock(&w->state_lock);
 }
 
 /* Closes the worker's own handles and runs the loop until every handle, lws'
@@ -511,6 +489,12 @@ static void *worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 
     uv_poll_stop(&w->listen_poll);
+    pthread_mutex_lock(&w->state_lock);
+    w->stopped = true;
+    pthread_cond_broadcast(&w->state_cond);
+    while (!w->teardown_go)
+        pthread_cond_wait(&w->state_cond, &w->state_lock);
+    pthread_mutex_unlock(&w->state_lock);
     /* Closes what is left (CLOSED callbacks free the sessions); with a
      * foreign loop lws finishes its own teardown as the loop runs below. */
     lws_context_destroy(w->ctx);
@@ -543,8 +527,8 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     w->host = (struct gw_session_host){
         .cfg = node->cfg, .hub = &w->hub, .stats = &w->stats, .ops = &host_ops, .ctx = w,
     };
-    pthread_mutex_init(&w->start_lock, NULL);
-    pthread_cond_init(&w->start_cond, NULL);
+    pthread_mutex_init(&w->state_lock, NULL);
+    pthread_cond_init(&w->state_cond, NULL);
     w->start_result = 1;
     return w;
 }
@@ -555,18 +539,30 @@ int gw_worker_start(struct gw_worker *w)
     if (rc != 0)
         return -rc;
     w->started = true;
-    pthread_mutex_lock(&w->start_lock);
+    pthread_mutex_lock(&w->state_lock);
     while (w->start_result == 1)
-        pthread_cond_wait(&w->start_cond, &w->start_lock);
+        pthread_cond_wait(&w->state_cond, &w->state_lock);
     rc = w->start_result;
-    pthread_mutex_unlock(&w->start_lock);
+    pthread_mutex_unlock(&w->state_lock);
     if (rc != 0)
         gw_worker_join(w);
     return rc;
 }
 
+void gw_worker_wait_stopped(struct gw_worker *w)
+{
+    pthread_mutex_lock(&w->state_lock);
+    while (w->started && !w->stopped)
+        pthread_cond_wait(&w->state_cond, &w->state_lock);
+    pthread_mutex_unlock(&w->state_lock);
+}
+
 void gw_worker_join(struct gw_worker *w)
 {
+    pthread_mutex_lock(&w->state_lock);
+    w->teardown_go = true;
+    pthread_cond_broadcast(&w->state_cond);
+    pthread_mutex_unlock(&w->state_lock);
     if (w->started) {
         pthread_join(w->thread, NULL);
         w->started = false;
@@ -591,7 +587,7 @@ void gw_worker_free(struct gw_worker *w)
     gw_mailbox_deinit(&w->inbox);
     gw_hub_deinit(&w->hub);
     gw_registry_deinit(&w->sessions);
-    pthread_mutex_destroy(&w->start_lock);
-    pthread_cond_destroy(&w->start_cond);
+    pthread_mutex_destroy(&w->state_lock);
+    pthread_cond_destroy(&w->state_cond);
     free(w);
 }

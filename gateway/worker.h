@@ -25,7 +25,15 @@ int gw_worker_start(struct gw_worker *w);
  * and gw_worker_free() frees it. Any thread, until gw_worker_free(). */
 void gw_worker_post(struct gw_worker *w, struct gw_wmail *m);
 
-/* Waits for the thread to end: it ends after a drain completes. */
+/* Waits until w's loop has ended (after its drain): it no longer accepts,
+ * reads or writes, and waits for gw_worker_join() to tear down. Main thread. */
+void gw_worker_wait_stopped(struct gw_worker *w);
+
+/* Lets w tear down (close what is left, destroy its lws context and loop)
+ * and waits for its thread to end. lws 4.1.6 on libuv closes its own event
+ * pipe twice during that teardown, so call it with no other thread left that
+ * opens descriptors (other workers stopped, the bus stopped), one worker at a
+ * time. Main thread. */
 void gw_worker_join(struct gw_worker *w);
 
 /* Frees a joined (or never started) worker and whatever its inbox still
