@@ -16,7 +16,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libwebsockets-dev libhiredis-dev libevent-dev libjansson-dev check
-  redis-server python3 python3-yaml valgrind curl
+  redis-server python3 python3-yaml valgrind curl strace
 )
 
 if [ "${1:-}" = "--list" ]; then
