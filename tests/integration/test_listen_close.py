@@ -1,9 +1,14 @@
 """Each worker's listen socket is closed exactly once (issue 11, defect a).
 
-lws adopts the listen fd as a raw-descriptor wsi and closes it in lws_context_destroy;
-a second close() by the worker afterwards can close a descriptor that another thread has
-just been given. The node runs under strace with two workers in standalone mode; the
-trace must show every listen fd closed once after its listen(), and no close() -> EBADF.
+lws used to adopt the listen fd as a raw-descriptor wsi and close it in
+lws_context_destroy; a second close() by the worker afterwards could close a descriptor
+that another thread had just been given. The node runs under strace with two workers in
+standalone mode; the trace must show every listen fd closed once after its listen().
+
+lws 4.1.6 on libuv itself closes its event pipe (an eventfd) twice while a context is
+destroyed; the node cannot stop that, so it destroys contexts one at a time with no other
+thread left that opens descriptors. The only close() -> EBADF allowed is therefore of an
+eventfd whose number no thread was handed between its two closes.
 """
 
 import os
@@ -123,10 +128,12 @@ class ListenSocketCloseTest(GatewayTestCase):
 
     def check_listen_closes(self, calls):
         problems = []
-        for no, pid, name, args, result, err in calls:
+        for j, (no, pid, name, args, result, err) in enumerate(calls):
             if name == "close" and err == "EBADF":
-                problems.append("line %d: pid %d close(%s) = -1 EBADF (closed a descriptor "
-                                "that was no longer open)" % (no, pid, args))
+                why = self.unsafe_double_close(calls, j)
+                if why:
+                    problems.append("line %d: pid %d close(%s) = -1 EBADF: %s"
+                                    % (no, pid, args, why))
         bound = {}  # fd -> bind line, for fds a socket() gave out
         listens = []  # (index in calls, fd, line)
         for i, (no, pid, name, args, result, err) in enumerate(calls):
@@ -154,6 +161,26 @@ class ListenSocketCloseTest(GatewayTestCase):
                                    ", ".join("line %d pid %d -> %s" % (no, p, e or r)
                                              for no, p, r, e in closes)))
         return problems
+
+    @staticmethod
+    def unsafe_double_close(calls, j):
+        """None when the EBADF close at calls[j] is lws' known double close of its own
+        eventfd that could not have hit another descriptor; else why it is a defect."""
+        fd = first_arg_fd(calls[j][3])
+        first = None
+        for i in range(j - 1, -1, -1):
+            no, pid, name, args, result, err = calls[i]
+            if name in FD_CREATORS and result == fd:
+                if first is None:
+                    return "closed a descriptor that was not open (no earlier close)"
+                if name != "eventfd2":
+                    return "double close of a %s descriptor (line %d)" % (name, no)
+                return None
+            if name == "close" and first_arg_fd(args) == fd and result == 0:
+                if first is not None:
+                    return "closed twice before"
+                first = no
+        return "closed a descriptor that was never opened in the trace"
 
     @staticmethod
     def excerpt(calls, limit=60):
