@@ -14,8 +14,8 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "json.h"
 
-#define JSON_MAX_DEPTH 512
 /* Largest integer a JavaScript client can hold exactly: 2^53 - 1. */
 #define SAFE_INT_MAX INT64_C(9007199254740991)
 #define LIT_LEN(s) (sizeof(s) - 1)
@@ -40,318 +40,6 @@ const char *gw_err_slug(enum gw_err err)
     return err_slugs[err];
 }
 
-/* ---- UTF-8 and string escaping ---- */
-
-/* Returns the length (1..4) of the well-formed UTF-8 sequence at s[0..n), or
- * 0 when it is ill-formed; then *bad is the length of its maximal ill-formed
- * subpart (Unicode 15, section 3.9), so that each such subpart becomes one
- * U+FFFD exactly as a browser's TextDecoder would do it. */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t *bad)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t need;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* UTF-16 surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* above U+10FFFF */
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    for (size_t i = 1; i <= need; i++) {
-        if (i >= n || s[i] < lo || s[i] > hi) {
-            *bad = i;
-            return 0;
-        }
-        lo = 0x80;
-        hi = 0xbf;
-    }
-    return need + 1;
-}
-
-/* Escapes s[0..len) without quotes into out, or only counts the bytes when
- * out is NULL, so callers can size a frame exactly before writing it. */
-static size_t escape_body(char *out, const char *str, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    size_t o = 0, i = 0;
-
-    while (i < len) {
-        unsigned char c = s[i];
-        char short_esc = 0;
-
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            if (out)
-                out[o] = (char)c;
-            o++;
-            i++;
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t bad = 0, n = utf8_seq(s + i, len - i, &bad);
-
-            if (n) {
-                if (out)
-                    memcpy(out + o, s + i, n);
-                o += n;
-                i += n;
-            } else {
-                if (out)
-                    memcpy(out + o, "\\ufffd", 6);
-                o += 6;
-                i += bad;
-            }
-            continue;
-        }
-        switch (c) {
-        case '"': short_esc = '"'; break;
-        case '\\': short_esc = '\\'; break;
-        case '\b': short_esc = 'b'; break;
-        case '\f': short_esc = 'f'; break;
-        case '\n': short_esc = 'n'; break;
-        case '\r': short_esc = 'r'; break;
-        case '\t': short_esc = 't'; break;
-        default: break;
-        }
-        if (short_esc) {
-            if (out) {
-                out[o] = '\\';
-                out[o + 1] = short_esc;
-            }
-            o += 2;
-        } else {
-            if (out) {
-                memcpy(out + o, "\\u00", 4);
-                out[o + 4] = hex[c >> 4];
-                out[o + 5] = hex[c & 15];
-            }
-            o += 6;
-        }
-        i++;
-    }
-    return o;
-}
-
-size_t gw_json_escape(char *out, const char *s, size_t len)
-{
-    size_t n = escape_body(out + 1, s, len);
-
-    out[0] = '"';
-    out[n + 1] = '"';
-    return n + 2;
-}
-
-/* ---- strict JSON validator ---- */
-
-static const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-        p++;
-    return p;
-}
-
-static bool is_digit(const unsigned char *p, const unsigned char *end)
-{
-    return p < end && *p >= '0' && *p <= '9';
-}
-
-/* Value of four hex digits at p (caller checked they exist), or -1. */
-static long hex4(const unsigned char *p)
-{
-    long v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        unsigned char c = p[i];
-        int d;
-
-        if (c >= '0' && c <= '9')
-            d = c - '0';
-        else if (c >= 'a' && c <= 'f')
-            d = c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            d = c - 'A' + 10;
-        else
-            return -1;
-        v = v << 4 | d;
-    }
-    return v;
-}
-
-/* p is at the opening quote. Returns the byte after the closing quote, or
- * NULL. Lone or mismatched \u surrogates are rejected, as jansson and
- * RFC 8259's "interoperable" subset do. */
-static const unsigned char *scan_string(const unsigned char *p, const unsigned char *end)
-{
-    for (p++; p < end;) {
-        unsigned char c = *p;
-
-        if (c == '"')
-            return p + 1;
-        if (c < 0x20)
-            return NULL;
-        if (c >= 0x80) {
-            size_t bad, n = utf8_seq(p, (size_t)(end - p), &bad);
-
-            if (!n)
-                return NULL;
-            p += n;
-            continue;
-        }
-        if (c != '\\') {
-            p++;
-            continue;
-        }
-        if (end - p < 2)
-            return NULL;
-        if (p[1] != 'u') {
-            if (p[1] == '\0' || !strchr("\"\\/bfnrt", p[1]))
-                return NULL;
-            p += 2;
-            continue;
-        }
-        long cp = end - p >= 6 ? hex4(p + 2) : -1;
-
-        if (cp < 0 || (cp >= 0xdc00 && cp <= 0xdfff))
-            return NULL;
-        p += 6;
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-            long low;
-
-            if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
-                return NULL;
-            low = hex4(p + 2);
-            if (low < 0xdc00 || low > 0xdfff)
-                return NULL;
-            p += 6;
-        }
-    }
-    return NULL;
-}
-
-static const unsigned char *scan_number(const unsigned char *p, const unsigned char *end)
-{
-    if (p < end && *p == '-')
-        p++;
-    if (!is_digit(p, end))
-        return NULL;
-    if (*p == '0') {
-        p++;
-    } else {
-        while (is_digit(p, end))
-            p++;
-    }
-    if (p < end && *p == '.') {
-        p++;
-        if (!is_digit(p, end))
-            return NULL;
-        while (is_digit(p, end))
-            p++;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        if (!is_digit(p, end))
-            return NULL;
-        while (is_digit(p, end))
-            p++;
-    }
-    return p;
-}
-
-static const unsigned char *scan_literal(const unsigned char *p, const unsigned char *end,
-                                         const char *lit, size_t n)
-{
-    if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
-        return NULL;
-    return p + n;
-}
-
-/* Iterative so that hostile nesting costs a fixed 512-byte stack, never
- * recursion depth. */
-bool gw_json_valid(const char *buf, size_t len)
-{
-    enum { EXPECT_VALUE, EXPECT_KEY, AFTER_VALUE } state = EXPECT_VALUE;
-    const unsigned char *p = (const unsigned char *)buf;
-    const unsigned char *end = p + len;
-    unsigned char open[JSON_MAX_DEPTH]; /* '{' or '[' per enclosing container */
-    size_t depth = 0;
-
-    for (;;) {
-        p = skip_ws(p, end);
-        if (state == AFTER_VALUE) {
-            unsigned char close;
-
-            if (depth == 0)
-                return p == end;
-            if (p == end)
-                return false;
-            close = open[depth - 1] == '{' ? '}' : ']';
-            if (*p == close) {
-                depth--;
-                p++;
-            } else if (*p == ',') {
-                p++;
-                state = open[depth - 1] == '{' ? EXPECT_KEY : EXPECT_VALUE;
-            } else {
-                return false;
-            }
-            continue;
-        }
-        if (state == EXPECT_KEY) {
-            if (p == end || *p != '"' || !(p = scan_string(p, end)))
-                return false;
-            p = skip_ws(p, end);
-            if (p == end || *p != ':')
-                return false;
-            p++;
-            state = EXPECT_VALUE;
-            continue;
-        }
-        if (p == end)
-            return false;
-        switch (*p) {
-        case '{':
-        case '[':
-            if (depth == JSON_MAX_DEPTH)
-                return false;
-            open[depth++] = *p;
-            p = skip_ws(p + 1, end);
-            if (p < end && *p == (open[depth - 1] == '{' ? '}' : ']')) {
-                depth--;
-                p++;
-                state = AFTER_VALUE;
-            } else {
-                state = open[depth - 1] == '{' ? EXPECT_KEY : EXPECT_VALUE;
-            }
-            continue;
-        case '"': p = scan_string(p, end); break;
-        case 't': p = scan_literal(p, end, "true", 4); break;
-        case 'f': p = scan_literal(p, end, "false", 5); break;
-        case 'n': p = scan_literal(p, end, "null", 4); break;
-        default: p = scan_number(p, end); break;
-        }
-        if (!p)
-            return false;
-        state = AFTER_VALUE;
-    }
-}
-
 /* ---- frame builders ---- */
 
 static char *put(char *out, const void *data, size_t n)
@@ -359,6 +47,12 @@ static char *put(char *out, const void *data, size_t n)
     if (n)
         memcpy(out, data, n);
     return out + n;
+}
+
+/* The four whitespace bytes RFC 8259 allows around a value. */
+static bool is_json_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 /* Every server message is one WebSocket text frame: add its header once. */
@@ -405,7 +99,7 @@ struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const 
         hn = snprintf(head, sizeof head, "{\"type\":\"error\",\"code\":\"%s\",\"message\":",
                       gw_err_slug(err));
     assert(hn > 0 && (size_t)hn < sizeof head);
-    f = gw_frame_new((size_t)hn + escape_body(NULL, msg, mlen) + 3);
+    f = gw_frame_new((size_t)hn + gw_json_escape_len(msg, mlen) + 1);
     start = o = (char *)gw_frame_payload(f);
     o = put(o, head, (size_t)hn);
     o += gw_json_escape(o, msg, mlen);
@@ -432,16 +126,16 @@ struct gw_frame *gw_codec_message(const char *channel, size_t channel_len,
     if (verbatim) {
         /* Surrounding whitespace (e.g. the newline of `redis-cli -x`) is
          * not part of the value; dropping it keeps frames compact. */
-        body = skip_ws(body, body_end);
-        while (body_end > body && (body_end[-1] == ' ' || body_end[-1] == '\t' ||
-                                   body_end[-1] == '\n' || body_end[-1] == '\r'))
+        while (body < body_end && is_json_ws(*body))
+            body++;
+        while (body_end > body && is_json_ws(body_end[-1]))
             body_end--;
         data_len = (size_t)(body_end - body);
     } else {
         /* Counting first costs a second pass over the payload but sizes the
          * frame exactly; a 6x worst-case capacity would be kept alive for as
          * long as the slowest subscriber holds the frame. */
-        data_len = escape_body(NULL, payload, payload_len) + 2;
+        data_len = gw_json_escape_len(payload, payload_len);
     }
     f = gw_frame_new(LIT_LEN(msg_head) + channel_len + LIT_LEN(msg_data) + data_len + 1);
     start = o = (char *)gw_frame_payload(f);

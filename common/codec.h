@@ -70,14 +70,4 @@ struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const 
 struct gw_frame *gw_codec_message(const char *channel, size_t channel_len,
                                   const char *payload, size_t payload_len);
 
-/* Strict RFC 8259 validator for one JSON text (any value, surrounding
- * whitespace allowed), including UTF-8 validity of strings. No allocation;
- * nesting deeper than 512 levels counts as invalid. */
-bool gw_json_valid(const char *buf, size_t len);
-
-/* Appends s[0..len) as a JSON string literal (with quotes) to out; returns the
- * number of bytes written. out must have room for 6*len+2 bytes. Invalid UTF-8
- * becomes \ufffd. */
-size_t gw_json_escape(char *out, const char *s, size_t len);
-
 #endif

@@ -8,22 +8,14 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "addr.h"
 #include "log.h"
-
-struct gw_redis_addr {
-    char *host; /* TCP host, or NULL when unix_path is set; owned */
-    int port;
-    char *unix_path; /* owned, or NULL */
-    char *username; /* owned, or NULL (Redis 6 ACL user) */
-    char *password; /* owned, or NULL */
-    int db;
-};
 
 struct gw_config {
     char *listen_host; /* owned; "0.0.0.0" by default */
     int listen_port;
     char *redis_url; /* owned, NULL = standalone mode */
-    struct gw_redis_addr redis; /* parsed from redis_url */
+    struct gw_redis_addr redis; /* parsed from redis_url, owned */
     char *channel_prefix; /* owned */
     char *node_id; /* owned; hostname-pid by default */
     int workers; /* lws service threads */
@@ -73,15 +65,5 @@ void gw_config_usage(FILE *out);
 
 /* Logs the effective configuration (password masked) at info level. */
 void gw_config_log(const struct gw_config *cfg);
-
-/* Parses redis://[[user]:password@]host[:port][/db], rediss is rejected (no
- * TLS in hiredis 0.14), and unix:///path/to.sock[?db=N]. Fills *addr (owned
- * strings, release with gw_redis_addr_deinit). Returns 0 or -EINVAL with
- * reason in err. */
-int gw_redis_addr_parse(const char *url, struct gw_redis_addr *addr, char *err, size_t errlen);
-void gw_redis_addr_deinit(struct gw_redis_addr *addr);
-
-/* Parses "host:port" or "[v6]:port" or ":port" into host (owned) and port. */
-int gw_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
 
 #endif

@@ -4,9 +4,10 @@
  * (gw_frame_seal_ws_text), so every recipient gets the same ready wire bytes.
  *
  * The refcount is plain: a frame belongs to one thread at a time. The bus
- * builds it and moves it through a mailbox (whose mutex orders the hand-off)
- * to exactly one worker; several workers get separate copies, so no refcount
- * cache line ever bounces between cores on the per-recipient path. */
+ * builds it and moves it through a mailbox (whose release/acquire pair
+ * orders the hand-off) to exactly one worker; several workers get separate
+ * copies, so no refcount cache line ever bounces between cores on the
+ * per-recipient path. */
 #ifndef GW_FRAME_H
 #define GW_FRAME_H
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
-#include "codec.h"
+#include "json.h"
 
 /* PIPE_BUF: container runtimes collect stderr through a pipe, and only writes
  * up to this size are atomic there. */

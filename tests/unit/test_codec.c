@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "codec.h"
+#include "json.h"
 #include "unit.h"
 
 static struct gw_request req;
@@ -485,33 +486,6 @@ START_TEST(message_large)
 }
 END_TEST
 
-START_TEST(escape)
-{
-    char out[6 * 32 + 2];
-    size_t n;
-    char all[32];
-
-    n = gw_json_escape(out, "", 0);
-    ck_assert_uint_eq(n, 2);
-    ck_assert_mem_eq(out, "\"\"", 2);
-    n = gw_json_escape(out, "a\"b\\c/", 6);
-    ck_assert_uint_eq(n, 10);
-    ck_assert_mem_eq(out, "\"a\\\"b\\\\c/\"", 10);
-    n = gw_json_escape(out, "\b\f\n\r\t", 5);
-    ck_assert_mem_eq(out, "\"\\b\\f\\n\\r\\t\"", n);
-    ck_assert_uint_eq(n, 12);
-    for (int i = 0; i < 32; i++)
-        all[i] = (char)i;
-    n = gw_json_escape(out, all, 32);
-    ck_assert_uint_eq(n, 2 + 5 * 2 + 27 * 6);
-    ck_assert_mem_eq(out, "\"\\u0000\\u0001", 13);
-    ck_assert_mem_eq(out + n - 7, "\\u001f\"", 7);
-    /* The bound in the contract: 6 bytes per input byte plus quotes. */
-    memset(all, '\xff', 32);
-    ck_assert_uint_eq(gw_json_escape(out, all, 32), 6 * 32 + 2);
-}
-END_TEST
-
 static Suite *codec_suite(void)
 {
     Suite *s = suite_create("codec");
@@ -547,7 +521,6 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, message_text_as_string);
     tcase_add_test(tc, message_invalid_utf8);
     tcase_add_test(tc, message_large);
-    tcase_add_test(tc, escape);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,5 +1,5 @@
 /* Configuration: defaults, environment vs flags, every validation failure,
- * listen addresses and Redis URLs, usage text and the startup log line. */
+ * the listen and Redis URL options, usage text and the startup log line. */
 #include <errno.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -277,143 +277,14 @@ START_TEST(strings)
 }
 END_TEST
 
-static void listen_ok(const char *s, const char *host, int port)
+/* The parser itself is tested in test_addr.c; here only its wiring. */
+START_TEST(listen_option)
 {
-    char *h = NULL;
-    int p = 0;
-
-    ck_assert_msg(gw_parse_listen(s, &h, &p, err, sizeof err) == 0, "%s: %s", s, err);
-    ck_assert_str_eq(h, host);
-    ck_assert_int_eq(p, port);
-    free(h);
-}
-
-static void listen_bad(const char *s)
-{
-    char *h = (char *)"untouched";
-    int p = 0;
-
-    err[0] = '\0';
-    ck_assert_msg(gw_parse_listen(s, &h, &p, err, sizeof err) == -EINVAL, "%s accepted", s);
-    ck_assert_ptr_null(h);
-    ck_assert(err[0] != '\0');
-}
-
-START_TEST(listen)
-{
-    listen_ok("0.0.0.0:8080", "0.0.0.0", 8080);
-    listen_ok(":9000", "0.0.0.0", 9000);
-    listen_ok("127.0.0.1:1", "127.0.0.1", 1);
-    listen_ok("localhost:65535", "localhost", 65535);
-    listen_ok("[::1]:8080", "::1", 8080);
-    listen_ok("[::]:80", "::", 80);
-    listen_bad("localhost");
-    listen_bad("::1:80");
-    listen_bad("host:0");
-    listen_bad("host:65536");
-    listen_bad("host:");
-    listen_bad("host:80x");
-    listen_bad("[::1]");
-    listen_bad("[::1]80");
-    listen_bad("[]:80");
-    listen_bad("[::1:80");
-    listen_bad("");
     expect_ok(ARGS("--listen", "[::1]:7000"), NULL);
     ck_assert_str_eq(cfg.listen_host, "::1");
     ck_assert_int_eq(cfg.listen_port, 7000);
     expect_fail(NULL, ARGS("WSGATE_LISTEN=nope"), NULL);
     ck_assert_ptr_nonnull(strstr(err, "WSGATE_LISTEN: "));
-}
-END_TEST
-
-static struct gw_redis_addr addr;
-
-static void url_ok(const char *url, const char *host, int port, const char *path,
-                   const char *user, const char *pass, int db)
-{
-    ck_assert_msg(gw_redis_addr_parse(url, &addr, err, sizeof err) == 0, "%s: %s", url, err);
-    if (host)
-        ck_assert_str_eq(addr.host, host);
-    else
-        ck_assert_ptr_null(addr.host);
-    ck_assert_int_eq(addr.port, port);
-    if (path)
-        ck_assert_str_eq(addr.unix_path, path);
-    else
-        ck_assert_ptr_null(addr.unix_path);
-    if (user)
-        ck_assert_str_eq(addr.username, user);
-    else
-        ck_assert_ptr_null(addr.username);
-    if (pass)
-        ck_assert_str_eq(addr.password, pass);
-    else
-        ck_assert_ptr_null(addr.password);
-    ck_assert_int_eq(addr.db, db);
-    gw_redis_addr_deinit(&addr);
-}
-
-static void url_bad(const char *url, const char *msg)
-{
-    err[0] = '\0';
-    ck_assert_msg(gw_redis_addr_parse(url, &addr, err, sizeof err) == -EINVAL, "%s accepted", url);
-    ck_assert_ptr_null(addr.host);
-    ck_assert_ptr_null(addr.password);
-    if (msg)
-        ck_assert_str_eq(err, msg);
-    ck_assert(err[0] != '\0');
-    /* Never echo a secret into an error message. */
-    ck_assert_ptr_null(strstr(err, "hunter2"));
-}
-
-START_TEST(redis_urls)
-{
-    url_ok("redis://localhost", "localhost", 6379, NULL, NULL, NULL, 0);
-    url_ok("redis://localhost/", "localhost", 6379, NULL, NULL, NULL, 0);
-    url_ok("redis://h:6380/2", "h", 6380, NULL, NULL, NULL, 2);
-    url_ok("redis://:secret@h", "h", 6379, NULL, NULL, "secret", 0);
-    url_ok("redis://user:pa%40ss%3a@h:1/3", "h", 1, NULL, "user", "pa@ss:", 3);
-    url_ok("redis://user:p@ss@h", "h", 6379, NULL, "user", "p@ss", 0);
-    url_ok("redis://[::1]:7000/1", "::1", 7000, NULL, NULL, NULL, 1);
-    url_ok("redis://[::1]", "::1", 6379, NULL, NULL, NULL, 0);
-    url_ok("REDIS://H", "H", 6379, NULL, NULL, NULL, 0);
-    url_ok("redis://10.0.0.1:6379/15", "10.0.0.1", 6379, NULL, NULL, NULL, 15);
-    url_ok("unix:///tmp/r.sock", NULL, 0, "/tmp/r.sock", NULL, NULL, 0);
-    url_ok("unix:///tmp/r.sock?db=2", NULL, 0, "/tmp/r.sock", NULL, NULL, 2);
-    url_ok("unix://:pw@/var/run/redis.sock", NULL, 0, "/var/run/redis.sock", NULL, "pw", 0);
-
-    url_bad("rediss://h:6380", "TLS is not supported by hiredis 0.14; use a TLS sidecar");
-    url_bad("REDISS://:hunter2@h", "TLS is not supported by hiredis 0.14; use a TLS sidecar");
-    url_bad("redis://", "empty host in the Redis URL");
-    url_bad("redis://:6379", "empty host in the Redis URL");
-    url_bad("redis://:hunter2@/0", "empty host in the Redis URL");
-    url_bad("redis://h:", NULL);
-    url_bad("redis://h:0", NULL);
-    url_bad("redis://h:65536", NULL);
-    url_bad("redis://h:abc", NULL);
-    url_bad("redis://h:-1", NULL);
-    url_bad("redis://h/x", NULL);
-    url_bad("redis://h/-1", NULL);
-    url_bad("redis://h/1/2", NULL);
-    url_bad("redis://h?db=1", NULL);
-    url_bad("redis://user@h", NULL);
-    url_bad("redis://user:@h", "a Redis user name needs a password");
-    url_bad("redis://u%zz:hunter2@h", NULL);
-    url_bad("redis://:hunter2%0@h", NULL);
-    url_bad("redis://:hunter2%00@h", NULL);
-    url_bad("redis://:hunter2@h:bad", NULL);
-    url_bad("redis://[::1", NULL);
-    url_bad("redis://[::1]x", NULL);
-    url_bad("redis://[]:1", NULL);
-    url_bad("http://h", "a Redis URL starts with redis:// or unix://");
-    url_bad("h:6379", NULL);
-    url_bad("", NULL);
-    url_bad("unix://", NULL);
-    url_bad("unix://tmp/x", NULL);
-    url_bad("unix:///", NULL);
-    url_bad("unix:///x?foo=1", NULL);
-    url_bad("unix:///x?db=a", NULL);
-    url_bad("unix:///x?db=", NULL);
 }
 END_TEST
 
@@ -519,8 +390,7 @@ int main(void)
     tcase_add_test(tc, help_and_version);
     tcase_add_test(tc, cross_checks);
     tcase_add_test(tc, strings);
-    tcase_add_test(tc, listen);
-    tcase_add_test(tc, redis_urls);
+    tcase_add_test(tc, listen_option);
     tcase_add_test(tc, redis_url_option);
     tcase_add_test(tc, usage_lists_everything);
     tcase_add_test(tc, log_line_masks_password);

@@ -95,8 +95,9 @@ START_TEST(seal_ws_text_header)
 END_TEST
 
 /* The real life of a frame: built on one thread, moved through a mailbox,
- * referenced and released on another. The mailbox mutex orders the hand-off,
- * so the plain refcount is never touched by two threads at once. */
+ * referenced and released on another. The mailbox's release/acquire pair
+ * orders the hand-off, so the plain refcount is never touched by two threads
+ * at once. */
 #define HANDOFFS 20000
 
 struct frame_mail {

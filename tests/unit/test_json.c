@@ -1,5 +1,6 @@
 /* gw_json_valid: hand-picked RFC 8259 cases, the depth limit, and a
  * differential test against jansson on generated and mutated inputs.
+ * gw_json_escape: short escapes, U+FFFD for ill-formed UTF-8, and its length.
  *
  * Documented divergences (gw_json_valid follows RFC 8259; jansson 2.14 does
  * not, in these corners):
@@ -12,7 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "codec.h"
+#include "json.h"
 #include "unit.h"
 
 #define V(lit) ck_assert_msg(gw_json_valid(lit, sizeof(lit) - 1), "should be valid: %s", lit)
@@ -426,6 +427,85 @@ START_TEST(differential)
 }
 END_TEST
 
+START_TEST(escape)
+{
+    char out[6 * 32 + 2];
+    size_t n;
+    char all[32];
+
+    n = gw_json_escape(out, "", 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_mem_eq(out, "\"\"", 2);
+    n = gw_json_escape(out, "a\"b\\c/", 6);
+    ck_assert_uint_eq(n, 10);
+    ck_assert_mem_eq(out, "\"a\\\"b\\\\c/\"", 10);
+    n = gw_json_escape(out, "\b\f\n\r\t", 5);
+    ck_assert_mem_eq(out, "\"\\b\\f\\n\\r\\t\"", n);
+    ck_assert_uint_eq(n, 12);
+    for (int i = 0; i < 32; i++)
+        all[i] = (char)i;
+    n = gw_json_escape(out, all, 32);
+    ck_assert_uint_eq(n, 2 + 5 * 2 + 27 * 6);
+    ck_assert_mem_eq(out, "\"\\u0000\\u0001", 13);
+    ck_assert_mem_eq(out + n - 7, "\\u001f\"", 7);
+    /* The bound in the contract: 6 bytes per input byte plus quotes. */
+    memset(all, '\xff', 32);
+    ck_assert_uint_eq(gw_json_escape(out, all, 32), 6 * 32 + 2);
+}
+END_TEST
+
+/* Each maximal ill-formed subpart becomes one U+FFFD; well-formed multi-byte
+ * characters pass through unescaped. */
+START_TEST(escape_invalid_utf8)
+{
+    char out[64];
+    size_t n;
+
+    n = gw_json_escape(out, "\xc3\xa9", 2);
+    ck_assert_mem_eq(out, "\"\xc3\xa9\"", n);
+    ck_assert_uint_eq(n, 4);
+    n = gw_json_escape(out, "a\xff" "b", 3);
+    ck_assert_mem_eq(out, "\"a\\ufffdb\"", n);
+    ck_assert_uint_eq(n, 10);
+    n = gw_json_escape(out, "\xe2\x82", 2); /* truncated: one subpart */
+    ck_assert_mem_eq(out, "\"\\ufffd\"", n);
+    ck_assert_uint_eq(n, 8);
+    n = gw_json_escape(out, "\xed\xa0\x80", 3); /* a surrogate: three */
+    ck_assert_uint_eq(n, 2 + 3 * 6);
+}
+END_TEST
+
+/* gw_json_escape_len must predict gw_json_escape to the byte: frames are
+ * sized with it and then filled. */
+START_TEST(escape_len_matches)
+{
+    static const struct {
+        const char *s;
+        size_t len;
+    } cases[] = {
+        { "", 0 },
+        { "plain", 5 },
+        { "\"\\/", 3 },
+        { "\b\f\n\r\t", 5 },
+        { "\0\x01\x1f\x7f", 4 },
+        { "\xc3\xa9\xe2\x82\xac", 5 },
+        { "\xf0\x9f\x98\x80", 4 },
+        { "\xff\xfe", 2 },
+        { "\xe2\x82", 2 },
+        { "\xed\xa0\x80", 3 },
+        { "\xf4\x90\x80\x80", 4 },
+        { "\xc0\xaf", 2 },
+    };
+    char out[64];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t want = gw_json_escape(out, cases[i].s, cases[i].len);
+
+        ck_assert_uint_eq(gw_json_escape_len(cases[i].s, cases[i].len), want);
+    }
+}
+END_TEST
+
 static Suite *json_suite(void)
 {
     Suite *s = suite_create("json");
@@ -436,6 +516,11 @@ static Suite *json_suite(void)
     tcase_add_test(tc, depth_limit);
     tcase_add_test(tc, differential);
     tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("escape");
+    tcase_add_test(tc, escape);
+    tcase_add_test(tc, escape_invalid_utf8);
+    tcase_add_test(tc, escape_len_matches);
     suite_add_tcase(s, tc);
     return s;
 }
