@@ -13,39 +13,9 @@
 #include <strings.h>
 
 #include "alloc.h"
+#include "text.h"
 
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
-
-/* Strict decimal: optional '-', digits, nothing else (strtoll alone would
- * accept leading spaces, '+' and trailing garbage). */
-static int parse_ll(const char *s, long long *out)
-{
-    const char *p = s + (*s == '-');
-    char *end;
-
-    if (*p < '0' || *p > '9')
-        return -EINVAL;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-    }
-    errno = 0;
-    *out = strtoll(s, &end, 10);
-    return errno == ERANGE ? -ERANGE : 0;
-}
 
 /* ---- listen address ---- */
 
@@ -59,22 +29,22 @@ int gw_addr_parse_listen(const char *s, char **host, int *port, char *err, size_
         h = s + 1;
         hend = strchr(h, ']');
         if (!hend || hend == h)
-            return set_err(err, errlen, "bad IPv6 address in \"%s\" (expected [v6]:port)", s);
+            return gw_text_err(err, errlen, "bad IPv6 address in \"%s\" (expected [v6]:port)", s);
         if (hend[1] != ':')
-            return set_err(err, errlen, "expected [v6]:port, got \"%s\"", s);
+            return gw_text_err(err, errlen, "expected [v6]:port, got \"%s\"", s);
         p = hend + 2;
     } else {
         h = s;
         hend = strrchr(s, ':');
         if (!hend)
-            return set_err(err, errlen, "expected host:port, [v6]:port or :port, got \"%s\"",
+            return gw_text_err(err, errlen, "expected host:port, [v6]:port or :port, got \"%s\"",
                            s);
         if (memchr(h, ':', (size_t)(hend - h)))
-            return set_err(err, errlen, "IPv6 addresses need brackets, e.g. [::1]:8080");
+            return gw_text_err(err, errlen, "IPv6 addresses need brackets, e.g. [::1]:8080");
         p = hend + 1;
     }
-    if (parse_ll(p, &v) != 0 || v < 1 || v > 65535)
-        return set_err(err, errlen, "expected a port in 1..65535, got \"%s\"", p);
+    if (gw_text_parse_ll(p, &v) != 0 || v < 1 || v > 65535)
+        return gw_text_err(err, errlen, "expected a port in 1..65535, got \"%s\"", p);
     *port = (int)v;
     *host = hend == h ? gw_xstrdup("0.0.0.0") : gw_xstrndup(h, (size_t)(hend - h));
     return 0;
@@ -132,16 +102,16 @@ static int parse_userinfo(const char *s, size_t len, struct gw_redis_addr *addr,
     size_t ulen, plen;
 
     if (!colon)
-        return set_err(err, errlen,
+        return gw_text_err(err, errlen,
                        "expected [user]:password@ before the host (a password needs a ':')");
     ulen = (size_t)(colon - s);
     plen = len - ulen - 1;
     if (ulen && !(addr->username = pct_decode(s, ulen)))
-        return set_err(err, errlen, "bad percent-encoding in the Redis user name");
+        return gw_text_err(err, errlen, "bad percent-encoding in the Redis user name");
     if (plen && !(addr->password = pct_decode(colon + 1, plen)))
-        return set_err(err, errlen, "bad percent-encoding in the Redis password");
+        return gw_text_err(err, errlen, "bad percent-encoding in the Redis password");
     if (addr->username && !addr->password)
-        return set_err(err, errlen, "a Redis user name needs a password");
+        return gw_text_err(err, errlen, "a Redis user name needs a password");
     return 0;
 }
 
@@ -153,7 +123,7 @@ static int parse_uint(const char *s, size_t len, long long max, long long *out)
         return -EINVAL;
     memcpy(buf, s, len);
     buf[len] = '\0';
-    if (buf[0] == '-' || parse_ll(buf, out) != 0 || *out > max)
+    if (buf[0] == '-' || gw_text_parse_ll(buf, out) != 0 || *out > max)
         return -EINVAL;
     return 0;
 }
@@ -175,9 +145,9 @@ static int parse_tcp_url(const char *s, struct gw_redis_addr *addr, char *err, s
         host++;
         hend = memchr(host, ']', (size_t)(aend - host));
         if (!hend)
-            return set_err(err, errlen, "missing ']' after the IPv6 address in the Redis URL");
+            return gw_text_err(err, errlen, "missing ']' after the IPv6 address in the Redis URL");
         if (hend + 1 < aend && hend[1] != ':')
-            return set_err(err, errlen, "unexpected text after ']' in the Redis URL");
+            return gw_text_err(err, errlen, "unexpected text after ']' in the Redis URL");
         port = hend + 1 < aend ? hend + 2 : NULL;
     } else {
         hend = memchr(host, ':', (size_t)(aend - host));
@@ -187,20 +157,20 @@ static int parse_tcp_url(const char *s, struct gw_redis_addr *addr, char *err, s
             hend = aend;
     }
     if (hend == host)
-        return set_err(err, errlen, "empty host in the Redis URL");
+        return gw_text_err(err, errlen, "empty host in the Redis URL");
     addr->port = 6379;
     if (port) {
         if (parse_uint(port, (size_t)(aend - port), 65535, &v) != 0 || v == 0)
-            return set_err(err, errlen, "bad port \"%.*s\" in the Redis URL (expected 1..65535)",
+            return gw_text_err(err, errlen, "bad port \"%.*s\" in the Redis URL (expected 1..65535)",
                            (int)(aend - port), port);
         addr->port = (int)v;
     }
     addr->host = gw_xstrndup(host, (size_t)(hend - host));
     if (*aend == '?')
-        return set_err(err, errlen, "query parameters are not supported in redis:// URLs");
+        return gw_text_err(err, errlen, "query parameters are not supported in redis:// URLs");
     if (*aend == '/' && aend[1] != '\0') {
         if (parse_uint(aend + 1, strlen(aend + 1), INT32_MAX, &v) != 0)
-            return set_err(err, errlen,
+            return gw_text_err(err, errlen,
                            "bad database \"%.32s\" in the Redis URL (expected a number)",
                            aend + 1);
         addr->db = (int)v;
@@ -222,17 +192,17 @@ static int parse_unix_url(const char *s, struct gw_redis_addr *addr, char *err, 
     }
     path = s;
     if (*path != '/')
-        return set_err(err, errlen, "the socket path must be absolute: unix:///path/to.sock");
+        return gw_text_err(err, errlen, "the socket path must be absolute: unix:///path/to.sock");
     q = strchr(path, '?');
     if ((q ? (size_t)(q - path) : strlen(path)) < 2)
-        return set_err(err, errlen, "empty socket path in the Redis URL");
+        return gw_text_err(err, errlen, "empty socket path in the Redis URL");
     addr->unix_path = q ? gw_xstrndup(path, (size_t)(q - path)) : gw_xstrdup(path);
     if (q) {
         if (strncmp(q + 1, "db=", 3) != 0)
-            return set_err(err, errlen, "unknown query \"%.32s\" in the Redis URL (only db=N)",
+            return gw_text_err(err, errlen, "unknown query \"%.32s\" in the Redis URL (only db=N)",
                            q + 1);
         if (parse_uint(q + 4, strlen(q + 4), INT32_MAX, &v) != 0)
-            return set_err(err, errlen,
+            return gw_text_err(err, errlen,
                            "bad database \"%.32s\" in the Redis URL (expected a number)", q + 4);
         addr->db = (int)v;
     }
@@ -246,13 +216,13 @@ int gw_addr_parse_redis(const char *url, struct gw_redis_addr *addr, char *err, 
 
     memset(addr, 0, sizeof *addr);
     if (has_prefix_ci(url, "rediss://"))
-        return set_err(err, errlen, "TLS is not supported by hiredis 0.14; use a TLS sidecar");
+        return gw_text_err(err, errlen, "TLS is not supported by hiredis 0.14; use a TLS sidecar");
     if (has_prefix_ci(url, "redis://"))
         rc = parse_tcp_url(url + strlen("redis://"), addr, err, errlen);
     else if (has_prefix_ci(url, "unix://"))
         rc = parse_unix_url(url + strlen("unix://"), addr, err, errlen);
     else
-        rc = set_err(err, errlen, "a Redis URL starts with redis:// or unix://");
+        rc = gw_text_err(err, errlen, "a Redis URL starts with redis:// or unix://");
     if (rc != 0)
         gw_addr_redis_deinit(addr);
     return rc;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "text.h"
 #include "channel.h"
 
 #define ENV_PREFIX "WSGATE_"
@@ -100,20 +101,6 @@ static const struct opt opts[] = {
 
 #define NOPTS (sizeof opts / sizeof opts[0])
 
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err && errlen) {
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -EINVAL;
-}
 
 /* WSGATE_ + flag name upper-cased with '-' -> '_'. */
 static void env_name(const struct opt *o, char *out, size_t outlen)
@@ -151,23 +138,6 @@ static const struct opt *find_env(const char *name, size_t len)
 
 /* ---- value parsers ---- */
 
-/* Strict decimal: optional '-', digits, nothing else (strtoll alone would
- * accept leading spaces, '+' and trailing garbage). */
-static int parse_ll(const char *s, long long *out)
-{
-    const char *p = s + (*s == '-');
-    char *end;
-
-    if (*p < '0' || *p > '9')
-        return -EINVAL;
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-    }
-    errno = 0;
-    *out = strtoll(s, &end, 10);
-    return errno == ERANGE ? -ERANGE : 0;
-}
 
 static bool channel_chars(const char *s, size_t len)
 {
@@ -193,8 +163,8 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
     switch (o->type) {
     case OPT_INT:
     case OPT_SIZE:
-        if (parse_ll(val, &v) != 0 || v < o->min || v > o->max)
-            return set_err(err, errlen, "%s: expected an integer in %lld..%lld, got \"%.64s\"",
+        if (gw_text_parse_ll(val, &v) != 0 || v < o->min || v > o->max)
+            return gw_text_err(err, errlen, "%s: expected an integer in %lld..%lld, got \"%.64s\"",
                            src, o->min, o->max, val);
         if (o->type == OPT_INT)
             *(int *)(base + o->off) = (int)v;
@@ -206,7 +176,7 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
         int port;
 
         if (gw_addr_parse_listen(val, &host, &port, reason, sizeof reason) != 0)
-            return set_err(err, errlen, "%s: %s", src, reason);
+            return gw_text_err(err, errlen, "%s: %s", src, reason);
         free(cfg->listen_host);
         cfg->listen_host = host;
         cfg->listen_port = port;
@@ -226,7 +196,7 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
         }
         rc = gw_addr_parse_redis(val, &addr, reason, sizeof reason);
         if (rc != 0)
-            return set_err(err, errlen, "%s: %s", src, reason);
+            return gw_text_err(err, errlen, "%s: %s", src, reason);
         gw_addr_redis_deinit(&cfg->redis);
         cfg->redis = addr;
         replace_str(&cfg->redis_url, val);
@@ -234,7 +204,7 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
     }
     case OPT_PREFIX:
         if (len > PREFIX_MAX || !channel_chars(val, len))
-            return set_err(err, errlen,
+            return gw_text_err(err, errlen,
                            "%s: expected at most %d bytes of A-Z a-z 0-9 _ - : . @ / =, got "
                            "\"%.80s\"",
                            src, PREFIX_MAX, val);
@@ -242,24 +212,24 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
         return 0;
     case OPT_NODE_ID:
         if (len == 0 || len > NODE_ID_MAX || !channel_chars(val, len))
-            return set_err(err, errlen,
+            return gw_text_err(err, errlen,
                            "%s: expected 1..%d bytes of A-Z a-z 0-9 _ - : . @ / =, got \"%.80s\"",
                            src, NODE_ID_MAX, val);
         replace_str(&cfg->node_id, val);
         return 0;
     case OPT_LOG_LEVEL:
         if (gw_log_level_parse(val, &cfg->log_level) != 0)
-            return set_err(err, errlen,
+            return gw_text_err(err, errlen,
                            "%s: expected error, warn, info or debug, got \"%.64s\"", src, val);
         return 0;
     case OPT_LOG_FORMAT:
         if (gw_log_format_parse(val, &cfg->log_format) != 0)
-            return set_err(err, errlen, "%s: expected text or json, got \"%.64s\"", src, val);
+            return gw_text_err(err, errlen, "%s: expected text or json, got \"%.64s\"", src, val);
         return 0;
     case OPT_FLAG:
         break;
     }
-    return set_err(err, errlen, "%s: takes no value", src);
+    return gw_text_err(err, errlen, "%s: takes no value", src);
 }
 
 /* ---- load, validate ---- */
@@ -313,24 +283,24 @@ static int validate(const struct gw_config *cfg, char *err, size_t errlen)
     /* A message frame adds the channel and about 40 bytes of envelope to a
      * payload; a queue that cannot hold one would evict every subscriber. */
     if (cfg->queue_max_bytes < cfg->max_message_bytes + 512)
-        return set_err(err, errlen,
+        return gw_text_err(err, errlen,
                        "--queue-max-bytes (%zu) must be at least --max-message-bytes + 512 (%zu)",
                        cfg->queue_max_bytes, cfg->max_message_bytes + 512);
     if (cfg->queue_max_bytes < cfg->max_frame_bytes)
-        return set_err(err, errlen,
+        return gw_text_err(err, errlen,
                        "--queue-max-bytes (%zu) must be at least --max-frame-bytes (%zu)",
                        cfg->queue_max_bytes, cfg->max_frame_bytes);
     if (cfg->idle_timeout_s <= cfg->ping_interval_s)
-        return set_err(err, errlen,
+        return gw_text_err(err, errlen,
                        "--idle-timeout (%d) must be greater than --ping-interval (%d)",
                        cfg->idle_timeout_s, cfg->ping_interval_s);
     if (cfg->redis_heartbeat_timeout_ms <= cfg->redis_heartbeat_interval_ms)
-        return set_err(err, errlen,
+        return gw_text_err(err, errlen,
                        "--redis-heartbeat-timeout-ms (%d) must be greater than "
                        "--redis-heartbeat-interval-ms (%d)",
                        cfg->redis_heartbeat_timeout_ms, cfg->redis_heartbeat_interval_ms);
     if (cfg->redis_backoff_max_ms < cfg->redis_backoff_min_ms)
-        return set_err(err, errlen,
+        return gw_text_err(err, errlen,
                        "--redis-backoff-max-ms (%d) must be at least --redis-backoff-min-ms (%d)",
                        cfg->redis_backoff_max_ms, cfg->redis_backoff_min_ms);
     return 0;
@@ -366,22 +336,22 @@ static int load_argv(struct gw_config *cfg, int argc, char **argv, char *err, si
         char src[64];
 
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
-            return set_err(err, errlen, "unexpected argument \"%.64s\" (see --help)", a);
+            return gw_text_err(err, errlen, "unexpected argument \"%.64s\" (see --help)", a);
         name = a + 2;
         eq = strchr(name, '=');
         nlen = eq ? (size_t)(eq - name) : strlen(name);
         o = find_flag(name, nlen);
         if (!o)
-            return set_err(err, errlen, "unknown option --%.*s (see --help)", (int)nlen, name);
+            return gw_text_err(err, errlen, "unknown option --%.*s (see --help)", (int)nlen, name);
         snprintf(src, sizeof src, "--%s", o->name);
         if (o->type == OPT_FLAG)
-            return set_err(err, errlen, "%s: takes no value", src);
+            return gw_text_err(err, errlen, "%s: takes no value", src);
         if (eq) {
             val = eq + 1;
         } else {
             /* "--workers --listen x" is a forgotten value, not a value. */
             if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)
-                return set_err(err, errlen, "%s: missing value", src);
+                return gw_text_err(err, errlen, "%s: missing value", src);
             val = argv[++i];
         }
         if (opt_set(cfg, o, val, src, err, errlen) != 0)
