@@ -187,6 +187,8 @@ struct bench {
     uint64_t closes_by_code[5000];
     struct procset servers; /* server_roots plus their descendants */
     struct phase ph;
+    int exclude_slow;    /* slow clients stay out of the figures (slow-consumers) */
+    double rss_per_conn; /* server RSS growth per live client while connecting; negative: unknown */
     FILE *json;
     int warned_tool;
 };

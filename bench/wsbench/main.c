@@ -146,6 +146,7 @@ int main(int argc, char **argv)
     static struct bench bench;
     struct bench *b = &bench;
     struct bench_opts *o = &b->o;
+    b->rss_per_conn = -1;
     o->drain_max_s = 5;
     o->settle_s = -1;
     o->slow_share = 0.01;
