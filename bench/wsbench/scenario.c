@@ -9,6 +9,7 @@
 #include "phase.h"
 #include "report.h"
 #include "scenario.h"
+#include "sweep.h"
 
 static double now_s(void)
 {
@@ -265,6 +266,8 @@ int scenario_run(struct bench *b)
         scenario_fanout(b, "fanout", 2000, 0);
     else if (!strcmp(s, "many-channels"))
         scenario_fanout(b, "many-channels", 2000, 1);
+    else if (!strcmp(s, "many-channels-sweep"))
+        sweep_run(b);
     else if (!strcmp(s, "slow-consumers"))
         scenario_slow(b);
     else if (!strcmp(s, "saturation"))
