@@ -5,7 +5,7 @@
 # fan-out server) on this machine, one after the other, and prints the results with
 # wsgate/alternative ratios.
 #
-#   bench/run.sh                      full run (about 10 minutes on 2 cores)
+#   bench/run.sh                      full run (about 13 minutes on 2 cores)
 #   bench/run.sh --quick              smoke run, small sizes (under 3 minutes)
 #   bench/run.sh --targets wsgate,nchan --scenarios fanout,saturation
 #   bench/run.sh -- --size 1024       everything after -- goes to every wsbench call
