@@ -89,8 +89,9 @@ def sweep_tables(rows, targets):
     for rate in rates:
         counts = sorted({k[2] for k in by if k[1] == rate})
         size = next(r["size"] for k, r in by.items() if k[1] == rate)
-        nodes = next(r["nodes"] for r in by.values())
-        head = ["connections (" + ("both nodes" if nodes == 2 else f"{nodes} nodes") + ")"] + targets
+        # nchan is one address (nginx spreads it over its workers): count wsgate's nodes
+        nodes = max(r["nodes"] for r in by.values())
+        head = ["connections (" + {1: "1 node", 2: "both nodes"}.get(nodes, f"{nodes} nodes") + ")"] + targets
         if have_ws:
             head += [f"wsgate/{a}" for a in alts]
         lines = []
