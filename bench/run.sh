@@ -6,7 +6,7 @@
 # wsgate/alternative ratios.
 #
 #   bench/run.sh                      full run (about 13 minutes on 2 cores)
-#   bench/run.sh --quick              smoke run, small sizes (under 3 minutes)
+#   bench/run.sh --quick              smoke run, small sizes (about 2 min 40 s)
 #   bench/run.sh --targets wsgate,nchan --scenarios fanout,saturation
 #   bench/run.sh -- --size 1024       everything after -- goes to every wsbench call
 #
