@@ -6,6 +6,8 @@
 Reads the JSON lines wsbench wrote (one per measured phase) and prints, per scenario,
 the figures that matter for it. Ratios are wsgate / alternative: for throughput and
 connections/s higher is better, for CPU, latency and memory lower is better.
+many-channels-sweep gets its own tables: one per message rate, one row per connection
+count, server CPU s/M per target, and how wsgate's figure grows with the count.
 """
 import argparse
 import json
@@ -68,6 +70,74 @@ def ratio(a, b):
     return f"{a / b:.2f}"
 
 
+SWEEP = "many-channels-sweep"
+# a sweep cell is marked when its delivery was incomplete: its CPU figure is then per
+# message delivered, not per message owed
+SWEEP_LOSS_MARK = 1.0
+
+
+def sweep_tables(rows, targets):
+    """(title, head, lines) per publish rate of the sweep, in rate order."""
+    by = {}
+    for r in rows:
+        if r["scenario"] == SWEEP:
+            by[(r["target"], r["rate"], r["conns"])] = r
+    rates = sorted({k[1] for k in by})
+    alts = [t for t in targets if t != "wsgate"]
+    have_ws = "wsgate" in targets
+    out = []
+    for rate in rates:
+        counts = sorted({k[2] for k in by if k[1] == rate})
+        size = next(r["size"] for k, r in by.items() if k[1] == rate)
+        # nchan is one address (nginx spreads it over its workers): count wsgate's nodes
+        nodes = max(r["nodes"] for r in by.values())
+        head = ["connections (" + {1: "1 node", 2: "both nodes"}.get(nodes, f"{nodes} nodes") + ")"] + targets
+        if have_ws:
+            head += [f"wsgate/{a}" for a in alts]
+        lines = []
+        for n in counts:
+            vals, cells = {}, [f"{n:,}"]
+            for t in targets:
+                r = by.get((t, rate, n))
+                vals[t] = r.get("server_cpu_s_per_m") if r else None
+                cell = fmt(vals[t])
+                if r and r.get("loss_pct", 0) > SWEEP_LOSS_MARK:
+                    cell += f" (loss {r['loss_pct']:.0f}%)"
+                cells.append(cell)
+            if have_ws:
+                cells += [ratio(vals["wsgate"], vals[a]) for a in alts]
+            lines.append(cells)
+        if len(counts) > 1:
+            # growth from the smallest to the largest count, per target
+            lo, hi = counts[0], counts[-1]
+            cells = [f"ratio {hi:,} / {lo:,}"]
+            for t in targets:
+                a, b = by.get((t, rate, hi), {}), by.get((t, rate, lo), {})
+                cells.append(ratio(a.get("server_cpu_s_per_m"), b.get("server_cpu_s_per_m")))
+            if have_ws:
+                cells += ["" for _ in alts]
+            lines.append(cells)
+        title = f"{SWEEP}: server CPU s per million delivered messages at {rate:,.0f} msg/s, {size} B"
+        out.append((title, head, lines))
+    return out
+
+
+def print_table(head, table, markdown, left=1):
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join("---" if i < left else "---:" for i in range(len(head))) + "|")
+        for line in table:
+            print("| " + " | ".join(line) + " |")
+        return
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
+    def out(cells):
+        print("  ".join(str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
+    out(head)
+    out(["-" * w for w in widths])
+    for line in table:
+        out(line)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("jsonl")
@@ -124,19 +194,18 @@ def main():
                     mark = " (generator-limited)" if r.get("tool_limited") else ""
                     notes.append(f"{t} {scen} {phase}{mark}: {r['warnings']}")
 
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "|".join("---" for _ in head) + "|")
-        for line in table:
-            print("| " + " | ".join(line) + " |")
-    else:
-        widths = [max(len(str(x)) for x in col) for col in zip(head, *table)]
-        def out(cells):
-            print("  ".join(str(c).ljust(w) if i < 3 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
-        out(head)
-        out(["-" * w for w in widths])
-        for line in table:
-            out(line)
+    if table:
+        print_table(head, table, args.markdown, left=3)
+    for title, shead, lines in sweep_tables(rows, targets):
+        print()
+        print(f"**{title}**" if args.markdown else title)
+        print()
+        print_table(shead, lines, args.markdown)
+    for t in targets:
+        for r in rows:
+            if r["target"] == t and r["scenario"] == SWEEP and r.get("warnings"):
+                mark = " (generator-limited)" if r.get("tool_limited") else ""
+                notes.append(f"{t} {SWEEP} {r['phase']}{mark}: {r['warnings']}")
     if notes:
         print()
         print("notes (from wsbench):")

@@ -5,8 +5,8 @@
 # fan-out server) on this machine, one after the other, and prints the results with
 # wsgate/alternative ratios.
 #
-#   bench/run.sh                      full run (about 8 minutes on 2 cores)
-#   bench/run.sh --quick              smoke run, small sizes (under 2 minutes)
+#   bench/run.sh                      full run (about 13 minutes on 2 cores)
+#   bench/run.sh --quick              smoke run, small sizes (about 2 min 40 s)
 #   bench/run.sh --targets wsgate,nchan --scenarios fanout,saturation
 #   bench/run.sh -- --size 1024       everything after -- goes to every wsbench call
 #
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-ALL_SCENARIOS=fanout,many-channels,slow-consumers,saturation,idle-memory,connect-storm
+ALL_SCENARIOS=fanout,many-channels,many-channels-sweep,slow-consumers,saturation,idle-memory,connect-storm
 TARGETS=${BENCH_TARGETS:-wsgate,nchan,node,ideal}
 SCENARIOS=${BENCH_SCENARIOS:-$ALL_SCENARIOS}
 NODES=${BENCH_NODES:-2}
@@ -214,6 +214,7 @@ scenario_args() { # scenario -> wsbench arguments
     case "$1" in
       fanout) echo "--conns 1000 --deliveries 40000 --duration 1.5" ;;
       many-channels) echo "--conns 500 --deliveries 5000 --duration 1.5" ;;
+      many-channels-sweep) echo "--sweep 200,1000 --rate 1000,5000 --durations 2,1" ;;
       slow-consumers) echo "--conns 250 --deliveries 40000 --size 4096 --warm 1.5 --duration 7 --slow-share 0.02" ;;
       saturation) echo "--conns 1000 --deliveries 40000 --duration 1.5 --sat-steps 3 --sat-max-s 10" ;;
       idle-memory) echo "--conns 2000 --settle 1" ;;
@@ -223,6 +224,9 @@ scenario_args() { # scenario -> wsbench arguments
     case "$1" in
       fanout) echo "--conns 2000 --deliveries 40000,160000 --duration 10" ;;
       many-channels) echo "--conns 2000 --deliveries 20000 --duration 10" ;;
+      # "max": wsbench holds every client socket itself, so it takes its own descriptor
+      # limit (raised to ulimit -Hn above) less 256, rounded down to 1000 (19000 at 20000)
+      many-channels-sweep) echo "--sweep 500,2000,8000,max --rate 1000,20000 --durations 10,5 --connect-timeout 90" ;;
       slow-consumers) echo "--conns 500 --deliveries 40000 --size 4096 --warm 8 --duration 25 --slow-share 0.01" ;;
       saturation) echo "--conns 2000 --deliveries 40000 --duration 4 --sat-max-s 55" ;;
       idle-memory) echo "--conns 10000" ;;

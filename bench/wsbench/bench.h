@@ -14,6 +14,12 @@
 #define BENCH_MAX_SERVERS 16
 #define BENCH_MAX_PIDS 64
 #define BENCH_MAX_RATES 32
+#define BENCH_MAX_SWEEP 16
+/* --sweep's "max": resolved from the descriptor limit at run time (sweep.c). */
+#define BENCH_SWEEP_MAX (-1)
+/* Descriptors wsbench keeps beyond its clients: stdio, epoll, the publisher connections,
+ * the --json file, /proc and /metrics reads. */
+#define BENCH_FD_RESERVE 256
 #define BENCH_RBUF (256 * 1024)
 /* Bytes of a frame we keep across reads: enough for a frame header plus the part of
  * the payload that holds "s" and "t" (the channel name comes first, up to 128 bytes). */
@@ -119,6 +125,10 @@ struct bench_opts {
     double rates[BENCH_MAX_RATES];
     int nrates;
     int rates_are_deliveries; /* rates[] are deliveries/s, converted per scenario */
+    int sweep[BENCH_MAX_SWEEP]; /* many-channels-sweep: connection counts, ascending once planned */
+    int nsweep;
+    double durations[BENCH_MAX_RATES]; /* many-channels-sweep: seconds per rate */
+    int ndurations;
     int size;
     double duration_s;
     double warm_s;
@@ -187,6 +197,8 @@ struct bench {
     uint64_t closes_by_code[5000];
     struct procset servers; /* server_roots plus their descendants */
     struct phase ph;
+    int exclude_slow;    /* slow clients stay out of the figures (slow-consumers) */
+    double rss_per_conn; /* server RSS growth per live client while connecting; negative: unknown */
     FILE *json;
     int warned_tool;
 };

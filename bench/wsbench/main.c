@@ -14,12 +14,13 @@
 #include "bench.h"
 #include "report.h"
 #include "scenario.h"
+#include "sweep.h"
 
 static void usage(FILE *out)
 {
     fputs("usage: wsbench --target wsgate|nchan|node|ideal --servers HOST:PORT[,...] --scenario NAME [options]\n"
           "\n"
-          "scenarios: fanout many-channels slow-consumers saturation idle-memory connect-storm\n"
+          "scenarios: fanout many-channels many-channels-sweep slow-consumers saturation idle-memory connect-storm\n"
           "\n"
           "  --redis HOST:PORT          Redis to PUBLISH into (wsgate, node)\n"
           "  --nchan-pub HOST:PORT      nchan publisher (default: first server); POST /pub/<channel>\n"
@@ -30,6 +31,9 @@ static void usage(FILE *out)
           "  --deliveries D[,D...]      target deliveries/s instead; publish rate = D * channels / conns\n"
           "  --size BYTES               payload size (256; slow-consumers 4096)\n"
           "  --duration S               seconds per measured phase (scenario default)\n"
+          "  --sweep N[,N...]           many-channels-sweep: connection counts; \"max\" = descriptor\n"
+          "                             limit - 256, rounded down to 1000 (500,2000,8000,max); replaces --conns\n"
+          "  --durations S[,S...]       many-channels-sweep: seconds per --rate (10,5); rates 1000,20000\n"
           "  --warm S                   slow-consumers: warm phase seconds (8)\n"
           "  --drain S                  longest wait for in-flight messages after a phase (5)\n"
           "  --settle S                 pause after connecting (nchan 1, idle-memory 2, others 0.3)\n"
@@ -87,6 +91,26 @@ static int split(const char *s, char parts[][64], int max)
     return n;
 }
 
+static void parse_sweep(struct bench_opts *o, const char *s)
+{
+    char parts[BENCH_MAX_SWEEP][64];
+    o->nsweep = split(s, parts, BENCH_MAX_SWEEP);
+    for (int i = 0; i < o->nsweep; i++)
+        if (!strcmp(parts[i], "max"))
+            o->sweep[i] = BENCH_SWEEP_MAX;
+        else if ((o->sweep[i] = atoi(parts[i])) <= 0)
+            bench_die("bad connection count '%s'", parts[i]);
+}
+
+static void parse_durations(struct bench_opts *o, const char *s)
+{
+    char parts[BENCH_MAX_RATES][64];
+    o->ndurations = split(s, parts, BENCH_MAX_RATES);
+    for (int i = 0; i < o->ndurations; i++)
+        if ((o->durations[i] = atof(parts[i])) <= 0)
+            bench_die("bad duration '%s'", parts[i]);
+}
+
 static void parse_rates(struct bench_opts *o, const char *s, int deliveries)
 {
     char parts[BENCH_MAX_RATES][64];
@@ -121,7 +145,7 @@ enum {
     OPT_REDIS = 256, OPT_NCHAN_PUB, OPT_NCHAN_PUB_CONNS, OPT_CHANNELS, OPT_DELIV, OPT_WARM, OPT_DRAIN,
     OPT_SETTLE, OPT_SLOW_SHARE, OPT_SLOW_RCVBUF, OPT_SAT_LOSS, OPT_SAT_P99, OPT_SAT_FACTOR, OPT_SAT_STEPS,
     OPT_SAT_MAX, OPT_CC, OPT_CT, OPT_SRC, OPT_SPIDS, OPT_RPID, OPT_NO_METRICS, OPT_PATH, OPT_RPREFIX,
-    OPT_CPREFIX, OPT_JSON, OPT_LABEL, OPT_NO_HEADER, OPT_QUIET
+    OPT_CPREFIX, OPT_JSON, OPT_LABEL, OPT_NO_HEADER, OPT_QUIET, OPT_SWEEP, OPT_DURATIONS
 };
 
 static const struct option longopts[] = {
@@ -138,7 +162,8 @@ static const struct option longopts[] = {
     { "src-addrs", 1, 0, OPT_SRC }, { "server-pids", 1, 0, OPT_SPIDS }, { "redis-pid", 1, 0, OPT_RPID },
     { "no-metrics", 0, 0, OPT_NO_METRICS }, { "path", 1, 0, OPT_PATH }, { "redis-prefix", 1, 0, OPT_RPREFIX },
     { "chan-prefix", 1, 0, OPT_CPREFIX }, { "json", 1, 0, OPT_JSON }, { "label", 1, 0, OPT_LABEL },
-    { "no-header", 0, 0, OPT_NO_HEADER }, { "quiet", 0, 0, OPT_QUIET }, { 0, 0, 0, 0 }
+    { "no-header", 0, 0, OPT_NO_HEADER }, { "quiet", 0, 0, OPT_QUIET }, { "sweep", 1, 0, OPT_SWEEP },
+    { "durations", 1, 0, OPT_DURATIONS }, { 0, 0, 0, 0 }
 };
 
 int main(int argc, char **argv)
@@ -146,6 +171,7 @@ int main(int argc, char **argv)
     static struct bench bench;
     struct bench *b = &bench;
     struct bench_opts *o = &b->o;
+    b->rss_per_conn = -1;
     o->drain_max_s = 5;
     o->settle_s = -1;
     o->slow_share = 0.01;
@@ -226,6 +252,8 @@ int main(int argc, char **argv)
         case OPT_LABEL: o->label = optarg; break;
         case OPT_NO_HEADER: header = 0; break;
         case OPT_QUIET: o->quiet = 1; break;
+        case OPT_SWEEP: parse_sweep(o, optarg); break;
+        case OPT_DURATIONS: parse_durations(o, optarg); break;
         default: usage(stderr); return 2;
         }
     }
@@ -248,7 +276,9 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    raise_nofile((o->conns > 0 ? o->conns : 10000) + 256);
+    if (!strcmp(o->scenario, "many-channels-sweep"))
+        sweep_plan(b);
+    raise_nofile((o->conns > 0 ? o->conns : 10000) + BENCH_FD_RESERVE);
     if ((b->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
         bench_die("epoll_create1: %s", strerror(errno));
     if (!(b->rbuf = malloc(BENCH_RBUF)))

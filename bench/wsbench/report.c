@@ -36,7 +36,7 @@ void row_warn(struct row *r, const char *fmt, ...)
 
 void report_header(FILE *out)
 {
-    fprintf(out, "%-7s %-14s %-9s %6s %8s %9s %9s %6s %5s %5s %7s %7s %7s %7s %8s %8s %5s %8s %6s\n",
+    fprintf(out, "%-7s %-19s %-12s %6s %8s %9s %9s %6s %5s %5s %7s %7s %7s %7s %8s %8s %5s %8s %6s\n",
             "target", "scenario", "phase", "conns", "pub/s", "expect/s", "deliv/s", "loss%", "dups", "reord",
             "p50ms", "p99ms", "p999ms", "maxms", "srvCPU/M", "rdsCPU/M", "tool%", "KiB/conn", "shed");
 }
@@ -58,7 +58,7 @@ void report_row(FILE *out, const struct row *r)
     fmt_num(shed, sizeof shed, r->shed_metrics >= 0 ? r->shed_metrics : r->shed_client, "%.0f");
     fmt_num(rate, sizeof rate, r->rate, "%.0f");
     double dps = r->conn_per_s >= 0 ? r->conn_per_s : r->delivered_per_s;
-    fprintf(out, "%-7s %-14s %-9s %6d %8s %9.0f %9.0f %6.2f %5llu %5llu %7.2f %7.2f %7.2f %7.2f %8s %8s %5.0f %8s %6s\n",
+    fprintf(out, "%-7s %-19s %-12s %6d %8s %9.0f %9.0f %6.2f %5llu %5llu %7.2f %7.2f %7.2f %7.2f %8s %8s %5.0f %8s %6s\n",
             r->target, r->scenario, r->phase, r->live, rate, r->expected_per_s, dps, r->loss_pct,
             (unsigned long long)r->dups, (unsigned long long)r->reorders, r->p50_ms, r->p99_ms, r->p999_ms,
             r->max_ms, cpu, rcpu, r->tool_cpu_pct, kib, shed);
