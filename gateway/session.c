@@ -400,19 +400,23 @@ void gw_session_flush(struct gw_session *s)
         request_writable(s);
 }
 
-void gw_session_tick(struct gw_session *s, int64_t now_us)
+int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
 {
     const struct gw_config *cfg = s->host->cfg;
+    int64_t idle_us = (int64_t)cfg->idle_timeout_s * 1000000;
+    int64_t ping_us = (int64_t)cfg->ping_interval_s * 1000000;
 
     if (s->state != GW_SESSION_OPEN)
-        return;
-    if (now_us - s->last_rx_us > (int64_t)cfg->idle_timeout_s * 1000000) {
+        return 0;
+    if (now_us - s->last_rx_us > idle_us) {
         shed(s, GW_SHED_IDLE_TIMEOUT, 4001, "idle timeout");
-        return;
+        return 0;
     }
-    if (now_us - s->last_ping_us >= (int64_t)cfg->ping_interval_s * 1000000) {
+    if (now_us - s->last_ping_us >= ping_us) {
         s->last_ping_us = now_us;
         s->ping_due = true;
         request_writable(s);
     }
+    int64_t idle_at = s->last_rx_us + idle_us + 1, ping_at = s->last_ping_us + ping_us;
+    return idle_at < ping_at ? idle_at : ping_at;
 }

@@ -63,6 +63,8 @@ struct gw_session {
     struct gw_session *prev, *next;
     struct gw_session *flush_prev, *flush_next;
     bool flush_queued;
+    struct gw_session *wheel_prev, *wheel_next;
+    int wheel_slot; /* -1: not scheduled */
 
     struct gw_hub_member member;
     struct gw_outq outq;
@@ -120,8 +122,10 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame);
  * queued frames before the close frame. Idempotent. */
 void gw_session_close(struct gw_session *s, int code, const char *reason, bool flush);
 
-/* Called every sweep: ping when due, close when idle too long. */
-void gw_session_tick(struct gw_session *s, int64_t now_us);
+/* Pings when due and closes when idle too long. Returns when it next needs
+ * a tick (monotonic us; earlier ticks are harmless), or 0 once s is closing.
+ * Traffic only moves that time later, so the host may tick lazily. */
+int64_t gw_session_tick(struct gw_session *s, int64_t now_us);
 
 /* Result of a publish this session asked for. */
 void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id);

@@ -28,6 +28,7 @@
 #include "mailbox.h"
 #include "registry.h"
 #include "session.h"
+#include "wake.h"
 
 /* Most connections accepted per readiness of the listen socket, so a
  * connect storm cannot starve the clients already connected. */
@@ -43,15 +44,11 @@ struct gw_worker {
 
     /* Any thread. */
     struct gw_mailbox inbox;
-    /* The wake-up may be sent while wake_open; a closer clears it and waits
-     * for wake_senders to reach 0 before closing the handle. */
-    atomic_bool wake_open;
-    atomic_int wake_senders;
+    struct gw_wake wake; /* sent once per batch of mail */
     struct gw_worker_stats stats; /* written by this worker only */
 
     /* Worker thread only. */
     uv_loop_t loop;
-    uv_async_t wake;
     uv_timer_t sweep_timer, inbox_timer;
     uv_poll_t listen_poll;
     int listen_fd;
@@ -67,6 +64,7 @@ struct gw_worker {
     int64_t drain_deadline_us;
     bool stopping;
     int wsi_alive; /* upgraded connections whose wsi is not destroyed yet */
+    int64_t sweep_now_us; /* the current sweep's clock, for worker_tick */
 
     /* Hand-shakes with main, guarded by state_lock. */
     pthread_mutex_t state_lock;
@@ -157,6 +155,7 @@ static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *w
     struct gw_session *s = gw_session_new(&w->host, id, wsi);
 
     gw_registry_add(&w->sessions, s);
+    gw_registry_schedule(&w->sessions, s, gw_session_tick(s, gw_now_us()));
     gw_stat_add(&w->stats.connections, 1);
     gw_stat_add(&w->stats.connections_accepted, 1);
     return s;
@@ -248,9 +247,11 @@ static void on_inbox_timer(uv_timer_t *t)
  * the first mail after a quiet period is handled at once, later ones wait
  * for the interval to end, so each client gets several messages per write and
  * the worker wakes less often under load, for at most that much latency. */
-static void on_wake(uv_async_t *a)
+static void on_wake(uv_poll_t *p, int status, int events)
 {
-    struct gw_worker *w = a->data;
+    struct gw_worker *w = p->data;
+
+    gw_wake_clear(&w->wake); /* before the inbox is taken, see wake.h */
     int64_t now = gw_now_us();
     int64_t due = w->last_inbox_drain_us + (int64_t)w->node->cfg->coalesce_ms * 1000;
 
@@ -264,23 +265,27 @@ static void on_wake(uv_async_t *a)
 
 void gw_worker_post(struct gw_worker *w, struct gw_wmail *m)
 {
-    if (!gw_mailbox_post(&w->inbox, &m->link))
-        return; /* a wake-up for this batch is already on its way */
-    atomic_fetch_add(&w->wake_senders, 1);
-    if (atomic_load(&w->wake_open))
-        uv_async_send(&w->wake);
-    atomic_fetch_sub(&w->wake_senders, 1);
+    if (gw_mailbox_post(&w->inbox, &m->link))
+        gw_wake_send(&w->wake); /* else a wake-up for this batch is on its way */
 }
 
 /* ---- periodic sweep ---- */
+
+static void worker_tick(void *ctx, struct gw_session *s)
+{
+    struct gw_worker *w = ctx;
+    int64_t due = gw_session_tick(s, w->sweep_now_us);
+    if (due)
+        gw_registry_schedule(&w->sessions, s, due);
+}
 
 static void on_sweep(uv_timer_t *t)
 {
     struct gw_worker *w = t->data;
     int64_t now = gw_now_us();
 
-    for (struct gw_session *s = w->sessions.head; s; s = s->next)
-        gw_session_tick(s, now);
+    w->sweep_now_us = now;
+    gw_registry_expire(&w->sessions, now, worker_tick, w);
     gw_registry_flush(&w->sessions);
     if (w->draining && now >= w->drain_deadline_us && !w->stopping) {
         LOG_WARN("drain timeout worker=%d sessions_left=%zu", w->index, w->sessions.count);
@@ -426,11 +431,7 @@ static void worker_close_loop(struct gw_worker *w, bool listening)
     uv_close((uv_handle_t *)&w->inbox_timer, NULL);
     if (listening)
         uv_close((uv_handle_t *)&w->listen_poll, NULL);
-    /* No poster may be inside uv_async_send() while the handle closes. */
-    atomic_store(&w->wake_open, false);
-    while (atomic_load(&w->wake_senders) > 0)
-        sched_yield();
-    uv_close((uv_handle_t *)&w->wake, NULL);
+    gw_wake_close(&w->wake);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     /* On a foreign loop the first destroy only starts the teardown; once the
      * loop has closed lws' handles, a second call frees the context. */
@@ -443,6 +444,7 @@ static void worker_close_loop(struct gw_worker *w, bool listening)
     int rc = uv_loop_close(&w->loop);
     if (rc != 0)
         LOG_ERR("loop not closed worker=%d error=\"%s\"", w->index, uv_strerror(rc));
+    gw_wake_deinit(&w->wake);
 }
 
 static void *worker_main(void *arg)
@@ -454,12 +456,13 @@ static void *worker_main(void *arg)
     int rc;
 
     uv_loop_init(&w->loop);
-    uv_async_init(&w->loop, &w->wake, on_wake);
-    w->wake.data = w;
     uv_timer_init(&w->loop, &w->sweep_timer);
     uv_timer_init(&w->loop, &w->inbox_timer);
     w->sweep_timer.data = w->inbox_timer.data = w;
-    atomic_store(&w->wake_open, true);
+    if ((rc = gw_wake_open(&w->wake, &w->loop, on_wake, w)) != 0) {
+        LOG_ERR("cannot create wake-up worker=%d error=\"%s\"", w->index, strerror(-rc));
+        goto fail;
+    }
 
     /* Only our own workers share the port: a second process still fails to bind. */
     w->listen_fd = gw_listen_open(cfg->listen_host, cfg->listen_port, cfg->workers > 1, err, sizeof(err));
@@ -519,9 +522,8 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     w->index = index;
     w->node = node;
     w->listen_fd = -1;
+    gw_wake_init(&w->wake);
     gw_mailbox_init(&w->inbox);
-    atomic_init(&w->wake_open, false);
-    atomic_init(&w->wake_senders, 0);
     gw_hub_init(&w->hub, &hub_ops, w);
     gw_registry_init(&w->sessions);
     w->host = (struct gw_session_host){
