@@ -11,7 +11,7 @@
 #   bench/run.sh -- --size 1024       everything after -- goes to every wsbench call
 #
 # Environment: BENCH_TARGETS, BENCH_SCENARIOS, BENCH_NODES, BENCH_OUT, BENCH_QUICK=1,
-# BENCH_NO_INSTALL=1, BENCH_BUILD_DIR, BENCH_WSGATE_ARGS (extra wsgate flags). Only processes started here are stopped, by PID.
+# BENCH_NO_INSTALL=1, BENCH_BUILD_DIR, BENCH_WSGATE_ARGS (extra wsgate flags), BENCH_WSGATE_BIN. Only processes started here are stopped, by PID.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -88,7 +88,9 @@ install_missing
 say "building (Release) into $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DWSGATE_BUILD_BENCH=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target wsgate wsbench ideal-fanout >/dev/null
-WSGATE=$BUILD/gateway/wsgate
+# BENCH_WSGATE_BIN: measure another wsgate binary (for example one built from an older
+# commit) with this tree's wsbench and scenarios, for before/after figures in one session.
+WSGATE=${BENCH_WSGATE_BIN:-$BUILD/gateway/wsgate}
 WSBENCH=$BUILD/bench/wsbench
 IDEAL=$BUILD/bench/ideal-fanout
 
