@@ -41,7 +41,8 @@ redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --daemonize
 PIDS+=($!)
 for p in "$P0" "$P1"; do
   "$BUILD/gateway/wsgate" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$RP" \
-    --node-id "prof-$p" --log-level warn >"$OUT/node-$p.log" 2>&1 &
+    --node-id "prof-$p" --log-level warn --anonymous-subscribe '*' --anonymous-publish '*' \
+    >"$OUT/node-$p.log" 2>&1 &
   PIDS+=($!)
 done
 NODE0=${PIDS[1]}

@@ -163,7 +163,7 @@ launch_wsgate() {
   local p=$1 i=$2
   shift 2
   exec "$WSGATE" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "bench-$i" \
-    --log-level warn "$@" "${WSGATE_EXTRA[@]}"
+    --log-level warn --anonymous-subscribe '*' --anonymous-publish '*' "$@" "${WSGATE_EXTRA[@]}"
 }
 launch_node() {
   PORT=$1 REDIS_URL="redis://127.0.0.1:$REDIS_PORT" CHANNEL_PREFIX=gw: \

@@ -60,7 +60,8 @@ def main():
         log = open(os.path.join(tmp, "wsgate.log"), "w")
         procs.append(subprocess.Popen(
             [wsgate, "--listen", f"127.0.0.1:{wport}", "--redis-url", f"redis://127.0.0.1:{rport}",
-             "--log-level", "warn"], stdout=log, stderr=log))
+             "--log-level", "warn", "--anonymous-subscribe", "*", "--anonymous-publish", "*"],
+            stdout=log, stderr=log))
         wait_ready(f"http://127.0.0.1:{wport}/readyz", time.monotonic() + 20)
         out = os.path.join(tmp, "rows.jsonl")
         run = subprocess.run(

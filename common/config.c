@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "text.h"
 #include "channel.h"
+#include "pattern.h"
 
 #define ENV_PREFIX "WSGATE_"
 #define PREFIX_MAX 64
@@ -27,6 +28,9 @@ enum opt_type {
     OPT_NODE_ID,
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
+    OPT_STR,      /* optional char * field at off; empty = unset */
+    OPT_FILES,    /* gw_strlist of non-empty paths at off */
+    OPT_PATTERNS, /* gw_strlist of valid patterns at off */
     OPT_FLAG,   /* --help, --version: no value, no environment variable */
 };
 
@@ -44,6 +48,8 @@ struct opt {
     { n, OPT_INT, offsetof(struct gw_config, field), lo, hi, d, NULL, h }
 #define SIZE_OPT(n, field, lo, hi, d, h)                                                \
     { n, OPT_SIZE, offsetof(struct gw_config, field), lo, hi, d, NULL, h }
+#define TYPED_OPT(n, type, field, dt, h)                                                \
+    { n, type, offsetof(struct gw_config, field), 0, 0, NULL, dt, h }
 
 static const struct opt opts[] = {
     { "listen", OPT_LISTEN, 0, 0, 0, "0.0.0.0:8080", NULL,
@@ -93,6 +99,23 @@ static const struct opt opts[] = {
             "reconnect delay cap"),
     INT_OPT("resubscribe-batch", resubscribe_batch, 1, 100000, "256",
             "channels per SUBSCRIBE command after a reconnect"),
+    TYPED_OPT("jwt-hmac-secret-file", OPT_STR, jwt_hmac_secret_file, "(none)",
+              "file holding the HS256/384/512 secret (at least 32 bytes; one trailing newline dropped)"),
+    TYPED_OPT("jwt-public-key-files", OPT_FILES, jwt_public_key_files, "(none)",
+              "comma-separated PEM public keys (RSA >= 2048 bits, EC P-256/P-384); kid = base name"),
+    TYPED_OPT("jwt-issuer", OPT_STR, jwt_issuer, "(not checked)", "required \"iss\" of tokens"),
+    TYPED_OPT("jwt-audience", OPT_STR, jwt_audience, "(not checked)",
+              "value \"aud\" of tokens must hold"),
+    INT_OPT("jwt-leeway", jwt_leeway_s, 0, 86400, "30",
+            "seconds of clock skew allowed for exp, nbf and iat"),
+    SIZE_OPT("max-token-bytes", max_token_bytes, 64, 1 * MIB, "8192",
+             "longest token accepted (auth frame or ?token=)"),
+    INT_OPT("auth-timeout", auth_timeout_s, 1, 3600, "5",
+            "seconds a client without anonymous rights has to authenticate before close 4004"),
+    TYPED_OPT("anonymous-subscribe", OPT_PATTERNS, anonymous_subscribe, "(nothing)",
+              "comma-separated channel patterns clients may subscribe to without a token"),
+    TYPED_OPT("anonymous-publish", OPT_PATTERNS, anonymous_publish, "(nothing)",
+              "comma-separated channel patterns clients may publish to without a token"),
     { "log-level", OPT_LOG_LEVEL, 0, 0, 0, "info", NULL, "error, warn, info or debug" },
     { "log-format", OPT_LOG_FORMAT, 0, 0, 0, "text", NULL, "text or json" },
     { "help", OPT_FLAG, 0, 0, 0, NULL, "", "print this help and exit (also -h)" },
@@ -148,6 +171,57 @@ static void replace_str(char **slot, const char *val)
 {
     free(*slot);
     *slot = gw_xstrdup(val);
+}
+
+static void strlist_clear(struct gw_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Splits a comma-separated value into *out (items trimmed of spaces; empty
+ * value = empty list). patterns: every item must pass gw_pattern_valid,
+ * else each item must be non-empty. On failure *out is untouched. */
+static int strlist_parse(struct gw_strlist *out, const char *val, bool patterns, const char *src,
+                         char *err, size_t errlen)
+{
+    struct gw_strlist l = { NULL, 0 };
+    const char *p = val;
+
+    while (*p == ' ')
+        p++;
+    while (*p) {
+        const char *end = strchr(p, ','), *stop;
+        char *item;
+
+        if (!end)
+            end = p + strlen(p);
+        stop = end;
+        while (stop > p && stop[-1] == ' ')
+            stop--;
+        item = gw_xstrndup(p, (size_t)(stop - p));
+        if (patterns ? !gw_pattern_valid(item) : item[0] == '\0') {
+            int rc = patterns ? gw_text_err(err, errlen,
+                                            "%s: \"%.80s\" is not a channel pattern (channel-name "
+                                            "bytes and {sub}, at most one '*', only at the end)",
+                                            src, item)
+                              : gw_text_err(err, errlen, "%s: empty item in a comma-separated list", src);
+            free(item);
+            strlist_clear(&l);
+            return rc;
+        }
+        l.v = gw_xrealloc(l.v, (l.n + 1) * sizeof l.v[0]);
+        l.v[l.n++] = item;
+        p = *end ? end + 1 : end;
+        while (*p == ' ')
+            p++;
+    }
+    strlist_clear(out);
+    *out = l;
+    return 0;
 }
 
 /* Applies one option value. src names where it came from ("--workers",
@@ -226,6 +300,18 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
         if (gw_log_format_parse(val, &cfg->log_format) != 0)
             return gw_text_err(err, errlen, "%s: expected text or json, got \"%.64s\"", src, val);
         return 0;
+    case OPT_STR: {
+        char **slot = (char **)(base + o->off);
+
+        /* Empty unsets, so a deployment template can always set the variable. */
+        free(*slot);
+        *slot = len ? gw_xstrdup(val) : NULL;
+        return 0;
+    }
+    case OPT_FILES:
+    case OPT_PATTERNS:
+        return strlist_parse((struct gw_strlist *)(base + o->off), val, o->type == OPT_PATTERNS, src,
+                             err, errlen);
     case OPT_FLAG:
         break;
     }
@@ -274,6 +360,12 @@ void gw_config_deinit(struct gw_config *cfg)
     free(cfg->redis_url);
     free(cfg->channel_prefix);
     free(cfg->node_id);
+    free(cfg->jwt_hmac_secret_file);
+    free(cfg->jwt_issuer);
+    free(cfg->jwt_audience);
+    strlist_clear(&cfg->jwt_public_key_files);
+    strlist_clear(&cfg->anonymous_subscribe);
+    strlist_clear(&cfg->anonymous_publish);
     gw_addr_redis_deinit(&cfg->redis);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -453,7 +545,7 @@ static void append_redis(char *buf, size_t size, size_t *len, const struct gw_co
 void gw_config_log(const struct gw_config *cfg)
 {
     static const char *const levels[] = { "error", "warn", "info", "debug" };
-    char buf[3072];
+    char buf[4096];
     size_t len = 0;
 
     for (size_t i = 0; i < NOPTS; i++) {
@@ -494,6 +586,20 @@ void gw_config_log(const struct gw_config *cfg)
         case OPT_LOG_FORMAT:
             append(buf, sizeof buf, &len, "%s", cfg->log_format == GW_LOG_JSON ? "json" : "text");
             break;
+        case OPT_STR: {
+            const char *v = *(char *const *)(base + o->off);
+            append(buf, sizeof buf, &len, "\"%s\"", v ? v : "");
+            break;
+        }
+        case OPT_FILES:
+        case OPT_PATTERNS: {
+            const struct gw_strlist *l = (const struct gw_strlist *)(base + o->off);
+            append(buf, sizeof buf, &len, "\"");
+            for (size_t k = 0; k < l->n; k++)
+                append(buf, sizeof buf, &len, "%s%s", k ? "," : "", l->v[k]);
+            append(buf, sizeof buf, &len, "\"");
+            break;
+        }
         case OPT_FLAG:
             break;
         }

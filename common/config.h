@@ -11,6 +11,12 @@
 #include "addr.h"
 #include "log.h"
 
+/* A comma-separated option value split into its items; owned by the config. */
+struct gw_strlist {
+    char **v;
+    size_t n;
+};
+
 struct gw_config {
     char *listen_host; /* owned; "0.0.0.0" by default */
     int listen_port;
@@ -41,6 +47,18 @@ struct gw_config {
     int redis_backoff_min_ms;
     int redis_backoff_max_ms;
     int resubscribe_batch;
+
+    /* Access control (docs/PROTOCOL.md "Authentication"). The keys are
+     * loaded by the gateway at startup; here they are only paths. */
+    char *jwt_hmac_secret_file; /* owned, NULL = no HMAC secret */
+    struct gw_strlist jwt_public_key_files; /* PEM paths; kid = base name */
+    char *jwt_issuer; /* owned, NULL = "iss" not checked */
+    char *jwt_audience; /* owned, NULL = "aud" not checked */
+    int jwt_leeway_s;
+    size_t max_token_bytes;
+    int auth_timeout_s; /* without anonymous rights: close 4004 after this */
+    struct gw_strlist anonymous_subscribe; /* patterns (pattern.h), {sub} never matches */
+    struct gw_strlist anonymous_publish;
 
     enum gw_log_level log_level;
     enum gw_log_format log_format;

@@ -8,7 +8,11 @@
 #
 # Ports: REDIS_PORT (6390), NODE_A_PORT (8080), NODE_B_PORT (8081).
 # READY_TIMEOUT: seconds to wait for each node's /readyz (30).
+# Access: anonymous clients may use the demo* channels (the demo page uses "demo");
+# pass --jwt-hmac-secret-file etc. to add tokens, or --anonymous-subscribe to change it.
 set -euo pipefail
+
+DEV_ACCESS=(--anonymous-subscribe 'demo*' --anonymous-publish 'demo*')
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -151,7 +155,7 @@ for node in a b; do
   port=$NODE_A_PORT
   [ "$node" = b ] && port=$NODE_B_PORT
   start "node-$node" "$STATE/node-$node.log" "$WSGATE" --listen "$HOST:$port" \
-    --redis-url "$REDIS_URL" --node-id "node-$node" "$@"
+    --redis-url "$REDIS_URL" --node-id "node-$node" "${DEV_ACCESS[@]}" "$@"
 done
 wait_until node-a "${pids[1]}" "$STATE/node-a.log" node_ready "$NODE_A_PORT"
 wait_until node-b "${pids[2]}" "$STATE/node-b.log" node_ready "$NODE_B_PORT"

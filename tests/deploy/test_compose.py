@@ -238,16 +238,16 @@ class ComposeCluster(unittest.TestCase):
             self.assertIn("Read-only file system", p.stdout)
 
     def test_2_redis_publish_reaches_lb_client(self):
-        c, node = self.connect_subscribed("deploy-a", NODES)
+        c, node = self.connect_subscribed("demo-deploy-a", NODES)
         self.clients.append((c, node))
-        n = self.redis_cli("PUBLISH", PREFIX + "deploy-a", '{"hello":"compose"}')
+        n = self.redis_cli("PUBLISH", PREFIX + "demo-deploy-a", '{"hello":"compose"}')
         self.assertEqual(n, "1", "exactly one node holds the subscription")
         m = c.recv_message(10)
-        self.assertEqual(m, {"type": "message", "channel": "deploy-a", "data": {"hello": "compose"}})
+        self.assertEqual(m, {"type": "message", "channel": "demo-deploy-a", "data": {"hello": "compose"}})
         log("redis-cli PUBLISH inside the redis container reached a client on %s through the LB" % node)
 
     def test_3_spread_clients_receive_publish_from_any_node(self):
-        ch = "deploy-b"
+        ch = "demo-deploy-b"
         spread = [self.connect_subscribed(ch, NODES) for _ in range(6)]
         self.clients.extend(spread)
         # HAProxy sends each new connection to the node with the fewest, but a node counts
@@ -274,7 +274,7 @@ class ComposeCluster(unittest.TestCase):
         self.__class__.spread = spread
 
     def test_4_stop_one_node_clients_fail_over(self):
-        ch, victim = "deploy-b", "gw2"
+        ch, victim = "demo-deploy-b", "gw2"
         spread = self.__class__.spread
         mine = [(c, n) for c, n in spread if n == victim]
         others = [(c, n) for c, n in spread if n != victim]

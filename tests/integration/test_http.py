@@ -232,7 +232,9 @@ class CommandLineTest(GatewayTestCase):
                 self.assertLess(len(err.splitlines()), 20, "a clear message, not a wall of text")
 
     def spawn(self, args, env):
-        proc = subprocess.Popen([wsgate_bin()] + args, env=dict(os.environ, **env),
+        # The development setting the harness gives every Gateway (wsgate_harness).
+        dev = {"WSGATE_ANONYMOUS_SUBSCRIBE": "*", "WSGATE_ANONYMOUS_PUBLISH": "*"}
+        proc = subprocess.Popen([wsgate_bin()] + args, env=dict(os.environ, **dev, **env),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 

@@ -376,15 +376,28 @@ def http_status(port, path, timeout=2.0):
         return None
 
 
+# What the development setting grants: every channel, to anyone.
+DEV_ACCESS_ARGS = ["--anonymous-subscribe", "*", "--anonymous-publish", "*"]
+AUTH_FLAG_PREFIXES = ("--jwt-", "--anonymous-")
+AUTH_ENV_PREFIXES = ("WSGATE_JWT_", "WSGATE_ANONYMOUS_")
+
+
 class Gateway:
     """One wsgate node on a free port. stderr+stdout are captured to a log file."""
 
     def __init__(self, redis_port=None, extra_args=(), env=None, wrapper=None, start=True,
-                 name="gw"):
+                 name="gw", dev_access=None):
         self.binary = wsgate_bin()
         self.redis_port = redis_port
         self.extra_args = list(extra_args)
         self.env = dict(env or {})
+        # A node refuses to start without keys or anonymous rights. Tests that are
+        # not about access control get the explicit development setting; a test
+        # that passes any auth flag (or dev_access=False) gets exactly what it asked.
+        if dev_access is None:
+            dev_access = not any(a.startswith(AUTH_FLAG_PREFIXES) for a in self.extra_args) and \
+                not any(k.startswith(AUTH_ENV_PREFIXES) for k in self.env)
+        self.dev_access = dev_access
         if wrapper is None:
             wrapper = os.environ.get("WSGATE_WRAPPER", "")
         self.wrapper = shlex.split(wrapper) if isinstance(wrapper, str) else list(wrapper)
@@ -411,6 +424,8 @@ class Gateway:
                                     "--log-level", "debug"]
         if self.redis_port is not None:
             cmd += ["--redis-url", "redis://127.0.0.1:%d" % self.redis_port]
+        if self.dev_access:
+            cmd += DEV_ACCESS_ARGS
         return cmd + speed + self.extra_args
 
     def start(self):

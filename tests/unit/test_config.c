@@ -278,6 +278,57 @@ START_TEST(strings)
 END_TEST
 
 /* The parser itself is tested in test_addr.c; here only its wiring. */
+/* The access-control options: paths, patterns, lists; empty unsets. */
+START_TEST(access_options)
+{
+    expect_ok(NULL, NULL);
+    ck_assert_ptr_null(cfg.jwt_hmac_secret_file);
+    ck_assert_ptr_null(cfg.jwt_issuer);
+    ck_assert_ptr_null(cfg.jwt_audience);
+    ck_assert_uint_eq(cfg.jwt_public_key_files.n, 0);
+    ck_assert_uint_eq(cfg.anonymous_subscribe.n, 0);
+    ck_assert_uint_eq(cfg.anonymous_publish.n, 0);
+    ck_assert_int_eq(cfg.jwt_leeway_s, 30);
+    ck_assert_uint_eq(cfg.max_token_bytes, 8192);
+    ck_assert_int_eq(cfg.auth_timeout_s, 5);
+
+    expect_ok(ARGS("--jwt-hmac-secret-file", "/run/s", "--jwt-public-key-files", "a.pem, /k/b.pem",
+                   "--anonymous-subscribe", "demo*,user:{sub}, x", "--jwt-issuer=iss"),
+              (char *[]){ "WSGATE_ANONYMOUS_PUBLISH=demo", "WSGATE_JWT_AUDIENCE=aud",
+                          "WSGATE_ANONYMOUS_SUBSCRIBE=overridden", NULL });
+    ck_assert_str_eq(cfg.jwt_hmac_secret_file, "/run/s");
+    ck_assert_uint_eq(cfg.jwt_public_key_files.n, 2);
+    ck_assert_str_eq(cfg.jwt_public_key_files.v[0], "a.pem");
+    ck_assert_str_eq(cfg.jwt_public_key_files.v[1], "/k/b.pem");
+    ck_assert_uint_eq(cfg.anonymous_subscribe.n, 3);
+    ck_assert_str_eq(cfg.anonymous_subscribe.v[0], "demo*");
+    ck_assert_str_eq(cfg.anonymous_subscribe.v[1], "user:{sub}");
+    ck_assert_str_eq(cfg.anonymous_subscribe.v[2], "x");
+    ck_assert_uint_eq(cfg.anonymous_publish.n, 1);
+    ck_assert_str_eq(cfg.anonymous_publish.v[0], "demo");
+    ck_assert_str_eq(cfg.jwt_issuer, "iss");
+    ck_assert_str_eq(cfg.jwt_audience, "aud");
+
+    /* Empty values unset, so a template can always set the variable. */
+    expect_ok(ARGS("--jwt-issuer", "", "--anonymous-publish", ""),
+              (char *[]){ "WSGATE_JWT_ISSUER=x", "WSGATE_ANONYMOUS_PUBLISH=a", NULL });
+    ck_assert_ptr_null(cfg.jwt_issuer);
+    ck_assert_uint_eq(cfg.anonymous_publish.n, 0);
+
+    expect_fail(ARGS("--anonymous-subscribe", "a*b"), NULL,
+                "--anonymous-subscribe: \"a*b\" is not a channel pattern (channel-name bytes and "
+                "{sub}, at most one '*', only at the end)");
+    expect_fail(ARGS("--anonymous-publish", "ok,,x"), NULL, NULL);
+    expect_fail(NULL, (char *[]){ "WSGATE_ANONYMOUS_PUBLISH=a b", NULL }, NULL);
+    ck_assert_ptr_nonnull(strstr(err, "WSGATE_ANONYMOUS_PUBLISH"));
+    expect_fail(ARGS("--jwt-public-key-files", "a.pem,,b.pem"), NULL,
+                "--jwt-public-key-files: empty item in a comma-separated list");
+    expect_fail(ARGS("--max-token-bytes", "10"), NULL, NULL);
+    expect_fail(ARGS("--auth-timeout", "0"), NULL, NULL);
+    expect_fail(ARGS("--jwt-leeway", "86401"), NULL, NULL);
+}
+END_TEST
+
 START_TEST(listen_option)
 {
     expect_ok(ARGS("--listen", "[::1]:7000"), NULL);
@@ -338,6 +389,11 @@ START_TEST(usage_lists_everything)
         "--redis-heartbeat-timeout-ms", "WSGATE_REDIS_HEARTBEAT_TIMEOUT_MS",
         "--redis-backoff-min-ms", "WSGATE_REDIS_BACKOFF_MIN_MS", "--redis-backoff-max-ms",
         "WSGATE_REDIS_BACKOFF_MAX_MS", "--resubscribe-batch", "WSGATE_RESUBSCRIBE_BATCH",
+        "--jwt-hmac-secret-file", "WSGATE_JWT_HMAC_SECRET_FILE", "--jwt-public-key-files",
+        "WSGATE_JWT_PUBLIC_KEY_FILES", "--jwt-issuer", "--jwt-audience", "--jwt-leeway",
+        "--max-token-bytes", "WSGATE_MAX_TOKEN_BYTES", "--auth-timeout", "WSGATE_AUTH_TIMEOUT",
+        "--anonymous-subscribe", "WSGATE_ANONYMOUS_SUBSCRIBE", "--anonymous-publish",
+        "WSGATE_ANONYMOUS_PUBLISH",
         "--log-level", "WSGATE_LOG_LEVEL", "--log-format", "WSGATE_LOG_FORMAT", "--help",
         "--version",
     };
@@ -390,6 +446,7 @@ int main(void)
     tcase_add_test(tc, help_and_version);
     tcase_add_test(tc, cross_checks);
     tcase_add_test(tc, strings);
+    tcase_add_test(tc, access_options);
     tcase_add_test(tc, listen_option);
     tcase_add_test(tc, redis_url_option);
     tcase_add_test(tc, usage_lists_everything);
