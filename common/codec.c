@@ -31,6 +31,8 @@ static const char *const err_slugs[GW_ERR__COUNT] = {
     [GW_ERR_BINARY_NOT_SUPPORTED] = "binary_not_supported",
     [GW_ERR_UNAVAILABLE] = "unavailable",
     [GW_ERR_RATE_LIMITED] = "rate_limited",
+    [GW_ERR_UNAUTHORIZED] = "unauthorized",
+    [GW_ERR_FORBIDDEN] = "forbidden",
 };
 
 const char *gw_err_slug(enum gw_err err)
@@ -68,6 +70,28 @@ struct gw_frame *gw_codec_ack(int64_t id)
     int n = snprintf(buf, sizeof buf, "{\"type\":\"ack\",\"id\":%" PRId64 "}", id);
 
     return sealed(gw_frame_new_copy(buf, (size_t)n));
+}
+
+struct gw_frame *gw_codec_ack_auth(int64_t id, const char *sub, int64_t exp)
+{
+    size_t slen = sub ? strlen(sub) : 0;
+    char head[64], tail[48];
+    int hn = snprintf(head, sizeof head, "{\"type\":\"ack\",\"id\":%" PRId64, id);
+    int tn = snprintf(tail, sizeof tail, ",\"exp\":%" PRId64 "}", exp);
+    size_t cap = (size_t)hn + (size_t)tn + (sub ? LIT_LEN(",\"sub\":") + gw_json_escape_len(sub, slen) : 0);
+    struct gw_frame *f = gw_frame_new(cap);
+    char *start, *o;
+
+    start = o = (char *)gw_frame_payload(f);
+    o = put(o, head, (size_t)hn);
+    if (sub) {
+        o = put(o, ",\"sub\":", LIT_LEN(",\"sub\":"));
+        o += gw_json_escape(o, sub, slen);
+    }
+    o = put(o, tail, (size_t)tn);
+    f->len = (size_t)(o - start);
+    assert(f->len == f->cap);
+    return sealed(f);
 }
 
 struct gw_frame *gw_codec_pong(bool has_id, int64_t id)
@@ -177,6 +201,7 @@ static const struct {
     { "unsubscribe", 11, GW_REQ_UNSUBSCRIBE },
     { "publish", 7, GW_REQ_PUBLISH },
     { "ping", 4, GW_REQ_PING },
+    { "auth", 4, GW_REQ_AUTH },
 };
 
 /* Returns the request type named by s[0..len) (which may hold NUL bytes), or
@@ -232,6 +257,25 @@ static int parse_data(json_t *root, struct gw_request *req)
     return 0;
 }
 
+/* The token is copied as given: its size limit and every check belong to
+ * the verifier, which knows the configured maximum. */
+static int parse_token(json_t *root, struct gw_request *req)
+{
+    json_t *v = json_object_get(root, "token");
+
+    if (!v)
+        return fail(req, GW_ERR_BAD_REQUEST, "\"token\" is missing");
+    if (!json_is_string(v))
+        return fail(req, GW_ERR_BAD_REQUEST, "\"token\" must be a string");
+    /* memcpy, not strndup: a "\u0000" inside must not shorten the copy
+     * below token_len (the verifier then refuses the NUL as malformed). */
+    req->token_len = json_string_length(v);
+    req->token = gw_xmalloc(req->token_len + 1);
+    memcpy(req->token, json_string_value(v), req->token_len);
+    req->token[req->token_len] = '\0';
+    return 0;
+}
+
 static const char bad_id_msg[] = "\"id\" must be an integer between -(2^53-1) and 2^53-1";
 
 /* The id is checked before anything else so that every later error can
@@ -260,10 +304,12 @@ static int parse_object(json_t *root, struct gw_request *req)
     req->type = lookup_type(json_string_value(v), json_string_length(v));
     if (!req->type)
         return fail(req, GW_ERR_UNKNOWN_TYPE,
-                    "unknown type \"%.32s\"; expected subscribe, unsubscribe, publish or ping",
+                    "unknown type \"%.32s\"; expected subscribe, unsubscribe, publish, ping or auth",
                     json_string_value(v));
     if (req->type == GW_REQ_PING)
         return 0;
+    if (req->type == GW_REQ_AUTH)
+        return parse_token(root, req);
     rc = parse_channel(root, req);
     if (rc == 0 && req->type == GW_REQ_PUBLISH)
         rc = parse_data(root, req);
@@ -329,4 +375,7 @@ void gw_request_deinit(struct gw_request *req)
     free(req->data_json);
     req->data_json = NULL;
     req->data_len = 0;
+    free(req->token);
+    req->token = NULL;
+    req->token_len = 0;
 }

@@ -16,6 +16,7 @@ enum gw_req_type {
     GW_REQ_UNSUBSCRIBE,
     GW_REQ_PUBLISH,
     GW_REQ_PING,
+    GW_REQ_AUTH,
 };
 
 /* Stable error slugs; gw_err_slug() gives the wire text. */
@@ -30,11 +31,13 @@ enum gw_err {
     GW_ERR_BINARY_NOT_SUPPORTED,
     GW_ERR_UNAVAILABLE,
     GW_ERR_RATE_LIMITED,
+    GW_ERR_UNAUTHORIZED, /* no rights yet, or a token was refused */
+    GW_ERR_FORBIDDEN,    /* outside the rights the client has */
     GW_ERR__COUNT
 };
 
 /* A parsed request. Owns data_json (malloc'd compact JSON of "data", publish
- * only); release with gw_request_deinit(). */
+ * only) and token (auth only); release with gw_request_deinit(). */
 struct gw_request {
     enum gw_req_type type;
     bool has_id;
@@ -43,6 +46,8 @@ struct gw_request {
     size_t channel_len;
     char *data_json; /* publish: compact JSON text of data, owned */
     size_t data_len;
+    char *token; /* auth: the "token" string, NUL-terminated, owned; not validated */
+    size_t token_len;
     /* On failure: */
     enum gw_err err;
     char errmsg[160];
@@ -59,6 +64,10 @@ const char *gw_err_slug(enum gw_err err);
 
 /* Frame builders. Each returns a new frame (refcount 1) owned by the caller. */
 struct gw_frame *gw_codec_ack(int64_t id);
+/* The ack of an auth request: {"type":"ack","id":N,"sub":<sub>,"exp":<exp>};
+ * "sub" is left out when sub is NULL (a token without a subject), and is
+ * JSON-escaped here. */
+struct gw_frame *gw_codec_ack_auth(int64_t id, const char *sub, int64_t exp);
 struct gw_frame *gw_codec_pong(bool has_id, int64_t id);
 /* message is human text; it is JSON-escaped here. */
 struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const char *message);

@@ -13,6 +13,7 @@
 
 #include <libwebsockets.h>
 
+#include "access.h"
 #include "alloc.h"
 #include "bus.h"
 #include "config.h"
@@ -90,9 +91,9 @@ static void stop_all(struct gw_worker **workers, int started, struct gw_bus *bus
         gw_worker_join(workers[i]);
 }
 
-static int run(const struct gw_config *cfg)
+static int run(const struct gw_config *cfg, const struct gw_access *access)
 {
-    struct gw_node node = { .cfg = cfg, .nworkers = cfg->workers, .bus_ops = &node_bus_ops };
+    struct gw_node node = { .cfg = cfg, .access = access, .nworkers = cfg->workers, .bus_ops = &node_bus_ops };
     struct gw_worker **workers = gw_xcalloc((size_t)cfg->workers, sizeof(*workers));
     struct gw_bus *bus;
     sigset_t sigs;
@@ -175,7 +176,16 @@ int main(int argc, char **argv)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
     gw_config_log(&cfg);
 
-    int rc = run(&cfg);
+    /* Keys are read before any thread starts, so a bad key file stops the
+     * node here, with the flag and the file named, not at the first client. */
+    struct gw_access access;
+    if (gw_access_init(&access, &cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "wsgate: %s\n", err);
+        gw_config_deinit(&cfg);
+        return 2;
+    }
+    int rc = run(&cfg, &access);
+    gw_access_deinit(&access);
     gw_config_deinit(&cfg);
     return rc;
 }

@@ -26,6 +26,11 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r)
     }
 }
 
+const char *gw_auth_fail_name(int reason)
+{
+    return reason == GW_AUTH_FAIL_TIMEOUT ? "timeout" : gw_jwt_reason_label((enum gw_jwt_reason)reason);
+}
+
 struct strbuf {
     char *buf;
     size_t len, cap;
@@ -120,6 +125,15 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
         for (int i = 0; i < nworkers; i++)
             v += gw_stat_get(&workers[i]->client_errors[e]);
         sb_printf(&sb, "wsgate_client_errors_total{code=\"%s\"} %llu\n", gw_err_slug(e), (unsigned long long)v);
+    }
+    family(&sb, "wsgate_auth_failures_total", "counter",
+           "Clients refused at authentication (bad token, or none within --auth-timeout), by reason.");
+    for (int r = 1; r < GW_AUTH_FAIL__COUNT; r++) {
+        uint64_t v = 0;
+        for (int i = 0; i < nworkers; i++)
+            v += gw_stat_get(&workers[i]->auth_failures[r]);
+        sb_printf(&sb, "wsgate_auth_failures_total{reason=\"%s\"} %llu\n", gw_auth_fail_name(r),
+                  (unsigned long long)v);
     }
 
     family(&sb, "wsgate_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.");

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "jwt.h"
 
 typedef _Atomic uint64_t gw_stat;
 
@@ -36,6 +37,13 @@ const char *gw_shed_reason_name(enum gw_shed_reason r);
 enum gw_refuse_reason { GW_REFUSE_PATH = 0, GW_REFUSE_DRAINING, GW_REFUSE_LIMIT, GW_REFUSE__COUNT };
 const char *gw_refuse_reason_name(enum gw_refuse_reason r);
 
+/* Why a client failed to authenticate: the verifier's reasons, with the same
+ * numbers as enum gw_jwt_reason (GW_JWT_OK unused), plus a client that sent
+ * no valid token within --auth-timeout. */
+#define GW_AUTH_FAIL_TIMEOUT (GW_JWT_UNKNOWN_KEY + 1)
+#define GW_AUTH_FAIL__COUNT (GW_AUTH_FAIL_TIMEOUT + 1)
+const char *gw_auth_fail_name(int reason);
+
 /* Written only by one worker thread. Gauges wrap as uint64 (add -1). */
 struct gw_worker_stats {
     gw_stat connections;
@@ -47,6 +55,7 @@ struct gw_worker_stats {
     gw_stat shed[GW_SHED__COUNT];
     gw_stat upgrades_refused[GW_REFUSE__COUNT];
     gw_stat client_errors[GW_ERR__COUNT];
+    gw_stat auth_failures[GW_AUTH_FAIL__COUNT];
 };
 
 /* Written only by the bus thread. */

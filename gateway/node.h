@@ -1,4 +1,5 @@
-/* What every thread of one node may see: the read-only config, the drain
+/* What every thread of one node may see: the read-only config and access
+ * rules, the drain
  * flag, the connection count, the counters for /metrics and the bus, which
  * main wires in as callbacks so the workers never name the bus. Built by
  * main before any thread starts and freed after all have stopped. */
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access.h"
 #include "config.h"
 #include "metrics.h"
 
@@ -28,6 +30,7 @@ struct gw_node_bus_ops {
 
 struct gw_node {
     const struct gw_config *cfg;
+    const struct gw_access *access; /* keys and anonymous rights */
     const struct gw_node_bus_ops *bus_ops;
     void *bus;
     const struct gw_bus_stats *bus_stats;

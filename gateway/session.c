@@ -5,6 +5,7 @@
 #include "session.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -15,6 +16,10 @@
 
 #define TOKEN_UNIT 1000000LL
 #define CLOSE_GRACE_S 5
+#define SUB_LOG_MAX 65
+#define URL_TOKEN "token="
+
+static void auth_from_url(struct gw_session *s);
 
 struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t id, struct lws *wsi)
 {
@@ -31,7 +36,10 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
     s->last_refill_us = now;
     s->last_rx_us = now;
     s->last_ping_us = now;
+    if (!gw_access_anonymous_rights(host->access))
+        s->auth_deadline_us = now + (int64_t)cfg->auth_timeout_s * 1000000;
     LOG_DBG("open id=%llu", (unsigned long long)s->id);
+    auth_from_url(s);
     return s;
 }
 
@@ -51,6 +59,7 @@ void gw_session_free(struct gw_session *s)
     outq_account_drop(s);
     gw_outq_deinit(&s->outq);
     free(s->rxbuf);
+    gw_jwt_claims_free(s->claims);
     LOG_DBG("closed id=%llu", (unsigned long long)s->id);
     free(s);
 }
@@ -166,6 +175,135 @@ static bool rate_allow(struct gw_session *s)
     return true;
 }
 
+/* ---- access ---- */
+
+/* A refused token ends the connection: retrying on the same connection
+ * cannot help a client holding a bad token, and closing makes each guess
+ * cost a handshake. The error, queued first, leaves before the close. */
+static void refuse_token(struct gw_session *s, bool has_id, int64_t id, const struct gw_jwt_error *e)
+{
+    char msg[224];
+    const char *label = gw_jwt_reason_label(e->reason);
+
+    gw_stat_add(&s->host->stats->auth_failures[e->reason], 1);
+    LOG_INFO("auth refused id=%llu reason=%s detail=\"%s\"", (unsigned long long)s->id, label, e->msg);
+    snprintf(msg, sizeof msg, "token refused (%s): %s", label, e->msg);
+    send_error(s, GW_ERR_UNAUTHORIZED, has_id, id, msg);
+    gw_session_close(s, 4003, "unauthorized", true);
+}
+
+static bool same_sub(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* After new rights (a first token replacing the anonymous patterns, or a
+ * refresh), ends every subscription they no longer grant, each with
+ * a forbidden error naming the channel: a token that lost a channel must not
+ * keep receiving it. Walks backwards because unsubscribing moves the last
+ * record into the freed place. */
+static void drop_ungranted(struct gw_session *s)
+{
+    const struct gw_session_host *h = s->host;
+    struct gw_hub_member *m = &s->member;
+    char name[GW_CHANNEL_MAX + 1], msg[200];
+
+    for (int i = m->nsubs - 1; i >= 0; i--) {
+        const struct gw_hub_channel *ch = m->subs[i]->channel;
+        size_t len = ch->name_len;
+
+        memcpy(name, ch->name, len); /* the hub may free ch->name below */
+        name[len] = '\0';
+        if (gw_access_allows(h->access, s->claims, GW_ACCESS_SUBSCRIBE, name))
+            continue;
+        gw_hub_unsubscribe(h->hub, m, name, len);
+        snprintf(msg, sizeof msg, "unsubscribed from %s: the new token does not grant it", name);
+        send_error(s, GW_ERR_FORBIDDEN, false, 0, msg);
+    }
+    gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
+}
+
+/* Verifies token and, when valid, makes its claims the session's rights.
+ * A refresh (a second valid token) must name the same subject: changing who
+ * a connection is would let every earlier grant leak across users. */
+static void authenticate(struct gw_session *s, const char *token, size_t len, bool has_id, int64_t id)
+{
+    const struct gw_session_host *h = s->host;
+    struct gw_jwt_claims *claims;
+    struct gw_jwt_error e;
+    char sub[SUB_LOG_MAX];
+    bool refresh = s->claims != NULL;
+
+    if (gw_access_verify(h->access, token, len, &claims, &e) < 0) {
+        refuse_token(s, has_id, id, &e);
+        return;
+    }
+    if (refresh && !same_sub(s->claims->sub, claims->sub)) {
+        LOG_INFO("auth refused id=%llu reason=subject_changed", (unsigned long long)s->id);
+        gw_jwt_claims_free(claims);
+        send_error(s, GW_ERR_UNAUTHORIZED, has_id, id,
+                   "a refreshed token must carry the same sub as the first; reconnect to change user");
+        gw_session_close(s, 4003, "unauthorized", true);
+        return;
+    }
+    gw_jwt_claims_free(s->claims);
+    s->claims = claims;
+    s->auth_deadline_us = 0;
+    s->expires_us = gw_access_expires_us(h->access, claims->exp, gw_now_us());
+    LOG_INFO("auth id=%llu sub=\"%s\" exp=%lld refresh=%d channels=%zu publish=%zu", (unsigned long long)s->id,
+             gw_access_log_sub(claims->sub, sub, sizeof sub), (long long)claims->exp, refresh,
+             claims->n_channels, claims->n_publish);
+    drop_ungranted(s); /* what the old token, or the anonymous patterns, granted */
+    if (has_id)
+        enqueue_own(s, gw_codec_ack_auth(id, claims->sub, claims->exp));
+}
+
+/* The first "token=" argument of the upgrade URL, if any. Its text reaches
+ * no log: URLs are logged by proxies, which is the risk PROTOCOL.md names.
+ * The header table bounds an argument's size; the verifier applies
+ * --max-token-bytes. */
+static void auth_from_url(struct gw_session *s)
+{
+    const size_t plen = sizeof URL_TOKEN - 1;
+    int n;
+
+    for (int frag = 0; (n = lws_hdr_fragment_length(s->wsi, WSI_TOKEN_HTTP_URI_ARGS, frag)) > 0; frag++) {
+        char *arg = gw_xmalloc((size_t)n + 1);
+        bool found = lws_hdr_copy_fragment(s->wsi, arg, n + 1, WSI_TOKEN_HTTP_URI_ARGS, frag) >= 0 &&
+                     strncmp(arg, URL_TOKEN, plen) == 0;
+
+        if (found)
+            authenticate(s, arg + plen, strlen(arg + plen), false, 0);
+        free(arg);
+        if (found)
+            return;
+    }
+}
+
+/* Checks req against the session's rights; on refusal replies and returns
+ * false. Without any rights (no token yet, nothing anonymous) only auth and
+ * ping pass, and the answer is "unauthorized" rather than "forbidden": the
+ * client has not said who it is yet. */
+static bool permitted(struct gw_session *s, const struct gw_request *req)
+{
+    const struct gw_access *a = s->host->access;
+    enum gw_access_op op = req->type == GW_REQ_PUBLISH ? GW_ACCESS_PUBLISH : GW_ACCESS_SUBSCRIBE;
+
+    if (req->type == GW_REQ_PING || req->type == GW_REQ_AUTH)
+        return true;
+    if (!s->claims && !gw_access_anonymous_rights(a)) {
+        send_error(s, GW_ERR_UNAUTHORIZED, req->has_id, req->id,
+                   "authenticate first: send {\"type\":\"auth\",\"token\":\"<JWT>\"}");
+        return false;
+    }
+    if (req->type == GW_REQ_UNSUBSCRIBE || gw_access_allows(a, s->claims, op, req->channel))
+        return true;
+    send_error(s, GW_ERR_FORBIDDEN, req->has_id, req->id,
+               op == GW_ACCESS_PUBLISH ? "this client may not publish to this channel"
+                                       : "this client may not subscribe to this channel");
+    return false;
+}
+
 static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
 {
     const struct gw_session_host *h = s->host;
@@ -191,7 +329,15 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
 {
     const struct gw_session_host *h = s->host;
 
+    if (!permitted(s, req))
+        return;
     switch (req->type) {
+    case GW_REQ_AUTH:
+        authenticate(s, req->token, req->token_len, req->has_id, req->id);
+        /* The tick planned may be later than the new token's expiry. */
+        if (s->state == GW_SESSION_OPEN)
+            h->ops->schedule(h->ctx, s, gw_session_tick(s, gw_now_us()));
+        break;
     case GW_REQ_PING:
         enqueue_own(s, gw_codec_pong(req->has_id, req->id));
         break;
@@ -412,11 +558,30 @@ int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
         shed(s, GW_SHED_IDLE_TIMEOUT, 4001, "idle timeout");
         return 0;
     }
+    if (s->auth_deadline_us && now_us >= s->auth_deadline_us) {
+        gw_stat_add(&s->host->stats->auth_failures[GW_AUTH_FAIL_TIMEOUT], 1);
+        LOG_INFO("auth timeout id=%llu", (unsigned long long)s->id);
+        gw_session_close(s, 4004, "authentication timeout", false);
+        return 0;
+    }
+    if (s->expires_us && now_us >= s->expires_us) {
+        char sub[SUB_LOG_MAX];
+
+        LOG_INFO("token expired id=%llu sub=\"%s\"", (unsigned long long)s->id,
+                 gw_access_log_sub(s->claims->sub, sub, sizeof sub));
+        gw_session_close(s, 4005, "token expired", false);
+        return 0;
+    }
     if (now_us - s->last_ping_us >= ping_us) {
         s->last_ping_us = now_us;
         s->ping_due = true;
         request_writable(s);
     }
     int64_t idle_at = s->last_rx_us + idle_us + 1, ping_at = s->last_ping_us + ping_us;
-    return idle_at < ping_at ? idle_at : ping_at;
+    int64_t due = idle_at < ping_at ? idle_at : ping_at;
+    if (s->auth_deadline_us && s->auth_deadline_us < due)
+        due = s->auth_deadline_us;
+    if (s->expires_us && s->expires_us < due)
+        due = s->expires_us;
+    return due;
 }

@@ -15,6 +15,7 @@
 
 #include <libwebsockets.h>
 
+#include "access.h"
 #include "codec.h"
 #include "config.h"
 #include "hub.h"
@@ -42,11 +43,15 @@ struct gw_session_host_ops {
     bool (*available)(void *ctx);
     /* True once the node drains. */
     bool (*draining)(void *ctx);
+    /* s needs gw_session_tick() by due_us, possibly earlier than the host
+     * planned (a token that expires soon); replaces the planned tick. */
+    void (*schedule)(void *ctx, struct gw_session *s, int64_t due_us);
 };
 
 /* What a session may use of the thread that holds it; outlives the session. */
 struct gw_session_host {
     const struct gw_config *cfg;
+    const struct gw_access *access;
     struct gw_hub *hub;
     struct gw_worker_stats *stats;
     const struct gw_session_host_ops *ops;
@@ -87,10 +92,19 @@ struct gw_session {
 
     int64_t last_rx_us;
     int64_t last_ping_us;
+
+    /* Access (access.h). claims: the last valid token's, owned; NULL while
+     * anonymous. Both times are monotonic us, 0 when they do not apply. */
+    struct gw_jwt_claims *claims;
+    int64_t auth_deadline_us; /* no rights without a token: close 4004 then */
+    int64_t expires_us;       /* exp + leeway of the token: close 4005 then */
 };
 
-/* Creates the session for a new WebSocket connection. host must outlive it;
- * the caller registers it wherever it keeps sessions. Never fails. */
+/* Creates the session for a new WebSocket connection (call it from
+ * LWS_CALLBACK_ESTABLISHED: it verifies a ?token= on the upgrade URL while
+ * lws still holds the headers; a refused one leaves s closing with 4003).
+ * host must outlive it; the caller registers it wherever it keeps sessions
+ * and schedules its first tick. Never fails. */
 struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t id, struct lws *wsi);
 
 /* Leaves every channel, drops queued frames and frees s. Called from
@@ -122,7 +136,9 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame);
  * queued frames before the close frame. Idempotent. */
 void gw_session_close(struct gw_session *s, int code, const char *reason, bool flush);
 
-/* Pings when due and closes when idle too long. Returns when it next needs
+/* Pings when due, closes when idle too long (4001), when a client without
+ * rights did not authenticate in time (4004) and when its token expired
+ * without a refresh (4005). Returns when it next needs
  * a tick (monotonic us; earlier ticks are harmless), or 0 once s is closing.
  * Traffic only moves that time later, so the host may tick lazily. */
 int64_t gw_session_tick(struct gw_session *s, int64_t now_us);

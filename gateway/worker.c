@@ -87,8 +87,12 @@ struct conn {
 
 static void host_want_flush(void *ctx, struct gw_session *s)
 {
-    struct gw_worker *w = ctx;
-    gw_registry_want_flush(&w->sessions, s);
+    gw_registry_want_flush(&((struct gw_worker *)ctx)->sessions, s);
+}
+
+static void host_schedule(void *ctx, struct gw_session *s, int64_t due_us)
+{
+    gw_registry_schedule(&((struct gw_worker *)ctx)->sessions, s, due_us);
 }
 
 static void host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
@@ -101,14 +105,12 @@ static void host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id
 
 static bool host_available(void *ctx)
 {
-    struct gw_worker *w = ctx;
-    return w->node->bus_ops->ready(w->node->bus);
+    return ((struct gw_worker *)ctx)->node->bus_ops->ready(((struct gw_worker *)ctx)->node->bus);
 }
 
 static bool host_draining(void *ctx)
 {
-    struct gw_worker *w = ctx;
-    return w->draining;
+    return ((struct gw_worker *)ctx)->draining;
 }
 
 static const struct gw_session_host_ops host_ops = {
@@ -116,6 +118,7 @@ static const struct gw_session_host_ops host_ops = {
     .publish = host_publish,
     .available = host_available,
     .draining = host_draining,
+    .schedule = host_schedule,
 };
 
 static void hub_channel_wanted(void *ctx, const char *name, size_t len)
@@ -527,7 +530,7 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     gw_hub_init(&w->hub, &hub_ops, w);
     gw_registry_init(&w->sessions);
     w->host = (struct gw_session_host){
-        .cfg = node->cfg, .hub = &w->hub, .stats = &w->stats, .ops = &host_ops, .ctx = w,
+        .cfg = node->cfg, .access = node->access, .hub = &w->hub, .stats = &w->stats, .ops = &host_ops, .ctx = w,
     };
     pthread_mutex_init(&w->state_lock, NULL);
     pthread_cond_init(&w->state_cond, NULL);

@@ -119,6 +119,45 @@ START_TEST(ping)
 }
 END_TEST
 
+START_TEST(auth)
+{
+    ck_assert_int_eq(parse("{\"type\":\"auth\",\"token\":\"a.b.c\",\"id\":7}"), 0);
+    ck_assert_int_eq(req.type, GW_REQ_AUTH);
+    ck_assert(req.has_id);
+    ck_assert_int_eq(req.id, 7);
+    ck_assert_str_eq(req.token, "a.b.c");
+    ck_assert_uint_eq(req.token_len, 5);
+    gw_request_deinit(&req);
+    ck_assert_ptr_null(req.token);
+    /* The codec does not judge the token: the verifier does. An auth needs
+     * no channel and ignores a broken one. */
+    ck_assert_int_eq(parse("{\"type\":\"auth\",\"token\":\"\",\"channel\":\"a b\"}"), 0);
+    ck_assert_str_eq(req.token, "");
+    ck_assert(!req.has_id);
+    gw_request_deinit(&req);
+    /* An embedded NUL keeps the full length, so the verifier sees it. */
+    ck_assert_int_eq(parse("{\"type\":\"auth\",\"token\":\"a\\u0000b\"}"), 0);
+    ck_assert_uint_eq(req.token_len, 3);
+    ck_assert(memcmp(req.token, "a\0b", 4) == 0);
+}
+END_TEST
+
+START_TEST(err_auth_token)
+{
+    ck_assert_int_eq(parse("{\"type\":\"auth\",\"id\":3}"), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_REQUEST);
+    ck_assert(req.has_id);
+    ck_assert_int_eq(req.id, 3);
+    ck_assert_str_eq(req.errmsg, "\"token\" is missing");
+    ck_assert_ptr_null(req.token);
+    gw_request_deinit(&req);
+    ck_assert_int_eq(parse("{\"type\":\"auth\",\"token\":5,\"id\":4}"), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_REQUEST);
+    ck_assert_str_eq(req.errmsg, "\"token\" must be a string");
+    ck_assert_ptr_null(req.token);
+}
+END_TEST
+
 START_TEST(unknown_fields_ignored)
 {
     ck_assert_int_eq(
@@ -322,6 +361,24 @@ START_TEST(build_ack_pong)
 }
 END_TEST
 
+START_TEST(build_ack_auth)
+{
+    struct gw_frame *f;
+
+    f = gw_codec_ack_auth(5, "user-1", 1700000000);
+    ck_assert_frame_eq(f, "{\"type\":\"ack\",\"id\":5,\"sub\":\"user-1\",\"exp\":1700000000}");
+    gw_frame_unref(f);
+    f = gw_codec_ack_auth(-1, NULL, 0);
+    ck_assert_frame_eq(f, "{\"type\":\"ack\",\"id\":-1,\"exp\":0}");
+    gw_frame_unref(f);
+    /* The subject is issuer text: escaped, invalid UTF-8 replaced. */
+    f = gw_codec_ack_auth(9007199254740991, "a\"b\\\n\xff", 9007199254740992);
+    ck_assert_frame_eq(f, "{\"type\":\"ack\",\"id\":9007199254740991,"
+                          "\"sub\":\"a\\\"b\\\\\\n\\ufffd\",\"exp\":9007199254740992}");
+    gw_frame_unref(f);
+}
+END_TEST
+
 START_TEST(build_error)
 {
     struct gw_frame *f;
@@ -351,7 +408,7 @@ START_TEST(slugs)
     static const char *const want[GW_ERR__COUNT] = {
         "none", "bad_json", "bad_request", "unknown_type", "bad_channel",
         "too_many_subscriptions", "message_too_large", "binary_not_supported",
-        "unavailable", "rate_limited",
+        "unavailable", "rate_limited", "unauthorized", "forbidden",
     };
 
     for (int e = GW_ERR_BAD_JSON; e < GW_ERR__COUNT; e++) {
@@ -498,6 +555,8 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, publish_object);
     tcase_add_test(tc, publish_any_value);
     tcase_add_test(tc, ping);
+    tcase_add_test(tc, auth);
+    tcase_add_test(tc, err_auth_token);
     tcase_add_test(tc, unknown_fields_ignored);
     tcase_add_test(tc, id_limits);
     tcase_add_test(tc, duplicate_keys_last_wins);
@@ -514,6 +573,7 @@ static Suite *codec_suite(void)
     tc = tcase_create("build");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, build_ack_pong);
+    tcase_add_test(tc, build_ack_auth);
     tcase_add_test(tc, build_error);
     tcase_add_test(tc, slugs);
     tcase_add_test(tc, error_from_parse_is_json);
