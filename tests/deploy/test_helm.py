@@ -93,6 +93,8 @@ VALUE_SETS = {
                  "--set", "ingress.tls[0].hosts[0]=wsgate.example.com"], []),
     "existingsecret": (["--set", "redis.existingSecret=my-redis", "--set", "redis.existingSecretKey=url"], []),
     "devredis": (["--set", "redis.dev.enabled=true"], []),
+    "tokensonly": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
+                    "--set", "access.jwt.existingSecret=my-jwt", "--set", "access.jwt.audience=wsgate"], []),
     "prod": (["-f", "@PROD"], []),
     "everything": (["--set", "autoscaling.enabled=true", "--set", "serviceMonitor.enabled=true",
                     "--set", "ingress.enabled=true", "--set", "redis.dev.enabled=true",
@@ -299,7 +301,35 @@ class HelmChart(unittest.TestCase):
     def test_existing_secret(self):
         e = self.check_essentials("existingsecret")
         self.assertEqual(e["ref"], {"name": "my-redis", "key": "url"})
-        self.assertEqual(by_kind(e["docs"], "Secret"), [], "no Secret of our own with an existing one")
+        self.assertEqual([s for s in by_kind(e["docs"], "Secret") if not s["metadata"]["name"].endswith("-jwt")],
+                         [], "no Redis Secret of our own with an existing one")
+
+    def test_access_defaults(self):
+        # The development setting: anonymous demo* channels (the demo page) and a generated
+        # HMAC secret mounted as a file, so tokens work too; nothing else is open.
+        e = self.check_essentials("defaults")
+        cm = one(e["docs"], "ConfigMap")["data"]
+        self.assertEqual(cm["WSGATE_ANONYMOUS_SUBSCRIBE"], "demo*")
+        self.assertEqual(cm["WSGATE_ANONYMOUS_PUBLISH"], "demo*")
+        env = {v["name"]: v for v in e["c"]["env"]}
+        path = env["WSGATE_JWT_HMAC_SECRET_FILE"]["value"]
+        (mount,) = e["c"]["volumeMounts"]
+        self.assertTrue(path.startswith(mount["mountPath"] + "/"))
+        self.assertIs(mount["readOnly"], True)
+        vol = next(v for v in e["pod"]["volumes"] if v["name"] == mount["name"])
+        secret = one(e["docs"], "Secret", vol["secret"]["secretName"])
+        (item,) = vol["secret"]["items"]
+        self.assertEqual(item["path"], path.rsplit("/", 1)[1])
+        self.assertGreaterEqual(len(base64.b64decode(secret["data"][item["key"]])), 32)
+
+    def test_access_tokens_only(self):
+        e = self.check_essentials("tokensonly")
+        cm = one(e["docs"], "ConfigMap")["data"]
+        self.assertEqual(cm["WSGATE_ANONYMOUS_SUBSCRIBE"], "")
+        self.assertEqual(cm["WSGATE_JWT_AUDIENCE"], "wsgate")
+        vol = next(v for v in e["pod"]["volumes"] if v["name"] == "jwt")
+        self.assertEqual(vol["secret"]["secretName"], "my-jwt")
+        self.assertEqual([s for s in by_kind(e["docs"], "Secret") if s["metadata"]["name"].endswith("-jwt")], [])
 
     def test_dev_redis(self):
         e = self.check_essentials("devredis")
@@ -342,6 +372,10 @@ class HelmChart(unittest.TestCase):
             (["--set", "redis.url=rediss://cache:6380"], "rediss"),
             (["--set", "redis.url="], "no Redis configured"),
             (["--set", "redis.dev.enabled=true", "--set", "redis.existingSecret=x"], "redis.dev.enabled"),
+            (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
+              "--set", "access.jwt.generateHmacSecret=false"], "no access configured"),
+            (["--set", "access.anonymousSubscribe[0]=a*b"], "anonymousSubscribe"),
+            (["--set", "gateway.extraEnv.WSGATE_ANONYMOUS_PUBLISH=x"], "WSGATE_ANONYMOUS_PUBLISH"),
         ]
         for flags, needle in cases:
             with self.subTest(flags=flags):

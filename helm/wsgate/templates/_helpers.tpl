@@ -105,10 +105,13 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 
 {{/* Settings that cannot be expressed in the schema; rendered (empty) by every template that uses values. */}}
 {{- define "wsgate.validate" -}}
-{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" }}
+{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_JWT_HMAC_SECRET_FILE" "WSGATE_ANONYMOUS_SUBSCRIBE" "WSGATE_ANONYMOUS_PUBLISH" "WSGATE_JWT_ISSUER" "WSGATE_JWT_AUDIENCE" "WSGATE_JWT_LEEWAY" }}
 {{- if hasKey $.Values.gateway.extraEnv $k }}
-{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds or the redis.* values" $k) }}
+{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds, the redis.* or the access.* values" $k) }}
 {{- end }}
+{{- end }}
+{{- if not (or .Values.access.anonymousSubscribe .Values.access.anonymousPublish (include "wsgate.jwtSecretName" .) (hasKey .Values.gateway.extraEnv "WSGATE_JWT_PUBLIC_KEY_FILES")) }}
+{{- fail "no access configured, so nobody could subscribe or publish: set access.jwt.generateHmacSecret or access.jwt.existingSecret, or access.anonymousSubscribe / access.anonymousPublish" }}
 {{- end }}
 {{- if and .Values.redis.dev.enabled .Values.redis.existingSecret }}
 {{- fail "redis.dev.enabled and redis.existingSecret are both set: choose the development Redis or an external one" }}
@@ -122,5 +125,22 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 {{- $grace := int (include "wsgate.terminationGracePeriodSeconds" .) }}
 {{- if le $grace (int (add .Values.shutdown.preStopSleepSeconds .Values.gateway.drainTimeoutSeconds)) }}
 {{- fail "terminationGracePeriodSeconds must exceed shutdown.preStopSleepSeconds + gateway.drainTimeoutSeconds" }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the HMAC secret; empty when tokens are not verified with one. */}}
+{{- define "wsgate.jwtSecretName" -}}
+{{- if .Values.access.jwt.existingSecret }}
+{{- .Values.access.jwt.existingSecret }}
+{{- else if .Values.access.jwt.generateHmacSecret }}
+{{- printf "%s-jwt" (include "wsgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "wsgate.jwtSecretKey" -}}
+{{- if .Values.access.jwt.existingSecret }}
+{{- .Values.access.jwt.existingSecretKey }}
+{{- else -}}
+jwt-hmac-secret
 {{- end }}
 {{- end }}
