@@ -42,6 +42,11 @@ struct gw_config {
     int redis_backoff_max_ms;
     int resubscribe_batch;
 
+    char *api_key_file; /* owned, NULL = HTTP publish API off */
+    char *api_listen_host; /* owned, NULL = the API is served on --listen */
+    int api_listen_port;
+    size_t max_api_body_bytes;
+
     enum gw_log_level log_level;
     enum gw_log_format log_format;
 

@@ -36,6 +36,13 @@ const char *gw_shed_reason_name(enum gw_shed_reason r);
 enum gw_refuse_reason { GW_REFUSE_PATH = 0, GW_REFUSE_DRAINING, GW_REFUSE_LIMIT, GW_REFUSE__COUNT };
 const char *gw_refuse_reason_name(enum gw_refuse_reason r);
 
+/* The HTTP statuses POST /api/publish answers with, in the order of
+ * gw_worker_stats.api_requests (wsgate_api_requests_total{code}). */
+#define GW_API_CODES 7
+extern const unsigned int gw_api_codes[GW_API_CODES];
+/* Index of status in gw_api_codes, or -1 when it is not one of them. */
+int gw_api_code_index(unsigned int status);
+
 /* Written only by one worker thread. Gauges wrap as uint64 (add -1). */
 struct gw_worker_stats {
     gw_stat connections;
@@ -47,6 +54,7 @@ struct gw_worker_stats {
     gw_stat shed[GW_SHED__COUNT];
     gw_stat upgrades_refused[GW_REFUSE__COUNT];
     gw_stat client_errors[GW_ERR__COUNT];
+    gw_stat api_requests[GW_API_CODES];
 };
 
 /* Written only by the bus thread. */

@@ -57,6 +57,7 @@ struct gw_worker {
     struct gw_session_host host;
     struct gw_hub hub;
     struct gw_registry sessions;
+    struct gw_api api; /* HTTP publishes awaiting Redis; on worker 0 the --api-listen socket */
     uint64_t next_seq;
     bool inbox_drain_scheduled;
     int64_t last_inbox_drain_us;
@@ -211,7 +212,7 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
-        if (s)
+        if (!gw_api_publish_result(&w->api, m->session_id, m->ok) && s) /* api.h: own id space */
             gw_session_publish_result(s, m->ok, m->has_id, m->id);
         break;
     }
@@ -301,8 +302,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        enum gw_refuse_reason why;
-        if (gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, &why))
+        enum gw_refuse_reason why = GW_REFUSE_PATH; /* the API port has no WebSocket */
+        if (!gw_api_port(wsi) && gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, &why))
             return 0;
         gw_stat_add(&w->stats.upgrades_refused[why], 1);
         return -1;
@@ -352,14 +353,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         break;
     case LWS_CALLBACK_HTTP:
-        return gw_http_request(w->node, wsi, &c->http, in);
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return gw_http_writeable(wsi, &c->http);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (c)
-            gw_http_release(&c->http);
-        break;
+        return gw_http_callback(w->node, &w->api, wsi, reason, c ? &c->http : NULL, in, len);
     default:
         break;
     }
@@ -489,6 +488,8 @@ static void *worker_main(void *arg)
     listening = true;
     w->listen_poll.data = w;
     uv_poll_start(&w->listen_poll, UV_READABLE, on_listen_ready);
+    if ((rc = gw_api_start(&w->api, w->node, w->index, &w->loop, w->vhost)) != 0)
+        goto fail; /* last step: nothing of the API to undo below */
     uv_timer_start(&w->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     worker_set_start_result(w, 0);
     worker_drain_inbox(w); /* anything posted before the loop ran */
@@ -496,6 +497,7 @@ static void *worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 
     uv_poll_stop(&w->listen_poll);
+    gw_api_stop(&w->api);
     pthread_mutex_lock(&w->state_lock);
     w->stopped = true;
     pthread_cond_broadcast(&w->state_cond);
@@ -593,6 +595,7 @@ void gw_worker_free(struct gw_worker *w)
     gw_mailbox_deinit(&w->inbox);
     gw_hub_deinit(&w->hub);
     gw_registry_deinit(&w->sessions);
+    gw_api_deinit(&w->api);
     pthread_mutex_destroy(&w->state_lock);
     pthread_cond_destroy(&w->state_cond);
     free(w);

@@ -93,6 +93,7 @@ VALUE_SETS = {
                  "--set", "ingress.tls[0].hosts[0]=wsgate.example.com"], []),
     "existingsecret": (["--set", "redis.existingSecret=my-redis", "--set", "redis.existingSecretKey=url"], []),
     "devredis": (["--set", "redis.dev.enabled=true"], []),
+    "api": (["--set", "api.existingSecret=wsgate-api-keys", "--set", "api.listen=8081"], []),
     "prod": (["-f", "@PROD"], []),
     "everything": (["--set", "autoscaling.enabled=true", "--set", "serviceMonitor.enabled=true",
                     "--set", "ingress.enabled=true", "--set", "redis.dev.enabled=true",
@@ -233,10 +234,14 @@ class HelmChart(unittest.TestCase):
         self.assertEqual(env["WSGATE_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name")
         ref = env["WSGATE_REDIS_URL"]["valueFrom"]["secretKeyRef"]
         self.assertEqual(c["envFrom"][0]["configMapRef"]["name"], one(docs, "ConfigMap")["metadata"]["name"])
-        svc = next(s for s in by_kind(docs, "Service") if subset(s["spec"]["selector"], labels))
+        # The publish API's own Service (api.listen) selects the gateway pods too.
+        def is_api(s):
+            return s["metadata"]["name"].endswith("-api")
+        svc = next(s for s in by_kind(docs, "Service") if subset(s["spec"]["selector"], labels)
+                   and not is_api(s))
         self.assertEqual(svc["spec"]["ports"][0]["targetPort"], "http")
         for s in by_kind(docs, "Service"):  # no Service mixes gateway and redis pods
-            if s is not svc:
+            if s is not svc and not is_api(s):
                 self.assertFalse(subset(s["spec"]["selector"], labels), s["metadata"]["name"])
         sa = pod["serviceAccountName"]
         if by_kind(docs, "ServiceAccount"):
@@ -301,6 +306,27 @@ class HelmChart(unittest.TestCase):
         self.assertEqual(e["ref"], {"name": "my-redis", "key": "url"})
         self.assertEqual(by_kind(e["docs"], "Secret"), [], "no Secret of our own with an existing one")
 
+    def test_api_keys_from_secret(self):
+        e = self.check_essentials("api")
+        env = {x["name"]: x for x in e["c"]["env"]}
+        self.assertEqual(env["WSGATE_API_KEY_FILE"]["value"], "/run/secrets/wsgate-api/keys")
+        self.assertEqual(env["WSGATE_API_LISTEN"]["value"], "0.0.0.0:8081")
+        (mount,) = e["c"]["volumeMounts"]
+        self.assertEqual((mount["mountPath"], mount["readOnly"]), ("/run/secrets/wsgate-api", True))
+        (vol,) = [v for v in e["pod"]["volumes"] if v["name"] == mount["name"]]
+        self.assertEqual(vol["secret"]["secretName"], "wsgate-api-keys")
+        ports = {p["name"]: p["containerPort"] for p in e["c"]["ports"]}
+        self.assertEqual(ports["api"], 8081)
+        api = one(e["docs"], "Service", "rel-wsgate-api")
+        self.assertEqual(api["spec"]["type"], "ClusterIP")
+        self.assertEqual(api["spec"]["ports"][0]["targetPort"], "api")
+        self.assertNotEqual(e["svc"]["spec"]["ports"][0]["targetPort"], "api")
+        # Off by default: no key file, no mount, no API Service.
+        d = self.check_essentials("defaults")
+        self.assertNotIn("WSGATE_API_KEY_FILE", {x["name"] for x in d["c"]["env"]})
+        self.assertNotIn("volumeMounts", d["c"])
+        self.assertEqual([s for s in by_kind(d["docs"], "Service") if s["metadata"]["name"].endswith("-api")], [])
+
     def test_dev_redis(self):
         e = self.check_essentials("devredis")
         docs = e["docs"]
@@ -342,6 +368,10 @@ class HelmChart(unittest.TestCase):
             (["--set", "redis.url=rediss://cache:6380"], "rediss"),
             (["--set", "redis.url="], "no Redis configured"),
             (["--set", "redis.dev.enabled=true", "--set", "redis.existingSecret=x"], "redis.dev.enabled"),
+            (["--set", "api.listen=8081"], "api.listen needs api.existingSecret"),
+            (["--set", "api.existingSecret=k", "--set", "api.listen=8080"], "api.listen must differ"),
+            (["--set", "api.token=x"], "token"),
+            (["--set", "gateway.extraEnv.WSGATE_API_KEY_FILE=/k"], "WSGATE_API_KEY_FILE"),
         ]
         for flags, needle in cases:
             with self.subTest(flags=flags):

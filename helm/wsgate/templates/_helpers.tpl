@@ -105,10 +105,16 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 
 {{/* Settings that cannot be expressed in the schema; rendered (empty) by every template that uses values. */}}
 {{- define "wsgate.validate" -}}
-{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" }}
+{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_API_KEY_FILE" "WSGATE_API_LISTEN" }}
 {{- if hasKey $.Values.gateway.extraEnv $k }}
-{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds or the redis.* values" $k) }}
+{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds, the redis.* or the api.* values" $k) }}
 {{- end }}
+{{- end }}
+{{- if and .Values.api.listen (not .Values.api.existingSecret) }}
+{{- fail "api.listen needs api.existingSecret: without keys the publish API is off" }}
+{{- end }}
+{{- if and .Values.api.listen (eq (int .Values.api.listen) (int .Values.gateway.port)) }}
+{{- fail "api.listen must differ from gateway.port (or be 0 to serve the API on gateway.port)" }}
 {{- end }}
 {{- if and .Values.redis.dev.enabled .Values.redis.existingSecret }}
 {{- fail "redis.dev.enabled and redis.existingSecret are both set: choose the development Redis or an external one" }}
