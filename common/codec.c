@@ -370,6 +370,30 @@ int gw_codec_parse(const char *buf, size_t len, struct gw_request *req)
     return rc;
 }
 
+int gw_codec_parse_publish_body(const char *buf, size_t len, struct gw_request *req)
+{
+    json_error_t jerr;
+    json_t *root;
+    int rc;
+
+    memset(req, 0, sizeof *req);
+    req->type = GW_REQ_PUBLISH;
+    root = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    /* Valid JSON that jansson cannot hold is the sender's mistake in
+     * content, not in syntax (see gw_codec_parse). */
+    if (!root && buf && gw_json_valid(buf, len))
+        return fail(req, GW_ERR_BAD_REQUEST,
+                    "numbers must fit in a 64-bit integer or a double, and keys must not contain \\u0000");
+    if (!root)
+        return fail(req, GW_ERR_BAD_JSON, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
+    if (!json_is_object(root))
+        rc = fail(req, GW_ERR_BAD_REQUEST, "body must be a JSON object with \"channel\" and \"data\"");
+    else if ((rc = parse_channel(root, req)) == 0)
+        rc = parse_data(root, req);
+    json_decref(root);
+    return rc;
+}
+
 void gw_request_deinit(struct gw_request *req)
 {
     free(req->data_json);

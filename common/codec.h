@@ -60,6 +60,13 @@ struct gw_request {
 int gw_codec_parse(const char *buf, size_t len, struct gw_request *req);
 void gw_request_deinit(struct gw_request *req);
 
+/* Parses the body of an HTTP publish (POST /api/publish): a JSON object with
+ * "channel" and "data" under the same rules as a client publish, other
+ * members ignored. On success req->type is GW_REQ_PUBLISH and req holds the
+ * channel and data_json; otherwise -EINVAL with err bad_json, bad_request or
+ * bad_channel and errmsg. Same ownership as gw_codec_parse. */
+int gw_codec_parse_publish_body(const char *buf, size_t len, struct gw_request *req);
+
 const char *gw_err_slug(enum gw_err err);
 
 /* Frame builders. Each returns a new frame (refcount 1) owned by the caller. */

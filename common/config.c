@@ -31,6 +31,8 @@ enum opt_type {
     OPT_STR,      /* optional char * field at off; empty = unset */
     OPT_FILES,    /* gw_strlist of non-empty paths at off */
     OPT_PATTERNS, /* gw_strlist of valid patterns at off */
+    OPT_API_KEY_FILE,
+    OPT_API_LISTEN,
     OPT_FLAG,   /* --help, --version: no value, no environment variable */
 };
 
@@ -116,6 +118,12 @@ static const struct opt opts[] = {
               "comma-separated channel patterns clients may subscribe to without a token"),
     TYPED_OPT("anonymous-publish", OPT_PATTERNS, anonymous_publish, "(nothing)",
               "comma-separated channel patterns clients may publish to without a token"),
+    { "api-key-file", OPT_API_KEY_FILE, 0, 0, 0, NULL, "(API off)",
+      "file of keys for POST /api/publish, one per line (rotation: several); unset: the API answers 404" },
+    { "api-listen", OPT_API_LISTEN, 0, 0, 0, NULL, "(on --listen)",
+      "serve the publish API only on this host:port (then --listen answers 404 for it)" },
+    SIZE_OPT("max-api-body-bytes", max_api_body_bytes, 128, 64 * MIB, "65536",
+             "largest POST /api/publish body; a larger one gets 413 unread"),
     { "log-level", OPT_LOG_LEVEL, 0, 0, 0, "info", NULL, "error, warn, info or debug" },
     { "log-format", OPT_LOG_FORMAT, 0, 0, 0, "text", NULL, "text or json" },
     { "help", OPT_FLAG, 0, 0, 0, NULL, "", "print this help and exit (also -h)" },
@@ -291,6 +299,27 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
                            src, NODE_ID_MAX, val);
         replace_str(&cfg->node_id, val);
         return 0;
+    case OPT_API_KEY_FILE:
+        /* Empty means unset, as for --redis-url. */
+        free(cfg->api_key_file);
+        cfg->api_key_file = len ? gw_xstrdup(val) : NULL;
+        return 0;
+    case OPT_API_LISTEN: {
+        char *host, reason[160];
+        int port;
+
+        if (len == 0) {
+            free(cfg->api_listen_host);
+            cfg->api_listen_host = NULL;
+            return 0;
+        }
+        if (gw_addr_parse_listen(val, &host, &port, reason, sizeof reason) != 0)
+            return gw_text_err(err, errlen, "%s: %s", src, reason);
+        free(cfg->api_listen_host);
+        cfg->api_listen_host = host;
+        cfg->api_listen_port = port;
+        return 0;
+    }
     case OPT_LOG_LEVEL:
         if (gw_log_level_parse(val, &cfg->log_level) != 0)
             return gw_text_err(err, errlen,
@@ -366,6 +395,8 @@ void gw_config_deinit(struct gw_config *cfg)
     strlist_clear(&cfg->jwt_public_key_files);
     strlist_clear(&cfg->anonymous_subscribe);
     strlist_clear(&cfg->anonymous_publish);
+    free(cfg->api_key_file);
+    free(cfg->api_listen_host);
     gw_addr_redis_deinit(&cfg->redis);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -395,6 +426,8 @@ static int validate(const struct gw_config *cfg, char *err, size_t errlen)
         return gw_text_err(err, errlen,
                        "--redis-backoff-max-ms (%d) must be at least --redis-backoff-min-ms (%d)",
                        cfg->redis_backoff_max_ms, cfg->redis_backoff_min_ms);
+    if (cfg->api_listen_host && !cfg->api_key_file)
+        return gw_text_err(err, errlen, "--api-listen needs --api-key-file (without keys the API is off)");
     return 0;
 }
 
@@ -579,6 +612,18 @@ void gw_config_log(const struct gw_config *cfg)
             break;
         case OPT_NODE_ID:
             append(buf, sizeof buf, &len, "%s", cfg->node_id);
+            break;
+        case OPT_API_KEY_FILE:
+            append(buf, sizeof buf, &len, "%s", cfg->api_key_file ? cfg->api_key_file : "none");
+            break;
+        case OPT_API_LISTEN:
+            if (!cfg->api_listen_host) {
+                append(buf, sizeof buf, &len, "same");
+                break;
+            }
+            v6 = strchr(cfg->api_listen_host, ':') != NULL;
+            append(buf, sizeof buf, &len, "%s%s%s:%d", v6 ? "[" : "", cfg->api_listen_host,
+                   v6 ? "]" : "", cfg->api_listen_port);
             break;
         case OPT_LOG_LEVEL:
             append(buf, sizeof buf, &len, "%s", levels[cfg->log_level]);

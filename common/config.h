@@ -59,6 +59,10 @@ struct gw_config {
     int auth_timeout_s; /* without anonymous rights: close 4004 after this */
     struct gw_strlist anonymous_subscribe; /* patterns (pattern.h), {sub} never matches */
     struct gw_strlist anonymous_publish;
+    char *api_key_file; /* owned, NULL = HTTP publish API off */
+    char *api_listen_host; /* owned, NULL = the API is served on --listen */
+    int api_listen_port;
+    size_t max_api_body_bytes;
 
     enum gw_log_level log_level;
     enum gw_log_format log_format;

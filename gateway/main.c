@@ -15,6 +15,7 @@
 
 #include "access.h"
 #include "alloc.h"
+#include "apikey.h"
 #include "bus.h"
 #include "config.h"
 #include "log.h"
@@ -96,8 +97,22 @@ static int run(const struct gw_config *cfg, const struct gw_access *access)
     struct gw_node node = { .cfg = cfg, .access = access, .nworkers = cfg->workers, .bus_ops = &node_bus_ops };
     struct gw_worker **workers = gw_xcalloc((size_t)cfg->workers, sizeof(*workers));
     struct gw_bus *bus;
+    struct gw_apikeys keys = { 0 };
     sigset_t sigs;
     int sig = 0, started = 0, rc = 0;
+    char err[512];
+
+    /* Before any thread: a bad key file is a startup error, not a 401 later. */
+    if (cfg->api_key_file) {
+        if (gw_apikeys_load(&keys, cfg->api_key_file, err, sizeof(err)) != 0) {
+            LOG_ERR("%s", err);
+            gw_apikeys_deinit(&keys);
+            free(workers);
+            return 1;
+        }
+        node.api_keys = &keys;
+        LOG_INFO("http publish api on keys=%zu listen=%s", keys.count, cfg->api_listen_host ? "own" : "same");
+    }
 
     atomic_init(&node.draining, false);
     atomic_init(&node.connections, 0);
@@ -137,6 +152,7 @@ out:
     gw_bus_free(bus);
     free(workers);
     free(node.worker_stats);
+    gw_apikeys_deinit(&keys);
     if (gw_frame_live_count() != 0)
         LOG_WARN("frames still allocated at exit count=%ld", gw_frame_live_count());
     LOG_INFO("exit code=%d", rc ? 1 : 0);

@@ -31,6 +31,17 @@ const char *gw_auth_fail_name(int reason)
     return reason == GW_AUTH_FAIL_TIMEOUT ? "timeout" : gw_jwt_reason_label((enum gw_jwt_reason)reason);
 }
 
+const unsigned int gw_api_codes[GW_API_CODES] = { 200, 400, 401, 405, 411, 413, 503 };
+
+int gw_api_code_index(unsigned int status)
+{
+    for (int i = 0; i < GW_API_CODES; i++) {
+        if (gw_api_codes[i] == status)
+            return i;
+    }
+    return -1;
+}
+
 struct strbuf {
     char *buf;
     size_t len, cap;
@@ -100,7 +111,7 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     family(&sb, "wsgate_messages_delivered_total", "counter", "Messages written to client sockets (one per recipient).");
     sb_printf(&sb, "wsgate_messages_delivered_total %llu\n", (unsigned long long)WSUM(messages_delivered));
 
-    family(&sb, "wsgate_client_publishes_total", "counter", "Client publish requests by result.");
+    family(&sb, "wsgate_client_publishes_total", "counter", "Publishes from clients and the HTTP API, by result.");
     sb_printf(&sb, "wsgate_client_publishes_total{result=\"ok\"} %llu\n", (unsigned long long)gw_stat_get(&bus->publishes_ok));
     sb_printf(&sb, "wsgate_client_publishes_total{result=\"error\"} %llu\n", (unsigned long long)gw_stat_get(&bus->publishes_failed));
 
@@ -134,6 +145,14 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
             v += gw_stat_get(&workers[i]->auth_failures[r]);
         sb_printf(&sb, "wsgate_auth_failures_total{reason=\"%s\"} %llu\n", gw_auth_fail_name(r),
                   (unsigned long long)v);
+    }
+
+    family(&sb, "wsgate_api_requests_total", "counter", "POST /api/publish requests, by HTTP status of the answer.");
+    for (int c = 0; c < GW_API_CODES; c++) {
+        uint64_t v = 0;
+        for (int i = 0; i < nworkers; i++)
+            v += gw_stat_get(&workers[i]->api_requests[c]);
+        sb_printf(&sb, "wsgate_api_requests_total{code=\"%u\"} %llu\n", gw_api_codes[c], (unsigned long long)v);
     }
 
     family(&sb, "wsgate_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.");

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "access.h"
+#include "apikey.h"
 #include "config.h"
 #include "metrics.h"
 
@@ -31,6 +32,7 @@ struct gw_node_bus_ops {
 struct gw_node {
     const struct gw_config *cfg;
     const struct gw_access *access; /* keys and anonymous rights */
+    const struct gw_apikeys *api_keys; /* from --api-key-file, owned by main; NULL = API off */
     const struct gw_node_bus_ops *bus_ops;
     void *bus;
     const struct gw_bus_stats *bus_stats;

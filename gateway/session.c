@@ -35,7 +35,11 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
     s->tokens = (int64_t)cfg->client_burst * TOKEN_UNIT;
     s->last_refill_us = now;
     s->last_rx_us = now;
-    s->last_ping_us = now;
+    /* The first ping comes between half an interval and a whole one after
+     * the connect, spread by id: a connect storm must not ping in one burst
+     * every interval ever after. */
+    int64_t ping_us = (int64_t)cfg->ping_interval_s * 1000000;
+    s->last_ping_us = now - (int64_t)((id * 0x9E3779B97F4A7C15ULL) % (uint64_t)(ping_us / 2 + 1));
     if (!gw_access_anonymous_rights(host->access))
         s->auth_deadline_us = now + (int64_t)cfg->auth_timeout_s * 1000000;
     LOG_DBG("open id=%llu", (unsigned long long)s->id);
@@ -455,18 +459,30 @@ static struct gw_frame *outq_take(struct gw_session *s)
  * sends or buffers it and flushes it before anything else lws writes (pings,
  * pongs, the close frame). The listener is plain TCP, so there is no TLS
  * layer to bypass, and no extension is ever negotiated. */
+/* A server ping: never empty, since lws 4.1.6 raises no RECEIVE_PONG for an
+ * empty pong, and a pong echoes the ping's payload. */
+static const unsigned char ping_frame[] = { 0x89, 8, 'w', 's', 'g', 'a', 't', 'e', ':', 'p' };
+
 static int write_queued(struct gw_session *s)
 {
-    struct iovec iov[GW_WRITE_BATCH_FRAMES];
-    size_t total = 0;
+    struct iovec iov[GW_WRITE_BATCH_FRAMES + 1];
+    size_t total = 0, nframes = 0;
     int n = 0;
     struct gw_frame *f;
+    bool ping = s->ping_due;
 
-    while (n < GW_WRITE_BATCH_FRAMES && total < GW_WRITE_BATCH_BYTES && (f = gw_outq_at(&s->outq, (size_t)n))) {
+    /* A due ping goes first, in the same writev: a control frame may sit
+     * between any two messages, and this way it costs no writable request. */
+    if (ping) {
+        iov[n++] = (struct iovec){ (void *)ping_frame, sizeof(ping_frame) };
+        total = sizeof(ping_frame);
+    }
+    while (nframes < GW_WRITE_BATCH_FRAMES && total < GW_WRITE_BATCH_BYTES && (f = gw_outq_at(&s->outq, nframes))) {
         iov[n].iov_base = (void *)gw_frame_wire(f);
         iov[n].iov_len = gw_frame_wire_len(f);
         total += iov[n].iov_len;
         n++;
+        nframes++;
     }
     ssize_t sent = writev(lws_get_socket_fd(s->wsi), iov, n);
     if (sent < 0) {
@@ -474,8 +490,15 @@ static int write_queued(struct gw_session *s)
             return 0;
         return -1;
     }
-    int frames = 0;
     size_t left = (size_t)sent;
+    if (ping && left > 0) {
+        s->ping_due = false;
+        if (left < sizeof(ping_frame))
+            return lws_write(s->wsi, (unsigned char *)ping_frame + left, sizeof(ping_frame) - left,
+                             LWS_WRITE_RAW) < 0 ? -1 : 0;
+        left -= sizeof(ping_frame);
+    }
+    int frames = 0;
     while (left > 0) {
         f = outq_take(s);
         frames++;
@@ -502,34 +525,22 @@ int gw_session_writeable(struct gw_session *s)
                          strlen(s->close_reason));
         return GW_SESSION_SEND_CLOSE;
     }
-    if (s->ping_due) {
-        /* Never an empty ping: lws 4.1.6 raises no RECEIVE_PONG for an empty
-         * pong, and a pong echoes the ping's payload. */
-        unsigned char buf[LWS_PRE + 8];
-        memcpy(buf + LWS_PRE, "wsgate:p", 8);
-        s->ping_due = false;
-        if (lws_write(s->wsi, buf + LWS_PRE, 8, LWS_WRITE_PING) < 0)
-            return -1;
-        if (!gw_outq_empty(&s->outq))
-            request_writable(s);
-        return 0;
-    }
-    if (gw_outq_empty(&s->outq))
+    if (gw_outq_empty(&s->outq) && !s->ping_due)
         return 0;
     if (write_queued(s) < 0)
         return -1;
-    if (!gw_outq_empty(&s->outq) || s->state == GW_SESSION_CLOSING)
+    if (!gw_outq_empty(&s->outq) || s->ping_due || s->state == GW_SESSION_CLOSING)
         request_writable(s);
     return 0;
 }
 
 void gw_session_flush(struct gw_session *s)
 {
-    if (s->state != GW_SESSION_OPEN || gw_outq_empty(&s->outq) || s->write_requested)
+    if (s->state != GW_SESSION_OPEN || (gw_outq_empty(&s->outq) && !s->ping_due) || s->write_requested)
         return;
-    /* lws holds the rest of an earlier frame, or a ping is owed: both must go
-     * out in order, which only WRITEABLE guarantees. */
-    if (s->ping_due || lws_partial_buffered(s->wsi)) {
+    /* lws holds the rest of an earlier frame: it must go out first, which
+     * only WRITEABLE guarantees. */
+    if (lws_partial_buffered(s->wsi)) {
         request_writable(s);
         return;
     }
@@ -542,7 +553,7 @@ void gw_session_flush(struct gw_session *s)
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
-    if (!gw_outq_empty(&s->outq))
+    if (!gw_outq_empty(&s->outq) || s->ping_due)
         request_writable(s);
 }
 
@@ -575,7 +586,8 @@ int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
     if (now_us - s->last_ping_us >= ping_us) {
         s->last_ping_us = now_us;
         s->ping_due = true;
-        request_writable(s);
+        if (!s->write_requested && !s->flush_queued)
+            s->host->ops->want_flush(s->host->ctx, s);
     }
     int64_t idle_at = s->last_rx_us + idle_us + 1, ping_at = s->last_ping_us + ping_us;
     int64_t due = idle_at < ping_at ? idle_at : ping_at;

@@ -57,6 +57,7 @@ struct gw_worker {
     struct gw_session_host host;
     struct gw_hub hub;
     struct gw_registry sessions;
+    struct gw_api api; /* HTTP publishes awaiting Redis; on worker 0 the --api-listen socket */
     uint64_t next_seq;
     bool inbox_drain_scheduled;
     int64_t last_inbox_drain_us;
@@ -83,7 +84,7 @@ struct conn {
     bool established; /* counted in wsi_alive, from ESTABLISHED to WSI_DESTROY */
 };
 
-/* ---- what sessions and the hub get from their worker ---- */
+/* ---- what sessions and the hub get from their worker; sessions ---- */
 
 static void host_want_flush(void *ctx, struct gw_session *s)
 {
@@ -150,8 +151,6 @@ static const struct gw_hub_ops hub_ops = {
     .ack = hub_ack,
 };
 
-/* ---- sessions ---- */
-
 static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *wsi)
 {
     uint64_t id = ((uint64_t)w->index << 56) | ++w->next_seq;
@@ -216,7 +215,7 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
-        if (s)
+        if (!gw_api_publish_result(&w->api, m->session_id, m->ok) && s) /* api.h: own id space */
             gw_session_publish_result(s, m->ok, m->has_id, m->id);
         break;
     }
@@ -302,12 +301,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
     struct gw_worker *w = lws_context_user(lws_get_context(wsi));
     struct conn *c = user;
-    int rc = 0;
+    int rc;
 
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        enum gw_refuse_reason why;
-        if (gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, &why))
+        enum gw_refuse_reason why = GW_REFUSE_PATH; /* the API port has no WebSocket */
+        if (!gw_api_port(wsi) && gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, &why))
             return 0;
         gw_stat_add(&w->stats.upgrades_refused[why], 1);
         return -1;
@@ -357,14 +356,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         break;
     case LWS_CALLBACK_HTTP:
-        return gw_http_request(w->node, wsi, &c->http, in);
+    case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return gw_http_writeable(wsi, &c->http);
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (c)
-            gw_http_release(&c->http);
-        break;
+        return gw_http_callback(w->node, &w->api, wsi, reason, c ? &c->http : NULL, in, len);
     default:
         break;
     }
@@ -400,6 +397,11 @@ static void on_listen_ready(uv_poll_t *p, int status, int events)
 
 /* ---- the thread ---- */
 
+/* lws' own "validity" keepalive off (sessions ping on the worker's wheel): left
+ * on, every frame received re-inserts the wsi into a sorted list walked from
+ * its head, O(connections) per frame: 79% of a node's CPU at 9,500 clients. */
+static const lws_retry_bo_t no_lws_keepalive = { .secs_since_valid_hangup = 0 };
+
 static struct lws_context *worker_create_context(struct gw_worker *w)
 {
     struct lws_context_creation_info info;
@@ -415,6 +417,7 @@ static struct lws_context *worker_create_context(struct gw_worker *w)
     info.foreign_loops = loops;
     info.pcontext = &w->ctx; /* lws clears it once the context is really freed */
     info.timeout_secs = 10;
+    info.retry_and_idle_policy = &no_lws_keepalive;
     return lws_create_context(&info);
 }
 
@@ -488,6 +491,8 @@ static void *worker_main(void *arg)
     listening = true;
     w->listen_poll.data = w;
     uv_poll_start(&w->listen_poll, UV_READABLE, on_listen_ready);
+    if ((rc = gw_api_start(&w->api, w->node, w->index, &w->loop, w->vhost)) != 0)
+        goto fail; /* last step: nothing of the API to undo below */
     uv_timer_start(&w->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     worker_set_start_result(w, 0);
     worker_drain_inbox(w); /* anything posted before the loop ran */
@@ -495,6 +500,7 @@ static void *worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 
     uv_poll_stop(&w->listen_poll);
+    gw_api_stop(&w->api);
     pthread_mutex_lock(&w->state_lock);
     w->stopped = true;
     pthread_cond_broadcast(&w->state_cond);
@@ -592,6 +598,7 @@ void gw_worker_free(struct gw_worker *w)
     gw_mailbox_deinit(&w->inbox);
     gw_hub_deinit(&w->hub);
     gw_registry_deinit(&w->sessions);
+    gw_api_deinit(&w->api);
     pthread_mutex_destroy(&w->state_lock);
     pthread_cond_destroy(&w->state_cond);
     free(w);

@@ -95,6 +95,7 @@ VALUE_SETS = {
     "devredis": (["--set", "redis.dev.enabled=true"], []),
     "tokensonly": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
                     "--set", "access.jwt.existingSecret=my-jwt", "--set", "access.jwt.audience=wsgate"], []),
+    "api": (["--set", "api.existingSecret=wsgate-api-keys", "--set", "api.listen=8081"], []),
     "prod": (["-f", "@PROD"], []),
     "everything": (["--set", "autoscaling.enabled=true", "--set", "serviceMonitor.enabled=true",
                     "--set", "ingress.enabled=true", "--set", "redis.dev.enabled=true",
@@ -235,10 +236,14 @@ class HelmChart(unittest.TestCase):
         self.assertEqual(env["WSGATE_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name")
         ref = env["WSGATE_REDIS_URL"]["valueFrom"]["secretKeyRef"]
         self.assertEqual(c["envFrom"][0]["configMapRef"]["name"], one(docs, "ConfigMap")["metadata"]["name"])
-        svc = next(s for s in by_kind(docs, "Service") if subset(s["spec"]["selector"], labels))
+        # The publish API's own Service (api.listen) selects the gateway pods too.
+        def is_api(s):
+            return s["metadata"]["name"].endswith("-api")
+        svc = next(s for s in by_kind(docs, "Service") if subset(s["spec"]["selector"], labels)
+                   and not is_api(s))
         self.assertEqual(svc["spec"]["ports"][0]["targetPort"], "http")
         for s in by_kind(docs, "Service"):  # no Service mixes gateway and redis pods
-            if s is not svc:
+            if s is not svc and not is_api(s):
                 self.assertFalse(subset(s["spec"]["selector"], labels), s["metadata"]["name"])
         sa = pod["serviceAccountName"]
         if by_kind(docs, "ServiceAccount"):
@@ -331,6 +336,27 @@ class HelmChart(unittest.TestCase):
         self.assertEqual(vol["secret"]["secretName"], "my-jwt")
         self.assertEqual([s for s in by_kind(e["docs"], "Secret") if s["metadata"]["name"].endswith("-jwt")], [])
 
+    def test_api_keys_from_secret(self):
+        e = self.check_essentials("api")
+        env = {x["name"]: x for x in e["c"]["env"]}
+        self.assertEqual(env["WSGATE_API_KEY_FILE"]["value"], "/run/secrets/wsgate-api/keys")
+        self.assertEqual(env["WSGATE_API_LISTEN"]["value"], "0.0.0.0:8081")
+        (mount,) = [m for m in e["c"]["volumeMounts"] if m["name"] != "jwt"]  # jwt: access.jwt
+        self.assertEqual((mount["mountPath"], mount["readOnly"]), ("/run/secrets/wsgate-api", True))
+        (vol,) = [v for v in e["pod"]["volumes"] if v["name"] == mount["name"]]
+        self.assertEqual(vol["secret"]["secretName"], "wsgate-api-keys")
+        ports = {p["name"]: p["containerPort"] for p in e["c"]["ports"]}
+        self.assertEqual(ports["api"], 8081)
+        api = one(e["docs"], "Service", "rel-wsgate-api")
+        self.assertEqual(api["spec"]["type"], "ClusterIP")
+        self.assertEqual(api["spec"]["ports"][0]["targetPort"], "api")
+        self.assertNotEqual(e["svc"]["spec"]["ports"][0]["targetPort"], "api")
+        # Off by default: no key file, no mount, no API Service.
+        d = self.check_essentials("defaults")
+        self.assertNotIn("WSGATE_API_KEY_FILE", {x["name"] for x in d["c"]["env"]})
+        self.assertEqual([m["name"] for m in d["c"]["volumeMounts"]], ["jwt"], "only the generated HMAC secret")
+        self.assertEqual([s for s in by_kind(d["docs"], "Service") if s["metadata"]["name"].endswith("-api")], [])
+
     def test_dev_redis(self):
         e = self.check_essentials("devredis")
         docs = e["docs"]
@@ -376,6 +402,10 @@ class HelmChart(unittest.TestCase):
               "--set", "access.jwt.generateHmacSecret=false"], "no access configured"),
             (["--set", "access.anonymousSubscribe[0]=a*b"], "anonymousSubscribe"),
             (["--set", "gateway.extraEnv.WSGATE_ANONYMOUS_PUBLISH=x"], "WSGATE_ANONYMOUS_PUBLISH"),
+            (["--set", "api.listen=8081"], "api.listen needs api.existingSecret"),
+            (["--set", "api.existingSecret=k", "--set", "api.listen=8080"], "api.listen must differ"),
+            (["--set", "api.token=x"], "token"),
+            (["--set", "gateway.extraEnv.WSGATE_API_KEY_FILE=/k"], "WSGATE_API_KEY_FILE"),
         ]
         for flags, needle in cases:
             with self.subTest(flags=flags):

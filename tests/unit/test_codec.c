@@ -450,6 +450,41 @@ START_TEST(error_from_parse_is_json)
 }
 END_TEST
 
+/* The HTTP publish body: the same channel and data rules, no type or id. */
+static int parse_body(const char *s)
+{
+    gw_request_deinit(&req);
+    return gw_codec_parse_publish_body(s, strlen(s), &req);
+}
+
+START_TEST(publish_body)
+{
+    ck_assert_int_eq(parse_body("{\"channel\":\"room:1\",\"data\":{\"a\": [1, 2]},\"extra\":true}"), 0);
+    ck_assert_int_eq(req.type, GW_REQ_PUBLISH);
+    ck_assert_str_eq(req.channel, "room:1");
+    ck_assert_str_eq(req.data_json, "{\"a\":[1,2]}");
+    ck_assert_int_eq(parse_body(" {\"data\":null,\"channel\":\"x\"} "), 0);
+    ck_assert_str_eq(req.data_json, "null");
+
+    ck_assert_int_eq(parse_body(""), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_JSON);
+    ck_assert_int_eq(parse_body("{\"channel\":"), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_JSON);
+    ck_assert_int_eq(parse_body("[1]"), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_REQUEST);
+    ck_assert_int_eq(parse_body("{\"data\":1}"), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_REQUEST);
+    ck_assert_str_eq(req.errmsg, "\"channel\" is missing");
+    ck_assert_int_eq(parse_body("{\"channel\":\"x\"}"), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_REQUEST);
+    ck_assert_str_eq(req.errmsg, "\"data\" is missing");
+    ck_assert_int_eq(parse_body("{\"channel\":\"a b\",\"data\":1}"), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_CHANNEL);
+    ck_assert_int_eq(parse_body("{\"channel\":\"x\",\"data\":1e999}"), -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_REQUEST);
+}
+END_TEST
+
 /* jansson_ok: false for valid JSON that jansson cannot load (huge numbers). */
 static void expect_message_j(const char *payload, size_t len, const char *data, bool jansson_ok)
 {
@@ -568,6 +603,7 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, err_channel);
     tcase_add_test(tc, err_publish_data);
     tcase_add_test(tc, errmsg_is_human);
+    tcase_add_test(tc, publish_body);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("build");

@@ -277,6 +277,30 @@ START_TEST(strings)
 }
 END_TEST
 
+START_TEST(api_options)
+{
+    expect_ok(NULL, NULL);
+    ck_assert_ptr_null(cfg.api_key_file);
+    ck_assert_ptr_null(cfg.api_listen_host);
+    ck_assert_uint_eq(cfg.max_api_body_bytes, 65536);
+    expect_ok(ARGS("--api-key-file", "/run/keys/api", "--api-listen", "127.0.0.1:9090"),
+              ARGS("WSGATE_MAX_API_BODY_BYTES=1024"));
+    ck_assert_str_eq(cfg.api_key_file, "/run/keys/api");
+    ck_assert_str_eq(cfg.api_listen_host, "127.0.0.1");
+    ck_assert_int_eq(cfg.api_listen_port, 9090);
+    ck_assert_uint_eq(cfg.max_api_body_bytes, 1024);
+    /* Empty means unset, so a template can always set the variables. */
+    expect_ok(NULL, ARGS("WSGATE_API_KEY_FILE=", "WSGATE_API_LISTEN="));
+    ck_assert_ptr_null(cfg.api_key_file);
+    ck_assert_ptr_null(cfg.api_listen_host);
+    expect_fail(ARGS("--api-listen", ":9090"), NULL,
+                "--api-listen needs --api-key-file (without keys the API is off)");
+    expect_fail(ARGS("--api-key-file", "k", "--api-listen", "nope"), NULL, NULL);
+    ck_assert_ptr_nonnull(strstr(err, "--api-listen: "));
+    expect_fail(ARGS("--max-api-body-bytes", "127"), NULL, NULL);
+}
+END_TEST
+
 /* The parser itself is tested in test_addr.c; here only its wiring. */
 /* The access-control options: paths, patterns, lists; empty unsets. */
 START_TEST(access_options)
@@ -448,6 +472,7 @@ int main(void)
     tcase_add_test(tc, strings);
     tcase_add_test(tc, access_options);
     tcase_add_test(tc, listen_option);
+    tcase_add_test(tc, api_options);
     tcase_add_test(tc, redis_url_option);
     tcase_add_test(tc, usage_lists_everything);
     tcase_add_test(tc, log_line_masks_password);

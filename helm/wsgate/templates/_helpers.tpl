@@ -105,13 +105,19 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 
 {{/* Settings that cannot be expressed in the schema; rendered (empty) by every template that uses values. */}}
 {{- define "wsgate.validate" -}}
-{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_JWT_HMAC_SECRET_FILE" "WSGATE_ANONYMOUS_SUBSCRIBE" "WSGATE_ANONYMOUS_PUBLISH" "WSGATE_JWT_ISSUER" "WSGATE_JWT_AUDIENCE" "WSGATE_JWT_LEEWAY" }}
+{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_API_KEY_FILE" "WSGATE_API_LISTEN" "WSGATE_JWT_HMAC_SECRET_FILE" "WSGATE_ANONYMOUS_SUBSCRIBE" "WSGATE_ANONYMOUS_PUBLISH" "WSGATE_JWT_ISSUER" "WSGATE_JWT_AUDIENCE" "WSGATE_JWT_LEEWAY" }}
 {{- if hasKey $.Values.gateway.extraEnv $k }}
-{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds, the redis.* or the access.* values" $k) }}
+{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds, the redis.*, api.* or access.* values" $k) }}
 {{- end }}
 {{- end }}
 {{- if not (or .Values.access.anonymousSubscribe .Values.access.anonymousPublish (include "wsgate.jwtSecretName" .) (hasKey .Values.gateway.extraEnv "WSGATE_JWT_PUBLIC_KEY_FILES")) }}
 {{- fail "no access configured, so nobody could subscribe or publish: set access.jwt.generateHmacSecret or access.jwt.existingSecret, or access.anonymousSubscribe / access.anonymousPublish" }}
+{{- end }}
+{{- if and .Values.api.listen (not .Values.api.existingSecret) }}
+{{- fail "api.listen needs api.existingSecret: without keys the publish API is off" }}
+{{- end }}
+{{- if and .Values.api.listen (eq (int .Values.api.listen) (int .Values.gateway.port)) }}
+{{- fail "api.listen must differ from gateway.port (or be 0 to serve the API on gateway.port)" }}
 {{- end }}
 {{- if and .Values.redis.dev.enabled .Values.redis.existingSecret }}
 {{- fail "redis.dev.enabled and redis.existingSecret are both set: choose the development Redis or an external one" }}

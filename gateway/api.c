@@ -1,0 +1,332 @@
+/* POST /api/publish: key check, body, publish, answer; and the API port. */
+#define GW_LOG_MODULE "api"
+
+#include "api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "apikey.h"
+#include "codec.h"
+#include "json.h"
+#include "listen.h"
+#include "log.h"
+#include "metrics.h"
+#include "text.h"
+
+/* Most connections accepted per readiness of the API socket (see worker.c). */
+#define ACCEPT_BATCH 16
+
+/* Its address is the opaque user data of every connection accepted on the
+ * API port: lws keeps that pointer on the wsi for its whole life, across
+ * keep-alive requests, so http.c can tell the two listeners apart without
+ * a second vhost or protocol. */
+static char api_port_marker;
+
+/* ---- answers ---- */
+
+static void count(struct gw_api *api, unsigned int status)
+{
+    int i = gw_api_code_index(status);
+    if (i >= 0)
+        gw_stat_add(&api->node->worker_stats[api->worker]->api_requests[i], 1);
+}
+
+static void answer_ok(struct gw_api *api, struct gw_api_req *r)
+{
+    static const char ok[] = "{\"ok\":true}\n";
+
+    count(api, 200);
+    free(r->answer);
+    r->answer = gw_xstrndup(ok, sizeof(ok) - 1);
+    r->answer_len = sizeof(ok) - 1;
+    r->status = 200;
+    r->hdr_name = r->hdr_value = NULL;
+    r->phase = GW_API_ANSWERED;
+}
+
+/* Answers {"error":slug,"message":...}; the message is JSON-escaped here. */
+static void answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int status, const char *slug,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int status, const char *slug,
+                         const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    size_t mlen, n;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    mlen = strlen(msg);
+    count(api, status);
+    free(r->answer);
+    r->answer = gw_xmalloc(32 + strlen(slug) + gw_json_escape_len(msg, mlen));
+    n = (size_t)sprintf(r->answer, "{\"error\":\"%s\",\"message\":", slug);
+    n += gw_json_escape(r->answer + n, msg, mlen);
+    memcpy(r->answer + n, "}\n", 3);
+    r->answer_len = n + 2;
+    r->status = status;
+    r->hdr_name = r->hdr_value = NULL;
+    r->phase = GW_API_ANSWERED;
+}
+
+/* ---- the request ---- */
+
+/* Authorization: Bearer <key>, the scheme case-insensitive (RFC 7235). The
+ * header's copy is wiped: it may hold a valid key. */
+static bool authorized(const struct gw_api *api, struct lws *wsi)
+{
+    char hdr[GW_APIKEY_MAX + 64];
+    int n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION);
+    bool ok = false;
+
+    if (n > 7 && strncasecmp(hdr, "bearer ", 7) == 0) {
+        const char *k = hdr + 7, *e = hdr + n;
+        while (k < e && *k == ' ')
+            k++;
+        while (e > k && e[-1] == ' ')
+            e--;
+        ok = gw_apikeys_match(api->node->api_keys, k, (size_t)(e - k));
+    }
+    explicit_bzero(hdr, sizeof(hdr));
+    return ok;
+}
+
+/* The Content-Length, or -1 when there is none or it is not a number. */
+static long long content_length(struct lws *wsi)
+{
+    char buf[32];
+    long long v;
+
+    if (lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0 ||
+        gw_text_parse_ll(buf, &v) != 0 || v < 0)
+        return -1;
+    return v;
+}
+
+void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
+{
+    size_t max = api->node->cfg->max_api_body_bytes;
+    bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    /* lws reads a body for these methods even without a Content-Length (up
+     * to 100 MB), so an answer given before that body must end the
+     * connection instead of letting lws read it all. */
+    bool bodyful = post || lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+                   lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+    long long cl = content_length(wsi);
+
+    gw_api_req_release(r);
+    r->wsi = wsi;
+    r->close_after = cl > (long long)max || (cl < 0 && bodyful);
+    if (!post) {
+        answer_error(api, r, 405, "method_not_allowed", "use POST");
+        r->hdr_name = "allow:";
+        r->hdr_value = "POST";
+    } else if (!authorized(api, wsi)) {
+        answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
+        r->hdr_name = "www-authenticate:";
+        r->hdr_value = "Bearer";
+    } else if (cl < 0) {
+        answer_error(api, r, 411, "bad_request", "a Content-Length is required (no chunked bodies)");
+    } else if (cl > (long long)max) {
+        answer_error(api, r, 413, "message_too_large", "body of %lld bytes is over --max-api-body-bytes (%zu)",
+                     cl, max);
+    } else {
+        r->expect = (size_t)cl;
+        r->len = 0;
+        r->body = gw_xmalloc(r->expect + 1);
+        r->phase = GW_API_READING;
+    }
+}
+
+void gw_api_body(struct gw_api_req *r, const void *in, size_t len)
+{
+    if (r->phase != GW_API_READING || !len)
+        return;
+    /* lws hands over at most Content-Length bytes; a surplus all the same is
+     * kept out of the buffer and makes the request a bad one. */
+    if (len > r->expect - r->len) {
+        r->overflow = true;
+        len = r->expect - r->len;
+    }
+    memcpy(r->body + r->len, in, len);
+    r->len += len;
+}
+
+void gw_api_end(struct gw_api *api, struct gw_api_req *r)
+{
+    const struct gw_node *node = api->node;
+    struct gw_request req;
+    int rc;
+
+    if (r->phase != GW_API_READING)
+        return;
+    if (r->len == r->expect && !r->overflow) {
+        rc = gw_codec_parse_publish_body(r->body, r->len, &req);
+    } else {
+        memset(&req, 0, sizeof(req));
+        req.err = GW_ERR_BAD_REQUEST;
+        snprintf(req.errmsg, sizeof(req.errmsg), "body length does not match its Content-Length");
+        rc = -EINVAL;
+    }
+    free(r->body);
+    r->body = NULL;
+    r->phase = GW_API_IDLE;
+    if (rc != 0) {
+        answer_error(api, r, 400, gw_err_slug(req.err), "%s", req.errmsg);
+    } else if (req.data_len > node->cfg->max_message_bytes) {
+        answer_error(api, r, 413, "message_too_large", "\"data\" is %zu bytes, over --max-message-bytes (%zu)",
+                     req.data_len, node->cfg->max_message_bytes);
+    } else if (!gw_node_ready(node)) {
+        answer_error(api, r, 503, "unavailable", "%s",
+                     atomic_load(&((struct gw_node *)node)->draining)
+                         ? "node is draining; publish through another node"
+                         : "Redis is unavailable; the message was not published");
+    } else {
+        r->id = GW_API_ID_FLAG | ++api->next_seq;
+        gw_dict_add(&api->pending, &r->id, sizeof(r->id), r, NULL);
+        r->api = api;
+        r->phase = GW_API_WAITING;
+        node->bus_ops->publish(node->bus, api->worker, r->id, false, 0, req.channel, req.channel_len,
+                               req.data_json, req.data_len);
+        req.data_json = NULL; /* moved to the bus */
+    }
+    gw_request_deinit(&req);
+}
+
+bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok)
+{
+    struct gw_api_req *r;
+
+    if (!(session_id & GW_API_ID_FLAG))
+        return false;
+    r = api->started ? gw_dict_delete(&api->pending, &session_id, sizeof(session_id)) : NULL;
+    if (!r) {
+        LOG_DBG("publish result dropped id=%" PRIu64 " ok=%d reason=connection_gone",
+                session_id & ~GW_API_ID_FLAG, ok);
+        return true;
+    }
+    r->api = NULL;
+    if (ok)
+        answer_ok(api, r);
+    else
+        answer_error(api, r, 503, "unavailable", "Redis is unavailable; the message was not published");
+    lws_callback_on_writable(r->wsi);
+    return true;
+}
+
+void gw_api_req_release(struct gw_api_req *r)
+{
+    if (r->api)
+        gw_dict_delete(&r->api->pending, &r->id, sizeof(r->id));
+    free(r->body);
+    free(r->answer);
+    memset(r, 0, sizeof(*r));
+}
+
+/* ---- where the API is served ---- */
+
+bool gw_api_port(struct lws *wsi)
+{
+    return lws_get_opaque_user_data(wsi) == &api_port_marker;
+}
+
+bool gw_api_serves(const struct gw_api *api, struct lws *wsi)
+{
+    if (!api->node->api_keys)
+        return false;
+    return api->node->cfg->api_listen_host ? gw_api_port(wsi) : true;
+}
+
+/* ---- the API port (worker 0, --api-listen) ---- */
+
+static void on_api_ready(uv_poll_t *p, int status, int events)
+{
+    struct gw_api *api = p->data;
+
+    (void)events;
+    if (status < 0)
+        return;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = gw_listen_accept(api->listen_fd, true, 0);
+        if (fd < 0) {
+            if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED)
+                LOG_WARN("accept failed port=api error=\"%s\"", strerror(-fd));
+            break;
+        }
+        lws_adopt_desc_t info = {
+            .vh = api->vhost, .type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, .fd.sockfd = fd,
+            .opaque = &api_port_marker,
+        };
+        /* lws closes fd itself if the adoption fails. */
+        if (!lws_adopt_descriptor_vhost_via_info(&info))
+            LOG_WARN("adopt failed port=api");
+    }
+}
+
+int gw_api_start(struct gw_api *api, const struct gw_node *node, int worker, uv_loop_t *loop,
+                 struct lws_vhost *vhost)
+{
+    const struct gw_config *cfg = node->cfg;
+    char err[256];
+    int fd, rc;
+
+    api->node = node;
+    api->worker = worker;
+    api->vhost = vhost;
+    api->listen_fd = -1;
+    gw_dict_init(&api->pending);
+    api->started = true;
+    if (worker != 0 || !node->api_keys || !cfg->api_listen_host)
+        return 0;
+    /* One worker owns the API port: no SO_REUSEPORT, so a port already in
+     * use (by --listen, or another process) is a startup error. */
+    fd = gw_listen_open(cfg->api_listen_host, cfg->api_listen_port, false, err, sizeof(err));
+    if (fd < 0) {
+        LOG_ERR("api listen failed reason=\"%s\"", err);
+        return fd;
+    }
+    if ((rc = uv_poll_init(loop, &api->poll, fd)) != 0) {
+        LOG_ERR("cannot watch api socket error=\"%s\"", uv_strerror(rc));
+        close(fd);
+        return rc;
+    }
+    api->listen_fd = fd;
+    api->listening = true;
+    api->poll.data = api;
+    uv_poll_start(&api->poll, UV_READABLE, on_api_ready);
+    LOG_INFO("api listening host=%s port=%d", cfg->api_listen_host, cfg->api_listen_port);
+    return 0;
+}
+
+/* The descriptor is closed only once libuv has let go of it. */
+static void on_poll_closed(uv_handle_t *h)
+{
+    struct gw_api *api = h->data;
+    close(api->listen_fd);
+    api->listen_fd = -1;
+}
+
+void gw_api_stop(struct gw_api *api)
+{
+    if (!api->listening)
+        return;
+    api->listening = false;
+    uv_close((uv_handle_t *)&api->poll, on_poll_closed);
+}
+
+void gw_api_deinit(struct gw_api *api)
+{
+    if (api->started)
+        gw_dict_deinit(&api->pending);
+    api->started = false;
+}
