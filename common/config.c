@@ -27,6 +27,7 @@ enum opt_type {
     OPT_NODE_ID,
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
+    OPT_ORIGINS,
     OPT_FLAG,   /* --help, --version: no value, no environment variable */
 };
 
@@ -63,6 +64,11 @@ static const struct opt opts[] = {
             "channels one client may hold"),
     INT_OPT("max-connections", max_connections, 0, 10000000, "0",
             "WebSocket clients per node; further upgrades are refused (0: no limit)"),
+    INT_OPT("max-connections-per-ip", max_connections_per_ip, 0, 10000000, "0",
+            "WebSocket clients per TCP peer address, all workers together (0: no limit)"),
+    { "allowed-origins", OPT_ORIGINS, 0, 0, 0, NULL, "(same host)",
+      "browser origins allowed to connect, comma-separated: https://app.example.com, "
+      "https://*.example.com, *.example.com; unset: only the request's own Host" },
     SIZE_OPT("queue-max-messages", queue_max_messages, 1, 1000000, "1024",
              "messages queued per client before it is evicted"),
     SIZE_OPT("queue-max-bytes", queue_max_bytes, 1, 1024 * 1024 * MIB, "4194304",
@@ -226,6 +232,14 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
         if (gw_log_format_parse(val, &cfg->log_format) != 0)
             return gw_text_err(err, errlen, "%s: expected text or json, got \"%.64s\"", src, val);
         return 0;
+    case OPT_ORIGINS: {
+        char reason[200];
+
+        if (gw_origin_list_parse(&cfg->origins, val, reason, sizeof reason) != 0)
+            return gw_text_err(err, errlen, "%s: %s", src, reason);
+        replace_str(&cfg->allowed_origins, val);
+        return 0;
+    }
     case OPT_FLAG:
         break;
     }
@@ -274,6 +288,8 @@ void gw_config_deinit(struct gw_config *cfg)
     free(cfg->redis_url);
     free(cfg->channel_prefix);
     free(cfg->node_id);
+    free(cfg->allowed_origins);
+    gw_origin_list_deinit(&cfg->origins);
     gw_addr_redis_deinit(&cfg->redis);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -493,6 +509,9 @@ void gw_config_log(const struct gw_config *cfg)
             break;
         case OPT_LOG_FORMAT:
             append(buf, sizeof buf, &len, "%s", cfg->log_format == GW_LOG_JSON ? "json" : "text");
+            break;
+        case OPT_ORIGINS:
+            append(buf, sizeof buf, &len, "\"%s\"", cfg->allowed_origins ? cfg->allowed_origins : "");
             break;
         case OPT_FLAG:
             break;

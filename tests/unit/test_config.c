@@ -311,6 +311,33 @@ START_TEST(redis_url_option)
 }
 END_TEST
 
+/* The origin parser is tested in test_origin.c; here only its wiring. */
+START_TEST(access_options)
+{
+    ck_assert_int_eq(load(NULL, NULL), 0);
+    ck_assert_int_eq(cfg.max_connections_per_ip, 0);
+    ck_assert_ptr_null(cfg.allowed_origins);
+    ck_assert_uint_eq(cfg.origins.count, 0);
+    expect_ok(ARGS("--max-connections-per-ip", "10", "--allowed-origins",
+                   "https://app.example.com,*.example.org"),
+              ARGS("WSGATE_ALLOWED_ORIGINS=https://ignored.example"));
+    ck_assert_int_eq(cfg.max_connections_per_ip, 10);
+    ck_assert_str_eq(cfg.allowed_origins, "https://app.example.com,*.example.org");
+    ck_assert_uint_eq(cfg.origins.count, 2);
+    ck_assert_str_eq(cfg.origins.rules[1].host, "example.org");
+    /* Empty means the default same-host rule, so a template can always set it. */
+    expect_ok(NULL, ARGS("WSGATE_ALLOWED_ORIGINS=", "WSGATE_MAX_CONNECTIONS_PER_IP=3"));
+    ck_assert_uint_eq(cfg.origins.count, 0);
+    ck_assert_int_eq(cfg.max_connections_per_ip, 3);
+    expect_fail(ARGS("--allowed-origins", "https://app.example.com/"), NULL,
+                "--allowed-origins: origin \"https://app.example.com/\": an origin has no path");
+    expect_fail(NULL, ARGS("WSGATE_ALLOWED_ORIGINS=a,,b"),
+                "WSGATE_ALLOWED_ORIGINS: empty entry in the origin list");
+    expect_fail(ARGS("--max-connections-per-ip", "-1"), NULL, NULL);
+    ck_assert_ptr_nonnull(strstr(err, "--max-connections-per-ip:"));
+}
+END_TEST
+
 static char *capture_usage(void)
 {
     char *text = NULL;
@@ -339,7 +366,8 @@ START_TEST(usage_lists_everything)
         "--redis-backoff-min-ms", "WSGATE_REDIS_BACKOFF_MIN_MS", "--redis-backoff-max-ms",
         "WSGATE_REDIS_BACKOFF_MAX_MS", "--resubscribe-batch", "WSGATE_RESUBSCRIBE_BATCH",
         "--log-level", "WSGATE_LOG_LEVEL", "--log-format", "WSGATE_LOG_FORMAT", "--help",
-        "--version",
+        "--version", "--max-connections-per-ip", "WSGATE_MAX_CONNECTIONS_PER_IP",
+        "--allowed-origins", "WSGATE_ALLOWED_ORIGINS",
     };
     char *text = capture_usage();
 
@@ -392,6 +420,7 @@ int main(void)
     tcase_add_test(tc, strings);
     tcase_add_test(tc, listen_option);
     tcase_add_test(tc, redis_url_option);
+    tcase_add_test(tc, access_options);
     tcase_add_test(tc, usage_lists_everything);
     tcase_add_test(tc, log_line_masks_password);
     suite_add_tcase(s, tc);
