@@ -105,9 +105,9 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 
 {{/* Settings that cannot be expressed in the schema; rendered (empty) by every template that uses values. */}}
 {{- define "wsgate.validate" -}}
-{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" }}
+{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_ALLOWED_ORIGINS" "WSGATE_MAX_CONNECTIONS_PER_IP" }}
 {{- if hasKey $.Values.gateway.extraEnv $k }}
-{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds or the redis.* values" $k) }}
+{{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds, gateway.allowedOrigins, gateway.maxConnectionsPerIp or the redis.* values" $k) }}
 {{- end }}
 {{- end }}
 {{- if and .Values.redis.dev.enabled .Values.redis.existingSecret }}
