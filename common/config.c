@@ -33,6 +33,7 @@ enum opt_type {
     OPT_PATTERNS, /* gw_strlist of valid patterns at off */
     OPT_API_KEY_FILE,
     OPT_API_LISTEN,
+    OPT_ORIGINS,
     OPT_FLAG,   /* --help, --version: no value, no environment variable */
 };
 
@@ -71,6 +72,11 @@ static const struct opt opts[] = {
             "channels one client may hold"),
     INT_OPT("max-connections", max_connections, 0, 10000000, "0",
             "WebSocket clients per node; further upgrades are refused (0: no limit)"),
+    INT_OPT("max-connections-per-ip", max_connections_per_ip, 0, 10000000, "0",
+            "WebSocket clients per TCP peer address, all workers together (0: no limit)"),
+    { "allowed-origins", OPT_ORIGINS, 0, 0, 0, NULL, "(same host)",
+      "browser origins allowed to connect, comma-separated: https://app.example.com, "
+      "https://*.example.com, *.example.com; unset: only the request's own Host" },
     SIZE_OPT("queue-max-messages", queue_max_messages, 1, 1000000, "1024",
              "messages queued per client before it is evicted"),
     SIZE_OPT("queue-max-bytes", queue_max_bytes, 1, 1024 * 1024 * MIB, "4194304",
@@ -341,6 +347,14 @@ static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, 
     case OPT_PATTERNS:
         return strlist_parse((struct gw_strlist *)(base + o->off), val, o->type == OPT_PATTERNS, src,
                              err, errlen);
+    case OPT_ORIGINS: {
+        char reason[200];
+
+        if (gw_origin_list_parse(&cfg->origins, val, reason, sizeof reason) != 0)
+            return gw_text_err(err, errlen, "%s: %s", src, reason);
+        replace_str(&cfg->allowed_origins, val);
+        return 0;
+    }
     case OPT_FLAG:
         break;
     }
@@ -397,6 +411,8 @@ void gw_config_deinit(struct gw_config *cfg)
     strlist_clear(&cfg->anonymous_publish);
     free(cfg->api_key_file);
     free(cfg->api_listen_host);
+    free(cfg->allowed_origins);
+    gw_origin_list_deinit(&cfg->origins);
     gw_addr_redis_deinit(&cfg->redis);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -645,6 +661,9 @@ void gw_config_log(const struct gw_config *cfg)
             append(buf, sizeof buf, &len, "\"");
             break;
         }
+        case OPT_ORIGINS:
+            append(buf, sizeof buf, &len, "\"%s\"", cfg->allowed_origins ? cfg->allowed_origins : "");
+            break;
         case OPT_FLAG:
             break;
         }

@@ -10,6 +10,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "origin.h"
 
 /* A comma-separated option value split into its items; owned by the config. */
 struct gw_strlist {
@@ -30,6 +31,9 @@ struct gw_config {
     size_t max_message_bytes; /* Redis payload limit */
     int max_subscriptions; /* per client */
     int max_connections; /* per node, 0 = unlimited */
+    int max_connections_per_ip; /* per peer address over all workers, 0 = unlimited */
+    char *allowed_origins; /* owned, as given; NULL = unset (same-host rule) */
+    struct gw_origin_list origins; /* parsed from allowed_origins; empty = same-host rule */
     size_t queue_max_messages;
     size_t queue_max_bytes;
     int client_rate; /* messages/s sustained */

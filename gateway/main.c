@@ -116,6 +116,7 @@ static int run(const struct gw_config *cfg, const struct gw_access *access)
 
     atomic_init(&node.draining, false);
     atomic_init(&node.connections, 0);
+    gw_ipcount_init(&node.peers);
     node.worker_stats = gw_xcalloc((size_t)cfg->workers, sizeof(*node.worker_stats));
     for (int i = 0; i < cfg->workers; i++) {
         workers[i] = gw_worker_new(&node, i);
@@ -153,6 +154,7 @@ out:
     free(workers);
     free(node.worker_stats);
     gw_apikeys_deinit(&keys);
+    gw_ipcount_deinit(&node.peers);
     if (gw_frame_live_count() != 0)
         LOG_WARN("frames still allocated at exit count=%ld", gw_frame_live_count());
     LOG_INFO("exit code=%d", rc ? 1 : 0);

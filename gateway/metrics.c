@@ -22,6 +22,8 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r)
     case GW_REFUSE_PATH: return "path";
     case GW_REFUSE_DRAINING: return "draining";
     case GW_REFUSE_LIMIT: return "limit";
+    case GW_REFUSE_ORIGIN: return "origin";
+    case GW_REFUSE_PER_IP: return "per_ip";
     default: return "unknown";
     }
 }

@@ -33,8 +33,16 @@ static inline uint64_t gw_stat_get(const gw_stat *s)
 enum gw_shed_reason { GW_SHED_SLOW_CONSUMER = 0, GW_SHED_IDLE_TIMEOUT, GW_SHED__COUNT };
 const char *gw_shed_reason_name(enum gw_shed_reason r);
 
-/* Why a WebSocket upgrade was refused. */
-enum gw_refuse_reason { GW_REFUSE_PATH = 0, GW_REFUSE_DRAINING, GW_REFUSE_LIMIT, GW_REFUSE__COUNT };
+/* Why a WebSocket upgrade was refused: not /ws, draining, --max-connections,
+ * Origin not allowed (answered 403), --max-connections-per-ip. */
+enum gw_refuse_reason {
+    GW_REFUSE_PATH = 0,
+    GW_REFUSE_DRAINING,
+    GW_REFUSE_LIMIT,
+    GW_REFUSE_ORIGIN,
+    GW_REFUSE_PER_IP,
+    GW_REFUSE__COUNT
+};
 const char *gw_refuse_reason_name(enum gw_refuse_reason r);
 
 /* Why a client failed to authenticate: the verifier's reasons, with the same

@@ -1,8 +1,8 @@
 /* What every thread of one node may see: the read-only config and access
- * rules, the drain
- * flag, the connection count, the counters for /metrics and the bus, which
- * main wires in as callbacks so the workers never name the bus. Built by
- * main before any thread starts and freed after all have stopped. */
+ * rules, the drain flag, the connection counts (node-wide and per peer
+ * address), the counters for /metrics and the bus, which main wires in as
+ * callbacks so the workers never name the bus. Built by main before any
+ * thread starts and freed after all have stopped. */
 #ifndef GW_NODE_H
 #define GW_NODE_H
 
@@ -14,6 +14,7 @@
 #include "access.h"
 #include "apikey.h"
 #include "config.h"
+#include "ipcount.h"
 #include "metrics.h"
 
 /* The bus as the workers see it. Any thread; names are copied. */
@@ -40,6 +41,7 @@ struct gw_node {
     int nworkers;
     atomic_bool draining; /* set once by main on SIGTERM/SIGINT */
     atomic_int connections; /* WebSocket slots taken, all workers: --max-connections */
+    struct gw_ipcount peers; /* slots per peer address, all workers: --max-connections-per-ip */
 };
 
 /* Ready = Redis link proven live (or standalone) and not draining. Any thread. */

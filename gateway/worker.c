@@ -80,7 +80,7 @@ struct gw_worker {
 struct conn {
     struct gw_session *session; /* WebSocket: owned, from ESTABLISHED to CLOSED */
     struct gw_http_state http;  /* plain HTTP */
-    bool slot; /* holds one of node->connections, from FILTER to WSI_DESTROY */
+    struct gw_admit_slot slot; /* node-wide and per-IP slots, from FILTER to WSI_DESTROY */
     bool established; /* counted in wsi_alive, from ESTABLISHED to WSI_DESTROY */
 };
 
@@ -304,13 +304,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     int rc;
 
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        enum gw_refuse_reason why = GW_REFUSE_PATH; /* the API port has no WebSocket */
-        if (!gw_api_port(wsi) && gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, &why))
-            return 0;
-        gw_stat_add(&w->stats.upgrades_refused[why], 1);
-        return -1;
-    }
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* before FILTER: a 403 can still be sent */
+        return gw_admit_confirm(w->node, wsi, in, w->stats.upgrades_refused);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (gw_api_port(wsi)) { /* the API port has no WebSocket */
+            gw_stat_add(&w->stats.upgrades_refused[GW_REFUSE_PATH], 1);
+            return -1;
+        }
+        return gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, w->stats.upgrades_refused);
     case LWS_CALLBACK_ESTABLISHED:
         c->session = worker_open_session(w, wsi);
         c->established = true;

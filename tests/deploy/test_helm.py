@@ -52,6 +52,10 @@ gateway:
   drainTimeoutSeconds: 45
   workers: 2
   logLevel: warn
+  allowedOrigins:
+    - https://app.example.com
+    - "https://*.example.org"
+  maxConnectionsPerIp: 50
   extraEnv:
     WSGATE_IDLE_TIMEOUT: 90
     WSGATE_QUEUE_MAX_BYTES: "8388608"
@@ -275,6 +279,9 @@ class HelmChart(unittest.TestCase):
         self.assertEqual(keys, {"kubernetes.io/hostname", "topology.kubernetes.io/zone"})
         self.assertIs(e["pod"]["automountServiceAccountToken"], False)
         self.assertEqual(e["c"]["image"], "wsgate:0.1.0")
+        cm = one(docs, "ConfigMap")["data"]
+        self.assertEqual(cm["WSGATE_ALLOWED_ORIGINS"], "", "default: the same-host Origin rule")
+        self.assertEqual(cm["WSGATE_MAX_CONNECTIONS_PER_IP"], "0")
 
     def test_hpa(self):
         e = self.check_essentials("hpa")
@@ -379,6 +386,8 @@ class HelmChart(unittest.TestCase):
         cm = one(e["docs"], "ConfigMap")["data"]
         self.assertEqual(cm["WSGATE_IDLE_TIMEOUT"], "90")
         self.assertEqual(cm["WSGATE_WORKERS"], "2")
+        self.assertEqual(cm["WSGATE_ALLOWED_ORIGINS"], "https://app.example.com,https://*.example.org")
+        self.assertEqual(cm["WSGATE_MAX_CONNECTIONS_PER_IP"], "50")
         self.assertEqual(e["c"]["image"], "example/wsgate:1.2.3")
         self.assertEqual(e["svc"]["spec"]["type"], "LoadBalancer")
         self.assertEqual(one(e["docs"], "PodDisruptionBudget")["spec"]["maxUnavailable"], "25%")
@@ -395,6 +404,10 @@ class HelmChart(unittest.TestCase):
             (["--set", "shutdown.extraGraceSeconds=0"], "extraGraceSeconds"),
             (["--set", "gateway.extraEnv.WSGATE_DRAIN_TIMEOUT=99"], "WSGATE_DRAIN_TIMEOUT"),
             (["--set", "gateway.extraEnv.LOG=1"], "extraEnv"),
+            (["--set", "gateway.extraEnv.WSGATE_ALLOWED_ORIGINS=x"], "WSGATE_ALLOWED_ORIGINS"),
+            (["--set", "gateway.allowedOrigins[0]=https://app.example.com/"], "allowedOrigins"),
+            (["--set", "gateway.allowedOrigins=https://a.example"], "allowedOrigins"),
+            (["--set", "gateway.maxConnectionsPerIp=-1"], "maxConnectionsPerIp"),
             (["--set", "redis.url=rediss://cache:6380"], "rediss"),
             (["--set", "redis.url="], "no Redis configured"),
             (["--set", "redis.dev.enabled=true", "--set", "redis.existingSecret=x"], "redis.dev.enabled"),

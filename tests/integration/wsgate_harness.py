@@ -644,10 +644,12 @@ class WSClient:
     """
 
     def __init__(self, port, path="/ws", host="127.0.0.1", timeout=5.0, rcvbuf=None,
-                 auto_pong=True, connect=True, extra_headers=None):
+                 auto_pong=True, connect=True, extra_headers=None, source=None, host_header=None):
         self.port = port
         self.path = path
         self.host = host
+        self.source = source  # local address to bind before connecting (e.g. "127.0.0.2")
+        self.host_header = host_header  # Host header value; default "host:port"
         self.timeout = T(timeout)
         self.rcvbuf = rcvbuf
         self.auto_pong = auto_pong
@@ -677,6 +679,8 @@ class WSClient:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         s.settimeout(self.timeout)
         try:
+            if self.source:
+                s.bind((self.source, 0))
             s.connect((self.host, self.port))
         except OSError:
             s.close()
@@ -685,7 +689,7 @@ class WSClient:
         self.sock = s
         key = base64.b64encode(os.urandom(16)).decode()
         lines = ["GET %s HTTP/1.1" % self.path,
-                 "Host: %s:%d" % (self.host, self.port),
+                 "Host: %s" % (self.host_header or "%s:%d" % (self.host, self.port)),
                  "Upgrade: websocket",
                  "Connection: Upgrade",
                  "Sec-WebSocket-Key: %s" % key,

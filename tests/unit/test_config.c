@@ -301,7 +301,6 @@ START_TEST(api_options)
 }
 END_TEST
 
-/* The parser itself is tested in test_addr.c; here only its wiring. */
 /* The access-control options: paths, patterns, lists; empty unsets. */
 START_TEST(access_options)
 {
@@ -353,6 +352,7 @@ START_TEST(access_options)
 }
 END_TEST
 
+/* The parser itself is tested in test_addr.c; here only its wiring. */
 START_TEST(listen_option)
 {
     expect_ok(ARGS("--listen", "[::1]:7000"), NULL);
@@ -383,6 +383,33 @@ START_TEST(redis_url_option)
                 "WSGATE_REDIS_URL: TLS is not supported by hiredis 0.14; use a TLS sidecar");
     expect_fail(ARGS("--redis-url", "redis://"), NULL,
                 "--redis-url: empty host in the Redis URL");
+}
+END_TEST
+
+/* The origin parser is tested in test_origin.c; here only its wiring. */
+START_TEST(admission_options)
+{
+    ck_assert_int_eq(load(NULL, NULL), 0);
+    ck_assert_int_eq(cfg.max_connections_per_ip, 0);
+    ck_assert_ptr_null(cfg.allowed_origins);
+    ck_assert_uint_eq(cfg.origins.count, 0);
+    expect_ok(ARGS("--max-connections-per-ip", "10", "--allowed-origins",
+                   "https://app.example.com,*.example.org"),
+              ARGS("WSGATE_ALLOWED_ORIGINS=https://ignored.example"));
+    ck_assert_int_eq(cfg.max_connections_per_ip, 10);
+    ck_assert_str_eq(cfg.allowed_origins, "https://app.example.com,*.example.org");
+    ck_assert_uint_eq(cfg.origins.count, 2);
+    ck_assert_str_eq(cfg.origins.rules[1].host, "example.org");
+    /* Empty means the default same-host rule, so a template can always set it. */
+    expect_ok(NULL, ARGS("WSGATE_ALLOWED_ORIGINS=", "WSGATE_MAX_CONNECTIONS_PER_IP=3"));
+    ck_assert_uint_eq(cfg.origins.count, 0);
+    ck_assert_int_eq(cfg.max_connections_per_ip, 3);
+    expect_fail(ARGS("--allowed-origins", "https://app.example.com/"), NULL,
+                "--allowed-origins: origin \"https://app.example.com/\": an origin has no path");
+    expect_fail(NULL, ARGS("WSGATE_ALLOWED_ORIGINS=a,,b"),
+                "WSGATE_ALLOWED_ORIGINS: empty entry in the origin list");
+    expect_fail(ARGS("--max-connections-per-ip", "-1"), NULL, NULL);
+    ck_assert_ptr_nonnull(strstr(err, "--max-connections-per-ip:"));
 }
 END_TEST
 
@@ -419,7 +446,8 @@ START_TEST(usage_lists_everything)
         "--anonymous-subscribe", "WSGATE_ANONYMOUS_SUBSCRIBE", "--anonymous-publish",
         "WSGATE_ANONYMOUS_PUBLISH",
         "--log-level", "WSGATE_LOG_LEVEL", "--log-format", "WSGATE_LOG_FORMAT", "--help",
-        "--version",
+        "--version", "--max-connections-per-ip", "WSGATE_MAX_CONNECTIONS_PER_IP",
+        "--allowed-origins", "WSGATE_ALLOWED_ORIGINS",
     };
     char *text = capture_usage();
 
@@ -474,6 +502,7 @@ int main(void)
     tcase_add_test(tc, listen_option);
     tcase_add_test(tc, api_options);
     tcase_add_test(tc, redis_url_option);
+    tcase_add_test(tc, admission_options);
     tcase_add_test(tc, usage_lists_everything);
     tcase_add_test(tc, log_line_masks_password);
     suite_add_tcase(s, tc);
