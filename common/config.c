@@ -2,6 +2,7 @@
  * variable, range, default, help) so that parsing, usage and the startup log
  * line cannot drift apart; defaults are applied through the same parser. */
 #include "config.h"
+#include "config_opts.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -19,34 +20,6 @@
 #define NODE_ID_MAX 64
 #define MIB (1024LL * 1024)
 
-enum opt_type {
-    OPT_INT,    /* int field at off */
-    OPT_SIZE,   /* size_t field at off */
-    OPT_LISTEN,
-    OPT_REDIS_URL,
-    OPT_PREFIX,
-    OPT_NODE_ID,
-    OPT_LOG_LEVEL,
-    OPT_LOG_FORMAT,
-    OPT_STR,      /* optional char * field at off; empty = unset */
-    OPT_FILES,    /* gw_strlist of non-empty paths at off */
-    OPT_PATTERNS, /* gw_strlist of valid patterns at off */
-    OPT_API_KEY_FILE,
-    OPT_API_LISTEN,
-    OPT_ORIGINS,
-    OPT_FLAG,   /* --help, --version: no value, no environment variable */
-};
-
-struct opt {
-    const char *name; /* flag without the leading "--" */
-    enum opt_type type;
-    size_t off;
-    long long min, max;
-    const char *def; /* default as the user would type it; NULL = unset/computed */
-    const char *def_text; /* shown in usage when def is NULL */
-    const char *help;
-};
-
 #define INT_OPT(n, field, lo, hi, d, h)                                                 \
     { n, OPT_INT, offsetof(struct gw_config, field), lo, hi, d, NULL, h }
 #define SIZE_OPT(n, field, lo, hi, d, h)                                                \
@@ -54,7 +27,7 @@ struct opt {
 #define TYPED_OPT(n, type, field, dt, h)                                                \
     { n, type, offsetof(struct gw_config, field), 0, 0, NULL, dt, h }
 
-static const struct opt opts[] = {
+const struct gw_config_opt gw_config_opts[] = {
     { "listen", OPT_LISTEN, 0, 0, 0, "0.0.0.0:8080", NULL,
       "address to listen on: host:port, [v6]:port or :port" },
     { "redis-url", OPT_REDIS_URL, 0, 0, 0, NULL, "(standalone)",
@@ -136,11 +109,10 @@ static const struct opt opts[] = {
     { "version", OPT_FLAG, 0, 0, 0, NULL, "", "print the version and exit" },
 };
 
-#define NOPTS (sizeof opts / sizeof opts[0])
+const size_t gw_config_nopts = sizeof gw_config_opts / sizeof gw_config_opts[0];
 
 
-/* WSGATE_ + flag name upper-cased with '-' -> '_'. */
-static void env_name(const struct opt *o, char *out, size_t outlen)
+void gw_config_env_name(const struct gw_config_opt *o, char *out, size_t outlen)
 {
     size_t n = strlen(ENV_PREFIX);
 
@@ -150,25 +122,25 @@ static void env_name(const struct opt *o, char *out, size_t outlen)
     out[n] = '\0';
 }
 
-static const struct opt *find_flag(const char *name, size_t len)
+static const struct gw_config_opt *find_flag(const char *name, size_t len)
 {
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (strlen(opts[i].name) == len && memcmp(opts[i].name, name, len) == 0)
-            return &opts[i];
+    for (size_t i = 0; i < gw_config_nopts; i++) {
+        if (strlen(gw_config_opts[i].name) == len && memcmp(gw_config_opts[i].name, name, len) == 0)
+            return &gw_config_opts[i];
     }
     return NULL;
 }
 
-static const struct opt *find_env(const char *name, size_t len)
+static const struct gw_config_opt *find_env(const char *name, size_t len)
 {
     char buf[64];
 
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (opts[i].type == OPT_FLAG)
+    for (size_t i = 0; i < gw_config_nopts; i++) {
+        if (gw_config_opts[i].type == OPT_FLAG)
             continue;
-        env_name(&opts[i], buf, sizeof buf);
+        gw_config_env_name(&gw_config_opts[i], buf, sizeof buf);
         if (strlen(buf) == len && memcmp(buf, name, len) == 0)
-            return &opts[i];
+            return &gw_config_opts[i];
     }
     return NULL;
 }
@@ -240,7 +212,7 @@ static int strlist_parse(struct gw_strlist *out, const char *val, bool patterns,
 
 /* Applies one option value. src names where it came from ("--workers",
  * "WSGATE_WORKERS") for the error message. On failure cfg is unchanged. */
-static int opt_set(struct gw_config *cfg, const struct opt *o, const char *val, const char *src,
+static int opt_set(struct gw_config *cfg, const struct gw_config_opt *o, const char *val, const char *src,
                    char *err, size_t errlen)
 {
     char *base = (char *)cfg;
@@ -390,8 +362,8 @@ static void default_node_id(struct gw_config *cfg)
 void gw_config_init(struct gw_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    for (size_t i = 0; i < NOPTS; i++) {
-        if (opts[i].def && opt_set(cfg, &opts[i], opts[i].def, "default", NULL, 0) != 0)
+    for (size_t i = 0; i < gw_config_nopts; i++) {
+        if (gw_config_opts[i].def && opt_set(cfg, &gw_config_opts[i], gw_config_opts[i].def, "default", NULL, 0) != 0)
             abort(); /* a broken default in the table above */
     }
     default_node_id(cfg);
@@ -451,7 +423,7 @@ static int load_env(struct gw_config *cfg, char **envp, char *err, size_t errlen
 {
     for (char **e = envp; e && *e; e++) {
         const char *eq = strchr(*e, '=');
-        const struct opt *o;
+        const struct gw_config_opt *o;
         char name[64];
 
         if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) != 0 || !eq)
@@ -461,7 +433,7 @@ static int load_env(struct gw_config *cfg, char **envp, char *err, size_t errlen
         o = find_env(*e, (size_t)(eq - *e));
         if (!o)
             continue;
-        env_name(o, name, sizeof name);
+        gw_config_env_name(o, name, sizeof name);
         if (opt_set(cfg, o, eq + 1, name, err, errlen) != 0)
             return -EINVAL;
     }
@@ -472,7 +444,7 @@ static int load_argv(struct gw_config *cfg, int argc, char **argv, char *err, si
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *name, *eq, *val;
-        const struct opt *o;
+        const struct gw_config_opt *o;
         size_t nlen;
         char src[64];
 
@@ -518,155 +490,4 @@ int gw_config_load(struct gw_config *cfg, int argc, char **argv, char **envp, ch
     if (load_env(cfg, envp, err, errlen) != 0 || load_argv(cfg, argc, argv, err, errlen) != 0)
         return -EINVAL;
     return validate(cfg, err, errlen);
-}
-
-/* ---- usage and startup log ---- */
-
-void gw_config_usage(FILE *out)
-{
-    char env[64];
-    int wflag = 0, wenv = 0, wdef = 0;
-
-    for (size_t i = 0; i < NOPTS; i++) {
-        const struct opt *o = &opts[i];
-        const char *def = o->def ? o->def : o->def_text;
-        int n = (int)strlen(o->name) + 2;
-
-        env_name(o, env, sizeof env);
-        wflag = n > wflag ? n : wflag;
-        wenv = (int)strlen(env) > wenv ? (int)strlen(env) : wenv;
-        wdef = (int)strlen(def) > wdef ? (int)strlen(def) : wdef;
-    }
-    fprintf(out, "Usage: wsgate [--option value | --option=value]...\n"
-                 "Each option can also be set through its environment variable; flags win.\n\n");
-    fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wflag, "OPTION", wenv, "ENVIRONMENT", wdef, "DEFAULT",
-            "MEANING");
-    for (size_t i = 0; i < NOPTS; i++) {
-        const struct opt *o = &opts[i];
-        char flag[64];
-
-        snprintf(flag, sizeof flag, "--%s", o->name);
-        if (o->type == OPT_FLAG)
-            snprintf(env, sizeof env, "-");
-        else
-            env_name(o, env, sizeof env);
-        fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wflag, flag, wenv, env, wdef,
-                o->def ? o->def : o->def_text, o->help);
-    }
-}
-
-/* Appends to a fixed buffer, silently stopping at its end. */
-static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (*len >= size)
-        return;
-    va_start(ap, fmt);
-    n = vsnprintf(buf + *len, size - *len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        *len = *len + (size_t)n < size ? *len + (size_t)n : size;
-}
-
-static void append_redis(char *buf, size_t size, size_t *len, const struct gw_config *cfg)
-{
-    const struct gw_redis_addr *a = &cfg->redis;
-    const char *user = a->username ? a->username : "";
-
-    if (!cfg->redis_url) {
-        append(buf, size, len, "none");
-    } else if (a->unix_path) {
-        append(buf, size, len, "unix://%s%s%s?db=%d", user, a->password ? ":***@" : "",
-               a->unix_path, a->db);
-    } else {
-        bool v6 = strchr(a->host, ':') != NULL;
-
-        append(buf, size, len, "redis://%s%s%s%s%s:%d/%d", user, a->password ? ":***@" : "",
-               v6 ? "[" : "", a->host, v6 ? "]" : "", a->port, a->db);
-    }
-}
-
-void gw_config_log(const struct gw_config *cfg)
-{
-    static const char *const levels[] = { "error", "warn", "info", "debug" };
-    char buf[4096];
-    size_t len = 0;
-
-    for (size_t i = 0; i < NOPTS; i++) {
-        const struct opt *o = &opts[i];
-        const char *base = (const char *)cfg;
-        bool v6;
-
-        if (o->type == OPT_FLAG)
-            continue;
-        append(buf, sizeof buf, &len, " ");
-        for (const char *p = o->name; *p; p++)
-            append(buf, sizeof buf, &len, "%c", *p == '-' ? '_' : *p);
-        append(buf, sizeof buf, &len, "=");
-        switch (o->type) {
-        case OPT_INT:
-            append(buf, sizeof buf, &len, "%d", *(const int *)(base + o->off));
-            break;
-        case OPT_SIZE:
-            append(buf, sizeof buf, &len, "%zu", *(const size_t *)(base + o->off));
-            break;
-        case OPT_LISTEN:
-            v6 = strchr(cfg->listen_host, ':') != NULL;
-            append(buf, sizeof buf, &len, "%s%s%s:%d", v6 ? "[" : "", cfg->listen_host,
-                   v6 ? "]" : "", cfg->listen_port);
-            break;
-        case OPT_REDIS_URL:
-            append_redis(buf, sizeof buf, &len, cfg);
-            break;
-        case OPT_PREFIX:
-            append(buf, sizeof buf, &len, "\"%s\"", cfg->channel_prefix);
-            break;
-        case OPT_NODE_ID:
-            append(buf, sizeof buf, &len, "%s", cfg->node_id);
-            break;
-        case OPT_API_KEY_FILE:
-            append(buf, sizeof buf, &len, "%s", cfg->api_key_file ? cfg->api_key_file : "none");
-            break;
-        case OPT_API_LISTEN:
-            if (!cfg->api_listen_host) {
-                append(buf, sizeof buf, &len, "same");
-                break;
-            }
-            v6 = strchr(cfg->api_listen_host, ':') != NULL;
-            append(buf, sizeof buf, &len, "%s%s%s:%d", v6 ? "[" : "", cfg->api_listen_host,
-                   v6 ? "]" : "", cfg->api_listen_port);
-            break;
-        case OPT_LOG_LEVEL:
-            append(buf, sizeof buf, &len, "%s", levels[cfg->log_level]);
-            break;
-        case OPT_LOG_FORMAT:
-            append(buf, sizeof buf, &len, "%s", cfg->log_format == GW_LOG_JSON ? "json" : "text");
-            break;
-        case OPT_STR: {
-            const char *v = *(char *const *)(base + o->off);
-            append(buf, sizeof buf, &len, "\"%s\"", v ? v : "");
-            break;
-        }
-        case OPT_FILES:
-        case OPT_PATTERNS: {
-            const struct gw_strlist *l = (const struct gw_strlist *)(base + o->off);
-            append(buf, sizeof buf, &len, "\"");
-            for (size_t k = 0; k < l->n; k++)
-                append(buf, sizeof buf, &len, "%s%s", k ? "," : "", l->v[k]);
-            append(buf, sizeof buf, &len, "\"");
-            break;
-        }
-        case OPT_ORIGINS:
-            append(buf, sizeof buf, &len, "\"%s\"", cfg->allowed_origins ? cfg->allowed_origins : "");
-            break;
-        case OPT_FLAG:
-            break;
-        }
-    }
-    gw_log(GW_LOG_INFO, "config", "effective configuration%s", buf);
 }

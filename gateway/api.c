@@ -249,28 +249,25 @@ bool gw_api_serves(const struct gw_api *api, struct lws *wsi)
 
 /* ---- the API port (worker 0, --api-listen) ---- */
 
+static void api_adopt(void *ctx, int fd)
+{
+    struct gw_api *api = ctx;
+    lws_adopt_desc_t info = {
+        .vh = api->vhost, .type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, .fd.sockfd = fd,
+        .opaque = &api_port_marker,
+    };
+    if (!lws_adopt_descriptor_vhost_via_info(&info)) /* lws closes fd when this fails */
+        LOG_WARN("adopt failed port=api");
+}
+
 static void on_api_ready(uv_poll_t *p, int status, int events)
 {
     struct gw_api *api = p->data;
 
     (void)events;
-    if (status < 0)
-        return;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = gw_listen_accept(api->listen_fd, true, 0);
-        if (fd < 0) {
-            if (fd != -EAGAIN && fd != -EINTR && fd != -ECONNABORTED)
-                LOG_WARN("accept failed port=api error=\"%s\"", strerror(-fd));
-            break;
-        }
-        lws_adopt_desc_t info = {
-            .vh = api->vhost, .type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, .fd.sockfd = fd,
-            .opaque = &api_port_marker,
-        };
-        /* lws closes fd itself if the adoption fails. */
-        if (!lws_adopt_descriptor_vhost_via_info(&info))
-            LOG_WARN("adopt failed port=api");
-    }
+    int rc = status < 0 ? 0 : gw_listen_accept_batch(api->listen_fd, true, 0, ACCEPT_BATCH, api_adopt, api);
+    if (rc < 0)
+        LOG_WARN("accept failed port=api error=\"%s\"", strerror(-rc));
 }
 
 int gw_api_start(struct gw_api *api, const struct gw_node *node, int worker, uv_loop_t *loop,

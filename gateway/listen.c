@@ -50,6 +50,19 @@ fail:
     return rc;
 }
 
+int gw_listen_accept_batch(int listen_fd, bool nodelay, int sndbuf, int max, void (*adopt)(void *ctx, int fd),
+                           void *ctx)
+{
+    int n = 0;
+    for (; n < max; n++) {
+        int fd = gw_listen_accept(listen_fd, nodelay, sndbuf);
+        if (fd < 0)
+            return fd == -EAGAIN || fd == -EINTR || fd == -ECONNABORTED ? n : fd;
+        adopt(ctx, fd);
+    }
+    return n;
+}
+
 int gw_listen_accept(int listen_fd, bool nodelay, int sndbuf)
 {
     int one = 1;

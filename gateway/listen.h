@@ -23,4 +23,11 @@ int gw_listen_open(const char *host, int port, bool reuseport, char *err, size_t
  * (-EAGAIN when nothing is pending). */
 int gw_listen_accept(int listen_fd, bool nodelay, int sndbuf);
 
+/* Accepts up to max pending connections (bounded, so a connect storm cannot
+ * starve the clients already connected) and hands each fd to adopt(ctx, fd),
+ * which then owns it. Returns how many were accepted, or -errno when accept
+ * failed for another reason than "nothing pending" (the caller logs it). */
+int gw_listen_accept_batch(int listen_fd, bool nodelay, int sndbuf, int max, void (*adopt)(void *ctx, int fd),
+                           void *ctx);
+
 #endif

@@ -1,0 +1,73 @@
+/* Private to worker.c and worker_lws.c, the two halves of the worker module:
+ * the worker's struct (opaque to every other file, see worker.h) and what
+ * the two halves call of each other. Nothing else includes this. */
+#ifndef GW_WORKER_INT_H
+#define GW_WORKER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+#include "api.h"
+#include "hub.h"
+#include "mailbox.h"
+#include "metrics.h"
+#include "node.h"
+#include "registry.h"
+#include "session.h"
+#include "wake.h"
+
+struct gw_worker {
+    /* Set before the thread starts, then read-only. */
+    int index;
+    struct gw_node *node;
+    pthread_t thread;
+    bool started; /* main thread only */
+
+    /* Any thread. */
+    struct gw_mailbox inbox;
+    struct gw_wake wake; /* sent once per batch of mail */
+    struct gw_worker_stats stats; /* written by this worker only */
+
+    /* Worker thread only. */
+    uv_loop_t loop;
+    uv_timer_t sweep_timer, inbox_timer;
+    uv_poll_t listen_poll;
+    int listen_fd;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    struct gw_session_host host;
+    struct gw_hub hub;
+    struct gw_registry sessions;
+    struct gw_api api; /* HTTP publishes awaiting Redis; on worker 0 the --api-listen socket */
+    uint64_t next_seq;
+    bool inbox_drain_scheduled;
+    int64_t last_inbox_drain_us;
+    bool draining;
+    int64_t drain_deadline_us;
+    bool stopping;
+    int wsi_alive; /* upgraded connections whose wsi is not destroyed yet */
+    int64_t sweep_now_us; /* the current sweep's clock, for worker_tick */
+
+    /* Hand-shakes with main, guarded by state_lock. */
+    pthread_mutex_t state_lock;
+    pthread_cond_t state_cond;
+    int start_result; /* 1 = pending, 0 = running, <0 = failed */
+    bool stopped;     /* loop ended; waiting for teardown_go */
+    bool teardown_go;
+};
+
+/* All in worker_lws.c; worker.c calls them, never the other way round.
+ * Ends w's loop (uv_stop) once; the thread then waits for its teardown. */
+void gw_worker_stop(struct gw_worker *w);
+/* Stops the loop once draining and every WebSocket is gone. */
+void gw_worker_stop_if_drained(struct gw_worker *w);
+/* w's lws context on w's loop, with the wsgate protocol. */
+struct lws_context *gw_worker_create_context(struct gw_worker *w);
+/* uv_poll callback of w's listen socket (data = w). */
+void gw_worker_on_listen_ready(uv_poll_t *p, int status, int events);
+
+#endif
