@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite twice: an optimised build with debug info (which includes the
-# valgrind integration test when valgrind is present), then a Debug build with ASan+UBSan.
-# Both build with -Werror. Exits non-zero if any build or test fails.
+# Runs the whole test suite: an optimised build with debug info (which includes the
+# valgrind integration test when valgrind is present), then a Debug build with ASan+UBSan,
+# then each libFuzzer harness briefly (FUZZ_SECONDS each, default 15) when clang is there.
+# Every build uses -Werror. Exits non-zero if any build, test or harness fails.
 #
-#   tests/run-all.sh            both stages
-#   tests/run-all.sh asan       one stage: "main" (build-test/) or "asan" (build-asan/)
+#   tests/run-all.sh            all stages
+#   tests/run-all.sh asan       one stage: "main" (build-test/), "asan" (build-asan/) or
+#                               "fuzz" (build-fuzz/; tests/fuzz/run.sh 600 for a long run)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,11 +16,11 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 CTEST_TIMEOUT=${CTEST_TIMEOUT:-600} # per test, for tests that set no TIMEOUT of their own
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(main asan)
+[ ${#stages[@]} -gt 0 ] || stages=(main asan fuzz)
 for s in "${stages[@]}"; do
   case "$s" in
-    main | asan) ;;
-    *) echo "usage: $0 [main] [asan]" >&2; exit 2 ;;
+    main | asan | fuzz) ;;
+    *) echo "usage: $0 [main] [asan] [fuzz]" >&2; exit 2 ;;
   esac
 done
 
@@ -64,8 +66,41 @@ run_stage() {
   fi
 }
 
+# run_fuzz: every harness of tests/fuzz for FUZZ_SECONDS; one result per harness.
+run_fuzz() {
+  local start=$SECONDS n log passed=0 failed=0 secs=${FUZZ_SECONDS:-15}
+  if ! command -v clang >/dev/null 2>&1; then
+    results+=("fuzz: skipped (no clang)")
+    return
+  fi
+  say "fuzz: every harness for ${secs}s (build-fuzz/)"
+  for src in tests/fuzz/fuzz_*.c; do
+    n=$(basename "$src" .c)
+    n=${n#fuzz_}
+    log=build-fuzz/$n.log
+    mkdir -p build-fuzz
+    if WSGATE_FUZZ_BUILD="$ROOT/build-fuzz" bash tests/fuzz/run.sh "$secs" "$n" >"$log" 2>&1; then
+      passed=$((passed + 1))
+      printf '  %s: ok (%s)\n' "$n" "$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" || echo '?')"
+    else
+      failed=$((failed + 1))
+      printf '  %s: FAILED (see %s)\n' "$n" "$log"
+      tail -n 30 "$log"
+    fi
+  done
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  if [ "$failed" -ne 0 ]; then
+    results+=("fuzz: FAILED ($passed passed, $failed failed) in $((SECONDS - start))s")
+    failed_stages=$((failed_stages + 1))
+  else
+    results+=("fuzz: ok ($passed harnesses) in $((SECONDS - start))s")
+  fi
+}
+
 for s in "${stages[@]}"; do
   case "$s" in
+    fuzz) run_fuzz ;;
     main)
       run_stage main build-test -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENABLE_SANITIZERS=OFF
       ;;
