@@ -12,6 +12,10 @@
   matching labels, PDB present, rolling update that keeps capacity, Redis URL from a Secret;
 - values.schema.json rejects wrong types and unknown keys, and the chart's own checks reject
   settings that would break the drain or the Redis link (helm template must fail);
+- public keys (access.jwt.publicKeys): a Secret volume of <kid>.pem items, mounted read-only,
+  named by WSGATE_JWT_PUBLIC_KEY_FILES; kids without a Secret and bad types are refused; with
+  a gateway binary ($WSGATE_BIN, else build/gateway/wsgate), the rendered env starts a real
+  gateway on PEM files minted by /usr/bin/python3's python3-cryptography, which loads them;
 - NOTES.txt renders.
 
 Uses `helm` when it is on PATH, else the shared helm-render.sh (the real Helm 3 binary,
@@ -23,8 +27,11 @@ Needs python3-yaml.
 import base64
 import os
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -100,6 +107,15 @@ VALUE_SETS = {
     "tokensonly": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
                     "--set", "access.jwt.existingSecret=my-jwt", "--set", "access.jwt.audience=wsgate"], []),
     "api": (["--set", "api.existingSecret=wsgate-api-keys", "--set", "api.listen=8081"], []),
+    # Public keys only: no HMAC secret, no anonymous rights (the keys alone are access).
+    "publickeys": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
+                    "--set", "access.jwt.generateHmacSecret=false",
+                    "--set", "access.jwt.publicKeys.existingSecret=wsgate-jwt-keys",
+                    "--set-json", 'access.jwt.publicKeys.kids=["2026-01","2026-07"]'], []),
+    # Public keys beside the generated HMAC secret and the API key file: three Secret volumes.
+    "keysandhmac": (["--set", "access.jwt.publicKeys.existingSecret=wsgate-jwt-keys",
+                     "--set", "access.jwt.publicKeys.kids[0]=ec.p256",
+                     "--set", "api.existingSecret=wsgate-api-keys"], []),
     "prod": (["-f", "@PROD"], []),
     "everything": (["--set", "autoscaling.enabled=true", "--set", "serviceMonitor.enabled=true",
                     "--set", "ingress.enabled=true", "--set", "redis.dev.enabled=true",
@@ -107,6 +123,26 @@ VALUE_SETS = {
                     "--set", "topologySpread.enabled=false", "--set", "fullnameOverride=gw"],
                    ["--allow-unknown-kinds"]),
 }
+
+
+# Run by /usr/bin/python3 (Debian's python3-cryptography): one PEM public key per path, RSA 2048
+# for the first, EC P-256 for the others (both families the gateway accepts).
+MINT_PEMS = """
+import sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+for i, path in enumerate(sys.argv[1:]):
+    key = rsa.generate_private_key(65537, 2048) if i == 0 else ec.generate_private_key(ec.SECP256R1())
+    with open(path, "wb") as f:
+        f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+"""
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def helm_cmd():
@@ -183,7 +219,8 @@ class HelmChart(unittest.TestCase):
     # ------------------------------------------------------------------ lint
     def test_lint_strict(self):
         for flags in ([], ["--set", "redis.dev.enabled=true"], ["-f", self.prod_values],
-                      ["--set", "autoscaling.enabled=true", "--set", "ingress.enabled=true"]):
+                      ["--set", "autoscaling.enabled=true", "--set", "ingress.enabled=true"],
+                      self.flags("publickeys")):
             p = helm_lint(flags)
             self.assertEqual(p.returncode, 0, "helm lint --strict %s:\n%s%s" % (flags, p.stdout, p.stderr))
             self.assertIn("0 chart(s) failed", p.stdout)
@@ -364,6 +401,98 @@ class HelmChart(unittest.TestCase):
         self.assertEqual([m["name"] for m in d["c"]["volumeMounts"]], ["jwt"], "only the generated HMAC secret")
         self.assertEqual([s for s in by_kind(d["docs"], "Service") if s["metadata"]["name"].endswith("-api")], [])
 
+    def test_public_keys(self):
+        # Every listed kid is one item of the Secret volume, mounted read-only, and named in
+        # WSGATE_JWT_PUBLIC_KEY_FILES as <mount>/<kid>.pem (the gateway's kid = base name).
+        e = self.check_essentials("publickeys")
+        env = {x["name"]: x for x in e["c"]["env"]}
+        files = env["WSGATE_JWT_PUBLIC_KEY_FILES"]["value"].split(",")
+        self.assertEqual(files, ["/etc/wsgate/jwt-keys/2026-01.pem", "/etc/wsgate/jwt-keys/2026-07.pem"])
+        self.assertNotIn("WSGATE_JWT_HMAC_SECRET_FILE", env, "generateHmacSecret=false: no HMAC secret")
+        (mount,) = e["c"]["volumeMounts"]
+        self.assertEqual((mount["name"], mount["mountPath"], mount["readOnly"]),
+                         ("jwt-keys", "/etc/wsgate/jwt-keys", True))
+        (vol,) = e["pod"]["volumes"]
+        self.assertEqual(vol["name"], "jwt-keys")
+        self.assertEqual(vol["secret"]["secretName"], "wsgate-jwt-keys")
+        self.assertEqual(vol["secret"]["defaultMode"], 0o444)
+        self.assertEqual([(i["key"], i["path"]) for i in vol["secret"]["items"]],
+                         [("2026-01.pem", "2026-01.pem"), ("2026-07.pem", "2026-07.pem")])
+        self.assertEqual([mount["mountPath"] + "/" + i["path"] for i in vol["secret"]["items"]], files)
+        self.assertEqual(by_kind(e["docs"], "Secret")[0]["metadata"]["name"], e["ref"]["name"],
+                         "only the Redis URL Secret: the key Secret exists already, no HMAC one")
+        self.assertEqual(len(by_kind(e["docs"], "Secret")), 1)
+        cm = one(e["docs"], "ConfigMap")["data"]
+        self.assertNotIn("WSGATE_JWT_PUBLIC_KEY_FILES", cm)
+        self.assertEqual((cm["WSGATE_ANONYMOUS_SUBSCRIBE"], cm["WSGATE_ANONYMOUS_PUBLISH"]), ("", ""))
+        # Off by default.
+        d = self.check_essentials("defaults")
+        self.assertNotIn("WSGATE_JWT_PUBLIC_KEY_FILES", {x["name"] for x in d["c"]["env"]})
+        self.assertNotIn("jwt-keys", [v["name"] for v in d["pod"]["volumes"]])
+
+    def test_public_keys_with_hmac_and_api(self):
+        e = self.check_essentials("keysandhmac")
+        env = {x["name"]: x for x in e["c"]["env"]}
+        self.assertEqual(env["WSGATE_JWT_PUBLIC_KEY_FILES"]["value"], "/etc/wsgate/jwt-keys/ec.p256.pem")
+        self.assertEqual(env["WSGATE_JWT_HMAC_SECRET_FILE"]["value"], "/etc/wsgate/jwt/hmac-secret")
+        self.assertEqual(env["WSGATE_API_KEY_FILE"]["value"], "/run/secrets/wsgate-api/keys")
+        mounts = {m["name"]: m["mountPath"] for m in e["c"]["volumeMounts"]}
+        self.assertEqual(mounts, {"jwt": "/etc/wsgate/jwt", "jwt-keys": "/etc/wsgate/jwt-keys",
+                                  "api-keys": "/run/secrets/wsgate-api"})
+        vols = {v["name"]: v["secret"] for v in e["pod"]["volumes"]}
+        self.assertEqual(sorted(vols), sorted(mounts))
+        self.assertEqual(vols["jwt-keys"]["items"], [{"key": "ec.p256.pem", "path": "ec.p256.pem"}])
+        self.assertEqual(vols["jwt"]["secretName"], "rel-wsgate-jwt")
+
+    def test_public_keys_load_in_the_gateway(self):
+        """The rendered env, with the mount directory replaced by a temporary one holding PEM
+        files minted by python3-cryptography, starts a real gateway that loads both keys."""
+        binary = os.environ.get("WSGATE_BIN") or os.path.join(ROOT, "build", "gateway", "wsgate")
+        if not os.access(binary, os.X_OK):
+            self.skipTest("no gateway binary (build/gateway/wsgate or $WSGATE_BIN)")
+        if run(["/usr/bin/python3", "-c", "import cryptography"], timeout=30, check=False).returncode:
+            self.skipTest("python3-cryptography is not installed for /usr/bin/python3")
+        _, docs = self.render("publickeys")
+        dep = next(d for d in by_kind(docs, "Deployment"))
+        (c,) = dep["spec"]["template"]["spec"]["containers"]
+        (mount,) = c["volumeMounts"]
+        keydir = os.path.join(self.tmp, "jwt-keys")
+        os.makedirs(keydir, exist_ok=True)
+        (vol,) = dep["spec"]["template"]["spec"]["volumes"]
+        paths = [os.path.join(keydir, i["path"]) for i in vol["secret"]["items"]]
+        run(["/usr/bin/python3", "-c", MINT_PEMS] + paths, timeout=60)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WSGATE_")}
+        env.update({k: str(v) for k, v in one(docs, "ConfigMap")["data"].items()})
+        for x in c["env"]:
+            if "value" in x:
+                env[x["name"]] = x["value"].replace(mount["mountPath"] + "/", keydir + "/")
+        port = free_port()
+        env.update(WSGATE_LISTEN="127.0.0.1:%d" % port, WSGATE_NODE_ID="helm-keys",
+                   WSGATE_REDIS_URL="redis://127.0.0.1:%d/0" % free_port(), WSGATE_LOG_FORMAT="text")
+        errlog = os.path.join(self.tmp, "gateway.log")
+        with open(errlog, "w") as err:
+            proc = subprocess.Popen([binary], env=env, stdout=err, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 15
+            text = ""
+            while time.monotonic() < deadline and proc.poll() is None:
+                with open(errlog) as f:
+                    text = f.read()
+                if "module=access" in text:
+                    break
+                time.sleep(0.1)
+            with open(errlog) as f:
+                text = f.read()
+            self.assertIsNone(proc.poll(), "gateway exited:\n" + text[-2000:])
+            self.assertIn('msg="access" keys=2 anonymous_subscribe=0 anonymous_publish=0', text, text[-3000:])
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
     def test_dev_redis(self):
         e = self.check_essentials("devredis")
         docs = e["docs"]
@@ -419,6 +548,26 @@ class HelmChart(unittest.TestCase):
             (["--set", "api.existingSecret=k", "--set", "api.listen=8080"], "api.listen must differ"),
             (["--set", "api.token=x"], "token"),
             (["--set", "gateway.extraEnv.WSGATE_API_KEY_FILE=/k"], "WSGATE_API_KEY_FILE"),
+            # Public keys: the chart's checks ...
+            (["--set", "access.jwt.publicKeys.kids[0]=2026-07"],
+             "access.jwt.publicKeys.kids needs access.jwt.publicKeys.existingSecret"),
+            (["--set", "access.jwt.publicKeys.existingSecret=k"],
+             "access.jwt.publicKeys.existingSecret needs access.jwt.publicKeys.kids"),
+            (["--set", "access.jwt.publicKeys.existingSecret=k", "--set", "access.jwt.publicKeys.kids[0]=a.pem"],
+             'list the kid "a"'),
+            (["--set", "access.jwt.publicKeys.existingSecret=k", "--set", "access.jwt.publicKeys.kids[0]=a",
+              "--set", "gateway.extraEnv.WSGATE_JWT_PUBLIC_KEY_FILES=/k/a.pem"],
+             "WSGATE_JWT_PUBLIC_KEY_FILES and access.jwt.publicKeys are both set"),
+            (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
+              "--set", "access.jwt.generateHmacSecret=false",
+              "--set-json", "access.jwt.publicKeys.kids=[]"], "no access configured"),
+            # ... and the schema (types, names, duplicates, unknown keys).
+            (["--set", "access.jwt.publicKeys.kids=2026-07"], "access.jwt.publicKeys.kids"),
+            (["--set-json", "access.jwt.publicKeys.kids=[7]"], "access.jwt.publicKeys.kids"),
+            (["--set-json", "access.jwt.publicKeys.existingSecret=[\"k\"]"], "access.jwt.publicKeys.existingSecret"),
+            (["--set-json", 'access.jwt.publicKeys.kids=["../etc/passwd"]'], "access.jwt.publicKeys.kids"),
+            (["--set-json", 'access.jwt.publicKeys.kids=["a","a"]'], "unique"),
+            (["--set", "access.jwt.publicKeys.secretName=k"], "secretName"),
         ]
         for flags, needle in cases:
             with self.subTest(flags=flags):

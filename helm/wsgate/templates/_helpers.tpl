@@ -110,8 +110,23 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 {{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds, gateway.allowedOrigins, gateway.maxConnectionsPerIp, the redis.*, api.* or access.* values" $k) }}
 {{- end }}
 {{- end }}
-{{- if not (or .Values.access.anonymousSubscribe .Values.access.anonymousPublish (include "wsgate.jwtSecretName" .) (hasKey .Values.gateway.extraEnv "WSGATE_JWT_PUBLIC_KEY_FILES")) }}
-{{- fail "no access configured, so nobody could subscribe or publish: set access.jwt.generateHmacSecret or access.jwt.existingSecret, or access.anonymousSubscribe / access.anonymousPublish" }}
+{{- $pk := .Values.access.jwt.publicKeys | default dict }}
+{{- if and $pk.kids (not $pk.existingSecret) }}
+{{- fail "access.jwt.publicKeys.kids needs access.jwt.publicKeys.existingSecret: the Secret holding the <kid>.pem files" }}
+{{- end }}
+{{- if and $pk.existingSecret (not $pk.kids) }}
+{{- fail (printf "access.jwt.publicKeys.existingSecret needs access.jwt.publicKeys.kids: list the kids to load from Secret %q (one key <kid>.pem each)" $pk.existingSecret) }}
+{{- end }}
+{{- range $pk.kids }}
+{{- if hasSuffix ".pem" . }}
+{{- fail (printf "access.jwt.publicKeys.kids: %q is a file name; list the kid %q (the chart mounts Secret key <kid>.pem)" . (trimSuffix ".pem" .)) }}
+{{- end }}
+{{- end }}
+{{- if and $pk.existingSecret (hasKey .Values.gateway.extraEnv "WSGATE_JWT_PUBLIC_KEY_FILES") }}
+{{- fail "gateway.extraEnv.WSGATE_JWT_PUBLIC_KEY_FILES and access.jwt.publicKeys are both set: the chart sets this variable from access.jwt.publicKeys.kids" }}
+{{- end }}
+{{- if not (or .Values.access.anonymousSubscribe .Values.access.anonymousPublish (include "wsgate.jwtSecretName" .) (include "wsgate.jwtPublicKeyFiles" .) (hasKey .Values.gateway.extraEnv "WSGATE_JWT_PUBLIC_KEY_FILES")) }}
+{{- fail "no access configured, so nobody could subscribe or publish: set access.jwt.generateHmacSecret, access.jwt.existingSecret or access.jwt.publicKeys (existingSecret and kids), or access.anonymousSubscribe / access.anonymousPublish" }}
 {{- end }}
 {{- if and .Values.api.listen (not .Values.api.existingSecret) }}
 {{- fail "api.listen needs api.existingSecret: without keys the publish API is off" }}
@@ -148,5 +163,23 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 {{- .Values.access.jwt.existingSecretKey }}
 {{- else -}}
 jwt-hmac-secret
+{{- end }}
+{{- end }}
+
+{{/* Directory the public keys (access.jwt.publicKeys) are mounted in. */}}
+{{- define "wsgate.jwtKeysDir" -}}
+/etc/wsgate/jwt-keys
+{{- end }}
+
+{{/* WSGATE_JWT_PUBLIC_KEY_FILES: <dir>/<kid>.pem for each listed kid; empty without public keys. */}}
+{{- define "wsgate.jwtPublicKeyFiles" -}}
+{{- $pk := .Values.access.jwt.publicKeys | default dict }}
+{{- if and $pk.existingSecret $pk.kids }}
+{{- $dir := include "wsgate.jwtKeysDir" . }}
+{{- $files := list }}
+{{- range $pk.kids }}
+{{- $files = append $files (printf "%s/%s.pem" $dir .) }}
+{{- end }}
+{{- join "," $files }}
 {{- end }}
 {{- end }}
