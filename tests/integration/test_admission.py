@@ -10,30 +10,16 @@ workers. Distinct source addresses come from binding client sockets to 127.0.0.2
 before connecting (all of 127/8 is local on Linux).
 """
 
-import base64
-import os
-import selectors
 import socket
 import subprocess
-import threading
-import time
 import unittest
 
 from wsgate_harness import (ConnectionLost, GatewayTestCase, HandshakeError, NO_RATE_LIMIT, T,
-                            WSClient, wait_until, wsgate_bin)
+                            WSClient, wait_until, wsgate_bin, burst_upgrades, upgrade_request)
 
 REFUSED = (HandshakeError, ConnectionLost, ConnectionResetError, BrokenPipeError)
 ORIGIN_KEY = 'wsgate_upgrades_refused_total{reason="origin"}'
 PER_IP_KEY = 'wsgate_upgrades_refused_total{reason="per_ip"}'
-
-
-def upgrade_request(host_header, origin=None, path="/ws"):
-    key = base64.b64encode(os.urandom(16)).decode()
-    lines = ["GET %s HTTP/1.1" % path, "Host: %s" % host_header, "Upgrade: websocket",
-             "Connection: Upgrade", "Sec-WebSocket-Key: %s" % key, "Sec-WebSocket-Version: 13"]
-    if origin is not None:
-        lines.append("Origin: %s" % origin)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def raw_exchange(port, request, source=None, timeout=5.0):
@@ -251,83 +237,6 @@ class PerIpLimitTest(GatewayTestCase):
         self.assertEqual(gw.metric(PER_IP_KEY), 0)
 
 
-def burst(port, sources, per_source, senders, timeout):
-    """Connects per_source sockets from each source address, then writes every upgrade
-    request at once from `senders` threads. Returns ({source: upgraded sockets},
-    {source: refused count}, undecided count)."""
-    socks = []
-    try:
-        for src in sources:
-            for _ in range(per_source):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.settimeout(timeout)
-                s.bind((src, 0))
-                s.connect(("127.0.0.1", port))
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                socks.append((src, s))
-    except OSError:
-        for _, s in socks:
-            s.close()
-        raise
-    requests = [upgrade_request("127.0.0.1:%d" % port) for _ in socks]
-    barrier = threading.Barrier(senders, timeout=timeout)
-    errors = []
-
-    def send(part):
-        try:
-            barrier.wait()
-            for i in part:
-                socks[i][1].sendall(requests[i])
-        except (OSError, threading.BrokenBarrierError) as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=send, args=(range(k, len(socks), senders),), daemon=True)
-               for k in range(senders)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    if errors or any(t.is_alive() for t in threads):
-        for _, s in socks:
-            s.close()
-        raise AssertionError("sending the upgrade requests failed: %r" % errors[:3])
-
-    sel = selectors.DefaultSelector()
-    bufs = {}
-    for src, s in socks:
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ, src)
-        bufs[s] = b""
-    upgraded = {src: [] for src in sources}
-    refused = {src: 0 for src in sources}
-    deadline = time.monotonic() + timeout
-    while bufs and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=0.1):
-            s, src = key.fileobj, key.data
-            try:
-                chunk = s.recv(4096)
-            except BlockingIOError:
-                continue
-            except OSError:
-                chunk = b""
-            if chunk:
-                bufs[s] += chunk
-                if b"\r\n\r\n" not in bufs[s]:
-                    continue
-            sel.unregister(s)
-            head = bufs.pop(s)
-            if head.startswith(b"HTTP/1.1 101"):
-                s.setblocking(True)
-                upgraded[src].append(s)
-            else:
-                refused[src] += 1
-                s.close()
-    undecided = len(bufs)
-    for s in bufs:
-        sel.unregister(s)
-        s.close()
-    sel.close()
-    return upgraded, refused, undecided
 
 
 class ConcurrentPerIpLimitTest(GatewayTestCase):
@@ -342,7 +251,7 @@ class ConcurrentPerIpLimitTest(GatewayTestCase):
                                        str(self.LIMIT)] + NO_RATE_LIMIT)
         counted_before = 0
         for rnd in range(self.ROUNDS):
-            upgraded, refused, undecided = burst(gw.port, self.SOURCES, self.PER_SOURCE, 6, T(5))
+            upgraded, refused, undecided = burst_upgrades(gw.port, self.SOURCES, self.PER_SOURCE, 6, T(5))
             try:
                 self.assertEqual(undecided, 0, "round %d: upgrades left without an answer" % rnd)
                 for src in self.SOURCES:

@@ -6,16 +6,10 @@ the node overshoots. Many more upgrades than the limit are written at once from 
 threads to a node with several workers; at most the limit may get 101.
 """
 
-import base64
-import os
-import selectors
-import socket
 import sys
-import threading
-import time
 import unittest
 
-from wsgate_harness import GatewayTestCase, NO_RATE_LIMIT, T, WSClient, wait_until
+from wsgate_harness import GatewayTestCase, NO_RATE_LIMIT, T, WSClient, burst_upgrades, wait_until
 
 LIMIT = 100
 ATTEMPTS = 400
@@ -27,87 +21,10 @@ SENDERS = 8  # client threads writing upgrade requests, released together by a b
 ROUNDS = 30
 
 
-def upgrade_request(port):
-    key = base64.b64encode(os.urandom(16)).decode()
-    return ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            % (port, key)).encode()
-
-
-def burst(port, attempts, senders, timeout, settle=0.0):
-    """Connects `attempts` sockets first, then writes all upgrade requests at once from
-    `senders` threads. Returns (upgraded sockets, refused count, undecided count)."""
-    socks = []
-    try:
-        for _ in range(attempts):
-            s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            socks.append(s)
-    except OSError:
-        for s in socks:
-            s.close()
-        raise
-    if settle:
-        time.sleep(settle)  # lets the workers accept every connection before the burst
-    requests = [upgrade_request(port) for _ in socks]
-    barrier = threading.Barrier(senders, timeout=timeout)
-    errors = []
-
-    def send(part):
-        try:
-            barrier.wait()
-            for i in part:
-                socks[i].sendall(requests[i])
-        except (OSError, threading.BrokenBarrierError) as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=send, args=(range(k, attempts, senders),), daemon=True)
-               for k in range(senders)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
-    if errors or any(t.is_alive() for t in threads):
-        for s in socks:
-            s.close()
-        raise AssertionError("sending the upgrade requests failed: %r" % errors[:3])
-
-    # Read each answer up to the end of its status line/headers, or EOF/RST.
-    sel = selectors.DefaultSelector()
-    bufs = {}
-    for s in socks:
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ)
-        bufs[s] = b""
-    upgraded, refused = [], 0
-    deadline = time.monotonic() + timeout
-    while bufs and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=0.1):
-            s = key.fileobj
-            try:
-                chunk = s.recv(4096)
-            except BlockingIOError:
-                continue
-            except OSError:
-                chunk = b""
-            if chunk:
-                bufs[s] += chunk
-                if b"\r\n\r\n" not in bufs[s]:
-                    continue
-            sel.unregister(s)
-            head = bufs.pop(s)
-            if head.startswith(b"HTTP/1.1 101"):
-                s.setblocking(True)
-                upgraded.append(s)
-            else:
-                refused += 1
-                s.close()
-    undecided = len(bufs)
-    for s in bufs:
-        sel.unregister(s)
-        s.close()
-    sel.close()
-    return upgraded, refused, undecided
+def burst(port, attempts, senders, timeout):
+    """attempts upgrades from one source address at once: (upgraded, refused, undecided)."""
+    upgraded, refused, undecided = burst_upgrades(port, ["127.0.0.1"], attempts, senders, timeout)
+    return upgraded["127.0.0.1"], refused["127.0.0.1"], undecided
 
 
 class ConcurrentConnectionLimitTest(GatewayTestCase):
