@@ -11,7 +11,9 @@
 #   bench/run.sh -- --size 1024       everything after -- goes to every wsbench call
 #
 # Environment: BENCH_TARGETS, BENCH_SCENARIOS, BENCH_NODES, BENCH_OUT, BENCH_QUICK=1,
-# BENCH_NO_INSTALL=1, BENCH_BUILD_DIR, BENCH_WSGATE_ARGS (extra wsgate flags), BENCH_WSGATE_BIN. Only processes started here are stopped, by PID.
+# BENCH_NO_INSTALL=1, BENCH_BUILD_DIR, BENCH_WSGATE_ARGS (extra wsgate flags), BENCH_WSGATE_BIN,
+# BENCH_AUTH=hs256|rs256|es256 (wsgate without anonymous rights; every client sends one
+# minted JWT as ?token=). Only processes started here are stopped, by PID.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,13 +41,15 @@ while [ $# -gt 0 ]; do
     --nodes) NODES=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-install) NO_INSTALL=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
   shift
 done
 [[ "$NODES" =~ ^[1-8]$ ]] || die "--nodes must be 1..8"
+AUTH=${BENCH_AUTH:-}
+case "$AUTH" in ''|hs256|rs256|es256) ;; *) die "BENCH_AUTH must be hs256, rs256 or es256" ;; esac
 for t in ${TARGETS//,/ }; do
   case "$t" in wsgate|nchan|node|ideal) ;; *) die "unknown target '$t' (wsgate, nchan, node, ideal)" ;; esac
 done
@@ -155,6 +159,45 @@ REDIS_PID=$!
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "$REDIS_PORT" ping >/dev/null || die "redis-server did not start (see $RUN_DIR/redis.log)"
 
+# ---- access: anonymous rights, or a key and one token for every client (BENCH_AUTH) ----
+# Debian's python3-jwt mints the token (an independent implementation, as in the tests);
+# /usr/bin/python3 because a python3 earlier on PATH may not have it.
+WSGATE_ACCESS=(--anonymous-subscribe '*' --anonymous-publish '*')
+TOKEN_ARGS=()
+if [ -n "$AUTH" ]; then
+  /usr/bin/python3 - "$AUTH" "$RUN_DIR" <<'PY' || die "cannot mint a $AUTH key and token (needs python3-jwt, python3-cryptography)"
+import os, sys, time
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+alg, d = sys.argv[1], sys.argv[2]
+os.umask(0o077)  # the secret is readable by this user only
+claims = {"sub": "bench", "channels": ["*"], "exp": int(time.time()) + 3600}
+if alg == "hs256":
+    secret = os.urandom(32).hex().encode()
+    with open(os.path.join(d, "jwt-secret"), "wb") as f:
+        f.write(secret)
+    token = jwt.encode(claims, secret, algorithm="HS256")
+else:
+    key = rsa.generate_private_key(65537, 2048) if alg == "rs256" else ec.generate_private_key(ec.SECP256R1())
+    with open(os.path.join(d, "jwt-key.pem"), "wb") as f:
+        f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+    # kid = the key file's base name, as a deployment with rotation would send it
+    token = jwt.encode(claims, key, algorithm=alg.upper(), headers={"kid": "jwt-key"})
+with open(os.path.join(d, "token"), "w") as f:
+    f.write(token)
+PY
+  if [ "$AUTH" = hs256 ]; then
+    WSGATE_ACCESS=(--jwt-hmac-secret-file "$RUN_DIR/jwt-secret")
+  else
+    WSGATE_ACCESS=(--jwt-public-key-files "$RUN_DIR/jwt-key.pem")
+  fi
+  TOKEN_ARGS=(--token-file "$RUN_DIR/token")
+  say "auth: $AUTH, token of $(wc -c <"$RUN_DIR/token") bytes, no anonymous rights"
+fi
+
 # ---- targets: each start_* sets SERVERS (host:port list) and adds to PIDS -------------
 SERVERS=
 # Each launch_<target> PORT INDEX [flags...] becomes one server process (exec keeps
@@ -163,7 +206,7 @@ launch_wsgate() {
   local p=$1 i=$2
   shift 2
   exec "$WSGATE" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "bench-$i" \
-    --log-level warn --anonymous-subscribe '*' --anonymous-publish '*' "$@" "${WSGATE_EXTRA[@]}"
+    --log-level warn "${WSGATE_ACCESS[@]}" "$@" "${WSGATE_EXTRA[@]}"
 }
 launch_node() {
   PORT=$1 REDIS_URL="redis://127.0.0.1:$REDIS_PORT" CHANNEL_PREFIX=gw: \
@@ -252,7 +295,7 @@ machine_info() {
           "+ nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)")"\
        "$(has_target node && echo "; node $(node --version) ws $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ws/package.json').version")" \
           "ioredis $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ioredis/package.json').version")")"
-  echo "run: $RUN_ID, $NODES nodes per target$WSGATE_EXTRA_LABEL, quick=$QUICK, fd limit $NOFILE, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "run: $RUN_ID, $NODES nodes per target$WSGATE_EXTRA_LABEL, auth ${AUTH:-none}, quick=$QUICK, fd limit $NOFILE, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 }
 
 say "results: $JSON (label $RUN_ID)"
@@ -273,6 +316,7 @@ for scenario in ${SCENARIOS//,/ }; do
     args=(--target "$target" --servers "$SERVERS" --redis "127.0.0.1:$REDIS_PORT" --scenario "$scenario"
           --server-pids "$(IFS=,; echo "${started[*]}")" --redis-pid "$REDIS_PID" --json "$JSON" --label "$RUN_ID")
     [ "$HEADER_DONE" = 1 ] && args+=(--no-header)
+    if [ "$target" = wsgate ]; then args+=("${TOKEN_ARGS[@]}"); fi
     HEADER_DONE=1
     # shellcheck disable=SC2046
     timeout 300 "$WSBENCH" "${args[@]}" $(scenario_args "$scenario") "${EXTRA[@]}" ||

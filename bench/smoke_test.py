@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """ctest smoke test for wsbench (label `bench`): one redis-server, one wsgate node and a
-short fanout; every message must arrive exactly once, in order. Proves the tool and
-the JSON it writes, not performance. Runs in about 5 seconds.
+short fanout; every message must arrive exactly once, in order. Then a node without
+anonymous rights and an HS256 key: a connect-storm with --token-file must get every
+client live, one without a token none. Proves the tool and the JSON it writes, not
+performance. Runs in about 10 seconds.
 
     smoke_test.py WSGATE_BIN WSBENCH_BIN
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -32,6 +37,29 @@ def wait_ready(url, deadline):
             pass
         time.sleep(0.1)
     raise SystemExit(f"not ready: {url}")
+
+
+def hs256_token(secret, claims):
+    """Minted with the standard library, independently of the gateway's verifier."""
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=")
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    sig = b64(hmac.new(secret, head + b"." + body, hashlib.sha256).digest())
+    return (head + b"." + body + b"." + sig).decode()
+
+
+def storm(wsbench, port, pid, out, conns, extra):
+    """One connect-storm against 127.0.0.1:port; returns its JSON row."""
+    run = subprocess.run(
+        [wsbench, "--target", "wsgate", "--servers", f"127.0.0.1:{port}", "--scenario", "connect-storm",
+         "--conns", str(conns), "--server-pids", str(pid), "--json", out, "--no-header"] + extra,
+        timeout=30, capture_output=True, text=True)
+    print(run.stdout, run.stderr, sep="\n")
+    if run.returncode != 0:
+        raise SystemExit(f"wsbench exited {run.returncode}")
+    with open(out) as f:
+        return json.loads(f.readlines()[-1])
 
 
 def stop(proc):
@@ -75,6 +103,24 @@ def main():
         rows = [json.loads(line) for line in open(out)]
         assert len(rows) == 1, rows
         r = rows[0]
+
+        # Same tool against a node that only lets a token in (the BENCH_AUTH runs of run.sh).
+        secret = os.urandom(32).hex().encode()
+        with open(os.path.join(tmp, "secret"), "wb") as f:
+            f.write(secret)
+        with open(os.path.join(tmp, "token"), "w") as f:
+            f.write(hs256_token(secret, {"sub": "smoke", "channels": ["*"], "exp": int(time.time()) + 600}) + "\n")
+        aport = free_port()
+        procs.append(subprocess.Popen(
+            [wsgate, "--listen", f"127.0.0.1:{aport}", "--redis-url", f"redis://127.0.0.1:{rport}",
+             "--log-level", "warn", "--jwt-hmac-secret-file", os.path.join(tmp, "secret")],
+            stdout=log, stderr=log))
+        wait_ready(f"http://127.0.0.1:{aport}/readyz", time.monotonic() + 20)
+        auth_out = os.path.join(tmp, "auth.jsonl")
+        with_token = storm(wsbench, aport, procs[2].pid, auth_out, 100,
+                           ["--token-file", os.path.join(tmp, "token")])
+        # refused subscribes (unauthorized) are never acked: they stay pending until --connect-timeout
+        without = storm(wsbench, aport, procs[2].pid, auth_out, 20, ["--connect-timeout", "2"])
         checks = {
             "all 200 clients live": r["live"] == 200,
             "about 40 messages published": 30 <= r["published"] <= 50,
@@ -84,6 +130,8 @@ def main():
             "latency measured": r["p50_ms"] > 0 and r["max_ms"] >= r["p99_ms"] >= r["p50_ms"],
             "server CPU measured": r["server_cpu_s"] > 0,
             "own CPU reported": r["tool_cpu_pct"] > 0,
+            "with a token all 100 clients live": with_token["live"] == 100 and with_token["conn_per_s"] > 0,
+            "without a token no client live": without["live"] == 0,
         }
         failed = [k for k, ok in checks.items() if not ok]
         for k, ok in checks.items():

@@ -21,6 +21,9 @@
  * the --json file, /proc and /metrics reads. */
 #define BENCH_FD_RESERVE 256
 #define BENCH_RBUF (256 * 1024)
+/* Longest --token: the request line must fit wsgate's 4 KiB HTTP header buffer with the
+ * other headers (about 200 bytes). */
+#define BENCH_TOKEN_MAX 3584
 /* Bytes of a frame we keep across reads: enough for a frame header plus the part of
  * the payload that holds "s" and "t" (the channel name comes first, up to 128 bytes). */
 #define BENCH_PART_MAX 512
@@ -118,6 +121,7 @@ struct bench_opts {
     struct sockaddr_in nchan_pub;
     int have_redis, have_nchan_pub;
     const char *path;         /* upgrade path; nchan: prefix, channel appended */
+    const char *token;        /* wsgate: JWT sent as ?token= by every client; NULL: anonymous */
     const char *redis_prefix; /* prepended to channel names on PUBLISH */
     const char *chan_prefix;  /* channel name prefix, unique per run */
     int conns;

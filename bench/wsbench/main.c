@@ -50,6 +50,8 @@ static void usage(FILE *out)
           "  --redis-pid P              Redis process, reported separately\n"
           "  --no-metrics               do not scrape wsgate /metrics\n"
           "  --path P                   upgrade path (wsgate/node /ws, nchan /sub/ + channel)\n"
+          "  --token T                  wsgate: every client upgrades with PATH?token=T (one JWT for all)\n"
+          "  --token-file FILE          ... the token read from FILE (one trailing newline dropped)\n"
           "  --redis-prefix P           Redis channel prefix (gw:)\n"
           "  --chan-prefix P            channel name prefix (unique per run by default)\n"
           "  --json FILE                append one JSON line per row\n"
@@ -121,6 +123,36 @@ static void parse_rates(struct bench_opts *o, const char *s, int deliveries)
             bench_die("bad rate '%s'", parts[i]);
 }
 
+/* The token is the whole file but one trailing newline, as wsgate reads its secret. */
+static const char *read_token(const char *path)
+{
+    static char buf[BENCH_TOKEN_MAX + 2];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        bench_die("cannot open %s: %s", path, strerror(errno));
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    if (n && buf[n - 1] == '\n')
+        buf[--n] = 0;
+    if (n && buf[n - 1] == '\r')
+        buf[--n] = 0;
+    return buf;
+}
+
+/* The token goes into the request line verbatim, so only base64url and '.' are allowed
+ * (a JWT needs no percent-encoding), and it must fit wsgate's 4 KiB header buffer. */
+static void check_token(const struct bench_opts *o)
+{
+    size_t len = strlen(o->token);
+    if (o->target != TARGET_WSGATE)
+        bench_die("--token/--token-file: only for --target wsgate");
+    if (!len || len > BENCH_TOKEN_MAX)
+        bench_die("token: %zu bytes, want 1..%d", len, BENCH_TOKEN_MAX);
+    if (strspn(o->token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != len)
+        bench_die("token: only base64url characters and '.' (a compact JWT)");
+}
+
 /* The generator needs one descriptor per client; root may raise the hard limit too. */
 static void raise_nofile(int need)
 {
@@ -145,7 +177,8 @@ enum {
     OPT_REDIS = 256, OPT_NCHAN_PUB, OPT_NCHAN_PUB_CONNS, OPT_CHANNELS, OPT_DELIV, OPT_WARM, OPT_DRAIN,
     OPT_SETTLE, OPT_SLOW_SHARE, OPT_SLOW_RCVBUF, OPT_SAT_LOSS, OPT_SAT_P99, OPT_SAT_FACTOR, OPT_SAT_STEPS,
     OPT_SAT_MAX, OPT_CC, OPT_CT, OPT_SRC, OPT_SPIDS, OPT_RPID, OPT_NO_METRICS, OPT_PATH, OPT_RPREFIX,
-    OPT_CPREFIX, OPT_JSON, OPT_LABEL, OPT_NO_HEADER, OPT_QUIET, OPT_SWEEP, OPT_DURATIONS
+    OPT_CPREFIX, OPT_JSON, OPT_LABEL, OPT_NO_HEADER, OPT_QUIET, OPT_SWEEP, OPT_DURATIONS, OPT_TOKEN,
+    OPT_TOKEN_FILE
 };
 
 static const struct option longopts[] = {
@@ -163,7 +196,8 @@ static const struct option longopts[] = {
     { "no-metrics", 0, 0, OPT_NO_METRICS }, { "path", 1, 0, OPT_PATH }, { "redis-prefix", 1, 0, OPT_RPREFIX },
     { "chan-prefix", 1, 0, OPT_CPREFIX }, { "json", 1, 0, OPT_JSON }, { "label", 1, 0, OPT_LABEL },
     { "no-header", 0, 0, OPT_NO_HEADER }, { "quiet", 0, 0, OPT_QUIET }, { "sweep", 1, 0, OPT_SWEEP },
-    { "durations", 1, 0, OPT_DURATIONS }, { 0, 0, 0, 0 }
+    { "durations", 1, 0, OPT_DURATIONS }, { "token", 1, 0, OPT_TOKEN }, { "token-file", 1, 0, OPT_TOKEN_FILE },
+    { 0, 0, 0, 0 }
 };
 
 int main(int argc, char **argv)
@@ -254,6 +288,8 @@ int main(int argc, char **argv)
         case OPT_QUIET: o->quiet = 1; break;
         case OPT_SWEEP: parse_sweep(o, optarg); break;
         case OPT_DURATIONS: parse_durations(o, optarg); break;
+        case OPT_TOKEN: o->token = optarg; break;
+        case OPT_TOKEN_FILE: o->token = read_token(optarg); break;
         default: usage(stderr); return 2;
         }
     }
@@ -269,6 +305,8 @@ int main(int argc, char **argv)
         bench_die("an option is out of range (see --help)");
     if (!o->path)
         o->path = o->target == TARGET_NCHAN ? "/sub/" : "/ws";
+    if (o->token)
+        check_token(o);
     if (!o->chan_prefix) {
         /* unique per run: nchan keeps messages per channel in Redis across runs */
         snprintf(cprefix, sizeof cprefix, "b%lx_%d_", (unsigned long)time(NULL) % 100000, (int)getpid());

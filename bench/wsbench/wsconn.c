@@ -178,14 +178,19 @@ static void send_frame(struct bench *b, struct conn *c, int opcode, const void *
 
 static void send_request(struct bench *b, struct conn *c)
 {
-    char req[512];
+    char req[512 + BENCH_TOKEN_MAX];
     const struct sockaddr_in *dst = &b->o.servers[c->idx % (uint32_t)b->o.nservers];
     const struct chan *ch = &b->chans[c->chan];
     int n = snprintf(req, sizeof req,
-                     "GET %s%s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                     "GET %s%s%s%s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: " WS_KEY "\r\n"
                      "Sec-WebSocket-Version: 13\r\n\r\n",
-                     b->o.path, b->o.target == TARGET_NCHAN ? ch->name : "", ntohs(dst->sin_port));
+                     b->o.path, b->o.target == TARGET_NCHAN ? ch->name : "", b->o.token ? "?token=" : "",
+                     b->o.token ? b->o.token : "", ntohs(dst->sin_port));
+    if (n < 0 || (size_t)n >= sizeof req) {
+        conn_fail(b, c, "upgrade request too long", 0);
+        return;
+    }
     if (conn_write(b, c, req, (size_t)n) < 0) {
         conn_fail(b, c, "upgrade request", errno);
         return;
