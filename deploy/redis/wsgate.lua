@@ -1,0 +1,147 @@
+#!lua name=wsgate
+-- wsgate's Redis Function library: publishing with history (issue 10). One
+-- FCALL assigns a channel's next offset, stores the message in the channel's
+-- stream and PUBLISHes it in an envelope, atomically, so a subscriber that sees
+-- offset N knows the stream holds N (until trimmed or expired).
+--
+-- The library name stays "wsgate" in every version so that a newer file can be
+-- loaded with FUNCTION LOAD REPLACE (REPLACE only replaces a same-named
+-- library; a versioned name would need DELETE + LOAD, a window in which FCALL
+-- fails). The version lives in wsgate_version: load when FCALL_RO
+-- wsgate_version fails, REPLACE when it returns another number, else nothing.
+--
+-- Keys, for channel name C (the pub/sub name, prefix included, e.g. gw:room:1):
+--   {C}:meta    hash: epoch (string), offset (integer, last assigned)
+--   {C}:stream  stream; entry ID <offset>-0, fields: offset, payload
+-- The hash tag {C} puts both keys in C's Redis Cluster slot. Both keys expire
+-- TTL seconds after the last publish; losing the hash (TTL, FLUSHALL, restart
+-- without persistence) makes the next publish start a fresh epoch at offset 1.
+--
+-- Envelope PUBLISHed to C (docs/PROTOCOL.md, common/envelope.h):
+--   "\255wsgate1 " <offset> " " <epoch> "\n" <payload>
+
+local VERSION = 1
+local DEFAULT_HISTORY = 1000
+local DEFAULT_TTL = 86400
+local MAX_HISTORY = 1000000
+local DEFAULT_LIMIT = 100
+local MAX_LIMIT = 10000
+
+-- A strict non-negative integer argument; absent or "" gives dflt.
+local function int_arg(v, name, dflt, lo, hi)
+    if v == nil or v == '' then
+        return dflt
+    end
+    if not string.match(v, '^%d+$') then
+        return error('ERR wsgate: ' .. name .. ' must be a non-negative integer')
+    end
+    local n = tonumber(v)
+    if n < lo or n > hi then
+        return error('ERR wsgate: ' .. name .. ' out of range ' .. lo .. '..' .. hi)
+    end
+    return n
+end
+
+-- Both keys must be the ones derived from the channel: a caller that gets
+-- them wrong would publish offsets that no reader finds.
+local function check_keys(keys, channel)
+    if channel == nil or channel == '' then
+        return error('ERR wsgate: channel name required')
+    end
+    if keys[1] ~= '{' .. channel .. '}:meta' or keys[2] ~= '{' .. channel .. '}:stream' then
+        return error('ERR wsgate: keys must be {' .. channel .. '}:meta and {' .. channel .. '}:stream')
+    end
+end
+
+local B36 = '0123456789abcdefghijklmnopqrstuvwxyz'
+
+local function base36(n)
+    local s = ''
+    repeat
+        local d = n % 36
+        s = string.sub(B36, d + 1, d + 1) .. s
+        n = (n - d) / 36
+    until n == 0
+    return s
+end
+
+-- A new epoch: server time in microseconds plus a math.random part, base 36
+-- (at most 15 characters of [0-9a-z]). The time is what makes a channel's
+-- epochs differ: a new one is made only after the old hash is gone, so later.
+-- The random part only lowers the odds of a repeat when the clock went back;
+-- Redis seeds its Lua PRNG itself, so it is not unpredictable (observed: the
+-- same value in separate calls).
+local function new_epoch()
+    local t = redis.call('TIME')
+    local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    return base36(us) .. base36(math.random(0, 36 * 36 * 36 * 36 - 1))
+end
+
+local function publish(keys, args)
+    local channel, payload = args[1], args[2]
+    check_keys(keys, channel)
+    if payload == nil then
+        return error('ERR wsgate: payload required')
+    end
+    local history = int_arg(args[3], 'history size', DEFAULT_HISTORY, 1, MAX_HISTORY)
+    local ttl = int_arg(args[4], 'ttl', DEFAULT_TTL, 1, 315360000)
+    local meta, stream = keys[1], keys[2]
+
+    local epoch = redis.call('HGET', meta, 'epoch')
+    if not epoch then
+        epoch = new_epoch()
+        redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
+        -- Entries that outlived their metadata belong to the lost epoch.
+        redis.call('DEL', stream)
+    end
+    local offset = string.format('%d', redis.call('HINCRBY', meta, 'offset', 1))
+    redis.call('XADD', stream, 'MAXLEN', '~', history, offset .. '-0',
+               'offset', offset, 'payload', payload)
+    redis.call('EXPIRE', meta, ttl)
+    redis.call('EXPIRE', stream, ttl)
+    local receivers = redis.call('PUBLISH', channel,
+                                 '\255wsgate1 ' .. offset .. ' ' .. epoch .. '\n' .. payload)
+    return { tonumber(offset), epoch, receivers }
+end
+
+-- Reply: { epoch ("" when the channel has no metadata), current offset,
+-- reachable (1: the entries start right after since, or nothing is missing;
+-- 0: entries after since were trimmed or expired, or since is beyond the
+-- current offset), { offset1, payload1, offset2, payload2, ... } }.
+-- At most limit entries, oldest first; page by calling again with the last
+-- offset returned.
+local function history(keys, args)
+    check_keys(keys, args[1])
+    local since = int_arg(args[2], 'since', 0, 0, 9007199254740991)
+    local limit = int_arg(args[3], 'limit', DEFAULT_LIMIT, 1, MAX_LIMIT)
+    local meta, stream = keys[1], keys[2]
+
+    local epoch = redis.call('HGET', meta, 'epoch')
+    if not epoch then
+        return { '', 0, since == 0 and 1 or 0, {} }
+    end
+    local current = tonumber(redis.call('HGET', meta, 'offset'))
+    if since > current then
+        return { epoch, current, 0, {} }
+    end
+    if since == current then
+        return { epoch, current, 1, {} }
+    end
+    local rows = redis.call('XRANGE', stream, '(' .. string.format('%d', since) .. '-0', '+',
+                            'COUNT', limit)
+    local flat = {}
+    for i, row in ipairs(rows) do
+        -- row = { id, { 'offset', o, 'payload', p } }
+        flat[2 * i - 1] = tonumber(row[2][2])
+        flat[2 * i] = row[2][4]
+    end
+    local reachable = (#rows > 0 and flat[1] == since + 1) and 1 or 0
+    return { epoch, current, reachable, flat }
+end
+
+redis.register_function{ function_name = 'wsgate_version',
+                         callback = function() return VERSION end,
+                         flags = { 'no-writes' } }
+redis.register_function('wsgate_publish', publish)
+redis.register_function{ function_name = 'wsgate_history', callback = history,
+                         flags = { 'no-writes' } }

@@ -1,0 +1,215 @@
+"""The Redis Function library deploy/redis/wsgate.lua (issue 10, publishing with history),
+against a real redis-server, without a gateway: loading is idempotent and versioned,
+wsgate_publish stores, trims, expires and PUBLISHes envelopes with offsets 1..N under one
+epoch, wsgate_history returns exactly what follows `since` or says it cannot, a lost
+metadata hash starts a new epoch, and plain PUBLISH is untouched. The envelope parser here
+mirrors common/envelope.c rule for rule.
+
+Run alone: python3 -m unittest -v test_history_fn
+"""
+
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from wsgate_harness import RedisError, RedisServer, T, uniq  # noqa: E402
+
+LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "redis",
+                       "wsgate.lua")
+VERSION = 1
+
+_ENVELOPE = re.compile(rb"\xffwsgate1 ([1-9][0-9]{0,19}) ([0-9A-Za-z_-]{1,32})\n", re.S)
+
+
+class Malformed(Exception):
+    pass
+
+
+def parse_envelope(raw):
+    """None for a plain payload, else (offset, epoch, payload); raises Malformed for a
+    reserved payload (leading 0xFF/0xFE) that is not a version 1 envelope."""
+    if not raw or raw[0] not in (0xFF, 0xFE):
+        return None
+    m = _ENVELOPE.match(raw)
+    if not m or int(m.group(1)) > 2 ** 64 - 1:
+        raise Malformed(raw[:60])
+    return int(m.group(1)), m.group(2).decode(), raw[m.end():]
+
+
+def load_library(client, source):
+    """What a node does at start: load when absent, REPLACE only when the version differs.
+    Returns "loaded", "replaced" or "current"."""
+    have = client.command("FCALL_RO", "wsgate_version", "0", raise_errors=False)
+    if isinstance(have, RedisError):
+        client.command("FUNCTION", "LOAD", source)
+        return "loaded"
+    if have != VERSION:
+        client.command("FUNCTION", "LOAD", "REPLACE", source)
+        return "replaced"
+    return "current"
+
+
+def keys(channel):
+    return "{%s}:meta" % channel, "{%s}:stream" % channel
+
+
+class HistoryFunctionTest(unittest.TestCase):
+    def setUp(self):
+        with open(LIBRARY, "rb") as f:
+            self.source = f.read()
+        self.redis = RedisServer()
+        self.addCleanup(self.redis.cleanup)
+        self.c = self.redis.client(timeout=T(5))
+        self.addCleanup(self.c.close)
+        self.assertEqual(load_library(self.c, self.source), "loaded")
+        self.ch = "gw:" + uniq("h")
+
+    def publish(self, payload, history="", ttl="", channel=None):
+        ch = channel or self.ch
+        return self.c.command("FCALL", "wsgate_publish", "2", *keys(ch), ch, payload, history, ttl)
+
+    def history(self, since, limit=""):
+        return self.c.command("FCALL_RO", "wsgate_history", "2", *keys(self.ch), self.ch, since,
+                              limit)
+
+    def subscriber(self):
+        s = self.redis.client(timeout=T(5))
+        self.addCleanup(s.close)
+        self.assertEqual(s.command("SUBSCRIBE", self.ch), [b"subscribe", self.ch.encode(), 1])
+        return s
+
+    def receive(self, sub, n):
+        out = []
+        for _ in range(n):
+            kind, ch, data = sub.read_reply(timeout=T(5))
+            self.assertEqual((kind, ch), (b"message", self.ch.encode()))
+            out.append(data)
+        return out
+
+    def test_load_is_idempotent_and_versioned(self):
+        self.assertEqual(self.c.command("FCALL_RO", "wsgate_version", "0"), VERSION)
+        self.assertEqual(load_library(self.c, self.source), "current")
+        self.assertEqual(load_library(self.c, self.source), "current")
+        libs = self.c.command("FUNCTION", "LIST", "LIBRARYNAME", "wsgate")
+        self.assertEqual(len(libs), 1)
+        # A node with another version replaces the library in one step.
+        older = self.source.replace(b"local VERSION = 1", b"local VERSION = 0")
+        self.c.command("FUNCTION", "LOAD", "REPLACE", older)
+        self.assertEqual(load_library(self.c, self.source), "replaced")
+        self.assertEqual(self.c.command("FCALL_RO", "wsgate_version", "0"), VERSION)
+        # Without REPLACE, a second LOAD is refused rather than silently stacked.
+        again = self.c.command("FUNCTION", "LOAD", self.source, raise_errors=False)
+        self.assertIsInstance(again, RedisError)
+
+    def test_publish_envelopes_offsets_and_epoch(self):
+        n = 200
+        sub = self.subscriber()
+        replies = [self.publish('{"n":%d}' % i, 1000, 3600) for i in range(1, n + 1)]
+        offsets = [r[0] for r in replies]
+        self.assertEqual(offsets, list(range(1, n + 1)))
+        epochs = {r[1] for r in replies}
+        self.assertEqual(len(epochs), 1)
+        epoch = epochs.pop().decode()
+        self.assertTrue(all(r[2] == 1 for r in replies), "one subscriber counted by PUBLISH")
+        got = [parse_envelope(raw) for raw in self.receive(sub, n)]
+        self.assertEqual([g[0] for g in got], list(range(1, n + 1)))
+        self.assertEqual({g[1] for g in got}, {epoch})
+        self.assertEqual([g[2] for g in got], [b'{"n":%d}' % i for i in range(1, n + 1)])
+
+        meta, stream = keys(self.ch)
+        self.assertEqual(self.c.command("HGETALL", meta),
+                         [b"epoch", epoch.encode(), b"offset", b"%d" % n])
+        self.assertEqual(self.c.command("XLEN", stream), n)
+        for k in (meta, stream):
+            ttl = self.c.command("TTL", k)
+            self.assertTrue(3590 <= ttl <= 3600, "%s TTL %d" % (k, ttl))
+        # The defaults apply when history size and TTL are left empty: 86400 s.
+        self.publish("x")
+        self.assertTrue(86390 <= self.c.command("TTL", stream) <= 86400)
+
+    def test_maxlen_trims_and_history_reports_reach(self):
+        # Approximate MAXLEN trims whole stream nodes; small nodes make it observable.
+        self.c.command("CONFIG", "SET", "stream-node-max-entries", "5")
+        for i in range(1, 51):
+            self.publish("m%d" % i, 10)
+        xlen = self.c.command("XLEN", keys(self.ch)[1])
+        self.assertTrue(10 <= xlen <= 15, "XLEN %d with MAXLEN ~ 10" % xlen)
+        oldest = 51 - xlen
+        epoch, current, reachable, flat = self.history(oldest - 1, 100)
+        self.assertEqual((current, reachable), (50, 1))
+        self.assertEqual(flat[0::2], list(range(oldest, 51)))
+        self.assertEqual(flat[1::2], [b"m%d" % i for i in range(oldest, 51)])
+        # Exactly the entries after since, bounded by limit.
+        _, _, reachable, flat = self.history(45, 3)
+        self.assertEqual((reachable, flat), (1, [46, b"m46", 47, b"m47", 48, b"m48"]))
+        self.assertEqual(self.history(50)[2:], [1, []])
+        # Older than the trimmed stream: not reachable.
+        _, _, reachable, flat = self.history(oldest - 2, 100)
+        self.assertEqual(reachable, 0)
+        self.assertEqual(flat[0], oldest)
+        self.assertEqual(self.history(0)[2], 0)
+        # Beyond the current offset: a stale position, not reachable.
+        self.assertEqual(self.history(51)[2:], [0, []])
+
+    def test_history_of_unknown_channel(self):
+        self.assertEqual(self.history(0), [b"", 0, 1, []])
+        self.assertEqual(self.history(7), [b"", 0, 0, []])
+
+    def test_lost_metadata_starts_a_new_epoch(self):
+        for i in range(5):
+            first = self.publish("a%d" % i)
+        self.assertEqual(first[0], 5)
+        self.c.command("FLUSHALL")
+        sub = self.subscriber()
+        second = [self.publish("b%d" % i) for i in range(3)]
+        self.assertEqual([r[0] for r in second], [1, 2, 3])
+        self.assertNotEqual(second[0][1], first[1])
+        got = [parse_envelope(raw) for raw in self.receive(sub, 3)]
+        self.assertEqual([(o, e) for o, e, _ in got], [(i, second[0][1].decode()) for i in (1, 2, 3)])
+        epoch, current, reachable, _ = self.history(5)
+        self.assertEqual((epoch, current, reachable), (second[0][1], 3, 0))
+        # Metadata lost while the stream survived: the stale entries go with the old epoch.
+        meta, stream = keys(self.ch)
+        self.c.command("DEL", meta)
+        third = self.publish("c")
+        self.assertEqual(third[0], 1)
+        self.assertEqual(self.c.command("XLEN", stream), 1)
+        self.assertNotIn(third[1], {first[1], second[0][1]})
+
+    def test_plain_publish_is_unchanged(self):
+        sub = self.subscriber()
+        for payload in (b'{"text":"hi"}', b"plain text", "h\u00ffllo".encode(), b""):
+            self.assertEqual(self.c.command("PUBLISH", self.ch, payload), 1)
+            (raw,) = self.receive(sub, 1)
+            self.assertEqual(raw, payload)
+            self.assertIsNone(parse_envelope(raw))
+        self.assertEqual(self.c.command("EXISTS", *keys(self.ch)), 0)
+
+    def test_bad_arguments_are_refused(self):
+        meta, stream = keys(self.ch)
+        bad = [
+            ("{other}:meta", stream, self.ch, "p", "", ""),
+            (meta, stream, self.ch, "p", "0", ""),
+            (meta, stream, self.ch, "p", "-1", ""),
+            (meta, stream, self.ch, "p", "", "1.5"),
+        ]
+        for args in bad:
+            r = self.c.command("FCALL", "wsgate_publish", "2", *args, raise_errors=False)
+            self.assertIsInstance(r, RedisError, repr(args))
+        self.assertEqual(self.c.command("EXISTS", meta, stream), 0)
+
+    def test_parser_mirror(self):
+        self.assertEqual(parse_envelope(b"\xffwsgate1 3 ab\n{}"), (3, "ab", b"{}"))
+        self.assertIsNone(parse_envelope(b"{}"))
+        for bad in (b"\xff", b"\xfe{}", b"\xffwsgate1 0 e\n", b"\xffwsgate1 01 e\n",
+                    b"\xffwsgate2 1 e\n", b"\xffwsgate1 1 a.b\n", b"\xffwsgate1 1 e",
+                    b"\xffwsgate1 18446744073709551616 e\n", b"\xffwsgate1 1 " + b"e" * 33 + b"\n"):
+            with self.assertRaises(Malformed, msg=repr(bad)):
+                parse_envelope(bad)
+
+
+if __name__ == "__main__":
+    unittest.main()
