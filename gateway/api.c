@@ -183,22 +183,27 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
     r->phase = GW_API_IDLE;
     if (rc != 0) {
         answer_error(api, r, 400, gw_err_slug(req.err), "%s", req.errmsg);
-    } else if (req.data_len > node->cfg->max_message_bytes) {
-        answer_error(api, r, 413, "message_too_large", "\"data\" is %zu bytes, over --max-message-bytes (%zu)",
-                     req.data_len, node->cfg->max_message_bytes);
-    } else if (!gw_node_ready(node)) {
-        answer_error(api, r, 503, "unavailable", "%s",
-                     atomic_load(&((struct gw_node *)node)->draining)
-                         ? "node is draining; publish through another node"
-                         : "Redis is unavailable; the message was not published");
     } else {
-        r->id = GW_API_ID_FLAG | ++api->next_seq;
-        gw_dict_add(&api->pending, &r->id, sizeof(r->id), r, NULL);
-        r->api = api;
-        r->phase = GW_API_WAITING;
-        node->bus_ops->publish(node->bus, api->worker, r->id, false, 0, req.channel, req.channel_len,
-                               req.data_json, req.data_len);
-        req.data_json = NULL; /* moved to the bus */
+        uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
+        enum gw_err err = gw_node_publish(node, api->worker, id, false, 0, req.channel, req.channel_len,
+                                          req.data_json, req.data_len);
+        if (err == GW_ERR_MESSAGE_TOO_LARGE) {
+            answer_error(api, r, 413, "message_too_large", "\"data\" is %zu bytes, over --max-message-bytes (%zu)",
+                         req.data_len, node->cfg->max_message_bytes);
+        } else if (err == GW_ERR_UNAVAILABLE) {
+            answer_error(api, r, 503, "unavailable", "%s",
+                         gw_node_draining(node) ? "node is draining; publish through another node"
+                                                : "Redis is unavailable; the message was not published");
+        } else {
+            /* The result comes back through this worker's inbox, so the
+             * request is in the table before it can arrive. */
+            req.data_json = NULL; /* moved to the bus */
+            r->id = id;
+            api->next_seq++;
+            gw_dict_add(&api->pending, &r->id, sizeof(r->id), r, NULL);
+            r->api = api;
+            r->phase = GW_API_WAITING;
+        }
     }
     gw_request_deinit(&req);
 }

@@ -94,7 +94,7 @@ static int request(const struct gw_node *node, struct gw_api *api, struct lws *w
     if (strcmp(uri, "/healthz") == 0)
         return respond_text(wsi, st, 200, "ok\n");
     if (strcmp(uri, "/readyz") == 0) {
-        if (atomic_load(&((struct gw_node *)node)->draining))
+        if (gw_node_draining(node))
             return respond_text(wsi, st, 503, "draining\n");
         if (!node->bus_ops->ready(node->bus))
             return respond_text(wsi, st, 503, "redis link not live\n");
@@ -103,7 +103,7 @@ static int request(const struct gw_node *node, struct gw_api *api, struct lws *w
     if (strcmp(uri, "/metrics") == 0) {
         char *text;
         size_t len = gw_metrics_render(&text, node->bus_stats, node->worker_stats, node->nworkers,
-                                       gw_node_ready(node), atomic_load(&((struct gw_node *)node)->draining),
+                                       gw_node_ready(node), gw_node_draining(node),
                                        node->cfg->node_id);
         int rc = respond(wsi, st, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL, NULL);
         free(text);

@@ -44,10 +44,33 @@ struct gw_node {
     struct gw_ipcount peers; /* slots per peer address, all workers: --max-connections-per-ip */
 };
 
+static inline bool gw_node_draining(const struct gw_node *node)
+{
+    return atomic_load(&((struct gw_node *)node)->draining);
+}
+
 /* Ready = Redis link proven live (or standalone) and not draining. Any thread. */
 static inline bool gw_node_ready(const struct gw_node *node)
 {
-    return !atomic_load(&((struct gw_node *)node)->draining) && node->bus_ops->ready(node->bus);
+    return !gw_node_draining(node) && node->bus_ops->ready(node->bus);
+}
+
+/* The one gate in front of every publish, a client's or the HTTP API's: the
+ * payload must fit --max-message-bytes (every node would drop a larger one
+ * unseen) and the node must be ready. Returns GW_ERR_NONE with payload moved
+ * to the bus (the result comes back to the worker's inbox under
+ * session_id), or GW_ERR_MESSAGE_TOO_LARGE / GW_ERR_UNAVAILABLE with payload
+ * still the caller's. Worker thread. */
+static inline enum gw_err gw_node_publish(const struct gw_node *node, int worker, uint64_t session_id, bool has_id,
+                                          int64_t id, const char *channel, size_t channel_len, char *payload,
+                                          size_t payload_len)
+{
+    if (payload_len > node->cfg->max_message_bytes)
+        return GW_ERR_MESSAGE_TOO_LARGE;
+    if (!gw_node_ready(node))
+        return GW_ERR_UNAVAILABLE;
+    node->bus_ops->publish(node->bus, worker, session_id, has_id, id, channel, channel_len, payload, payload_len);
+    return GW_ERR_NONE;
 }
 
 #endif

@@ -124,7 +124,7 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame)
     }
     gw_stat_add(&s->host->stats->outq_bytes, (int64_t)frame->len);
     gw_stat_add(&s->host->stats->outq_messages, 1);
-    if (was_empty && !s->write_requested && !s->flush_queued)
+    if (was_empty && !s->write_requested)
         s->host->ops->want_flush(s->host->ctx, s);
 }
 
@@ -317,11 +317,10 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
                               h->cfg->max_subscriptions, available);
     if (rc == -ENOSPC) {
         send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
-                              "subscription limit reached (--max-subscriptions)");
+                   "subscription limit reached (--max-subscriptions)");
     } else if (rc == -EAGAIN) {
         send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
-                              draining ? "node is draining; reconnect to another node"
-                                          : "Redis is unavailable; try again shortly");
+                   draining ? "node is draining; reconnect to another node" : "Redis is unavailable; try again shortly");
     } else {
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         if (rc == GW_HUB_SUB_ACK_NOW)
@@ -353,15 +352,17 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         send_ack(s, req->has_id, req->id);
         break;
-    case GW_REQ_PUBLISH:
-        if (h->ops->draining(h->ctx) || !h->ops->available(h->ctx)) {
+    case GW_REQ_PUBLISH: {
+        enum gw_err err = h->ops->publish(h->ctx, s->id, req->has_id, req->id, req->channel, req->channel_len,
+                                          req->data_json, req->data_len);
+        if (err == GW_ERR_NONE)
+            req->data_json = NULL; /* moved to the bus */
+        else if (err == GW_ERR_UNAVAILABLE)
             gw_session_publish_result(s, false, req->has_id, req->id);
-            break;
-        }
-        h->ops->publish(h->ctx, s->id, req->has_id, req->id, req->channel, req->channel_len, req->data_json,
-                        req->data_len);
-        req->data_json = NULL; /* moved to the bus */
+        else
+            send_error(s, err, req->has_id, req->id, "\"data\" is over --max-message-bytes; not published");
         break;
+    }
     }
 }
 
@@ -373,8 +374,7 @@ static void handle_message(struct gw_session *s, const char *buf, size_t len)
     if (rc != 0)
         send_error(s, req.err, req.has_id, req.id, req.errmsg);
     else if (!rate_allow(s))
-        send_error(s, GW_ERR_RATE_LIMITED, req.has_id, req.id,
-                              "too many messages; slow down (--client-rate)");
+        send_error(s, GW_ERR_RATE_LIMITED, req.has_id, req.id, "too many messages; slow down (--client-rate)");
     else
         handle_request(s, &req);
     gw_request_deinit(&req);
@@ -586,7 +586,7 @@ int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
     if (now_us - s->last_ping_us >= ping_us) {
         s->last_ping_us = now_us;
         s->ping_due = true;
-        if (!s->write_requested && !s->flush_queued)
+        if (!s->write_requested)
             s->host->ops->want_flush(s->host->ctx, s);
     }
     int64_t idle_at = s->last_rx_us + idle_us + 1, ping_at = s->last_ping_us + ping_us;

@@ -35,10 +35,11 @@ struct gw_session_host_ops {
      * lws callback or inbox batch), so a batch of messages costs one writev
      * per client and no writable request. */
     void (*want_flush)(void *ctx, struct gw_session *s);
-    /* Publishes payload (ownership moves) on behalf of session_id; the
-     * result comes back through gw_session_publish_result(). */
-    void (*publish)(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
-                    size_t channel_len, char *payload, size_t payload_len);
+    /* Publishes payload on behalf of session_id (see gw_node_publish):
+     * GW_ERR_NONE moves payload and the result comes back through
+     * gw_session_publish_result(); any other code leaves payload the caller's. */
+    enum gw_err (*publish)(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
+                           size_t channel_len, char *payload, size_t payload_len);
     /* True while publishes and new subscriptions can succeed. */
     bool (*available)(void *ctx);
     /* True once the node drains. */

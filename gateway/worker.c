@@ -45,12 +45,11 @@ static void host_schedule(void *ctx, struct gw_session *s, int64_t due_us)
     gw_registry_schedule(&((struct gw_worker *)ctx)->sessions, s, due_us);
 }
 
-static void host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
-                         size_t channel_len, char *payload, size_t payload_len)
+static enum gw_err host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
+                                size_t channel_len, char *payload, size_t payload_len)
 {
     struct gw_worker *w = ctx;
-    w->node->bus_ops->publish(w->node->bus, w->index, session_id, has_id, id, channel, channel_len, payload,
-                              payload_len);
+    return gw_node_publish(w->node, w->index, session_id, has_id, id, channel, channel_len, payload, payload_len);
 }
 
 static bool host_available(void *ctx)
@@ -125,8 +124,10 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         gw_hub_channel_live(&w->hub, m->name, m->name_len);
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
+        if (gw_api_publish_result(&w->api, m->session_id, m->ok)) /* api.h: own id space */
+            break;
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
-        if (!gw_api_publish_result(&w->api, m->session_id, m->ok) && s) /* api.h: own id space */
+        if (s)
             gw_session_publish_result(s, m->ok, m->has_id, m->id);
         break;
     }

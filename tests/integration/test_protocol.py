@@ -517,5 +517,20 @@ class IdleTimeoutTest(ProtocolMixin, GatewayTestCase):
                    T(3), what='wsgate_clients_shed_total{reason="idle_timeout"} == 1')
 
 
+class PublishSizeLimitTest(ProtocolMixin, GatewayTestCase):
+    def test_client_publish_over_max_message_bytes_is_refused_not_dropped(self):
+        # A frame may be larger than a Redis payload is allowed to be; such a publish
+        # used to be acked and then dropped by every node.
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, ["--max-frame-bytes", "8192", "--max-message-bytes", "1024"])
+        c = self.client(gw.port)
+        ch = uniq("p")
+        self.assert_reply(c.subscribe(ch, 1), "ack", 1)
+        self.assert_error(c.publish(ch, "x" * 2000, 2), "message_too_large", 2)
+        self.assert_reply(c.publish(ch, "x" * 900, 3), "ack", 3)
+        self.assertEqual(c.recv_message(timeout=5)["data"], "x" * 900)
+        c.expect_nothing(0.3)
+
+
 if __name__ == "__main__":
     unittest.main()
