@@ -97,8 +97,8 @@ const struct gw_config_opt gw_config_opts[] = {
               "comma-separated channel patterns clients may subscribe to without a token"),
     TYPED_OPT("anonymous-publish", OPT_PATTERNS, anonymous_publish, "(nothing)",
               "comma-separated channel patterns clients may publish to without a token"),
-    { "api-key-file", OPT_API_KEY_FILE, 0, 0, 0, NULL, "(API off)",
-      "file of keys for POST /api/publish, one per line (rotation: several); unset: the API answers 404" },
+    TYPED_OPT("api-key-file", OPT_STR, api_key_file, "(API off)",
+              "file of keys for POST /api/publish, one per line (rotation: several); unset: the API answers 404"),
     { "api-listen", OPT_API_LISTEN, 0, 0, 0, NULL, "(on --listen)",
       "serve the publish API only on this host:port (then --listen answers 404 for it)" },
     SIZE_OPT("max-api-body-bytes", max_api_body_bytes, 128, 64 * MIB, "65536",
@@ -276,11 +276,6 @@ static int opt_set(struct gw_config *cfg, const struct gw_config_opt *o, const c
                            "%s: expected 1..%d bytes of A-Z a-z 0-9 _ - : . @ / =, got \"%.80s\"",
                            src, NODE_ID_MAX, val);
         replace_str(&cfg->node_id, val);
-        return 0;
-    case OPT_API_KEY_FILE:
-        /* Empty means unset, as for --redis-url. */
-        free(cfg->api_key_file);
-        cfg->api_key_file = len ? gw_xstrdup(val) : NULL;
         return 0;
     case OPT_API_LISTEN: {
         char *host, reason[160];

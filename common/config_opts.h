@@ -20,7 +20,6 @@ enum opt_type {
     OPT_STR,      /* optional char * field at off; empty = unset */
     OPT_FILES,    /* gw_strlist of non-empty paths at off */
     OPT_PATTERNS, /* gw_strlist of valid patterns at off */
-    OPT_API_KEY_FILE,
     OPT_API_LISTEN,
     OPT_ORIGINS,
     OPT_FLAG,   /* --help, --version: no value, no environment variable */

@@ -118,9 +118,6 @@ void gw_config_log(const struct gw_config *cfg)
         case OPT_NODE_ID:
             append(buf, sizeof buf, &len, "%s", cfg->node_id);
             break;
-        case OPT_API_KEY_FILE:
-            append(buf, sizeof buf, &len, "%s", cfg->api_key_file ? cfg->api_key_file : "none");
-            break;
         case OPT_API_LISTEN:
             if (!cfg->api_listen_host) {
                 append(buf, sizeof buf, &len, "same");

@@ -305,7 +305,11 @@ int gw_api_start(struct gw_api *api, const struct gw_node *node, int worker, uv_
     api->listen_fd = fd;
     api->listening = true;
     api->poll.data = api;
-    uv_poll_start(&api->poll, UV_READABLE, on_api_ready);
+    if ((rc = uv_poll_start(&api->poll, UV_READABLE, on_api_ready)) != 0) {
+        LOG_ERR("cannot watch api socket error=\"%s\"", uv_strerror(rc));
+        gw_api_stop(api); /* closes fd once libuv has let go of it */
+        return rc;
+    }
     LOG_INFO("api listening host=%s port=%d", cfg->api_listen_host, cfg->api_listen_port);
     return 0;
 }

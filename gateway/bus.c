@@ -65,6 +65,7 @@ struct gw_bus {
     void *ctx;
     int nworkers;
     bool standalone;
+    size_t prefix_len; /* strlen(cfg->channel_prefix), once: every message needs it */
     struct gw_link *link; /* NULL in standalone mode */
 
     /* Any thread. */
@@ -172,7 +173,7 @@ static void deliver(struct gw_bus *bus, const char *name, size_t len, const char
 
 static size_t prefixed(const struct gw_bus *bus, const char *name, size_t len, char *out)
 {
-    size_t plen = strlen(bus->cfg->channel_prefix);
+    size_t plen = bus->prefix_len;
     memcpy(out, bus->cfg->channel_prefix, plen);
     memcpy(out + plen, name, len);
     out[plen + len] = '\0';
@@ -182,7 +183,7 @@ static size_t prefixed(const struct gw_bus *bus, const char *name, size_t len, c
 /* The client name inside a Redis key, or NULL when key lacks the prefix. */
 static const char *unprefixed(const struct gw_bus *bus, const char *key, size_t klen, size_t *len)
 {
-    size_t plen = strlen(bus->cfg->channel_prefix);
+    size_t plen = bus->prefix_len;
     if (klen < plen || memcmp(key, bus->cfg->channel_prefix, plen) != 0)
         return NULL;
     *len = klen - plen;
@@ -274,7 +275,7 @@ static void link_on_open(void *ctx)
             struct bus_chan *ch = e->value;
             if (!ch->want_mask)
                 continue;
-            char *key = gw_xmalloc(e->klen + strlen(bus->cfg->channel_prefix) + 1);
+            char *key = gw_xmalloc(e->klen + bus->prefix_len + 1);
             lens[n] = prefixed(bus, e->key, e->klen, key);
             keys[n] = key;
             sent[n] = ch;
@@ -495,12 +496,17 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     gw_dict_init(&bus->chans);
     atomic_init(&bus->ready, false);
     atomic_init(&bus->stop, false);
+    bus->prefix_len = strlen(cfg->channel_prefix);
     bus->base = event_base_new();
     if (!bus->base) {
         LOG_ERR("event_base_new failed");
         abort();
     }
     bus->wake_ev = event_new(bus->base, -1, 0, on_wake, bus);
+    if (!bus->wake_ev) {
+        LOG_ERR("event_new failed");
+        abort();
+    }
     /* A non-pending event with no fd only runs when activated: keep it
      * allocated and let event_active() schedule it from any thread. */
     if (!bus->standalone)

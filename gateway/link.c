@@ -220,17 +220,20 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
 
 static char auth_tag[] = "AUTH", select_tag[] = "SELECT";
 
-/* Queues AUTH and SELECT; hiredis writes them first once connected. */
-static void queue_setup(struct gw_link *link, redisAsyncContext *ac)
+/* Queues AUTH and SELECT; hiredis writes them first once connected.
+ * Returns 0, or -EIO when hiredis refused a command (the link is then reset). */
+static int queue_setup(struct gw_link *link, redisAsyncContext *ac)
 {
     const struct gw_redis_addr *a = &link->cfg->redis;
+    int rc = REDIS_OK;
     if (a->password && a->username)
-        redisAsyncCommand(ac, on_setup_reply, auth_tag, "AUTH %s %s", a->username, a->password);
+        rc = redisAsyncCommand(ac, on_setup_reply, auth_tag, "AUTH %s %s", a->username, a->password);
     else if (a->password)
-        redisAsyncCommand(ac, on_setup_reply, auth_tag, "AUTH %s", a->password);
+        rc = redisAsyncCommand(ac, on_setup_reply, auth_tag, "AUTH %s", a->password);
     /* Pub/sub ignores the db, but a wrong db number should fail loudly. */
-    if (a->db)
-        redisAsyncCommand(ac, on_setup_reply, select_tag, "SELECT %d", a->db);
+    if (rc == REDIS_OK && a->db)
+        rc = redisAsyncCommand(ac, on_setup_reply, select_tag, "SELECT %d", a->db);
+    return rc == REDIS_OK ? 0 : -EIO;
 }
 
 /* ---- connection life cycle ---- */
@@ -305,12 +308,15 @@ static void link_open(struct gw_link *link)
         return;
     }
     set_state(link, LINK_CONNECTING, "connecting");
-    queue_setup(link, link->sub);
-    queue_setup(link, link->pub);
+    if (queue_setup(link, link->sub) != 0 || queue_setup(link, link->pub) != 0) {
+        link_reset(link, "cannot queue AUTH/SELECT");
+        return;
+    }
     link->ops->on_open(link->ctx);
     /* Last: Redis answers one connection in order, so the first echo comes
-     * after every SUBSCRIBE on_open sent. */
-    redisAsyncCommand(link->sub, on_sub_reply, link, "SUBSCRIBE %s", link->hb_channel);
+     * after every SUBSCRIBE on_open sent. Without it the link never goes live. */
+    if (redisAsyncCommand(link->sub, on_sub_reply, link, "SUBSCRIBE %s", link->hb_channel) != REDIS_OK)
+        link_reset(link, "cannot queue the heartbeat SUBSCRIBE");
 }
 
 static int64_t backoff_ms(struct gw_link *link)
@@ -358,7 +364,10 @@ static void on_reset_event(evutil_socket_t fd, short what, void *arg)
     gw_stat_add(&link->stats->redis_reconnects, 1);
     LOG_INFO("redis reconnect attempt=%d delay_ms=%" PRId64, link->attempt, delay);
     struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
-    evtimer_add(link->retry_ev, &tv);
+    if (evtimer_add(link->retry_ev, &tv) != 0) {
+        LOG_ERR("libevent could not arm the reconnect timer");
+        abort(); /* a link that never retries is a silent outage */
+    }
 }
 
 /* Schedules a teardown + reconnect; safe from inside hiredis callbacks. */
@@ -400,7 +409,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         char payload[32];
         int n = snprintf(payload, sizeof(payload), "%" PRIu64, ++link->hb_seq);
         link->last_hb_sent_us = now;
-        redisAsyncCommand(link->pub, NULL, NULL, "PUBLISH %s %b", link->hb_channel, payload, (size_t)n);
+        if (redisAsyncCommand(link->pub, NULL, NULL, "PUBLISH %s %b", link->hb_channel, payload, (size_t)n) !=
+            REDIS_OK)
+            link_reset(link, "cannot queue the heartbeat PUBLISH");
     }
 }
 
@@ -429,7 +440,11 @@ void gw_link_start(struct gw_link *link)
     link->tick_ev = event_new(link->base, -1, EV_PERSIST, on_tick, link);
     link->retry_ev = evtimer_new(link->base, on_retry, link);
     link->reset_ev = event_new(link->base, -1, 0, on_reset_event, link);
-    event_add(link->tick_ev, &tick);
+    /* Without these timers the link can neither prove nor repair itself. */
+    if (!link->tick_ev || !link->retry_ev || !link->reset_ev || event_add(link->tick_ev, &tick) != 0) {
+        LOG_ERR("libevent could not create the link's timers");
+        abort();
+    }
     link_open(link);
 }
 

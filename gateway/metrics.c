@@ -28,17 +28,17 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r)
     }
 }
 
-const char *gw_auth_fail_name(int reason)
+static const char *auth_fail_name(int reason)
 {
     return reason == GW_AUTH_FAIL_TIMEOUT ? "timeout" : gw_jwt_reason_label((enum gw_jwt_reason)reason);
 }
 
-const unsigned int gw_api_codes[GW_API_CODES] = { 200, 400, 401, 405, 411, 413, 503 };
+static const unsigned int api_codes[GW_API_CODES] = { 200, 400, 401, 405, 411, 413, 503 };
 
 int gw_api_code_index(unsigned int status)
 {
     for (int i = 0; i < GW_API_CODES; i++) {
-        if (gw_api_codes[i] == status)
+        if (api_codes[i] == status)
             return i;
     }
     return -1;
@@ -145,7 +145,7 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
         uint64_t v = 0;
         for (int i = 0; i < nworkers; i++)
             v += gw_stat_get(&workers[i]->auth_failures[r]);
-        sb_printf(&sb, "wsgate_auth_failures_total{reason=\"%s\"} %llu\n", gw_auth_fail_name(r),
+        sb_printf(&sb, "wsgate_auth_failures_total{reason=\"%s\"} %llu\n", auth_fail_name(r),
                   (unsigned long long)v);
     }
 
@@ -154,7 +154,7 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
         uint64_t v = 0;
         for (int i = 0; i < nworkers; i++)
             v += gw_stat_get(&workers[i]->api_requests[c]);
-        sb_printf(&sb, "wsgate_api_requests_total{code=\"%u\"} %llu\n", gw_api_codes[c], (unsigned long long)v);
+        sb_printf(&sb, "wsgate_api_requests_total{code=\"%u\"} %llu\n", api_codes[c], (unsigned long long)v);
     }
 
     family(&sb, "wsgate_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.");

@@ -50,12 +50,10 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r);
  * no valid token within --auth-timeout. */
 #define GW_AUTH_FAIL_TIMEOUT (GW_JWT_UNKNOWN_KEY + 1)
 #define GW_AUTH_FAIL__COUNT (GW_AUTH_FAIL_TIMEOUT + 1)
-const char *gw_auth_fail_name(int reason);
 /* The HTTP statuses POST /api/publish answers with, in the order of
  * gw_worker_stats.api_requests (wsgate_api_requests_total{code}). */
 #define GW_API_CODES 7
-extern const unsigned int gw_api_codes[GW_API_CODES];
-/* Index of status in gw_api_codes, or -1 when it is not one of them. */
+/* Index of status among them, or -1 when it is not one of them. */
 int gw_api_code_index(unsigned int status);
 
 /* Written only by one worker thread. Gauges wrap as uint64 (add -1). */

@@ -77,8 +77,8 @@ void gw_registry_schedule(struct gw_registry *r, struct gw_session *s, int64_t d
     r->wheel[s->wheel_slot] = s;
 }
 
-void gw_registry_expire(struct gw_registry *r, int64_t now_us, void (*tick)(void *ctx, struct gw_session *s),
-                        void *ctx)
+void gw_registry_expire(struct gw_registry *r, int64_t now_us,
+                        void (*tick)(void *ctx, struct gw_session *s, int64_t now_us), void *ctx)
 {
     int64_t last = now_us / GW_WHEEL_SLOT_US;
 
@@ -97,7 +97,7 @@ void gw_registry_expire(struct gw_registry *r, int64_t now_us, void (*tick)(void
             chain = s->wheel_next;
             s->wheel_prev = s->wheel_next = NULL;
             s->wheel_slot = -1;
-            tick(ctx, s);
+            tick(ctx, s, now_us);
         }
     }
 }

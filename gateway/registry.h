@@ -43,8 +43,8 @@ void gw_registry_schedule(struct gw_registry *r, struct gw_session *s, int64_t d
 /* Calls tick(ctx, s) for every session whose tick is due by now_us, after
  * unscheduling it. tick may schedule it again and may close sessions, but
  * must not remove any from the registry (CLOSED, which does, comes later). */
-void gw_registry_expire(struct gw_registry *r, int64_t now_us, void (*tick)(void *ctx, struct gw_session *s),
-                        void *ctx);
+void gw_registry_expire(struct gw_registry *r, int64_t now_us,
+                        void (*tick)(void *ctx, struct gw_session *s, int64_t now_us), void *ctx);
 
 /* Queues s for the next gw_registry_flush(); no-op if already queued. */
 void gw_registry_want_flush(struct gw_registry *r, struct gw_session *s);

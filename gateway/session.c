@@ -439,15 +439,6 @@ consumed:
     s->rxlen = 0;
 }
 
-/* Pops one frame and accounts for it leaving the queue; the caller owns it. */
-static struct gw_frame *outq_take(struct gw_session *s)
-{
-    struct gw_frame *f = gw_outq_pop(&s->outq);
-    gw_stat_add(&s->host->stats->outq_bytes, -(int64_t)f->len);
-    gw_stat_add(&s->host->stats->outq_messages, -1);
-    return f;
-}
-
 /* Writes as many queued frames as the socket takes with one writev, straight
  * from the shared frames: each frame already carries its WebSocket header
  * (the codec seals it), so no byte is copied or framed per client, and a
@@ -498,23 +489,26 @@ static int write_queued(struct gw_session *s)
                              LWS_WRITE_RAW) < 0 ? -1 : 0;
         left -= sizeof(ping_frame);
     }
-    int frames = 0;
+    /* Counters move once per writev, not once per frame. */
+    int64_t frames = 0, bytes = 0;
+    int rc = 0;
     while (left > 0) {
-        f = outq_take(s);
+        f = gw_outq_pop(&s->outq);
         frames++;
+        bytes += (int64_t)f->len;
         if (left < gw_frame_wire_len(f)) {
             size_t rest = gw_frame_wire_len(f) - left;
-            int rc = lws_write(s->wsi, (unsigned char *)gw_frame_wire(f) + left, rest, LWS_WRITE_RAW);
+            rc = lws_write(s->wsi, (unsigned char *)gw_frame_wire(f) + left, rest, LWS_WRITE_RAW) < 0 ? -1 : 0;
             gw_frame_unref(f);
-            if (rc < 0)
-                return -1;
             break;
         }
         left -= gw_frame_wire_len(f);
         gw_frame_unref(f);
     }
+    gw_stat_add(&s->host->stats->outq_bytes, -bytes);
+    gw_stat_add(&s->host->stats->outq_messages, -frames);
     gw_stat_add(&s->host->stats->messages_delivered, frames);
-    return 0;
+    return rc;
 }
 
 int gw_session_writeable(struct gw_session *s)
@@ -545,11 +539,10 @@ void gw_session_flush(struct gw_session *s)
         return;
     }
     if (write_queued(s) < 0) {
-        /* The peer is gone (EPIPE, ECONNRESET); there is no callback to return
-         * -1 from, so let lws close it at its next safe point. */
-        s->state = GW_SESSION_CLOSING;
-        outq_account_drop(s);
-        gw_outq_deinit(&s->outq);
+        /* The peer is gone (EPIPE, ECONNRESET): close as for any other reason,
+         * but there is no callback to return -1 from and no close frame can
+         * get out, so let lws kill it at its next safe point. */
+        gw_session_close(s, 1011, "write failed", false);
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }

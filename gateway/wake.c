@@ -26,7 +26,12 @@ int gw_wake_open(struct gw_wake *wk, uv_loop_t *loop, uv_poll_cb cb, void *data)
         return rc; /* libuv errors are negative errno values */
     }
     wk->poll.data = data;
-    uv_poll_start(&wk->poll, UV_READABLE, cb);
+    if ((rc = uv_poll_start(&wk->poll, UV_READABLE, cb)) != 0) {
+        uv_close((uv_handle_t *)&wk->poll, NULL); /* the loop frees nothing: poll is embedded */
+        close(wk->fd);
+        wk->fd = -1;
+        return rc;
+    }
     atomic_store(&wk->open, true);
     return 0;
 }

@@ -19,10 +19,8 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
-#include "admit.h"
 #include "alloc.h"
 #include "clock.h"
-#include "http.h"
 #include "hub.h"
 #include "listen.h"
 #include "log.h"
@@ -105,10 +103,10 @@ static void worker_begin_drain(struct gw_worker *w)
         return;
     w->draining = true;
     w->drain_deadline_us = gw_now_us() + (int64_t)w->node->cfg->drain_timeout_s * 1000000;
-    int n = 0;
-    for (struct gw_session *s = w->sessions.head; s; s = s->next, n++)
+    for (struct gw_session *s = w->sessions.head; s; s = s->next)
         gw_session_close(s, 1001, "server draining", true);
-    LOG_INFO("draining worker=%d sessions=%d timeout_s=%d", w->index, n, w->node->cfg->drain_timeout_s);
+    LOG_INFO("draining worker=%d sessions=%zu timeout_s=%d", w->index, w->sessions.count,
+             w->node->cfg->drain_timeout_s);
     gw_worker_stop_if_drained(w);
 }
 
@@ -185,10 +183,10 @@ void gw_worker_post(struct gw_worker *w, struct gw_wmail *m)
 
 /* ---- periodic sweep ---- */
 
-static void worker_tick(void *ctx, struct gw_session *s)
+static void worker_tick(void *ctx, struct gw_session *s, int64_t now_us)
 {
     struct gw_worker *w = ctx;
-    int64_t due = gw_session_tick(s, w->sweep_now_us);
+    int64_t due = gw_session_tick(s, now_us);
     if (due)
         gw_registry_schedule(&w->sessions, s, due);
 }
@@ -198,7 +196,6 @@ static void on_sweep(uv_timer_t *t)
     struct gw_worker *w = t->data;
     int64_t now = gw_now_us();
 
-    w->sweep_now_us = now;
     gw_registry_expire(&w->sessions, now, worker_tick, w);
     gw_registry_flush(&w->sessions);
     if (w->draining && now >= w->drain_deadline_us && !w->stopping) {
@@ -249,7 +246,11 @@ static void *worker_main(void *arg)
     bool listening = false;
     int rc;
 
-    uv_loop_init(&w->loop);
+    if ((rc = uv_loop_init(&w->loop)) != 0) {
+        LOG_ERR("cannot create event loop worker=%d error=\"%s\"", w->index, uv_strerror(rc));
+        worker_set_start_result(w, rc); /* nothing to close: the loop never existed */
+        return NULL;
+    }
     uv_timer_init(&w->loop, &w->sweep_timer);
     uv_timer_init(&w->loop, &w->inbox_timer);
     w->sweep_timer.data = w->inbox_timer.data = w;
@@ -278,7 +279,10 @@ static void *worker_main(void *arg)
     }
     listening = true;
     w->listen_poll.data = w;
-    uv_poll_start(&w->listen_poll, UV_READABLE, gw_worker_on_listen_ready);
+    if ((rc = uv_poll_start(&w->listen_poll, UV_READABLE, gw_worker_on_listen_ready)) != 0) {
+        LOG_ERR("cannot watch listen socket worker=%d error=\"%s\"", w->index, uv_strerror(rc));
+        goto fail;
+    }
     if ((rc = gw_api_start(&w->api, w->node, w->index, &w->loop, w->vhost)) != 0)
         goto fail; /* last step: nothing of the API to undo below */
     uv_timer_start(&w->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);

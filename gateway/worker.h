@@ -2,7 +2,7 @@
  * context on that loop serving the shared listen port (its own SO_REUSEPORT
  * socket, see listen.h). It owns its sessions, its part of the hub and its
  * inbox; nothing else touches them. Other threads reach it only through
- * gw_worker_post(), which wakes the loop once per batch (uv_async_send). */
+ * gw_worker_post(), which wakes the loop once per batch (wake.h). */
 #ifndef GW_WORKER_H
 #define GW_WORKER_H
 
@@ -21,7 +21,7 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index);
 int gw_worker_start(struct gw_worker *w);
 
 /* Moves m into w's inbox and wakes w if the inbox was empty: no lock, one
- * uv_async_send per batch. After the worker stopped, mail waits in the inbox
+ * eventfd write per batch. After the worker stopped, mail waits in the inbox
  * and gw_worker_free() frees it. Any thread, until gw_worker_free(). */
 void gw_worker_post(struct gw_worker *w, struct gw_wmail *m);
 

@@ -50,7 +50,6 @@ struct gw_worker {
     int64_t drain_deadline_us;
     bool stopping;
     int wsi_alive; /* upgraded connections whose wsi is not destroyed yet */
-    int64_t sweep_now_us; /* the current sweep's clock, for worker_tick */
 
     /* Hand-shakes with main, guarded by state_lock. */
     pthread_mutex_t state_lock;

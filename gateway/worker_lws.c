@@ -49,7 +49,8 @@ void gw_worker_stop(struct gw_worker *w)
  * makes before it sends the close frame, but when its wsi is destroyed. */
 void gw_worker_stop_if_drained(struct gw_worker *w)
 {
-    if (w->draining && !w->sessions.head && !w->wsi_alive && !w->stopping) {
+    /* Every session is counted in wsi_alive until after its CLOSED. */
+    if (w->draining && !w->wsi_alive && !w->stopping) {
         LOG_INFO("drained worker=%d", w->index);
         gw_worker_stop(w);
     }
@@ -60,7 +61,6 @@ static void worker_close_session(struct gw_worker *w, struct gw_session *s)
     gw_registry_remove(&w->sessions, s);
     gw_session_free(s);
     gw_stat_add(&w->stats.connections, -1);
-    gw_worker_stop_if_drained(w);
 }
 
 /* lws per-connection storage: HTTP requests and WebSocket sessions share the

@@ -14,10 +14,11 @@ static int64_t fake_now;
 static int64_t resched_us; /* >0: each tick reschedules that far ahead */
 static struct gw_registry *cur;
 
-static void on_tick(void *ctx, struct gw_session *s)
+static void on_tick(void *ctx, struct gw_session *s, int64_t now_us)
 {
     int i = (int)(s - sess);
     ck_assert_ptr_eq(ctx, &fake_now);
+    ck_assert(now_us == fake_now);
     ticks[i]++;
     ticked_at[i] = fake_now;
     if (resched_us)
