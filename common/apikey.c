@@ -2,10 +2,8 @@
 #include "apikey.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "alloc.h"
 #include "text.h"
@@ -66,39 +64,19 @@ int gw_apikeys_parse(struct gw_apikeys *k, const char *text, size_t len, char *e
 
 int gw_apikeys_load(struct gw_apikeys *k, const char *path, char *err, size_t errlen)
 {
-    char *buf = gw_xmalloc(KEYFILE_MAX + 1);
-    size_t len = 0;
-    int fd, rc = 0;
+    char *buf;
+    size_t len;
+    int rc;
 
     memset(k, 0, sizeof(*k));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        gw_text_err(err, errlen, "cannot open api key file %s: %s", path, strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, KEYFILE_MAX + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            gw_text_err(err, errlen, "cannot read api key file %s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > KEYFILE_MAX) {
-            rc = gw_text_err(err, errlen, "api key file %s is larger than %d bytes", path, KEYFILE_MAX);
-            goto out;
-        }
+    rc = gw_text_read_file(path, KEYFILE_MAX, &buf, &len);
+    if (rc == -EFBIG)
+        return gw_text_err(err, errlen, "api key file %s is larger than %d bytes", path, KEYFILE_MAX);
+    if (rc < 0) {
+        gw_text_err(err, errlen, "cannot open api key file %s: %s", path, strerror(-rc));
+        return rc;
     }
     rc = gw_apikeys_parse(k, buf, len, err, errlen);
-
-out:
-    if (fd >= 0)
-        close(fd);
     explicit_bzero(buf, len);
     free(buf);
     return rc;

@@ -56,9 +56,10 @@ bool gw_ipcount_take(struct gw_ipcount *t, const struct gw_ipcount_key *key, int
     if (max <= 0)
         return false;
     pthread_mutex_lock(&t->lock);
-    e = gw_dict_find(&t->counts, key->b, sizeof key->b);
-    if (!e) {
-        gw_dict_add(&t->counts, key->b, sizeof key->b, (void *)(uintptr_t)1, NULL);
+    int existed = 0;
+    /* One hash under the lock every worker takes: add, or find what is there. */
+    e = gw_dict_add(&t->counts, key->b, sizeof key->b, (void *)(uintptr_t)1, &existed);
+    if (!existed) {
         taken = true;
     } else if ((uintptr_t)e->value < (uintptr_t)max) {
         e->value = (void *)((uintptr_t)e->value + 1);

@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 
 #include "alloc.h"
+#include "text.h"
 
 #define RSA_MIN_BITS 2048
 
@@ -77,7 +78,7 @@ size_t gw_jwt_keys_count(const struct gw_jwt_keys *keys) { return keys->n; }
 
 static int check_kid(const struct gw_jwt_keys *keys, const char *kid)
 {
-    size_t len = strlen(kid);
+    size_t len = kid ? strlen(kid) : 0;
 
     if (len == 0 || len > GW_JWT_KID_MAX)
         return -EINVAL;
@@ -193,44 +194,11 @@ fail:
     return rc;
 }
 
-/* Reads all of path into a NUL-terminated buffer the caller owns. */
-static int read_small_file(const char *path, char **out, size_t *out_len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n;
-    int rc;
-
-    if (!f)
-        return -errno;
-    /* One byte more than allowed tells a full file from an oversized one. */
-    buf = gw_xmalloc(GW_JWT_KEYFILE_MAX + 2);
-    n = fread(buf, 1, GW_JWT_KEYFILE_MAX + 1, f);
-    if (ferror(f)) {
-        rc = errno ? -errno : -EIO;
-        goto fail;
-    }
-    if (n > GW_JWT_KEYFILE_MAX) {
-        rc = -EFBIG;
-        goto fail;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *out = buf;
-    *out_len = n;
-    return 0;
-
-fail:
-    fclose(f);
-    free(buf);
-    return rc;
-}
-
 int gw_jwt_keys_set_hmac_file(struct gw_jwt_keys *keys, const char *path)
 {
     char *buf;
     size_t len;
-    int rc = read_small_file(path, &buf, &len);
+    int rc = gw_text_read_file(path, GW_JWT_KEYFILE_MAX, &buf, &len);
 
     if (rc < 0)
         return rc;
@@ -240,7 +208,7 @@ int gw_jwt_keys_set_hmac_file(struct gw_jwt_keys *keys, const char *path)
             len--;
     }
     rc = gw_jwt_keys_set_hmac(keys, NULL, buf, len);
-    OPENSSL_cleanse(buf, GW_JWT_KEYFILE_MAX + 2);
+    OPENSSL_cleanse(buf, len);
     free(buf);
     return rc;
 }
@@ -257,10 +225,10 @@ int gw_jwt_keys_add_pem_file(struct gw_jwt_keys *keys, const char *path)
     dot = strrchr(base, '.');
     /* ".pem" alone is a hidden file's name, not an extension. */
     kid = dot && dot != base ? gw_xstrndup(base, (size_t)(dot - base)) : gw_xstrdup(base);
-    rc = read_small_file(path, &buf, &len);
+    rc = gw_text_read_file(path, GW_JWT_KEYFILE_MAX, &buf, &len);
     if (rc == 0) {
         rc = gw_jwt_keys_add_pem(keys, kid, buf, len);
-        free(buf);
+        free(buf); /* a public key: nothing to wipe */
     }
     free(kid);
     return rc;

@@ -39,7 +39,7 @@ int gw_jwt_keys_set_hmac_file(struct gw_jwt_keys *keys, const char *path);
 /* Parses one PEM "PUBLIC KEY" (SubjectPublicKeyInfo) and adds it under kid
  * (copied). Accepts RSA of at least 2048 bits (RS256/384/512) and EC on
  * P-256 (ES256) or P-384 (ES384). Returns 0, -EINVAL for text that is not
- * such a PEM key or a bad kid, -ENOTSUP for another key type, curve or a
+ * such a PEM key or a bad (NULL, empty, too long) kid, -ENOTSUP for another key type, curve or a
  * short RSA key, -EEXIST when kid is taken. */
 int gw_jwt_keys_add_pem(struct gw_jwt_keys *keys, const char *kid, const char *pem,
                         size_t len);

@@ -15,4 +15,11 @@ int gw_text_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((f
  * -ERANGE when it does not fit a long long. */
 int gw_text_parse_ll(const char *s, long long *out);
 
+/* Reads all of path into a NUL-terminated buffer the caller owns (*out, *len
+ * bytes before the NUL). For small secret files (keys): every byte read is
+ * wiped before any buffer is freed on a failure path, and the caller wipes
+ * what it gets. Returns 0, -errno from open/read, or -EFBIG when the file
+ * holds more than max bytes. */
+int gw_text_read_file(const char *path, size_t max, char **out, size_t *len);
+
 #endif

@@ -1,6 +1,8 @@
 /* Check suite for common/text.[ch] and common/clock.[ch]: the small helpers. */
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "text.h"
@@ -36,6 +38,30 @@ START_TEST(err_formats_and_truncates)
 }
 END_TEST
 
+START_TEST(read_file_whole_bounded)
+{
+    char path[] = "/tmp/gw-test-text-XXXXXX";
+    int fd = mkstemp(path);
+    char *buf = NULL;
+    size_t len = 99;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "secret\n", 7), 7);
+    close(fd);
+    ck_assert_int_eq(gw_text_read_file(path, 7, &buf, &len), 0);
+    ck_assert_uint_eq(len, 7);
+    ck_assert_str_eq(buf, "secret\n"); /* NUL-terminated */
+    free(buf);
+    buf = NULL;
+    /* One byte over the limit is refused, and nothing is handed out. */
+    ck_assert_int_eq(gw_text_read_file(path, 6, &buf, &len), -EFBIG);
+    ck_assert_ptr_null(buf);
+    unlink(path);
+    ck_assert_int_eq(gw_text_read_file(path, 64, &buf, &len), -ENOENT);
+    ck_assert_ptr_null(buf);
+}
+END_TEST
+
 START_TEST(clock_is_monotonic)
 {
     int64_t prev = gw_now_us();
@@ -55,6 +81,7 @@ int main(void)
 
     tcase_add_test(tc, parse_ll_strict);
     tcase_add_test(tc, err_formats_and_truncates);
+    tcase_add_test(tc, read_file_whole_bounded);
     tcase_add_test(tc, clock_is_monotonic);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
