@@ -39,6 +39,8 @@ print(" ".join(str(x.getsockname()[1]) for x in s))')"
 redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
   --logfile "$OUT/redis.log" &
 PIDS+=($!)
+for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$RP" ping >/dev/null || { echo "profile: redis-server did not start ($OUT/redis.log)" >&2; exit 1; }
 for p in "$P0" "$P1"; do
   "$BUILD/gateway/wsgate" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$RP" \
     --node-id "prof-$p" --log-level warn --anonymous-subscribe '*' --anonymous-publish '*' \
@@ -48,11 +50,13 @@ done
 NODE0=${PIDS[1]}
 for p in "$P0" "$P1"; do
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$p/readyz" && break; sleep 0.1; done
+  curl -sf -o /dev/null "http://127.0.0.1:$p/readyz" || { echo "profile: node on $p not ready ($OUT/node-$p.log)" >&2; exit 1; }
 done
 
 "$BUILD/bench/wsbench" --target wsgate --servers "127.0.0.1:$P0,127.0.0.1:$P1" \
   --redis "127.0.0.1:$RP" --server-pids "${PIDS[1]},${PIDS[2]}" "${ARGS[@]}" &
 BENCH=$!
+PIDS+=("$BENCH")
 # Connecting takes a few seconds; record the steady part.
 sleep "${PROFILE_DELAY:-4}"
 perf record -g -F 999 -p "$NODE0" -o "$OUT/perf.data" -- sleep "$SECONDS_REC" 2>"$OUT/perf.log" || true

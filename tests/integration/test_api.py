@@ -23,7 +23,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, T, WSClient, free_port,  # noqa: E402
+from wsgate_harness import (REFUSED, NO_RATE_LIMIT, GatewayTestCase, T, WSClient, free_port,  # noqa: E402
                             uniq, wait_until, wsgate_bin)
 
 KEY1 = "k1-3f9a0c2e7b5d4a1e9c8b"
@@ -327,7 +327,7 @@ class ApiListenTest(GatewayTestCase):
         for path in ["/healthz", "/metrics", "/"]:
             with self.subTest(path=path):
                 self.assertEqual(post(api_port, None, method="GET", path=path)[0], 404)
-        with self.assertRaises(Exception):
+        with self.assertRaises(REFUSED):
             WSClient(api_port, timeout=3)
         c.expect_nothing(0.3)
         self.assertEqual(gw.metrics()['wsgate_api_requests_total{code="200"}'], 2)

@@ -9,7 +9,7 @@ threads to a node with several workers; at most the limit may get 101.
 import sys
 import unittest
 
-from wsgate_harness import GatewayTestCase, NO_RATE_LIMIT, T, WSClient, burst_upgrades, wait_until
+from wsgate_harness import REFUSED, GatewayTestCase, NO_RATE_LIMIT, T, WSClient, burst_upgrades, wait_until
 
 LIMIT = 100
 ATTEMPTS = 400
@@ -67,7 +67,7 @@ class ConcurrentConnectionLimitTest(GatewayTestCase):
         clients = [self.client(gw.port) for _ in range(LIMIT)]
         for c in clients[::25]:
             self.assertEqual(c.ping().get("type"), "pong")
-        with self.assertRaises(Exception):
+        with self.assertRaises(REFUSED):
             extra = WSClient(gw.port, timeout=3)
             extra.abort()
         for c in clients:

@@ -727,6 +727,11 @@ class ConnectionLost(Exception):
     """The TCP connection ended (EOF or reset) without a close frame."""
 
 
+# What a client sees when the node refuses its upgrade: an HTTP answer other than
+# 101, or the connection dropped (lws drops refused upgrades without answering).
+REFUSED = (HandshakeError, ConnectionLost, ConnectionResetError, BrokenPipeError)
+
+
 class ProtocolError(Exception):
     pass
 
