@@ -11,11 +11,10 @@ before connecting (all of 127/8 is local on Linux).
 """
 
 import socket
-import subprocess
 import unittest
 
-from wsgate_harness import (GatewayTestCase, HandshakeError, NO_RATE_LIMIT, T,
-                            WSClient, wait_until, wsgate_bin, REFUSED, burst_upgrades, upgrade_request)
+from wsgate_harness import (run_wsgate, GatewayTestCase, HandshakeError, NO_RATE_LIMIT, T,
+                            WSClient, wait_until, REFUSED, burst_upgrades, upgrade_request)
 
 ORIGIN_KEY = 'wsgate_upgrades_refused_total{reason="origin"}'
 PER_IP_KEY = 'wsgate_upgrades_refused_total{reason="per_ip"}'
@@ -157,11 +156,10 @@ class AllowedOriginsListTest(OriginTestBase):
 
 class BadConfigTest(unittest.TestCase):
     def test_malformed_allowed_origins_stop_the_node_at_startup(self):
-        r = subprocess.run([wsgate_bin(), "--allowed-origins", "https://app.example.com/"],
-                           capture_output=True, text=True, timeout=T(10))
+        r = run_wsgate(["--allowed-origins", "https://app.example.com/"])
         self.assertEqual(r.returncode, 2)
         self.assertIn('--allowed-origins: origin "https://app.example.com/": an origin has no path',
-                      r.stderr)
+                      r.stderr.decode())
 
 
 class PerIpLimitTest(GatewayTestCase):

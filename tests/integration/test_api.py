@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,8 +22,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import (REFUSED, NO_RATE_LIMIT, GatewayTestCase, T, WSClient, free_port,  # noqa: E402
-                            uniq, wait_until, wsgate_bin)
+from wsgate_harness import (run_wsgate, REFUSED, NO_RATE_LIMIT, GatewayTestCase, T, WSClient, free_port,  # noqa: E402
+                            uniq, wait_until)
 
 KEY1 = "k1-3f9a0c2e7b5d4a1e9c8b"
 KEY2 = "k2-rotated-77d1e0a4b6c3f2"
@@ -335,13 +334,8 @@ class ApiListenTest(GatewayTestCase):
 
 class ApiStartupTest(GatewayTestCase):
     def run_bin(self, args):
-        try:
-            # The harness's development access, so only the API settings can stop the node.
-            env = dict(os.environ, WSGATE_ANONYMOUS_SUBSCRIBE="*", WSGATE_ANONYMOUS_PUBLISH="*")
-            return subprocess.run([wsgate_bin(), "--listen", "127.0.0.1:%d" % free_port()] + args,
-                                  capture_output=True, timeout=T(10), stdin=subprocess.DEVNULL, env=env)
-        except subprocess.TimeoutExpired:
-            self.fail("%r did not exit" % args)
+        # The harness's development access, so only the API settings can stop the node.
+        return run_wsgate(args, listen=True, dev_access=True)
 
     def test_bad_key_files_stop_the_node(self):
         # A sentinel no flag name contains ("secret" is in --jwt-hmac-secret-file).

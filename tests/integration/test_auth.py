@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,8 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import (GatewayTestCase, T, free_port, wait_until,  # noqa: E402
-                            wsgate_bin)
+from wsgate_harness import GatewayTestCase, T, run_wsgate, wait_until  # noqa: E402
 
 try:
     import jwt
@@ -371,11 +369,7 @@ class AnonymousTest(AuthMixin, GatewayTestCase):
 
 class StartupTest(GatewayTestCase):
     def run_bin(self, args):
-        try:
-            return subprocess.run([wsgate_bin(), "--listen", "127.0.0.1:%d" % free_port()] + args,
-                                  capture_output=True, timeout=T(10), stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            self.fail("%r did not exit" % (args,))
+        return run_wsgate(args, listen=True)
 
     def test_refuses_to_start_without_access(self):
         keys = Keys()

@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, T, free_port, http_status,  # noqa: E402
+from wsgate_harness import (run_wsgate, NO_RATE_LIMIT, GatewayTestCase, T, free_port, http_status,  # noqa: E402
                             metric_meta, parse_metrics, uniq, wait_until, wsgate_bin)
 
 
@@ -186,13 +186,7 @@ class StandaloneTest(GatewayTestCase):
 
 class CommandLineTest(GatewayTestCase):
     def run_bin(self, args, env=None, timeout=5):
-        e = dict(os.environ)
-        e.update(env or {})
-        try:
-            return subprocess.run([wsgate_bin()] + args, capture_output=True, env=e,
-                                  timeout=T(timeout), stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            self.fail("%r did not exit within %ds" % (args, timeout))
+        return run_wsgate(args, env=env, timeout=timeout)
 
     def test_help(self):
         p = self.run_bin(["--help"])

@@ -380,6 +380,25 @@ def http_status(port, path, timeout=2.0):
 
 # What the development setting grants: every channel, to anyone.
 DEV_ACCESS_ARGS = ["--anonymous-subscribe", "*", "--anonymous-publish", "*"]
+
+
+def run_wsgate(args, env=None, timeout=10, listen=False, dev_access=False):
+    """Runs wsgate to completion, for what happens at startup (--help, refused
+    configurations). listen: on a free loopback port; dev_access: with the harness's
+    development access, so that only the given flags can stop the node. Returns the
+    CompletedProcess (bytes output); fails the test when the node does not exit."""
+    cmd = [wsgate_bin()]
+    if listen:
+        cmd += ["--listen", "127.0.0.1:%d" % free_port()]
+    if dev_access:
+        cmd += DEV_ACCESS_ARGS
+    e = dict(os.environ)
+    e.update(env or {})
+    try:
+        return subprocess.run(cmd + list(args), capture_output=True, env=e, timeout=T(timeout),
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("%r did not exit within %ss" % (args, timeout))
 AUTH_FLAG_PREFIXES = ("--jwt-", "--anonymous-")
 AUTH_ENV_PREFIXES = ("WSGATE_JWT_", "WSGATE_ANONYMOUS_")
 
