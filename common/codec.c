@@ -1,6 +1,5 @@
-/* Protocol v1 codec. Client messages are parsed with jansson; server frames
- * are written by hand into exactly sized frames, because the outbound path
- * runs once per Redis message and must not build a JSON tree. */
+/* Protocol v1 codec, the parser: client messages are parsed with jansson.
+ * Server frames are built in codec_out.c. */
 #include "codec.h"
 
 #include <assert.h>
@@ -42,142 +41,6 @@ const char *gw_err_slug(enum gw_err err)
     return err_slugs[err];
 }
 
-/* ---- frame builders ---- */
-
-static char *put(char *out, const void *data, size_t n)
-{
-    if (n)
-        memcpy(out, data, n);
-    return out + n;
-}
-
-/* The four whitespace bytes RFC 8259 allows around a value. */
-static bool is_json_ws(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* Every server message is one WebSocket text frame: add its header once. */
-static struct gw_frame *sealed(struct gw_frame *f)
-{
-    gw_frame_seal_ws_text(f);
-    return f;
-}
-
-struct gw_frame *gw_codec_ack(int64_t id)
-{
-    char buf[64];
-    int n = snprintf(buf, sizeof buf, "{\"type\":\"ack\",\"id\":%" PRId64 "}", id);
-
-    return sealed(gw_frame_new_copy(buf, (size_t)n));
-}
-
-struct gw_frame *gw_codec_ack_auth(int64_t id, const char *sub, int64_t exp)
-{
-    size_t slen = sub ? strlen(sub) : 0;
-    char head[64], tail[48];
-    int hn = snprintf(head, sizeof head, "{\"type\":\"ack\",\"id\":%" PRId64, id);
-    int tn = snprintf(tail, sizeof tail, ",\"exp\":%" PRId64 "}", exp);
-    size_t cap = (size_t)hn + (size_t)tn + (sub ? LIT_LEN(",\"sub\":") + gw_json_escape_len(sub, slen) : 0);
-    struct gw_frame *f = gw_frame_new(cap);
-    char *start, *o;
-
-    start = o = (char *)gw_frame_payload(f);
-    o = put(o, head, (size_t)hn);
-    if (sub) {
-        o = put(o, ",\"sub\":", LIT_LEN(",\"sub\":"));
-        o += gw_json_escape(o, sub, slen);
-    }
-    o = put(o, tail, (size_t)tn);
-    f->len = (size_t)(o - start);
-    assert(f->len == f->cap);
-    return sealed(f);
-}
-
-struct gw_frame *gw_codec_pong(bool has_id, int64_t id)
-{
-    char buf[64];
-    int n;
-
-    if (has_id)
-        n = snprintf(buf, sizeof buf, "{\"type\":\"pong\",\"id\":%" PRId64 "}", id);
-    else
-        n = snprintf(buf, sizeof buf, "{\"type\":\"pong\"}");
-    return sealed(gw_frame_new_copy(buf, (size_t)n));
-}
-
-struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const char *message)
-{
-    const char *msg = message ? message : "";
-    size_t mlen = strlen(msg);
-    char head[128];
-    int hn;
-    struct gw_frame *f;
-    char *start, *o;
-
-    if (has_id)
-        hn = snprintf(head, sizeof head,
-                      "{\"type\":\"error\",\"id\":%" PRId64 ",\"code\":\"%s\",\"message\":", id,
-                      gw_err_slug(err));
-    else
-        hn = snprintf(head, sizeof head, "{\"type\":\"error\",\"code\":\"%s\",\"message\":",
-                      gw_err_slug(err));
-    assert(hn > 0 && (size_t)hn < sizeof head);
-    f = gw_frame_new((size_t)hn + gw_json_escape_len(msg, mlen) + 1);
-    start = o = (char *)gw_frame_payload(f);
-    o = put(o, head, (size_t)hn);
-    o += gw_json_escape(o, msg, mlen);
-    *o++ = '}';
-    f->len = (size_t)(o - start);
-    assert(f->len == f->cap);
-    return sealed(f);
-}
-
-static const char msg_head[] = "{\"type\":\"message\",\"channel\":\"";
-static const char msg_data[] = "\",\"data\":";
-
-struct gw_frame *gw_codec_message(const char *channel, size_t channel_len,
-                                  const char *payload, size_t payload_len)
-{
-    const unsigned char *body = (const unsigned char *)payload;
-    const unsigned char *body_end = body + payload_len;
-    bool verbatim = gw_json_valid(payload, payload_len);
-    size_t data_len;
-    struct gw_frame *f;
-    char *start, *o;
-
-    assert(gw_channel_valid(channel, channel_len));
-    if (verbatim) {
-        /* Surrounding whitespace (e.g. the newline of `redis-cli -x`) is
-         * not part of the value; dropping it keeps frames compact. */
-        while (body < body_end && is_json_ws(*body))
-            body++;
-        while (body_end > body && is_json_ws(body_end[-1]))
-            body_end--;
-        data_len = (size_t)(body_end - body);
-    } else {
-        /* Counting first costs a second pass over the payload but sizes the
-         * frame exactly; a 6x worst-case capacity would be kept alive for as
-         * long as the slowest subscriber holds the frame. */
-        data_len = gw_json_escape_len(payload, payload_len);
-    }
-    f = gw_frame_new(LIT_LEN(msg_head) + channel_len + LIT_LEN(msg_data) + data_len + 1);
-    start = o = (char *)gw_frame_payload(f);
-    o = put(o, msg_head, LIT_LEN(msg_head));
-    o = put(o, channel, channel_len);
-    o = put(o, msg_data, LIT_LEN(msg_data));
-    if (verbatim)
-        o = put(o, body, data_len);
-    else
-        o += gw_json_escape(o, payload, payload_len);
-    *o++ = '}';
-    f->len = (size_t)(o - start);
-    assert(f->len == f->cap);
-    return sealed(f);
-}
-
-/* ---- request parser ---- */
-
 static int fail(struct gw_request *req, enum gw_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -202,6 +65,7 @@ static const struct {
     { "publish", 7, GW_REQ_PUBLISH },
     { "ping", 4, GW_REQ_PING },
     { "auth", 4, GW_REQ_AUTH },
+    { "history", 7, GW_REQ_HISTORY },
 };
 
 /* Returns the request type named by s[0..len) (which may hold NUL bytes), or
@@ -276,6 +140,67 @@ static int parse_token(json_t *root, struct gw_request *req)
     return 0;
 }
 
+static bool epoch_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == '-';
+}
+
+/* "since": {"offset": N, "epoch": "E"}, the position a client stored. */
+static int parse_since(json_t *root, struct gw_request *req)
+{
+    static const char msg[] = "\"since\" must be {\"offset\": integer 0..2^53-1, \"epoch\": string of at most 32 "
+                              "bytes of 0-9 A-Z a-z _ -}";
+    json_t *v = json_object_get(root, "since");
+    json_t *off, *ep;
+    const char *e;
+    size_t n;
+
+    if (!v)
+        return 0;
+    off = json_is_object(v) ? json_object_get(v, "offset") : NULL;
+    ep = json_is_object(v) ? json_object_get(v, "epoch") : NULL;
+    if (!json_is_integer(off) || json_integer_value(off) < 0 || json_integer_value(off) > SAFE_INT_MAX ||
+        !json_is_string(ep) || json_string_length(ep) > GW_ENVELOPE_EPOCH_MAX)
+        return fail(req, GW_ERR_BAD_REQUEST, "%s", msg);
+    e = json_string_value(ep);
+    n = json_string_length(ep);
+    for (size_t i = 0; i < n; i++)
+        if (!epoch_byte((unsigned char)e[i]))
+            return fail(req, GW_ERR_BAD_REQUEST, "%s", msg);
+    req->has_since = true;
+    req->recover = true;
+    req->since.offset = (uint64_t)json_integer_value(off);
+    memcpy(req->since.epoch, e, n);
+    req->since.epoch[n] = '\0';
+    req->since.epoch_len = n;
+    return 0;
+}
+
+static int parse_recover(json_t *root, struct gw_request *req)
+{
+    json_t *v = json_object_get(root, "recover");
+
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v))
+        return fail(req, GW_ERR_BAD_REQUEST, "\"recover\" must be true or false");
+    req->recover = req->recover || json_is_true(v);
+    return 0;
+}
+
+static int parse_limit(json_t *root, struct gw_request *req)
+{
+    json_t *v = json_object_get(root, "limit");
+
+    req->limit = GW_HISTORY_LIMIT_DEFAULT;
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > GW_HISTORY_LIMIT_MAX)
+        return fail(req, GW_ERR_BAD_REQUEST, "\"limit\" must be an integer 1..%d", GW_HISTORY_LIMIT_MAX);
+    req->limit = (int)json_integer_value(v);
+    return 0;
+}
+
 static const char bad_id_msg[] = "\"id\" must be an integer between -(2^53-1) and 2^53-1";
 
 /* The id is checked before anything else so that every later error can
@@ -304,7 +229,7 @@ static int parse_object(json_t *root, struct gw_request *req)
     req->type = lookup_type(json_string_value(v), json_string_length(v));
     if (!req->type)
         return fail(req, GW_ERR_UNKNOWN_TYPE,
-                    "unknown type \"%.32s\"; expected subscribe, unsubscribe, publish, ping or auth",
+                    "unknown type \"%.32s\"; expected subscribe, unsubscribe, publish, ping, auth or history",
                     json_string_value(v));
     if (req->type == GW_REQ_PING)
         return 0;
@@ -313,6 +238,12 @@ static int parse_object(json_t *root, struct gw_request *req)
     rc = parse_channel(root, req);
     if (rc == 0 && req->type == GW_REQ_PUBLISH)
         rc = parse_data(root, req);
+    if (rc == 0 && (req->type == GW_REQ_SUBSCRIBE || req->type == GW_REQ_HISTORY))
+        rc = parse_since(root, req);
+    if (rc == 0 && req->type == GW_REQ_SUBSCRIBE)
+        rc = parse_recover(root, req);
+    if (rc == 0 && req->type == GW_REQ_HISTORY)
+        rc = parse_limit(root, req);
     return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "channel.h"
+#include "envelope.h"
 #include "frame.h"
 
 enum gw_req_type {
@@ -17,6 +18,7 @@ enum gw_req_type {
     GW_REQ_PUBLISH,
     GW_REQ_PING,
     GW_REQ_AUTH,
+    GW_REQ_HISTORY,
 };
 
 /* Stable error slugs; gw_err_slug() gives the wire text. */
@@ -36,6 +38,18 @@ enum gw_err {
     GW_ERR__COUNT
 };
 
+/* A place in a channel's history (envelope.h): the last offset a client
+ * has of epoch. An empty epoch with offset 0 is the position of a channel
+ * that had no history when it was taken. */
+struct gw_position {
+    uint64_t offset;
+    char epoch[GW_ENVELOPE_EPOCH_MAX + 1]; /* NUL-terminated */
+    size_t epoch_len;
+};
+
+#define GW_HISTORY_LIMIT_DEFAULT 100
+#define GW_HISTORY_LIMIT_MAX 1000
+
 /* A parsed request. Owns data_json (malloc'd compact JSON of "data", publish
  * only) and token (auth only); release with gw_request_deinit(). */
 struct gw_request {
@@ -48,6 +62,12 @@ struct gw_request {
     size_t data_len;
     char *token; /* auth: the "token" string, NUL-terminated, owned; not validated */
     size_t token_len;
+    /* subscribe: "since" asks for recovery, "recover" only for the channel's
+     * position; history: "since" picks the entries after it (else the latest). */
+    bool recover; /* "recover": true, or "since" given */
+    bool has_since;
+    struct gw_position since;
+    int limit; /* history: 1..GW_HISTORY_LIMIT_MAX, default GW_HISTORY_LIMIT_DEFAULT */
     /* On failure: */
     enum gw_err err;
     char errmsg[160];
@@ -79,11 +99,38 @@ struct gw_frame *gw_codec_pong(bool has_id, int64_t id);
 /* message is human text; it is JSON-escaped here. */
 struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const char *message);
 
+/* The ack of a publish: with history (offset > 0) it carries the message's
+ * "offset" and "epoch", else it is gw_codec_ack(id). */
+struct gw_frame *gw_codec_ack_publish(int64_t id, const struct gw_position *at);
+
+/* The ack of a subscribe that asked for recovery or its position:
+ * {"type":"ack","id":N,"channel":C,"offset":O,"epoch":E[,"recovered":B]};
+ * recovered < 0 leaves "recovered" out (no "since" was given). */
+struct gw_frame *gw_codec_ack_position(int64_t id, const char *channel, size_t channel_len,
+                                       const struct gw_position *at, int recovered);
+
+/* {"type":"gap","channel":C,"epoch":E,"from":F,"to":T}: offsets from..to of
+ * epoch will never reach this client. */
+struct gw_frame *gw_codec_gap(const char *channel, size_t channel_len, const char *epoch, size_t epoch_len,
+                              uint64_t from, uint64_t to);
+
+/* The reply to a history request: {"type":"history","id":N,"channel":C,
+ * "epoch":E,"offset":O,"complete":B,"messages":[{"offset":o,"data":d},...]};
+ * each data follows gw_codec_message's rules. has_id false leaves "id" out. */
+struct gw_frame *gw_codec_history(bool has_id, int64_t id, const char *channel, size_t channel_len,
+                                  const struct gw_position *at, bool complete, const struct gw_history_entry *e,
+                                  size_t n);
+
 /* Builds {"type":"message","channel":<channel>,"data":<payload>}. A payload
  * that is valid JSON (gw_json_valid) is embedded verbatim; any other payload
  * becomes a JSON string, invalid UTF-8 replaced by U+FFFD. channel must be a
  * valid channel name (not escaped). */
 struct gw_frame *gw_codec_message(const char *channel, size_t channel_len,
                                   const char *payload, size_t payload_len);
+
+/* As gw_codec_message, for a message with history: adds "offset" and
+ * "epoch" (at->offset > 0) and stores the offset in frame->offset. */
+struct gw_frame *gw_codec_message_at(const char *channel, size_t channel_len, const char *payload,
+                                     size_t payload_len, const struct gw_position *at);
 
 #endif

@@ -52,6 +52,12 @@ struct gw_config {
     int redis_backoff_max_ms;
     int resubscribe_batch;
 
+    /* History (docs/PROTOCOL.md "History and recovery"). */
+    int history_size; /* XADD MAXLEN ~ of client and API publishes */
+    int history_ttl_s;
+    int recovery_max_messages;
+    int max_recoveries; /* waiting + running reads for clients, per node */
+
     /* Access control (docs/PROTOCOL.md "Authentication"). The keys are
      * loaded by the gateway at startup; here they are only paths. */
     char *jwt_hmac_secret_file; /* owned, NULL = no HMAC secret */

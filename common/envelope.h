@@ -15,12 +15,31 @@
 #ifndef GW_ENVELOPE_H
 #define GW_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define GW_ENVELOPE_EPOCH_MAX 32
 /* 1 + "wsgate1" + SP + 20 digits + SP + epoch + LF */
 #define GW_ENVELOPE_HEADER_MAX (1 + 7 + 1 + 20 + 1 + GW_ENVELOPE_EPOCH_MAX + 1)
+
+/* One stored message of a channel's stream. */
+struct gw_history_entry {
+    uint64_t offset;
+    const char *payload; /* borrowed */
+    size_t len;
+};
+
+/* One page of a channel's stream as deploy/redis/wsgate.lua's
+ * wsgate_history answers it; everything borrowed from the reply. */
+struct gw_history_page {
+    const char *epoch; /* "" (epoch_len 0) when the channel has no metadata */
+    size_t epoch_len;
+    uint64_t current; /* the last offset given out */
+    bool reachable; /* the entries start right after the offset asked for */
+    const struct gw_history_entry *entries; /* oldest first */
+    size_t n;
+};
 
 struct gw_envelope {
     uint64_t offset;

@@ -26,6 +26,7 @@ struct gw_frame *gw_frame_new(size_t cap)
     f->len = 0;
     f->cap = cap;
     f->hdr_len = 0;
+    f->offset = 0;
     atomic_fetch_add_explicit(&live_frames, 1, memory_order_relaxed);
     return f;
 }
@@ -46,6 +47,7 @@ struct gw_frame *gw_frame_copy(const struct gw_frame *f)
 
     memcpy(copy->buf + GW_FRAME_HEADROOM - f->hdr_len, gw_frame_wire(f), f->hdr_len);
     copy->hdr_len = f->hdr_len;
+    copy->offset = f->offset;
     return copy;
 }
 

@@ -13,6 +13,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Room for the longest RFC 6455 server frame header (10 bytes); also >= LWS_PRE. */
 #define GW_FRAME_HEADROOM 16
@@ -22,6 +23,9 @@ struct gw_frame {
     size_t len; /* payload bytes */
     size_t cap; /* payload capacity */
     unsigned hdr_len; /* WebSocket header bytes in front of the payload, 0 until sealed */
+    /* A channel message with history: its offset (envelope.h); 0 for every
+     * other frame. Lets a recovering subscriber drop what its replay sent. */
+    uint64_t offset;
     unsigned char buf[]; /* GW_FRAME_HEADROOM bytes, then the payload */
 };
 

@@ -39,14 +39,19 @@ static void count(struct gw_api *api, unsigned int status)
         gw_stat_add(&api->node->worker_stats[api->worker]->api_requests[i], 1);
 }
 
-static void answer_ok(struct gw_api *api, struct gw_api_req *r)
+/* {"ok":true}, with the message's "offset" and "epoch" when it was
+ * published with history. */
+static void answer_ok(struct gw_api *api, struct gw_api_req *r, const struct gw_position *at)
 {
-    static const char ok[] = "{\"ok\":true}\n";
+    char ok[128];
+    int n = at && at->offset ? snprintf(ok, sizeof ok, "{\"ok\":true,\"offset\":%" PRIu64 ",\"epoch\":\"%s\"}\n",
+                                        at->offset, at->epoch)
+                             : snprintf(ok, sizeof ok, "{\"ok\":true}\n");
 
     count(api, 200);
     free(r->answer);
-    r->answer = gw_xstrndup(ok, sizeof(ok) - 1);
-    r->answer_len = sizeof(ok) - 1;
+    r->answer = gw_xstrndup(ok, (size_t)n);
+    r->answer_len = (size_t)n;
     r->status = 200;
     r->hdr_name = r->hdr_value = NULL;
     r->phase = GW_API_ANSWERED;
@@ -208,7 +213,7 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
     gw_request_deinit(&req);
 }
 
-bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok)
+bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, const struct gw_position *at)
 {
     struct gw_api_req *r;
 
@@ -222,7 +227,7 @@ bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok)
     }
     r->api = NULL;
     if (ok)
-        answer_ok(api, r);
+        answer_ok(api, r, at);
     else
         answer_error(api, r, 503, "unavailable", "Redis is unavailable; the message was not published");
     lws_callback_on_writable(r->wsi);

@@ -16,75 +16,9 @@
 #include <event2/thread.h>
 
 #include "alloc.h"
+#include "bus_int.h"
 #include "codec.h"
-#include "dict.h"
-#include "link.h"
 #include "log.h"
-#include "mailbox.h"
-
-/* A client publish waits at most this many at once on the publisher
- * connection; beyond that Redis is not keeping up and clients get
- * `unavailable` instead of growing hiredis' buffers without bound. */
-#define MAX_PUBLISHES_IN_FLIGHT 65536
-
-/* One channel some worker wants. Reconciled against Redis by chan_reconcile(). */
-struct bus_chan {
-    uint64_t want_mask; /* workers with local subscribers */
-    uint64_t live_mask; /* workers told the subscription is live */
-    int outstanding;    /* SUBSCRIBE/UNSUBSCRIBE sent, reply not yet seen */
-    bool redis_subscribed; /* as of the last reply on this link */
-};
-
-enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH };
-
-struct bus_cmd {
-    struct gw_mail link; /* first */
-    enum bus_cmd_type type;
-    int worker;
-    uint64_t session_id;
-    bool has_id;
-    int64_t id;
-    char *payload; /* PUBLISH: owned */
-    size_t payload_len;
-    size_t name_len;
-    char name[];
-};
-
-/* Token of one in-flight PUBLISH, handed back by link_on_published. */
-struct pub_wait {
-    int worker;
-    uint64_t session_id;
-    bool has_id;
-    int64_t id;
-};
-
-struct gw_bus {
-    /* Read-only after gw_bus_new. */
-    const struct gw_config *cfg;
-    const struct gw_bus_ops *ops;
-    void *ctx;
-    int nworkers;
-    bool standalone;
-    size_t prefix_len; /* strlen(cfg->channel_prefix), once: every message needs it */
-    struct gw_link *link; /* NULL in standalone mode */
-
-    /* Any thread. */
-    struct gw_mailbox inbox;
-    atomic_bool ready; /* standalone mode only; otherwise gw_link_ready() */
-    atomic_bool stop;
-    struct gw_bus_stats stats; /* written by the bus thread only */
-
-    /* Created in gw_bus_new; used by the bus thread, and by any thread only
-     * through event_active() (libevent is set up for pthreads). */
-    struct event_base *base;
-    struct event *wake_ev;
-
-    /* Bus thread only. */
-    pthread_t thread;
-    bool started;
-    struct gw_dict chans; /* client channel name -> struct bus_chan* */
-    int pub_in_flight;
-};
 
 bool gw_bus_ready(const struct gw_bus *bus)
 {
@@ -112,47 +46,49 @@ static void post_live(struct gw_bus *bus, int worker, const char *name, size_t l
 }
 
 static void post_publish_result(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
-                                bool ok)
+                                const struct gw_position *at, bool ok)
 {
     struct gw_wmail *m = gw_wmail_new(GW_WMAIL_PUBLISH_RESULT, NULL, 0);
     m->session_id = session_id;
     m->has_id = has_id;
     m->id = id;
     m->ok = ok;
+    if (at)
+        m->at = *at;
     gw_stat_add(ok ? &bus->stats.publishes_ok : &bus->stats.publishes_failed, 1);
     bus->ops->post(bus->ctx, worker, m);
 }
 
-static void drop_too_large(struct gw_bus *bus, const char *name, size_t payload_len)
+/* One line per power of two of a counter, not one per message. */
+static bool log_this(const gw_stat *counter)
 {
-    gw_stat_add(&bus->stats.redis_messages_dropped_too_large, 1);
-    /* One line per power of two drops, not one per message. */
-    uint64_t n = gw_stat_get(&bus->stats.redis_messages_dropped_too_large);
-    if ((n & (n - 1)) == 0)
-        LOG_WARN("dropped message reason=too_large channel=%s bytes=%zu limit=%zu dropped_total=%" PRIu64, name,
-                 payload_len, bus->cfg->max_message_bytes, n);
+    uint64_t n = gw_stat_get(counter);
+    return (n & (n - 1)) == 0;
 }
 
-/* Encodes the message once and hands it to every worker that wants name. */
-static void deliver(struct gw_bus *bus, const char *name, size_t len, const char *payload, size_t payload_len)
+bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len)
+{
+    if (payload_len <= bus->cfg->max_message_bytes)
+        return false;
+    gw_stat_add(&bus->stats.redis_messages_dropped_too_large, 1);
+    if (log_this(&bus->stats.redis_messages_dropped_too_large))
+        LOG_WARN("dropped message reason=too_large channel=%s bytes=%zu limit=%zu dropped_total=%" PRIu64, name,
+                 payload_len, bus->cfg->max_message_bytes, gw_stat_get(&bus->stats.redis_messages_dropped_too_large));
+    return true;
+}
+
+struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len)
 {
     struct gw_dict_entry *e = gw_dict_find(&bus->chans, name, len);
-    if (!e)
-        return;
-    struct bus_chan *ch = e->value;
-    if (!ch->want_mask)
-        return;
-    gw_stat_add(&bus->stats.redis_messages_received, 1);
-    if (payload_len > bus->cfg->max_message_bytes) {
-        drop_too_large(bus, name, payload_len);
-        return;
-    }
-    struct gw_frame *frame = gw_codec_message(name, len, payload, payload_len);
-    if (frame->len > bus->cfg->queue_max_bytes) {
-        /* Escaping can grow a non-JSON payload up to 6x; a frame no queue can
-         * hold would shed every subscriber, so drop it instead. */
+    struct bus_chan *ch = e ? e->value : NULL;
+    return ch && ch->want_mask ? ch : NULL;
+}
+
+void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame)
+{
+    struct bus_chan *ch = gw_bus_chan(bus, name, len);
+    if (!ch) {
         gw_frame_unref(frame);
-        drop_too_large(bus, name, payload_len);
         return;
     }
     int last = 63 - __builtin_clzll(ch->want_mask);
@@ -169,9 +105,74 @@ static void deliver(struct gw_bus *bus, const char *name, size_t len, const char
     }
 }
 
+/* Encodes the message once and hands it to every worker that wants name. */
+static void deliver(struct gw_bus *bus, const char *name, size_t len, const struct gw_position *at,
+                    const char *payload, size_t payload_len)
+{
+    struct gw_frame *frame = gw_codec_message_at(name, len, payload, payload_len, at);
+    if (frame->len > bus->cfg->queue_max_bytes) {
+        /* Escaping can grow a non-JSON payload up to 6x; a frame no queue can
+         * hold would shed every subscriber, so drop it instead. */
+        gw_frame_unref(frame);
+        gw_bus_too_large(bus, name, SIZE_MAX);
+        return;
+    }
+    gw_bus_fanout(bus, name, len, frame);
+}
+
+/* repair.h's deliver and gap: messages with history, in order. */
+static void repair_deliver(void *ctx, const char *name, size_t len, const struct gw_position *at,
+                           const char *payload, size_t payload_len)
+{
+    deliver(ctx, name, len, at, payload, payload_len);
+}
+
+static void repair_gap(void *ctx, const char *name, size_t len, const char *epoch, uint64_t from, uint64_t to)
+{
+    gw_bus_fanout(ctx, name, len, gw_codec_gap(name, len, epoch, strlen(epoch), from, to));
+}
+
+static const struct gw_repair_ops repair_ops = {
+    .deliver = repair_deliver,
+    .gap = repair_gap,
+    .read = gw_bus_repair_read,
+};
+
+/* A message Redis delivered: an envelope goes through the channel's repair
+ * (order, duplicates, gaps), a plain payload straight to the workers. */
+static void on_live_message(struct gw_bus *bus, const char *name, size_t len, const char *payload, size_t plen)
+{
+    struct bus_chan *ch = gw_bus_chan(bus, name, len);
+    struct gw_envelope env;
+    int rc;
+
+    if (!ch)
+        return;
+    gw_stat_add(&bus->stats.redis_messages_received, 1);
+    rc = gw_envelope_parse(payload, plen, &env);
+    if (rc < 0) {
+        gw_stat_add(&bus->stats.redis_messages_dropped_bad_envelope, 1);
+        if (log_this(&bus->stats.redis_messages_dropped_bad_envelope))
+            LOG_WARN("dropped message reason=bad_envelope channel=%.*s error=%s dropped_total=%" PRIu64, (int)len,
+                     name, rc == -EPROTONOSUPPORT ? "unknown_version" : "malformed",
+                     gw_stat_get(&bus->stats.redis_messages_dropped_bad_envelope));
+        return;
+    }
+    if (rc == 0) {
+        if (!gw_bus_too_large(bus, name, plen))
+            deliver(bus, name, len, NULL, payload, plen);
+        return;
+    }
+    if (gw_bus_too_large(bus, name, env.payload_len))
+        return; /* its offset then shows as a gap on the clients */
+    struct gw_position at = { .offset = env.offset, .epoch_len = env.epoch_len };
+    memcpy(at.epoch, env.epoch, env.epoch_len + 1);
+    gw_repair_message(&bus->repair, &ch->rep, name, len, &at, env.payload, env.payload_len);
+}
+
 /* ---- channel table ---- */
 
-static size_t prefixed(const struct gw_bus *bus, const char *name, size_t len, char *out)
+size_t gw_bus_prefixed(const struct gw_bus *bus, const char *name, size_t len, char *out)
 {
     size_t plen = bus->prefix_len;
     memcpy(out, bus->cfg->channel_prefix, plen);
@@ -180,8 +181,7 @@ static size_t prefixed(const struct gw_bus *bus, const char *name, size_t len, c
     return plen + len;
 }
 
-/* The client name inside a Redis key, or NULL when key lacks the prefix. */
-static const char *unprefixed(const struct gw_bus *bus, const char *key, size_t klen, size_t *len)
+const char *gw_bus_unprefixed(const struct gw_bus *bus, const char *key, size_t klen, size_t *len)
 {
     size_t plen = bus->prefix_len;
     if (klen < plen || memcmp(key, bus->cfg->channel_prefix, plen) != 0)
@@ -190,10 +190,18 @@ static const char *unprefixed(const struct gw_bus *bus, const char *key, size_t 
     return key + plen;
 }
 
+static void chan_free(struct bus_chan *ch)
+{
+    if (!ch)
+        return;
+    gw_repair_chan_deinit(&ch->rep);
+    free(ch);
+}
+
 static bool sub_send(struct gw_bus *bus, bool subscribe, const char *name, size_t len)
 {
     char key[256];
-    size_t klen = prefixed(bus, name, len, key);
+    size_t klen = gw_bus_prefixed(bus, name, len, key);
     if (subscribe)
         return gw_link_subscribe(bus->link, key, klen) == 0;
     return gw_link_unsubscribe(bus->link, key, klen) == 0;
@@ -229,7 +237,7 @@ static bool chan_reconcile(struct gw_bus *bus, const char *name, size_t len, str
         ch->live_mask |= tell;
         return false;
     }
-    free(gw_dict_delete(&bus->chans, name, len));
+    chan_free(gw_dict_delete(&bus->chans, name, len));
     gw_stat_set(&bus->stats.channels, bus->chans.count);
     return true;
 }
@@ -238,7 +246,9 @@ static void cmd_subscribe(struct gw_bus *bus, int worker, const char *name, size
 {
     struct gw_dict_entry *e = gw_dict_find(&bus->chans, name, len);
     if (!e) {
-        e = gw_dict_add(&bus->chans, name, len, gw_xcalloc(1, sizeof(struct bus_chan)), NULL);
+        struct bus_chan *fresh = gw_xcalloc(1, sizeof(struct bus_chan));
+        gw_repair_chan_init(&fresh->rep);
+        e = gw_dict_add(&bus->chans, name, len, fresh, NULL);
         gw_stat_set(&bus->stats.channels, bus->chans.count);
     }
     struct bus_chan *ch = e->value;
@@ -276,7 +286,7 @@ static void link_on_open(void *ctx)
             if (!ch->want_mask)
                 continue;
             char *key = gw_xmalloc(e->klen + bus->prefix_len + 1);
-            lens[n] = prefixed(bus, e->key, e->klen, key);
+            lens[n] = gw_bus_prefixed(bus, e->key, e->klen, key);
             keys[n] = key;
             sent[n] = ch;
             n++;
@@ -304,16 +314,16 @@ static void link_on_message(void *ctx, const char *key, size_t klen, const char 
 {
     struct gw_bus *bus = ctx;
     size_t nlen;
-    const char *name = unprefixed(bus, key, klen, &nlen);
+    const char *name = gw_bus_unprefixed(bus, key, klen, &nlen);
     if (name)
-        deliver(bus, name, nlen, payload, len);
+        on_live_message(bus, name, nlen, payload, len);
 }
 
 static void link_on_subscription(void *ctx, const char *key, size_t klen, bool subscribed)
 {
     struct gw_bus *bus = ctx;
     size_t len;
-    const char *name = unprefixed(bus, key, klen, &len);
+    const char *name = gw_bus_unprefixed(bus, key, klen, &len);
     if (!name)
         return;
     struct gw_dict_entry *e = gw_dict_find(&bus->chans, name, len);
@@ -326,13 +336,25 @@ static void link_on_subscription(void *ctx, const char *key, size_t klen, bool s
     chan_reconcile(bus, e->key, len, ch);
 }
 
-static void link_on_published(void *ctx, void *token, bool ok)
+static void link_on_published(void *ctx, void *token, const struct gw_position *at)
 {
     struct gw_bus *bus = ctx;
     struct pub_wait *pw = token;
     bus->pub_in_flight--;
-    post_publish_result(bus, pw->worker, pw->session_id, pw->has_id, pw->id, ok);
+    post_publish_result(bus, pw->worker, pw->session_id, pw->has_id, pw->id, at, at != NULL);
     free(pw);
+}
+
+/* Every subscription is in place again: read back what each channel with
+ * history missed while the link was down. */
+static void link_on_live(void *ctx)
+{
+    struct gw_bus *bus = ctx;
+    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e)) {
+        struct bus_chan *ch = e->value;
+        if (ch->want_mask)
+            gw_repair_link_live(&bus->repair, &ch->rep, e->key, e->klen);
+    }
 }
 
 /* Nothing is subscribed on the next link; forget what was in flight. */
@@ -345,7 +367,9 @@ static bool link_on_reset(void *ctx)
         ch->outstanding = 0;
         ch->redis_subscribed = false;
         if (!ch->want_mask)
-            free(gw_dict_delete(&bus->chans, e->key, e->klen));
+            chan_free(gw_dict_delete(&bus->chans, e->key, e->klen));
+        else
+            gw_repair_link_lost(&ch->rep);
     }
     gw_stat_set(&bus->stats.channels, bus->chans.count);
     return !atomic_load(&bus->stop);
@@ -356,6 +380,8 @@ static const struct gw_link_ops link_ops = {
     .on_message = link_on_message,
     .on_subscription = link_on_subscription,
     .on_published = link_on_published,
+    .on_read = gw_bus_on_read,
+    .on_live = link_on_live,
     .on_reset = link_on_reset,
 };
 
@@ -364,21 +390,22 @@ static const struct gw_link_ops link_ops = {
 static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
 {
     if (bus->standalone) {
-        deliver(bus, cmd->name, cmd->name_len, cmd->payload, cmd->payload_len);
-        post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, true);
+        if (gw_bus_chan(bus, cmd->name, cmd->name_len))
+            deliver(bus, cmd->name, cmd->name_len, NULL, cmd->payload, cmd->payload_len);
+        post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, true);
         return;
     }
     if (bus->pub_in_flight >= MAX_PUBLISHES_IN_FLIGHT) {
-        post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, false);
+        post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, false);
         return;
     }
     char key[256];
-    size_t klen = prefixed(bus, cmd->name, cmd->name_len, key);
+    size_t klen = gw_bus_prefixed(bus, cmd->name, cmd->name_len, key);
     struct pub_wait *pw = gw_xmalloc(sizeof(*pw));
     *pw = (struct pub_wait){ cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
     if (gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw) != 0) {
         free(pw);
-        post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, false);
+        post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, false);
         return;
     }
     bus->pub_in_flight++;
@@ -396,6 +423,8 @@ static void bus_drain_inbox(struct gw_bus *bus)
         case CMD_SUBSCRIBE: cmd_subscribe(bus, cmd->worker, cmd->name, cmd->name_len); break;
         case CMD_UNSUBSCRIBE: cmd_unsubscribe(bus, cmd->worker, cmd->name, cmd->name_len); break;
         case CMD_PUBLISH: cmd_publish(bus, cmd); break;
+        case CMD_RECOVER: gw_bus_cmd_recover(bus, cmd); break;
+        case CMD_HISTORY: gw_bus_cmd_history(bus, cmd); break;
         }
         free(cmd->payload);
         free(cmd);
@@ -441,6 +470,33 @@ void gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bo
     bus_post(bus, cmd);
 }
 
+void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, uint32_t seq, const char *name,
+                         size_t len, const struct gw_position *since, uint64_t target)
+{
+    struct bus_cmd *cmd = cmd_new(CMD_RECOVER, worker, name, len);
+    cmd->session_id = session_id;
+    cmd->seq = seq;
+    cmd->target = target;
+    cmd->has_since = since != NULL;
+    if (since)
+        cmd->since = *since;
+    bus_post(bus, cmd);
+}
+
+void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
+                         const char *name, size_t len, const struct gw_position *since, int limit)
+{
+    struct bus_cmd *cmd = cmd_new(CMD_HISTORY, worker, name, len);
+    cmd->session_id = session_id;
+    cmd->has_id = has_id;
+    cmd->id = id;
+    cmd->has_since = since != NULL;
+    if (since)
+        cmd->since = *since;
+    cmd->limit = limit;
+    bus_post(bus, cmd);
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_bus *bus = arg;
@@ -468,7 +524,8 @@ static void *bus_main(void *arg)
     if (bus->standalone)
         set_standalone_ready(bus, false);
     else
-        gw_link_stop(bus->link); /* fails every pending publish */
+        gw_link_stop(bus->link); /* fails every pending publish and read */
+    gw_bus_reads_stop(bus);
     bus_drain_inbox(bus); /* frees what came in after the loop stopped */
     LOG_INFO("bus stopped");
     return NULL;
@@ -497,6 +554,9 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     atomic_init(&bus->ready, false);
     atomic_init(&bus->stop, false);
     bus->prefix_len = strlen(cfg->channel_prefix);
+    /* A channel holds at most one client queue's worth while it repairs. */
+    gw_repair_init(&bus->repair, &repair_ops, bus, cfg->queue_max_bytes,
+                   (uint64_t)cfg->recovery_max_messages, &bus->stats);
     bus->base = event_base_new();
     if (!bus->base) {
         LOG_ERR("event_base_new failed");
@@ -539,7 +599,7 @@ void gw_bus_free(struct gw_bus *bus)
         return;
     gw_link_free(bus->link);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
-        free(e->value);
+        chan_free(e->value);
     gw_dict_deinit(&bus->chans);
     struct gw_mail *m = gw_mailbox_take_all(&bus->inbox);
     while (m) {

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "config.h"
 #include "metrics.h"
 #include "wmail.h"
@@ -60,11 +61,31 @@ const struct gw_bus_stats *gw_bus_stats(const struct gw_bus *bus);
 void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len);
 void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len);
 
-/* PUBLISH prefix+name payload. Takes ownership of payload (malloc'd). The
- * result always comes back exactly once as a GW_WMAIL_PUBLISH_RESULT to the
- * worker via ops->post, carrying session_id/has_id/id. Any thread; copies
- * name; never fails here (failures come back as ok = false). */
+/* Publishes payload on prefix+name with history (FCALL wsgate_publish;
+ * standalone: delivered in-process, without history). Takes ownership of
+ * payload (malloc'd). The result always comes back exactly once as a
+ * GW_WMAIL_PUBLISH_RESULT to the worker via ops->post, carrying
+ * session_id/has_id/id and the message's position. Any thread; copies name;
+ * never fails here (failures come back as ok = false). */
 void gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, char *payload, size_t payload_len);
+
+/* A client's recovery on channel name, once its subscription is live: since
+ * (copied) is the position it has, NULL when it only asks for the channel's
+ * position. The answer comes back as one or more GW_WMAIL_RECOVERY pages to
+ * the worker (the first carries the ack, the last ends the replay), tagged
+ * session_id and seq. Any thread; copies name; never fails here (over
+ * --max-recoveries, or when the stream cannot be read, the first page is
+ * also the last and says recovered = 0). Each call answers one page: target
+ * 0 asks for the first; a later page is asked with since = the last offset
+ * replayed and target = the offset the first page's ack gave. */
+void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, uint32_t seq, const char *name,
+                         size_t len, const struct gw_position *since, uint64_t target);
+
+/* A history request: the stored messages of name after since (NULL: the
+ * latest), at most limit. The reply frame comes back as one
+ * GW_WMAIL_HISTORY_RESULT (frame NULL: unavailable). Any thread. */
+void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
+                         const char *name, size_t len, const struct gw_position *since, int limit);
 
 #endif

@@ -4,6 +4,7 @@
 #include "hub.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,8 @@ void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx)
     hub->ops = ops;
     hub->ctx = ctx;
     hub->nsubs = 0;
+    hub->hold_max_bytes = SIZE_MAX;
+    hub->next_seq = 0;
 }
 
 void gw_hub_deinit(struct gw_hub *hub)
@@ -65,6 +68,75 @@ static void sub_flush_acks(struct gw_hub *hub, struct gw_sub *sub)
     sub->ack_pending = false;
 }
 
+static struct gw_sub *member_find(const struct gw_hub_member *m, const char *name, size_t len);
+
+static void rec_drop_held(struct gw_sub_recovery *rec)
+{
+    for (size_t i = 0; i < rec->nheld; i++)
+        gw_frame_unref(rec->held[i]);
+    free(rec->held);
+    rec->held = NULL;
+    rec->nheld = rec->held_cap = rec->held_bytes = 0;
+}
+
+static void rec_free(struct gw_sub *sub)
+{
+    if (!sub->rec)
+        return;
+    rec_drop_held(sub->rec);
+    free(sub->rec);
+    sub->rec = NULL;
+}
+
+/* Holds frame for a recovering sub; past the bound its owner is told once. */
+static void rec_hold(struct gw_hub *hub, struct gw_sub *sub, struct gw_frame *frame)
+{
+    struct gw_sub_recovery *rec = sub->rec;
+
+    if (rec->overflowed)
+        return;
+    if (rec->held_bytes + frame->len > hub->hold_max_bytes) {
+        rec->overflowed = true;
+        rec_drop_held(rec);
+        hub->ops->overflow(hub->ctx, sub->member->owner);
+        return;
+    }
+    if (rec->nheld == rec->held_cap) {
+        rec->held_cap = rec->held_cap ? rec->held_cap * 2 : 16;
+        rec->held = gw_xrealloc(rec->held, rec->held_cap * sizeof(*rec->held));
+    }
+    rec->held[rec->nheld++] = gw_frame_ref(frame);
+    rec->held_bytes += frame->len;
+}
+
+static void rec_start(struct gw_hub *hub, struct gw_sub *sub)
+{
+    sub->rec->started = true;
+    hub->ops->recover(hub->ctx, sub->member->owner, sub->channel, sub->rec);
+}
+
+void gw_hub_recovery_done(struct gw_hub *hub, struct gw_sub *sub, uint64_t upto)
+{
+    struct gw_sub_recovery *rec = sub->rec;
+
+    if (!rec)
+        return;
+    sub->rec = NULL; /* from here on frames go straight to the member */
+    for (size_t i = 0; i < rec->nheld; i++) {
+        struct gw_frame *f = rec->held[i];
+        if (f->offset == 0 || f->offset > upto)
+            hub->ops->deliver(hub->ctx, sub->member->owner, f);
+    }
+    rec_drop_held(rec);
+    free(rec);
+    sub_flush_acks(hub, sub);
+}
+
+struct gw_sub *gw_hub_find(const struct gw_hub_member *m, const char *name, size_t len)
+{
+    return member_find(m, name, len);
+}
+
 static struct gw_sub *member_find(const struct gw_hub_member *m, const char *name, size_t len)
 {
     /* Linear: a member holds at most --max-subscriptions channels (default 64). */
@@ -77,7 +149,7 @@ static struct gw_sub *member_find(const struct gw_hub_member *m, const char *nam
 }
 
 int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len,
-                     bool has_id, int64_t id, int max_subs, bool allow_new)
+                     bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_hub_recover_req *rec)
 {
     struct gw_sub *existing = member_find(m, name, len);
     if (existing) {
@@ -99,11 +171,18 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
     struct gw_sub *sub = gw_xmalloc(sizeof(*sub));
     sub->member = m;
     sub->channel = ch;
-    sub->ack_pending = !ch->live;
+    sub->ack_pending = !ch->live || rec;
     sub->nids = 0;
     sub->ids = NULL;
-    if (sub->ack_pending)
+    sub->rec = NULL;
+    if (rec) {
+        /* Its own reply comes with the first replayed page (replay.c). */
+        sub->rec = gw_xcalloc(1, sizeof(*sub->rec));
+        sub->rec->req = *rec;
+        sub->rec->seq = ++hub->next_seq;
+    } else if (sub->ack_pending) {
         sub_add_pending_id(sub, has_id, id);
+    }
 
     if (ch->n == ch->cap) {
         ch->cap = ch->cap ? ch->cap * 2 : 4;
@@ -121,6 +200,8 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
 
     if (ch->n == 1)
         hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len);
+    if (sub->rec && ch->live)
+        rec_start(hub, sub);
     return sub->ack_pending ? GW_HUB_SUB_ACK_LATER : GW_HUB_SUB_ACK_NOW;
 }
 
@@ -133,6 +214,7 @@ static void sub_remove_from_channel(struct gw_hub *hub, struct gw_sub *sub)
     last->idx = sub->idx;
     ch->n--;
     hub->nsubs--;
+    rec_free(sub);
     free(sub->ids);
     free(sub);
     if (ch->n == 0) {
@@ -152,6 +234,9 @@ void gw_hub_unsubscribe(struct gw_hub *hub, struct gw_hub_member *m, const char 
         const struct gw_hub_channel *ch = sub->channel;
         if (ch->name_len != len || memcmp(ch->name, name, len) != 0)
             continue;
+        if (sub->rec && !sub->rec->acked && sub->rec->req.has_id)
+            hub->ops->ack(hub->ctx, sub->member->owner, sub->rec->req.id);
+        rec_free(sub);
         sub_flush_acks(hub, sub);
         m->subs[i] = m->subs[--m->nsubs];
         sub_remove_from_channel(hub, sub);
@@ -178,8 +263,11 @@ void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len)
         return;
     ch->live = true;
     for (size_t i = 0; i < ch->n; i++) {
-        if (ch->subs[i]->ack_pending)
-            sub_flush_acks(hub, ch->subs[i]);
+        struct gw_sub *sub = ch->subs[i];
+        if (sub->rec && !sub->rec->started)
+            rec_start(hub, sub);
+        else if (sub->ack_pending && !sub->rec)
+            sub_flush_acks(hub, sub);
     }
 }
 
@@ -191,8 +279,13 @@ size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct g
     struct gw_hub_channel *ch = e->value;
     /* deliver() may shed a member, but shedding only marks it closing; the
      * array is not modified until lws closes the socket later. */
-    for (size_t i = 0; i < ch->n; i++)
-        hub->ops->deliver(hub->ctx, ch->subs[i]->member->owner, frame);
+    for (size_t i = 0; i < ch->n; i++) {
+        struct gw_sub *sub = ch->subs[i];
+        if (sub->rec)
+            rec_hold(hub, sub, frame);
+        else
+            hub->ops->deliver(hub->ctx, sub->member->owner, frame);
+    }
     return ch->n;
 }
 

@@ -12,10 +12,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "dict.h"
 #include "frame.h"
 
 struct gw_hub_channel;
+
+/* What a subscribe with "since" or "recover" asks beyond a plain one. */
+struct gw_hub_recover_req {
+    bool has_id;
+    int64_t id;
+    bool has_since;
+    struct gw_position since;
+};
+
+/* The recovery of one subscription, from its subscribe until its last
+ * replayed page: meanwhile the hub holds the channel's live frames for it,
+ * and replay.c fills the replay fields. Owned by its gw_sub. */
+struct gw_sub_recovery {
+    struct gw_hub_recover_req req;
+    uint32_t seq; /* tags the bus's answers; unique per hub */
+    bool started; /* ops->recover was called */
+    bool acked; /* the first page (with the ack) arrived */
+    bool overflowed; /* the held frames passed the bound: nothing more is held */
+    bool waiting_room; /* the next page waits for room in the client's queue */
+    struct gw_position at; /* the channel's position in the ack */
+    uint64_t next; /* the next offset the replay expects */
+    struct gw_frame **held; /* owned references, oldest first */
+    size_t nheld, held_cap, held_bytes;
+};
 
 /* One (member, channel) pair. Lives in both the channel's array and the
  * member's array; idx is its position in the channel's array. */
@@ -26,6 +51,7 @@ struct gw_sub {
     bool ack_pending; /* subscribe not yet acknowledged: channel not live yet */
     int nids; /* ids of the pending subscribe requests (repeats included) */
     int64_t *ids; /* owned, NULL when nids == 0 */
+    struct gw_sub_recovery *rec; /* owned; NULL unless a recovery runs */
 };
 
 /* Embedded in each subscriber (a session). owner is the caller's object. */
@@ -52,6 +78,10 @@ struct gw_hub_ops {
     void (*deliver)(void *ctx, void *owner, struct gw_frame *frame);
     /* A subscribe request of owner with this id is complete: send its ack. */
     void (*ack)(void *ctx, void *owner, int64_t id);
+    /* rec's subscription to ch is live: ask the bus for its recovery. */
+    void (*recover)(void *ctx, void *owner, const struct gw_hub_channel *ch, const struct gw_sub_recovery *rec);
+    /* Frames held for owner during a recovery passed the hub's bound. */
+    void (*overflow)(void *ctx, void *owner);
 };
 
 struct gw_hub {
@@ -59,6 +89,8 @@ struct gw_hub {
     const struct gw_hub_ops *ops;
     void *ctx;
     size_t nsubs; /* total (member, channel) pairs */
+    size_t hold_max_bytes; /* per recovering subscription; SIZE_MAX after init */
+    uint32_t next_seq;
 };
 
 void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx);
@@ -76,12 +108,24 @@ enum gw_hub_sub_result {
 
 /* Subscribes m to name. Returns a gw_hub_sub_result (>= 0), or -EAGAIN when
  * the channel is not live and allow_new is false (nothing changed), or
- * -ENOSPC when m already holds max_subs channels. */
+ * -ENOSPC when m already holds max_subs channels. With rec (copied) a new
+ * subscription is recovered: once live, ops->recover is called instead of
+ * ops->ack (GW_HUB_SUB_ACK_LATER), and the replay ends with
+ * gw_hub_recovery_done; a repeat of a held channel is a plain one. */
 int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len,
-                     bool has_id, int64_t id, int max_subs, bool allow_new);
+                     bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_hub_recover_req *rec);
+
+/* m's subscription to name, or NULL. */
+struct gw_sub *gw_hub_find(const struct gw_hub_member *m, const char *name, size_t len);
+
+/* Ends sub's recovery: hands on the held frames except those with an
+ * offset in 1..upto (the replay sent them, or they precede the position the
+ * ack gave), frees the recovery and acks repeated subscribes. */
+void gw_hub_recovery_done(struct gw_hub *hub, struct gw_sub *sub, uint64_t upto);
 
 /* Unsubscribes m from name (no-op if absent). A subscribe ack still pending
- * for it is sent first, so every request gets its one reply. */
+ * for it is sent first, so every request gets its one reply (a recovery not
+ * yet answered gets a plain ack). */
 void gw_hub_unsubscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len);
 
 /* The node's Redis subscription for name is live: mark the channel live and

@@ -7,7 +7,13 @@
  * and the subscriber connection must see it come back within the heartbeat
  * timeout. The heartbeat channel is subscribed after every other channel on a
  * fresh link (after ops->on_open), so its first echo also proves the
- * re-subscription finished. */
+ * re-subscription finished.
+ *
+ * Every message a node publishes goes through the wsgate Function library
+ * (deploy/redis/wsgate.lua, compiled into the binary), which the publisher
+ * connection loads on every fresh link when Redis has an older version or
+ * none (a Redis restarted without persistence has lost it). The link goes
+ * live only once the library is there and the first echo came back. */
 /* The tag stays "bus": operators' log queries predate the split. */
 #define GW_LOG_MODULE "bus"
 
@@ -28,13 +34,8 @@
 
 #include "alloc.h"
 #include "clock.h"
+#include "link_int.h"
 #include "log.h"
-
-enum link_state {
-    LINK_DOWN = 0,   /* no connection; a retry timer may be armed */
-    LINK_CONNECTING, /* connections opened, heartbeat echo not seen yet */
-    LINK_LIVE,       /* heartbeat echo fresh: ready */
-};
 
 static const char *link_state_name(enum link_state s)
 {
@@ -46,32 +47,6 @@ static const char *link_state_name(enum link_state s)
     return "?";
 }
 
-struct gw_link {
-    /* Read-only after gw_link_new. */
-    const struct gw_config *cfg;
-    struct event_base *base;
-    const struct gw_link_ops *ops;
-    void *ctx;
-    struct gw_bus_stats *stats; /* written by the bus thread only */
-    char *hb_channel; /* "__wsgate:hb:<node_id>", outside the client prefix space */
-
-    /* Any thread. */
-    atomic_bool ready;
-
-    /* Bus thread only. */
-    struct event *tick_ev, *retry_ev, *reset_ev;
-    redisAsyncContext *sub, *pub;
-    bool sub_up, pub_up;
-    enum link_state state;
-    int attempt;
-    int64_t link_started_us;
-    int64_t last_echo_us;
-    int64_t last_hb_sent_us;
-    uint64_t hb_seq;
-    const char *reset_reason; /* static; non-NULL while a reset is scheduled */
-};
-
-static void link_reset(struct gw_link *link, const char *reason);
 
 bool gw_link_ready(const struct gw_link *link)
 {
@@ -85,7 +60,7 @@ static void set_ready(struct gw_link *link, bool ready)
 }
 
 /* The one place the link state changes; every move is logged. */
-static void set_state(struct gw_link *link, enum link_state to, const char *why)
+void gw_link_set_state(struct gw_link *link, enum link_state to, const char *why)
 {
     if (link->state == to)
         return;
@@ -97,6 +72,7 @@ static void set_state(struct gw_link *link, enum link_state to, const char *why)
 /* ---- commands ---- */
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata);
+static void send_heartbeat(struct gw_link *link, int64_t now);
 
 static int sub_command(struct gw_link *link, const char *verb, int n, const char *const *keys, const size_t *klens)
 {
@@ -131,27 +107,6 @@ int gw_link_subscribe_many(struct gw_link *link, int n, const char *const *keys,
     return sub_command(link, "SUBSCRIBE", n, keys, klens);
 }
 
-static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
-{
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
-    bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
-
-    if (reply && reply->type == REDIS_REPLY_ERROR)
-        LOG_WARN("publish failed error=\"%s\"", reply->str);
-    link->ops->on_published(link->ctx, privdata, ok);
-}
-
-int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
-                    void *token)
-{
-    if (link->state != LINK_LIVE || !link->pub)
-        return -ENOTCONN;
-    if (redisAsyncCommand(link->pub, on_publish_reply, token, "PUBLISH %b %b", key, klen, payload, len) != REDIS_OK)
-        return -EIO;
-    return 0;
-}
-
 /* ---- the subscriber connection ---- */
 
 static void on_heartbeat_echo(struct gw_link *link, const char *payload, size_t len)
@@ -162,10 +117,7 @@ static void on_heartbeat_echo(struct gw_link *link, const char *payload, size_t 
     link->last_echo_us = now;
     if (seq == link->hb_seq)
         gw_stat_set(&link->stats->heartbeat_rtt_us, (uint64_t)(now - link->last_hb_sent_us));
-    if (link->state == LINK_CONNECTING) {
-        link->attempt = 0;
-        set_state(link, LINK_LIVE, "heartbeat echo received");
-    }
+    gw_link_maybe_live(link);
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -173,12 +125,12 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     struct gw_link *link = privdata;
     redisReply *reply = r;
 
-    /* NULL: the context is being torn down; link_reset() cleans up. */
+    /* NULL: the context is being torn down; gw_link_reset() cleans up. */
     if (!reply || ac != link->sub)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
         LOG_ERR("subscriber error=\"%s\"", reply->str);
-        link_reset(link, "subscriber error reply");
+        gw_link_reset(link, "subscriber error reply");
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
@@ -214,7 +166,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
         LOG_ERR("redis %s failed error=\"%s\"", (const char *)privdata, reply->str);
-        link_reset(link, "AUTH/SELECT rejected");
+        gw_link_reset(link, "AUTH/SELECT rejected");
     }
 }
 
@@ -251,7 +203,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
             link->sub = NULL;
         else
             link->pub = NULL;
-        link_reset(link, "connect failed");
+        gw_link_reset(link, "connect failed");
         return;
     }
     if (is_sub)
@@ -272,7 +224,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         link->sub = NULL;
     else
         link->pub = NULL;
-    link_reset(link, "connection lost");
+    gw_link_reset(link, "connection lost");
 }
 
 static redisAsyncContext *open_conn(struct gw_link *link)
@@ -301,22 +253,40 @@ static void link_open(struct gw_link *link)
     link->sub = open_conn(link);
     link->pub = link->sub ? open_conn(link) : NULL;
     link->sub_up = link->pub_up = false;
+    link->fn_ready = false;
     link->link_started_us = gw_now_us();
     link->last_echo_us = 0;
     if (!link->sub || !link->pub) {
-        link_reset(link, "connect failed");
+        gw_link_reset(link, "connect failed");
         return;
     }
-    set_state(link, LINK_CONNECTING, "connecting");
+    gw_link_set_state(link, LINK_CONNECTING, "connecting");
     if (queue_setup(link, link->sub) != 0 || queue_setup(link, link->pub) != 0) {
-        link_reset(link, "cannot queue AUTH/SELECT");
+        gw_link_reset(link, "cannot queue AUTH/SELECT");
         return;
     }
+    if (gw_link_load_functions(link) != 0)
+        return;
     link->ops->on_open(link->ctx);
     /* Last: Redis answers one connection in order, so the first echo comes
      * after every SUBSCRIBE on_open sent. Without it the link never goes live. */
-    if (redisAsyncCommand(link->sub, on_sub_reply, link, "SUBSCRIBE %s", link->hb_channel) != REDIS_OK)
-        link_reset(link, "cannot queue the heartbeat SUBSCRIBE");
+    if (redisAsyncCommand(link->sub, on_sub_reply, link, "SUBSCRIBE %s", link->hb_channel) != REDIS_OK) {
+        gw_link_reset(link, "cannot queue the heartbeat SUBSCRIBE");
+        return;
+    }
+    /* The first heartbeat goes at once, not a tick later: readiness (and the
+     * repair of what was missed while the link was down) waits for its echo. */
+    send_heartbeat(link, gw_now_us());
+}
+
+static void send_heartbeat(struct gw_link *link, int64_t now)
+{
+    char payload[32];
+    int n = snprintf(payload, sizeof(payload), "%" PRIu64, ++link->hb_seq);
+
+    link->last_hb_sent_us = now;
+    if (redisAsyncCommand(link->pub, NULL, NULL, "PUBLISH %s %b", link->hb_channel, payload, (size_t)n) != REDIS_OK)
+        gw_link_reset(link, "cannot queue the heartbeat PUBLISH");
 }
 
 static int64_t backoff_ms(struct gw_link *link)
@@ -354,7 +324,7 @@ static void on_reset_event(evutil_socket_t fd, short what, void *arg)
     const char *reason = link->reset_reason;
     link->reset_reason = NULL;
 
-    set_state(link, LINK_DOWN, reason);
+    gw_link_set_state(link, LINK_DOWN, reason);
     free_conns(link);
     /* Nothing is subscribed on the next link. */
     if (!link->ops->on_reset(link->ctx))
@@ -371,7 +341,7 @@ static void on_reset_event(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Schedules a teardown + reconnect; safe from inside hiredis callbacks. */
-static void link_reset(struct gw_link *link, const char *reason)
+void gw_link_reset(struct gw_link *link, const char *reason)
 {
     set_ready(link, false);
     if (link->reset_reason)
@@ -395,24 +365,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     if (link->state == LINK_CONNECTING && !(link->sub_up && link->pub_up) &&
         now - link->link_started_us > (int64_t)cfg->redis_connect_timeout_ms * 1000) {
-        link_reset(link, "connect timeout");
+        gw_link_reset(link, "connect timeout");
         return;
     }
     int64_t since = link->last_echo_us ? link->last_echo_us : link->link_started_us;
     if (now - since > (int64_t)cfg->redis_heartbeat_timeout_ms * 1000) {
         LOG_WARN("redis heartbeat missing for_ms=%" PRId64 " timeout_ms=%d", (now - since) / 1000,
                  cfg->redis_heartbeat_timeout_ms);
-        link_reset(link, "heartbeat timeout");
+        gw_link_reset(link, "heartbeat timeout");
         return;
     }
-    if (link->pub_up && now - link->last_hb_sent_us >= (int64_t)cfg->redis_heartbeat_interval_ms * 1000) {
-        char payload[32];
-        int n = snprintf(payload, sizeof(payload), "%" PRIu64, ++link->hb_seq);
-        link->last_hb_sent_us = now;
-        if (redisAsyncCommand(link->pub, NULL, NULL, "PUBLISH %s %b", link->hb_channel, payload, (size_t)n) !=
-            REDIS_OK)
-            link_reset(link, "cannot queue the heartbeat PUBLISH");
-    }
+    if (link->pub_up && now - link->last_hb_sent_us >= (int64_t)cfg->redis_heartbeat_interval_ms * 1000)
+        send_heartbeat(link, now);
 }
 
 /* ---- lifetime ---- */
@@ -429,6 +393,9 @@ struct gw_link *gw_link_new(const struct gw_config *cfg, struct event_base *base
     size_t hblen = strlen(cfg->node_id) + 32;
     link->hb_channel = gw_xmalloc(hblen);
     snprintf(link->hb_channel, hblen, "__wsgate:hb:%s", cfg->node_id);
+    link->fn_version = gw_link_fn_version();
+    snprintf(link->history_size, sizeof link->history_size, "%d", cfg->history_size);
+    snprintf(link->history_ttl, sizeof link->history_ttl, "%d", cfg->history_ttl_s);
     atomic_init(&link->ready, false);
     return link;
 }

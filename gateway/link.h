@@ -1,7 +1,8 @@
 /* The Redis link of the bus thread: two hiredis async connections on the
  * bus's event_base, a subscriber (SUBSCRIBE/UNSUBSCRIBE only) and a publisher
- * (PUBLISH only), with AUTH/SELECT, connect timeout, backoff with jitter, the
- * heartbeat that proves the link end to end, and reset + reconnect.
+ * (FCALLs of the wsgate Function library, which it loads, and the heartbeat),
+ * with AUTH/SELECT, connect timeout, backoff with jitter, the heartbeat that
+ * proves the link end to end, and reset + reconnect.
  *
  * It owns no channel table and knows no workers: it speaks Redis keys (the
  * prefix included) and reports back only through the gw_link_ops handed to
@@ -12,7 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "codec.h"
 #include "config.h"
+#include "envelope.h"
 #include "metrics.h"
 
 struct event_base;
@@ -31,9 +34,16 @@ struct gw_link_ops {
     void (*on_message)(void *ctx, const char *key, size_t klen, const char *payload, size_t len);
     /* Redis confirmed SUBSCRIBE (subscribed) or UNSUBSCRIBE (!subscribed) of key. */
     void (*on_subscription)(void *ctx, const char *key, size_t klen, bool subscribed);
-    /* Result of one gw_link_publish that returned 0: ok is false on an error
-     * reply or when the link went down first. Exactly once per token. */
-    void (*on_published)(void *ctx, void *token, bool ok);
+    /* Result of one gw_link_publish that returned 0: at is the message's
+     * place in the channel's history, or NULL on an error reply or when the
+     * link went down first. Exactly once per token. */
+    void (*on_published)(void *ctx, void *token, const struct gw_position *at);
+    /* Result of one gw_link_read that returned 0: page (borrowed for the
+     * call) or NULL when the read failed. Exactly once per token. */
+    void (*on_read)(void *ctx, void *token, const struct gw_history_page *page);
+    /* The link went live: the function library is loaded and the first
+     * heartbeat echo proved every subscription on_open sent. */
+    void (*on_live)(void *ctx);
     /* Both connections are gone: nothing is subscribed any more and every
      * SUBSCRIBE/UNSUBSCRIBE in flight is forgotten (no reply will come).
      * Return true to reconnect after the backoff, false to stay down
@@ -76,11 +86,19 @@ int gw_link_unsubscribe(struct gw_link *link, const char *key, size_t klen);
  * Copies the keys. Returns as gw_link_subscribe. Bus thread. */
 int gw_link_subscribe_many(struct gw_link *link, int n, const char *const *keys, const size_t *klens);
 
-/* PUBLISH key payload on the publisher connection while the link is live.
- * Copies key and payload; keeps token for the one on_published that follows.
- * Returns 0, or -ENOTCONN (link not live) or -EIO (hiredis refused): then
- * on_published is not called. Bus thread. */
+/* Publishes payload on key with history (FCALL wsgate_publish, with
+ * --history-size and --history-ttl) on the publisher connection while the
+ * link is live. Copies key and payload; keeps token for the one on_published
+ * that follows. Returns 0, or -ENOTCONN (link not live) or -EIO (hiredis
+ * refused): then on_published is not called. Bus thread. */
 int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
                     void *token);
+
+/* Reads key's stream (FCALL_RO wsgate_history): the entries after since, or
+ * with latest the newest ones, at most limit entries and about max_bytes of
+ * payload (at least one entry). Returns as gw_link_publish; the answer comes
+ * as on_read. Bus thread. */
+int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest, uint64_t since, int limit,
+                 size_t max_bytes, void *token);
 
 #endif

@@ -60,11 +60,25 @@ static void bus_publish(void *bus, int worker, uint64_t session_id, bool has_id,
     gw_bus_post_publish(bus, worker, session_id, has_id, id, name, len, payload, payload_len);
 }
 
+static void bus_recover(void *bus, int worker, uint64_t session_id, uint32_t seq, const char *name, size_t len,
+                        const struct gw_position *since, uint64_t target)
+{
+    gw_bus_post_recover(bus, worker, session_id, seq, name, len, since, target);
+}
+
+static void bus_history(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
+                        size_t len, const struct gw_position *since, int limit)
+{
+    gw_bus_post_history(bus, worker, session_id, has_id, id, name, len, since, limit);
+}
+
 static const struct gw_node_bus_ops node_bus_ops = {
     .ready = bus_ready,
     .subscribe = bus_subscribe,
     .unsubscribe = bus_unsubscribe,
     .publish = bus_publish,
+    .recover = bus_recover,
+    .history = bus_history,
 };
 
 /* gw_bus_ops.post: the bus reaches a worker only through this (bus thread).

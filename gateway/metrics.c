@@ -82,6 +82,32 @@ static uint64_t sum_workers(struct gw_worker_stats *const *w, int n, size_t offs
 
 #define WSUM(field) sum_workers(workers, nworkers, offsetof(struct gw_worker_stats, field))
 
+static void history_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
+{
+    static const char *const results[] = { "recovered", "missed", "overload", "position" };
+
+    family(sb, "wsgate_history_gaps_total", "counter",
+           "Offset jumps in live messages with history, each read back from the stream (node-side repair).");
+    sb_printf(sb, "wsgate_history_gaps_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_gaps));
+    family(sb, "wsgate_history_messages_repaired_total", "counter",
+           "Messages a node read back from a channel's stream and delivered after a gap.");
+    sb_printf(sb, "wsgate_history_messages_repaired_total %llu\n",
+              (unsigned long long)gw_stat_get(&bus->history_messages_repaired));
+    family(sb, "wsgate_history_messages_lost_total", "counter",
+           "Offsets a node could not read back (trimmed, expired, or over a bound); clients got a gap notice.");
+    sb_printf(sb, "wsgate_history_messages_lost_total %llu\n",
+              (unsigned long long)gw_stat_get(&bus->history_messages_lost));
+    family(sb, "wsgate_history_duplicates_total", "counter",
+           "Live messages with history dropped because the node had already delivered their offset.");
+    sb_printf(sb, "wsgate_history_duplicates_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_duplicates));
+    family(sb, "wsgate_recoveries_total", "counter", "Client subscribes with since or recover, by result.");
+    for (int r = 0; r < 4; r++)
+        sb_printf(sb, "wsgate_recoveries_total{result=\"%s\"} %llu\n", results[r],
+                  (unsigned long long)gw_stat_get(&bus->recoveries[r]));
+    family(sb, "wsgate_history_requests_total", "counter", "Client history requests.");
+    sb_printf(sb, "wsgate_history_requests_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_requests));
+}
+
 size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
                          struct gw_worker_stats *const *workers, int nworkers,
                          int ready, int draining, const char *node_id)
@@ -110,6 +136,8 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     family(&sb, "wsgate_redis_messages_dropped_total", "counter", "Redis messages dropped instead of delivered, by reason.");
     sb_printf(&sb, "wsgate_redis_messages_dropped_total{reason=\"too_large\"} %llu\n",
               (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_too_large));
+    sb_printf(&sb, "wsgate_redis_messages_dropped_total{reason=\"bad_envelope\"} %llu\n",
+              (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_bad_envelope));
     family(&sb, "wsgate_messages_delivered_total", "counter", "Messages written to client sockets (one per recipient).");
     sb_printf(&sb, "wsgate_messages_delivered_total %llu\n", (unsigned long long)WSUM(messages_delivered));
 
@@ -170,6 +198,8 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     sb_printf(&sb, "wsgate_redis_reconnects_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_reconnects));
     family(&sb, "wsgate_redis_heartbeat_rtt_seconds", "gauge", "Round trip of the last heartbeat PUBLISH echoed back through the subscription.");
     sb_printf(&sb, "wsgate_redis_heartbeat_rtt_seconds %.6f\n", (double)gw_stat_get(&bus->heartbeat_rtt_us) / 1e6);
+
+    history_metrics(&sb, bus);
 
     *out = sb.buf;
     return sb.len;

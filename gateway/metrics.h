@@ -81,6 +81,23 @@ struct gw_bus_stats {
     gw_stat publishes_ok;
     gw_stat publishes_failed;
     gw_stat heartbeat_rtt_us; /* gauge: last heartbeat echo round trip */
+    gw_stat redis_messages_dropped_bad_envelope; /* reserved payload that is no envelope we read */
+    /* Node-side repair (repair.h). */
+    gw_stat history_gaps;              /* offset jumps seen, each read back */
+    gw_stat history_messages_repaired; /* messages passed on from a read-back */
+    gw_stat history_messages_lost;     /* offsets reported as gaps: unrepairable */
+    gw_stat history_duplicates;        /* live messages already passed on, dropped */
+    /* Client recoveries by result (bus.c). */
+    gw_stat recoveries[4]; /* enum gw_recovery_result */
+    gw_stat history_requests;
+};
+
+/* How one client recovery ended; wsgate_recoveries_total{result}. */
+enum gw_recovery_result {
+    GW_RECOVERY_RECOVERED = 0, /* every missed message replayed */
+    GW_RECOVERY_MISSED,        /* recovered:false: epoch changed, trimmed or too many */
+    GW_RECOVERY_OVERLOAD,      /* recovered:false: over --max-recoveries, or the read failed */
+    GW_RECOVERY_POSITION,      /* "recover": true, position only */
 };
 
 /* Appends the Prometheus text exposition (format 0.0.4) to a malloc'd buffer

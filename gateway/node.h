@@ -28,6 +28,13 @@ struct gw_node_bus_ops {
     /* PUBLISH; takes payload. The result comes back to the worker's inbox. */
     void (*publish)(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
                     size_t len, char *payload, size_t payload_len);
+    /* One page of a recovery (bus.h gw_bus_post_recover); it comes back
+     * to the worker's inbox tagged seq. */
+    void (*recover)(void *bus, int worker, uint64_t session_id, uint32_t seq, const char *name, size_t len,
+                    const struct gw_position *since, uint64_t target);
+    /* A history request (since NULL: the latest); the reply frame comes back. */
+    void (*history)(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
+                    size_t len, const struct gw_position *since, int limit);
 };
 
 struct gw_node {

@@ -1,5 +1,6 @@
-/* Per-connection protocol handling: reassembly and limits on the way in,
- * bounded queue and one write per WRITEABLE on the way out. */
+/* Per-connection protocol handling: reassembly, limits and requests on the
+ * way in, the bounded queue on the way out. Writing it to the socket is
+ * session_tx.c. */
 #define GW_LOG_MODULE "session"
 
 #include "session.h"
@@ -13,6 +14,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "log.h"
+#include "session_int.h"
 
 #define TOKEN_UNIT 1000000LL
 #define CLOSE_GRACE_S 5
@@ -73,8 +75,7 @@ void gw_session_saw_traffic(struct gw_session *s)
     s->last_rx_us = gw_now_us();
 }
 
-/* Asks lws for one WRITEABLE; repeated requests before it comes cost nothing. */
-static void request_writable(struct gw_session *s)
+void gw_session_request_writable(struct gw_session *s)
 {
     if (s->write_requested)
         return;
@@ -95,7 +96,7 @@ void gw_session_close(struct gw_session *s, int code, const char *reason, bool f
         outq_account_drop(s);
         gw_outq_deinit(&s->outq);
     }
-    request_writable(s);
+    gw_session_request_writable(s);
     /* A peer that never lets us write (full socket) still goes: lws kills the
      * connection when this timer fires unless the close completed first. A
      * shed client's close frame waits behind what the kernel already holds
@@ -154,12 +155,34 @@ void gw_session_ack(struct gw_session *s, int64_t id)
     send_ack(s, true, id);
 }
 
-void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id)
+void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id, const struct gw_position *at)
 {
-    if (ok)
-        send_ack(s, has_id, id);
-    else
+    if (ok && has_id)
+        enqueue_own(s, gw_codec_ack_publish(id, at));
+    else if (!ok)
         send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
+}
+
+void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame)
+{
+    if (frame)
+        gw_session_enqueue(s, frame);
+    else
+        send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; history could not be read");
+}
+
+bool gw_session_want_room(struct gw_session *s)
+{
+    if (gw_session_has_room(s))
+        return true;
+    s->room_wanted = true;
+    return false;
+}
+
+void gw_session_overflow(struct gw_session *s)
+{
+    if (s->state == GW_SESSION_OPEN)
+        shed(s, GW_SHED_SLOW_CONSUMER, 4008, "slow consumer");
 }
 
 /* Refills the bucket and takes one token; false when the client is over its rate. */
@@ -313,8 +336,9 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
     const struct gw_session_host *h = s->host;
     bool draining = h->ops->draining(h->ctx);
     bool available = !draining && h->ops->available(h->ctx);
+    struct gw_hub_recover_req rec = { req->has_id, req->id, req->has_since, req->since };
     int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
-                              h->cfg->max_subscriptions, available);
+                              h->cfg->max_subscriptions, available, req->recover ? &rec : NULL);
     if (rc == -ENOSPC) {
         send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
                    "subscription limit reached (--max-subscriptions)");
@@ -347,6 +371,10 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
     case GW_REQ_SUBSCRIBE:
         handle_subscribe(s, req);
         break;
+    case GW_REQ_HISTORY:
+        if (h->ops->history(h->ctx, s->id, req) != GW_ERR_NONE)
+            gw_session_history_result(s, req->has_id, req->id, NULL);
+        break;
     case GW_REQ_UNSUBSCRIBE:
         gw_hub_unsubscribe(h->hub, &s->member, req->channel, req->channel_len);
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
@@ -358,7 +386,7 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         if (err == GW_ERR_NONE)
             req->data_json = NULL; /* moved to the bus */
         else if (err == GW_ERR_UNAVAILABLE)
-            gw_session_publish_result(s, false, req->has_id, req->id);
+            gw_session_publish_result(s, false, req->has_id, req->id, NULL);
         else
             send_error(s, err, req->has_id, req->id, "\"data\" is over --max-message-bytes; not published");
         break;
@@ -437,117 +465,6 @@ consumed:
         s->rxcap = 0;
     }
     s->rxlen = 0;
-}
-
-/* Writes as many queued frames as the socket takes with one writev, straight
- * from the shared frames: each frame already carries its WebSocket header
- * (the codec seals it), so no byte is copied or framed per client, and a
- * client that fell behind catches up with one syscall for many messages.
- *
- * Writing to the fd beside lws is safe here: lws calls WRITEABLE only when
- * it has nothing of its own buffered, and if the socket takes part of a
- * frame, the rest of that frame is handed to lws_write(LWS_WRITE_RAW), which
- * sends or buffers it and flushes it before anything else lws writes (pings,
- * pongs, the close frame). The listener is plain TCP, so there is no TLS
- * layer to bypass, and no extension is ever negotiated. */
-/* A server ping: never empty, since lws 4.1.6 raises no RECEIVE_PONG for an
- * empty pong, and a pong echoes the ping's payload. */
-static const unsigned char ping_frame[] = { 0x89, 8, 'w', 's', 'g', 'a', 't', 'e', ':', 'p' };
-
-static int write_queued(struct gw_session *s)
-{
-    struct iovec iov[GW_WRITE_BATCH_FRAMES + 1];
-    size_t total = 0, nframes = 0;
-    int n = 0;
-    struct gw_frame *f;
-    bool ping = s->ping_due;
-
-    /* A due ping goes first, in the same writev: a control frame may sit
-     * between any two messages, and this way it costs no writable request. */
-    if (ping) {
-        iov[n++] = (struct iovec){ (void *)ping_frame, sizeof(ping_frame) };
-        total = sizeof(ping_frame);
-    }
-    while (nframes < GW_WRITE_BATCH_FRAMES && total < GW_WRITE_BATCH_BYTES && (f = gw_outq_at(&s->outq, nframes))) {
-        iov[n].iov_base = (void *)gw_frame_wire(f);
-        iov[n].iov_len = gw_frame_wire_len(f);
-        total += iov[n].iov_len;
-        n++;
-        nframes++;
-    }
-    ssize_t sent = writev(lws_get_socket_fd(s->wsi), iov, n);
-    if (sent < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return 0;
-        return -1;
-    }
-    size_t left = (size_t)sent;
-    if (ping && left > 0) {
-        s->ping_due = false;
-        if (left < sizeof(ping_frame))
-            return lws_write(s->wsi, (unsigned char *)ping_frame + left, sizeof(ping_frame) - left,
-                             LWS_WRITE_RAW) < 0 ? -1 : 0;
-        left -= sizeof(ping_frame);
-    }
-    /* Counters move once per writev, not once per frame. */
-    int64_t frames = 0, bytes = 0;
-    int rc = 0;
-    while (left > 0) {
-        f = gw_outq_pop(&s->outq);
-        frames++;
-        bytes += (int64_t)f->len;
-        if (left < gw_frame_wire_len(f)) {
-            size_t rest = gw_frame_wire_len(f) - left;
-            rc = lws_write(s->wsi, (unsigned char *)gw_frame_wire(f) + left, rest, LWS_WRITE_RAW) < 0 ? -1 : 0;
-            gw_frame_unref(f);
-            break;
-        }
-        left -= gw_frame_wire_len(f);
-        gw_frame_unref(f);
-    }
-    gw_stat_add(&s->host->stats->outq_bytes, -bytes);
-    gw_stat_add(&s->host->stats->outq_messages, -frames);
-    gw_stat_add(&s->host->stats->messages_delivered, frames);
-    return rc;
-}
-
-int gw_session_writeable(struct gw_session *s)
-{
-    s->write_requested = false;
-    if (s->state == GW_SESSION_CLOSING && !(s->flush_before_close && !gw_outq_empty(&s->outq))) {
-        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (unsigned char *)s->close_reason,
-                         strlen(s->close_reason));
-        return GW_SESSION_SEND_CLOSE;
-    }
-    if (gw_outq_empty(&s->outq) && !s->ping_due)
-        return 0;
-    if (write_queued(s) < 0)
-        return -1;
-    if (!gw_outq_empty(&s->outq) || s->ping_due || s->state == GW_SESSION_CLOSING)
-        request_writable(s);
-    return 0;
-}
-
-void gw_session_flush(struct gw_session *s)
-{
-    if (s->state != GW_SESSION_OPEN || (gw_outq_empty(&s->outq) && !s->ping_due) || s->write_requested)
-        return;
-    /* lws holds the rest of an earlier frame: it must go out first, which
-     * only WRITEABLE guarantees. */
-    if (lws_partial_buffered(s->wsi)) {
-        request_writable(s);
-        return;
-    }
-    if (write_queued(s) < 0) {
-        /* The peer is gone (EPIPE, ECONNRESET): close as for any other reason,
-         * but there is no callback to return -1 from and no close frame can
-         * get out, so let lws kill it at its next safe point. */
-        gw_session_close(s, 1011, "write failed", false);
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return;
-    }
-    if (!gw_outq_empty(&s->outq) || s->ping_due)
-        request_writable(s);
 }
 
 int64_t gw_session_tick(struct gw_session *s, int64_t now_us)

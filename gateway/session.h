@@ -40,10 +40,16 @@ struct gw_session_host_ops {
      * gw_session_publish_result(); any other code leaves payload the caller's. */
     enum gw_err (*publish)(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
                            size_t channel_len, char *payload, size_t payload_len);
+    /* Asks the bus for a history request's reply (gw_session_history_result
+     * follows): GW_ERR_NONE, or GW_ERR_UNAVAILABLE when the node is not ready. */
+    enum gw_err (*history)(void *ctx, uint64_t session_id, const struct gw_request *req);
     /* True while publishes and new subscriptions can succeed. */
     bool (*available)(void *ctx);
     /* True once the node drains. */
     bool (*draining)(void *ctx);
+    /* s asked for it (gw_session_want_room) and its queue is at most half
+     * full again. */
+    void (*room)(void *ctx, struct gw_session *s);
     /* s needs gw_session_tick() by due_us, possibly earlier than the host
      * planned (a token that expires soon); replaces the planned tick. */
     void (*schedule)(void *ctx, struct gw_session *s, int64_t due_us);
@@ -81,6 +87,7 @@ struct gw_session {
     bool flush_before_close; /* drain: send what is queued first */
     bool ping_due;
     bool write_requested; /* lws_callback_on_writable() asked, WRITEABLE not yet seen */
+    bool room_wanted; /* call host ops->room once the queue is half empty */
 
     /* Inbound reassembly of one fragmented message. */
     char *rxbuf; /* owned, NULL between messages */
@@ -144,8 +151,22 @@ void gw_session_close(struct gw_session *s, int code, const char *reason, bool f
  * Traffic only moves that time later, so the host may tick lazily. */
 int64_t gw_session_tick(struct gw_session *s, int64_t now_us);
 
-/* Result of a publish this session asked for. */
-void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id);
+/* Result of a publish this session asked for; at: the message's place in
+ * its channel's history (offset 0: published without history). */
+void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id, const struct gw_position *at);
+
+/* Reply to a history request of s: frame (queued, the caller keeps its
+ * reference), or NULL when the stream could not be read (unavailable). */
+void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame);
+
+/* True when s's queue is at most half full (bytes and messages); else
+ * host ops->room is called once it is again. A replay asks before each page,
+ * so a recovery is paced by the client reading it. */
+bool gw_session_want_room(struct gw_session *s);
+
+/* Sheds s as a slow consumer (4008): what was held for it during a
+ * recovery outgrew its queue bound. */
+void gw_session_overflow(struct gw_session *s);
 
 /* Marks s as alive (any frame or pong from the client). */
 void gw_session_saw_traffic(struct gw_session *s);

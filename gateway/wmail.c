@@ -20,5 +20,8 @@ struct gw_wmail *gw_wmail_new(enum gw_wmail_type type, const char *name, size_t 
 void gw_wmail_free(struct gw_wmail *m)
 {
     gw_frame_unref(m->frame);
+    for (size_t i = 0; i < m->nframes; i++)
+        gw_frame_unref(m->frames[i]);
+    free(m->frames);
     free(m);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "frame.h"
 #include "mailbox.h"
 
@@ -14,16 +15,27 @@ enum gw_wmail_type {
     GW_WMAIL_LIVE,             /* the node's subscription to name is live */
     GW_WMAIL_PUBLISH_RESULT,   /* ok or unavailable for one client publish */
     GW_WMAIL_DRAIN,            /* SIGTERM: close every client with 1001 */
+    GW_WMAIL_RECOVERY,         /* one page of a client's recovery on channel name */
+    GW_WMAIL_HISTORY_RESULT,   /* the reply frame to a history request, or NULL: unavailable */
 };
 
 struct gw_wmail {
     struct gw_mail link; /* first */
     enum gw_wmail_type type;
-    struct gw_frame *frame; /* DELIVER: one reference, owned by the mail */
-    uint64_t session_id; /* PUBLISH_RESULT */
+    struct gw_frame *frame; /* DELIVER, HISTORY_RESULT: one reference, owned by the mail */
+    uint64_t session_id; /* PUBLISH_RESULT, RECOVERY, HISTORY_RESULT */
     bool has_id;
     int64_t id;
     bool ok;
+    /* PUBLISH_RESULT (ok, with history): the message's place. RECOVERY: the
+     * channel's position when its stream was read (first page). */
+    struct gw_position at;
+    /* RECOVERY */
+    uint32_t seq; /* the subscription's recovery it answers (hub.h) */
+    bool first, last; /* first page carries the ack; last ends the replay */
+    int recovered; /* first page: 1, 0, or -1 for a position-only request */
+    struct gw_frame **frames; /* owned array of owned references, oldest first */
+    size_t nframes;
     size_t name_len;
     char name[]; /* DELIVER, LIVE: channel name, NUL-terminated */
 };

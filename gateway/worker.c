@@ -26,6 +26,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "registry.h"
+#include "replay.h"
 #include "session.h"
 #include "wake.h"
 
@@ -50,6 +51,16 @@ static enum gw_err host_publish(void *ctx, uint64_t session_id, bool has_id, int
     return gw_node_publish(w->node, w->index, session_id, has_id, id, channel, channel_len, payload, payload_len);
 }
 
+static enum gw_err host_history(void *ctx, uint64_t session_id, const struct gw_request *req)
+{
+    struct gw_worker *w = ctx;
+    if (!gw_node_ready(w->node))
+        return GW_ERR_UNAVAILABLE;
+    w->node->bus_ops->history(w->node->bus, w->index, session_id, req->has_id, req->id, req->channel,
+                              req->channel_len, req->has_since ? &req->since : NULL, req->limit);
+    return GW_ERR_NONE;
+}
+
 static bool host_available(void *ctx)
 {
     return ((struct gw_worker *)ctx)->node->bus_ops->ready(((struct gw_worker *)ctx)->node->bus);
@@ -60,11 +71,15 @@ static bool host_draining(void *ctx)
     return ((struct gw_worker *)ctx)->draining;
 }
 
+static void host_room(void *ctx, struct gw_session *s);
+
 static const struct gw_session_host_ops host_ops = {
     .want_flush = host_want_flush,
     .publish = host_publish,
+    .history = host_history,
     .available = host_available,
     .draining = host_draining,
+    .room = host_room,
     .schedule = host_schedule,
 };
 
@@ -90,11 +105,49 @@ static void hub_ack(void *ctx, void *owner, int64_t id)
     gw_session_ack(owner, id);
 }
 
+static void hub_recover(void *ctx, void *owner, const struct gw_hub_channel *ch, const struct gw_sub_recovery *rec)
+{
+    struct gw_worker *w = ctx;
+    struct gw_session *s = owner;
+    w->node->bus_ops->recover(w->node->bus, w->index, s->id, rec->seq, ch->name, ch->name_len,
+                              rec->req.has_since ? &rec->req.since : NULL, 0);
+}
+
+/* Asks for rec's next page once the client's queue has room for it. */
+static void recover_next_page(struct gw_worker *w, struct gw_session *s, const char *name, size_t len,
+                              struct gw_sub_recovery *rec)
+{
+    struct gw_position since;
+    uint64_t target;
+
+    rec->waiting_room = !gw_session_want_room(s);
+    if (rec->waiting_room)
+        return;
+    gw_replay_next(rec, &since, &target);
+    w->node->bus_ops->recover(w->node->bus, w->index, s->id, rec->seq, name, len, &since, target);
+}
+
+static void host_room(void *ctx, struct gw_session *s)
+{
+    for (int i = 0; i < s->member.nsubs; i++) {
+        struct gw_sub *sub = s->member.subs[i];
+        if (sub->rec && sub->rec->waiting_room)
+            recover_next_page(ctx, s, sub->channel->name, sub->channel->name_len, sub->rec);
+    }
+}
+
+static void hub_overflow(void *ctx, void *owner)
+{
+    gw_session_overflow(owner);
+}
+
 static const struct gw_hub_ops hub_ops = {
     .channel_wanted = hub_channel_wanted,
     .channel_unwanted = hub_channel_unwanted,
     .deliver = hub_deliver,
     .ack = hub_ack,
+    .recover = hub_recover,
+    .overflow = hub_overflow,
 };
 
 static void worker_begin_drain(struct gw_worker *w)
@@ -122,11 +175,24 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         gw_hub_channel_live(&w->hub, m->name, m->name_len);
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
-        if (gw_api_publish_result(&w->api, m->session_id, m->ok)) /* api.h: own id space */
+        if (gw_api_publish_result(&w->api, m->session_id, m->ok, &m->at)) /* api.h: own id space */
             break;
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
-            gw_session_publish_result(s, m->ok, m->has_id, m->id);
+            gw_session_publish_result(s, m->ok, m->has_id, m->id, &m->at);
+        break;
+    }
+    case GW_WMAIL_RECOVERY: {
+        struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
+        struct gw_sub_recovery *rec = s ? gw_replay_page(&w->hub, s, m) : NULL;
+        if (rec)
+            recover_next_page(w, s, m->name, m->name_len, rec);
+        break;
+    }
+    case GW_WMAIL_HISTORY_RESULT: {
+        struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
+        if (s)
+            gw_session_history_result(s, m->has_id, m->id, m->frame);
         break;
     }
     case GW_WMAIL_DRAIN:
@@ -326,6 +392,8 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     gw_wake_init(&w->wake);
     gw_mailbox_init(&w->inbox);
     gw_hub_init(&w->hub, &hub_ops, w);
+    /* A recovering client holds live messages up to one queue's worth. */
+    w->hub.hold_max_bytes = node->cfg->queue_max_bytes;
     gw_registry_init(&w->sessions);
     w->host = (struct gw_session_host){
         .cfg = node->cfg, .access = node->access, .hub = &w->hub, .stats = &w->stats, .ops = &host_ops, .ctx = w,

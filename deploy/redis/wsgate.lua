@@ -20,12 +20,13 @@
 -- Envelope PUBLISHed to C (docs/PROTOCOL.md, common/envelope.h):
 --   "\255wsgate1 " <offset> " " <epoch> "\n" <payload>
 
-local VERSION = 1
+local VERSION = 2
 local DEFAULT_HISTORY = 1000
 local DEFAULT_TTL = 86400
 local MAX_HISTORY = 1000000
 local DEFAULT_LIMIT = 100
 local MAX_LIMIT = 10000
+local DEFAULT_MAX_BYTES = 1048576
 
 -- A strict non-negative integer argument; absent or "" gives dflt.
 local function int_arg(v, name, dflt, lo, hi)
@@ -104,38 +105,62 @@ local function publish(keys, args)
     return { tonumber(offset), epoch, receivers }
 end
 
+-- Arguments: channel, since, limit, max_bytes.
+--   since      last offset the caller has; "" asks for the latest entries
+--   limit      at most this many entries (default 100, 1..10000)
+--   max_bytes  stop adding entries once their payloads reach this many bytes
+--              (default 1 MiB); the first entry is always returned, so a
+--              caller paging through big messages always makes progress
 -- Reply: { epoch ("" when the channel has no metadata), current offset,
 -- reachable (1: the entries start right after since, or nothing is missing;
 -- 0: entries after since were trimmed or expired, or since is beyond the
--- current offset), { offset1, payload1, offset2, payload2, ... } }.
--- At most limit entries, oldest first; page by calling again with the last
--- offset returned.
+-- current offset; always 1 for the latest entries), { offset1, payload1,
+-- offset2, payload2, ... } }, oldest first. Page by calling again with the
+-- last offset returned, until it reaches the current offset.
 local function history(keys, args)
     check_keys(keys, args[1])
+    local latest = args[2] == nil or args[2] == ''
     local since = int_arg(args[2], 'since', 0, 0, 9007199254740991)
     local limit = int_arg(args[3], 'limit', DEFAULT_LIMIT, 1, MAX_LIMIT)
+    local max_bytes = int_arg(args[4], 'max_bytes', DEFAULT_MAX_BYTES, 1, 1073741824)
     local meta, stream = keys[1], keys[2]
 
     local epoch = redis.call('HGET', meta, 'epoch')
     if not epoch then
-        return { '', 0, since == 0 and 1 or 0, {} }
+        return { '', 0, (latest or since == 0) and 1 or 0, {} }
     end
     local current = tonumber(redis.call('HGET', meta, 'offset'))
-    if since > current then
+    if not latest and since > current then
         return { epoch, current, 0, {} }
     end
-    if since == current then
+    if not latest and since == current then
         return { epoch, current, 1, {} }
     end
-    local rows = redis.call('XRANGE', stream, '(' .. string.format('%d', since) .. '-0', '+',
-                            'COUNT', limit)
-    local flat = {}
+    local rows
+    if latest then
+        local rev = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', limit)
+        rows = {}
+        for i = #rev, 1, -1 do
+            rows[#rows + 1] = rev[i]
+        end
+    else
+        rows = redis.call('XRANGE', stream, '(' .. string.format('%d', since) .. '-0', '+', 'COUNT', limit)
+    end
+    local flat, bytes = {}, 0
     for i, row in ipairs(rows) do
         -- row = { id, { 'offset', o, 'payload', p } }
+        local p = row[2][4]
+        if i > 1 and bytes + #p > max_bytes then
+            break
+        end
+        bytes = bytes + #p
         flat[2 * i - 1] = tonumber(row[2][2])
-        flat[2 * i] = row[2][4]
+        flat[2 * i] = p
     end
-    local reachable = (#rows > 0 and flat[1] == since + 1) and 1 or 0
+    local reachable = 1
+    if not latest then
+        reachable = (#flat > 0 and flat[1] == since + 1) and 1 or 0
+    end
     return { epoch, current, reachable, flat }
 end
 

@@ -23,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import (run_wsgate, REFUSED, NO_RATE_LIMIT, GatewayTestCase, T, WSClient, free_port,  # noqa: E402
-                            uniq, wait_until)
+                            plain, uniq, wait_until)
 
 KEY1 = "k1-3f9a0c2e7b5d4a1e9c8b"
 KEY2 = "k2-rotated-77d1e0a4b6c3f2"
@@ -123,7 +123,7 @@ class ApiTest(GatewayTestCase):
         ok0 = self.gw.metrics().get('wsgate_client_publishes_total{result="ok"}', 0)
         n200 = api_count(self.gw, 200)
         status, headers, body = post(self.gw.port, {"channel": ch, "data": {"n": 1, "s": "h\u00e9"}})
-        self.assertEqual((status, body), (200, {"ok": True}))
+        self.assertEqual((status, body), (200, {"ok": True, "offset": 1, "epoch": body.get("epoch")}))
         self.assertTrue(headers["content-type"].startswith("application/json"), headers)
         msg = c.recv_message(timeout=5)
         self.assertEqual((msg["channel"], msg["data"]), (ch, {"n": 1, "s": "h\u00e9"}))
@@ -145,8 +145,9 @@ class ApiTest(GatewayTestCase):
         conn = http.client.HTTPConnection("127.0.0.1", self.gw.port, timeout=T(5))
         self.addCleanup(conn.close)
         for i in range(5):
-            self.assertEqual(post(self.gw.port, {"channel": ch, "data": i}, conn=conn)[:3:2],
-                             (200, {"ok": True}))
+            status, _, body = post(self.gw.port, {"channel": ch, "data": i}, conn=conn)
+            self.assertEqual((status, plain(body)), (200, {"ok": True}))
+            self.assertEqual(body["offset"], i + 1)
         # A refused one in between does not break the connection either.
         self.assertEqual(post(self.gw.port, "{nope", conn=conn)[0], 400)
         self.assertEqual(post(self.gw.port, {"channel": ch, "data": 5}, conn=conn)[0], 200)
@@ -318,7 +319,8 @@ class ApiListenTest(GatewayTestCase):
         ch = uniq("api")
         self.assertEqual(c.subscribe(ch).get("type"), "ack")
         for _ in range(2):
-            self.assertEqual(post(api_port, {"channel": ch, "data": "own port"})[::2], (200, {"ok": True}))
+            status, _, body = post(api_port, {"channel": ch, "data": "own port"})
+            self.assertEqual((status, plain(body)), (200, {"ok": True}))
         self.assertEqual([m["data"] for m in c.recv_messages(2, timeout=5)], ["own port"] * 2)
         # The main port does not serve it; the API port serves nothing else.
         self.assertEqual(post(gw.port, {"channel": ch, "data": 1})[0], 404)

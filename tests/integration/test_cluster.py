@@ -14,7 +14,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import (NO_RATE_LIMIT, OP_TEXT, GatewayTestCase, T, data_of, uniq,  # noqa: E402
-                            wait_until)
+                            parse_envelope, plain, wait_until)
 
 
 class ClusterTest(GatewayTestCase):
@@ -261,9 +261,13 @@ class ClusterTest(GatewayTestCase):
         self.assertEqual(sub.command("SUBSCRIBE", "gw:" + ch), [b"subscribe", ("gw:" + ch).encode(), 1])
         pub = self.client(self.nodes[1].port)
         data = {"k": [1, 2.5, "s", None, True], "u": "\u00e9"}
-        self.assertEqual(pub.publish(ch, data).get("type"), "ack")
-        kind, chan, payload = sub.read_reply(timeout=T(5))
+        ack = pub.publish(ch, data)
+        self.assertEqual(ack.get("type"), "ack")
+        kind, chan, raw = sub.read_reply(timeout=T(5))
         self.assertEqual((kind, chan), (b"message", ("gw:" + ch).encode()))
+        # Published with history: an envelope around exactly the data's JSON.
+        offset, epoch, payload = parse_envelope(raw)
+        self.assertEqual((offset, epoch), (ack["offset"], ack["epoch"]))
         self.assertEqual(json.loads(payload), data)
 
 
@@ -324,7 +328,7 @@ class ChannelPrefixTest(GatewayTestCase):
             got = [m["data"] for m in c.recv_messages(400, timeout=10)]
             self.assertEqual(got, list(range(400)))
             self.assertEqual(c.ping().get("type"), "pong")
-        self.assertEqual(clients[0].publish(ch, "last", 9), {"type": "ack", "id": 9})
+        self.assertEqual(plain(clients[0].publish(ch, "last", 9)), {"type": "ack", "id": 9})
         for c in clients:
             self.assertEqual(c.recv_message(timeout=5)["data"], "last")
 

@@ -2,42 +2,22 @@
 against a real redis-server, without a gateway: loading is idempotent and versioned,
 wsgate_publish stores, trims, expires and PUBLISHes envelopes with offsets 1..N under one
 epoch, wsgate_history returns exactly what follows `since` or says it cannot, a lost
-metadata hash starts a new epoch, and plain PUBLISH is untouched. The envelope parser here
-mirrors common/envelope.c rule for rule.
+metadata hash starts a new epoch, and plain PUBLISH is untouched.
 
 Run alone: python3 -m unittest -v test_history_fn
 """
 
 import os
-import re
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import RedisError, RedisServer, T, uniq  # noqa: E402
+from wsgate_harness import RedisError, RedisServer, T, parse_envelope, uniq  # noqa: E402
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "redis",
                        "wsgate.lua")
-VERSION = 1
-
-_ENVELOPE = re.compile(rb"\xffwsgate1 ([1-9][0-9]{0,19}) ([0-9A-Za-z_-]{1,32})\n", re.S)
-
-
-class Malformed(Exception):
-    pass
-
-
-def parse_envelope(raw):
-    """None for a plain payload, else (offset, epoch, payload); raises Malformed for a
-    reserved payload (leading 0xFF/0xFE) that is not a version 1 envelope."""
-    if not raw or raw[0] not in (0xFF, 0xFE):
-        return None
-    m = _ENVELOPE.match(raw)
-    if not m or int(m.group(1)) > 2 ** 64 - 1:
-        raise Malformed(raw[:60])
-    return int(m.group(1)), m.group(2).decode(), raw[m.end():]
-
+VERSION = 2
 
 def load_library(client, source):
     """What a node does at start: load when absent, REPLACE only when the version differs.
@@ -71,9 +51,9 @@ class HistoryFunctionTest(unittest.TestCase):
         ch = channel or self.ch
         return self.c.command("FCALL", "wsgate_publish", "2", *keys(ch), ch, payload, history, ttl)
 
-    def history(self, since, limit=""):
+    def history(self, since, limit="", max_bytes=""):
         return self.c.command("FCALL_RO", "wsgate_history", "2", *keys(self.ch), self.ch, since,
-                              limit)
+                              limit, max_bytes)
 
     def subscriber(self):
         s = self.redis.client(timeout=T(5))
@@ -96,7 +76,7 @@ class HistoryFunctionTest(unittest.TestCase):
         libs = self.c.command("FUNCTION", "LIST", "LIBRARYNAME", "wsgate")
         self.assertEqual(len(libs), 1)
         # A node with another version replaces the library in one step.
-        older = self.source.replace(b"local VERSION = 1", b"local VERSION = 0")
+        older = self.source.replace(b"local VERSION = 2", b"local VERSION = 1")
         self.c.command("FUNCTION", "LOAD", "REPLACE", older)
         self.assertEqual(load_library(self.c, self.source), "replaced")
         self.assertEqual(self.c.command("FCALL_RO", "wsgate_version", "0"), VERSION)
@@ -201,14 +181,18 @@ class HistoryFunctionTest(unittest.TestCase):
             self.assertIsInstance(r, RedisError, repr(args))
         self.assertEqual(self.c.command("EXISTS", meta, stream), 0)
 
-    def test_parser_mirror(self):
-        self.assertEqual(parse_envelope(b"\xffwsgate1 3 ab\n{}"), (3, "ab", b"{}"))
-        self.assertIsNone(parse_envelope(b"{}"))
-        for bad in (b"\xff", b"\xfe{}", b"\xffwsgate1 0 e\n", b"\xffwsgate1 01 e\n",
-                    b"\xffwsgate2 1 e\n", b"\xffwsgate1 1 a.b\n", b"\xffwsgate1 1 e",
-                    b"\xffwsgate1 18446744073709551616 e\n", b"\xffwsgate1 1 " + b"e" * 33 + b"\n"):
-            with self.assertRaises(Malformed, msg=repr(bad)):
-                parse_envelope(bad)
+    def test_latest_entries_and_byte_bounded_pages(self):
+        for i in range(1, 21):
+            self.publish("%d:" % i + "x" * 100)
+        epoch, current, reachable, flat = self.history("", 5)
+        self.assertEqual((current, reachable), (20, 1))
+        self.assertEqual(flat[0::2], [16, 17, 18, 19, 20])
+        # Pages stop before max_bytes, but always carry one entry.
+        _, _, reachable, flat = self.history(0, 100, 350)
+        self.assertEqual((reachable, flat[0::2]), (1, [1, 2, 3]))
+        _, _, _, flat = self.history(3, 100, 1)
+        self.assertEqual(flat[0::2], [4])
+        self.assertEqual(self.history("", 5)[:3], [epoch, 20, 1])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import (OP_BINARY, OP_TEXT, ConnectionClosed, ConnectionLost,  # noqa: E402
                             GatewayTestCase, HandshakeError, ProtocolError, T, WSClient,
-                            uniq, wait_until)
+                            plain, uniq, wait_until)
 
 MAX_FRAME = 4096
 MAX_SAFE = 2 ** 53 - 1
@@ -97,7 +97,9 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
         self.assert_reply(c.subscribe(ch, 7), "ack", 7)
         self.assert_reply(c.publish(ch, {"text": "hi"}, 8), "ack", 8)
         m = c.recv_message(timeout=5)
-        self.assertEqual(m, {"type": "message", "channel": ch, "data": {"text": "hi"}})
+        # A client publish is stored with history: its message carries its place.
+        self.assertEqual(m["offset"], 1)
+        self.assertEqual(plain(m), {"type": "message", "channel": ch, "data": {"text": "hi"}})
         self.assert_reply(c.unsubscribe(ch, 9), "ack", 9)
         self.assert_reply(c.publish(ch, "after", 10), "ack", 10)
         c.expect_nothing(0.5)

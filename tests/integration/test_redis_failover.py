@@ -14,7 +14,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, RedisServer, T, free_port, uniq,  # noqa: E402
-                            wait_until)
+                            plain, wait_until)
 
 
 class FailoverTest(GatewayTestCase):
@@ -40,7 +40,7 @@ class FailoverTest(GatewayTestCase):
                              "%s: both nodes must hold the Redis subscription" % label)
         for c, g in zip(self.subs, self.nodes):
             m = c.recv_message(timeout=5)
-            self.assertEqual(m, {"type": "message", "channel": self.ch, "data": {"phase": label}},
+            self.assertEqual(plain(m), {"type": "message", "channel": self.ch, "data": {"phase": label}},
                              "%s: delivery on %s" % (label, g.name))
 
     def assert_clients_alive(self, label):

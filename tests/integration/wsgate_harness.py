@@ -1182,6 +1182,32 @@ def data_of(msgs):
     return [m.get("data") for m in msgs]
 
 
+def plain(frame):
+    """frame without the "offset" and "epoch" a message or ack with history carries,
+    after checking their types: for assertions that are about everything else."""
+    out = dict(frame)
+    if "offset" in out or "epoch" in out:
+        off, ep = out.pop("offset"), out.pop("epoch")
+        assert isinstance(off, int) and off >= 0, frame
+        assert isinstance(ep, str) and len(ep) <= 32, frame
+    return out
+
+
+_ENVELOPE = re.compile(rb"\xffwsgate1 ([1-9][0-9]{0,19}) ([0-9A-Za-z_-]{1,32})\n", re.S)
+
+
+def parse_envelope(raw):
+    """None for a plain PUBLISH payload, else (offset, epoch, payload) of a history
+    envelope (docs/PROTOCOL.md); raises ValueError for a reserved payload (leading
+    0xFF/0xFE) that is not a version 1 envelope."""
+    if not raw or raw[0] not in (0xFF, 0xFE):
+        return None
+    m = _ENVELOPE.match(raw)
+    if not m or int(m.group(1)) > 2 ** 64 - 1:
+        raise ValueError("malformed envelope %r" % raw[:60])
+    return int(m.group(1)), m.group(2).decode(), raw[m.end():]
+
+
 # --------------------------------------------------------------------------------------
 # unittest base
 

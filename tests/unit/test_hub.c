@@ -10,8 +10,11 @@
 struct fake {
     struct gw_hub_member member;
     int delivered;
+    uint64_t offsets[16]; /* of the delivered frames */
     int64_t acks[16];
     int nacks;
+    uint32_t recover_seq; /* last ops->recover, 0: none */
+    int recovers, overflows;
 };
 
 struct recorder {
@@ -29,14 +32,29 @@ static void rec_event(const char *kind, const char *name, size_t len)
 
 static void op_wanted(void *ctx, const char *name, size_t len) { rec_event("want", name, len); }
 static void op_unwanted(void *ctx, const char *name, size_t len) { rec_event("unwant", name, len); }
-static void op_deliver(void *ctx, void *owner, struct gw_frame *f) { ((struct fake *)owner)->delivered++; }
+static void op_deliver(void *ctx, void *owner, struct gw_frame *f)
+{
+    struct fake *k = owner;
+    if (k->delivered < 16)
+        k->offsets[k->delivered] = f->offset;
+    k->delivered++;
+}
 static void op_ack(void *ctx, void *owner, int64_t id)
 {
     struct fake *f = owner;
     f->acks[f->nacks++] = id;
 }
 
-static const struct gw_hub_ops ops = { op_wanted, op_unwanted, op_deliver, op_ack };
+static void op_recover(void *ctx, void *owner, const struct gw_hub_channel *ch, const struct gw_sub_recovery *r)
+{
+    struct fake *f = owner;
+    f->recovers++;
+    f->recover_seq = r->seq;
+}
+
+static void op_overflow(void *ctx, void *owner) { ((struct fake *)owner)->overflows++; }
+
+static const struct gw_hub_ops ops = { op_wanted, op_unwanted, op_deliver, op_ack, op_recover, op_overflow };
 
 static struct gw_hub hub;
 
@@ -57,7 +75,30 @@ static void fake_init(struct fake *f)
     gw_hub_member_init(&f->member, f);
 }
 
-#define SUB(f, ch, id, allow) gw_hub_subscribe(&hub, &(f)->member, ch, strlen(ch), true, id, 8, allow)
+#define SUB(f, ch, id, allow) gw_hub_subscribe(&hub, &(f)->member, ch, strlen(ch), true, id, 8, allow, NULL)
+
+static struct gw_hub_recover_req since(int64_t id, uint64_t offset)
+{
+    struct gw_hub_recover_req r = { true, id, true, { offset, "e", 1 } };
+    return r;
+}
+
+#define SUB_REC(f, ch, r) gw_hub_subscribe(&hub, &(f)->member, ch, strlen(ch), true, (r)->id, 8, true, r)
+
+static struct gw_frame *frame_at(uint64_t offset, size_t len)
+{
+    struct gw_frame *f = gw_frame_new(len);
+    f->len = len;
+    f->offset = offset;
+    return f;
+}
+
+static void deliver_at(const char *ch, uint64_t offset)
+{
+    struct gw_frame *f = frame_at(offset, 10);
+    gw_hub_deliver(&hub, ch, strlen(ch), f);
+    gw_frame_unref(f);
+}
 
 START_TEST(first_and_last_subscriber_drive_redis_interest)
 {
@@ -172,6 +213,102 @@ START_TEST(deliver_reaches_exactly_the_subscribers)
 }
 END_TEST
 
+START_TEST(recovery_starts_when_live_and_holds_live_frames)
+{
+    struct fake a;
+    struct gw_hub_recover_req r = since(7, 4);
+    fake_init(&a);
+    ck_assert_int_eq(SUB_REC(&a, "c", &r), GW_HUB_SUB_ACK_LATER);
+    ck_assert_int_eq(a.recovers, 0); /* not live yet */
+    gw_hub_channel_live(&hub, "c", 1);
+    ck_assert_int_eq(a.recovers, 1);
+    ck_assert_int_eq(a.nacks, 0); /* the recovery answers, not the hub */
+    struct gw_sub *sub = gw_hub_find(&a.member, "c", 1);
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_uint_eq(sub->rec->seq, a.recover_seq);
+    /* Live frames during the replay are held, not delivered. */
+    deliver_at("c", 5);
+    deliver_at("c", 6);
+    deliver_at("c", 0); /* a plain message: no offset */
+    deliver_at("c", 7);
+    ck_assert_int_eq(a.delivered, 0);
+    /* The replay sent up to 6: 5 and 6 are dropped, the rest go in order. */
+    gw_hub_recovery_done(&hub, sub, 6);
+    ck_assert_int_eq(a.delivered, 2);
+    ck_assert_uint_eq(a.offsets[0], 0);
+    ck_assert_uint_eq(a.offsets[1], 7);
+    ck_assert_ptr_null(sub->rec);
+    deliver_at("c", 8);
+    ck_assert_int_eq(a.delivered, 3);
+    ck_assert_uint_eq(a.offsets[2], 8);
+    gw_hub_leave_all(&hub, &a.member);
+}
+END_TEST
+
+START_TEST(recovery_on_a_live_channel_starts_at_once)
+{
+    struct fake a, b;
+    struct gw_hub_recover_req r = since(3, 0);
+    fake_init(&a);
+    fake_init(&b);
+    SUB(&a, "c", 1, true);
+    gw_hub_channel_live(&hub, "c", 1);
+    ck_assert_int_eq(SUB_REC(&b, "c", &r), GW_HUB_SUB_ACK_LATER);
+    ck_assert_int_eq(b.recovers, 1);
+    ck_assert_int_eq(b.nacks, 0);
+    /* A repeat while the recovery runs waits for its end, then gets a plain ack. */
+    ck_assert_int_eq(SUB(&b, "c", 4, true), GW_HUB_SUB_ACK_LATER);
+    ck_assert_int_eq(b.nacks, 0);
+    deliver_at("c", 1);
+    ck_assert_int_eq(a.delivered, 1); /* others are not held */
+    ck_assert_int_eq(b.delivered, 0);
+    gw_hub_recovery_done(&hub, gw_hub_find(&b.member, "c", 1), 0);
+    ck_assert_int_eq(b.delivered, 1);
+    ck_assert_int_eq(b.nacks, 1);
+    ck_assert_int_eq(b.acks[0], 4);
+    gw_hub_leave_all(&hub, &a.member);
+    gw_hub_leave_all(&hub, &b.member);
+}
+END_TEST
+
+START_TEST(held_frames_past_the_bound_overflow_once)
+{
+    struct fake a;
+    struct gw_hub_recover_req r = since(1, 0);
+    fake_init(&a);
+    hub.hold_max_bytes = 25;
+    SUB_REC(&a, "c", &r);
+    gw_hub_channel_live(&hub, "c", 1);
+    deliver_at("c", 1);
+    deliver_at("c", 2);
+    ck_assert_int_eq(a.overflows, 0);
+    deliver_at("c", 3); /* 30 bytes > 25 */
+    ck_assert_int_eq(a.overflows, 1);
+    deliver_at("c", 4);
+    ck_assert_int_eq(a.overflows, 1);
+    ck_assert_uint_eq(gw_hub_find(&a.member, "c", 1)->rec->nheld, 0);
+    gw_hub_leave_all(&hub, &a.member);
+}
+END_TEST
+
+START_TEST(unsubscribe_during_recovery_answers_the_subscribe)
+{
+    struct fake a;
+    struct gw_hub_recover_req r = since(9, 2);
+    fake_init(&a);
+    SUB_REC(&a, "c", &r);
+    gw_hub_channel_live(&hub, "c", 1);
+    deliver_at("c", 3);
+    gw_hub_unsubscribe(&hub, &a.member, "c", 1);
+    ck_assert_int_eq(a.nacks, 1);
+    ck_assert_int_eq(a.acks[0], 9);
+    ck_assert_int_eq(a.delivered, 0);
+    ck_assert_ptr_null(gw_hub_find(&a.member, "c", 1));
+    ck_assert_int_eq(gw_frame_live_count(), 0);
+    gw_hub_leave_all(&hub, &a.member);
+}
+END_TEST
+
 static Suite *hub_suite(void)
 {
     Suite *s = suite_create("hub");
@@ -183,6 +320,10 @@ static Suite *hub_suite(void)
     tcase_add_test(tc, not_live_and_not_allowed_changes_nothing);
     tcase_add_test(tc, subscription_limit);
     tcase_add_test(tc, deliver_reaches_exactly_the_subscribers);
+    tcase_add_test(tc, recovery_starts_when_live_and_holds_live_frames);
+    tcase_add_test(tc, recovery_on_a_live_channel_starts_at_once);
+    tcase_add_test(tc, held_frames_past_the_bound_overflow_once);
+    tcase_add_test(tc, unsubscribe_during_recovery_answers_the_subscribe);
     suite_add_tcase(s, tc);
     return s;
 }

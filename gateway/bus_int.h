@@ -1,0 +1,123 @@
+/* Private to gateway/bus.c and gateway/bus_read.c: the bus's struct and the
+ * calls between the two files. bus.c owns the thread, the inbox, the channel
+ * table and live delivery; bus_read.c the reads of channel history (client
+ * recoveries, history requests, the node's own repairs). Nothing else
+ * includes this. */
+#ifndef GW_BUS_INT_H
+#define GW_BUS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "bus.h"
+#include "dict.h"
+#include "link.h"
+#include "mailbox.h"
+#include "repair.h"
+
+struct bus_read; /* bus_read.c */
+
+/* A client publish waits at most this many at once on the publisher
+ * connection; beyond that Redis is not keeping up and clients get
+ * `unavailable` instead of growing hiredis' buffers without bound. */
+#define MAX_PUBLISHES_IN_FLIGHT 65536
+
+/* One channel some worker wants. Reconciled against Redis by chan_reconcile(). */
+struct bus_chan {
+    uint64_t want_mask; /* workers with local subscribers */
+    uint64_t live_mask; /* workers told the subscription is live */
+    int outstanding;    /* SUBSCRIBE/UNSUBSCRIBE sent, reply not yet seen */
+    bool redis_subscribed; /* as of the last reply on this link */
+    struct gw_repair_chan rep; /* continuity of its messages with history */
+};
+
+enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY };
+
+struct bus_cmd {
+    struct gw_mail link; /* first */
+    enum bus_cmd_type type;
+    int worker;
+    uint64_t session_id;
+    bool has_id;
+    int64_t id;
+    char *payload; /* PUBLISH: owned */
+    size_t payload_len;
+    uint32_t seq; /* RECOVER */
+    uint64_t target; /* RECOVER: 0 for the first page */
+    bool has_since; /* RECOVER, HISTORY */
+    struct gw_position since;
+    int limit; /* HISTORY */
+    size_t name_len;
+    char name[];
+};
+
+/* Token of one in-flight PUBLISH, handed back by link_on_published. */
+struct pub_wait {
+    int worker;
+    uint64_t session_id;
+    bool has_id;
+    int64_t id;
+};
+
+struct gw_bus {
+    /* Read-only after gw_bus_new. */
+    const struct gw_config *cfg;
+    const struct gw_bus_ops *ops;
+    void *ctx;
+    int nworkers;
+    bool standalone;
+    size_t prefix_len; /* strlen(cfg->channel_prefix), once: every message needs it */
+    struct gw_link *link; /* NULL in standalone mode */
+
+    /* Any thread. */
+    struct gw_mailbox inbox;
+    atomic_bool ready; /* standalone mode only; otherwise gw_link_ready() */
+    atomic_bool stop;
+    struct gw_bus_stats stats; /* written by the bus thread only */
+
+    /* Created in gw_bus_new; used by the bus thread, and by any thread only
+     * through event_active() (libevent is set up for pthreads). */
+    struct event_base *base;
+    struct event *wake_ev;
+
+    /* Bus thread only. */
+    pthread_t thread;
+    bool started;
+    struct gw_dict chans; /* client channel name -> struct bus_chan* */
+    int pub_in_flight;
+    struct gw_repair repair;
+    /* Client reads (bus_read.c): at most READS_IN_FLIGHT on the link, the
+     * rest wait in order; both together at most --max-recoveries. */
+    int reads_in_flight;
+    int reads_waiting;
+    struct bus_read *wait_head, *wait_tail;
+};
+
+/* bus.c */
+/* The client name inside a Redis key, or NULL when key lacks the prefix. */
+const char *gw_bus_unprefixed(const struct gw_bus *bus, const char *key, size_t klen, size_t *len);
+/* prefix+name into out (room for 256 bytes), NUL-terminated; returns its length. */
+size_t gw_bus_prefixed(const struct gw_bus *bus, const char *name, size_t len, char *out);
+/* The wanted channel name, or NULL. */
+struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len);
+/* Hands frame (ownership passes) to every worker that wants name. */
+void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame);
+/* True (and counted) when a payload must not reach clients: over
+ * --max-message-bytes. */
+bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
+
+/* bus_read.c */
+/* repair.h's read op. */
+int gw_bus_repair_read(void *ctx, const char *name, size_t len, uint64_t since, uint32_t gen);
+void gw_bus_cmd_recover(struct gw_bus *bus, const struct bus_cmd *cmd);
+void gw_bus_cmd_history(struct gw_bus *bus, const struct bus_cmd *cmd);
+/* link_ops.on_read */
+void gw_bus_on_read(void *ctx, void *token, const struct gw_history_page *page);
+/* Answers every waiting read as failed (the bus is stopping). */
+void gw_bus_reads_stop(struct gw_bus *bus);
+
+#endif

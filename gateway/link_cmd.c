@@ -1,0 +1,227 @@
+/* The link's commands: every publish and history read goes through the
+ * wsgate Function library (deploy/redis/wsgate.lua, compiled into the
+ * binary), which this file loads on every fresh link when Redis has an older
+ * version or none (a Redis restarted without persistence has lost it). */
+/* The tag stays "bus": operators' log queries predate the split. */
+#define GW_LOG_MODULE "bus"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "alloc.h"
+#include "link_int.h"
+#include "log.h"
+
+/* deploy/redis/wsgate.lua, embedded by gateway/CMakeLists.txt. */
+extern const unsigned char gw_redis_function[];
+extern const size_t gw_redis_function_len;
+
+/* "{" key "}:stream" for the longest key a node uses. */
+#define KEY_MAX 512
+
+/* The library's "local VERSION = N" line; the build embeds the file as is. */
+long long gw_link_fn_version(void)
+{
+    static const char tag[] = "\nlocal VERSION = ";
+    const char *src = (const char *)gw_redis_function;
+    const char *p = memmem(src, gw_redis_function_len, tag, sizeof tag - 1);
+
+    if (!p) {
+        LOG_ERR("the embedded wsgate.lua has no VERSION line");
+        abort();
+    }
+    return strtoll(p + sizeof tag - 1, NULL, 10);
+}
+
+/* The two keys of channel key's history (wsgate.lua): {key}:meta and
+ * {key}:stream, sharing key's cluster slot. Returns false when key is too long. */
+static bool history_keys(const char *key, size_t klen, char *meta, size_t *mlen, char *stream, size_t *slen)
+{
+    if (klen + 10 > KEY_MAX)
+        return false;
+    *mlen = (size_t)snprintf(meta, KEY_MAX, "{%.*s}:meta", (int)klen, key);
+    *slen = (size_t)snprintf(stream, KEY_MAX, "{%.*s}:stream", (int)klen, key);
+    return true;
+}
+
+/* An FCALL error that means the library is gone (FUNCTION FLUSH, a Redis
+ * replaced under us): only a fresh link, which reloads it, can help. */
+static void check_fn_error(struct gw_link *link, const redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "Function not found"))
+        gw_link_reset(link, "the wsgate function library is missing");
+}
+
+static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct gw_link *link = ac->data;
+    redisReply *reply = r;
+    struct gw_position at = { 0 };
+    bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+              reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0 &&
+              reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len >= 1 &&
+              reply->element[1]->len <= GW_ENVELOPE_EPOCH_MAX;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        LOG_WARN("publish failed error=\"%s\"", reply->str);
+        check_fn_error(link, reply);
+    }
+    if (ok) {
+        at.offset = (uint64_t)reply->element[0]->integer;
+        at.epoch_len = reply->element[1]->len;
+        memcpy(at.epoch, reply->element[1]->str, at.epoch_len);
+        at.epoch[at.epoch_len] = '\0';
+    }
+    link->ops->on_published(link->ctx, privdata, ok ? &at : NULL);
+}
+
+int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
+                    void *token)
+{
+    char meta[KEY_MAX], stream[KEY_MAX];
+    size_t mlen, slen;
+
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    if (!history_keys(key, klen, meta, &mlen, stream, &slen))
+        return -EIO;
+    const char *argv[] = { "FCALL", "wsgate_publish", "2", meta, stream, key, payload,
+                           link->history_size, link->history_ttl };
+    size_t lens[] = { 5, 14, 1, mlen, slen, klen, len, strlen(link->history_size), strlen(link->history_ttl) };
+    if (redisAsyncCommandArgv(link->pub, on_publish_reply, token, 9, argv, lens) != REDIS_OK)
+        return -EIO;
+    return 0;
+}
+
+/* wsgate_history's reply: { epoch, current, reachable, { o1, p1, o2, p2, ... } }.
+ * Fills page with entries (malloc'd, the caller frees) pointing into reply. */
+static bool parse_history(const redisReply *r, struct gw_history_page *page, struct gw_history_entry **entries)
+{
+    const redisReply *flat;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[0]->len > GW_ENVELOPE_EPOCH_MAX || r->element[1]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->integer < 0 || r->element[2]->type != REDIS_REPLY_INTEGER ||
+        r->element[3]->type != REDIS_REPLY_ARRAY || r->element[3]->elements % 2 != 0)
+        return false;
+    flat = r->element[3];
+    *entries = gw_xmalloc(sizeof(**entries) * (flat->elements / 2 + 1));
+    for (size_t i = 0; i < flat->elements / 2; i++) {
+        const redisReply *o = flat->element[2 * i], *p = flat->element[2 * i + 1];
+        if (o->type != REDIS_REPLY_INTEGER || o->integer <= 0 || p->type != REDIS_REPLY_STRING) {
+            free(*entries);
+            *entries = NULL;
+            return false;
+        }
+        (*entries)[i] = (struct gw_history_entry){ (uint64_t)o->integer, p->str, p->len };
+    }
+    *page = (struct gw_history_page){ r->element[0]->str, r->element[0]->len, (uint64_t)r->element[1]->integer,
+                                      r->element[2]->integer == 1, *entries, flat->elements / 2 };
+    return true;
+}
+
+static void on_read_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct gw_link *link = ac->data;
+    redisReply *reply = r;
+    struct gw_history_page page;
+    struct gw_history_entry *entries = NULL;
+    bool ok = false;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        LOG_WARN("history read failed error=\"%s\"", reply->str);
+        check_fn_error(link, reply);
+    } else if (reply) {
+        ok = parse_history(reply, &page, &entries);
+        if (!ok)
+            LOG_WARN("history read: unexpected reply shape");
+    }
+    link->ops->on_read(link->ctx, privdata, ok ? &page : NULL);
+    free(entries);
+}
+
+int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest, uint64_t since, int limit,
+                 size_t max_bytes, void *token)
+{
+    char meta[KEY_MAX], stream[KEY_MAX], since_s[24], limit_s[16], bytes_s[24];
+    size_t mlen, slen;
+
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    if (!history_keys(key, klen, meta, &mlen, stream, &slen))
+        return -EIO;
+    if (latest)
+        since_s[0] = '\0';
+    else
+        snprintf(since_s, sizeof since_s, "%" PRIu64, since);
+    snprintf(limit_s, sizeof limit_s, "%d", limit);
+    snprintf(bytes_s, sizeof bytes_s, "%zu", max_bytes);
+    const char *argv[] = { "FCALL_RO", "wsgate_history", "2", meta, stream, key, since_s, limit_s, bytes_s };
+    size_t lens[] = { 8, 14, 1, mlen, slen, klen, strlen(since_s), strlen(limit_s), strlen(bytes_s) };
+    if (redisAsyncCommandArgv(link->pub, on_read_reply, token, 9, argv, lens) != REDIS_OK)
+        return -EIO;
+    return 0;
+}
+
+/* ---- the function library ---- */
+
+void gw_link_maybe_live(struct gw_link *link)
+{
+    if (link->state != LINK_CONNECTING || !link->fn_ready || !link->last_echo_us)
+        return;
+    link->attempt = 0;
+    gw_link_set_state(link, LINK_LIVE, "heartbeat echo received, functions loaded");
+    link->ops->on_live(link->ctx);
+}
+
+static void on_fn_load(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct gw_link *link = ac->data;
+    redisReply *reply = r;
+
+    if (!reply || ac != link->pub)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        LOG_ERR("cannot load the wsgate function library error=\"%s\"", reply->str);
+        gw_link_reset(link, "FUNCTION LOAD refused");
+        return;
+    }
+    LOG_INFO("loaded the wsgate function library version=%lld", link->fn_version);
+    link->fn_ready = true;
+    gw_link_maybe_live(link);
+}
+
+/* Loads the embedded library unless Redis has this version or a newer one:
+ * during a rolling upgrade the newer nodes' library serves the older nodes
+ * too (its functions stay compatible), and nodes never replace it back and
+ * forth. */
+static void on_fn_version(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct gw_link *link = ac->data;
+    redisReply *reply = r;
+
+    if (!reply || ac != link->pub)
+        return;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= link->fn_version) {
+        link->fn_ready = true;
+        gw_link_maybe_live(link);
+        return;
+    }
+    if (redisAsyncCommand(link->pub, on_fn_load, NULL, "FUNCTION LOAD REPLACE %b", gw_redis_function,
+                          gw_redis_function_len) != REDIS_OK)
+        gw_link_reset(link, "cannot queue FUNCTION LOAD");
+}
+
+int gw_link_load_functions(struct gw_link *link)
+{
+    if (redisAsyncCommand(link->pub, on_fn_version, NULL, "FCALL_RO wsgate_version 0") != REDIS_OK) {
+        gw_link_reset(link, "cannot queue FCALL_RO wsgate_version");
+        return -EIO;
+    }
+    return 0;
+}

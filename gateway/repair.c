@@ -1,0 +1,245 @@
+/* Node-side repair of the channels with history. The invariant: c->at is the
+ * last message passed on, and nothing is passed on unless it is c->at + 1 in
+ * the same epoch, a read-back range that continues it, or the first message
+ * after a reported gap. */
+#define GW_LOG_MODULE "bus"
+
+#include "repair.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "log.h"
+
+struct gw_repair_held {
+    struct gw_repair_held *next;
+    struct gw_position at;
+    size_t len;
+    char payload[];
+};
+
+void gw_repair_init(struct gw_repair *r, const struct gw_repair_ops *ops, void *ctx, size_t hold_max_bytes,
+                    uint64_t max_messages, struct gw_bus_stats *stats)
+{
+    r->ops = ops;
+    r->ctx = ctx;
+    r->hold_max_bytes = hold_max_bytes;
+    r->max_messages = max_messages;
+    r->stats = stats;
+}
+
+void gw_repair_chan_init(struct gw_repair_chan *c)
+{
+    memset(c, 0, sizeof *c);
+}
+
+static struct gw_repair_held *take_held(struct gw_repair_chan *c)
+{
+    struct gw_repair_held *h = c->held;
+    c->held = c->held_tail = NULL;
+    c->held_bytes = 0;
+    return h;
+}
+
+void gw_repair_chan_deinit(struct gw_repair_chan *c)
+{
+    for (struct gw_repair_held *h = take_held(c), *next; h; h = next) {
+        next = h->next;
+        free(h);
+    }
+}
+
+static bool same_epoch(const struct gw_position *a, const char *epoch, size_t len)
+{
+    return a->epoch_len == len && memcmp(a->epoch, epoch, len) == 0;
+}
+
+static void report_gap(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len, uint64_t to)
+{
+    uint64_t from = c->at.offset + 1;
+
+    if (to < from)
+        return;
+    gw_stat_add(&r->stats->history_messages_lost, to - from + 1);
+    LOG_WARN("history gap not repaired channel=%.*s epoch=%s from=%" PRIu64 " to=%" PRIu64, (int)len, name,
+             c->at.epoch, from, to);
+    r->ops->gap(r->ctx, name, len, c->at.epoch, from, to);
+    c->at.offset = to;
+}
+
+static void pass_on(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len,
+                    const struct gw_position *at, const char *payload, size_t plen)
+{
+    r->ops->deliver(r->ctx, name, len, at, payload, plen);
+    c->at.offset = at->offset;
+}
+
+static void start_read(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len);
+static void accept(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len,
+                   const struct gw_position *at, const char *payload, size_t plen);
+
+/* Passes the held messages on through the same rule as live ones; one of
+ * them may start another read, and then the rest are held again, in order. */
+static void release_held(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len)
+{
+    for (struct gw_repair_held *h = take_held(c), *next; h; h = next) {
+        next = h->next;
+        accept(r, c, name, len, &h->at, h->payload, h->len);
+        free(h);
+    }
+}
+
+/* The read cannot finish (failed, or too much held): report what is missing
+ * up to the first held message and carry on from there. */
+static void give_up(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len)
+{
+    c->reading = false;
+    c->catchup = false;
+    c->gen++;
+    if (c->held && same_epoch(&c->at, c->held->at.epoch, c->held->at.epoch_len))
+        report_gap(r, c, name, len, c->held->at.offset - 1);
+    release_held(r, c, name, len);
+}
+
+static void hold(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len,
+                 const struct gw_position *at, const char *payload, size_t plen)
+{
+    if (c->held_bytes + plen > r->hold_max_bytes) {
+        LOG_WARN("history repair abandoned channel=%.*s reason=hold_full held_bytes=%zu", (int)len, name,
+                 c->held_bytes);
+        give_up(r, c, name, len);
+        accept(r, c, name, len, at, payload, plen);
+        return;
+    }
+    struct gw_repair_held *h = gw_xmalloc(sizeof(*h) + plen);
+    h->next = NULL;
+    h->at = *at;
+    h->len = plen;
+    memcpy(h->payload, payload, plen);
+    if (c->held_tail)
+        c->held_tail->next = h;
+    else
+        c->held = h;
+    c->held_tail = h;
+    c->held_bytes += plen;
+}
+
+static void start_read(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len)
+{
+    c->reading = true;
+    c->gen++;
+    if (r->ops->read(r->ctx, name, len, c->at.offset, c->gen) != 0 && c->reading)
+        give_up(r, c, name, len);
+}
+
+static void accept(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len,
+                   const struct gw_position *at, const char *payload, size_t plen)
+{
+    if (c->reading || c->catchup) {
+        hold(r, c, name, len, at, payload, plen);
+        return;
+    }
+    if (!same_epoch(&c->at, at->epoch, at->epoch_len)) {
+        /* The first message seen starts the node's continuity; a new epoch
+         * restarts it at 0, so its own earlier messages are read back. */
+        bool first = c->at.epoch_len == 0;
+        c->at = *at;
+        c->at.offset = first ? at->offset - 1 : 0;
+    }
+    if (at->offset <= c->at.offset) {
+        gw_stat_add(&r->stats->history_duplicates, 1);
+        return;
+    }
+    if (at->offset > c->at.offset + 1) {
+        gw_stat_add(&r->stats->history_gaps, 1);
+        LOG_INFO("history gap channel=%.*s epoch=%s from=%" PRIu64 " to=%" PRIu64 ": reading it back", (int)len,
+                 name, c->at.epoch, c->at.offset + 1, at->offset - 1);
+        hold(r, c, name, len, at, payload, plen);
+        start_read(r, c, name, len);
+        return;
+    }
+    pass_on(r, c, name, len, at, payload, plen);
+}
+
+void gw_repair_message(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len,
+                       const struct gw_position *at, const char *payload, size_t payload_len)
+{
+    accept(r, c, name, len, at, payload, payload_len);
+}
+
+void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len, uint32_t gen,
+                         const struct gw_history_page *page)
+{
+    if (!c->reading || gen != c->gen)
+        return;
+    if (!page) {
+        give_up(r, c, name, len);
+        return;
+    }
+    if (!same_epoch(&c->at, page->epoch, page->epoch_len)) {
+        /* The missing offsets belonged to an epoch that is gone: nothing can
+         * bring them back. A newer epoch is read from its start. */
+        if (page->epoch_len && page->current) {
+            c->reading = false;
+            memcpy(c->at.epoch, page->epoch, page->epoch_len);
+            c->at.epoch[page->epoch_len] = '\0';
+            c->at.epoch_len = page->epoch_len;
+            c->at.offset = 0;
+            start_read(r, c, name, len);
+        } else {
+            give_up(r, c, name, len);
+        }
+        return;
+    }
+    uint64_t stop = page->current; /* offsets past it arrive live */
+    if (c->held && same_epoch(&c->at, c->held->at.epoch, c->held->at.epoch_len) && c->held->at.offset - 1 < stop)
+        stop = c->held->at.offset - 1;
+    if (stop > c->at.offset + r->max_messages) {
+        LOG_WARN("history gap too large to read back channel=%.*s missing=%" PRIu64 " max=%" PRIu64, (int)len, name,
+                 stop - c->at.offset, r->max_messages);
+        report_gap(r, c, name, len, stop);
+    }
+    for (size_t i = 0; i < page->n && c->at.offset < stop; i++) {
+        const struct gw_history_entry *e = &page->entries[i];
+        struct gw_position at = c->at;
+
+        if (e->offset <= c->at.offset)
+            continue;
+        if (e->offset > c->at.offset + 1)
+            report_gap(r, c, name, len, e->offset - 1); /* trimmed away meanwhile */
+        at.offset = e->offset;
+        pass_on(r, c, name, len, &at, e->payload, e->len);
+        gw_stat_add(&r->stats->history_messages_repaired, 1);
+    }
+    if (c->at.offset < stop && page->n > 0) {
+        start_read(r, c, name, len); /* the next page */
+        return;
+    }
+    if (c->at.offset < stop)
+        report_gap(r, c, name, len, stop); /* expired or trimmed */
+    c->reading = false;
+    release_held(r, c, name, len);
+}
+
+void gw_repair_link_lost(struct gw_repair_chan *c)
+{
+    if (c->reading) {
+        c->reading = false;
+        c->gen++;
+    }
+    c->catchup = c->at.epoch_len != 0 || c->held != NULL;
+}
+
+void gw_repair_link_live(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len)
+{
+    if (!c->catchup)
+        return;
+    c->catchup = false;
+    if (c->at.epoch_len == 0) {
+        release_held(r, c, name, len);
+        return;
+    }
+    start_read(r, c, name, len);
+}

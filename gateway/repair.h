@@ -1,0 +1,81 @@
+/* Node-side continuity of the channels with history (docs/PROTOCOL.md,
+ * "History and recovery"): the bus hands every live message that came in an
+ * envelope to gw_repair_message, which passes them on in offset order without
+ * duplicates. When the offsets jump (messages lost while the node's Redis
+ * subscription was down or being re-made) or the link comes back after a
+ * loss, it reads the missing range from the channel's stream and passes it on
+ * first; what arrives live meanwhile is held, up to a byte bound. What cannot
+ * be read back is reported as a gap, never skipped silently.
+ *
+ * A node's continuity for a channel starts at the first message it sees
+ * there. An epoch change is passed on as it is (the new epoch in the message
+ * is the signal that history was reset); the new epoch's own earlier
+ * messages are read back like any other gap.
+ *
+ * Knows nothing of Redis or workers: the bus passes ops, so the unit tests
+ * drive it with fakes. Bus thread only. */
+#ifndef GW_REPAIR_H
+#define GW_REPAIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "envelope.h"
+#include "metrics.h"
+
+struct gw_repair_ops {
+    /* Pass one message on to the subscribers. payload is borrowed. */
+    void (*deliver)(void *ctx, const char *name, size_t len, const struct gw_position *at, const char *payload,
+                    size_t payload_len);
+    /* Offsets from..to of epoch will never reach the subscribers. */
+    void (*gap)(void *ctx, const char *name, size_t len, const char *epoch, uint64_t from, uint64_t to);
+    /* Read name's stream after since; the answer, tagged gen, must come back
+     * through gw_repair_read_done (possibly from inside this call when it
+     * fails). Returns 0, or -errno when nothing was sent. */
+    int (*read)(void *ctx, const char *name, size_t len, uint64_t since, uint32_t gen);
+};
+
+struct gw_repair {
+    const struct gw_repair_ops *ops;
+    void *ctx;
+    size_t hold_max_bytes; /* per channel, while a read runs */
+    uint64_t max_messages; /* most offsets one gap is read back for */
+    struct gw_bus_stats *stats; /* history_* counters */
+};
+
+struct gw_repair_held; /* private to repair.c */
+
+/* Per channel, embedded in the bus's channel record. */
+struct gw_repair_chan {
+    struct gw_position at; /* last passed on; epoch_len 0: nothing seen yet */
+    bool reading; /* a read tagged gen is in flight */
+    bool catchup; /* the link was lost: read after at once it is live again */
+    uint32_t gen;
+    struct gw_repair_held *held, *held_tail; /* owned, oldest first */
+    size_t held_bytes;
+};
+
+void gw_repair_init(struct gw_repair *r, const struct gw_repair_ops *ops, void *ctx, size_t hold_max_bytes,
+                    uint64_t max_messages, struct gw_bus_stats *stats);
+
+void gw_repair_chan_init(struct gw_repair_chan *c);
+/* Frees what c holds (nothing is passed on). */
+void gw_repair_chan_deinit(struct gw_repair_chan *c);
+
+/* A live message of name at position at (from its envelope). */
+void gw_repair_message(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len,
+                       const struct gw_position *at, const char *payload, size_t payload_len);
+
+/* The answer to read(gen): page, or NULL when the read failed. Stale
+ * answers (another gen) are ignored. */
+void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len, uint32_t gen,
+                         const struct gw_history_page *page);
+
+/* The node's subscription is gone (link reset): a read in flight is void
+ * and what was missed is read once gw_repair_link_live says so. */
+void gw_repair_link_lost(struct gw_repair_chan *c);
+void gw_repair_link_live(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len);
+
+#endif
