@@ -97,7 +97,9 @@ struct gw_bus {
     struct bus_read *wait_head, *wait_tail;
 };
 
-/* bus.c */
+/* bus_chan.c */
+/* One log line per power of two of a counter, not one per message. */
+bool gw_bus_log_this(const gw_stat *counter);
 /* The client name inside a Redis key, or NULL when key lacks the prefix. */
 const char *gw_bus_unprefixed(const struct gw_bus *bus, const char *key, size_t klen, size_t *len);
 /* prefix+name into out (room for 256 bytes), NUL-terminated; returns its length. */

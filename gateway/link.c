@@ -60,7 +60,7 @@ static void set_ready(struct gw_link *link, bool ready)
 }
 
 /* The one place the link state changes; every move is logged. */
-void gw_link_set_state(struct gw_link *link, enum link_state to, const char *why)
+static void set_state(struct gw_link *link, enum link_state to, const char *why)
 {
     if (link->state == to)
         return;
@@ -72,6 +72,8 @@ void gw_link_set_state(struct gw_link *link, enum link_state to, const char *why
 /* ---- commands ---- */
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata);
+static void link_reset(struct gw_link *link, const char *reason);
+static void maybe_live(struct gw_link *link);
 static void send_heartbeat(struct gw_link *link, int64_t now);
 
 static int sub_command(struct gw_link *link, const char *verb, int n, const char *const *keys, const size_t *klens)
@@ -109,6 +111,15 @@ int gw_link_subscribe_many(struct gw_link *link, int n, const char *const *keys,
 
 /* ---- the subscriber connection ---- */
 
+static void maybe_live(struct gw_link *link)
+{
+    if (link->state != LINK_CONNECTING || !link->fn_ready || !link->last_echo_us)
+        return;
+    link->attempt = 0;
+    set_state(link, LINK_LIVE, "heartbeat echo received, functions loaded");
+    link->ops->on_live(link->ctx);
+}
+
 static void on_heartbeat_echo(struct gw_link *link, const char *payload, size_t len)
 {
     uint64_t seq = strtoull(payload, NULL, 10);
@@ -117,7 +128,7 @@ static void on_heartbeat_echo(struct gw_link *link, const char *payload, size_t 
     link->last_echo_us = now;
     if (seq == link->hb_seq)
         gw_stat_set(&link->stats->heartbeat_rtt_us, (uint64_t)(now - link->last_hb_sent_us));
-    gw_link_maybe_live(link);
+    maybe_live(link);
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -125,12 +136,12 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
     struct gw_link *link = privdata;
     redisReply *reply = r;
 
-    /* NULL: the context is being torn down; gw_link_reset() cleans up. */
+    /* NULL: the context is being torn down; link_reset() cleans up. */
     if (!reply || ac != link->sub)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
         LOG_ERR("subscriber error=\"%s\"", reply->str);
-        gw_link_reset(link, "subscriber error reply");
+        link_reset(link, "subscriber error reply");
         return;
     }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
@@ -166,7 +177,7 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
         LOG_ERR("redis %s failed error=\"%s\"", (const char *)privdata, reply->str);
-        gw_link_reset(link, "AUTH/SELECT rejected");
+        link_reset(link, "AUTH/SELECT rejected");
     }
 }
 
@@ -203,7 +214,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
             link->sub = NULL;
         else
             link->pub = NULL;
-        gw_link_reset(link, "connect failed");
+        link_reset(link, "connect failed");
         return;
     }
     if (is_sub)
@@ -224,7 +235,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         link->sub = NULL;
     else
         link->pub = NULL;
-    gw_link_reset(link, "connection lost");
+    link_reset(link, "connection lost");
 }
 
 static redisAsyncContext *open_conn(struct gw_link *link)
@@ -257,12 +268,12 @@ static void link_open(struct gw_link *link)
     link->link_started_us = gw_now_us();
     link->last_echo_us = 0;
     if (!link->sub || !link->pub) {
-        gw_link_reset(link, "connect failed");
+        link_reset(link, "connect failed");
         return;
     }
-    gw_link_set_state(link, LINK_CONNECTING, "connecting");
+    set_state(link, LINK_CONNECTING, "connecting");
     if (queue_setup(link, link->sub) != 0 || queue_setup(link, link->pub) != 0) {
-        gw_link_reset(link, "cannot queue AUTH/SELECT");
+        link_reset(link, "cannot queue AUTH/SELECT");
         return;
     }
     if (gw_link_load_functions(link) != 0)
@@ -271,7 +282,7 @@ static void link_open(struct gw_link *link)
     /* Last: Redis answers one connection in order, so the first echo comes
      * after every SUBSCRIBE on_open sent. Without it the link never goes live. */
     if (redisAsyncCommand(link->sub, on_sub_reply, link, "SUBSCRIBE %s", link->hb_channel) != REDIS_OK) {
-        gw_link_reset(link, "cannot queue the heartbeat SUBSCRIBE");
+        link_reset(link, "cannot queue the heartbeat SUBSCRIBE");
         return;
     }
     /* The first heartbeat goes at once, not a tick later: readiness (and the
@@ -286,7 +297,7 @@ static void send_heartbeat(struct gw_link *link, int64_t now)
 
     link->last_hb_sent_us = now;
     if (redisAsyncCommand(link->pub, NULL, NULL, "PUBLISH %s %b", link->hb_channel, payload, (size_t)n) != REDIS_OK)
-        gw_link_reset(link, "cannot queue the heartbeat PUBLISH");
+        link_reset(link, "cannot queue the heartbeat PUBLISH");
 }
 
 static int64_t backoff_ms(struct gw_link *link)
@@ -324,7 +335,7 @@ static void on_reset_event(evutil_socket_t fd, short what, void *arg)
     const char *reason = link->reset_reason;
     link->reset_reason = NULL;
 
-    gw_link_set_state(link, LINK_DOWN, reason);
+    set_state(link, LINK_DOWN, reason);
     free_conns(link);
     /* Nothing is subscribed on the next link. */
     if (!link->ops->on_reset(link->ctx))
@@ -341,7 +352,7 @@ static void on_reset_event(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Schedules a teardown + reconnect; safe from inside hiredis callbacks. */
-void gw_link_reset(struct gw_link *link, const char *reason)
+static void link_reset(struct gw_link *link, const char *reason)
 {
     set_ready(link, false);
     if (link->reset_reason)
@@ -365,14 +376,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     if (link->state == LINK_CONNECTING && !(link->sub_up && link->pub_up) &&
         now - link->link_started_us > (int64_t)cfg->redis_connect_timeout_ms * 1000) {
-        gw_link_reset(link, "connect timeout");
+        link_reset(link, "connect timeout");
         return;
     }
     int64_t since = link->last_echo_us ? link->last_echo_us : link->link_started_us;
     if (now - since > (int64_t)cfg->redis_heartbeat_timeout_ms * 1000) {
         LOG_WARN("redis heartbeat missing for_ms=%" PRId64 " timeout_ms=%d", (now - since) / 1000,
                  cfg->redis_heartbeat_timeout_ms);
-        gw_link_reset(link, "heartbeat timeout");
+        link_reset(link, "heartbeat timeout");
         return;
     }
     if (link->pub_up && now - link->last_hb_sent_us >= (int64_t)cfg->redis_heartbeat_interval_ms * 1000)
@@ -394,6 +405,8 @@ struct gw_link *gw_link_new(const struct gw_config *cfg, struct event_base *base
     link->hb_channel = gw_xmalloc(hblen);
     snprintf(link->hb_channel, hblen, "__wsgate:hb:%s", cfg->node_id);
     link->fn_version = gw_link_fn_version();
+    link->fail = link_reset;
+    link->fn_loaded = maybe_live;
     snprintf(link->history_size, sizeof link->history_size, "%d", cfg->history_size);
     snprintf(link->history_ttl, sizeof link->history_ttl, "%d", cfg->history_ttl_s);
     atomic_init(&link->ready, false);

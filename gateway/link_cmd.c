@@ -54,7 +54,7 @@ static bool history_keys(const char *key, size_t klen, char *meta, size_t *mlen,
 static void check_fn_error(struct gw_link *link, const redisReply *reply)
 {
     if (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "Function not found"))
-        gw_link_reset(link, "the wsgate function library is missing");
+        link->fail(link, "the wsgate function library is missing");
 }
 
 static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -170,15 +170,6 @@ int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest
 
 /* ---- the function library ---- */
 
-void gw_link_maybe_live(struct gw_link *link)
-{
-    if (link->state != LINK_CONNECTING || !link->fn_ready || !link->last_echo_us)
-        return;
-    link->attempt = 0;
-    gw_link_set_state(link, LINK_LIVE, "heartbeat echo received, functions loaded");
-    link->ops->on_live(link->ctx);
-}
-
 static void on_fn_load(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct gw_link *link = ac->data;
@@ -188,12 +179,12 @@ static void on_fn_load(redisAsyncContext *ac, void *r, void *privdata)
         return;
     if (reply->type == REDIS_REPLY_ERROR) {
         LOG_ERR("cannot load the wsgate function library error=\"%s\"", reply->str);
-        gw_link_reset(link, "FUNCTION LOAD refused");
+        link->fail(link, "FUNCTION LOAD refused");
         return;
     }
     LOG_INFO("loaded the wsgate function library version=%lld", link->fn_version);
     link->fn_ready = true;
-    gw_link_maybe_live(link);
+    link->fn_loaded(link);
 }
 
 /* Loads the embedded library unless Redis has this version or a newer one:
@@ -209,18 +200,18 @@ static void on_fn_version(redisAsyncContext *ac, void *r, void *privdata)
         return;
     if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= link->fn_version) {
         link->fn_ready = true;
-        gw_link_maybe_live(link);
+        link->fn_loaded(link);
         return;
     }
     if (redisAsyncCommand(link->pub, on_fn_load, NULL, "FUNCTION LOAD REPLACE %b", gw_redis_function,
                           gw_redis_function_len) != REDIS_OK)
-        gw_link_reset(link, "cannot queue FUNCTION LOAD");
+        link->fail(link, "cannot queue FUNCTION LOAD");
 }
 
 int gw_link_load_functions(struct gw_link *link)
 {
     if (redisAsyncCommand(link->pub, on_fn_version, NULL, "FCALL_RO wsgate_version 0") != REDIS_OK) {
-        gw_link_reset(link, "cannot queue FCALL_RO wsgate_version");
+        link->fail(link, "cannot queue FCALL_RO wsgate_version");
         return -EIO;
     }
     return 0;

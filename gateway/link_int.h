@@ -45,20 +45,17 @@ struct gw_link {
     uint64_t hb_seq;
     bool fn_ready; /* the library on this link's Redis is ours or newer */
     const char *reset_reason; /* static; non-NULL while a reset is scheduled */
+    /* link.c's, for link_cmd.c: schedule a reset (safe inside hiredis
+     * callbacks); the library is ready (go live once the echo came too). */
+    void (*fail)(struct gw_link *link, const char *why);
+    void (*fn_loaded)(struct gw_link *link);
 };
 
-/* Schedules a teardown + reconnect; safe from inside hiredis callbacks. */
-void gw_link_reset(struct gw_link *link, const char *reason);
-/* The one place the link state changes; every move is logged. */
-void gw_link_set_state(struct gw_link *link, enum link_state to, const char *why);
-
-/* link_cmd.c */
+/* link_cmd.c; it reaches link.c only through link->fail and link->fn_loaded. */
 /* VERSION of the embedded library (aborts when the file has none). */
 long long gw_link_fn_version(void);
 /* Queues the version check (and, when needed, the load) on link->pub.
  * Returns 0, or -EIO after resetting the link. */
 int gw_link_load_functions(struct gw_link *link);
-/* Goes live once the library is ready and the first echo came back. */
-void gw_link_maybe_live(struct gw_link *link);
 
 #endif
