@@ -40,9 +40,11 @@ static void set_standalone_ready(struct gw_bus *bus, bool ready)
 
 /* ---- posting to workers ---- */
 
-static void post_live(struct gw_bus *bus, int worker, const char *name, size_t len)
+static void post_live(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t gen)
 {
-    bus->ops->post(bus->ctx, worker, gw_wmail_new(GW_WMAIL_LIVE, name, len));
+    struct gw_wmail *m = gw_wmail_new(GW_WMAIL_LIVE, name, len);
+    m->gen = gen;
+    bus->ops->post(bus->ctx, worker, m);
 }
 
 static void post_publish_result(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
@@ -169,7 +171,7 @@ static bool chan_reconcile(struct gw_bus *bus, const char *name, size_t len, str
         uint64_t tell = ch->want_mask & ~ch->live_mask;
         for (int w = 0; w < bus->nworkers; w++)
             if (tell & (1ULL << w))
-                post_live(bus, w, name, len);
+                post_live(bus, w, name, len, ch->gen[w]);
         ch->live_mask |= tell;
         return false;
     }
@@ -178,17 +180,20 @@ static bool chan_reconcile(struct gw_bus *bus, const char *name, size_t len, str
     return true;
 }
 
-static void cmd_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len)
+static void cmd_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t gen)
 {
     struct gw_dict_entry *e = gw_dict_find(&bus->chans, name, len);
     if (!e) {
-        struct bus_chan *fresh = gw_xcalloc(1, sizeof(struct bus_chan));
+        struct bus_chan *fresh = gw_xcalloc(1, sizeof(struct bus_chan) + sizeof(uint32_t) * (size_t)bus->nworkers);
         gw_repair_chan_init(&fresh->rep);
         e = gw_dict_add(&bus->chans, name, len, fresh, NULL);
         gw_stat_set(&bus->stats.channels, bus->chans.count);
     }
     struct bus_chan *ch = e->value;
     ch->want_mask |= 1ULL << worker;
+    /* A new incarnation on that worker: tell it live again, with its gen. */
+    ch->live_mask &= ~(1ULL << worker);
+    ch->gen[worker] = gen;
     chan_reconcile(bus, e->key, len, ch);
 }
 
@@ -302,12 +307,17 @@ static bool link_on_reset(void *ctx)
         struct bus_chan *ch = e->value;
         ch->outstanding = 0;
         ch->redis_subscribed = false;
+        ch->live_mask = 0; /* every worker is told LINK_DOWN below */
         if (!ch->want_mask)
             chan_free(gw_dict_delete(&bus->chans, e->key, e->klen));
         else
             gw_repair_link_lost(&ch->rep);
     }
     gw_stat_set(&bus->stats.channels, bus->chans.count);
+    /* An ack must again mean what the protocol says: nothing is live until
+     * Redis confirms it on the next link. */
+    for (int w = 0; w < bus->nworkers; w++)
+        bus->ops->post(bus->ctx, w, gw_wmail_new(GW_WMAIL_LINK_DOWN, NULL, 0));
     return !atomic_load(&bus->stop);
 }
 
@@ -356,7 +366,7 @@ static void bus_drain_inbox(struct gw_bus *bus)
         struct gw_mail *next = m->next;
         struct bus_cmd *cmd = (struct bus_cmd *)m;
         switch (cmd->type) {
-        case CMD_SUBSCRIBE: cmd_subscribe(bus, cmd->worker, cmd->name, cmd->name_len); break;
+        case CMD_SUBSCRIBE: cmd_subscribe(bus, cmd->worker, cmd->name, cmd->name_len, cmd->gen); break;
         case CMD_UNSUBSCRIBE: cmd_unsubscribe(bus, cmd->worker, cmd->name, cmd->name_len); break;
         case CMD_PUBLISH: cmd_publish(bus, cmd); break;
         case CMD_RECOVER: gw_bus_cmd_recover(bus, cmd); break;
@@ -384,9 +394,11 @@ static struct bus_cmd *cmd_new(enum bus_cmd_type type, int worker, const char *n
     return cmd;
 }
 
-void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len)
+void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t gen)
 {
-    bus_post(bus, cmd_new(CMD_SUBSCRIBE, worker, name, len));
+    struct bus_cmd *cmd = cmd_new(CMD_SUBSCRIBE, worker, name, len);
+    cmd->gen = gen;
+    bus_post(bus, cmd);
 }
 
 void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len)

@@ -57,8 +57,10 @@ const struct gw_bus_stats *gw_bus_stats(const struct gw_bus *bus);
 /* Worker `worker` wants / no longer wants channel name (client-facing name,
  * without prefix). Each worker posts these only on its own 0->1 and 1->0
  * transitions. Any thread; copies name; never fails (the answer, a
- * GW_WMAIL_LIVE, comes through ops->post once Redis confirms). */
-void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len);
+ * GW_WMAIL_LIVE carrying gen, the worker's tag of this incarnation of the
+ * channel, comes through ops->post once Redis confirms; after a link loss
+ * every worker gets GW_WMAIL_LINK_DOWN, then a LIVE again per channel). */
+void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t gen);
 void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len);
 
 /* Publishes payload on prefix+name with history (FCALL wsgate_publish;

@@ -33,6 +33,7 @@ struct bus_chan {
     int outstanding;    /* SUBSCRIBE/UNSUBSCRIBE sent, reply not yet seen */
     bool redis_subscribed; /* as of the last reply on this link */
     struct gw_repair_chan rep; /* continuity of its messages with history */
+    uint32_t gen[]; /* per worker: the gen of its last SUBSCRIBE, echoed in LIVE */
 };
 
 enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY };
@@ -41,6 +42,7 @@ struct bus_cmd {
     struct gw_mail link; /* first */
     enum bus_cmd_type type;
     int worker;
+    uint32_t gen; /* SUBSCRIBE */
     uint64_t session_id;
     bool has_id;
     int64_t id;

@@ -46,6 +46,7 @@ static struct gw_hub_channel *channel_get_or_create(struct gw_hub *hub, const ch
     e = gw_dict_add(&hub->channels, name, len, ch, NULL);
     ch->name = e->key;
     ch->name_len = len;
+    ch->gen = ++hub->next_gen;
     return ch;
 }
 
@@ -199,7 +200,7 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
     hub->nsubs++;
 
     if (ch->n == 1)
-        hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len);
+        hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len, ch->gen);
     if (sub->rec && ch->live)
         rec_start(hub, sub);
     return sub->ack_pending ? GW_HUB_SUB_ACK_LATER : GW_HUB_SUB_ACK_NOW;
@@ -253,13 +254,19 @@ void gw_hub_leave_all(struct gw_hub *hub, struct gw_hub_member *m)
     m->nsubs = m->cap = 0;
 }
 
-void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len)
+void gw_hub_link_down(struct gw_hub *hub)
+{
+    for (struct gw_dict_entry *e = gw_dict_first(&hub->channels); e; e = gw_dict_next(&hub->channels, e))
+        ((struct gw_hub_channel *)e->value)->live = false;
+}
+
+void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint32_t gen)
 {
     struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);
     if (!e)
         return;
     struct gw_hub_channel *ch = e->value;
-    if (ch->live)
+    if (ch->live || ch->gen != gen)
         return;
     ch->live = true;
     for (size_t i = 0; i < ch->n; i++) {

@@ -66,13 +66,15 @@ struct gw_hub_channel {
     size_t name_len;
     struct gw_sub **subs; /* owned array, records owned by members */
     size_t n, cap;
-    bool live; /* node's Redis subscription confirmed */
+    bool live; /* node's Redis subscription confirmed, and not lost since */
+    uint32_t gen; /* this incarnation of the channel on this worker; tags want/live */
 };
 
 struct gw_hub_ops {
     /* Channel's local count went 0 -> 1 / 1 -> 0: ask / release the node's
-     * Redis subscription. name is only valid during the call. */
-    void (*channel_wanted)(void *ctx, const char *name, size_t len);
+     * Redis subscription. name is only valid during the call. gen tags this
+     * incarnation: the live notice must carry it back. */
+    void (*channel_wanted)(void *ctx, const char *name, size_t len, uint32_t gen);
     void (*channel_unwanted)(void *ctx, const char *name, size_t len);
     /* Queue frame for owner (take a reference if kept). */
     void (*deliver)(void *ctx, void *owner, struct gw_frame *frame);
@@ -91,6 +93,7 @@ struct gw_hub {
     size_t nsubs; /* total (member, channel) pairs */
     size_t hold_max_bytes; /* per recovering subscription; SIZE_MAX after init */
     uint32_t next_seq;
+    uint32_t next_gen;
 };
 
 void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx);
@@ -129,8 +132,14 @@ void gw_hub_recovery_done(struct gw_hub *hub, struct gw_sub *sub, uint64_t upto)
 void gw_hub_unsubscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len);
 
 /* The node's Redis subscription for name is live: mark the channel live and
- * send every pending ack. Unknown channel: no-op. */
-void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len);
+ * send every pending ack. Unknown channel, or a notice for an earlier
+ * incarnation of it (another gen: its last subscriber left and a new one
+ * came since): no-op, so no ack can rest on a subscription being removed. */
+void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint32_t gen);
+
+/* The node's Redis link is lost: no channel is live until its subscription
+ * is confirmed again (a gw_hub_channel_live per channel follows). */
+void gw_hub_link_down(struct gw_hub *hub);
 
 /* Hands frame to every local subscriber of name via ops->deliver. Returns the
  * number of recipients. Does not consume the caller's reference. */

@@ -44,9 +44,9 @@ static bool bus_ready(void *bus)
     return gw_bus_ready(bus);
 }
 
-static void bus_subscribe(void *bus, int worker, const char *name, size_t len)
+static void bus_subscribe(void *bus, int worker, const char *name, size_t len, uint32_t gen)
 {
-    gw_bus_post_subscribe(bus, worker, name, len);
+    gw_bus_post_subscribe(bus, worker, name, len, gen);
 }
 
 static void bus_unsubscribe(void *bus, int worker, const char *name, size_t len)

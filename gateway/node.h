@@ -23,7 +23,7 @@ struct gw_node_bus_ops {
     bool (*ready)(void *bus);
     /* Worker `worker` wants / no longer wants channel name (posted only on its
      * own 0->1 and 1->0 transitions). */
-    void (*subscribe)(void *bus, int worker, const char *name, size_t len);
+    void (*subscribe)(void *bus, int worker, const char *name, size_t len, uint32_t gen);
     void (*unsubscribe)(void *bus, int worker, const char *name, size_t len);
     /* PUBLISH; takes payload. The result comes back to the worker's inbox. */
     void (*publish)(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,

@@ -12,7 +12,8 @@
 
 enum gw_wmail_type {
     GW_WMAIL_DELIVER = 1,      /* frame for every local subscriber of name */
-    GW_WMAIL_LIVE,             /* the node's subscription to name is live */
+    GW_WMAIL_LIVE,             /* the node's subscription to name (incarnation gen) is live */
+    GW_WMAIL_LINK_DOWN,        /* the Redis link is lost: no channel is live */
     GW_WMAIL_PUBLISH_RESULT,   /* ok or unavailable for one client publish */
     GW_WMAIL_DRAIN,            /* SIGTERM: close every client with 1001 */
     GW_WMAIL_RECOVERY,         /* one page of a client's recovery on channel name */
@@ -36,6 +37,7 @@ struct gw_wmail {
     int recovered; /* first page: 1, 0, or -1 for a position-only request */
     struct gw_frame **frames; /* owned array of owned references, oldest first */
     size_t nframes;
+    uint32_t gen; /* LIVE */
     size_t name_len;
     char name[]; /* DELIVER, LIVE: channel name, NUL-terminated */
 };

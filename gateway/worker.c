@@ -83,10 +83,10 @@ static const struct gw_session_host_ops host_ops = {
     .schedule = host_schedule,
 };
 
-static void hub_channel_wanted(void *ctx, const char *name, size_t len)
+static void hub_channel_wanted(void *ctx, const char *name, size_t len, uint32_t gen)
 {
     struct gw_worker *w = ctx;
-    w->node->bus_ops->subscribe(w->node->bus, w->index, name, len);
+    w->node->bus_ops->subscribe(w->node->bus, w->index, name, len, gen);
 }
 
 static void hub_channel_unwanted(void *ctx, const char *name, size_t len)
@@ -172,7 +172,10 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         gw_hub_deliver(&w->hub, m->name, m->name_len, m->frame);
         break;
     case GW_WMAIL_LIVE:
-        gw_hub_channel_live(&w->hub, m->name, m->name_len);
+        gw_hub_channel_live(&w->hub, m->name, m->name_len, m->gen);
+        break;
+    case GW_WMAIL_LINK_DOWN:
+        gw_hub_link_down(&w->hub);
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
         if (gw_api_publish_result(&w->api, m->session_id, m->ok, &m->at)) /* api.h: own id space */

@@ -77,6 +77,10 @@ class FailoverTest(GatewayTestCase):
         # Subscribing to a channel the node does not hold yet needs Redis.
         r = self.pub.subscribe(uniq("new"), timeout=5)
         self.assertEqual((r.get("type"), r.get("code")), ("error", "unavailable"), r)
+        # So does one that other local clients hold: the node's subscription is gone, and
+        # an ack would promise messages that Redis then publishes to no one.
+        r = self.pub.subscribe(self.ch, timeout=5)
+        self.assertEqual((r.get("type"), r.get("code")), ("error", "unavailable"), r)
         # Unsubscribing is local and works during the outage.
         r = late.unsubscribe(self.ch, timeout=5)
         self.assertEqual(r.get("type"), "ack", r)

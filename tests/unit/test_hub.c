@@ -30,7 +30,13 @@ static void rec_event(const char *kind, const char *name, size_t len)
     snprintf(rec.events[rec.nevents++], 64, "%s:%.*s", kind, (int)len, name);
 }
 
-static void op_wanted(void *ctx, const char *name, size_t len) { rec_event("want", name, len); }
+static uint32_t last_gen; /* of the last channel_wanted */
+
+static void op_wanted(void *ctx, const char *name, size_t len, uint32_t gen)
+{
+    rec_event("want", name, len);
+    last_gen = gen;
+}
 static void op_unwanted(void *ctx, const char *name, size_t len) { rec_event("unwant", name, len); }
 static void op_deliver(void *ctx, void *owner, struct gw_frame *f)
 {
@@ -131,11 +137,11 @@ START_TEST(acks_wait_for_live_then_are_immediate)
     SUB(&a, "c", 10, true);
     SUB(&a, "c", 11, true); /* repeat while pending: acked with the same live event */
     ck_assert_int_eq(a.nacks, 0);
-    gw_hub_channel_live(&hub, "c", 1);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
     ck_assert_int_eq(a.nacks, 2);
     ck_assert_int_eq(a.acks[0], 10);
     ck_assert_int_eq(a.acks[1], 11);
-    gw_hub_channel_live(&hub, "c", 1); /* duplicate live: no duplicate acks */
+    gw_hub_channel_live(&hub, "c", 1, last_gen); /* duplicate live: no duplicate acks */
     ck_assert_int_eq(a.nacks, 2);
     ck_assert_int_eq(SUB(&b, "c", 12, false), GW_HUB_SUB_ACK_NOW);
     ck_assert_int_eq(SUB(&a, "c", 13, true), GW_HUB_SUB_ACK_NOW);
@@ -153,7 +159,7 @@ START_TEST(unsubscribe_before_live_still_answers_the_subscribe)
     gw_hub_unsubscribe(&hub, &a.member, "c", 1);
     ck_assert_int_eq(a.nacks, 1);
     ck_assert_int_eq(a.acks[0], 5);
-    gw_hub_channel_live(&hub, "c", 1); /* channel is gone: nothing happens */
+    gw_hub_channel_live(&hub, "c", 1, last_gen); /* channel is gone: nothing happens */
     ck_assert_int_eq(a.nacks, 1);
     gw_hub_leave_all(&hub, &a.member);
 }
@@ -220,7 +226,7 @@ START_TEST(recovery_starts_when_live_and_holds_live_frames)
     fake_init(&a);
     ck_assert_int_eq(SUB_REC(&a, "c", &r), GW_HUB_SUB_ACK_LATER);
     ck_assert_int_eq(a.recovers, 0); /* not live yet */
-    gw_hub_channel_live(&hub, "c", 1);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
     ck_assert_int_eq(a.recovers, 1);
     ck_assert_int_eq(a.nacks, 0); /* the recovery answers, not the hub */
     struct gw_sub *sub = gw_hub_find(&a.member, "c", 1);
@@ -252,7 +258,7 @@ START_TEST(recovery_on_a_live_channel_starts_at_once)
     fake_init(&a);
     fake_init(&b);
     SUB(&a, "c", 1, true);
-    gw_hub_channel_live(&hub, "c", 1);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
     ck_assert_int_eq(SUB_REC(&b, "c", &r), GW_HUB_SUB_ACK_LATER);
     ck_assert_int_eq(b.recovers, 1);
     ck_assert_int_eq(b.nacks, 0);
@@ -278,7 +284,7 @@ START_TEST(held_frames_past_the_bound_overflow_once)
     fake_init(&a);
     hub.hold_max_bytes = 25;
     SUB_REC(&a, "c", &r);
-    gw_hub_channel_live(&hub, "c", 1);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
     deliver_at("c", 1);
     deliver_at("c", 2);
     ck_assert_int_eq(a.overflows, 0);
@@ -297,7 +303,7 @@ START_TEST(unsubscribe_during_recovery_answers_the_subscribe)
     struct gw_hub_recover_req r = since(9, 2);
     fake_init(&a);
     SUB_REC(&a, "c", &r);
-    gw_hub_channel_live(&hub, "c", 1);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
     deliver_at("c", 3);
     gw_hub_unsubscribe(&hub, &a.member, "c", 1);
     ck_assert_int_eq(a.nacks, 1);
@@ -306,6 +312,48 @@ START_TEST(unsubscribe_during_recovery_answers_the_subscribe)
     ck_assert_ptr_null(gw_hub_find(&a.member, "c", 1));
     ck_assert_int_eq(gw_frame_live_count(), 0);
     gw_hub_leave_all(&hub, &a.member);
+}
+END_TEST
+
+START_TEST(live_notice_of_an_earlier_incarnation_is_ignored)
+{
+    struct fake a, b;
+    fake_init(&a);
+    fake_init(&b);
+    SUB(&a, "c", 1, true);
+    uint32_t first = last_gen;
+    /* The last subscriber leaves and a new one comes before the bus's answer
+     * to the first SUBSCRIBE arrives. */
+    gw_hub_unsubscribe(&hub, &a.member, "c", 1);
+    ck_assert_int_eq(a.nacks, 1); /* the unsubscribed request still got its reply */
+    ck_assert_int_eq(SUB(&b, "c", 2, true), GW_HUB_SUB_ACK_LATER);
+    ck_assert_uint_ne(last_gen, first);
+    gw_hub_channel_live(&hub, "c", 1, first); /* stale: the bus may be removing it */
+    ck_assert_int_eq(b.nacks, 0);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
+    ck_assert_int_eq(b.nacks, 1);
+    ck_assert_int_eq(b.acks[0], 2);
+    gw_hub_leave_all(&hub, &a.member);
+    gw_hub_leave_all(&hub, &b.member);
+}
+END_TEST
+
+START_TEST(link_down_makes_held_channels_refuse_until_live_again)
+{
+    struct fake a, b;
+    fake_init(&a);
+    fake_init(&b);
+    SUB(&a, "c", 1, true);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
+    ck_assert_int_eq(SUB(&b, "c", 2, false), GW_HUB_SUB_ACK_NOW);
+    gw_hub_unsubscribe(&hub, &b.member, "c", 1);
+    gw_hub_link_down(&hub);
+    /* A channel another client holds answers like a fresh one: not now. */
+    ck_assert_int_eq(SUB(&b, "c", 3, false), -EAGAIN);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
+    ck_assert_int_eq(SUB(&b, "c", 4, false), GW_HUB_SUB_ACK_NOW);
+    gw_hub_leave_all(&hub, &a.member);
+    gw_hub_leave_all(&hub, &b.member);
 }
 END_TEST
 
@@ -324,6 +372,8 @@ static Suite *hub_suite(void)
     tcase_add_test(tc, recovery_on_a_live_channel_starts_at_once);
     tcase_add_test(tc, held_frames_past_the_bound_overflow_once);
     tcase_add_test(tc, unsubscribe_during_recovery_answers_the_subscribe);
+    tcase_add_test(tc, live_notice_of_an_earlier_incarnation_is_ignored);
+    tcase_add_test(tc, link_down_makes_held_channels_refuse_until_live_again);
     suite_add_tcase(s, tc);
     return s;
 }
