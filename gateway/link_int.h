@@ -42,6 +42,8 @@ struct gw_link {
     int64_t link_started_us;
     int64_t last_echo_us;
     int64_t last_hb_sent_us;
+    int64_t last_tick_us;
+    int64_t judge_from_us; /* the heartbeat timeout counts from here at the earliest */
     uint64_t hb_seq;
     bool fn_ready; /* the library on this link's Redis is ours or newer */
     const char *reset_reason; /* static; non-NULL while a reset is scheduled */

@@ -138,6 +138,8 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
               (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_too_large));
     sb_printf(&sb, "wsgate_redis_messages_dropped_total{reason=\"bad_envelope\"} %llu\n",
               (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_bad_envelope));
+    sb_printf(&sb, "wsgate_redis_messages_dropped_total{reason=\"link_reset\"} %llu\n",
+              (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_link_reset));
     family(&sb, "wsgate_messages_delivered_total", "counter", "Messages written to client sockets (one per recipient).");
     sb_printf(&sb, "wsgate_messages_delivered_total %llu\n", (unsigned long long)WSUM(messages_delivered));
 

@@ -82,6 +82,7 @@ struct gw_bus_stats {
     gw_stat publishes_failed;
     gw_stat heartbeat_rtt_us; /* gauge: last heartbeat echo round trip */
     gw_stat redis_messages_dropped_bad_envelope; /* reserved payload that is no envelope we read */
+    gw_stat redis_messages_dropped_link_reset; /* read from the socket but not handled: the link was reset */
     /* Node-side repair (repair.h). */
     gw_stat history_gaps;              /* offset jumps seen, each read back */
     gw_stat history_messages_repaired; /* messages passed on from a read-back */

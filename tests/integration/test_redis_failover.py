@@ -7,6 +7,7 @@ Run alone: WSGATE_BIN=build/gateway/wsgate python3 -m unittest -v test_redis_fai
 """
 
 import os
+import signal
 import sys
 import time
 import unittest
@@ -172,3 +173,42 @@ class RedisAbsentAtStartTest(GatewayTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class NodeStallTest(GatewayTestCase):
+    """The node itself stalls (SIGSTOP, as a long GC-like pause or CPU starvation would):
+    what Redis delivered to its socket meanwhile must be read, not thrown away by a
+    heartbeat timeout that blames the link (issue 8, defect 6). Plain PUBLISH, so no
+    history can hide a loss."""
+
+    def test_stalled_node_keeps_what_redis_sent(self):
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, NO_RATE_LIMIT)
+        ch = uniq("stall")
+        c = self.client(gw.port)
+        self.assertEqual(c.subscribe(ch).get("type"), "ack")
+        rc = redis.client()
+        self.addCleanup(rc.close)
+        total, rate = 1200, 200
+        start = time.monotonic()
+        stopped = resumed = False
+        for i in range(total):
+            due = start + i / rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            if not stopped and i == 300:
+                gw.send_signal(signal.SIGSTOP)
+                stopped, t_stop = True, time.monotonic()
+            if stopped and not resumed and time.monotonic() - t_stop >= 4:
+                gw.send_signal(signal.SIGCONT)
+                resumed = True
+            self.assertEqual(rc.command("PUBLISH", "gw:" + ch, '{"n":%d}' % i), 1,
+                             "the node's subscription must stay in place through its stall")
+        if not resumed:
+            gw.send_signal(signal.SIGCONT)
+        got = [m["data"]["n"] for m in c.recv_messages(total, timeout=15)]
+        self.assertEqual(got, list(range(total)))
+        m = gw.metrics()
+        self.assertEqual(m.get("wsgate_redis_reconnects_total"), 0, "the link was reset")
+        self.assertEqual(m.get('wsgate_redis_messages_dropped_total{reason="link_reset"}'), 0)
+        self.assertIn("bus thread stalled", gw.log_text())
