@@ -80,6 +80,9 @@ const struct gw_config_opt gw_config_opts[] = {
             "reconnect delay cap"),
     INT_OPT("resubscribe-batch", resubscribe_batch, 1, 100000, "256",
             "channels per SUBSCRIBE command after a reconnect"),
+    SIZE_OPT("max-inbox-bytes", max_inbox_bytes, 1 * MIB, 16 * 1024 * MIB, "67108864",
+             "bytes waiting in a worker's inbox before the node stops reading Redis; also bounds the "
+             "bus inbox and the publishes waiting for Redis"),
     INT_OPT("history-size", history_size, 1, 1000000, "1000",
             "messages kept per channel for recovery (approximate), for client and API publishes"),
     INT_OPT("history-ttl", history_ttl_s, 1, 315360000, "86400",

@@ -57,6 +57,7 @@ struct gw_config {
     int history_ttl_s;
     int recovery_max_messages;
     int max_recoveries; /* waiting + running reads for clients, per node */
+    size_t max_inbox_bytes; /* per worker inbox; bus inbox; publish bytes in flight */
 
     /* Access control (docs/PROTOCOL.md "Authentication"). The keys are
      * loaded by the gateway at startup; here they are only paths. */

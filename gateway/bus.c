@@ -258,6 +258,8 @@ static void link_on_message(void *ctx, const char *key, size_t klen, const char 
     const char *name = gw_bus_unprefixed(bus, key, klen, &nlen);
     if (name)
         on_live_message(bus, name, nlen, payload, len);
+    if (bus->over_bound)
+        gw_bus_backpressure_check(bus);
 }
 
 static void link_on_subscription(void *ctx, const char *key, size_t klen, bool subscribed)
@@ -282,6 +284,7 @@ static void link_on_published(void *ctx, void *token, const struct gw_position *
     struct gw_bus *bus = ctx;
     struct pub_wait *pw = token;
     bus->pub_in_flight--;
+    bus->pub_bytes_in_flight -= pw->bytes;
     post_publish_result(bus, pw->worker, pw->session_id, pw->has_id, pw->id, at, at != NULL);
     free(pw);
 }
@@ -341,20 +344,22 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, true);
         return;
     }
-    if (bus->pub_in_flight >= MAX_PUBLISHES_IN_FLIGHT) {
+    if (bus->pub_in_flight >= MAX_PUBLISHES_IN_FLIGHT ||
+        bus->pub_bytes_in_flight + cmd->payload_len > bus->cfg->max_inbox_bytes) {
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, false);
         return;
     }
     char key[256];
     size_t klen = gw_bus_prefixed(bus, cmd->name, cmd->name_len, key);
     struct pub_wait *pw = gw_xmalloc(sizeof(*pw));
-    *pw = (struct pub_wait){ cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
+    *pw = (struct pub_wait){ cmd->payload_len, cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
     if (gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw) != 0) {
         free(pw);
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, false);
         return;
     }
     bus->pub_in_flight++;
+    bus->pub_bytes_in_flight += cmd->payload_len;
 }
 
 /* ---- inbox ---- */
@@ -372,6 +377,8 @@ static void bus_drain_inbox(struct gw_bus *bus)
         case CMD_RECOVER: gw_bus_cmd_recover(bus, cmd); break;
         case CMD_HISTORY: gw_bus_cmd_history(bus, cmd); break;
         }
+        if (cmd->type == CMD_PUBLISH)
+            atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
         free(cmd->payload);
         free(cmd);
         m = next;
@@ -406,9 +413,16 @@ void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, s
     bus_post(bus, cmd_new(CMD_UNSUBSCRIBE, worker, name, len));
 }
 
-void gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
+bool gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, char *payload, size_t payload_len)
 {
+    /* Only publishes carry payloads; everything else posted is small and
+     * bounded by the subscriptions. */
+    if (atomic_fetch_add_explicit(&bus->inbox_bytes, payload_len, memory_order_relaxed) + payload_len >
+        bus->cfg->max_inbox_bytes) {
+        atomic_fetch_sub_explicit(&bus->inbox_bytes, payload_len, memory_order_relaxed);
+        return false; /* the client's unavailable is counted by its worker */
+    }
     struct bus_cmd *cmd = cmd_new(CMD_PUBLISH, worker, name, len);
     cmd->session_id = session_id;
     cmd->has_id = has_id;
@@ -416,6 +430,7 @@ void gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bo
     cmd->payload = payload;
     cmd->payload_len = payload_len;
     bus_post(bus, cmd);
+    return true;
 }
 
 void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, uint32_t seq, const char *name,
@@ -515,6 +530,12 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
         LOG_ERR("event_new failed");
         abort();
     }
+    bus->bp_ev = event_new(bus->base, -1, EV_PERSIST, gw_bus_on_backpressure_timer, bus);
+    if (!bus->bp_ev) {
+        LOG_ERR("event_new failed");
+        abort();
+    }
+    atomic_init(&bus->inbox_bytes, 0);
     /* A non-pending event with no fd only runs when activated: keep it
      * allocated and let event_active() schedule it from any thread. */
     if (!bus->standalone)
@@ -558,6 +579,7 @@ void gw_bus_free(struct gw_bus *bus)
     }
     gw_mailbox_deinit(&bus->inbox);
     event_free(bus->wake_ev);
+    event_free(bus->bp_ev);
     event_base_free(bus->base);
     free(bus);
 }

@@ -30,6 +30,10 @@ struct gw_bus_ops {
     /* Moves m (ownership passes to the callee) into the inbox of worker
      * `worker` (0 <= worker < nworkers). Called on the bus thread only. */
     void (*post)(void *ctx, int worker, struct gw_wmail *m);
+    /* Bytes waiting in that worker's inbox (any thread). Past
+     * --max-inbox-bytes the bus stops reading Redis until every worker is
+     * back under half of it. */
+    size_t (*inbox_bytes)(void *ctx, int worker);
 };
 
 /* Creates the bus (not started) for nworkers workers (at most 64). cfg, ops
@@ -68,8 +72,10 @@ void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, s
  * payload (malloc'd). The result always comes back exactly once as a
  * GW_WMAIL_PUBLISH_RESULT to the worker via ops->post, carrying
  * session_id/has_id/id and the message's position. Any thread; copies name;
- * never fails here (failures come back as ok = false). */
-void gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
+ * returns false, payload still the caller's and nothing posted, when the
+ * bus inbox already holds --max-inbox-bytes of publishes; otherwise true and
+ * failures come back as ok = false. */
+bool gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, char *payload, size_t payload_len);
 
 /* A client's recovery on channel name, once its subscription is live: since

@@ -1,13 +1,15 @@
 /* The bus's channel helpers, shared by bus.c and bus_read.c and calling
  * neither: Redis key <-> client name, the wanted-channel lookup, the size
- * rule for payloads and the hand-off of one frame to every worker that
- * wants its channel. Bus thread. */
+ * rule for payloads, the hand-off of one frame to every worker that wants
+ * its channel, and the backpressure that hand-off can start. Bus thread. */
 #define GW_LOG_MODULE "bus"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bus_int.h"
+#include "clock.h"
 #include "log.h"
 
 /* One line per power of two of a counter, not one per message. */
@@ -53,6 +55,8 @@ void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_f
          * (after that it belongs to its worker). */
         m->frame = w == last ? frame : gw_frame_copy(frame);
         bus->ops->post(bus->ctx, w, m);
+        if (bus->ops->inbox_bytes(bus->ctx, w) > bus->cfg->max_inbox_bytes)
+            bus->over_bound = true;
     }
 }
 
@@ -72,4 +76,43 @@ const char *gw_bus_unprefixed(const struct gw_bus *bus, const char *key, size_t 
         return NULL;
     *len = klen - plen;
     return key + plen;
+}
+
+/* A worker is more than --max-inbox-bytes behind: stop reading Redis (what
+ * it sends waits in Redis' output buffer for this node) until every worker
+ * is back under half. Nothing is dropped here; if Redis cuts the node off
+ * at its client-output-buffer-limit, the link resets and messages with
+ * history are read back. */
+void gw_bus_backpressure_check(struct gw_bus *bus)
+{
+    bool over = false, under_half = true;
+
+    for (int w = 0; w < bus->nworkers; w++) {
+        size_t b = bus->ops->inbox_bytes(bus->ctx, w);
+        over = over || b > bus->cfg->max_inbox_bytes;
+        under_half = under_half && b <= bus->cfg->max_inbox_bytes / 2;
+    }
+    bus->over_bound = false;
+    if (!bus->paused && over) {
+        struct timeval tv = { 0, 5000 };
+        bus->paused = true;
+        bus->paused_since_us = gw_now_us();
+        gw_stat_add(&bus->stats.backpressure_pauses, 1);
+        LOG_WARN("worker inbox over --max-inbox-bytes=%zu: pausing Redis reads", bus->cfg->max_inbox_bytes);
+        gw_link_pause(bus->link, true);
+        if (event_add(bus->bp_ev, &tv) != 0)
+            abort(); /* a pause that never ends is a silent outage */
+    } else if (bus->paused && under_half) {
+        bus->paused = false;
+        gw_stat_add(&bus->stats.backpressure_us, (uint64_t)(gw_now_us() - bus->paused_since_us));
+        gw_link_pause(bus->link, false);
+        event_del(bus->bp_ev);
+    } else if (bus->paused) {
+        gw_link_pause(bus->link, true); /* hiredis re-arms reads after each write */
+    }
+}
+
+void gw_bus_on_backpressure_timer(evutil_socket_t fd, short what, void *arg)
+{
+    gw_bus_backpressure_check(arg);
 }

@@ -59,6 +59,7 @@ struct bus_cmd {
 
 /* Token of one in-flight PUBLISH, handed back by link_on_published. */
 struct pub_wait {
+    size_t bytes;
     int worker;
     uint64_t session_id;
     bool has_id;
@@ -77,6 +78,7 @@ struct gw_bus {
 
     /* Any thread. */
     struct gw_mailbox inbox;
+    atomic_size_t inbox_bytes; /* payloads of the publishes waiting in it */
     atomic_bool ready; /* standalone mode only; otherwise gw_link_ready() */
     atomic_bool stop;
     struct gw_bus_stats stats; /* written by the bus thread only */
@@ -91,6 +93,12 @@ struct gw_bus {
     bool started;
     struct gw_dict chans; /* client channel name -> struct bus_chan* */
     int pub_in_flight;
+    size_t pub_bytes_in_flight; /* at most --max-inbox-bytes */
+    /* Backpressure: a worker's inbox passed --max-inbox-bytes. */
+    bool over_bound; /* set by gw_bus_fanout */
+    bool paused; /* the subscriber is not being read */
+    int64_t paused_since_us;
+    struct event *bp_ev; /* while paused: checks the inboxes */
     struct gw_repair repair;
     /* Client reads (bus_read.c): at most READS_IN_FLIGHT on the link, the
      * rest wait in order; both together at most --max-recoveries. */
@@ -110,6 +118,10 @@ size_t gw_bus_prefixed(const struct gw_bus *bus, const char *name, size_t len, c
 struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len);
 /* Hands frame (ownership passes) to every worker that wants name. */
 void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame);
+/* Pauses or resumes Redis reads by the workers' inbox bytes (set off by
+ * over_bound); the timer re-checks while paused. */
+void gw_bus_backpressure_check(struct gw_bus *bus);
+void gw_bus_on_backpressure_timer(evutil_socket_t fd, short what, void *arg);
 /* True (and counted) when a payload must not reach clients: over
  * --max-message-bytes. */
 bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);

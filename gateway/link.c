@@ -399,6 +399,18 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     link_open(arg);
 }
 
+void gw_link_pause(struct gw_link *link, bool pause)
+{
+    redisAsyncContext *ac = link->sub;
+
+    if (!ac || !ac->ev.addRead || !ac->ev.delRead)
+        return;
+    if (pause)
+        ac->ev.delRead(ac->ev.data);
+    else
+        ac->ev.addRead(ac->ev.data);
+}
+
 static bool sub_readable(const struct gw_link *link)
 {
     struct pollfd p = { .fd = link->sub ? link->sub->c.fd : -1, .events = POLLIN };

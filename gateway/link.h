@@ -86,6 +86,12 @@ int gw_link_unsubscribe(struct gw_link *link, const char *key, size_t klen);
  * Copies the keys. Returns as gw_link_subscribe. Bus thread. */
 int gw_link_subscribe_many(struct gw_link *link, int n, const char *const *keys, const size_t *klens);
 
+/* Stops (pause) or resumes reading the subscriber connection: backpressure
+ * from the bus. Redis keeps what it sends meanwhile in its output buffer
+ * for this node. A paused link is judged by its heartbeat as any other.
+ * Call again while paused: hiredis re-arms reads after each write. Bus thread. */
+void gw_link_pause(struct gw_link *link, bool pause);
+
 /* Publishes payload on key with history (FCALL wsgate_publish, with
  * --history-size and --history-ttl) on the publisher connection while the
  * link is live. Copies key and payload; keeps token for the one on_published

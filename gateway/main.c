@@ -54,10 +54,10 @@ static void bus_unsubscribe(void *bus, int worker, const char *name, size_t len)
     gw_bus_post_unsubscribe(bus, worker, name, len);
 }
 
-static void bus_publish(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
+static bool bus_publish(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
                         size_t len, char *payload, size_t payload_len)
 {
-    gw_bus_post_publish(bus, worker, session_id, has_id, id, name, len, payload, payload_len);
+    return gw_bus_post_publish(bus, worker, session_id, has_id, id, name, len, payload, payload_len);
 }
 
 static void bus_recover(void *bus, int worker, uint64_t session_id, uint32_t seq, const char *name, size_t len,
@@ -89,7 +89,13 @@ static void bus_post_to_worker(void *ctx, int worker, struct gw_wmail *m)
     gw_worker_post(workers[worker], m);
 }
 
-static const struct gw_bus_ops bus_ops = { .post = bus_post_to_worker };
+static size_t bus_inbox_of_worker(void *ctx, int worker)
+{
+    struct gw_worker **workers = ctx;
+    return gw_worker_inbox_bytes(workers[worker]);
+}
+
+static const struct gw_bus_ops bus_ops = { .post = bus_post_to_worker, .inbox_bytes = bus_inbox_of_worker };
 
 /* Drains every worker, then stops the bus, then tears the workers down one
  * at a time: lws 4.1.6 on libuv closes its event pipe twice while a context is

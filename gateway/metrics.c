@@ -104,6 +104,11 @@ static void history_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
     for (int r = 0; r < 4; r++)
         sb_printf(sb, "wsgate_recoveries_total{result=\"%s\"} %llu\n", results[r],
                   (unsigned long long)gw_stat_get(&bus->recoveries[r]));
+    family(sb, "wsgate_backpressure_pauses_total", "counter",
+           "Times a worker inbox passed --max-inbox-bytes and the node stopped reading Redis.");
+    sb_printf(sb, "wsgate_backpressure_pauses_total %llu\n", (unsigned long long)gw_stat_get(&bus->backpressure_pauses));
+    family(sb, "wsgate_backpressure_seconds_total", "counter", "Time Redis reads were paused by backpressure.");
+    sb_printf(sb, "wsgate_backpressure_seconds_total %.6f\n", (double)gw_stat_get(&bus->backpressure_us) / 1e6);
     family(sb, "wsgate_history_requests_total", "counter", "Client history requests.");
     sb_printf(sb, "wsgate_history_requests_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_requests));
 }

@@ -25,8 +25,9 @@ struct gw_node_bus_ops {
      * own 0->1 and 1->0 transitions). */
     void (*subscribe)(void *bus, int worker, const char *name, size_t len, uint32_t gen);
     void (*unsubscribe)(void *bus, int worker, const char *name, size_t len);
-    /* PUBLISH; takes payload. The result comes back to the worker's inbox. */
-    void (*publish)(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
+    /* Publishes; takes payload and returns true (the result comes back to
+     * the worker's inbox), or false when the bus is full (payload kept). */
+    bool (*publish)(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
                     size_t len, char *payload, size_t payload_len);
     /* One page of a recovery (bus.h gw_bus_post_recover); it comes back
      * to the worker's inbox tagged seq. */
@@ -76,7 +77,9 @@ static inline enum gw_err gw_node_publish(const struct gw_node *node, int worker
         return GW_ERR_MESSAGE_TOO_LARGE;
     if (!gw_node_ready(node))
         return GW_ERR_UNAVAILABLE;
-    node->bus_ops->publish(node->bus, worker, session_id, has_id, id, channel, channel_len, payload, payload_len);
+    if (!node->bus_ops->publish(node->bus, worker, session_id, has_id, id, channel, channel_len, payload,
+                                payload_len))
+        return GW_ERR_UNAVAILABLE;
     return GW_ERR_NONE;
 }
 

@@ -17,6 +17,14 @@ struct gw_wmail *gw_wmail_new(enum gw_wmail_type type, const char *name, size_t 
     return m;
 }
 
+size_t gw_wmail_bytes(const struct gw_wmail *m)
+{
+    size_t n = sizeof(*m) + m->name_len + 1 + (m->frame ? m->frame->cap : 0);
+    for (size_t i = 0; i < m->nframes; i++)
+        n += sizeof(m->frames[i]) + m->frames[i]->cap;
+    return n;
+}
+
 void gw_wmail_free(struct gw_wmail *m)
 {
     gw_frame_unref(m->frame);

@@ -44,6 +44,8 @@ struct gw_wmail {
 
 /* Returns a new mail with room for the name (copied when given). */
 struct gw_wmail *gw_wmail_new(enum gw_wmail_type type, const char *name, size_t len);
+/* The bytes m holds (itself, its name, its frames): what inbox bounds count. */
+size_t gw_wmail_bytes(const struct gw_wmail *m);
 /* Drops the frame reference, if any, and frees the mail. */
 void gw_wmail_free(struct gw_wmail *m);
 

@@ -210,8 +210,10 @@ static void worker_drain_inbox(struct gw_worker *w)
     w->last_inbox_drain_us = gw_now_us();
     while (m) {
         struct gw_mail *next = m->next;
+        size_t bytes = gw_wmail_bytes((struct gw_wmail *)m);
         worker_handle_mail(w, (struct gw_wmail *)m);
         gw_wmail_free((struct gw_wmail *)m);
+        atomic_fetch_sub_explicit(&w->inbox_bytes, bytes, memory_order_relaxed);
         m = next;
     }
     gw_registry_flush(&w->sessions);
@@ -244,8 +246,14 @@ static void on_wake(uv_poll_t *p, int status, int events)
     }
 }
 
+size_t gw_worker_inbox_bytes(const struct gw_worker *w)
+{
+    return atomic_load_explicit(&((struct gw_worker *)w)->inbox_bytes, memory_order_relaxed);
+}
+
 void gw_worker_post(struct gw_worker *w, struct gw_wmail *m)
 {
+    atomic_fetch_add_explicit(&w->inbox_bytes, gw_wmail_bytes(m), memory_order_relaxed);
     if (gw_mailbox_post(&w->inbox, &m->link))
         gw_wake_send(&w->wake); /* else a wake-up for this batch is on its way */
 }
@@ -394,6 +402,7 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     w->listen_fd = -1;
     gw_wake_init(&w->wake);
     gw_mailbox_init(&w->inbox);
+    atomic_init(&w->inbox_bytes, 0);
     gw_hub_init(&w->hub, &hub_ops, w);
     /* A recovering client holds live messages up to one queue's worth. */
     w->hub.hold_max_bytes = node->cfg->queue_max_bytes;

@@ -20,6 +20,9 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index);
  * then ended). Main thread. */
 int gw_worker_start(struct gw_worker *w);
 
+/* Bytes of mail waiting in w's inbox (gw_wmail_bytes). Any thread. */
+size_t gw_worker_inbox_bytes(const struct gw_worker *w);
+
 /* Moves m into w's inbox and wakes w if the inbox was empty: no lock, one
  * eventfd write per batch. After the worker stopped, mail waits in the inbox
  * and gw_worker_free() frees it. Any thread, until gw_worker_free(). */

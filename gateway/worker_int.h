@@ -5,6 +5,7 @@
 #define GW_WORKER_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -29,6 +30,7 @@ struct gw_worker {
 
     /* Any thread. */
     struct gw_mailbox inbox;
+    atomic_size_t inbox_bytes; /* gw_wmail_bytes of what the inbox holds */
     struct gw_wake wake; /* sent once per batch of mail */
     struct gw_worker_stats stats; /* written by this worker only */
 

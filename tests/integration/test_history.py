@@ -130,16 +130,19 @@ class HistoryCase(GatewayTestCase):
 class RecoveryOnReconnectTest(HistoryCase):
     def test_shed_client_recovers_exactly(self):
         redis = self.start_redis()
-        gw = self.node(redis, "--queue-max-messages", "64", "--queue-max-bytes", "65536",
-                       "--max-message-bytes", "16384")
+        # A small send buffer keeps the kernel from hiding the slow reader for long; the
+        # healthy client's queue holds three seconds of traffic.
+        gw = self.node(redis, "--queue-max-messages", "1024", "--queue-max-bytes", "4194304",
+                       "--max-message-bytes", "16384", "--socket-sndbuf", "32768",
+                       "--recovery-max-messages", "2000")
         ch = uniq("shed")
         slow = Tracker(self.client(gw.port, rcvbuf=4096), ch)
         healthy = Tracker(self.client(gw.port), ch)
         self.assertEqual(slow.subscribe().get("type"), "ack")
         self.assertEqual(healthy.subscribe().get("type"), "ack")
         self.assertEqual((slow.offset, slow.epoch), (0, ""))  # no history yet
-        total = 1500  # 6 MB: more than the kernel buffers of a socket hold
-        pub = Publisher(redis, ch, total, rate=500, pad=4000)
+        total = 1500
+        pub = Publisher(redis, ch, total, rate=300, pad=4000, history="5000")
         pub.start()
         # The healthy client reads as it goes; the slow one reads nothing until the node
         # sheds it (then it reads up to the close frame, within the close grace).
