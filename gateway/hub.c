@@ -157,6 +157,8 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
         if (!existing->ack_pending)
             return GW_HUB_SUB_ACK_NOW;
         /* A repeat while the first is pending waits for the same live event. */
+        if (has_id && existing->nids >= GW_HUB_MAX_PENDING_IDS)
+            return -E2BIG;
         sub_add_pending_id(existing, has_id, id);
         return GW_HUB_SUB_ACK_LATER;
     }

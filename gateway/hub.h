@@ -104,6 +104,10 @@ void gw_hub_member_init(struct gw_hub_member *m, void *owner);
 /* Removes the member from every channel (no acks sent) and frees its records. */
 void gw_hub_leave_all(struct gw_hub *hub, struct gw_hub_member *m);
 
+/* Repeats of one pending subscribe a member may have waiting (each needs
+ * its own reply, so each is kept). */
+#define GW_HUB_MAX_PENDING_IDS 64
+
 enum gw_hub_sub_result {
     GW_HUB_SUB_ACK_NOW = 0,   /* live already, or already subscribed: ack now */
     GW_HUB_SUB_ACK_LATER,     /* registered; ops->ack is called when live */
@@ -111,7 +115,8 @@ enum gw_hub_sub_result {
 
 /* Subscribes m to name. Returns a gw_hub_sub_result (>= 0), or -EAGAIN when
  * the channel is not live and allow_new is false (nothing changed), or
- * -ENOSPC when m already holds max_subs channels. With rec (copied) a new
+ * -ENOSPC when m already holds max_subs channels, or -E2BIG when it already
+ * has GW_HUB_MAX_PENDING_IDS repeats of this subscribe waiting. With rec (copied) a new
  * subscription is recovered: once live, ops->recover is called instead of
  * ops->ack (GW_HUB_SUB_ACK_LATER), and the replay ends with
  * gw_hub_recovery_done; a repeat of a held channel is a plain one. */

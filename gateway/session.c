@@ -339,9 +339,10 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
     struct gw_hub_recover_req rec = { req->has_id, req->id, req->has_since, req->since };
     int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
                               h->cfg->max_subscriptions, available, req->recover ? &rec : NULL);
-    if (rc == -ENOSPC) {
+    if (rc == -ENOSPC || rc == -E2BIG) {
         send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
-                   "subscription limit reached (--max-subscriptions)");
+                   rc == -E2BIG ? "too many repeats of a subscribe still waiting for this channel"
+                                : "subscription limit reached (--max-subscriptions)");
     } else if (rc == -EAGAIN) {
         send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
                    draining ? "node is draining; reconnect to another node" : "Redis is unavailable; try again shortly");

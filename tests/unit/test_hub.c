@@ -48,7 +48,9 @@ static void op_deliver(void *ctx, void *owner, struct gw_frame *f)
 static void op_ack(void *ctx, void *owner, int64_t id)
 {
     struct fake *f = owner;
-    f->acks[f->nacks++] = id;
+    if (f->nacks < 16)
+        f->acks[f->nacks] = id;
+    f->nacks++;
 }
 
 static void op_recover(void *ctx, void *owner, const struct gw_hub_channel *ch, const struct gw_sub_recovery *r)
@@ -357,6 +359,20 @@ START_TEST(link_down_makes_held_channels_refuse_until_live_again)
 }
 END_TEST
 
+START_TEST(repeats_of_a_pending_subscribe_are_bounded)
+{
+    struct fake a;
+    fake_init(&a);
+    SUB(&a, "c", 0, true);
+    for (int i = 1; i < GW_HUB_MAX_PENDING_IDS; i++)
+        ck_assert_int_eq(SUB(&a, "c", i, true), GW_HUB_SUB_ACK_LATER);
+    ck_assert_int_eq(SUB(&a, "c", 999, true), -E2BIG);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
+    ck_assert_int_eq(a.nacks, GW_HUB_MAX_PENDING_IDS); /* every kept repeat got its reply */
+    gw_hub_leave_all(&hub, &a.member);
+}
+END_TEST
+
 static Suite *hub_suite(void)
 {
     Suite *s = suite_create("hub");
@@ -374,6 +390,7 @@ static Suite *hub_suite(void)
     tcase_add_test(tc, unsubscribe_during_recovery_answers_the_subscribe);
     tcase_add_test(tc, live_notice_of_an_earlier_incarnation_is_ignored);
     tcase_add_test(tc, link_down_makes_held_channels_refuse_until_live_again);
+    tcase_add_test(tc, repeats_of_a_pending_subscribe_are_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
