@@ -462,6 +462,38 @@ class RateLimitTest(ProtocolMixin, GatewayTestCase):
                                 len(limited))
 
 
+    def test_garbage_flood_is_rate_limited_like_pings(self):
+        # Issue 8 defect 4: the bucket was charged only after a successful parse,
+        # so 5,000 invalid frames got 5,000 bad_json replies. Every frame pays now.
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, ["--client-rate", "50", "--client-burst", "100",
+                                             "--queue-max-messages", "10000"])
+        c = self.client(gw.port)
+        n = 5000
+        flood = b"".join(c.build_frame(OP_TEXT, b"{not json") for _ in range(n))
+        start = time.monotonic()
+        c.send_raw(flood)
+        replies = []
+        try:
+            while len(replies) < n:
+                replies.append(c.recv_json(timeout=10))
+        except TimeoutError:
+            pass
+        elapsed = time.monotonic() - start
+        codes = [r.get("code") for r in replies]
+        self.assertEqual(len(replies), n, "one reply per frame")
+        self.assertEqual(set(codes) - {"bad_json", "rate_limited"}, set())
+        allowed = 100 + 50 * elapsed + 5  # the burst plus what refilled meanwhile
+        self.assertLessEqual(codes.count("bad_json"), allowed,
+                             "garbage beyond the burst must be rate_limited (%.2fs)" % elapsed)
+        self.assertEqual(codes[:100], ["bad_json"] * 100, "the burst is served first")
+        first_limited = codes.index("rate_limited")
+        self.assertGreaterEqual(first_limited, 100)
+        # Pings still pass once the bucket has refilled.
+        time.sleep(T(0.5))
+        self.assert_reply(c.request({"type": "ping", "id": 7}, timeout=5), "pong", 7)
+
+
 class ConnectionLimitTest(ProtocolMixin, GatewayTestCase):
     def test_upgrades_over_max_connections_are_refused(self):
         redis = self.start_redis()
