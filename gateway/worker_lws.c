@@ -26,6 +26,9 @@
 
 /* ---- sessions: open, close, and the drain that waits for them ---- */
 
+/* Bit 63 of an id marks the HTTP API's requests (api.h). */
+_Static_assert(GW_WORKERS_MAX <= 128, "a worker index must fit in session id bits 56..62");
+
 static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *wsi)
 {
     uint64_t id = ((uint64_t)w->index << 56) | ++w->next_seq;

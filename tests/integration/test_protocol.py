@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import (OP_BINARY, OP_TEXT, ConnectionClosed, ConnectionLost,  # noqa: E402
                             GatewayTestCase, HandshakeError, ProtocolError, T, WSClient,
-                            uniq, wait_until)
+                            run_wsgate, uniq, wait_until)
 
 MAX_FRAME = 4096
 MAX_SAFE = 2 ** 53 - 1
@@ -492,6 +492,30 @@ class RateLimitTest(ProtocolMixin, GatewayTestCase):
         # Pings still pass once the bucket has refilled.
         time.sleep(T(0.5))
         self.assert_reply(c.request({"type": "ping", "id": 7}, timeout=5), "pong", 7)
+
+
+class ReservedChannelTest(ProtocolMixin, GatewayTestCase):
+    # Issue 8 item 10: with --channel-prefix "" a client could subscribe to (and publish
+    # into) the node's heartbeat channel __wsgate:hb:<node_id>. Redis names under
+    # __wsgate: are the node's own whatever the prefix.
+    def test_node_channels_are_out_of_reach(self):
+        redis = self.start_redis()
+        for prefix, name in (("", "__wsgate:hb:n1"), ("", "__wsgate:x"), ("_", "_wsgate:hb:n1"),
+                             ("__ws", "gate:hb:n1")):
+            gw = self.start_gateway(redis.port, ["--channel-prefix", prefix, "--node-id", "n1"])
+            c = self.client(gw.port)
+            self.assert_error(c.subscribe(name, id=1), "forbidden", 1)
+            self.assert_error(c.publish(name, {"x": 1}, id=2), "forbidden", 2)
+            self.assert_reply(c.subscribe("room:1", id=3), "ack", 3)
+            gw.terminate()
+        # A prefix under which every channel would be the node's own stops the node.
+        r = run_wsgate(["--channel-prefix", "__wsgate:"], listen=True, dev_access=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"reserved", r.stderr + r.stdout)
+        # Under the default prefix the same name is an ordinary channel (gw:__wsgate:...).
+        gw = self.start_gateway(redis.port, ["--node-id", "n1"])
+        c = self.client(gw.port)
+        self.assert_reply(c.subscribe("__wsgate:hb:n1", id=4), "ack", 4)
 
 
 class ConnectionLimitTest(ProtocolMixin, GatewayTestCase):
