@@ -2,6 +2,8 @@
  * per byte; it runs for every subscribe and publish. */
 #include "channel.h"
 
+#include <string.h>
+
 static const unsigned char allowed[256] = {
     ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
     ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
@@ -25,4 +27,17 @@ bool gw_channel_valid(const char *name, size_t len)
             return false;
     }
     return true;
+}
+
+/* Compares the reserved prefix against the Redis name without building it:
+ * part of it may lie in the configured prefix, the rest in the client's name. */
+bool gw_channel_reserved(const char *prefix, size_t prefix_len, const char *name, size_t len)
+{
+    static const char reserved[] = GW_CHANNEL_RESERVED;
+    const size_t rlen = sizeof reserved - 1;
+    size_t inpre = prefix_len < rlen ? prefix_len : rlen;
+
+    if (memcmp(prefix, reserved, inpre) != 0)
+        return false;
+    return inpre == rlen || (len >= rlen - inpre && memcmp(name, reserved + inpre, rlen - inpre) == 0);
 }

@@ -41,6 +41,12 @@ const char *gw_err_slug(enum gw_err err)
     return err_slugs[err];
 }
 
+/* The four whitespace bytes RFC 8259 allows around a value. */
+static bool is_json_ws(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 static int fail(struct gw_request *req, enum gw_err err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -100,6 +106,13 @@ static int parse_channel(json_t *root, struct gw_request *req)
     return 0;
 }
 
+/* One limit for what a client sends and what a subscriber receives. */
+static int fail_too_deep(struct gw_request *req)
+{
+    return fail(req, GW_ERR_BAD_REQUEST, "JSON must not nest deeper than %d levels in \"data\"",
+                GW_JSON_MAX_DEPTH);
+}
+
 static int parse_data(json_t *root, struct gw_request *req)
 {
     const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
@@ -117,6 +130,13 @@ static int parse_data(json_t *root, struct gw_request *req)
     if (json_dumpb(v, req->data_json, n, flags) != n)
         return fail(req, GW_ERR_BAD_REQUEST, "\"data\" could not be encoded");
     req->data_json[n] = '\0';
+    /* The message builder embeds only what gw_json_valid takes; anything
+     * deeper would reach subscribers as a string, not as the value sent. */
+    if (!gw_json_valid(req->data_json, n)) {
+        free(req->data_json);
+        req->data_json = NULL;
+        return fail_too_deep(req);
+    }
     req->data_len = n;
     return 0;
 }
@@ -247,35 +267,54 @@ static int parse_object(json_t *root, struct gw_request *req)
     return rc;
 }
 
+/* A usable id written as JSON text: an integer literal in the safe range. */
+static bool id_from_text(const char *s, size_t n, int64_t *id)
+{
+    size_t i = s[0] == '-';
+    int64_t v = 0;
+
+    if (n == i || n - i > 16)
+        return false;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > SAFE_INT_MAX)
+        return false;
+    *id = s[0] == '-' ? -v : v;
+    return true;
+}
+
 /* buf is valid JSON, but jansson cannot hold one of its numbers (an integer
  * beyond int64 or a real beyond double). That is a bad request, not bad JSON.
- * It is re-read with integers as reals only to recover a usable id, so that
- * a client waiting for that id still gets its one reply (on this rare path an
- * integral real id such as 5.0 is taken as 5). */
+ * No tree can be had, so the id is read from the text, so that a client
+ * waiting for that id still gets its one reply. */
 static int parse_out_of_range(const char *buf, size_t len, struct gw_request *req)
 {
-    const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL;
-    json_error_t jerr;
-    json_t *root = json_loadb(buf, len, flags, &jerr);
-    json_t *id = json_is_object(root) ? json_object_get(root, "id") : NULL;
-    int rc;
+    const char *v, *p = buf;
+    size_t vlen;
+    int64_t id;
 
-    if (root && !json_is_object(root)) {
-        rc = fail(req, GW_ERR_BAD_REQUEST, "request must be a JSON object");
-    } else if (id && !(json_is_real(id) && json_real_value(id) >= (double)-SAFE_INT_MAX &&
-                       json_real_value(id) <= (double)SAFE_INT_MAX &&
-                       json_real_value(id) == (double)(int64_t)json_real_value(id))) {
-        rc = fail(req, GW_ERR_BAD_REQUEST, "%s", bad_id_msg);
-    } else {
-        if (id) {
-            req->has_id = true;
-            req->id = (int64_t)json_real_value(id);
-        }
-        rc = fail(req, GW_ERR_BAD_REQUEST,
-                  "numbers must fit in a 64-bit integer or a double");
+    while (p < buf + len && is_json_ws((unsigned char)*p))
+        p++;
+    if (*p != '{')
+        return fail(req, GW_ERR_BAD_REQUEST, "request must be a JSON object");
+    if (gw_json_member(buf, len, "id", &v, &vlen)) {
+        if (!id_from_text(v, vlen, &id))
+            return fail(req, GW_ERR_BAD_REQUEST, "%s", bad_id_msg);
+        req->has_id = true;
+        req->id = id;
     }
-    json_decref(root);
-    return rc;
+    return fail(req, GW_ERR_BAD_REQUEST, "numbers must fit in a 64-bit integer or a double");
+}
+
+/* jansson 2.14 stops reading at a raw NUL after a number or a literal and
+ * accepts the text before it; the strict validator decides instead, with
+ * jansson's own depth limit so that only syntax is judged here. */
+static bool loaded_text_valid(const char *buf, size_t len)
+{
+    return gw_json_valid_depth(buf, len, GW_JSON_DEPTH_CAP);
 }
 
 int gw_codec_parse(const char *buf, size_t len, struct gw_request *req)
@@ -288,14 +327,20 @@ int gw_codec_parse(const char *buf, size_t len, struct gw_request *req)
     /* DECODE_ANY so that a valid non-object ("5", "[]") is reported as
      * bad_request rather than bad_json. */
     root = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (!root && json_error_code(&jerr) == json_error_numeric_overflow && gw_json_valid(buf, len))
+    if (!root && json_error_code(&jerr) == json_error_numeric_overflow && loaded_text_valid(buf, len))
         return parse_out_of_range(buf, len, req);
     /* Also valid JSON that jansson refuses; the id cannot be recovered. */
-    if (!root && json_error_code(&jerr) == json_error_null_byte_in_key && gw_json_valid(buf, len))
+    if (!root && json_error_code(&jerr) == json_error_null_byte_in_key && loaded_text_valid(buf, len))
         return fail(req, GW_ERR_BAD_REQUEST, "object keys must not contain \\u0000");
+    if (!root && json_error_code(&jerr) == json_error_stack_overflow)
+        return fail_too_deep(req);
     if (!root)
         return fail(req, GW_ERR_BAD_JSON, "invalid JSON at byte %d: %s", jerr.position,
                     jerr.text);
+    if (!loaded_text_valid(buf, len)) {
+        json_decref(root);
+        return fail(req, GW_ERR_BAD_JSON, "invalid JSON: bytes after a value, or a raw NUL");
+    }
     rc = parse_object(root, req);
     json_decref(root);
     return rc;
@@ -312,12 +357,16 @@ int gw_codec_parse_publish_body(const char *buf, size_t len, struct gw_request *
     root = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     /* Valid JSON that jansson cannot hold is the sender's mistake in
      * content, not in syntax (see gw_codec_parse). */
-    if (!root && buf && gw_json_valid(buf, len))
+    if (!root && buf && loaded_text_valid(buf, len))
         return fail(req, GW_ERR_BAD_REQUEST,
                     "numbers must fit in a 64-bit integer or a double, and keys must not contain \\u0000");
+    if (!root && json_error_code(&jerr) == json_error_stack_overflow)
+        return fail_too_deep(req);
     if (!root)
         return fail(req, GW_ERR_BAD_JSON, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
-    if (!json_is_object(root))
+    if (!loaded_text_valid(buf, len))
+        rc = fail(req, GW_ERR_BAD_JSON, "invalid JSON: bytes after a value, or a raw NUL");
+    else if (!json_is_object(root))
         rc = fail(req, GW_ERR_BAD_REQUEST, "body must be a JSON object with \"channel\" and \"data\"");
     else if ((rc = parse_channel(root, req)) == 0)
         rc = parse_data(root, req);

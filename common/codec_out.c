@@ -32,6 +32,15 @@ static struct gw_frame *sealed(struct gw_frame *f)
     return f;
 }
 
+/* The fixed buffers below hold their longest text: every id and exp as wide
+ * as an int64 can be, every slug as long as the longest. */
+#define INT64_MIN_TEXT "-9223372036854775808"
+_Static_assert(sizeof "{\"type\":\"ack\",\"id\":" INT64_MIN_TEXT "}" <= 64, "gw_codec_ack buffer");
+_Static_assert(sizeof "{\"type\":\"pong\",\"id\":" INT64_MIN_TEXT "}" <= 64, "gw_codec_pong buffer");
+_Static_assert(sizeof ",\"exp\":" INT64_MIN_TEXT "}" <= 48, "gw_codec_ack_auth tail");
+_Static_assert(sizeof "{\"type\":\"error\",\"id\":" INT64_MIN_TEXT ",\"code\":\"too_many_subscriptions\","
+               "\"message\":" <= 128, "gw_codec_error head");
+
 struct gw_frame *gw_codec_ack(int64_t id)
 {
     char buf[64];

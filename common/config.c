@@ -33,10 +33,10 @@ const struct gw_config_opt gw_config_opts[] = {
     { "redis-url", OPT_REDIS_URL, 0, 0, 0, NULL, "(standalone)",
       "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]; unset: no Redis" },
     { "channel-prefix", OPT_PREFIX, 0, 0, 0, "gw:", NULL,
-      "prefix of every Redis channel name (0..64 channel-name bytes)" },
+      "prefix of every Redis channel name (0..64 channel-name bytes, not under __wsgate:)" },
     { "node-id", OPT_NODE_ID, 0, 0, 0, NULL, "<hostname>-<pid>",
       "name of this node in logs and metrics (1..64 channel-name bytes)" },
-    INT_OPT("workers", workers, 1, 64, "1", "WebSocket service threads"),
+    INT_OPT("workers", workers, 1, GW_WORKERS_MAX, "1", "WebSocket service threads"),
     SIZE_OPT("max-frame-bytes", max_frame_bytes, 128, 16 * MIB, "65536",
              "largest client message accepted"),
     SIZE_OPT("max-message-bytes", max_message_bytes, 128, 64 * MIB, "262144",
@@ -280,6 +280,10 @@ static int opt_set(struct gw_config *cfg, const struct gw_config_opt *o, const c
                            "%s: expected at most %d bytes of A-Z a-z 0-9 _ - : . @ / =, got "
                            "\"%.80s\"",
                            src, PREFIX_MAX, val);
+        /* Every channel under it would be the node's own: nothing left to serve. */
+        if (strncmp(val, GW_CHANNEL_RESERVED, sizeof GW_CHANNEL_RESERVED - 1) == 0)
+            return gw_text_err(err, errlen, "%s: \"%s\" names are reserved for the nodes, got \"%.80s\"",
+                               src, GW_CHANNEL_RESERVED, val);
         replace_str(&cfg->channel_prefix, val);
         return 0;
     case OPT_NODE_ID:

@@ -18,6 +18,11 @@ struct gw_strlist {
     size_t n;
 };
 
+/* Most worker threads: the bus keeps each channel's workers in a 64-bit mask,
+ * and a session id carries its worker's index in bits 56..62 (main.c and
+ * worker_lws.c assert both). */
+#define GW_WORKERS_MAX 64
+
 struct gw_config {
     char *listen_host; /* owned; "0.0.0.0" by default */
     int listen_port;
@@ -25,7 +30,7 @@ struct gw_config {
     struct gw_redis_addr redis; /* parsed from redis_url, owned */
     char *channel_prefix; /* owned */
     char *node_id; /* owned; hostname-pid by default */
-    int workers; /* lws service threads */
+    int workers; /* lws service threads, 1..GW_WORKERS_MAX */
 
     size_t max_frame_bytes; /* inbound message limit */
     size_t max_message_bytes; /* Redis payload limit */

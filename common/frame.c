@@ -51,6 +51,9 @@ struct gw_frame *gw_frame_copy(const struct gw_frame *f)
     return copy;
 }
 
+/* The longest RFC 6455 server header (64-bit length) fits in the headroom. */
+_Static_assert(GW_FRAME_HEADROOM >= 10, "frame headroom below a WebSocket header");
+
 void gw_frame_seal_ws_text(struct gw_frame *f)
 {
     unsigned char hdr[10];

@@ -4,7 +4,6 @@
 
 #include <string.h>
 
-#define JSON_MAX_DEPTH 512
 
 /* ---- UTF-8 and string escaping ---- */
 
@@ -253,32 +252,32 @@ static const unsigned char *scan_literal(const unsigned char *p, const unsigned 
     return p + n;
 }
 
-/* Iterative so that hostile nesting costs a fixed 512-byte stack, never
- * recursion depth. */
-bool gw_json_valid(const char *buf, size_t len)
+/* Iterative so that hostile nesting costs a fixed 256-byte stack (one bit
+ * per level: object or array), never recursion depth. */
+bool gw_json_valid_depth(const char *buf, size_t len, size_t max_depth)
 {
     enum { EXPECT_VALUE, EXPECT_KEY, AFTER_VALUE } state = EXPECT_VALUE;
     const unsigned char *p = (const unsigned char *)buf;
     const unsigned char *end = p + len;
-    unsigned char open[JSON_MAX_DEPTH]; /* '{' or '[' per enclosing container */
+    unsigned char is_obj[GW_JSON_DEPTH_CAP / 8]; /* bit set: that level is an object */
     size_t depth = 0;
 
+#define IN_OBJECT() (is_obj[(depth - 1) / 8] >> ((depth - 1) % 8) & 1)
+    if (max_depth > GW_JSON_DEPTH_CAP)
+        max_depth = GW_JSON_DEPTH_CAP;
     for (;;) {
         p = skip_ws(p, end);
         if (state == AFTER_VALUE) {
-            unsigned char close;
-
             if (depth == 0)
                 return p == end;
             if (p == end)
                 return false;
-            close = open[depth - 1] == '{' ? '}' : ']';
-            if (*p == close) {
+            if (*p == (IN_OBJECT() ? '}' : ']')) {
                 depth--;
                 p++;
             } else if (*p == ',') {
                 p++;
-                state = open[depth - 1] == '{' ? EXPECT_KEY : EXPECT_VALUE;
+                state = IN_OBJECT() ? EXPECT_KEY : EXPECT_VALUE;
             } else {
                 return false;
             }
@@ -299,16 +298,20 @@ bool gw_json_valid(const char *buf, size_t len)
         switch (*p) {
         case '{':
         case '[':
-            if (depth == JSON_MAX_DEPTH)
+            if (depth == max_depth)
                 return false;
-            open[depth++] = *p;
+            depth++;
+            if (*p == '{')
+                is_obj[(depth - 1) / 8] |= (unsigned char)(1u << ((depth - 1) % 8));
+            else
+                is_obj[(depth - 1) / 8] &= (unsigned char)~(1u << ((depth - 1) % 8));
             p = skip_ws(p + 1, end);
-            if (p < end && *p == (open[depth - 1] == '{' ? '}' : ']')) {
+            if (p < end && *p == (IN_OBJECT() ? '}' : ']')) {
                 depth--;
                 p++;
                 state = AFTER_VALUE;
             } else {
-                state = open[depth - 1] == '{' ? EXPECT_KEY : EXPECT_VALUE;
+                state = IN_OBJECT() ? EXPECT_KEY : EXPECT_VALUE;
             }
             continue;
         case '"': p = scan_string(p, end); break;
@@ -321,4 +324,83 @@ bool gw_json_valid(const char *buf, size_t len)
             return false;
         state = AFTER_VALUE;
     }
+#undef IN_OBJECT
+}
+
+bool gw_json_valid(const char *buf, size_t len)
+{
+    return gw_json_valid_depth(buf, len, GW_JSON_MAX_DEPTH);
+}
+
+/* ---- reading a member without a tree ---- */
+
+/* True when the string body s[0..e) (valid JSON, quotes excluded) unescapes
+ * to exactly the ASCII text key. */
+static bool key_equals(const unsigned char *s, const unsigned char *e, const char *key)
+{
+    static const char esc_from[] = "\"\\/bfnrt", esc_to[] = "\"\\/\b\f\n\r\t";
+
+    while (s < e) {
+        long c = *s++;
+
+        if (c == '\\' && *s == 'u') {
+            c = hex4(s + 1);
+            s += 5;
+        } else if (c == '\\') {
+            c = esc_to[strchr(esc_from, *s++) - esc_from];
+        }
+        if (*key == '\0' || c != (unsigned char)*key++)
+            return false;
+    }
+    return *key == '\0';
+}
+
+/* p is at a valid value; returns the byte after it. */
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end)
+{
+    size_t depth = 0;
+
+    do {
+        if (*p == '"') {
+            p = scan_string(p, end);
+            continue;
+        }
+        if (*p == '{' || *p == '[')
+            depth++;
+        else if (*p == '}' || *p == ']')
+            depth--;
+        else if (depth == 0 && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != ',')
+            while (p + 1 < end && !memchr(",}] \t\n\r", p[1], 7))
+                p++;
+        p++;
+    } while (depth > 0 && p < end);
+    return p;
+}
+
+bool gw_json_member(const char *buf, size_t len, const char *key, const char **val, size_t *vlen)
+{
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    bool found = false;
+
+    p = skip_ws(p, end);
+    if (p == end || *p != '{')
+        return false;
+    for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
+        const unsigned char *k = p, *v;
+
+        p = scan_string(p, end);
+        bool match = key_equals(k + 1, p - 1, key);
+        p = skip_ws(p, end) + 1; /* the ':' */
+        v = skip_ws(p, end);
+        p = skip_value(v, end);
+        if (match) {
+            *val = (const char *)v;
+            *vlen = (size_t)(p - v);
+            found = true;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+    }
+    return found;
 }

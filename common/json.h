@@ -7,10 +7,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Deepest nesting of arrays and objects that a payload (a Redis message, a
+ * client's publish "data") may have and still be sent as JSON. */
+#define GW_JSON_MAX_DEPTH 512
+
+/* Deepest nesting gw_json_valid_depth() can check: jansson's own parse limit
+ * (JSON_PARSER_MAX_DEPTH), so that every text jansson loads can be checked. */
+#define GW_JSON_DEPTH_CAP 2048
+
 /* Strict RFC 8259 validator for one JSON text (any value, surrounding
  * whitespace allowed), including UTF-8 validity of strings. No allocation;
- * nesting deeper than 512 levels counts as invalid. Never keeps buf. */
+ * nesting deeper than GW_JSON_MAX_DEPTH levels counts as invalid. Never
+ * keeps buf. */
 bool gw_json_valid(const char *buf, size_t len);
+
+/* gw_json_valid with nesting up to max_depth levels; max_depth above
+ * GW_JSON_DEPTH_CAP counts as GW_JSON_DEPTH_CAP. */
+bool gw_json_valid_depth(const char *buf, size_t len, size_t max_depth);
+
+/* buf[0..len) must be text gw_json_valid_depth() accepts. When it is an
+ * object with a top-level member named key (NUL-terminated ASCII, compared
+ * after unescaping, so "\u0069d" names "id"), returns true and points
+ * *val and *vlen at the raw text of the last such member's value, as jansson
+ * keeps the last of repeated keys. Never allocates. */
+bool gw_json_member(const char *buf, size_t len, const char *key, const char **val, size_t *vlen);
 
 /* Appends s[0..len) as a JSON string literal (with quotes) to out; returns the
  * number of bytes written. out must have room for 6*len+2 bytes, or exactly

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "channel.h"
 #include "pattern.h"
 #include "text.h"
 
@@ -63,6 +64,7 @@ int gw_access_init(struct gw_access *a, const struct gw_config *cfg, char *err, 
     a->policy.max_len = cfg->max_token_bytes;
     a->anon_subscribe = &cfg->anonymous_subscribe;
     a->anon_publish = &cfg->anonymous_publish;
+    a->channel_prefix = cfg->channel_prefix;
 
     if (cfg->jwt_hmac_secret_file &&
         (rc = gw_jwt_keys_set_hmac_file(a->keys, cfg->jwt_hmac_secret_file)) < 0) {
@@ -122,6 +124,10 @@ bool gw_access_allows(const struct gw_access *a, const struct gw_jwt_claims *cla
 {
     const struct gw_strlist *anon = op == GW_ACCESS_SUBSCRIBE ? a->anon_subscribe : a->anon_publish;
 
+    /* With a prefix such as "" or "_", a pattern like "*" would otherwise
+     * grant the node's heartbeat channel. */
+    if (gw_channel_reserved(a->channel_prefix, strlen(a->channel_prefix), channel, strlen(channel)))
+        return false;
     /* Replacing, not adding: an issuer that hands out a token expects it to
      * describe everything its holder may do, and can list the public
      * channels in it when it wants them. */

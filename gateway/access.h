@@ -18,6 +18,7 @@ struct gw_access {
     struct gw_jwt_keys *keys; /* owned; possibly empty (then every token is unknown_key) */
     struct gw_jwt_policy policy; /* strings borrowed from the config */
     const struct gw_strlist *anon_subscribe, *anon_publish; /* the config's */
+    const char *channel_prefix; /* the config's */
 };
 
 enum gw_access_op { GW_ACCESS_SUBSCRIBE = 0, GW_ACCESS_PUBLISH };
@@ -36,7 +37,8 @@ bool gw_access_anonymous_rights(const struct gw_access *a);
 
 /* True when a client holding claims (NULL: anonymous) may do op on the
  * NUL-terminated channel. A token's channels/publish claims replace the
- * anonymous patterns; they are not added to them. Thread-safe. */
+ * anonymous patterns; they are not added to them. Never true for a channel
+ * whose Redis name is the node's own (gw_channel_reserved). Thread-safe. */
 bool gw_access_allows(const struct gw_access *a, const struct gw_jwt_claims *claims,
                       enum gw_access_op op, const char *channel);
 

@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "origin.h"
+#include "ws6455.h"
 
 #define FORBIDDEN_BODY "origin not allowed\n"
 
@@ -34,17 +35,39 @@ static const char *header(struct lws *wsi, enum lws_token_indexes tok, char *buf
 
 /* A whole response in one write: lws 4.1.6 has not parsed the request's HTTP
  * version on the upgrade path, and its own status helpers would answer
- * HTTP/1.0. */
-static int answer_403(struct lws *wsi)
+ * HTTP/1.0. Returns what HTTP_CONFIRM_UPGRADE must return. */
+static int answer(struct lws *wsi, const char *status, const char *headers, const char *body)
 {
-    unsigned char buf[LWS_PRE + 256];
+    unsigned char buf[LWS_PRE + 320];
     char *text = (char *)buf + LWS_PRE;
-    int n = snprintf(text, 256,
-                     "HTTP/1.1 403 Forbidden\r\nserver: wsgate\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    int n = snprintf(text, 320,
+                     "HTTP/1.1 %s\r\nserver: wsgate\r\n%scontent-type: text/plain; charset=utf-8\r\n"
                      "content-length: %zu\r\ncache-control: no-store\r\nconnection: close\r\n\r\n%s",
-                     strlen(FORBIDDEN_BODY), FORBIDDEN_BODY);
+                     status, headers, strlen(body), body);
 
+    if (n < 0 || n >= 320)
+        return -1;
     return lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP) == n ? 1 : -1;
+}
+
+/* lws 4.1.6 upgrades any Sec-WebSocket-Version and drops a request without a
+ * key unanswered; RFC 6455 4.2.2 wants 426 and 400. */
+static int handshake_status(struct lws *wsi)
+{
+    char kbuf[32], vbuf[16];
+    int klen = lws_hdr_total_length(wsi, WSI_TOKEN_KEY);
+    int vlen = lws_hdr_total_length(wsi, WSI_TOKEN_VERSION);
+
+    if (klen > 0 && klen < (int)sizeof kbuf)
+        klen = lws_hdr_copy(wsi, kbuf, sizeof kbuf, WSI_TOKEN_KEY);
+    else if (klen > 0)
+        klen = 0; /* too long to be a key: malformed */
+    if (vlen > 0 && vlen < (int)sizeof vbuf)
+        vlen = lws_hdr_copy(wsi, vbuf, sizeof vbuf, WSI_TOKEN_VERSION);
+    else if (vlen > 0)
+        vlen = 3; /* too long to be "13" */
+    return gw_ws_upgrade_status(klen > 0 ? kbuf : NULL, klen > 0 ? (size_t)klen : 0,
+                                vlen > 0 ? vbuf : NULL, vlen > 0 ? (size_t)vlen : 0);
 }
 
 static bool origin_allowed(const struct gw_node *node, struct lws *wsi)
@@ -62,10 +85,24 @@ static bool origin_allowed(const struct gw_node *node, struct lws *wsi)
 
 int gw_admit_confirm(const struct gw_node *node, struct lws *wsi, const char *upgrade, gw_stat *refused)
 {
-    if (!upgrade || strcasecmp(upgrade, "websocket") != 0 || origin_allowed(node, wsi))
+    int status;
+
+    if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
+        return 0;
+    /* A request that is no WebSocket handshake is answered as such, whatever its Origin. */
+    status = handshake_status(wsi);
+    if (status) {
+        gw_stat_add(&refused[GW_REFUSE_HANDSHAKE], 1);
+        LOG_DBG("upgrade refused reason=handshake status=%d", status);
+        if (status == 426)
+            return answer(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
+                          "only WebSocket version 13 is supported\n");
+        return answer(wsi, "400 Bad Request", "", "bad WebSocket handshake\n");
+    }
+    if (origin_allowed(node, wsi))
         return 0;
     gw_stat_add(&refused[GW_REFUSE_ORIGIN], 1);
-    return answer_403(wsi);
+    return answer(wsi, "403 Forbidden", "", FORBIDDEN_BODY);
 }
 
 /* Takes one of the peer's slots; false when it has none left or cannot be

@@ -1,5 +1,6 @@
 /* Admission of WebSocket upgrades, in the two places lws offers:
  * - HTTP_CONFIRM_UPGRADE, while the request can still get an HTTP answer:
+ *   the handshake's key and version (ws6455.h), refused with 400 or 426, then
  *   the Origin check (origin.h), refused with 403;
  * - FILTER_PROTOCOL_CONNECTION, once lws has bound the connection's storage:
  *   the path, the drain, and the slots of --max-connections (node-wide) and
@@ -30,7 +31,7 @@ struct gw_admit_slot {
 
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE; upgrade is the callback's `in`. Returns
  * what the callback must return: 0 to let the upgrade go on, 1 after writing
- * a 403 (lws then ends the transaction), -1 when even that failed. */
+ * a 400, 426 or 403 (lws then ends the transaction), -1 when even that failed. */
 int gw_admit_confirm(const struct gw_node *node, struct lws *wsi, const char *upgrade, gw_stat *refused);
 
 /* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION. Returns 0 with the slots taken in

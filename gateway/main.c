@@ -97,6 +97,9 @@ static size_t bus_inbox_of_worker(void *ctx, int worker)
 
 static const struct gw_bus_ops bus_ops = { .post = bus_post_to_worker, .inbox_bytes = bus_inbox_of_worker };
 
+/* bus.c holds each channel's workers as bits of a uint64_t. */
+_Static_assert(GW_WORKERS_MAX <= 64, "--workers beyond the bus's 64-bit worker masks");
+
 /* Drains every worker, then stops the bus, then tears the workers down one
  * at a time: lws 4.1.6 on libuv closes its event pipe twice while a context is
  * destroyed, and the second close must not hit a descriptor that another

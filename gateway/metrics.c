@@ -24,6 +24,7 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r)
     case GW_REFUSE_LIMIT: return "limit";
     case GW_REFUSE_ORIGIN: return "origin";
     case GW_REFUSE_PER_IP: return "per_ip";
+    case GW_REFUSE_HANDSHAKE: return "handshake";
     default: return "unknown";
     }
 }

@@ -41,6 +41,7 @@ enum gw_refuse_reason {
     GW_REFUSE_LIMIT,
     GW_REFUSE_ORIGIN,
     GW_REFUSE_PER_IP,
+    GW_REFUSE_HANDSHAKE, /* no or malformed Sec-WebSocket-Key, a version other than 13 */
     GW_REFUSE__COUNT
 };
 const char *gw_refuse_reason_name(enum gw_refuse_reason r);

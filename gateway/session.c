@@ -395,15 +395,17 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
     }
 }
 
+/* Every frame pays first, garbage too; a refused one is parsed only for its id. */
 static void handle_message(struct gw_session *s, const char *buf, size_t len)
 {
     struct gw_request req;
+    bool allowed = rate_allow(s);
     int rc = gw_codec_parse(buf, len, &req);
 
-    if (rc != 0)
-        send_error(s, req.err, req.has_id, req.id, req.errmsg);
-    else if (!rate_allow(s))
+    if (!allowed)
         send_error(s, GW_ERR_RATE_LIMITED, req.has_id, req.id, "too many messages; slow down (--client-rate)");
+    else if (rc != 0)
+        send_error(s, req.err, req.has_id, req.id, req.errmsg);
     else
         handle_request(s, &req);
     gw_request_deinit(&req);
@@ -452,11 +454,9 @@ consumed:
         return;
     if (s->state == GW_SESSION_OPEN) {
         if (s->rx_binary)
-            send_error(s, GW_ERR_BINARY_NOT_SUPPORTED, false, 0,
-                                  "binary messages are not supported; send JSON text");
+            send_error(s, GW_ERR_BINARY_NOT_SUPPORTED, false, 0, "binary messages are not supported; send JSON text");
         else if (s->rx_discard)
-            send_error(s, GW_ERR_MESSAGE_TOO_LARGE, false, 0,
-                                  "message exceeds --max-frame-bytes; discarded");
+            send_error(s, GW_ERR_MESSAGE_TOO_LARGE, false, 0, "message exceeds --max-frame-bytes; discarded");
     }
     s->rx_in_message = false;
     /* Keep small buffers for the next fragmented message, free big ones. */

@@ -18,12 +18,16 @@
 #include "registry.h"
 #include "session.h"
 #include "worker_int.h"
+#include "ws6455.h"
 
 /* Most connections accepted per readiness of the listen socket, so a
  * connect storm cannot starve the clients already connected. */
 #define ACCEPT_BATCH 64
 
 /* ---- sessions: open, close, and the drain that waits for them ---- */
+
+/* Bit 63 of an id marks the HTTP API's requests (api.h). */
+_Static_assert(GW_WORKERS_MAX <= 128, "a worker index must fit in session id bits 56..62");
 
 static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *wsi)
 {
@@ -99,6 +103,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             gw_session_receive(c->session, in, len);
         gw_registry_flush(&w->sessions); /* acks, pongs and errors leave with this wake-up */
         break;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* lws 4.1.6 echoes a 1-byte body and codes of 5000 and up; RFC 6455
+         * 7.4 wants 1002. Refusing here makes lws send that close instead. */
+        if (gw_ws_close_body_valid(in, len))
+            break;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, NULL, 0);
+        return -1;
     case LWS_CALLBACK_RECEIVE_PONG:
         if (c->session)
             gw_session_saw_traffic(c->session);

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import (OP_BINARY, OP_TEXT, ConnectionClosed, ConnectionLost,  # noqa: E402
                             GatewayTestCase, HandshakeError, ProtocolError, T, WSClient,
-                            plain, uniq, wait_until)
+                            plain, run_wsgate, uniq, wait_until)
 
 MAX_FRAME = 4096
 MAX_SAFE = 2 ** 53 - 1
@@ -462,6 +462,62 @@ class RateLimitTest(ProtocolMixin, GatewayTestCase):
         m = gw.metrics()
         self.assertGreaterEqual(m.get('wsgate_client_errors_total{code="rate_limited"}', 0),
                                 len(limited))
+
+
+    def test_garbage_flood_is_rate_limited_like_pings(self):
+        # Issue 8 defect 4: the bucket was charged only after a successful parse,
+        # so 5,000 invalid frames got 5,000 bad_json replies. Every frame pays now.
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, ["--client-rate", "50", "--client-burst", "100",
+                                             "--queue-max-messages", "10000"])
+        c = self.client(gw.port)
+        n = 5000
+        flood = b"".join(c.build_frame(OP_TEXT, b"{not json") for _ in range(n))
+        start = time.monotonic()
+        c.send_raw(flood)
+        replies = []
+        try:
+            while len(replies) < n:
+                replies.append(c.recv_json(timeout=10))
+        except TimeoutError:
+            pass
+        elapsed = time.monotonic() - start
+        codes = [r.get("code") for r in replies]
+        self.assertEqual(len(replies), n, "one reply per frame")
+        self.assertEqual(set(codes) - {"bad_json", "rate_limited"}, set())
+        allowed = 100 + 50 * elapsed + 5  # the burst plus what refilled meanwhile
+        self.assertLessEqual(codes.count("bad_json"), allowed,
+                             "garbage beyond the burst must be rate_limited (%.2fs)" % elapsed)
+        self.assertEqual(codes[:100], ["bad_json"] * 100, "the burst is served first")
+        first_limited = codes.index("rate_limited")
+        self.assertGreaterEqual(first_limited, 100)
+        # Pings still pass once the bucket has refilled.
+        time.sleep(T(0.5))
+        self.assert_reply(c.request({"type": "ping", "id": 7}, timeout=5), "pong", 7)
+
+
+class ReservedChannelTest(ProtocolMixin, GatewayTestCase):
+    # Issue 8 item 10: with --channel-prefix "" a client could subscribe to (and publish
+    # into) the node's heartbeat channel __wsgate:hb:<node_id>. Redis names under
+    # __wsgate: are the node's own whatever the prefix.
+    def test_node_channels_are_out_of_reach(self):
+        redis = self.start_redis()
+        for prefix, name in (("", "__wsgate:hb:n1"), ("", "__wsgate:x"), ("_", "_wsgate:hb:n1"),
+                             ("__ws", "gate:hb:n1")):
+            gw = self.start_gateway(redis.port, ["--channel-prefix", prefix, "--node-id", "n1"])
+            c = self.client(gw.port)
+            self.assert_error(c.subscribe(name, id=1), "forbidden", 1)
+            self.assert_error(c.publish(name, {"x": 1}, id=2), "forbidden", 2)
+            self.assert_reply(c.subscribe("room:1", id=3), "ack", 3)
+            gw.terminate()
+        # A prefix under which every channel would be the node's own stops the node.
+        r = run_wsgate(["--channel-prefix", "__wsgate:"], listen=True, dev_access=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"reserved", r.stderr + r.stdout)
+        # Under the default prefix the same name is an ordinary channel (gw:__wsgate:...).
+        gw = self.start_gateway(redis.port, ["--node-id", "n1"])
+        c = self.client(gw.port)
+        self.assert_reply(c.subscribe("__wsgate:hb:n1", id=4), "ack", 4)
 
 
 class ConnectionLimitTest(ProtocolMixin, GatewayTestCase):

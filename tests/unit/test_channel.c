@@ -80,6 +80,28 @@ START_TEST(every_byte)
 }
 END_TEST
 
+#define RESERVED(pre, name) gw_channel_reserved(pre, sizeof(pre) - 1, name, sizeof(name) - 1)
+
+/* Issue 8 item 10: the Redis name prefix + channel decides, wherever the
+ * boundary between the two falls. */
+START_TEST(reserved)
+{
+    ck_assert(RESERVED("", "__wsgate:hb:n1"));
+    ck_assert(RESERVED("", "__wsgate:"));
+    ck_assert(!RESERVED("", "__wsgate"));
+    ck_assert(!RESERVED("", "_wsgate:hb:n1"));
+    ck_assert(RESERVED("_", "_wsgate:hb:n1"));
+    ck_assert(RESERVED("__ws", "gate:x"));
+    ck_assert(!RESERVED("__ws", "gate"));
+    ck_assert(RESERVED("__wsgate:", "hb:n1"));
+    ck_assert(RESERVED("__wsgate:app:", "x"));
+    ck_assert(!RESERVED("gw:", "__wsgate:hb:n1"));
+    ck_assert(!RESERVED("__wsgate", "x:hb"));
+    ck_assert(!RESERVED("_", "__wsgate:hb"));
+    ck_assert_str_eq(GW_CHANNEL_RESERVED, "__wsgate:");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("channel");
@@ -89,6 +111,7 @@ int main(void)
     tcase_add_test(tc, allowed_chars);
     tcase_add_test(tc, rejected_chars);
     tcase_add_test(tc, every_byte);
+    tcase_add_test(tc, reserved);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }

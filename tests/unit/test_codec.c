@@ -218,7 +218,8 @@ START_TEST(err_number_out_of_range)
     gw_request_deinit(&req);
     expect_error("{\"type\":\"publish\",\"channel\":\"c\",\"data\":[18446744073709551616],\"id\":5}",
                  GW_ERR_BAD_REQUEST, true, 5);
-    expect_error("{\"id\":-9007199254740991,\"x\":1e999}", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"id\":-9007199254740991,\"x\":1e999}", GW_ERR_BAD_REQUEST, true,
+                 -9007199254740991);
     expect_error("{\"id\":9007199254740992,\"x\":99999999999999999999}", GW_ERR_BAD_REQUEST, false,
                  0);
     expect_error("{\"id\":1.5,\"x\":99999999999999999999}", GW_ERR_BAD_REQUEST, false, 0);
@@ -226,6 +227,100 @@ START_TEST(err_number_out_of_range)
     expect_error("{\"id\":-7,\"x\":99999999999999999999}", GW_ERR_BAD_REQUEST, true, -7);
     expect_error("[99999999999999999999]", GW_ERR_BAD_REQUEST, false, 0);
     expect_error("{\"type\":\"ping\",\"\\u0000\":1}", GW_ERR_BAD_REQUEST, false, 0);
+}
+END_TEST
+
+/* Issue 8 defect 3: a real beyond double took the id with it. The id is
+ * found in the text itself, under jansson's rules: the top-level member
+ * (escaped key spellings too), the last one of repeated keys. */
+START_TEST(err_number_out_of_range_keeps_id)
+{
+    expect_error("{\"type\":\"ping\",\"id\":5,\"n\":1e400}", GW_ERR_BAD_REQUEST, true, 5);
+    expect_error("{\"n\":-1e400,\"id\":5}", GW_ERR_BAD_REQUEST, true, 5);
+    expect_error("{\"\\u0069d\":7,\"n\":1e400}", GW_ERR_BAD_REQUEST, true, 7);
+    expect_error("{\"id\":1,\"n\":[1e400],\"id\":6}", GW_ERR_BAD_REQUEST, true, 6);
+    expect_error("{ \"x\" : {\"id\":3} , \"n\" : 1e400 }", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"x\":\"\\\"id\\\":3\",\"n\":1e400}", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"id\":5.0,\"n\":1e400}", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"id\":1e400}", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"id\":9007199254740992,\"n\":1e400}", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"idx\":5,\"n\":1e400}", GW_ERR_BAD_REQUEST, false, 0);
+}
+END_TEST
+
+/* Issue 8 defect 1: jansson 2.14 stops at a raw NUL after a number or a
+ * literal and accepts what came before. A NUL is never JSON outside a
+ * string, nor unescaped inside one. */
+START_TEST(err_raw_nul_is_bad_json)
+{
+    static const char *const reqs[] = {
+        "{\"type\":\"publish\",\"channel\":\"c\",\"data\":0\0}",
+        "{\"type\":\"publish\",\"channel\":\"c\",\"data\":true\0}",
+        "{\"type\":\"ping\",\"id\":5}\0",
+        "{\"type\":\"ping\",\"x\":null\0,\"id\":5}",
+        "{\"type\":\"ping\",\"x\":\"a\0b\"}",
+    };
+    static const size_t lens[] = { 42, 45, 23, 32, 25 };
+
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        int rc = gw_codec_parse(reqs[i], lens[i], &req);
+
+        ck_assert_msg(rc == -EINVAL && req.err == GW_ERR_BAD_JSON, "request %zu: rc %d err %s", i,
+                      rc, gw_err_slug(req.err));
+        gw_request_deinit(&req);
+        rc = gw_codec_parse_publish_body(reqs[i], lens[i], &req);
+        ck_assert_msg(rc == -EINVAL && req.err == GW_ERR_BAD_JSON, "body %zu: rc %d err %s", i, rc,
+                      gw_err_slug(req.err));
+        gw_request_deinit(&req);
+    }
+}
+END_TEST
+
+/* "data" nested depth levels deep: [[...[0]...]]. */
+static char *nested_publish(size_t depth, bool body)
+{
+    const char *head = body ? "{\"channel\":\"c\",\"data\":" : "{\"type\":\"publish\",\"id\":9,\"channel\":\"c\",\"data\":";
+    size_t hlen = strlen(head);
+    char *s = malloc(hlen + 2 * depth + 3);
+
+    memcpy(s, head, hlen);
+    memset(s + hlen, '[', depth);
+    s[hlen + depth] = '0';
+    memset(s + hlen + depth + 1, ']', depth);
+    strcpy(s + hlen + 2 * depth + 1, "}");
+    return s;
+}
+
+/* Issue 8 defect 2: data 513..2047 levels deep was acked, then delivered as
+ * a string because the message builder embeds only what gw_json_valid
+ * takes. Both paths now share GW_JSON_MAX_DEPTH; deeper is bad_request. */
+START_TEST(publish_data_depth_limit)
+{
+    for (int body = 0; body <= 1; body++) {
+        static const size_t refused[] = { GW_JSON_MAX_DEPTH + 1, 1000, 2046, 2047, 5000 };
+        char *s = nested_publish(GW_JSON_MAX_DEPTH, body);
+        struct gw_frame *f;
+
+        ck_assert_int_eq((body ? gw_codec_parse_publish_body(s, strlen(s), &req) : parse(s)), 0);
+        ck_assert_uint_eq(req.data_len, 2 * GW_JSON_MAX_DEPTH + 1);
+        f = gw_codec_message("c", 1, req.data_json, req.data_len);
+        ck_assert(memmem(gw_frame_payload(f), f->len, "\"data\":[[", 9) != NULL);
+        gw_frame_unref(f);
+        gw_request_deinit(&req);
+        free(s);
+        for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+            s = nested_publish(refused[i], body);
+            ck_assert_int_eq((body ? gw_codec_parse_publish_body(s, strlen(s), &req) : parse(s)), -EINVAL);
+            ck_assert_msg(req.err == GW_ERR_BAD_REQUEST, "depth %zu body %d: %s", refused[i], body,
+                          gw_err_slug(req.err));
+            /* Beyond jansson's limit the request cannot be read, its id neither. */
+            if (!body && refused[i] + 1 < GW_JSON_DEPTH_CAP)
+                ck_assert(req.has_id && req.id == 9);
+            ck_assert_ptr_null(req.data_json);
+            gw_request_deinit(&req);
+            free(s);
+        }
+    }
 }
 END_TEST
 
@@ -597,6 +692,9 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, duplicate_keys_last_wins);
     tcase_add_test(tc, err_bad_json);
     tcase_add_test(tc, err_number_out_of_range);
+    tcase_add_test(tc, err_number_out_of_range_keeps_id);
+    tcase_add_test(tc, err_raw_nul_is_bad_json);
+    tcase_add_test(tc, publish_data_depth_limit);
     tcase_add_test(tc, err_not_object);
     tcase_add_test(tc, err_bad_id_has_no_id);
     tcase_add_test(tc, err_type);

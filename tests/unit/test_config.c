@@ -261,6 +261,11 @@ START_TEST(strings)
     ck_assert_ptr_nonnull(strstr(err, "--channel-prefix:"));
     expect_fail(ARGS("--channel-prefix", "a b"), NULL, NULL);
     expect_fail(ARGS("--channel-prefix", "x*"), NULL, NULL);
+    /* Under __wsgate: every channel is the node's own (issue 8 item 10). */
+    expect_fail(ARGS("--channel-prefix", "__wsgate:"), NULL,
+                "--channel-prefix: \"__wsgate:\" names are reserved for the nodes, got \"__wsgate:\"");
+    expect_fail(ARGS("--channel-prefix", "__wsgate:app:"), NULL, NULL);
+    expect_ok(ARGS("--channel-prefix", "__wsgate"), NULL);
     expect_ok(ARGS("--channel-prefix=app/1.ws:"), NULL);
     ck_assert_str_eq(cfg.channel_prefix, "app/1.ws:");
     expect_fail(ARGS("--node-id="), NULL, NULL);

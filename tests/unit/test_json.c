@@ -427,6 +427,60 @@ START_TEST(differential)
 }
 END_TEST
 
+/* Mixed objects and arrays down to the cap: the one-bit-per-level stack
+ * must match each closer to its opener at every depth. */
+START_TEST(depth_explicit)
+{
+    size_t n = GW_JSON_DEPTH_CAP + 1;
+    char *s = malloc(8 * n);
+    size_t len = 0;
+
+    for (size_t d = 0; d < n; d++)
+        len += (size_t)sprintf(s + len, d % 3 ? "[" : "{\"k\":");
+    s[len++] = '0';
+    for (size_t d = n; d-- > 0;)
+        s[len++] = d % 3 ? ']' : '}';
+    ck_assert(!gw_json_valid_depth(s, len, GW_JSON_DEPTH_CAP + 100));
+    ck_assert(!gw_json_valid(s, len));
+    /* Drop the outermost level: exactly the cap deep. */
+    ck_assert(gw_json_valid_depth(s + 5, len - 6, GW_JSON_DEPTH_CAP));
+    ck_assert(!gw_json_valid_depth(s + 5, len - 6, GW_JSON_DEPTH_CAP - 1));
+    s[len - 2] = '}'; /* a mismatched closer deep inside */
+    ck_assert(!gw_json_valid_depth(s + 5, len - 6, GW_JSON_DEPTH_CAP));
+    free(s);
+}
+END_TEST
+
+static void expect_member(const char *text, const char *key, const char *want)
+{
+    const char *v = NULL;
+    size_t vlen = 0;
+    bool found;
+
+    ck_assert_msg(gw_json_valid(text, strlen(text)), "%s is not valid", text);
+    found = gw_json_member(text, strlen(text), key, &v, &vlen);
+    ck_assert_msg(found == (want != NULL), "%s: found %d", text, found);
+    if (want)
+        ck_assert_msg(vlen == strlen(want) && memcmp(v, want, vlen) == 0, "%s: got %.*s", text,
+                      (int)vlen, v);
+}
+
+START_TEST(member)
+{
+    expect_member("{\"id\":5}", "id", "5");
+    expect_member(" { \"a\" : [1,{\"id\":2}] , \"id\" : -7 } ", "id", "-7");
+    expect_member("{\"id\":1,\"id\":{\"x\":[]}}", "id", "{\"x\":[]}");
+    expect_member("{\"\\u0069\\u0064\":\"s\\\"}\"}", "id", "\"s\\\"}\"");
+    expect_member("{\"x\":\"\\\"id\\\":1\",\"n\":true}", "id", NULL);
+    expect_member("{\"i\\nd\":1,\"idd\":2,\"i\":3}", "id", NULL);
+    expect_member("{\"\\u00e9\":1}", "id", NULL);
+    expect_member("{}", "id", NULL);
+    expect_member("[{\"id\":1}]", "id", NULL);
+    expect_member("\"id\"", "id", NULL);
+    expect_member("{\"n\":1e400,\"id\":null}", "id", "null");
+}
+END_TEST
+
 START_TEST(escape)
 {
     char out[6 * 32 + 2];
@@ -514,6 +568,8 @@ static Suite *json_suite(void)
     tcase_add_test(tc, valid_cases);
     tcase_add_test(tc, invalid_cases);
     tcase_add_test(tc, depth_limit);
+    tcase_add_test(tc, depth_explicit);
+    tcase_add_test(tc, member);
     tcase_add_test(tc, differential);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
