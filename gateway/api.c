@@ -192,7 +192,9 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
         uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
         enum gw_err err = gw_node_publish(node, api->worker, id, false, 0, req.channel, req.channel_len,
                                           req.data_json, req.data_len);
-        if (err == GW_ERR_MESSAGE_TOO_LARGE) {
+        if (err == GW_ERR_FORBIDDEN) {
+            answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", req.channel);
+        } else if (err == GW_ERR_MESSAGE_TOO_LARGE) {
             answer_error(api, r, 413, "message_too_large", "\"data\" is %zu bytes, over --max-message-bytes (%zu)",
                          req.data_len, node->cfg->max_message_bytes);
         } else if (err == GW_ERR_UNAVAILABLE) {

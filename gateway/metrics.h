@@ -53,7 +53,7 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r);
 #define GW_AUTH_FAIL__COUNT (GW_AUTH_FAIL_TIMEOUT + 1)
 /* The HTTP statuses POST /api/publish answers with, in the order of
  * gw_worker_stats.api_requests (wsgate_api_requests_total{code}). */
-#define GW_API_CODES 7
+#define GW_API_CODES 8
 /* Index of status among them, or -1 when it is not one of them. */
 int gw_api_code_index(unsigned int status);
 

@@ -10,9 +10,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "access.h"
 #include "apikey.h"
+#include "channel.h"
 #include "config.h"
 #include "ipcount.h"
 #include "metrics.h"
@@ -64,15 +66,20 @@ static inline bool gw_node_ready(const struct gw_node *node)
 }
 
 /* The one gate in front of every publish, a client's or the HTTP API's: the
- * payload must fit --max-message-bytes (every node would drop a larger one
- * unseen) and the node must be ready. Returns GW_ERR_NONE with payload moved
+ * channel must not be one of the node's own (GW_CHANNEL_RESERVED, reachable
+ * with an empty --channel-prefix: a forged heartbeat would fake liveness),
+ * the payload must fit --max-message-bytes (every node would drop a larger
+ * one unseen) and the node must be ready. Returns GW_ERR_NONE with payload moved
  * to the bus (the result comes back to the worker's inbox under
- * session_id), or GW_ERR_MESSAGE_TOO_LARGE / GW_ERR_UNAVAILABLE with payload
+ * session_id), or GW_ERR_FORBIDDEN / GW_ERR_MESSAGE_TOO_LARGE / GW_ERR_UNAVAILABLE with payload
  * still the caller's. Worker thread. */
 static inline enum gw_err gw_node_publish(const struct gw_node *node, int worker, uint64_t session_id, bool has_id,
                                           int64_t id, const char *channel, size_t channel_len, char *payload,
                                           size_t payload_len)
 {
+    const char *prefix = node->cfg->channel_prefix;
+    if (gw_channel_reserved(prefix, strlen(prefix), channel, channel_len))
+        return GW_ERR_FORBIDDEN;
     if (payload_len > node->cfg->max_message_bytes)
         return GW_ERR_MESSAGE_TOO_LARGE;
     if (!gw_node_ready(node))

@@ -389,7 +389,9 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         else if (err == GW_ERR_UNAVAILABLE)
             gw_session_publish_result(s, false, req->has_id, req->id, NULL);
         else
-            send_error(s, err, req->has_id, req->id, "\"data\" is over --max-message-bytes; not published");
+            send_error(s, err, req->has_id, req->id,
+                       err == GW_ERR_FORBIDDEN ? "this channel is reserved for the nodes"
+                                               : "\"data\" is over --max-message-bytes; not published");
         break;
     }
     }

@@ -307,6 +307,19 @@ class ApiOffTest(GatewayTestCase):
         self.assertEqual(api_count(gw, 404), 0)
 
 
+class ApiReservedTest(GatewayTestCase):
+    def test_nodes_own_channels_are_refused(self):
+        # With an empty prefix a backend could otherwise forge a node's heartbeat.
+        keys = key_file(self, KEY1 + "\n")
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, ["--api-key-file", keys, "--channel-prefix", "",
+                                             "--node-id", "n1"])
+        status, _, body = post(gw.port, {"channel": "__wsgate:hb:n1", "data": 1})
+        self.assertEqual((status, body["error"]), (403, "forbidden"))
+        self.assertEqual(api_count(gw, 403), 1)
+        self.assertEqual(post(gw.port, {"channel": "room:1", "data": 1})[0], 200)
+
+
 class ApiListenTest(GatewayTestCase):
     def test_api_only_on_its_own_port(self):
         keys = key_file(self, KEY1 + "\n")
