@@ -88,7 +88,7 @@ static void answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int 
 
 /* Authorization: Bearer <key>, the scheme case-insensitive (RFC 7235). The
  * header's copy is wiped: it may hold a valid key. */
-static bool authorized(const struct gw_api *api, struct lws *wsi)
+bool gw_api_authorized(const struct gw_api *api, struct lws *wsi)
 {
     char hdr[GW_APIKEY_MAX + 64];
     int n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -136,7 +136,7 @@ void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
         answer_error(api, r, 405, "method_not_allowed", "use POST");
         r->hdr_name = "allow:";
         r->hdr_value = "POST";
-    } else if (!authorized(api, wsi)) {
+    } else if (!gw_api_authorized(api, wsi)) {
         answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
         r->hdr_name = "www-authenticate:";
         r->hdr_value = "Bearer";

@@ -89,6 +89,10 @@ bool gw_api_port(struct lws *wsi);
  * wsi came in where the API listens (--api-listen, or else --listen). */
 bool gw_api_serves(const struct gw_api *api, struct lws *wsi);
 
+/* True when wsi's request carries Authorization: Bearer <a configured key>.
+ * Also guards the admin view's data (http.c). */
+bool gw_api_authorized(const struct gw_api *api, struct lws *wsi);
+
 /* LWS_CALLBACK_HTTP for GW_API_PATH: checks method, key and length. Leaves
  * r READING, or ANSWERED (405, 401, 411, 413). */
 void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r);

@@ -289,6 +289,16 @@ static void link_on_published(void *ctx, void *token, const struct gw_position *
     free(pw);
 }
 
+static void link_on_roster(void *ctx, int n, const char *const *json, const size_t *jlen)
+{
+    gw_roster_store(&((struct gw_bus *)ctx)->roster, n, json, jlen);
+}
+
+char *gw_bus_cluster(struct gw_bus *bus, size_t *len)
+{
+    return gw_roster_copy(&bus->roster, len);
+}
+
 /* Every subscription is in place again: read back what each channel with
  * history missed while the link was down. */
 static void link_on_live(void *ctx)
@@ -330,6 +340,7 @@ static const struct gw_link_ops link_ops = {
     .on_subscription = link_on_subscription,
     .on_published = link_on_published,
     .on_read = gw_bus_on_read,
+    .on_roster = link_on_roster,
     .on_live = link_on_live,
     .on_reset = link_on_reset,
 };
@@ -480,9 +491,11 @@ static void *bus_main(void *arg)
     } else {
         gw_link_start(bus->link);
     }
+    gw_roster_start(&bus->roster, bus->base, bus->link, bus->ops->describe, bus->ctx);
     bus_drain_inbox(bus);
     if (!atomic_load(&bus->stop))
         event_base_loop(bus->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    gw_roster_stop(&bus->roster);
 
     if (bus->standalone)
         set_standalone_ready(bus, false);
@@ -513,6 +526,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     bus->nworkers = nworkers;
     bus->standalone = cfg->redis_url == NULL;
     gw_mailbox_init(&bus->inbox);
+    gw_roster_init(&bus->roster);
     gw_dict_init(&bus->chans);
     atomic_init(&bus->ready, false);
     atomic_init(&bus->stop, false);
@@ -578,6 +592,7 @@ void gw_bus_free(struct gw_bus *bus)
         m = next;
     }
     gw_mailbox_deinit(&bus->inbox);
+    gw_roster_deinit(&bus->roster);
     event_free(bus->wake_ev);
     event_free(bus->bp_ev);
     event_base_free(bus->base);

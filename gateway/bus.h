@@ -34,6 +34,8 @@ struct gw_bus_ops {
      * --max-inbox-bytes the bus stops reading Redis until every worker is
      * back under half of it. */
     size_t (*inbox_bytes)(void *ctx, int worker);
+    /* This node's roster entry (roster.h): malloc'd JSON object. Bus thread. */
+    char *(*describe)(void *ctx, size_t *len);
 };
 
 /* Creates the bus (not started) for nworkers workers (at most 64). cfg, ops
@@ -53,6 +55,10 @@ void gw_bus_free(struct gw_bus *bus);
  * connections are up, every wanted channel has been re-subscribed, and the
  * heartbeat echo is fresh. Always true in standalone mode. Any thread. */
 bool gw_bus_ready(const struct gw_bus *bus);
+
+/* The last cluster roster, {"nodes":[...]} (roster.h), malloc'd (caller
+ * frees), or NULL before the first read. Any thread. */
+char *gw_bus_cluster(struct gw_bus *bus, size_t *len);
 
 /* The bus's counters, owned by the bus and valid until gw_bus_free; only the
  * bus thread writes them, any thread may read them. */

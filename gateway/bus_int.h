@@ -18,6 +18,7 @@
 #include "link.h"
 #include "mailbox.h"
 #include "repair.h"
+#include "roster.h"
 
 struct bus_read; /* bus_read.c */
 
@@ -100,6 +101,7 @@ struct gw_bus {
     int64_t paused_since_us;
     struct event *bp_ev; /* while paused: checks the inboxes */
     struct gw_repair repair;
+    struct gw_roster roster; /* the admin view's cluster list */
     /* Client reads (bus_read.c): at most READS_IN_FLIGHT on the link, the
      * rest wait in order; both together at most --max-recoveries. */
     int reads_in_flight;

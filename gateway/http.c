@@ -79,6 +79,26 @@ static int respond_api(struct lws *wsi, struct gw_http_state *st)
     return rc;
 }
 
+/* GET /admin/api/cluster: the roster every node keeps (roster.h). */
+static int admin_cluster(const struct gw_node *node, struct gw_api *api, struct lws *wsi, struct gw_http_state *st)
+{
+    static const char unauthorized[] = "{\"error\":\"unauthorized\"}\n";
+    static const char unavailable[] = "{\"error\":\"unavailable\"}\n";
+    size_t len = 0;
+    char *json;
+    int rc;
+
+    if (!gw_api_authorized(api, wsi))
+        return respond(wsi, st, 401, "application/json", unauthorized, sizeof unauthorized - 1,
+                       "www-authenticate:", "Bearer");
+    json = node->bus_ops->cluster(node->bus, &len);
+    if (!json)
+        return respond(wsi, st, 503, "application/json", unavailable, sizeof unavailable - 1, NULL, NULL);
+    rc = respond(wsi, st, 200, "application/json", json, len, NULL, NULL);
+    free(json);
+    return rc;
+}
+
 static int request(const struct gw_node *node, struct gw_api *api, struct lws *wsi, struct gw_http_state *st,
                    const char *uri)
 {
@@ -88,6 +108,12 @@ static int request(const struct gw_node *node, struct gw_api *api, struct lws *w
         gw_api_begin(api, wsi, st->api);
         return respond_api(wsi, st);
     }
+    /* The admin view goes where the API goes, behind the same keys; the page
+     * itself is static and asks for a key to read the data. */
+    if (strcmp(uri, "/admin") == 0 && gw_api_serves(api, wsi))
+        return respond(wsi, st, 200, "text/html; charset=utf-8", gw_admin_page, gw_admin_page_len, NULL, NULL);
+    if (strcmp(uri, "/admin/api/cluster") == 0 && gw_api_serves(api, wsi))
+        return admin_cluster(node, api, wsi, st);
     /* The API port serves nothing else. */
     if (gw_api_port(wsi))
         return respond_text(wsi, st, 404, "not found\n");

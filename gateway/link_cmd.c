@@ -216,3 +216,97 @@ int gw_link_load_functions(struct gw_link *link)
     }
     return 0;
 }
+
+/* ---- the cluster roster ---- */
+
+#define ROSTER_SET "wsgate:nodes"
+#define ROSTER_KEY "wsgate:node:"
+#define ROSTER_MAX 1024 /* nodes one read reports */
+
+int gw_link_roster_write(struct gw_link *link, const char *json, size_t len, int ttl_s)
+{
+    char key[KEY_MAX], ttl[16];
+
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    snprintf(key, sizeof key, ROSTER_KEY "%s", link->cfg->node_id);
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    if (redisAsyncCommand(link->pub, NULL, NULL, "SET %s %b EX %s", key, json, len, ttl) != REDIS_OK ||
+        redisAsyncCommand(link->pub, NULL, NULL, "SADD " ROSTER_SET " %s", link->cfg->node_id) != REDIS_OK)
+        return -EIO;
+    return 0;
+}
+
+/* MGET's answer: nil for an expired entry, whose id is then dropped. privdata
+ * is the SMEMBERS reply's ids, copied (a NUL-separated block). */
+static void on_roster_values(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct gw_link *link = ac->data;
+    redisReply *reply = r;
+    char *ids = privdata;
+    const char *json[ROSTER_MAX];
+    size_t jlen[ROSTER_MAX];
+    int n = 0;
+
+    if (reply && reply->type == REDIS_REPLY_ARRAY) {
+        const char *id = ids;
+        for (size_t i = 0; i < reply->elements && i < ROSTER_MAX; i++, id += strlen(id) + 1) {
+            const redisReply *v = reply->element[i];
+            if (v->type == REDIS_REPLY_STRING) {
+                json[n] = v->str;
+                jlen[n++] = v->len;
+            } else if (link->pub && ac == link->pub) {
+                redisAsyncCommand(link->pub, NULL, NULL, "SREM " ROSTER_SET " %s", id);
+            }
+        }
+    }
+    link->ops->on_roster(link->ctx, n, json, jlen);
+    free(ids);
+}
+
+static void on_roster_ids(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct gw_link *link = ac->data;
+    redisReply *reply = r;
+    size_t n = reply && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+
+    if (n > ROSTER_MAX)
+        n = ROSTER_MAX;
+    if (n == 0 || !link->pub || ac != link->pub) {
+        link->ops->on_roster(link->ctx, 0, NULL, NULL);
+        return;
+    }
+    const char **argv = gw_xmalloc(sizeof(*argv) * (n + 1));
+    size_t *lens = gw_xmalloc(sizeof(*lens) * (n + 1));
+    char (*keys)[KEY_MAX] = gw_xmalloc(sizeof(*keys) * n);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += reply->element[i]->len + 1;
+    char *ids = gw_xmalloc(total + 1), *o = ids;
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i];
+        lens[i + 1] = (size_t)snprintf(keys[i], KEY_MAX, ROSTER_KEY "%.*s", (int)e->len, e->str);
+        argv[i + 1] = keys[i];
+        memcpy(o, e->str, e->len);
+        o[e->len] = '\0';
+        o += e->len + 1;
+    }
+    if (redisAsyncCommandArgv(link->pub, on_roster_values, ids, (int)n + 1, argv, lens) != REDIS_OK) {
+        free(ids);
+        link->ops->on_roster(link->ctx, 0, NULL, NULL);
+    }
+    free(keys);
+    free(lens);
+    free(argv);
+}
+
+int gw_link_roster_read(struct gw_link *link)
+{
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    if (redisAsyncCommand(link->pub, on_roster_ids, NULL, "SMEMBERS " ROSTER_SET) != REDIS_OK)
+        return -EIO;
+    return 0;
+}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -72,6 +73,8 @@ static void bus_history(void *bus, int worker, uint64_t session_id, bool has_id,
     gw_bus_post_history(bus, worker, session_id, has_id, id, name, len, since, limit);
 }
 
+static char *bus_cluster(void *bus, size_t *len);
+
 static const struct gw_node_bus_ops node_bus_ops = {
     .ready = bus_ready,
     .subscribe = bus_subscribe,
@@ -79,23 +82,95 @@ static const struct gw_node_bus_ops node_bus_ops = {
     .publish = bus_publish,
     .recover = bus_recover,
     .history = bus_history,
+    .cluster = bus_cluster,
 };
 
-/* gw_bus_ops.post: the bus reaches a worker only through this (bus thread).
- * ctx is the workers array. */
+/* What the bus's callbacks reach: the node and its workers. */
+struct wiring {
+    struct gw_node *node;
+    struct gw_worker **workers;
+};
+
+/* gw_bus_ops.post: the bus reaches a worker only through this (bus thread). */
 static void bus_post_to_worker(void *ctx, int worker, struct gw_wmail *m)
 {
-    struct gw_worker **workers = ctx;
-    gw_worker_post(workers[worker], m);
+    gw_worker_post(((struct wiring *)ctx)->workers[worker], m);
 }
 
 static size_t bus_inbox_of_worker(void *ctx, int worker)
 {
-    struct gw_worker **workers = ctx;
-    return gw_worker_inbox_bytes(workers[worker]);
+    return gw_worker_inbox_bytes(((struct wiring *)ctx)->workers[worker]);
 }
 
-static const struct gw_bus_ops bus_ops = { .post = bus_post_to_worker, .inbox_bytes = bus_inbox_of_worker };
+/* This node's roster entry for the admin view (roster.h). Names are
+ * channel-name bytes (checked at startup and per request): no escaping. */
+static char *describe_node(void *ctx, size_t *len)
+{
+    const struct wiring *wr = ctx;
+    const struct gw_node *node = wr->node;
+    struct gw_topchan all[GW_WORKERS_MAX * GW_TOP_CHANNELS];
+    uint64_t conns = 0, subs = 0, out = 0, shed = 0;
+    int n = 0;
+    struct timespec now;
+
+    for (int w = 0; w < node->nworkers; w++) {
+        const struct gw_worker_stats *st = node->worker_stats[w];
+        struct gw_topchan top[GW_TOP_CHANNELS];
+        int k = gw_worker_top_channels(wr->workers[w], top, GW_TOP_CHANNELS);
+        conns += gw_stat_get(&st->connections);
+        subs += gw_stat_get(&st->subscriptions);
+        out += gw_stat_get(&st->messages_delivered);
+        for (int r = 0; r < GW_SHED__COUNT; r++)
+            shed += gw_stat_get(&st->shed[r]);
+        for (int i = 0; i < k; i++) { /* one entry per channel, over all workers */
+            int j = 0;
+            while (j < n && strcmp(all[j].name, top[i].name) != 0)
+                j++;
+            if (j == n)
+                all[n++] = top[i];
+            else
+                all[j].subscribers += top[i].subscribers;
+        }
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    char *buf = gw_xmalloc(1024 + GW_TOP_CHANNELS * (GW_CHANNEL_MAX + 48));
+    int o = snprintf(buf, 1024,
+                     "{\"id\":\"%s\",\"address\":\"%s:%d\",\"version\":\"%s\",\"ready\":%s,\"draining\":%s,"
+                     "\"connections\":%llu,\"subscriptions\":%llu,\"channels\":%llu,\"messages_in\":%llu,"
+                     "\"messages_out\":%llu,\"shed\":%llu,\"time_ms\":%lld,\"top_channels\":[",
+                     node->cfg->node_id, node->cfg->listen_host, node->cfg->listen_port, WSGATE_VERSION,
+                     gw_node_ready(node) ? "true" : "false", gw_node_draining(node) ? "true" : "false",
+                     (unsigned long long)conns, (unsigned long long)subs,
+                     (unsigned long long)gw_stat_get(&node->bus_stats->channels),
+                     (unsigned long long)gw_stat_get(&node->bus_stats->redis_messages_received),
+                     (unsigned long long)out, (unsigned long long)shed,
+                     (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    for (int shown = 0; shown < GW_TOP_CHANNELS && shown < n; shown++) {
+        int best = shown; /* selection sort: at most 64 x 8 entries */
+        for (int j = shown + 1; j < n; j++)
+            if (all[j].subscribers > all[best].subscribers)
+                best = j;
+        struct gw_topchan t = all[best];
+        all[best] = all[shown];
+        all[shown] = t;
+        o += snprintf(buf + o, GW_CHANNEL_MAX + 48, "%s{\"channel\":\"%s\",\"subscribers\":%u}", shown ? "," : "",
+                      t.name, t.subscribers);
+    }
+    o += snprintf(buf + o, 4, "]}");
+    *len = (size_t)o;
+    return buf;
+}
+
+static char *bus_cluster(void *bus, size_t *len)
+{
+    return gw_bus_cluster(bus, len);
+}
+
+static const struct gw_bus_ops bus_ops = {
+    .post = bus_post_to_worker,
+    .inbox_bytes = bus_inbox_of_worker,
+    .describe = describe_node,
+};
 
 /* bus.c holds each channel's workers as bits of a uint64_t. */
 _Static_assert(GW_WORKERS_MAX <= 64, "--workers beyond the bus's 64-bit worker masks");
@@ -145,7 +220,8 @@ static int run(const struct gw_config *cfg, const struct gw_access *access)
         workers[i] = gw_worker_new(&node, i);
         node.worker_stats[i] = gw_worker_stats(workers[i]);
     }
-    bus = gw_bus_new(cfg, cfg->workers, &bus_ops, workers);
+    struct wiring wiring = { &node, workers };
+    bus = gw_bus_new(cfg, cfg->workers, &bus_ops, &wiring);
     node.bus = bus;
     node.bus_stats = gw_bus_stats(bus);
     if ((rc = gw_bus_start(bus)) != 0) {

@@ -268,11 +268,47 @@ static void worker_tick(void *ctx, struct gw_session *s, int64_t now_us)
         gw_registry_schedule(&w->sessions, s, due);
 }
 
+/* The busiest channels, for the admin view: one pass over the hub. */
+static void update_top(struct gw_worker *w)
+{
+    struct gw_topchan top[GW_TOP_CHANNELS];
+    int n = 0;
+
+    for (struct gw_dict_entry *e = gw_dict_first(&w->hub.channels); e; e = gw_dict_next(&w->hub.channels, e)) {
+        const struct gw_hub_channel *ch = e->value;
+        int i = n < GW_TOP_CHANNELS ? n++ : GW_TOP_CHANNELS;
+        if (i == GW_TOP_CHANNELS && ch->n <= top[GW_TOP_CHANNELS - 1].subscribers)
+            continue;
+        if (i == GW_TOP_CHANNELS)
+            i = GW_TOP_CHANNELS - 1;
+        for (; i > 0 && top[i - 1].subscribers < ch->n; i--)
+            top[i] = top[i - 1];
+        memcpy(top[i].name, ch->name, ch->name_len);
+        top[i].name[ch->name_len] = '\0';
+        top[i].subscribers = (uint32_t)ch->n;
+    }
+    pthread_mutex_lock(&w->top_lock);
+    memcpy(w->top, top, sizeof(top[0]) * (size_t)n);
+    w->ntop = n;
+    pthread_mutex_unlock(&w->top_lock);
+}
+
+int gw_worker_top_channels(struct gw_worker *w, struct gw_topchan *out, int max)
+{
+    pthread_mutex_lock(&w->top_lock);
+    int n = w->ntop < max ? w->ntop : max;
+    memcpy(out, w->top, sizeof(out[0]) * (size_t)n);
+    pthread_mutex_unlock(&w->top_lock);
+    return n;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     struct gw_worker *w = t->data;
     int64_t now = gw_now_us();
 
+    if (++w->sweeps % 8 == 1)
+        update_top(w);
     gw_registry_expire(&w->sessions, now, worker_tick, w);
     gw_registry_flush(&w->sessions);
     if (w->draining && now >= w->drain_deadline_us && !w->stopping) {
@@ -402,6 +438,7 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     w->listen_fd = -1;
     gw_wake_init(&w->wake);
     gw_mailbox_init(&w->inbox);
+    pthread_mutex_init(&w->top_lock, NULL);
     atomic_init(&w->inbox_bytes, 0);
     gw_hub_init(&w->hub, &hub_ops, w);
     /* A recovering client holds live messages up to one queue's worth. */
@@ -468,6 +505,7 @@ void gw_worker_free(struct gw_worker *w)
         m = next;
     }
     gw_mailbox_deinit(&w->inbox);
+    pthread_mutex_destroy(&w->top_lock);
     gw_hub_deinit(&w->hub);
     gw_registry_deinit(&w->sessions);
     gw_api_deinit(&w->api);

@@ -20,6 +20,7 @@
 #include "registry.h"
 #include "session.h"
 #include "wake.h"
+#include "worker.h"
 
 struct gw_worker {
     /* Set before the thread starts, then read-only. */
@@ -33,6 +34,9 @@ struct gw_worker {
     atomic_size_t inbox_bytes; /* gw_wmail_bytes of what the inbox holds */
     struct gw_wake wake; /* sent once per batch of mail */
     struct gw_worker_stats stats; /* written by this worker only */
+    pthread_mutex_t top_lock; /* guards top/ntop */
+    struct gw_topchan top[GW_TOP_CHANNELS];
+    int ntop;
 
     /* Worker thread only. */
     uv_loop_t loop;
@@ -48,6 +52,7 @@ struct gw_worker {
     uint64_t next_seq;
     bool inbox_drain_scheduled;
     int64_t last_inbox_drain_us;
+    unsigned sweeps;
     bool draining;
     int64_t drain_deadline_us;
     bool stopping;

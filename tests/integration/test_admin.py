@@ -1,0 +1,95 @@
+"""The admin view (issue 7): every node registers itself in Redis with a short TTL and
+refreshes it; /admin/api/cluster (behind an --api-key-file key) lists every live node with
+what its /metrics says, and the busiest channels; a killed node drops out within the TTL.
+The page at /admin itself is static (tested in a browser by the JS suite).
+
+Run alone: WSGATE_BIN=build/gateway/wsgate python3 -m unittest -v test_admin
+"""
+
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from test_api import KEY1, key_file, post  # noqa: E402
+from wsgate_harness import GatewayTestCase, T, uniq, wait_until  # noqa: E402
+
+TTL = 5  # GW_ROSTER_TTL_S
+
+
+def cluster(gw, key=KEY1):
+    status, _, body = post(gw.port, None, key=key, method="GET", path="/admin/api/cluster")
+    return status, body
+
+
+class AdminTest(GatewayTestCase):
+    def test_three_nodes_listed_then_a_killed_one_drops_out(self):
+        keys = key_file(self, KEY1 + "\n")
+        redis = self.start_redis()
+        gws = [self.start_gateway(redis.port, ["--api-key-file", keys, "--node-id", "adm%d" % i],
+                                  name="adm%d" % i) for i in range(3)]
+        ch = uniq("busy")
+        clients = []
+        for i, g in enumerate(gws):  # 1, 2 and 3 clients on the nodes
+            for _ in range(i + 1):
+                c = self.client(g.port)
+                self.assertEqual(c.subscribe(ch).get("type"), "ack")
+                clients.append(c)
+        lonely, lonely_ch = self.client(gws[0].port), uniq("quiet")
+        self.assertEqual(lonely.subscribe(lonely_ch).get("type"), "ack")
+
+        self.assertEqual(cluster(gws[0], key=None)[0], 401)
+        self.assertEqual(cluster(gws[0], key="wrong-key-0123456789")[0], 401)
+        page = post(gws[0].port, None, key=None, method="GET", path="/admin")
+        self.assertEqual(page[0], 200)
+        self.assertIn(b"/admin/api/cluster", page[2] if isinstance(page[2], bytes) else
+                      json.dumps(page[2]).encode())
+
+        def listed(g):
+            status, body = cluster(g)
+            return {n["id"]: n for n in body["nodes"]} if status == 200 else {}
+
+        # Every node's view converges on all three, each entry agreeing with that
+        # node's own /metrics (top channels are refreshed every 2 s).
+        def agrees():
+            for g in gws:
+                nodes = listed(g)
+                if sorted(nodes) != ["adm0", "adm1", "adm2"]:
+                    return False
+                for i, o in enumerate(gws):
+                    n, m = nodes["adm%d" % i], o.metrics()
+                    top = {t["channel"]: t["subscribers"] for t in n["top_channels"]}
+                    if (n["connections"], n["channels"], n["ready"]) != \
+                            (m["wsgate_connections"], m["wsgate_channels"], True) or top.get(ch) != i + 1:
+                        return False
+            return True
+        wait_until(agrees, T(10), what="every node lists all three, matching /metrics")
+        n0 = listed(gws[0])["adm0"]
+        self.assertEqual(n0["address"], "127.0.0.1:%d" % gws[0].port)
+        self.assertEqual(sorted((t["channel"], t["subscribers"]) for t in n0["top_channels"]),
+                         sorted([(ch, 1), (lonely_ch, 1)]))
+        self.assertIn("version", n0)
+
+        gws[2].kill()
+        t0 = time.monotonic()
+        wait_until(lambda: sorted(listed(gws[0])) == ["adm0", "adm1"], T(TTL + 3),
+                   what="the killed node drops out of the roster")
+        gone = time.monotonic() - t0
+        sys.stderr.write("\n[observed] killed node left the roster after %.1fs (TTL %ds)\n" % (gone, TTL))
+        self.assertLess(gone, TTL + 2)
+        # Readers drop the expired node from the index too.
+        wait_until(lambda: b"adm2" not in redis.command("SMEMBERS", "wsgate:nodes"), T(3),
+                   what="adm2 removed from wsgate:nodes")
+
+    def test_admin_is_off_without_api_keys(self):
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port)
+        self.assertEqual(post(gw.port, None, key=None, method="GET", path="/admin")[0], 404)
+        self.assertEqual(cluster(gw)[0], 404)
+
+
+if __name__ == "__main__":
+    unittest.main()
