@@ -596,6 +596,8 @@ export class Client extends Emitter {
 
   onError(msg) {
     const err = new WsgateError(msg.code, msg.message, { channel: msg.channel, requestId: msg.id });
+    // A refused token is explained by this error and ended by close 4003 right after it.
+    if (msg.code === "unauthorized") this.lastError = err;
     if (msg.id !== undefined && this.pending.has(msg.id)) {
       this.settle(msg, err);
       return;
