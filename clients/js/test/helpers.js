@@ -93,8 +93,10 @@ class Child {
   async stop(sig = "SIGTERM", ms = 20000) {
     if (!this.running) return { code: this.exitCode, signal: this.exitSignal, killed: false };
     this.signal(sig);
-    const t = sleep(ms).then(() => null);
+    let timer;
+    const t = new Promise((resolve) => (timer = setTimeout(() => resolve(null), ms)));
     const r = await Promise.race([this.exited, t]);
+    clearTimeout(timer);
     if (r) return { ...r, killed: false };
     this.signal("SIGKILL");
     return { ...(await this.exited), killed: true };
