@@ -1,11 +1,16 @@
-# Turns the file IN into a C source OUT defining gw_demo_page / gw_demo_page_len.
+# Turns the file IN into a C source OUT defining NAME[] and NAME_len (NAME defaults to
+# gw_demo_page), so the node serves its static files without reading any at run time.
+if(NOT NAME)
+  set(NAME gw_demo_page)
+endif()
 file(READ ${IN} hex HEX)
 string(LENGTH "${hex}" hexlen)
 math(EXPR len "${hexlen} / 2")
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
-file(WRITE ${OUT} "/* Generated from gateway/static/index.html by embed.cmake. Do not edit. */\n"
+file(RELATIVE_PATH src ${CMAKE_CURRENT_LIST_DIR}/.. ${IN})
+file(WRITE ${OUT} "/* Generated from ${src} by embed.cmake. Do not edit. */\n"
   "#include <stddef.h>\n"
-  "extern const unsigned char gw_demo_page[];\n"
-  "extern const size_t gw_demo_page_len;\n"
-  "const unsigned char gw_demo_page[] = {${bytes}0x00};\n"
-  "const size_t gw_demo_page_len = ${len};\n")
+  "extern const unsigned char ${NAME}[];\n"
+  "extern const size_t ${NAME}_len;\n"
+  "const unsigned char ${NAME}[] = {${bytes}0x00};\n"
+  "const size_t ${NAME}_len = ${len};\n")

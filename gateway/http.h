@@ -38,5 +38,8 @@ int gw_http_callback(const struct gw_node *node, struct gw_api *api, struct lws 
 /* The demo page, embedded at build time (generated demo_page.c). */
 extern const unsigned char gw_demo_page[];
 extern const size_t gw_demo_page_len;
+/* clients/js/src/wsgate.js, served at /sdk/wsgate.js (generated sdk_js.c). */
+extern const unsigned char gw_sdk_js[];
+extern const size_t gw_sdk_js_len;
 
 #endif
