@@ -17,7 +17,11 @@ PACKAGES=(
   build-essential cmake pkg-config
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libhiredis-dev libevent-dev libjansson-dev libssl-dev check
   redis-server python3 python3-yaml python3-jwt python3-cryptography valgrind curl strace clang
+  chromium
 )
+# Node.js 20+ with npm runs the JavaScript SDK's tests (tests/run-all.sh js). Debian 12's
+# nodejs is 18, which has no WebSocket, so it is not in the list: the machine's own Node.js
+# is used, and the js stage says so when it is missing or too old.
 
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${PACKAGES[@]}"

@@ -1,13 +1,10 @@
-# Turns the file IN into a C source OUT defining NAME[] / NAME_len (NAME
-# defaults to gw_demo_page), so a node needs no files at run time.
-if(NOT DEFINED NAME)
-  set(NAME gw_demo_page)
-endif()
+# Turns the file IN into a C source OUT defining NAME[] and NAME_len (gw_embed in
+# CMakeLists.txt), so the node needs none of its static files at run time.
 file(READ ${IN} hex HEX)
 string(LENGTH "${hex}" hexlen)
 math(EXPR len "${hexlen} / 2")
 string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
-get_filename_component(src ${IN} NAME)
+file(RELATIVE_PATH src ${CMAKE_CURRENT_LIST_DIR}/.. ${IN})
 file(WRITE ${OUT} "/* Generated from ${src} by embed.cmake. Do not edit. */\n"
   "#include <stddef.h>\n"
   "extern const unsigned char ${NAME}[];\n"

@@ -137,6 +137,8 @@ static int request(const struct gw_node *node, struct gw_api *api, struct lws *w
     }
     if (strcmp(uri, "/") == 0 || strcmp(uri, "/index.html") == 0)
         return respond(wsi, st, 200, "text/html; charset=utf-8", gw_demo_page, gw_demo_page_len, NULL, NULL);
+    if (strcmp(uri, "/sdk/wsgate.js") == 0)
+        return respond(wsi, st, 200, "text/javascript; charset=utf-8", gw_sdk_js, gw_sdk_js_len, NULL, NULL);
     if (strcmp(uri, "/ws") == 0)
         return respond_text(wsi, st, 426, "this endpoint needs a WebSocket upgrade\n");
     return respond_text(wsi, st, 404, "not found\n");

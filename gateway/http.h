@@ -41,5 +41,8 @@ extern const size_t gw_demo_page_len;
 /* gateway/static/admin.html, embedded the same way. */
 extern const unsigned char gw_admin_page[];
 extern const size_t gw_admin_page_len;
+/* clients/js/src/wsgate.js, served at /sdk/wsgate.js (generated sdk_js.c). */
+extern const unsigned char gw_sdk_js[];
+extern const size_t gw_sdk_js_len;
 
 #endif

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: an optimised build with debug info (which includes the
 # valgrind integration test when valgrind is present), then a Debug build with ASan+UBSan,
+# then the JavaScript SDK's tests (clients/js, `npm test`, against the build-test/ gateway),
 # then each libFuzzer harness briefly (FUZZ_SECONDS each, default 15) when clang is there.
 # Every build uses -Werror. Exits non-zero if any build, test or harness fails.
 #
 #   tests/run-all.sh            all stages
-#   tests/run-all.sh asan       one stage: "main" (build-test/), "asan" (build-asan/) or
+#   tests/run-all.sh asan       one stage: "main" (build-test/), "asan" (build-asan/),
+#                               "js" (clients/js; builds build-test/gateway/wsgate if needed) or
 #                               "fuzz" (build-fuzz/; tests/fuzz/run.sh 600 for a long run)
 set -euo pipefail
 
@@ -16,11 +18,11 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 CTEST_TIMEOUT=${CTEST_TIMEOUT:-600} # per test, for tests that set no TIMEOUT of their own
 
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(main asan fuzz)
+[ ${#stages[@]} -gt 0 ] || stages=(main asan js fuzz)
 for s in "${stages[@]}"; do
   case "$s" in
-    main | asan | fuzz) ;;
-    *) echo "usage: $0 [main] [asan] [fuzz]" >&2; exit 2 ;;
+    main | asan | js | fuzz) ;;
+    *) echo "usage: $0 [main] [asan] [js] [fuzz]" >&2; exit 2 ;;
   esac
 done
 
@@ -98,9 +100,45 @@ run_fuzz() {
   fi
 }
 
+# run_js: npm ci + npm test in clients/js against build-test/'s gateway (built when missing
+# or stale: cmake's own dependency check makes that a no-op after the main stage).
+run_js() {
+  local start=$SECONDS rc=0 passed=0 failed=0 log=$ROOT/build-test/js.log major
+  say "js: clients/js (npm ci, npm test)"
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+    results+=("js: FAILED (needs Node.js 20+ and npm; found node major '$major')")
+    failed_stages=$((failed_stages + 1))
+    return
+  fi
+  if ! { cmake -S . -B build-test -DBUILD_TESTING=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+         cmake --build build-test -j"$JOBS" --target wsgate; }; then
+    results+=("js: FAILED (build of build-test/gateway/wsgate)")
+    failed_stages=$((failed_stages + 1))
+    return
+  fi
+  # puppeteer-core downloads nothing itself; the tests use Debian's /usr/bin/chromium.
+  (cd clients/js && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund) || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    (cd clients/js && WSGATE_BIN="$ROOT/build-test/gateway/wsgate" npm test) 2>&1 | tee "$log" || rc=$?
+  fi
+  passed=$(grep -E '^# pass [0-9]+' "$log" 2>/dev/null | tail -n 1 | awk '{print $3}' || true)
+  failed=$(grep -E '^# fail [0-9]+' "$log" 2>/dev/null | tail -n 1 | awk '{print $3}' || true)
+  passed=${passed:-0} failed=${failed:-0}
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+  if [ "$rc" -ne 0 ] || [ "$passed" -eq 0 ]; then
+    results+=("js: FAILED (exit $rc; $passed passed, $failed failed) in $((SECONDS - start))s")
+    failed_stages=$((failed_stages + 1))
+  else
+    results+=("js: ok ($passed passed) in $((SECONDS - start))s")
+  fi
+}
+
 for s in "${stages[@]}"; do
   case "$s" in
     fuzz) run_fuzz ;;
+    js) run_js ;;
     main)
       run_stage main build-test -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENABLE_SANITIZERS=OFF
       ;;

@@ -25,6 +25,7 @@ Needs python3-yaml.
 """
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -116,6 +117,7 @@ VALUE_SETS = {
     "keysandhmac": (["--set", "access.jwt.publicKeys.existingSecret=wsgate-jwt-keys",
                      "--set", "access.jwt.publicKeys.kids[0]=ec.p256",
                      "--set", "api.existingSecret=wsgate-api-keys"], []),
+    "grafana": (["--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.annotations.grafana_folder=realtime"], []),
     "prod": (["-f", "@PROD"], []),
     "everything": (["--set", "autoscaling.enabled=true", "--set", "serviceMonitor.enabled=true",
                     "--set", "ingress.enabled=true", "--set", "redis.dev.enabled=true",
@@ -248,7 +250,9 @@ class HelmChart(unittest.TestCase):
         labels = spec["template"]["metadata"]["labels"]
         self.assertTrue(subset(spec["selector"]["matchLabels"], labels), "Deployment selector vs pod labels")
         (c,) = pod["containers"]
-        cm = one(docs, "ConfigMap")["data"]
+        # The gateway's settings; the optional Grafana dashboard is a ConfigMap of its own.
+        settings = one([d for d in docs if not d["metadata"]["name"].endswith("-dashboard")], "ConfigMap")
+        cm = settings["data"]
         drain = int(cm["WSGATE_DRAIN_TIMEOUT"])
         port = int(cm["WSGATE_LISTEN"].rsplit(":", 1)[1])
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
@@ -276,7 +280,7 @@ class HelmChart(unittest.TestCase):
         env = {e["name"]: e for e in c["env"]}
         self.assertEqual(env["WSGATE_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name")
         ref = env["WSGATE_REDIS_URL"]["valueFrom"]["secretKeyRef"]
-        self.assertEqual(c["envFrom"][0]["configMapRef"]["name"], one(docs, "ConfigMap")["metadata"]["name"])
+        self.assertEqual(c["envFrom"][0]["configMapRef"]["name"], settings["metadata"]["name"])
         # The publish API's own Service (api.listen) selects the gateway pods too.
         def is_api(s):
             return s["metadata"]["name"].endswith("-api")
@@ -335,6 +339,19 @@ class HelmChart(unittest.TestCase):
         self.assertEqual(sm["spec"]["endpoints"][0]["port"], e["svc"]["spec"]["ports"][0]["name"])
         self.assertEqual(sm["spec"]["endpoints"][0]["path"], "/metrics")
         self.assertEqual(sm["metadata"]["labels"]["release"], "prom")
+
+    def test_grafana_dashboard(self):
+        # Off by default; on, a ConfigMap with the sidecar's label holding deploy/grafana/wsgate.json as is.
+        self.assertEqual([d for d in self.check_essentials("defaults")["docs"]
+                          if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")], [])
+        e = self.check_essentials("grafana")
+        cm = [d for d in e["docs"] if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
+        self.assertEqual(len(cm), 1)
+        cm = cm[0]
+        self.assertEqual(cm["metadata"]["labels"]["grafana_dashboard"], "1")
+        self.assertEqual(cm["metadata"]["annotations"], {"grafana_folder": "realtime"})
+        with open(os.path.join(ROOT, "deploy", "grafana", "wsgate.json"), encoding="utf-8") as f:
+            self.assertEqual(json.loads(cm["data"]["wsgate.json"]), json.load(f))
 
     def test_ingress(self):
         e = self.check_essentials("ingress")

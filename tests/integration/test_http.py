@@ -61,6 +61,15 @@ class HttpTest(GatewayTestCase):
         self.assertIn("<script", text)
         self.assertIn("WebSocket", text)
 
+    def test_sdk_module(self):
+        # The demo page imports the SDK from the node; it must be the SDK's one source.
+        status, headers, body = self.gw.http_get("/sdk/wsgate.js")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers.get("content-type", "").startswith("text/javascript"), headers)
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clients", "js", "src", "wsgate.js")
+        with open(src, "rb") as f:
+            self.assertEqual(body, f.read())
+
     def test_metrics_format_on_a_fresh_node(self):
         status, headers, body = self.gw.http_get("/metrics")
         self.assertEqual(status, 200)
