@@ -1,7 +1,6 @@
-// Exact recovery through real nodes, written against the history contract of issue 10
-// (offset/epoch on messages, "since" on subscribe, "recovered" in the ack, "gap" notices, the
-// publish ack's offset). The gateway does not implement it yet, so these tests fail until it
-// does; they run apart from `npm test`, as `npm run test:recovery`.
+// Exact recovery through real nodes, against the history contract of docs/PROTOCOL.md
+// ("History and recovery": offset/epoch on messages, "since" on subscribe, "recovered" in the
+// ack, "gap" notices, the publish ack's offset). Part of `npm test`; alone: `npm run test:recovery`.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
