@@ -24,9 +24,12 @@ MiB = 1024 * 1024
 SHED = 'wsgate_clients_shed_total{reason="slow_consumer"}'
 
 
-def memory_bound(connections, channels, queue_max_bytes=4 * MiB, max_frame_bytes=65536):
-    """docs/ARCHITECTURE.md, "Backpressure and memory bounds": the node's worst case."""
-    return connections * (2 * queue_max_bytes + max_frame_bytes) + channels * queue_max_bytes + 32 * 256 * 1024
+def memory_bound(connections, channels, workers=1, queue_max_bytes=4 * MiB, max_frame_bytes=65536,
+                 max_inbox_bytes=64 * MiB):
+    """docs/ARCHITECTURE.md, "Backpressure and memory bounds": the node's worst case
+    above its baseline, with the default limits."""
+    return connections * (2 * queue_max_bytes + max_frame_bytes) + channels * queue_max_bytes + \
+        32 * 256 * 1024 + (workers + 2) * max_inbox_bytes
 
 
 def slope(ys):
