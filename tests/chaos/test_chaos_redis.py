@@ -98,6 +98,23 @@ class RedisFaultTest(ChaosCase):
             return time.monotonic(), "CLIENT PAUSE 4000 ALL"
         self.run_fault("CLIENT PAUSE 4000 ALL", fault, total=1400)
 
+    def test_node_stalled_4s(self):
+        # Redis keeps writing to the stopped node (default limits): on waking the node
+        # finds 4 s of messages in its socket and its heartbeat overdue at once. What it
+        # does first decides whether it throws away what Redis gave it (issue 8, defect 6);
+        # either way the clients must end with everything.
+        def fault(redis, gws):
+            gws[0].send_signal(signal.SIGSTOP)
+            time.sleep(4.0)
+            gws[0].send_signal(signal.SIGCONT)
+            return time.monotonic(), "n0 stopped 4 s"
+        redis, gws, readers, pub, watches = self.run_fault("node SIGSTOP 4 s, default limits", fault,
+                                                           total=1200, readyz_during=False)
+        link = [ln.split(" level=")[-1][:160] for ln in gws[0].log_text().splitlines()
+                if "redis link" in ln and "from=live" in ln]
+        sys.stderr.write("[chaos]   n0 link after waking: %r; repaired %d\n" % (
+            link, gws[0].metric("wsgate_history_messages_repaired_total", 0)))
+
     def test_node_stalled_past_the_pubsub_output_limit(self):
         # A node stopped for 4 s while 16 KiB messages keep coming: Redis's output
         # buffer for it passes the hard limit and Redis closes its subscriber. The node
@@ -116,6 +133,11 @@ class RedisFaultTest(ChaosCase):
         with open(redis.log_path, "rb") as f:
             cut = f.read().count(b"for overcoming of output buffer limits")
         sys.stderr.write("[chaos]   Redis closed %d subscriber(s) for the output buffer limit\n" % cut)
+        # How the node learnt of it once running again: the close it read, or its own
+        # heartbeat timer firing first (issue 8, defect 6).
+        for line in gws[0].log_text().splitlines():
+            if "redis link" in line or "heartbeat missing" in line or "history gap" in line:
+                sys.stderr.write("[chaos]   n0: %s\n" % line.split(" level=")[-1][:160])
         self.assertGreaterEqual(cut, 1, "Redis must have cut the stalled node off")
         # While stopped the node cannot answer at all; it sees the cut only afterwards.
         self.assertIn(None, watches[0][1].statuses_between(self.t0 + 1, self.t1), "n0 stopped")
