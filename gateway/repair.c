@@ -197,9 +197,10 @@ void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const ch
     if (c->held && same_epoch(&c->at, c->held->at.epoch, c->held->at.epoch_len) && c->held->at.offset - 1 < stop)
         stop = c->held->at.offset - 1;
     if (stop > c->at.offset + r->max_messages) {
-        LOG_WARN("history gap too large to read back channel=%.*s missing=%" PRIu64 " max=%" PRIu64, (int)len, name,
-                 stop - c->at.offset, r->max_messages);
-        report_gap(r, c, name, len, stop);
+        /* Read back the newest max_messages; only the older rest is lost. */
+        LOG_WARN("history gap too large to read back whole channel=%.*s missing=%" PRIu64 " max=%" PRIu64, (int)len,
+                 name, stop - c->at.offset, r->max_messages);
+        report_gap(r, c, name, len, stop - r->max_messages);
     }
     for (size_t i = 0; i < page->n && c->at.offset < stop; i++) {
         const struct gw_history_entry *e = &page->entries[i];

@@ -229,6 +229,20 @@ START_TEST(paged_read_asks_for_the_next_page)
 }
 END_TEST
 
+START_TEST(oversized_gap_reads_back_the_newest_part)
+{
+    live("E", 1);
+    live("E", 1500); /* 1498 missing, max 1000 */
+    answer("E", 2, 60, 1500, true);
+    ck_assert_str_eq(rec.log[1], "g:E:2-499");
+    ck_assert_int_eq(rec.n, 2); /* the page's entries are all older than that */
+    ck_assert_uint_eq(rec.read_since, 499);
+    answer("E", 500, 560, 1500, true);
+    ck_assert_str_eq(rec.log[2], "m:E:500");
+    ck_assert_uint_eq(stats.history_messages_lost, 498);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("repair");
@@ -244,6 +258,7 @@ int main(void)
     tcase_add_test(tc, new_epoch_is_passed_on_and_read_from_its_start);
     tcase_add_test(tc, epoch_gone_during_repair_releases_held);
     tcase_add_test(tc, paged_read_asks_for_the_next_page);
+    tcase_add_test(tc, oversized_gap_reads_back_the_newest_part);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
