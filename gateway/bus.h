@@ -57,7 +57,7 @@ void gw_bus_free(struct gw_bus *bus);
 bool gw_bus_ready(const struct gw_bus *bus);
 
 /* The last cluster roster, {"nodes":[...]} (roster.h), malloc'd (caller
- * frees), or NULL before the first read. Any thread. */
+ * frees). Any thread. */
 char *gw_bus_cluster(struct gw_bus *bus, size_t *len);
 
 /* The bus's counters, owned by the bus and valid until gw_bus_free; only the

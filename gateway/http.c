@@ -83,7 +83,6 @@ static int respond_api(struct lws *wsi, struct gw_http_state *st)
 static int admin_cluster(const struct gw_node *node, struct gw_api *api, struct lws *wsi, struct gw_http_state *st)
 {
     static const char unauthorized[] = "{\"error\":\"unauthorized\"}\n";
-    static const char unavailable[] = "{\"error\":\"unavailable\"}\n";
     size_t len = 0;
     char *json;
     int rc;
@@ -92,8 +91,6 @@ static int admin_cluster(const struct gw_node *node, struct gw_api *api, struct 
         return respond(wsi, st, 401, "application/json", unauthorized, sizeof unauthorized - 1,
                        "www-authenticate:", "Bearer");
     json = node->bus_ops->cluster(node->bus, &len);
-    if (!json)
-        return respond(wsi, st, 503, "application/json", unavailable, sizeof unavailable - 1, NULL, NULL);
     rc = respond(wsi, st, 200, "application/json", json, len, NULL, NULL);
     free(json);
     return rc;

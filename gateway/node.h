@@ -35,7 +35,7 @@ struct gw_node_bus_ops {
      * to the worker's inbox tagged seq. */
     void (*recover)(void *bus, int worker, uint64_t session_id, uint32_t seq, const char *name, size_t len,
                     const struct gw_position *since, uint64_t target);
-    /* The last cluster roster (gw_bus_cluster): malloc'd JSON or NULL. */
+    /* The last cluster roster (gw_bus_cluster): malloc'd JSON. */
     char *(*cluster)(void *bus, size_t *len);
     /* A history request (since NULL: the latest); the reply frame comes back. */
     void (*history)(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,

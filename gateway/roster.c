@@ -15,8 +15,13 @@
 
 void gw_roster_init(struct gw_roster *r)
 {
+    static const char empty[] = "{\"nodes\":[]}";
+
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
+    /* Until the first read (about a second after the link is live). */
+    r->json = gw_xstrndup(empty, sizeof empty - 1);
+    r->len = sizeof empty - 1;
 }
 
 static void keep(struct gw_roster *r, char *json, size_t len)
@@ -94,15 +99,11 @@ void gw_roster_deinit(struct gw_roster *r)
 
 char *gw_roster_copy(struct gw_roster *r, size_t *len)
 {
-    char *out = NULL;
-
     pthread_mutex_lock(&r->lock);
-    if (r->json) {
-        out = gw_xmalloc(r->len + 1);
-        memcpy(out, r->json, r->len);
-        out[r->len] = '\0';
-        *len = r->len;
-    }
+    char *out = gw_xmalloc(r->len + 1);
+    memcpy(out, r->json, r->len);
+    out[r->len] = '\0';
+    *len = r->len;
     pthread_mutex_unlock(&r->lock);
     return out;
 }

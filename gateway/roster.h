@@ -43,8 +43,8 @@ void gw_roster_deinit(struct gw_roster *r);
 /* link_ops.on_roster: keeps {"nodes":[json...]}. Bus thread. */
 void gw_roster_store(struct gw_roster *r, int n, const char *const *json, const size_t *jlen);
 
-/* A malloc'd copy of the last roster (caller frees), or NULL before the
- * first read. Any thread. */
+/* A malloc'd copy of the last roster (caller frees); {"nodes":[]} before
+ * the first read. Any thread. */
 char *gw_roster_copy(struct gw_roster *r, size_t *len);
 
 #endif

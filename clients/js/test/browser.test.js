@@ -1,11 +1,13 @@
 // The SDK in headless Chromium (Debian's chromium through puppeteer-core): as the module the
 // node serves at /sdk/wsgate.js, and inside the node's demo page.
+// Also the admin view (/admin) of a three-node cluster.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 
-import { Redis, Gateway, until } from "./helpers.js";
+import { Client } from "../src/wsgate.js";
+import { Redis, Gateway, tempFile, until } from "./helpers.js";
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 let puppeteer, browser, redis, g;
@@ -90,4 +92,66 @@ test("the demo page connects, joins a channel and shows a published message", as
   assert.match(log, /connected to ws:\/\//);
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test("the admin view in Chromium lists a three-node cluster as /metrics does, and a killed node drops out", async () => {
+  const key = "admin-key-" + randomBytes(8).toString("hex");
+  const keys = tempFile("keys", key + "\n");
+  const nodes = [];
+  const clients = [];
+  try {
+    for (let i = 0; i < 3; i++)
+      nodes.push(await Gateway.start({ redis, name: `adm${i}`, args: ["--api-key-file", keys], logLevel: "info" }));
+    const ch = `admin:${randomBytes(4).toString("hex")}`;
+    for (let i = 0; i < 3; i++) // 1, 2 and 3 clients on the nodes
+      for (let k = 0; k <= i; k++) {
+        const c = new Client(`ws://127.0.0.1:${nodes[i].port}/ws`);
+        clients.push(c);
+        c.connect();
+        await c.subscribe(ch).ready();
+      }
+    const { page, problems } = await newPage();
+    await page.goto(`${nodes[0].http}/admin`);
+    await page.$eval("#key", (e, key) => { e.value = key; }, key);
+    await page.click("#key-form button");
+    // This test's nodes (the suite's own node shares the Redis, so it is listed too).
+    const shown = async () => (await page.$$eval("#nodes tbody tr", (rows) => rows.map((r) => ({
+      id: r.dataset.node, cells: [...r.cells].map((c) => c.textContent) })))).filter((r) => r.id.startsWith("adm"));
+    // The page's rows match each node's own /metrics (top channels refresh every 2 s).
+    await until(async () => {
+      const rows = await shown();
+      if (rows.map((r) => r.id).join() !== "adm0,adm1,adm2") return false;
+      for (let i = 0; i < 3; i++) {
+        const m = await nodes[i].metrics();
+        const cells = rows[i].cells;
+        if (Number(cells[4]) !== m.wsgate_connections || Number(cells[5]) !== m.wsgate_channels || cells[3] !== "ready")
+          return false;
+      }
+      const busy = await page.$$eval("#channels tbody tr", (rows) => rows.map((r) => [r.dataset.channel, r.cells[1].textContent]));
+      return busy.length > 0 && busy[0][0] === ch && busy[0][1] === "6";
+    }, 15000, "the admin view agrees with /metrics on three nodes").catch(async (e) => {
+      const busy = await page.$$eval("#channels tbody tr", (rows) => rows.map((r) => r.textContent));
+      throw new Error(`${e.message}; page shows ${JSON.stringify(await shown())}, channels ${JSON.stringify(busy)}, ` +
+        `status "${await page.$eval("#status", (s) => s.textContent)}"`);
+    });
+    // The publish box goes through the HTTP API with the same key.
+    const got = [];
+    clients[0].getSubscription(ch).on("message", (m) => got.push(m.data));
+    await page.$eval("#pub-channel", (e, ch) => { e.value = ch; }, ch);
+    await page.$eval("#pub-data", (e) => { e.value = '{"from":"admin"}'; });
+    await page.click("#publish-form button");
+    await page.waitForFunction(() => /published at offset \d+/.test(document.getElementById("pub-result").textContent), { timeout: 10000 });
+    await until(() => got.length === 1, 5000, "the admin publish arrives");
+    assert.deepEqual(got, [{ from: "admin" }]);
+    // A killed node drops out within the roster's TTL (5 s) plus one refresh.
+    const t0 = Date.now();
+    await nodes[2].stop("SIGKILL");
+    await until(async () => (await shown()).map((r) => r.id).join() === "adm0,adm1", 8000, "adm2 leaves the page");
+    console.log(`[observed] the admin page dropped a killed node after ${Date.now() - t0} ms`);
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    for (const c of clients) c.close();
+    for (const n of nodes) await n.cleanup().catch(() => {});
+  }
 });
