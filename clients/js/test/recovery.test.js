@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { Client } from "../src/wsgate.js";
+import { Client, WsgateError } from "../src/wsgate.js";
 import { Redis, Gateway, ROOT, until, recorder } from "./helpers.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -86,6 +86,21 @@ test("publish acks carry the offset, messages carry offset and epoch, the subscr
   assert.deepEqual(ack, { offset: o1 + 1, epoch });
   await until(() => got.length === 1, 5000, "the published message");
   assert.deepEqual(got, [{ o: o1 + 1, e: epoch, d: "mine" }]);
+});
+
+test("history() answers the stored messages, latest or after a position, and typed errors", async () => {
+  const g = await node("rec-history");
+  const c = client(g.url, []).connect();
+  const ch = uniq("hist");
+  let epoch;
+  for (let i = 1; i <= 8; i++) [, epoch] = await fcall(ch, { n: i });
+  const latest = await c.history(ch, { limit: 3 });
+  assert.deepEqual([latest.channel, latest.epoch, latest.offset, latest.complete], [ch, epoch, 8, true]);
+  assert.deepEqual(latest.messages.map((m) => [m.offset, m.data.n]), [[6, 6], [7, 7], [8, 8]]);
+  const after = await c.history(ch, { limit: 2, since: { offset: 3, epoch } });
+  assert.deepEqual(after.messages.map((m) => m.offset), [4, 5]);
+  assert.equal(after.complete, true);
+  await assert.rejects(c.history(ch, { limit: 0 }), (e) => e instanceof WsgateError && e.code === "bad_request");
 });
 
 async function exactAcross(how) {
