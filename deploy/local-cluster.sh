@@ -150,12 +150,16 @@ start redis "$STATE/redis.log" redis-server --bind "$HOST" --port "$REDIS_PORT" 
   --save '' --appendonly no --dir "$STATE" --daemonize no
 wait_until redis "${pids[-1]}" "$STATE/redis.log" redis_up
 
+# A fresh key for the admin view and the HTTP publish API, readable only here.
+API_KEY=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+( umask 077; printf '%s\n' "$API_KEY" >"$STATE/api-keys" )
+
 REDIS_URL=redis://$HOST:$REDIS_PORT
 for node in a b; do
   port=$NODE_A_PORT
   [ "$node" = b ] && port=$NODE_B_PORT
   start "node-$node" "$STATE/node-$node.log" "$WSGATE" --listen "$HOST:$port" \
-    --redis-url "$REDIS_URL" --node-id "node-$node" "${DEV_ACCESS[@]}" "$@"
+    --redis-url "$REDIS_URL" --node-id "node-$node" --api-key-file "$STATE/api-keys" "${DEV_ACCESS[@]}" "$@"
 done
 wait_until node-a "${pids[1]}" "$STATE/node-a.log" node_ready "$NODE_A_PORT"
 wait_until node-b "${pids[2]}" "$STATE/node-b.log" node_ready "$NODE_B_PORT"
@@ -168,12 +172,14 @@ wsgate local cluster is up (redis $REDIS_URL, nodes node-a and node-b).
   WebSocket      ws://$HOST:$NODE_A_PORT/ws      ws://$HOST:$NODE_B_PORT/ws
   Metrics        http://$HOST:$NODE_A_PORT/metrics   http://$HOST:$NODE_B_PORT/metrics
   Readiness      http://$HOST:$NODE_A_PORT/readyz    http://$HOST:$NODE_B_PORT/readyz
+  Admin view     http://$HOST:$NODE_A_PORT/admin     (API key: $API_KEY, also in .cluster/api-keys)
   Logs           .cluster/redis.log  .cluster/node-a.log  .cluster/node-b.log
 
 Open both demo pages, join channel "demo" in each, and publish from either; or
 publish as a backend would:
 
-  redis-cli -p $REDIS_PORT PUBLISH gw:demo '{"text":"hi"}'
+  redis-cli -p $REDIS_PORT FCALL wsgate_publish 2 '{gw:demo}:meta' '{gw:demo}:stream' gw:demo '{"text":"hi"}' '' ''
+  redis-cli -p $REDIS_PORT PUBLISH gw:demo '{"text":"without history"}'
 
 Press Ctrl-C to stop the cluster.
 TXT
