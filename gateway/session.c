@@ -454,8 +454,11 @@ void gw_session_receive(struct gw_session *s, const void *in, size_t len)
 consumed:
     if (!final)
         return;
-    if (s->state == GW_SESSION_OPEN) {
-        if (s->rx_binary)
+    if (s->state == GW_SESSION_OPEN && (s->rx_binary || s->rx_discard)) {
+        /* These pay like any other frame: a flood of them is throttled too. */
+        if (!rate_allow(s))
+            send_error(s, GW_ERR_RATE_LIMITED, false, 0, "too many messages; slow down (--client-rate)");
+        else if (s->rx_binary)
             send_error(s, GW_ERR_BINARY_NOT_SUPPORTED, false, 0, "binary messages are not supported; send JSON text");
         else if (s->rx_discard)
             send_error(s, GW_ERR_MESSAGE_TOO_LARGE, false, 0, "message exceeds --max-frame-bytes; discarded");

@@ -495,6 +495,23 @@ class RateLimitTest(ProtocolMixin, GatewayTestCase):
         time.sleep(T(0.5))
         self.assert_reply(c.request({"type": "ping", "id": 7}, timeout=5), "pong", 7)
 
+    def test_binary_flood_is_rate_limited_too(self):
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, ["--client-rate", "50", "--client-burst", "100",
+                                             "--queue-max-messages", "10000"])
+        c = self.client(gw.port)
+        n = 2000
+        c.send_raw(b"".join(c.build_frame(OP_BINARY, b"\x00\x01") for _ in range(n)))
+        codes = []
+        try:
+            while len(codes) < n:
+                codes.append(c.recv_json(timeout=10).get("code"))
+        except TimeoutError:
+            pass
+        self.assertEqual(len(codes), n, "one reply per frame")
+        self.assertEqual(codes[:100], ["binary_not_supported"] * 100, "the burst is served first")
+        self.assertGreater(codes.count("rate_limited"), n / 2, "binary frames beyond the burst pay too")
+
 
 class ReservedChannelTest(ProtocolMixin, GatewayTestCase):
     # Issue 8 item 10: with --channel-prefix "" a client could subscribe to (and publish
