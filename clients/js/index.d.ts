@@ -41,6 +41,9 @@ export interface ReconnectOptions {
 export interface ClientOptions {
   /** A fixed JWT, sent in an auth frame after each connect. */
   token?: string;
+  /** Application pings when the server is silent (defaults 30000 / 10000 ms); false: off.
+   *  Past idleMs + timeoutMs of silence the socket is given up and the client reconnects. */
+  keepalive?: false | { idleMs?: number; timeoutMs?: number };
   /** Called for a token when there is none, before expiry, and after a 4005 close. */
   getToken?: (req: TokenRequest) => Promise<string> | string;
   reconnect?: ReconnectOptions | false;

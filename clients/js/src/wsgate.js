@@ -25,6 +25,12 @@ const DEFAULTS = Object.freeze({
   drainJitterMs: 5000,
   refreshBeforeMs: 30000,
   requestTimeoutMs: 10000,
+  // A connection whose server went away without a FIN or RST (a pulled cable, a dead NAT
+  // entry) shows nothing in the browser; the server's WebSocket pings are answered by the
+  // browser without the page seeing them. Silence for idleMs sends an application ping;
+  // silence for timeoutMs more gives the socket up and reconnects.
+  keepaliveIdleMs: 30000,
+  keepaliveTimeoutMs: 10000,
 });
 
 /** An error reply of the server (code is the protocol's slug) or of the SDK itself
@@ -260,6 +266,12 @@ export class Client extends Emitter {
     this.refreshBeforeMs = opts.refreshBeforeMs ?? DEFAULTS.refreshBeforeMs;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? DEFAULTS.requestTimeoutMs;
     this.random = opts.random || Math.random;
+    const k = opts.keepalive === false ? { idleMs: 0 } : opts.keepalive || {};
+    this.keepIdleMs = k.idleMs ?? DEFAULTS.keepaliveIdleMs;
+    this.keepTimeoutMs = k.timeoutMs ?? DEFAULTS.keepaliveTimeoutMs;
+    this.keepTimer = null;
+    this.lastRx = 0;
+    this.keepPinged = false;
 
     this.state = State.DISCONNECTED;
     this.ws = null;
@@ -400,6 +412,7 @@ export class Client extends Emitter {
   onReady() {
     this.attempt = 0;
     this.setState(State.CONNECTED);
+    this.startKeepalive();
     for (const sub of this.subs.values()) this.sendSubscribe(sub);
     const waiting = this.waiting;
     this.waiting = [];
@@ -544,7 +557,52 @@ export class Client extends Emitter {
     }
   }
 
+  startKeepalive() {
+    clearInterval(this.keepTimer);
+    this.keepTimer = null;
+    this.lastRx = Date.now();
+    this.keepPinged = false;
+    if (!this.keepIdleMs) return;
+    const session = this.session;
+    this.keepTimer = setInterval(() => {
+      if (session !== this.session) return;
+      const silent = Date.now() - this.lastRx;
+      if (silent >= this.keepIdleMs + this.keepTimeoutMs) {
+        this.abandon();
+      } else if (silent >= this.keepIdleMs && !this.keepPinged && this.ws) {
+        this.keepPinged = true;
+        try {
+          this.ws.send(JSON.stringify({ type: "ping" })); // any frame back proves the path
+        } catch {
+          // the close event decides
+        }
+      }
+    }, Math.max(10, Math.min(this.keepIdleMs, this.keepTimeoutMs) / 4));
+  }
+
+  stopKeepalive() {
+    clearInterval(this.keepTimer);
+    this.keepTimer = null;
+  }
+
+  /** The server is silent past the keepalive: treat the socket as lost, as a close would. */
+  abandon() {
+    const ws = this.ws;
+    this.session++; // late events of that socket are ignored
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close(4000, "keepalive timeout");
+      } catch {
+        // already closing
+      }
+    }
+    this.onClose(1006, "no answer from the server (keepalive)");
+  }
+
   onFrame(text) {
+    this.lastRx = Date.now();
+    this.keepPinged = false;
     let msg;
     try {
       msg = JSON.parse(text);
@@ -627,6 +685,7 @@ export class Client extends Emitter {
 
   onClose(code, reason) {
     this.ws = null;
+    this.stopKeepalive();
     clearTimeout(this.refreshTimer);
     this.refreshTimer = null;
     const lost = new WsgateError("disconnected", `connection closed (${code})`, { closeCode: code });
@@ -674,6 +733,7 @@ export class Client extends Emitter {
   }
 
   stop(err, code, reason, fromServer) {
+    this.stopKeepalive();
     clearTimeout(this.timer);
     clearTimeout(this.refreshTimer);
     this.timer = this.refreshTimer = null;

@@ -109,6 +109,33 @@ async function failover(how) {
 test("reconnects to another node after a node is SIGKILLed, and resubscribes", () => failover("kill"));
 test("reconnects to another node after a drain (1001), and resubscribes", () => failover("drain"));
 
+test("keepalive: a node that stops answering (SIGSTOP, no FIN) is left for another one", async () => {
+  const a = await node({ name: "stall-a" });
+  const b = await node({ name: "stall-b" });
+  const c = client([a.url, b.url], { keepalive: { idleMs: 300, timeoutMs: 300 } });
+  const drops = recorder(c, "disconnect");
+  const ch = uniq("stall");
+  const got = [];
+  c.connect();
+  const sub = c.subscribe(ch, { onMessage: (m) => got.push(m.data) });
+  const acks = recorder(sub, "subscribed");
+  await sub.ready();
+  a.signal("SIGSTOP");
+  const t0 = Date.now();
+  try {
+    await acks.waitFor(2, 5000, "the resubscribe on node b");
+    const took = Date.now() - t0;
+    console.log(`[observed] a stalled node was left after ${took} ms (keepalive 300 + 300 ms)`);
+    assert.equal(drops[0].code, 1006);
+    assert.ok(took >= 550 && took < 2500, `left after ${took} ms`);
+    assert.equal(await redis.command("PUBLISH", `gw:${ch}`, '"on b"'), 2, "a still holds its subscription, b too");
+    await until(() => got.length === 1, 5000, "the message through node b");
+    assert.deepEqual(got, ["on b"]);
+  } finally {
+    a.signal("SIGCONT");
+  }
+});
+
 test("typed errors: forbidden", async () => {
   const g = await node({ name: "rights", args: ["--anonymous-subscribe", "pub*", "--anonymous-publish", "pub*"] });
   const c = client(g.url);

@@ -251,3 +251,35 @@ test("client: 1001 reconnects within the drain window; 4005 fetches a token firs
   assert.equal(ws.last("auth").token, "tok-2");
   c.close();
 });
+
+test("keepalive: a silent server gets a ping, then the socket is given up and the client reconnects", async () => {
+  const c = fakeClient({ keepalive: { idleMs: 40, timeoutMs: 40 } });
+  const closes = [];
+  c.on("disconnect", (e) => closes.push(e.code));
+  c.connect();
+  const first = latest();
+  first.open();
+  assert.equal(c.state, State.CONNECTED);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.ok(first.sent.some((m) => m.type === "ping"), "silence past idleMs sends a ping");
+  await new Promise((r) => setTimeout(r, 80));
+  assert.deepEqual(closes, [1006], "no answer: the socket is given up as lost");
+  assert.equal(first.closedWith, 4000);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.notEqual(latest(), first, "and the client opens a new one");
+  first.receive({ type: "pong" }); // a late frame of the old socket changes nothing
+  c.close();
+});
+
+test("keepalive: a server that answers keeps the connection", async () => {
+  const c = fakeClient({ keepalive: { idleMs: 30, timeoutMs: 30 } });
+  c.connect();
+  const ws = latest();
+  ws.open();
+  const answer = setInterval(() => ws.last("ping") && ws.receive({ type: "pong" }), 5);
+  await new Promise((r) => setTimeout(r, 200));
+  clearInterval(answer);
+  assert.equal(latest(), ws, "no reconnect");
+  assert.equal(c.state, State.CONNECTED);
+  c.close();
+});
