@@ -49,9 +49,15 @@ static const char *link_state_name(enum link_state s)
 }
 
 
+/* Ready also needs a fresh echo, judged by the caller's clock: after this
+ * node was stalled, its workers must not answer 200 before the bus thread
+ * has run again and proven the link. */
 bool gw_link_ready(const struct gw_link *link)
 {
-    return atomic_load_explicit(&((struct gw_link *)link)->ready, memory_order_acquire);
+    struct gw_link *l = (struct gw_link *)link;
+    int64_t age = gw_now_us() - atomic_load_explicit(&l->echo_at_us, memory_order_relaxed);
+    return atomic_load_explicit(&l->ready, memory_order_acquire) &&
+           age <= (int64_t)l->cfg->redis_heartbeat_timeout_ms * 1000;
 }
 
 static void set_ready(struct gw_link *link, bool ready)
@@ -127,6 +133,7 @@ static void on_heartbeat_echo(struct gw_link *link, const char *payload, size_t 
     int64_t now = gw_now_us();
     (void)len;
     link->last_echo_us = now;
+    atomic_store_explicit(&link->echo_at_us, now, memory_order_relaxed);
     if (seq == link->hb_seq)
         gw_stat_set(&link->stats->heartbeat_rtt_us, (uint64_t)(now - link->last_hb_sent_us));
     maybe_live(link);
@@ -478,6 +485,7 @@ struct gw_link *gw_link_new(const struct gw_config *cfg, struct event_base *base
     snprintf(link->history_size, sizeof link->history_size, "%d", cfg->history_size);
     snprintf(link->history_ttl, sizeof link->history_ttl, "%d", cfg->history_ttl_s);
     atomic_init(&link->ready, false);
+    atomic_init(&link->echo_at_us, 0);
     return link;
 }
 

@@ -75,8 +75,9 @@ void gw_link_stop(struct gw_link *link);
 /* Frees a stopped (or never started) link. NULL is a no-op. */
 void gw_link_free(struct gw_link *link);
 
-/* True while the heartbeat echo is fresh on a live link and no reset is
- * pending. Any thread. */
+/* True while the heartbeat echo is fresh (by the caller's clock, so a node
+ * that was itself stalled is not ready until the echo came back) on a live
+ * link and no reset is pending. Any thread. */
 bool gw_link_ready(const struct gw_link *link);
 
 /* SUBSCRIBE / UNSUBSCRIBE key on the subscriber connection; the answer comes

@@ -32,6 +32,7 @@ struct gw_link {
 
     /* Any thread. */
     atomic_bool ready;
+    atomic_int_fast64_t echo_at_us; /* last heartbeat echo, for gw_link_ready */
 
     /* Bus thread only. */
     struct event *tick_ev, *retry_ev, *reset_ev;
