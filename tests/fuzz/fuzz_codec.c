@@ -48,6 +48,7 @@ static void check(const char *buf, size_t size, const struct gw_request *req, in
     case GW_REQ_SUBSCRIBE:
     case GW_REQ_UNSUBSCRIBE:
     case GW_REQ_PUBLISH:
+    case GW_REQ_HISTORY:
         if (!gw_channel_valid(req->channel, req->channel_len) || strlen(req->channel) != req->channel_len)
             abort();
         break;
@@ -57,6 +58,15 @@ static void check(const char *buf, size_t size, const struct gw_request *req, in
     default:
         abort();
     }
+    /* A position is a safe integer and at most 32 epoch bytes, NUL-terminated. */
+    if (req->has_since && (req->since.offset > (uint64_t)SAFE_INT_MAX || req->since.epoch_len > GW_ENVELOPE_EPOCH_MAX ||
+                           strlen(req->since.epoch) != req->since.epoch_len || !req->recover))
+        abort();
+    if (req->type == GW_REQ_HISTORY && (req->limit < 1 || req->limit > GW_HISTORY_LIMIT_MAX))
+        abort();
+    if (req->has_since && req->type == GW_REQ_SUBSCRIBE)
+        check_frame(gw_codec_ack_position(req->id, req->channel, req->channel_len, &req->since, 1),
+                    GW_JSON_MAX_DEPTH);
     if (req->type == GW_REQ_PUBLISH) {
         struct gw_frame *f;
         const char *p;
