@@ -138,15 +138,27 @@ bool gw_access_allows(const struct gw_access *a, const struct gw_jwt_claims *cla
     return any_match(claims->publish, claims->n_publish, claims->sub, channel);
 }
 
+/* The wall clock in seconds. Not time(): glibc serves it from the kernel's
+ * coarse clock, which lags CLOCK_REALTIME by up to a tick, so at a second
+ * boundary a token issued "now" by an issuer reading the precise clock has
+ * an iat one second in our future (refused as not_yet_valid with
+ * --jwt-leeway 0; seen in the CI run of test_auth). */
+static int64_t wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
 int gw_access_verify(const struct gw_access *a, const char *token, size_t len,
                      struct gw_jwt_claims **out, struct gw_jwt_error *err)
 {
-    return gw_jwt_verify(a->keys, &a->policy, token, len, (int64_t)time(NULL), out, err);
+    return gw_jwt_verify(a->keys, &a->policy, token, len, wall_s(), out, err);
 }
 
 int64_t gw_access_expires_us(const struct gw_access *a, int64_t exp, int64_t now_us)
 {
-    int64_t left_s = exp + a->policy.leeway - (int64_t)time(NULL);
+    int64_t left_s = exp + a->policy.leeway - wall_s();
 
     return left_s > 0 ? now_us + left_s * 1000000 : now_us;
 }

@@ -203,6 +203,20 @@ class TokenTest(AuthMixin, GatewayTestCase):
             with self.subTest(case=label):
                 self.assert_refused(tok, reason)
 
+    def test_token_issued_this_instant_is_valid_at_a_second_boundary(self):
+        # iat is now by the issuer's precise clock; with --jwt-leeway 0 the node must not
+        # judge it by a coarser clock that still shows the previous second.
+        refused = 0
+        for _ in range(8):
+            c = self.client(self.gw.port)
+            while time.time() % 1 < 0.995:  # just before a second boundary
+                time.sleep(0.001)
+            while time.time() % 1 > 0.5:
+                pass
+            r = self.auth(c, self.mint())  # minted in the first milliseconds of a second
+            refused += r.get("type") != "ack"
+        self.assertEqual(refused, 0, "tokens issued at a second boundary were refused")
+
     def test_only_auth_and_ping_before_authentication(self):
         c = self.client(self.gw.port)
         before = self.err_count("unauthorized")
