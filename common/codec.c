@@ -160,11 +160,6 @@ static int parse_token(json_t *root, struct gw_request *req)
     return 0;
 }
 
-static bool epoch_byte(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == '-';
-}
-
 /* "since": {"offset": N, "epoch": "E"}, the position a client stored. */
 static int parse_since(json_t *root, struct gw_request *req)
 {
@@ -184,15 +179,12 @@ static int parse_since(json_t *root, struct gw_request *req)
         return fail(req, GW_ERR_BAD_REQUEST, "%s", msg);
     e = json_string_value(ep);
     n = json_string_length(ep);
-    for (size_t i = 0; i < n; i++)
-        if (!epoch_byte((unsigned char)e[i]))
-            return fail(req, GW_ERR_BAD_REQUEST, "%s", msg);
+    /* Empty: the position of a channel that had no history yet. */
+    if (n > 0 && !gw_envelope_epoch_valid(e, n))
+        return fail(req, GW_ERR_BAD_REQUEST, "%s", msg);
     req->has_since = true;
     req->recover = true;
-    req->since.offset = (uint64_t)json_integer_value(off);
-    memcpy(req->since.epoch, e, n);
-    req->since.epoch[n] = '\0';
-    req->since.epoch_len = n;
+    gw_position_set(&req->since, (uint64_t)json_integer_value(off), e, n);
     return 0;
 }
 

@@ -38,15 +38,6 @@ enum gw_err {
     GW_ERR__COUNT
 };
 
-/* A place in a channel's history (envelope.h): the last offset a client
- * has of epoch. An empty epoch with offset 0 is the position of a channel
- * that had no history when it was taken. */
-struct gw_position {
-    uint64_t offset;
-    char epoch[GW_ENVELOPE_EPOCH_MAX + 1]; /* NUL-terminated */
-    size_t epoch_len;
-};
-
 #define GW_HISTORY_LIMIT_DEFAULT 100
 #define GW_HISTORY_LIMIT_MAX 1000
 

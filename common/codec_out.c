@@ -6,8 +6,10 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "json.h"
 
 #define LIT_LEN(s) (sizeof(s) - 1)
@@ -249,15 +251,19 @@ struct gw_frame *gw_codec_history(bool has_id, int64_t id, const char *channel, 
                    ",\"channel\":\"%.*s\",\"epoch\":\"%s\",\"offset\":%" PRIu64 ",\"complete\":%s,\"messages\":[",
                    (int)channel_len, channel, at->epoch, at->offset, complete ? "true" : "false");
     assert(hn > 0 && (size_t)hn < sizeof head);
+    /* Each payload is judged (JSON or not) once: the plans size the frame
+     * and then fill it. */
+    struct data_plan *plans = gw_xmalloc(sizeof(*plans) * (n ? n : 1));
     cap = (size_t)hn + 2;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        plans[i] = plan_data(e[i].payload, e[i].len);
         cap += (i ? 1 : 0) + LIT_LEN(hist_entry_head) + (size_t)snprintf(num, sizeof num, "%" PRIu64, e[i].offset) +
-               LIT_LEN(hist_entry_data) + plan_data(e[i].payload, e[i].len).len + 1;
+               LIT_LEN(hist_entry_data) + plans[i].len + 1;
+    }
     f = gw_frame_new(cap);
     start = o = (char *)gw_frame_payload(f);
     o = put(o, head, (size_t)hn);
     for (size_t i = 0; i < n; i++) {
-        struct data_plan d = plan_data(e[i].payload, e[i].len);
         int nn = snprintf(num, sizeof num, "%" PRIu64, e[i].offset);
 
         if (i)
@@ -265,9 +271,10 @@ struct gw_frame *gw_codec_history(bool has_id, int64_t id, const char *channel, 
         o = put(o, hist_entry_head, LIT_LEN(hist_entry_head));
         o = put(o, num, (size_t)nn);
         o = put(o, hist_entry_data, LIT_LEN(hist_entry_data));
-        o = put_data(o, &d);
+        o = put_data(o, &plans[i]);
         *o++ = '}';
     }
+    free(plans);
     *o++ = ']';
     *o++ = '}';
     f->len = (size_t)(o - start);

@@ -15,7 +15,7 @@ static bool epoch_byte(unsigned char c)
            c == '-';
 }
 
-static bool epoch_valid(const char *s, size_t len)
+bool gw_envelope_epoch_valid(const char *s, size_t len)
 {
     if (len == 0 || len > GW_ENVELOPE_EPOCH_MAX)
         return false;
@@ -68,7 +68,7 @@ int gw_envelope_parse(const void *buf, size_t len, struct gw_envelope *env)
     epoch = p;
     while (p < end && *p != '\n' && (size_t)(p - epoch) <= GW_ENVELOPE_EPOCH_MAX)
         p++;
-    if (p == end || *p != '\n' || !epoch_valid((const char *)epoch, (size_t)(p - epoch)))
+    if (p == end || *p != '\n' || !gw_envelope_epoch_valid((const char *)epoch, (size_t)(p - epoch)))
         return -EBADMSG;
     env->offset = offset;
     env->epoch_len = (size_t)(p - epoch);
@@ -86,7 +86,7 @@ int gw_envelope_header(char *out, uint64_t offset, const char *epoch, size_t epo
     size_t nd = 0;
     char *o = out;
 
-    if (offset == 0 || !epoch_valid(epoch, epoch_len))
+    if (offset == 0 || !gw_envelope_epoch_valid(epoch, epoch_len))
         return -EINVAL;
     while (offset) {
         digits[nd++] = (char)('0' + offset % 10);

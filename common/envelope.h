@@ -18,10 +18,39 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define GW_ENVELOPE_EPOCH_MAX 32
 /* 1 + "wsgate1" + SP + 20 digits + SP + epoch + LF */
 #define GW_ENVELOPE_HEADER_MAX (1 + 7 + 1 + 20 + 1 + GW_ENVELOPE_EPOCH_MAX + 1)
+
+/* A place in a channel's history (envelope.h): the last offset a client
+ * has of epoch. An empty epoch with offset 0 is the position of a channel
+ * that had no history when it was taken. */
+struct gw_position {
+    uint64_t offset;
+    char epoch[GW_ENVELOPE_EPOCH_MAX + 1]; /* NUL-terminated */
+    size_t epoch_len;
+};
+
+/* pos := offset in epoch (epoch_len bytes, need not be NUL-terminated). */
+static inline void gw_position_set(struct gw_position *pos, uint64_t offset, const char *epoch, size_t epoch_len)
+{
+    pos->offset = offset;
+    pos->epoch_len = epoch_len;
+    memcpy(pos->epoch, epoch, epoch_len);
+    pos->epoch[epoch_len] = '\0';
+}
+
+/* True when pos is in epoch (epoch_len bytes). */
+static inline bool gw_position_in(const struct gw_position *pos, const char *epoch, size_t epoch_len)
+{
+    return pos->epoch_len == epoch_len && memcmp(pos->epoch, epoch, epoch_len) == 0;
+}
+
+/* True when len bytes at s are a valid epoch: 1..GW_ENVELOPE_EPOCH_MAX bytes
+ * of [0-9A-Za-z_-]. */
+bool gw_envelope_epoch_valid(const char *s, size_t len);
 
 /* One stored message of a channel's stream. */
 struct gw_history_entry {

@@ -61,39 +61,6 @@ static void post_publish_result(struct gw_bus *bus, int worker, uint64_t session
     bus->ops->post(bus->ctx, worker, m);
 }
 
-/* Encodes the message once and hands it to every worker that wants name. */
-static void deliver(struct gw_bus *bus, const char *name, size_t len, const struct gw_position *at,
-                    const char *payload, size_t payload_len)
-{
-    struct gw_frame *frame = gw_codec_message_at(name, len, payload, payload_len, at);
-    if (frame->len > bus->cfg->queue_max_bytes) {
-        /* Escaping can grow a non-JSON payload up to 6x; a frame no queue can
-         * hold would shed every subscriber, so drop it instead. */
-        gw_frame_unref(frame);
-        gw_bus_too_large(bus, name, SIZE_MAX);
-        return;
-    }
-    gw_bus_fanout(bus, name, len, frame);
-}
-
-/* repair.h's deliver and gap: messages with history, in order. */
-static void repair_deliver(void *ctx, const char *name, size_t len, const struct gw_position *at,
-                           const char *payload, size_t payload_len)
-{
-    deliver(ctx, name, len, at, payload, payload_len);
-}
-
-static void repair_gap(void *ctx, const char *name, size_t len, const char *epoch, uint64_t from, uint64_t to)
-{
-    gw_bus_fanout(ctx, name, len, gw_codec_gap(name, len, epoch, strlen(epoch), from, to));
-}
-
-static const struct gw_repair_ops repair_ops = {
-    .deliver = repair_deliver,
-    .gap = repair_gap,
-    .read = gw_bus_repair_read,
-};
-
 /* A message Redis delivered: an envelope goes through the channel's repair
  * (order, duplicates, gaps), a plain payload straight to the workers. */
 static void on_live_message(struct gw_bus *bus, const char *name, size_t len, const char *payload, size_t plen)
@@ -116,13 +83,13 @@ static void on_live_message(struct gw_bus *bus, const char *name, size_t len, co
     }
     if (rc == 0) {
         if (!gw_bus_too_large(bus, name, plen))
-            deliver(bus, name, len, NULL, payload, plen);
+            gw_bus_deliver(bus, name, len, NULL, payload, plen);
         return;
     }
     if (gw_bus_too_large(bus, name, env.payload_len))
         return; /* its offset then shows as a gap on the clients */
-    struct gw_position at = { .offset = env.offset, .epoch_len = env.epoch_len };
-    memcpy(at.epoch, env.epoch, env.epoch_len + 1);
+    struct gw_position at;
+    gw_position_set(&at, env.offset, env.epoch, env.epoch_len);
     gw_repair_message(&bus->repair, &ch->rep, name, len, &at, env.payload, env.payload_len);
 }
 
@@ -258,8 +225,6 @@ static void link_on_message(void *ctx, const char *key, size_t klen, const char 
     const char *name = gw_bus_unprefixed(bus, key, klen, &nlen);
     if (name)
         on_live_message(bus, name, nlen, payload, len);
-    if (bus->over_bound)
-        gw_bus_backpressure_check(bus);
 }
 
 static void link_on_subscription(void *ctx, const char *key, size_t klen, bool subscribed)
@@ -351,7 +316,7 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
 {
     if (bus->standalone) {
         if (gw_bus_chan(bus, cmd->name, cmd->name_len))
-            deliver(bus, cmd->name, cmd->name_len, NULL, cmd->payload, cmd->payload_len);
+            gw_bus_deliver(bus, cmd->name, cmd->name_len, NULL, cmd->payload, cmd->payload_len);
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, true);
         return;
     }
@@ -444,6 +409,13 @@ bool gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bo
     return true;
 }
 
+static void cmd_set_since(struct bus_cmd *cmd, const struct gw_position *since)
+{
+    cmd->has_since = since != NULL;
+    if (since)
+        cmd->since = *since;
+}
+
 void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, uint32_t seq, const char *name,
                          size_t len, const struct gw_position *since, uint64_t target)
 {
@@ -451,9 +423,7 @@ void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, ui
     cmd->session_id = session_id;
     cmd->seq = seq;
     cmd->target = target;
-    cmd->has_since = since != NULL;
-    if (since)
-        cmd->since = *since;
+    cmd_set_since(cmd, since);
     bus_post(bus, cmd);
 }
 
@@ -464,9 +434,7 @@ void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bo
     cmd->session_id = session_id;
     cmd->has_id = has_id;
     cmd->id = id;
-    cmd->has_since = since != NULL;
-    if (since)
-        cmd->since = *since;
+    cmd_set_since(cmd, since);
     cmd->limit = limit;
     bus_post(bus, cmd);
 }
@@ -532,7 +500,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     atomic_init(&bus->stop, false);
     bus->prefix_len = strlen(cfg->channel_prefix);
     /* A channel holds at most one client queue's worth while it repairs. */
-    gw_repair_init(&bus->repair, &repair_ops, bus, cfg->queue_max_bytes,
+    gw_repair_init(&bus->repair, &gw_bus_repair_ops, bus, cfg->queue_max_bytes,
                    (uint64_t)cfg->recovery_max_messages, &bus->stats);
     bus->base = event_base_new();
     if (!bus->base) {

@@ -45,6 +45,7 @@ void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_f
         return;
     }
     int last = 63 - __builtin_clzll(ch->want_mask);
+    bool over = false;
     for (int w = 0; w <= last; w++) {
         if (!(ch->want_mask & (1ULL << w)))
             continue;
@@ -55,9 +56,10 @@ void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_f
          * (after that it belongs to its worker). */
         m->frame = w == last ? frame : gw_frame_copy(frame);
         bus->ops->post(bus->ctx, w, m);
-        if (bus->ops->inbox_bytes(bus->ctx, w) > bus->cfg->max_inbox_bytes)
-            bus->over_bound = true;
+        over = over || bus->ops->inbox_bytes(bus->ctx, w) > bus->cfg->max_inbox_bytes;
     }
+    if (over)
+        gw_bus_backpressure_check(bus);
 }
 
 size_t gw_bus_prefixed(const struct gw_bus *bus, const char *name, size_t len, char *out)
@@ -78,6 +80,21 @@ const char *gw_bus_unprefixed(const struct gw_bus *bus, const char *key, size_t 
     return key + plen;
 }
 
+/* Encodes the message once and hands it to every worker that wants name. */
+void gw_bus_deliver(struct gw_bus *bus, const char *name, size_t len, const struct gw_position *at,
+                    const char *payload, size_t payload_len)
+{
+    struct gw_frame *frame = gw_codec_message_at(name, len, payload, payload_len, at);
+    if (frame->len > bus->cfg->queue_max_bytes) {
+        /* Escaping can grow a non-JSON payload up to 6x; a frame no queue can
+         * hold would shed every subscriber, so drop it instead. */
+        gw_frame_unref(frame);
+        gw_bus_too_large(bus, name, SIZE_MAX);
+        return;
+    }
+    gw_bus_fanout(bus, name, len, frame);
+}
+
 /* A worker is more than --max-inbox-bytes behind: stop reading Redis (what
  * it sends waits in Redis' output buffer for this node) until every worker
  * is back under half. Nothing is dropped here; if Redis cuts the node off
@@ -92,7 +109,6 @@ void gw_bus_backpressure_check(struct gw_bus *bus)
         over = over || b > bus->cfg->max_inbox_bytes;
         under_half = under_half && b <= bus->cfg->max_inbox_bytes / 2;
     }
-    bus->over_bound = false;
     if (!bus->paused && over) {
         struct timeval tv = { 0, 5000 };
         bus->paused = true;

@@ -96,7 +96,6 @@ struct gw_bus {
     int pub_in_flight;
     size_t pub_bytes_in_flight; /* at most --max-inbox-bytes */
     /* Backpressure: a worker's inbox passed --max-inbox-bytes. */
-    bool over_bound; /* set by gw_bus_fanout */
     bool paused; /* the subscriber is not being read */
     int64_t paused_since_us;
     struct event *bp_ev; /* while paused: checks the inboxes */
@@ -120,17 +119,21 @@ size_t gw_bus_prefixed(const struct gw_bus *bus, const char *name, size_t len, c
 struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len);
 /* Hands frame (ownership passes) to every worker that wants name. */
 void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame);
-/* Pauses or resumes Redis reads by the workers' inbox bytes (set off by
- * over_bound); the timer re-checks while paused. */
+/* Pauses or resumes Redis reads by the workers' inbox bytes (called by a
+ * fan-out that took an inbox past the bound); the timer re-checks while paused. */
 void gw_bus_backpressure_check(struct gw_bus *bus);
 void gw_bus_on_backpressure_timer(evutil_socket_t fd, short what, void *arg);
+/* Encodes the message once (at: its place in the channel's history, or
+ * NULL) and fans it out; a frame no queue could hold is dropped and counted. */
+void gw_bus_deliver(struct gw_bus *bus, const char *name, size_t len, const struct gw_position *at,
+                    const char *payload, size_t payload_len);
 /* True (and counted) when a payload must not reach clients: over
  * --max-message-bytes. */
 bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
 
 /* bus_read.c */
-/* repair.h's read op. */
-int gw_bus_repair_read(void *ctx, const char *name, size_t len, uint64_t since, uint32_t gen);
+/* repair.h's ops for the bus: deliver and gap fan out, read reads the stream. */
+extern const struct gw_repair_ops gw_bus_repair_ops;
 void gw_bus_cmd_recover(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_history(struct gw_bus *bus, const struct bus_cmd *cmd);
 /* link_ops.on_read */

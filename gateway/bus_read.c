@@ -59,16 +59,17 @@ static struct bus_read *read_new(enum read_kind kind, const char *name, size_t l
     return rd;
 }
 
-static bool same_epoch(const struct gw_position *a, const char *epoch, size_t len)
+/* Whether a client's position belongs to the stream page read: the same
+ * epoch, or {0, ""}, taken before the channel had any history. */
+static bool since_known(const struct gw_position *since, const struct gw_history_page *page)
 {
-    return a->epoch_len == len && memcmp(a->epoch, epoch, len) == 0;
+    return gw_position_in(since, page->epoch, page->epoch_len) || (since->epoch_len == 0 && since->offset == 0);
 }
 
 static struct gw_position page_position(const struct gw_history_page *page)
 {
-    struct gw_position at = { .offset = page->current, .epoch_len = page->epoch_len };
-    memcpy(at.epoch, page->epoch, page->epoch_len);
-    at.epoch[page->epoch_len] = '\0';
+    struct gw_position at;
+    gw_position_set(&at, page->current, page->epoch, page->epoch_len);
     return at;
 }
 
@@ -86,7 +87,7 @@ static bool read_send(struct gw_bus *bus, struct bus_read *rd, bool latest, uint
 
 /* ---- the node's own repairs ---- */
 
-int gw_bus_repair_read(void *ctx, const char *name, size_t len, uint64_t since, uint32_t gen)
+static int repair_read(void *ctx, const char *name, size_t len, uint64_t since, uint32_t gen)
 {
     struct gw_bus *bus = ctx;
     struct bus_read *rd = read_new(READ_REPAIR, name, len);
@@ -177,7 +178,7 @@ static void recover_first(struct gw_bus *bus, struct bus_read *rd, const struct 
 {
     struct gw_position at = page_position(page);
     const struct gw_position *s = &rd->since;
-    bool known = same_epoch(s, page->epoch, page->epoch_len) || (s->epoch_len == 0 && s->offset == 0);
+    bool known = since_known(s, page);
 
     rd->started = true;
     if (!rd->has_since) {
@@ -206,7 +207,7 @@ static void recover_next(struct gw_bus *bus, struct bus_read *rd, const struct g
     bool more = false;
 
     rd->last = rd->since.offset;
-    if (same_epoch(&rd->since, page->epoch, page->epoch_len)) {
+    if (gw_position_in(&rd->since, page->epoch, page->epoch_len)) {
         frames = page_frames(bus, rd, page, &n);
         more = page->n > 0 && rd->last < rd->target;
     }
@@ -236,8 +237,7 @@ static void history_answer(struct gw_bus *bus, struct bus_read *rd, const struct
 
     if (page) {
         struct gw_position at = page_position(page);
-        bool known = !rd->has_since || same_epoch(&rd->since, page->epoch, page->epoch_len) ||
-                     (rd->since.epoch_len == 0 && rd->since.offset == 0);
+        bool known = !rd->has_since || since_known(&rd->since, page);
         size_t n = known ? page->n : 0;
 
         frame = gw_codec_history(rd->has_id, rd->id, rd->name, rd->name_len, &at,
@@ -371,3 +371,21 @@ void gw_bus_reads_stop(struct gw_bus *bus)
     }
     bus->wait_tail = NULL;
 }
+
+/* repair.h's deliver and gap: messages with history, in order. */
+static void repair_deliver(void *ctx, const char *name, size_t len, const struct gw_position *at,
+                           const char *payload, size_t payload_len)
+{
+    gw_bus_deliver(ctx, name, len, at, payload, payload_len);
+}
+
+static void repair_gap(void *ctx, const char *name, size_t len, const char *epoch, uint64_t from, uint64_t to)
+{
+    gw_bus_fanout(ctx, name, len, gw_codec_gap(name, len, epoch, strlen(epoch), from, to));
+}
+
+const struct gw_repair_ops gw_bus_repair_ops = {
+    .deliver = repair_deliver,
+    .gap = repair_gap,
+    .read = repair_read,
+};

@@ -69,8 +69,6 @@ static void sub_flush_acks(struct gw_hub *hub, struct gw_sub *sub)
     sub->ack_pending = false;
 }
 
-static struct gw_sub *member_find(const struct gw_hub_member *m, const char *name, size_t len);
-
 static void rec_drop_held(struct gw_sub_recovery *rec)
 {
     for (size_t i = 0; i < rec->nheld; i++)
@@ -135,11 +133,6 @@ void gw_hub_recovery_done(struct gw_hub *hub, struct gw_sub *sub, uint64_t upto)
 
 struct gw_sub *gw_hub_find(const struct gw_hub_member *m, const char *name, size_t len)
 {
-    return member_find(m, name, len);
-}
-
-static struct gw_sub *member_find(const struct gw_hub_member *m, const char *name, size_t len)
-{
     /* Linear: a member holds at most --max-subscriptions channels (default 64). */
     for (int i = 0; i < m->nsubs; i++) {
         const struct gw_hub_channel *ch = m->subs[i]->channel;
@@ -152,7 +145,7 @@ static struct gw_sub *member_find(const struct gw_hub_member *m, const char *nam
 int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len,
                      bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_hub_recover_req *rec)
 {
-    struct gw_sub *existing = member_find(m, name, len);
+    struct gw_sub *existing = gw_hub_find(m, name, len);
     if (existing) {
         if (!existing->ack_pending)
             return GW_HUB_SUB_ACK_NOW;

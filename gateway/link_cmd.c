@@ -72,10 +72,8 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
         check_fn_error(link, reply);
     }
     if (ok) {
-        at.offset = (uint64_t)reply->element[0]->integer;
-        at.epoch_len = reply->element[1]->len;
-        memcpy(at.epoch, reply->element[1]->str, at.epoch_len);
-        at.epoch[at.epoch_len] = '\0';
+        gw_position_set(&at, (uint64_t)reply->element[0]->integer, reply->element[1]->str,
+                        reply->element[1]->len);
     }
     link->ops->on_published(link->ctx, privdata, ok ? &at : NULL);
 }

@@ -19,6 +19,7 @@
 #include "apikey.h"
 #include "bus.h"
 #include "config.h"
+#include "json.h"
 #include "log.h"
 #include "node.h"
 #include "worker.h"
@@ -133,18 +134,28 @@ static char *describe_node(void *ctx, size_t *len)
         }
     }
     clock_gettime(CLOCK_REALTIME, &now);
-    char *buf = gw_xmalloc(1024 + GW_TOP_CHANNELS * (GW_CHANNEL_MAX + 48));
-    int o = snprintf(buf, 1024,
-                     "{\"id\":\"%s\",\"address\":\"%s:%d\",\"version\":\"%s\",\"ready\":%s,\"draining\":%s,"
+    /* The listen host is the operator's text, of any length: escaped, and
+     * the buffer sized from it. */
+    size_t alen = strlen(node->cfg->listen_host) + 8;
+    char *addr = gw_xmalloc(alen);
+    alen = (size_t)snprintf(addr, alen, "%s:%d", node->cfg->listen_host, node->cfg->listen_port);
+    char *addr_json = gw_xmalloc(gw_json_escape_len(addr, alen) + 1);
+    addr_json[gw_json_escape(addr_json, addr, alen)] = '\0';
+    size_t cap = 512 + strlen(node->cfg->node_id) + strlen(addr_json) + GW_TOP_CHANNELS * (GW_CHANNEL_MAX + 48);
+    char *buf = gw_xmalloc(cap);
+    int o = snprintf(buf, cap,
+                     "{\"id\":\"%s\",\"address\":%s,\"version\":\"%s\",\"ready\":%s,\"draining\":%s,"
                      "\"connections\":%llu,\"subscriptions\":%llu,\"channels\":%llu,\"messages_in\":%llu,"
                      "\"messages_out\":%llu,\"shed\":%llu,\"time_ms\":%lld,\"top_channels\":[",
-                     node->cfg->node_id, node->cfg->listen_host, node->cfg->listen_port, WSGATE_VERSION,
+                     node->cfg->node_id, addr_json, WSGATE_VERSION,
                      gw_node_ready(node) ? "true" : "false", gw_node_draining(node) ? "true" : "false",
                      (unsigned long long)conns, (unsigned long long)subs,
                      (unsigned long long)gw_stat_get(&node->bus_stats->channels),
                      (unsigned long long)gw_stat_get(&node->bus_stats->redis_messages_received),
                      (unsigned long long)out, (unsigned long long)shed,
                      (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    free(addr_json);
+    free(addr);
     for (int shown = 0; shown < GW_TOP_CHANNELS && shown < n; shown++) {
         int best = shown; /* selection sort: at most 64 x 8 entries */
         for (int j = shown + 1; j < n; j++)
@@ -153,10 +164,10 @@ static char *describe_node(void *ctx, size_t *len)
         struct gw_topchan t = all[best];
         all[best] = all[shown];
         all[shown] = t;
-        o += snprintf(buf + o, GW_CHANNEL_MAX + 48, "%s{\"channel\":\"%s\",\"subscribers\":%u}", shown ? "," : "",
+        o += snprintf(buf + o, cap - (size_t)o, "%s{\"channel\":\"%s\",\"subscribers\":%u}", shown ? "," : "",
                       t.name, t.subscribers);
     }
-    o += snprintf(buf + o, 4, "]}");
+    o += snprintf(buf + o, cap - (size_t)o, "]}");
     *len = (size_t)o;
     return buf;
 }

@@ -51,11 +51,6 @@ void gw_repair_chan_deinit(struct gw_repair_chan *c)
     }
 }
 
-static bool same_epoch(const struct gw_position *a, const char *epoch, size_t len)
-{
-    return a->epoch_len == len && memcmp(a->epoch, epoch, len) == 0;
-}
-
 static void report_gap(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len, uint64_t to)
 {
     uint64_t from = c->at.offset + 1;
@@ -98,7 +93,7 @@ static void give_up(struct gw_repair *r, struct gw_repair_chan *c, const char *n
     c->reading = false;
     c->catchup = false;
     c->gen++;
-    if (c->held && same_epoch(&c->at, c->held->at.epoch, c->held->at.epoch_len))
+    if (c->held && gw_position_in(&c->at, c->held->at.epoch, c->held->at.epoch_len))
         report_gap(r, c, name, len, c->held->at.offset - 1);
     release_held(r, c, name, len);
 }
@@ -141,7 +136,7 @@ static void accept(struct gw_repair *r, struct gw_repair_chan *c, const char *na
         hold(r, c, name, len, at, payload, plen);
         return;
     }
-    if (!same_epoch(&c->at, at->epoch, at->epoch_len)) {
+    if (!gw_position_in(&c->at, at->epoch, at->epoch_len)) {
         /* The first message seen starts the node's continuity; a new epoch
          * restarts it at 0, so its own earlier messages are read back. */
         bool first = c->at.epoch_len == 0;
@@ -178,15 +173,12 @@ void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const ch
         give_up(r, c, name, len);
         return;
     }
-    if (!same_epoch(&c->at, page->epoch, page->epoch_len)) {
+    if (!gw_position_in(&c->at, page->epoch, page->epoch_len)) {
         /* The missing offsets belonged to an epoch that is gone: nothing can
          * bring them back. A newer epoch is read from its start. */
         if (page->epoch_len && page->current) {
             c->reading = false;
-            memcpy(c->at.epoch, page->epoch, page->epoch_len);
-            c->at.epoch[page->epoch_len] = '\0';
-            c->at.epoch_len = page->epoch_len;
-            c->at.offset = 0;
+            gw_position_set(&c->at, 0, page->epoch, page->epoch_len);
             start_read(r, c, name, len);
         } else {
             give_up(r, c, name, len);
@@ -194,7 +186,7 @@ void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const ch
         return;
     }
     uint64_t stop = page->current; /* offsets past it arrive live */
-    if (c->held && same_epoch(&c->at, c->held->at.epoch, c->held->at.epoch_len) && c->held->at.offset - 1 < stop)
+    if (c->held && gw_position_in(&c->at, c->held->at.epoch, c->held->at.epoch_len) && c->held->at.offset - 1 < stop)
         stop = c->held->at.offset - 1;
     if (stop > c->at.offset + r->max_messages) {
         /* Read back the newest max_messages; only the older rest is lost. */

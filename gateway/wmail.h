@@ -38,6 +38,7 @@ struct gw_wmail {
     struct gw_frame **frames; /* owned array of owned references, oldest first */
     size_t nframes;
     uint32_t gen; /* LIVE */
+    size_t bytes; /* gw_wmail_bytes, counted once when posted to a worker */
     size_t name_len;
     char name[]; /* DELIVER, LIVE: channel name, NUL-terminated */
 };

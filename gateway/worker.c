@@ -210,7 +210,7 @@ static void worker_drain_inbox(struct gw_worker *w)
     w->last_inbox_drain_us = gw_now_us();
     while (m) {
         struct gw_mail *next = m->next;
-        size_t bytes = gw_wmail_bytes((struct gw_wmail *)m);
+        size_t bytes = ((struct gw_wmail *)m)->bytes;
         worker_handle_mail(w, (struct gw_wmail *)m);
         gw_wmail_free((struct gw_wmail *)m);
         atomic_fetch_sub_explicit(&w->inbox_bytes, bytes, memory_order_relaxed);
@@ -253,7 +253,8 @@ size_t gw_worker_inbox_bytes(const struct gw_worker *w)
 
 void gw_worker_post(struct gw_worker *w, struct gw_wmail *m)
 {
-    atomic_fetch_add_explicit(&w->inbox_bytes, gw_wmail_bytes(m), memory_order_relaxed);
+    m->bytes = gw_wmail_bytes(m);
+    atomic_fetch_add_explicit(&w->inbox_bytes, m->bytes, memory_order_relaxed);
     if (gw_mailbox_post(&w->inbox, &m->link))
         gw_wake_send(&w->wake); /* else a wake-up for this batch is on its way */
 }

@@ -1,4 +1,4 @@
-"""Pieces the chaos suite shares: a steady sequence-numbered publisher, clients that read
+"""Pieces the chaos suite shares (the steady publisher is the harness's Publisher): clients that read
 on their own threads and time-stamp every message, a /readyz watcher, the per-case report
 and the network namespaces for partitions. Built on tests/integration/wsgate_harness.py.
 
@@ -6,10 +6,8 @@ The publisher and the readers run on threads because a fault is applied from the
 own thread while traffic keeps flowing; each of them is bounded in count and time.
 """
 
-import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -19,75 +17,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 from wsgate_harness import (NO_RATE_LIMIT, ConnectionClosed, ConnectionLost,  # noqa: E402,F401
-                            Gateway, GatewayTestCase, ProtocolError, RedisClient, RedisServer,
-                            T, WSClient, http_status, uniq, wait_until)
+                            Gateway, GatewayTestCase, ProtocolError, Publisher, RedisClient,
+                            RedisServer, T, WSClient, fn_keys, http_status, rss_bytes, uniq,
+                            wait_until)
 
 # The node's defaults for the Redis link, written out: the harness speeds heartbeats up
 # for the other suites, but what the chaos suite measures is what an operator gets.
 DEFAULT_LINK_ARGS = ["--redis-heartbeat-interval-ms", "1000", "--redis-heartbeat-timeout-ms", "3000",
                      "--redis-backoff-min-ms", "100", "--redis-backoff-max-ms", "2000"]
-
-
-def fn_keys(channel):
-    return "{%s}:meta" % channel, "{%s}:stream" % channel
-
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS for pid %d" % pid)
-
-
-class Publisher(threading.Thread):
-    """A backend publishing {"n": i} for i in 1..count through FCALL wsgate_publish at
-    `rate` messages/s. A failed call (Redis killed, stopped, cut off, or without the
-    function right after a restart) is retried with the same n, never skipped, so every
-    n is published exactly once as far as the publisher can tell. Bounded by count and
-    by `limit` seconds."""
-
-    def __init__(self, redis, channel, count, rate, pad=0, limit=60, history=""):
-        super().__init__(daemon=True)
-        self.redis, self.key, self.count, self.rate = redis, "gw:" + channel, count, rate
-        self.pad = "x" * pad
-        self.limit, self.history = limit, history
-        self.acked = []  # (monotonic time, n, offset, epoch)
-        self.errors = []  # (monotonic time, n, repr of the error)
-        self.stop = threading.Event()
-
-    def published(self):
-        return len(self.acked)
-
-    def run(self):
-        rc = None
-        i = 1
-        start = time.monotonic()
-        deadline = start + T(self.limit)
-        while i <= self.count and not self.stop.is_set() and time.monotonic() < deadline:
-            due = start + (i - 1) / self.rate
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
-            try:
-                if rc is None:
-                    # A backend that gives up on a call it cannot judge and sends it
-                    # again publishes that n twice if the first call was only held
-                    # (a stopped or paused Redis runs it later): wait long instead.
-                    rc = self.redis.client(timeout=10)
-                body = {"n": i, "pad": self.pad} if self.pad else {"n": i}
-                r = rc.command("FCALL", "wsgate_publish", "2", *fn_keys(self.key), self.key,
-                               json.dumps(body), self.history, "")
-                self.acked.append((time.monotonic(), i, r[0], r[1].decode()))
-                i += 1
-            except Exception as e:  # noqa: BLE001 - any failure: retry the same n
-                self.errors.append((time.monotonic(), i, repr(e)[:120]))
-                if rc is not None:
-                    rc.close()
-                    rc = None
-                time.sleep(0.05)
-        if rc is not None:
-            rc.close()
 
 
 class Reader(threading.Thread):

@@ -25,56 +25,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, T, uniq, wait_until)  # noqa: E402
-
-
-def fn_keys(channel):
-    return "{%s}:meta" % channel, "{%s}:stream" % channel
-
-
-def fcall_publish(rc, channel, payload, history="", ttl=""):
-    return rc.command("FCALL", "wsgate_publish", "2", *fn_keys(channel), channel, payload,
-                      history, ttl)
-
-
-class Publisher(threading.Thread):
-    """A backend publishing {"n": i} for i in 1..count through wsgate_publish at `rate`
-    messages/s on its own Redis connection. Bounded in count; a Redis that is gone
-    (killed, stopped) makes it wait and retry the same message, never skip one."""
-
-    def __init__(self, redis, channel, count, rate, history="", pad=0):
-        super().__init__(daemon=True)
-        self.pad = "x" * pad
-        self.redis, self.channel, self.count, self.rate = redis, channel, count, rate
-        self.history = history
-        self.offsets = []
-        self.errors = 0
-        self.stop = threading.Event()
-
-    def run(self):
-        rc = None
-        i = 1
-        start = time.monotonic()
-        deadline = start + T(60)
-        while i <= self.count and not self.stop.is_set() and time.monotonic() < deadline:
-            due = start + (i - 1) / self.rate
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
-            try:
-                if rc is None:
-                    rc = self.redis.client(timeout=T(10))
-                body = {"n": i, "pad": self.pad} if self.pad else {"n": i}
-                r = fcall_publish(rc, "gw:" + self.channel, json.dumps(body), self.history)
-                self.offsets.append(r[0])
-                i += 1
-            except Exception:  # noqa: BLE001 - Redis down or stopped: retry
-                self.errors += 1
-                if rc is not None:
-                    rc.close()
-                    rc = None
-                time.sleep(0.05)
-        if rc is not None:
-            rc.close()
+from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, Publisher, T, fcall_publish,  # noqa: E402
+                            fn_keys, uniq, wait_until)
 
 
 class Tracker:

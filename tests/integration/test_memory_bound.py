@@ -17,17 +17,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import GatewayTestCase, T, uniq  # noqa: E402
+from wsgate_harness import GatewayTestCase, T, rss_bytes, uniq  # noqa: E402
 
 MIB = 1024 * 1024
-
-
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 class MemoryBoundTest(GatewayTestCase):
@@ -41,13 +33,13 @@ class MemoryBoundTest(GatewayTestCase):
         ch = uniq("mem")
         c = self.client(gw.port)
         self.assertEqual(c.subscribe(ch).get("type"), "ack")
-        base = rss(gw.proc.pid)
+        base = rss_bytes(gw.proc.pid)
         peak = [base]
         done = threading.Event()
 
         def sample():
             while not done.is_set():
-                peak[0] = max(peak[0], rss(gw.proc.pid))
+                peak[0] = max(peak[0], rss_bytes(gw.proc.pid))
                 time.sleep(0.02)
 
         def read():

@@ -103,18 +103,24 @@ test("history() answers the stored messages, latest or after a position, and typ
   await assert.rejects(c.history(ch, { limit: 0 }), (e) => e instanceof WsgateError && e.code === "bad_request");
 });
 
-async function exactAcross(how) {
-  const a = await node(`rec-${how}-a`, ["--drain-timeout", "5"]);
-  const b = await node(`rec-${how}-b`);
+/** Two nodes and a client on the first, subscribed to a fresh channel and recording. */
+async function subscribedOnTwoNodes(name, argsA = []) {
+  const a = await node(`${name}-a`, argsA);
+  const b = await node(`${name}-b`);
   const sent = [];
   const c = client([a.url, b.url], sent).connect();
-  const ch = uniq(how);
+  const ch = uniq(name);
   const sub = c.subscribe(ch);
   const acks = recorder(sub, "subscribed");
   const gaps = recorder(sub, "gap");
   const got = collect(sub);
-  const drops = recorder(c, "disconnect");
   await sub.ready();
+  return { a, b, sent, c, ch, sub, acks, gaps, got };
+}
+
+async function exactAcross(how) {
+  const { a, sent, c, ch, acks, gaps, got } = await subscribedOnTwoNodes(`rec-${how}`, ["--drain-timeout", "5"]);
+  const drops = recorder(c, "disconnect");
   let epoch;
   for (let i = 1; i <= 5; i++) [, epoch] = await fcall(ch, i);
   await until(() => got.length === 5, 5000, "messages 1..5");
@@ -172,16 +178,7 @@ test("a shed slow consumer (4008) reconnects and recovers every message", async 
 });
 
 test("history lost (new epoch): recovered false, a gap event, live messages go on", async () => {
-  const a = await node("rec-epoch-a");
-  const b = await node("rec-epoch-b");
-  const sent = [];
-  const c = client([a.url, b.url], sent).connect();
-  const ch = uniq("epoch");
-  const sub = c.subscribe(ch);
-  const acks = recorder(sub, "subscribed");
-  const gaps = recorder(sub, "gap");
-  const got = collect(sub);
-  await sub.ready();
+  const { a, ch, acks, gaps, got } = await subscribedOnTwoNodes("rec-epoch");
   let e1;
   for (let i = 1; i <= 3; i++) [, e1] = await fcall(ch, i);
   await until(() => got.length === 3, 5000, "messages 1..3");
@@ -200,18 +197,9 @@ test("history lost (new epoch): recovered false, a gap event, live messages go o
 });
 
 test("history trimmed: recovered false and the exact range of missed messages", async () => {
-  const a = await node("rec-trim-a");
-  const b = await node("rec-trim-b");
   // Small stream nodes make MAXLEN ~ trim close to the asked length.
   await redis.command("CONFIG", "SET", "stream-node-max-entries", "2");
-  const sent = [];
-  const c = client([a.url, b.url], sent).connect();
-  const ch = uniq("trim");
-  const sub = c.subscribe(ch);
-  const acks = recorder(sub, "subscribed");
-  const gaps = recorder(sub, "gap");
-  const got = collect(sub);
-  await sub.ready();
+  const { a, ch, acks, gaps, got } = await subscribedOnTwoNodes("rec-trim");
   let epoch;
   for (let i = 1; i <= 3; i++) [, epoch] = await fcall(ch, i, 3);
   await until(() => got.length === 3, 5000, "messages 1..3");
