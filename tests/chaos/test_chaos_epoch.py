@@ -117,10 +117,15 @@ class EpochTest(GatewayTestCase):
         for cl in clients:
             cl.read_until(last_n, timeout)
 
-    def run_case(self, name, redis, before_second, restart, lost_expected):
+    def rewinds(self, g):
+        return g.metric("wsgate_history_rewinds_total", 0)
+
+    def run_case(self, name, redis, before_second, restart, rewound, reused=False):
         """Bursts 1-100 and 101-200 with before_second() between them, then restart(),
-        then burst 201-300. Returns the clients, the replies of each burst and the
-        position a client had before the restart."""
+        then burst 201-300. rewound: Redis came back below offset 200, and each node's
+        catch-up read must see it (counted) before the third burst. reused: Redis hands
+        offsets out again (a library without the epoch rule). Returns the clients, the
+        replies of each burst, the offset Redis kept, the recovery ack, the nodes."""
         gws, ch, clients = self.setup_cluster(redis)
         r1 = self.burst(redis, ch, 1)
         self.deliver(clients, BURST)
@@ -131,6 +136,9 @@ class EpochTest(GatewayTestCase):
         restart()
         for g in gws:
             g.wait_ready(T(15))
+        if rewound:
+            for g in gws:
+                wait_until(lambda: self.rewinds(g) >= 1, T(10), what="%s saw the rewind" % g.name)
         meta = [v.decode() for v in redis.command("HGETALL", fn_keys("gw:" + ch)[0])]
         kept = int(meta[meta.index("offset") + 1]) if "offset" in meta else 0
         r3 = self.burst(redis, ch, 2 * BURST + 1)
@@ -147,13 +155,20 @@ class EpochTest(GatewayTestCase):
         for cl in clients:
             self.assertEqual(cl.ns(), list(range(1, 3 * BURST + 1)),
                              "%s: every n once, in order (lost %d)" % (cl.label, lost[clients.index(cl)]))
+            if reused:
+                continue
             self.assertEqual(cl.gaps, [], "%s: nothing was lost for this client" % cl.label)
             for (n, off, ep) in cl.got:
                 reply = (r1 + r2 + r3)[n - 1]
                 self.assertEqual((off, ep), (reply[0], reply[1]),
                                  "%s: n=%d at the position its publisher was given" % (cl.label, n))
-        positions = [(r[0], r[1]) for r in r1 + r2 + r3]
-        self.assertEqual(len(set(positions)), len(positions), "no position handed out twice")
+        if not reused:
+            positions = [(r[0], r[1]) for r in r1 + r2 + r3]
+            self.assertEqual(len(set(positions)), len(positions), "no position handed out twice")
+        for g in gws:
+            self.assertEqual(self.rewinds(g), 1 if rewound else 0, "%s: rewinds seen" % g.name)
+            self.assertEqual(g.metric("wsgate_history_conflicts_total", 0), BURST if reused else 0,
+                             "%s: conflicts" % g.name)
         return clients, (r1, r2, r3), kept, ack, gws
 
     def assert_new_epoch(self, clients, replies, ack):
@@ -174,7 +189,7 @@ class EpochTest(GatewayTestCase):
             redis.kill()
             redis.restart()
         clients, replies, kept, ack, gws = self.run_case(
-            "restart from an older RDB dump", redis, lambda: redis.command("SAVE"), restart, BURST)
+            "restart from an older RDB dump", redis, lambda: redis.command("SAVE"), restart, True)
         self.assertEqual(kept, BURST, "the dump holds the first burst only")
         self.assert_new_epoch(clients, replies, ack)
 
@@ -204,7 +219,7 @@ class EpochTest(GatewayTestCase):
                 f.truncate(mark["size"])
             redis.restart()
         clients, replies, kept, ack, gws = self.run_case(
-            "AOF everysec, unsynced second lost", redis, before_second, restart, BURST)
+            "AOF everysec, unsynced second lost", redis, before_second, restart, True)
         self.assertEqual(kept, BURST, "the AOF holds the first burst only")
         self.assert_new_epoch(clients, replies, ack)
 
@@ -216,7 +231,7 @@ class EpochTest(GatewayTestCase):
             redis.kill()
             redis.restart()
         clients, replies, kept, ack, gws = self.run_case(
-            "restart without persistence", redis, lambda: None, restart, 2 * BURST)
+            "restart without persistence", redis, lambda: None, restart, False)
         self.assertEqual(kept, 0)
         self.assert_new_epoch(clients, replies, ack)
 
@@ -233,9 +248,43 @@ class EpochTest(GatewayTestCase):
             redis.proc.wait(T(10))
             redis.restart()
         clients, replies, kept, ack, gws = self.run_case(
-            "clean SHUTDOWN SAVE restart", redis, lambda: None, restart, 0)
+            "clean SHUTDOWN SAVE restart", redis, lambda: None, restart, False)
         self.assertEqual(kept, 2 * BURST, "nothing was lost")
         self.assert_new_epoch(clients, replies, ack)
+
+    def test_offsets_reused_are_surfaced_by_the_nodes(self):
+        # Without the epoch rule (the library as it was: a newer version number keeps the
+        # nodes from replacing it), the restart from the older dump hands 101-200 out
+        # again. The nodes saw Redis go back (a rewind), so every message at a reused
+        # offset is a conflict: passed on without a position, with a gap notice for its
+        # offset, and counted. Nothing is dropped.
+        redis = self.start_redis()
+        lib = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "redis",
+                           "wsgate.lua")
+        with open(lib) as f:
+            src = f.read()
+        rule = "if not epoch or written_under ~= lineage then"
+        self.assertIn(rule, src)
+        old = src.replace(rule, "if not epoch then").replace("\nlocal VERSION = ", "\nlocal VERSION = 9")
+        redis.command("FUNCTION", "LOAD", old)
+
+        def restart():
+            redis.kill()
+            redis.restart()
+        clients, replies, kept, ack, gws = self.run_case(
+            "offsets reused (no epoch rule)", redis, lambda: redis.command("SAVE"), restart, True,
+            reused=True)
+        r1, r2, r3 = replies
+        self.assertEqual([r[:2] for r in r3], [r[:2] for r in r2], "the library reused 101-200")
+        for cl in clients:
+            third = cl.got[2 * BURST:]
+            self.assertEqual([(o, e) for _, o, e in third], [(None, None)] * BURST,
+                             "%s: the reused ones come without a position" % cl.label)
+            self.assertEqual([(g["epoch"], g["from"], g["to"]) for g in cl.gaps],
+                             [(r2[0][1], o, o) for o in range(BURST + 1, 2 * BURST + 1)],
+                             "%s: a gap notice for each reused offset" % cl.label)
+        for g in gws:
+            self.assertEqual(g.log_text().count("history conflict"), 1, "%s: logged once" % g.name)
 
     def add_redis(self, r):
         self.addCleanup(r.cleanup)
