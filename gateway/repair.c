@@ -68,6 +68,16 @@ static void forget_recent(struct gw_repair_chan *c)
 {
     memset(c->recent, 0, sizeof c->recent);
     c->reused_from = 0;
+    c->retire_asked = false;
+}
+
+/* c->at's epoch cannot be trusted any more: ask Redis to end it. */
+static void retire(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len, uint64_t below)
+{
+    if (c->retire_asked)
+        return;
+    c->retire_asked = true;
+    r->ops->retire(r->ctx, name, len, c->at.epoch, below);
 }
 
 static void remember(struct gw_repair_chan *c, uint64_t offset, const char *payload, size_t plen)
@@ -116,6 +126,7 @@ static void conflict(struct gw_repair *r, struct gw_repair_chan *c, const char *
                  (int)len, name, at->epoch, at->offset, c->at.offset);
     }
     mark_reused(c, at->offset);
+    retire(r, c, name, len, 0);
     r->ops->gap(r->ctx, name, len, at->epoch, at->offset, at->offset);
     r->ops->deliver(r->ctx, name, len, NULL, payload, plen);
 }
@@ -267,6 +278,9 @@ void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const ch
         LOG_WARN("history rewind channel=%.*s epoch=%s redis_offset=%" PRIu64 " passed_on_up_to=%" PRIu64, (int)len,
                  name, c->at.epoch, page->current, c->at.offset);
         mark_reused(c, page->current + 1);
+        /* Guarded by the node's offset: a read of a copy that only lags
+         * cannot end the epoch on the master. */
+        retire(r, c, name, len, c->at.offset);
     }
     uint64_t stop = page->current; /* offsets past it arrive live */
     if (c->held && gw_position_in(&c->at, c->held->at.epoch, c->held->at.epoch_len) && c->held->at.offset - 1 < stop)
@@ -301,6 +315,7 @@ void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const ch
 
 void gw_repair_link_lost(struct gw_repair_chan *c)
 {
+    c->retire_asked = false; /* a retire on the old link may not have run */
     if (c->reading) {
         c->reading = false;
         c->gen++;

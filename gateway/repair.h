@@ -19,7 +19,9 @@
  * same epoch: Redis came back with older data, counted as a rewind), is a
  * conflict: counted, logged once per channel, passed on without a position
  * (so no client drops it by its offset) and reported to the subscribers as a
- * gap notice for that offset. deploy/redis/wsgate.lua's epoch rule makes both
+ * gap notice for that offset. Either way the node asks Redis, once per epoch
+ * and link, to retire the epoch (ops->retire), so that the next publish starts
+ * a new one. deploy/redis/wsgate.lua's epoch rule makes both
  * impossible while Redis keeps its replication ID rules; this is the check
  * that nothing is lost silently if it does not. Older offsets than the
  * recent ones cannot be compared and count as duplicates.
@@ -49,6 +51,10 @@ struct gw_repair_ops {
      * through gw_repair_read_done (possibly from inside this call when it
      * fails). Returns 0, or -errno when nothing was sent. */
     int (*read)(void *ctx, const char *name, size_t len, uint64_t since, uint32_t gen);
+    /* Ask Redis to end epoch (NUL-terminated), which went back or handed an
+     * offset out twice, while it still holds it (and, below not 0, an offset
+     * under below). Fire and forget. */
+    void (*retire)(void *ctx, const char *name, size_t len, const char *epoch, uint64_t below);
 };
 
 struct gw_repair {
@@ -75,6 +81,7 @@ struct gw_repair_chan {
     } recent[GW_REPAIR_RECENT]; /* of at's epoch, at [offset % GW_REPAIR_RECENT] */
     uint64_t reused_from; /* at's epoch handed out offsets reused_from..at.offset again; 0: no */
     bool conflict_logged; /* once per channel */
+    bool retire_asked; /* for at's epoch, on this link */
     bool reading; /* a read tagged gen is in flight */
     bool catchup; /* the link was lost: read after at once it is live again */
     uint32_t gen;

@@ -36,6 +36,9 @@
 --     real, but it cannot vouch that none after them were lost), so a client
 --     recovery is recovered:false while a node's own repair still reads the
 --     entries back.
+-- Behind the rule, nodes check (gateway/repair.c): one that reads Redis's
+-- offset below what it delivered in the same epoch, or meets an offset again
+-- with other content, calls wsgate_retire_epoch.
 -- The new process cannot tell a complete dump (SHUTDOWN SAVE) from an older
 -- one, so a clean restart costs the same: each channel with history changes
 -- epoch once, at its next publish. Meta written by library version 2 has no
@@ -207,9 +210,34 @@ local function history(keys, args)
     return { epoch, current, reachable, flat }
 end
 
+-- Arguments: channel, epoch, below. A node that saw the channel's epoch go
+-- back (a read answered an offset below `below`, one it had delivered) or
+-- hand one offset out twice (below "") retires the epoch: both keys are
+-- deleted, so the next publish starts a new epoch and a recovery from the old
+-- one is recovered:false, as after any loss of the metadata. Only while the
+-- meta still holds that epoch (and an offset under below): nodes that saw the
+-- same thing retire it once, and a node that read a lagging copy cannot
+-- retire a healthy epoch on the master. Reply: 1 retired, 0 not.
+local function retire_epoch(keys, args)
+    check_keys(keys, args[1])
+    local epoch = args[2]
+    if epoch == nil or epoch == '' then
+        return error('ERR wsgate: epoch required')
+    end
+    local below = int_arg(args[3], 'below', 0, 0, 9007199254740991)
+    local meta, stream = keys[1], keys[2]
+    local have, offset = unpack(redis.call('HMGET', meta, 'epoch', 'offset'))
+    if have ~= epoch or (below > 0 and tonumber(offset) >= below) then
+        return 0
+    end
+    redis.call('DEL', meta, stream)
+    return 1
+end
+
 redis.register_function{ function_name = 'wsgate_version',
                          callback = function() return VERSION end,
                          flags = { 'no-writes' } }
 redis.register_function('wsgate_publish', publish)
 redis.register_function{ function_name = 'wsgate_history', callback = history,
                          flags = { 'no-writes' } }
+redis.register_function('wsgate_retire_epoch', retire_epoch)

@@ -219,6 +219,31 @@ class HistoryFunctionTest(unittest.TestCase):
         # On the old master, which kept its lineage, the epoch goes on.
         self.assertEqual(self.publish("a4")[:2], [4, first[0][1]])
 
+    def retire(self, epoch, below=""):
+        return self.c.command("FCALL", "wsgate_retire_epoch", "2", *keys(self.ch), self.ch, epoch, below)
+
+    def test_retire_epoch_only_while_redis_holds_it(self):
+        # What a node calls when it saw the epoch go back or reuse an offset.
+        first = [self.publish("a%d" % i) for i in range(1, 6)]
+        epoch = first[0][1]
+        meta, stream = keys(self.ch)
+        self.assertEqual(self.retire("other"), 0, "another epoch: nothing to retire")
+        self.assertEqual(self.retire(epoch, 5), 0, "Redis is not below what the node had: a lagging copy")
+        self.assertEqual(self.retire(epoch, 3), 0)
+        self.assertEqual(self.c.command("EXISTS", meta, stream), 2)
+        self.assertEqual(self.retire(epoch, 6), 1, "Redis went back below 6")
+        self.assertEqual(self.c.command("EXISTS", meta, stream), 0)
+        self.assertEqual(self.retire(epoch, 6), 0, "a second node finds it retired")
+        second = self.publish("b")
+        self.assertEqual(second[0], 1)
+        self.assertNotEqual(second[1], epoch)
+        self.assertEqual(self.retire(second[1]), 1, "without below: an offset handed out twice")
+        self.assertEqual(self.history(0)[:3], [b"", 0, 1])
+        for bad in (("", ""), ("e", "-1"), ("e", "x")):
+            r = self.c.command("FCALL", "wsgate_retire_epoch", "2", *keys(self.ch), self.ch, *bad,
+                               raise_errors=False)
+            self.assertIsInstance(r, RedisError, repr(bad))
+
     def test_plain_publish_is_unchanged(self):
         sub = self.subscriber()
         for payload in (b'{"text":"hi"}', b"plain text", "h\u00ffllo".encode(), b""):
