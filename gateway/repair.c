@@ -71,13 +71,14 @@ static void forget_recent(struct gw_repair_chan *c)
     c->retire_asked = false;
 }
 
-/* c->at's epoch cannot be trusted any more: ask Redis to end it. */
-static void retire(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len, uint64_t below)
+/* c->at's epoch handed an offset out twice: ask Redis to end it, once per
+ * epoch and link (a reusing Redis conflicts on every message). */
+static void retire_on_conflict(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len)
 {
     if (c->retire_asked)
         return;
     c->retire_asked = true;
-    r->ops->retire(r->ctx, name, len, c->at.epoch, below);
+    r->ops->retire(r->ctx, name, len, c->at.epoch, 0);
 }
 
 static void remember(struct gw_repair_chan *c, uint64_t offset, const char *payload, size_t plen)
@@ -126,7 +127,7 @@ static void conflict(struct gw_repair *r, struct gw_repair_chan *c, const char *
                  (int)len, name, at->epoch, at->offset, c->at.offset);
     }
     mark_reused(c, at->offset);
-    retire(r, c, name, len, 0);
+    retire_on_conflict(r, c, name, len);
     r->ops->gap(r->ctx, name, len, at->epoch, at->offset, at->offset);
     r->ops->deliver(r->ctx, name, len, NULL, payload, plen);
 }
@@ -279,8 +280,10 @@ void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const ch
                  name, c->at.epoch, page->current, c->at.offset);
         mark_reused(c, page->current + 1);
         /* Guarded by the node's offset: a read of a copy that only lags
-         * cannot end the epoch on the master. */
-        retire(r, c, name, len, c->at.offset);
+         * cannot end the epoch on the master. When publishes since took
+         * Redis back up to it, the guard refuses, and the first conflict
+         * asks again without it. One per read, so not latched. */
+        r->ops->retire(r->ctx, name, len, c->at.epoch, c->at.offset);
     }
     uint64_t stop = page->current; /* offsets past it arrive live */
     if (c->held && gw_position_in(&c->at, c->held->at.epoch, c->held->at.epoch_len) && c->held->at.offset - 1 < stop)

@@ -19,9 +19,10 @@
  * same epoch: Redis came back with older data, counted as a rewind), is a
  * conflict: counted, logged once per channel, passed on without a position
  * (so no client drops it by its offset) and reported to the subscribers as a
- * gap notice for that offset. Either way the node asks Redis, once per epoch
- * and link, to retire the epoch (ops->retire), so that the next publish starts
- * a new one. deploy/redis/wsgate.lua's epoch rule makes both
+ * gap notice for that offset. Either way the node asks Redis to retire the
+ * epoch (ops->retire: on each rewind, guarded by the node's offset; on the
+ * first conflict per epoch and link), so that the next publish starts a new
+ * one. deploy/redis/wsgate.lua's epoch rule makes both
  * impossible while Redis keeps its replication ID rules; this is the check
  * that nothing is lost silently if it does not. Older offsets than the
  * recent ones cannot be compared and count as duplicates.
@@ -81,7 +82,7 @@ struct gw_repair_chan {
     } recent[GW_REPAIR_RECENT]; /* of at's epoch, at [offset % GW_REPAIR_RECENT] */
     uint64_t reused_from; /* at's epoch handed out offsets reused_from..at.offset again; 0: no */
     bool conflict_logged; /* once per channel */
-    bool retire_asked; /* for at's epoch, on this link */
+    bool retire_asked; /* on a conflict, for at's epoch, on this link */
     bool reading; /* a read tagged gen is in flight */
     bool catchup; /* the link was lost: read after at once it is live again */
     uint32_t gen;
