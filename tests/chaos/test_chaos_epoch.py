@@ -214,7 +214,7 @@ class EpochTest(GatewayTestCase):
 
     def test_aof_everysec_loses_last_second(self):
         # appendfsync everysec: a write reaches the file (page cache) before its reply, so a
-        # SIGKILL alone loses nothing; what a power loss or an OS crash loses is what was
+        # SIGKILL alone usually loses nothing; what a power loss or an OS crash loses is what was
         # not yet fsynced, up to the last second. The test cuts the AOF back to its size
         # before the second burst to stand for exactly that, after a SIGKILL right after it.
         redis = self.add_redis(PersistentRedis(["--appendonly", "yes", "--appendfsync", "everysec"]))
