@@ -21,7 +21,7 @@
 -- THE EPOCH RULE (issue 16; docs/RELIABILITY.md "Redis data loss"): an epoch
 -- lives only as long as the dataset lineage it was written under, and that
 -- lineage is the serving Redis's master_replid (INFO replication). Redis makes
--- a new replication ID exactly when a dataset's history may fork: a process
+-- a new replication ID whenever a dataset's history may fork: a process
 -- that starts as a master (from an RDB dump, an AOF, or nothing), a replica
 -- promoted by Sentinel, Cluster or REPLICAOF NO ONE; and also when a master
 -- without a backlog takes its first replica. Replicas share their master's
