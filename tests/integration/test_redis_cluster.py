@@ -1,0 +1,305 @@
+"""A real 6-node Redis Cluster (3 masters + 3 replicas, tests/integration/wsgate_cluster.py)
+against the gateway's cluster code and the facts docs/DEPLOYMENT.md "Scaling Redis" states
+(issue 19; the gateway's own cluster mode is not built yet):
+
+- common/slot.[ch] gives CLUSTER KEYSLOT's answer for thousands of generated keys, hash-tag
+  edge cases and binary keys included (run through tests/integration/cluster_probe.c);
+- sharded pub/sub: SPUBLISH reaches an SSUBSCRIBE client on the channel's master, plain
+  PUBLISH does not (on any node), and a non-owner answers MOVED, parsed as
+  common/topo.[ch] parses it;
+- the wsgate Function library loads on every master and FCALL wsgate_publish with the
+  {C}:meta / {C}:stream keys works on each, and its (classic) PUBLISH reaches a classic
+  subscriber on another node but not a sharded one;
+- common/topo.[ch] builds the same map as the cluster's own CLUSTER SLOTS from its
+  CLUSTER SHARDS and CLUSTER SLOTS replies, and its diff names exactly the slots that a
+  hand migration, a CLUSTER FAILOVER and a master's SIGKILL moved.
+
+Run alone: GW_CLUSTER_PROBE=build-test/tests/integration/cluster_probe \\
+    python3 -m unittest -v test_redis_cluster
+"""
+
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from wsgate_harness import RedisError, T, uniq  # noqa: E402
+from wsgate_cluster import RedisCluster  # noqa: E402
+
+LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "redis",
+                       "wsgate.lua")
+
+
+def probe_bin():
+    path = os.environ.get("GW_CLUSTER_PROBE")
+    if not path:
+        raise unittest.SkipTest("GW_CLUSTER_PROBE is not set")
+    return path
+
+
+def probe(mode, data):
+    r = subprocess.run([probe_bin(), mode], input=data, capture_output=True, timeout=T(30))
+    if r.returncode != 0:
+        raise AssertionError("cluster_probe %s failed: %s" % (mode, r.stderr.decode()))
+    return r.stdout.decode()
+
+
+def resp(x):
+    """A reply as RedisClient returned it, written back as RESP2 bytes."""
+    if isinstance(x, int):
+        return b":%d\r\n" % x
+    if isinstance(x, str):
+        return b"+%s\r\n" % x.encode()
+    if isinstance(x, bytes):
+        return b"$%d\r\n%s\r\n" % (len(x), x)
+    if x is None:
+        return b"$-1\r\n"
+    if isinstance(x, list):
+        return b"*%d\r\n" % len(x) + b"".join(resp(e) for e in x)
+    raise TypeError(type(x))
+
+
+def probe_maps(mode, replies):
+    """[{"owners": [(first, last, id, port, health)], "covered": n, "moved": [(first, last)]}]"""
+    out = []
+    for line in probe(mode, b"".join(resp(r) for r in replies)).splitlines():
+        w = line.split()
+        if w[0] == "map":
+            out.append({"owners": [], "moved": []})
+        elif w[0] == "owner":
+            lo, hi = map(int, w[1].split("-"))
+            out[-1]["owners"].append((lo, hi, w[2], int(w[3].rsplit(":", 1)[1]), w[4]))
+        elif w[0] == "covered":
+            out[-1]["covered"] = int(w[1])
+        elif w[0] == "moved":
+            out[-1]["moved"].append(tuple(map(int, w[1].split("-"))))
+    return out
+
+
+def fn_keys(ch):
+    return "{%s}:meta" % ch, "{%s}:stream" % ch
+
+
+def generated_keys(n_random=2500):
+    """Hash-tag edge cases, then seeded random keys over an alphabet rich in braces, binary
+    keys, and channel names with their history keys."""
+    keys = [b"", b"{}", b"{{a}}", b"a{b}c{d}", b"{}{a}", b"{a}{}", b"}{a}", b"{", b"}", b"{{",
+            b"}}", b"{{}}", b"a{}b", b"{a", b"a}", b"{a}}", b"{{a}", b"x{y{z}w}", b"{}}",
+            b"foo{}{bar}", b"foo{{bar}}zap", b"foo{bar}{zap}", b"\x00{a}", b"{\x00}",
+            b"{\xff\xfe}", "{caf\u00e9}".encode(), b"{gw:room:1}:meta", b"gw:room:1"]
+    rnd = random.Random(19)
+    alphabet = b"ab{}{}:\x00\xff z"
+    for _ in range(n_random):
+        keys.append(bytes(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12))))
+    for _ in range(300):
+        keys.append(bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 64))))
+    for i in range(300):
+        ch = "gw:room:%d" % i
+        keys += [ch.encode()] + [k.encode() for k in fn_keys(ch)]
+    return keys
+
+
+class RedisClusterTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        probe_bin()
+        t0 = time.monotonic()
+        cls.cluster = RedisCluster(masters=3, replicas=1, node_timeout_ms=1000)
+        cls.addClassCleanup(cls.cluster.stop)
+        sys.stderr.write("cluster of 6 up in %.1fs\n" % (time.monotonic() - t0))
+        with open(LIBRARY, "rb") as f:
+            cls.library = f.read()
+
+    def other_master(self, node):
+        return next(m for m in self.cluster.masters() if m is not node)
+
+    def test_a_keyslot_matches_gw_slot(self):
+        keys = generated_keys()
+        node = self.cluster.masters()[0]
+        with node.client(timeout=T(10)) as c:
+            want = c.pipeline([("CLUSTER", "KEYSLOT", k) for k in keys], timeout=T(30))
+        got = [int(x) for x in probe("slots", b"".join(k.hex().encode() + b"\n"
+                                                         for k in keys)).split()]
+        self.assertEqual(len(got), len(keys))
+        bad = [(k, w, g) for k, w, g in zip(keys, want, got) if w != g]
+        self.assertEqual(bad[:10], [], "%d of %d keys differ" % (len(bad), len(keys)))
+        self.assertGreater(len(keys), 3000)
+        # The generated keys do exercise the tag rule: many hash only a part of themselves.
+        self.assertGreater(sum(1 for k in keys if re.search(rb"\{[^}]+\}", k)), 500)
+
+    def test_b_spublish_reaches_the_owner_and_plain_publish_does_not(self):
+        ch = "gw:" + uniq("s")
+        slot = self.cluster.keyslot(ch)
+        owner = self.cluster.master_of_slot(slot)
+        sub = owner.client(timeout=T(5))
+        self.addCleanup(sub.close)
+        self.assertEqual(sub.command("SSUBSCRIBE", ch), [b"ssubscribe", ch.encode(), 1])
+
+        self.assertEqual(owner.command("SPUBLISH", ch, "one"), 1)
+        self.assertEqual(sub.read_reply(timeout=T(5)), [b"smessage", ch.encode(), b"one"])
+        # Plain PUBLISH, on the owner and on every other master: no receiver counted, and
+        # nothing arrives on the sharded subscription.
+        for m in self.cluster.masters():
+            self.assertEqual(m.command("PUBLISH", ch, "classic"), 0)
+        with self.assertRaises(TimeoutError):
+            sub.read_reply(timeout=0.5)
+        # The subscription is alive: the next thing it sees is the next SPUBLISH.
+        self.assertEqual(owner.command("SPUBLISH", ch, "two"), 1)
+        self.assertEqual(sub.read_reply(timeout=T(5)), [b"smessage", ch.encode(), b"two"])
+
+        # Another master refuses both, with a MOVED that common/topo.c parses.
+        other = self.other_master(owner)
+        for cmd in ("SPUBLISH", "SSUBSCRIBE"):
+            with other.client() as c:
+                err = c.command(*((cmd, ch, "x") if cmd == "SPUBLISH" else (cmd, ch)),
+                                raise_errors=False)
+            self.assertIsInstance(err, RedisError)
+            self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
+                             ["MOVED", str(slot), "127.0.0.1", str(owner.port)])
+
+    def load_library_everywhere(self):
+        for m in self.cluster.masters():
+            have = m.command("FCALL_RO", "wsgate_version", "0", raise_errors=False)
+            if isinstance(have, RedisError):
+                self.assertEqual(m.command("FUNCTION", "LOAD", self.library), b"wsgate")
+
+    def fcall(self, ch, payload):
+        return self.cluster.command_for_key(fn_keys(ch)[0], "FCALL", "wsgate_publish", "2",
+                                            *fn_keys(ch), ch, payload, "", "")
+
+    def test_c_function_library_on_every_master(self):
+        self.load_library_everywhere()
+        masters = self.cluster.masters()
+        self.assertEqual(len(masters), 3)
+        for m in masters:
+            self.assertEqual(m.command("FCALL_RO", "wsgate_version", "0"), 3)
+        # Channels until every master owns three of them.
+        per = {m.port: [] for m in masters}
+        i = 0
+        while min(len(v) for v in per.values()) < 3 and i < 1000:
+            ch = "gw:fn:%s:%d" % (uniq("f"), i)
+            per[self.cluster.master_of_key(ch).port].append(ch)
+            i += 1
+        for port, chans in per.items():
+            for ch in chans[:3]:
+                # The keys share the channel's slot, so one FCALL stays on one master.
+                self.assertEqual(self.cluster.master_of_key(fn_keys(ch)[1]).port, port)
+                r1, r2 = self.fcall(ch, '{"n":1}'), self.fcall(ch, '{"n":2}')
+                self.assertEqual((r1[0], r2[0]), (1, 2))
+                self.assertEqual(r1[1], r2[1])
+                hist = self.cluster.command_for_key(ch, "FCALL_RO", "wsgate_history", "2",
+                                                    *fn_keys(ch), ch, "0", "", "")
+                self.assertEqual(hist[:3], [r1[1], 2, 1])
+                self.assertEqual(hist[3], [1, b'{"n":1}', 2, b'{"n":2}'])
+        # On a master that does not own the keys: MOVED, nothing written there.
+        ch = per[masters[0].port][0]
+        err = masters[1].command("FCALL", "wsgate_publish", "2", *fn_keys(ch), ch, "x", "", "",
+                                 raise_errors=False)
+        self.assertTrue(str(err).startswith("MOVED "), err)
+
+        # Today's library PUBLISHes (classic pub/sub): broadcast over the cluster bus to a
+        # classic subscriber on any node, never to a sharded subscriber.
+        ch = per[masters[0].port][1]
+        classic = masters[2].client(timeout=T(5))
+        self.addCleanup(classic.close)
+        classic.command("SUBSCRIBE", ch)
+        sharded = masters[0].client(timeout=T(5))
+        self.addCleanup(sharded.close)
+        sharded.command("SSUBSCRIBE", ch)
+        r = self.fcall(ch, '{"n":3}')
+        want = b'\xffwsgate1 3 %s\n{"n":3}' % r[1]
+        seen = []
+        while want not in seen and len(seen) < 4:
+            kind, name, env = classic.read_reply(timeout=T(5))
+            self.assertEqual((kind, name), (b"message", ch.encode()))
+            seen.append(env)
+        sys.stderr.write("classic subscriber on another master saw: %r\n" % seen)
+        self.assertIn(want, seen)
+        with self.assertRaises(TimeoutError):
+            sharded.read_reply(timeout=0.5)
+
+    def shards(self, node=None):
+        return (node or self.cluster.masters()[0]).command("CLUSTER", "SHARDS")
+
+    def check_map_matches_cluster(self, m, health="online"):
+        """m (a probe map) serves each slot from the node CLUSTER SLOTS names."""
+        view = self.cluster._slot_view(self.cluster.masters()[0])
+        self.assertEqual(m["covered"], 16384)
+        want = sorted((lo, hi, int(a.rsplit(":", 1)[1])) for lo, hi, a in view)
+        self.assertEqual(sorted((lo, hi, port) for lo, hi, _, port, _ in m["owners"]), want)
+        for lo, hi, nid, port, h in m["owners"]:
+            self.assertEqual(self.cluster.node_by_port(port).node_id(), nid)
+            self.assertEqual(h, health)
+
+    def test_z_topology_changes_seen_by_gw_topo(self):
+        """Last (it changes the cluster): migration, CLUSTER FAILOVER, SIGKILL."""
+        c = self.cluster
+        self.load_library_everywhere()
+        s1 = self.shards()
+        m1 = probe_maps("shards", [s1])[0]
+        self.check_map_matches_cluster(m1)
+        slots_reply = c.masters()[0].command("CLUSTER", "SLOTS")
+        self.check_map_matches_cluster(probe_maps("slotsreply", [slots_reply])[0], "unknown")
+
+        # 1. One slot holding a channel's history moved by hand.
+        ch = "gw:" + uniq("mig")
+        slot = c.keyslot(ch)
+        src = c.master_of_slot(slot)
+        dst = self.other_master(src)
+        r = [self.fcall(ch, '{"n":%d}' % i) for i in (1, 2, 3)]
+        self.assertEqual([x[0] for x in r], [1, 2, 3])
+        self.assertEqual(c.migrate_slot(slot, dst), 2)  # {C}:meta and {C}:stream
+        self.assertIs(c.master_of_slot(slot), dst)
+        s2 = self.shards()
+        m = probe_maps("shards", [s1, s2])
+        self.assertEqual(m[1]["moved"], [(slot, slot)])
+        self.check_map_matches_cluster(m[1])
+        # The stream moved with the slot: the entries are readable on the new master.
+        hist = c.command_for_key(ch, "FCALL_RO", "wsgate_history", "2", *fn_keys(ch), ch, "0",
+                                 "", "")
+        self.assertEqual(hist[3][0::2], [1, 2, 3])
+        self.assertEqual(hist[1], 3)
+        # What the epoch rule makes of a migration (docs/DEPLOYMENT.md "Scaling Redis"):
+        # the meta's lineage is the source master's replication ID, the new master has
+        # another, so the next publish starts a new epoch at offset 1.
+        r4 = self.fcall(ch, '{"n":4}')
+        self.assertEqual(r4[0], 1)
+        self.assertNotEqual(r4[1], r[0][1])
+
+        # 2. CLUSTER FAILOVER on one shard: exactly that master's slots move, to its replica.
+        victim = next(m for m in c.masters() if m is not dst)
+        replica = c.replicas_of(victim)[0]
+        ranges = [(lo, hi) for lo, hi, _, port, _ in m[1]["owners"] if port == victim.port]
+        c.failover(replica)
+        s3 = self.shards()
+        m = probe_maps("shards", [s2, s3])
+        self.assertEqual(m[1]["moved"], ranges)
+        self.check_map_matches_cluster(m[1])
+        self.assertEqual({port for lo, hi, _, port, _ in m[1]["owners"] if (lo, hi) in ranges},
+                         {replica.port})
+
+        # 3. SIGKILL of a master: its replica is promoted, exactly its slots move.
+        victim = next(x for x in c.masters() if x is not replica)
+        ranges = [(lo, hi) for lo, hi, _, port, _ in m[1]["owners"] if port == victim.port]
+        victim_id = victim.node_id()
+        t0 = time.monotonic()
+        promoted = c.kill_master(victim)
+        sys.stderr.write("SIGKILL -> replica serving, cluster ok: %.1fs (node timeout 1000 ms)\n"
+                         % (time.monotonic() - t0))
+        s4 = self.shards(promoted)
+        m = probe_maps("shards", [s3, s4])
+        self.assertEqual(m[1]["moved"], ranges)
+        self.assertEqual({port for lo, hi, _, port, _ in m[1]["owners"] if (lo, hi) in ranges},
+                         {promoted.port})
+        # The dead master is still listed by SHARDS, failed, serving nothing.
+        self.assertIn(victim_id.encode(), repr(s4).encode())
+        self.check_map_matches_cluster(m[1])
+
+
+if __name__ == "__main__":
+    unittest.main()
