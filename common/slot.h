@@ -7,6 +7,7 @@
 #ifndef GW_SLOT_H
 #define GW_SLOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,5 +25,13 @@ void gw_slot_tag(const char *key, size_t len, size_t *off, size_t *n);
 
 /* The slot (0..16383) of the len-byte key (binary safe: NULs count). */
 uint16_t gw_slot_of(const char *key, size_t len);
+
+/* Whether sharded channel C (len bytes) and its history keys "{C}:meta" and
+ * "{C}:stream" (deploy/redis/wsgate.lua) are in one slot, so that one FCALL
+ * can touch both keys and SPUBLISH to C on one master. True for every non-empty name
+ * without a '}'; a name with one may split them (for "a{b}c" the channel
+ * hashes "b", the keys "a{b"; for "}x" even the two keys differ), unless
+ * the hashed bytes happen to agree. Cannot fail. */
+bool gw_slot_channel_colocated(const char *c, size_t len);
 
 #endif

@@ -4,6 +4,8 @@
  *
  *   cluster_probe slots            stdin: one key per line, hex-encoded (binary
  *                                  safe); stdout: gw_slot_of of each, one a line
+ *   cluster_probe colocated        the same input; stdout: 1 or 0, whether
+ *                                  gw_slot_channel_colocated holds for the name
  *   cluster_probe shards|slots     stdin: RESP replies to CLUSTER SHARDS (or
  *                                  SLOTS), one or more; stdout per reply: the
  *                                  map ("owner <first>-<last> <id> <host>:<port>
@@ -32,7 +34,7 @@ static int hexval(int c)
     return -1;
 }
 
-static int do_slots(void)
+static int do_slots(int colocated)
 {
     char line[8192], key[4096];
 
@@ -46,7 +48,10 @@ static int do_slots(void)
                 return 1;
             key[k++] = (char)(hi * 16 + lo);
         }
-        printf("%u\n", gw_slot_of(key, k));
+        if (colocated)
+            printf("%d\n", gw_slot_channel_colocated(key, k) ? 1 : 0);
+        else
+            printf("%u\n", gw_slot_of(key, k));
     }
     return 0;
 }
@@ -136,11 +141,13 @@ static int do_redirect(void)
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "slots") == 0)
-        return do_slots();
+        return do_slots(0);
+    if (argc == 2 && strcmp(argv[1], "colocated") == 0)
+        return do_slots(1);
     if (argc == 2 && (strcmp(argv[1], "shards") == 0 || strcmp(argv[1], "slotsreply") == 0))
         return do_map(argv[1][1] == 'h');
     if (argc == 2 && strcmp(argv[1], "redirect") == 0)
         return do_redirect();
-    fprintf(stderr, "usage: cluster_probe slots|shards|slotsreply|redirect\n");
+    fprintf(stderr, "usage: cluster_probe slots|colocated|shards|slotsreply|redirect\n");
     return 2;
 }

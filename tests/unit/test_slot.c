@@ -3,6 +3,7 @@
  * of CLUSTER KEYSLOT's documentation, and the hash-tag rule's edge cases.
  * tests/integration/test_slot_keyslot.py compares thousands more keys with a
  * real cluster node. */
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "slot.h"
@@ -85,6 +86,52 @@ START_TEST(binary_keys)
 }
 END_TEST
 
+/* The slot of "{c}" suffix, by building the key and hashing it whole. */
+static uint16_t built_key_slot(const char *c, size_t len, const char *suffix)
+{
+    char k[64];
+    size_t n = (size_t)snprintf(k, sizeof k, "{%.*s}%s", (int)len, c, suffix);
+
+    return gw_slot_of(k, n);
+}
+
+START_TEST(channel_colocated)
+{
+    ck_assert(gw_slot_channel_colocated("gw:room:1", 9));
+    ck_assert(gw_slot_channel_colocated("a{b", 3));  /* no '}': the tag is the name */
+    ck_assert(gw_slot_channel_colocated("{x", 2));
+    ck_assert(!gw_slot_channel_colocated("a{b}c", 5)); /* channel "b", keys "a{b" */
+    ck_assert(!gw_slot_channel_colocated("}x", 2));    /* even the two keys differ */
+    ck_assert(!gw_slot_channel_colocated("gw:{x}", 6));
+    ck_assert(gw_slot_channel_colocated("a}{a}", 5)); /* both hash "a": they agree */
+    ck_assert(!gw_slot_channel_colocated("", 0));
+
+    /* Every name of up to 7 bytes over "a{}" (3280 names) against building the keys. */
+    char c[8];
+    int agree = 0, names = 0;
+    for (size_t len = 0; len <= 7; len++) {
+        unsigned total = 1;
+        for (size_t i = 0; i < len; i++)
+            total *= 3;
+        for (unsigned v = 0; v < total; v++) {
+            unsigned x = v;
+            for (size_t i = 0; i < len; i++, x /= 3)
+                c[i] = "a{}"[x % 3];
+            uint16_t s = gw_slot_of(c, len);
+            bool want = built_key_slot(c, len, ":meta") == s && built_key_slot(c, len, ":stream") == s;
+            ck_assert_msg(gw_slot_channel_colocated(c, len) == want, "\"%.*s\"", (int)len, c);
+            if (len && !memchr(c, '}', len))
+                ck_assert_msg(want, "\"%.*s\" has no '}'", (int)len, c);
+            agree += want;
+            names++;
+        }
+    }
+    ck_assert_int_eq(names, 3280);
+    ck_assert_int_gt(agree, 0);
+    ck_assert_int_lt(agree, names);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("slot");
@@ -94,6 +141,7 @@ int main(void)
     tcase_add_test(tc, known_slots);
     tcase_add_test(tc, hash_tags);
     tcase_add_test(tc, binary_keys);
+    tcase_add_test(tc, channel_colocated);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
