@@ -310,7 +310,28 @@ class RedisClusterTest(unittest.TestCase):
         victim = next(m for m in c.masters() if m is not dst)
         replica = c.replicas_of(victim)[0]
         ranges = [(lo, hi) for lo, hi, _, port, _ in m[1]["owners"] if port == victim.port]
+        fch = next(x for x in ("gw:fo:%s:%d" % (uniq("f"), i) for i in range(1000))
+                   if c.master_of_key(x) is victim)
+        before = [self.fcall(fch, '{"n":%d}' % i) for i in (1, 2)]
+        self.assertEqual(victim.command("WAIT", 1, int(T(5) * 1000)), 1)  # replicated: none lost
+        old_id = victim.info("replication")["master_replid"]
         c.failover(replica)
+        rep = replica.info("replication")
+        # Redis keeps the shared history's ID as master_replid2, up to second_repl_offset:
+        # what a lineage check could accept (not what wsgate.lua does today).
+        self.assertNotEqual(rep["master_replid"], old_id)
+        self.assertEqual(rep["master_replid2"], old_id)
+        self.assertGreater(int(rep["second_repl_offset"]), 0)
+        after = self.fcall(fch, '{"n":3}')
+        hist = c.command_for_key(fch, "FCALL_RO", "wsgate_history", "2", *fn_keys(fch), fch, "0",
+                                 "", "")
+        # What the epoch rule makes of a lossless failover (docs/DEPLOYMENT.md "Scaling
+        # Redis"): the promoted replica has a new master_replid, so the next publish starts
+        # a new epoch at offset 1 and the old entries are gone, although none was lost.
+        self.assertEqual(after[0], 1)
+        self.assertNotEqual(after[1], before[0][1])
+        self.assertEqual(hist[:3], [after[1], 1, 1])
+        self.assertEqual(hist[3], [1, b'{"n":3}'])
         s3 = self.shards()
         m = probe_maps("shards", [s2, s3])
         self.assertEqual(m[1]["moved"], ranges)
