@@ -343,8 +343,35 @@ class RedisClusterTest(unittest.TestCase):
         victim = next(x for x in c.masters() if x is not replica)
         ranges = [(lo, hi) for lo, hi, _, port, _ in m[1]["owners"] if port == victim.port]
         victim_id = victim.node_id()
+        # Another shard's channel, published while the victim's shard fails over.
+        other = next(x for x in c.masters() if x is not victim)
+        och = next(x for x in ("gw:alive:%s:%d" % (uniq("a"), i) for i in range(1000))
+                   if c.master_of_key(x) is other)
+        osub = other.client(timeout=T(5))
+        self.addCleanup(osub.close)
+        osub.command("SSUBSCRIBE", och)
+        sent, failed = [], []
+
+        def publish_elsewhere():  # runs inside wait_until, which retries on exceptions
+            n = len(sent) + 1
+            try:
+                r = other.command("SPUBLISH", och, str(n), timeout=1, raise_errors=False)
+            except (OSError, TimeoutError) as e:
+                r = e
+            if r == 1:
+                sent.append(time.monotonic())
+            else:
+                failed.append(r)
         t0 = time.monotonic()
-        promoted = c.kill_master(victim)
+        promoted = c.kill_master(victim, during=publish_elsewhere)
+        # The other shard never stopped: every poll published, and no gap between two
+        # publishes was longer than a poll interval plus a slow machine's margin.
+        self.assertEqual(failed, [])
+        self.assertGreater(len(sent), 10)
+        gaps = [b - a for a, b in zip(sent, sent[1:])]
+        self.assertLess(max(gaps), 1.0, "longest pause %.2fs" % max(gaps))
+        got = [osub.read_reply(timeout=T(5))[2] for _ in sent]
+        self.assertEqual(got, [str(i).encode() for i in range(1, len(sent) + 1)])
         sys.stderr.write("SIGKILL -> replica serving, cluster ok: %.1fs (node timeout 1000 ms)\n"
                          % (time.monotonic() - t0))
         s4 = self.shards(promoted)

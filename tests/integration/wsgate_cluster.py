@@ -312,9 +312,10 @@ class RedisCluster:
 
     # ---- faults and changes
 
-    def kill_master(self, master, timeout=None):
+    def kill_master(self, master, timeout=None, during=None):
         """SIGKILLs master and waits until one of its replicas serves its slots and the
-        cluster is ok again. Returns the promoted node."""
+        cluster is ok again; during(), when given, is called at each poll of that wait.
+        Returns the promoted node."""
         replicas = self.replicas_of(master)
         if not replicas:
             raise RuntimeError("%r has no replica to promote" % master)
@@ -323,6 +324,8 @@ class RedisCluster:
         timeout = T(30) if timeout is None else timeout
 
         def promoted():
+            if during is not None:
+                during()
             m = self.master_of_slot(first_slot)
             return m if m in replicas and m.role() == "master" else None
         node = wait_until(promoted, timeout, interval=0.1, what="a replica of %r promoted" % master)
