@@ -110,10 +110,25 @@ class RedisClusterTest(unittest.TestCase):
         probe_bin()
         t0 = time.monotonic()
         cls.cluster = RedisCluster(masters=3, replicas=1, node_timeout_ms=1000)
+        cls.addClassCleanup(cls.check_all_stopped)  # runs after stop (LIFO)
         cls.addClassCleanup(cls.cluster.stop)
         sys.stderr.write("cluster of 6 up in %.1fs\n" % (time.monotonic() - t0))
         with open(LIBRARY, "rb") as f:
             cls.library = f.read()
+
+    @classmethod
+    def check_all_stopped(cls):
+        """The helper stopped every process it started (6), each by its PID."""
+        procs = [n.proc for n in cls.cluster.nodes]
+        if len(procs) != 6 or any(p is None or p.poll() is None for p in procs):
+            raise AssertionError("cluster processes left running: %r"
+                                 % [p.pid for p in procs if p and p.poll() is None])
+        for p in procs:
+            try:
+                os.kill(p.pid, 0)
+                raise AssertionError("pid %d still exists" % p.pid)
+            except ProcessLookupError:
+                pass
 
     def other_master(self, node):
         return next(m for m in self.cluster.masters() if m is not node)
