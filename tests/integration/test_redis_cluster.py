@@ -303,7 +303,13 @@ class RedisClusterTest(unittest.TestCase):
         dst = self.other_master(src)
         r = [self.fcall(ch, '{"n":%d}' % i) for i in (1, 2, 3)]
         self.assertEqual([x[0] for x in r], [1, 2, 3])
+        ssub = src.client(timeout=T(5))
+        self.addCleanup(ssub.close)
+        ssub.command("SSUBSCRIBE", ch)
         self.assertEqual(c.migrate_slot(slot, dst), 2)  # {C}:meta and {C}:stream
+        # The source tells its sharded subscribers the slot left: an unsolicited
+        # sunsubscribe, the signal the cluster mode will resubscribe on.
+        self.assertEqual(ssub.read_reply(timeout=T(5)), [b"sunsubscribe", ch.encode(), 0])
         self.assertIs(c.master_of_slot(slot), dst)
         s2 = self.shards()
         m = probe_maps("shards", [s1, s2])
@@ -330,7 +336,12 @@ class RedisClusterTest(unittest.TestCase):
         before = [self.fcall(fch, '{"n":%d}' % i) for i in (1, 2)]
         self.assertEqual(victim.command("WAIT", 1, int(T(5) * 1000)), 1)  # replicated: none lost
         old_id = victim.info("replication")["master_replid"]
+        vsub = victim.client(timeout=T(5))
+        self.addCleanup(vsub.close)
+        vsub.command("SSUBSCRIBE", fch)
         c.failover(replica)
+        # The demoted master tells its sharded subscribers, as a migration's source does.
+        self.assertEqual(vsub.read_reply(timeout=T(5)), [b"sunsubscribe", fch.encode(), 0])
         rep = replica.info("replication")
         # Redis keeps the shared history's ID as master_replid2, up to second_repl_offset:
         # what a lineage check could accept (not what wsgate.lua does today).
