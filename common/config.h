@@ -87,6 +87,15 @@ struct gw_config {
     bool show_version;
 };
 
+/* Payload bytes one history reply carries at most (about; the first message
+ * always comes): an eighth of a client's queue, so that the reply fits the
+ * queue even when every payload is escaped (up to 6x). The bus asks Redis for
+ * this much; the session charges the client's rate budget for it. */
+static inline size_t gw_config_history_reply_bytes(const struct gw_config *cfg)
+{
+    return cfg->queue_max_bytes / 8;
+}
+
 /* Fills defaults. Allocates owned strings: always pair with gw_config_deinit. */
 void gw_config_init(struct gw_config *cfg);
 void gw_config_deinit(struct gw_config *cfg);

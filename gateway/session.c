@@ -17,6 +17,10 @@
 #include "session_int.h"
 
 #define TOKEN_UNIT 1000000LL
+/* A history request is charged by what it reads, not as one message: one
+ * message per this many bytes of reply (issue 15: requests at the message
+ * rate kept Redis busy for every other client of the node). */
+#define HISTORY_BYTES_PER_TOKEN 8192
 #define CLOSE_GRACE_S 5
 #define SUB_LOG_MAX 65
 #define URL_TOKEN "token="
@@ -163,8 +167,23 @@ void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64
         send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
 }
 
+/* What a history request is charged before it is read: its reply's byte
+ * budget, in messages, at most the whole burst (so it can always be paid). */
+static int64_t history_upfront(const struct gw_config *cfg)
+{
+    int64_t n = (int64_t)((gw_config_history_reply_bytes(cfg) + HISTORY_BYTES_PER_TOKEN - 1) / HISTORY_BYTES_PER_TOKEN);
+    return n < 1 ? 1 : n > cfg->client_burst ? cfg->client_burst : n;
+}
+
 void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame)
 {
+    /* The request paid its budget up front; now it pays what it read. */
+    int64_t cost = frame ? (int64_t)((frame->len + HISTORY_BYTES_PER_TOKEN - 1) / HISTORY_BYTES_PER_TOKEN) : 1;
+    int64_t max = (int64_t)s->host->cfg->client_burst * TOKEN_UNIT;
+
+    s->tokens += (history_upfront(s->host->cfg) - (cost < 1 ? 1 : cost)) * TOKEN_UNIT;
+    if (s->tokens > max)
+        s->tokens = max;
     if (frame)
         gw_session_enqueue(s, frame);
     else
@@ -373,6 +392,13 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         handle_subscribe(s, req);
         break;
     case GW_REQ_HISTORY:
+        /* One message is paid; the rest of its budget must be in hand too. */
+        if (s->tokens < (history_upfront(h->cfg) - 1) * TOKEN_UNIT) {
+            send_error(s, GW_ERR_RATE_LIMITED, req->has_id, req->id,
+                       "history is charged one message per 8 KiB it may read; slow down (--client-rate)");
+            break;
+        }
+        s->tokens -= (history_upfront(h->cfg) - 1) * TOKEN_UNIT;
         if (h->ops->history(h->ctx, s->id, req) != GW_ERR_NONE)
             gw_session_history_result(s, req->has_id, req->id, NULL);
         break;
