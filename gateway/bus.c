@@ -329,7 +329,11 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
     size_t klen = gw_bus_prefixed(bus, cmd->name, cmd->name_len, key);
     struct pub_wait *pw = gw_xmalloc(sizeof(*pw));
     *pw = (struct pub_wait){ cmd->payload_len, cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
-    if (gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw) != 0) {
+    /* --history-channels: only those channels' publishes are stored. */
+    int rc = gw_config_keeps_history(bus->cfg, cmd->name)
+                 ? gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw)
+                 : gw_link_publish_plain(bus->link, key, klen, cmd->payload, cmd->payload_len, pw);
+    if (rc != 0) {
         free(pw);
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, false);
         return;

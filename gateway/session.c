@@ -39,6 +39,9 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
     gw_hub_member_init(&s->member, s);
     gw_outq_init(&s->outq, cfg->queue_max_messages, cfg->queue_max_bytes);
     s->tokens = (int64_t)cfg->client_burst * TOKEN_UNIT;
+    gw_quota_init(&s->store, cfg->client_store_bytes,
+                  (int64_t)(cfg->client_store_window_s ? cfg->client_store_window_s : cfg->history_ttl_s) * 1000000,
+                  now);
     s->last_refill_us = now;
     s->last_rx_us = now;
     /* The first ping comes between half an interval and a whole one after
@@ -159,8 +162,23 @@ void gw_session_ack(struct gw_session *s, int64_t id)
     send_ack(s, true, id);
 }
 
+/* What a stored publish is charged against --client-store-bytes, from what
+ * Redis was measured to hold (wsgate.lua, Redis 7.0, MEMORY USAGE of the
+ * keys): per stream entry 37 B for a 1-byte payload, 1154 B for 1000, 10748
+ * B for 10000, 66044 B for 60000 (the allocator's size classes add up to a
+ * quarter); the two keys of a channel's first publish 4872 B with a payload
+ * up to 1000 B. So: payload + payload/4 + 64 per message, and every stored
+ * publish pays 8192 for a new channel up front, given back by the ack when
+ * the message was not the channel's first (offset > 1). A publish Redis
+ * refused keeps its charge: the node cannot tell a refusal from a reply lost
+ * with the link. */
+#define STORE_ENTRY_BYTES 64
+#define STORE_CHANNEL_BYTES 8192
+
 void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id, const struct gw_position *at)
 {
+    if (ok && at && at->offset > 1)
+        gw_quota_give(&s->store, STORE_CHANNEL_BYTES);
     if (ok && has_id)
         enqueue_own(s, gw_codec_ack_publish(id, at));
     else if (!ok)
@@ -408,8 +426,18 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         send_ack(s, req->has_id, req->id);
         break;
     case GW_REQ_PUBLISH: {
+        size_t charge = gw_config_keeps_history(h->cfg, req->channel)
+                            ? req->data_len + req->data_len / 4 + STORE_ENTRY_BYTES + STORE_CHANNEL_BYTES
+                            : 0;
+        if (charge && !gw_quota_take(&s->store, charge, gw_now_us())) {
+            send_error(s, GW_ERR_STORE_LIMITED, req->has_id, req->id,
+                       "over this client's budget of stored history (--client-store-bytes); not published");
+            break;
+        }
         enum gw_err err = h->ops->publish(h->ctx, s->id, req->has_id, req->id, req->channel, req->channel_len,
                                           req->data_json, req->data_len);
+        if (err != GW_ERR_NONE)
+            gw_quota_give(&s->store, charge); /* nothing reached Redis */
         if (err == GW_ERR_NONE)
             req->data_json = NULL; /* moved to the bus */
         else if (err == GW_ERR_UNAVAILABLE)
