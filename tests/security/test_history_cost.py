@@ -165,6 +165,30 @@ class HistoryCostTest(GatewayTestCase):
             self.assertLess(t, RECOVERY_BOUND_S)
 
 
+class LeftReadsTest(GatewayTestCase):
+    def test_reads_of_a_client_that_left_are_dropped(self):
+        """Reads still waiting when their client leaves never reach Redis. Redis is paused
+        (CLIENT PAUSE ALL, the heartbeat timeout raised above it) while the client asks 20
+        history reads and leaves: 8 are on the link, 12 wait, and those 12 are dropped."""
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, SHIPPED_ACCESS + NO_RATE_LIMIT +
+                                ["--redis-heartbeat-timeout-ms", "8000"])
+        ch = "demo:" + uniq("left")
+        fcall_publish(redis.client(), "gw:" + ch, json.dumps({"n": 1}))
+        self.assertEqual(gw.metric('wsgate_client_reads_dropped_total{reason="client_left"}'), 0)
+        c = self.client(gw.port)
+        redis.command("CLIENT", "PAUSE", "1500", "ALL")
+        t0 = time.monotonic()
+        c.send_raw(b"".join(c.build_frame(1, json.dumps({"type": "history", "channel": ch,
+                                                        "id": i}).encode()) for i in range(20)))
+        time.sleep(0.3)
+        c.abort()
+        time.sleep(max(0.0, 1.5 - (time.monotonic() - t0)) + 0.5)
+        self.assertEqual(gw.metric('wsgate_client_reads_dropped_total{reason="client_left"}'), 12)
+        self.assertEqual(gw.metric("wsgate_history_requests_total"), 20)
+        gw.wait_ready()
+
+
 class HistoryCostUnlimitedTest(HistoryCostTest):
     """The same attacks with the client rate limit lifted: what holds then is the read's
     cost bounded by its byte budget, the reads in flight, and one read per client per turn."""
