@@ -13,9 +13,11 @@ Redis hold, against real redis-server and real wsgate nodes with the shipped ano
 Run alone: WSGATE_BIN=build-test/gateway/wsgate python3 -m unittest -v test_sec_redis_store
 """
 
+import http.client
 import json
 import os
 import sys
+import tempfile
 import time
 import unittest
 
@@ -81,8 +83,13 @@ class StoreBudgetTest(GatewayTestCase):
 
     def test_history_channels_choose_what_is_stored(self):
         redis = self.start_redis()
+        keys = os.path.join(tempfile.mkdtemp(prefix="wsgate-sec-"), "keys")
+        with open(keys, "w") as f:
+            f.write("k" * 40 + "\n")
+        self.addCleanup(lambda: (os.unlink(keys), os.rmdir(os.path.dirname(keys))))
         gw = self.start_gateway(redis.port, SHIPPED_ACCESS + NO_RATE_LIMIT +
-                                ["--history-channels", "demo:kept*", "--client-store-bytes", "100000"])
+                                ["--history-channels", "demo:kept*", "--client-store-bytes", "100000",
+                                 "--api-key-file", keys])
         sub = self.client(gw.port)
         kept, plain = "demo:kept:" + uniq("k"), "demo:" + uniq("plain")
         self.assertEqual(sub.subscribe(kept)["type"], "ack")
@@ -97,6 +104,18 @@ class StoreBudgetTest(GatewayTestCase):
             self.assertNotIn("offset", ack)
         got = sub.recv_messages(51, timeout=10)
         self.assertEqual([("offset" in m) for m in got], [True] + [False] * 50)
+        # The HTTP API follows the same list.
+        for channel, stored in ((plain, False), (kept, True)):
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=T(5))
+            conn.request("POST", "/api/publish", body=json.dumps({"channel": channel, "data": 2}),
+                         headers={"Authorization": "Bearer " + "k" * 40,
+                                  "Content-Type": "application/json"})
+            r = conn.getresponse()
+            body = json.loads(r.read())
+            conn.close()
+            self.assertEqual((r.status, "offset" in body), (200, stored), body)
+        got = sub.recv_messages(2, timeout=10)
+        self.assertEqual(sorted(("offset" in m) for m in got), [False, True])
         self.assertEqual(redis.command("EXISTS", "{gw:%s}:stream" % plain, "{gw:%s}:meta" % plain), 0)
         self.assertEqual(redis.command("EXISTS", "{gw:%s}:stream" % kept), 1)
 
