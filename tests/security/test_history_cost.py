@@ -165,6 +165,37 @@ class HistoryCostTest(GatewayTestCase):
             self.assertLess(t, RECOVERY_BOUND_S)
 
 
+class HistoryChargeTest(GatewayTestCase):
+    def test_history_is_charged_by_bytes_read(self):
+        """Default rate limit (200/s, burst 400): 100 history requests of a small channel, one
+        after the other, all pass (each costs one message once its reply is in); the same on
+        the 64 KB channel costs 64 messages each (512 KiB replies), so the burst allows about
+        6 and the rest are rate_limited."""
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, SHIPPED_ACCESS)
+        rc = redis.client(timeout=T(30))
+        self.addCleanup(rc.close)
+        small, big = "demo:" + uniq("small"), "demo:" + uniq("big")
+        for n in range(5):
+            fcall_publish(rc, "gw:" + small, json.dumps({"n": n}))
+        for n in range(20):
+            fcall_publish(rc, "gw:" + big, BIG_PAYLOAD)
+        c = self.client(gw.port, timeout=10)
+
+        def kinds(channel, n):
+            out = [(lambda r: r.get("code", r["type"]))(c.request({"type": "history", "channel": channel}))
+                   for _ in range(n)]
+            return {k: out.count(k) for k in set(out)}
+
+        self.assertEqual(kinds(small, 100), {"history": 100})
+        time.sleep(2.1)  # the burst refills (200/s)
+        got = kinds(big, 30)
+        print("30 history requests of 8 x 64 KB each, one after the other: %r" % got)
+        self.assertEqual(got.get("history", 0) + got.get("rate_limited", 0), 30)
+        self.assertLessEqual(got.get("history", 0), 8)
+        self.assertGreaterEqual(got.get("history", 0), 5)
+
+
 class LeftReadsTest(GatewayTestCase):
     def test_reads_of_a_client_that_left_are_dropped(self):
         """Reads still waiting when their client leaves never reach Redis. Redis is paused
