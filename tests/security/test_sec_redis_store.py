@@ -123,7 +123,12 @@ class StoreBudgetTest(GatewayTestCase):
 class FullRedisTest(GatewayTestCase):
     def test_full_redis_refuses_stored_publishes_only(self):
         redis = self.start_redis()
-        args = SHIPPED_ACCESS + NO_RATE_LIMIT + ["--history-channels", "demo:h*", "--client-store-bytes", "0"]
+        keys = os.path.join(tempfile.mkdtemp(prefix="wsgate-sec-"), "keys")
+        with open(keys, "w") as f:
+            f.write("k" * 40 + "\n")
+        self.addCleanup(lambda: (os.unlink(keys), os.rmdir(os.path.dirname(keys))))
+        args = SHIPPED_ACCESS + NO_RATE_LIMIT + ["--history-channels", "demo:h*", "--client-store-bytes", "0",
+                                                 "--api-key-file", keys]
         a = self.start_gateway(redis.port, args, name="a")
         b = self.start_gateway(redis.port, args, name="b")
         redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
@@ -153,6 +158,19 @@ class FullRedisTest(GatewayTestCase):
             r = filler.publish("%s:%d" % (base, i), {"n": i})
             self.assertEqual((r["type"], r.get("code")), ("error", "unavailable"), r)
         self.assertEqual(a.metric('wsgate_client_publishes_total{result="error"}'), failed_before + 20)
+        # The HTTP API: 503.
+        conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=T(5))
+        conn.request("POST", "/api/publish", body=json.dumps({"channel": base + ":0", "data": 1}),
+                     headers={"Authorization": "Bearer " + "k" * 40, "Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        self.assertEqual(r.status, 503)
+        # Logged once per power of two of the refusals, not once each.
+        refusals = int(a.metric('wsgate_client_publishes_total{result="error"}'))
+        lines = [l for l in a.log_text().splitlines() if "publish failed" in l]
+        self.assertTrue(lines and "OOM" in lines[0], lines[:1])
+        self.assertLessEqual(len(lines), refusals.bit_length())
         # Other channels keep flowing: a client publish outside --history-channels and a
         # backend PUBLISH, across nodes.
         for i in range(20):
