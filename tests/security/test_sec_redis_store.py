@@ -81,6 +81,19 @@ class StoreBudgetTest(GatewayTestCase):
         # Another connection has its own budget; the refused one still publishes elsewhere.
         self.assertEqual(self.client(gw.port).publish(base + ":other", 1)["type"], "ack")
 
+    def test_budget_refills_over_the_window(self):
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, SHIPPED_ACCESS + NO_RATE_LIMIT +
+                                ["--client-store-bytes", "60000", "--client-store-window", "2"])
+        c = self.client(gw.port)
+        ch = "demo:" + uniq("refill")
+        acks, refused, _ = publish_until(c, lambda i: ch, "r" * 10000, 100, "store_limited")
+        self.assertIsNotNone(refused)
+        self.assertEqual(c.publish(ch, "r" * 10000)["code"], "store_limited")
+        time.sleep(1.5)  # 45000 B back: two more (each needs 20758 B in hand, 8192 of it given back)
+        got = [c.publish(ch, "r" * 10000).get("code", "ack") for _ in range(3)]
+        self.assertEqual(got[:2], ["ack", "ack"], got)
+
     def test_history_channels_choose_what_is_stored(self):
         redis = self.start_redis()
         keys = os.path.join(tempfile.mkdtemp(prefix="wsgate-sec-"), "keys")
