@@ -33,6 +33,8 @@
  * (issue 15). A connection of their own would not take the reads' cost off
  * Redis, which is what delays the echo. */
 #define READS_IN_FLIGHT 8
+/* Waiting reads one client may have beyond one per subscription. */
+#define CLIENT_EXTRA_READS 8
 /* One page of a read: at most this many entries and about this many bytes
  * (the first entry always comes), so a read never holds much in hiredis, and
  * at most a quarter of a client's queue, which a page must fit beside what
@@ -313,7 +315,11 @@ static void client_read(struct gw_bus *bus, struct bus_read *rd)
             recover_answer(bus, rd, &empty);
         return;
     }
-    if ((size_t)bus->reads_in_flight + bus->waiting.count >= (size_t)bus->cfg->max_recoveries) {
+    /* One client may not hold the node's whole --max-recoveries: a recovery
+     * per subscription (each waits for its page before asking the next) and a
+     * few history requests is all a client needs at once. */
+    if ((size_t)bus->reads_in_flight + bus->waiting.count >= (size_t)bus->cfg->max_recoveries ||
+        gw_readq_client_count(&bus->waiting, rd->session_id) >= (size_t)bus->cfg->max_subscriptions + CLIENT_EXTRA_READS) {
         client_fail(bus, rd, GW_RECOVERY_OVERLOAD);
         return;
     }

@@ -8,6 +8,7 @@
 struct readq_client {
     struct readq_client *prev, *next; /* turn order */
     struct gw_readq_item *head, *tail; /* its waiting items, oldest first */
+    size_t n; /* items in that list */
     uint64_t id;
 };
 
@@ -82,6 +83,7 @@ void gw_readq_push(struct gw_readq *q, struct gw_readq_item *it, uint64_t client
     else
         c->head = it;
     c->tail = it;
+    c->n++;
     q->count++;
 }
 
@@ -95,6 +97,7 @@ struct gw_readq_item *gw_readq_pop(struct gw_readq *q)
     it = c->head;
     c->head = it->next;
     it->next = NULL;
+    c->n--;
     q->count--;
     if (!c->head) {
         client_drop(q, c);
@@ -103,6 +106,12 @@ struct gw_readq_item *gw_readq_pop(struct gw_readq *q)
         turn_append(q, c);
     }
     return it;
+}
+
+size_t gw_readq_client_count(const struct gw_readq *q, uint64_t client)
+{
+    struct gw_dict_entry *e = gw_dict_find(&q->clients, &client, sizeof client);
+    return e ? ((struct readq_client *)e->value)->n : 0;
 }
 
 struct gw_readq_item *gw_readq_take_client(struct gw_readq *q, uint64_t client)
@@ -114,8 +123,7 @@ struct gw_readq_item *gw_readq_take_client(struct gw_readq *q, uint64_t client)
     if (!c)
         return NULL;
     items = c->head;
-    for (struct gw_readq_item *it = items; it; it = it->next)
-        q->count--;
+    q->count -= c->n;
     client_drop(q, c);
     return items;
 }

@@ -44,6 +44,9 @@ void gw_readq_push(struct gw_readq *q, struct gw_readq_item *it, uint64_t client
  * back of the turn order. */
 struct gw_readq_item *gw_readq_pop(struct gw_readq *q);
 
+/* How many items of client wait. */
+size_t gw_readq_client_count(const struct gw_readq *q, uint64_t client);
+
 /* Takes every waiting item of client out of the queue and gives them back,
  * oldest first, linked by next (NULL when it had none). */
 struct gw_readq_item *gw_readq_take_client(struct gw_readq *q, uint64_t client);

@@ -219,6 +219,25 @@ class LeftReadsTest(GatewayTestCase):
         self.assertEqual(gw.metric("wsgate_history_requests_total"), 20)
         gw.wait_ready()
 
+    def test_one_client_waits_with_few_reads(self):
+        """A client may have at most --max-subscriptions + 8 reads waiting (72 by default), so
+        one client cannot take all of --max-recoveries: with Redis paused, 100 history requests
+        give 8 on the link, 72 waiting and 20 answered `unavailable` at once."""
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, SHIPPED_ACCESS + NO_RATE_LIMIT +
+                                ["--redis-heartbeat-timeout-ms", "8000"])
+        ch = "demo:" + uniq("many")
+        fcall_publish(redis.client(), "gw:" + ch, json.dumps({"n": 1}))
+        c = self.client(gw.port, timeout=10)
+        redis.command("CLIENT", "PAUSE", "1500", "ALL")
+        c.send_raw(b"".join(c.build_frame(1, json.dumps({"type": "history", "channel": ch,
+                                                        "id": i}).encode()) for i in range(100)))
+        early = [c.recv_json(timeout=1.0) for _ in range(20)]
+        self.assertEqual({(r["type"], r.get("code")) for r in early}, {("error", "unavailable")})
+        late = [c.recv_json(timeout=5.0) for _ in range(80)]
+        self.assertEqual({r["type"] for r in late}, {"history"})
+        gw.wait_ready()
+
 
 class HistoryCostUnlimitedTest(HistoryCostTest):
     """The same attacks with the client rate limit lifted: what holds then is the read's

@@ -32,9 +32,14 @@ START_TEST(one_turn_per_client)
     c.tag = 2000;
     gw_readq_push(&q, &c.q, 3);
     ck_assert_uint_eq(q.count, 102);
+    ck_assert_uint_eq(gw_readq_client_count(&q, 1), 100);
+    ck_assert_uint_eq(gw_readq_client_count(&q, 2), 1);
+    ck_assert_uint_eq(gw_readq_client_count(&q, 9), 0);
     ck_assert_int_eq(pop_tag(&q), 0);
     ck_assert_int_eq(pop_tag(&q), 1000);
     ck_assert_int_eq(pop_tag(&q), 2000);
+    ck_assert_uint_eq(gw_readq_client_count(&q, 1), 99);
+    ck_assert_uint_eq(gw_readq_client_count(&q, 2), 0);
     /* Client 1's own reads stay in its order. */
     for (int i = 1; i < 100; i++)
         ck_assert_int_eq(pop_tag(&q), i);
