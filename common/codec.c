@@ -32,6 +32,7 @@ static const char *const err_slugs[GW_ERR__COUNT] = {
     [GW_ERR_RATE_LIMITED] = "rate_limited",
     [GW_ERR_UNAUTHORIZED] = "unauthorized",
     [GW_ERR_FORBIDDEN] = "forbidden",
+    [GW_ERR_STORE_LIMITED] = "store_limited",
 };
 
 const char *gw_err_slug(enum gw_err err)

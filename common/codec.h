@@ -35,6 +35,7 @@ enum gw_err {
     GW_ERR_RATE_LIMITED,
     GW_ERR_UNAUTHORIZED, /* no rights yet, or a token was refused */
     GW_ERR_FORBIDDEN,    /* outside the rights the client has */
+    GW_ERR_STORE_LIMITED, /* over the client's budget of history bytes (--client-store-bytes) */
     GW_ERR__COUNT
 };
 

@@ -76,6 +76,11 @@ static void bus_history(void *bus, int worker, uint64_t session_id, bool has_id,
 
 static char *bus_cluster(void *bus, size_t *len);
 
+static void bus_left(void *bus, int worker, uint64_t session_id)
+{
+    gw_bus_post_left(bus, worker, session_id);
+}
+
 static const struct gw_node_bus_ops node_bus_ops = {
     .ready = bus_ready,
     .subscribe = bus_subscribe,
@@ -84,6 +89,7 @@ static const struct gw_node_bus_ops node_bus_ops = {
     .recover = bus_recover,
     .history = bus_history,
     .cluster = bus_cluster,
+    .left = bus_left,
 };
 
 /* What the bus's callbacks reach: the node and its workers. */

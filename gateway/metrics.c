@@ -120,6 +120,10 @@ static void history_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
     sb_printf(sb, "wsgate_backpressure_seconds_total %.6f\n", (double)gw_stat_get(&bus->backpressure_us) / 1e6);
     family(sb, "wsgate_history_requests_total", "counter", "Client history requests.");
     sb_printf(sb, "wsgate_history_requests_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_requests));
+    family(sb, "wsgate_client_reads_dropped_total", "counter",
+           "Client recoveries and history requests dropped before reaching Redis: their client left.");
+    sb_printf(sb, "wsgate_client_reads_dropped_total{reason=\"client_left\"} %llu\n",
+              (unsigned long long)gw_stat_get(&bus->reads_dropped_left));
 }
 
 size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,

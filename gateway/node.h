@@ -40,6 +40,8 @@ struct gw_node_bus_ops {
     /* A history request (since NULL: the latest); the reply frame comes back. */
     void (*history)(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
                     size_t len, const struct gw_position *since, int limit);
+    /* A session closed: its reads still waiting are dropped (bus.h gw_bus_post_left). */
+    void (*left)(void *bus, int worker, uint64_t session_id);
 };
 
 struct gw_node {

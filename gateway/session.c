@@ -17,6 +17,10 @@
 #include "session_int.h"
 
 #define TOKEN_UNIT 1000000LL
+/* A history request is charged by what it reads, not as one message: one
+ * message per this many bytes of reply (issue 15: requests at the message
+ * rate kept Redis busy for every other client of the node). */
+#define HISTORY_BYTES_PER_TOKEN 8192
 #define CLOSE_GRACE_S 5
 #define SUB_LOG_MAX 65
 #define URL_TOKEN "token="
@@ -35,6 +39,9 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
     gw_hub_member_init(&s->member, s);
     gw_outq_init(&s->outq, cfg->queue_max_messages, cfg->queue_max_bytes);
     s->tokens = (int64_t)cfg->client_burst * TOKEN_UNIT;
+    gw_quota_init(&s->store, cfg->client_store_bytes,
+                  (int64_t)(cfg->client_store_window_s ? cfg->client_store_window_s : cfg->history_ttl_s) * 1000000,
+                  now);
     s->last_refill_us = now;
     s->last_rx_us = now;
     /* The first ping comes between half an interval and a whole one after
@@ -155,16 +162,46 @@ void gw_session_ack(struct gw_session *s, int64_t id)
     send_ack(s, true, id);
 }
 
+/* What a stored publish is charged against --client-store-bytes, from what
+ * Redis was measured to hold (wsgate.lua, Redis 7.0, MEMORY USAGE of the
+ * keys): per stream entry 37 B for a 1-byte payload, 1154 B for 1000, 10748
+ * B for 10000, 66044 B for 60000 (the allocator's size classes add up to a
+ * quarter); the two keys of a channel's first publish 4872 B with a payload
+ * up to 1000 B. So: payload + payload/4 + 64 per message, and every stored
+ * publish pays 8192 for a new channel up front, given back by the ack when
+ * the message was not the channel's first (offset > 1). A publish Redis
+ * refused keeps its charge: the node cannot tell a refusal from a reply lost
+ * with the link. */
+#define STORE_ENTRY_BYTES 64
+#define STORE_CHANNEL_BYTES 8192
+
 void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id, const struct gw_position *at)
 {
+    if (ok && at && at->offset > 1)
+        gw_quota_give(&s->store, STORE_CHANNEL_BYTES);
     if (ok && has_id)
         enqueue_own(s, gw_codec_ack_publish(id, at));
     else if (!ok)
         send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
 }
 
+/* What a history request is charged before it is read: its reply's byte
+ * budget, in messages, at most the whole burst (so it can always be paid). */
+static int64_t history_upfront(const struct gw_config *cfg)
+{
+    int64_t n = (int64_t)((gw_config_history_reply_bytes(cfg) + HISTORY_BYTES_PER_TOKEN - 1) / HISTORY_BYTES_PER_TOKEN);
+    return n < 1 ? 1 : n > cfg->client_burst ? cfg->client_burst : n;
+}
+
 void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame)
 {
+    /* The request paid its budget up front; now it pays what it read. */
+    int64_t cost = frame ? (int64_t)((frame->len + HISTORY_BYTES_PER_TOKEN - 1) / HISTORY_BYTES_PER_TOKEN) : 1;
+    int64_t max = (int64_t)s->host->cfg->client_burst * TOKEN_UNIT;
+
+    s->tokens += (history_upfront(s->host->cfg) - (cost < 1 ? 1 : cost)) * TOKEN_UNIT;
+    if (s->tokens > max)
+        s->tokens = max;
     if (frame)
         gw_session_enqueue(s, frame);
     else
@@ -373,6 +410,13 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         handle_subscribe(s, req);
         break;
     case GW_REQ_HISTORY:
+        /* One message is paid; the rest of its budget must be in hand too. */
+        if (s->tokens < (history_upfront(h->cfg) - 1) * TOKEN_UNIT) {
+            send_error(s, GW_ERR_RATE_LIMITED, req->has_id, req->id,
+                       "history is charged one message per 8 KiB it may read; slow down (--client-rate)");
+            break;
+        }
+        s->tokens -= (history_upfront(h->cfg) - 1) * TOKEN_UNIT;
         if (h->ops->history(h->ctx, s->id, req) != GW_ERR_NONE)
             gw_session_history_result(s, req->has_id, req->id, NULL);
         break;
@@ -382,8 +426,18 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         send_ack(s, req->has_id, req->id);
         break;
     case GW_REQ_PUBLISH: {
+        size_t charge = gw_config_keeps_history(h->cfg, req->channel)
+                            ? req->data_len + req->data_len / 4 + STORE_ENTRY_BYTES + STORE_CHANNEL_BYTES
+                            : 0;
+        if (charge && !gw_quota_take(&s->store, charge, gw_now_us())) {
+            send_error(s, GW_ERR_STORE_LIMITED, req->has_id, req->id,
+                       "over this client's budget of stored history (--client-store-bytes); not published");
+            break;
+        }
         enum gw_err err = h->ops->publish(h->ctx, s->id, req->has_id, req->id, req->channel, req->channel_len,
                                           req->data_json, req->data_len);
+        if (err != GW_ERR_NONE)
+            gw_quota_give(&s->store, charge); /* nothing reached Redis */
         if (err == GW_ERR_NONE)
             req->data_json = NULL; /* moved to the bus */
         else if (err == GW_ERR_UNAVAILABLE)

@@ -21,6 +21,7 @@
 #include "hub.h"
 #include "metrics.h"
 #include "outq.h"
+#include "quota.h"
 
 struct gw_session;
 
@@ -97,6 +98,8 @@ struct gw_session {
     /* Token bucket, in millionths of a message. */
     int64_t tokens;
     int64_t last_refill_us;
+    /* Bytes of channel history it may still store (--client-store-bytes). */
+    struct gw_quota store;
 
     int64_t last_rx_us;
     int64_t last_ping_us;

@@ -62,6 +62,8 @@ void gw_worker_stop_if_drained(struct gw_worker *w)
 
 static void worker_close_session(struct gw_worker *w, struct gw_session *s)
 {
+    /* Its reads still waiting for Redis would cost Redis for nobody. */
+    w->node->bus_ops->left(w->node->bus, w->index, s->id);
     gw_registry_remove(&w->sessions, s);
     gw_session_free(s);
     gw_stat_add(&w->stats.connections, -1);
