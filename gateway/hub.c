@@ -10,11 +10,13 @@
 
 #include "alloc.h"
 
-void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx)
+void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, const struct gw_client_ops *client)
 {
     gw_dict_init(&hub->channels);
+    gw_dict_init(&hub->recovering);
     hub->ops = ops;
     hub->ctx = ctx;
+    hub->client = client;
     hub->nsubs = 0;
     hub->hold_max_bytes = SIZE_MAX;
     hub->next_seq = 0;
@@ -28,6 +30,7 @@ void gw_hub_deinit(struct gw_hub *hub)
         free(ch);
     }
     gw_dict_deinit(&hub->channels);
+    gw_dict_deinit(&hub->recovering);
 }
 
 void gw_hub_member_init(struct gw_hub_member *m, void *owner)
@@ -62,88 +65,66 @@ static void sub_add_pending_id(struct gw_sub *sub, bool has_id, int64_t id)
 static void sub_flush_acks(struct gw_hub *hub, struct gw_sub *sub)
 {
     for (int i = 0; i < sub->nids; i++)
-        hub->ops->ack(hub->ctx, sub->member->owner, sub->ids[i]);
+        hub->client->ack(sub->member->owner, sub->ids[i]);
     free(sub->ids);
     sub->ids = NULL;
     sub->nids = 0;
     sub->ack_pending = false;
 }
 
-static void rec_drop_held(struct gw_sub_recovery *rec)
-{
-    for (size_t i = 0; i < rec->nheld; i++)
-        gw_frame_unref(rec->held[i]);
-    free(rec->held);
-    rec->held = NULL;
-    rec->nheld = rec->held_cap = rec->held_bytes = 0;
-}
-
-static void rec_free(struct gw_sub *sub)
+/* Forgets sub's recovery; from here on frames go straight to the member.
+ * cancel: answer its subscribe if the recovery did not yet. */
+static void sub_end_recovery(struct gw_hub *hub, struct gw_sub *sub, bool cancel)
 {
     if (!sub->rec)
         return;
-    rec_drop_held(sub->rec);
-    free(sub->rec);
+    uint32_t seq = gw_recovery_seq(sub->rec);
+    gw_dict_delete(&hub->recovering, &seq, sizeof(seq));
+    if (cancel)
+        gw_recovery_cancel(sub->rec);
+    else
+        gw_recovery_free(sub->rec);
     sub->rec = NULL;
 }
 
-/* Holds frame for a recovering sub; past the bound its owner is told once. */
-static void rec_hold(struct gw_hub *hub, struct gw_sub *sub, struct gw_frame *frame)
+void gw_hub_recovery_page(struct gw_hub *hub, const struct gw_wmail *m)
 {
-    struct gw_sub_recovery *rec = sub->rec;
+    struct gw_dict_entry *e = gw_dict_find(&hub->recovering, &m->seq, sizeof(m->seq));
+    struct gw_sub *sub = e ? e->value : NULL;
 
-    if (rec->overflowed)
-        return;
-    if (rec->held_bytes + frame->len > hub->hold_max_bytes) {
-        rec->overflowed = true;
-        rec_drop_held(rec);
-        hub->ops->overflow(hub->ctx, sub->member->owner);
-        return;
+    if (sub && gw_recovery_page(sub->rec, m) == GW_RECOVERY_DONE) {
+        sub_end_recovery(hub, sub, false);
+        sub_flush_acks(hub, sub);
     }
-    if (rec->nheld == rec->held_cap) {
-        rec->held_cap = rec->held_cap ? rec->held_cap * 2 : 16;
-        rec->held = gw_xrealloc(rec->held, rec->held_cap * sizeof(*rec->held));
-    }
-    rec->held[rec->nheld++] = gw_frame_ref(frame);
-    rec->held_bytes += frame->len;
 }
 
-static void rec_start(struct gw_hub *hub, struct gw_sub *sub)
+void gw_hub_member_room(struct gw_hub *hub, struct gw_hub_member *m)
 {
-    sub->rec->started = true;
-    hub->ops->recover(hub->ctx, sub->member->owner, sub->channel, sub->rec);
+    for (int i = 0; i < m->nsubs; i++)
+        if (m->subs[i]->rec)
+            gw_recovery_room(m->subs[i]->rec);
 }
 
-void gw_hub_recovery_done(struct gw_hub *hub, struct gw_sub *sub, uint64_t upto)
+/* The index of m's subscription to name, or -1. Linear: a member holds at
+ * most --max-subscriptions channels (default 64). */
+static int member_find(const struct gw_hub_member *m, const char *name, size_t len)
 {
-    struct gw_sub_recovery *rec = sub->rec;
-
-    if (!rec)
-        return;
-    sub->rec = NULL; /* from here on frames go straight to the member */
-    for (size_t i = 0; i < rec->nheld; i++) {
-        struct gw_frame *f = rec->held[i];
-        if (f->offset == 0 || f->offset > upto)
-            hub->ops->deliver(hub->ctx, sub->member->owner, f);
+    for (int i = 0; i < m->nsubs; i++) {
+        const struct gw_hub_channel *ch = m->subs[i]->channel;
+        if (ch->name_len == len && memcmp(ch->name, name, len) == 0)
+            return i;
     }
-    rec_drop_held(rec);
-    free(rec);
-    sub_flush_acks(hub, sub);
+    return -1;
 }
 
 struct gw_sub *gw_hub_find(const struct gw_hub_member *m, const char *name, size_t len)
 {
-    /* Linear: a member holds at most --max-subscriptions channels (default 64). */
-    for (int i = 0; i < m->nsubs; i++) {
-        const struct gw_hub_channel *ch = m->subs[i]->channel;
-        if (ch->name_len == len && memcmp(ch->name, name, len) == 0)
-            return m->subs[i];
-    }
-    return NULL;
+    int i = member_find(m, name, len);
+    return i < 0 ? NULL : m->subs[i];
 }
 
 int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len,
-                     bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_hub_recover_req *rec)
+                     bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_recovery_req *rec)
 {
     struct gw_sub *existing = gw_hub_find(m, name, len);
     if (existing) {
@@ -172,10 +153,10 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
     sub->ids = NULL;
     sub->rec = NULL;
     if (rec) {
-        /* Its own reply comes with the first replayed page (replay.c). */
-        sub->rec = gw_xcalloc(1, sizeof(*sub->rec));
-        sub->rec->req = *rec;
-        sub->rec->seq = ++hub->next_seq;
+        /* Its own reply comes with the first replayed page (recovery.c). */
+        uint32_t seq = ++hub->next_seq;
+        sub->rec = gw_recovery_new(hub->client, m->owner, ch->name, ch->name_len, seq, rec, hub->hold_max_bytes);
+        gw_dict_add(&hub->recovering, &seq, sizeof(seq), sub, NULL);
     } else if (sub->ack_pending) {
         sub_add_pending_id(sub, has_id, id);
     }
@@ -197,7 +178,7 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
     if (ch->n == 1)
         hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len, ch->gen);
     if (sub->rec && ch->live)
-        rec_start(hub, sub);
+        gw_recovery_start(sub->rec);
     return sub->ack_pending ? GW_HUB_SUB_ACK_LATER : GW_HUB_SUB_ACK_NOW;
 }
 
@@ -210,7 +191,7 @@ static void sub_remove_from_channel(struct gw_hub *hub, struct gw_sub *sub)
     last->idx = sub->idx;
     ch->n--;
     hub->nsubs--;
-    rec_free(sub);
+    sub_end_recovery(hub, sub, false);
     free(sub->ids);
     free(sub);
     if (ch->n == 0) {
@@ -225,19 +206,14 @@ static void sub_remove_from_channel(struct gw_hub *hub, struct gw_sub *sub)
 
 void gw_hub_unsubscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len)
 {
-    for (int i = 0; i < m->nsubs; i++) {
-        struct gw_sub *sub = m->subs[i];
-        const struct gw_hub_channel *ch = sub->channel;
-        if (ch->name_len != len || memcmp(ch->name, name, len) != 0)
-            continue;
-        if (sub->rec && !sub->rec->acked && sub->rec->req.has_id)
-            hub->ops->ack(hub->ctx, sub->member->owner, sub->rec->req.id);
-        rec_free(sub);
-        sub_flush_acks(hub, sub);
-        m->subs[i] = m->subs[--m->nsubs];
-        sub_remove_from_channel(hub, sub);
+    int i = member_find(m, name, len);
+    if (i < 0)
         return;
-    }
+    struct gw_sub *sub = m->subs[i];
+    sub_end_recovery(hub, sub, true);
+    sub_flush_acks(hub, sub);
+    m->subs[i] = m->subs[--m->nsubs];
+    sub_remove_from_channel(hub, sub);
 }
 
 void gw_hub_leave_all(struct gw_hub *hub, struct gw_hub_member *m)
@@ -266,9 +242,9 @@ void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint3
     ch->live = true;
     for (size_t i = 0; i < ch->n; i++) {
         struct gw_sub *sub = ch->subs[i];
-        if (sub->rec && !sub->rec->started)
-            rec_start(hub, sub);
-        else if (sub->ack_pending && !sub->rec)
+        if (sub->rec)
+            gw_recovery_start(sub->rec); /* a no-op once started */
+        else if (sub->ack_pending)
             sub_flush_acks(hub, sub);
     }
 }
@@ -284,9 +260,9 @@ size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct g
     for (size_t i = 0; i < ch->n; i++) {
         struct gw_sub *sub = ch->subs[i];
         if (sub->rec)
-            rec_hold(hub, sub, frame);
+            gw_recovery_hold(sub->rec, frame);
         else
-            hub->ops->deliver(hub->ctx, sub->member->owner, frame);
+            hub->client->deliver(sub->member->owner, frame);
     }
     return ch->n;
 }

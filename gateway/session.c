@@ -150,11 +150,6 @@ static void send_ack(struct gw_session *s, bool has_id, int64_t id)
         enqueue_own(s, gw_codec_ack(id));
 }
 
-void gw_session_ack(struct gw_session *s, int64_t id)
-{
-    send_ack(s, true, id);
-}
-
 void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id, const struct gw_position *at)
 {
     if (ok && has_id)
@@ -171,19 +166,52 @@ void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, st
         send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; history could not be read");
 }
 
-bool gw_session_want_room(struct gw_session *s)
+/* ---- what the hub and the recoveries call (client.h) ---- */
+
+static void client_deliver(void *client, struct gw_frame *frame)
 {
+    gw_session_enqueue(client, frame);
+}
+
+static void client_ack(void *client, int64_t id)
+{
+    send_ack(client, true, id);
+}
+
+/* A replay asks before each page, so a recovery is paced by the client
+ * reading it; a closing session never has room. */
+static bool client_want_room(void *client)
+{
+    struct gw_session *s = client;
+    if (s->state != GW_SESSION_OPEN)
+        return false;
     if (gw_session_has_room(s))
         return true;
     s->room_wanted = true;
     return false;
 }
 
-void gw_session_overflow(struct gw_session *s)
+static void client_overflow(void *client)
 {
+    struct gw_session *s = client;
     if (s->state == GW_SESSION_OPEN)
         shed(s, GW_SHED_SLOW_CONSUMER, 4008, "slow consumer");
 }
+
+static void client_ask_page(void *client, uint32_t seq, const char *name, size_t len, const struct gw_position *since,
+                            uint64_t target)
+{
+    struct gw_session *s = client;
+    s->host->ops->recover(s->host->ctx, s->id, seq, name, len, since, target);
+}
+
+const struct gw_client_ops gw_session_client_ops = {
+    .deliver = client_deliver,
+    .ack = client_ack,
+    .want_room = client_want_room,
+    .overflow = client_overflow,
+    .ask_page = client_ask_page,
+};
 
 /* Refills the bucket and takes one token; false when the client is over its rate. */
 static bool rate_allow(struct gw_session *s)
@@ -336,7 +364,7 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
     const struct gw_session_host *h = s->host;
     bool draining = h->ops->draining(h->ctx);
     bool available = !draining && h->ops->available(h->ctx);
-    struct gw_hub_recover_req rec = { req->has_id, req->id, req->has_since, req->since };
+    struct gw_recovery_req rec = { req->has_id, req->id, req->has_since, req->since };
     int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
                               h->cfg->max_subscriptions, available, req->recover ? &rec : NULL);
     if (rc == -ENOSPC || rc == -E2BIG) {

@@ -16,6 +16,7 @@
 #include <libwebsockets.h>
 
 #include "access.h"
+#include "client.h"
 #include "codec.h"
 #include "config.h"
 #include "hub.h"
@@ -47,9 +48,9 @@ struct gw_session_host_ops {
     bool (*available)(void *ctx);
     /* True once the node drains. */
     bool (*draining)(void *ctx);
-    /* s asked for it (gw_session_want_room) and its queue is at most half
-     * full again. */
-    void (*room)(void *ctx, struct gw_session *s);
+    /* Asks the bus for one page of s's recovery (client.h ask_page). */
+    void (*recover)(void *ctx, uint64_t session_id, uint32_t seq, const char *name, size_t len,
+                    const struct gw_position *since, uint64_t target);
     /* s needs gw_session_tick() by due_us, possibly earlier than the host
      * planned (a token that expires soon); replaces the planned tick. */
     void (*schedule)(void *ctx, struct gw_session *s, int64_t due_us);
@@ -159,19 +160,13 @@ void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64
  * reference), or NULL when the stream could not be read (unavailable). */
 void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame);
 
-/* True when s's queue is at most half full (bytes and messages); else
- * host ops->room is called once it is again. A replay asks before each page,
- * so a recovery is paced by the client reading it. */
-bool gw_session_want_room(struct gw_session *s);
-
-/* Sheds s as a slow consumer (4008): what was held for it during a
- * recovery outgrew its queue bound. */
-void gw_session_overflow(struct gw_session *s);
+/* How the hub and the recoveries reach a session (client.h): deliver is
+ * gw_session_enqueue; want_room is true when the queue is at most half full
+ * (bytes and messages), else the session tells the hub once it is again;
+ * overflow sheds it as a slow consumer (4008). */
+extern const struct gw_client_ops gw_session_client_ops;
 
 /* Marks s as alive (any frame or pong from the client). */
 void gw_session_saw_traffic(struct gw_session *s);
-
-/* Acknowledges request id of s (a subscribe that became live). */
-void gw_session_ack(struct gw_session *s, int64_t id);
 
 #endif

@@ -26,7 +26,6 @@
 #include "log.h"
 #include "mailbox.h"
 #include "registry.h"
-#include "replay.h"
 #include "session.h"
 #include "wake.h"
 
@@ -71,7 +70,12 @@ static bool host_draining(void *ctx)
     return ((struct gw_worker *)ctx)->draining;
 }
 
-static void host_room(void *ctx, struct gw_session *s);
+static void host_recover(void *ctx, uint64_t session_id, uint32_t seq, const char *name, size_t len,
+                         const struct gw_position *since, uint64_t target)
+{
+    struct gw_worker *w = ctx;
+    w->node->bus_ops->recover(w->node->bus, w->index, session_id, seq, name, len, since, target);
+}
 
 static const struct gw_session_host_ops host_ops = {
     .want_flush = host_want_flush,
@@ -79,7 +83,7 @@ static const struct gw_session_host_ops host_ops = {
     .history = host_history,
     .available = host_available,
     .draining = host_draining,
-    .room = host_room,
+    .recover = host_recover,
     .schedule = host_schedule,
 };
 
@@ -95,59 +99,9 @@ static void hub_channel_unwanted(void *ctx, const char *name, size_t len)
     w->node->bus_ops->unsubscribe(w->node->bus, w->index, name, len);
 }
 
-static void hub_deliver(void *ctx, void *owner, struct gw_frame *frame)
-{
-    gw_session_enqueue(owner, frame);
-}
-
-static void hub_ack(void *ctx, void *owner, int64_t id)
-{
-    gw_session_ack(owner, id);
-}
-
-static void hub_recover(void *ctx, void *owner, const struct gw_hub_channel *ch, const struct gw_sub_recovery *rec)
-{
-    struct gw_worker *w = ctx;
-    struct gw_session *s = owner;
-    w->node->bus_ops->recover(w->node->bus, w->index, s->id, rec->seq, ch->name, ch->name_len,
-                              rec->req.has_since ? &rec->req.since : NULL, 0);
-}
-
-/* Asks for rec's next page once the client's queue has room for it. */
-static void recover_next_page(struct gw_worker *w, struct gw_session *s, const char *name, size_t len,
-                              struct gw_sub_recovery *rec)
-{
-    struct gw_position since;
-    uint64_t target;
-
-    rec->waiting_room = !gw_session_want_room(s);
-    if (rec->waiting_room)
-        return;
-    gw_replay_next(rec, &since, &target);
-    w->node->bus_ops->recover(w->node->bus, w->index, s->id, rec->seq, name, len, &since, target);
-}
-
-static void host_room(void *ctx, struct gw_session *s)
-{
-    for (int i = 0; i < s->member.nsubs; i++) {
-        struct gw_sub *sub = s->member.subs[i];
-        if (sub->rec && sub->rec->waiting_room)
-            recover_next_page(ctx, s, sub->channel->name, sub->channel->name_len, sub->rec);
-    }
-}
-
-static void hub_overflow(void *ctx, void *owner)
-{
-    gw_session_overflow(owner);
-}
-
 static const struct gw_hub_ops hub_ops = {
     .channel_wanted = hub_channel_wanted,
     .channel_unwanted = hub_channel_unwanted,
-    .deliver = hub_deliver,
-    .ack = hub_ack,
-    .recover = hub_recover,
-    .overflow = hub_overflow,
 };
 
 static void worker_begin_drain(struct gw_worker *w)
@@ -185,13 +139,9 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
             gw_session_publish_result(s, m->ok, m->has_id, m->id, &m->at);
         break;
     }
-    case GW_WMAIL_RECOVERY: {
-        struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
-        struct gw_sub_recovery *rec = s ? gw_replay_page(&w->hub, s, m) : NULL;
-        if (rec)
-            recover_next_page(w, s, m->name, m->name_len, rec);
+    case GW_WMAIL_RECOVERY:
+        gw_hub_recovery_page(&w->hub, m);
         break;
-    }
     case GW_WMAIL_HISTORY_RESULT: {
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
@@ -441,7 +391,7 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     gw_mailbox_init(&w->inbox);
     pthread_mutex_init(&w->top_lock, NULL);
     atomic_init(&w->inbox_bytes, 0);
-    gw_hub_init(&w->hub, &hub_ops, w);
+    gw_hub_init(&w->hub, &hub_ops, w, &gw_session_client_ops);
     /* A recovering client holds live messages up to one queue's worth. */
     w->hub.hold_max_bytes = node->cfg->queue_max_bytes;
     gw_registry_init(&w->sessions);
