@@ -271,3 +271,24 @@ size_t gw_hub_channel_count(const struct gw_hub *hub)
 {
     return hub->channels.count;
 }
+
+int gw_hub_busiest(const struct gw_hub *hub, struct gw_hub_top *top, int max)
+{
+    int n = 0;
+
+    /* One pass, keeping the max busiest sorted by insertion. */
+    for (struct gw_dict_entry *e = gw_dict_first(&hub->channels); e; e = gw_dict_next(&hub->channels, e)) {
+        const struct gw_hub_channel *ch = e->value;
+        int i = n < max ? n++ : max;
+        if (i == max && ch->n <= top[max - 1].subscribers)
+            continue;
+        if (i == max)
+            i = max - 1;
+        for (; i > 0 && top[i - 1].subscribers < ch->n; i--)
+            top[i] = top[i - 1];
+        memcpy(top[i].name, ch->name, ch->name_len);
+        top[i].name[ch->name_len] = '\0';
+        top[i].subscribers = (uint32_t)ch->n;
+    }
+    return n;
+}

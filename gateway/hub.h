@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "channel.h"
 #include "client.h"
 #include "dict.h"
 #include "frame.h"
@@ -134,5 +135,15 @@ void gw_hub_link_down(struct gw_hub *hub);
 size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct gw_frame *frame);
 
 size_t gw_hub_channel_count(const struct gw_hub *hub);
+
+/* A channel and its local subscribers, for the admin view. */
+struct gw_hub_top {
+    char name[GW_CHANNEL_MAX + 1];
+    uint32_t subscribers;
+};
+
+/* Fills top with the (at most max > 0) channels with the most local
+ * subscribers, busiest first; returns how many. */
+int gw_hub_busiest(const struct gw_hub *hub, struct gw_hub_top *top, int max);
 
 #endif

@@ -109,14 +109,14 @@ static char *describe_node(void *ctx, size_t *len)
 {
     const struct wiring *wr = ctx;
     const struct gw_node *node = wr->node;
-    struct gw_topchan all[GW_WORKERS_MAX * GW_TOP_CHANNELS];
+    struct gw_hub_top all[GW_WORKERS_MAX * GW_TOP_CHANNELS];
     uint64_t conns = 0, subs = 0, out = 0, shed = 0;
     int n = 0;
     struct timespec now;
 
     for (int w = 0; w < node->nworkers; w++) {
         const struct gw_worker_stats *st = node->worker_stats[w];
-        struct gw_topchan top[GW_TOP_CHANNELS];
+        struct gw_hub_top top[GW_TOP_CHANNELS];
         int k = gw_worker_top_channels(wr->workers[w], top, GW_TOP_CHANNELS);
         conns += gw_stat_get(&st->connections);
         subs += gw_stat_get(&st->subscriptions);
@@ -161,7 +161,7 @@ static char *describe_node(void *ctx, size_t *len)
         for (int j = shown + 1; j < n; j++)
             if (all[j].subscribers > all[best].subscribers)
                 best = j;
-        struct gw_topchan t = all[best];
+        struct gw_hub_top t = all[best];
         all[best] = all[shown];
         all[shown] = t;
         o += snprintf(buf + o, cap - (size_t)o, "%s{\"channel\":\"%s\",\"subscribers\":%u}", shown ? "," : "",

@@ -44,8 +44,10 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
     s->last_ping_us = now - (int64_t)((id * 0x9E3779B97F4A7C15ULL) % (uint64_t)(ping_us / 2 + 1));
     if (!gw_access_anonymous_rights(host->access))
         s->auth_deadline_us = now + (int64_t)cfg->auth_timeout_s * 1000000;
+    gw_registry_add(host->registry, &s->reg, id, s);
     LOG_DBG("open id=%llu", (unsigned long long)s->id);
     auth_from_url(s);
+    gw_session_tick(s, now);
     return s;
 }
 
@@ -60,6 +62,7 @@ void gw_session_free(struct gw_session *s)
 {
     const struct gw_session_host *h = s->host;
 
+    gw_registry_remove(h->registry, &s->reg);
     gw_hub_leave_all(h->hub, &s->member);
     gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
     outq_account_drop(s);
@@ -126,7 +129,7 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame)
     gw_stat_add(&s->host->stats->outq_bytes, (int64_t)frame->len);
     gw_stat_add(&s->host->stats->outq_messages, 1);
     if (was_empty && !s->write_requested)
-        s->host->ops->want_flush(s->host->ctx, s);
+        gw_registry_want_flush(s->host->registry, &s->reg);
 }
 
 /* Queues a frame built for this session alone and drops the builder's reference. */
@@ -391,8 +394,7 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
     case GW_REQ_AUTH:
         authenticate(s, req->token, req->token_len, req->has_id, req->id);
         /* The tick planned may be later than the new token's expiry. */
-        if (s->state == GW_SESSION_OPEN)
-            h->ops->schedule(h->ctx, s, gw_session_tick(s, gw_now_us()));
+        gw_session_tick(s, gw_now_us());
         break;
     case GW_REQ_PING:
         enqueue_own(s, gw_codec_pong(req->has_id, req->id));
@@ -501,7 +503,9 @@ consumed:
     s->rxlen = 0;
 }
 
-int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
+/* The checks of gw_session_tick; returns when s next needs a tick, or 0 once
+ * it is closing. */
+static int64_t tick_due(struct gw_session *s, int64_t now_us)
 {
     const struct gw_config *cfg = s->host->cfg;
     int64_t idle_us = (int64_t)cfg->idle_timeout_s * 1000000;
@@ -531,7 +535,7 @@ int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
         s->last_ping_us = now_us;
         s->ping_due = true;
         if (!s->write_requested)
-            s->host->ops->want_flush(s->host->ctx, s);
+            gw_registry_want_flush(s->host->registry, &s->reg);
     }
     int64_t idle_at = s->last_rx_us + idle_us + 1, ping_at = s->last_ping_us + ping_us;
     int64_t due = idle_at < ping_at ? idle_at : ping_at;
@@ -540,4 +544,11 @@ int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
     if (s->expires_us && s->expires_us < due)
         due = s->expires_us;
     return due;
+}
+
+void gw_session_tick(struct gw_session *s, int64_t now_us)
+{
+    int64_t due = tick_due(s, now_us);
+    if (due)
+        gw_registry_schedule(s->host->registry, &s->reg, due);
 }

@@ -33,16 +33,6 @@
 
 /* ---- what sessions and the hub get from their worker; sessions ---- */
 
-static void host_want_flush(void *ctx, struct gw_session *s)
-{
-    gw_registry_want_flush(&((struct gw_worker *)ctx)->sessions, s);
-}
-
-static void host_schedule(void *ctx, struct gw_session *s, int64_t due_us)
-{
-    gw_registry_schedule(&((struct gw_worker *)ctx)->sessions, s, due_us);
-}
-
 static enum gw_err host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
                                 size_t channel_len, char *payload, size_t payload_len)
 {
@@ -78,13 +68,11 @@ static void host_recover(void *ctx, uint64_t session_id, uint32_t seq, const cha
 }
 
 static const struct gw_session_host_ops host_ops = {
-    .want_flush = host_want_flush,
     .publish = host_publish,
     .history = host_history,
     .available = host_available,
     .draining = host_draining,
     .recover = host_recover,
-    .schedule = host_schedule,
 };
 
 static void hub_channel_wanted(void *ctx, const char *name, size_t len, uint32_t gen)
@@ -110,8 +98,8 @@ static void worker_begin_drain(struct gw_worker *w)
         return;
     w->draining = true;
     w->drain_deadline_us = gw_now_us() + (int64_t)w->node->cfg->drain_timeout_s * 1000000;
-    for (struct gw_session *s = w->sessions.head; s; s = s->next)
-        gw_session_close(s, 1001, "server draining", true);
+    for (struct gw_registry_entry *e = gw_registry_first(&w->sessions); e; e = gw_registry_next(&w->sessions, e))
+        gw_session_close(e->session, 1001, "server draining", true);
     LOG_INFO("draining worker=%d sessions=%zu timeout_s=%d", w->index, w->sessions.count,
              w->node->cfg->drain_timeout_s);
     gw_worker_stop_if_drained(w);
@@ -154,6 +142,15 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
     }
 }
 
+void gw_worker_flush_sessions(struct gw_worker *w)
+{
+    struct gw_session *s;
+    /* A flush can close a session but never frees one, and one it queues
+     * comes out of the same loop. */
+    while ((s = gw_registry_next_flush(&w->sessions)))
+        gw_session_flush(s);
+}
+
 static void worker_drain_inbox(struct gw_worker *w)
 {
     struct gw_mail *m = gw_mailbox_take_all(&w->inbox);
@@ -166,7 +163,7 @@ static void worker_drain_inbox(struct gw_worker *w)
         atomic_fetch_sub_explicit(&w->inbox_bytes, bytes, memory_order_relaxed);
         m = next;
     }
-    gw_registry_flush(&w->sessions);
+    gw_worker_flush_sessions(w);
 }
 
 static void on_inbox_timer(uv_timer_t *t)
@@ -211,40 +208,19 @@ void gw_worker_post(struct gw_worker *w, struct gw_wmail *m)
 
 /* ---- periodic sweep ---- */
 
-static void worker_tick(void *ctx, struct gw_session *s, int64_t now_us)
-{
-    struct gw_worker *w = ctx;
-    int64_t due = gw_session_tick(s, now_us);
-    if (due)
-        gw_registry_schedule(&w->sessions, s, due);
-}
-
-/* The busiest channels, for the admin view: one pass over the hub. */
+/* The busiest channels, for the admin view. */
 static void update_top(struct gw_worker *w)
 {
-    struct gw_topchan top[GW_TOP_CHANNELS];
-    int n = 0;
+    struct gw_hub_top top[GW_TOP_CHANNELS];
+    int n = gw_hub_busiest(&w->hub, top, GW_TOP_CHANNELS);
 
-    for (struct gw_dict_entry *e = gw_dict_first(&w->hub.channels); e; e = gw_dict_next(&w->hub.channels, e)) {
-        const struct gw_hub_channel *ch = e->value;
-        int i = n < GW_TOP_CHANNELS ? n++ : GW_TOP_CHANNELS;
-        if (i == GW_TOP_CHANNELS && ch->n <= top[GW_TOP_CHANNELS - 1].subscribers)
-            continue;
-        if (i == GW_TOP_CHANNELS)
-            i = GW_TOP_CHANNELS - 1;
-        for (; i > 0 && top[i - 1].subscribers < ch->n; i--)
-            top[i] = top[i - 1];
-        memcpy(top[i].name, ch->name, ch->name_len);
-        top[i].name[ch->name_len] = '\0';
-        top[i].subscribers = (uint32_t)ch->n;
-    }
     pthread_mutex_lock(&w->top_lock);
     memcpy(w->top, top, sizeof(top[0]) * (size_t)n);
     w->ntop = n;
     pthread_mutex_unlock(&w->top_lock);
 }
 
-int gw_worker_top_channels(struct gw_worker *w, struct gw_topchan *out, int max)
+int gw_worker_top_channels(struct gw_worker *w, struct gw_hub_top *out, int max)
 {
     pthread_mutex_lock(&w->top_lock);
     int n = w->ntop < max ? w->ntop : max;
@@ -260,8 +236,10 @@ static void on_sweep(uv_timer_t *t)
 
     if (++w->sweeps % 8 == 1)
         update_top(w);
-    gw_registry_expire(&w->sessions, now, worker_tick, w);
-    gw_registry_flush(&w->sessions);
+    struct gw_session *s;
+    while ((s = gw_registry_next_due(&w->sessions, now)))
+        gw_session_tick(s, now);
+    gw_worker_flush_sessions(w);
     if (w->draining && now >= w->drain_deadline_us && !w->stopping) {
         LOG_WARN("drain timeout worker=%d sessions_left=%zu", w->index, w->sessions.count);
         gw_worker_stop(w);
@@ -396,7 +374,7 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     w->hub.hold_max_bytes = node->cfg->queue_max_bytes;
     gw_registry_init(&w->sessions);
     w->host = (struct gw_session_host){
-        .cfg = node->cfg, .access = node->access, .hub = &w->hub, .stats = &w->stats, .ops = &host_ops, .ctx = w,
+        .cfg = node->cfg, .access = node->access, .hub = &w->hub, .registry = &w->sessions, .stats = &w->stats, .ops = &host_ops, .ctx = w,
     };
     pthread_mutex_init(&w->state_lock, NULL);
     pthread_cond_init(&w->state_cond, NULL);

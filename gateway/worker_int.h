@@ -35,7 +35,7 @@ struct gw_worker {
     struct gw_wake wake; /* sent once per batch of mail */
     struct gw_worker_stats stats; /* written by this worker only */
     pthread_mutex_t top_lock; /* guards top/ntop */
-    struct gw_topchan top[GW_TOP_CHANNELS];
+    struct gw_hub_top top[GW_TOP_CHANNELS];
     int ntop;
 
     /* Worker thread only. */
@@ -65,6 +65,9 @@ struct gw_worker {
     bool stopped;     /* loop ended; waiting for teardown_go */
     bool teardown_go;
 };
+
+/* In worker.c: flushes every session owed a write (the end of a batch). */
+void gw_worker_flush_sessions(struct gw_worker *w);
 
 /* All in worker_lws.c; worker.c calls them, never the other way round.
  * Ends w's loop (uv_stop) once; the thread then waits for its teardown. */

@@ -10,12 +10,10 @@
 #include <libwebsockets.h>
 
 #include "admit.h"
-#include "clock.h"
 #include "api.h"
 #include "http.h"
 #include "listen.h"
 #include "log.h"
-#include "registry.h"
 #include "session.h"
 #include "worker_int.h"
 #include "ws6455.h"
@@ -34,8 +32,6 @@ static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *w
     uint64_t id = ((uint64_t)w->index << 56) | ++w->next_seq;
     struct gw_session *s = gw_session_new(&w->host, id, wsi);
 
-    gw_registry_add(&w->sessions, s);
-    gw_registry_schedule(&w->sessions, s, gw_session_tick(s, gw_now_us()));
     gw_stat_add(&w->stats.connections, 1);
     gw_stat_add(&w->stats.connections_accepted, 1);
     return s;
@@ -62,7 +58,6 @@ void gw_worker_stop_if_drained(struct gw_worker *w)
 
 static void worker_close_session(struct gw_worker *w, struct gw_session *s)
 {
-    gw_registry_remove(&w->sessions, s);
     gw_session_free(s);
     gw_stat_add(&w->stats.connections, -1);
 }
@@ -101,7 +96,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         if (c->session)
             gw_session_receive(c->session, in, len);
-        gw_registry_flush(&w->sessions); /* acks, pongs and errors leave with this wake-up */
+        gw_worker_flush_sessions(w); /* acks, pongs and errors leave with this wake-up */
         break;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         /* lws 4.1.6 echoes a 1-byte body and codes of 5000 and up; RFC 6455

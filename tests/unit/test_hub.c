@@ -396,6 +396,25 @@ START_TEST(repeats_of_a_pending_subscribe_are_bounded)
 }
 END_TEST
 
+START_TEST(busiest_channels_first)
+{
+    struct fake f[6];
+    struct gw_hub_top top[2];
+    const char *chans[6] = { "a", "b", "b", "b", "c", "c" };
+    for (int i = 0; i < 6; i++) {
+        fake_init(&f[i]);
+        SUB(&f[i], chans[i], i, true);
+    }
+    ck_assert_int_eq(gw_hub_busiest(&hub, top, 2), 2);
+    ck_assert_str_eq(top[0].name, "b");
+    ck_assert_uint_eq(top[0].subscribers, 3);
+    ck_assert_str_eq(top[1].name, "c");
+    ck_assert_uint_eq(top[1].subscribers, 2);
+    for (int i = 0; i < 6; i++)
+        gw_hub_leave_all(&hub, &f[i].member);
+}
+END_TEST
+
 static Suite *hub_suite(void)
 {
     Suite *s = suite_create("hub");
@@ -414,6 +433,7 @@ static Suite *hub_suite(void)
     tcase_add_test(tc, live_notice_of_an_earlier_incarnation_is_ignored);
     tcase_add_test(tc, link_down_makes_held_channels_refuse_until_live_again);
     tcase_add_test(tc, repeats_of_a_pending_subscribe_are_bounded);
+    tcase_add_test(tc, busiest_channels_first);
     suite_add_tcase(s, tc);
     return s;
 }
