@@ -142,15 +142,6 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
     }
 }
 
-void gw_worker_flush_sessions(struct gw_worker *w)
-{
-    struct gw_session *s;
-    /* A flush can close a session but never frees one, and one it queues
-     * comes out of the same loop. */
-    while ((s = gw_registry_next_flush(&w->sessions)))
-        gw_session_flush(s);
-}
-
 static void worker_drain_inbox(struct gw_worker *w)
 {
     struct gw_mail *m = gw_mailbox_take_all(&w->inbox);

@@ -66,11 +66,10 @@ struct gw_worker {
     bool teardown_go;
 };
 
-/* In worker.c: flushes every session owed a write (the end of a batch). */
-void gw_worker_flush_sessions(struct gw_worker *w);
-
 /* All in worker_lws.c; worker.c calls them, never the other way round.
- * Ends w's loop (uv_stop) once; the thread then waits for its teardown. */
+ * Flushes every session owed a write (the end of a batch or a callback). */
+void gw_worker_flush_sessions(struct gw_worker *w);
+/* Ends w's loop (uv_stop) once; the thread then waits for its teardown. */
 void gw_worker_stop(struct gw_worker *w);
 /* Stops the loop once draining and every WebSocket is gone. */
 void gw_worker_stop_if_drained(struct gw_worker *w);

@@ -56,6 +56,15 @@ void gw_worker_stop_if_drained(struct gw_worker *w)
     }
 }
 
+void gw_worker_flush_sessions(struct gw_worker *w)
+{
+    struct gw_session *s;
+    /* A flush can close a session but never frees one, and one it queues
+     * comes out of the same loop. */
+    while ((s = gw_registry_next_flush(&w->sessions)))
+        gw_session_flush(s);
+}
+
 static void worker_close_session(struct gw_worker *w, struct gw_session *s)
 {
     gw_session_free(s);
