@@ -38,54 +38,6 @@ static void lws_log_emit(int level, const char *line)
     gw_log(level == LLL_ERR ? GW_LOG_ERROR : GW_LOG_WARN, "lws", "%.*s", (int)len, line);
 }
 
-/* ---- the bus as the workers see it (node.h): main is the only file that
- * knows both sides ---- */
-
-static bool bus_ready(void *bus)
-{
-    return gw_bus_ready(bus);
-}
-
-static void bus_subscribe(void *bus, int worker, const char *name, size_t len, uint32_t gen)
-{
-    gw_bus_post_subscribe(bus, worker, name, len, gen);
-}
-
-static void bus_unsubscribe(void *bus, int worker, const char *name, size_t len)
-{
-    gw_bus_post_unsubscribe(bus, worker, name, len);
-}
-
-static bool bus_publish(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
-                        size_t len, char *payload, size_t payload_len)
-{
-    return gw_bus_post_publish(bus, worker, session_id, has_id, id, name, len, payload, payload_len);
-}
-
-static void bus_recover(void *bus, int worker, uint64_t session_id, uint32_t seq, const char *name, size_t len,
-                        const struct gw_position *since, uint64_t target)
-{
-    gw_bus_post_recover(bus, worker, session_id, seq, name, len, since, target);
-}
-
-static void bus_history(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
-                        size_t len, const struct gw_position *since, int limit)
-{
-    gw_bus_post_history(bus, worker, session_id, has_id, id, name, len, since, limit);
-}
-
-static char *bus_cluster(void *bus, size_t *len);
-
-static const struct gw_node_bus_ops node_bus_ops = {
-    .ready = bus_ready,
-    .subscribe = bus_subscribe,
-    .unsubscribe = bus_unsubscribe,
-    .publish = bus_publish,
-    .recover = bus_recover,
-    .history = bus_history,
-    .cluster = bus_cluster,
-};
-
 /* What the bus's callbacks reach: the node and its workers. */
 struct wiring {
     struct gw_node *node;
@@ -172,11 +124,6 @@ static char *describe_node(void *ctx, size_t *len)
     return buf;
 }
 
-static char *bus_cluster(void *bus, size_t *len)
-{
-    return gw_bus_cluster(bus, len);
-}
-
 static const struct gw_bus_ops bus_ops = {
     .post = bus_post_to_worker,
     .inbox_bytes = bus_inbox_of_worker,
@@ -203,7 +150,7 @@ static void stop_all(struct gw_worker **workers, int started, struct gw_bus *bus
 
 static int run(const struct gw_config *cfg, const struct gw_access *access)
 {
-    struct gw_node node = { .cfg = cfg, .access = access, .nworkers = cfg->workers, .bus_ops = &node_bus_ops };
+    struct gw_node node = { .cfg = cfg, .access = access, .nworkers = cfg->workers };
     struct gw_worker **workers = gw_xcalloc((size_t)cfg->workers, sizeof(*workers));
     struct gw_bus *bus;
     struct gw_apikeys keys = { 0 };

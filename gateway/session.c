@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "clock.h"
 #include "log.h"
 #include "session_int.h"
@@ -205,7 +206,7 @@ static void client_ask_page(void *client, uint32_t seq, const char *name, size_t
                             uint64_t target)
 {
     struct gw_session *s = client;
-    s->host->ops->recover(s->host->ctx, s->id, seq, name, len, since, target);
+    gw_bus_post_recover(s->host->node->bus, s->host->worker, s->id, seq, name, len, since, target);
 }
 
 const struct gw_client_ops gw_session_client_ops = {
@@ -365,8 +366,7 @@ static bool permitted(struct gw_session *s, const struct gw_request *req)
 static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
 {
     const struct gw_session_host *h = s->host;
-    bool draining = h->ops->draining(h->ctx);
-    bool available = !draining && h->ops->available(h->ctx);
+    bool available = gw_node_ready(h->node);
     struct gw_recovery_req rec = { req->has_id, req->id, req->has_since, req->since };
     int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
                               h->cfg->max_subscriptions, available, req->recover ? &rec : NULL);
@@ -376,7 +376,7 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
                                 : "subscription limit reached (--max-subscriptions)");
     } else if (rc == -EAGAIN) {
         send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
-                   draining ? "node is draining; reconnect to another node" : "Redis is unavailable; try again shortly");
+                   gw_node_draining(h->node) ? "node is draining; reconnect to another node" : "Redis is unavailable; try again shortly");
     } else {
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         if (rc == GW_HUB_SUB_ACK_NOW)
@@ -403,8 +403,11 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         handle_subscribe(s, req);
         break;
     case GW_REQ_HISTORY:
-        if (h->ops->history(h->ctx, s->id, req) != GW_ERR_NONE)
+        if (!gw_node_ready(h->node))
             gw_session_history_result(s, req->has_id, req->id, NULL);
+        else
+            gw_bus_post_history(h->node->bus, h->worker, s->id, req->has_id, req->id, req->channel, req->channel_len,
+                                req->has_since ? &req->since : NULL, req->limit);
         break;
     case GW_REQ_UNSUBSCRIBE:
         gw_hub_unsubscribe(h->hub, &s->member, req->channel, req->channel_len);
@@ -412,8 +415,8 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         send_ack(s, req->has_id, req->id);
         break;
     case GW_REQ_PUBLISH: {
-        enum gw_err err = h->ops->publish(h->ctx, s->id, req->has_id, req->id, req->channel, req->channel_len,
-                                          req->data_json, req->data_len);
+        enum gw_err err = gw_node_publish(h->node, h->worker, s->id, req->has_id, req->id, req->channel,
+                                          req->channel_len, req->data_json, req->data_len);
         if (err == GW_ERR_NONE)
             req->data_json = NULL; /* moved to the bus */
         else if (err == GW_ERR_UNAVAILABLE)

@@ -4,8 +4,8 @@
  * (WRITEABLE sends the close frame, CLOSED frees).
  *
  * A session knows nothing of the worker that holds it: everything it needs
- * from its host (config, hub, counters, publishing, readiness, a write
- * scheduled at the end of the current batch) comes through gw_session_host. */
+ * from its host (config, the node, hub, registry, counters) comes through
+ * gw_session_host. */
 #ifndef GW_SESSION_H
 #define GW_SESSION_H
 
@@ -19,6 +19,7 @@
 #include "config.h"
 #include "hub.h"
 #include "metrics.h"
+#include "node.h"
 #include "registry.h"
 
 struct gw_session; /* private to session*.c (session_int.h) */
@@ -29,24 +30,6 @@ struct lws;
 #define GW_WRITE_BATCH_FRAMES 512
 #define GW_WRITE_BATCH_BYTES (256 * 1024)
 
-struct gw_session_host_ops {
-    /* Publishes payload on behalf of session_id (see gw_node_publish):
-     * GW_ERR_NONE moves payload and the result comes back through
-     * gw_session_publish_result(); any other code leaves payload the caller's. */
-    enum gw_err (*publish)(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
-                           size_t channel_len, char *payload, size_t payload_len);
-    /* Asks the bus for a history request's reply (gw_session_history_result
-     * follows): GW_ERR_NONE, or GW_ERR_UNAVAILABLE when the node is not ready. */
-    enum gw_err (*history)(void *ctx, uint64_t session_id, const struct gw_request *req);
-    /* True while publishes and new subscriptions can succeed. */
-    bool (*available)(void *ctx);
-    /* True once the node drains. */
-    bool (*draining)(void *ctx);
-    /* Asks the bus for one page of s's recovery (client.h ask_page). */
-    void (*recover)(void *ctx, uint64_t session_id, uint32_t seq, const char *name, size_t len,
-                    const struct gw_position *since, uint64_t target);
-};
-
 /* What a session may use of the thread that holds it; outlives the session.
  * A session registers itself in registry, asks it for its ticks and, when
  * frames arrive while it had nothing queued and no write pending, for a
@@ -56,11 +39,11 @@ struct gw_session_host_ops {
 struct gw_session_host {
     const struct gw_config *cfg;
     const struct gw_access *access;
+    const struct gw_node *node; /* readiness, the drain, the publish gate, the bus */
+    int worker; /* the index the bus answers to (its gw_bus_post_* calls) */
     struct gw_hub *hub;
     struct gw_registry *registry;
     struct gw_worker_stats *stats;
-    const struct gw_session_host_ops *ops;
-    void *ctx;
 };
 
 /* Creates the session for a new WebSocket connection (call it from

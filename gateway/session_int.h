@@ -26,7 +26,7 @@ struct gw_session {
     bool flush_before_close; /* drain: send what is queued first */
     bool ping_due;
     bool write_requested; /* lws_callback_on_writable() asked, WRITEABLE not yet seen */
-    bool room_wanted; /* call host ops->room once the queue is half empty */
+    bool room_wanted; /* tell the hub (gw_hub_member_room) once the queue is half empty */
 
     /* Inbound reassembly of one fragmented message. */
     char *rxbuf; /* owned, NULL between messages */

@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "clock.h"
 #include "hub.h"
 #include "listen.h"
@@ -31,60 +32,18 @@
 
 #define SWEEP_INTERVAL_MS 250
 
-/* ---- what sessions and the hub get from their worker; sessions ---- */
-
-static enum gw_err host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
-                                size_t channel_len, char *payload, size_t payload_len)
-{
-    struct gw_worker *w = ctx;
-    return gw_node_publish(w->node, w->index, session_id, has_id, id, channel, channel_len, payload, payload_len);
-}
-
-static enum gw_err host_history(void *ctx, uint64_t session_id, const struct gw_request *req)
-{
-    struct gw_worker *w = ctx;
-    if (!gw_node_ready(w->node))
-        return GW_ERR_UNAVAILABLE;
-    w->node->bus_ops->history(w->node->bus, w->index, session_id, req->has_id, req->id, req->channel,
-                              req->channel_len, req->has_since ? &req->since : NULL, req->limit);
-    return GW_ERR_NONE;
-}
-
-static bool host_available(void *ctx)
-{
-    return ((struct gw_worker *)ctx)->node->bus_ops->ready(((struct gw_worker *)ctx)->node->bus);
-}
-
-static bool host_draining(void *ctx)
-{
-    return ((struct gw_worker *)ctx)->draining;
-}
-
-static void host_recover(void *ctx, uint64_t session_id, uint32_t seq, const char *name, size_t len,
-                         const struct gw_position *since, uint64_t target)
-{
-    struct gw_worker *w = ctx;
-    w->node->bus_ops->recover(w->node->bus, w->index, session_id, seq, name, len, since, target);
-}
-
-static const struct gw_session_host_ops host_ops = {
-    .publish = host_publish,
-    .history = host_history,
-    .available = host_available,
-    .draining = host_draining,
-    .recover = host_recover,
-};
+/* ---- what the hub gets from its worker: the node's Redis interest ---- */
 
 static void hub_channel_wanted(void *ctx, const char *name, size_t len, uint32_t gen)
 {
     struct gw_worker *w = ctx;
-    w->node->bus_ops->subscribe(w->node->bus, w->index, name, len, gen);
+    gw_bus_post_subscribe(w->node->bus, w->index, name, len, gen);
 }
 
 static void hub_channel_unwanted(void *ctx, const char *name, size_t len)
 {
     struct gw_worker *w = ctx;
-    w->node->bus_ops->unsubscribe(w->node->bus, w->index, name, len);
+    gw_bus_post_unsubscribe(w->node->bus, w->index, name, len);
 }
 
 static const struct gw_hub_ops hub_ops = {
@@ -94,9 +53,9 @@ static const struct gw_hub_ops hub_ops = {
 
 static void worker_begin_drain(struct gw_worker *w)
 {
-    if (w->draining)
+    if (w->state != GW_WORKER_RUNNING)
         return;
-    w->draining = true;
+    w->state = GW_WORKER_DRAINING;
     w->drain_deadline_us = gw_now_us() + (int64_t)w->node->cfg->drain_timeout_s * 1000000;
     for (struct gw_registry_entry *e = gw_registry_first(&w->sessions); e; e = gw_registry_next(&w->sessions, e))
         gw_session_close(e->session, 1001, "server draining", true);
@@ -231,7 +190,7 @@ static void on_sweep(uv_timer_t *t)
     while ((s = gw_registry_next_due(&w->sessions, now)))
         gw_session_tick(s, now);
     gw_worker_flush_sessions(w);
-    if (w->draining && now >= w->drain_deadline_us && !w->stopping) {
+    if (w->state == GW_WORKER_DRAINING && now >= w->drain_deadline_us) {
         LOG_WARN("drain timeout worker=%d sessions_left=%zu", w->index, w->sessions.count);
         gw_worker_stop(w);
     }
@@ -365,7 +324,8 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     w->hub.hold_max_bytes = node->cfg->queue_max_bytes;
     gw_registry_init(&w->sessions);
     w->host = (struct gw_session_host){
-        .cfg = node->cfg, .access = node->access, .hub = &w->hub, .registry = &w->sessions, .stats = &w->stats, .ops = &host_ops, .ctx = w,
+        .cfg = node->cfg, .access = node->access, .node = node, .worker = index, .hub = &w->hub,
+        .registry = &w->sessions, .stats = &w->stats,
     };
     pthread_mutex_init(&w->state_lock, NULL);
     pthread_cond_init(&w->state_cond, NULL);

@@ -22,6 +22,13 @@
 #include "wake.h"
 #include "worker.h"
 
+/* A worker's life after its start: every move is one way. */
+enum gw_worker_state {
+    GW_WORKER_RUNNING = 0,
+    GW_WORKER_DRAINING, /* closing its sessions (1001) until they are gone or the drain timeout */
+    GW_WORKER_STOPPING, /* its loop was told to end */
+};
+
 struct gw_worker {
     /* Set before the thread starts, then read-only. */
     int index;
@@ -53,9 +60,8 @@ struct gw_worker {
     bool inbox_drain_scheduled;
     int64_t last_inbox_drain_us;
     unsigned sweeps;
-    bool draining;
+    enum gw_worker_state state;
     int64_t drain_deadline_us;
-    bool stopping;
     int wsi_alive; /* upgraded connections whose wsi is not destroyed yet */
 
     /* Hand-shakes with main, guarded by state_lock. */

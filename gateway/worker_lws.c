@@ -39,9 +39,9 @@ static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *w
 
 void gw_worker_stop(struct gw_worker *w)
 {
-    if (w->stopping)
+    if (w->state == GW_WORKER_STOPPING)
         return;
-    w->stopping = true;
+    w->state = GW_WORKER_STOPPING;
     uv_stop(&w->loop);
 }
 
@@ -50,7 +50,7 @@ void gw_worker_stop(struct gw_worker *w)
 void gw_worker_stop_if_drained(struct gw_worker *w)
 {
     /* Every session is counted in wsi_alive until after its CLOSED. */
-    if (w->draining && !w->wsi_alive && !w->stopping) {
+    if (w->state == GW_WORKER_DRAINING && !w->wsi_alive) {
         LOG_INFO("drained worker=%d", w->index);
         gw_worker_stop(w);
     }
@@ -96,7 +96,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             gw_stat_add(&w->stats.upgrades_refused[GW_REFUSE_PATH], 1);
             return -1;
         }
-        return gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, w->stats.upgrades_refused);
+        return gw_admit_upgrade(w->node, wsi, gw_node_draining(w->node), &c->slot, w->stats.upgrades_refused);
     case LWS_CALLBACK_ESTABLISHED:
         c->session = worker_open_session(w, wsi);
         c->established = true;
