@@ -30,4 +30,12 @@ struct gw_client_ops {
                      uint64_t target);
 };
 
+/* Queues f, a frame built for client alone (a reply, an ack, a notice), and
+ * drops the builder's reference: the one way such a frame reaches a client. */
+static inline void gw_client_send_own(const struct gw_client_ops *ops, void *client, struct gw_frame *f)
+{
+    ops->deliver(client, f);
+    gw_frame_unref(f);
+}
+
 #endif

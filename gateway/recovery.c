@@ -99,16 +99,10 @@ void gw_recovery_hold(struct gw_recovery *r, struct gw_frame *frame)
     r->held_bytes += frame->len;
 }
 
-/* Queues a frame built for this client alone and drops the builder's reference. */
-static void send_own(struct gw_recovery *r, struct gw_frame *f)
-{
-    r->ops->deliver(r->client, f);
-    gw_frame_unref(f);
-}
-
 static void send_gap(struct gw_recovery *r, uint64_t from, uint64_t to)
 {
-    send_own(r, gw_codec_gap(r->name, r->name_len, r->at.epoch, r->at.epoch_len, from, to));
+    struct gw_frame *gap = gw_codec_gap(r->name, r->name_len, r->at.epoch, r->at.epoch_len, from, to);
+    gw_client_send_own(r->ops, r->client, gap);
 }
 
 /* Asks for the next page once the client's queue has room for it, so a
@@ -153,7 +147,8 @@ enum gw_recovery_step gw_recovery_page(struct gw_recovery *r, const struct gw_wm
     if (m->first) {
         r->at = m->at;
         if (r->req.has_id)
-            send_own(r, gw_codec_ack_position(r->req.id, r->name, r->name_len, &m->at, m->recovered));
+            gw_client_send_own(r->ops, r->client,
+                               gw_codec_ack_position(r->req.id, r->name, r->name_len, &m->at, m->recovered));
         /* Without a replay the client continues from the ack's position. */
         r->next = (m->recovered == 1 ? r->req.since.offset : m->at.offset) + 1;
     }

@@ -133,11 +133,9 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame)
         gw_registry_want_flush(s->host->registry, &s->reg);
 }
 
-/* Queues a frame built for this session alone and drops the builder's reference. */
 static void enqueue_own(struct gw_session *s, struct gw_frame *frame)
 {
-    gw_session_enqueue(s, frame);
-    gw_frame_unref(frame);
+    gw_client_send_own(&gw_session_client_ops, s, frame);
 }
 
 /* Sends an error frame (counted per code). */
@@ -376,7 +374,8 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
                                 : "subscription limit reached (--max-subscriptions)");
     } else if (rc == -EAGAIN) {
         send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
-                   gw_node_draining(h->node) ? "node is draining; reconnect to another node" : "Redis is unavailable; try again shortly");
+                   gw_node_draining(h->node) ? "node is draining; reconnect to another node"
+                                             : "Redis is unavailable; try again shortly");
     } else {
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         if (rc == GW_HUB_SUB_ACK_NOW)
