@@ -10,7 +10,8 @@
 
 #include "alloc.h"
 
-void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, const struct gw_client_ops *client)
+void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, const struct gw_client_ops *client,
+                 size_t hold_max_bytes)
 {
     gw_dict_init(&hub->channels);
     gw_dict_init(&hub->recovering);
@@ -18,7 +19,7 @@ void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, co
     hub->ctx = ctx;
     hub->client = client;
     hub->nsubs = 0;
-    hub->hold_max_bytes = SIZE_MAX;
+    hub->hold_max_bytes = hold_max_bytes;
     hub->next_seq = 0;
 }
 

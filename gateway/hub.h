@@ -1,10 +1,13 @@
 /* The local hub of one worker thread: channel -> local subscribers and
  * subscriber -> channels. It decides when this worker needs the node's Redis
- * subscription (first local subscriber arrives, last one leaves) and holds
- * subscribe acks until that subscription is live.
+ * subscription (first local subscriber arrives, last one leaves), holds
+ * subscribe acks until that subscription is live, and keeps one recovery
+ * (recovery.h) per subscription that asked for one, handing it the
+ * channel's live frames and its pages until it ends.
  *
- * Knows nothing about lws or Redis: the owner passes callbacks, so the unit
- * tests drive it with fake members. Owned and used by one worker thread. */
+ * Knows nothing about lws or Redis: the owner passes callbacks (gw_hub_ops)
+ * and members are reached through gw_client_ops, so the unit tests drive it
+ * with fake members. Owned and used by one worker thread. */
 #ifndef GW_HUB_H
 #define GW_HUB_H
 
@@ -66,14 +69,16 @@ struct gw_hub {
     const struct gw_client_ops *client; /* every member's, and its recoveries' */
     struct gw_dict recovering; /* seq (4 bytes) -> struct gw_sub* with a recovery */
     size_t nsubs; /* total (member, channel) pairs */
-    size_t hold_max_bytes; /* per recovering subscription; SIZE_MAX after init */
+    size_t hold_max_bytes; /* per recovering subscription */
     uint32_t next_seq;
     uint32_t next_gen;
 };
 
 /* ops and ctx: the owner's; client: how the hub and the recoveries reach a
- * member. All three must outlive the hub. */
-void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, const struct gw_client_ops *client);
+ * member. All three must outlive the hub. A recovering subscription holds
+ * at most hold_max_bytes of live frames. */
+void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, const struct gw_client_ops *client,
+                 size_t hold_max_bytes);
 /* All members must have left (gw_hub_leave_all) before. */
 void gw_hub_deinit(struct gw_hub *hub);
 

@@ -15,8 +15,9 @@
 
 #include "access.h"
 #include "client.h"
-#include "codec.h"
 #include "config.h"
+#include "envelope.h"
+#include "frame.h"
 #include "hub.h"
 #include "metrics.h"
 #include "node.h"

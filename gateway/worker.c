@@ -319,9 +319,8 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     gw_mailbox_init(&w->inbox);
     pthread_mutex_init(&w->top_lock, NULL);
     atomic_init(&w->inbox_bytes, 0);
-    gw_hub_init(&w->hub, &hub_ops, w, &gw_session_client_ops);
     /* A recovering client holds live messages up to one queue's worth. */
-    w->hub.hold_max_bytes = node->cfg->queue_max_bytes;
+    gw_hub_init(&w->hub, &hub_ops, w, &gw_session_client_ops, node->cfg->queue_max_bytes);
     gw_registry_init(&w->sessions);
     w->host = (struct gw_session_host){
         .cfg = node->cfg, .access = node->access, .node = node, .worker = index, .hub = &w->hub,

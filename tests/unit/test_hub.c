@@ -73,7 +73,7 @@ static struct gw_hub hub;
 static void setup(void)
 {
     memset(&rec, 0, sizeof(rec));
-    gw_hub_init(&hub, &ops, NULL, &client_ops);
+    gw_hub_init(&hub, &ops, NULL, &client_ops, SIZE_MAX);
 }
 
 static void teardown(void)
