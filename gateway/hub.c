@@ -10,6 +10,43 @@
 
 #include "alloc.h"
 
+/* One (member, channel) pair. Lives in both the channel's array and the
+ * member's array; idx is its position in the channel's array. */
+struct gw_sub {
+    struct gw_hub_member *member;
+    struct gw_hub_channel *channel;
+    size_t idx;
+    bool ack_pending; /* subscribe not yet acknowledged: channel not live yet */
+    int nids; /* ids of the pending subscribe requests (repeats included) */
+    int64_t *ids; /* owned, NULL when nids == 0 */
+    struct gw_recovery *rec; /* owned; NULL unless a recovery runs (recovery.h) */
+};
+
+struct gw_hub_channel {
+    const char *name; /* points into the dict entry key */
+    size_t name_len;
+    struct gw_sub **subs; /* owned array, records owned by members */
+    size_t n, cap;
+    bool live; /* node's Redis subscription confirmed, and not lost since */
+    uint32_t gen; /* this incarnation of the channel on this worker; tags want/live */
+};
+
+struct gw_recovery *gw_hub_sub_recovery(const struct gw_sub *sub)
+{
+    return sub->rec;
+}
+
+int gw_hub_member_count(const struct gw_hub_member *m)
+{
+    return m->nsubs;
+}
+
+const char *gw_hub_member_channel(const struct gw_hub_member *m, int i, size_t *len)
+{
+    *len = m->subs[i]->channel->name_len;
+    return m->subs[i]->channel->name;
+}
+
 void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, const struct gw_client_ops *client,
                  size_t hold_max_bytes)
 {

@@ -22,19 +22,8 @@
 #include "recovery.h"
 #include "wmail.h"
 
-struct gw_hub_channel;
-
-/* One (member, channel) pair. Lives in both the channel's array and the
- * member's array; idx is its position in the channel's array. */
-struct gw_sub {
-    struct gw_hub_member *member;
-    struct gw_hub_channel *channel;
-    size_t idx;
-    bool ack_pending; /* subscribe not yet acknowledged: channel not live yet */
-    int nids; /* ids of the pending subscribe requests (repeats included) */
-    int64_t *ids; /* owned, NULL when nids == 0 */
-    struct gw_recovery *rec; /* owned; NULL unless a recovery runs (recovery.h) */
-};
+struct gw_hub_channel; /* private to hub.c */
+struct gw_sub;         /* one (member, channel) pair; private to hub.c */
 
 /* Embedded in each subscriber (a session). owner is the caller's object,
  * the first argument of every gw_client_ops call. */
@@ -42,15 +31,6 @@ struct gw_hub_member {
     void *owner;
     struct gw_sub **subs; /* owned array of owned records */
     int nsubs, cap;
-};
-
-struct gw_hub_channel {
-    const char *name; /* points into the dict entry key */
-    size_t name_len;
-    struct gw_sub **subs; /* owned array, records owned by members */
-    size_t n, cap;
-    bool live; /* node's Redis subscription confirmed, and not lost since */
-    uint32_t gen; /* this incarnation of the channel on this worker; tags want/live */
 };
 
 /* What the hub needs of its owner (the worker): the node's Redis interest. */
@@ -108,6 +88,17 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
 
 /* m's subscription to name, or NULL. */
 struct gw_sub *gw_hub_find(const struct gw_hub_member *m, const char *name, size_t len);
+
+/* sub's recovery while one runs, else NULL. */
+struct gw_recovery *gw_hub_sub_recovery(const struct gw_sub *sub);
+
+/* How many channels m is subscribed to. */
+int gw_hub_member_count(const struct gw_hub_member *m);
+
+/* The name of m's subscription i (0 <= i < gw_hub_member_count(m)) and its
+ * length in *len; valid until m's subscriptions change. Unsubscribing moves
+ * the last subscription to i. */
+const char *gw_hub_member_channel(const struct gw_hub_member *m, int i, size_t *len);
 
 /* One page of a recovery (GW_WMAIL_RECOVERY), found by its seq; a page of a
  * subscription that is gone, or of an older recovery of it, is ignored. The

@@ -114,7 +114,7 @@ static void shed(struct gw_session *s, enum gw_shed_reason reason, int code, con
     gw_stat_add(&s->host->stats->shed[reason], 1);
     LOG_WARN("shed id=%llu reason=%s queued_msgs=%zu queued_bytes=%zu subscriptions=%d",
              (unsigned long long)s->id, gw_shed_reason_name(reason), s->outq.count, s->outq.bytes,
-             s->member.nsubs);
+             gw_hub_member_count(&s->member));
     gw_session_close(s, code, text, false);
 }
 
@@ -265,11 +265,11 @@ static void drop_ungranted(struct gw_session *s)
     struct gw_hub_member *m = &s->member;
     char name[GW_CHANNEL_MAX + 1], msg[200];
 
-    for (int i = m->nsubs - 1; i >= 0; i--) {
-        const struct gw_hub_channel *ch = m->subs[i]->channel;
-        size_t len = ch->name_len;
+    for (int i = gw_hub_member_count(m) - 1; i >= 0; i--) {
+        size_t len;
+        const char *ch = gw_hub_member_channel(m, i, &len);
 
-        memcpy(name, ch->name, len); /* the hub may free ch->name below */
+        memcpy(name, ch, len); /* the hub may free ch below */
         name[len] = '\0';
         if (gw_access_allows(h->access, s->claims, GW_ACCESS_SUBSCRIBE, name))
             continue;

@@ -250,7 +250,7 @@ START_TEST(recovery_starts_when_live_and_holds_live_frames)
     ck_assert_int_eq(a.nacks, 0); /* the recovery answers, not the hub */
     struct gw_sub *sub = gw_hub_find(&a.member, "c", 1);
     ck_assert_ptr_nonnull(sub);
-    ck_assert_uint_eq(gw_recovery_seq(sub->rec), a.recover_seq);
+    ck_assert_uint_eq(gw_recovery_seq(gw_hub_sub_recovery(sub)), a.recover_seq);
     /* Live frames during the replay are held, not delivered. */
     deliver_at("c", 5);
     deliver_at("c", 6);
@@ -263,7 +263,7 @@ START_TEST(recovery_starts_when_live_and_holds_live_frames)
     ck_assert_int_eq(a.delivered, 3);
     ck_assert_uint_eq(a.offsets[1], 0);
     ck_assert_uint_eq(a.offsets[2], 7);
-    ck_assert_ptr_null(sub->rec);
+    ck_assert_ptr_null(gw_hub_sub_recovery(sub));
     deliver_at("c", 8);
     ck_assert_int_eq(a.delivered, 4);
     ck_assert_uint_eq(a.offsets[3], 8);
