@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "codec.h"
 #include "config.h"
 #include "envelope.h"
 #include "metrics.h"

@@ -7,10 +7,11 @@
 #define GW_METRICS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
-#include "jwt.h"
+#include "err.h"
+#include "jwt_reason.h"
 
 typedef _Atomic uint64_t gw_stat;
 
