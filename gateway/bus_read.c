@@ -9,7 +9,7 @@
  * reads with it.
  *
  * A recovery is read one page per request: the client's worker asks for the
- * next page only once the client's queue has room for it (replay.c), so a
+ * next page only once the client's queue has room for it (recovery.c), so a
  * replay is paced by the client reading it and never sheds it. Each page
  * request stands alone: the bus keeps nothing between pages. */
 #define GW_LOG_MODULE "bus"
@@ -231,7 +231,7 @@ static void recover_answer(struct gw_bus *bus, struct bus_read *rd, const struct
 {
     if (!page) {
         if (rd->started)
-            post_page(bus, rd, false, true, 1, NULL, NULL, 0); /* replay.c reports where it stopped */
+            post_page(bus, rd, false, true, 1, NULL, NULL, 0); /* recovery.c reports where it stopped */
         else
             recover_refuse(bus, rd, NULL, GW_RECOVERY_OVERLOAD);
     } else if (rd->started) {
