@@ -57,6 +57,16 @@ static void check_fn_error(struct gw_link *link, const redisReply *reply)
         link->fail(link, "the wsgate function library is missing");
 }
 
+/* A full Redis (maxmemory with noeviction: "OOM command not allowed")
+ * refuses every stored publish: one line per power of two of them, not one
+ * per publish; each is counted (wsgate_client_publishes_total{result="error"}). */
+static void log_publish_error(struct gw_link *link, const redisReply *reply)
+{
+    uint64_t n = ++link->publish_errors;
+    if ((n & (n - 1)) == 0)
+        LOG_WARN("publish failed error=\"%s\" errors=%" PRIu64, reply->str, n);
+}
+
 static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     struct gw_link *link = ac->data;
@@ -68,7 +78,7 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
               reply->element[1]->len <= GW_ENVELOPE_EPOCH_MAX;
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        LOG_WARN("publish failed error=\"%s\"", reply->str);
+        log_publish_error(link, reply);
         check_fn_error(link, reply);
     }
     if (ok) {
@@ -92,6 +102,30 @@ int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const ch
                            link->history_size, link->history_ttl };
     size_t lens[] = { 5, 14, 1, mlen, slen, klen, len, strlen(link->history_size), strlen(link->history_ttl) };
     if (redisAsyncCommandArgv(link->pub, on_publish_reply, token, 9, argv, lens) != REDIS_OK)
+        return -EIO;
+    return 0;
+}
+
+static void on_plain_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct gw_link *link = ac->data;
+    redisReply *reply = r;
+    struct gw_position none = { 0 };
+    bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        log_publish_error(link, reply);
+    link->ops->on_published(link->ctx, privdata, ok ? &none : NULL);
+}
+
+int gw_link_publish_plain(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
+                          void *token)
+{
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    const char *argv[] = { "PUBLISH", key, payload };
+    size_t lens[] = { 7, klen, len };
+    if (redisAsyncCommandArgv(link->pub, on_plain_publish_reply, token, 3, argv, lens) != REDIS_OK)
         return -EIO;
     return 0;
 }

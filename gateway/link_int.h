@@ -46,6 +46,7 @@ struct gw_link {
     int64_t last_tick_us;
     int64_t judge_from_us; /* the heartbeat timeout counts from here at the earliest */
     uint64_t hb_seq;
+    uint64_t publish_errors; /* error replies to publishes: logged at each power of two */
     bool fn_ready; /* the library on this link's Redis is ours or newer */
     const char *reset_reason; /* static; non-NULL while a reset is scheduled */
     /* link.c's, for link_cmd.c: schedule a reset (safe inside hiredis
