@@ -115,6 +115,7 @@ class RedisClusterTest(unittest.TestCase):
         sys.stderr.write("cluster of 6 up in %.1fs\n" % (time.monotonic() - t0))
         with open(LIBRARY, "rb") as f:
             cls.library = f.read()
+        cls.version = int(re.search(rb"^local VERSION = (\d+)$", cls.library, re.M).group(1))
 
     @classmethod
     def check_all_stopped(cls):
@@ -227,7 +228,7 @@ class RedisClusterTest(unittest.TestCase):
         masters = self.cluster.masters()
         self.assertEqual(len(masters), 3)
         for m in masters:
-            self.assertEqual(m.command("FCALL_RO", "wsgate_version", "0"), 3)
+            self.assertEqual(m.command("FCALL_RO", "wsgate_version", "0"), self.version)
         # Channels until every master owns three of them.
         per = {m.port: [] for m in masters}
         i = 0
