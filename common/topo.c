@@ -121,6 +121,16 @@ uint64_t gw_topo_version(const struct gw_topo *t)
     return t->version;
 }
 
+uint64_t gw_topo_epoch(const struct gw_topo *t)
+{
+    uint64_t e = 0;
+
+    for (size_t i = 0; i < t->n_nodes; i++)
+        if (t->nodes[i].config_epoch > e)
+            e = t->nodes[i].config_epoch;
+    return e;
+}
+
 uint32_t gw_topo_covered(const struct gw_topo *t)
 {
     return t->covered;

@@ -48,6 +48,7 @@ struct gw_topo_node {
     long long repl_offset;           /* SHARDS' replication-offset, else 0 */
     enum gw_topo_health health;
     uint32_t slots;                  /* how many slots it serves (0 for an empty master) */
+    uint64_t config_epoch;           /* CLUSTER NODES' config epoch, else 0 */
 };
 
 /* A new empty map (no node, no slot served, version 0). Never NULL. */
@@ -72,6 +73,22 @@ int gw_topo_from_shards(struct gw_topo *t, const struct redisReply *reply, uint6
  * are listed by SLOTS, so only those become nodes. Same returns as above. */
 int gw_topo_from_slots(struct gw_topo *t, const struct redisReply *reply, const char *seed_host,
                        uint64_t version);
+
+/* The same from CLUSTER NODES (a bulk string of one line per node). It is
+ * the only one of the three that carries each master's config epoch: the
+ * number Redis Cluster itself uses to decide which claim on a slot is newer
+ * (a failover or a migration gives the new owner a higher one), so of two
+ * nodes' answers the one with the higher gw_topo_epoch saw the later change.
+ * Nodes in handshake are skipped; a master without an address is refused if
+ * it serves slots, skipped if not; an empty address on the `myself` line is
+ * seed_host (NULL refuses it). Slots being migrated ("[N->-id]",
+ * "[N-<-id]") stay with the master that serves them. Same returns. */
+int gw_topo_from_nodes(struct gw_topo *t, const struct redisReply *reply, const char *seed_host,
+                       uint64_t version);
+
+/* The highest config epoch of the map's masters (0 for a map built from
+ * SHARDS or SLOTS, which carry none). */
+uint64_t gw_topo_epoch(const struct gw_topo *t);
 
 /* The reason the last build failed ("" after a success). Owned by t. */
 const char *gw_topo_errstr(const struct gw_topo *t);

@@ -268,3 +268,226 @@ int gw_topo_from_slots(struct gw_topo *t, const redisReply *reply, const char *s
     return 0;
 }
 
+
+/* ---- CLUSTER NODES: "<id> <ip:port@cport[,hostname]> <flags> <master>
+ * <ping-sent> <pong-recv> <config-epoch> <link-state> [<slot> ...]" */
+
+#define NODES "CLUSTER NODES"
+
+/* One space-separated field of a line. */
+struct field {
+    const char *s;
+    size_t len;
+};
+
+/* The first `max` fields of line into f; *rest is what follows them (NULL
+ * when the line ends there). Returns how many fields were found (< max when
+ * the line is shorter). Empty fields (two spaces) count as fields. */
+static size_t split(const char *line, size_t len, struct field *f, size_t max, const char **rest)
+{
+    size_t n = 0, i = 0;
+
+    *rest = NULL;
+    while (n < max && i <= len) {
+        size_t j = i;
+        while (j < len && line[j] != ' ')
+            j++;
+        f[n].s = line + i;
+        f[n].len = j - i;
+        n++;
+        i = j + 1;
+    }
+    if (n == max && i <= len)
+        *rest = line + i;
+    return n;
+}
+
+static bool field_is(const struct field *f, const char *w)
+{
+    return f->len == strlen(w) && memcmp(f->s, w, f->len) == 0;
+}
+
+/* A whole field of decimal digits, at most max. */
+static bool field_num(const char *s, size_t len, unsigned long long max, unsigned long long *out)
+{
+    unsigned long long v = 0;
+
+    if (len == 0 || len > 20)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (max - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static bool hex_id(const struct field *f)
+{
+    if (f->len != GW_TOPO_ID_LEN)
+        return false;
+    for (size_t i = 0; i < f->len; i++)
+        if (!((f->s[i] >= '0' && f->s[i] <= '9') || (f->s[i] >= 'a' && f->s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Whether the comma-separated flags hold word w. */
+static bool has_flag(const struct field *flags, const char *w)
+{
+    size_t wl = strlen(w), i = 0;
+
+    while (i < flags->len) {
+        size_t j = i;
+        while (j < flags->len && flags->s[j] != ',')
+            j++;
+        if (j - i == wl && memcmp(flags->s + i, w, wl) == 0)
+            return true;
+        i = j + 1;
+    }
+    return false;
+}
+
+/* "ip:port@cport[,hostname]": the ip (may be empty) and the port. */
+static int parse_addr(struct gw_topo *t, const struct field *a, struct field *ip, uint16_t *port)
+{
+    const char *at = memchr(a->s, '@', a->len), *colon = NULL;
+    unsigned long long p, cp;
+
+    if (!at)
+        return gw_topo_fail(t, NODES ": address without @cport");
+    for (const char *c = a->s; c < at; c++)
+        if (*c == ':')
+            colon = c;
+    const char *comma = memchr(at, ',', a->len - (size_t)(at - a->s));
+    const char *cend = comma ? comma : a->s + a->len;
+    if (!colon || !field_num(colon + 1, (size_t)(at - colon - 1), 65535, &p) ||
+        !field_num(at + 1, (size_t)(cend - at - 1), 65535, &cp))
+        return gw_topo_fail(t, NODES ": bad address");
+    if (comma && !gw_topo_host_ok(comma + 1, (size_t)(a->s + a->len - comma - 1)))
+        return gw_topo_fail(t, NODES ": bad hostname");
+    ip->s = a->s;
+    ip->len = (size_t)(colon - a->s);
+    if (!gw_topo_host_ok(ip->s, ip->len))
+        return gw_topo_fail(t, NODES ": bad ip");
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* The slot fields of a master's line: [s, end), space-separated. */
+static int nodes_slots(struct gw_topo *t, const char *s, const char *end, size_t idx)
+{
+    while (s && s <= end) {
+        const char *sp = memchr(s, ' ', (size_t)(end - s));
+        size_t len = sp ? (size_t)(sp - s) : (size_t)(end - s);
+        const char *dash = memchr(s, '-', len);
+        unsigned long long lo, hi;
+        if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+            /* "[N->-id]" migrating / "[N-<-id]" importing: validated, not served */
+            if (!dash || !field_num(s + 1, (size_t)(dash - s - 1), GW_SLOT_COUNT - 1, &lo) ||
+                len - (size_t)(dash - s) != 4 + GW_TOPO_ID_LEN || (dash[1] != '>' && dash[1] != '<') ||
+                dash[2] != '-')
+                return gw_topo_fail(t, NODES ": bad migrating slot field");
+        } else {
+            if (dash ? !field_num(s, (size_t)(dash - s), GW_SLOT_COUNT - 1, &lo) ||
+                           !field_num(dash + 1, len - (size_t)(dash - s) - 1, GW_SLOT_COUNT - 1, &hi)
+                     : !field_num(s, len, GW_SLOT_COUNT - 1, &lo))
+                return gw_topo_fail(t, NODES ": bad slot field");
+            if (!dash)
+                hi = lo;
+            int rc = gw_topo_assign(t, (long long)lo, (long long)hi, idx, NODES);
+            if (rc < 0)
+                return rc;
+        }
+        s = sp ? sp + 1 : NULL;
+    }
+    return 0;
+}
+
+static int nodes_line(struct gw_topo *t, const char *line, size_t len, const char *seed_host)
+{
+    struct field f[8], ip = { NULL, 0 };
+    const char *slots;
+    uint16_t port = 0;
+    unsigned long long epoch, ms;
+    int rc;
+
+    if (split(line, len, f, 8, &slots) < 8)
+        return gw_topo_fail(t, NODES ": a line without the 8 fields");
+    if (!hex_id(&f[0]))
+        return gw_topo_fail(t, NODES ": bad node id");
+    if ((rc = parse_addr(t, &f[1], &ip, &port)) < 0)
+        return rc;
+    if (f[2].len == 0 || !gw_topo_host_ok(f[2].s, f[2].len))
+        return gw_topo_fail(t, NODES ": bad flags");
+    if (!field_is(&f[3], "-") && !hex_id(&f[3]))
+        return gw_topo_fail(t, NODES ": bad master id");
+    if (!field_num(f[4].s, f[4].len, UINT64_MAX, &ms) || !field_num(f[5].s, f[5].len, UINT64_MAX, &ms) ||
+        !field_num(f[6].s, f[6].len, UINT64_MAX, &epoch))
+        return gw_topo_fail(t, NODES ": bad ping, pong or epoch");
+    if (!field_is(&f[7], "connected") && !field_is(&f[7], "disconnected"))
+        return gw_topo_fail(t, NODES ": bad link state");
+    bool master = has_flag(&f[2], "master");
+    if (!master || has_flag(&f[2], "handshake")) {
+        if (slots)
+            return gw_topo_fail(t, NODES ": slots on a node that is not a master");
+        return 0;
+    }
+    if (ip.len == 0 && has_flag(&f[2], "myself") && seed_host && seed_host[0] &&
+        gw_topo_host_ok(seed_host, strlen(seed_host))) {
+        ip.s = seed_host;
+        ip.len = strlen(seed_host);
+    }
+    if (ip.len == 0 || port == 0 || has_flag(&f[2], "noaddr")) {
+        if (slots)
+            return gw_topo_fail(t, NODES ": master %.40s serves slots and has no address", f[0].s);
+        return 0;
+    }
+    if (gw_topo_index(t, f[0].s, f[0].len) != SIZE_MAX)
+        return gw_topo_fail(t, NODES ": node %.40s listed twice", f[0].s);
+    if (t->n_nodes == GW_TOPO_MAX_NODES)
+        return gw_topo_fail(t, NODES ": more than %d masters", GW_TOPO_MAX_NODES);
+    size_t idx = t->n_nodes;
+    struct gw_topo_node *node = gw_topo_node_add(t);
+    memcpy(node->id, f[0].s, GW_TOPO_ID_LEN);
+    memcpy(node->host, ip.s, ip.len);
+    node->port = port;
+    node->config_epoch = epoch;
+    node->health = has_flag(&f[2], "fail")                                   ? GW_TOPO_HEALTH_FAILED
+                   : has_flag(&f[2], "fail?") || field_is(&f[7], "disconnected") ? GW_TOPO_HEALTH_UNKNOWN
+                                                                            : GW_TOPO_HEALTH_ONLINE;
+    return nodes_slots(t, slots, line + len, idx);
+}
+
+int gw_topo_from_nodes(struct gw_topo *t, const redisReply *reply, const char *seed_host,
+                       uint64_t version)
+{
+    int rc = 0;
+
+    gw_topo_reset(t);
+    t->errstr[0] = '\0';
+    if (!reply)
+        rc = gw_topo_fail(t, NODES ": no reply");
+    else if (reply->type == REDIS_REPLY_ERROR)
+        rc = gw_topo_fail(t, NODES ": error reply: %.120s", reply->str ? reply->str : "");
+    else if (!is_str(reply))
+        rc = gw_topo_fail(t, NODES ": reply is not a string (type %d)", reply->type);
+    for (size_t i = 0; rc == 0 && i < reply->len;) {
+        const char *nl = memchr(reply->str + i, '\n', reply->len - i);
+        if (!nl)
+            rc = gw_topo_fail(t, NODES ": last line without a newline");
+        else
+            rc = nodes_line(t, reply->str + i, (size_t)(nl - (reply->str + i)), seed_host);
+        i = nl ? (size_t)(nl - reply->str) + 1 : reply->len;
+    }
+    if (rc < 0) {
+        gw_topo_reset(t);
+        return rc;
+    }
+    t->version = version;
+    return 0;
+}

@@ -1,8 +1,8 @@
 /* libFuzzer harness for the cluster slot map (common/topo.[ch]). The input is
  * RESP bytes, parsed by hiredis' own redisReader exactly as the connection
- * layer parses Redis' answers; every complete reply is offered to both
- * builders (CLUSTER SHARDS, CLUSTER SLOTS), and each error or string reply to
- * the MOVED/ASK parser. Properties: a build either succeeds with a
+ * layer parses Redis' answers; every complete reply is offered to the three
+ * builders (CLUSTER SHARDS, CLUSTER SLOTS, CLUSTER NODES), and each error or
+ * string reply to the MOVED/ASK parser. Properties: a build either succeeds with a
  * consistent map (covered = the sum of the nodes' slots, every owner a
  * listed node, valid ids and hosts) or fails with a reason and an empty map;
  * a diff's count equals the slots its iteration visits. */
@@ -98,6 +98,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_map(cur, gw_topo_from_shards(cur, reply, 1));
         check_diff(prev, cur);
         check_map(prev, gw_topo_from_slots(prev, reply, (n & 1) ? "seed" : NULL, 2));
+        check_diff(cur, prev);
+        check_map(prev, gw_topo_from_nodes(prev, reply, (n & 2) ? "seed" : NULL, 3));
         check_diff(cur, prev);
         check_redirect(reply);
         freeReplyObject(reply);

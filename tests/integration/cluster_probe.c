@@ -6,8 +6,9 @@
  *                                  safe); stdout: gw_slot_of of each, one a line
  *   cluster_probe colocated        the same input; stdout: 1 or 0, whether
  *                                  gw_slot_channel_colocated holds for the name
- *   cluster_probe shards|slots     stdin: RESP replies to CLUSTER SHARDS (or
- *                                  SLOTS), one or more; stdout per reply: the
+ *   cluster_probe shards|slotsreply|nodes
+ *                                  stdin: RESP replies to CLUSTER SHARDS (SLOTS,
+ *                                  NODES), one or more; stdout per reply: the
  *                                  map ("owner <first>-<last> <id> <host>:<port>
  *                                  <health>" lines, "covered N"), then from the
  *                                  second reply on, "moved <first>-<last>" for
@@ -71,6 +72,7 @@ static void print_ranges(const struct gw_topo *t)
         s = e + 1;
     }
     printf("covered %u\n", gw_topo_covered(t));
+    printf("epoch %llu\n", (unsigned long long)gw_topo_epoch(t));
 }
 
 static void print_diff(const struct gw_topo *a, const struct gw_topo *b)
@@ -88,7 +90,9 @@ static void print_diff(const struct gw_topo *a, const struct gw_topo *b)
     }
 }
 
-static int do_map(int shards)
+enum kind { SHARDS, SLOTS, NODES };
+
+static int do_map(enum kind kind)
 {
     static char buf[1 << 20];
     size_t len = fread(buf, 1, sizeof buf, stdin);
@@ -100,8 +104,9 @@ static int do_map(int shards)
     if (redisReaderFeed(rd, buf, len) != REDIS_OK)
         return 1;
     while (rc == 0 && redisReaderGetReply(rd, &reply) == REDIS_OK && reply) {
-        rc = shards ? gw_topo_from_shards(cur, reply, (uint64_t)n)
-                    : gw_topo_from_slots(cur, reply, "127.0.0.1", (uint64_t)n);
+        rc = kind == SHARDS  ? gw_topo_from_shards(cur, reply, (uint64_t)n)
+             : kind == SLOTS ? gw_topo_from_slots(cur, reply, "127.0.0.1", (uint64_t)n)
+                             : gw_topo_from_nodes(cur, reply, "127.0.0.1", (uint64_t)n);
         freeReplyObject(reply);
         if (rc < 0) {
             fprintf(stderr, "refused: %s\n", gw_topo_errstr(cur));
@@ -144,10 +149,14 @@ int main(int argc, char **argv)
         return do_slots(0);
     if (argc == 2 && strcmp(argv[1], "colocated") == 0)
         return do_slots(1);
-    if (argc == 2 && (strcmp(argv[1], "shards") == 0 || strcmp(argv[1], "slotsreply") == 0))
-        return do_map(argv[1][1] == 'h');
+    if (argc == 2 && strcmp(argv[1], "shards") == 0)
+        return do_map(SHARDS);
+    if (argc == 2 && strcmp(argv[1], "slotsreply") == 0)
+        return do_map(SLOTS);
+    if (argc == 2 && strcmp(argv[1], "nodes") == 0)
+        return do_map(NODES);
     if (argc == 2 && strcmp(argv[1], "redirect") == 0)
         return do_redirect();
-    fprintf(stderr, "usage: cluster_probe slots|colocated|shards|slotsreply|redirect\n");
+    fprintf(stderr, "usage: cluster_probe slots|colocated|shards|slotsreply|nodes|redirect\n");
     return 2;
 }

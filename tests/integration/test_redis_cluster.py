@@ -76,6 +76,8 @@ def probe_maps(mode, replies):
             out[-1]["owners"].append((lo, hi, w[2], int(w[3].rsplit(":", 1)[1]), w[4]))
         elif w[0] == "covered":
             out[-1]["covered"] = int(w[1])
+        elif w[0] == "epoch":
+            out[-1]["epoch"] = int(w[1])
         elif w[0] == "moved":
             out[-1]["moved"].append(tuple(map(int, w[1].split("-"))))
     return out
@@ -287,6 +289,16 @@ class RedisClusterTest(unittest.TestCase):
             self.assertEqual(self.cluster.node_by_port(port).node_id(), nid)
             self.assertEqual(h, health)
 
+    def nodes_map(self, shards_map, node=None):
+        """gw_topo's map from CLUSTER NODES of node: the same owners as shards_map, all
+        online; returns it (with its config epoch)."""
+        n = probe_maps("nodes", [(node or self.cluster.masters()[0]).command("CLUSTER",
+                                                                              "NODES")])[0]
+        self.assertEqual(n["covered"], 16384)
+        self.assertEqual([o[:4] for o in n["owners"]], [o[:4] for o in shards_map["owners"]])
+        self.assertEqual({o[4] for o in n["owners"]}, {"online"})
+        return n
+
     def test_z_topology_changes_seen_by_gw_topo(self):
         """Last (it changes the cluster): migration, CLUSTER FAILOVER, SIGKILL."""
         c = self.cluster
@@ -294,6 +306,7 @@ class RedisClusterTest(unittest.TestCase):
         s1 = self.shards()
         m1 = probe_maps("shards", [s1])[0]
         self.check_map_matches_cluster(m1)
+        e1 = self.nodes_map(m1)["epoch"]
         slots_reply = c.masters()[0].command("CLUSTER", "SLOTS")
         self.check_map_matches_cluster(probe_maps("slotsreply", [slots_reply])[0], "unknown")
 
@@ -316,6 +329,8 @@ class RedisClusterTest(unittest.TestCase):
         m = probe_maps("shards", [s1, s2])
         self.assertEqual(m[1]["moved"], [(slot, slot)])
         self.check_map_matches_cluster(m[1])
+        e2 = self.nodes_map(m[1])["epoch"]
+        self.assertGreater(e2, e1)
         # The stream moved with the slot: the entries are readable on the new master.
         hist = c.command_for_key(ch, "FCALL_RO", "wsgate_history", "2", *fn_keys(ch), ch, "0",
                                  "", "")
@@ -363,6 +378,8 @@ class RedisClusterTest(unittest.TestCase):
         m = probe_maps("shards", [s2, s3])
         self.assertEqual(m[1]["moved"], ranges)
         self.check_map_matches_cluster(m[1])
+        e3 = self.nodes_map(m[1])["epoch"]
+        self.assertGreater(e3, e2)
         self.assertEqual({port for lo, hi, _, port, _ in m[1]["owners"] if (lo, hi) in ranges},
                          {replica.port})
 
@@ -409,6 +426,10 @@ class RedisClusterTest(unittest.TestCase):
         # The dead master is still listed by SHARDS, failed, serving nothing.
         self.assertIn(victim_id.encode(), repr(s4).encode())
         self.check_map_matches_cluster(m[1])
+        # CLUSTER NODES agrees, and its config epoch grew at every change: the newer view
+        # is told by its epoch.
+        e4 = self.nodes_map(m[1], promoted)["epoch"]
+        self.assertGreater(e4, e3)
 
 
 if __name__ == "__main__":

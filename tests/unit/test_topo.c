@@ -352,6 +352,150 @@ START_TEST(slots_refused)
 }
 END_TEST
 
+/* CLUSTER NODES as 7.0.15 wrote it on the test cluster, before and after the
+ * SIGKILL of the master of 5461-10922 (its replica db0b... promoted with
+ * config epoch 7). */
+#define N_R1 "930294963d79a13e5fd758b1e8b5b50b2f83bd80"
+#define N_R2 "db0b15e2f83d52b655e183f7cc29aa4f23116ae3"
+#define N_M2 "4a1a32e4920ebbdf1be37cba9e633e88eeb440be"
+#define N_M1 "e7d6828c21de8d504f33e8ad87978972088af822"
+#define N_M3 "1ff3d32fd7934bbb8a5ad74b7a507c57ccd4ec37"
+#define N_R3 "7d597f3b9e1a9456003d7ecb051c52f343ce352b"
+static const char nodes_before[] =
+    N_R1 " 127.0.0.1:50389@60389 slave " N_M3 " 0 1796624318747 3 connected\n"
+    N_R2 " 127.0.0.1:52613@62613 slave " N_M2 " 0 1796624318948 2 connected\n"
+    N_M2 " 127.0.0.1:39739@49739 master - 0 1796624319050 2 connected 5461-10922\n"
+    N_M1 " 127.0.0.1:45153@55153 myself,master - 0 1796624318000 1 connected 0-5460\n"
+    N_M3 " 127.0.0.1:37321@47321 master - 0 1796624319049 3 connected 10923-16383\n"
+    N_R3 " 127.0.0.1:52447@62447 slave " N_M1 " 0 1796624318848 1 connected\n";
+static const char nodes_after[] =
+    N_R1 " 127.0.0.1:50389@60389 slave " N_M3 " 0 1796624321264 3 connected\n"
+    N_R2 " 127.0.0.1:52613@62613 master - 0 1796624321062 7 connected 5461-10922\n"
+    N_M2 " 127.0.0.1:39739@49739 master,fail - 1796624319552 1796624319050 2 disconnected\n"
+    N_M1 " 127.0.0.1:45153@55153 myself,master - 0 1796624321000 1 connected 0-5460\n"
+    N_M3 " 127.0.0.1:37321@47321 master - 0 1796624321000 3 connected 10923-16383\n"
+    N_R3 " 127.0.0.1:52447@62447 slave " N_M1 " 0 1796624321365 1 connected\n";
+
+static redisReply *nodes_reply(const char *text)
+{
+    bulk(text);
+    return parsed();
+}
+
+START_TEST(nodes_build_epoch_and_diff)
+{
+    struct gw_topo *a = gw_topo_new(), *b = gw_topo_new();
+    redisReply *r1 = nodes_reply(nodes_before), *r2 = nodes_reply(nodes_after);
+    struct gw_topo_diff d;
+
+    ck_assert_int_eq(gw_topo_from_nodes(a, r1, NULL, 1), 0);
+    ck_assert_int_eq(gw_topo_from_nodes(b, r2, NULL, 2), 0);
+    ck_assert_uint_eq(gw_topo_node_count(a), 3);
+    ck_assert_uint_eq(gw_topo_covered(a), 16384);
+    ck_assert_str_eq(gw_topo_slot_owner(a, 6000)->id, N_M2);
+    ck_assert_uint_eq(gw_topo_slot_owner(a, 6000)->port, 39739);
+    ck_assert_uint_eq(gw_topo_slot_owner(a, 6000)->config_epoch, 2);
+    ck_assert_int_eq(gw_topo_slot_owner(a, 0)->health, GW_TOPO_HEALTH_ONLINE);
+    ck_assert_uint_eq(gw_topo_epoch(a), 3);
+    /* After: the promoted replica serves with epoch 7, the dead master is failed. */
+    ck_assert_uint_eq(gw_topo_node_count(b), 4);
+    ck_assert_str_eq(gw_topo_slot_owner(b, 6000)->id, N_R2);
+    ck_assert_int_eq(gw_topo_find(b, N_M2)->health, GW_TOPO_HEALTH_FAILED);
+    ck_assert_uint_eq(gw_topo_find(b, N_M2)->slots, 0);
+    ck_assert_uint_eq(gw_topo_epoch(b), 7);
+    ck_assert_uint_gt(gw_topo_epoch(b), gw_topo_epoch(a)); /* the newer view */
+    gw_topo_diff(a, b, &d);
+    ck_assert_uint_eq(d.count, 10922 - 5461 + 1);
+    ck_assert_int_eq(gw_topo_diff_next(&d, 0), 5461);
+    /* SHARDS and SLOTS carry no epoch. */
+    redisReply *sh = shards_healthy();
+    ck_assert_int_eq(gw_topo_from_shards(a, sh, 3), 0);
+    ck_assert_uint_eq(gw_topo_epoch(a), 0);
+    freeReplyObject(sh);
+    freeReplyObject(r1);
+    freeReplyObject(r2);
+    gw_topo_free(a);
+    gw_topo_free(b);
+}
+END_TEST
+
+START_TEST(nodes_special_lines)
+{
+    struct gw_topo *t = gw_topo_new();
+    redisReply *r;
+
+    /* A slot being migrated stays with its server; single slots and ranges;
+     * an empty address on "myself" is the seed host; a handshake node and an
+     * address-less master without slots are skipped; a hostname is allowed. */
+    r = nodes_reply(ID_A " :7001@17001 myself,master - 0 0 5 connected 0-99 100 "
+                    "[100->-" ID_B "]\n"
+                    ID_B " 10.0.0.2:7002@17002,redis-b.local master - 0 0 6 connected 101-200 "
+                    "[100-<-" ID_A "]\n"
+                    ID_C " 10.0.0.3:7003@17003 handshake - 0 0 0 disconnected\n"
+                    ID_R " :0@0 master,noaddr - 0 0 0 disconnected\n");
+    ck_assert_msg(gw_topo_from_nodes(t, r, "seed", 1) == 0, "%s", gw_topo_errstr(t));
+    ck_assert_uint_eq(gw_topo_node_count(t), 2);
+    ck_assert_str_eq(gw_topo_slot_owner(t, 100)->id, ID_A);
+    ck_assert_str_eq(gw_topo_slot_owner(t, 100)->host, "seed");
+    ck_assert_str_eq(gw_topo_slot_owner(t, 150)->host, "10.0.0.2");
+    ck_assert_uint_eq(gw_topo_covered(t), 201);
+    ck_assert_uint_eq(gw_topo_epoch(t), 6);
+    /* Without a seed host the address-less myself serving slots is refused. */
+    ck_assert_int_eq(gw_topo_from_nodes(t, r, NULL, 2), -EPROTO);
+    ck_assert_ptr_nonnull(strstr(gw_topo_errstr(t), "has no address"));
+    freeReplyObject(r);
+    gw_topo_free(t);
+}
+END_TEST
+
+static void nodes_bad(const char *text, const char *why)
+{
+    struct gw_topo *t = gw_topo_new();
+    redisReply *r = nodes_reply(text);
+
+    ck_assert_int_eq(gw_topo_from_nodes(t, r, "seed", 1), -EPROTO);
+    ck_assert_msg(strstr(gw_topo_errstr(t), why), "errstr \"%s\", want \"%s\"", gw_topo_errstr(t),
+                  why);
+    ck_assert_uint_eq(gw_topo_node_count(t), 0);
+    ck_assert_uint_eq(gw_topo_covered(t), 0);
+    freeReplyObject(r);
+    gw_topo_free(t);
+}
+
+START_TEST(nodes_refused)
+{
+    struct gw_topo *t = gw_topo_new();
+    redisReply *r;
+
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1 connected 0-5", "last line without a newline");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1\n", "without the 8 fields");
+    nodes_bad("xyz 1.2.3.4:1@2 master - 0 0 1 connected\n", "bad node id");
+    nodes_bad(ID_A " 1.2.3.4:1 master - 0 0 1 connected\n", "without @cport");
+    nodes_bad(ID_A " 1.2.3.4:99999@2 master - 0 0 1 connected\n", "bad address");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master nobody 0 0 1 connected\n", "bad master id");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 x connected\n", "bad ping, pong or epoch");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 99999999999999999999 connected\n", "epoch");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1 up\n", "bad link state");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1 connected 0-16384\n", "bad slot field");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1 connected 9-3\n", "out of 0-16383");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1 connected 5 \n", "bad slot field");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1 connected [5->-abc]\n", "bad migrating");
+    nodes_bad(ID_A " 1.2.3.4:1@2 slave " ID_B " 0 0 1 connected 0-5\n", "not a master");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1 connected 0-5\n"
+              ID_B " 1.2.3.5:1@2 master - 0 0 2 connected 5\n", "slot 5 served by two masters");
+    nodes_bad(ID_A " 1.2.3.4:1@2 master - 0 0 1 connected\n"
+              ID_A " 1.2.3.4:1@2 master - 0 0 1 connected\n", "listed twice");
+    nodes_bad(ID_A " :0@0 master,noaddr - 0 0 1 connected 7\n", "has no address");
+    /* Not a string at all. */
+    arr(0);
+    r = parsed();
+    ck_assert_int_eq(gw_topo_from_nodes(t, r, NULL, 1), -EPROTO);
+    ck_assert_ptr_nonnull(strstr(gw_topo_errstr(t), "not a string"));
+    freeReplyObject(r);
+    gw_topo_free(t);
+}
+END_TEST
+
 static void redirect_bad(const char *s)
 {
     struct gw_topo_redirect r;
@@ -415,6 +559,9 @@ int main(void)
     tcase_add_test(tc, shards_refused);
     tcase_add_test(tc, shards_tolerates_new_fields);
     tcase_add_test(tc, slots_refused);
+    tcase_add_test(tc, nodes_build_epoch_and_diff);
+    tcase_add_test(tc, nodes_special_lines);
+    tcase_add_test(tc, nodes_refused);
     tcase_add_test(tc, redirects);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
