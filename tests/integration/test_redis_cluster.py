@@ -299,6 +299,55 @@ class RedisClusterTest(unittest.TestCase):
         self.assertEqual({o[4] for o in n["owners"]}, {"online"})
         return n
 
+    def test_y_slot_migration_in_progress(self):
+        """What a channel's slot does while it moves (the cases cluster mode must handle):
+        SPUBLISH stays with the source and its subscribers; FCALL gets TRYAGAIN while its
+        two keys are split, then ASK; a publish sent to the importing node with ASKING
+        reaches nobody, since the subscribers are still on the source; at the end the
+        source sends them sunsubscribe."""
+        c = self.cluster
+        self.load_library_everywhere()
+        ch = "gw:" + uniq("ask")
+        slot = c.keyslot(ch)
+        src = c.master_of_slot(slot)
+        dst = self.other_master(src)
+        self.assertEqual(self.fcall(ch, '{"n":1}')[0], 1)
+        sub = src.client(timeout=T(5))
+        self.addCleanup(sub.close)
+        sub.command("SSUBSCRIBE", ch)
+
+        def fcall_on(node, n, asking=False):
+            with node.client() as cl:
+                if asking:
+                    self.assertEqual(cl.command("ASKING"), "OK")
+                return cl.command("FCALL", "wsgate_publish", "2", *fn_keys(ch), ch,
+                                  '{"n":%d}' % n, "", "", raise_errors=False)
+
+        c.begin_migration(slot, src, dst)
+        self.assertEqual(src.command("SPUBLISH", ch, "a"), 1)
+        err = dst.command("SPUBLISH", ch, "x", raise_errors=False)  # importing: not yet
+        self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
+                         ["MOVED", str(slot), "127.0.0.1", str(src.port)])
+        self.assertEqual(fcall_on(src, 2)[0], 2)
+        self.assertEqual(c.move_keys(slot, src, dst, limit=1), 1)
+        err = fcall_on(src, 3)  # one key here, one there
+        self.assertTrue(str(err).startswith("TRYAGAIN"), err)
+        self.assertEqual(probe("redirect", str(err).encode() + b"\n").strip(), "none")
+        self.assertEqual(c.move_keys(slot, src, dst), 1)
+        err = fcall_on(src, 3)  # both keys gone from the source
+        self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
+                         ["ASK", str(slot), "127.0.0.1", str(dst.port)])
+        self.assertEqual(src.command("SPUBLISH", ch, "b"), 1)  # still the source's
+        r = fcall_on(dst, 3, asking=True)
+        self.assertIsInstance(r, list)
+        with dst.client() as cl:
+            cl.command("ASKING")
+            self.assertEqual(cl.command("SPUBLISH", ch, "lost"), 0)  # nobody there yet
+        got = [sub.read_reply(timeout=T(5)) for _ in range(2)]
+        self.assertEqual(got, [[b"smessage", ch.encode(), b"a"], [b"smessage", ch.encode(), b"b"]])
+        c.finish_migration(slot, src, dst)
+        self.assertEqual(sub.read_reply(timeout=T(5)), [b"sunsubscribe", ch.encode(), 0])
+
     def test_z_topology_changes_seen_by_gw_topo(self):
         """Last (it changes the cluster): migration, CLUSTER FAILOVER, SIGKILL."""
         c = self.cluster

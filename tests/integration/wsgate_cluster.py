@@ -343,26 +343,38 @@ class RedisCluster:
 
     def migrate_slot(self, slot, dst, batch=100, timeout=None):
         """Moves one slot to master dst by hand, the way redis-cli --cluster reshard does:
-        SETSLOT IMPORTING on dst, MIGRATING on the source, MIGRATE its keys in batches,
-        then SETSLOT NODE on dst, the source and every other master. Returns the number of
-        keys moved."""
+        begin_migration, move_keys, finish_migration. Returns the number of keys moved."""
         src = self.master_of_slot(slot)
         if src is dst:
             return 0
-        src_id, dst_id = src.node_id(), dst.node_id()
-        dst.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
-        src.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        self.begin_migration(slot, src, dst)
+        moved = self.move_keys(slot, src, dst, batch=batch, timeout=timeout)
+        self.finish_migration(slot, src, dst, timeout=timeout)
+        return moved
+
+    def begin_migration(self, slot, src, dst):
+        """SETSLOT IMPORTING on dst, then MIGRATING on src: from here on src answers ASK for
+        the slot's keys it no longer has."""
+        dst.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src.node_id())
+        src.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.node_id())
+
+    def move_keys(self, slot, src, dst, batch=100, limit=None, timeout=None):
+        """MIGRATEs the slot's keys from src to dst in batches (at most `limit` keys when
+        given); returns how many moved."""
         moved = 0
         deadline = time.monotonic() + (T(30) if timeout is None else timeout)
         while time.monotonic() < deadline:
-            keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, batch)
+            n = batch if limit is None else min(batch, limit - moved)
+            keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, n) if n > 0 else []
             if not keys:
-                break
+                return moved
             src.command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
             moved += len(keys)
-        else:
-            raise AssertionError("slot %d: keys still left to migrate at the deadline" % slot)
+        raise AssertionError("slot %d: keys still left to migrate at the deadline" % slot)
+
+    def finish_migration(self, slot, src, dst, timeout=None):
+        """SETSLOT NODE dst on dst, src and every other master; waits until all agree."""
+        dst_id = dst.node_id()
         for n in [dst, src] + [m for m in self.masters() if m not in (src, dst)]:
             n.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
         self.wait_ok(T(30) if timeout is None else timeout)
-        return moved
