@@ -299,6 +299,28 @@ class RedisClusterTest(unittest.TestCase):
         self.assertEqual({o[4] for o in n["owners"]}, {"online"})
         return n
 
+    def test_d_roster_keys_need_one_slot(self):
+        """The node roster (gateway/link_cmd.c: SET wsgate:node:<id>, SADD wsgate:nodes,
+        SMEMBERS, then one MGET of every wsgate:node:<id>) as it is today fails on a cluster:
+        the entries hash to different slots, and MGET refuses them. A shared hash tag
+        ({wsgate}:node:<id>, one master for the whole roster) makes the same MGET work."""
+        c = self.cluster
+        ids = ["n%d" % i for i in range(50)]
+        plain = ["wsgate:node:%s" % i for i in ids]
+        self.assertGreater(len({c.keyslot(k) for k in plain}), 1)
+        for k in plain:
+            c.command_for_key(k, "SET", k, "{}", "EX", "30")
+        for m in c.masters():
+            err = m.command("MGET", *plain, raise_errors=False)
+            self.assertIsInstance(err, RedisError)
+            self.assertTrue(str(err).startswith("CROSSSLOT"), err)
+        tagged = ["{wsgate}:node:%s" % i for i in ids]
+        self.assertEqual(len({c.keyslot(k) for k in tagged}), 1)
+        for k in tagged:
+            c.command_for_key(k, "SET", k, k, "EX", "30")
+        got = c.command_for_key(tagged[0], "MGET", *tagged)
+        self.assertEqual(got, [k.encode() for k in tagged])
+
     def test_y_slot_migration_in_progress(self):
         """What a channel's slot does while it moves (the cases cluster mode must handle):
         SPUBLISH stays with the source and its subscribers; FCALL gets TRYAGAIN while its
