@@ -168,18 +168,30 @@ const struct gw_topo_node *gw_topo_key_owner(const struct gw_topo *t, const char
 
 static bool same_owner(const struct gw_topo_node *a, const struct gw_topo_node *b)
 {
-    if (!a || !b)
-        return a == b;
     return strcmp(a->id, b->id) == 0 && strcmp(a->host, b->host) == 0 && a->port == b->port &&
            a->tls_port == b->tls_port;
 }
 
 void gw_topo_diff(const struct gw_topo *from, const struct gw_topo *to, struct gw_topo_diff *d)
 {
+    /* Which node of `to` each node of `from` is (GW_TOPO_NO_OWNER: none), so
+     * that the slot loop compares indexes, not strings. */
+    uint16_t same[GW_TOPO_MAX_NODES];
+    size_t n_from = from ? from->n_nodes : 0;
+
+    for (size_t i = 0; i < n_from; i++) {
+        same[i] = GW_TOPO_NO_OWNER;
+        for (size_t j = 0; j < to->n_nodes; j++)
+            if (same_owner(&from->nodes[i], &to->nodes[j])) {
+                same[i] = (uint16_t)j;
+                break;
+            }
+    }
     memset(d, 0, sizeof *d);
     for (unsigned s = 0; s < GW_SLOT_COUNT; s++) {
-        const struct gw_topo_node *a = from ? gw_topo_slot_owner(from, s) : NULL;
-        if (!same_owner(a, gw_topo_slot_owner(to, s))) {
+        uint16_t a = from ? from->owner[s] : GW_TOPO_NO_OWNER, b = to->owner[s];
+        bool kept = a == GW_TOPO_NO_OWNER ? b == GW_TOPO_NO_OWNER : b != GW_TOPO_NO_OWNER && same[a] == b;
+        if (!kept) {
             d->bits[s / 8] |= (uint8_t)(1u << (s % 8));
             d->count++;
         }

@@ -5,8 +5,10 @@
  * string reply to the MOVED/ASK parser. Properties: a build either succeeds with a
  * consistent map (covered = the sum of the nodes' slots, every owner a
  * listed node, valid ids and hosts) or fails with a reason and an empty map;
- * a diff's count equals the slots its iteration visits. */
+ * a diff names exactly the slots whose owner differs by id, host or port
+ * (checked slot by slot against a string comparison). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,15 +50,34 @@ static void check_map(const struct gw_topo *t, int rc)
         abort();
 }
 
+/* The diff's definition, slot by slot with strings: the reference that the
+ * index-based gw_topo_diff must agree with. */
+static bool moved(const struct gw_topo *a, const struct gw_topo *b, unsigned s)
+{
+    const struct gw_topo_node *x = gw_topo_slot_owner(a, s), *y = gw_topo_slot_owner(b, s);
+
+    if (!x || !y)
+        return x != y;
+    return strcmp(x->id, y->id) || strcmp(x->host, y->host) || x->port != y->port ||
+           x->tls_port != y->tls_port;
+}
+
 static void check_diff(const struct gw_topo *a, const struct gw_topo *b)
 {
     struct gw_topo_diff d;
     uint32_t n = 0;
+    int next = 0;
 
     gw_topo_diff(a, b, &d);
-    for (int s = gw_topo_diff_next(&d, 0); s >= 0; s = gw_topo_diff_next(&d, (unsigned)s + 1))
+    for (unsigned s = 0; s < GW_SLOT_COUNT; s++) {
+        if (!moved(a, b, s))
+            continue;
+        if (gw_topo_diff_next(&d, (unsigned)next) != (int)s)
+            abort();
+        next = (int)s + 1;
         n++;
-    if (n != d.count)
+    }
+    if (n != d.count || (next < GW_SLOT_COUNT && gw_topo_diff_next(&d, (unsigned)next) != -1))
         abort();
     gw_topo_diff(b, b, &d);
     if (d.count != 0)
