@@ -76,9 +76,12 @@ int gw_topo_from_slots(struct gw_topo *t, const struct redisReply *reply, const 
 
 /* The same from CLUSTER NODES (a bulk string of one line per node). It is
  * the only one of the three that carries each master's config epoch: the
- * number Redis Cluster itself uses to decide which claim on a slot is newer
- * (a failover or a migration gives the new owner a higher one), so of two
- * nodes' answers the one with the higher gw_topo_epoch saw the later change.
+ * number Redis Cluster itself uses to decide which claim on a slot is newer.
+ * A failover's election raises the cluster's highest epoch; a migration
+ * makes the importing master hold the highest (raising it unless that master
+ * held it already). So a view whose gw_topo_epoch is lower than one already
+ * seen missed a change and is stale; an equal one does not prove the same
+ * view.
  * Nodes in handshake are skipped; a master without an address is refused if
  * it serves slots, skipped if not; an empty address on the `myself` line is
  * seed_host (NULL refuses it). Slots being migrated ("[N->-id]",

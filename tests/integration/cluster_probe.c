@@ -10,7 +10,7 @@
  *                                  stdin: RESP replies to CLUSTER SHARDS (SLOTS,
  *                                  NODES), one or more; stdout per reply: the
  *                                  map ("owner <first>-<last> <id> <host>:<port>
- *                                  <health>" lines, "covered N"), then from the
+ *                                  <health> <config epoch>" lines, "covered N"), then from the
  *                                  second reply on, "moved <first>-<last>" for
  *                                  the diff against the reply before
  *   cluster_probe redirect         stdin: error texts, one a line; stdout:
@@ -67,8 +67,8 @@ static void print_ranges(const struct gw_topo *t)
         while (e + 1 < GW_SLOT_COUNT && gw_topo_slot_owner(t, e + 1) == o)
             e++;
         if (o)
-            printf("owner %u-%u %s %s:%u %s\n", s, e, o->id, o->host, o->port,
-                   gw_topo_health_name(o->health));
+            printf("owner %u-%u %s %s:%u %s %llu\n", s, e, o->id, o->host, o->port,
+                   gw_topo_health_name(o->health), (unsigned long long)o->config_epoch);
         s = e + 1;
     }
     printf("covered %u\n", gw_topo_covered(t));
