@@ -122,16 +122,10 @@ void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
 {
     size_t max = api->node->cfg->max_api_body_bytes;
     bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-    /* lws reads a body for these methods even without a Content-Length (up
-     * to 100 MB), so an answer given before that body must end the
-     * connection instead of letting lws read it all. */
-    bool bodyful = post || lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
-                   lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
     long long cl = content_length(wsi);
 
     gw_api_req_release(r);
     r->wsi = wsi;
-    r->close_after = cl > (long long)max || (cl < 0 && bodyful);
     if (!post) {
         answer_error(api, r, 405, "method_not_allowed", "use POST");
         r->hdr_name = "allow:";

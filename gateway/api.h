@@ -53,7 +53,6 @@ struct gw_api_req {
     char *answer; /* owned JSON text */
     size_t answer_len;
     const char *hdr_name, *hdr_value; /* one extra header (static strings) or NULL */
-    bool close_after; /* the body was not (or cannot be) read: close, do not keep alive */
 };
 
 struct gw_api {

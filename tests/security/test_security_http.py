@@ -1,0 +1,267 @@
+"""The HTTP edge under attack (issue 15, docs/SECURITY.md "HTTP edge"): sequences of bytes that
+wedged a worker inside lws, a generated mix of pipelined requests, framing and path tricks, the
+browser headers and the demo page switch. Real wsgate processes, raw sockets.
+
+Run alone: WSGATE_BIN=build-test/gateway/wsgate python3 -m unittest -v test_security_http
+"""
+
+import os
+import random
+import socket
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, http_get, uniq  # noqa: E402
+
+KEY = "sec-http-key-0c1d2e3f4a5b6c7d"
+WRONG = "sec-http-wrong-key-00000000000"
+
+PATHS = ["/healthz", "/readyz", "/metrics", "/", "/index.html", "/sdk/wsgate.js", "/ws",
+         "/api/publish", "/admin", "/admin/api/cluster", "/nope"]
+
+
+def exchange(port, parts, timeout=2.0, pause=0.05):
+    """Sends each part of parts (bytes) on one connection, pause seconds apart, then reads
+    until the server closes or timeout. Returns (bytes read, closed by the server)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=T(timeout))
+    buf, closed = b"", False
+    try:
+        for i, p in enumerate(parts):
+            if i:
+                time.sleep(pause)
+            try:
+                s.sendall(p)
+            except OSError:  # the server answered and closed: what it wrote is still read below
+                break
+        deadline = time.monotonic() + T(timeout)
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            buf += chunk
+    finally:
+        s.close()
+    return buf, closed
+
+
+def statuses(raw):
+    """The status codes of the responses in raw, in order."""
+    out = []
+    for line in raw.split(b"\r\n"):
+        if line.startswith(b"HTTP/1.1 "):
+            out.append(int(line.split()[1]))
+    return out
+
+
+def req(method, path, body=None, key=None, extra=b""):
+    head = b"%s %s HTTP/1.1\r\nHost: x\r\n" % (method.encode(), path.encode())
+    if key:
+        head += b"Authorization: Bearer " + key.encode() + b"\r\n"
+    if body is not None:
+        head += b"Content-Length: %d\r\n" % len(body)
+    return head + extra + b"\r\n" + (body or b"")
+
+
+def publish_body(ch="demo-sec"):
+    return b'{"channel":"%s","data":1}' % ch.encode()
+
+
+class Node(GatewayTestCase):
+    def node(self, workers, extra=()):
+        d = tempfile.mkdtemp(prefix="wsgate-sec-")
+        keys = os.path.join(d, "keys")
+        with open(keys, "w") as f:
+            f.write(KEY + "\n")
+        self.addCleanup(lambda: (os.unlink(keys), os.rmdir(d)))
+        redis = self.start_redis()
+        return self.start_gateway(redis.port, NO_RATE_LIMIT + ["--workers", str(workers), "--api-key-file", keys,
+                                                              "--drain-timeout", "2"] + list(extra))
+
+    def assert_responsive(self, gw, ws, what):
+        """/healthz answers within 1 s on fresh connections (enough of them to reach every
+        worker), and an open WebSocket still gets its ping answered."""
+        for _ in range(4):
+            t0 = time.monotonic()
+            try:
+                status = http_get(gw.port, "/healthz", timeout=T(1))[0]
+            except OSError as e:
+                self.fail("%s: /healthz did not answer within 1 s (%s)" % (what, e))
+            self.assertEqual(status, 200, what)
+            self.assertLess(time.monotonic() - t0, T(1), what)
+        self.assertEqual(ws.ping(timeout=T(1)).get("type"), "pong", what)
+
+    def assert_terminates(self, gw):
+        # --drain-timeout 2: a wedged worker kept the node alive past it (issue 15, finding 1).
+        self.assertEqual(gw.terminate(timeout=T(6)), 0)
+
+
+class WedgeTest(Node):
+    """Finding 1: one pipelined request with a body wedged a worker for good."""
+
+    def sequences(self, path):
+        body = publish_body()
+        return {
+            "get+post(body)": [req("GET", path) + req("POST", path, b"x")],
+            "post(body)+post(body)": [req("POST", path, b"x") + req("POST", path, b"x")],
+            "post(body)+post(body), wrong key": [req("POST", path, body, WRONG) + req("POST", path, body, WRONG)],
+            "post(body)+post(body), valid key": [req("POST", path, body, KEY) + req("POST", path, body, KEY)],
+            "post(no body)+get": [req("POST", path) + req("GET", "/healthz")],
+            "put/patch(no body)+post(body)": [req("PUT", path) + req("PATCH", path) + req("POST", path, b"x")],
+            "post(body), then more later": [req("POST", path, body, KEY), req("POST", path, b"x"), b"GET / HTTP/1.1\r\n"],
+        }
+
+    def run_all(self, workers):
+        gw = self.node(workers)
+        ws = self.client(gw.port)
+        for path in PATHS:
+            for name, parts in self.sequences(path).items():
+                what = "%s on %s, --workers %d" % (name, path, workers)
+                with self.subTest(what):
+                    # Twice, so that with two workers both are likely to have met it.
+                    for _ in range(2):
+                        raw, closed = exchange(gw.port, parts, timeout=1.5)
+                        self.assertTrue(closed, "%s: the connection ends after its answer" % what)
+                        self.assertLessEqual(len(statuses(raw)), 1, "%s: one answer per connection" % what)
+                    self.assert_responsive(gw, ws, what)
+        self.assert_terminates(gw)
+
+    def test_one_worker(self):
+        self.run_all(1)
+
+    def test_two_workers(self):
+        self.run_all(2)
+
+
+class PipelinedMixTest(Node):
+    """A generated, seeded mix of pipelined requests (bounded: 150 connections, 60 s)."""
+
+    SEED = 1515
+    METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+    def one(self, rng):
+        out = b""
+        for _ in range(rng.randint(1, 4)):
+            method, path = rng.choice(self.METHODS), rng.choice(PATHS + ["/api/publish"] * 3)
+            key = rng.choice([None, KEY, WRONG])
+            kind = rng.randint(0, 5)
+            if kind == 0:
+                out += req(method, path, key=key)
+            elif kind == 1:
+                out += req(method, path, publish_body() if path == "/api/publish" else b"y" * rng.randint(0, 300), key)
+            elif kind == 2:  # announces more than it sends
+                out += req(method, path, key=key, extra=b"Content-Length: %d\r\n" % rng.randint(1, 5000)) + b"z"
+            elif kind == 3:
+                out += req(method, path, key=key, extra=b"Transfer-Encoding: chunked\r\n") + b"3\r\nabc\r\n0\r\n\r\n"
+            elif kind == 4:
+                out += req(method, path, b"0123456789", key, extra=b"Transfer-Encoding: chunked\r\n")
+            else:  # cut short
+                r = req(method, path, b"q" * 20, key)
+                out += r[:rng.randint(1, len(r))]
+        cuts = sorted(rng.sample(range(1, len(out)), min(len(out) - 1, rng.randint(0, 2))))
+        return [out[a:b] for a, b in zip([0] + cuts, cuts + [len(out)])]
+
+    def test_mix_one_and_two_workers(self):
+        rng = random.Random(self.SEED)
+        for workers in (1, 2):
+            gw = self.node(workers)
+            ws = self.client(gw.port)
+            start = time.monotonic()
+            for i in range(150):
+                if time.monotonic() - start > T(60):
+                    self.fail("mix took over 60 s (at connection %d)" % i)
+                parts = self.one(rng)
+                exchange(gw.port, parts, timeout=0.5, pause=0.01)
+                if i % 10 == 9:
+                    self.assert_responsive(gw, ws, "seed %d, connection %d, --workers %d" % (self.SEED, i, workers))
+            self.assert_responsive(gw, ws, "after the mix, --workers %d" % workers)
+            self.assert_terminates(gw)
+
+
+class FramingTest(Node):
+    """Findings 4 and 8: framing is judged before anything is read."""
+
+    def test_content_length_with_transfer_encoding_is_400(self):
+        gw = self.node(1)
+        for path in ["/healthz", "/api/publish"]:
+            raw, closed = exchange(gw.port, [req("POST", path, publish_body(), KEY, b"Transfer-Encoding: chunked\r\n")])
+            self.assertEqual(statuses(raw), [400], raw)
+            self.assertTrue(closed)
+
+    def test_methods_a_path_does_not_serve_get_405(self):
+        gw = self.node(1)
+        for method in ["POST", "PUT", "PATCH", "DELETE"]:
+            for path in ["/healthz", "/metrics", "/"]:
+                raw, closed = exchange(gw.port, [req(method, path)])
+                self.assertEqual(statuses(raw), [405], (method, path, raw))
+                self.assertIn(b"\r\nallow: get\r\n", raw.lower())
+                self.assertTrue(closed)
+
+    def test_body_less_post_is_answered_and_the_connection_ends(self):
+        # Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 6.3); the
+        # node answers it and closes, so nothing behind it on the connection is read as a body.
+        gw = self.node(1)
+        t0 = time.monotonic()
+        raw, closed = exchange(gw.port, [req("POST", "/healthz")], timeout=3)
+        self.assertEqual(statuses(raw), [405])
+        self.assertTrue(closed)
+        self.assertLess(time.monotonic() - t0, T(1))
+
+
+class BrowserHeadersTest(Node):
+    """Finding 7: every response carries nosniff, no framing and a CSP; pages run only the
+    node's own scripts; the demo page can be switched off."""
+
+    def test_every_response_carries_the_headers(self):
+        gw = self.node(1)
+        for path in PATHS + ["/demo.js", "/admin.js"]:
+            for method in ["GET", "POST"]:
+                with self.subTest(path=path, method=method):
+                    raw, _ = exchange(gw.port, [req(method, path, key=KEY)])
+                    head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower() + "\r\n"
+                    self.assertIn("\r\nx-content-type-options: nosniff\r\n", head)
+                    self.assertIn("\r\nx-frame-options: deny\r\n", head)
+                    self.assertIn("frame-ancestors 'none'", head)
+                    self.assertIn("\r\ncontent-security-policy: default-src 'none'", head)
+                    self.assertIn("\r\nconnection: close\r\n", head)
+
+    def test_pages_have_no_inline_script_and_no_foreign_server(self):
+        gw = self.node(1)
+        for path, script in [("/", "/demo.js"), ("/admin", "/admin.js")]:
+            status, headers, body = http_get(gw.port, path)
+            self.assertEqual(status, 200)
+            csp = headers["content-security-policy"]
+            self.assertIn("script-src 'self'", csp)
+            self.assertIn("connect-src 'self'", csp)
+            self.assertNotIn("unsafe-inline'; connect", csp.replace("style-src 'self' 'unsafe-inline'", ""))
+            text = body.decode()
+            self.assertIn('src="%s"' % script, text)
+            self.assertNotIn("<script>", text)
+            self.assertNotRegex(text, r"<script[^>]*>[^<]+</script>")
+        demo = http_get(gw.port, "/demo.js")[2].decode()
+        self.assertNotIn('params.get("ws")', demo, "the demo page takes no ?ws= server")
+        admin = http_get(gw.port, "/admin.js")[2].decode()
+        self.assertNotIn("sessionStorage.", admin, "the admin key is kept in memory only")
+        self.assertNotIn("localStorage.", admin)
+
+    def test_demo_page_can_be_switched_off(self):
+        gw = self.node(1, ["--demo-page", "0"])
+        for path in ["/", "/index.html", "/demo.js"]:
+            self.assertEqual(http_get(gw.port, path)[0], 404, path)
+        self.assertEqual(http_get(gw.port, "/healthz")[0], 200)
+        self.assertEqual(http_get(gw.port, "/sdk/wsgate.js")[0], 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
