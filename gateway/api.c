@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "apikey.h"
 #include "codec.h"
+#include "intake.h"
 #include "json.h"
 #include "listen.h"
 #include "log.h"
@@ -266,18 +267,25 @@ static void api_adopt(void *ctx, int fd)
         LOG_WARN("adopt failed port=api");
 }
 
+/* Every accepted connection waits in the intake for its request head. */
+static void api_accept(void *ctx, int fd)
+{
+    struct gw_api *api = ctx;
+    gw_intake_accept(api->intake, fd, api_adopt, api);
+}
+
 static void on_api_ready(uv_poll_t *p, int status, int events)
 {
     struct gw_api *api = p->data;
 
     (void)events;
-    int rc = status < 0 ? 0 : gw_listen_accept_batch(api->listen_fd, true, 0, ACCEPT_BATCH, api_adopt, api);
+    int rc = status < 0 ? 0 : gw_listen_accept_batch(api->listen_fd, true, 0, ACCEPT_BATCH, api_accept, api);
     if (rc < 0)
-        LOG_WARN("accept failed port=api error=\"%s\"", strerror(-rc));
+        gw_intake_accept_failed(api->intake, -rc, p, on_api_ready, "api");
 }
 
 int gw_api_start(struct gw_api *api, const struct gw_node *node, int worker, uv_loop_t *loop,
-                 struct lws_vhost *vhost)
+                 struct lws_vhost *vhost, struct gw_intake *intake)
 {
     const struct gw_config *cfg = node->cfg;
     char err[256];
@@ -286,6 +294,7 @@ int gw_api_start(struct gw_api *api, const struct gw_node *node, int worker, uv_
     api->node = node;
     api->worker = worker;
     api->vhost = vhost;
+    api->intake = intake;
     api->listen_fd = -1;
     gw_dict_init(&api->pending);
     api->started = true;

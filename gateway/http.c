@@ -85,6 +85,11 @@ static int respond_text(struct lws *wsi, unsigned int status, const char *text)
     return respond(wsi, status, TYPE_TEXT, text, strlen(text), NULL, NULL);
 }
 
+bool gw_http_reading(const struct gw_http_state *st)
+{
+    return api_phase(st) == GW_API_READING;
+}
+
 /* Writes the API's answer once api.c has one (and returns -1: the
  * connection ends); until then returns 0. */
 static int respond_api(struct lws *wsi, struct gw_http_state *st)

@@ -34,6 +34,9 @@ struct gw_http_state {
 int gw_http_callback(const struct gw_node *node, struct gw_api *api, struct lws *wsi,
                      enum lws_callback_reasons reason, struct gw_http_state *st, void *in, size_t len);
 
+/* True while st's publish is reading its body (the --http-timeout watch). */
+bool gw_http_reading(const struct gw_http_state *st);
+
 /* The demo page, embedded at build time (generated demo_page.c). */
 extern const unsigned char gw_demo_page[];
 extern const size_t gw_demo_page_len;

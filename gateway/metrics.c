@@ -29,6 +29,18 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r)
     }
 }
 
+const char *gw_http_refuse_name(enum gw_http_refuse r)
+{
+    switch (r) {
+    case GW_HTTP_REFUSE_BAD_REQUEST: return "bad_request";
+    case GW_HTTP_REFUSE_TIMEOUT: return "timeout";
+    case GW_HTTP_REFUSE_LIMIT: return "limit";
+    case GW_HTTP_REFUSE_PER_IP: return "per_ip";
+    case GW_HTTP_REFUSE_ACCEPT_ERROR: return "accept_error";
+    default: return "unknown";
+    }
+}
+
 static const char *auth_fail_name(int reason)
 {
     return reason == GW_AUTH_FAIL_TIMEOUT ? "timeout" : gw_jwt_reason_label((enum gw_jwt_reason)reason);
@@ -166,6 +178,15 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
         for (int i = 0; i < nworkers; i++)
             v += gw_stat_get(&workers[i]->upgrades_refused[r]);
         sb_printf(&sb, "wsgate_upgrades_refused_total{reason=\"%s\"} %llu\n", gw_refuse_reason_name(r),
+                  (unsigned long long)v);
+    }
+    family(&sb, "wsgate_http_refused_total", "counter",
+           "Connections closed before their request reached the node's handlers, by reason (docs/SECURITY.md).");
+    for (int r = 0; r < GW_HTTP_REFUSE__COUNT; r++) {
+        uint64_t v = 0;
+        for (int i = 0; i < nworkers; i++)
+            v += gw_stat_get(&workers[i]->http_refused[r]);
+        sb_printf(&sb, "wsgate_http_refused_total{reason=\"%s\"} %llu\n", gw_http_refuse_name(r),
                   (unsigned long long)v);
     }
     family(&sb, "wsgate_client_errors_total", "counter", "Error replies sent to clients, by code.");

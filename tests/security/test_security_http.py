@@ -16,7 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, http_get, uniq  # noqa: E402
+from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, http_get, uniq, wait_until  # noqa: E402
 
 KEY = "sec-http-key-0c1d2e3f4a5b6c7d"
 WRONG = "sec-http-wrong-key-00000000000"
@@ -265,3 +265,161 @@ class BrowserHeadersTest(Node):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CanonicalPathTest(Node):
+    """Finding 8: lws folds %2f, //, /./ and /../ into the path it routes, so these reached the
+    publish API; the raw path is judged before lws sees it."""
+
+    def test_non_canonical_paths_are_refused_and_publish_nothing(self):
+        gw = self.node(1)
+        ch = uniq("demo-canon")
+        ws = self.client(gw.port)
+        self.assertEqual(ws.subscribe(ch).get("type"), "ack")
+        body = publish_body(ch)
+        before = gw.metric('wsgate_http_refused_total{reason="bad_request"}', 0)
+        paths = ["/api%2fpublish", "/api%2Fpublish", "//api/publish", "/x/../api/publish", "/./api/publish",
+                 "/api/publish;x", "/api/publish&x", "/api/publish/.", "/api/./publish"]
+        for path in paths:
+            with self.subTest(path=path):
+                raw, closed = exchange(gw.port, [req("POST", path, body, KEY)])
+                self.assertEqual(statuses(raw), [400], raw)
+                self.assertIn(b"not canonical", raw)
+                self.assertTrue(closed)
+        ws.expect_nothing(timeout=0.5)
+        self.assertEqual(gw.metric('wsgate_http_refused_total{reason="bad_request"}', 0), before + len(paths))
+        # The canonical one still publishes.
+        raw, _ = exchange(gw.port, [req("POST", "/api/publish", body, KEY)])
+        self.assertEqual(statuses(raw), [200], raw)
+        self.assertEqual(ws.recv_message(timeout=T(2))["data"], 1)
+
+    def test_ambiguous_framing_is_refused_before_lws(self):
+        gw = self.node(1)
+        cases = [
+            req("POST", "/api/publish", publish_body(), KEY, b"Content-Length: 5\r\n"),  # two lengths
+            req("POST", "/api/publish", None, KEY, b"Content-Length: 1, 1\r\n") + b"x",
+            b"POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n folded\r\n\r\nx",
+            b"GET /healthz HTTP/1.1\n\n",
+            b"GET /healthz HTTP/1.1\r\n\r\n",  # no Host
+        ]
+        for raw_req in cases:
+            with self.subTest(req=raw_req):
+                raw, closed = exchange(gw.port, [raw_req])
+                self.assertEqual(statuses(raw), [400], raw)
+                self.assertTrue(closed)
+
+
+class SlowConnectionTest(Node):
+    """Finding 5: a total deadline for head and body, connections counted per address and per
+    node, accept errors backing off."""
+
+    def test_slow_head_and_slow_body_end_at_the_deadline(self):
+        gw = self.node(1, ["--http-timeout", "2"])
+        head = req("POST", "/api/publish", None, KEY, b"Content-Length: 65536\r\n")
+        for name, first, drip in [("head", head[:20], head[20:]), ("body", head, b"x" * 100)]:
+            with self.subTest(name):
+                s = socket.create_connection(("127.0.0.1", gw.port), timeout=T(1))
+                t0 = time.monotonic()
+                s.sendall(first)
+                closed_at = None
+                for b in drip:  # one byte every 0.3 s: lws' own timeout would restart each time
+                    time.sleep(0.3)
+                    try:
+                        s.sendall(bytes([b]))
+                        s.setblocking(False)
+                        try:
+                            if s.recv(4096, socket.MSG_PEEK) == b"":
+                                closed_at = time.monotonic()
+                                break
+                        except BlockingIOError:
+                            pass
+                        s.setblocking(True)
+                    except OSError:
+                        closed_at = time.monotonic()
+                        break
+                    if time.monotonic() - t0 > T(8):
+                        break
+                s.close()
+                self.assertIsNotNone(closed_at, "%s: the connection outlived its deadline" % name)
+                self.assertLess(closed_at - t0, T(3.5), name)
+                self.assertGreater(closed_at - t0, 1.5, name)
+        self.assertGreaterEqual(gw.metric('wsgate_http_refused_total{reason="timeout"}', 0), 2)
+
+    def idle(self, port, n, source="127.0.0.1"):
+        socks = []
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((source, 0))
+            s.connect(("127.0.0.1", port))
+            socks.append(s)
+            self.addCleanup(s.close)
+        return socks
+
+    def refused_at_once(self, port, source="127.0.0.1"):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.settimeout(T(1))
+        s.connect(("127.0.0.1", port))
+        try:
+            data = s.recv(4096)
+        except (socket.timeout, ConnectionResetError):
+            data = None
+        finally:
+            s.close()
+        return data is not None and statuses(data) in ([503], [])
+
+    def test_plain_http_connections_are_bounded_per_address_and_per_node(self):
+        # One worker: its one backlog accepts in connect order, so the ninth comes after the
+        # eight (with two, a busy worker may still hold one of them unaccepted).
+        gw = self.node(1, ["--max-http-connections-per-ip", "5", "--max-http-connections", "8"])
+        held = self.idle(gw.port, 3) + [self.publish_in_progress(gw.port) for _ in range(2)]
+        self.assertTrue(self.refused_at_once(gw.port), "a sixth connection from the address")
+        # Other addresses still get in, up to the node's 8.
+        others = self.idle(gw.port, 3, "127.0.0.2")
+        self.assertTrue(self.refused_at_once(gw.port, "127.0.0.3"), "a ninth connection on the node")
+        for s in held + others:
+            s.close()
+        time.sleep(0.3)
+        # (The scrape itself needs a slot: only now.)
+        self.assertEqual(http_get(gw.port, "/healthz", timeout=T(1))[0], 200)
+        self.assertEqual(gw.metric('wsgate_http_refused_total{reason="per_ip"}', 0), 1)
+        self.assertEqual(gw.metric('wsgate_http_refused_total{reason="limit"}', 0), 1)
+
+    def publish_in_progress(self, port):
+        """A publish whose head is in (lws has it) and whose body is not: still counted."""
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(req("POST", "/api/publish", None, KEY, b"Content-Length: 1000\r\n") + b"{")
+        self.addCleanup(s.close)
+        time.sleep(0.1)
+        return s
+
+    def test_accept_errors_back_off_and_log_once_a_second(self):
+        # 48 descriptors: the node's own take about 20, so idle connections soon make accept4
+        # fail with EMFILE. It used to spin on the readable listen socket, logging each failure
+        # (2.0 M lines in 12 s).
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, NO_RATE_LIMIT + ["--log-level", "info"],
+                                wrapper=["prlimit", "--nofile=48:48"])
+        socks = []
+        for _ in range(60):
+            s = socket.create_connection(("127.0.0.1", gw.port))
+            socks.append(s)
+            self.addCleanup(s.close)
+        wait_until(lambda: "accept failed" in gw.log_text(), T(5), what="an accept error")
+        cpu0 = self.cpu(gw.proc.pid)
+        lines0 = gw.log_text().count("accept failed")
+        time.sleep(3)
+        cpu = self.cpu(gw.proc.pid) - cpu0
+        lines = gw.log_text().count("accept failed") - lines0
+        self.assertLessEqual(lines, 4, "log lines of accept errors in 3 s")
+        self.assertLess(cpu, 0.6, "CPU seconds the node used in 3 s of EMFILE")
+        for s in socks:
+            s.close()
+        wait_until(lambda: http_get(gw.port, "/healthz", timeout=T(1))[0] == 200, T(5), what="accepting again")
+        self.assertGreater(gw.metric('wsgate_http_refused_total{reason="accept_error"}', 0), 0)
+
+    @staticmethod
+    def cpu(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
