@@ -323,6 +323,8 @@ class HelmChart(unittest.TestCase):
         cm = one(docs, "ConfigMap")["data"]
         self.assertEqual(cm["WSGATE_ALLOWED_ORIGINS"], "", "default: the same-host Origin rule")
         self.assertEqual(cm["WSGATE_MAX_CONNECTIONS_PER_IP"], "0")
+        self.assertEqual(cm["WSGATE_DEMO_PAGE"], "0", "the chart serves no demo page by default")
+        self.assertEqual(cm["WSGATE_MAX_HTTP_CONNECTIONS_PER_IP"], "0", "behind an Ingress clients share an address")
 
     def test_hpa(self):
         e = self.check_essentials("hpa")
