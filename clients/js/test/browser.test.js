@@ -45,8 +45,10 @@ async function newPage() {
 
 test("the SDK module served by the node runs in Chromium: connect, subscribe, publish, typed error", async () => {
   const { page, problems } = await newPage();
-  // Same origin as the WebSocket, so the node's default Origin check lets it in.
-  await page.goto(`${g.http}/healthz`);
+  // Same origin as the WebSocket, so the node's default Origin check lets it in. A page of the
+  // node that may run scripts: the node's answers carry a CSP, and only its pages allow
+  // scripts (from the node itself) and WebSockets (to it); /healthz allows neither.
+  await page.goto(`${g.http}/`);
   const ch = `browser:${randomBytes(4).toString("hex")}`;
   const result = await page.evaluate(async (ch) => {
     const { Client, WsgateError } = await import("/sdk/wsgate.js");
