@@ -151,8 +151,13 @@ static int field(const char *line, size_t n, struct gw_httpreq *req, bool *host)
         *host = true;
         return 0;
     }
-    if (i == 7 && strncasecmp(line, "upgrade", 7) == 0 && v1 - v0 == 9 && strncasecmp(line + v0, "websocket", 9) == 0)
+    if (i == 7 && strncasecmp(line, "upgrade", 7) == 0) {
+        /* lws would take h2c (an HTTP/2 connection nothing here serves or
+         * times out) or answer other protocols itself. */
+        if (req->upgrade || v1 - v0 != 9 || strncasecmp(line + v0, "websocket", 9) != 0)
+            return refuse(req, 400, "only one Upgrade: websocket is served");
         req->upgrade = true;
+    }
     return 0;
 }
 

@@ -4,7 +4,8 @@
  * hands on (%xx decoded, "//", "/./" and "/../" folded), so a request whose
  * raw path is not the canonical one it would route to is refused here, and
  * so is every framing two parsers could read two ways (Content-Length with
- * Transfer-Encoding, repeated or malformed Content-Length, folded lines).
+ * Transfer-Encoding, repeated or malformed Content-Length, folded lines),
+ * and so is an Upgrade to anything but WebSocket (lws would switch to h2c).
  * Pure: no allocation, no I/O, any thread; the result points into the
  * caller's buffer. */
 #ifndef GW_HTTPREQ_H

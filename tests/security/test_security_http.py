@@ -301,6 +301,13 @@ class CanonicalPathTest(Node):
             b"POST /api/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n folded\r\n\r\nx",
             b"GET /healthz HTTP/1.1\n\n",
             b"GET /healthz HTTP/1.1\r\n\r\n",  # no Host
+            # lws would switch to HTTP/2 (and hold the connection with no deadline) or answer
+            # an unknown upgrade itself, without the node's headers.
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+            b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n",
+            b"CONNECT 127.0.0.1:6379 HTTP/1.1\r\nHost: 127.0.0.1:6379\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         ]
         for raw_req in cases:
             with self.subTest(req=raw_req):

@@ -101,6 +101,11 @@ START_TEST(framing)
     refused("GET / HTTP/1.1\r\n\r\n", 400); /* no Host */
     refused("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400);
     refused("GET / HTTP/1.1\r\nHost: x\r\nA: \x01\r\n\r\n", 400);
+    refused("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", 400);
+    refused("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket, h2c\r\n\r\n", 400);
+    refused("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n\r\n", 400);
+    refused("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400);
+    refused("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 400);
     struct gw_httpreq r;
     ck_assert_int_eq(gw_httpreq_parse("GET / HTT\0", 10, &r), -EINVAL);
     ck_assert_int_eq(parse("POST /api/publish" H11 "Transfer-Encoding: chunked\r\n\r\n", &r), 1);
