@@ -68,8 +68,10 @@ void gw_intake_release(struct gw_node *node, struct gw_http_slot *slot)
 {
     if (slot->peer)
         gw_ipcount_give(&node->http_peers, &slot->key);
-    if (slot->node)
+    if (slot->node) {
         atomic_fetch_sub(&node->http_connections, 1);
+        gw_stat_add(slot->gauge, -1);
+    }
     memset(slot, 0, sizeof(*slot));
 }
 
@@ -283,6 +285,8 @@ static bool take_slots(struct gw_intake *in, int fd, struct gw_http_slot *slot)
         return false;
     }
     slot->node = true;
+    slot->gauge = in->gauge;
+    gw_stat_add(in->gauge, 1);
     if (cfg->max_http_connections_per_ip > 0) {
         if (getpeername(fd, (struct sockaddr *)&ss, &sslen) != 0 ||
             gw_ipcount_key_from_sockaddr(&slot->key, (struct sockaddr *)&ss, sslen) != 0 ||
@@ -332,7 +336,8 @@ void gw_intake_accept(struct gw_intake *in, int fd, void (*adopt)(void *ctx, int
     }
 }
 
-int gw_intake_start(struct gw_intake *in, struct gw_node *node, uv_loop_t *loop, gw_stat *refused)
+int gw_intake_start(struct gw_intake *in, struct gw_node *node, uv_loop_t *loop, gw_stat *refused,
+                    gw_stat *gauge)
 {
     int rc;
 
@@ -340,6 +345,7 @@ int gw_intake_start(struct gw_intake *in, struct gw_node *node, uv_loop_t *loop,
     in->node = node;
     in->loop = loop;
     in->refused = refused;
+    in->gauge = gauge;
     gw_dict_init(&in->lws_slots);
     if ((rc = uv_timer_init(loop, &in->sweep)) != 0)
         return rc;

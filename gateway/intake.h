@@ -38,6 +38,7 @@ struct gw_http_slot {
     bool peer; /* one of key's in node->http_peers */
     struct gw_ipcount_key key;
     int64_t accepted_us; /* gw_now_us() at accept; 0 = no slot */
+    gw_stat *gauge; /* the accepting worker's http_connections, while node is held */
 };
 
 struct gw_intake_conn;
@@ -52,6 +53,7 @@ struct gw_intake {
     struct gw_node *node;
     uv_loop_t *loop;
     gw_stat *refused; /* GW_HTTP_REFUSE__COUNT counters of this worker */
+    gw_stat *gauge; /* its http_connections */
     uv_timer_t sweep; /* the deadlines, every 100 ms */
     struct gw_intake_conn *conns; /* waiting for their head, or handed over and closing */
     bool started;
@@ -65,8 +67,10 @@ struct gw_intake {
 };
 
 /* Starts the deadline timer on loop. Returns 0 or a libuv error (negative).
- * refused stays the caller's and must outlive the intake. */
-int gw_intake_start(struct gw_intake *in, struct gw_node *node, uv_loop_t *loop, gw_stat *refused);
+ * refused (GW_HTTP_REFUSE__COUNT counters) and gauge (slots held) stay the
+ * caller's and must outlive the intake. */
+int gw_intake_start(struct gw_intake *in, struct gw_node *node, uv_loop_t *loop, gw_stat *refused,
+                    gw_stat *gauge);
 
 /* Gives back the slots lws still holds and frees the table; after the
  * worker's lws context is gone. Safe on a zeroed intake. */

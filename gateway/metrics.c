@@ -142,6 +142,9 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
 
     family(&sb, "wsgate_connections", "gauge", "Open WebSocket connections.");
     sb_printf(&sb, "wsgate_connections %llu\n", (unsigned long long)WSUM(connections));
+    family(&sb, "wsgate_http_connections", "gauge",
+           "Connections holding a plain HTTP slot: not yet a WebSocket (docs/SECURITY.md).");
+    sb_printf(&sb, "wsgate_http_connections %llu\n", (unsigned long long)WSUM(http_connections));
     family(&sb, "wsgate_connections_accepted_total", "counter", "WebSocket connections accepted.");
     sb_printf(&sb, "wsgate_connections_accepted_total %llu\n", (unsigned long long)WSUM(connections_accepted));
     family(&sb, "wsgate_subscriptions", "gauge", "Client subscriptions (client, channel pairs).");

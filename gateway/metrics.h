@@ -83,6 +83,7 @@ struct gw_worker_stats {
     gw_stat shed[GW_SHED__COUNT];
     gw_stat upgrades_refused[GW_REFUSE__COUNT];
     gw_stat http_refused[GW_HTTP_REFUSE__COUNT];
+    gw_stat http_connections; /* gauge: slots of intake.h held by this worker's connections */
     gw_stat client_errors[GW_ERR__COUNT];
     gw_stat auth_failures[GW_AUTH_FAIL__COUNT];
     gw_stat api_requests[GW_API_CODES];

@@ -373,7 +373,8 @@ static void *worker_main(void *arg)
         LOG_ERR("cannot create wake-up worker=%d error=\"%s\"", w->index, strerror(-rc));
         goto fail;
     }
-    if ((rc = gw_intake_start(&w->intake, w->node, &w->loop, w->stats.http_refused)) != 0) {
+    if ((rc = gw_intake_start(&w->intake, w->node, &w->loop, w->stats.http_refused,
+                              &w->stats.http_connections)) != 0) {
         LOG_ERR("cannot start the intake worker=%d error=\"%s\"", w->index, uv_strerror(rc));
         goto fail;
     }

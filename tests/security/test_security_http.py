@@ -102,6 +102,11 @@ class Node(GatewayTestCase):
             self.assertLess(time.monotonic() - t0, T(1), what)
         self.assertEqual(ws.ping(timeout=T(1)).get("type"), "pong", what)
 
+    def assert_slots_given_back(self, gw):
+        """Every plain-HTTP slot comes back: only the scrape's own is held."""
+        wait_until(lambda: gw.metric("wsgate_http_connections") == 1, T(8),
+                   what="wsgate_http_connections back to 1 (the scrape)")
+
     def assert_terminates(self, gw):
         # --drain-timeout 2: a wedged worker kept the node alive past it (issue 15, finding 1).
         self.assertEqual(gw.terminate(timeout=T(6)), 0)
@@ -135,6 +140,7 @@ class WedgeTest(Node):
                         self.assertTrue(closed, "%s: the connection ends after its answer" % what)
                         self.assertLessEqual(len(statuses(raw)), 1, "%s: one answer per connection" % what)
                     self.assert_responsive(gw, ws, what)
+        self.assert_slots_given_back(gw)
         self.assert_terminates(gw)
 
     def test_one_worker(self):
@@ -186,6 +192,7 @@ class PipelinedMixTest(Node):
                 if i % 10 == 9:
                     self.assert_responsive(gw, ws, "seed %d, connection %d, --workers %d" % (self.SEED, i, workers))
             self.assert_responsive(gw, ws, "after the mix, --workers %d" % workers)
+            self.assert_slots_given_back(gw)
             self.assert_terminates(gw)
 
 
