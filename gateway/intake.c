@@ -146,8 +146,8 @@ static void on_closed(uv_handle_t *h)
     /* A node that stopped (gw_intake_close) hands nothing to lws any more:
      * its context is being destroyed. */
     if (c->state == CONN_HANDING && in->started) {
-        int zero = 1;
-        (void)setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &zero, sizeof zero);
+        int one = 1;
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
         in->handoff = c->slot;
         c->adopt(c->ctx, c->fd);
         /* Not taken (lws failed before its first callback): given back here. */
