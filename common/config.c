@@ -50,8 +50,8 @@ const struct gw_config_opt gw_config_opts[] = {
     INT_OPT("max-http-connections", max_http_connections, 1, 10000000, "1024",
             "plain HTTP connections (probes, scrapes, API calls, requests not yet read) per node; more are "
             "closed at accept"),
-    INT_OPT("max-http-connections-per-ip", max_http_connections_per_ip, 0, 10000000, "128",
-            "plain HTTP connections per TCP peer address, all workers together (0: no limit)"),
+    INT_OPT("max-http-connections-per-ip", max_http_connections_per_ip, 0, 10000000, "0",
+            "plain HTTP connections (handshakes included) per TCP peer address, all workers together (0: no limit)"),
     INT_OPT("http-timeout", http_timeout_s, 1, 3600, "10",
             "seconds a connection has, from accept, to send its request head and body (not renewed by each byte)"),
     INT_OPT("demo-page", demo_page, 0, 1, "1",

@@ -30,10 +30,7 @@ def burst(port, attempts, senders, timeout):
 class ConcurrentConnectionLimitTest(GatewayTestCase):
     def test_concurrent_upgrades_never_exceed_max_connections(self):
         gw = self.start_gateway(None, ["--workers", str(WORKERS),
-                                       "--max-connections", str(LIMIT),
-                                       # 400 handshakes at once from one address: not what
-                                       # --max-http-connections-per-ip (default 128) is tested with
-                                       "--max-http-connections-per-ip", "0"] + NO_RATE_LIMIT)
+                                       "--max-connections", str(LIMIT)] + NO_RATE_LIMIT)
         refused_key = 'wsgate_upgrades_refused_total{reason="limit"}'
         refused_before = 0
         results = []
