@@ -26,9 +26,9 @@
 #define ACCEPT_BATCH 16
 
 /* Its address is the opaque user data of every connection accepted on the
- * API port: lws keeps that pointer on the wsi for its whole life, across
- * keep-alive requests, so http.c can tell the two listeners apart without
- * a second vhost or protocol. */
+ * API port: lws keeps that pointer on the wsi for its whole life, so
+ * http.c can tell the two listeners apart without a second vhost or
+ * protocol. */
 static char api_port_marker;
 
 /* ---- answers ---- */
