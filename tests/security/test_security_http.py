@@ -16,7 +16,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, http_get, uniq, wait_until  # noqa: E402
+from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, free_port, http_get, uniq, wait_until  # noqa: E402
 
 KEY = "sec-http-key-0c1d2e3f4a5b6c7d"
 WRONG = "sec-http-wrong-key-00000000000"
@@ -145,6 +145,24 @@ class WedgeTest(Node):
 
     def test_one_worker(self):
         self.run_all(1)
+
+    def test_api_port(self):
+        # --api-listen: the API's own port (worker 0) gets the same sequences.
+        api_port = free_port()
+        gw = self.node(2, ["--api-listen", "127.0.0.1:%d" % api_port])
+        ws = self.client(gw.port)
+        for path in ["/api/publish", "/healthz", "/admin", "/nope"]:
+            for name, parts in self.sequences(path).items():
+                what = "%s on %s, API port" % (name, path)
+                with self.subTest(what):
+                    raw, closed = exchange(api_port, parts, timeout=1.5)
+                    self.assertTrue(closed, what)
+                    self.assertLessEqual(len(statuses(raw)), 1, what)
+                    self.assert_responsive(gw, ws, what)
+                    raw, _ = exchange(api_port, [req("POST", "/api/publish", publish_body(), KEY)])
+                    self.assertEqual(statuses(raw), [200], what)
+        self.assert_slots_given_back(gw)
+        self.assert_terminates(gw)
 
     def test_two_workers(self):
         self.run_all(2)
