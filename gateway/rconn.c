@@ -13,6 +13,7 @@
 #include "rconn.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,8 +433,7 @@ struct gw_rconn *gw_rconn_new(struct event_base *base, const struct gw_rconn_opt
     c->max_in = opts->max_in_bytes;
     c->reader = redisReaderCreate();
     c->timer = evtimer_new(base, on_timer, c);
-    c->kick = event_new(base, -1, 0, rconn_on_kick, c);
-    if (!c->reader || !c->timer || !c->kick) {
+    if (!c->reader || !c->timer) {
         LOG_ERR("out of memory creating a redis connection");
         abort();
     }
@@ -486,6 +486,16 @@ int gw_rconn_command(struct gw_rconn *c, int argc, const char *const *argv, cons
     return 0;
 }
 
+bool gw_rconn_readable(const struct gw_rconn *c)
+{
+    if (!c->bev)
+        return false;
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        return true;
+    struct pollfd p = { .fd = bufferevent_getfd(c->bev), .events = POLLIN };
+    return p.fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
 uint64_t gw_rconn_discard_messages(struct gw_rconn *c, size_t max_bytes)
 {
     char buf[16384];
@@ -519,6 +529,11 @@ uint64_t gw_rconn_discard_messages(struct gw_rconn *c, size_t max_bytes)
 enum gw_rconn_state gw_rconn_state(const struct gw_rconn *c)
 {
     return c->state;
+}
+
+void *gw_rconn_owner(const struct gw_rconn *c)
+{
+    return c->ctx;
 }
 
 const char *gw_rconn_errstr(const struct gw_rconn *c)

@@ -141,6 +141,9 @@ bool gw_rconn_readable(const struct gw_rconn *c);
 uint64_t gw_rconn_discard_messages(struct gw_rconn *c, size_t max_bytes);
 
 enum gw_rconn_state gw_rconn_state(const struct gw_rconn *c);
+/* The ctx given to gw_rconn_new (for reply callbacks, whose privdata is the
+ * command's own). */
+void *gw_rconn_owner(const struct gw_rconn *c);
 /* Detail of the failure (the error reply, errno text, "timed out ..."),
  * or "" while nothing failed. Valid until the connection is freed. */
 const char *gw_rconn_errstr(const struct gw_rconn *c);

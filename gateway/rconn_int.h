@@ -38,7 +38,7 @@ struct gw_rconn {
     struct bufferevent *bev; /* NULL when IDLE or terminal */
     redisReader *reader;
     struct event *timer; /* the earliest deadline */
-    struct event *kick;  /* READY after an immediate connect, outside the caller */
+    struct event *kick;  /* rconn_net.c's: a connect that ended at once, reported from the loop */
     int64_t timer_at_us; /* when timer fires; 0 = not armed */
     int64_t connect_deadline_us;
     struct rconn_cmd *q; /* ring: q[(head + i) % cap] for i < len */
@@ -53,7 +53,7 @@ struct gw_rconn {
     char errstr[160];
 };
 
-/* rconn.c, for rconn_net.c. */
+/* rconn.c, for rconn_net.c (which calls down into rconn.c, never back). */
 /* The one place the state changes; logs the move with why. */
 void rconn_move(struct gw_rconn *c, enum gw_rconn_state to, const char *why);
 /* FAILED with detail in errstr: socket closed, pending callbacks with NULL,
@@ -73,9 +73,5 @@ void rconn_enter(struct gw_rconn *c);
 void rconn_leave(struct gw_rconn *c);
 /* Whether r is a push, and which. */
 bool rconn_push_kind(const redisReply *r, enum gw_rconn_push *kind);
-
-/* rconn_net.c, for rconn.c: the kick event's callback (a connect that
- * finished or failed at once, reported from the loop). */
-void rconn_on_kick(evutil_socket_t fd, short what, void *arg);
 
 #endif

@@ -1,7 +1,8 @@
 /* The socket under a Redis connection (rconn.h): resolving, connecting,
- * adopting a connected socket, pausing reads. The bufferevent is made here
- * and only here, so a TLS bufferevent (bufferevent_openssl) replaces the
- * plain one without rconn.c knowing. */
+ * adopting a connected socket, the socket's events, pausing reads. The
+ * bufferevent is made here and only here, so a TLS bufferevent
+ * (bufferevent_openssl) replaces the plain one without rconn.c knowing.
+ * Calls down into rconn.c (rconn_int.h), never the other way. */
 #define GW_LOG_MODULE "redis"
 
 #include <errno.h>
@@ -42,7 +43,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     rconn_leave(c);
 }
 
-void rconn_on_kick(evutil_socket_t fd, short what, void *arg)
+static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_rconn *c = arg;
     rconn_enter(c);
@@ -138,6 +139,11 @@ int gw_rconn_connect(struct gw_rconn *c, const char *host, int port, const char 
 
     if (c->state != GW_RCONN_IDLE)
         return -EINVAL;
+    c->kick = event_new(c->base, -1, 0, on_kick, c);
+    if (!c->kick) {
+        LOG_ERR("out of memory creating a redis connection");
+        abort();
+    }
     int fd = open_socket(c, host, port, path, &done);
     /* A socket that could not even start connecting still gets a buffer, so
      * commands queue as on any connecting socket; the failure is reported
@@ -178,13 +184,4 @@ void gw_rconn_pause(struct gw_rconn *c, bool pause)
         bufferevent_enable(c->bev, EV_READ);
 }
 
-bool gw_rconn_readable(const struct gw_rconn *c)
-{
-    if (!c->bev)
-        return false;
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-        return true;
-    struct pollfd p = { .fd = bufferevent_getfd(c->bev), .events = POLLIN };
-    return p.fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
 
