@@ -279,10 +279,12 @@ static bool id_from_text(const char *s, size_t n, int64_t *id)
 }
 
 /* buf is valid JSON, but jansson cannot hold one of its numbers (an integer
- * beyond int64 or a real beyond double). That is a bad request, not bad JSON.
+ * beyond int64 or a real beyond double), or an object repeats a key. That is
+ * a bad request, not bad JSON.
  * No tree can be had, so the id is read from the text, so that a client
  * waiting for that id still gets its one reply. */
-static int parse_out_of_range(const char *buf, size_t len, struct gw_request *req)
+static int parse_out_of_range(const char *buf, size_t len, struct gw_request *req,
+                              const char *why)
 {
     const char *v, *p = buf;
     size_t vlen;
@@ -298,8 +300,15 @@ static int parse_out_of_range(const char *buf, size_t len, struct gw_request *re
         req->has_id = true;
         req->id = id;
     }
-    return fail(req, GW_ERR_BAD_REQUEST, "numbers must fit in a 64-bit integer or a double");
+    return fail(req, GW_ERR_BAD_REQUEST, "%s", why);
 }
+
+/* Repeated keys are refused, at any depth: with last-wins a request could
+ * show one channel to a reader of the first key and act on another
+ * ({"channel":"__wsgate:hb:x","channel":"demo"}), and a subscriber's parser
+ * need not agree with ours on which one a payload meant. */
+#define LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES)
+#define DUP_MSG "an object repeats a key"
 
 /* jansson 2.14 stops reading at a raw NUL after a number or a literal and
  * accepts the text before it; the strict validator decides instead, with
@@ -318,9 +327,11 @@ int gw_codec_parse(const char *buf, size_t len, struct gw_request *req)
     memset(req, 0, sizeof *req);
     /* DECODE_ANY so that a valid non-object ("5", "[]") is reported as
      * bad_request rather than bad_json. */
-    root = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    root = json_loadb(buf ? buf : "", buf ? len : 0, LOAD_FLAGS, &jerr);
     if (!root && json_error_code(&jerr) == json_error_numeric_overflow && loaded_text_valid(buf, len))
-        return parse_out_of_range(buf, len, req);
+        return parse_out_of_range(buf, len, req, "numbers must fit in a 64-bit integer or a double");
+    if (!root && json_error_code(&jerr) == json_error_duplicate_key && loaded_text_valid(buf, len))
+        return parse_out_of_range(buf, len, req, DUP_MSG);
     /* Also valid JSON that jansson refuses; the id cannot be recovered. */
     if (!root && json_error_code(&jerr) == json_error_null_byte_in_key && loaded_text_valid(buf, len))
         return fail(req, GW_ERR_BAD_REQUEST, "object keys must not contain \\u0000");
@@ -346,7 +357,9 @@ int gw_codec_parse_publish_body(const char *buf, size_t len, struct gw_request *
 
     memset(req, 0, sizeof *req);
     req->type = GW_REQ_PUBLISH;
-    root = json_loadb(buf ? buf : "", buf ? len : 0, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    root = json_loadb(buf ? buf : "", buf ? len : 0, LOAD_FLAGS, &jerr);
+    if (!root && json_error_code(&jerr) == json_error_duplicate_key && loaded_text_valid(buf, len))
+        return fail(req, GW_ERR_BAD_REQUEST, DUP_MSG);
     /* Valid JSON that jansson cannot hold is the sender's mistake in
      * content, not in syntax (see gw_codec_parse). */
     if (!root && buf && loaded_text_valid(buf, len))

@@ -160,7 +160,14 @@ int64_t gw_access_expires_us(const struct gw_access *a, int64_t exp, int64_t now
 {
     int64_t left_s = exp + a->policy.leeway - wall_s();
 
-    return left_s > 0 ? now_us + left_s * 1000000 : now_us;
+    if (left_s <= 0)
+        return now_us;
+    /* jwt.c lets exp reach 2^53 s; from about 9.22e12 s on, the product
+     * below overflows int64 (UBSan aborted the node, Release closed 4005 at
+     * once). Such a token outlives the process: it never expires here. */
+    if (left_s > (INT64_MAX - now_us) / 1000000)
+        return INT64_MAX;
+    return now_us + left_s * 1000000;
 }
 
 const char *gw_access_log_sub(const char *sub, char *buf, size_t n)

@@ -49,7 +49,8 @@ int gw_access_verify(const struct gw_access *a, const char *token, size_t len,
 
 /* Monotonic time (us) at which a token with this exp stops being accepted:
  * exp + --jwt-leeway, mapped from the wall clock onto gw_now_us() at now_us.
- * Never earlier than now_us. */
+ * Never earlier than now_us; INT64_MAX for a token that outlives any
+ * process (exp up to the 2^53 s jwt.c accepts). */
 int64_t gw_access_expires_us(const struct gw_access *a, int64_t exp, int64_t now_us);
 
 /* Copies sub into buf (size n >= 2) for a log field: printable ASCII other

@@ -187,6 +187,7 @@ class ApiTest(GatewayTestCase):
             ('{"data": 1}', "bad_request"),
             ('{"channel": 5, "data": 1}', "bad_request"),
             ('{"channel": "room:1"}', "bad_request"),
+            ('{"channel": "__wsgate:hb:x", "channel": "room:1", "data": 1}', "bad_request"),
             ('{"channel": "a b", "data": 1}', "bad_channel"),
             ('{"channel": "%s", "data": 1}' % ("c" * 129), "bad_channel"),
         ]

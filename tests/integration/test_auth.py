@@ -297,6 +297,17 @@ class TokenTest(AuthMixin, GatewayTestCase):
         self.assertEqual(c.expect_close(timeout=6), (4005, "token expired"))
         self.assertLess(time.monotonic() - t0, 4.0)
 
+    def test_far_future_exp_is_accepted_and_kept(self):
+        # exp from about 9.22e12 s on overflowed the expiry in microseconds: the ASan
+        # build aborted (every client dropped), Release closed 4005 at once.
+        for exp in (9_300_000_000_000, 2 ** 53 - 1):
+            with self.subTest(exp=exp):
+                c = self.authed(self.mint(exp=exp))
+                self.assertEqual(c.subscribe("news").get("type"), "ack")
+                time.sleep(0.6)  # past a sweep tick, where an expiry would close 4005
+                self.assertEqual(c.ping().get("type"), "pong")
+        self.assertEqual(self.client(self.gw.port).ping().get("type"), "pong")
+
     def test_short_token_expires_before_planned_tick(self):
         # The first tick after auth would be a ping 25 s later; exp must still win.
         c = self.authed(self.mint(ttl=2))

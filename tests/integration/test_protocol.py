@@ -254,6 +254,22 @@ class ProtocolTest(ProtocolMixin, GatewayTestCase):
         self.send_bad(c, {"type": "subscribe"}, "bad_request", None)
         self.send_bad(c, {"type": "publish", "channel": "ok"}, "bad_request", None)
 
+    def test_repeated_keys_are_refused(self):
+        # Last-wins let one request show a reserved channel to whoever read the first key
+        # and act on the second (issue 15 finding 8).
+        c = self.client(self.gw.port)
+        ch = uniq("dup")
+        self.assert_reply(c.subscribe(ch, 1), "ack", 1)
+        for text, rid in [
+            ('{"type":"publish","channel":"__wsgate:hb:x","channel":"%s","data":1,"id":21}' % ch, 21),
+            ('{"type":"publish","channel":"%s","data":{"a":1,"a":2},"id":22}' % ch, 22),
+            ('{"type":"ping","type":"subscribe","channel":"%s","id":23}' % ch, 23),
+        ]:
+            with self.subTest(text=text):
+                self.send_bad(c, text, "bad_request", rid)
+        self.assert_reply(c.publish(ch, {"a": 1}, id=24), "ack", 24)
+        self.assertEqual(c.recv_message(timeout=5)["data"], {"a": 1})
+
     def test_unknown_type(self):
         c = self.client(self.gw.port)
         for obj, rid in [({"type": "subscrib", "id": 11}, 11), ({"type": "Subscribe", "id": 12}, 12),

@@ -180,10 +180,22 @@ START_TEST(id_limits)
 }
 END_TEST
 
-START_TEST(duplicate_keys_last_wins)
+START_TEST(duplicate_keys_refused)
 {
-    ck_assert_int_eq(parse("{\"type\":\"ping\",\"type\":\"subscribe\",\"channel\":\"c\"}"), 0);
-    ck_assert_int_eq(req.type, GW_REQ_SUBSCRIBE);
+    expect_error("{\"type\":\"ping\",\"type\":\"subscribe\",\"channel\":\"c\"}",
+                 GW_ERR_BAD_REQUEST, false, 0);
+    /* the id is still answered when it is not the repeated key */
+    expect_error("{\"id\":7,\"type\":\"publish\",\"channel\":\"__wsgate:hb:x\",\"channel\":\"demo\",\"data\":1}",
+                 GW_ERR_BAD_REQUEST, true, 7);
+    expect_error("{\"id\":8,\"type\":\"publish\",\"channel\":\"demo\",\"data\":{\"a\":1,\"a\":2}}",
+                 GW_ERR_BAD_REQUEST, true, 8);
+    ck_assert_int_eq(gw_codec_parse_publish_body("{\"channel\":\"a\",\"channel\":\"b\",\"data\":1}", 38, &req),
+                     -EINVAL);
+    ck_assert_int_eq(req.err, GW_ERR_BAD_REQUEST);
+    ck_assert_str_eq(req.errmsg, "an object repeats a key");
+    gw_request_deinit(&req);
+    /* equal keys only: "a" and "A", or keys in sibling objects, are distinct */
+    ck_assert_int_eq(parse("{\"type\":\"publish\",\"channel\":\"c\",\"data\":[{\"a\":1},{\"a\":2,\"A\":3}]}"), 0);
 }
 END_TEST
 
@@ -689,7 +701,7 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, err_auth_token);
     tcase_add_test(tc, unknown_fields_ignored);
     tcase_add_test(tc, id_limits);
-    tcase_add_test(tc, duplicate_keys_last_wins);
+    tcase_add_test(tc, duplicate_keys_refused);
     tcase_add_test(tc, err_bad_json);
     tcase_add_test(tc, err_number_out_of_range);
     tcase_add_test(tc, err_number_out_of_range_keeps_id);

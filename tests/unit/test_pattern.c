@@ -85,6 +85,17 @@ END_TEST
 
 /* A subject must never widen a grant: it is literal text, and text that
  * cannot be part of a channel name matches nothing at all. */
+/* docs/AUTH.md: a star straight after {sub} reaches other subjects' names. */
+START_TEST(subject_prefix_star)
+{
+    YES("user:{sub}*", "bob", "user:bobby");
+    YES("user:{sub}*", "bob", "user:bob");
+    NO("user:{sub}:*", "bob", "user:bobby");
+    YES("user:{sub}:*", "bob", "user:bob:inbox");
+    NO("user:{sub}", "bob", "user:bobby");
+}
+END_TEST
+
 START_TEST(subject_injection)
 {
     NO("user:{sub}", "*", "user:alice");
@@ -117,6 +128,7 @@ int main(void)
     tcase_add_test(tc, channel_must_be_valid);
     tcase_add_test(tc, subject);
     tcase_add_test(tc, subject_injection);
+    tcase_add_test(tc, subject_prefix_star);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
