@@ -32,11 +32,13 @@
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "link_int.h"
 #include "log.h"
+#include "rtls.h"
 
 /* Redis cuts a pub/sub client at 32 MiB by default: what the subscriber
  * holds unread when a link is reset is counted up to twice that. */
@@ -217,6 +219,8 @@ static struct gw_rconn *open_conn(struct gw_link *link, const char *name)
         .max_out_bytes = 2 * cfg->max_inbox_bytes + (16u << 20),
         /* One reply: a history page (256 KiB plus one entry) or a message. */
         .max_in_bytes = 2 * cfg->max_message_bytes + (64u << 20),
+        .tls_ctx = link->tls_ctx,
+        .tls_name = cfg->redis_tls_server_name,
     };
     struct gw_rconn *c = gw_rconn_new(link->base, &o, &conn_ops, link);
     gw_rconn_connect(c, a->unix_path ? NULL : a->host, a->port, a->unix_path);
@@ -230,6 +234,16 @@ static struct gw_rconn *open_conn(struct gw_link *link, const char *name)
 static void link_open(struct gw_link *link)
 {
     set_state(link, LINK_CONNECTING, "connecting");
+    if (link->cfg->redis.tls) {
+        char err[320];
+        SSL_CTX_free(link->tls_ctx);
+        link->tls_ctx = NULL;
+        if (gw_rtls_ctx_new(link->cfg, &link->tls_ctx, err, sizeof err) != 0) {
+            LOG_ERR("redis TLS context error=\"%s\"", err);
+            link_reset(link, "TLS context unusable");
+            return;
+        }
+    }
     link->sub = open_conn(link, "sub");
     link->pub = open_conn(link, "pub");
     link->ops->on_open(link->ctx);
@@ -410,6 +424,7 @@ void gw_link_free(struct gw_link *link)
 {
     if (!link)
         return;
+    SSL_CTX_free(link->tls_ctx);
     free(link->hb_channel);
     free(link);
 }

@@ -44,6 +44,7 @@ struct gw_link {
     /* Bus thread only. */
     struct event *tick_ev, *retry_ev, *reset_ev;
     struct gw_rconn *sub, *pub; /* both NULL exactly when DOWN */
+    struct ssl_ctx_st *tls_ctx; /* rediss://: made again on every open (certificates rotate); owned */
     enum link_state state;
     int attempt;
     int64_t echo_due_us; /* PROVING/LIVE: the next echo must come by then */

@@ -25,6 +25,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -183,6 +184,8 @@ static void finish_free(struct gw_rconn *c)
         event_free(c->kick);
     if (c->reader)
         redisReaderFree(c->reader);
+    SSL_CTX_free(c->tls_ctx); /* our reference */
+    free(c->tls_name);
     if (c->password)
         memset(c->password, 0, strlen(c->password));
     free(c->password);
@@ -431,6 +434,11 @@ struct gw_rconn *gw_rconn_new(struct event_base *base, const struct gw_rconn_opt
     c->connect_timeout_ms = opts->connect_timeout_ms;
     c->max_out = opts->max_out_bytes;
     c->max_in = opts->max_in_bytes;
+    if (opts->tls_ctx) {
+        SSL_CTX_up_ref(opts->tls_ctx);
+        c->tls_ctx = opts->tls_ctx;
+        c->tls_name = opts->tls_name ? gw_xstrdup(opts->tls_name) : NULL;
+    }
     c->reader = redisReaderCreate();
     c->timer = evtimer_new(base, on_timer, c);
     if (!c->reader || !c->timer) {

@@ -26,6 +26,7 @@
 
 struct event_base;
 struct gw_rconn;
+struct ssl_ctx_st;
 struct redisReply;
 
 /* The one life cycle of a connection; gw_rconn_state_name gives each a word
@@ -87,6 +88,11 @@ struct gw_rconn_opts {
     int connect_timeout_ms; /* connect + AUTH/SELECT answered */
     size_t max_out_bytes; /* commands written and not yet taken by the kernel */
     size_t max_in_bytes;  /* one reply not yet complete in the reader */
+    /* TLS (rediss://): NULL for plain TCP; else the context (rtls.h), which
+     * the connection references (SSL_CTX_up_ref) until it is freed. The TLS
+     * handshake runs after the TCP connect, within connect_timeout_ms. */
+    struct ssl_ctx_st *tls_ctx;
+    const char *tls_name; /* name to verify and send (SNI); NULL: the host connected to; copied */
 };
 
 /* Allocates an IDLE connection on base. Copies opts; keeps base, ops and ctx,

@@ -50,6 +50,9 @@ struct gw_rconn {
     bool doomed;                /* freed while depth > 0 (DELETED) */
     bool paused;
     bool connect_failed; /* reported from the loop by kick */
+    struct ssl_ctx_st *tls_ctx; /* referenced; NULL: plain TCP */
+    char *tls_name;             /* owned; the name the certificate must carry */
+    bool tls_on;                /* bev is the TLS one (the handshake started) */
     char errstr[160];
 };
 

@@ -19,26 +19,88 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "rconn_int.h"
+#include "rtls.h"
+
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+/* The TCP connection is up: TLS starts on it, replacing the plain
+ * bufferevent by a TLS one on the same socket, with what was queued. */
+static void start_tls(struct gw_rconn *c)
+{
+    struct bufferevent *plain = c->bev, *tls;
+    int fd = (int)bufferevent_getfd(plain);
+    SSL *ssl = SSL_new(c->tls_ctx);
+
+    if (!ssl || gw_rtls_prepare(ssl, c->tls_name) != 0) {
+        gw_rtls_reason(NULL, ERR_get_error(), "OpenSSL refused the connection's settings", c->errstr,
+                       sizeof c->errstr);
+        SSL_free(ssl);
+        rconn_fail(c, "TLS setup failed", c->errstr);
+        return;
+    }
+    tls = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!tls) {
+        SSL_free(ssl);
+        rconn_fail(c, "TLS setup failed", "libevent could not make a TLS bufferevent");
+        return;
+    }
+    /* Redis may close without close_notify; that is an EOF, not an attack. */
+    bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+    bufferevent_setfd(plain, -1); /* the socket is tls's now: freeing plain must not close it */
+    evbuffer_add_buffer(bufferevent_get_output(tls), bufferevent_get_output(plain));
+    bufferevent_free(plain);
+    c->bev = tls;
+    c->tls_on = true;
+    bufferevent_setcb(tls, rconn_on_read, NULL, on_event, c);
+    bufferevent_enable(tls, c->paused ? EV_WRITE : EV_READ | EV_WRITE);
+}
+
+static void connected(struct gw_rconn *c)
+{
+    if (c->tls_ctx && !c->tls_on) {
+        start_tls(c);
+        return;
+    }
+    rconn_move(c, GW_RCONN_SETUP, c->tls_on ? "TLS handshake done" : "connected");
+    if (c->setup_due == 0)
+        rconn_go_ready(c, "connected, nothing to set up");
+}
+
+/* One line on what went wrong with a TLS connection. */
+static void tls_failed(struct gw_rconn *c, struct bufferevent *bev, const char *fallback)
+{
+    gw_rtls_reason(bufferevent_openssl_get_ssl(bev), bufferevent_get_openssl_error(bev), fallback, c->errstr,
+                   sizeof c->errstr);
+    rconn_fail(c, c->state == GW_RCONN_CONNECTING ? "TLS handshake failed" : "TLS error", c->errstr);
+}
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct gw_rconn *c = arg;
     rconn_enter(c);
     if (what & BEV_EVENT_CONNECTED) {
-        rconn_move(c, GW_RCONN_SETUP, "connected");
-        if (c->setup_due == 0)
-            rconn_go_ready(c, "connected, nothing to set up");
+        connected(c);
     } else if (what & BEV_EVENT_EOF) {
         /* What arrived before the close is still handed out first. */
         rconn_process_input(c);
-        rconn_fail(c, "connection closed by Redis", NULL);
+        if (c->tls_on && c->state == GW_RCONN_CONNECTING)
+            tls_failed(c, bev, "closed by Redis during the handshake");
+        else
+            rconn_fail(c, "connection closed by Redis", NULL);
     } else if (what & BEV_EVENT_ERROR) {
         int e = EVUTIL_SOCKET_ERROR();
-        rconn_fail(c, c->state == GW_RCONN_CONNECTING ? "connect failed" : "socket error", strerror(e));
+        if (c->tls_on)
+            tls_failed(c, bev, e ? strerror(e) : "the TLS connection broke");
+        else
+            rconn_fail(c, c->state == GW_RCONN_CONNECTING ? "connect failed" : "socket error", strerror(e));
     }
     rconn_leave(c);
 }
@@ -49,8 +111,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
     rconn_enter(c);
     if (c->connect_failed)
         rconn_fail(c, "connect failed", c->errstr);
-    else if (c->state == GW_RCONN_SETUP && c->setup_due == 0)
-        rconn_go_ready(c, "connected, nothing to set up");
+    else if (c->state == GW_RCONN_CONNECTING)
+        connected(c);
     rconn_leave(c);
 }
 
@@ -139,6 +201,8 @@ int gw_rconn_connect(struct gw_rconn *c, const char *host, int port, const char 
 
     if (c->state != GW_RCONN_IDLE)
         return -EINVAL;
+    if (c->tls_ctx && !c->tls_name)
+        c->tls_name = gw_xstrdup(host ? host : "localhost");
     c->kick = event_new(c->base, -1, 0, on_kick, c);
     if (!c->kick) {
         LOG_ERR("out of memory creating a redis connection");
@@ -158,8 +222,8 @@ int gw_rconn_connect(struct gw_rconn *c, const char *host, int port, const char 
         rconn_move(c, GW_RCONN_CONNECTING, "connecting");
         event_active(c->kick, 0, 0);
     } else if (done) {
-        /* A unix socket connects at once; on_ready still comes from the loop. */
-        rconn_move(c, GW_RCONN_SETUP, "connected");
+        /* A unix socket connects at once; the rest still comes from the loop. */
+        rconn_move(c, GW_RCONN_CONNECTING, "connecting");
         event_active(c->kick, 0, 0);
     } else {
         rconn_move(c, GW_RCONN_CONNECTING, "connecting");

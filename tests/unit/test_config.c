@@ -384,8 +384,25 @@ START_TEST(redis_url_option)
     expect_ok(ARGS("--redis-url="), ARGS("WSGATE_REDIS_URL=redis://r"));
     ck_assert_ptr_null(cfg.redis_url);
     ck_assert_ptr_null(cfg.redis.host);
-    expect_fail(NULL, ARGS("WSGATE_REDIS_URL=rediss://r"),
-                "WSGATE_REDIS_URL: TLS is not supported by hiredis 0.14; use a TLS sidecar");
+    expect_ok(NULL, ARGS("WSGATE_REDIS_URL=rediss://r"));
+    ck_assert(cfg.redis.tls);
+    expect_ok(ARGS("--redis-url", "redis://r"), NULL);
+    ck_assert(!cfg.redis.tls);
+    expect_fail(ARGS("--redis-url", "redis://r", "--redis-tls-ca-file", "/ca.pem"), NULL,
+                "--redis-tls-* options need a rediss:// --redis-url");
+    expect_fail(ARGS("--redis-url", "rediss://r", "--redis-tls-cert-file", "/c.pem"), NULL,
+                "--redis-tls-cert-file and --redis-tls-key-file go together");
+    expect_fail(ARGS("--redis-url", "rediss://r", "--redis-tls-insecure", "1", "--redis-tls-ca-file", "/ca.pem"),
+                NULL,
+                "--redis-tls-insecure turns verification off: it cannot go with --redis-tls-ca-file or "
+                "--redis-tls-server-name");
+    expect_ok(ARGS("--redis-url", "rediss://u:p@r:6380/2", "--redis-tls-ca-file", "/ca.pem", "--redis-tls-cert-file",
+                   "/c.pem", "--redis-tls-key-file", "/k.pem", "--redis-tls-server-name", "redis.internal"),
+              NULL);
+    ck_assert(cfg.redis.tls);
+    ck_assert_int_eq(cfg.redis.port, 6380);
+    ck_assert_str_eq(cfg.redis_tls_ca_file, "/ca.pem");
+    ck_assert_str_eq(cfg.redis_tls_server_name, "redis.internal");
     expect_fail(ARGS("--redis-url", "redis://"), NULL,
                 "--redis-url: empty host in the Redis URL");
 }
