@@ -518,7 +518,8 @@ uint64_t gw_rconn_discard_messages(struct gw_rconn *c, size_t max_bytes)
         int got;
         while ((got = evbuffer_remove(in, buf, sizeof buf)) > 0)
             redisReaderFeed(c->reader, buf, (size_t)got);
-        for (; fd >= 0 && seen < max_bytes;) {
+        /* Under TLS the kernel holds ciphertext: only what was decrypted counts. */
+        for (; fd >= 0 && !c->tls_on && seen < max_bytes;) {
             ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
             if (r <= 0)
                 break;

@@ -143,7 +143,8 @@ bool gw_rconn_readable(const struct gw_rconn *c);
  * most max_bytes), parses it and throws it away, returning how many
  * message/pmessage/smessage pushes were in it (also those already parsed).
  * For an owner about to free a connection whose unhandled messages must be
- * counted, not lost silently. Does not call any callback. */
+ * counted, not lost silently. Under TLS only what was already decrypted is
+ * counted (what the kernel holds is ciphertext). Does not call any callback. */
 uint64_t gw_rconn_discard_messages(struct gw_rconn *c, size_t max_bytes);
 
 enum gw_rconn_state gw_rconn_state(const struct gw_rconn *c);

@@ -11,102 +11,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, RedisServer, T, fcall_publish,  # noqa: E402
-                            free_port, uniq, wait_until)
+from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, Pki, T, TlsRedisServer,  # noqa: E402
+                            fcall_publish, free_port, uniq, wait_until)
 
-CA_CNF = """
-[ ca ]
-default_ca = test_ca
-[ test_ca ]
-dir = .
-database = index.txt
-new_certs_dir = .
-serial = serial
-default_md = sha256
-policy = any
-unique_subject = no
-[ any ]
-commonName = supplied
-[ server ]
-basicConstraints = CA:FALSE
-subjectAltName = DNS:localhost,IP:127.0.0.1
-extendedKeyUsage = serverAuth
-[ client ]
-basicConstraints = CA:FALSE
-extendedKeyUsage = clientAuth
-"""
-
-
-class Pki:
-    """Two CAs (the right one and a stranger) and certificates signed by the first."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="wsgate-tls-")
-        with open(self.path("ca.cnf"), "w") as f:
-            f.write(CA_CNF)
-        open(self.path("index.txt"), "w").close()
-        with open(self.path("serial"), "w") as f:
-            f.write("1000\n")
-        for ca in ("ca", "other-ca"):
-            self.openssl("req", "-x509", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                         "-nodes", "-keyout", ca + ".key", "-out", ca + ".crt", "-days", "2",
-                         "-subj", "/CN=wsgate test " + ca)
-        self.issue("server", "server", "-days", "2")
-        self.issue("expired", "server", "-startdate", "20200101000000Z", "-enddate", "20200102000000Z")
-        self.issue("client", "client", "-days", "2")
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
-
-    def openssl(self, *args):
-        p = subprocess.run(["openssl"] + list(args), cwd=self.dir, capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            raise RuntimeError("openssl %s: %s" % (args[0], p.stderr))
-
-    def issue(self, name, ext, *validity):
-        self.openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                     "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name)
-        self.openssl("ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", "ca.crt", "-keyfile", "ca.key",
-                     "-in", name + ".csr", "-out", name + ".crt", "-extensions", ext, *validity)
-
-    def cleanup(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class TlsRedis(RedisServer):
-    """redis-server with a plain port (for the test's own commands) and a TLS port."""
-
-    def __init__(self, pki, cert="server", auth_clients="no"):
-        self.pki, self.cert, self.auth_clients = pki, cert, auth_clients
-        self.tls_port = free_port()
-        super().__init__()
-
-    def _spawn(self):
-        p = self.pki.path
-        cmd = [self.binary, "--port", str(self.port), "--tls-port", str(self.tls_port), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self.dir,
-               "--tls-cert-file", p(self.cert + ".crt"), "--tls-key-file", p(self.cert + ".key"),
-               "--tls-ca-cert-file", p("ca.crt"), "--tls-auth-clients", self.auth_clients]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def have_tls_redis():
-    binary = os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
-    if not binary or not shutil.which("openssl"):
-        return False
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
-    return "build=" in out  # any Debian build; TLS support is checked by starting it
-
-
-@unittest.skipUnless(have_tls_redis(), "needs redis-server and openssl")
+@unittest.skipUnless(shutil.which("openssl"), "needs openssl to mint the certificates")
 class RedisTlsTest(GatewayTestCase):
     @classmethod
     def setUpClass(cls):
@@ -119,7 +32,7 @@ class RedisTlsTest(GatewayTestCase):
         super().tearDownClass()
 
     def tls_redis(self, **kw):
-        r = TlsRedis(self.pki, **kw)
+        r = TlsRedisServer(self.pki, **kw)
         self.addCleanup(r.cleanup)
         return r
 
@@ -181,6 +94,20 @@ class RedisTlsTest(GatewayTestCase):
         g = self.node(r, "--redis-tls-ca-file", self.pki.path("ca.crt"), "--redis-tls-server-name",
                       "redis.example.com", ready=False)
         self.assert_refused(g, "certificate verify failed: hostname mismatch")
+
+    def test_a_replaced_ca_file_is_read_again_on_the_next_attempt(self):
+        # The context is built again on every reconnect: fixing (or rotating) the
+        # material on disk needs no restart.
+        r = self.tls_redis()
+        ca = os.path.join(self.pki.dir, "rotating-ca-%d.crt" % os.getpid())
+        shutil.copy(self.pki.path("other-ca.crt"), ca)
+        self.addCleanup(os.unlink, ca)
+        g = self.node(r, "--redis-tls-ca-file", ca, ready=False)
+        wait_until(lambda: "certificate verify failed" in g.log_text(), T(5), what="the first refusal")
+        shutil.copy(self.pki.path("ca.crt"), ca + ".new")
+        os.replace(ca + ".new", ca)
+        g.wait_ready(T(10))
+        self.assertIsNone(g.proc.poll())
 
     def test_ip_address_is_verified_against_the_certificate(self):
         r = self.tls_redis()
