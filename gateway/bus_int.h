@@ -132,7 +132,7 @@ void gw_bus_deliver(struct gw_bus *bus, const char *name, size_t len, const stru
 bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
 
 /* bus_read.c */
-/* repair.h's ops for the bus: deliver and gap fan out, read reads the stream. */
+/* repair.h's ops for the bus: deliver and gap fan out, read reads the stream, retire ends an epoch. */
 extern const struct gw_repair_ops gw_bus_repair_ops;
 void gw_bus_cmd_recover(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_history(struct gw_bus *bus, const struct bus_cmd *cmd);

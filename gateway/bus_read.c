@@ -384,8 +384,22 @@ static void repair_gap(void *ctx, const char *name, size_t len, const char *epoc
     gw_bus_fanout(ctx, name, len, gw_codec_gap(name, len, epoch, strlen(epoch), from, to));
 }
 
+static void repair_retire(void *ctx, const char *name, size_t len, const char *epoch, uint64_t below)
+{
+    struct gw_bus *bus = ctx;
+    char key[256];
+    size_t klen;
+
+    if (!bus->link)
+        return;
+    klen = gw_bus_prefixed(bus, name, len, key);
+    if (gw_link_retire_epoch(bus->link, key, klen, epoch, strlen(epoch), below) != 0)
+        LOG_WARN("epoch retire not sent channel=%.*s epoch=%s", (int)len, name, epoch);
+}
+
 const struct gw_repair_ops gw_bus_repair_ops = {
     .deliver = repair_deliver,
     .gap = repair_gap,
     .read = repair_read,
+    .retire = repair_retire,
 };

@@ -113,6 +113,15 @@ int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const ch
 int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest, uint64_t since, int limit,
                  size_t max_bytes, void *token);
 
+/* Retires epoch of key's history (FCALL wsgate_retire_epoch) while Redis
+ * still holds that epoch, and, when below is not 0, an offset under below:
+ * the next publish then starts a new epoch. Fire and forget: the outcome is
+ * logged, nothing is reported back. Copies key and epoch. Returns 0, or
+ * -ENOTCONN (link not live), -EIO (key too long) or the connection's refusal
+ * (-ENOBUFS). Bus thread. */
+int gw_link_retire_epoch(struct gw_link *link, const char *key, size_t klen, const char *epoch, size_t elen,
+                         uint64_t below);
+
 /* The cluster roster (the admin view): writes this node's entry json under
  * wsgate:node:<node_id> for ttl_s seconds and adds the id to the set
  * wsgate:nodes. Returns 0 or -ENOTCONN / -EIO. Bus thread. */

@@ -1,5 +1,5 @@
-/* The link's commands: every publish and history read goes through the
- * wsgate Function library (deploy/redis/wsgate.lua, compiled into the
+/* The link's commands: every publish, history read and epoch retire goes
+ * through the wsgate Function library (deploy/redis/wsgate.lua, compiled into the
  * binary), which this file loads on every fresh link when Redis has an older
  * version or none (a Redis restarted without persistence has lost it). */
 /* The tag stays "bus": operators' log queries predate the split. */
@@ -169,6 +169,40 @@ int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest
     const char *argv[] = { "FCALL_RO", "wsgate_history", "2", meta, stream, key, since_s, limit_s, bytes_s };
     size_t lens[] = { 8, 14, 1, mlen, slen, klen, strlen(since_s), strlen(limit_s), strlen(bytes_s) };
     return pub_command(link, 9, argv, lens, on_read_reply, token);
+}
+
+static void on_retire_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct gw_link *link = gw_rconn_owner(c);
+
+    (void)privdata;
+    if (!reply)
+        return; /* the link went down: the next rewind or conflict asks again */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        LOG_WARN("epoch retire failed error=\"%s\"", reply->str);
+        check_fn_error(link, reply);
+    } else if (reply->type == REDIS_REPLY_INTEGER) {
+        LOG_INFO("epoch retire result=%s", reply->integer == 1 ? "retired" : "already_changed");
+    }
+}
+
+int gw_link_retire_epoch(struct gw_link *link, const char *key, size_t klen, const char *epoch, size_t elen,
+                         uint64_t below)
+{
+    char meta[KEY_MAX], stream[KEY_MAX], below_s[24];
+    size_t mlen, slen;
+
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    if (!history_keys(key, klen, meta, &mlen, stream, &slen))
+        return -EIO;
+    if (below)
+        snprintf(below_s, sizeof below_s, "%" PRIu64, below);
+    else
+        below_s[0] = '\0';
+    const char *argv[] = { "FCALL", "wsgate_retire_epoch", "2", meta, stream, key, epoch, below_s };
+    size_t lens[] = { 5, 19, 1, mlen, slen, klen, elen, strlen(below_s) };
+    return pub_command(link, 8, argv, lens, on_retire_reply, NULL);
 }
 
 /* ---- the function library ---- */

@@ -101,6 +101,14 @@ static void history_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
     family(sb, "wsgate_history_duplicates_total", "counter",
            "Live messages with history dropped because the node had already delivered their offset.");
     sb_printf(sb, "wsgate_history_duplicates_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_duplicates));
+    family(sb, "wsgate_history_conflicts_total", "counter",
+           "Live messages at an offset the node had delivered, with other content: Redis handed the offset out "
+           "twice. Passed on without a position, with a gap notice for the offset.");
+    sb_printf(sb, "wsgate_history_conflicts_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_conflicts));
+    family(sb, "wsgate_history_rewinds_total", "counter",
+           "History reads that found a channel's offset in Redis below the one the node had delivered, in the "
+           "same epoch: Redis came back with older data.");
+    sb_printf(sb, "wsgate_history_rewinds_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_rewinds));
     family(sb, "wsgate_recoveries_total", "counter", "Client subscribes with since or recover, by result.");
     for (int r = 0; r < 4; r++)
         sb_printf(sb, "wsgate_recoveries_total{result=\"%s\"} %llu\n", results[r],

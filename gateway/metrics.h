@@ -89,6 +89,8 @@ struct gw_bus_stats {
     gw_stat history_messages_repaired; /* messages passed on from a read-back */
     gw_stat history_messages_lost;     /* offsets reported as gaps: unrepairable */
     gw_stat history_duplicates;        /* live messages already passed on, dropped */
+    gw_stat history_conflicts;         /* other content at an offset passed on: passed on without a position */
+    gw_stat history_rewinds;           /* reads that found Redis's offset below the node's, same epoch */
     /* Client recoveries by result (bus.c). */
     gw_stat recoveries[4]; /* enum gw_recovery_result */
     gw_stat history_requests;

@@ -1,7 +1,8 @@
 /* Node-side repair of the channels with history. The invariant: c->at is the
- * last message passed on, and nothing is passed on unless it is c->at + 1 in
- * the same epoch, a read-back range that continues it, or the first message
- * after a reported gap. */
+ * last message passed on, and nothing is passed on at a position unless it is
+ * c->at + 1 in the same epoch, a read-back range that continues it, or the
+ * first message after a reported gap; nothing at or below c->at is dropped
+ * unless it is known to be the same message (or too old to tell). */
 #define GW_LOG_MODULE "bus"
 
 #include "repair.h"
@@ -51,6 +52,86 @@ void gw_repair_chan_deinit(struct gw_repair_chan *c)
     }
 }
 
+/* FNV-1a, 32 bits: cheap, and a chance of 2^-32 that two different payloads
+ * at one offset pass for the same message. */
+static uint32_t payload_hash(const char *p, size_t len)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
+/* c->at moves to another epoch (or its start): nothing recent is known of it. */
+static void forget_recent(struct gw_repair_chan *c)
+{
+    memset(c->recent, 0, sizeof c->recent);
+    c->reused_from = 0;
+    c->retire_asked = false;
+}
+
+/* c->at's epoch handed an offset out twice: ask Redis to end it, once per
+ * epoch and link (a reusing Redis conflicts on every message). */
+static void retire_on_conflict(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len)
+{
+    if (c->retire_asked)
+        return;
+    c->retire_asked = true;
+    r->ops->retire(r->ctx, name, len, c->at.epoch, 0);
+}
+
+static void remember(struct gw_repair_chan *c, uint64_t offset, const char *payload, size_t plen)
+{
+    size_t i = offset % GW_REPAIR_RECENT;
+
+    c->recent[i].offset = offset;
+    c->recent[i].hash = payload_hash(payload, plen);
+}
+
+/* Offsets reused_from..c->at.offset of c->at's epoch were handed out again
+ * by Redis: what arrives there now is not what the node passed on. */
+static void mark_reused(struct gw_repair_chan *c, uint64_t from)
+{
+    if (from <= c->at.offset && (c->reused_from == 0 || from < c->reused_from))
+        c->reused_from = from;
+}
+
+/* True when the message at (<= c->at.offset) is one the node already passed
+ * on, or too old to tell; false when it is another message at a used offset. */
+static bool same_as_passed_on(const struct gw_repair_chan *c, const struct gw_position *at, const char *payload,
+                              size_t plen)
+{
+    size_t i = at->offset % GW_REPAIR_RECENT;
+
+    if (c->reused_from && at->offset >= c->reused_from)
+        return false;
+    if (c->recent[i].offset != at->offset)
+        return true; /* older than what is kept, or never passed on (a gap) */
+    return c->recent[i].hash == payload_hash(payload, plen);
+}
+
+/* Another message at an offset already passed on: Redis handed it out twice.
+ * The content goes on without a position (a client would drop it by its
+ * offset), with a gap notice for that offset, so nothing is dropped silently. */
+static void conflict(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len,
+                     const struct gw_position *at, const char *payload, size_t plen)
+{
+    gw_stat_add(&r->stats->history_conflicts, 1);
+    if (!c->conflict_logged) {
+        c->conflict_logged = true;
+        /* Once per channel: a Redis that reuses offsets does it for every
+         * message until the epoch changes. */
+        LOG_WARN("history conflict channel=%.*s epoch=%s offset=%" PRIu64 " passed_on_up_to=%" PRIu64
+                 " action=passed_on_without_position",
+                 (int)len, name, at->epoch, at->offset, c->at.offset);
+    }
+    mark_reused(c, at->offset);
+    retire_on_conflict(r, c, name, len);
+    r->ops->gap(r->ctx, name, len, at->epoch, at->offset, at->offset);
+    r->ops->deliver(r->ctx, name, len, NULL, payload, plen);
+}
+
 static void report_gap(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len, uint64_t to)
 {
     uint64_t from = c->at.offset + 1;
@@ -69,6 +150,7 @@ static void pass_on(struct gw_repair *r, struct gw_repair_chan *c, const char *n
 {
     r->ops->deliver(r->ctx, name, len, at, payload, plen);
     c->at.offset = at->offset;
+    remember(c, at->offset, payload, plen);
 }
 
 static void start_read(struct gw_repair *r, struct gw_repair_chan *c, const char *name, size_t len);
@@ -142,9 +224,13 @@ static void accept(struct gw_repair *r, struct gw_repair_chan *c, const char *na
         bool first = c->at.epoch_len == 0;
         c->at = *at;
         c->at.offset = first ? at->offset - 1 : 0;
+        forget_recent(c);
     }
     if (at->offset <= c->at.offset) {
-        gw_stat_add(&r->stats->history_duplicates, 1);
+        if (same_as_passed_on(c, at, payload, plen))
+            gw_stat_add(&r->stats->history_duplicates, 1);
+        else
+            conflict(r, c, name, len, at, payload, plen);
         return;
     }
     if (at->offset > c->at.offset + 1) {
@@ -179,11 +265,25 @@ void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const ch
         if (page->epoch_len && page->current) {
             c->reading = false;
             gw_position_set(&c->at, 0, page->epoch, page->epoch_len);
+            forget_recent(c);
             start_read(r, c, name, len);
         } else {
             give_up(r, c, name, len);
         }
         return;
+    }
+    if (page->current < c->at.offset) {
+        /* Redis came back with older data in the same epoch: the offsets
+         * after its current one may be handed out again. */
+        gw_stat_add(&r->stats->history_rewinds, 1);
+        LOG_WARN("history rewind channel=%.*s epoch=%s redis_offset=%" PRIu64 " passed_on_up_to=%" PRIu64, (int)len,
+                 name, c->at.epoch, page->current, c->at.offset);
+        mark_reused(c, page->current + 1);
+        /* Guarded by the node's offset: a read of a copy that only lags
+         * cannot end the epoch on the master. When publishes since took
+         * Redis back up to it, the guard refuses, and the first conflict
+         * asks again without it. One per read, so not latched. */
+        r->ops->retire(r->ctx, name, len, c->at.epoch, c->at.offset);
     }
     uint64_t stop = page->current; /* offsets past it arrive live */
     if (c->held && gw_position_in(&c->at, c->held->at.epoch, c->held->at.epoch_len) && c->held->at.offset - 1 < stop)
@@ -218,6 +318,7 @@ void gw_repair_read_done(struct gw_repair *r, struct gw_repair_chan *c, const ch
 
 void gw_repair_link_lost(struct gw_repair_chan *c)
 {
+    c->retire_asked = false; /* a retire on the old link may not have run */
     if (c->reading) {
         c->reading = false;
         c->gen++;

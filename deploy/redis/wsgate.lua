@@ -11,16 +11,43 @@
 -- wsgate_version fails, REPLACE when it returns another number, else nothing.
 --
 -- Keys, for channel name C (the pub/sub name, prefix included, e.g. gw:room:1):
---   {C}:meta    hash: epoch (string), offset (integer, last assigned)
+--   {C}:meta    hash: epoch (string), offset (integer, last assigned),
+--               lineage (the master_replid the epoch was written under)
 --   {C}:stream  stream; entry ID <offset>-0, fields: offset, payload
 -- The hash tag {C} puts both keys in C's Redis Cluster slot. Both keys expire
 -- TTL seconds after the last publish; losing the hash (TTL, FLUSHALL, restart
 -- without persistence) makes the next publish start a fresh epoch at offset 1.
 --
+-- THE EPOCH RULE (issue 16; docs/RELIABILITY.md "Redis data loss"): an epoch
+-- lives only as long as the dataset lineage it was written under, and that
+-- lineage is the serving Redis's master_replid (INFO replication). Redis makes
+-- a new replication ID whenever a dataset's history may fork: a process
+-- that starts as a master (from an RDB dump, an AOF, or nothing), a replica
+-- promoted by Sentinel, Cluster or REPLICAOF NO ONE; and also when a master
+-- without a backlog takes its first replica. Replicas share their master's
+-- ID. A dataset that came back older (a dump from before the last writes,
+-- AOF everysec losing its last second, a promoted replica that never saw the
+-- old master's last acked writes) therefore always carries another ID than
+-- the one its meta was written under, and then:
+--   * wsgate_publish starts a new epoch (offsets from 1, the old stream
+--     deleted) instead of handing out offsets the lost writes had, so no
+--     (epoch, offset) is ever given to two messages;
+--   * wsgate_history answers such an epoch "not reachable" (its entries are
+--     real, but it cannot vouch that none after them were lost), so a client
+--     recovery is recovered:false while a node's own repair still reads the
+--     entries back.
+-- Behind the rule, nodes check (gateway/repair.c): one that reads Redis's
+-- offset below what it delivered in the same epoch, or meets an offset again
+-- with other content, calls wsgate_retire_epoch.
+-- The new process cannot tell a complete dump (SHUTDOWN SAVE) from an older
+-- one, so a clean restart costs the same: each channel with history changes
+-- epoch once, at its next publish. Meta written by library version 2 has no
+-- lineage and starts a new epoch at its next publish too.
+--
 -- Envelope PUBLISHed to C (docs/PROTOCOL.md, common/envelope.h):
 --   "\255wsgate1 " <offset> " " <epoch> "\n" <payload>
 
-local VERSION = 2
+local VERSION = 3
 local DEFAULT_HISTORY = 1000
 local DEFAULT_TTL = 86400
 local MAX_HISTORY = 1000000
@@ -78,6 +105,22 @@ local function new_epoch()
     return base36(us) .. base36(math.random(0, 36 * 36 * 36 * 36 - 1))
 end
 
+-- The serving Redis's replication ID: the dataset lineage of THE EPOCH RULE
+-- above. Read on every call, not cached: a promotion changes it without a
+-- restart. INFO is allowed in scripts (flags loading, stale; not noscript).
+local function current_lineage()
+    local id = string.match(redis.call('INFO', 'replication'), 'master_replid:(%x+)')
+    if not id then
+        return error('ERR wsgate: no master_replid in INFO replication')
+    end
+    return id
+end
+
+-- True when meta's epoch was written under the serving dataset's lineage.
+local function lineage_holds(meta)
+    return redis.call('HGET', meta, 'lineage') == current_lineage()
+end
+
 local function publish(keys, args)
     local channel, payload = args[1], args[2]
     check_keys(keys, channel)
@@ -88,11 +131,13 @@ local function publish(keys, args)
     local ttl = int_arg(args[4], 'ttl', DEFAULT_TTL, 1, 315360000)
     local meta, stream = keys[1], keys[2]
 
-    local epoch = redis.call('HGET', meta, 'epoch')
-    if not epoch then
+    local lineage = current_lineage()
+    local epoch, written_under = unpack(redis.call('HMGET', meta, 'epoch', 'lineage'))
+    if not epoch or written_under ~= lineage then
         epoch = new_epoch()
-        redis.call('HSET', meta, 'epoch', epoch, 'offset', 0)
-        -- Entries that outlived their metadata belong to the lost epoch.
+        redis.call('HSET', meta, 'epoch', epoch, 'offset', 0, 'lineage', lineage)
+        -- Entries that outlived their metadata, or their lineage, belong to
+        -- the lost epoch.
         redis.call('DEL', stream)
     end
     local offset = string.format('%d', redis.call('HINCRBY', meta, 'offset', 1))
@@ -113,8 +158,9 @@ end
 --              caller paging through big messages always makes progress
 -- Reply: { epoch ("" when the channel has no metadata), current offset,
 -- reachable (1: the entries start right after since, or nothing is missing;
--- 0: entries after since were trimmed or expired, or since is beyond the
--- current offset; always 1 for the latest entries), { offset1, payload1,
+-- 0: entries after since were trimmed or expired, since is beyond the
+-- current offset, or the epoch's lineage is not the serving dataset's (THE
+-- EPOCH RULE); always 1 for the latest entries), { offset1, payload1,
 -- offset2, payload2, ... } }, oldest first. Page by calling again with the
 -- last offset returned, until it reaches the current offset.
 local function history(keys, args)
@@ -134,7 +180,7 @@ local function history(keys, args)
         return { epoch, current, 0, {} }
     end
     if not latest and since == current then
-        return { epoch, current, 1, {} }
+        return { epoch, current, lineage_holds(meta) and 1 or 0, {} }
     end
     local rows
     if latest then
@@ -159,9 +205,33 @@ local function history(keys, args)
     end
     local reachable = 1
     if not latest then
-        reachable = (#flat > 0 and flat[1] == since + 1) and 1 or 0
+        reachable = (#flat > 0 and flat[1] == since + 1 and lineage_holds(meta)) and 1 or 0
     end
     return { epoch, current, reachable, flat }
+end
+
+-- Arguments: channel, epoch, below. A node that saw the channel's epoch go
+-- back (a read answered an offset below `below`, one it had delivered) or
+-- hand one offset out twice (below "") retires the epoch: both keys are
+-- deleted, so the next publish starts a new epoch and a recovery from the old
+-- one is recovered:false, as after any loss of the metadata. Only while the
+-- meta still holds that epoch (and an offset under below): nodes that saw the
+-- same thing retire it once, and a node that read a lagging copy cannot
+-- retire a healthy epoch on the master. Reply: 1 retired, 0 not.
+local function retire_epoch(keys, args)
+    check_keys(keys, args[1])
+    local epoch = args[2]
+    if epoch == nil or epoch == '' then
+        return error('ERR wsgate: epoch required')
+    end
+    local below = int_arg(args[3], 'below', 0, 0, 9007199254740991)
+    local meta, stream = keys[1], keys[2]
+    local have, offset = unpack(redis.call('HMGET', meta, 'epoch', 'offset'))
+    if have ~= epoch or (below > 0 and tonumber(offset) >= below) then
+        return 0
+    end
+    redis.call('DEL', meta, stream)
+    return 1
 end
 
 redis.register_function{ function_name = 'wsgate_version',
@@ -170,3 +240,4 @@ redis.register_function{ function_name = 'wsgate_version',
 redis.register_function('wsgate_publish', publish)
 redis.register_function{ function_name = 'wsgate_history', callback = history,
                          flags = { 'no-writes' } }
+redis.register_function('wsgate_retire_epoch', retire_epoch)

@@ -2,7 +2,8 @@
 against a real redis-server, without a gateway: loading is idempotent and versioned,
 wsgate_publish stores, trims, expires and PUBLISHes envelopes with offsets 1..N under one
 epoch, wsgate_history returns exactly what follows `since` or says it cannot, a lost
-metadata hash starts a new epoch, and plain PUBLISH is untouched.
+metadata hash starts a new epoch, so does a dataset of another lineage (a restart, a promoted
+replica: docs/RELIABILITY.md "Redis data loss"), and plain PUBLISH is untouched.
 
 Run alone: python3 -m unittest -v test_history_fn
 """
@@ -13,11 +14,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import RedisError, RedisServer, T, parse_envelope, uniq  # noqa: E402
+from wsgate_harness import RedisError, RedisServer, T, parse_envelope, uniq, wait_until  # noqa: E402
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "redis",
                        "wsgate.lua")
-VERSION = 2
+VERSION = 3
 
 def load_library(client, source):
     """What a node does at start: load when absent, REPLACE only when the version differs.
@@ -76,7 +77,7 @@ class HistoryFunctionTest(unittest.TestCase):
         libs = self.c.command("FUNCTION", "LIST", "LIBRARYNAME", "wsgate")
         self.assertEqual(len(libs), 1)
         # A node with another version replaces the library in one step.
-        older = self.source.replace(b"local VERSION = 2", b"local VERSION = 1")
+        older = self.source.replace(b"local VERSION = %d" % VERSION, b"local VERSION = 1")
         self.c.command("FUNCTION", "LOAD", "REPLACE", older)
         self.assertEqual(load_library(self.c, self.source), "replaced")
         self.assertEqual(self.c.command("FCALL_RO", "wsgate_version", "0"), VERSION)
@@ -101,7 +102,7 @@ class HistoryFunctionTest(unittest.TestCase):
 
         meta, stream = keys(self.ch)
         self.assertEqual(self.c.command("HGETALL", meta),
-                         [b"epoch", epoch.encode(), b"offset", b"%d" % n])
+                         [b"epoch", epoch.encode(), b"offset", b"%d" % n, b"lineage", self.replid()])
         self.assertEqual(self.c.command("XLEN", stream), n)
         for k in (meta, stream):
             ttl = self.c.command("TTL", k)
@@ -158,6 +159,90 @@ class HistoryFunctionTest(unittest.TestCase):
         self.assertEqual(third[0], 1)
         self.assertEqual(self.c.command("XLEN", stream), 1)
         self.assertNotIn(third[1], {first[1], second[0][1]})
+
+    def replid(self, client=None):
+        info = (client or self.c).command("INFO", "replication").decode()
+        return next(l.split(":", 1)[1] for l in info.split("\r\n") if l.startswith("master_replid:")).encode()
+
+    def test_another_lineage_starts_a_new_epoch(self):
+        # The meta of an epoch written under another replication ID: what a restart
+        # from a dump or an AOF, or a promoted replica, finds (THE EPOCH RULE).
+        first = [self.publish("a%d" % i) for i in range(1, 6)]
+        epoch = first[0][1]
+        self.assertEqual(self.history(3)[2], 1)
+        self.assertEqual(self.history(5)[2], 1)
+        meta, stream = keys(self.ch)
+        self.c.command("HSET", meta, "lineage", "0" * 40)
+        # A recovery cannot be vouched for any more; the entries are still readable.
+        e, current, reachable, flat = self.history(3)
+        self.assertEqual((e, current, reachable, flat), (epoch, 5, 0, [4, b"a4", 5, b"a5"]))
+        self.assertEqual(self.history(5)[:3], [epoch, 5, 0])
+        self.assertEqual(self.history("", 2)[2], 1, "the latest entries make no claim")
+        sub = self.subscriber()
+        second = [self.publish("b%d" % i) for i in range(1, 4)]
+        self.assertEqual([r[0] for r in second], [1, 2, 3], "offsets restart: none is handed out again")
+        self.assertNotEqual(second[0][1], epoch)
+        self.assertEqual({r[1] for r in second}, {second[0][1]})
+        got = [parse_envelope(raw) for raw in self.receive(sub, 3)]
+        self.assertEqual([(o, e) for o, e, _ in got], [(i, second[0][1].decode()) for i in (1, 2, 3)])
+        self.assertEqual(self.c.command("XLEN", stream), 3, "the old lineage's entries are gone")
+        self.assertEqual(self.c.command("HGET", meta, "lineage"), self.replid())
+        self.assertEqual(self.history(1), [second[0][1], 3, 1, [2, b"b2", 3, b"b3"]])
+        # Meta of library version 2 (no lineage at all) counts as another lineage.
+        self.c.command("HDEL", meta, "lineage")
+        self.assertNotEqual(self.publish("c")[1], second[0][1])
+
+    def test_promoted_replica_starts_a_new_epoch(self):
+        # The failover trap: a promoted replica must never continue the old master's
+        # epoch, whose last acked writes it may not have.
+        replica = RedisServer()
+        self.addCleanup(replica.cleanup)
+        rc = replica.client(timeout=T(5))
+        self.addCleanup(rc.close)
+        alone = self.publish("a0")
+        rc.command("REPLICAOF", "127.0.0.1", str(self.redis.port))
+        wait_until(lambda: b"master_link_status:up" in rc.command("INFO", "replication"), T(10),
+                   what="the replica in sync")
+        first = [self.publish("a%d" % i) for i in range(1, 4)]
+        # A master without a backlog makes a new replication ID for its first replica:
+        # the one lineage change that loses nothing (docs/RELIABILITY.md, the cost).
+        self.assertEqual([r[0] for r in first], [1, 2, 3])
+        self.assertNotEqual(first[0][1], alone[1])
+        self.assertEqual(self.c.command("WAIT", "1", str(int(T(5) * 1000))), 1)
+        self.assertEqual(self.replid(rc), self.replid(), "a replica shares its master's lineage")
+        self.assertEqual(rc.command("HGET", keys(self.ch)[0], "offset"), b"3")
+        rc.command("REPLICAOF", "NO", "ONE")
+        self.assertNotEqual(self.replid(rc), self.replid(), "promotion makes a new lineage")
+        after = rc.command("FCALL", "wsgate_publish", "2", *keys(self.ch), self.ch, "p", "", "")
+        self.assertEqual(after[0], 1)
+        self.assertNotEqual(after[1], first[0][1])
+        # On the old master, which kept its lineage, the epoch goes on.
+        self.assertEqual(self.publish("a4")[:2], [4, first[0][1]])
+
+    def retire(self, epoch, below=""):
+        return self.c.command("FCALL", "wsgate_retire_epoch", "2", *keys(self.ch), self.ch, epoch, below)
+
+    def test_retire_epoch_only_while_redis_holds_it(self):
+        # What a node calls when it saw the epoch go back or reuse an offset.
+        first = [self.publish("a%d" % i) for i in range(1, 6)]
+        epoch = first[0][1]
+        meta, stream = keys(self.ch)
+        self.assertEqual(self.retire("other"), 0, "another epoch: nothing to retire")
+        self.assertEqual(self.retire(epoch, 5), 0, "Redis is not below what the node had: a lagging copy")
+        self.assertEqual(self.retire(epoch, 3), 0)
+        self.assertEqual(self.c.command("EXISTS", meta, stream), 2)
+        self.assertEqual(self.retire(epoch, 6), 1, "Redis went back below 6")
+        self.assertEqual(self.c.command("EXISTS", meta, stream), 0)
+        self.assertEqual(self.retire(epoch, 6), 0, "a second node finds it retired")
+        second = self.publish("b")
+        self.assertEqual(second[0], 1)
+        self.assertNotEqual(second[1], epoch)
+        self.assertEqual(self.retire(second[1]), 1, "without below: an offset handed out twice")
+        self.assertEqual(self.history(0)[:3], [b"", 0, 1])
+        for bad in (("", ""), ("e", "-1"), ("e", "x")):
+            r = self.c.command("FCALL", "wsgate_retire_epoch", "2", *keys(self.ch), self.ch, *bad,
+                               raise_errors=False)
+            self.assertIsInstance(r, RedisError, repr(bad))
 
     def test_plain_publish_is_unchanged(self):
         sub = self.subscriber()

@@ -1,6 +1,7 @@
 /* Node-side repair: order, duplicates, gaps read back, holds and their bound,
- * link loss, epoch changes; driven with a fake bus that records what is
- * passed on and answers reads from a fake stream. */
+ * link loss, epoch changes, offsets handed out twice (conflicts, rewinds);
+ * driven with a fake bus that records what is passed on and answers reads
+ * from a fake stream. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@
 #define MAXREC 256
 
 static struct {
-    char log[MAXREC][48]; /* "m:E:5" passed on, "g:E:3-4" gap */
+    char log[MAXREC][48]; /* "m:E:5" passed on, "u:payload" without a position, "g:E:3-4" gap, "r:E:9" retire */
     int n;
     int reads; /* reads asked */
     uint64_t read_since;
@@ -26,7 +27,10 @@ static void op_deliver(void *ctx, const char *name, size_t len, const struct gw_
                        size_t plen)
 {
     ck_assert_int_lt(rec.n, MAXREC);
-    snprintf(rec.log[rec.n++], 48, "m:%s:%llu", at->epoch, (unsigned long long)at->offset);
+    if (at)
+        snprintf(rec.log[rec.n++], 48, "m:%s:%llu", at->epoch, (unsigned long long)at->offset);
+    else
+        snprintf(rec.log[rec.n++], 48, "u:%.*s", (int)plen, payload); /* without a position */
 }
 
 static void op_gap(void *ctx, const char *name, size_t len, const char *epoch, uint64_t from, uint64_t to)
@@ -45,7 +49,13 @@ static int op_read(void *ctx, const char *name, size_t len, uint64_t since, uint
     return 0;
 }
 
-static const struct gw_repair_ops ops = { op_deliver, op_gap, op_read };
+static void op_retire(void *ctx, const char *name, size_t len, const char *epoch, uint64_t below)
+{
+    ck_assert_int_lt(rec.n, MAXREC);
+    snprintf(rec.log[rec.n++], 48, "r:%s:%llu", epoch, (unsigned long long)below);
+}
+
+static const struct gw_repair_ops ops = { op_deliver, op_gap, op_read, op_retire };
 
 static void setup(void)
 {
@@ -67,10 +77,18 @@ static struct gw_position pos(const char *epoch, uint64_t offset)
     return p;
 }
 
-static void live(const char *epoch, uint64_t offset)
+/* Every message of the fake stream has this payload unless a test says otherwise. */
+#define PAYLOAD "0123456789"
+
+static void live_with(const char *epoch, uint64_t offset, const char *payload)
 {
     struct gw_position p = pos(epoch, offset);
-    gw_repair_message(&r, &c, "c", 1, &p, "0123456789", 10);
+    gw_repair_message(&r, &c, "c", 1, &p, payload, strlen(payload));
+}
+
+static void live(const char *epoch, uint64_t offset)
+{
+    live_with(epoch, offset, PAYLOAD);
 }
 
 /* Answers the pending read with entries first..last of epoch (current is
@@ -80,7 +98,7 @@ static void answer(const char *epoch, uint64_t first, uint64_t last, uint64_t cu
     struct gw_history_entry e[64];
     size_t n = 0;
     for (uint64_t o = first; first && o <= last; o++)
-        e[n++] = (struct gw_history_entry){ o, "x", 1 };
+        e[n++] = (struct gw_history_entry){ o, PAYLOAD, strlen(PAYLOAD) };
     struct gw_history_page page = { epoch, strlen(epoch), current, reachable, e, n };
     gw_repair_read_done(&r, &c, "c", 1, rec.read_gen, &page);
 }
@@ -243,6 +261,105 @@ START_TEST(oversized_gap_reads_back_the_newest_part)
 }
 END_TEST
 
+START_TEST(other_content_at_a_delivered_offset_is_a_conflict)
+{
+    for (uint64_t o = 1; o <= 5; o++)
+        live("E", o);
+    live_with("E", 3, "other"); /* offset 3 handed out again */
+    const char *want[] = { "m:E:1", "m:E:2", "m:E:3", "m:E:4", "m:E:5", "r:E:0", "g:E:3-3", "u:other" };
+    expect(want, 8);
+    ck_assert_uint_eq(stats.history_conflicts, 1);
+    ck_assert_uint_eq(stats.history_duplicates, 0);
+    /* From 3 on, the node's copies are not Redis's any more: even the old
+     * content there is another publish now. The epoch is retired once. */
+    live("E", 4);
+    ck_assert_str_eq(rec.log[8], "g:E:4-4");
+    ck_assert_str_eq(rec.log[9], "u:" PAYLOAD);
+    ck_assert_uint_eq(stats.history_conflicts, 2);
+    live("E", 2); /* below the reuse: a true duplicate */
+    ck_assert_uint_eq(stats.history_duplicates, 1);
+    live("E", 6);
+    ck_assert_str_eq(rec.log[rec.n - 1], "m:E:6");
+    ck_assert(c.conflict_logged);
+}
+END_TEST
+
+START_TEST(rewind_seen_by_a_read_makes_reused_offsets_conflicts)
+{
+    for (uint64_t o = 1; o <= 5; o++)
+        live("E", o);
+    gw_repair_link_lost(&c);
+    gw_repair_link_live(&r, &c, "c", 1);
+    ck_assert_uint_eq(rec.read_since, 5);
+    answer("E", 0, 0, 2, true); /* Redis came back at offset 2 of the same epoch */
+    ck_assert_uint_eq(stats.history_rewinds, 1);
+    ck_assert_int_eq(rec.n, 6);
+    ck_assert_str_eq(rec.log[5], "r:E:5"); /* retire E while Redis is below 5 */
+    ck_assert(!c.reading);
+    live("E", 3); /* same bytes, but a new publish: Redis gave 3 out again */
+    /* The guarded retire may have been refused (publishes since took Redis
+     * back up to 5): the conflict asks again, without the guard. */
+    const char *want[] = { "r:E:0", "g:E:3-3", "u:" PAYLOAD };
+    ck_assert_str_eq(rec.log[6], want[0]);
+    ck_assert_str_eq(rec.log[7], want[1]);
+    ck_assert_str_eq(rec.log[8], want[2]);
+    live("E", 4);
+    ck_assert_str_eq(rec.log[9], "g:E:4-4"); /* asked once */
+    ck_assert_uint_eq(stats.history_conflicts, 2);
+    ck_assert_uint_eq(stats.history_duplicates, 0);
+}
+END_TEST
+
+START_TEST(offsets_older_than_the_recent_ones_count_as_duplicates)
+{
+    for (uint64_t o = 1; o <= GW_REPAIR_RECENT + 4; o++)
+        live("E", o);
+    live_with("E", 2, "other"); /* cannot be compared any more */
+    ck_assert_uint_eq(stats.history_duplicates, 1);
+    ck_assert_uint_eq(stats.history_conflicts, 0);
+    live_with("E", 6, "other"); /* still kept */
+    ck_assert_uint_eq(stats.history_conflicts, 1);
+}
+END_TEST
+
+START_TEST(a_new_epoch_forgets_the_old_hashes)
+{
+    live("E", 1);
+    live("E", 2);
+    live("E", 3);
+    gw_repair_link_lost(&c);
+    gw_repair_link_live(&r, &c, "c", 1);
+    answer("E", 0, 0, 1, true); /* a rewind in E */
+    live_with("F", 1, "f1"); /* the epoch rule's answer: a new epoch */
+    live_with("F", 1, "f1");
+    live_with("F", 2, "f2");
+    const char *want[] = { "m:E:1", "m:E:2", "m:E:3", "r:E:3", "m:F:1", "m:F:2" };
+    expect(want, 6);
+    ck_assert_uint_eq(stats.history_duplicates, 1);
+    ck_assert_uint_eq(stats.history_conflicts, 0);
+    live_with("F", 2, "other"); /* F can be retired in its turn */
+    ck_assert_str_eq(rec.log[6], "r:F:0");
+}
+END_TEST
+
+START_TEST(retire_is_asked_again_on_a_new_link)
+{
+    live("E", 1);
+    live("E", 2);
+    live_with("E", 2, "other");
+    live_with("E", 1, "other");
+    ck_assert_uint_eq(stats.history_conflicts, 2);
+    int retires = 0;
+    for (int i = 0; i < rec.n; i++)
+        retires += rec.log[i][0] == 'r';
+    ck_assert_int_eq(retires, 1);
+    gw_repair_link_lost(&c); /* the retire may have been lost with the link */
+    gw_repair_link_live(&r, &c, "c", 1);
+    answer("E", 0, 0, 1, true); /* still back at 1 */
+    ck_assert_str_eq(rec.log[rec.n - 1], "r:E:2");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("repair");
@@ -259,6 +376,11 @@ int main(void)
     tcase_add_test(tc, epoch_gone_during_repair_releases_held);
     tcase_add_test(tc, paged_read_asks_for_the_next_page);
     tcase_add_test(tc, oversized_gap_reads_back_the_newest_part);
+    tcase_add_test(tc, other_content_at_a_delivered_offset_is_a_conflict);
+    tcase_add_test(tc, rewind_seen_by_a_read_makes_reused_offsets_conflicts);
+    tcase_add_test(tc, offsets_older_than_the_recent_ones_count_as_duplicates);
+    tcase_add_test(tc, a_new_epoch_forgets_the_old_hashes);
+    tcase_add_test(tc, retire_is_asked_again_on_a_new_link);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
