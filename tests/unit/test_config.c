@@ -506,6 +506,30 @@ START_TEST(log_line_masks_password)
 }
 END_TEST
 
+/* The logged URL keeps the scheme: an operator must see that the link is TLS. */
+START_TEST(log_line_names_tls)
+{
+    int fds[2];
+    char line[4096];
+    ssize_t n;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    expect_ok(ARGS("--redis-url", "rediss://:hunter2@redis.internal:6380", "--redis-tls-server-name", "r.example"),
+              NULL);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
+    gw_config_log(&cfg);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
+    n = read(fds[0], line, sizeof line - 1);
+    ck_assert_int_gt(n, 0);
+    line[n] = '\0';
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_ptr_null(strstr(line, "hunter2"));
+    ck_assert_ptr_nonnull(strstr(line, " redis_url=rediss://:***@redis.internal:6380/0 "));
+    ck_assert_ptr_nonnull(strstr(line, " redis_tls_server_name=\"r.example\" "));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -526,6 +550,7 @@ int main(void)
     tcase_add_test(tc, redis_url_option);
     tcase_add_test(tc, admission_options);
     tcase_add_test(tc, usage_lists_everything);
+    tcase_add_test(tc, log_line_names_tls);
     tcase_add_test(tc, log_line_masks_password);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
