@@ -44,17 +44,17 @@
  * holds unread when a link is reset is counted up to twice that. */
 #define UNHANDLED_MAX (64u * 1024 * 1024)
 
+/* One list of names, the one /metrics uses (metrics.h). */
+_Static_assert(LINK_RESETTING + 1 == GW_REDIS_LINK_STATES, "link states and their metric names");
+
 static const char *link_state_name(enum link_state s)
 {
-    switch (s) {
-    case LINK_DOWN: return "down";
-    case LINK_CONNECTING: return "connecting";
-    case LINK_LOADING: return "loading";
-    case LINK_PROVING: return "proving";
-    case LINK_LIVE: return "live";
-    case LINK_RESETTING: return "resetting";
-    }
-    return "?";
+    return (unsigned)s < GW_REDIS_LINK_STATES ? gw_redis_link_state_names[s] : "?";
+}
+
+static void set_conn_ready(struct gw_link *link, enum gw_redis_role role, bool ready)
+{
+    gw_stat_set(&link->stats->redis_conn_ready[role], ready);
 }
 
 /* Ready also needs a fresh echo, judged by the caller's clock: after this
@@ -75,6 +75,7 @@ static void set_state(struct gw_link *link, enum link_state to, const char *why)
         return;
     LOG_INFO("redis link from=%s to=%s reason=\"%s\"", link_state_name(link->state), link_state_name(to), why);
     link->state = to;
+    gw_stat_set(&link->stats->redis_link_state, (uint64_t)to);
     atomic_store_explicit(&link->ready, to == LINK_LIVE, memory_order_release);
     gw_stat_set(&link->stats->redis_connected, to == LINK_LIVE);
 }
@@ -189,6 +190,7 @@ static void fn_loaded(struct gw_link *link)
 static void on_ready(void *ctx, struct gw_rconn *c)
 {
     struct gw_link *link = ctx;
+    set_conn_ready(link, c == link->sub ? GW_REDIS_ROLE_SUB : GW_REDIS_ROLE_PUB, true);
     if (link->state != LINK_CONNECTING || gw_rconn_state(link->sub) != GW_RCONN_READY ||
         gw_rconn_state(link->pub) != GW_RCONN_READY)
         return;
@@ -199,6 +201,7 @@ static void on_ready(void *ctx, struct gw_rconn *c)
 static void on_fail(void *ctx, struct gw_rconn *c, const char *why)
 {
     struct gw_link *link = ctx;
+    set_conn_ready(link, c == link->sub ? GW_REDIS_ROLE_SUB : GW_REDIS_ROLE_PUB, false);
     link_reset(link, c == link->sub ? "subscriber connection failed" : "publisher connection failed");
 }
 
@@ -290,6 +293,8 @@ static void free_conns(struct gw_link *link)
 {
     struct gw_rconn *sub = link->sub, *pub = link->pub;
     link->sub = link->pub = NULL;
+    set_conn_ready(link, GW_REDIS_ROLE_SUB, false);
+    set_conn_ready(link, GW_REDIS_ROLE_PUB, false);
     if (sub) {
         uint64_t n = gw_rconn_discard_messages(sub, UNHANDLED_MAX);
         if (n) {
