@@ -84,6 +84,12 @@ class RedisTlsTest(GatewayTestCase):
         self.assert_refused(g, 'reason="TLS handshake failed" error="certificate verify failed: self-signed certificate in '
                                'certificate chain"')
 
+    def test_verification_is_on_by_default(self):
+        # No CA file: the system store, which does not know the test CA.
+        r = self.tls_redis()
+        g = self.node(r, ready=False)
+        self.assert_refused(g, 'reason="TLS handshake failed" error="certificate verify failed: ')
+
     def test_expired_server_certificate_is_refused(self):
         r = self.tls_redis(cert="expired")
         g = self.node(r, "--redis-tls-ca-file", self.pki.path("ca.crt"), ready=False)
