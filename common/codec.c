@@ -19,28 +19,6 @@
 #define SAFE_INT_MAX INT64_C(9007199254740991)
 #define LIT_LEN(s) (sizeof(s) - 1)
 
-static const char *const err_slugs[GW_ERR__COUNT] = {
-    [GW_ERR_NONE] = "none",
-    [GW_ERR_BAD_JSON] = "bad_json",
-    [GW_ERR_BAD_REQUEST] = "bad_request",
-    [GW_ERR_UNKNOWN_TYPE] = "unknown_type",
-    [GW_ERR_BAD_CHANNEL] = "bad_channel",
-    [GW_ERR_TOO_MANY_SUBSCRIPTIONS] = "too_many_subscriptions",
-    [GW_ERR_MESSAGE_TOO_LARGE] = "message_too_large",
-    [GW_ERR_BINARY_NOT_SUPPORTED] = "binary_not_supported",
-    [GW_ERR_UNAVAILABLE] = "unavailable",
-    [GW_ERR_RATE_LIMITED] = "rate_limited",
-    [GW_ERR_UNAUTHORIZED] = "unauthorized",
-    [GW_ERR_FORBIDDEN] = "forbidden",
-};
-
-const char *gw_err_slug(enum gw_err err)
-{
-    if ((unsigned)err >= GW_ERR__COUNT)
-        return "unknown";
-    return err_slugs[err];
-}
-
 /* The four whitespace bytes RFC 8259 allows around a value. */
 static bool is_json_ws(unsigned char c)
 {

@@ -10,6 +10,7 @@
 
 #include "channel.h"
 #include "envelope.h"
+#include "err.h"
 #include "frame.h"
 
 enum gw_req_type {
@@ -19,23 +20,6 @@ enum gw_req_type {
     GW_REQ_PING,
     GW_REQ_AUTH,
     GW_REQ_HISTORY,
-};
-
-/* Stable error slugs; gw_err_slug() gives the wire text. */
-enum gw_err {
-    GW_ERR_NONE = 0,
-    GW_ERR_BAD_JSON,
-    GW_ERR_BAD_REQUEST,
-    GW_ERR_UNKNOWN_TYPE,
-    GW_ERR_BAD_CHANNEL,
-    GW_ERR_TOO_MANY_SUBSCRIPTIONS,
-    GW_ERR_MESSAGE_TOO_LARGE,
-    GW_ERR_BINARY_NOT_SUPPORTED,
-    GW_ERR_UNAVAILABLE,
-    GW_ERR_RATE_LIMITED,
-    GW_ERR_UNAUTHORIZED, /* no rights yet, or a token was refused */
-    GW_ERR_FORBIDDEN,    /* outside the rights the client has */
-    GW_ERR__COUNT
 };
 
 #define GW_HISTORY_LIMIT_DEFAULT 100
@@ -78,7 +62,6 @@ void gw_request_deinit(struct gw_request *req);
  * bad_channel and errmsg. Same ownership as gw_codec_parse. */
 int gw_codec_parse_publish_body(const char *buf, size_t len, struct gw_request *req);
 
-const char *gw_err_slug(enum gw_err err);
 
 /* Frame builders. Each returns a new frame (refcount 1) owned by the caller. */
 struct gw_frame *gw_codec_ack(int64_t id);

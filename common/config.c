@@ -97,6 +97,14 @@ const struct gw_config_opt gw_config_opts[] = {
             "messages kept per channel for recovery (approximate), for client and API publishes"),
     INT_OPT("history-ttl", history_ttl_s, 1, 315360000, "86400",
             "seconds a channel's history outlives its last publish"),
+    { "history-channels", OPT_PATTERNS, offsetof(struct gw_config, history_channels), 0, 0, "*", NULL,
+      "comma-separated channel patterns whose client and API publishes are stored in history "
+      "(recoverable); others are published without history; empty: none" },
+    SIZE_OPT("client-store-bytes", client_store_bytes, 0, 1024 * MIB, "4194304",
+             "bytes of history one client may store per --client-store-window (payload x 1.25 + 64 per "
+             "message + 8192 per channel it creates); more get store_limited (0: no limit)"),
+    INT_OPT("client-store-window", client_store_window_s, 0, 315360000, "0",
+            "seconds over which --client-store-bytes refills (0: --history-ttl)"),
     INT_OPT("recovery-max-messages", recovery_max_messages, 1, 1000000, "1000",
             "most missed messages one recovery replays; more answer recovered:false"),
     INT_OPT("max-recoveries", max_recoveries, 1, 1000000, "10000",
@@ -380,6 +388,15 @@ static void default_node_id(struct gw_config *cfg)
     cfg->node_id = gw_xstrdup(id);
 }
 
+bool gw_config_keeps_history(const struct gw_config *cfg, const char *channel)
+{
+    for (size_t i = 0; i < cfg->history_channels.n; i++) {
+        if (gw_pattern_match(cfg->history_channels.v[i], NULL, channel))
+            return true;
+    }
+    return false;
+}
+
 void gw_config_init(struct gw_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -402,6 +419,7 @@ void gw_config_deinit(struct gw_config *cfg)
     strlist_clear(&cfg->jwt_public_key_files);
     strlist_clear(&cfg->anonymous_subscribe);
     strlist_clear(&cfg->anonymous_publish);
+    strlist_clear(&cfg->history_channels);
     free(cfg->api_key_file);
     free(cfg->redis_tls_ca_file);
     free(cfg->redis_tls_cert_file);

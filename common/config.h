@@ -60,6 +60,9 @@ struct gw_config {
     /* History (docs/PROTOCOL.md "History and recovery"). */
     int history_size; /* XADD MAXLEN ~ of client and API publishes */
     int history_ttl_s;
+    struct gw_strlist history_channels; /* patterns of channels whose client/API publishes are stored */
+    size_t client_store_bytes; /* history bytes one client may store per window, 0 = no limit */
+    int client_store_window_s; /* 0 = history_ttl_s */
     int recovery_max_messages;
     int max_recoveries; /* waiting + running reads for clients, per node */
     size_t max_inbox_bytes; /* per worker inbox; bus inbox; publish bytes in flight */
@@ -93,6 +96,20 @@ struct gw_config {
     bool show_help;
     bool show_version;
 };
+
+/* Payload bytes one history reply carries at most (about; the first message
+ * always comes): an eighth of a client's queue, so that the reply fits the
+ * queue even when every payload is escaped (up to 6x). The bus asks Redis for
+ * this much; the session charges the client's rate budget for it. */
+static inline size_t gw_config_history_reply_bytes(const struct gw_config *cfg)
+{
+    return cfg->queue_max_bytes / 8;
+}
+
+/* True when publishes of clients and of the HTTP API to channel (client
+ * name, NUL-terminated) are stored in its history (--history-channels);
+ * otherwise they are plain PUBLISHes. Any thread. */
+bool gw_config_keeps_history(const struct gw_config *cfg, const char *channel);
 
 /* Fills defaults. Allocates owned strings: always pair with gw_config_deinit. */
 void gw_config_init(struct gw_config *cfg);

@@ -11,7 +11,6 @@
 #ifndef GW_FRAME_H
 #define GW_FRAME_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 

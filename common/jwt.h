@@ -8,20 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jwt_reason.h"
 #include "jwtkeys.h"
-
-/* Why a token was refused. The labels (gw_jwt_reason_label) are the metric
- * labels of the access-control issue; keep them stable. */
-enum gw_jwt_reason {
-    GW_JWT_OK = 0,
-    GW_JWT_BAD_SIGNATURE, /* no candidate key verifies the signature */
-    GW_JWT_EXPIRED,       /* now >= exp + leeway */
-    GW_JWT_NOT_YET_VALID, /* nbf or iat later than now + leeway */
-    GW_JWT_WRONG_AUDIENCE,
-    GW_JWT_WRONG_ISSUER,
-    GW_JWT_MALFORMED,   /* size, encoding, JSON, types, alg, missing exp */
-    GW_JWT_UNKNOWN_KEY, /* kid not configured, or no key of the alg's family */
-};
 
 /* Static string: "ok", "bad_signature", "expired", ... */
 const char *gw_jwt_reason_label(enum gw_jwt_reason reason);

@@ -329,7 +329,11 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
     size_t klen = gw_bus_prefixed(bus, cmd->name, cmd->name_len, key);
     struct pub_wait *pw = gw_xmalloc(sizeof(*pw));
     *pw = (struct pub_wait){ cmd->payload_len, cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
-    if (gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw) != 0) {
+    /* --history-channels: only those channels' publishes are stored. */
+    int rc = gw_config_keeps_history(bus->cfg, cmd->name)
+                 ? gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw)
+                 : gw_link_publish_plain(bus->link, key, klen, cmd->payload, cmd->payload_len, pw);
+    if (rc != 0) {
         free(pw);
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, false);
         return;
@@ -352,6 +356,7 @@ static void bus_drain_inbox(struct gw_bus *bus)
         case CMD_PUBLISH: cmd_publish(bus, cmd); break;
         case CMD_RECOVER: gw_bus_cmd_recover(bus, cmd); break;
         case CMD_HISTORY: gw_bus_cmd_history(bus, cmd); break;
+        case CMD_LEFT: gw_bus_cmd_left(bus, cmd); break;
         }
         if (cmd->type == CMD_PUBLISH)
             atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
@@ -439,6 +444,13 @@ void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bo
     bus_post(bus, cmd);
 }
 
+void gw_bus_post_left(struct gw_bus *bus, int worker, uint64_t session_id)
+{
+    struct bus_cmd *cmd = cmd_new(CMD_LEFT, worker, "", 0);
+    cmd->session_id = session_id;
+    bus_post(bus, cmd);
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_bus *bus = arg;
@@ -496,6 +508,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     gw_mailbox_init(&bus->inbox);
     gw_roster_init(&bus->roster);
     gw_dict_init(&bus->chans);
+    gw_readq_init(&bus->waiting);
     atomic_init(&bus->ready, false);
     atomic_init(&bus->stop, false);
     bus->prefix_len = strlen(cfg->channel_prefix);
@@ -552,6 +565,7 @@ void gw_bus_free(struct gw_bus *bus)
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
         chan_free(e->value);
     gw_dict_deinit(&bus->chans);
+    gw_readq_deinit(&bus->waiting);
     struct gw_mail *m = gw_mailbox_take_all(&bus->inbox);
     while (m) {
         struct gw_mail *next = m->next;

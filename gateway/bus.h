@@ -102,4 +102,10 @@ void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, ui
 void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, const struct gw_position *since, int limit);
 
+/* Session session_id of worker is gone: its recoveries and history requests
+ * still waiting for the link are dropped, not read (counted in
+ * wsgate_client_reads_dropped_total); replies of reads already on the link
+ * find no session and are freed by the worker. Any thread; never fails. */
+void gw_bus_post_left(struct gw_bus *bus, int worker, uint64_t session_id);
+
 #endif

@@ -17,6 +17,7 @@
 #include "dict.h"
 #include "link.h"
 #include "mailbox.h"
+#include "readq.h"
 #include "repair.h"
 #include "roster.h"
 
@@ -37,7 +38,7 @@ struct bus_chan {
     uint32_t gen[]; /* per worker: the gen of its last SUBSCRIBE, echoed in LIVE */
 };
 
-enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY };
+enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT };
 
 struct bus_cmd {
     struct gw_mail link; /* first */
@@ -102,10 +103,10 @@ struct gw_bus {
     struct gw_repair repair;
     struct gw_roster roster; /* the admin view's cluster list */
     /* Client reads (bus_read.c): at most READS_IN_FLIGHT on the link, the
-     * rest wait in order; both together at most --max-recoveries. */
+     * rest wait, served one per client per turn (readq.h); both together at
+     * most --max-recoveries. */
     int reads_in_flight;
-    int reads_waiting;
-    struct bus_read *wait_head, *wait_tail;
+    struct gw_readq waiting;
 };
 
 /* bus_chan.c */
@@ -136,6 +137,8 @@ bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
 extern const struct gw_repair_ops gw_bus_repair_ops;
 void gw_bus_cmd_recover(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_history(struct gw_bus *bus, const struct bus_cmd *cmd);
+/* The client left: its waiting reads are dropped (and counted). */
+void gw_bus_cmd_left(struct gw_bus *bus, const struct bus_cmd *cmd);
 /* link_ops.on_read */
 void gw_bus_on_read(void *ctx, void *token, const struct gw_history_page *page);
 /* Answers every waiting read as failed (the bus is stopping). */

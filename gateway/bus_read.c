@@ -1,13 +1,15 @@
 /* The bus's reads of channel history (wsgate_history through the link):
  * the node's own repairs (repair.h asks, any number), client recoveries and
  * history requests. Client reads are paced: at most READS_IN_FLIGHT on the
- * link, the rest wait in order, and past --max-recoveries a client gets
- * recovered:false (or unavailable) at once instead of queueing without
- * bound. So a mass reconnect after a node loss costs Redis a steady stream of
- * small reads, not a burst.
+ * link, the rest wait, served one per client per turn (readq.h), and past
+ * --max-recoveries a client gets recovered:false (or unavailable) at once
+ * instead of queueing without bound. So a mass reconnect after a node loss
+ * costs Redis a steady stream of small reads, not a burst, and one client's
+ * reads cannot hold back another's. A client that leaves takes its waiting
+ * reads with it.
  *
  * A recovery is read one page per request: the client's worker asks for the
- * next page only once the client's queue has room for it (replay.c), so a
+ * next page only once the client's queue has room for it (recovery.c), so a
  * replay is paced by the client reading it and never sheds it. Each page
  * request stands alone: the bus keeps nothing between pages. */
 #define GW_LOG_MODULE "bus"
@@ -20,8 +22,19 @@
 #include "bus_int.h"
 #include "log.h"
 
-/* Reads of clients on the link at once; enough to keep one Redis busy. */
-#define READS_IN_FLIGHT 32
+/* Reads of clients on the link at once. The heartbeat PUBLISH that proves the
+ * link shares the publisher connection and so waits behind these (Redis
+ * answers one connection in order, and runs one command at a time whatever
+ * the connection): with each read bounded to about its byte budget
+ * (wsgate.lua walks the stream in steps; at most 512 KiB + 8 x the largest
+ * payload at the defaults, ~2.4 ms of Redis measured for 1 MiB of 64 KB
+ * entries) 8 reads keep it within tens of milliseconds of the heartbeat's
+ * 3 s timeout. 32 let one client's history requests take the link down
+ * (issue 15). A connection of their own would not take the reads' cost off
+ * Redis, which is what delays the echo. */
+#define READS_IN_FLIGHT 8
+/* Waiting reads one client may have beyond one per subscription. */
+#define CLIENT_EXTRA_READS 8
 /* One page of a read: at most this many entries and about this many bytes
  * (the first entry always comes), so a read never holds much in the reader, and
  * at most a quarter of a client's queue, which a page must fit beside what
@@ -32,7 +45,7 @@
 enum read_kind { READ_REPAIR = 1, READ_RECOVER, READ_HISTORY };
 
 struct bus_read {
-    struct bus_read *next; /* waiting queue */
+    struct gw_readq_item q; /* first: while waiting, bus->waiting holds it */
     enum read_kind kind;
     uint32_t gen; /* REPAIR: repair.h's tag */
     int worker;
@@ -218,7 +231,7 @@ static void recover_answer(struct gw_bus *bus, struct bus_read *rd, const struct
 {
     if (!page) {
         if (rd->started)
-            post_page(bus, rd, false, true, 1, NULL, NULL, 0); /* replay.c reports where it stopped */
+            post_page(bus, rd, false, true, 1, NULL, NULL, 0); /* recovery.c reports where it stopped */
         else
             recover_refuse(bus, rd, NULL, GW_RECOVERY_OVERLOAD);
     } else if (rd->started) {
@@ -264,9 +277,8 @@ static size_t page_bytes(const struct gw_bus *bus)
 static bool client_send(struct gw_bus *bus, struct bus_read *rd)
 {
     if (rd->kind == READ_HISTORY)
-        /* Small enough that the reply fits a client's queue even when every
-         * payload is escaped (up to 6x). */
-        return read_send(bus, rd, !rd->has_since, rd->since.offset, rd->limit, bus->cfg->queue_max_bytes / 8);
+        return read_send(bus, rd, !rd->has_since, rd->since.offset, rd->limit,
+                         gw_config_history_reply_bytes(bus->cfg));
     return read_send(bus, rd, false, rd->since.offset, page_entries(bus), page_bytes(bus));
 }
 
@@ -281,12 +293,8 @@ static void client_fail(struct gw_bus *bus, struct bus_read *rd, enum gw_recover
 
 static void pump(struct gw_bus *bus)
 {
-    while (bus->reads_in_flight < READS_IN_FLIGHT && bus->wait_head) {
-        struct bus_read *rd = bus->wait_head;
-        bus->wait_head = rd->next;
-        if (!bus->wait_head)
-            bus->wait_tail = NULL;
-        bus->reads_waiting--;
+    while (bus->reads_in_flight < READS_IN_FLIGHT && bus->waiting.count) {
+        struct bus_read *rd = (struct bus_read *)gw_readq_pop(&bus->waiting);
         if (!client_send(bus, rd)) {
             client_fail(bus, rd, GW_RECOVERY_OVERLOAD);
             continue;
@@ -307,16 +315,15 @@ static void client_read(struct gw_bus *bus, struct bus_read *rd)
             recover_answer(bus, rd, &empty);
         return;
     }
-    if (bus->reads_in_flight + bus->reads_waiting >= bus->cfg->max_recoveries) {
+    /* One client may not hold the node's whole --max-recoveries: a recovery
+     * per subscription (each waits for its page before asking the next) and a
+     * few history requests is all a client needs at once. */
+    if ((size_t)bus->reads_in_flight + bus->waiting.count >= (size_t)bus->cfg->max_recoveries ||
+        gw_readq_client_count(&bus->waiting, rd->session_id) >= (size_t)bus->cfg->max_subscriptions + CLIENT_EXTRA_READS) {
         client_fail(bus, rd, GW_RECOVERY_OVERLOAD);
         return;
     }
-    if (bus->wait_tail)
-        bus->wait_tail->next = rd;
-    else
-        bus->wait_head = rd;
-    bus->wait_tail = rd;
-    bus->reads_waiting++;
+    gw_readq_push(&bus->waiting, &rd->q, rd->session_id);
     pump(bus);
 }
 
@@ -361,15 +368,30 @@ void gw_bus_on_read(void *ctx, void *token, const struct gw_history_page *page)
     }
 }
 
+void gw_bus_cmd_left(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    struct gw_readq_item *it = gw_readq_take_client(&bus->waiting, cmd->session_id);
+    uint64_t n = 0;
+
+    while (it) {
+        struct gw_readq_item *next = it->next;
+        free(it); /* the struct bus_read it opens */
+        n++;
+        it = next;
+    }
+    if (n) {
+        gw_stat_add(&bus->stats.reads_dropped_left, n);
+        LOG_DBG("client left with reads waiting session=%llu dropped=%llu", (unsigned long long)cmd->session_id,
+                (unsigned long long)n);
+    }
+}
+
 void gw_bus_reads_stop(struct gw_bus *bus)
 {
-    while (bus->wait_head) {
-        struct bus_read *rd = bus->wait_head;
-        bus->wait_head = rd->next;
-        bus->reads_waiting--;
-        client_fail(bus, rd, GW_RECOVERY_OVERLOAD);
-    }
-    bus->wait_tail = NULL;
+    struct gw_readq_item *it;
+
+    while ((it = gw_readq_pop(&bus->waiting)))
+        client_fail(bus, (struct bus_read *)it, GW_RECOVERY_OVERLOAD);
 }
 
 /* repair.h's deliver and gap: messages with history, in order. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -90,7 +91,7 @@ static int admin_cluster(const struct gw_node *node, struct gw_api *api, struct 
     if (!gw_api_authorized(api, wsi))
         return respond(wsi, st, 401, "application/json", unauthorized, sizeof unauthorized - 1,
                        "www-authenticate:", "Bearer");
-    json = node->bus_ops->cluster(node->bus, &len);
+    json = gw_bus_cluster(node->bus, &len);
     rc = respond(wsi, st, 200, "application/json", json, len, NULL, NULL);
     free(json);
     return rc;
@@ -119,7 +120,7 @@ static int request(const struct gw_node *node, struct gw_api *api, struct lws *w
     if (strcmp(uri, "/readyz") == 0) {
         if (gw_node_draining(node))
             return respond_text(wsi, st, 503, "draining\n");
-        if (!node->bus_ops->ready(node->bus))
+        if (!gw_node_ready(node))
             return respond_text(wsi, st, 503, "redis link not live\n");
         return respond_text(wsi, st, 200, "ready\n");
     }

@@ -10,13 +10,53 @@
 
 #include "alloc.h"
 
-void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx)
+/* One (member, channel) pair. Lives in both the channel's array and the
+ * member's array; idx is its position in the channel's array. */
+struct gw_sub {
+    struct gw_hub_member *member;
+    struct gw_hub_channel *channel;
+    size_t idx;
+    bool ack_pending; /* subscribe not yet acknowledged: channel not live yet */
+    int nids; /* ids of the pending subscribe requests (repeats included) */
+    int64_t *ids; /* owned, NULL when nids == 0 */
+    struct gw_recovery *rec; /* owned; NULL unless a recovery runs (recovery.h) */
+};
+
+struct gw_hub_channel {
+    const char *name; /* points into the dict entry key */
+    size_t name_len;
+    struct gw_sub **subs; /* owned array, records owned by members */
+    size_t n, cap;
+    bool live; /* node's Redis subscription confirmed, and not lost since */
+    uint32_t gen; /* this incarnation of the channel on this worker; tags want/live */
+};
+
+struct gw_recovery *gw_hub_sub_recovery(const struct gw_sub *sub)
+{
+    return sub->rec;
+}
+
+int gw_hub_member_count(const struct gw_hub_member *m)
+{
+    return m->nsubs;
+}
+
+const char *gw_hub_member_channel(const struct gw_hub_member *m, int i, size_t *len)
+{
+    *len = m->subs[i]->channel->name_len;
+    return m->subs[i]->channel->name;
+}
+
+void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, const struct gw_client_ops *client,
+                 size_t hold_max_bytes)
 {
     gw_dict_init(&hub->channels);
+    gw_dict_init(&hub->recovering);
     hub->ops = ops;
     hub->ctx = ctx;
+    hub->client = client;
     hub->nsubs = 0;
-    hub->hold_max_bytes = SIZE_MAX;
+    hub->hold_max_bytes = hold_max_bytes;
     hub->next_seq = 0;
 }
 
@@ -28,6 +68,7 @@ void gw_hub_deinit(struct gw_hub *hub)
         free(ch);
     }
     gw_dict_deinit(&hub->channels);
+    gw_dict_deinit(&hub->recovering);
 }
 
 void gw_hub_member_init(struct gw_hub_member *m, void *owner)
@@ -62,88 +103,66 @@ static void sub_add_pending_id(struct gw_sub *sub, bool has_id, int64_t id)
 static void sub_flush_acks(struct gw_hub *hub, struct gw_sub *sub)
 {
     for (int i = 0; i < sub->nids; i++)
-        hub->ops->ack(hub->ctx, sub->member->owner, sub->ids[i]);
+        hub->client->ack(sub->member->owner, sub->ids[i]);
     free(sub->ids);
     sub->ids = NULL;
     sub->nids = 0;
     sub->ack_pending = false;
 }
 
-static void rec_drop_held(struct gw_sub_recovery *rec)
-{
-    for (size_t i = 0; i < rec->nheld; i++)
-        gw_frame_unref(rec->held[i]);
-    free(rec->held);
-    rec->held = NULL;
-    rec->nheld = rec->held_cap = rec->held_bytes = 0;
-}
-
-static void rec_free(struct gw_sub *sub)
+/* Forgets sub's recovery; from here on frames go straight to the member.
+ * cancel: answer its subscribe if the recovery did not yet. */
+static void sub_end_recovery(struct gw_hub *hub, struct gw_sub *sub, bool cancel)
 {
     if (!sub->rec)
         return;
-    rec_drop_held(sub->rec);
-    free(sub->rec);
+    uint32_t seq = gw_recovery_seq(sub->rec);
+    gw_dict_delete(&hub->recovering, &seq, sizeof(seq));
+    if (cancel)
+        gw_recovery_cancel(sub->rec);
+    else
+        gw_recovery_free(sub->rec);
     sub->rec = NULL;
 }
 
-/* Holds frame for a recovering sub; past the bound its owner is told once. */
-static void rec_hold(struct gw_hub *hub, struct gw_sub *sub, struct gw_frame *frame)
+void gw_hub_recovery_page(struct gw_hub *hub, const struct gw_wmail *m)
 {
-    struct gw_sub_recovery *rec = sub->rec;
+    struct gw_dict_entry *e = gw_dict_find(&hub->recovering, &m->seq, sizeof(m->seq));
+    struct gw_sub *sub = e ? e->value : NULL;
 
-    if (rec->overflowed)
-        return;
-    if (rec->held_bytes + frame->len > hub->hold_max_bytes) {
-        rec->overflowed = true;
-        rec_drop_held(rec);
-        hub->ops->overflow(hub->ctx, sub->member->owner);
-        return;
+    if (sub && gw_recovery_page(sub->rec, m) == GW_RECOVERY_DONE) {
+        sub_end_recovery(hub, sub, false);
+        sub_flush_acks(hub, sub);
     }
-    if (rec->nheld == rec->held_cap) {
-        rec->held_cap = rec->held_cap ? rec->held_cap * 2 : 16;
-        rec->held = gw_xrealloc(rec->held, rec->held_cap * sizeof(*rec->held));
-    }
-    rec->held[rec->nheld++] = gw_frame_ref(frame);
-    rec->held_bytes += frame->len;
 }
 
-static void rec_start(struct gw_hub *hub, struct gw_sub *sub)
+void gw_hub_member_room(struct gw_hub *hub, struct gw_hub_member *m)
 {
-    sub->rec->started = true;
-    hub->ops->recover(hub->ctx, sub->member->owner, sub->channel, sub->rec);
+    for (int i = 0; i < m->nsubs; i++)
+        if (m->subs[i]->rec)
+            gw_recovery_room(m->subs[i]->rec);
 }
 
-void gw_hub_recovery_done(struct gw_hub *hub, struct gw_sub *sub, uint64_t upto)
+/* The index of m's subscription to name, or -1. Linear: a member holds at
+ * most --max-subscriptions channels (default 64). */
+static int member_find(const struct gw_hub_member *m, const char *name, size_t len)
 {
-    struct gw_sub_recovery *rec = sub->rec;
-
-    if (!rec)
-        return;
-    sub->rec = NULL; /* from here on frames go straight to the member */
-    for (size_t i = 0; i < rec->nheld; i++) {
-        struct gw_frame *f = rec->held[i];
-        if (f->offset == 0 || f->offset > upto)
-            hub->ops->deliver(hub->ctx, sub->member->owner, f);
+    for (int i = 0; i < m->nsubs; i++) {
+        const struct gw_hub_channel *ch = m->subs[i]->channel;
+        if (ch->name_len == len && memcmp(ch->name, name, len) == 0)
+            return i;
     }
-    rec_drop_held(rec);
-    free(rec);
-    sub_flush_acks(hub, sub);
+    return -1;
 }
 
 struct gw_sub *gw_hub_find(const struct gw_hub_member *m, const char *name, size_t len)
 {
-    /* Linear: a member holds at most --max-subscriptions channels (default 64). */
-    for (int i = 0; i < m->nsubs; i++) {
-        const struct gw_hub_channel *ch = m->subs[i]->channel;
-        if (ch->name_len == len && memcmp(ch->name, name, len) == 0)
-            return m->subs[i];
-    }
-    return NULL;
+    int i = member_find(m, name, len);
+    return i < 0 ? NULL : m->subs[i];
 }
 
 int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len,
-                     bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_hub_recover_req *rec)
+                     bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_recovery_req *rec)
 {
     struct gw_sub *existing = gw_hub_find(m, name, len);
     if (existing) {
@@ -172,10 +191,10 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
     sub->ids = NULL;
     sub->rec = NULL;
     if (rec) {
-        /* Its own reply comes with the first replayed page (replay.c). */
-        sub->rec = gw_xcalloc(1, sizeof(*sub->rec));
-        sub->rec->req = *rec;
-        sub->rec->seq = ++hub->next_seq;
+        /* Its own reply comes with the first replayed page (recovery.c). */
+        uint32_t seq = ++hub->next_seq;
+        sub->rec = gw_recovery_new(hub->client, m->owner, ch->name, ch->name_len, seq, rec, hub->hold_max_bytes);
+        gw_dict_add(&hub->recovering, &seq, sizeof(seq), sub, NULL);
     } else if (sub->ack_pending) {
         sub_add_pending_id(sub, has_id, id);
     }
@@ -197,7 +216,7 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
     if (ch->n == 1)
         hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len, ch->gen);
     if (sub->rec && ch->live)
-        rec_start(hub, sub);
+        gw_recovery_start(sub->rec);
     return sub->ack_pending ? GW_HUB_SUB_ACK_LATER : GW_HUB_SUB_ACK_NOW;
 }
 
@@ -210,7 +229,7 @@ static void sub_remove_from_channel(struct gw_hub *hub, struct gw_sub *sub)
     last->idx = sub->idx;
     ch->n--;
     hub->nsubs--;
-    rec_free(sub);
+    sub_end_recovery(hub, sub, false);
     free(sub->ids);
     free(sub);
     if (ch->n == 0) {
@@ -225,19 +244,14 @@ static void sub_remove_from_channel(struct gw_hub *hub, struct gw_sub *sub)
 
 void gw_hub_unsubscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len)
 {
-    for (int i = 0; i < m->nsubs; i++) {
-        struct gw_sub *sub = m->subs[i];
-        const struct gw_hub_channel *ch = sub->channel;
-        if (ch->name_len != len || memcmp(ch->name, name, len) != 0)
-            continue;
-        if (sub->rec && !sub->rec->acked && sub->rec->req.has_id)
-            hub->ops->ack(hub->ctx, sub->member->owner, sub->rec->req.id);
-        rec_free(sub);
-        sub_flush_acks(hub, sub);
-        m->subs[i] = m->subs[--m->nsubs];
-        sub_remove_from_channel(hub, sub);
+    int i = member_find(m, name, len);
+    if (i < 0)
         return;
-    }
+    struct gw_sub *sub = m->subs[i];
+    sub_end_recovery(hub, sub, true);
+    sub_flush_acks(hub, sub);
+    m->subs[i] = m->subs[--m->nsubs];
+    sub_remove_from_channel(hub, sub);
 }
 
 void gw_hub_leave_all(struct gw_hub *hub, struct gw_hub_member *m)
@@ -266,9 +280,9 @@ void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint3
     ch->live = true;
     for (size_t i = 0; i < ch->n; i++) {
         struct gw_sub *sub = ch->subs[i];
-        if (sub->rec && !sub->rec->started)
-            rec_start(hub, sub);
-        else if (sub->ack_pending && !sub->rec)
+        if (sub->rec)
+            gw_recovery_start(sub->rec); /* a no-op once started */
+        else if (sub->ack_pending)
             sub_flush_acks(hub, sub);
     }
 }
@@ -284,9 +298,9 @@ size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct g
     for (size_t i = 0; i < ch->n; i++) {
         struct gw_sub *sub = ch->subs[i];
         if (sub->rec)
-            rec_hold(hub, sub, frame);
+            gw_recovery_hold(sub->rec, frame);
         else
-            hub->ops->deliver(hub->ctx, sub->member->owner, frame);
+            hub->client->deliver(sub->member->owner, frame);
     }
     return ch->n;
 }
@@ -294,4 +308,25 @@ size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct g
 size_t gw_hub_channel_count(const struct gw_hub *hub)
 {
     return hub->channels.count;
+}
+
+int gw_hub_busiest(const struct gw_hub *hub, struct gw_hub_top *top, int max)
+{
+    int n = 0;
+
+    /* One pass, keeping the max busiest sorted by insertion. */
+    for (struct gw_dict_entry *e = gw_dict_first(&hub->channels); e; e = gw_dict_next(&hub->channels, e)) {
+        const struct gw_hub_channel *ch = e->value;
+        int i = n < max ? n++ : max;
+        if (i == max && ch->n <= top[max - 1].subscribers)
+            continue;
+        if (i == max)
+            i = max - 1;
+        for (; i > 0 && top[i - 1].subscribers < ch->n; i--)
+            top[i] = top[i - 1];
+        memcpy(top[i].name, ch->name, ch->name_len);
+        top[i].name[ch->name_len] = '\0';
+        top[i].subscribers = (uint32_t)ch->n;
+    }
+    return n;
 }

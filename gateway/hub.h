@@ -1,10 +1,13 @@
 /* The local hub of one worker thread: channel -> local subscribers and
  * subscriber -> channels. It decides when this worker needs the node's Redis
- * subscription (first local subscriber arrives, last one leaves) and holds
- * subscribe acks until that subscription is live.
+ * subscription (first local subscriber arrives, last one leaves), holds
+ * subscribe acks until that subscription is live, and keeps one recovery
+ * (recovery.h) per subscription that asked for one, handing it the
+ * channel's live frames and its pages until it ends.
  *
- * Knows nothing about lws or Redis: the owner passes callbacks, so the unit
- * tests drive it with fake members. Owned and used by one worker thread. */
+ * Knows nothing about lws or Redis: the owner passes callbacks (gw_hub_ops)
+ * and members are reached through gw_client_ops, so the unit tests drive it
+ * with fake members. Owned and used by one worker thread. */
 #ifndef GW_HUB_H
 #define GW_HUB_H
 
@@ -12,91 +15,50 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
+#include "channel.h"
+#include "client.h"
 #include "dict.h"
 #include "frame.h"
+#include "recovery.h"
+#include "wmail.h"
 
-struct gw_hub_channel;
+struct gw_hub_channel; /* private to hub.c */
+struct gw_sub;         /* one (member, channel) pair; private to hub.c */
 
-/* What a subscribe with "since" or "recover" asks beyond a plain one. */
-struct gw_hub_recover_req {
-    bool has_id;
-    int64_t id;
-    bool has_since;
-    struct gw_position since;
-};
-
-/* The recovery of one subscription, from its subscribe until its last
- * replayed page: meanwhile the hub holds the channel's live frames for it,
- * and replay.c fills the replay fields. Owned by its gw_sub. */
-struct gw_sub_recovery {
-    struct gw_hub_recover_req req;
-    uint32_t seq; /* tags the bus's answers; unique per hub */
-    bool started; /* ops->recover was called */
-    bool acked; /* the first page (with the ack) arrived */
-    bool overflowed; /* the held frames passed the bound: nothing more is held */
-    bool waiting_room; /* the next page waits for room in the client's queue */
-    struct gw_position at; /* the channel's position in the ack */
-    uint64_t next; /* the next offset the replay expects */
-    struct gw_frame **held; /* owned references, oldest first */
-    size_t nheld, held_cap, held_bytes;
-};
-
-/* One (member, channel) pair. Lives in both the channel's array and the
- * member's array; idx is its position in the channel's array. */
-struct gw_sub {
-    struct gw_hub_member *member;
-    struct gw_hub_channel *channel;
-    size_t idx;
-    bool ack_pending; /* subscribe not yet acknowledged: channel not live yet */
-    int nids; /* ids of the pending subscribe requests (repeats included) */
-    int64_t *ids; /* owned, NULL when nids == 0 */
-    struct gw_sub_recovery *rec; /* owned; NULL unless a recovery runs */
-};
-
-/* Embedded in each subscriber (a session). owner is the caller's object. */
+/* Embedded in each subscriber (a session). owner is the caller's object,
+ * the first argument of every gw_client_ops call. */
 struct gw_hub_member {
     void *owner;
     struct gw_sub **subs; /* owned array of owned records */
     int nsubs, cap;
 };
 
-struct gw_hub_channel {
-    const char *name; /* points into the dict entry key */
-    size_t name_len;
-    struct gw_sub **subs; /* owned array, records owned by members */
-    size_t n, cap;
-    bool live; /* node's Redis subscription confirmed, and not lost since */
-    uint32_t gen; /* this incarnation of the channel on this worker; tags want/live */
-};
-
+/* What the hub needs of its owner (the worker): the node's Redis interest. */
 struct gw_hub_ops {
     /* Channel's local count went 0 -> 1 / 1 -> 0: ask / release the node's
      * Redis subscription. name is only valid during the call. gen tags this
      * incarnation: the live notice must carry it back. */
     void (*channel_wanted)(void *ctx, const char *name, size_t len, uint32_t gen);
     void (*channel_unwanted)(void *ctx, const char *name, size_t len);
-    /* Queue frame for owner (take a reference if kept). */
-    void (*deliver)(void *ctx, void *owner, struct gw_frame *frame);
-    /* A subscribe request of owner with this id is complete: send its ack. */
-    void (*ack)(void *ctx, void *owner, int64_t id);
-    /* rec's subscription to ch is live: ask the bus for its recovery. */
-    void (*recover)(void *ctx, void *owner, const struct gw_hub_channel *ch, const struct gw_sub_recovery *rec);
-    /* Frames held for owner during a recovery passed the hub's bound. */
-    void (*overflow)(void *ctx, void *owner);
 };
 
 struct gw_hub {
     struct gw_dict channels; /* name -> struct gw_hub_channel* */
     const struct gw_hub_ops *ops;
     void *ctx;
+    const struct gw_client_ops *client; /* every member's, and its recoveries' */
+    struct gw_dict recovering; /* seq (4 bytes) -> struct gw_sub* with a recovery */
     size_t nsubs; /* total (member, channel) pairs */
-    size_t hold_max_bytes; /* per recovering subscription; SIZE_MAX after init */
+    size_t hold_max_bytes; /* per recovering subscription */
     uint32_t next_seq;
     uint32_t next_gen;
 };
 
-void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx);
+/* ops and ctx: the owner's; client: how the hub and the recoveries reach a
+ * member. All three must outlive the hub. A recovering subscription holds
+ * at most hold_max_bytes of live frames. */
+void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, const struct gw_client_ops *client,
+                 size_t hold_max_bytes);
 /* All members must have left (gw_hub_leave_all) before. */
 void gw_hub_deinit(struct gw_hub *hub);
 
@@ -117,19 +79,36 @@ enum gw_hub_sub_result {
  * the channel is not live and allow_new is false (nothing changed), or
  * -ENOSPC when m already holds max_subs channels, or -E2BIG when it already
  * has GW_HUB_MAX_PENDING_IDS repeats of this subscribe waiting. With rec (copied) a new
- * subscription is recovered: once live, ops->recover is called instead of
- * ops->ack (GW_HUB_SUB_ACK_LATER), and the replay ends with
- * gw_hub_recovery_done; a repeat of a held channel is a plain one. */
+ * subscription is recovered (recovery.h): once live, its recovery asks for
+ * its first page instead of an ack (GW_HUB_SUB_ACK_LATER), and the live
+ * frames are held for it until its last page (gw_hub_recovery_page); a
+ * repeat of a held channel is a plain one. */
 int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len,
-                     bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_hub_recover_req *rec);
+                     bool has_id, int64_t id, int max_subs, bool allow_new, const struct gw_recovery_req *rec);
 
 /* m's subscription to name, or NULL. */
 struct gw_sub *gw_hub_find(const struct gw_hub_member *m, const char *name, size_t len);
 
-/* Ends sub's recovery: hands on the held frames except those with an
- * offset in 1..upto (the replay sent them, or they precede the position the
- * ack gave), frees the recovery and acks repeated subscribes. */
-void gw_hub_recovery_done(struct gw_hub *hub, struct gw_sub *sub, uint64_t upto);
+/* sub's recovery while one runs, else NULL. */
+struct gw_recovery *gw_hub_sub_recovery(const struct gw_sub *sub);
+
+/* How many channels m is subscribed to. */
+int gw_hub_member_count(const struct gw_hub_member *m);
+
+/* The name of m's subscription i (0 <= i < gw_hub_member_count(m)) and its
+ * length in *len; valid until m's subscriptions change. Unsubscribing moves
+ * the last subscription to i. */
+const char *gw_hub_member_channel(const struct gw_hub_member *m, int i, size_t *len);
+
+/* One page of a recovery (GW_WMAIL_RECOVERY), found by its seq; a page of a
+ * subscription that is gone, or of an older recovery of it, is ignored. The
+ * last page ends the recovery (the held frames resume, repeated subscribes
+ * get their acks). m stays the caller's. */
+void gw_hub_recovery_page(struct gw_hub *hub, const struct gw_wmail *m);
+
+/* m's client has room in its queue again: its recoveries waiting for room
+ * ask for their next page. */
+void gw_hub_member_room(struct gw_hub *hub, struct gw_hub_member *m);
 
 /* Unsubscribes m from name (no-op if absent). A subscribe ack still pending
  * for it is sent first, so every request gets its one reply (a recovery not
@@ -146,10 +125,21 @@ void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint3
  * is confirmed again (a gw_hub_channel_live per channel follows). */
 void gw_hub_link_down(struct gw_hub *hub);
 
-/* Hands frame to every local subscriber of name via ops->deliver. Returns the
+/* Hands frame to every local subscriber of name via client->deliver (one
+ * indirect call per recipient), or to its recovery to hold. Returns the
  * number of recipients. Does not consume the caller's reference. */
 size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct gw_frame *frame);
 
 size_t gw_hub_channel_count(const struct gw_hub *hub);
+
+/* A channel and its local subscribers, for the admin view. */
+struct gw_hub_top {
+    char name[GW_CHANNEL_MAX + 1];
+    uint32_t subscribers;
+};
+
+/* Fills top with the (at most max > 0) channels with the most local
+ * subscribers, busiest first; returns how many. */
+int gw_hub_busiest(const struct gw_hub *hub, struct gw_hub_top *top, int max);
 
 #endif

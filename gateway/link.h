@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "codec.h"
 #include "config.h"
 #include "envelope.h"
 #include "metrics.h"
@@ -105,6 +104,13 @@ void gw_link_pause(struct gw_link *link, bool pause);
  * Bus thread. */
 int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
                     void *token);
+
+/* Publishes payload on key without history (a plain PUBLISH: channels
+ * outside --history-channels) on the publisher connection while the link is
+ * live. The answer is on_published with at = {0, ""} (no place in a
+ * history), or NULL on an error reply. Returns as gw_link_publish. Bus thread. */
+int gw_link_publish_plain(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
+                          void *token);
 
 /* Reads key's stream (FCALL_RO wsgate_history): the entries after since, or
  * with latest the newest ones, at most limit entries and about max_bytes of

@@ -68,6 +68,16 @@ static void check_fn_error(struct gw_link *link, const redisReply *reply)
         link->fail(link, "the wsgate function library is missing");
 }
 
+/* A full Redis (maxmemory with noeviction: "OOM command not allowed")
+ * refuses every stored publish: one line per power of two of them, not one
+ * per publish; each is counted (wsgate_client_publishes_total{result="error"}). */
+static void log_publish_error(struct gw_link *link, const redisReply *reply)
+{
+    uint64_t n = ++link->publish_errors;
+    if ((n & (n - 1)) == 0)
+        LOG_WARN("publish failed error=\"%s\" errors=%" PRIu64, reply->str, n);
+}
+
 static void on_publish_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
     struct gw_link *link = gw_rconn_owner(c);
@@ -78,7 +88,7 @@ static void on_publish_reply(struct gw_rconn *c, const redisReply *reply, void *
               reply->element[1]->len <= GW_ENVELOPE_EPOCH_MAX;
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        LOG_WARN("publish failed error=\"%s\"", reply->str);
+        log_publish_error(link, reply);
         check_fn_error(link, reply);
     }
     if (ok) {
@@ -102,6 +112,27 @@ int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const ch
                            link->history_size, link->history_ttl };
     size_t lens[] = { 5, 14, 1, mlen, slen, klen, len, strlen(link->history_size), strlen(link->history_ttl) };
     return pub_command(link, 9, argv, lens, on_publish_reply, token);
+}
+
+static void on_plain_publish_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct gw_link *link = gw_rconn_owner(c);
+    struct gw_position none = { 0 };
+    bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
+
+    if (reply && reply->type == REDIS_REPLY_ERROR)
+        log_publish_error(link, reply);
+    link->ops->on_published(link->ctx, privdata, ok ? &none : NULL);
+}
+
+int gw_link_publish_plain(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
+                          void *token)
+{
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    const char *argv[] = { "PUBLISH", key, payload };
+    size_t lens[] = { 7, klen, len };
+    return pub_command(link, 3, argv, lens, on_plain_publish_reply, token);
 }
 
 /* wsgate_history's reply: { epoch, current, reachable, { o1, p1, o2, p2, ... } }.

@@ -51,6 +51,7 @@ struct gw_link {
     int64_t last_hb_sent_us;
     int64_t last_tick_us;
     uint64_t hb_seq;
+    uint64_t publish_errors; /* error replies to publishes: logged at each power of two */
     /* link.c's, for link_cmd.c: schedule a reset (safe inside callbacks);
      * the library is ready (LOADING → PROVING). */
     void (*fail)(struct gw_link *link, const char *why);

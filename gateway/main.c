@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -20,9 +19,9 @@
 #include "apikey.h"
 #include "bus.h"
 #include "config.h"
-#include "json.h"
 #include "log.h"
 #include "node.h"
+#include "roster.h"
 #include "rtls.h"
 #include "worker.h"
 
@@ -39,54 +38,6 @@ static void lws_log_emit(int level, const char *line)
         len--;
     gw_log(level == LLL_ERR ? GW_LOG_ERROR : GW_LOG_WARN, "lws", "%.*s", (int)len, line);
 }
-
-/* ---- the bus as the workers see it (node.h): main is the only file that
- * knows both sides ---- */
-
-static bool bus_ready(void *bus)
-{
-    return gw_bus_ready(bus);
-}
-
-static void bus_subscribe(void *bus, int worker, const char *name, size_t len, uint32_t gen)
-{
-    gw_bus_post_subscribe(bus, worker, name, len, gen);
-}
-
-static void bus_unsubscribe(void *bus, int worker, const char *name, size_t len)
-{
-    gw_bus_post_unsubscribe(bus, worker, name, len);
-}
-
-static bool bus_publish(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
-                        size_t len, char *payload, size_t payload_len)
-{
-    return gw_bus_post_publish(bus, worker, session_id, has_id, id, name, len, payload, payload_len);
-}
-
-static void bus_recover(void *bus, int worker, uint64_t session_id, uint32_t seq, const char *name, size_t len,
-                        const struct gw_position *since, uint64_t target)
-{
-    gw_bus_post_recover(bus, worker, session_id, seq, name, len, since, target);
-}
-
-static void bus_history(void *bus, int worker, uint64_t session_id, bool has_id, int64_t id, const char *name,
-                        size_t len, const struct gw_position *since, int limit)
-{
-    gw_bus_post_history(bus, worker, session_id, has_id, id, name, len, since, limit);
-}
-
-static char *bus_cluster(void *bus, size_t *len);
-
-static const struct gw_node_bus_ops node_bus_ops = {
-    .ready = bus_ready,
-    .subscribe = bus_subscribe,
-    .unsubscribe = bus_unsubscribe,
-    .publish = bus_publish,
-    .recover = bus_recover,
-    .history = bus_history,
-    .cluster = bus_cluster,
-};
 
 /* What the bus's callbacks reach: the node and its workers. */
 struct wiring {
@@ -105,78 +56,38 @@ static size_t bus_inbox_of_worker(void *ctx, int worker)
     return gw_worker_inbox_bytes(((struct wiring *)ctx)->workers[worker]);
 }
 
-/* This node's roster entry for the admin view (roster.h). Names are
- * channel-name bytes (checked at startup and per request): no escaping. */
+/* This node's roster entry for the admin view: what the node and each
+ * worker count, handed to roster.c, which builds the JSON. Bus thread. */
 static char *describe_node(void *ctx, size_t *len)
 {
     const struct wiring *wr = ctx;
     const struct gw_node *node = wr->node;
-    struct gw_topchan all[GW_WORKERS_MAX * GW_TOP_CHANNELS];
-    uint64_t conns = 0, subs = 0, out = 0, shed = 0;
-    int n = 0;
-    struct timespec now;
+    struct gw_hub_top top[GW_WORKERS_MAX][GW_TOP_CHANNELS];
+    struct gw_roster_channel chans[GW_WORKERS_MAX * GW_TOP_CHANNELS];
+    struct gw_roster_self self = {
+        .id = node->cfg->node_id,
+        .host = node->cfg->listen_host,
+        .port = node->cfg->listen_port,
+        .version = WSGATE_VERSION,
+        .ready = gw_node_ready(node),
+        .draining = gw_node_draining(node),
+        .channels = gw_stat_get(&node->bus_stats->channels),
+        .messages_in = gw_stat_get(&node->bus_stats->redis_messages_received),
+        .top = chans,
+    };
 
     for (int w = 0; w < node->nworkers; w++) {
         const struct gw_worker_stats *st = node->worker_stats[w];
-        struct gw_topchan top[GW_TOP_CHANNELS];
-        int k = gw_worker_top_channels(wr->workers[w], top, GW_TOP_CHANNELS);
-        conns += gw_stat_get(&st->connections);
-        subs += gw_stat_get(&st->subscriptions);
-        out += gw_stat_get(&st->messages_delivered);
+        int k = gw_worker_top_channels(wr->workers[w], top[w], GW_TOP_CHANNELS);
+        self.connections += gw_stat_get(&st->connections);
+        self.subscriptions += gw_stat_get(&st->subscriptions);
+        self.messages_out += gw_stat_get(&st->messages_delivered);
         for (int r = 0; r < GW_SHED__COUNT; r++)
-            shed += gw_stat_get(&st->shed[r]);
-        for (int i = 0; i < k; i++) { /* one entry per channel, over all workers */
-            int j = 0;
-            while (j < n && strcmp(all[j].name, top[i].name) != 0)
-                j++;
-            if (j == n)
-                all[n++] = top[i];
-            else
-                all[j].subscribers += top[i].subscribers;
-        }
+            self.shed += gw_stat_get(&st->shed[r]);
+        for (int i = 0; i < k; i++)
+            chans[self.ntop++] = (struct gw_roster_channel){ top[w][i].name, top[w][i].subscribers };
     }
-    clock_gettime(CLOCK_REALTIME, &now);
-    /* The listen host is the operator's text, of any length: escaped, and
-     * the buffer sized from it. */
-    size_t alen = strlen(node->cfg->listen_host) + 8;
-    char *addr = gw_xmalloc(alen);
-    alen = (size_t)snprintf(addr, alen, "%s:%d", node->cfg->listen_host, node->cfg->listen_port);
-    char *addr_json = gw_xmalloc(gw_json_escape_len(addr, alen) + 1);
-    addr_json[gw_json_escape(addr_json, addr, alen)] = '\0';
-    size_t cap = 512 + strlen(node->cfg->node_id) + strlen(addr_json) + GW_TOP_CHANNELS * (GW_CHANNEL_MAX + 48);
-    char *buf = gw_xmalloc(cap);
-    int o = snprintf(buf, cap,
-                     "{\"id\":\"%s\",\"address\":%s,\"version\":\"%s\",\"ready\":%s,\"draining\":%s,"
-                     "\"connections\":%llu,\"subscriptions\":%llu,\"channels\":%llu,\"messages_in\":%llu,"
-                     "\"messages_out\":%llu,\"shed\":%llu,\"time_ms\":%lld,\"top_channels\":[",
-                     node->cfg->node_id, addr_json, WSGATE_VERSION,
-                     gw_node_ready(node) ? "true" : "false", gw_node_draining(node) ? "true" : "false",
-                     (unsigned long long)conns, (unsigned long long)subs,
-                     (unsigned long long)gw_stat_get(&node->bus_stats->channels),
-                     (unsigned long long)gw_stat_get(&node->bus_stats->redis_messages_received),
-                     (unsigned long long)out, (unsigned long long)shed,
-                     (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-    free(addr_json);
-    free(addr);
-    for (int shown = 0; shown < GW_TOP_CHANNELS && shown < n; shown++) {
-        int best = shown; /* selection sort: at most 64 x 8 entries */
-        for (int j = shown + 1; j < n; j++)
-            if (all[j].subscribers > all[best].subscribers)
-                best = j;
-        struct gw_topchan t = all[best];
-        all[best] = all[shown];
-        all[shown] = t;
-        o += snprintf(buf + o, cap - (size_t)o, "%s{\"channel\":\"%s\",\"subscribers\":%u}", shown ? "," : "",
-                      t.name, t.subscribers);
-    }
-    o += snprintf(buf + o, cap - (size_t)o, "]}");
-    *len = (size_t)o;
-    return buf;
-}
-
-static char *bus_cluster(void *bus, size_t *len)
-{
-    return gw_bus_cluster(bus, len);
+    return gw_roster_entry(&self, len);
 }
 
 static const struct gw_bus_ops bus_ops = {
@@ -205,7 +116,7 @@ static void stop_all(struct gw_worker **workers, int started, struct gw_bus *bus
 
 static int run(const struct gw_config *cfg, const struct gw_access *access)
 {
-    struct gw_node node = { .cfg = cfg, .access = access, .nworkers = cfg->workers, .bus_ops = &node_bus_ops };
+    struct gw_node node = { .cfg = cfg, .access = access, .nworkers = cfg->workers };
     struct gw_worker **workers = gw_xcalloc((size_t)cfg->workers, sizeof(*workers));
     struct gw_bus *bus;
     struct gw_apikeys keys = { 0 };

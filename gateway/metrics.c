@@ -2,10 +2,14 @@
 #include "metrics.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "frame.h"
+#include "jwt.h"
 
 const char *const gw_redis_link_state_names[GW_REDIS_LINK_STATES] = {
     "down", "connecting", "loading", "proving", "live", "resetting",
@@ -38,15 +42,35 @@ static const char *auth_fail_name(int reason)
     return reason == GW_AUTH_FAIL_TIMEOUT ? "timeout" : gw_jwt_reason_label((enum gw_jwt_reason)reason);
 }
 
-static const unsigned int api_codes[GW_API_CODES] = { 200, 400, 401, 403, 405, 411, 413, 503 };
+static const char *const api_codes[GW_API_CODES] = { "200", "400", "401", "403", "405", "411", "413", "503" };
 
 int gw_api_code_index(unsigned int status)
 {
     for (int i = 0; i < GW_API_CODES; i++) {
-        if (api_codes[i] == status)
+        if (strtoul(api_codes[i], NULL, 10) == status)
             return i;
     }
     return -1;
+}
+
+static const char *api_code_name(int i)
+{
+    return api_codes[i];
+}
+
+static const char *shed_name(int r)
+{
+    return gw_shed_reason_name((enum gw_shed_reason)r);
+}
+
+static const char *refuse_name(int r)
+{
+    return gw_refuse_reason_name((enum gw_refuse_reason)r);
+}
+
+static const char *err_name(int e)
+{
+    return gw_err_slug((enum gw_err)e);
 }
 
 struct strbuf {
@@ -87,6 +111,20 @@ static uint64_t sum_workers(struct gw_worker_stats *const *w, int n, size_t offs
 
 #define WSUM(field) sum_workers(workers, nworkers, offsetof(struct gw_worker_stats, field))
 
+/* One line per index first..count-1 of a per-worker counter array (at
+ * offset in gw_worker_stats), summed over the workers, labelled key=name(i). */
+static void sum_lines(struct strbuf *sb, struct gw_worker_stats *const *w, int n, size_t offset, int first, int count,
+                      const char *metric, const char *key, const char *(*name)(int))
+{
+    for (int i = first; i < count; i++) {
+        uint64_t v = sum_workers(w, n, offset + (size_t)i * sizeof(gw_stat));
+        sb_printf(sb, "%s{%s=\"%s\"} %llu\n", metric, key, name(i), (unsigned long long)v);
+    }
+}
+
+#define WSUM_LINES(field, first, count, metric, key, name) \
+    sum_lines(&sb, workers, nworkers, offsetof(struct gw_worker_stats, field), first, count, metric, key, name)
+
 static void history_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
 {
     static const char *const results[] = { "recovered", "missed", "overload", "position" };
@@ -124,6 +162,10 @@ static void history_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
     sb_printf(sb, "wsgate_backpressure_seconds_total %.6f\n", (double)gw_stat_get(&bus->backpressure_us) / 1e6);
     family(sb, "wsgate_history_requests_total", "counter", "Client history requests.");
     sb_printf(sb, "wsgate_history_requests_total %llu\n", (unsigned long long)gw_stat_get(&bus->history_requests));
+    family(sb, "wsgate_client_reads_dropped_total", "counter",
+           "Client recoveries and history requests dropped before reaching Redis: their client left.");
+    sb_printf(sb, "wsgate_client_reads_dropped_total{reason=\"client_left\"} %llu\n",
+              (unsigned long long)gw_stat_get(&bus->reads_dropped_left));
 }
 
 size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
@@ -166,44 +208,17 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     sb_printf(&sb, "wsgate_client_publishes_total{result=\"error\"} %llu\n", (unsigned long long)gw_stat_get(&bus->publishes_failed));
 
     family(&sb, "wsgate_clients_shed_total", "counter", "Clients disconnected by the node, by reason.");
-    for (int r = 0; r < GW_SHED__COUNT; r++) {
-        uint64_t v = 0;
-        for (int i = 0; i < nworkers; i++)
-            v += gw_stat_get(&workers[i]->shed[r]);
-        sb_printf(&sb, "wsgate_clients_shed_total{reason=\"%s\"} %llu\n", gw_shed_reason_name(r), (unsigned long long)v);
-    }
+    WSUM_LINES(shed, 0, GW_SHED__COUNT, "wsgate_clients_shed_total", "reason", shed_name);
     family(&sb, "wsgate_upgrades_refused_total", "counter", "WebSocket upgrades refused, by reason.");
-    for (int r = 0; r < GW_REFUSE__COUNT; r++) {
-        uint64_t v = 0;
-        for (int i = 0; i < nworkers; i++)
-            v += gw_stat_get(&workers[i]->upgrades_refused[r]);
-        sb_printf(&sb, "wsgate_upgrades_refused_total{reason=\"%s\"} %llu\n", gw_refuse_reason_name(r),
-                  (unsigned long long)v);
-    }
+    WSUM_LINES(upgrades_refused, 0, GW_REFUSE__COUNT, "wsgate_upgrades_refused_total", "reason", refuse_name);
     family(&sb, "wsgate_client_errors_total", "counter", "Error replies sent to clients, by code.");
-    for (int e = 1; e < GW_ERR__COUNT; e++) {
-        uint64_t v = 0;
-        for (int i = 0; i < nworkers; i++)
-            v += gw_stat_get(&workers[i]->client_errors[e]);
-        sb_printf(&sb, "wsgate_client_errors_total{code=\"%s\"} %llu\n", gw_err_slug(e), (unsigned long long)v);
-    }
+    WSUM_LINES(client_errors, 1, GW_ERR__COUNT, "wsgate_client_errors_total", "code", err_name);
     family(&sb, "wsgate_auth_failures_total", "counter",
            "Clients refused at authentication (bad token, or none within --auth-timeout), by reason.");
-    for (int r = 1; r < GW_AUTH_FAIL__COUNT; r++) {
-        uint64_t v = 0;
-        for (int i = 0; i < nworkers; i++)
-            v += gw_stat_get(&workers[i]->auth_failures[r]);
-        sb_printf(&sb, "wsgate_auth_failures_total{reason=\"%s\"} %llu\n", auth_fail_name(r),
-                  (unsigned long long)v);
-    }
+    WSUM_LINES(auth_failures, 1, GW_AUTH_FAIL__COUNT, "wsgate_auth_failures_total", "reason", auth_fail_name);
 
     family(&sb, "wsgate_api_requests_total", "counter", "POST /api/publish requests, by HTTP status of the answer.");
-    for (int c = 0; c < GW_API_CODES; c++) {
-        uint64_t v = 0;
-        for (int i = 0; i < nworkers; i++)
-            v += gw_stat_get(&workers[i]->api_requests[c]);
-        sb_printf(&sb, "wsgate_api_requests_total{code=\"%u\"} %llu\n", api_codes[c], (unsigned long long)v);
-    }
+    WSUM_LINES(api_requests, 0, GW_API_CODES, "wsgate_api_requests_total", "code", api_code_name);
 
     family(&sb, "wsgate_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.");
     sb_printf(&sb, "wsgate_outbound_queue_bytes %llu\n", (unsigned long long)WSUM(outq_bytes));

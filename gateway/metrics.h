@@ -7,10 +7,11 @@
 #define GW_METRICS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "codec.h"
-#include "jwt.h"
+#include "err.h"
+#include "jwt_reason.h"
 
 typedef _Atomic uint64_t gw_stat;
 
@@ -104,6 +105,7 @@ struct gw_bus_stats {
     /* Client recoveries by result (bus.c). */
     gw_stat recoveries[4]; /* enum gw_recovery_result */
     gw_stat history_requests;
+    gw_stat reads_dropped_left; /* client reads dropped unread: their client left */
     /* Memory bounds (--max-inbox-bytes). */
     gw_stat backpressure_pauses; /* times a worker inbox passed the bound */
     gw_stat backpressure_us;     /* time Redis reads were paused, ended pauses */

@@ -1,16 +1,18 @@
-/* A worker's sessions by id, in a list, and in the end-of-batch flush list. */
+/* A worker's sessions by id, in a list, in the end-of-batch flush list and
+ * on the tick wheel. */
 #include "registry.h"
-
-#include <string.h>
 
 #include "clock.h"
 
 void gw_registry_init(struct gw_registry *r)
 {
     gw_dict_init(&r->by_id);
-    memset(r->wheel, 0, sizeof(r->wheel));
+    for (int i = 0; i < GW_WHEEL_SLOTS; i++)
+        gw_list_init(&r->wheel[i]);
+    gw_list_init(&r->due);
+    gw_list_init(&r->all);
+    gw_list_init(&r->flush);
     r->wheel_next = gw_now_us() / GW_WHEEL_SLOT_US;
-    r->head = r->flush_head = NULL;
     r->count = 0;
 }
 
@@ -19,129 +21,85 @@ void gw_registry_deinit(struct gw_registry *r)
     gw_dict_deinit(&r->by_id);
 }
 
-void gw_registry_add(struct gw_registry *r, struct gw_session *s)
+void gw_registry_add(struct gw_registry *r, struct gw_registry_entry *e, uint64_t id, struct gw_session *s)
 {
-    gw_dict_add(&r->by_id, &s->id, sizeof(s->id), s, NULL);
-    s->wheel_slot = -1;
-    s->prev = NULL;
-    s->next = r->head;
-    if (s->next)
-        s->next->prev = s;
-    r->head = s;
+    e->session = s;
+    e->id = id;
+    gw_list_init(&e->flush);
+    gw_list_init(&e->wheel);
+    gw_dict_add(&r->by_id, &e->id, sizeof(e->id), e, NULL);
+    gw_list_push(&r->all, &e->all);
     r->count++;
 }
 
-static void flush_unlink(struct gw_registry *r, struct gw_session *s)
+void gw_registry_remove(struct gw_registry *r, struct gw_registry_entry *e)
 {
-    if (!s->flush_queued)
-        return;
-    if (s->flush_prev)
-        s->flush_prev->flush_next = s->flush_next;
-    else
-        r->flush_head = s->flush_next;
-    if (s->flush_next)
-        s->flush_next->flush_prev = s->flush_prev;
-    s->flush_prev = s->flush_next = NULL;
-    s->flush_queued = false;
+    gw_list_remove(&e->flush);
+    gw_list_remove(&e->wheel);
+    gw_list_remove(&e->all);
+    gw_dict_delete(&r->by_id, &e->id, sizeof(e->id));
+    r->count--;
 }
 
-static void wheel_unlink(struct gw_registry *r, struct gw_session *s)
+struct gw_session *gw_registry_find(struct gw_registry *r, uint64_t id)
 {
-    if (s->wheel_slot < 0)
-        return;
-    if (s->wheel_prev)
-        s->wheel_prev->wheel_next = s->wheel_next;
-    else
-        r->wheel[s->wheel_slot] = s->wheel_next;
-    if (s->wheel_next)
-        s->wheel_next->wheel_prev = s->wheel_prev;
-    s->wheel_prev = s->wheel_next = NULL;
-    s->wheel_slot = -1;
+    struct gw_dict_entry *d = gw_dict_find(&r->by_id, &id, sizeof(id));
+    return d ? ((struct gw_registry_entry *)d->value)->session : NULL;
 }
 
-void gw_registry_schedule(struct gw_registry *r, struct gw_session *s, int64_t due_us)
+static struct gw_registry_entry *entry_of_all(struct gw_list *l)
+{
+    return l ? gw_container_of(l, struct gw_registry_entry, all) : NULL;
+}
+
+struct gw_registry_entry *gw_registry_first(struct gw_registry *r)
+{
+    return entry_of_all(gw_list_first(&r->all));
+}
+
+struct gw_registry_entry *gw_registry_next(struct gw_registry *r, struct gw_registry_entry *e)
+{
+    return entry_of_all(gw_list_next(&r->all, &e->all));
+}
+
+void gw_registry_schedule(struct gw_registry *r, struct gw_registry_entry *e, int64_t due_us)
 {
     /* Rounded up, so a slot is expired only once all of it has passed. */
     int64_t n = (due_us + GW_WHEEL_SLOT_US - 1) / GW_WHEEL_SLOT_US;
 
-    wheel_unlink(r, s);
+    gw_list_remove(&e->wheel);
     if (n < r->wheel_next)
         n = r->wheel_next;
     if (n > r->wheel_next + GW_WHEEL_SLOTS - 1)
         n = r->wheel_next + GW_WHEEL_SLOTS - 1;
-    s->wheel_slot = (int)(n % GW_WHEEL_SLOTS);
-    s->wheel_prev = NULL;
-    s->wheel_next = r->wheel[s->wheel_slot];
-    if (s->wheel_next)
-        s->wheel_next->wheel_prev = s;
-    r->wheel[s->wheel_slot] = s;
+    gw_list_push(&r->wheel[n % GW_WHEEL_SLOTS], &e->wheel);
 }
 
-void gw_registry_expire(struct gw_registry *r, int64_t now_us,
-                        void (*tick)(void *ctx, struct gw_session *s, int64_t now_us), void *ctx)
+struct gw_session *gw_registry_next_due(struct gw_registry *r, int64_t now_us)
 {
     int64_t last = now_us / GW_WHEEL_SLOT_US;
 
     /* A stall longer than the wheel visits each slot once, not once per lap. */
     if (last - r->wheel_next >= GW_WHEEL_SLOTS)
         r->wheel_next = last - GW_WHEEL_SLOTS + 1;
-    while (r->wheel_next <= last) {
-        int slot = (int)(r->wheel_next % GW_WHEEL_SLOTS);
-        struct gw_session *chain = r->wheel[slot];
-        /* Detach the slot and move past it first: a tick that reschedules
-         * lands in a later slot, never back in the chain being walked. */
-        r->wheel[slot] = NULL;
+    /* Move whole slots to the due list and past them first: a tick that
+     * reschedules lands in a later slot, never back in what is handed out. */
+    while (gw_list_empty(&r->due) && r->wheel_next <= last) {
+        gw_list_splice(&r->due, &r->wheel[r->wheel_next % GW_WHEEL_SLOTS]);
         r->wheel_next++;
-        while (chain) {
-            struct gw_session *s = chain;
-            chain = s->wheel_next;
-            s->wheel_prev = s->wheel_next = NULL;
-            s->wheel_slot = -1;
-            tick(ctx, s, now_us);
-        }
     }
+    struct gw_list *l = gw_list_pop(&r->due);
+    return l ? gw_container_of(l, struct gw_registry_entry, wheel)->session : NULL;
 }
 
-void gw_registry_remove(struct gw_registry *r, struct gw_session *s)
+void gw_registry_want_flush(struct gw_registry *r, struct gw_registry_entry *e)
 {
-    flush_unlink(r, s);
-    wheel_unlink(r, s);
-    gw_dict_delete(&r->by_id, &s->id, sizeof(s->id));
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        r->head = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->prev = s->next = NULL;
-    r->count--;
+    if (gw_list_empty(&e->flush))
+        gw_list_push(&r->flush, &e->flush);
 }
 
-struct gw_session *gw_registry_find(struct gw_registry *r, uint64_t id)
+struct gw_session *gw_registry_next_flush(struct gw_registry *r)
 {
-    struct gw_dict_entry *e = gw_dict_find(&r->by_id, &id, sizeof(id));
-    return e ? e->value : NULL;
-}
-
-void gw_registry_want_flush(struct gw_registry *r, struct gw_session *s)
-{
-    if (s->flush_queued)
-        return;
-    s->flush_queued = true;
-    s->flush_prev = NULL;
-    s->flush_next = r->flush_head;
-    if (r->flush_head)
-        r->flush_head->flush_prev = s;
-    r->flush_head = s;
-}
-
-void gw_registry_flush(struct gw_registry *r)
-{
-    struct gw_session *s;
-    /* A flush can close a session but never frees one, so taking the head
-     * each time stays safe even when a flush queues another session. */
-    while ((s = r->flush_head)) {
-        flush_unlink(r, s);
-        gw_session_flush(s);
-    }
+    struct gw_list *l = gw_list_pop(&r->flush);
+    return l ? gw_container_of(l, struct gw_registry_entry, flush)->session : NULL;
 }

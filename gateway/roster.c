@@ -4,12 +4,16 @@
 
 #include "roster.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
 #include "alloc.h"
+#include "channel.h"
+#include "json.h"
 #include "link.h"
 #include "log.h"
 
@@ -106,4 +110,67 @@ char *gw_roster_copy(struct gw_roster *r, size_t *len)
     *len = r->len;
     pthread_mutex_unlock(&r->lock);
     return out;
+}
+
+/* Sums top over the workers into out (one entry per name) and sorts out by
+ * subscribers, most first. Returns how many out holds (at most n). */
+static int merge_top(const struct gw_roster_channel *top, int n, struct gw_roster_channel *out)
+{
+    int m = 0;
+
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < m && strcmp(out[j].name, top[i].name) != 0)
+            j++;
+        if (j == m)
+            out[m++] = top[i];
+        else
+            out[j].subscribers += top[i].subscribers;
+    }
+    /* Insertion sort, stable: at most 64 workers x 8 entries. */
+    for (int i = 1; i < m; i++) {
+        struct gw_roster_channel c = out[i];
+        int j = i;
+        for (; j > 0 && out[j - 1].subscribers < c.subscribers; j--)
+            out[j] = out[j - 1];
+        out[j] = c;
+    }
+    return m;
+}
+
+char *gw_roster_entry(const struct gw_roster_self *self, size_t *len)
+{
+    struct gw_roster_channel *top = gw_xmalloc(sizeof(*top) * (size_t)(self->ntop ? self->ntop : 1));
+    int ntop = merge_top(self->top, self->ntop, top);
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    /* The listen host is the operator's text, of any length: escaped, and
+     * the buffer sized from it. */
+    size_t alen = strlen(self->host) + 8;
+    char *addr = gw_xmalloc(alen);
+    alen = (size_t)snprintf(addr, alen, "%s:%d", self->host, self->port);
+    char *addr_json = gw_xmalloc(gw_json_escape_len(addr, alen) + 1);
+    addr_json[gw_json_escape(addr_json, addr, alen)] = '\0';
+    size_t cap = 512 + strlen(self->id) + strlen(self->version) + strlen(addr_json) +
+                 GW_ROSTER_TOP_CHANNELS * (GW_CHANNEL_MAX + 48);
+    char *buf = gw_xmalloc(cap);
+    int o = snprintf(buf, cap,
+                     "{\"id\":\"%s\",\"address\":%s,\"version\":\"%s\",\"ready\":%s,\"draining\":%s,"
+                     "\"connections\":%llu,\"subscriptions\":%llu,\"channels\":%llu,\"messages_in\":%llu,"
+                     "\"messages_out\":%llu,\"shed\":%llu,\"time_ms\":%lld,\"top_channels\":[",
+                     self->id, addr_json, self->version, self->ready ? "true" : "false",
+                     self->draining ? "true" : "false", (unsigned long long)self->connections,
+                     (unsigned long long)self->subscriptions, (unsigned long long)self->channels,
+                     (unsigned long long)self->messages_in, (unsigned long long)self->messages_out,
+                     (unsigned long long)self->shed, (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    free(addr_json);
+    free(addr);
+    for (int i = 0; i < ntop && i < GW_ROSTER_TOP_CHANNELS; i++)
+        o += snprintf(buf + o, cap - (size_t)o, "%s{\"channel\":\"%s\",\"subscribers\":%u}", i ? "," : "",
+                      top[i].name, top[i].subscribers);
+    o += snprintf(buf + o, cap - (size_t)o, "]}");
+    free(top);
+    *len = (size_t)o;
+    return buf;
 }

@@ -11,7 +11,9 @@
 #define GW_ROSTER_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct event;
 struct event_base;
@@ -19,8 +21,37 @@ struct gw_link;
 
 #define GW_ROSTER_TTL_S 5
 
-/* Returns this node's entry, malloc'd JSON object text (caller frees). */
+/* Returns this node's entry, malloc'd JSON object text (caller frees):
+ * gw_roster_entry of what the owner knows of itself. */
 typedef char *(*gw_roster_describe_fn)(void *ctx, size_t *len);
+
+/* How many channels an entry lists, busiest first. */
+#define GW_ROSTER_TOP_CHANNELS 8
+
+/* A channel and its subscribers on one worker (the same name may come once
+ * per worker). name is borrowed for the call. */
+struct gw_roster_channel {
+    const char *name;
+    uint32_t subscribers;
+};
+
+/* What a node says of itself in the roster; every pointer is borrowed for
+ * the call. id and the channel names are checked at startup and per request
+ * to hold no character JSON must escape; host is the operator's text. */
+struct gw_roster_self {
+    const char *id, *host, *version;
+    int port;
+    bool ready, draining;
+    uint64_t connections, subscriptions, channels, messages_in, messages_out, shed;
+    const struct gw_roster_channel *top; /* every worker's busiest, in any order */
+    int ntop;
+};
+
+/* This node's entry for the admin view: a malloc'd JSON object (caller
+ * frees), its length in *len, with the time now and, of top, the
+ * GW_ROSTER_TOP_CHANNELS channels with the most subscribers summed over the
+ * workers, busiest first. Any thread; never fails. */
+char *gw_roster_entry(const struct gw_roster_self *self, size_t *len);
 
 struct gw_roster {
     pthread_mutex_t lock; /* guards json/len */

@@ -12,11 +12,16 @@
 #include <sys/uio.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "clock.h"
 #include "log.h"
 #include "session_int.h"
 
 #define TOKEN_UNIT 1000000LL
+/* A history request is charged by what it reads, not as one message: one
+ * message per this many bytes of reply (issue 15: requests at the message
+ * rate kept Redis busy for every other client of the node). */
+#define HISTORY_BYTES_PER_TOKEN 8192
 #define CLOSE_GRACE_S 5
 #define SUB_LOG_MAX 65
 #define URL_TOKEN "token="
@@ -35,6 +40,9 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
     gw_hub_member_init(&s->member, s);
     gw_outq_init(&s->outq, cfg->queue_max_messages, cfg->queue_max_bytes);
     s->tokens = (int64_t)cfg->client_burst * TOKEN_UNIT;
+    gw_quota_init(&s->store, cfg->client_store_bytes,
+                  (int64_t)(cfg->client_store_window_s ? cfg->client_store_window_s : cfg->history_ttl_s) * 1000000,
+                  now);
     s->last_refill_us = now;
     s->last_rx_us = now;
     /* The first ping comes between half an interval and a whole one after
@@ -44,8 +52,10 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
     s->last_ping_us = now - (int64_t)((id * 0x9E3779B97F4A7C15ULL) % (uint64_t)(ping_us / 2 + 1));
     if (!gw_access_anonymous_rights(host->access))
         s->auth_deadline_us = now + (int64_t)cfg->auth_timeout_s * 1000000;
+    gw_registry_add(host->registry, &s->reg, id, s);
     LOG_DBG("open id=%llu", (unsigned long long)s->id);
     auth_from_url(s);
+    gw_session_tick(s, now);
     return s;
 }
 
@@ -60,6 +70,9 @@ void gw_session_free(struct gw_session *s)
 {
     const struct gw_session_host *h = s->host;
 
+    /* Its reads still waiting for Redis would cost Redis for nobody. */
+    gw_bus_post_left(h->node->bus, h->worker, s->id);
+    gw_registry_remove(h->registry, &s->reg);
     gw_hub_leave_all(h->hub, &s->member);
     gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
     outq_account_drop(s);
@@ -110,7 +123,7 @@ static void shed(struct gw_session *s, enum gw_shed_reason reason, int code, con
     gw_stat_add(&s->host->stats->shed[reason], 1);
     LOG_WARN("shed id=%llu reason=%s queued_msgs=%zu queued_bytes=%zu subscriptions=%d",
              (unsigned long long)s->id, gw_shed_reason_name(reason), s->outq.count, s->outq.bytes,
-             s->member.nsubs);
+             gw_hub_member_count(&s->member));
     gw_session_close(s, code, text, false);
 }
 
@@ -126,14 +139,12 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame)
     gw_stat_add(&s->host->stats->outq_bytes, (int64_t)frame->len);
     gw_stat_add(&s->host->stats->outq_messages, 1);
     if (was_empty && !s->write_requested)
-        s->host->ops->want_flush(s->host->ctx, s);
+        gw_registry_want_flush(s->host->registry, &s->reg);
 }
 
-/* Queues a frame built for this session alone and drops the builder's reference. */
 static void enqueue_own(struct gw_session *s, struct gw_frame *frame)
 {
-    gw_session_enqueue(s, frame);
-    gw_frame_unref(frame);
+    gw_client_send_own(&gw_session_client_ops, s, frame);
 }
 
 /* Sends an error frame (counted per code). */
@@ -150,40 +161,98 @@ static void send_ack(struct gw_session *s, bool has_id, int64_t id)
         enqueue_own(s, gw_codec_ack(id));
 }
 
-void gw_session_ack(struct gw_session *s, int64_t id)
-{
-    send_ack(s, true, id);
-}
+/* What a stored publish is charged against --client-store-bytes, from what
+ * Redis was measured to hold (wsgate.lua, Redis 7.0, MEMORY USAGE of the
+ * keys): per stream entry 37 B for a 1-byte payload, 1154 B for 1000, 10748
+ * B for 10000, 66044 B for 60000 (the allocator's size classes add up to a
+ * quarter); the two keys of a channel's first publish 4872 B with a payload
+ * up to 1000 B. So: payload + payload/4 + 64 per message, and every stored
+ * publish pays 8192 for a new channel up front, given back by the ack when
+ * the message was not the channel's first (offset > 1). A publish Redis
+ * refused keeps its charge: the node cannot tell a refusal from a reply lost
+ * with the link. */
+#define STORE_ENTRY_BYTES 64
+#define STORE_CHANNEL_BYTES 8192
 
 void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64_t id, const struct gw_position *at)
 {
+    if (ok && at && at->offset > 1)
+        gw_quota_give(&s->store, STORE_CHANNEL_BYTES);
     if (ok && has_id)
         enqueue_own(s, gw_codec_ack_publish(id, at));
     else if (!ok)
         send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
 }
 
+/* What a history request is charged before it is read: its reply's byte
+ * budget, in messages, at most the whole burst (so it can always be paid). */
+static int64_t history_upfront(const struct gw_config *cfg)
+{
+    int64_t n = (int64_t)((gw_config_history_reply_bytes(cfg) + HISTORY_BYTES_PER_TOKEN - 1) / HISTORY_BYTES_PER_TOKEN);
+    return n < 1 ? 1 : n > cfg->client_burst ? cfg->client_burst : n;
+}
+
 void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame)
 {
+    /* The request paid its budget up front; now it pays what it read. */
+    int64_t cost = frame ? (int64_t)((frame->len + HISTORY_BYTES_PER_TOKEN - 1) / HISTORY_BYTES_PER_TOKEN) : 1;
+    int64_t max = (int64_t)s->host->cfg->client_burst * TOKEN_UNIT;
+
+    s->tokens += (history_upfront(s->host->cfg) - (cost < 1 ? 1 : cost)) * TOKEN_UNIT;
+    if (s->tokens > max)
+        s->tokens = max;
     if (frame)
         gw_session_enqueue(s, frame);
     else
         send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; history could not be read");
 }
 
-bool gw_session_want_room(struct gw_session *s)
+/* ---- what the hub and the recoveries call (client.h) ---- */
+
+static void client_deliver(void *client, struct gw_frame *frame)
 {
+    gw_session_enqueue(client, frame);
+}
+
+static void client_ack(void *client, int64_t id)
+{
+    send_ack(client, true, id);
+}
+
+/* A replay asks before each page, so a recovery is paced by the client
+ * reading it; a closing session never has room. */
+static bool client_want_room(void *client)
+{
+    struct gw_session *s = client;
+    if (s->state != GW_SESSION_OPEN)
+        return false;
     if (gw_session_has_room(s))
         return true;
     s->room_wanted = true;
     return false;
 }
 
-void gw_session_overflow(struct gw_session *s)
+static void client_overflow(void *client)
 {
+    struct gw_session *s = client;
     if (s->state == GW_SESSION_OPEN)
         shed(s, GW_SHED_SLOW_CONSUMER, 4008, "slow consumer");
 }
+
+static void client_ask_page(void *client, uint32_t seq, const char *name, size_t len, const struct gw_position *since,
+                            uint64_t target)
+{
+    struct gw_session *s = client;
+    gw_bus_post_recover(s->host->node->bus, s->host->worker, s->id, seq, name, len, since, target);
+}
+
+const struct gw_client_ops gw_session_client_ops = {
+    .deliver = client_deliver,
+    .ack = client_ack,
+    .want_room = client_want_room,
+    .overflow = client_overflow,
+    .ask_page = client_ask_page,
+};
 
 /* Refills the bucket and takes one token; false when the client is over its rate. */
 static bool rate_allow(struct gw_session *s)
@@ -235,11 +304,11 @@ static void drop_ungranted(struct gw_session *s)
     struct gw_hub_member *m = &s->member;
     char name[GW_CHANNEL_MAX + 1], msg[200];
 
-    for (int i = m->nsubs - 1; i >= 0; i--) {
-        const struct gw_hub_channel *ch = m->subs[i]->channel;
-        size_t len = ch->name_len;
+    for (int i = gw_hub_member_count(m) - 1; i >= 0; i--) {
+        size_t len;
+        const char *ch = gw_hub_member_channel(m, i, &len);
 
-        memcpy(name, ch->name, len); /* the hub may free ch->name below */
+        memcpy(name, ch, len); /* the hub may free ch below */
         name[len] = '\0';
         if (gw_access_allows(h->access, s->claims, GW_ACCESS_SUBSCRIBE, name))
             continue;
@@ -334,9 +403,8 @@ static bool permitted(struct gw_session *s, const struct gw_request *req)
 static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
 {
     const struct gw_session_host *h = s->host;
-    bool draining = h->ops->draining(h->ctx);
-    bool available = !draining && h->ops->available(h->ctx);
-    struct gw_hub_recover_req rec = { req->has_id, req->id, req->has_since, req->since };
+    bool available = gw_node_ready(h->node);
+    struct gw_recovery_req rec = { req->has_id, req->id, req->has_since, req->since };
     int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
                               h->cfg->max_subscriptions, available, req->recover ? &rec : NULL);
     if (rc == -ENOSPC || rc == -E2BIG) {
@@ -345,7 +413,8 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
                                 : "subscription limit reached (--max-subscriptions)");
     } else if (rc == -EAGAIN) {
         send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
-                   draining ? "node is draining; reconnect to another node" : "Redis is unavailable; try again shortly");
+                   gw_node_draining(h->node) ? "node is draining; reconnect to another node"
+                                             : "Redis is unavailable; try again shortly");
     } else {
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         if (rc == GW_HUB_SUB_ACK_NOW)
@@ -363,8 +432,7 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
     case GW_REQ_AUTH:
         authenticate(s, req->token, req->token_len, req->has_id, req->id);
         /* The tick planned may be later than the new token's expiry. */
-        if (s->state == GW_SESSION_OPEN)
-            h->ops->schedule(h->ctx, s, gw_session_tick(s, gw_now_us()));
+        gw_session_tick(s, gw_now_us());
         break;
     case GW_REQ_PING:
         enqueue_own(s, gw_codec_pong(req->has_id, req->id));
@@ -373,8 +441,18 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         handle_subscribe(s, req);
         break;
     case GW_REQ_HISTORY:
-        if (h->ops->history(h->ctx, s->id, req) != GW_ERR_NONE)
+        /* One message is paid; the rest of its budget must be in hand too. */
+        if (s->tokens < (history_upfront(h->cfg) - 1) * TOKEN_UNIT) {
+            send_error(s, GW_ERR_RATE_LIMITED, req->has_id, req->id,
+                       "history is charged one message per 8 KiB it may read; slow down (--client-rate)");
+            break;
+        }
+        s->tokens -= (history_upfront(h->cfg) - 1) * TOKEN_UNIT;
+        if (!gw_node_ready(h->node))
             gw_session_history_result(s, req->has_id, req->id, NULL);
+        else
+            gw_bus_post_history(h->node->bus, h->worker, s->id, req->has_id, req->id, req->channel, req->channel_len,
+                                req->has_since ? &req->since : NULL, req->limit);
         break;
     case GW_REQ_UNSUBSCRIBE:
         gw_hub_unsubscribe(h->hub, &s->member, req->channel, req->channel_len);
@@ -382,8 +460,18 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         send_ack(s, req->has_id, req->id);
         break;
     case GW_REQ_PUBLISH: {
-        enum gw_err err = h->ops->publish(h->ctx, s->id, req->has_id, req->id, req->channel, req->channel_len,
-                                          req->data_json, req->data_len);
+        size_t charge = gw_config_keeps_history(h->cfg, req->channel)
+                            ? req->data_len + req->data_len / 4 + STORE_ENTRY_BYTES + STORE_CHANNEL_BYTES
+                            : 0;
+        if (charge && !gw_quota_take(&s->store, charge, gw_now_us())) {
+            send_error(s, GW_ERR_STORE_LIMITED, req->has_id, req->id,
+                       "over this client's budget of stored history (--client-store-bytes); not published");
+            break;
+        }
+        enum gw_err err = gw_node_publish(h->node, h->worker, s->id, req->has_id, req->id, req->channel,
+                                          req->channel_len, req->data_json, req->data_len);
+        if (err != GW_ERR_NONE)
+            gw_quota_give(&s->store, charge); /* nothing reached Redis */
         if (err == GW_ERR_NONE)
             req->data_json = NULL; /* moved to the bus */
         else if (err == GW_ERR_UNAVAILABLE)
@@ -473,7 +561,9 @@ consumed:
     s->rxlen = 0;
 }
 
-int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
+/* The checks of gw_session_tick; returns when s next needs a tick, or 0 once
+ * it is closing. */
+static int64_t tick_due(struct gw_session *s, int64_t now_us)
 {
     const struct gw_config *cfg = s->host->cfg;
     int64_t idle_us = (int64_t)cfg->idle_timeout_s * 1000000;
@@ -503,7 +593,7 @@ int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
         s->last_ping_us = now_us;
         s->ping_due = true;
         if (!s->write_requested)
-            s->host->ops->want_flush(s->host->ctx, s);
+            gw_registry_want_flush(s->host->registry, &s->reg);
     }
     int64_t idle_at = s->last_rx_us + idle_us + 1, ping_at = s->last_ping_us + ping_us;
     int64_t due = idle_at < ping_at ? idle_at : ping_at;
@@ -512,4 +602,11 @@ int64_t gw_session_tick(struct gw_session *s, int64_t now_us)
     if (s->expires_us && s->expires_us < due)
         due = s->expires_us;
     return due;
+}
+
+void gw_session_tick(struct gw_session *s, int64_t now_us)
+{
+    int64_t due = tick_due(s, now_us);
+    if (due)
+        gw_registry_schedule(s->host->registry, &s->reg, due);
 }

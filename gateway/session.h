@@ -4,8 +4,8 @@
  * (WRITEABLE sends the close frame, CLOSED frees).
  *
  * A session knows nothing of the worker that holds it: everything it needs
- * from its host (config, hub, counters, publishing, readiness, a write
- * scheduled at the end of the current batch) comes through gw_session_host. */
+ * from its host (config, the node, hub, registry, counters) comes through
+ * gw_session_host. */
 #ifndef GW_SESSION_H
 #define GW_SESSION_H
 
@@ -13,110 +13,49 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libwebsockets.h>
-
 #include "access.h"
-#include "codec.h"
+#include "client.h"
 #include "config.h"
+#include "envelope.h"
+#include "frame.h"
 #include "hub.h"
 #include "metrics.h"
-#include "outq.h"
+#include "node.h"
+#include "registry.h"
 
-struct gw_session;
+struct gw_session; /* private to session*.c (session_int.h) */
+struct lws;
 
 /* Most frames and bytes one client gets from one writev when it has a
  * backlog; the bytes cap stays near a socket's send buffer. */
 #define GW_WRITE_BATCH_FRAMES 512
 #define GW_WRITE_BATCH_BYTES (256 * 1024)
 
-struct gw_session_host_ops {
-    /* s got frames while it had nothing queued and no write pending: call
-     * gw_session_flush(s) at the next safe point (the end of the current
-     * lws callback or inbox batch), so a batch of messages costs one writev
-     * per client and no writable request. */
-    void (*want_flush)(void *ctx, struct gw_session *s);
-    /* Publishes payload on behalf of session_id (see gw_node_publish):
-     * GW_ERR_NONE moves payload and the result comes back through
-     * gw_session_publish_result(); any other code leaves payload the caller's. */
-    enum gw_err (*publish)(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
-                           size_t channel_len, char *payload, size_t payload_len);
-    /* Asks the bus for a history request's reply (gw_session_history_result
-     * follows): GW_ERR_NONE, or GW_ERR_UNAVAILABLE when the node is not ready. */
-    enum gw_err (*history)(void *ctx, uint64_t session_id, const struct gw_request *req);
-    /* True while publishes and new subscriptions can succeed. */
-    bool (*available)(void *ctx);
-    /* True once the node drains. */
-    bool (*draining)(void *ctx);
-    /* s asked for it (gw_session_want_room) and its queue is at most half
-     * full again. */
-    void (*room)(void *ctx, struct gw_session *s);
-    /* s needs gw_session_tick() by due_us, possibly earlier than the host
-     * planned (a token that expires soon); replaces the planned tick. */
-    void (*schedule)(void *ctx, struct gw_session *s, int64_t due_us);
-};
-
-/* What a session may use of the thread that holds it; outlives the session. */
+/* What a session may use of the thread that holds it; outlives the session.
+ * A session registers itself in registry, asks it for its ticks and, when
+ * frames arrive while it had nothing queued and no write pending, for a
+ * gw_session_flush at the end of the current lws callback or inbox batch
+ * (so a batch of messages costs one writev per client and no writable
+ * request). */
 struct gw_session_host {
     const struct gw_config *cfg;
     const struct gw_access *access;
+    const struct gw_node *node; /* readiness, the drain, the publish gate, the bus */
+    int worker; /* the index the bus answers to (its gw_bus_post_* calls) */
     struct gw_hub *hub;
+    struct gw_registry *registry;
     struct gw_worker_stats *stats;
-    const struct gw_session_host_ops *ops;
-    void *ctx;
-};
-
-enum gw_session_state { GW_SESSION_OPEN = 0, GW_SESSION_CLOSING };
-
-struct gw_session {
-    uint64_t id; /* never reused: given by the host */
-    struct lws *wsi;
-    const struct gw_session_host *host;
-    /* The host's links (its session list and flush list); the session never touches them. */
-    struct gw_session *prev, *next;
-    struct gw_session *flush_prev, *flush_next;
-    bool flush_queued;
-    struct gw_session *wheel_prev, *wheel_next;
-    int wheel_slot; /* -1: not scheduled */
-
-    struct gw_hub_member member;
-    struct gw_outq outq;
-
-    enum gw_session_state state;
-    int close_code;
-    const char *close_reason; /* static string */
-    bool flush_before_close; /* drain: send what is queued first */
-    bool ping_due;
-    bool write_requested; /* lws_callback_on_writable() asked, WRITEABLE not yet seen */
-    bool room_wanted; /* call host ops->room once the queue is half empty */
-
-    /* Inbound reassembly of one fragmented message. */
-    char *rxbuf; /* owned, NULL between messages */
-    size_t rxlen, rxcap;
-    bool rx_in_message, rx_discard, rx_binary;
-
-    /* Token bucket, in millionths of a message. */
-    int64_t tokens;
-    int64_t last_refill_us;
-
-    int64_t last_rx_us;
-    int64_t last_ping_us;
-
-    /* Access (access.h). claims: the last valid token's, owned; NULL while
-     * anonymous. Both times are monotonic us, 0 when they do not apply. */
-    struct gw_jwt_claims *claims;
-    int64_t auth_deadline_us; /* no rights without a token: close 4004 then */
-    int64_t expires_us;       /* exp + leeway of the token: close 4005 then */
 };
 
 /* Creates the session for a new WebSocket connection (call it from
  * LWS_CALLBACK_ESTABLISHED: it verifies a ?token= on the upgrade URL while
  * lws still holds the headers; a refused one leaves s closing with 4003).
- * host must outlive it; the caller registers it wherever it keeps sessions
- * and schedules its first tick. Never fails. */
+ * host must outlive it; s registers itself in host->registry under id and
+ * schedules its first tick. Never fails. */
 struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t id, struct lws *wsi);
 
-/* Leaves every channel, drops queued frames and frees s. Called from
- * LWS_CALLBACK_CLOSED only, after the host has unlinked s. */
+/* Leaves every channel and the registry, drops queued frames and frees s.
+ * Called from LWS_CALLBACK_CLOSED only. */
 void gw_session_free(struct gw_session *s);
 
 /* One chunk of an incoming message (LWS_CALLBACK_RECEIVE). Errors are replied
@@ -146,10 +85,10 @@ void gw_session_close(struct gw_session *s, int code, const char *reason, bool f
 
 /* Pings when due, closes when idle too long (4001), when a client without
  * rights did not authenticate in time (4004) and when its token expired
- * without a refresh (4005). Returns when it next needs
- * a tick (monotonic us; earlier ticks are harmless), or 0 once s is closing.
- * Traffic only moves that time later, so the host may tick lazily. */
-int64_t gw_session_tick(struct gw_session *s, int64_t now_us);
+ * without a refresh (4005). Then schedules its next tick in the registry
+ * (none once s is closing). Traffic only moves that time later, so the
+ * host may tick lazily: call it for what gw_registry_next_due returns. */
+void gw_session_tick(struct gw_session *s, int64_t now_us);
 
 /* Result of a publish this session asked for; at: the message's place in
  * its channel's history (offset 0: published without history). */
@@ -159,19 +98,13 @@ void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64
  * reference), or NULL when the stream could not be read (unavailable). */
 void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame);
 
-/* True when s's queue is at most half full (bytes and messages); else
- * host ops->room is called once it is again. A replay asks before each page,
- * so a recovery is paced by the client reading it. */
-bool gw_session_want_room(struct gw_session *s);
-
-/* Sheds s as a slow consumer (4008): what was held for it during a
- * recovery outgrew its queue bound. */
-void gw_session_overflow(struct gw_session *s);
+/* How the hub and the recoveries reach a session (client.h): deliver is
+ * gw_session_enqueue; want_room is true when the queue is at most half full
+ * (bytes and messages), else the session tells the hub once it is again;
+ * overflow sheds it as a slow consumer (4008). */
+extern const struct gw_client_ops gw_session_client_ops;
 
 /* Marks s as alive (any frame or pong from the client). */
 void gw_session_saw_traffic(struct gw_session *s);
-
-/* Acknowledges request id of s (a subscribe that became live). */
-void gw_session_ack(struct gw_session *s, int64_t id);
 
 #endif

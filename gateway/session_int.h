@@ -1,8 +1,55 @@
-/* Private to gateway/session.c and gateway/session_tx.c. */
+/* Private to gateway/session.c and gateway/session_tx.c: the session's
+ * struct (opaque to every other file, see session.h) and what the two halves
+ * call of each other. Worker thread. */
 #ifndef GW_SESSION_INT_H
 #define GW_SESSION_INT_H
 
+#include <libwebsockets.h>
+
+#include "outq.h"
+#include "quota.h"
 #include "session.h"
+
+enum gw_session_state { GW_SESSION_OPEN = 0, GW_SESSION_CLOSING };
+
+struct gw_session {
+    uint64_t id; /* never reused: given by the host */
+    struct lws *wsi;
+    const struct gw_session_host *host;
+    struct gw_registry_entry reg; /* its place in host->registry: registry.c's alone */
+
+    struct gw_hub_member member;
+    struct gw_outq outq;
+
+    enum gw_session_state state;
+    int close_code;
+    const char *close_reason; /* static string */
+    bool flush_before_close; /* drain: send what is queued first */
+    bool ping_due;
+    bool write_requested; /* lws_callback_on_writable() asked, WRITEABLE not yet seen */
+    bool room_wanted; /* tell the hub (gw_hub_member_room) once the queue is half empty */
+
+    /* Inbound reassembly of one fragmented message. */
+    char *rxbuf; /* owned, NULL between messages */
+    size_t rxlen, rxcap;
+    bool rx_in_message, rx_discard, rx_binary;
+
+    /* Token bucket, in millionths of a message. */
+    int64_t tokens;
+    int64_t last_refill_us;
+    /* Bytes of channel history it may still store (--client-store-bytes). */
+    struct gw_quota store;
+
+    int64_t last_rx_us;
+    int64_t last_ping_us;
+
+    /* Access (access.h). claims: the last valid token's, owned; NULL while
+     * anonymous. Both times are monotonic us, 0 when they do not apply. */
+    struct gw_jwt_claims *claims;
+    int64_t auth_deadline_us; /* no rights without a token: close 4004 then */
+    int64_t expires_us;       /* exp + leeway of the token: close 4005 then */
+};
+
 
 /* Asks lws for one WRITEABLE; repeated requests before it comes cost nothing. */
 void gw_session_request_writable(struct gw_session *s);

@@ -80,7 +80,7 @@ static int write_queued(struct gw_session *s)
     gw_stat_add(&s->host->stats->messages_delivered, frames);
     if (s->room_wanted && gw_session_has_room(s)) {
         s->room_wanted = false;
-        s->host->ops->room(s->host->ctx, s);
+        gw_hub_member_room(s->host->hub, &s->member);
     }
     return rc;
 }

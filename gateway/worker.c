@@ -20,144 +20,45 @@
 #include <uv.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "clock.h"
 #include "hub.h"
 #include "listen.h"
 #include "log.h"
 #include "mailbox.h"
 #include "registry.h"
-#include "replay.h"
 #include "session.h"
 #include "wake.h"
 
 #define SWEEP_INTERVAL_MS 250
 
-/* ---- what sessions and the hub get from their worker; sessions ---- */
-
-static void host_want_flush(void *ctx, struct gw_session *s)
-{
-    gw_registry_want_flush(&((struct gw_worker *)ctx)->sessions, s);
-}
-
-static void host_schedule(void *ctx, struct gw_session *s, int64_t due_us)
-{
-    gw_registry_schedule(&((struct gw_worker *)ctx)->sessions, s, due_us);
-}
-
-static enum gw_err host_publish(void *ctx, uint64_t session_id, bool has_id, int64_t id, const char *channel,
-                                size_t channel_len, char *payload, size_t payload_len)
-{
-    struct gw_worker *w = ctx;
-    return gw_node_publish(w->node, w->index, session_id, has_id, id, channel, channel_len, payload, payload_len);
-}
-
-static enum gw_err host_history(void *ctx, uint64_t session_id, const struct gw_request *req)
-{
-    struct gw_worker *w = ctx;
-    if (!gw_node_ready(w->node))
-        return GW_ERR_UNAVAILABLE;
-    w->node->bus_ops->history(w->node->bus, w->index, session_id, req->has_id, req->id, req->channel,
-                              req->channel_len, req->has_since ? &req->since : NULL, req->limit);
-    return GW_ERR_NONE;
-}
-
-static bool host_available(void *ctx)
-{
-    return ((struct gw_worker *)ctx)->node->bus_ops->ready(((struct gw_worker *)ctx)->node->bus);
-}
-
-static bool host_draining(void *ctx)
-{
-    return ((struct gw_worker *)ctx)->draining;
-}
-
-static void host_room(void *ctx, struct gw_session *s);
-
-static const struct gw_session_host_ops host_ops = {
-    .want_flush = host_want_flush,
-    .publish = host_publish,
-    .history = host_history,
-    .available = host_available,
-    .draining = host_draining,
-    .room = host_room,
-    .schedule = host_schedule,
-};
+/* ---- what the hub gets from its worker: the node's Redis interest ---- */
 
 static void hub_channel_wanted(void *ctx, const char *name, size_t len, uint32_t gen)
 {
     struct gw_worker *w = ctx;
-    w->node->bus_ops->subscribe(w->node->bus, w->index, name, len, gen);
+    gw_bus_post_subscribe(w->node->bus, w->index, name, len, gen);
 }
 
 static void hub_channel_unwanted(void *ctx, const char *name, size_t len)
 {
     struct gw_worker *w = ctx;
-    w->node->bus_ops->unsubscribe(w->node->bus, w->index, name, len);
-}
-
-static void hub_deliver(void *ctx, void *owner, struct gw_frame *frame)
-{
-    gw_session_enqueue(owner, frame);
-}
-
-static void hub_ack(void *ctx, void *owner, int64_t id)
-{
-    gw_session_ack(owner, id);
-}
-
-static void hub_recover(void *ctx, void *owner, const struct gw_hub_channel *ch, const struct gw_sub_recovery *rec)
-{
-    struct gw_worker *w = ctx;
-    struct gw_session *s = owner;
-    w->node->bus_ops->recover(w->node->bus, w->index, s->id, rec->seq, ch->name, ch->name_len,
-                              rec->req.has_since ? &rec->req.since : NULL, 0);
-}
-
-/* Asks for rec's next page once the client's queue has room for it. */
-static void recover_next_page(struct gw_worker *w, struct gw_session *s, const char *name, size_t len,
-                              struct gw_sub_recovery *rec)
-{
-    struct gw_position since;
-    uint64_t target;
-
-    rec->waiting_room = !gw_session_want_room(s);
-    if (rec->waiting_room)
-        return;
-    gw_replay_next(rec, &since, &target);
-    w->node->bus_ops->recover(w->node->bus, w->index, s->id, rec->seq, name, len, &since, target);
-}
-
-static void host_room(void *ctx, struct gw_session *s)
-{
-    for (int i = 0; i < s->member.nsubs; i++) {
-        struct gw_sub *sub = s->member.subs[i];
-        if (sub->rec && sub->rec->waiting_room)
-            recover_next_page(ctx, s, sub->channel->name, sub->channel->name_len, sub->rec);
-    }
-}
-
-static void hub_overflow(void *ctx, void *owner)
-{
-    gw_session_overflow(owner);
+    gw_bus_post_unsubscribe(w->node->bus, w->index, name, len);
 }
 
 static const struct gw_hub_ops hub_ops = {
     .channel_wanted = hub_channel_wanted,
     .channel_unwanted = hub_channel_unwanted,
-    .deliver = hub_deliver,
-    .ack = hub_ack,
-    .recover = hub_recover,
-    .overflow = hub_overflow,
 };
 
 static void worker_begin_drain(struct gw_worker *w)
 {
-    if (w->draining)
+    if (w->state != GW_WORKER_RUNNING)
         return;
-    w->draining = true;
+    w->state = GW_WORKER_DRAINING;
     w->drain_deadline_us = gw_now_us() + (int64_t)w->node->cfg->drain_timeout_s * 1000000;
-    for (struct gw_session *s = w->sessions.head; s; s = s->next)
-        gw_session_close(s, 1001, "server draining", true);
+    for (struct gw_registry_entry *e = gw_registry_first(&w->sessions); e; e = gw_registry_next(&w->sessions, e))
+        gw_session_close(e->session, 1001, "server draining", true);
     LOG_INFO("draining worker=%d sessions=%zu timeout_s=%d", w->index, w->sessions.count,
              w->node->cfg->drain_timeout_s);
     gw_worker_stop_if_drained(w);
@@ -185,13 +86,9 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
             gw_session_publish_result(s, m->ok, m->has_id, m->id, &m->at);
         break;
     }
-    case GW_WMAIL_RECOVERY: {
-        struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
-        struct gw_sub_recovery *rec = s ? gw_replay_page(&w->hub, s, m) : NULL;
-        if (rec)
-            recover_next_page(w, s, m->name, m->name_len, rec);
+    case GW_WMAIL_RECOVERY:
+        gw_hub_recovery_page(&w->hub, m);
         break;
-    }
     case GW_WMAIL_HISTORY_RESULT: {
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
@@ -216,7 +113,7 @@ static void worker_drain_inbox(struct gw_worker *w)
         atomic_fetch_sub_explicit(&w->inbox_bytes, bytes, memory_order_relaxed);
         m = next;
     }
-    gw_registry_flush(&w->sessions);
+    gw_worker_flush_sessions(w);
 }
 
 static void on_inbox_timer(uv_timer_t *t)
@@ -261,40 +158,19 @@ void gw_worker_post(struct gw_worker *w, struct gw_wmail *m)
 
 /* ---- periodic sweep ---- */
 
-static void worker_tick(void *ctx, struct gw_session *s, int64_t now_us)
-{
-    struct gw_worker *w = ctx;
-    int64_t due = gw_session_tick(s, now_us);
-    if (due)
-        gw_registry_schedule(&w->sessions, s, due);
-}
-
-/* The busiest channels, for the admin view: one pass over the hub. */
+/* The busiest channels, for the admin view. */
 static void update_top(struct gw_worker *w)
 {
-    struct gw_topchan top[GW_TOP_CHANNELS];
-    int n = 0;
+    struct gw_hub_top top[GW_TOP_CHANNELS];
+    int n = gw_hub_busiest(&w->hub, top, GW_TOP_CHANNELS);
 
-    for (struct gw_dict_entry *e = gw_dict_first(&w->hub.channels); e; e = gw_dict_next(&w->hub.channels, e)) {
-        const struct gw_hub_channel *ch = e->value;
-        int i = n < GW_TOP_CHANNELS ? n++ : GW_TOP_CHANNELS;
-        if (i == GW_TOP_CHANNELS && ch->n <= top[GW_TOP_CHANNELS - 1].subscribers)
-            continue;
-        if (i == GW_TOP_CHANNELS)
-            i = GW_TOP_CHANNELS - 1;
-        for (; i > 0 && top[i - 1].subscribers < ch->n; i--)
-            top[i] = top[i - 1];
-        memcpy(top[i].name, ch->name, ch->name_len);
-        top[i].name[ch->name_len] = '\0';
-        top[i].subscribers = (uint32_t)ch->n;
-    }
     pthread_mutex_lock(&w->top_lock);
     memcpy(w->top, top, sizeof(top[0]) * (size_t)n);
     w->ntop = n;
     pthread_mutex_unlock(&w->top_lock);
 }
 
-int gw_worker_top_channels(struct gw_worker *w, struct gw_topchan *out, int max)
+int gw_worker_top_channels(struct gw_worker *w, struct gw_hub_top *out, int max)
 {
     pthread_mutex_lock(&w->top_lock);
     int n = w->ntop < max ? w->ntop : max;
@@ -310,9 +186,11 @@ static void on_sweep(uv_timer_t *t)
 
     if (++w->sweeps % 8 == 1)
         update_top(w);
-    gw_registry_expire(&w->sessions, now, worker_tick, w);
-    gw_registry_flush(&w->sessions);
-    if (w->draining && now >= w->drain_deadline_us && !w->stopping) {
+    struct gw_session *s;
+    while ((s = gw_registry_next_due(&w->sessions, now)))
+        gw_session_tick(s, now);
+    gw_worker_flush_sessions(w);
+    if (w->state == GW_WORKER_DRAINING && now >= w->drain_deadline_us) {
         LOG_WARN("drain timeout worker=%d sessions_left=%zu", w->index, w->sessions.count);
         gw_worker_stop(w);
     }
@@ -441,12 +319,12 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index)
     gw_mailbox_init(&w->inbox);
     pthread_mutex_init(&w->top_lock, NULL);
     atomic_init(&w->inbox_bytes, 0);
-    gw_hub_init(&w->hub, &hub_ops, w);
     /* A recovering client holds live messages up to one queue's worth. */
-    w->hub.hold_max_bytes = node->cfg->queue_max_bytes;
+    gw_hub_init(&w->hub, &hub_ops, w, &gw_session_client_ops, node->cfg->queue_max_bytes);
     gw_registry_init(&w->sessions);
     w->host = (struct gw_session_host){
-        .cfg = node->cfg, .access = node->access, .hub = &w->hub, .stats = &w->stats, .ops = &host_ops, .ctx = w,
+        .cfg = node->cfg, .access = node->access, .node = node, .worker = index, .hub = &w->hub,
+        .registry = &w->sessions, .stats = &w->stats,
     };
     pthread_mutex_init(&w->state_lock, NULL);
     pthread_cond_init(&w->state_cond, NULL);

@@ -6,7 +6,7 @@
 #ifndef GW_WORKER_H
 #define GW_WORKER_H
 
-#include "channel.h"
+#include "hub.h"
 #include "metrics.h"
 #include "node.h"
 #include "wmail.h"
@@ -21,16 +21,12 @@ struct gw_worker *gw_worker_new(struct gw_node *node, int index);
  * then ended). Main thread. */
 int gw_worker_start(struct gw_worker *w);
 
-/* A channel and its subscribers on one worker, for the admin view. */
+/* The channels with the most subscribers on one worker, for the admin view. */
 #define GW_TOP_CHANNELS 8
-struct gw_topchan {
-    char name[GW_CHANNEL_MAX + 1];
-    uint32_t subscribers;
-};
 
 /* w's busiest channels by local subscribers, as of its last sweep (every
  * 2 s), busiest first, into out (max entries); returns how many. Any thread. */
-int gw_worker_top_channels(struct gw_worker *w, struct gw_topchan *out, int max);
+int gw_worker_top_channels(struct gw_worker *w, struct gw_hub_top *out, int max);
 
 /* Bytes of mail waiting in w's inbox (gw_wmail_bytes). Any thread. */
 size_t gw_worker_inbox_bytes(const struct gw_worker *w);

@@ -22,6 +22,13 @@
 #include "wake.h"
 #include "worker.h"
 
+/* A worker's life after its start: every move is one way. */
+enum gw_worker_state {
+    GW_WORKER_RUNNING = 0,
+    GW_WORKER_DRAINING, /* closing its sessions (1001) until they are gone or the drain timeout */
+    GW_WORKER_STOPPING, /* its loop was told to end */
+};
+
 struct gw_worker {
     /* Set before the thread starts, then read-only. */
     int index;
@@ -35,7 +42,7 @@ struct gw_worker {
     struct gw_wake wake; /* sent once per batch of mail */
     struct gw_worker_stats stats; /* written by this worker only */
     pthread_mutex_t top_lock; /* guards top/ntop */
-    struct gw_topchan top[GW_TOP_CHANNELS];
+    struct gw_hub_top top[GW_TOP_CHANNELS];
     int ntop;
 
     /* Worker thread only. */
@@ -53,9 +60,8 @@ struct gw_worker {
     bool inbox_drain_scheduled;
     int64_t last_inbox_drain_us;
     unsigned sweeps;
-    bool draining;
+    enum gw_worker_state state;
     int64_t drain_deadline_us;
-    bool stopping;
     int wsi_alive; /* upgraded connections whose wsi is not destroyed yet */
 
     /* Hand-shakes with main, guarded by state_lock. */
@@ -67,7 +73,9 @@ struct gw_worker {
 };
 
 /* All in worker_lws.c; worker.c calls them, never the other way round.
- * Ends w's loop (uv_stop) once; the thread then waits for its teardown. */
+ * Flushes every session owed a write (the end of a batch or a callback). */
+void gw_worker_flush_sessions(struct gw_worker *w);
+/* Ends w's loop (uv_stop) once; the thread then waits for its teardown. */
 void gw_worker_stop(struct gw_worker *w);
 /* Stops the loop once draining and every WebSocket is gone. */
 void gw_worker_stop_if_drained(struct gw_worker *w);

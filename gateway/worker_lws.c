@@ -10,12 +10,10 @@
 #include <libwebsockets.h>
 
 #include "admit.h"
-#include "clock.h"
 #include "api.h"
 #include "http.h"
 #include "listen.h"
 #include "log.h"
-#include "registry.h"
 #include "session.h"
 #include "worker_int.h"
 #include "ws6455.h"
@@ -34,8 +32,6 @@ static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *w
     uint64_t id = ((uint64_t)w->index << 56) | ++w->next_seq;
     struct gw_session *s = gw_session_new(&w->host, id, wsi);
 
-    gw_registry_add(&w->sessions, s);
-    gw_registry_schedule(&w->sessions, s, gw_session_tick(s, gw_now_us()));
     gw_stat_add(&w->stats.connections, 1);
     gw_stat_add(&w->stats.connections_accepted, 1);
     return s;
@@ -43,9 +39,9 @@ static struct gw_session *worker_open_session(struct gw_worker *w, struct lws *w
 
 void gw_worker_stop(struct gw_worker *w)
 {
-    if (w->stopping)
+    if (w->state == GW_WORKER_STOPPING)
         return;
-    w->stopping = true;
+    w->state = GW_WORKER_STOPPING;
     uv_stop(&w->loop);
 }
 
@@ -54,15 +50,23 @@ void gw_worker_stop(struct gw_worker *w)
 void gw_worker_stop_if_drained(struct gw_worker *w)
 {
     /* Every session is counted in wsi_alive until after its CLOSED. */
-    if (w->draining && !w->wsi_alive && !w->stopping) {
+    if (w->state == GW_WORKER_DRAINING && !w->wsi_alive) {
         LOG_INFO("drained worker=%d", w->index);
         gw_worker_stop(w);
     }
 }
 
+void gw_worker_flush_sessions(struct gw_worker *w)
+{
+    struct gw_session *s;
+    /* A flush can close a session but never frees one, and one it queues
+     * comes out of the same loop. */
+    while ((s = gw_registry_next_flush(&w->sessions)))
+        gw_session_flush(s);
+}
+
 static void worker_close_session(struct gw_worker *w, struct gw_session *s)
 {
-    gw_registry_remove(&w->sessions, s);
     gw_session_free(s);
     gw_stat_add(&w->stats.connections, -1);
 }
@@ -92,7 +96,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             gw_stat_add(&w->stats.upgrades_refused[GW_REFUSE_PATH], 1);
             return -1;
         }
-        return gw_admit_upgrade(w->node, wsi, w->draining, &c->slot, w->stats.upgrades_refused);
+        return gw_admit_upgrade(w->node, wsi, gw_node_draining(w->node), &c->slot, w->stats.upgrades_refused);
     case LWS_CALLBACK_ESTABLISHED:
         c->session = worker_open_session(w, wsi);
         c->established = true;
@@ -101,7 +105,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         if (c->session)
             gw_session_receive(c->session, in, len);
-        gw_registry_flush(&w->sessions); /* acks, pongs and errors leave with this wake-up */
+        gw_worker_flush_sessions(w); /* acks, pongs and errors leave with this wake-up */
         break;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         /* lws 4.1.6 echoes a 1-byte body and codes of 5000 and up; RFC 6455

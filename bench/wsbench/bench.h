@@ -207,16 +207,18 @@ struct bench {
     int warned_tool;
 };
 
+/* base.c: the monotonic clock, a fatal error (exits 2), the log (quiet
+ * aware), and a socket's place in the epoll set (obj starts with its kind). */
 int64_t bench_now_us(void);
 void bench_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void bench_log(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bench_ep_add(struct bench *b, int fd, uint32_t events, void *obj);
+void bench_ep_mod(struct bench *b, int fd, uint32_t events, void *obj);
+void bench_ep_del(struct bench *b, int fd);
 
 /* loop.c: runs the epoll loop until deadline_us or until done(b) returns non-zero.
  * Drives connection starts (up to the concurrency cap) and the publisher schedule. */
 void loop_run(struct bench *b, int64_t deadline_us, int (*done)(struct bench *));
-void loop_ep_add(struct bench *b, int fd, uint32_t events, void *obj);
-void loop_ep_mod(struct bench *b, int fd, uint32_t events, void *obj);
-void loop_ep_del(struct bench *b, int fd);
 
 /* wsconn.c */
 void conn_start(struct bench *b, struct conn *c);

@@ -93,7 +93,7 @@ void pub_open(struct bench *b)
                       ntohs(dst->sin_port), strerror(errno));
         if (!(p->in = malloc(PUB_INBUF)))
             bench_die("out of memory");
-        loop_ep_add(b, p->fd, EPOLLIN, p);
+        bench_ep_add(b, p->fd, EPOLLIN, p);
     }
     size_t pad = (size_t)b->o.size + 64;
     if (!(b->payload_pad = malloc(pad)))
@@ -106,7 +106,7 @@ void pub_close(struct bench *b)
     for (int i = 0; i < b->npubs; i++) {
         struct pubconn *p = &b->pubs[i];
         if (p->fd >= 0) {
-            loop_ep_del(b, p->fd);
+            bench_ep_del(b, p->fd);
             close(p->fd);
         }
         free(p->in);
@@ -135,7 +135,7 @@ static void pub_flush(struct bench *b, struct pubconn *p)
     int want = p->out.off < p->out.len;
     if (want != p->want_out) {
         p->want_out = (uint8_t)want;
-        loop_ep_mod(b, p->fd, EPOLLIN | (want ? EPOLLOUT : 0), p);
+        bench_ep_mod(b, p->fd, EPOLLIN | (want ? EPOLLOUT : 0), p);
     }
 }
 

@@ -38,7 +38,7 @@ static void conn_release(struct bench *b, struct conn *c, int reset)
             setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         }
         if (!c->paused)
-            loop_ep_del(b, c->fd);
+            bench_ep_del(b, c->fd);
         close(c->fd);
         c->fd = -1;
     }
@@ -89,7 +89,7 @@ void conn_pause(struct bench *b, struct conn *c)
 {
     if (c->state == CS_CLOSED || c->paused)
         return;
-    loop_ep_del(b, c->fd);
+    bench_ep_del(b, c->fd);
     c->paused = 1;
 }
 
@@ -98,7 +98,7 @@ void conn_resume(struct bench *b, struct conn *c)
     if (c->state == CS_CLOSED || !c->paused)
         return;
     c->paused = 0;
-    loop_ep_add(b, c->fd, EPOLLIN, c);
+    bench_ep_add(b, c->fd, EPOLLIN, c);
 }
 
 void conn_phase_reset(struct conn *c)
@@ -135,7 +135,7 @@ void conn_start(struct bench *b, struct conn *c)
         conn_fail(b, c, "connect", errno);
         return;
     }
-    loop_ep_add(b, fd, EPOLLOUT, c);
+    bench_ep_add(b, fd, EPOLLOUT, c);
 }
 
 static int conn_write(struct bench *b, struct conn *c, const void *buf, size_t len)
@@ -196,7 +196,7 @@ static void send_request(struct bench *b, struct conn *c)
         return;
     }
     c->state = CS_HANDSHAKE;
-    loop_ep_mod(b, c->fd, EPOLLIN, c);
+    bench_ep_mod(b, c->fd, EPOLLIN, c);
 }
 
 static void conn_became_live(struct bench *b, struct conn *c)

@@ -47,7 +47,7 @@
 -- Envelope PUBLISHed to C (docs/PROTOCOL.md, common/envelope.h):
 --   "\255wsgate1 " <offset> " " <epoch> "\n" <payload>
 
-local VERSION = 3
+local VERSION = 4
 local DEFAULT_HISTORY = 1000
 local DEFAULT_TTL = 86400
 local MAX_HISTORY = 1000000
@@ -150,12 +150,60 @@ local function publish(keys, args)
     return { tonumber(offset), epoch, receivers }
 end
 
+-- ---- history reads (issue 15: a read costs Redis about its byte budget) ----
+
+-- Most entries one step of a read copies into Lua. A read walks the stream in
+-- steps and stops at its byte budget, so its cost follows max_bytes, not
+-- limit: one XRANGE of `limit` entries copied them all before the cap was
+-- applied (1000 entries of 64 KB: 1.1 s of Redis for a 1 MiB reply). The
+-- first step takes one entry; later steps take only as many entries as the
+-- budget left could hold at the largest payload seen so far, and never more
+-- than STEP_MAX. So a read copies at most max_bytes + STEP_MAX x (largest
+-- payload) bytes, and one entry past the budget when payload sizes are even.
+local STEP_MAX = 8
+
+-- The stream's entries after `from` (an exclusive XRANGE bound, or '+' with
+-- newest_first), in walking order, at most limit and about max_bytes of
+-- payload (the first entry always).
+local function walk(stream, newest_first, from, limit, max_bytes)
+    local rows, bytes, biggest = {}, 0, 0
+    while #rows < limit and (#rows == 0 or bytes < max_bytes) do
+        local step = 1
+        if biggest > 0 then
+            step = math.floor((max_bytes - bytes) / biggest)
+            step = math.max(1, math.min(step, STEP_MAX, limit - #rows))
+        end
+        local got
+        if newest_first then
+            got = redis.call('XREVRANGE', stream, from, '-', 'COUNT', step)
+        else
+            got = redis.call('XRANGE', stream, from, '+', 'COUNT', step)
+        end
+        for _, row in ipairs(got) do
+            -- row = { id, { 'offset', o, 'payload', p } }
+            local p = row[2][4]
+            if #rows > 0 and bytes + #p > max_bytes then
+                return rows
+            end
+            bytes = bytes + #p
+            biggest = math.max(biggest, #p)
+            rows[#rows + 1] = row
+            from = '(' .. row[1]
+        end
+        if #got < step then
+            break
+        end
+    end
+    return rows
+end
+
 -- Arguments: channel, since, limit, max_bytes.
 --   since      last offset the caller has; "" asks for the latest entries
 --   limit      at most this many entries (default 100, 1..10000)
 --   max_bytes  stop adding entries once their payloads reach this many bytes
---              (default 1 MiB); the first entry is always returned, so a
---              caller paging through big messages always makes progress
+--              (default 1 MiB); the first entry always comes, so a caller
+--              paging through big messages always makes progress. For the
+--              latest entries the newest that fit are returned.
 -- Reply: { epoch ("" when the channel has no metadata), current offset,
 -- reachable (1: the entries start right after since, or nothing is missing;
 -- 0: entries after since were trimmed or expired, since is beyond the
@@ -184,24 +232,15 @@ local function history(keys, args)
     end
     local rows
     if latest then
-        local rev = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', limit)
-        rows = {}
-        for i = #rev, 1, -1 do
-            rows[#rows + 1] = rev[i]
-        end
+        rows = walk(stream, true, '+', limit, max_bytes)
     else
-        rows = redis.call('XRANGE', stream, '(' .. string.format('%d', since) .. '-0', '+', 'COUNT', limit)
+        rows = walk(stream, false, '(' .. string.format('%d', since) .. '-0', limit, max_bytes)
     end
-    local flat, bytes = {}, 0
+    local flat, n = {}, #rows
     for i, row in ipairs(rows) do
-        -- row = { id, { 'offset', o, 'payload', p } }
-        local p = row[2][4]
-        if i > 1 and bytes + #p > max_bytes then
-            break
-        end
-        bytes = bytes + #p
-        flat[2 * i - 1] = tonumber(row[2][2])
-        flat[2 * i] = p
+        local at = latest and (n - i + 1) or i
+        flat[2 * at - 1] = tonumber(row[2][2])
+        flat[2 * at] = row[2][4]
     end
     local reachable = 1
     if not latest then

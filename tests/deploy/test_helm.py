@@ -327,6 +327,9 @@ class HelmChart(unittest.TestCase):
         cm = one(docs, "ConfigMap")["data"]
         self.assertEqual(cm["WSGATE_ALLOWED_ORIGINS"], "", "default: the same-host Origin rule")
         self.assertEqual(cm["WSGATE_MAX_CONNECTIONS_PER_IP"], "0")
+        # History everywhere, bounded per client (docs/SECURITY.md, "Redis cost").
+        self.assertEqual(cm["WSGATE_HISTORY_CHANNELS"], "*")
+        self.assertEqual(cm["WSGATE_CLIENT_STORE_BYTES"], "4194304")
 
     def test_hpa(self):
         e = self.check_essentials("hpa")

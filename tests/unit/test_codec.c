@@ -515,7 +515,7 @@ START_TEST(slugs)
     static const char *const want[GW_ERR__COUNT] = {
         "none", "bad_json", "bad_request", "unknown_type", "bad_channel",
         "too_many_subscriptions", "message_too_large", "binary_not_supported",
-        "unavailable", "rate_limited", "unauthorized", "forbidden",
+        "unavailable", "rate_limited", "unauthorized", "forbidden", "store_limited",
     };
 
     for (int e = GW_ERR_BAD_JSON; e < GW_ERR__COUNT; e++) {

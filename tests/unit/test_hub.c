@@ -38,14 +38,14 @@ static void op_wanted(void *ctx, const char *name, size_t len, uint32_t gen)
     last_gen = gen;
 }
 static void op_unwanted(void *ctx, const char *name, size_t len) { rec_event("unwant", name, len); }
-static void op_deliver(void *ctx, void *owner, struct gw_frame *f)
+static void op_deliver(void *owner, struct gw_frame *f)
 {
     struct fake *k = owner;
     if (k->delivered < 16)
         k->offsets[k->delivered] = f->offset;
     k->delivered++;
 }
-static void op_ack(void *ctx, void *owner, int64_t id)
+static void op_ack(void *owner, int64_t id)
 {
     struct fake *f = owner;
     if (f->nacks < 16)
@@ -53,23 +53,27 @@ static void op_ack(void *ctx, void *owner, int64_t id)
     f->nacks++;
 }
 
-static void op_recover(void *ctx, void *owner, const struct gw_hub_channel *ch, const struct gw_sub_recovery *r)
+static bool op_want_room(void *owner) { return true; }
+
+static void op_ask_page(void *owner, uint32_t seq, const char *name, size_t len, const struct gw_position *since,
+                        uint64_t target)
 {
     struct fake *f = owner;
     f->recovers++;
-    f->recover_seq = r->seq;
+    f->recover_seq = seq;
 }
 
-static void op_overflow(void *ctx, void *owner) { ((struct fake *)owner)->overflows++; }
+static void op_overflow(void *owner) { ((struct fake *)owner)->overflows++; }
 
-static const struct gw_hub_ops ops = { op_wanted, op_unwanted, op_deliver, op_ack, op_recover, op_overflow };
+static const struct gw_hub_ops ops = { op_wanted, op_unwanted };
+static const struct gw_client_ops client_ops = { op_deliver, op_ack, op_want_room, op_overflow, op_ask_page };
 
 static struct gw_hub hub;
 
 static void setup(void)
 {
     memset(&rec, 0, sizeof(rec));
-    gw_hub_init(&hub, &ops, NULL);
+    gw_hub_init(&hub, &ops, NULL, &client_ops, SIZE_MAX);
 }
 
 static void teardown(void)
@@ -85,9 +89,9 @@ static void fake_init(struct fake *f)
 
 #define SUB(f, ch, id, allow) gw_hub_subscribe(&hub, &(f)->member, ch, strlen(ch), true, id, 8, allow, NULL)
 
-static struct gw_hub_recover_req since(int64_t id, uint64_t offset)
+static struct gw_recovery_req since(int64_t id, uint64_t offset)
 {
-    struct gw_hub_recover_req r = { true, id, true, { offset, "e", 1 } };
+    struct gw_recovery_req r = { true, id, true, { offset, "e", 1 } };
     return r;
 }
 
@@ -99,6 +103,19 @@ static struct gw_frame *frame_at(uint64_t offset, size_t len)
     f->len = len;
     f->offset = offset;
     return f;
+}
+
+/* The one page of a recovery answered without a replay (recovered 0): its
+ * ack gives the channel's position at, and live frames resume after it. */
+static void last_page(struct fake *f, const char *ch, uint64_t at)
+{
+    struct gw_wmail *m = gw_wmail_new(GW_WMAIL_RECOVERY, ch, strlen(ch));
+    m->seq = f->recover_seq;
+    m->first = m->last = true;
+    m->recovered = 0;
+    gw_position_set(&m->at, at, "e", 1);
+    gw_hub_recovery_page(&hub, m);
+    gw_wmail_free(m);
 }
 
 static void deliver_at(const char *ch, uint64_t offset)
@@ -224,7 +241,7 @@ END_TEST
 START_TEST(recovery_starts_when_live_and_holds_live_frames)
 {
     struct fake a;
-    struct gw_hub_recover_req r = since(7, 4);
+    struct gw_recovery_req r = since(7, 4);
     fake_init(&a);
     ck_assert_int_eq(SUB_REC(&a, "c", &r), GW_HUB_SUB_ACK_LATER);
     ck_assert_int_eq(a.recovers, 0); /* not live yet */
@@ -233,22 +250,23 @@ START_TEST(recovery_starts_when_live_and_holds_live_frames)
     ck_assert_int_eq(a.nacks, 0); /* the recovery answers, not the hub */
     struct gw_sub *sub = gw_hub_find(&a.member, "c", 1);
     ck_assert_ptr_nonnull(sub);
-    ck_assert_uint_eq(sub->rec->seq, a.recover_seq);
+    ck_assert_uint_eq(gw_recovery_seq(gw_hub_sub_recovery(sub)), a.recover_seq);
     /* Live frames during the replay are held, not delivered. */
     deliver_at("c", 5);
     deliver_at("c", 6);
     deliver_at("c", 0); /* a plain message: no offset */
     deliver_at("c", 7);
     ck_assert_int_eq(a.delivered, 0);
-    /* The replay sent up to 6: 5 and 6 are dropped, the rest go in order. */
-    gw_hub_recovery_done(&hub, sub, 6);
-    ck_assert_int_eq(a.delivered, 2);
-    ck_assert_uint_eq(a.offsets[0], 0);
-    ck_assert_uint_eq(a.offsets[1], 7);
-    ck_assert_ptr_null(sub->rec);
-    deliver_at("c", 8);
+    /* The ack's position is 6: 5 and 6 are dropped, the rest go in order
+     * after the ack (the first frame delivered, no offset). */
+    last_page(&a, "c", 6);
     ck_assert_int_eq(a.delivered, 3);
-    ck_assert_uint_eq(a.offsets[2], 8);
+    ck_assert_uint_eq(a.offsets[1], 0);
+    ck_assert_uint_eq(a.offsets[2], 7);
+    ck_assert_ptr_null(gw_hub_sub_recovery(sub));
+    deliver_at("c", 8);
+    ck_assert_int_eq(a.delivered, 4);
+    ck_assert_uint_eq(a.offsets[3], 8);
     gw_hub_leave_all(&hub, &a.member);
 }
 END_TEST
@@ -256,7 +274,7 @@ END_TEST
 START_TEST(recovery_on_a_live_channel_starts_at_once)
 {
     struct fake a, b;
-    struct gw_hub_recover_req r = since(3, 0);
+    struct gw_recovery_req r = since(3, 0);
     fake_init(&a);
     fake_init(&b);
     SUB(&a, "c", 1, true);
@@ -270,8 +288,9 @@ START_TEST(recovery_on_a_live_channel_starts_at_once)
     deliver_at("c", 1);
     ck_assert_int_eq(a.delivered, 1); /* others are not held */
     ck_assert_int_eq(b.delivered, 0);
-    gw_hub_recovery_done(&hub, gw_hub_find(&b.member, "c", 1), 0);
-    ck_assert_int_eq(b.delivered, 1);
+    last_page(&b, "c", 0);
+    ck_assert_int_eq(b.delivered, 2); /* the ack, then the held frame */
+    ck_assert_uint_eq(b.offsets[1], 1);
     ck_assert_int_eq(b.nacks, 1);
     ck_assert_int_eq(b.acks[0], 4);
     gw_hub_leave_all(&hub, &a.member);
@@ -282,7 +301,7 @@ END_TEST
 START_TEST(held_frames_past_the_bound_overflow_once)
 {
     struct fake a;
-    struct gw_hub_recover_req r = since(1, 0);
+    struct gw_recovery_req r = since(1, 0);
     fake_init(&a);
     hub.hold_max_bytes = 25;
     SUB_REC(&a, "c", &r);
@@ -294,7 +313,11 @@ START_TEST(held_frames_past_the_bound_overflow_once)
     ck_assert_int_eq(a.overflows, 1);
     deliver_at("c", 4);
     ck_assert_int_eq(a.overflows, 1);
-    ck_assert_uint_eq(gw_hub_find(&a.member, "c", 1)->rec->nheld, 0);
+    /* Nothing is held after the overflow (no frame is left alive), and the
+     * shed client's replay sends nothing more. */
+    ck_assert_int_eq(gw_frame_live_count(), 0);
+    last_page(&a, "c", 0);
+    ck_assert_int_eq(a.delivered, 0);
     gw_hub_leave_all(&hub, &a.member);
 }
 END_TEST
@@ -302,7 +325,7 @@ END_TEST
 START_TEST(unsubscribe_during_recovery_answers_the_subscribe)
 {
     struct fake a;
-    struct gw_hub_recover_req r = since(9, 2);
+    struct gw_recovery_req r = since(9, 2);
     fake_init(&a);
     SUB_REC(&a, "c", &r);
     gw_hub_channel_live(&hub, "c", 1, last_gen);
@@ -373,6 +396,25 @@ START_TEST(repeats_of_a_pending_subscribe_are_bounded)
 }
 END_TEST
 
+START_TEST(busiest_channels_first)
+{
+    struct fake f[6];
+    struct gw_hub_top top[2];
+    const char *chans[6] = { "a", "b", "b", "b", "c", "c" };
+    for (int i = 0; i < 6; i++) {
+        fake_init(&f[i]);
+        SUB(&f[i], chans[i], i, true);
+    }
+    ck_assert_int_eq(gw_hub_busiest(&hub, top, 2), 2);
+    ck_assert_str_eq(top[0].name, "b");
+    ck_assert_uint_eq(top[0].subscribers, 3);
+    ck_assert_str_eq(top[1].name, "c");
+    ck_assert_uint_eq(top[1].subscribers, 2);
+    for (int i = 0; i < 6; i++)
+        gw_hub_leave_all(&hub, &f[i].member);
+}
+END_TEST
+
 static Suite *hub_suite(void)
 {
     Suite *s = suite_create("hub");
@@ -391,6 +433,7 @@ static Suite *hub_suite(void)
     tcase_add_test(tc, live_notice_of_an_earlier_incarnation_is_ignored);
     tcase_add_test(tc, link_down_makes_held_channels_refuse_until_live_again);
     tcase_add_test(tc, repeats_of_a_pending_subscribe_are_bounded);
+    tcase_add_test(tc, busiest_channels_first);
     suite_add_tcase(s, tc);
     return s;
 }

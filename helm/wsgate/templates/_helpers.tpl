@@ -105,7 +105,7 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 
 {{/* Settings that cannot be expressed in the schema; rendered (empty) by every template that uses values. */}}
 {{- define "wsgate.validate" -}}
-{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_API_KEY_FILE" "WSGATE_API_LISTEN" "WSGATE_JWT_HMAC_SECRET_FILE" "WSGATE_ANONYMOUS_SUBSCRIBE" "WSGATE_ANONYMOUS_PUBLISH" "WSGATE_JWT_ISSUER" "WSGATE_JWT_AUDIENCE" "WSGATE_JWT_LEEWAY" "WSGATE_ALLOWED_ORIGINS" "WSGATE_MAX_CONNECTIONS_PER_IP" "WSGATE_REDIS_TLS_CA_FILE" "WSGATE_REDIS_TLS_CERT_FILE" "WSGATE_REDIS_TLS_KEY_FILE" "WSGATE_REDIS_TLS_SERVER_NAME" }}
+{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_API_KEY_FILE" "WSGATE_API_LISTEN" "WSGATE_JWT_HMAC_SECRET_FILE" "WSGATE_ANONYMOUS_SUBSCRIBE" "WSGATE_ANONYMOUS_PUBLISH" "WSGATE_JWT_ISSUER" "WSGATE_JWT_AUDIENCE" "WSGATE_JWT_LEEWAY" "WSGATE_ALLOWED_ORIGINS" "WSGATE_MAX_CONNECTIONS_PER_IP" "WSGATE_HISTORY_CHANNELS" "WSGATE_CLIENT_STORE_BYTES" "WSGATE_REDIS_TLS_CA_FILE" "WSGATE_REDIS_TLS_CERT_FILE" "WSGATE_REDIS_TLS_KEY_FILE" "WSGATE_REDIS_TLS_SERVER_NAME" }}
 {{- if hasKey $.Values.gateway.extraEnv $k }}
 {{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds, gateway.allowedOrigins, gateway.maxConnectionsPerIp, the redis.*, api.* or access.* values" $k) }}
 {{- end }}
