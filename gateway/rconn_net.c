@@ -147,51 +147,58 @@ int gw_rconn_adopt(struct gw_rconn *c, int fd)
     return 0;
 }
 
-/* A non-blocking socket connecting to host:port or path; returns the fd and
+/* Starts a non-blocking connect of a new socket to sa. Returns the fd (with
+ * *done when connect() already finished) or -errno. */
+static int start_connect(const struct sockaddr *sa, socklen_t salen, bool *done)
+{
+    int one = 1, fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -errno;
+    if (sa->sa_family != AF_UNIX)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* commands are small: no Nagle wait */
+    int rc = connect(fd, sa, salen);
+    int e = errno;
+    *done = rc == 0;
+    if (rc != 0 && e != EINPROGRESS) {
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* A non-blocking socket connecting to host:port or path: each address the
+ * name resolves to in turn while connect() fails at once (localhost may
+ * give ::1 first to a Redis bound to 127.0.0.1 only). Returns the fd and
  * whether connect() already finished, or -errno with errstr set. */
 static int open_socket(struct gw_rconn *c, const char *host, int port, const char *path, bool *done)
 {
-    struct sockaddr_un un;
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
-    const struct sockaddr *sa;
-    socklen_t salen;
-    int fd, rc, one = 1;
+    int fd;
 
     if (path) {
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
         if (strlen(path) >= sizeof un.sun_path) {
             snprintf(c->errstr, sizeof c->errstr, "unix socket path too long");
             return -EINVAL;
         }
-        memset(&un, 0, sizeof un);
-        un.sun_family = AF_UNIX;
         memcpy(un.sun_path, path, strlen(path) + 1);
-        sa = (const struct sockaddr *)&un;
-        salen = sizeof un;
+        fd = start_connect((const struct sockaddr *)&un, sizeof un, done);
     } else {
         char ports[8];
         snprintf(ports, sizeof ports, "%d", port);
-        rc = getaddrinfo(host, ports, &hints, &ai);
+        int rc = getaddrinfo(host, ports, &hints, &ai);
         if (rc != 0) {
             snprintf(c->errstr, sizeof c->errstr, "cannot resolve the host: %s", gai_strerror(rc));
             return -EHOSTUNREACH;
         }
-        sa = ai->ai_addr;
-        salen = ai->ai_addrlen;
-    }
-    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && !path)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* commands are small: no Nagle wait */
-    rc = fd < 0 ? -1 : connect(fd, sa, salen);
-    int e = errno;
-    if (ai)
+        fd = -EHOSTUNREACH;
+        for (const struct addrinfo *a = ai; a && fd < 0; a = a->ai_next)
+            fd = start_connect(a->ai_addr, a->ai_addrlen, done);
         freeaddrinfo(ai);
-    *done = rc == 0;
-    if (rc != 0 && (fd < 0 || e != EINPROGRESS)) {
-        snprintf(c->errstr, sizeof c->errstr, "%s", strerror(e));
-        if (fd >= 0)
-            close(fd);
-        return -e;
     }
+    if (fd < 0)
+        snprintf(c->errstr, sizeof c->errstr, "%s", strerror(-fd));
     return fd;
 }
 

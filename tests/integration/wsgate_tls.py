@@ -82,7 +82,8 @@ class TlsRedisServer(RedisServer):
 
     def _spawn(self):
         p = self.pki.path
-        cmd = [self.binary, "--port", str(self.port), "--tls-port", str(self.tls_port), "--bind", "127.0.0.1",
+        # ::1 too when the machine has it ("-": optional): "localhost" may resolve to it first.
+        cmd = [self.binary, "--port", str(self.port), "--tls-port", str(self.tls_port), "--bind", "127.0.0.1", "-::1",
                "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self.dir,
                "--tls-cert-file", p(self.cert + ".crt"), "--tls-key-file", p(self.cert + ".key"),
                "--tls-ca-cert-file", p("ca.crt"), "--tls-auth-clients", self.auth_clients]
