@@ -19,7 +19,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -258,10 +257,8 @@ static void handle_push(struct gw_rconn *c, enum gw_rconn_push kind, const redis
         --q_at(c, 0)->confirms == 0) {
         /* Popped before on_push runs, so a free inside it cannot call
          * this command's callback a second time. */
-        c->sub_markers--;
-        done = *q_at(c, 0);
-        c->qhead = (c->qhead + 1) % c->qcap;
-        c->qlen--;
+        done = q_pop(c);
+        c->sub_markers--; /* q_pop counts off markers with confirms left; this one has none */
         popped = true;
     }
     c->ops->on_push(c->ctx, c, kind, r);
