@@ -1,6 +1,7 @@
 """TLS to Redis for the tests (test_redis_tls, chaos_redis_tls): certificates minted with
 `openssl` at test time, and a redis-server that also listens with TLS."""
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -75,12 +76,13 @@ class TlsRedisServer(RedisServer):
     port, tls_port, with pki's certificate `cert`; auth_clients "yes" asks for a client
     certificate. Restarts keep both ports."""
 
-    def __init__(self, pki, cert="server", auth_clients="no"):
+    def __init__(self, pki, cert="server", auth_clients="no", **kw):
         self.pki, self.cert, self.auth_clients = pki, cert, auth_clients
         self.tls_port = free_port()
-        super().__init__()
+        super().__init__(**kw)
 
     def _spawn(self):
+        TLS_PORTS[self.port] = (self.tls_port, self.pki.path("ca.crt"))
         p = self.pki.path
         # ::1 too when the machine has it ("-": optional): "localhost" may resolve to it first.
         cmd = [self.binary, "--port", str(self.port), "--tls-port", str(self.tls_port), "--bind", "127.0.0.1", "-::1",
@@ -90,3 +92,17 @@ class TlsRedisServer(RedisServer):
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+# Plain port -> (TLS port, CA file) of every TLS Redis this process started: a Gateway
+# given the plain port reaches it over TLS (wsgate_proc.redis_url_args).
+TLS_PORTS = {}
+_shared = []
+
+
+def shared_pki():
+    """One Pki for the whole process (WSGATE_TEST_REDIS_TLS=1 runs), removed at exit."""
+    if not _shared:
+        _shared.append(Pki())
+        atexit.register(_shared[0].cleanup)
+    return _shared[0]
