@@ -83,6 +83,13 @@ struct gw_config {
     struct gw_strlist anonymous_subscribe; /* patterns (pattern.h), {sub} never matches */
     struct gw_strlist anonymous_publish;
     char *api_key_file; /* owned, NULL = HTTP publish API off */
+    /* TLS to Redis (rediss://): verified against the system store unless a
+     * CA file is given; a client certificate for mTLS. Paths only. */
+    char *redis_tls_ca_file;     /* owned, NULL = the system CA store */
+    char *redis_tls_cert_file;   /* owned, NULL = no client certificate */
+    char *redis_tls_key_file;    /* owned, with cert_file */
+    char *redis_tls_server_name; /* owned, NULL = the URL's host */
+    int redis_tls_insecure;      /* 1: no verification at all (warned at startup) */
     char *api_listen_host; /* owned, NULL = the API is served on --listen */
     int api_listen_port;
     size_t max_api_body_bytes;
