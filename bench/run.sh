@@ -13,7 +13,8 @@
 # Environment: BENCH_TARGETS, BENCH_SCENARIOS, BENCH_NODES, BENCH_OUT, BENCH_QUICK=1,
 # BENCH_NO_INSTALL=1, BENCH_BUILD_DIR, BENCH_WSGATE_ARGS (extra wsgate flags), BENCH_WSGATE_BIN,
 # BENCH_AUTH=hs256|rs256|es256 (wsgate without anonymous rights; every client sends one
-# minted JWT as ?token=). Only processes started here are stopped, by PID.
+# minted JWT as ?token=), BENCH_REDIS_TLS=1 (the wsgate nodes reach Redis over TLS,
+# rediss:// with a CA minted by openssl for the run; wsbench publishes in plain). Only processes started here are stopped, by PID.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -152,9 +153,29 @@ wait_http() { # url timeout_s
 }
 
 # ---- redis --------------------------------------------------------------------------
-read -r REDIS_PORT <<<"$(free_ports 1)"
+read -r REDIS_PORT REDIS_TLS_PORT <<<"$(free_ports 2)"
+REDIS_TLS_ARGS=()
+WSGATE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+WSGATE_REDIS_TLS=()
+if [ "${BENCH_REDIS_TLS:-0}" = 1 ]; then
+  # A CA and a server certificate (127.0.0.1) for this run only.
+  tls=$RUN_DIR/tls
+  mkdir -p "$tls"
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -keyout "$tls/ca.key" -out "$tls/ca.crt" -subj "/CN=wsgate bench CA" 2>/dev/null
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$tls/redis.key" -out "$tls/redis.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$tls/ext"
+  openssl x509 -req -in "$tls/redis.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 1 -extfile "$tls/ext" -out "$tls/redis.crt" 2>/dev/null || die "cannot mint the Redis TLS certificate"
+  REDIS_TLS_ARGS=(--tls-port "$REDIS_TLS_PORT" --tls-cert-file "$tls/redis.crt" --tls-key-file "$tls/redis.key"
+                  --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no)
+  WSGATE_REDIS_URL=rediss://127.0.0.1:$REDIS_TLS_PORT
+  WSGATE_REDIS_TLS=(--redis-tls-ca-file "$tls/ca.crt")
+  WSGATE_EXTRA_LABEL="$WSGATE_EXTRA_LABEL (Redis link over TLS)"
+fi
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$RUN_DIR" \
-  --logfile "$RUN_DIR/redis.log" --daemonize no &
+  --logfile "$RUN_DIR/redis.log" --daemonize no "${REDIS_TLS_ARGS[@]}" &
 REDIS_PID=$!
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "$REDIS_PORT" ping >/dev/null || die "redis-server did not start (see $RUN_DIR/redis.log)"
@@ -205,8 +226,8 @@ SERVERS=
 launch_wsgate() {
   local p=$1 i=$2
   shift 2
-  exec "$WSGATE" --listen "127.0.0.1:$p" --redis-url "redis://127.0.0.1:$REDIS_PORT" --node-id "bench-$i" \
-    --log-level warn "${WSGATE_ACCESS[@]}" "$@" "${WSGATE_EXTRA[@]}"
+  exec "$WSGATE" --listen "127.0.0.1:$p" --redis-url "$WSGATE_REDIS_URL" "${WSGATE_REDIS_TLS[@]}" \
+    --node-id "bench-$i" --log-level warn "${WSGATE_ACCESS[@]}" "$@" "${WSGATE_EXTRA[@]}"
 }
 launch_node() {
   PORT=$1 REDIS_URL="redis://127.0.0.1:$REDIS_PORT" CHANNEL_PREFIX=gw: \

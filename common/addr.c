@@ -215,14 +215,15 @@ int gw_addr_parse_redis(const char *url, struct gw_redis_addr *addr, char *err, 
     int rc;
 
     memset(addr, 0, sizeof *addr);
-    if (has_prefix_ci(url, "rediss://"))
-        return gw_text_err(err, errlen, "TLS is not supported by hiredis 0.14; use a TLS sidecar");
-    if (has_prefix_ci(url, "redis://"))
+    if (has_prefix_ci(url, "rediss://")) {
+        addr->tls = true;
+        rc = parse_tcp_url(url + strlen("rediss://"), addr, err, errlen);
+    } else if (has_prefix_ci(url, "redis://"))
         rc = parse_tcp_url(url + strlen("redis://"), addr, err, errlen);
     else if (has_prefix_ci(url, "unix://"))
         rc = parse_unix_url(url + strlen("unix://"), addr, err, errlen);
     else
-        rc = gw_text_err(err, errlen, "a Redis URL starts with redis:// or unix://");
+        rc = gw_text_err(err, errlen, "a Redis URL starts with redis://, rediss:// or unix://");
     if (rc != 0)
         gw_addr_redis_deinit(addr);
     return rc;

@@ -4,6 +4,7 @@
 #ifndef GW_ADDR_H
 #define GW_ADDR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* A parsed Redis URL. Every string is owned by the struct and released by
@@ -15,6 +16,7 @@ struct gw_redis_addr {
     char *username; /* owned, or NULL (Redis 6 ACL user) */
     char *password; /* owned, or NULL */
     int db;
+    bool tls; /* rediss:// */
 };
 
 /* Parses "host:port", "[v6]:port" or ":port" (host 0.0.0.0), port 1..65535.
@@ -22,9 +24,9 @@ struct gw_redis_addr {
  * NULL and a one-line reason in err (errlen bytes). */
 int gw_addr_parse_listen(const char *s, char **host, int *port, char *err, size_t errlen);
 
-/* Parses redis://[[user]:password@]host[:port][/db] and
- * unix://[[user]:password@]/path/to.sock[?db=N]; rediss:// is rejected (no
- * TLS in hiredis 0.14). Returns 0 with *addr filled (release it with
+/* Parses redis://[[user]:password@]host[:port][/db],
+ * rediss://... (the same, over TLS: addr->tls) and
+ * unix://[[user]:password@]/path/to.sock[?db=N]. Returns 0 with *addr filled (release it with
  * gw_addr_redis_deinit), or -EINVAL with *addr zeroed and a reason in err
  * that never repeats the URL, which may carry a password. */
 int gw_addr_parse_redis(const char *url, struct gw_redis_addr *addr, char *err, size_t errlen);

@@ -32,6 +32,16 @@ const struct gw_config_opt gw_config_opts[] = {
       "address to listen on: host:port, [v6]:port or :port" },
     { "redis-url", OPT_REDIS_URL, 0, 0, 0, NULL, "(standalone)",
       "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]; unset: no Redis" },
+    TYPED_OPT("redis-tls-ca-file", OPT_STR, redis_tls_ca_file, "(system CA store)",
+              "PEM CA certificates that verify the Redis server's certificate (rediss://)"),
+    TYPED_OPT("redis-tls-cert-file", OPT_STR, redis_tls_cert_file, "(none)",
+              "PEM client certificate (chain) for Redis mTLS; needs --redis-tls-key-file"),
+    TYPED_OPT("redis-tls-key-file", OPT_STR, redis_tls_key_file, "(none)",
+              "PEM private key of --redis-tls-cert-file"),
+    TYPED_OPT("redis-tls-server-name", OPT_STR, redis_tls_server_name, "(the URL's host)",
+              "name the Redis certificate must carry (and SNI), when it differs from the URL's host"),
+    INT_OPT("redis-tls-insecure", redis_tls_insecure, 0, 1, "0",
+            "1: do not verify the Redis server's certificate or name (logged as a warning; testing only)"),
     { "channel-prefix", OPT_PREFIX, 0, 0, 0, "gw:", NULL,
       "prefix of every Redis channel name (0..64 channel-name bytes, not under __wsgate:)" },
     { "node-id", OPT_NODE_ID, 0, 0, 0, NULL, "<hostname>-<pid>",
@@ -47,6 +57,15 @@ const struct gw_config_opt gw_config_opts[] = {
             "WebSocket clients per node; further upgrades are refused (0: no limit)"),
     INT_OPT("max-connections-per-ip", max_connections_per_ip, 0, 10000000, "0",
             "WebSocket clients per TCP peer address, all workers together (0: no limit)"),
+    INT_OPT("max-http-connections", max_http_connections, 1, 10000000, "1024",
+            "plain HTTP connections (probes, scrapes, API calls, requests not yet read) per node; more are "
+            "closed at accept"),
+    INT_OPT("max-http-connections-per-ip", max_http_connections_per_ip, 0, 10000000, "0",
+            "plain HTTP connections (handshakes included) per TCP peer address, all workers together (0: no limit)"),
+    INT_OPT("http-timeout", http_timeout_s, 1, 3600, "10",
+            "seconds a connection has, from accept, to send its request head and body (not renewed by each byte)"),
+    INT_OPT("demo-page", demo_page, 0, 1, "1",
+            "1: serve the demo page at / (a development aid); 0: / answers 404"),
     { "allowed-origins", OPT_ORIGINS, 0, 0, 0, NULL, "(same host)",
       "browser origins allowed to connect, comma-separated: https://app.example.com, "
       "https://*.example.com, *.example.com; unset: only the request's own Host" },
@@ -411,6 +430,10 @@ void gw_config_deinit(struct gw_config *cfg)
     strlist_clear(&cfg->anonymous_publish);
     strlist_clear(&cfg->history_channels);
     free(cfg->api_key_file);
+    free(cfg->redis_tls_ca_file);
+    free(cfg->redis_tls_cert_file);
+    free(cfg->redis_tls_key_file);
+    free(cfg->redis_tls_server_name);
     free(cfg->api_listen_host);
     free(cfg->allowed_origins);
     gw_origin_list_deinit(&cfg->origins);
@@ -443,6 +466,16 @@ static int validate(const struct gw_config *cfg, char *err, size_t errlen)
         return gw_text_err(err, errlen,
                        "--redis-backoff-max-ms (%d) must be at least --redis-backoff-min-ms (%d)",
                        cfg->redis_backoff_max_ms, cfg->redis_backoff_min_ms);
+    bool tls_opts = cfg->redis_tls_ca_file || cfg->redis_tls_cert_file || cfg->redis_tls_key_file ||
+                    cfg->redis_tls_server_name || cfg->redis_tls_insecure;
+    if (tls_opts && !cfg->redis.tls)
+        return gw_text_err(err, errlen, "--redis-tls-* options need a rediss:// --redis-url");
+    if (!cfg->redis_tls_cert_file != !cfg->redis_tls_key_file)
+        return gw_text_err(err, errlen, "--redis-tls-cert-file and --redis-tls-key-file go together");
+    if (cfg->redis_tls_insecure && (cfg->redis_tls_ca_file || cfg->redis_tls_server_name))
+        return gw_text_err(err, errlen,
+                           "--redis-tls-insecure turns verification off: it cannot go with "
+                           "--redis-tls-ca-file or --redis-tls-server-name");
     if (cfg->api_listen_host && !cfg->api_key_file)
         return gw_text_err(err, errlen, "--api-listen needs --api-key-file (without keys the API is off)");
     return 0;

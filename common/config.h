@@ -37,6 +37,10 @@ struct gw_config {
     int max_subscriptions; /* per client */
     int max_connections; /* per node, 0 = unlimited */
     int max_connections_per_ip; /* per peer address over all workers, 0 = unlimited */
+    int max_http_connections; /* plain HTTP connections per node */
+    int max_http_connections_per_ip; /* per peer address over all workers, 0 = unlimited */
+    int http_timeout_s; /* total, from accept, for a request's head and body */
+    int demo_page; /* 1: serve the demo page at / */
     char *allowed_origins; /* owned, as given; NULL = unset (same-host rule) */
     struct gw_origin_list origins; /* parsed from allowed_origins; empty = same-host rule */
     size_t queue_max_messages;
@@ -79,6 +83,13 @@ struct gw_config {
     struct gw_strlist anonymous_subscribe; /* patterns (pattern.h), {sub} never matches */
     struct gw_strlist anonymous_publish;
     char *api_key_file; /* owned, NULL = HTTP publish API off */
+    /* TLS to Redis (rediss://): verified against the system store unless a
+     * CA file is given; a client certificate for mTLS. Paths only. */
+    char *redis_tls_ca_file;     /* owned, NULL = the system CA store */
+    char *redis_tls_cert_file;   /* owned, NULL = no client certificate */
+    char *redis_tls_key_file;    /* owned, with cert_file */
+    char *redis_tls_server_name; /* owned, NULL = the URL's host */
+    int redis_tls_insecure;      /* 1: no verification at all (warned at startup) */
     char *api_listen_host; /* owned, NULL = the API is served on --listen */
     int api_listen_port;
     size_t max_api_body_bytes;

@@ -75,7 +75,7 @@ static void append_redis(char *buf, size_t size, size_t *len, const struct gw_co
     } else {
         bool v6 = strchr(a->host, ':') != NULL;
 
-        append(buf, size, len, "redis://%s%s%s%s%s:%d/%d", user, a->password ? ":***@" : "",
+        append(buf, size, len, "%s://%s%s%s%s%s:%d/%d", a->tls ? "rediss" : "redis", user, a->password ? ":***@" : "",
                v6 ? "[" : "", a->host, v6 ? "]" : "", a->port, a->db);
     }
 }

@@ -113,8 +113,8 @@ static bool sub_send(struct gw_bus *bus, bool subscribe, const char *name, size_
 }
 
 /* Brings Redis and the workers in line with want_mask. Only one command per
- * channel is in flight at a time: hiredis 0.14 drops the callback of a
- * SUBSCRIBE sent while an UNSUBSCRIBE of the same channel is pending.
+ * channel is in flight at a time, so the answer that comes is always the
+ * answer to the one command sent.
  * Returns true when the channel was deleted. */
 static bool chan_reconcile(struct gw_bus *bus, const char *name, size_t len, struct bus_chan *ch)
 {
@@ -175,7 +175,7 @@ static void cmd_unsubscribe(struct gw_bus *bus, int worker, const char *name, si
     chan_reconcile(bus, e->key, len, ch);
 }
 
-/* ---- what the link reports (bus thread, inside hiredis/libevent callbacks) ---- */
+/* ---- what the link reports (bus thread, inside connection/libevent callbacks) ---- */
 
 /* Re-subscribes every wanted channel in batches; the link then subscribes
  * its heartbeat channel last. */

@@ -124,7 +124,7 @@ void gw_bus_backpressure_check(struct gw_bus *bus)
         gw_link_pause(bus->link, false);
         event_del(bus->bp_ev);
     } else if (bus->paused) {
-        gw_link_pause(bus->link, true); /* hiredis re-arms reads after each write */
+        gw_link_pause(bus->link, true); /* idempotent: stays paused */
     }
 }
 

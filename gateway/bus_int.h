@@ -25,7 +25,7 @@ struct bus_read; /* bus_read.c */
 
 /* A client publish waits at most this many at once on the publisher
  * connection; beyond that Redis is not keeping up and clients get
- * `unavailable` instead of growing hiredis' buffers without bound. */
+ * `unavailable` instead of growing the connection's buffers without bound. */
 #define MAX_PUBLISHES_IN_FLIGHT 65536
 
 /* One channel some worker wants. Reconciled against Redis by chan_reconcile(). */

@@ -36,7 +36,7 @@
 /* Waiting reads one client may have beyond one per subscription. */
 #define CLIENT_EXTRA_READS 8
 /* One page of a read: at most this many entries and about this many bytes
- * (the first entry always comes), so a read never holds much in hiredis, and
+ * (the first entry always comes), so a read never holds much in the reader, and
  * at most a quarter of a client's queue, which a page must fit beside what
  * the client already has. */
 #define PAGE_ENTRIES 100

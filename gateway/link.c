@@ -1,19 +1,22 @@
-/* The bus thread's Redis link: two hiredis connections, their setup, the
- * heartbeat that proves the subscription is alive, and reset + reconnect.
+/* The bus thread's Redis link: two connections of our own (rconn.h), their
+ * setup, the heartbeat that proves the subscription is alive, and reset +
+ * reconnect.
  *
- * hiredis 0.14 has no async timeouts and answers no PING on a subscribed
- * connection, so liveness is proven end to end: every heartbeat interval the
- * publisher connection PUBLISHes to a channel only this node subscribes to,
- * and the subscriber connection must see it come back within the heartbeat
- * timeout. The heartbeat channel is subscribed after every other channel on a
- * fresh link (after ops->on_open), so its first echo also proves the
- * re-subscription finished.
+ * Redis answers no PING on a subscribed connection the way it does on any
+ * other, and a command answered is not a subscription proven, so liveness is
+ * proven end to end: every heartbeat interval the publisher connection
+ * PUBLISHes to a channel only this node subscribes to, and the subscriber
+ * connection must see it come back within the heartbeat timeout. The
+ * heartbeat channel is subscribed after every other channel on a fresh link
+ * (after ops->on_open), so its first echo also proves the re-subscription
+ * finished. Each command also has a deadline of its own (the same timeout):
+ * a connection that misses one fails, and the link with it.
  *
  * Every message a node publishes goes through the wsgate Function library
  * (deploy/redis/wsgate.lua, compiled into the binary), which the publisher
  * connection loads on every fresh link when Redis has an older version or
- * none (a Redis restarted without persistence has lost it). The link goes
- * live only once the library is there and the first echo came back. */
+ * none (a Redis restarted without persistence has lost it). The link
+ * subscribes only once the library is there, and goes live on the first echo. */
 /* The tag stays "bus": operators' log queries predate the split. */
 #define GW_LOG_MODULE "bus"
 
@@ -25,29 +28,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/random.h>
 
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "link_int.h"
 #include "log.h"
+#include "rtls.h"
+
+/* Redis cuts a pub/sub client at 32 MiB by default: what the subscriber
+ * holds unread when a link is reset is counted up to twice that. */
+#define UNHANDLED_MAX (64u * 1024 * 1024)
+
+/* One list of names, the one /metrics uses (metrics.h). */
+_Static_assert(LINK_RESETTING + 1 == GW_REDIS_LINK_STATES, "link states and their metric names");
 
 static const char *link_state_name(enum link_state s)
 {
-    switch (s) {
-    case LINK_DOWN: return "down";
-    case LINK_CONNECTING: return "connecting";
-    case LINK_LIVE: return "live";
-    }
-    return "?";
+    return (unsigned)s < GW_REDIS_LINK_STATES ? gw_redis_link_state_names[s] : "?";
 }
 
+static void set_conn_ready(struct gw_link *link, enum gw_redis_role role, bool ready)
+{
+    gw_stat_set(&link->stats->redis_conn_ready[role], ready);
+}
 
 /* Ready also needs a fresh echo, judged by the caller's clock: after this
  * node was stalled, its workers must not answer 200 before the bus thread
@@ -60,12 +68,6 @@ bool gw_link_ready(const struct gw_link *link)
            age <= (int64_t)l->cfg->redis_heartbeat_timeout_ms * 1000;
 }
 
-static void set_ready(struct gw_link *link, bool ready)
-{
-    atomic_store_explicit(&link->ready, ready, memory_order_release);
-    gw_stat_set(&link->stats->redis_connected, ready);
-}
-
 /* The one place the link state changes; every move is logged. */
 static void set_state(struct gw_link *link, enum link_state to, const char *why)
 {
@@ -73,19 +75,39 @@ static void set_state(struct gw_link *link, enum link_state to, const char *why)
         return;
     LOG_INFO("redis link from=%s to=%s reason=\"%s\"", link_state_name(link->state), link_state_name(to), why);
     link->state = to;
-    set_ready(link, to == LINK_LIVE);
+    gw_stat_set(&link->stats->redis_link_state, (uint64_t)to);
+    atomic_store_explicit(&link->ready, to == LINK_LIVE, memory_order_release);
+    gw_stat_set(&link->stats->redis_connected, to == LINK_LIVE);
 }
 
-/* ---- commands ---- */
-
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata);
-static void link_reset(struct gw_link *link, const char *reason);
-static void maybe_live(struct gw_link *link);
 static void send_heartbeat(struct gw_link *link, int64_t now);
+
+/* Schedules a teardown + reconnect; safe from inside any callback. */
+static void link_reset(struct gw_link *link, const char *reason)
+{
+    if (link->state == LINK_DOWN || link->state == LINK_RESETTING)
+        return;
+    set_state(link, LINK_RESETTING, reason);
+    event_active(link->reset_ev, 0, 0);
+}
+
+/* ---- the subscriber connection ---- */
+
+/* The answer to a SUBSCRIBE/UNSUBSCRIBE once all its confirmations came (they
+ * went to on_push one by one), or Redis' refusal, or NULL on a failure that
+ * resets the link anyway. */
+static void on_sub_done(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct gw_link *link = gw_rconn_owner(c);
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        LOG_ERR("subscriber error=\"%s\"", reply->str);
+        link->fail(link, "subscriber error reply");
+    }
+}
 
 static int sub_command(struct gw_link *link, const char *verb, int n, const char *const *keys, const size_t *klens)
 {
-    if (!link->sub)
+    if (link->state == LINK_DOWN || link->state == LINK_RESETTING)
         return -ENOTCONN;
     const char **argv = gw_xmalloc(sizeof(*argv) * (size_t)(n + 1));
     size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)(n + 1));
@@ -95,7 +117,7 @@ static int sub_command(struct gw_link *link, const char *verb, int n, const char
         argv[i + 1] = keys[i];
         lens[i + 1] = klens[i];
     }
-    int rc = redisAsyncCommandArgv(link->sub, on_sub_reply, link, n + 1, argv, lens) == REDIS_OK ? 0 : -EIO;
+    int rc = gw_rconn_command(link->sub, n + 1, argv, lens, link->cmd_timeout_ms, on_sub_done, NULL);
     free(lens);
     free(argv);
     return rc;
@@ -116,197 +138,137 @@ int gw_link_subscribe_many(struct gw_link *link, int n, const char *const *keys,
     return sub_command(link, "SUBSCRIBE", n, keys, klens);
 }
 
-/* ---- the subscriber connection ---- */
-
-static void maybe_live(struct gw_link *link)
-{
-    if (link->state != LINK_CONNECTING || !link->fn_ready || !link->last_echo_us)
-        return;
-    link->attempt = 0;
-    set_state(link, LINK_LIVE, "heartbeat echo received, functions loaded");
-    link->ops->on_live(link->ctx);
-}
-
-static void on_heartbeat_echo(struct gw_link *link, const char *payload, size_t len)
+static void on_heartbeat_echo(struct gw_link *link, const char *payload)
 {
     uint64_t seq = strtoull(payload, NULL, 10);
     int64_t now = gw_now_us();
-    (void)len;
-    link->last_echo_us = now;
+
+    link->echo_due_us = now + (int64_t)link->cfg->redis_heartbeat_timeout_ms * 1000;
     atomic_store_explicit(&link->echo_at_us, now, memory_order_relaxed);
     if (seq == link->hb_seq)
         gw_stat_set(&link->stats->heartbeat_rtt_us, (uint64_t)(now - link->last_hb_sent_us));
-    maybe_live(link);
+    if (link->state == LINK_PROVING) {
+        link->attempt = 0;
+        set_state(link, LINK_LIVE, "heartbeat echo received");
+        link->ops->on_live(link->ctx);
+    }
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void on_push(void *ctx, struct gw_rconn *c, enum gw_rconn_push kind, const redisReply *r)
 {
-    struct gw_link *link = privdata;
-    redisReply *reply = r;
+    struct gw_link *link = ctx;
+    const redisReply *key = r->element[1], *arg = r->element[2];
 
-    /* NULL: the context is being torn down; link_reset() cleans up. */
-    if (!reply || ac != link->sub)
+    if (c != link->sub || key->type != REDIS_REPLY_STRING)
         return;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        LOG_ERR("subscriber error=\"%s\"", reply->str);
-        link_reset(link, "subscriber error reply");
-        return;
-    }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 || reply->element[0]->type != REDIS_REPLY_STRING ||
-        reply->element[1]->type != REDIS_REPLY_STRING)
-        return;
-    const char *kind = reply->element[0]->str;
-    const char *key = reply->element[1]->str;
-    size_t klen = reply->element[1]->len;
-    bool is_message = strcmp(kind, "message") == 0;
-
-    if (strcmp(key, link->hb_channel) == 0) {
-        if (is_message && reply->element[2]->type == REDIS_REPLY_STRING)
-            on_heartbeat_echo(link, reply->element[2]->str, reply->element[2]->len);
+    if (strcmp(key->str, link->hb_channel) == 0) {
+        if (kind == GW_RCONN_MESSAGE && arg->type == REDIS_REPLY_STRING)
+            on_heartbeat_echo(link, arg->str);
         return;
     }
-    if (is_message) {
-        if (reply->element[2]->type == REDIS_REPLY_STRING)
-            link->ops->on_message(link->ctx, key, klen, reply->element[2]->str, reply->element[2]->len);
-        return;
-    }
-    bool subscribed = strcmp(kind, "subscribe") == 0;
-    if (!subscribed && strcmp(kind, "unsubscribe") != 0)
-        return;
-    link->ops->on_subscription(link->ctx, key, klen, subscribed);
+    if (kind == GW_RCONN_MESSAGE && arg->type == REDIS_REPLY_STRING)
+        link->ops->on_message(link->ctx, key->str, key->len, arg->str, arg->len);
+    else if (kind == GW_RCONN_SUBSCRIBE || kind == GW_RCONN_UNSUBSCRIBE)
+        link->ops->on_subscription(link->ctx, key->str, key->len, kind == GW_RCONN_SUBSCRIBE);
 }
 
-/* Replies to AUTH / SELECT on either connection. */
-static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
+/* ---- setup ---- */
+
+/* The library is there: prove the subscriptions with a first heartbeat. */
+static void fn_loaded(struct gw_link *link)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
-    if (!reply || (ac != link->sub && ac != link->pub))
+    if (link->state != LINK_LOADING)
         return;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        LOG_ERR("redis %s failed error=\"%s\"", (const char *)privdata, reply->str);
-        link_reset(link, "AUTH/SELECT rejected");
-    }
+    set_state(link, LINK_PROVING, "functions loaded");
+    /* At once, not a tick later: readiness (and the repair of what was
+     * missed while the link was down) waits for its echo. */
+    int64_t now = gw_now_us();
+    link->echo_due_us = now + (int64_t)link->cfg->redis_heartbeat_timeout_ms * 1000;
+    send_heartbeat(link, now);
 }
 
-static char auth_tag[] = "AUTH", select_tag[] = "SELECT";
-
-/* Queues AUTH and SELECT; hiredis writes them first once connected.
- * Returns 0, or -EIO when hiredis refused a command (the link is then reset). */
-static int queue_setup(struct gw_link *link, redisAsyncContext *ac)
+static void on_ready(void *ctx, struct gw_rconn *c)
 {
-    const struct gw_redis_addr *a = &link->cfg->redis;
-    int rc = REDIS_OK;
-    if (a->password && a->username)
-        rc = redisAsyncCommand(ac, on_setup_reply, auth_tag, "AUTH %s %s", a->username, a->password);
-    else if (a->password)
-        rc = redisAsyncCommand(ac, on_setup_reply, auth_tag, "AUTH %s", a->password);
-    /* Pub/sub ignores the db, but a wrong db number should fail loudly. */
-    if (rc == REDIS_OK && a->db)
-        rc = redisAsyncCommand(ac, on_setup_reply, select_tag, "SELECT %d", a->db);
-    return rc == REDIS_OK ? 0 : -EIO;
-}
-
-/* ---- connection life cycle ---- */
-
-static void on_connect(const redisAsyncContext *ac, int status)
-{
-    struct gw_link *link = ac->data;
-    bool is_sub = ac == link->sub;
-    if (ac != link->sub && ac != link->pub)
+    struct gw_link *link = ctx;
+    set_conn_ready(link, c == link->sub ? GW_REDIS_ROLE_SUB : GW_REDIS_ROLE_PUB, true);
+    if (link->state != LINK_CONNECTING || gw_rconn_state(link->sub) != GW_RCONN_READY ||
+        gw_rconn_state(link->pub) != GW_RCONN_READY)
         return;
-    if (status != REDIS_OK) {
-        LOG_WARN("redis connect failed conn=%s error=\"%s\"", is_sub ? "sub" : "pub", ac->errstr);
-        /* hiredis frees the context after this callback. */
-        if (is_sub)
-            link->sub = NULL;
-        else
-            link->pub = NULL;
-        link_reset(link, "connect failed");
-        return;
-    }
-    if (is_sub)
-        link->sub_up = true;
-    else
-        link->pub_up = true;
-    LOG_DBG("redis connected conn=%s", is_sub ? "sub" : "pub");
+    set_state(link, LINK_LOADING, "both connections ready");
+    gw_link_load_functions(link);
 }
 
-static void on_disconnect(const redisAsyncContext *ac, int status)
+static void on_fail(void *ctx, struct gw_rconn *c, const char *why)
 {
-    struct gw_link *link = ac->data;
-    if (ac != link->sub && ac != link->pub)
-        return; /* our own teardown */
-    LOG_WARN("redis disconnected conn=%s error=\"%s\"", ac == link->sub ? "sub" : "pub",
-             status == REDIS_OK ? "closed" : ac->errstr);
-    if (ac == link->sub)
-        link->sub = NULL;
-    else
-        link->pub = NULL;
-    link_reset(link, "connection lost");
+    struct gw_link *link = ctx;
+    set_conn_ready(link, c == link->sub ? GW_REDIS_ROLE_SUB : GW_REDIS_ROLE_PUB, false);
+    link_reset(link, c == link->sub ? "subscriber connection failed" : "publisher connection failed");
 }
 
-static redisAsyncContext *open_conn(struct gw_link *link)
+static const struct gw_rconn_ops conn_ops = { on_ready, on_fail, on_push };
+
+static struct gw_rconn *open_conn(struct gw_link *link, const char *name)
 {
-    const struct gw_redis_addr *a = &link->cfg->redis;
-    redisAsyncContext *ac = a->unix_path ? redisAsyncConnectUnix(a->unix_path) : redisAsyncConnect(a->host, a->port);
-    if (!ac)
-        return NULL;
-    if (ac->err) {
-        LOG_WARN("redis connect failed error=\"%s\"", ac->errstr);
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    ac->data = link;
-    if (redisLibeventAttach(ac, link->base) != REDIS_OK) {
-        redisAsyncFree(ac);
-        return NULL;
-    }
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    return ac;
+    const struct gw_config *cfg = link->cfg;
+    const struct gw_redis_addr *a = &cfg->redis;
+    struct gw_rconn_opts o = {
+        .name = name,
+        .username = a->username,
+        .password = a->password,
+        .db = a->db,
+        .connect_timeout_ms = cfg->redis_connect_timeout_ms,
+        /* Above anything the bus lets through: publishes in flight are
+         * bounded by --max-inbox-bytes, subscriptions are small. */
+        .max_out_bytes = 2 * cfg->max_inbox_bytes + (16u << 20),
+        /* One reply: a history page (256 KiB plus one entry) or a message. */
+        .max_in_bytes = 2 * cfg->max_message_bytes + (64u << 20),
+        .tls_ctx = link->tls_ctx,
+        .tls_name = cfg->redis_tls_server_name,
+    };
+    struct gw_rconn *c = gw_rconn_new(link->base, &o, &conn_ops, link);
+    gw_rconn_connect(c, a->unix_path ? NULL : a->host, a->port, a->unix_path);
+    return c;
 }
 
+/* Opens both connections and queues, behind AUTH/SELECT, every
+ * subscription at once: they are in place as soon as Redis can answer (a
+ * Redis that was stopped, then resumed, sends the burst its publishers had
+ * waiting to this node live, not to history it must read back). */
 static void link_open(struct gw_link *link)
 {
-    link->sub = open_conn(link);
-    link->pub = link->sub ? open_conn(link) : NULL;
-    link->sub_up = link->pub_up = false;
-    link->fn_ready = false;
-    link->link_started_us = gw_now_us();
-    link->last_echo_us = 0;
-    if (!link->sub || !link->pub) {
-        link_reset(link, "connect failed");
-        return;
-    }
     set_state(link, LINK_CONNECTING, "connecting");
-    if (queue_setup(link, link->sub) != 0 || queue_setup(link, link->pub) != 0) {
-        link_reset(link, "cannot queue AUTH/SELECT");
-        return;
+    if (link->cfg->redis.tls) {
+        char err[320];
+        SSL_CTX_free(link->tls_ctx);
+        link->tls_ctx = NULL;
+        if (gw_rtls_ctx_new(link->cfg, &link->tls_ctx, err, sizeof err) != 0) {
+            LOG_ERR("redis TLS context error=\"%s\"", err);
+            link_reset(link, "TLS context unusable");
+            return;
+        }
     }
-    if (gw_link_load_functions(link) != 0)
-        return;
+    link->sub = open_conn(link, "sub");
+    link->pub = open_conn(link, "pub");
     link->ops->on_open(link->ctx);
     /* Last: Redis answers one connection in order, so the first echo comes
      * after every SUBSCRIBE on_open sent. Without it the link never goes live. */
-    if (redisAsyncCommand(link->sub, on_sub_reply, link, "SUBSCRIBE %s", link->hb_channel) != REDIS_OK) {
+    if (link->state == LINK_CONNECTING && gw_link_subscribe(link, link->hb_channel, strlen(link->hb_channel)) != 0)
         link_reset(link, "cannot queue the heartbeat SUBSCRIBE");
-        return;
-    }
-    /* The first heartbeat goes at once, not a tick later: readiness (and the
-     * repair of what was missed while the link was down) waits for its echo. */
-    send_heartbeat(link, gw_now_us());
 }
 
 static void send_heartbeat(struct gw_link *link, int64_t now)
 {
     char payload[32];
     int n = snprintf(payload, sizeof(payload), "%" PRIu64, ++link->hb_seq);
+    const char *argv[] = { "PUBLISH", link->hb_channel, payload };
+    size_t lens[] = { 7, strlen(link->hb_channel), (size_t)n };
 
     link->last_hb_sent_us = now;
-    if (redisAsyncCommand(link->pub, NULL, NULL, "PUBLISH %s %b", link->hb_channel, payload, (size_t)n) != REDIS_OK)
+    if (gw_rconn_command(link->pub, 3, argv, lens, link->cmd_timeout_ms, NULL, NULL) != 0)
         link_reset(link, "cannot queue the heartbeat PUBLISH");
 }
+
+/* ---- reset and reconnect ---- */
 
 static int64_t backoff_ms(struct gw_link *link)
 {
@@ -323,59 +285,33 @@ static int64_t backoff_ms(struct gw_link *link)
     return base / 2 + (int64_t)(r % (uint32_t)(base / 2 + 1));
 }
 
-/* Frees both connections. Clears the fields first so on_disconnect and
- * on_sub_reply ignore the teardown; freeing pub fails every pending publish
- * (NULL replies reach on_publish_reply). */
-/* Messages Redis had already sent the subscriber when the link is reset
- * under them: counted, so no loss is silent (with history the repair reads
- * them back). Reads what the kernel holds without blocking, at most 64 MiB
- * (Redis cuts a pub/sub client at 32 MiB by default). */
-static uint64_t count_unhandled(redisAsyncContext *ac)
-{
-    redisContext *c = &ac->c;
-    redisReply *reply;
-    uint64_t n = 0;
-    size_t seen = 0;
-
-    for (int i = 0; i < 4096 && seen < 64u * 1024 * 1024; i++) {
-        size_t before = c->reader->len;
-        if (redisBufferRead(c) != REDIS_OK || c->reader->len == before)
-            break;
-        seen += c->reader->len - before;
-    }
-    while (redisGetReplyFromReader(c, (void **)&reply) == REDIS_OK && reply) {
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 && reply->element[0]->type == REDIS_REPLY_STRING &&
-            strcmp(reply->element[0]->str, "message") == 0)
-            n++;
-        freeReplyObject(reply);
-    }
-    return n;
-}
-
+/* Frees both connections, which fails every pending publish and read
+ * (their callbacks get NULL). Messages Redis had already sent the
+ * subscriber are counted, so no loss is silent (with history the repair
+ * reads them back). */
 static void free_conns(struct gw_link *link)
 {
-    redisAsyncContext *sub = link->sub, *pub = link->pub;
+    struct gw_rconn *sub = link->sub, *pub = link->pub;
     link->sub = link->pub = NULL;
+    set_conn_ready(link, GW_REDIS_ROLE_SUB, false);
+    set_conn_ready(link, GW_REDIS_ROLE_PUB, false);
     if (sub) {
-        uint64_t n = link->sub_up ? count_unhandled(sub) : 0;
+        uint64_t n = gw_rconn_discard_messages(sub, UNHANDLED_MAX);
         if (n) {
             gw_stat_add(&link->stats->redis_messages_dropped_link_reset, n);
             LOG_WARN("link reset dropped messages already received count=%" PRIu64, n);
         }
-        redisAsyncFree(sub);
     }
-    if (pub)
-        redisAsyncFree(pub);
+    gw_rconn_free(sub);
+    gw_rconn_free(pub);
 }
 
-/* Event callback that performs a scheduled reset outside hiredis callbacks. */
+/* Performs a scheduled reset, outside every connection callback. */
 static void on_reset_event(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_link *link = arg;
-    const char *reason = link->reset_reason;
-    link->reset_reason = NULL;
 
-    set_state(link, LINK_DOWN, reason);
+    set_state(link, LINK_DOWN, "connections closed");
     free_conns(link);
     /* Nothing is subscribed on the next link. */
     if (!link->ops->on_reset(link->ctx))
@@ -391,16 +327,6 @@ static void on_reset_event(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Schedules a teardown + reconnect; safe from inside hiredis callbacks. */
-static void link_reset(struct gw_link *link, const char *reason)
-{
-    set_ready(link, false);
-    if (link->reset_reason)
-        return;
-    link->reset_reason = reason;
-    event_active(link->reset_ev, 0, 0);
-}
-
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
     link_open(arg);
@@ -408,60 +334,41 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 
 void gw_link_pause(struct gw_link *link, bool pause)
 {
-    redisAsyncContext *ac = link->sub;
-
-    if (!ac || !ac->ev.addRead || !ac->ev.delRead)
-        return;
-    if (pause)
-        ac->ev.delRead(ac->ev.data);
-    else
-        ac->ev.addRead(ac->ev.data);
+    if (link->sub)
+        gw_rconn_pause(link->sub, pause);
 }
 
-static bool sub_readable(const struct gw_link *link)
-{
-    struct pollfd p = { .fd = link->sub ? link->sub->c.fd : -1, .events = POLLIN };
-    return p.fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
+/* ---- the heartbeat ---- */
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_link *link = arg;
     const struct gw_config *cfg = link->cfg;
-    int64_t now = gw_now_us();
+    int64_t now = gw_now_us(), timeout = (int64_t)cfg->redis_heartbeat_timeout_ms * 1000;
 
     int64_t gap = link->last_tick_us ? now - link->last_tick_us : 0;
     link->last_tick_us = now;
-    if (link->state == LINK_DOWN || link->reset_reason)
+    /* Before PROVING the connections' own deadlines judge the link. */
+    if (link->state != LINK_PROVING && link->state != LINK_LIVE)
         return;
-    if (gap > (int64_t)cfg->redis_heartbeat_timeout_ms * 500) {
+    if (gap > timeout / 2) {
         /* This thread, not the link, was stalled (SIGSTOP, starvation, a long
          * pause): what Redis sent meanwhile waits in the socket. Re-prove the
          * link from now instead of throwing that away. */
         LOG_WARN("bus thread stalled for_ms=%" PRId64 ": proving the Redis link again before judging it", gap / 1000);
-        link->judge_from_us = now;
-        if (link->pub_up)
-            send_heartbeat(link, now);
+        link->echo_due_us = now + timeout;
+        send_heartbeat(link, now);
         return;
     }
-    if (link->state == LINK_CONNECTING && !(link->sub_up && link->pub_up) &&
-        now - link->link_started_us > (int64_t)cfg->redis_connect_timeout_ms * 1000) {
-        link_reset(link, "connect timeout");
-        return;
-    }
-    int64_t since = link->last_echo_us ? link->last_echo_us : link->link_started_us;
-    if (since < link->judge_from_us)
-        since = link->judge_from_us;
-    if (now - since > (int64_t)cfg->redis_heartbeat_timeout_ms * 1000 && sub_readable(link) &&
-        now - since < (int64_t)cfg->redis_heartbeat_timeout_ms * 2000)
-        return; /* input is waiting, the echo likely in it: read it first */
-    if (now - since > (int64_t)cfg->redis_heartbeat_timeout_ms * 1000) {
-        LOG_WARN("redis heartbeat missing for_ms=%" PRId64 " timeout_ms=%d", (now - since) / 1000,
+    if (now > link->echo_due_us) {
+        if (gw_rconn_readable(link->sub) && now < link->echo_due_us + timeout)
+            return; /* input is waiting, the echo likely in it: read it first */
+        LOG_WARN("redis heartbeat missing for_ms=%" PRId64 " timeout_ms=%d", (now - link->echo_due_us + timeout) / 1000,
                  cfg->redis_heartbeat_timeout_ms);
         link_reset(link, "heartbeat timeout");
         return;
     }
-    if (link->pub_up && now - link->last_hb_sent_us >= (int64_t)cfg->redis_heartbeat_interval_ms * 1000)
+    if (now - link->last_hb_sent_us >= (int64_t)cfg->redis_heartbeat_interval_ms * 1000)
         send_heartbeat(link, now);
 }
 
@@ -481,7 +388,8 @@ struct gw_link *gw_link_new(const struct gw_config *cfg, struct event_base *base
     snprintf(link->hb_channel, hblen, "__wsgate:hb:%s", cfg->node_id);
     link->fn_version = gw_link_fn_version();
     link->fail = link_reset;
-    link->fn_loaded = maybe_live;
+    link->fn_loaded = fn_loaded;
+    link->cmd_timeout_ms = cfg->redis_heartbeat_timeout_ms;
     snprintf(link->history_size, sizeof link->history_size, "%d", cfg->history_size);
     snprintf(link->history_ttl, sizeof link->history_ttl, "%d", cfg->history_ttl_s);
     atomic_init(&link->ready, false);
@@ -506,7 +414,7 @@ void gw_link_start(struct gw_link *link)
 
 void gw_link_stop(struct gw_link *link)
 {
-    set_ready(link, false);
+    set_state(link, LINK_DOWN, "stopping");
     free_conns(link);
     if (link->tick_ev)
         event_free(link->tick_ev);
@@ -521,6 +429,7 @@ void gw_link_free(struct gw_link *link)
 {
     if (!link)
         return;
+    SSL_CTX_free(link->tls_ctx);
     free(link->hb_channel);
     free(link);
 }

@@ -1,5 +1,5 @@
-/* The Redis link of the bus thread: two hiredis async connections on the
- * bus's event_base, a subscriber (SUBSCRIBE/UNSUBSCRIBE only) and a publisher
+/* The Redis link of the bus thread: two connections of our own (rconn.h) on
+ * the bus's event_base, a subscriber (SUBSCRIBE/UNSUBSCRIBE only) and a publisher
  * (FCALLs of the wsgate Function library, which it loads, and the heartbeat),
  * with AUTH/SELECT, connect timeout, backoff with jitter, the heartbeat that
  * proves the link end to end, and reset + reconnect.
@@ -20,16 +20,16 @@
 struct event_base;
 struct gw_link;
 
-/* Called on the bus thread, from inside hiredis or libevent callbacks: they
+/* Called on the bus thread, from inside connection or libevent callbacks: they
  * may call gw_link_subscribe/unsubscribe/publish, never gw_link_stop/free. */
 struct gw_link_ops {
-    /* A fresh link: both connections opened, AUTH/SELECT queued. Subscribe
-     * every wanted key now (gw_link_subscribe_many); when this returns the
-     * link subscribes its heartbeat channel last, so the first echo proves
-     * that every subscription sent here is in place. */
+    /* A fresh link: both connections opened (not yet connected), AUTH/SELECT
+     * queued. Subscribe every wanted key now (gw_link_subscribe_many); when
+     * this returns the link subscribes its heartbeat channel last, so the
+     * first echo proves that every subscription sent here is in place. */
     void (*on_open)(void *ctx);
     /* A message on a subscribed key (not the heartbeat). key and payload
-     * belong to hiredis and are valid only during the call. */
+     * belong to the connection and are valid only during the call. */
     void (*on_message)(void *ctx, const char *key, size_t klen, const char *payload, size_t len);
     /* Redis confirmed SUBSCRIBE (subscribed) or UNSUBSCRIBE (!subscribed) of key. */
     void (*on_subscription)(void *ctx, const char *key, size_t klen, bool subscribed);
@@ -81,8 +81,8 @@ bool gw_link_ready(const struct gw_link *link);
 
 /* SUBSCRIBE / UNSUBSCRIBE key on the subscriber connection; the answer comes
  * as on_subscription, unless the link resets first. Copies key. Returns 0, or
- * -ENOTCONN (no subscriber connection) or -EIO (hiredis refused): nothing was
- * sent. Bus thread. */
+ * -ENOTCONN (link down or resetting) or the connection's refusal (-ENOBUFS
+ * past its output bound): nothing was sent. Bus thread. */
 int gw_link_subscribe(struct gw_link *link, const char *key, size_t klen);
 int gw_link_unsubscribe(struct gw_link *link, const char *key, size_t klen);
 
@@ -93,14 +93,15 @@ int gw_link_subscribe_many(struct gw_link *link, int n, const char *const *keys,
 /* Stops (pause) or resumes reading the subscriber connection: backpressure
  * from the bus. Redis keeps what it sends meanwhile in its output buffer
  * for this node. A paused link is judged by its heartbeat as any other.
- * Call again while paused: hiredis re-arms reads after each write. Bus thread. */
+ * Idempotent. Bus thread. */
 void gw_link_pause(struct gw_link *link, bool pause);
 
 /* Publishes payload on key with history (FCALL wsgate_publish, with
  * --history-size and --history-ttl) on the publisher connection while the
  * link is live. Copies key and payload; keeps token for the one on_published
- * that follows. Returns 0, or -ENOTCONN (link not live) or -EIO (hiredis
- * refused): then on_published is not called. Bus thread. */
+ * that follows. Returns 0, or -ENOTCONN (link not live), -EIO (key too long)
+ * or the connection's refusal (-ENOBUFS): then on_published is not called.
+ * Bus thread. */
 int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
                     void *token);
 
@@ -122,8 +123,8 @@ int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest
  * still holds that epoch, and, when below is not 0, an offset under below:
  * the next publish then starts a new epoch. Fire and forget: the outcome is
  * logged, nothing is reported back. Copies key and epoch. Returns 0, or
- * -ENOTCONN (link not live) or -EIO (hiredis refused, or key too long).
- * Bus thread. */
+ * -ENOTCONN (link not live), -EIO (key too long) or the connection's refusal
+ * (-ENOBUFS). Bus thread. */
 int gw_link_retire_epoch(struct gw_link *link, const char *key, size_t klen, const char *epoch, size_t elen,
                          uint64_t below);
 

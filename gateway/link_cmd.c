@@ -16,6 +16,7 @@
 #include "alloc.h"
 #include "link_int.h"
 #include "log.h"
+#include "rconn.h"
 
 /* deploy/redis/wsgate.lua, embedded by gateway/CMakeLists.txt. */
 extern const unsigned char gw_redis_function[];
@@ -23,6 +24,16 @@ extern const size_t gw_redis_function_len;
 
 /* "{" key "}:stream" for the longest key a node uses. */
 #define KEY_MAX 512
+
+/* Every command of this file goes on the publisher connection with the
+ * link's deadline. Returns as gw_rconn_command, or -ENOTCONN without one. */
+static int pub_command(struct gw_link *link, int argc, const char *const *argv, const size_t *lens,
+                       gw_rconn_reply_fn cb, void *privdata)
+{
+    if (!link->pub)
+        return -ENOTCONN;
+    return gw_rconn_command(link->pub, argc, argv, lens, link->cmd_timeout_ms, cb, privdata);
+}
 
 /* The library's "local VERSION = N" line; the build embeds the file as is. */
 long long gw_link_fn_version(void)
@@ -67,10 +78,9 @@ static void log_publish_error(struct gw_link *link, const redisReply *reply)
         LOG_WARN("publish failed error=\"%s\" errors=%" PRIu64, reply->str, n);
 }
 
-static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void on_publish_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
+    struct gw_link *link = gw_rconn_owner(c);
     struct gw_position at = { 0 };
     bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
               reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0 &&
@@ -101,15 +111,12 @@ int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const ch
     const char *argv[] = { "FCALL", "wsgate_publish", "2", meta, stream, key, payload,
                            link->history_size, link->history_ttl };
     size_t lens[] = { 5, 14, 1, mlen, slen, klen, len, strlen(link->history_size), strlen(link->history_ttl) };
-    if (redisAsyncCommandArgv(link->pub, on_publish_reply, token, 9, argv, lens) != REDIS_OK)
-        return -EIO;
-    return 0;
+    return pub_command(link, 9, argv, lens, on_publish_reply, token);
 }
 
-static void on_plain_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void on_plain_publish_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
+    struct gw_link *link = gw_rconn_owner(c);
     struct gw_position none = { 0 };
     bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
 
@@ -125,9 +132,7 @@ int gw_link_publish_plain(struct gw_link *link, const char *key, size_t klen, co
         return -ENOTCONN;
     const char *argv[] = { "PUBLISH", key, payload };
     size_t lens[] = { 7, klen, len };
-    if (redisAsyncCommandArgv(link->pub, on_plain_publish_reply, token, 3, argv, lens) != REDIS_OK)
-        return -EIO;
-    return 0;
+    return pub_command(link, 3, argv, lens, on_plain_publish_reply, token);
 }
 
 /* wsgate_history's reply: { epoch, current, reachable, { o1, p1, o2, p2, ... } }.
@@ -157,10 +162,9 @@ static bool parse_history(const redisReply *r, struct gw_history_page *page, str
     return true;
 }
 
-static void on_read_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void on_read_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
+    struct gw_link *link = gw_rconn_owner(c);
     struct gw_history_page page;
     struct gw_history_entry *entries = NULL;
     bool ok = false;
@@ -195,15 +199,12 @@ int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest
     snprintf(bytes_s, sizeof bytes_s, "%zu", max_bytes);
     const char *argv[] = { "FCALL_RO", "wsgate_history", "2", meta, stream, key, since_s, limit_s, bytes_s };
     size_t lens[] = { 8, 14, 1, mlen, slen, klen, strlen(since_s), strlen(limit_s), strlen(bytes_s) };
-    if (redisAsyncCommandArgv(link->pub, on_read_reply, token, 9, argv, lens) != REDIS_OK)
-        return -EIO;
-    return 0;
+    return pub_command(link, 9, argv, lens, on_read_reply, token);
 }
 
-static void on_retire_reply(redisAsyncContext *ac, void *r, void *privdata)
+static void on_retire_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
+    struct gw_link *link = gw_rconn_owner(c);
 
     (void)privdata;
     if (!reply)
@@ -232,27 +233,23 @@ int gw_link_retire_epoch(struct gw_link *link, const char *key, size_t klen, con
         below_s[0] = '\0';
     const char *argv[] = { "FCALL", "wsgate_retire_epoch", "2", meta, stream, key, epoch, below_s };
     size_t lens[] = { 5, 19, 1, mlen, slen, klen, elen, strlen(below_s) };
-    if (redisAsyncCommandArgv(link->pub, on_retire_reply, NULL, 8, argv, lens) != REDIS_OK)
-        return -EIO;
-    return 0;
+    return pub_command(link, 8, argv, lens, on_retire_reply, NULL);
 }
 
 /* ---- the function library ---- */
 
-static void on_fn_load(redisAsyncContext *ac, void *r, void *privdata)
+static void on_fn_load(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
+    struct gw_link *link = gw_rconn_owner(c);
 
-    if (!reply || ac != link->pub)
-        return;
+    if (!reply)
+        return; /* the connection failed: the link resets */
     if (reply->type == REDIS_REPLY_ERROR) {
         LOG_ERR("cannot load the wsgate function library error=\"%s\"", reply->str);
         link->fail(link, "FUNCTION LOAD refused");
         return;
     }
     LOG_INFO("loaded the wsgate function library version=%lld", link->fn_version);
-    link->fn_ready = true;
     link->fn_loaded(link);
 }
 
@@ -260,30 +257,31 @@ static void on_fn_load(redisAsyncContext *ac, void *r, void *privdata)
  * during a rolling upgrade the newer nodes' library serves the older nodes
  * too (its functions stay compatible), and nodes never replace it back and
  * forth. */
-static void on_fn_version(redisAsyncContext *ac, void *r, void *privdata)
+static void on_fn_version(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
+    struct gw_link *link = gw_rconn_owner(c);
+    const char *argv[] = { "FUNCTION", "LOAD", "REPLACE", (const char *)gw_redis_function };
+    size_t lens[] = { 8, 4, 7, gw_redis_function_len };
 
-    if (!reply || ac != link->pub)
+    if (!reply)
         return;
     if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= link->fn_version) {
-        link->fn_ready = true;
         link->fn_loaded(link);
         return;
     }
-    if (redisAsyncCommand(link->pub, on_fn_load, NULL, "FUNCTION LOAD REPLACE %b", gw_redis_function,
-                          gw_redis_function_len) != REDIS_OK)
+    if (pub_command(link, 4, argv, lens, on_fn_load, NULL) != 0)
         link->fail(link, "cannot queue FUNCTION LOAD");
 }
 
 int gw_link_load_functions(struct gw_link *link)
 {
-    if (redisAsyncCommand(link->pub, on_fn_version, NULL, "FCALL_RO wsgate_version 0") != REDIS_OK) {
+    const char *argv[] = { "FCALL_RO", "wsgate_version", "0" };
+    size_t lens[] = { 8, 14, 1 };
+    int rc = pub_command(link, 3, argv, lens, on_fn_version, NULL);
+
+    if (rc != 0)
         link->fail(link, "cannot queue FCALL_RO wsgate_version");
-        return -EIO;
-    }
-    return 0;
+    return rc;
 }
 
 /* ---- the cluster roster ---- */
@@ -300,18 +298,19 @@ int gw_link_roster_write(struct gw_link *link, const char *json, size_t len, int
         return -ENOTCONN;
     snprintf(key, sizeof key, ROSTER_KEY "%s", link->cfg->node_id);
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
-    if (redisAsyncCommand(link->pub, NULL, NULL, "SET %s %b EX %s", key, json, len, ttl) != REDIS_OK ||
-        redisAsyncCommand(link->pub, NULL, NULL, "SADD " ROSTER_SET " %s", link->cfg->node_id) != REDIS_OK)
-        return -EIO;
-    return 0;
+    const char *set[] = { "SET", key, json, "EX", ttl };
+    size_t set_lens[] = { 3, strlen(key), len, 2, strlen(ttl) };
+    const char *sadd[] = { "SADD", ROSTER_SET, link->cfg->node_id };
+    size_t sadd_lens[] = { 4, sizeof ROSTER_SET - 1, strlen(link->cfg->node_id) };
+    int rc = pub_command(link, 5, set, set_lens, NULL, NULL);
+    return rc != 0 ? rc : pub_command(link, 3, sadd, sadd_lens, NULL, NULL);
 }
 
 /* MGET's answer: nil for an expired entry, whose id is then dropped. privdata
  * is the SMEMBERS reply's ids, copied (a NUL-separated block). */
-static void on_roster_values(redisAsyncContext *ac, void *r, void *privdata)
+static void on_roster_values(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
+    struct gw_link *link = gw_rconn_owner(c);
     char *ids = privdata;
     const char *json[ROSTER_MAX];
     size_t jlen[ROSTER_MAX];
@@ -324,8 +323,10 @@ static void on_roster_values(redisAsyncContext *ac, void *r, void *privdata)
             if (v->type == REDIS_REPLY_STRING) {
                 json[n] = v->str;
                 jlen[n++] = v->len;
-            } else if (link->pub && ac == link->pub) {
-                redisAsyncCommand(link->pub, NULL, NULL, "SREM " ROSTER_SET " %s", id);
+            } else {
+                const char *argv[] = { "SREM", ROSTER_SET, id };
+                size_t lens[] = { 4, sizeof ROSTER_SET - 1, strlen(id) };
+                pub_command(link, 3, argv, lens, NULL, NULL); /* best effort: the next read retries */
             }
         }
     }
@@ -333,15 +334,14 @@ static void on_roster_values(redisAsyncContext *ac, void *r, void *privdata)
     free(ids);
 }
 
-static void on_roster_ids(redisAsyncContext *ac, void *r, void *privdata)
+static void on_roster_ids(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
-    struct gw_link *link = ac->data;
-    redisReply *reply = r;
+    struct gw_link *link = gw_rconn_owner(c);
     size_t n = reply && reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
 
     if (n > ROSTER_MAX)
         n = ROSTER_MAX;
-    if (n == 0 || !link->pub || ac != link->pub) {
+    if (n == 0 || !link->pub) {
         link->ops->on_roster(link->ctx, 0, NULL, NULL);
         return;
     }
@@ -362,7 +362,7 @@ static void on_roster_ids(redisAsyncContext *ac, void *r, void *privdata)
         o[e->len] = '\0';
         o += e->len + 1;
     }
-    if (redisAsyncCommandArgv(link->pub, on_roster_values, ids, (int)n + 1, argv, lens) != REDIS_OK) {
+    if (pub_command(link, (int)n + 1, argv, lens, on_roster_values, ids) != 0) {
         free(ids);
         link->ops->on_roster(link->ctx, 0, NULL, NULL);
     }
@@ -375,7 +375,7 @@ int gw_link_roster_read(struct gw_link *link)
 {
     if (link->state != LINK_LIVE || !link->pub)
         return -ENOTCONN;
-    if (redisAsyncCommand(link->pub, on_roster_ids, NULL, "SMEMBERS " ROSTER_SET) != REDIS_OK)
-        return -EIO;
-    return 0;
+    const char *argv[] = { "SMEMBERS", ROSTER_SET };
+    size_t lens[] = { 8, sizeof ROSTER_SET - 1 };
+    return pub_command(link, 2, argv, lens, on_roster_ids, NULL);
 }

@@ -9,14 +9,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <hiredis/async.h>
-
 #include "link.h"
+#include "rconn.h"
 
+/* Where the link is; every move goes through set_state (link.c), logged
+ * once with its reason. A fresh link walks them in order: the connections
+ * (every subscription already queued), then the library, then the first
+ * heartbeat, whose echo proves the subscriptions. */
 enum link_state {
-    LINK_DOWN = 0,   /* no connection; a retry timer may be armed */
-    LINK_CONNECTING, /* connections opened, heartbeat echo not seen yet */
-    LINK_LIVE,       /* heartbeat echo fresh: ready */
+    LINK_DOWN = 0,   /* no connection; the retry timer is armed unless the bus is stopping */
+    LINK_CONNECTING, /* both connections opened, AUTH/SELECT and every SUBSCRIBE queued */
+    LINK_LOADING,    /* both ready; the function library is being checked or loaded */
+    LINK_PROVING,    /* the first heartbeat is sent; no echo yet */
+    LINK_LIVE,       /* the heartbeat echo came within the timeout: ready */
+    LINK_RESETTING,  /* a failure was seen; the teardown runs from the loop, outside callbacks */
 };
 
 struct gw_link {
@@ -29,6 +35,7 @@ struct gw_link {
     char *hb_channel; /* "__wsgate:hb:<node_id>", outside the client prefix space */
     long long fn_version; /* VERSION of the embedded library */
     char history_size[16], history_ttl[16]; /* FCALL arguments, as text once */
+    int cmd_timeout_ms; /* every command's deadline: the heartbeat timeout */
 
     /* Any thread. */
     atomic_bool ready;
@@ -36,21 +43,17 @@ struct gw_link {
 
     /* Bus thread only. */
     struct event *tick_ev, *retry_ev, *reset_ev;
-    redisAsyncContext *sub, *pub;
-    bool sub_up, pub_up;
+    struct gw_rconn *sub, *pub; /* both NULL exactly when DOWN */
+    struct ssl_ctx_st *tls_ctx; /* rediss://: made again on every open (certificates rotate); owned */
     enum link_state state;
     int attempt;
-    int64_t link_started_us;
-    int64_t last_echo_us;
+    int64_t echo_due_us; /* PROVING/LIVE: the next echo must come by then */
     int64_t last_hb_sent_us;
     int64_t last_tick_us;
-    int64_t judge_from_us; /* the heartbeat timeout counts from here at the earliest */
     uint64_t hb_seq;
     uint64_t publish_errors; /* error replies to publishes: logged at each power of two */
-    bool fn_ready; /* the library on this link's Redis is ours or newer */
-    const char *reset_reason; /* static; non-NULL while a reset is scheduled */
-    /* link.c's, for link_cmd.c: schedule a reset (safe inside hiredis
-     * callbacks); the library is ready (go live once the echo came too). */
+    /* link.c's, for link_cmd.c: schedule a reset (safe inside callbacks);
+     * the library is ready (LOADING → PROVING). */
     void (*fail)(struct gw_link *link, const char *why);
     void (*fn_loaded)(struct gw_link *link);
 };
@@ -59,7 +62,7 @@ struct gw_link {
 /* VERSION of the embedded library (aborts when the file has none). */
 long long gw_link_fn_version(void);
 /* Queues the version check (and, when needed, the load) on link->pub.
- * Returns 0, or -EIO after resetting the link. */
+ * Returns 0, or a negative errno after resetting the link. */
 int gw_link_load_functions(struct gw_link *link);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include "access.h"
 #include "alloc.h"
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "node.h"
 #include "roster.h"
+#include "rtls.h"
 #include "worker.h"
 
 #ifndef WSGATE_VERSION
@@ -137,6 +139,7 @@ static int run(const struct gw_config *cfg, const struct gw_access *access)
     atomic_init(&node.draining, false);
     atomic_init(&node.connections, 0);
     gw_ipcount_init(&node.peers);
+    gw_ipcount_init(&node.http_peers);
     node.worker_stats = gw_xcalloc((size_t)cfg->workers, sizeof(*node.worker_stats));
     for (int i = 0; i < cfg->workers; i++) {
         workers[i] = gw_worker_new(&node, i);
@@ -176,6 +179,7 @@ out:
     free(node.worker_stats);
     gw_apikeys_deinit(&keys);
     gw_ipcount_deinit(&node.peers);
+    gw_ipcount_deinit(&node.http_peers);
     /* Every frame has one owner at a time; one left over is a leak, and the
      * tests (which all require exit 0 after SIGTERM) must see it. */
     int code = rc ? 1 : 0;
@@ -227,6 +231,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsgate: %s\n", err);
         gw_config_deinit(&cfg);
         return 2;
+    }
+    /* The TLS material too: a bad CA, certificate or key file stops the node
+     * here. The link builds its own context again on every reconnect, so a
+     * rotated certificate is picked up without a restart. */
+    if (cfg.redis.tls) {
+        struct ssl_ctx_st *tls = NULL;
+        if (gw_rtls_ctx_new(&cfg, &tls, err, sizeof(err)) != 0) {
+            fprintf(stderr, "wsgate: %s\n", err);
+            gw_access_deinit(&access);
+            gw_config_deinit(&cfg);
+            return 2;
+        }
+        SSL_CTX_free(tls);
+        if (cfg.redis_tls_insecure)
+            LOG_WARN("redis TLS without verification (--redis-tls-insecure 1): any server, any certificate is "
+                     "accepted; testing only");
     }
     int rc = run(&cfg, &access);
     gw_access_deinit(&access);

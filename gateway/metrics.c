@@ -11,6 +11,10 @@
 #include "frame.h"
 #include "jwt.h"
 
+const char *const gw_redis_link_state_names[GW_REDIS_LINK_STATES] = {
+    "down", "connecting", "loading", "proving", "live", "resetting",
+};
+
 const char *gw_shed_reason_name(enum gw_shed_reason r)
 {
     switch (r) {
@@ -29,6 +33,18 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r)
     case GW_REFUSE_ORIGIN: return "origin";
     case GW_REFUSE_PER_IP: return "per_ip";
     case GW_REFUSE_HANDSHAKE: return "handshake";
+    default: return "unknown";
+    }
+}
+
+const char *gw_http_refuse_name(enum gw_http_refuse r)
+{
+    switch (r) {
+    case GW_HTTP_REFUSE_BAD_REQUEST: return "bad_request";
+    case GW_HTTP_REFUSE_TIMEOUT: return "timeout";
+    case GW_HTTP_REFUSE_LIMIT: return "limit";
+    case GW_HTTP_REFUSE_PER_IP: return "per_ip";
+    case GW_HTTP_REFUSE_ACCEPT_ERROR: return "accept_error";
     default: return "unknown";
     }
 }
@@ -62,6 +78,11 @@ static const char *shed_name(int r)
 static const char *refuse_name(int r)
 {
     return gw_refuse_reason_name((enum gw_refuse_reason)r);
+}
+
+static const char *http_refuse_name(int r)
+{
+    return gw_http_refuse_name((enum gw_http_refuse)r);
 }
 
 static const char *err_name(int e)
@@ -180,6 +201,9 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
 
     family(&sb, "wsgate_connections", "gauge", "Open WebSocket connections.");
     sb_printf(&sb, "wsgate_connections %llu\n", (unsigned long long)WSUM(connections));
+    family(&sb, "wsgate_http_connections", "gauge",
+           "Connections holding a plain HTTP slot: not yet a WebSocket (docs/SECURITY.md).");
+    sb_printf(&sb, "wsgate_http_connections %llu\n", (unsigned long long)WSUM(http_connections));
     family(&sb, "wsgate_connections_accepted_total", "counter", "WebSocket connections accepted.");
     sb_printf(&sb, "wsgate_connections_accepted_total %llu\n", (unsigned long long)WSUM(connections_accepted));
     family(&sb, "wsgate_subscriptions", "gauge", "Client subscriptions (client, channel pairs).");
@@ -207,6 +231,9 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     WSUM_LINES(shed, 0, GW_SHED__COUNT, "wsgate_clients_shed_total", "reason", shed_name);
     family(&sb, "wsgate_upgrades_refused_total", "counter", "WebSocket upgrades refused, by reason.");
     WSUM_LINES(upgrades_refused, 0, GW_REFUSE__COUNT, "wsgate_upgrades_refused_total", "reason", refuse_name);
+    family(&sb, "wsgate_http_refused_total", "counter",
+           "Connections closed before their request reached the node's handlers, by reason (docs/SECURITY.md).");
+    WSUM_LINES(http_refused, 0, GW_HTTP_REFUSE__COUNT, "wsgate_http_refused_total", "reason", http_refuse_name);
     family(&sb, "wsgate_client_errors_total", "counter", "Error replies sent to clients, by code.");
     WSUM_LINES(client_errors, 1, GW_ERR__COUNT, "wsgate_client_errors_total", "code", err_name);
     family(&sb, "wsgate_auth_failures_total", "counter",
@@ -225,6 +252,17 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
 
     family(&sb, "wsgate_redis_connected", "gauge", "1 while both Redis connections are up and the heartbeat echo is fresh.");
     sb_printf(&sb, "wsgate_redis_connected %llu\n", (unsigned long long)gw_stat_get(&bus->redis_connected));
+    family(&sb, "wsgate_redis_link_state", "gauge",
+           "1 for the state the Redis link is in: down, connecting, loading (the Function library), proving "
+           "(waiting for the first heartbeat echo), live, resetting.");
+    for (int s = 0; s < GW_REDIS_LINK_STATES; s++)
+        sb_printf(&sb, "wsgate_redis_link_state{state=\"%s\"} %d\n", gw_redis_link_state_names[s],
+                  gw_stat_get(&bus->redis_link_state) == (uint64_t)s);
+    family(&sb, "wsgate_redis_connection_ready", "gauge",
+           "1 while the link's connection of that role (sub: subscriptions, pub: commands) is connected and set up.");
+    for (int r = 0; r < GW_REDIS_ROLE__COUNT; r++)
+        sb_printf(&sb, "wsgate_redis_connection_ready{role=\"%s\"} %llu\n", r == GW_REDIS_ROLE_SUB ? "sub" : "pub",
+                  (unsigned long long)gw_stat_get(&bus->redis_conn_ready[r]));
     family(&sb, "wsgate_redis_reconnects_total", "counter", "Redis reconnect attempts after a lost or failed link.");
     sb_printf(&sb, "wsgate_redis_reconnects_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_reconnects));
     family(&sb, "wsgate_redis_heartbeat_rtt_seconds", "gauge", "Round trip of the last heartbeat PUBLISH echoed back through the subscription.");

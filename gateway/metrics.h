@@ -47,6 +47,21 @@ enum gw_refuse_reason {
 };
 const char *gw_refuse_reason_name(enum gw_refuse_reason r);
 
+/* Why a connection was closed before lws saw it (intake.h): a request head
+ * refused by common/httpreq (answered 400/414/431/505), a head or body not
+ * in within --http-timeout, --max-http-connections, --max-http-connections-per-ip,
+ * an accept that failed for lack of descriptors or memory (not a connection:
+ * one count per failed accept4). */
+enum gw_http_refuse {
+    GW_HTTP_REFUSE_BAD_REQUEST = 0,
+    GW_HTTP_REFUSE_TIMEOUT,
+    GW_HTTP_REFUSE_LIMIT,
+    GW_HTTP_REFUSE_PER_IP,
+    GW_HTTP_REFUSE_ACCEPT_ERROR,
+    GW_HTTP_REFUSE__COUNT
+};
+const char *gw_http_refuse_name(enum gw_http_refuse r);
+
 /* Why a client failed to authenticate: the verifier's reasons, with the same
  * numbers as enum gw_jwt_reason (GW_JWT_OK unused), plus a client that sent
  * no valid token within --auth-timeout. */
@@ -68,14 +83,26 @@ struct gw_worker_stats {
     gw_stat outq_messages;
     gw_stat shed[GW_SHED__COUNT];
     gw_stat upgrades_refused[GW_REFUSE__COUNT];
+    gw_stat http_refused[GW_HTTP_REFUSE__COUNT];
+    gw_stat http_connections; /* gauge: slots of intake.h held by this worker's connections */
     gw_stat client_errors[GW_ERR__COUNT];
     gw_stat auth_failures[GW_AUTH_FAIL__COUNT];
     gw_stat api_requests[GW_API_CODES];
 };
 
+/* The Redis link's states as /metrics names them
+ * (wsgate_redis_link_state{state}); link.c's enum link_state follows this
+ * order and takes its log names from here. */
+#define GW_REDIS_LINK_STATES 6
+extern const char *const gw_redis_link_state_names[GW_REDIS_LINK_STATES];
+/* The link's connections by role (wsgate_redis_connection_ready{role}). */
+enum gw_redis_role { GW_REDIS_ROLE_SUB = 0, GW_REDIS_ROLE_PUB, GW_REDIS_ROLE__COUNT };
+
 /* Written only by the bus thread. */
 struct gw_bus_stats {
     gw_stat redis_connected; /* gauge 0/1 */
+    gw_stat redis_link_state; /* gauge: index into gw_redis_link_state_names */
+    gw_stat redis_conn_ready[GW_REDIS_ROLE__COUNT]; /* gauge 0/1: AUTH/SELECT answered, not failed */
     gw_stat redis_reconnects;
     gw_stat redis_messages_received;
     gw_stat redis_messages_dropped_too_large;

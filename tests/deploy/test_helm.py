@@ -108,6 +108,10 @@ VALUE_SETS = {
     "tokensonly": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
                     "--set", "access.jwt.existingSecret=my-jwt", "--set", "access.jwt.audience=wsgate"], []),
     "api": (["--set", "api.existingSecret=wsgate-api-keys", "--set", "api.listen=8081"], []),
+    # TLS to Redis with mTLS, the material from an existing Secret.
+    "redistls": (["--set", "redis.url=rediss://redis.example.com:6380/0", "--set", "redis.tls.existingSecret=redis-tls",
+                  "--set", "redis.tls.certKey=tls.crt", "--set", "redis.tls.keyKey=tls.key",
+                  "--set", "redis.tls.serverName=redis.internal"], []),
     # Public keys only: no HMAC secret, no anonymous rights (the keys alone are access).
     "publickeys": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
                     "--set", "access.jwt.generateHmacSecret=false",
@@ -326,6 +330,8 @@ class HelmChart(unittest.TestCase):
         # History everywhere, bounded per client (docs/SECURITY.md, "Redis cost").
         self.assertEqual(cm["WSGATE_HISTORY_CHANNELS"], "*")
         self.assertEqual(cm["WSGATE_CLIENT_STORE_BYTES"], "4194304")
+        self.assertEqual(cm["WSGATE_DEMO_PAGE"], "0", "the chart serves no demo page by default")
+        self.assertEqual(cm["WSGATE_MAX_HTTP_CONNECTIONS_PER_IP"], "0", "behind an Ingress clients share an address")
 
     def test_hpa(self):
         e = self.check_essentials("hpa")
@@ -420,6 +426,26 @@ class HelmChart(unittest.TestCase):
         self.assertNotIn("WSGATE_API_KEY_FILE", {x["name"] for x in d["c"]["env"]})
         self.assertEqual([m["name"] for m in d["c"]["volumeMounts"]], ["jwt"], "only the generated HMAC secret")
         self.assertEqual([s for s in by_kind(d["docs"], "Service") if s["metadata"]["name"].endswith("-api")], [])
+
+    def test_redis_tls_from_secret(self):
+        # The CA, client certificate and key of an existing Secret, mounted read-only and
+        # named by the WSGATE_REDIS_TLS_* variables; the URL keeps its own Secret.
+        e = self.check_essentials("redistls")
+        env = {x["name"]: x for x in e["c"]["env"]}
+        self.assertEqual(env["WSGATE_REDIS_TLS_CA_FILE"]["value"], "/etc/wsgate/redis-tls/ca.crt")
+        self.assertEqual(env["WSGATE_REDIS_TLS_CERT_FILE"]["value"], "/etc/wsgate/redis-tls/tls.crt")
+        self.assertEqual(env["WSGATE_REDIS_TLS_KEY_FILE"]["value"], "/etc/wsgate/redis-tls/tls.key")
+        self.assertEqual(env["WSGATE_REDIS_TLS_SERVER_NAME"]["value"], "redis.internal")
+        self.assertIn("secretKeyRef", env["WSGATE_REDIS_URL"]["valueFrom"])
+        (mount,) = [m for m in e["c"]["volumeMounts"] if m["name"] == "redis-tls"]
+        self.assertEqual((mount["mountPath"], mount["readOnly"]), ("/etc/wsgate/redis-tls", True))
+        (vol,) = [v for v in e["pod"]["volumes"] if v["name"] == "redis-tls"]
+        self.assertEqual(vol["secret"]["secretName"], "redis-tls")
+        self.assertEqual(vol["secret"]["defaultMode"], 0o444)
+        self.assertEqual(sorted(i["key"] for i in vol["secret"]["items"]), ["ca.crt", "tls.crt", "tls.key"])
+        # Off by default: no TLS variable, no mount.
+        d = self.check_essentials("defaults")
+        self.assertEqual([n for n in (x["name"] for x in d["c"]["env"]) if n.startswith("WSGATE_REDIS_TLS")], [])
 
     def test_public_keys(self):
         # Every listed kid is one item of the Secret volume, mounted read-only, and named in
@@ -557,7 +583,14 @@ class HelmChart(unittest.TestCase):
             (["--set", "gateway.allowedOrigins[0]=https://app.example.com/"], "allowedOrigins"),
             (["--set", "gateway.allowedOrigins=https://a.example"], "allowedOrigins"),
             (["--set", "gateway.maxConnectionsPerIp=-1"], "maxConnectionsPerIp"),
-            (["--set", "redis.url=rediss://cache:6380"], "rediss"),
+            (["--set", "redis.url=http://cache:6380"], "rediss://"),
+            (["--set", "redis.tls.existingSecret=t"], "redis.tls.* needs a rediss:// redis.url"),
+            (["--set", "redis.url=rediss://c", "--set", "redis.tls.existingSecret=t", "--set", "redis.tls.certKey=a"],
+             "redis.tls.certKey and redis.tls.keyKey go together"),
+            (["--set", "redis.url=rediss://c", "--set", "redis.tls.certKey=a", "--set", "redis.tls.keyKey=b"],
+             "redis.tls.certKey needs redis.tls.existingSecret"),
+            (["--set", "gateway.extraEnv.WSGATE_REDIS_TLS_CA_FILE=/ca"], "WSGATE_REDIS_TLS_CA_FILE"),
+            (["--set", "redis.tls.verify=false"], "verify"),
             (["--set", "redis.url="], "no Redis configured"),
             (["--set", "redis.dev.enabled=true", "--set", "redis.existingSecret=x"], "redis.dev.enabled"),
             (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",

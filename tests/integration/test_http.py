@@ -215,7 +215,7 @@ class CommandLineTest(GatewayTestCase):
         cases = [
             (["--workers", "abc"] + listen, "workers"),
             (["--redis-url", "http://x"] + listen, "redis"),
-            (["--redis-url", "rediss://localhost:6379"] + listen, "redis"),
+            (["--redis-url", "redis://localhost:6379", "--redis-tls-ca-file", "/ca.pem"] + listen, "rediss"),
             (["--max-frame-bytes", "12x"] + listen, "max-frame-bytes"),
             (["--listen", "nonsense"], "listen"),
             (["--listen", "127.0.0.1:99999"], "listen"),

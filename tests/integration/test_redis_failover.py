@@ -73,6 +73,7 @@ class FailoverTest(GatewayTestCase):
             m = g.metrics()
             self.assertEqual(m.get("wsgate_redis_connected"), 0, g.name)
             self.assertEqual(m.get("wsgate_ready"), 0, g.name)
+            self.assert_link_state(g, m, "down", "connecting", "resetting")
         r = self.pub.publish(self.ch, {"lost": 2}, timeout=5)
         self.assertEqual((r.get("type"), r.get("code")), ("error", "unavailable"), r)
         # Subscribing to a channel the node does not hold yet needs Redis.
@@ -106,6 +107,22 @@ class FailoverTest(GatewayTestCase):
             self.assertEqual(m.get("wsgate_redis_connected"), 1, g.name)
             self.assertEqual(m.get("wsgate_ready"), 1, g.name)
             self.assertEqual(m.get("wsgate_connections"), 2, g.name)  # A: sub+pub, B: sub+late
+            self.assert_link_state(g, m, "live")
+
+    def assert_link_state(self, g, m, *allowed):
+        """wsgate_redis_link_state: exactly one state at 1, one of allowed; both
+        connections ready exactly when the link is live."""
+        states = ("down", "connecting", "loading", "proving", "live", "resetting")
+        on = [s for s in states if m.get('wsgate_redis_link_state{state="%s"}' % s) == 1]
+        self.assertEqual(len(on), 1, "%s: %r" % (g.name, on))
+        self.assertEqual(sum(m.get('wsgate_redis_link_state{state="%s"}' % s) for s in states), 1, g.name)
+        self.assertIn(on[0], allowed, g.name)
+        if on[0] == "live":
+            for role in ("sub", "pub"):
+                self.assertEqual(m.get('wsgate_redis_connection_ready{role="%s"}' % role), 1, g.name)
+        if on[0] in ("down", "resetting"):
+            for role in ("sub", "pub"):
+                self.assertEqual(m.get('wsgate_redis_connection_ready{role="%s"}' % role), 0, g.name)
 
     def test_redis_side_connection_kill(self):
         # Redis drops the nodes' connections (CLIENT KILL) while staying up.

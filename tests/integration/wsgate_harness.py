@@ -77,3 +77,8 @@ from wsgate_pub import (  # noqa: F401
     _ENVELOPE,
     parse_envelope,
 )
+
+from wsgate_tls import (  # noqa: F401
+    Pki,
+    TlsRedisServer,
+)

@@ -249,7 +249,7 @@ class Gateway:
         cmd = list(self.wrapper) + [self.binary, "--listen", "127.0.0.1:%d" % self.port,
                                     "--log-level", "debug"]
         if self.redis_port is not None:
-            cmd += ["--redis-url", "redis://127.0.0.1:%d" % self.redis_port]
+            cmd += redis_url_args(self.redis_port)
         if self.dev_access:
             cmd += DEV_ACCESS_ARGS
         return cmd + speed + self.extra_args
@@ -437,6 +437,25 @@ def rss_bytes(pid):
 # unittest base
 
 
+def new_redis(**kw):
+    """The Redis of start_redis/start_class_redis: with WSGATE_TEST_REDIS_TLS=1 one that
+    also listens with TLS, which the gateways then reach by rediss:// (integration_*_tls:
+    a suite run again over a TLS link)."""
+    if os.environ.get("WSGATE_TEST_REDIS_TLS") == "1":
+        from wsgate_tls import TlsRedisServer, shared_pki  # imported here: it imports this module
+        return TlsRedisServer(shared_pki(), **kw)
+    return RedisServer(**kw)
+
+
+def redis_url_args(port):
+    """--redis-url (and the CA) for the Redis whose plain port is port."""
+    tls = sys.modules.get("wsgate_tls")
+    if tls and port in tls.TLS_PORTS:
+        tls_port, ca = tls.TLS_PORTS[port]
+        return ["--redis-url", "rediss://127.0.0.1:%d" % tls_port, "--redis-tls-ca-file", ca]
+    return ["--redis-url", "redis://127.0.0.1:%d" % port]
+
+
 class GatewayTestCase(unittest.TestCase):
     """Tracks processes so they are always stopped, and prints each gateway's log tail
     (and redis's) when a test fails."""
@@ -445,7 +464,7 @@ class GatewayTestCase(unittest.TestCase):
 
     @classmethod
     def start_class_redis(cls, **kw):
-        r = RedisServer(**kw)
+        r = new_redis(**kw)
         cls.addClassCleanup(r.cleanup)
         return r
 
@@ -461,7 +480,7 @@ class GatewayTestCase(unittest.TestCase):
         return g
 
     def start_redis(self, **kw):
-        r = RedisServer(**kw)
+        r = new_redis(**kw)
         self.addCleanup(r.cleanup)
         return r
 

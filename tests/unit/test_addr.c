@@ -1,6 +1,7 @@
 /* Address parsers: listen addresses (host, [v6], :port) and Redis URLs
  * (redis://, unix://, user info, percent-encoding, db), good and bad. */
 #include <errno.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "unit.h"
@@ -75,6 +76,7 @@ static void url_ok(const char *url, const char *host, int port, const char *path
     else
         ck_assert_ptr_null(addr.password);
     ck_assert_int_eq(addr.db, db);
+    ck_assert(addr.tls == (strncasecmp(url, "rediss://", 9) == 0));
     gw_addr_redis_deinit(&addr);
 }
 
@@ -101,14 +103,15 @@ START_TEST(redis_urls)
     url_ok("redis://user:p@ss@h", "h", 6379, NULL, "user", "p@ss", 0);
     url_ok("redis://[::1]:7000/1", "::1", 7000, NULL, NULL, NULL, 1);
     url_ok("redis://[::1]", "::1", 6379, NULL, NULL, NULL, 0);
+    url_ok("rediss://h:6380", "h", 6380, NULL, NULL, NULL, 0);
+    url_ok("REDISS://alice:hunter2@redis.internal/4", "redis.internal", 6379, NULL, "alice", "hunter2", 4);
     url_ok("REDIS://H", "H", 6379, NULL, NULL, NULL, 0);
     url_ok("redis://10.0.0.1:6379/15", "10.0.0.1", 6379, NULL, NULL, NULL, 15);
     url_ok("unix:///tmp/r.sock", NULL, 0, "/tmp/r.sock", NULL, NULL, 0);
     url_ok("unix:///tmp/r.sock?db=2", NULL, 0, "/tmp/r.sock", NULL, NULL, 2);
     url_ok("unix://:pw@/var/run/redis.sock", NULL, 0, "/var/run/redis.sock", NULL, "pw", 0);
 
-    url_bad("rediss://h:6380", "TLS is not supported by hiredis 0.14; use a TLS sidecar");
-    url_bad("REDISS://:hunter2@h", "TLS is not supported by hiredis 0.14; use a TLS sidecar");
+    url_bad("rediss://", "empty host in the Redis URL");
     url_bad("redis://", "empty host in the Redis URL");
     url_bad("redis://:6379", "empty host in the Redis URL");
     url_bad("redis://:hunter2@/0", "empty host in the Redis URL");
@@ -130,7 +133,7 @@ START_TEST(redis_urls)
     url_bad("redis://[::1", NULL);
     url_bad("redis://[::1]x", NULL);
     url_bad("redis://[]:1", NULL);
-    url_bad("http://h", "a Redis URL starts with redis:// or unix://");
+    url_bad("http://h", "a Redis URL starts with redis://, rediss:// or unix://");
     url_bad("h:6379", NULL);
     url_bad("", NULL);
     url_bad("unix://", NULL);

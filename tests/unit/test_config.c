@@ -384,8 +384,25 @@ START_TEST(redis_url_option)
     expect_ok(ARGS("--redis-url="), ARGS("WSGATE_REDIS_URL=redis://r"));
     ck_assert_ptr_null(cfg.redis_url);
     ck_assert_ptr_null(cfg.redis.host);
-    expect_fail(NULL, ARGS("WSGATE_REDIS_URL=rediss://r"),
-                "WSGATE_REDIS_URL: TLS is not supported by hiredis 0.14; use a TLS sidecar");
+    expect_ok(NULL, ARGS("WSGATE_REDIS_URL=rediss://r"));
+    ck_assert(cfg.redis.tls);
+    expect_ok(ARGS("--redis-url", "redis://r"), NULL);
+    ck_assert(!cfg.redis.tls);
+    expect_fail(ARGS("--redis-url", "redis://r", "--redis-tls-ca-file", "/ca.pem"), NULL,
+                "--redis-tls-* options need a rediss:// --redis-url");
+    expect_fail(ARGS("--redis-url", "rediss://r", "--redis-tls-cert-file", "/c.pem"), NULL,
+                "--redis-tls-cert-file and --redis-tls-key-file go together");
+    expect_fail(ARGS("--redis-url", "rediss://r", "--redis-tls-insecure", "1", "--redis-tls-ca-file", "/ca.pem"),
+                NULL,
+                "--redis-tls-insecure turns verification off: it cannot go with --redis-tls-ca-file or "
+                "--redis-tls-server-name");
+    expect_ok(ARGS("--redis-url", "rediss://u:p@r:6380/2", "--redis-tls-ca-file", "/ca.pem", "--redis-tls-cert-file",
+                   "/c.pem", "--redis-tls-key-file", "/k.pem", "--redis-tls-server-name", "redis.internal"),
+              NULL);
+    ck_assert(cfg.redis.tls);
+    ck_assert_int_eq(cfg.redis.port, 6380);
+    ck_assert_str_eq(cfg.redis_tls_ca_file, "/ca.pem");
+    ck_assert_str_eq(cfg.redis_tls_server_name, "redis.internal");
     expect_fail(ARGS("--redis-url", "redis://"), NULL,
                 "--redis-url: empty host in the Redis URL");
 }
@@ -489,6 +506,30 @@ START_TEST(log_line_masks_password)
 }
 END_TEST
 
+/* The logged URL keeps the scheme: an operator must see that the link is TLS. */
+START_TEST(log_line_names_tls)
+{
+    int fds[2];
+    char line[4096];
+    ssize_t n;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    expect_ok(ARGS("--redis-url", "rediss://:hunter2@redis.internal:6380", "--redis-tls-server-name", "r.example"),
+              NULL);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
+    gw_config_log(&cfg);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
+    n = read(fds[0], line, sizeof line - 1);
+    ck_assert_int_gt(n, 0);
+    line[n] = '\0';
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_ptr_null(strstr(line, "hunter2"));
+    ck_assert_ptr_nonnull(strstr(line, " redis_url=rediss://:***@redis.internal:6380/0 "));
+    ck_assert_ptr_nonnull(strstr(line, " redis_tls_server_name=\"r.example\" "));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -509,6 +550,7 @@ int main(void)
     tcase_add_test(tc, redis_url_option);
     tcase_add_test(tc, admission_options);
     tcase_add_test(tc, usage_lists_everything);
+    tcase_add_test(tc, log_line_names_tls);
     tcase_add_test(tc, log_line_masks_password);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
