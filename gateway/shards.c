@@ -256,8 +256,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     if (s->state == GW_SHARDS_SPACED)
         begin_query(s, "spacing over");
-    else if (s->state == GW_SHARDS_IDLE)
-        begin_query(s, "periodic");
+    else if (s->state == GW_SHARDS_IDLE) /* periodic, or the retry after a failure */
+        gw_shards_refresh(s, s->have_map ? "periodic" : "retry"); /* spaced like any other */
 }
 
 void gw_shards_refresh(struct gw_shards *s, const char *reason)
