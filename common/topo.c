@@ -263,3 +263,26 @@ int gw_topo_redirect_parse(const char *s, size_t len, struct gw_topo_redirect *r
     r->host[hlen] = '\0';
     return 0;
 }
+
+/* Whether s[0..len) starts with the word w (followed by a space or the end). */
+static bool first_word(const char *s, size_t len, const char *w)
+{
+    size_t n = strlen(w);
+
+    return len >= n && memcmp(s, w, n) == 0 && (len == n || s[n] == ' ');
+}
+
+enum gw_topo_error gw_topo_error_kind(const char *s, size_t len)
+{
+    if (first_word(s, len, "MOVED"))
+        return GW_TOPO_ERR_MOVED;
+    if (first_word(s, len, "ASK"))
+        return GW_TOPO_ERR_ASK;
+    if (first_word(s, len, "TRYAGAIN"))
+        return GW_TOPO_ERR_TRYAGAIN;
+    if (first_word(s, len, "CLUSTERDOWN"))
+        return GW_TOPO_ERR_CLUSTERDOWN;
+    if (first_word(s, len, "CROSSSLOT"))
+        return GW_TOPO_ERR_CROSSSLOT;
+    return GW_TOPO_ERR_OTHER;
+}

@@ -142,6 +142,20 @@ struct gw_topo_redirect {
     char host[GW_TOPO_HOST_MAX + 1];
 };
 
+/* What a cluster error reply asks of the client, told by its first word. */
+enum gw_topo_error {
+    GW_TOPO_ERR_OTHER = 0,   /* not a cluster condition: the command itself failed */
+    GW_TOPO_ERR_MOVED,       /* gw_topo_redirect_parse: update the map, resend there */
+    GW_TOPO_ERR_ASK,         /* gw_topo_redirect_parse: ASKING + the command there, once */
+    GW_TOPO_ERR_TRYAGAIN,    /* a multi-key command while its keys are split by a migration:
+                              * retry after a short pause */
+    GW_TOPO_ERR_CLUSTERDOWN, /* the cluster or the slot is not served: back off, refresh, retry */
+    GW_TOPO_ERR_CROSSSLOT,   /* keys of different slots in one command: the caller's bug,
+                              * never retried */
+};
+/* Classifies the len bytes of an error reply's text. Cannot fail. */
+enum gw_topo_error gw_topo_error_kind(const char *s, size_t len);
+
 /* Parses the len bytes of an error reply's text. Returns 0 with *r filled,
  * -ENOENT when it is not a redirection (another error: *r untouched), or
  * -EBADMSG when it starts like one but is malformed (slot out of range, no

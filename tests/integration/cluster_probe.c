@@ -14,7 +14,8 @@
  *                                  second reply on, "moved <first>-<last>" for
  *                                  the diff against the reply before
  *   cluster_probe redirect         stdin: error texts, one a line; stdout:
- *                                  "<MOVED|ASK> slot host port" or "none"/"bad"
+ *                                  "<MOVED|ASK> slot host port" or "none"/"bad",
+ *                                  then " kind=<gw_topo_error_kind>"
  * Exits 1 with the reason on stderr when a reply is refused. */
 #include <errno.h>
 #include <stdio.h>
@@ -134,11 +135,13 @@ static int do_redirect(void)
     while (fgets(line, sizeof line, stdin)) {
         size_t n = strcspn(line, "\r\n");
         int rc = gw_topo_redirect_parse(line, n, &r);
+        static const char *const kinds[] = { "other", "moved", "ask", "tryagain", "clusterdown",
+                                             "crossslot" };
         if (rc == 0)
-            printf("%s %u %s %u\n", r.kind == GW_TOPO_MOVED ? "MOVED" : "ASK", r.slot, r.host,
-                   r.port);
+            printf("%s %u %s %u", r.kind == GW_TOPO_MOVED ? "MOVED" : "ASK", r.slot, r.host, r.port);
         else
-            printf("%s\n", rc == -ENOENT ? "none" : "bad");
+            printf("%s", rc == -ENOENT ? "none" : "bad");
+        printf(" kind=%s\n", kinds[gw_topo_error_kind(line, n)]);
     }
     return 0;
 }

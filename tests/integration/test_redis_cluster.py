@@ -214,7 +214,7 @@ class RedisClusterTest(unittest.TestCase):
                                 raise_errors=False)
             self.assertIsInstance(err, RedisError)
             self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
-                             ["MOVED", str(slot), "127.0.0.1", str(owner.port)])
+                             ["MOVED", str(slot), "127.0.0.1", str(owner.port), "kind=moved"])
 
     def load_library_everywhere(self):
         for m in self.cluster.masters():
@@ -314,7 +314,8 @@ class RedisClusterTest(unittest.TestCase):
         for m in c.masters():
             err = m.command("MGET", *plain, raise_errors=False)
             self.assertIsInstance(err, RedisError)
-            self.assertTrue(str(err).startswith("CROSSSLOT"), err)
+            self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
+                             ["none", "kind=crossslot"])
         tagged = ["{wsgate}:node:%s" % i for i in ids]
         self.assertEqual(len({c.keyslot(k) for k in tagged}), 1)
         for k in tagged:
@@ -350,16 +351,17 @@ class RedisClusterTest(unittest.TestCase):
         self.assertEqual(src.command("SPUBLISH", ch, "a"), 1)
         err = dst.command("SPUBLISH", ch, "x", raise_errors=False)  # importing: not yet
         self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
-                         ["MOVED", str(slot), "127.0.0.1", str(src.port)])
+                         ["MOVED", str(slot), "127.0.0.1", str(src.port), "kind=moved"])
         self.assertEqual(fcall_on(src, 2)[0], 2)
         self.assertEqual(c.move_keys(slot, src, dst, limit=1), 1)
         err = fcall_on(src, 3)  # one key here, one there
         self.assertTrue(str(err).startswith("TRYAGAIN"), err)
-        self.assertEqual(probe("redirect", str(err).encode() + b"\n").strip(), "none")
+        self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
+                         ["none", "kind=tryagain"])
         self.assertEqual(c.move_keys(slot, src, dst), 1)
         err = fcall_on(src, 3)  # both keys gone from the source
         self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
-                         ["ASK", str(slot), "127.0.0.1", str(dst.port)])
+                         ["ASK", str(slot), "127.0.0.1", str(dst.port), "kind=ask"])
         self.assertEqual(src.command("SPUBLISH", ch, "b"), 1)  # still the source's
         r = fcall_on(dst, 3, asking=True)
         self.assertIsInstance(r, list)
@@ -370,6 +372,17 @@ class RedisClusterTest(unittest.TestCase):
         self.assertEqual(got, [[b"smessage", ch.encode(), b"a"], [b"smessage", ch.encode(), b"b"]])
         c.finish_migration(slot, src, dst)
         self.assertEqual(sub.read_reply(timeout=T(5)), [b"sunsubscribe", ch.encode(), 0])
+
+        # A slot no master serves: CLUSTERDOWN, told apart by gw_topo_error_kind; then the
+        # slot is given back and the cluster is whole again.
+        for m in c.masters():
+            m.command("CLUSTER", "DELSLOTS", slot)
+        err = dst.command("SPUBLISH", ch, "x", raise_errors=False)
+        self.assertTrue(str(err).startswith("CLUSTERDOWN"), err)
+        self.assertEqual(probe("redirect", str(err).encode() + b"\n").split(),
+                         ["none", "kind=clusterdown"])
+        dst.command("CLUSTER", "ADDSLOTS", slot)
+        c.wait_ok(T(30))
 
     def test_z_topology_changes_seen_by_gw_topo(self):
         """Last (it changes the cluster): migration, CLUSTER FAILOVER, SIGKILL."""

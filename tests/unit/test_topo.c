@@ -547,6 +547,34 @@ START_TEST(redirects)
 }
 END_TEST
 
+START_TEST(error_kinds)
+{
+    static const struct {
+        const char *text;
+        enum gw_topo_error kind;
+    } cases[] = {
+        { "MOVED 3999 127.0.0.1:6381", GW_TOPO_ERR_MOVED },
+        { "ASK 3999 127.0.0.1:6381", GW_TOPO_ERR_ASK },
+        { "TRYAGAIN Multiple keys request during rehashing of slot", GW_TOPO_ERR_TRYAGAIN },
+        { "CLUSTERDOWN Hash slot not served", GW_TOPO_ERR_CLUSTERDOWN },
+        { "CLUSTERDOWN The cluster is down", GW_TOPO_ERR_CLUSTERDOWN },
+        { "CROSSSLOT Keys in request don't hash to the same slot", GW_TOPO_ERR_CROSSSLOT },
+        { "CLUSTERDOWN", GW_TOPO_ERR_CLUSTERDOWN },
+        { "ERR wsgate: channel name required", GW_TOPO_ERR_OTHER },
+        { "ASKING", GW_TOPO_ERR_OTHER }, /* a word that starts like one is not it */
+        { "MOVEDX 1 h:1", GW_TOPO_ERR_OTHER },
+        { "moved 1 h:1", GW_TOPO_ERR_OTHER },
+        { "", GW_TOPO_ERR_OTHER },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(gw_topo_error_kind(cases[i].text, strlen(cases[i].text)) == cases[i].kind, "%s",
+                      cases[i].text);
+    /* The length is the caller's. */
+    ck_assert_int_eq(gw_topo_error_kind("ASK 1 h:1", 3), GW_TOPO_ERR_ASK);
+    ck_assert_int_eq(gw_topo_error_kind("TRYAGAIN", 3), GW_TOPO_ERR_OTHER);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("topo");
@@ -563,6 +591,7 @@ int main(void)
     tcase_add_test(tc, nodes_special_lines);
     tcase_add_test(tc, nodes_refused);
     tcase_add_test(tc, redirects);
+    tcase_add_test(tc, error_kinds);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
