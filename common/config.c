@@ -57,6 +57,15 @@ const struct gw_config_opt gw_config_opts[] = {
             "WebSocket clients per node; further upgrades are refused (0: no limit)"),
     INT_OPT("max-connections-per-ip", max_connections_per_ip, 0, 10000000, "0",
             "WebSocket clients per TCP peer address, all workers together (0: no limit)"),
+    INT_OPT("max-http-connections", max_http_connections, 1, 10000000, "1024",
+            "plain HTTP connections (probes, scrapes, API calls, requests not yet read) per node; more are "
+            "closed at accept"),
+    INT_OPT("max-http-connections-per-ip", max_http_connections_per_ip, 0, 10000000, "0",
+            "plain HTTP connections (handshakes included) per TCP peer address, all workers together (0: no limit)"),
+    INT_OPT("http-timeout", http_timeout_s, 1, 3600, "10",
+            "seconds a connection has, from accept, to send its request head and body (not renewed by each byte)"),
+    INT_OPT("demo-page", demo_page, 0, 1, "1",
+            "1: serve the demo page at / (a development aid); 0: / answers 404"),
     { "allowed-origins", OPT_ORIGINS, 0, 0, 0, NULL, "(same host)",
       "browser origins allowed to connect, comma-separated: https://app.example.com, "
       "https://*.example.com, *.example.com; unset: only the request's own Host" },

@@ -37,6 +37,10 @@ struct gw_config {
     int max_subscriptions; /* per client */
     int max_connections; /* per node, 0 = unlimited */
     int max_connections_per_ip; /* per peer address over all workers, 0 = unlimited */
+    int max_http_connections; /* plain HTTP connections per node */
+    int max_http_connections_per_ip; /* per peer address over all workers, 0 = unlimited */
+    int http_timeout_s; /* total, from accept, for a request's head and body */
+    int demo_page; /* 1: serve the demo page at / */
     char *allowed_origins; /* owned, as given; NULL = unset (same-host rule) */
     struct gw_origin_list origins; /* parsed from allowed_origins; empty = same-host rule */
     size_t queue_max_messages;

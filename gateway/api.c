@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "apikey.h"
 #include "codec.h"
+#include "intake.h"
 #include "json.h"
 #include "listen.h"
 #include "log.h"
@@ -25,9 +26,9 @@
 #define ACCEPT_BATCH 16
 
 /* Its address is the opaque user data of every connection accepted on the
- * API port: lws keeps that pointer on the wsi for its whole life, across
- * keep-alive requests, so http.c can tell the two listeners apart without
- * a second vhost or protocol. */
+ * API port: lws keeps that pointer on the wsi for its whole life, so
+ * http.c can tell the two listeners apart without a second vhost or
+ * protocol. */
 static char api_port_marker;
 
 /* ---- answers ---- */
@@ -122,16 +123,10 @@ void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
 {
     size_t max = api->node->cfg->max_api_body_bytes;
     bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
-    /* lws reads a body for these methods even without a Content-Length (up
-     * to 100 MB), so an answer given before that body must end the
-     * connection instead of letting lws read it all. */
-    bool bodyful = post || lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
-                   lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
     long long cl = content_length(wsi);
 
     gw_api_req_release(r);
     r->wsi = wsi;
-    r->close_after = cl > (long long)max || (cl < 0 && bodyful);
     if (!post) {
         answer_error(api, r, 405, "method_not_allowed", "use POST");
         r->hdr_name = "allow:";
@@ -272,18 +267,25 @@ static void api_adopt(void *ctx, int fd)
         LOG_WARN("adopt failed port=api");
 }
 
+/* Every accepted connection waits in the intake for its request head. */
+static void api_accept(void *ctx, int fd)
+{
+    struct gw_api *api = ctx;
+    gw_intake_accept(api->intake, fd, api_adopt, api);
+}
+
 static void on_api_ready(uv_poll_t *p, int status, int events)
 {
     struct gw_api *api = p->data;
 
     (void)events;
-    int rc = status < 0 ? 0 : gw_listen_accept_batch(api->listen_fd, true, 0, ACCEPT_BATCH, api_adopt, api);
+    int rc = status < 0 ? 0 : gw_listen_accept_batch(api->listen_fd, true, 0, ACCEPT_BATCH, api_accept, api);
     if (rc < 0)
-        LOG_WARN("accept failed port=api error=\"%s\"", strerror(-rc));
+        gw_intake_accept_failed(api->intake, -rc, p, on_api_ready, "api");
 }
 
 int gw_api_start(struct gw_api *api, const struct gw_node *node, int worker, uv_loop_t *loop,
-                 struct lws_vhost *vhost)
+                 struct lws_vhost *vhost, struct gw_intake *intake)
 {
     const struct gw_config *cfg = node->cfg;
     char err[256];
@@ -292,6 +294,7 @@ int gw_api_start(struct gw_api *api, const struct gw_node *node, int worker, uv_
     api->node = node;
     api->worker = worker;
     api->vhost = vhost;
+    api->intake = intake;
     api->listen_fd = -1;
     gw_dict_init(&api->pending);
     api->started = true;

@@ -20,6 +20,8 @@
 #include <uv.h>
 
 #include "dict.h"
+
+struct gw_intake;
 #include "node.h"
 
 #define GW_API_PATH "/api/publish"
@@ -53,7 +55,6 @@ struct gw_api_req {
     char *answer; /* owned JSON text */
     size_t answer_len;
     const char *hdr_name, *hdr_value; /* one extra header (static strings) or NULL */
-    bool close_after; /* the body was not (or cannot be) read: close, do not keep alive */
 };
 
 struct gw_api {
@@ -64,17 +65,19 @@ struct gw_api {
     struct gw_dict pending; /* id (8 bytes) -> struct gw_api_req * */
     /* worker 0 with --api-listen: */
     struct lws_vhost *vhost;
+    struct gw_intake *intake;
     uv_poll_t poll;
     int listen_fd;
     bool listening;
 };
 
 /* Sets up worker `worker`'s API state on its loop and vhost; on worker 0
- * with --api-listen (and keys) also opens that socket and accepts on it into
- * vhost, each connection marked as the API port's. Returns 0, or -errno
+ * with --api-listen (and keys) also opens that socket and accepts on it
+ * through intake (kept, the worker's) into vhost, each connection marked as
+ * the API port's. Returns 0, or -errno
  * (logged; nothing is left open). Worker thread, before its loop runs. */
 int gw_api_start(struct gw_api *api, const struct gw_node *node, int worker, uv_loop_t *loop,
-                 struct lws_vhost *vhost);
+                 struct lws_vhost *vhost, struct gw_intake *intake);
 /* Stops accepting on the API port; the socket is closed once the loop has
  * closed its handle (the worker runs the loop to the end afterwards).
  * No-op without one. Worker thread. */

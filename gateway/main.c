@@ -139,6 +139,7 @@ static int run(const struct gw_config *cfg, const struct gw_access *access)
     atomic_init(&node.draining, false);
     atomic_init(&node.connections, 0);
     gw_ipcount_init(&node.peers);
+    gw_ipcount_init(&node.http_peers);
     node.worker_stats = gw_xcalloc((size_t)cfg->workers, sizeof(*node.worker_stats));
     for (int i = 0; i < cfg->workers; i++) {
         workers[i] = gw_worker_new(&node, i);
@@ -178,6 +179,7 @@ out:
     free(node.worker_stats);
     gw_apikeys_deinit(&keys);
     gw_ipcount_deinit(&node.peers);
+    gw_ipcount_deinit(&node.http_peers);
     /* Every frame has one owner at a time; one left over is a leak, and the
      * tests (which all require exit 0 after SIGTERM) must see it. */
     int code = rc ? 1 : 0;

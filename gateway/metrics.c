@@ -37,6 +37,18 @@ const char *gw_refuse_reason_name(enum gw_refuse_reason r)
     }
 }
 
+const char *gw_http_refuse_name(enum gw_http_refuse r)
+{
+    switch (r) {
+    case GW_HTTP_REFUSE_BAD_REQUEST: return "bad_request";
+    case GW_HTTP_REFUSE_TIMEOUT: return "timeout";
+    case GW_HTTP_REFUSE_LIMIT: return "limit";
+    case GW_HTTP_REFUSE_PER_IP: return "per_ip";
+    case GW_HTTP_REFUSE_ACCEPT_ERROR: return "accept_error";
+    default: return "unknown";
+    }
+}
+
 static const char *auth_fail_name(int reason)
 {
     return reason == GW_AUTH_FAIL_TIMEOUT ? "timeout" : gw_jwt_reason_label((enum gw_jwt_reason)reason);
@@ -66,6 +78,11 @@ static const char *shed_name(int r)
 static const char *refuse_name(int r)
 {
     return gw_refuse_reason_name((enum gw_refuse_reason)r);
+}
+
+static const char *http_refuse_name(int r)
+{
+    return gw_http_refuse_name((enum gw_http_refuse)r);
 }
 
 static const char *err_name(int e)
@@ -184,6 +201,9 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
 
     family(&sb, "wsgate_connections", "gauge", "Open WebSocket connections.");
     sb_printf(&sb, "wsgate_connections %llu\n", (unsigned long long)WSUM(connections));
+    family(&sb, "wsgate_http_connections", "gauge",
+           "Connections holding a plain HTTP slot: not yet a WebSocket (docs/SECURITY.md).");
+    sb_printf(&sb, "wsgate_http_connections %llu\n", (unsigned long long)WSUM(http_connections));
     family(&sb, "wsgate_connections_accepted_total", "counter", "WebSocket connections accepted.");
     sb_printf(&sb, "wsgate_connections_accepted_total %llu\n", (unsigned long long)WSUM(connections_accepted));
     family(&sb, "wsgate_subscriptions", "gauge", "Client subscriptions (client, channel pairs).");
@@ -211,6 +231,9 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     WSUM_LINES(shed, 0, GW_SHED__COUNT, "wsgate_clients_shed_total", "reason", shed_name);
     family(&sb, "wsgate_upgrades_refused_total", "counter", "WebSocket upgrades refused, by reason.");
     WSUM_LINES(upgrades_refused, 0, GW_REFUSE__COUNT, "wsgate_upgrades_refused_total", "reason", refuse_name);
+    family(&sb, "wsgate_http_refused_total", "counter",
+           "Connections closed before their request reached the node's handlers, by reason (docs/SECURITY.md).");
+    WSUM_LINES(http_refused, 0, GW_HTTP_REFUSE__COUNT, "wsgate_http_refused_total", "reason", http_refuse_name);
     family(&sb, "wsgate_client_errors_total", "counter", "Error replies sent to clients, by code.");
     WSUM_LINES(client_errors, 1, GW_ERR__COUNT, "wsgate_client_errors_total", "code", err_name);
     family(&sb, "wsgate_auth_failures_total", "counter",

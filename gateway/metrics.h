@@ -47,6 +47,21 @@ enum gw_refuse_reason {
 };
 const char *gw_refuse_reason_name(enum gw_refuse_reason r);
 
+/* Why a connection was closed before lws saw it (intake.h): a request head
+ * refused by common/httpreq (answered 400/414/431/505), a head or body not
+ * in within --http-timeout, --max-http-connections, --max-http-connections-per-ip,
+ * an accept that failed for lack of descriptors or memory (not a connection:
+ * one count per failed accept4). */
+enum gw_http_refuse {
+    GW_HTTP_REFUSE_BAD_REQUEST = 0,
+    GW_HTTP_REFUSE_TIMEOUT,
+    GW_HTTP_REFUSE_LIMIT,
+    GW_HTTP_REFUSE_PER_IP,
+    GW_HTTP_REFUSE_ACCEPT_ERROR,
+    GW_HTTP_REFUSE__COUNT
+};
+const char *gw_http_refuse_name(enum gw_http_refuse r);
+
 /* Why a client failed to authenticate: the verifier's reasons, with the same
  * numbers as enum gw_jwt_reason (GW_JWT_OK unused), plus a client that sent
  * no valid token within --auth-timeout. */
@@ -68,6 +83,8 @@ struct gw_worker_stats {
     gw_stat outq_messages;
     gw_stat shed[GW_SHED__COUNT];
     gw_stat upgrades_refused[GW_REFUSE__COUNT];
+    gw_stat http_refused[GW_HTTP_REFUSE__COUNT];
+    gw_stat http_connections; /* gauge: slots of intake.h held by this worker's connections */
     gw_stat client_errors[GW_ERR__COUNT];
     gw_stat auth_failures[GW_AUTH_FAIL__COUNT];
     gw_stat api_requests[GW_API_CODES];

@@ -31,6 +31,9 @@ struct gw_node {
     atomic_bool draining; /* set once by main on SIGTERM/SIGINT */
     atomic_int connections; /* WebSocket slots taken, all workers: --max-connections */
     struct gw_ipcount peers; /* slots per peer address, all workers: --max-connections-per-ip */
+    /* Plain HTTP connections (intake.h): --max-http-connections and -per-ip. */
+    atomic_int http_connections;
+    struct gw_ipcount http_peers;
 };
 
 /* The one drain flag: true once main started the drain. Any thread. */

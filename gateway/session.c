@@ -24,9 +24,6 @@
 #define HISTORY_BYTES_PER_TOKEN 8192
 #define CLOSE_GRACE_S 5
 #define SUB_LOG_MAX 65
-#define URL_TOKEN "token="
-
-static void auth_from_url(struct gw_session *s);
 
 struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t id, struct lws *wsi)
 {
@@ -54,7 +51,7 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
         s->auth_deadline_us = now + (int64_t)cfg->auth_timeout_s * 1000000;
     gw_registry_add(host->registry, &s->reg, id, s);
     LOG_DBG("open id=%llu", (unsigned long long)s->id);
-    auth_from_url(s);
+    gw_session_auth_from_url(s);
     gw_session_tick(s, now);
     return s;
 }
@@ -142,23 +139,22 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame)
         gw_registry_want_flush(s->host->registry, &s->reg);
 }
 
-static void enqueue_own(struct gw_session *s, struct gw_frame *frame)
+void gw_session_send_own(struct gw_session *s, struct gw_frame *frame)
 {
     gw_client_send_own(&gw_session_client_ops, s, frame);
 }
 
-/* Sends an error frame (counted per code). */
-static void send_error(struct gw_session *s, enum gw_err err, bool has_id, int64_t id, const char *message)
+void gw_session_send_error(struct gw_session *s, enum gw_err err, bool has_id, int64_t id, const char *message)
 {
     gw_stat_add(&s->host->stats->client_errors[err], 1);
     LOG_DBG("error id=%llu code=%s", (unsigned long long)s->id, gw_err_slug(err));
-    enqueue_own(s, gw_codec_error(err, has_id, id, message));
+    gw_session_send_own(s, gw_codec_error(err, has_id, id, message));
 }
 
 static void send_ack(struct gw_session *s, bool has_id, int64_t id)
 {
     if (has_id)
-        enqueue_own(s, gw_codec_ack(id));
+        gw_session_send_own(s, gw_codec_ack(id));
 }
 
 /* What a stored publish is charged against --client-store-bytes, from what
@@ -179,9 +175,9 @@ void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64
     if (ok && at && at->offset > 1)
         gw_quota_give(&s->store, STORE_CHANNEL_BYTES);
     if (ok && has_id)
-        enqueue_own(s, gw_codec_ack_publish(id, at));
+        gw_session_send_own(s, gw_codec_ack_publish(id, at));
     else if (!ok)
-        send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
+        gw_session_send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; the message was not published");
 }
 
 /* What a history request is charged before it is read: its reply's byte
@@ -204,7 +200,7 @@ void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, st
     if (frame)
         gw_session_enqueue(s, frame);
     else
-        send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; history could not be read");
+        gw_session_send_error(s, GW_ERR_UNAVAILABLE, has_id, id, "Redis is unavailable; history could not be read");
 }
 
 /* ---- what the hub and the recoveries call (client.h) ---- */
@@ -276,130 +272,6 @@ static bool rate_allow(struct gw_session *s)
 /* A refused token ends the connection: retrying on the same connection
  * cannot help a client holding a bad token, and closing makes each guess
  * cost a handshake. The error, queued first, leaves before the close. */
-static void refuse_token(struct gw_session *s, bool has_id, int64_t id, const struct gw_jwt_error *e)
-{
-    char msg[224];
-    const char *label = gw_jwt_reason_label(e->reason);
-
-    gw_stat_add(&s->host->stats->auth_failures[e->reason], 1);
-    LOG_INFO("auth refused id=%llu reason=%s detail=\"%s\"", (unsigned long long)s->id, label, e->msg);
-    snprintf(msg, sizeof msg, "token refused (%s): %s", label, e->msg);
-    send_error(s, GW_ERR_UNAUTHORIZED, has_id, id, msg);
-    gw_session_close(s, 4003, "unauthorized", true);
-}
-
-static bool same_sub(const char *a, const char *b)
-{
-    return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* After new rights (a first token replacing the anonymous patterns, or a
- * refresh), ends every subscription they no longer grant, each with
- * a forbidden error naming the channel: a token that lost a channel must not
- * keep receiving it. Walks backwards because unsubscribing moves the last
- * record into the freed place. */
-static void drop_ungranted(struct gw_session *s)
-{
-    const struct gw_session_host *h = s->host;
-    struct gw_hub_member *m = &s->member;
-    char name[GW_CHANNEL_MAX + 1], msg[200];
-
-    for (int i = gw_hub_member_count(m) - 1; i >= 0; i--) {
-        size_t len;
-        const char *ch = gw_hub_member_channel(m, i, &len);
-
-        memcpy(name, ch, len); /* the hub may free ch below */
-        name[len] = '\0';
-        if (gw_access_allows(h->access, s->claims, GW_ACCESS_SUBSCRIBE, name))
-            continue;
-        gw_hub_unsubscribe(h->hub, m, name, len);
-        snprintf(msg, sizeof msg, "unsubscribed from %s: the new token does not grant it", name);
-        send_error(s, GW_ERR_FORBIDDEN, false, 0, msg);
-    }
-    gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
-}
-
-/* Verifies token and, when valid, makes its claims the session's rights.
- * A refresh (a second valid token) must name the same subject: changing who
- * a connection is would let every earlier grant leak across users. */
-static void authenticate(struct gw_session *s, const char *token, size_t len, bool has_id, int64_t id)
-{
-    const struct gw_session_host *h = s->host;
-    struct gw_jwt_claims *claims;
-    struct gw_jwt_error e;
-    char sub[SUB_LOG_MAX];
-    bool refresh = s->claims != NULL;
-
-    if (gw_access_verify(h->access, token, len, &claims, &e) < 0) {
-        refuse_token(s, has_id, id, &e);
-        return;
-    }
-    if (refresh && !same_sub(s->claims->sub, claims->sub)) {
-        LOG_INFO("auth refused id=%llu reason=subject_changed", (unsigned long long)s->id);
-        gw_jwt_claims_free(claims);
-        send_error(s, GW_ERR_UNAUTHORIZED, has_id, id,
-                   "a refreshed token must carry the same sub as the first; reconnect to change user");
-        gw_session_close(s, 4003, "unauthorized", true);
-        return;
-    }
-    gw_jwt_claims_free(s->claims);
-    s->claims = claims;
-    s->auth_deadline_us = 0;
-    s->expires_us = gw_access_expires_us(h->access, claims->exp, gw_now_us());
-    LOG_INFO("auth id=%llu sub=\"%s\" exp=%lld refresh=%d channels=%zu publish=%zu", (unsigned long long)s->id,
-             gw_access_log_sub(claims->sub, sub, sizeof sub), (long long)claims->exp, refresh,
-             claims->n_channels, claims->n_publish);
-    drop_ungranted(s); /* what the old token, or the anonymous patterns, granted */
-    if (has_id)
-        enqueue_own(s, gw_codec_ack_auth(id, claims->sub, claims->exp));
-}
-
-/* The first "token=" argument of the upgrade URL, if any. Its text reaches
- * no log: URLs are logged by proxies, which is the risk PROTOCOL.md names.
- * The header table bounds an argument's size; the verifier applies
- * --max-token-bytes. */
-static void auth_from_url(struct gw_session *s)
-{
-    const size_t plen = sizeof URL_TOKEN - 1;
-    int n;
-
-    for (int frag = 0; (n = lws_hdr_fragment_length(s->wsi, WSI_TOKEN_HTTP_URI_ARGS, frag)) > 0; frag++) {
-        char *arg = gw_xmalloc((size_t)n + 1);
-        bool found = lws_hdr_copy_fragment(s->wsi, arg, n + 1, WSI_TOKEN_HTTP_URI_ARGS, frag) >= 0 &&
-                     strncmp(arg, URL_TOKEN, plen) == 0;
-
-        if (found)
-            authenticate(s, arg + plen, strlen(arg + plen), false, 0);
-        free(arg);
-        if (found)
-            return;
-    }
-}
-
-/* Checks req against the session's rights; on refusal replies and returns
- * false. Without any rights (no token yet, nothing anonymous) only auth and
- * ping pass, and the answer is "unauthorized" rather than "forbidden": the
- * client has not said who it is yet. */
-static bool permitted(struct gw_session *s, const struct gw_request *req)
-{
-    const struct gw_access *a = s->host->access;
-    enum gw_access_op op = req->type == GW_REQ_PUBLISH ? GW_ACCESS_PUBLISH : GW_ACCESS_SUBSCRIBE;
-
-    if (req->type == GW_REQ_PING || req->type == GW_REQ_AUTH)
-        return true;
-    if (!s->claims && !gw_access_anonymous_rights(a)) {
-        send_error(s, GW_ERR_UNAUTHORIZED, req->has_id, req->id,
-                   "authenticate first: send {\"type\":\"auth\",\"token\":\"<JWT>\"}");
-        return false;
-    }
-    if (req->type == GW_REQ_UNSUBSCRIBE || gw_access_allows(a, s->claims, op, req->channel))
-        return true;
-    send_error(s, GW_ERR_FORBIDDEN, req->has_id, req->id,
-               op == GW_ACCESS_PUBLISH ? "this client may not publish to this channel"
-                                       : "this client may not subscribe to this channel");
-    return false;
-}
-
 static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
 {
     const struct gw_session_host *h = s->host;
@@ -408,11 +280,11 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
     int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
                               h->cfg->max_subscriptions, available, req->recover ? &rec : NULL);
     if (rc == -ENOSPC || rc == -E2BIG) {
-        send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
+        gw_session_send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
                    rc == -E2BIG ? "too many repeats of a subscribe still waiting for this channel"
                                 : "subscription limit reached (--max-subscriptions)");
     } else if (rc == -EAGAIN) {
-        send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
+        gw_session_send_error(s, GW_ERR_UNAVAILABLE, req->has_id, req->id,
                    gw_node_draining(h->node) ? "node is draining; reconnect to another node"
                                              : "Redis is unavailable; try again shortly");
     } else {
@@ -426,16 +298,16 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
 {
     const struct gw_session_host *h = s->host;
 
-    if (!permitted(s, req))
+    if (!gw_session_permitted(s, req))
         return;
     switch (req->type) {
     case GW_REQ_AUTH:
-        authenticate(s, req->token, req->token_len, req->has_id, req->id);
+        gw_session_authenticate(s, req->token, req->token_len, req->has_id, req->id);
         /* The tick planned may be later than the new token's expiry. */
         gw_session_tick(s, gw_now_us());
         break;
     case GW_REQ_PING:
-        enqueue_own(s, gw_codec_pong(req->has_id, req->id));
+        gw_session_send_own(s, gw_codec_pong(req->has_id, req->id));
         break;
     case GW_REQ_SUBSCRIBE:
         handle_subscribe(s, req);
@@ -443,7 +315,7 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
     case GW_REQ_HISTORY:
         /* One message is paid; the rest of its budget must be in hand too. */
         if (s->tokens < (history_upfront(h->cfg) - 1) * TOKEN_UNIT) {
-            send_error(s, GW_ERR_RATE_LIMITED, req->has_id, req->id,
+            gw_session_send_error(s, GW_ERR_RATE_LIMITED, req->has_id, req->id,
                        "history is charged one message per 8 KiB it may read; slow down (--client-rate)");
             break;
         }
@@ -464,7 +336,7 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
                             ? req->data_len + req->data_len / 4 + STORE_ENTRY_BYTES + STORE_CHANNEL_BYTES
                             : 0;
         if (charge && !gw_quota_take(&s->store, charge, gw_now_us())) {
-            send_error(s, GW_ERR_STORE_LIMITED, req->has_id, req->id,
+            gw_session_send_error(s, GW_ERR_STORE_LIMITED, req->has_id, req->id,
                        "over this client's budget of stored history (--client-store-bytes); not published");
             break;
         }
@@ -477,7 +349,7 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         else if (err == GW_ERR_UNAVAILABLE)
             gw_session_publish_result(s, false, req->has_id, req->id, NULL);
         else
-            send_error(s, err, req->has_id, req->id,
+            gw_session_send_error(s, err, req->has_id, req->id,
                        err == GW_ERR_FORBIDDEN ? "this channel is reserved for the nodes"
                                                : "\"data\" is over --max-message-bytes; not published");
         break;
@@ -493,9 +365,9 @@ static void handle_message(struct gw_session *s, const char *buf, size_t len)
     int rc = gw_codec_parse(buf, len, &req);
 
     if (!allowed)
-        send_error(s, GW_ERR_RATE_LIMITED, req.has_id, req.id, "too many messages; slow down (--client-rate)");
+        gw_session_send_error(s, GW_ERR_RATE_LIMITED, req.has_id, req.id, "too many messages; slow down (--client-rate)");
     else if (rc != 0)
-        send_error(s, req.err, req.has_id, req.id, req.errmsg);
+        gw_session_send_error(s, req.err, req.has_id, req.id, req.errmsg);
     else
         handle_request(s, &req);
     gw_request_deinit(&req);
@@ -545,11 +417,11 @@ consumed:
     if (s->state == GW_SESSION_OPEN && (s->rx_binary || s->rx_discard)) {
         /* These pay like any other frame: a flood of them is throttled too. */
         if (!rate_allow(s))
-            send_error(s, GW_ERR_RATE_LIMITED, false, 0, "too many messages; slow down (--client-rate)");
+            gw_session_send_error(s, GW_ERR_RATE_LIMITED, false, 0, "too many messages; slow down (--client-rate)");
         else if (s->rx_binary)
-            send_error(s, GW_ERR_BINARY_NOT_SUPPORTED, false, 0, "binary messages are not supported; send JSON text");
+            gw_session_send_error(s, GW_ERR_BINARY_NOT_SUPPORTED, false, 0, "binary messages are not supported; send JSON text");
         else if (s->rx_discard)
-            send_error(s, GW_ERR_MESSAGE_TOO_LARGE, false, 0, "message exceeds --max-frame-bytes; discarded");
+            gw_session_send_error(s, GW_ERR_MESSAGE_TOO_LARGE, false, 0, "message exceeds --max-frame-bytes; discarded");
     }
     s->rx_in_message = false;
     /* Keep small buffers for the next fragmented message, free big ones. */

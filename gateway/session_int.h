@@ -6,6 +6,7 @@
 
 #include <libwebsockets.h>
 
+#include "codec.h"
 #include "outq.h"
 #include "quota.h"
 #include "session.h"
@@ -50,6 +51,22 @@ struct gw_session {
     int64_t expires_us;       /* exp + leeway of the token: close 4005 then */
 };
 
+
+/* Queues a frame built for this client alone (takes frame). */
+void gw_session_send_own(struct gw_session *s, struct gw_frame *frame);
+
+/* Queues an error frame, counted per code. */
+void gw_session_send_error(struct gw_session *s, enum gw_err err, bool has_id, int64_t id, const char *message);
+
+/* session_auth.c. Verifies token and, when valid, makes its claims the
+ * session's rights (acked when has_id); a refused token closes 4003. */
+void gw_session_authenticate(struct gw_session *s, const char *token, size_t len, bool has_id, int64_t id);
+
+/* Authenticates with the upgrade URL's first token= argument, if any. */
+void gw_session_auth_from_url(struct gw_session *s);
+
+/* Checks req against the session's rights; on refusal replies and returns false. */
+bool gw_session_permitted(struct gw_session *s, const struct gw_request *req);
 
 /* Asks lws for one WRITEABLE; repeated requests before it comes cost nothing. */
 void gw_session_request_writable(struct gw_session *s);

@@ -23,6 +23,7 @@
 #include "bus.h"
 #include "clock.h"
 #include "hub.h"
+#include "intake.h"
 #include "listen.h"
 #include "log.h"
 #include "mailbox.h"
@@ -250,6 +251,11 @@ static void *worker_main(void *arg)
         LOG_ERR("cannot create wake-up worker=%d error=\"%s\"", w->index, strerror(-rc));
         goto fail;
     }
+    if ((rc = gw_intake_start(&w->intake, w->node, &w->loop, w->stats.http_refused,
+                              &w->stats.http_connections)) != 0) {
+        LOG_ERR("cannot start the intake worker=%d error=\"%s\"", w->index, uv_strerror(rc));
+        goto fail;
+    }
 
     /* Only our own workers share the port: a second process still fails to bind. */
     w->listen_fd = gw_listen_open(cfg->listen_host, cfg->listen_port, cfg->workers > 1, err, sizeof(err));
@@ -275,7 +281,7 @@ static void *worker_main(void *arg)
         LOG_ERR("cannot watch listen socket worker=%d error=\"%s\"", w->index, uv_strerror(rc));
         goto fail;
     }
-    if ((rc = gw_api_start(&w->api, w->node, w->index, &w->loop, w->vhost)) != 0)
+    if ((rc = gw_api_start(&w->api, w->node, w->index, &w->loop, w->vhost, &w->intake)) != 0)
         goto fail; /* last step: nothing of the API to undo below */
     uv_timer_start(&w->sweep_timer, on_sweep, SWEEP_INTERVAL_MS, SWEEP_INTERVAL_MS);
     worker_set_start_result(w, 0);
@@ -285,6 +291,7 @@ static void *worker_main(void *arg)
 
     uv_poll_stop(&w->listen_poll);
     gw_api_stop(&w->api);
+    gw_intake_close(&w->intake);
     pthread_mutex_lock(&w->state_lock);
     w->stopped = true;
     pthread_cond_broadcast(&w->state_cond);
@@ -300,6 +307,7 @@ static void *worker_main(void *arg)
     return NULL;
 
 fail:
+    gw_intake_close(&w->intake);
     if (w->ctx)
         lws_context_destroy(w->ctx);
     worker_close_loop(w, listening);
@@ -388,6 +396,7 @@ void gw_worker_free(struct gw_worker *w)
     gw_hub_deinit(&w->hub);
     gw_registry_deinit(&w->sessions);
     gw_api_deinit(&w->api);
+    gw_intake_deinit(&w->intake);
     pthread_mutex_destroy(&w->state_lock);
     pthread_cond_destroy(&w->state_cond);
     free(w);

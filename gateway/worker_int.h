@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "hub.h"
+#include "intake.h"
 #include "mailbox.h"
 #include "metrics.h"
 #include "node.h"
@@ -56,6 +57,7 @@ struct gw_worker {
     struct gw_hub hub;
     struct gw_registry sessions;
     struct gw_api api; /* HTTP publishes awaiting Redis; on worker 0 the --api-listen socket */
+    struct gw_intake intake; /* accepted connections until their request head is in */
     uint64_t next_seq;
     bool inbox_drain_scheduled;
     int64_t last_inbox_drain_us;

@@ -11,7 +11,9 @@
 
 #include "admit.h"
 #include "api.h"
+#include "clock.h"
 #include "http.h"
+#include "intake.h"
 #include "listen.h"
 #include "log.h"
 #include "session.h"
@@ -97,7 +99,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         }
         return gw_admit_upgrade(w->node, wsi, gw_node_draining(w->node), &c->slot, w->stats.upgrades_refused);
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: /* inside gw_intake's adopt */
+        gw_intake_adopted(&w->intake, wsi);
+        break;
     case LWS_CALLBACK_ESTABLISHED:
+        gw_intake_forget(&w->intake, wsi); /* a WebSocket now: admit.h's slots count it */
         c->session = worker_open_session(w, wsi);
         c->established = true;
         w->wsi_alive++;
@@ -140,6 +146,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_WSI_DESTROY:
         /* Every wsi ends here, upgraded or not, so a slot taken at FILTER is
          * given back exactly once whatever happened in between. */
+        gw_intake_forget(&w->intake, wsi);
         if (c)
             gw_admit_release(w->node, &c->slot);
         if (c && c->established) {
@@ -149,6 +156,22 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         break;
     case LWS_CALLBACK_HTTP:
+        rc = gw_http_callback(w->node, &w->api, wsi, reason, c ? &c->http : NULL, in, len);
+        /* A publish whose body is still to come: its connection's
+         * --http-timeout counts on (lws' own timeout restarts with each
+         * byte, so a byte every few seconds held a connection for good). */
+        if (rc == 0 && c && gw_http_reading(&c->http)) {
+            int64_t left = gw_intake_time_left_us(&w->intake, wsi, gw_now_us());
+            if (left > 0)
+                lws_set_timer_usecs(wsi, left);
+        }
+        return rc;
+    case LWS_CALLBACK_TIMER:
+        if (c && gw_http_reading(&c->http)) {
+            gw_stat_add(&w->stats.http_refused[GW_HTTP_REFUSE_TIMEOUT], 1);
+            return -1;
+        }
+        return 0;
     case LWS_CALLBACK_HTTP_BODY:
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
     case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -177,13 +200,21 @@ static void worker_adopt(void *ctx, int fd)
         LOG_WARN("adopt failed worker=%d", w->index);
 }
 
+/* Every accepted connection waits in the intake for its request head. */
+static void worker_accept(void *ctx, int fd)
+{
+    struct gw_worker *w = ctx;
+    gw_intake_accept(&w->intake, fd, worker_adopt, w);
+}
+
 void gw_worker_on_listen_ready(uv_poll_t *p, int status, int events)
 {
     struct gw_worker *w = p->data;
     int rc = status < 0 ? 0 : gw_listen_accept_batch(w->listen_fd, w->node->cfg->tcp_nodelay,
-                                                     w->node->cfg->socket_sndbuf, ACCEPT_BATCH, worker_adopt, w);
+                                                     w->node->cfg->socket_sndbuf, ACCEPT_BATCH, worker_accept, w);
+    (void)events;
     if (rc < 0)
-        LOG_WARN("accept failed worker=%d error=\"%s\"", w->index, strerror(-rc));
+        gw_intake_accept_failed(&w->intake, -rc, p, gw_worker_on_listen_ready, "listen");
 }
 
 /* lws' own "validity" keepalive off (sessions ping on the worker's wheel): left

@@ -330,6 +330,8 @@ class HelmChart(unittest.TestCase):
         # History everywhere, bounded per client (docs/SECURITY.md, "Redis cost").
         self.assertEqual(cm["WSGATE_HISTORY_CHANNELS"], "*")
         self.assertEqual(cm["WSGATE_CLIENT_STORE_BYTES"], "4194304")
+        self.assertEqual(cm["WSGATE_DEMO_PAGE"], "0", "the chart serves no demo page by default")
+        self.assertEqual(cm["WSGATE_MAX_HTTP_CONNECTIONS_PER_IP"], "0", "behind an Ingress clients share an address")
 
     def test_hpa(self):
         e = self.check_essentials("hpa")

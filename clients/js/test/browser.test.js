@@ -45,8 +45,10 @@ async function newPage() {
 
 test("the SDK module served by the node runs in Chromium: connect, subscribe, publish, typed error", async () => {
   const { page, problems } = await newPage();
-  // Same origin as the WebSocket, so the node's default Origin check lets it in.
-  await page.goto(`${g.http}/healthz`);
+  // Same origin as the WebSocket, so the node's default Origin check lets it in. A page of the
+  // node that may run scripts: the node's answers carry a CSP, and only its pages allow
+  // scripts (from the node itself) and WebSockets (to it); /healthz allows neither.
+  await page.goto(`${g.http}/`);
   const ch = `browser:${randomBytes(4).toString("hex")}`;
   const result = await page.evaluate(async (ch) => {
     const { Client, WsgateError } = await import("/sdk/wsgate.js");
@@ -134,6 +136,12 @@ test("the admin view in Chromium lists a three-node cluster as /metrics does, an
       throw new Error(`${e.message}; page shows ${JSON.stringify(await shown())}, channels ${JSON.stringify(busy)}, ` +
         `status "${await page.$eval("#status", (s) => s.textContent)}"`);
     });
+    // Client-chosen channel names are data: quoted, in <code>, never a link; the key is kept in
+    // no storage the demo page (same origin) could read.
+    const cell = await page.$eval("#channels tbody tr", (r) => ({
+      text: r.cells[0].textContent, code: !!r.cells[0].querySelector("code"), links: document.querySelectorAll("a").length }));
+    assert.deepEqual(cell, { text: JSON.stringify(ch), code: true, links: 0 });
+    assert.deepEqual(await page.evaluate(() => [sessionStorage.length, localStorage.length]), [0, 0]);
     // The publish box goes through the HTTP API with the same key.
     const got = [];
     clients[0].getSubscription(ch).on("message", (m) => got.push(m.data));

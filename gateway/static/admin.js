@@ -1,0 +1,96 @@
+// The admin view's script (gateway/static/admin.html), served at /admin.js (no inline script:
+// see the page's Content-Security-Policy).
+"use strict";
+const $ = (id) => document.getElementById(id);
+// In memory only: sessionStorage is shared with every page of this origin (the demo page too).
+let key = "";
+let last = new Map(); // node id -> {time_ms, messages_in, messages_out}
+
+function cell(tr, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = String(text);
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+}
+
+function rate(prev, cur, field) {
+  if (!prev || cur.time_ms <= prev.time_ms) return "–";
+  return ((cur[field] - prev[field]) * 1000 / (cur.time_ms - prev.time_ms)).toFixed(1);
+}
+
+function render(data) {
+  const nodes = data.nodes.slice().sort((a, b) => a.id.localeCompare(b.id));
+  const body = $("nodes").tBodies[0];
+  body.replaceChildren();
+  const channels = new Map();
+  const seen = new Map();
+  for (const n of nodes) {
+    const tr = document.createElement("tr");
+    tr.dataset.node = n.id;
+    const prev = last.get(n.id);
+    cell(tr, n.id);
+    cell(tr, n.address);
+    cell(tr, n.version);
+    cell(tr, n.draining ? "draining" : n.ready ? "ready" : "not ready", n.ready ? "ok" : "down");
+    cell(tr, n.connections);
+    cell(tr, n.channels);
+    cell(tr, rate(prev, n, "messages_in"));
+    cell(tr, rate(prev, n, "messages_out"));
+    cell(tr, n.shed);
+    body.appendChild(tr);
+    seen.set(n.id, n);
+    for (const c of n.top_channels) channels.set(c.channel, (channels.get(c.channel) || 0) + c.subscribers);
+  }
+  last = seen;
+  const cbody = $("channels").tBodies[0];
+  cbody.replaceChildren();
+  for (const [name, subs] of [...channels].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
+    const tr = document.createElement("tr");
+    tr.dataset.channel = name;
+    // Channel names are chosen by clients, anonymous ones too: shown quoted, as data, never as a
+    // link or as words of this page (a name like "https://..." or "node down: call ..." is a name).
+    const td = document.createElement("td"), code = document.createElement("code");
+    code.textContent = JSON.stringify(name);
+    td.title = "channel name, as chosen by a client";
+    td.appendChild(code);
+    tr.appendChild(td);
+    cell(tr, subs);
+    cbody.appendChild(tr);
+  }
+}
+
+async function refresh() {
+  if (!key) return;
+  try {
+    const r = await fetch("/admin/api/cluster", { headers: { Authorization: "Bearer " + key } });
+    if (r.status === 401) { $("status").textContent = "key refused"; return; }
+    if (!r.ok) { $("status").textContent = "cluster view unavailable (" + r.status + ")"; return; }
+    render(await r.json());
+    $("status").textContent = "updated " + new Date().toLocaleTimeString();
+    document.body.dataset.updated = String(Date.now());
+  } catch (e) {
+    $("status").textContent = "node unreachable: " + e.message;
+  }
+}
+
+$("key-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  key = $("key").value.trim();
+  refresh();
+});
+
+$("publish-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  let data;
+  try { data = JSON.parse($("pub-data").value); } catch (e) { $("pub-result").textContent = "data is not JSON"; return; }
+  const r = await fetch("/api/publish", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + key, "Content-Type": "application/json" },
+    body: JSON.stringify({ channel: $("pub-channel").value, data }),
+  });
+  const body = await r.json().catch(() => ({}));
+  $("pub-result").textContent = r.ok ? "published at offset " + body.offset : "refused: " + (body.error || r.status);
+});
+
+setInterval(refresh, 1000);
+refresh();
