@@ -178,6 +178,73 @@ static int parse_tcp_url(const char *s, struct gw_redis_addr *addr, char *err, s
     return 0;
 }
 
+/* One "host[:port]" or "[v6][:port]" of a cluster URL's seed list: h[0..len). */
+static int parse_seed(const char *h, size_t len, struct gw_redis_seed *seed, char *err, size_t errlen)
+{
+    const char *end = h + len, *hend, *port = NULL;
+    long long v;
+
+    if (len && *h == '[') {
+        h++;
+        hend = memchr(h, ']', (size_t)(end - h));
+        if (!hend)
+            return gw_text_err(err, errlen, "missing ']' after an IPv6 seed in the Redis URL");
+        if (hend + 1 < end && hend[1] != ':')
+            return gw_text_err(err, errlen, "unexpected text after ']' in the Redis URL");
+        port = hend + 1 < end ? hend + 2 : NULL;
+    } else {
+        hend = memchr(h, ':', len);
+        if (hend)
+            port = hend + 1;
+        else
+            hend = end;
+    }
+    if (hend == h)
+        return gw_text_err(err, errlen, "empty seed host in the Redis cluster URL");
+    seed->port = 6379;
+    if (port) {
+        if (parse_uint(port, (size_t)(end - port), 65535, &v) != 0 || v == 0)
+            /* Not echoed: a password missing its '@' would look like a port. */
+            return gw_text_err(err, errlen, "bad seed port in the Redis cluster URL (expected 1..65535)");
+        seed->port = (int)v;
+    }
+    seed->host = gw_xstrndup(h, (size_t)(hend - h));
+    return 0;
+}
+
+/* The part after "redis+cluster://": [userinfo@]seed[,seed...][/[0]]. */
+static int parse_cluster_url(const char *s, struct gw_redis_addr *addr, char *err, size_t errlen)
+{
+    size_t alen = strcspn(s, "/?");
+    const char *at = NULL, *p, *aend = s + alen;
+
+    for (p = s; p < aend; p++) {
+        if (*p == '@')
+            at = p;
+    }
+    if (at && parse_userinfo(s, (size_t)(at - s), addr, err, errlen) != 0)
+        return -EINVAL;
+    addr->cluster = true;
+    for (p = at ? at + 1 : s; p <= aend; p++) {
+        const char *comma = memchr(p, ',', (size_t)(aend - p));
+        const char *e = comma ? comma : aend;
+        if (addr->n_seeds == GW_ADDR_MAX_SEEDS)
+            return gw_text_err(err, errlen, "more than %d seeds in the Redis cluster URL", GW_ADDR_MAX_SEEDS);
+        addr->seeds = gw_xrealloc(addr->seeds, (addr->n_seeds + 1) * sizeof *addr->seeds);
+        addr->seeds[addr->n_seeds] = (struct gw_redis_seed){ NULL, 0 };
+        if (parse_seed(p, (size_t)(e - p), &addr->seeds[addr->n_seeds++], err, errlen) != 0)
+            return -EINVAL;
+        p = e;
+    }
+    addr->host = gw_xstrdup(addr->seeds[0].host);
+    addr->port = addr->seeds[0].port;
+    if (*aend == '?')
+        return gw_text_err(err, errlen, "query parameters are not supported in Redis cluster URLs");
+    if (*aend == '/' && aend[1] != '\0' && strcmp(aend + 1, "0") != 0)
+        return gw_text_err(err, errlen, "a Redis Cluster has only database 0 (no /db in a cluster URL)");
+    return 0;
+}
+
 static int parse_unix_url(const char *s, struct gw_redis_addr *addr, char *err, size_t errlen)
 {
     const char *at = strchr(s, '@');
@@ -215,7 +282,12 @@ int gw_addr_parse_redis(const char *url, struct gw_redis_addr *addr, char *err, 
     int rc;
 
     memset(addr, 0, sizeof *addr);
-    if (has_prefix_ci(url, "rediss://")) {
+    if (has_prefix_ci(url, "rediss+cluster://")) {
+        addr->tls = true;
+        rc = parse_cluster_url(url + strlen("rediss+cluster://"), addr, err, errlen);
+    } else if (has_prefix_ci(url, "redis+cluster://")) {
+        rc = parse_cluster_url(url + strlen("redis+cluster://"), addr, err, errlen);
+    } else if (has_prefix_ci(url, "rediss://")) {
         addr->tls = true;
         rc = parse_tcp_url(url + strlen("rediss://"), addr, err, errlen);
     } else if (has_prefix_ci(url, "redis://"))
@@ -223,7 +295,7 @@ int gw_addr_parse_redis(const char *url, struct gw_redis_addr *addr, char *err, 
     else if (has_prefix_ci(url, "unix://"))
         rc = parse_unix_url(url + strlen("unix://"), addr, err, errlen);
     else
-        rc = gw_text_err(err, errlen, "a Redis URL starts with redis://, rediss:// or unix://");
+        rc = gw_text_err(err, errlen, "a Redis URL starts with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://");
     if (rc != 0)
         gw_addr_redis_deinit(addr);
     return rc;
@@ -234,6 +306,9 @@ void gw_addr_redis_deinit(struct gw_redis_addr *addr)
     free(addr->host);
     free(addr->unix_path);
     free(addr->username);
+    for (size_t i = 0; i < addr->n_seeds; i++)
+        free(addr->seeds[i].host);
+    free(addr->seeds);
     if (addr->password) {
         /* Do not leave the secret in freed heap memory. */
         memset(addr->password, 0, strlen(addr->password));

@@ -7,6 +7,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Seeds one cluster URL may list. */
+#define GW_ADDR_MAX_SEEDS 64
+
 /* A parsed Redis URL. Every string is owned by the struct and released by
  * gw_addr_redis_deinit(). */
 struct gw_redis_addr {
@@ -16,7 +19,16 @@ struct gw_redis_addr {
     char *username; /* owned, or NULL (Redis 6 ACL user) */
     char *password; /* owned, or NULL */
     int db;
-    bool tls; /* rediss:// */
+    bool tls; /* rediss:// or rediss+cluster:// */
+    /* redis+cluster:// (Redis Cluster mode): the seed addresses, at least
+     * one; host and port above are the first seed's (copies). NULL and 0
+     * otherwise. Owned, each host too. */
+    bool cluster;
+    struct gw_redis_seed {
+        char *host;
+        int port;
+    } *seeds;
+    size_t n_seeds;
 };
 
 /* Parses "host:port", "[v6]:port" or ":port" (host 0.0.0.0), port 1..65535.
@@ -26,7 +38,10 @@ int gw_addr_parse_listen(const char *s, char **host, int *port, char *err, size_
 
 /* Parses redis://[[user]:password@]host[:port][/db],
  * rediss://... (the same, over TLS: addr->tls) and
- * unix://[[user]:password@]/path/to.sock[?db=N]. Returns 0 with *addr filled (release it with
+ * unix://[[user]:password@]/path/to.sock[?db=N] and
+ * redis+cluster://[[user]:password@]host[:port][,host[:port]...] (also
+ * rediss+cluster://: addr->cluster, the seeds; a cluster has only db 0, so
+ * no /db but an optional /0 or /). Returns 0 with *addr filled (release it with
  * gw_addr_redis_deinit), or -EINVAL with *addr zeroed and a reason in err
  * that never repeats the URL, which may carry a password. */
 int gw_addr_parse_redis(const char *url, struct gw_redis_addr *addr, char *err, size_t errlen);

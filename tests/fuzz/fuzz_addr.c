@@ -41,14 +41,21 @@ static void redis_case(const char *s)
             abort();
         if (a.host && (a.port < 1 || a.port > 65535))
             abort();
+        if (a.cluster != (a.n_seeds > 0) || !a.seeds != !a.n_seeds || a.n_seeds > GW_ADDR_MAX_SEEDS)
+            abort();
+        for (size_t i = 0; i < a.n_seeds; i++)
+            if (!a.seeds[i].host || !a.seeds[i].host[0] || a.seeds[i].port < 1 || a.seeds[i].port > 65535)
+                abort();
+        if (a.cluster && (a.unix_path || a.db != 0 || strcmp(a.host, a.seeds[0].host) != 0))
+            abort();
     } else {
-        if (a.host || a.unix_path || a.username || a.password || err[0] == '\0')
+        if (a.host || a.unix_path || a.username || a.password || a.seeds || a.n_seeds || err[0] == '\0')
             abort();
         if (strlen(s) >= 12 && strstr(err, s))
             abort();
     }
     gw_addr_redis_deinit(&a);
-    if (a.host || a.password)
+    if (a.host || a.password || a.seeds)
         abort();
 }
 

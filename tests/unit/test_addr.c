@@ -1,6 +1,8 @@
 /* Address parsers: listen addresses (host, [v6], :port) and Redis URLs
  * (redis://, unix://, user info, percent-encoding, db), good and bad. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <strings.h>
 
 #include "addr.h"
@@ -77,6 +79,7 @@ static void url_ok(const char *url, const char *host, int port, const char *path
         ck_assert_ptr_null(addr.password);
     ck_assert_int_eq(addr.db, db);
     ck_assert(addr.tls == (strncasecmp(url, "rediss://", 9) == 0));
+    ck_assert(!addr.cluster && addr.seeds == NULL && addr.n_seeds == 0);
     gw_addr_redis_deinit(&addr);
 }
 
@@ -133,7 +136,7 @@ START_TEST(redis_urls)
     url_bad("redis://[::1", NULL);
     url_bad("redis://[::1]x", NULL);
     url_bad("redis://[]:1", NULL);
-    url_bad("http://h", "a Redis URL starts with redis://, rediss:// or unix://");
+    url_bad("http://h", "a Redis URL starts with redis://, rediss://, unix://, redis+cluster:// or rediss+cluster://");
     url_bad("h:6379", NULL);
     url_bad("", NULL);
     url_bad("unix://", NULL);
@@ -145,6 +148,65 @@ START_TEST(redis_urls)
 }
 END_TEST
 
+/* seeds: "host:port host:port ..." as expected. */
+static void cluster_ok(const char *url, bool tls, const char *user, const char *pass, size_t n, ...)
+{
+    va_list ap;
+
+    ck_assert_msg(gw_addr_parse_redis(url, &addr, err, sizeof err) == 0, "%s: %s", url, err);
+    ck_assert(addr.cluster);
+    ck_assert(addr.tls == tls);
+    ck_assert_int_eq(addr.db, 0);
+    ck_assert_ptr_null(addr.unix_path);
+    if (user)
+        ck_assert_str_eq(addr.username, user);
+    else
+        ck_assert_ptr_null(addr.username);
+    if (pass)
+        ck_assert_str_eq(addr.password, pass);
+    else
+        ck_assert_ptr_null(addr.password);
+    ck_assert_uint_eq(addr.n_seeds, n);
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++) {
+        const char *host = va_arg(ap, const char *);
+        int port = va_arg(ap, int);
+        ck_assert_str_eq(addr.seeds[i].host, host);
+        ck_assert_int_eq(addr.seeds[i].port, port);
+    }
+    va_end(ap);
+    /* host/port mirror the first seed (logs, TLS name). */
+    ck_assert_str_eq(addr.host, addr.seeds[0].host);
+    ck_assert_int_eq(addr.port, addr.seeds[0].port);
+    gw_addr_redis_deinit(&addr);
+    ck_assert_ptr_null(addr.seeds);
+}
+
+START_TEST(cluster_urls)
+{
+    cluster_ok("redis+cluster://h:7000", false, NULL, NULL, 1, "h", 7000);
+    cluster_ok("redis+cluster://a:7000,b:7001,c", false, NULL, NULL, 3, "a", 7000, "b", 7001, "c", 6379);
+    cluster_ok("rediss+cluster://alice:hunter2@a:7000,[::1]:7001/", true, "alice", "hunter2", 2, "a", 7000,
+               "::1", 7001);
+    cluster_ok("REDIS+CLUSTER://:p%2Cw@[::1],h:1/0", false, NULL, "p,w", 2, "::1", 6379, "h", 1);
+    cluster_ok("redis+cluster://u:p@ss@h:2", false, "u", "p@ss", 1, "h", 2);
+
+    url_bad("redis+cluster://", "empty seed host in the Redis cluster URL");
+    url_bad("redis+cluster://a:1,", "empty seed host in the Redis cluster URL");
+    url_bad("redis+cluster://,a:1", "empty seed host in the Redis cluster URL");
+    url_bad("redis+cluster://:hunter2@a:1,,b:2", "empty seed host in the Redis cluster URL");
+    url_bad("redis+cluster://a:1,b:0", NULL);
+    url_bad("redis+cluster://a:1,b:99999", NULL);
+    url_bad("redis+cluster://a:hunter2x", NULL);
+    url_bad("redis+cluster://a:1/2", "a Redis Cluster has only database 0 (no /db in a cluster URL)");
+    url_bad("redis+cluster://a:1?x=1", NULL);
+    url_bad("redis+cluster://[::1:1", NULL);
+    url_bad("redis+cluster://[::1]x", NULL);
+    url_bad("redis+cluster://user@a:1", NULL);
+    url_bad("rediss+cluster://:hunter2@", NULL);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("addr");
@@ -152,6 +214,7 @@ int main(void)
 
     tcase_add_test(tc, listen);
     tcase_add_test(tc, redis_urls);
+    tcase_add_test(tc, cluster_urls);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
