@@ -69,6 +69,14 @@ static void append_redis(char *buf, size_t size, size_t *len, const struct gw_co
 
     if (!cfg->redis_url) {
         append(buf, size, len, "none");
+    } else if (a->cluster) {
+        append(buf, size, len, "%s://%s%s", a->tls ? "rediss+cluster" : "redis+cluster", user,
+               a->password ? ":***@" : "");
+        for (size_t i = 0; i < a->n_seeds; i++) {
+            bool v6 = strchr(a->seeds[i].host, ':') != NULL;
+            append(buf, size, len, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "", a->seeds[i].host, v6 ? "]" : "",
+                   a->seeds[i].port);
+        }
     } else if (a->unix_path) {
         append(buf, size, len, "unix://%s%s%s?db=%d", user, a->password ? ":***@" : "",
                a->unix_path, a->db);

@@ -22,6 +22,8 @@
 
 bool gw_bus_ready(const struct gw_bus *bus)
 {
+    if (bus->clink)
+        return gw_clink_ready(bus->clink);
     if (bus->link)
         return gw_link_ready(bus->link);
     return atomic_load_explicit(&((struct gw_bus *)bus)->ready, memory_order_acquire);
@@ -108,8 +110,8 @@ static bool sub_send(struct gw_bus *bus, bool subscribe, const char *name, size_
     char key[256];
     size_t klen = gw_bus_prefixed(bus, name, len, key);
     if (subscribe)
-        return gw_link_subscribe(bus->link, key, klen) == 0;
-    return gw_link_unsubscribe(bus->link, key, klen) == 0;
+        return bus_subscribe(bus, key, klen) == 0;
+    return bus_unsubscribe(bus, key, klen) == 0;
 }
 
 /* Brings Redis and the workers in line with want_mask. Only one command per
@@ -123,12 +125,12 @@ static bool chan_reconcile(struct gw_bus *bus, const char *name, size_t len, str
     if (ch->outstanding > 0)
         return false;
     if (ch->want_mask && !ch->redis_subscribed) {
-        if (bus->link && sub_send(bus, true, name, len))
+        if (bus_has_redis(bus) && sub_send(bus, true, name, len))
             ch->outstanding++;
         return false; /* no link: link_on_open() subscribes it */
     }
     if (!ch->want_mask && ch->redis_subscribed) {
-        if (bus->link && sub_send(bus, false, name, len)) {
+        if (bus_has_redis(bus) && sub_send(bus, false, name, len)) {
             ch->outstanding++;
             return false;
         }
@@ -200,7 +202,7 @@ static void link_on_open(void *ctx)
             n++;
         }
         if (n == batch || (!e && n > 0)) {
-            if (gw_link_subscribe_many(bus->link, n, keys, lens) == 0)
+            if (bus_subscribe_many(bus, n, keys, lens) == 0)
                 for (int i = 0; i < n; i++)
                     sent[i]->outstanding++;
             total += n;
@@ -331,8 +333,8 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
     *pw = (struct pub_wait){ cmd->payload_len, cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
     /* --history-channels: only those channels' publishes are stored. */
     int rc = gw_config_keeps_history(bus->cfg, cmd->name)
-                 ? gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw)
-                 : gw_link_publish_plain(bus->link, key, klen, cmd->payload, cmd->payload_len, pw);
+                 ? bus_publish(bus, key, klen, cmd->payload, cmd->payload_len, pw)
+                 : bus_publish_plain(bus, key, klen, cmd->payload, cmd->payload_len, pw);
     if (rc != 0) {
         free(pw);
         post_publish_result(bus, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL, false);
@@ -468,6 +470,8 @@ static void *bus_main(void *arg)
     if (bus->standalone) {
         set_standalone_ready(bus, true);
         LOG_INFO("standalone mode: no Redis, one node");
+    } else if (bus->clink) {
+        gw_clink_start(bus->clink);
     } else {
         gw_link_start(bus->link);
     }
@@ -479,6 +483,8 @@ static void *bus_main(void *arg)
 
     if (bus->standalone)
         set_standalone_ready(bus, false);
+    else if (bus->clink)
+        gw_clink_stop(bus->clink); /* fails every pending publish and read */
     else
         gw_link_stop(bus->link); /* fails every pending publish and read */
     gw_bus_reads_stop(bus);
@@ -533,7 +539,9 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     atomic_init(&bus->inbox_bytes, 0);
     /* A non-pending event with no fd only runs when activated: keep it
      * allocated and let event_active() schedule it from any thread. */
-    if (!bus->standalone)
+    if (!bus->standalone && cfg->redis.cluster)
+        bus->clink = gw_clink_new(cfg, bus->base, &bus->stats, &link_ops, bus);
+    else if (!bus->standalone)
         bus->link = gw_link_new(cfg, bus->base, &bus->stats, &link_ops, bus);
     return bus;
 }
@@ -562,6 +570,7 @@ void gw_bus_free(struct gw_bus *bus)
     if (!bus)
         return;
     gw_link_free(bus->link);
+    gw_clink_free(bus->clink);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
         chan_free(e->value);
     gw_dict_deinit(&bus->chans);

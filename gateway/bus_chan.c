@@ -115,16 +115,16 @@ void gw_bus_backpressure_check(struct gw_bus *bus)
         bus->paused_since_us = gw_now_us();
         gw_stat_add(&bus->stats.backpressure_pauses, 1);
         LOG_WARN("worker inbox over --max-inbox-bytes=%zu: pausing Redis reads", bus->cfg->max_inbox_bytes);
-        gw_link_pause(bus->link, true);
+        bus_pause(bus, true);
         if (event_add(bus->bp_ev, &tv) != 0)
             abort(); /* a pause that never ends is a silent outage */
     } else if (bus->paused && under_half) {
         bus->paused = false;
         gw_stat_add(&bus->stats.backpressure_us, (uint64_t)(gw_now_us() - bus->paused_since_us));
-        gw_link_pause(bus->link, false);
+        bus_pause(bus, false);
         event_del(bus->bp_ev);
     } else if (bus->paused) {
-        gw_link_pause(bus->link, true); /* idempotent: stays paused */
+        bus_pause(bus, true); /* idempotent: stays paused */
     }
 }
 

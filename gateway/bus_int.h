@@ -15,6 +15,7 @@
 
 #include "bus.h"
 #include "dict.h"
+#include "clink.h"
 #include "link.h"
 #include "mailbox.h"
 #include "readq.h"
@@ -76,7 +77,8 @@ struct gw_bus {
     int nworkers;
     bool standalone;
     size_t prefix_len; /* strlen(cfg->channel_prefix), once: every message needs it */
-    struct gw_link *link; /* NULL in standalone mode */
+    struct gw_link *link; /* single-Redis mode only, else NULL */
+    struct gw_clink *clink; /* Redis Cluster mode only (redis+cluster://), else NULL */
 
     /* Any thread. */
     struct gw_mailbox inbox;
@@ -108,6 +110,57 @@ struct gw_bus {
     int reads_in_flight;
     struct gw_readq waiting;
 };
+
+/* Where the bus calls its Redis link: link.h in single-Redis mode, clink.h
+ * in cluster mode (the same contracts). Only in a mode with Redis. */
+static inline bool bus_has_redis(const struct gw_bus *bus)
+{
+    return bus->link || bus->clink;
+}
+static inline int bus_subscribe(struct gw_bus *bus, const char *key, size_t klen)
+{
+    return bus->clink ? gw_clink_subscribe(bus->clink, key, klen) : gw_link_subscribe(bus->link, key, klen);
+}
+static inline int bus_unsubscribe(struct gw_bus *bus, const char *key, size_t klen)
+{
+    return bus->clink ? gw_clink_unsubscribe(bus->clink, key, klen) : gw_link_unsubscribe(bus->link, key, klen);
+}
+static inline int bus_subscribe_many(struct gw_bus *bus, int n, const char *const *keys, const size_t *klens)
+{
+    return bus->clink ? gw_clink_subscribe_many(bus->clink, n, keys, klens)
+                      : gw_link_subscribe_many(bus->link, n, keys, klens);
+}
+static inline int bus_publish(struct gw_bus *bus, const char *key, size_t klen, const char *payload, size_t len,
+                              void *pw)
+{
+    return bus->clink ? gw_clink_publish(bus->clink, key, klen, payload, len, pw)
+                      : gw_link_publish(bus->link, key, klen, payload, len, pw);
+}
+static inline int bus_publish_plain(struct gw_bus *bus, const char *key, size_t klen, const char *payload,
+                                    size_t len, void *pw)
+{
+    return bus->clink ? gw_clink_publish_plain(bus->clink, key, klen, payload, len, pw)
+                      : gw_link_publish_plain(bus->link, key, klen, payload, len, pw);
+}
+static inline void bus_pause(struct gw_bus *bus, bool pause)
+{
+    if (bus->clink)
+        gw_clink_pause(bus->clink, pause);
+    else
+        gw_link_pause(bus->link, pause);
+}
+static inline int bus_read(struct gw_bus *bus, const char *key, size_t klen, bool latest, uint64_t since, int limit,
+                           size_t max_bytes, void *token)
+{
+    return bus->clink ? gw_clink_read(bus->clink, key, klen, latest, since, limit, max_bytes, token)
+                      : gw_link_read(bus->link, key, klen, latest, since, limit, max_bytes, token);
+}
+static inline int bus_retire_epoch(struct gw_bus *bus, const char *key, size_t klen, const char *epoch, size_t elen,
+                                   uint64_t below)
+{
+    return bus->clink ? gw_clink_retire_epoch(bus->clink, key, klen, epoch, elen, below)
+                      : gw_link_retire_epoch(bus->link, key, klen, epoch, elen, below);
+}
 
 /* bus_chan.c */
 /* One log line per power of two of a counter, not one per message. */

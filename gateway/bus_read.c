@@ -92,10 +92,10 @@ static bool read_send(struct gw_bus *bus, struct bus_read *rd, bool latest, uint
     char key[256];
     size_t klen;
 
-    if (!bus->link)
+    if (!bus_has_redis(bus))
         return false;
     klen = gw_bus_prefixed(bus, rd->name, rd->name_len, key);
-    return gw_link_read(bus->link, key, klen, latest, since, limit, bytes, rd) == 0;
+    return bus_read(bus, key, klen, latest, since, limit, bytes, rd) == 0;
 }
 
 /* ---- the node's own repairs ---- */
@@ -412,10 +412,10 @@ static void repair_retire(void *ctx, const char *name, size_t len, const char *e
     char key[256];
     size_t klen;
 
-    if (!bus->link)
+    if (!bus_has_redis(bus))
         return;
     klen = gw_bus_prefixed(bus, name, len, key);
-    if (gw_link_retire_epoch(bus->link, key, klen, epoch, strlen(epoch), below) != 0)
+    if (bus_retire_epoch(bus, key, klen, epoch, strlen(epoch), below) != 0)
         LOG_WARN("epoch retire not sent channel=%.*s epoch=%s", (int)len, name, epoch);
 }
 

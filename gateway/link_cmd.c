@@ -18,12 +18,9 @@
 #include "log.h"
 #include "rconn.h"
 
-/* deploy/redis/wsgate.lua, embedded by gateway/CMakeLists.txt. */
-extern const unsigned char gw_redis_function[];
-extern const size_t gw_redis_function_len;
+#include "fnreply.h"
 
-/* "{" key "}:stream" for the longest key a node uses. */
-#define KEY_MAX 512
+#define KEY_MAX GW_FN_KEY_MAX
 
 /* Every command of this file goes on the publisher connection with the
  * link's deadline. Returns as gw_rconn_command, or -ENOTCONN without one. */
@@ -49,9 +46,8 @@ long long gw_link_fn_version(void)
     return strtoll(p + sizeof tag - 1, NULL, 10);
 }
 
-/* The two keys of channel key's history (wsgate.lua): {key}:meta and
- * {key}:stream, sharing key's cluster slot. Returns false when key is too long. */
-static bool history_keys(const char *key, size_t klen, char *meta, size_t *mlen, char *stream, size_t *slen)
+/* fnreply.h */
+bool gw_fn_history_keys(const char *key, size_t klen, char *meta, size_t *mlen, char *stream, size_t *slen)
 {
     if (klen + 10 > KEY_MAX)
         return false;
@@ -78,22 +74,28 @@ static void log_publish_error(struct gw_link *link, const redisReply *reply)
         LOG_WARN("publish failed error=\"%s\" errors=%" PRIu64, reply->str, n);
 }
 
-static void on_publish_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
+/* fnreply.h */
+bool gw_fn_parse_published(const redisReply *reply, struct gw_position *at)
 {
-    struct gw_link *link = gw_rconn_owner(c);
-    struct gw_position at = { 0 };
     bool ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
               reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0 &&
               reply->element[1]->type == REDIS_REPLY_STRING && reply->element[1]->len >= 1 &&
               reply->element[1]->len <= GW_ENVELOPE_EPOCH_MAX;
 
+    if (ok)
+        gw_position_set(at, (uint64_t)reply->element[0]->integer, reply->element[1]->str, reply->element[1]->len);
+    return ok;
+}
+
+static void on_publish_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct gw_link *link = gw_rconn_owner(c);
+    struct gw_position at = { 0 };
+    bool ok = gw_fn_parse_published(reply, &at);
+
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         log_publish_error(link, reply);
         check_fn_error(link, reply);
-    }
-    if (ok) {
-        gw_position_set(&at, (uint64_t)reply->element[0]->integer, reply->element[1]->str,
-                        reply->element[1]->len);
     }
     link->ops->on_published(link->ctx, privdata, ok ? &at : NULL);
 }
@@ -106,7 +108,7 @@ int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const ch
 
     if (link->state != LINK_LIVE || !link->pub)
         return -ENOTCONN;
-    if (!history_keys(key, klen, meta, &mlen, stream, &slen))
+    if (!gw_fn_history_keys(key, klen, meta, &mlen, stream, &slen))
         return -EIO;
     const char *argv[] = { "FCALL", "wsgate_publish", "2", meta, stream, key, payload,
                            link->history_size, link->history_ttl };
@@ -135,9 +137,8 @@ int gw_link_publish_plain(struct gw_link *link, const char *key, size_t klen, co
     return pub_command(link, 3, argv, lens, on_plain_publish_reply, token);
 }
 
-/* wsgate_history's reply: { epoch, current, reachable, { o1, p1, o2, p2, ... } }.
- * Fills page with entries (malloc'd, the caller frees) pointing into reply. */
-static bool parse_history(const redisReply *r, struct gw_history_page *page, struct gw_history_entry **entries)
+/* fnreply.h. wsgate_history's reply: { epoch, current, reachable, { o1, p1, o2, p2, ... } }. */
+bool gw_fn_parse_history(const redisReply *r, struct gw_history_page *page, struct gw_history_entry **entries)
 {
     const redisReply *flat;
 
@@ -173,7 +174,7 @@ static void on_read_reply(struct gw_rconn *c, const redisReply *reply, void *pri
         LOG_WARN("history read failed error=\"%s\"", reply->str);
         check_fn_error(link, reply);
     } else if (reply) {
-        ok = parse_history(reply, &page, &entries);
+        ok = gw_fn_parse_history(reply, &page, &entries);
         if (!ok)
             LOG_WARN("history read: unexpected reply shape");
     }
@@ -189,7 +190,7 @@ int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest
 
     if (link->state != LINK_LIVE || !link->pub)
         return -ENOTCONN;
-    if (!history_keys(key, klen, meta, &mlen, stream, &slen))
+    if (!gw_fn_history_keys(key, klen, meta, &mlen, stream, &slen))
         return -EIO;
     if (latest)
         since_s[0] = '\0';
@@ -225,7 +226,7 @@ int gw_link_retire_epoch(struct gw_link *link, const char *key, size_t klen, con
 
     if (link->state != LINK_LIVE || !link->pub)
         return -ENOTCONN;
-    if (!history_keys(key, klen, meta, &mlen, stream, &slen))
+    if (!gw_fn_history_keys(key, klen, meta, &mlen, stream, &slen))
         return -EIO;
     if (below)
         snprintf(below_s, sizeof below_s, "%" PRIu64, below);

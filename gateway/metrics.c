@@ -268,6 +268,9 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     family(&sb, "wsgate_redis_heartbeat_rtt_seconds", "gauge", "Round trip of the last heartbeat PUBLISH echoed back through the subscription.");
     sb_printf(&sb, "wsgate_redis_heartbeat_rtt_seconds %.6f\n", (double)gw_stat_get(&bus->heartbeat_rtt_us) / 1e6);
 
+    family(&sb, "wsgate_redis_redirects_total", "counter", "Cluster mode: MOVED and ASK answers followed to another master.");
+    sb_printf(&sb, "wsgate_redis_redirects_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_redirects));
+
     history_metrics(&sb, bus);
 
     *out = sb.buf;

@@ -110,6 +110,7 @@ struct gw_bus_stats {
     gw_stat publishes_ok;
     gw_stat publishes_failed;
     gw_stat heartbeat_rtt_us; /* gauge: last heartbeat echo round trip */
+    gw_stat redis_redirects; /* cluster mode: MOVED and ASK answers followed */
     gw_stat redis_messages_dropped_bad_envelope; /* reserved payload that is no envelope we read */
     gw_stat redis_messages_dropped_link_reset; /* read from the socket but not handled: the link was reset */
     /* Node-side repair (repair.h). */

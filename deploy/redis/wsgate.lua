@@ -46,8 +46,12 @@
 --
 -- Envelope PUBLISHed to C (docs/PROTOCOL.md, common/envelope.h):
 --   "\255wsgate1 " <offset> " " <epoch> "\n" <payload>
+-- With a 5th argument "shard" (Redis Cluster mode, issue 19; VERSION 5) the
+-- envelope goes out with SPUBLISH instead: sharded subscribers see nothing a
+-- PUBLISH sends. C holds no hash tag (the gateway refuses names with braces in
+-- cluster mode), so C, {C}:meta and {C}:stream share one slot.
 
-local VERSION = 4
+local VERSION = 5
 local DEFAULT_HISTORY = 1000
 local DEFAULT_TTL = 86400
 local MAX_HISTORY = 1000000
@@ -145,7 +149,13 @@ local function publish(keys, args)
                'offset', offset, 'payload', payload)
     redis.call('EXPIRE', meta, ttl)
     redis.call('EXPIRE', stream, ttl)
-    local receivers = redis.call('PUBLISH', channel,
+    local verb = 'PUBLISH'
+    if args[5] == 'shard' then
+        verb = 'SPUBLISH'
+    elseif args[5] ~= nil and args[5] ~= '' then
+        return error('ERR wsgate: the 5th argument is "shard" or nothing')
+    end
+    local receivers = redis.call(verb, channel,
                                  '\255wsgate1 ' .. offset .. ' ' .. epoch .. '\n' .. payload)
     return { tonumber(offset), epoch, receivers }
 end

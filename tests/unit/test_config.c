@@ -405,6 +405,14 @@ START_TEST(redis_url_option)
     ck_assert_str_eq(cfg.redis_tls_server_name, "redis.internal");
     expect_fail(ARGS("--redis-url", "redis://"), NULL,
                 "--redis-url: empty host in the Redis URL");
+    expect_ok(ARGS("--redis-url", "rediss+cluster://:pw@a:7000,b:7001"), NULL);
+    ck_assert(cfg.redis.cluster && cfg.redis.tls);
+    ck_assert_uint_eq(cfg.redis.n_seeds, 2);
+    ck_assert_str_eq(cfg.redis.seeds[1].host, "b");
+    /* Cluster mode needs keys without a hash tag of their own (the slot of C
+     * must be the slot of {C}:meta): neither prefixes nor names hold braces. */
+    expect_fail(ARGS("--redis-url", "redis+cluster://a:7000", "--channel-prefix", "{gw}:"), NULL,
+                "--channel-prefix: expected at most 64 bytes of A-Z a-z 0-9 _ - : . @ / =, got \"{gw}:\"");
 }
 END_TEST
 
@@ -527,6 +535,19 @@ START_TEST(log_line_names_tls)
     ck_assert_ptr_null(strstr(line, "hunter2"));
     ck_assert_ptr_nonnull(strstr(line, " redis_url=rediss://:***@redis.internal:6380/0 "));
     ck_assert_ptr_nonnull(strstr(line, " redis_tls_server_name=\"r.example\" "));
+
+    ck_assert_int_eq(pipe(fds), 0);
+    expect_ok(ARGS("--redis-url", "redis+cluster://u:hunter2@a:7000,[::1]:7001"), NULL);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
+    gw_config_log(&cfg);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
+    n = read(fds[0], line, sizeof line - 1);
+    ck_assert_int_gt(n, 0);
+    line[n] = '\0';
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_ptr_null(strstr(line, "hunter2"));
+    ck_assert_ptr_nonnull(strstr(line, " redis_url=redis+cluster://u:***@a:7000,[::1]:7001 "));
 }
 END_TEST
 

@@ -1,0 +1,71 @@
+/* The bus thread's Redis Cluster link ("cluster link", issue 19): the slot map
+ * from shards.c, and per master one command connection (FCALLs of the wsgate
+ * Function library, loaded on every master, and SPUBLISH of the heartbeat)
+ * and one sharded-subscriber connection (SSUBSCRIBE/SUNSUBSCRIBE of the keys
+ * whose slot that master owns). Replicas get no connection: Redis 7.0 keeps
+ * stale shard subscriptions on a re-pointed replica (redis#12558).
+ *
+ * It speaks to the bus exactly as link.h does, through the same
+ * gw_link_ops, and offers the same calls (gw_clink_* for gw_link_*). It owns
+ * no channel table. MOVED and ASK on a command are followed (ASKING on the
+ * importing master), TRYAGAIN and CLUSTERDOWN retried after a pause. Any
+ * failure of a master's connection or heartbeat, and any change of the slot
+ * map (a failover, a migrated slot, an unsolicited sunsubscribe), resets the
+ * whole link: on_reset, then on_open on the new map, whose first heartbeat
+ * echo on every master makes on_live, and the bus's repair reads back from
+ * the streams what each channel missed.
+ *
+ * Bus thread only, except gw_clink_ready; the struct is opaque. */
+#ifndef GW_CLINK_H
+#define GW_CLINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "link.h"
+#include "metrics.h"
+
+struct event_base;
+struct gw_clink;
+
+/* Allocates a cluster link (not connected) for cfg->redis (cluster set).
+ * cfg, base, stats and ops must outlive it; it writes the same stats as
+ * gw_link. Never fails (aborts on OOM). Any thread, before the bus starts. */
+struct gw_clink *gw_clink_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
+                              const struct gw_link_ops *ops, void *ctx);
+/* Starts discovery; the connections follow the first map. Bus thread. */
+void gw_clink_start(struct gw_clink *cl);
+/* As gw_link_stop: every pending command gets its callback with a failure
+ * before this returns; on_reset is not called. Idempotent. Bus thread. */
+void gw_clink_stop(struct gw_clink *cl);
+/* Frees a stopped (or never started) link. NULL is a no-op. */
+void gw_clink_free(struct gw_clink *cl);
+
+/* True while every master's heartbeat echo is fresh on a live link. Any
+ * thread. */
+bool gw_clink_ready(const struct gw_clink *cl);
+
+/* As gw_link_subscribe/unsubscribe/subscribe_many, with SSUBSCRIBE on the
+ * key's master (a batch is split by master). A key with '{' or '}' is
+ * refused (-EINVAL): its hash tag would move it off its history keys' slot. */
+int gw_clink_subscribe(struct gw_clink *cl, const char *key, size_t klen);
+int gw_clink_unsubscribe(struct gw_clink *cl, const char *key, size_t klen);
+int gw_clink_subscribe_many(struct gw_clink *cl, int n, const char *const *keys, const size_t *klens);
+/* Pauses or resumes reading every subscriber connection. Idempotent. */
+void gw_clink_pause(struct gw_clink *cl, bool pause);
+
+/* As gw_link_publish (FCALL wsgate_publish ... "shard": SPUBLISH),
+ * gw_link_publish_plain (SPUBLISH), gw_link_read and gw_link_retire_epoch,
+ * each sent to the key's master. */
+int gw_clink_publish(struct gw_clink *cl, const char *key, size_t klen, const char *payload, size_t len,
+                     void *token);
+int gw_clink_publish_plain(struct gw_clink *cl, const char *key, size_t klen, const char *payload, size_t len,
+                           void *token);
+int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest, uint64_t since, int limit,
+                  size_t max_bytes, void *token);
+int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, const char *epoch, size_t elen,
+                          uint64_t below);
+
+#endif

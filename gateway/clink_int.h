@@ -1,0 +1,97 @@
+/* Private to gateway/clink.c and gateway/clink_cmd.c: the cluster link's
+ * struct, one master's connections, and the few calls between the two
+ * files. clink.c owns the map, the connections, their states, the
+ * subscriptions and the heartbeats; clink_cmd.c the commands (FCALLs,
+ * SPUBLISH) with their redirections, and the library's loading. */
+#ifndef GW_CLINK_INT_H
+#define GW_CLINK_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "clink.h"
+#include "dict.h"
+#include "rconn.h"
+#include "topo.h"
+
+/* The whole link; every move goes through set_state (clink.c), logged. */
+enum clink_state {
+    CL_DOWN = 0,    /* no connection; the retry timer is armed unless stopping */
+    CL_DISCOVERING, /* waiting for a slot map that serves at least one slot */
+    CL_CONNECTING,  /* every master's connections opened; not every master live yet */
+    CL_LIVE,        /* every master's first heartbeat echo came: ready */
+    CL_RESETTING,   /* a failure or a new map was seen; the teardown runs from the loop */
+};
+
+/* One master's side of the link, walked in order. */
+enum cshard_state {
+    SH_CONNECTING = 0, /* both connections opened, every SSUBSCRIBE queued */
+    SH_LOADING,        /* both ready; the function library is checked or loaded */
+    SH_PROVING,        /* the first heartbeat is sent; no echo yet */
+    SH_LIVE,           /* its heartbeat echoes */
+};
+
+struct cshard {
+    struct gw_clink *cl;
+    char id[GW_TOPO_ID_LEN + 1];
+    char host[GW_TOPO_HOST_MAX + 1];
+    int port;
+    struct gw_rconn *sub, *cmd; /* owned */
+    enum cshard_state state;
+    char hb[160]; /* "__wsgate:hb:{T}:<node_id>": T a hash tag of a slot this master owns */
+    int64_t echo_due_us, echo_at_us, last_hb_sent_us;
+    uint64_t hb_seq;
+};
+
+struct ccmd;
+
+struct gw_clink {
+    /* Read-only after gw_clink_new. */
+    const struct gw_config *cfg;
+    struct event_base *base;
+    const struct gw_link_ops *ops;
+    void *ctx;
+    struct gw_bus_stats *stats; /* written by the bus thread only */
+    long long fn_version;
+    char history_size[16], history_ttl[16];
+    int cmd_timeout_ms;
+
+    /* Any thread. */
+    atomic_bool ready;
+    atomic_int_fast64_t echo_at_us; /* the oldest of the masters' last echoes */
+
+    /* Bus thread only. */
+    struct event *tick_ev, *retry_ev, *reset_ev;
+    struct gw_shards *shards;
+    struct ssl_ctx_st *tls_ctx; /* rediss+cluster://; owned */
+    struct cshard *sh;          /* the masters of the map the link was opened on */
+    size_t nsh;
+    enum clink_state state;
+    int attempt;
+    int64_t last_tick_us;
+    bool paused;
+    struct gw_dict unsubs; /* key -> SUNSUBSCRIBEs sent and not yet confirmed (uintptr_t) */
+    struct ccmd *waiting;  /* commands waiting out a TRYAGAIN/CLUSTERDOWN pause */
+    uint64_t redirects, publish_errors;
+};
+
+/* clink.c, for clink_cmd.c */
+/* Schedules a reset (safe inside callbacks); why is static text. */
+void gw_clink_fail(struct gw_clink *cl, const char *why);
+/* The master serving key on the map the link was opened on, or NULL. */
+struct cshard *gw_clink_owner(struct gw_clink *cl, const char *key, size_t klen);
+/* The master at host:port, or NULL. */
+struct cshard *gw_clink_shard_at(struct gw_clink *cl, const char *host, int port);
+/* The library is on sh's master (SH_LOADING -> SH_PROVING). */
+void gw_clink_fn_loaded(struct cshard *sh);
+/* Asks shards.c for a fresh map (a MOVED, a CLUSTERDOWN). */
+void gw_clink_refresh(struct gw_clink *cl, const char *why);
+
+/* clink_cmd.c */
+/* Queues the version check (and, when needed, the load) on sh->cmd. */
+void gw_clink_load_functions(struct cshard *sh);
+/* Fails every command waiting out a pause (stopping). */
+void gw_clink_cmds_stop(struct gw_clink *cl);
+
+#endif

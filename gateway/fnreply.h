@@ -1,0 +1,39 @@
+/* The wsgate Function library's calls as both Redis links make them: the
+ * single-Redis link (link_cmd.c, which implements these) and the cluster
+ * link (clink_cmd.c). Pure: keys into buffers, replies into structs; no
+ * connection, no state. Any thread. */
+#ifndef GW_FNREPLY_H
+#define GW_FNREPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "envelope.h"
+
+struct redisReply;
+
+/* deploy/redis/wsgate.lua, embedded by gateway/CMakeLists.txt. */
+extern const unsigned char gw_redis_function[];
+extern const size_t gw_redis_function_len;
+
+/* VERSION of the embedded library (aborts when the file has none). */
+long long gw_link_fn_version(void);
+
+/* Room for "{" key "}:stream" of the longest key a node uses. */
+#define GW_FN_KEY_MAX 512
+
+/* The two keys of channel key's history: {key}:meta and {key}:stream (each
+ * GW_FN_KEY_MAX bytes of room), sharing key's cluster slot. Returns false
+ * when key is too long. */
+bool gw_fn_history_keys(const char *key, size_t klen, char *meta, size_t *mlen, char *stream, size_t *slen);
+
+/* wsgate_publish's reply { offset, epoch, receivers } into *at. Returns false
+ * for any other shape (an error reply included). reply borrowed. */
+bool gw_fn_parse_published(const struct redisReply *reply, struct gw_position *at);
+
+/* wsgate_history's reply into page, its entries in a new array (*entries,
+ * the caller frees) pointing into reply. Returns false for another shape. */
+bool gw_fn_parse_history(const struct redisReply *r, struct gw_history_page *page,
+                         struct gw_history_entry **entries);
+
+#endif
