@@ -102,111 +102,6 @@ struct cshard *gw_clink_shard_at(struct gw_clink *cl, const char *host, int port
     return NULL;
 }
 
-/* ---- subscriptions ---- */
-
-static void on_sub_done(struct gw_rconn *c, const redisReply *reply, void *privdata)
-{
-    struct gw_clink *cl = gw_rconn_owner(c);
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        /* MOVED/CLUSTERDOWN included: the map is older than the cluster. */
-        LOG_WARN("sharded subscriber error=\"%s\"", reply->str);
-        gw_clink_refresh(cl, "subscriber error reply");
-        gw_clink_fail(cl, "subscriber error reply");
-    }
-}
-
-static bool has_brace(const char *key, size_t klen)
-{
-    return memchr(key, '{', klen) || memchr(key, '}', klen);
-}
-
-/* verb on each key's master; a batch goes out as one command per master. */
-static int sub_command(struct gw_clink *cl, const char *verb, int n, const char *const *keys, const size_t *klens)
-{
-    if (cl->state != CL_CONNECTING && cl->state != CL_LIVE)
-        return -ENOTCONN;
-    for (int i = 0; i < n; i++)
-        if (has_brace(keys[i], klens[i]))
-            return -EINVAL;
-    const char **argv = gw_xmalloc(sizeof(*argv) * (size_t)(n + 1));
-    size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)(n + 1));
-    struct cshard **owner = gw_xmalloc(sizeof(*owner) * (size_t)n);
-    int rc = 0;
-
-    for (int i = 0; i < n && rc == 0; i++)
-        if (!(owner[i] = gw_clink_owner(cl, keys[i], klens[i])))
-            rc = -ENOTCONN;
-    argv[0] = verb;
-    lens[0] = strlen(verb);
-    for (size_t s = 0; s < cl->nsh && rc == 0; s++) {
-        int m = 0;
-        for (int i = 0; i < n; i++) {
-            if (owner[i] != &cl->sh[s])
-                continue;
-            argv[m + 1] = keys[i];
-            lens[m + 1] = klens[i];
-            m++;
-        }
-        if (m)
-            rc = gw_rconn_command(cl->sh[s].sub, m + 1, argv, lens, cl->cmd_timeout_ms, on_sub_done, NULL);
-    }
-    if (rc == -ENOTCONN) {
-        /* A slot no master of this map serves: a newer map will. */
-        gw_clink_refresh(cl, "a key's slot has no master in the map");
-        gw_clink_fail(cl, "a key's slot has no master in the map");
-    } else if (rc != 0) {
-        gw_clink_fail(cl, "cannot queue a sharded subscription"); /* some masters may have it */
-    }
-    free(owner);
-    free(lens);
-    free(argv);
-    return rc;
-}
-
-int gw_clink_subscribe(struct gw_clink *cl, const char *key, size_t klen)
-{
-    return sub_command(cl, "SSUBSCRIBE", 1, &key, &klen);
-}
-
-int gw_clink_subscribe_many(struct gw_clink *cl, int n, const char *const *keys, const size_t *klens)
-{
-    return sub_command(cl, "SSUBSCRIBE", n, keys, klens);
-}
-
-int gw_clink_unsubscribe(struct gw_clink *cl, const char *key, size_t klen)
-{
-    int rc = sub_command(cl, "SUNSUBSCRIBE", 1, &key, &klen);
-    if (rc == 0) {
-        struct gw_dict_entry *e = gw_dict_find(&cl->unsubs, key, klen);
-        if (!e)
-            e = gw_dict_add(&cl->unsubs, key, klen, (void *)(uintptr_t)0, NULL);
-        e->value = (void *)((uintptr_t)e->value + 1);
-    }
-    return rc;
-}
-
-/* A sunsubscribe we asked for, or (false) one Redis sent on its own. */
-static bool unsub_expected(struct gw_clink *cl, const char *key, size_t klen)
-{
-    struct gw_dict_entry *e = gw_dict_find(&cl->unsubs, key, klen);
-    if (!e)
-        return false;
-    uintptr_t n = (uintptr_t)e->value - 1;
-    if (n == 0)
-        gw_dict_delete(&cl->unsubs, key, klen);
-    else
-        e->value = (void *)n;
-    return true;
-}
-
-void gw_clink_pause(struct gw_clink *cl, bool pause)
-{
-    cl->paused = pause;
-    for (size_t i = 0; i < cl->nsh; i++)
-        if (cl->sh[i].sub)
-            gw_rconn_pause(cl->sh[i].sub, pause);
-}
-
 /* ---- heartbeats ---- */
 
 static void send_heartbeat(struct cshard *sh, int64_t now)
@@ -277,7 +172,7 @@ static void on_push(void *ctx, struct gw_rconn *c, enum gw_rconn_push kind, cons
     } else if (kind == GW_RCONN_SSUBSCRIBE && !hb) {
         cl->ops->on_subscription(cl->ctx, key->str, key->len, true);
     } else if (kind == GW_RCONN_SUNSUBSCRIBE) {
-        if (!hb && unsub_expected(cl, key->str, key->len)) {
+        if (!hb && gw_clink_unsub_expected(cl, key->str, key->len)) {
             cl->ops->on_subscription(cl->ctx, key->str, key->len, false);
             return;
         }
@@ -387,7 +282,7 @@ static void link_open(struct gw_clink *cl)
     for (size_t i = 0; i < cl->nsh && cl->state == CL_CONNECTING; i++) {
         const char *argv[] = { "SSUBSCRIBE", cl->sh[i].hb };
         size_t lens[] = { 10, strlen(cl->sh[i].hb) };
-        if (gw_rconn_command(cl->sh[i].sub, 2, argv, lens, cl->cmd_timeout_ms, on_sub_done, NULL) != 0)
+        if (gw_rconn_command(cl->sh[i].sub, 2, argv, lens, cl->cmd_timeout_ms, gw_clink_on_sub_done, NULL) != 0)
             gw_clink_fail(cl, "cannot queue a heartbeat SSUBSCRIBE");
     }
 }

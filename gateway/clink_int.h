@@ -88,6 +88,13 @@ void gw_clink_fn_loaded(struct cshard *sh);
 /* Asks shards.c for a fresh map (a MOVED, a CLUSTERDOWN). */
 void gw_clink_refresh(struct gw_clink *cl, const char *why);
 
+/* clink_sub.c */
+/* The reply callback of every SSUBSCRIBE: an error reply resets the link. */
+void gw_clink_on_sub_done(struct gw_rconn *c, const struct redisReply *reply, void *privdata);
+/* True when a sunsubscribe of key answers a SUNSUBSCRIBE we sent (counted
+ * down); false for one Redis sent on its own. */
+bool gw_clink_unsub_expected(struct gw_clink *cl, const char *key, size_t klen);
+
 /* clink_cmd.c */
 /* Queues the version check (and, when needed, the load) on sh->cmd. */
 void gw_clink_load_functions(struct cshard *sh);
