@@ -114,11 +114,11 @@ static bool sub_send(struct gw_bus *bus, bool subscribe, const char *name, size_
     return bus_unsubscribe(bus, key, klen) == 0;
 }
 
-/* Brings Redis and the workers in line with want_mask. Only one command per
+/* bus_int.h. Brings Redis and the workers in line with want_mask. Only one command per
  * channel is in flight at a time, so the answer that comes is always the
  * answer to the one command sent.
  * Returns true when the channel was deleted. */
-static bool chan_reconcile(struct gw_bus *bus, const char *name, size_t len, struct bus_chan *ch)
+bool gw_bus_chan_reconcile(struct gw_bus *bus, const char *name, size_t len, struct bus_chan *ch)
 {
     if (bus->standalone)
         ch->redis_subscribed = ch->want_mask != 0;
@@ -163,7 +163,7 @@ static void cmd_subscribe(struct gw_bus *bus, int worker, const char *name, size
     /* A new incarnation on that worker: tell it live again, with its gen. */
     ch->live_mask &= ~(1ULL << worker);
     ch->gen[worker] = gen;
-    chan_reconcile(bus, e->key, len, ch);
+    gw_bus_chan_reconcile(bus, e->key, len, ch);
 }
 
 static void cmd_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len)
@@ -174,7 +174,7 @@ static void cmd_unsubscribe(struct gw_bus *bus, int worker, const char *name, si
     struct bus_chan *ch = e->value;
     ch->want_mask &= ~(1ULL << worker);
     ch->live_mask &= ~(1ULL << worker);
-    chan_reconcile(bus, e->key, len, ch);
+    gw_bus_chan_reconcile(bus, e->key, len, ch);
 }
 
 /* ---- what the link reports (bus thread, inside connection/libevent callbacks) ---- */
@@ -183,41 +183,7 @@ static void cmd_unsubscribe(struct gw_bus *bus, int worker, const char *name, si
  * its heartbeat channel last. */
 static void link_on_open(void *ctx)
 {
-    struct gw_bus *bus = ctx;
-    int batch = bus->cfg->resubscribe_batch;
-    const char **keys = gw_xmalloc(sizeof(*keys) * (size_t)batch);
-    size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)batch);
-    struct bus_chan **sent = gw_xmalloc(sizeof(*sent) * (size_t)batch);
-    int n = 0, total = 0;
-
-    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans);; e = gw_dict_next(&bus->chans, e)) {
-        if (e) {
-            struct bus_chan *ch = e->value;
-            if (!ch->want_mask)
-                continue;
-            char *key = gw_xmalloc(e->klen + bus->prefix_len + 1);
-            lens[n] = gw_bus_prefixed(bus, e->key, e->klen, key);
-            keys[n] = key;
-            sent[n] = ch;
-            n++;
-        }
-        if (n == batch || (!e && n > 0)) {
-            if (bus_subscribe_many(bus, n, keys, lens) == 0)
-                for (int i = 0; i < n; i++)
-                    sent[i]->outstanding++;
-            total += n;
-            for (int i = 0; i < n; i++)
-                free((char *)keys[i]);
-            n = 0;
-        }
-        if (!e)
-            break;
-    }
-    free(sent);
-    free(lens);
-    free(keys);
-    if (total)
-        LOG_INFO("resubscribing channels=%d batch=%d", total, batch);
+    gw_bus_resubscribe(ctx, NULL, NULL);
 }
 
 static void link_on_message(void *ctx, const char *key, size_t klen, const char *payload, size_t len)
@@ -243,7 +209,7 @@ static void link_on_subscription(void *ctx, const char *key, size_t klen, bool s
     if (ch->outstanding > 0)
         ch->outstanding--;
     ch->redis_subscribed = subscribed;
-    chan_reconcile(bus, e->key, len, ch);
+    gw_bus_chan_reconcile(bus, e->key, len, ch);
 }
 
 static void link_on_published(void *ctx, void *token, const struct gw_position *at)
@@ -540,7 +506,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     /* A non-pending event with no fd only runs when activated: keep it
      * allocated and let event_active() schedule it from any thread. */
     if (!bus->standalone && cfg->redis.cluster)
-        bus->clink = gw_clink_new(cfg, bus->base, &bus->stats, &link_ops, bus);
+        bus->clink = gw_clink_new(cfg, bus->base, &bus->stats, &link_ops, &gw_bus_clink_ops, bus);
     else if (!bus->standalone)
         bus->link = gw_link_new(cfg, bus->base, &bus->stats, &link_ops, bus);
     return bus;

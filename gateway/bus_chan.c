@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bus_int.h"
 #include "clock.h"
 #include "log.h"
+#include "wmail.h"
 
 /* One line per power of two of a counter, not one per message. */
 bool gw_bus_log_this(const gw_stat *counter)
@@ -132,3 +134,107 @@ void gw_bus_on_backpressure_timer(evutil_socket_t fd, short what, void *arg)
 {
     gw_bus_backpressure_check(arg);
 }
+
+/* ---- the link's subscriptions, all at once or one master's (cluster mode) ---- */
+
+void gw_bus_resubscribe(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
+{
+    int batch = bus->cfg->resubscribe_batch;
+    const char **keys = gw_xmalloc(sizeof(*keys) * (size_t)batch);
+    size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)batch);
+    struct bus_chan **sent = gw_xmalloc(sizeof(*sent) * (size_t)batch);
+    int n = 0, total = 0;
+
+    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans);; e = gw_dict_next(&bus->chans, e)) {
+        if (e) {
+            struct bus_chan *ch = e->value;
+            if (!ch->want_mask)
+                continue;
+            char *key = gw_xmalloc(e->klen + bus->prefix_len + 1);
+            lens[n] = gw_bus_prefixed(bus, e->key, e->klen, key);
+            if (pred && !pred(pctx, key, lens[n])) {
+                free(key);
+                continue;
+            }
+            if (pred) {
+                /* Its master came back: nothing of this channel is subscribed
+                 * there, whatever was sent while that master was down. */
+                ch->outstanding = 0;
+                ch->redis_subscribed = false;
+            }
+            keys[n] = key;
+            sent[n] = ch;
+            n++;
+        }
+        if (n == batch || (!e && n > 0)) {
+            if (bus_subscribe_many(bus, n, keys, lens) == 0)
+                for (int i = 0; i < n; i++)
+                    sent[i]->outstanding++;
+            total += n;
+            for (int i = 0; i < n; i++)
+                free((char *)keys[i]);
+            n = 0;
+        }
+        if (!e)
+            break;
+    }
+    free(sent);
+    free(lens);
+    free(keys);
+    if (total)
+        LOG_INFO("resubscribing channels=%d batch=%d%s", total, batch, pred ? " (one master)" : "");
+}
+
+/* clink's on_keys_open */
+static void clink_on_keys_open(void *ctx, gw_bus_key_pred pred, void *pctx)
+{
+    gw_bus_resubscribe(ctx, pred, pctx);
+}
+
+/* clink's on_keys_lost: what link_on_reset does, for the channels of one
+ * master only; their workers are told that each is not live. */
+static void clink_on_keys_lost(void *ctx, gw_bus_key_pred pred, void *pctx)
+{
+    struct gw_bus *bus = ctx;
+    char key[256];
+
+    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans), *next; e; e = next) {
+        next = gw_dict_next(&bus->chans, e);
+        struct bus_chan *ch = e->value;
+        size_t klen = gw_bus_prefixed(bus, e->key, e->klen, key);
+        if (!pred(pctx, key, klen))
+            continue;
+        ch->outstanding = 0;
+        ch->redis_subscribed = false;
+        uint64_t told = ch->live_mask;
+        ch->live_mask = 0;
+        if (!ch->want_mask) {
+            gw_bus_chan_reconcile(bus, e->key, e->klen, ch); /* deletes it */
+            continue;
+        }
+        gw_repair_link_lost(&ch->rep);
+        for (int w = 0; w < bus->nworkers; w++)
+            if (told & (1ULL << w))
+                bus->ops->post(bus->ctx, w, gw_wmail_new(GW_WMAIL_LINK_DOWN, e->key, e->klen));
+    }
+}
+
+/* clink's on_keys_live: link_on_live for one master's channels. */
+static void clink_on_keys_live(void *ctx, gw_bus_key_pred pred, void *pctx)
+{
+    struct gw_bus *bus = ctx;
+    char key[256];
+
+    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e)) {
+        struct bus_chan *ch = e->value;
+        size_t klen = gw_bus_prefixed(bus, e->key, e->klen, key);
+        if (ch->want_mask && pred(pctx, key, klen))
+            gw_repair_link_live(&bus->repair, &ch->rep, e->key, e->klen);
+    }
+}
+
+const struct gw_clink_ops gw_bus_clink_ops = {
+    .on_keys_open = clink_on_keys_open,
+    .on_keys_lost = clink_on_keys_lost,
+    .on_keys_live = clink_on_keys_live,
+};

@@ -162,7 +162,17 @@ static inline int bus_retire_epoch(struct gw_bus *bus, const char *key, size_t k
                       : gw_link_retire_epoch(bus->link, key, klen, epoch, elen, below);
 }
 
+/* bus.c */
+/* Brings Redis and the workers in line with the channel's want_mask.
+ * Returns true when the channel was deleted. */
+bool gw_bus_chan_reconcile(struct gw_bus *bus, const char *name, size_t len, struct bus_chan *ch);
+
 /* bus_chan.c */
+/* Subscribes every wanted channel (pred NULL: a fresh link) or those whose
+ * key pred accepts (a master that came back), in --resubscribe-batch batches. */
+void gw_bus_resubscribe(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx);
+/* What the bus tells the cluster link to do per master (clink.h). */
+extern const struct gw_clink_ops gw_bus_clink_ops;
 /* One log line per power of two of a counter, not one per message. */
 bool gw_bus_log_this(const gw_stat *counter);
 /* The client name inside a Redis key, or NULL when key lacks the prefix. */

@@ -116,30 +116,43 @@ static void send_heartbeat(struct cshard *sh, int64_t now)
         gw_clink_fail(sh->cl, "cannot queue a heartbeat SPUBLISH");
 }
 
+static bool owned_by(void *pctx, const char *key, size_t klen)
+{
+    struct cshard *sh = pctx;
+    return gw_clink_owner(sh->cl, key, klen) == sh;
+}
+
 static void on_echo(struct cshard *sh, const char *payload)
 {
     struct gw_clink *cl = sh->cl;
-    int64_t now = gw_now_us(), oldest = now;
+    int64_t now = gw_now_us();
 
     sh->echo_due_us = now + (int64_t)cl->cfg->redis_heartbeat_timeout_ms * 1000;
     sh->echo_at_us = now;
     if (strtoull(payload, NULL, 10) == sh->hb_seq)
         gw_stat_set(&cl->stats->heartbeat_rtt_us, (uint64_t)(now - sh->last_hb_sent_us));
+    bool back = false;
     if (sh->state == SH_PROVING) {
         sh->state = SH_LIVE;
+        sh->attempt = 0;
+        back = cl->state == CL_LIVE;
         LOG_INFO("master live id=%.12s addr=%s:%d", sh->id, sh->host, sh->port);
     }
+    /* Ready while any master is proven: the freshest echo of a live one. */
     bool all = true;
+    int64_t newest = 0;
     for (size_t i = 0; i < cl->nsh; i++) {
         all = all && cl->sh[i].state == SH_LIVE;
-        if (cl->sh[i].echo_at_us < oldest)
-            oldest = cl->sh[i].echo_at_us;
+        if (cl->sh[i].state == SH_LIVE && cl->sh[i].echo_at_us > newest)
+            newest = cl->sh[i].echo_at_us;
     }
-    atomic_store_explicit(&cl->echo_at_us, oldest, memory_order_relaxed);
+    atomic_store_explicit(&cl->echo_at_us, newest, memory_order_relaxed);
     if (all && cl->state == CL_CONNECTING) {
         cl->attempt = 0;
         set_state(cl, CL_LIVE, "every master's heartbeat echoed");
         cl->ops->on_live(cl->ctx);
+    } else if (back) {
+        cl->cops->on_keys_live(cl->ctx, owned_by, sh);
     }
 }
 
@@ -203,7 +216,8 @@ static void on_fail(void *ctx, struct gw_rconn *c, const char *why)
         LOG_WARN("master connection failed addr=%s:%d conn=%s error=\"%s\"", sh->host, sh->port,
                  c == sh->sub ? "sub" : "cmd", gw_rconn_errstr(c));
     gw_clink_refresh(cl, "lost a master connection");
-    gw_clink_fail(cl, "a master connection failed");
+    if (sh)
+        gw_clink_shard_fail(sh, "a master connection failed");
 }
 
 static const struct gw_rconn_ops conn_ops = { on_ready, on_fail, on_push };
@@ -238,6 +252,99 @@ static bool hb_channel(const struct gw_clink *cl, const struct gw_topo *map, con
     return false;
 }
 
+static void open_conns(struct cshard *sh)
+{
+    struct gw_clink *cl = sh->cl;
+    struct gw_rconn_opts so = conn_opts(cl, "ssub"), co = conn_opts(cl, "cmd");
+
+    sh->state = SH_CONNECTING;
+    sh->sub = gw_rconn_new(cl->base, &so, &conn_ops, cl);
+    sh->cmd = gw_rconn_new(cl->base, &co, &conn_ops, cl);
+    gw_rconn_connect(sh->sub, sh->host, sh->port, NULL);
+    gw_rconn_connect(sh->cmd, sh->host, sh->port, NULL);
+    if (cl->paused)
+        gw_rconn_pause(sh->sub, true);
+    LOG_INFO("master addr=%s:%d id=%.12s heartbeat=%s", sh->host, sh->port, sh->id, sh->hb);
+}
+
+/* Last on a master's fresh connections: its first echo proves them all. */
+static void subscribe_hb(struct cshard *sh)
+{
+    const char *argv[] = { "SSUBSCRIBE", sh->hb };
+    size_t lens[] = { 10, strlen(sh->hb) };
+    if (gw_rconn_command(sh->sub, 2, argv, lens, sh->cl->cmd_timeout_ms, gw_clink_on_sub_done, NULL) != 0)
+        gw_clink_shard_fail(sh, "cannot queue a heartbeat SSUBSCRIBE");
+}
+
+/* ---- one master down ---- */
+
+static int64_t backoff_ms(const struct gw_clink *cl, int attempt);
+
+/* Frees one master's connections (pending commands get NULL, messages
+ * already received are counted). */
+static void free_conns(struct cshard *sh)
+{
+    if (sh->sub) {
+        uint64_t d = gw_rconn_discard_messages(sh->sub, UNHANDLED_MAX);
+        if (d) {
+            gw_stat_add(&sh->cl->stats->redis_messages_dropped_link_reset, d);
+            LOG_WARN("master reset dropped messages already received count=%" PRIu64, d);
+        }
+    }
+    gw_rconn_free(sh->sub);
+    gw_rconn_free(sh->cmd);
+    sh->sub = sh->cmd = NULL;
+}
+
+void gw_clink_shard_fail(struct cshard *sh, const char *why)
+{
+    struct gw_clink *cl = sh->cl;
+
+    if (cl->state != CL_LIVE) {
+        gw_clink_fail(cl, why); /* not proven once yet: the whole link starts over */
+        return;
+    }
+    if (sh->state == SH_RESETTING || sh->state == SH_DOWN)
+        return;
+    LOG_WARN("master down addr=%s:%d id=%.12s reason=\"%s\": only its channels are affected", sh->host, sh->port,
+             sh->id, why);
+    sh->state = SH_RESETTING;
+    event_active(cl->shard_ev, 0, 0);
+}
+
+/* Tears down the masters in SH_RESETTING, outside connection callbacks. */
+static void on_shard_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_clink *cl = arg;
+
+    for (size_t i = 0; i < cl->nsh && cl->state == CL_LIVE; i++) {
+        struct cshard *sh = &cl->sh[i];
+        if (sh->state != SH_RESETTING)
+            continue;
+        free_conns(sh);
+        sh->state = SH_DOWN;
+        cl->cops->on_keys_lost(cl->ctx, owned_by, sh);
+        int64_t delay = backoff_ms(cl, sh->attempt++);
+        gw_stat_add(&cl->stats->redis_reconnects, 1);
+        struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
+        if (evtimer_add(sh->retry_ev, &tv) != 0)
+            abort(); /* a master never retried is a silent outage */
+    }
+}
+
+static void on_shard_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct cshard *sh = arg;
+    struct gw_clink *cl = sh->cl;
+
+    if (cl->state != CL_LIVE || sh->state != SH_DOWN)
+        return;
+    LOG_INFO("master reconnect addr=%s:%d attempt=%d", sh->host, sh->port, sh->attempt);
+    open_conns(sh);
+    cl->cops->on_keys_open(cl->ctx, owned_by, sh);
+    subscribe_hb(sh);
+}
+
 /* Opens both connections of every master that serves slots on the current
  * map and queues every subscription (on_open), each master's heartbeat
  * channel last. */
@@ -268,31 +375,22 @@ static void link_open(struct gw_clink *cl)
         return;
     }
     for (size_t i = 0; i < cl->nsh; i++) {
-        struct cshard *sh = &cl->sh[i];
-        struct gw_rconn_opts so = conn_opts(cl, "ssub"), co = conn_opts(cl, "cmd");
-        sh->sub = gw_rconn_new(cl->base, &so, &conn_ops, cl);
-        sh->cmd = gw_rconn_new(cl->base, &co, &conn_ops, cl);
-        gw_rconn_connect(sh->sub, sh->host, sh->port, NULL);
-        gw_rconn_connect(sh->cmd, sh->host, sh->port, NULL);
-        if (cl->paused)
-            gw_rconn_pause(sh->sub, true);
-        LOG_INFO("master addr=%s:%d id=%.12s heartbeat=%s", sh->host, sh->port, sh->id, sh->hb);
+        cl->sh[i].retry_ev = evtimer_new(cl->base, on_shard_retry, &cl->sh[i]);
+        if (!cl->sh[i].retry_ev)
+            abort();
+        open_conns(&cl->sh[i]);
     }
     cl->ops->on_open(cl->ctx);
-    for (size_t i = 0; i < cl->nsh && cl->state == CL_CONNECTING; i++) {
-        const char *argv[] = { "SSUBSCRIBE", cl->sh[i].hb };
-        size_t lens[] = { 10, strlen(cl->sh[i].hb) };
-        if (gw_rconn_command(cl->sh[i].sub, 2, argv, lens, cl->cmd_timeout_ms, gw_clink_on_sub_done, NULL) != 0)
-            gw_clink_fail(cl, "cannot queue a heartbeat SSUBSCRIBE");
-    }
+    for (size_t i = 0; i < cl->nsh && cl->state == CL_CONNECTING; i++)
+        subscribe_hb(&cl->sh[i]);
 }
 
 /* ---- reset and reconnect ---- */
 
-static int64_t backoff_ms(struct gw_clink *cl)
+static int64_t backoff_ms(const struct gw_clink *cl, int attempt)
 {
     const struct gw_config *cfg = cl->cfg;
-    int shift = cl->attempt < 16 ? cl->attempt : 16;
+    int shift = attempt < 16 ? attempt : 16;
     int64_t base = (int64_t)cfg->redis_backoff_min_ms << shift;
     if (base > cfg->redis_backoff_max_ms)
         base = cfg->redis_backoff_max_ms;
@@ -312,15 +410,9 @@ static void free_shards(struct gw_clink *cl)
     cl->sh = NULL;
     cl->nsh = 0;
     for (size_t i = 0; i < n; i++) {
-        if (sh[i].sub) {
-            uint64_t d = gw_rconn_discard_messages(sh[i].sub, UNHANDLED_MAX);
-            if (d) {
-                gw_stat_add(&cl->stats->redis_messages_dropped_link_reset, d);
-                LOG_WARN("link reset dropped messages already received count=%" PRIu64, d);
-            }
-        }
-        gw_rconn_free(sh[i].sub);
-        gw_rconn_free(sh[i].cmd);
+        free_conns(&sh[i]);
+        if (sh[i].retry_ev)
+            event_free(sh[i].retry_ev);
     }
     free(sh);
     while (gw_dict_first(&cl->unsubs))
@@ -335,7 +427,7 @@ static void on_reset_event(evutil_socket_t fd, short what, void *arg)
     free_shards(cl);
     if (!cl->ops->on_reset(cl->ctx))
         return;
-    int64_t delay = backoff_ms(cl);
+    int64_t delay = backoff_ms(cl, cl->attempt);
     cl->attempt++;
     gw_stat_add(&cl->stats->redis_reconnects, 1);
     LOG_INFO("redis cluster reconnect attempt=%d delay_ms=%" PRId64, cl->attempt, delay);
@@ -366,8 +458,10 @@ static void on_map(void *ctx, const struct gw_topo *old, const struct gw_topo *m
 
     if (cl->state == CL_DISCOVERING && gw_topo_covered(map) > 0)
         link_open(cl);
-    else if (cl->state == CL_CONNECTING || cl->state == CL_LIVE)
-        gw_clink_fail(cl, "the slot map changed");
+    else if ((cl->state == CL_CONNECTING || cl->state == CL_LIVE) && d->count > 0)
+        gw_clink_fail(cl, "a slot changed master");
+    /* A change of health only (a master marked failed, not yet replaced)
+     * moves no slot: that master's own failure handling covers it. */
 }
 
 static void on_map_error(void *ctx, const char *why)
@@ -401,8 +495,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
             LOG_WARN("redis heartbeat missing master=%s:%d timeout_ms=%d", sh->host, sh->port,
                      cfg->redis_heartbeat_timeout_ms);
             gw_clink_refresh(cl, "heartbeat timeout");
-            gw_clink_fail(cl, "heartbeat timeout on a master");
-            return;
+            gw_clink_shard_fail(sh, "heartbeat timeout");
+            continue;
         }
         if (now - sh->last_hb_sent_us >= (int64_t)cfg->redis_heartbeat_interval_ms * 1000)
             send_heartbeat(sh, now);
@@ -412,13 +506,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 /* ---- lifetime ---- */
 
 struct gw_clink *gw_clink_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
-                              const struct gw_link_ops *ops, void *ctx)
+                              const struct gw_link_ops *ops, const struct gw_clink_ops *cops, void *ctx)
 {
     struct gw_clink *cl = gw_xcalloc(1, sizeof *cl);
     cl->cfg = cfg;
     cl->base = base;
     cl->stats = stats;
     cl->ops = ops;
+    cl->cops = cops;
     cl->ctx = ctx;
     cl->fn_version = gw_link_fn_version();
     cl->cmd_timeout_ms = cfg->redis_heartbeat_timeout_ms;
@@ -439,7 +534,8 @@ void gw_clink_start(struct gw_clink *cl)
     cl->tick_ev = event_new(cl->base, -1, EV_PERSIST, on_tick, cl);
     cl->retry_ev = evtimer_new(cl->base, on_retry, cl);
     cl->reset_ev = event_new(cl->base, -1, 0, on_reset_event, cl);
-    if (!cl->tick_ev || !cl->retry_ev || !cl->reset_ev || event_add(cl->tick_ev, &tick) != 0) {
+    cl->shard_ev = event_new(cl->base, -1, 0, on_shard_event, cl);
+    if (!cl->tick_ev || !cl->retry_ev || !cl->reset_ev || !cl->shard_ev || event_add(cl->tick_ev, &tick) != 0) {
         LOG_ERR("libevent could not create the cluster link's timers");
         abort();
     }
@@ -480,7 +576,9 @@ void gw_clink_stop(struct gw_clink *cl)
         event_free(cl->retry_ev);
     if (cl->reset_ev)
         event_free(cl->reset_ev);
-    cl->tick_ev = cl->retry_ev = cl->reset_ev = NULL;
+    if (cl->shard_ev)
+        event_free(cl->shard_ev);
+    cl->tick_ev = cl->retry_ev = cl->reset_ev = cl->shard_ev = NULL;
 }
 
 void gw_clink_free(struct gw_clink *cl)

@@ -8,12 +8,14 @@
  * It speaks to the bus exactly as link.h does, through the same
  * gw_link_ops, and offers the same calls (gw_clink_* for gw_link_*). It owns
  * no channel table. MOVED and ASK on a command are followed (ASKING on the
- * importing master), TRYAGAIN and CLUSTERDOWN retried after a pause. Any
- * failure of a master's connection or heartbeat, and any change of the slot
- * map (a failover, a migrated slot, an unsolicited sunsubscribe), resets the
- * whole link: on_reset, then on_open on the new map, whose first heartbeat
- * echo on every master makes on_live, and the bus's repair reads back from
- * the streams what each channel missed.
+ * importing master), TRYAGAIN and CLUSTERDOWN retried after a pause.
+ * A failure of one master's connection or heartbeat takes down only that
+ * master's keys (gw_clink_ops; its connections are retried with backoff and
+ * its keys subscribed and repaired when it echoes again). A change of which
+ * master owns a slot (a failover, a migrated slot, an unsolicited
+ * sunsubscribe) resets the whole link: on_reset, then on_open on the new map,
+ * whose first heartbeat echo on every master makes on_live, and the bus's
+ * repair reads back from the streams what each channel missed.
  *
  * Bus thread only, except gw_clink_ready; the struct is opaque. */
 #ifndef GW_CLINK_H
@@ -30,11 +32,29 @@
 struct event_base;
 struct gw_clink;
 
+/* Does key (a Redis key, prefix included) belong to the master in question? */
+typedef bool (*gw_bus_key_pred)(void *pctx, const char *key, size_t klen);
+
+/* Per master, beyond gw_link_ops (which speak of the whole link): after the
+ * link was live once, one master's failure takes down only its own channels.
+ * Each callback gets a predicate that tells that master's keys; bus thread,
+ * inside connection or libevent callbacks. */
+struct gw_clink_ops {
+    /* That master's connections are open again: subscribe its wanted keys. */
+    void (*on_keys_open)(void *ctx, gw_bus_key_pred pred, void *pctx);
+    /* That master is lost: its keys are not subscribed any more, and what
+     * was in flight for them is forgotten. */
+    void (*on_keys_lost)(void *ctx, gw_bus_key_pred pred, void *pctx);
+    /* That master's heartbeat echoed again: its keys' subscriptions are in
+     * place; read back what they missed. */
+    void (*on_keys_live)(void *ctx, gw_bus_key_pred pred, void *pctx);
+};
+
 /* Allocates a cluster link (not connected) for cfg->redis (cluster set).
  * cfg, base, stats and ops must outlive it; it writes the same stats as
  * gw_link. Never fails (aborts on OOM). Any thread, before the bus starts. */
 struct gw_clink *gw_clink_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
-                              const struct gw_link_ops *ops, void *ctx);
+                              const struct gw_link_ops *ops, const struct gw_clink_ops *cops, void *ctx);
 /* Starts discovery; the connections follow the first map. Bus thread. */
 void gw_clink_start(struct gw_clink *cl);
 /* As gw_link_stop: every pending command gets its callback with a failure
@@ -43,8 +63,10 @@ void gw_clink_stop(struct gw_clink *cl);
 /* Frees a stopped (or never started) link. NULL is a no-op. */
 void gw_clink_free(struct gw_clink *cl);
 
-/* True while every master's heartbeat echo is fresh on a live link. Any
- * thread. */
+/* True while the link went live once (every master proven) and at least one
+ * master's heartbeat echo is fresh: this node can serve the channels of the
+ * masters that are up; those of a master that is down get `unavailable`.
+ * Any thread. */
 bool gw_clink_ready(const struct gw_clink *cl);
 
 /* As gw_link_subscribe/unsubscribe/subscribe_many, with SSUBSCRIBE on the

@@ -30,6 +30,8 @@ enum cshard_state {
     SH_LOADING,        /* both ready; the function library is checked or loaded */
     SH_PROVING,        /* the first heartbeat is sent; no echo yet */
     SH_LIVE,           /* its heartbeat echoes */
+    SH_RESETTING,      /* failed; its teardown runs from the loop, outside callbacks */
+    SH_DOWN,           /* no connection; its retry timer is armed */
 };
 
 struct cshard {
@@ -42,6 +44,8 @@ struct cshard {
     char hb[160]; /* "__wsgate:hb:{T}:<node_id>": T a hash tag of a slot this master owns */
     int64_t echo_due_us, echo_at_us, last_hb_sent_us;
     uint64_t hb_seq;
+    struct event *retry_ev; /* SH_DOWN: reopens this master's connections */
+    int attempt;
 };
 
 struct ccmd;
@@ -51,6 +55,7 @@ struct gw_clink {
     const struct gw_config *cfg;
     struct event_base *base;
     const struct gw_link_ops *ops;
+    const struct gw_clink_ops *cops;
     void *ctx;
     struct gw_bus_stats *stats; /* written by the bus thread only */
     long long fn_version;
@@ -63,6 +68,7 @@ struct gw_clink {
 
     /* Bus thread only. */
     struct event *tick_ev, *retry_ev, *reset_ev;
+    struct event *shard_ev; /* tears down the masters in SH_RESETTING */
     struct gw_shards *shards;
     struct ssl_ctx_st *tls_ctx; /* rediss+cluster://; owned */
     struct cshard *sh;          /* the masters of the map the link was opened on */
@@ -77,8 +83,11 @@ struct gw_clink {
 };
 
 /* clink.c, for clink_cmd.c */
-/* Schedules a reset (safe inside callbacks); why is static text. */
+/* Schedules a reset of the whole link (safe inside callbacks); why is static text. */
 void gw_clink_fail(struct gw_clink *cl, const char *why);
+/* Schedules a reset of one master only once the link was live (before that,
+ * of the whole link). Safe inside callbacks. */
+void gw_clink_shard_fail(struct cshard *sh, const char *why);
 /* The master serving key on the map the link was opened on, or NULL. */
 struct cshard *gw_clink_owner(struct gw_clink *cl, const char *key, size_t klen);
 /* The master at host:port, or NULL. */

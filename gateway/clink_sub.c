@@ -69,13 +69,20 @@ static int sub_command(struct gw_clink *cl, const char *verb, int n, const char 
             lens[m + 1] = klens[ref[j].i];
         }
         i += m;
+        if (sh && (sh->state == SH_DOWN || sh->state == SH_RESETTING)) {
+            /* Its master is down: nothing of it is subscribed there. An
+             * SSUBSCRIBE is sent when it comes back (on_keys_open). */
+            if (strcmp(verb, "SUNSUBSCRIBE") == 0)
+                rc = -EHOSTDOWN;
+            continue;
+        }
         rc = sh ? gw_rconn_command(sh->sub, m + 1, argv, lens, cl->cmd_timeout_ms, gw_clink_on_sub_done, NULL) : -ENOTCONN;
     }
     if (rc == -ENOTCONN) {
         /* A slot no master of this map serves: a newer map will. */
         gw_clink_refresh(cl, "a key's slot has no master in the map");
         gw_clink_fail(cl, "a key's slot has no master in the map");
-    } else if (rc != 0) {
+    } else if (rc != 0 && rc != -EHOSTDOWN) {
         gw_clink_fail(cl, "cannot queue a sharded subscription"); /* some masters may have it */
     }
     free(ref);

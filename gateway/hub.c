@@ -269,6 +269,13 @@ void gw_hub_link_down(struct gw_hub *hub)
         ((struct gw_hub_channel *)e->value)->live = false;
 }
 
+void gw_hub_channel_down(struct gw_hub *hub, const char *name, size_t len)
+{
+    struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);
+    if (e)
+        ((struct gw_hub_channel *)e->value)->live = false;
+}
+
 void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint32_t gen)
 {
     struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);

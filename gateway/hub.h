@@ -124,6 +124,8 @@ void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint3
 /* The node's Redis link is lost: no channel is live until its subscription
  * is confirmed again (a gw_hub_channel_live per channel follows). */
 void gw_hub_link_down(struct gw_hub *hub);
+/* The same for one channel (cluster mode: its master is lost). */
+void gw_hub_channel_down(struct gw_hub *hub, const char *name, size_t len);
 
 /* Hands frame to every local subscriber of name via client->deliver (one
  * indirect call per recipient), or to its recovery to hold. Returns the

@@ -13,7 +13,7 @@
 enum gw_wmail_type {
     GW_WMAIL_DELIVER = 1,      /* frame for every local subscriber of name */
     GW_WMAIL_LIVE,             /* the node's subscription to name (incarnation gen) is live */
-    GW_WMAIL_LINK_DOWN,        /* the Redis link is lost: no channel is live */
+    GW_WMAIL_LINK_DOWN,        /* the Redis link is lost: no channel is live (with a name: that one) */
     GW_WMAIL_PUBLISH_RESULT,   /* ok or unavailable for one client publish */
     GW_WMAIL_DRAIN,            /* SIGTERM: close every client with 1001 */
     GW_WMAIL_RECOVERY,         /* one page of a client's recovery on channel name */

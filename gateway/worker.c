@@ -76,8 +76,11 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
     case GW_WMAIL_LIVE:
         gw_hub_channel_live(&w->hub, m->name, m->name_len, m->gen);
         break;
-    case GW_WMAIL_LINK_DOWN:
-        gw_hub_link_down(&w->hub);
+    case GW_WMAIL_LINK_DOWN: /* with a name: that channel only */
+        if (m->name_len)
+            gw_hub_channel_down(&w->hub, m->name, m->name_len);
+        else
+            gw_hub_link_down(&w->hub);
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
         if (gw_api_publish_result(&w->api, m->session_id, m->ok, &m->at)) /* api.h: own id space */
