@@ -89,6 +89,15 @@ class BasicsTest(ClusterModeCase):
         # A plain PUBLISH reaches no sharded subscriber.
         self.cluster.command_for_key(key, "PUBLISH", key, '{"via":"publish"}')
         sub.expect_nothing(0.5)
+        self.assertIn("a plain PUBLISH reaches no sharded subscriber", a.log_text())
+        # wsgate_publish's 5th argument is "shard" or nothing.
+        node = self.cluster.master_of_key(key)
+        r = node.command("FCALL", "wsgate_publish", "2", *fn_keys(key), key, "{}", "", "", "bogus",
+                         raise_errors=False)
+        self.assertIn("5th argument", str(r))
+        # Braces never reach Redis: a channel's name cannot carry a hash tag.
+        bad = sub.subscribe("a{b}c")
+        self.assertEqual((bad["type"], bad["code"]), ("error", "bad_channel"))
         self.assertEqual(a.metric("wsgate_redis_connected"), 1)
 
 
