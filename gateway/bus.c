@@ -441,7 +441,7 @@ static void *bus_main(void *arg)
     } else {
         gw_link_start(bus->link);
     }
-    gw_roster_start(&bus->roster, bus->base, bus->link, bus->ops->describe, bus->ctx);
+    gw_roster_start(&bus->roster, bus->base, bus->link, bus->clink, bus->ops->describe, bus->ctx);
     bus_drain_inbox(bus);
     if (!atomic_load(&bus->stop))
         event_base_loop(bus->base, EVLOOP_NO_EXIT_ON_EMPTY);

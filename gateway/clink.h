@@ -90,4 +90,10 @@ int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest
 int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, const char *epoch, size_t elen,
                           uint64_t below);
 
+/* The roster (the admin view) as gw_link_roster_write/read, with keys that
+ * share the {wsgate} hash tag ({wsgate}:nodes, {wsgate}:node:<id>), so the
+ * whole roster lives on one master and its MGET works (clink_roster.c). */
+int gw_clink_roster_write(struct gw_clink *cl, const char *json, size_t len, int ttl_s);
+int gw_clink_roster_read(struct gw_clink *cl);
+
 #endif

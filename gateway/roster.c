@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "channel.h"
+#include "clink.h"
 #include "json.h"
 #include "link.h"
 #include "log.h"
@@ -63,7 +64,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     size_t len;
     char *mine = r->describe(r->ctx, &len);
 
-    if (!r->link) {
+    if (r->clink) {
+        if (gw_clink_ready(r->clink) && gw_clink_roster_write(r->clink, mine, len, GW_ROSTER_TTL_S) == 0)
+            gw_clink_roster_read(r->clink);
+    } else if (!r->link) {
         const char *one[] = { mine };
         gw_roster_store(r, 1, one, &len);
     } else if (gw_link_ready(r->link) && gw_link_roster_write(r->link, mine, len, GW_ROSTER_TTL_S) == 0) {
@@ -72,12 +76,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     free(mine);
 }
 
-void gw_roster_start(struct gw_roster *r, struct event_base *base, struct gw_link *link,
+void gw_roster_start(struct gw_roster *r, struct event_base *base, struct gw_link *link, struct gw_clink *clink,
                      gw_roster_describe_fn describe, void *ctx)
 {
     struct timeval tv = { 1, 0 };
 
     r->link = link;
+    r->clink = clink;
     r->describe = describe;
     r->ctx = ctx;
     r->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, r);

@@ -17,6 +17,7 @@
 
 struct event;
 struct event_base;
+struct gw_clink;
 struct gw_link;
 
 #define GW_ROSTER_TTL_S 5
@@ -57,7 +58,8 @@ struct gw_roster {
     pthread_mutex_t lock; /* guards json/len */
     char *json;
     size_t len;
-    struct gw_link *link; /* NULL: standalone */
+    struct gw_link *link; /* single-Redis mode, else NULL */
+    struct gw_clink *clink; /* Redis Cluster mode, else NULL (both NULL: standalone) */
     gw_roster_describe_fn describe;
     void *ctx;
     struct event *tick_ev;
@@ -65,7 +67,7 @@ struct gw_roster {
 
 void gw_roster_init(struct gw_roster *r);
 /* Starts the 1 s refresh on base (bus thread). Aborts when libevent cannot. */
-void gw_roster_start(struct gw_roster *r, struct event_base *base, struct gw_link *link,
+void gw_roster_start(struct gw_roster *r, struct event_base *base, struct gw_link *link, struct gw_clink *clink,
                      gw_roster_describe_fn describe, void *ctx);
 /* Stops the refresh (bus thread, after its loop stopped). Idempotent. */
 void gw_roster_stop(struct gw_roster *r);

@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import GatewayTestCase, T, free_port  # noqa: E402
+from wsgate_harness import GatewayTestCase, T, free_port, wait_until  # noqa: E402
 from wsgate_cluster import RedisCluster  # noqa: E402
 from wsgate_pub import fn_keys, parse_envelope  # noqa: E402
 
@@ -99,6 +99,30 @@ class BasicsTest(ClusterModeCase):
         bad = sub.subscribe("a{b}c")
         self.assertEqual((bad["type"], bad["code"]), ("error", "bad_channel"))
         self.assertEqual(a.metric("wsgate_redis_connected"), 1)
+
+
+class RosterTest(ClusterModeCase):
+    def test_roster_on_one_master_lists_every_node(self):
+        from test_api import KEY1, key_file, post  # imported here: test_api is a suite
+        keys = key_file(self, KEY1 + "\n")
+        gws = [self.start_gateway(None, extra_args=["--redis-url", self.seeds, "--api-key-file", keys,
+                                                    "--node-id", "cm%d" % i], name="cm%d" % i)
+               for i in range(2)]
+
+        def listed():
+            out = []
+            for g in gws:
+                status, _, body = post(g.port, None, key=KEY1, method="GET", path="/admin/api/cluster")
+                out.append(sorted(n["id"] for n in body["nodes"]) if status == 200 else [])
+            return out == [["cm0", "cm1"], ["cm0", "cm1"]]
+        wait_until(listed, T(10), what="both nodes listed by both")
+        # The whole roster shares the {wsgate} hash tag: one master holds it.
+        owner = self.cluster.master_of_key("{wsgate}:nodes")
+        self.assertEqual(sorted(owner.command("SMEMBERS", "{wsgate}:nodes")), [b"cm0", b"cm1"])
+        gws[1].kill()
+        wait_until(lambda: [n["id"] for n in post(gws[0].port, None, key=KEY1, method="GET",
+                                                  path="/admin/api/cluster")[2]["nodes"]] == ["cm0"],
+                   T(15), what="the killed node to drop out")
 
 
 def publish_until(client, ch, count, errors, stop):
