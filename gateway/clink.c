@@ -34,9 +34,6 @@
 #include "slot.h"
 
 #define UNHANDLED_MAX (64u * 1024 * 1024)
-/* How far the search for a heartbeat hash tag on a master's slots goes; a
- * master that owns a slot is found far sooner (16384 slots). */
-#define HB_TAG_TRIES (1u << 22)
 
 static const char *const clink_state_names[] = { "down", "discovering", "connecting", "live", "resetting" };
 /* The index in gw_redis_link_state_names (/metrics) of each state. */
@@ -104,22 +101,26 @@ struct cshard *gw_clink_shard_at(struct gw_clink *cl, const char *host, int port
 
 /* ---- heartbeats ---- */
 
-static void send_heartbeat(struct cshard *sh, int64_t now)
-{
-    char payload[32];
-    int n = snprintf(payload, sizeof payload, "%" PRIu64, ++sh->hb_seq);
-    const char *argv[] = { "SPUBLISH", sh->hb, payload };
-    size_t lens[] = { 8, strlen(sh->hb), (size_t)n };
-
-    sh->last_hb_sent_us = now;
-    if (gw_rconn_command(sh->cmd, 3, argv, lens, sh->cl->cmd_timeout_ms, NULL, NULL) != 0)
-        gw_clink_fail(sh->cl, "cannot queue a heartbeat SPUBLISH");
-}
-
-static bool owned_by(void *pctx, const char *key, size_t klen)
+bool gw_clink_owned_by(void *pctx, const char *key, size_t klen)
 {
     struct cshard *sh = pctx;
     return gw_clink_owner(sh->cl, key, klen) == sh;
+}
+
+/* sh's per-master series, when it has some (metrics.h). */
+static gw_stat *master_stat(struct cshard *sh, gw_stat *arr)
+{
+    size_t i = (size_t)(sh - sh->cl->sh);
+    return i < GW_REDIS_MASTERS_MAX ? &arr[i] : NULL;
+}
+
+static void set_master_stat(struct cshard *sh, gw_stat *arr, uint64_t v, bool add)
+{
+    gw_stat *st = master_stat(sh, arr);
+    if (st && add)
+        gw_stat_add(st, v);
+    else if (st)
+        gw_stat_set(st, v);
 }
 
 static void on_echo(struct cshard *sh, const char *payload)
@@ -129,12 +130,15 @@ static void on_echo(struct cshard *sh, const char *payload)
 
     sh->echo_due_us = now + (int64_t)cl->cfg->redis_heartbeat_timeout_ms * 1000;
     sh->echo_at_us = now;
-    if (strtoull(payload, NULL, 10) == sh->hb_seq)
+    if (strtoull(payload, NULL, 10) == sh->hb_seq) {
         gw_stat_set(&cl->stats->heartbeat_rtt_us, (uint64_t)(now - sh->last_hb_sent_us));
+        set_master_stat(sh, cl->stats->master_rtt_us, (uint64_t)(now - sh->last_hb_sent_us), false);
+    }
     bool back = false;
     if (sh->state == SH_PROVING) {
         sh->state = SH_LIVE;
         sh->attempt = 0;
+        set_master_stat(sh, cl->stats->master_up, 1, false);
         back = cl->state == CL_LIVE;
         LOG_INFO("master live id=%.12s addr=%s:%d", sh->id, sh->host, sh->port);
     }
@@ -152,7 +156,7 @@ static void on_echo(struct cshard *sh, const char *payload)
         set_state(cl, CL_LIVE, "every master's heartbeat echoed");
         cl->ops->on_live(cl->ctx);
     } else if (back) {
-        cl->cops->on_keys_live(cl->ctx, owned_by, sh);
+        cl->cops->on_keys_live(cl->ctx, gw_clink_owned_by, sh);
     }
 }
 
@@ -163,7 +167,7 @@ void gw_clink_fn_loaded(struct cshard *sh)
     sh->state = SH_PROVING;
     int64_t now = gw_now_us();
     sh->echo_due_us = now + (int64_t)sh->cl->cfg->redis_heartbeat_timeout_ms * 1000;
-    send_heartbeat(sh, now);
+    gw_clink_send_heartbeat(sh, now);
 }
 
 /* ---- connections ---- */
@@ -237,21 +241,6 @@ static struct gw_rconn_opts conn_opts(const struct gw_clink *cl, const char *nam
     };
 }
 
-/* A heartbeat channel whose slot node owns on map: false when none is found. */
-static bool hb_channel(const struct gw_clink *cl, const struct gw_topo *map, const char *id, char *out, size_t n)
-{
-    char tag[16];
-    for (unsigned t = 0; t < HB_TAG_TRIES; t++) {
-        int tl = snprintf(tag, sizeof tag, "%u", t);
-        const struct gw_topo_node *o = gw_topo_slot_owner(map, gw_slot_of(tag, (size_t)tl));
-        if (o && strcmp(o->id, id) == 0) {
-            snprintf(out, n, "__wsgate:hb:{%s}:%s", tag, cl->cfg->node_id);
-            return true;
-        }
-    }
-    return false;
-}
-
 static void open_conns(struct cshard *sh)
 {
     struct gw_clink *cl = sh->cl;
@@ -323,7 +312,9 @@ static void on_shard_event(evutil_socket_t fd, short what, void *arg)
             continue;
         free_conns(sh);
         sh->state = SH_DOWN;
-        cl->cops->on_keys_lost(cl->ctx, owned_by, sh);
+        set_master_stat(sh, cl->stats->master_up, 0, false);
+        set_master_stat(sh, cl->stats->master_reconnects, 1, true);
+        cl->cops->on_keys_lost(cl->ctx, gw_clink_owned_by, sh);
         int64_t delay = backoff_ms(cl, sh->attempt++);
         gw_stat_add(&cl->stats->redis_reconnects, 1);
         struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
@@ -341,7 +332,7 @@ static void on_shard_retry(evutil_socket_t fd, short what, void *arg)
         return;
     LOG_INFO("master reconnect addr=%s:%d attempt=%d", sh->host, sh->port, sh->attempt);
     open_conns(sh);
-    cl->cops->on_keys_open(cl->ctx, owned_by, sh);
+    cl->cops->on_keys_open(cl->ctx, gw_clink_owned_by, sh);
     subscribe_hb(sh);
 }
 
@@ -365,11 +356,16 @@ static void link_open(struct gw_clink *cl)
         snprintf(sh->id, sizeof sh->id, "%s", node->id);
         snprintf(sh->host, sizeof sh->host, "%s", node->host);
         sh->port = port;
-        if (!hb_channel(cl, map, node->id, sh->hb, sizeof sh->hb))
+        if (!gw_clink_hb_channel(cl, map, node->id, sh->hb, sizeof sh->hb))
             continue;
         cl->nsh++;
     }
     set_state(cl, CL_CONNECTING, "connecting to every master");
+    gw_stat_set(&cl->stats->redis_masters, cl->nsh);
+    for (size_t i = 0; i < cl->nsh && i < GW_REDIS_MASTERS_MAX; i++) {
+        gw_stat_set(&cl->stats->master_port[i], (uint64_t)cl->sh[i].port);
+        gw_stat_set(&cl->stats->master_up[i], 0);
+    }
     if (cl->nsh == 0) {
         gw_clink_fail(cl, "no master with slots and an address in the map");
         return;
@@ -410,6 +406,8 @@ static void free_shards(struct gw_clink *cl)
     cl->sh = NULL;
     cl->nsh = 0;
     for (size_t i = 0; i < n; i++) {
+        if (i < GW_REDIS_MASTERS_MAX)
+            gw_stat_set(&cl->stats->master_up[i], 0);
         free_conns(&sh[i]);
         if (sh[i].retry_ev)
             event_free(sh[i].retry_ev);
@@ -470,39 +468,6 @@ static void on_map_error(void *ctx, const char *why)
 
 static const struct gw_shards_ops shards_ops = { on_map, on_map_error };
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct gw_clink *cl = arg;
-    const struct gw_config *cfg = cl->cfg;
-    int64_t now = gw_now_us(), timeout = (int64_t)cfg->redis_heartbeat_timeout_ms * 1000;
-    int64_t gap = cl->last_tick_us ? now - cl->last_tick_us : 0;
-
-    cl->last_tick_us = now;
-    if (cl->state != CL_CONNECTING && cl->state != CL_LIVE)
-        return;
-    for (size_t i = 0; i < cl->nsh; i++) {
-        struct cshard *sh = &cl->sh[i];
-        if (sh->state != SH_PROVING && sh->state != SH_LIVE)
-            continue;
-        if (gap > timeout / 2) { /* this thread was stalled, not the masters: prove again */
-            sh->echo_due_us = now + timeout;
-            send_heartbeat(sh, now);
-            continue;
-        }
-        if (now > sh->echo_due_us) {
-            if (gw_rconn_readable(sh->sub) && now < sh->echo_due_us + timeout)
-                continue; /* the echo is likely waiting in the input: read it first */
-            LOG_WARN("redis heartbeat missing master=%s:%d timeout_ms=%d", sh->host, sh->port,
-                     cfg->redis_heartbeat_timeout_ms);
-            gw_clink_refresh(cl, "heartbeat timeout");
-            gw_clink_shard_fail(sh, "heartbeat timeout");
-            continue;
-        }
-        if (now - sh->last_hb_sent_us >= (int64_t)cfg->redis_heartbeat_interval_ms * 1000)
-            send_heartbeat(sh, now);
-    }
-}
-
 /* ---- lifetime ---- */
 
 struct gw_clink *gw_clink_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
@@ -531,7 +496,7 @@ void gw_clink_start(struct gw_clink *cl)
     struct timeval tick = { 0, 50 * 1000 };
     char err[320];
 
-    cl->tick_ev = event_new(cl->base, -1, EV_PERSIST, on_tick, cl);
+    cl->tick_ev = event_new(cl->base, -1, EV_PERSIST, gw_clink_on_tick, cl);
     cl->retry_ev = evtimer_new(cl->base, on_retry, cl);
     cl->reset_ev = event_new(cl->base, -1, 0, on_reset_event, cl);
     cl->shard_ev = event_new(cl->base, -1, 0, on_shard_event, cl);

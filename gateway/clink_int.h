@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <event2/util.h>
+
 #include "clink.h"
 #include "dict.h"
 #include "rconn.h"
@@ -96,6 +98,18 @@ struct cshard *gw_clink_shard_at(struct gw_clink *cl, const char *host, int port
 void gw_clink_fn_loaded(struct cshard *sh);
 /* Asks shards.c for a fresh map (a MOVED, a CLUSTERDOWN). */
 void gw_clink_refresh(struct gw_clink *cl, const char *why);
+
+/* clink.c: does key belong to pctx, a struct cshard (gw_bus_key_pred)? */
+bool gw_clink_owned_by(void *pctx, const char *key, size_t klen);
+
+/* clink_hb.c */
+/* A heartbeat channel ("__wsgate:hb:{T}:<node_id>") whose slot master id owns
+ * on map, into out (n bytes). False when none is found. */
+bool gw_clink_hb_channel(const struct gw_clink *cl, const struct gw_topo *map, const char *id, char *out, size_t n);
+/* SPUBLISHes sh's next heartbeat on sh->cmd; a refusal fails that master. */
+void gw_clink_send_heartbeat(struct cshard *sh, int64_t now);
+/* The link's 50 ms tick (an EV_PERSIST event, arg the link). */
+void gw_clink_on_tick(evutil_socket_t fd, short what, void *arg);
 
 /* clink_sub.c */
 /* The reply callback of every SSUBSCRIBE: an error reply resets the link. */

@@ -271,6 +271,30 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     family(&sb, "wsgate_redis_redirects_total", "counter", "Cluster mode: MOVED and ASK answers followed to another master.");
     sb_printf(&sb, "wsgate_redis_redirects_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_redirects));
 
+    uint64_t masters = gw_stat_get(&bus->redis_masters);
+    family(&sb, "wsgate_redis_masters", "gauge", "Cluster mode: masters the node's cluster link connects to (0: not cluster mode).");
+    sb_printf(&sb, "wsgate_redis_masters %llu\n", (unsigned long long)masters);
+    if (masters > GW_REDIS_MASTERS_MAX)
+        masters = GW_REDIS_MASTERS_MAX;
+    if (masters) {
+        family(&sb, "wsgate_redis_master_port", "gauge", "Cluster mode: the port of each master (by index in the map).");
+        for (uint64_t i = 0; i < masters; i++)
+            sb_printf(&sb, "wsgate_redis_master_port{master=\"%llu\"} %llu\n", (unsigned long long)i,
+                      (unsigned long long)gw_stat_get(&bus->master_port[i]));
+        family(&sb, "wsgate_redis_master_up", "gauge", "Cluster mode: 1 while that master's heartbeat echoes.");
+        for (uint64_t i = 0; i < masters; i++)
+            sb_printf(&sb, "wsgate_redis_master_up{master=\"%llu\"} %llu\n", (unsigned long long)i,
+                      (unsigned long long)gw_stat_get(&bus->master_up[i]));
+        family(&sb, "wsgate_redis_master_reconnects_total", "counter", "Cluster mode: reconnects of that master alone.");
+        for (uint64_t i = 0; i < masters; i++)
+            sb_printf(&sb, "wsgate_redis_master_reconnects_total{master=\"%llu\"} %llu\n", (unsigned long long)i,
+                      (unsigned long long)gw_stat_get(&bus->master_reconnects[i]));
+        family(&sb, "wsgate_redis_master_heartbeat_rtt_seconds", "gauge", "Cluster mode: that master's last heartbeat round trip.");
+        for (uint64_t i = 0; i < masters; i++)
+            sb_printf(&sb, "wsgate_redis_master_heartbeat_rtt_seconds{master=\"%llu\"} %.6f\n", (unsigned long long)i,
+                      (double)gw_stat_get(&bus->master_rtt_us[i]) / 1e6);
+    }
+
     history_metrics(&sb, bus);
 
     *out = sb.buf;

@@ -98,6 +98,10 @@ extern const char *const gw_redis_link_state_names[GW_REDIS_LINK_STATES];
 /* The link's connections by role (wsgate_redis_connection_ready{role}). */
 enum gw_redis_role { GW_REDIS_ROLE_SUB = 0, GW_REDIS_ROLE_PUB, GW_REDIS_ROLE__COUNT };
 
+/* Cluster mode: masters with series of their own in /metrics
+ * (wsgate_redis_master_*{master="<index>"}); more are counted in the link-wide ones. */
+#define GW_REDIS_MASTERS_MAX 16
+
 /* Written only by the bus thread. */
 struct gw_bus_stats {
     gw_stat redis_connected; /* gauge 0/1 */
@@ -111,6 +115,13 @@ struct gw_bus_stats {
     gw_stat publishes_failed;
     gw_stat heartbeat_rtt_us; /* gauge: last heartbeat echo round trip */
     gw_stat redis_redirects; /* cluster mode: MOVED and ASK answers followed */
+    /* Cluster mode, per master of the map the link was opened on (index in
+     * that map's order; the port says which). */
+    gw_stat redis_masters; /* gauge: masters the link connects to, 0 outside cluster mode */
+    gw_stat master_port[GW_REDIS_MASTERS_MAX];
+    gw_stat master_up[GW_REDIS_MASTERS_MAX]; /* gauge 0/1: its heartbeat echoes */
+    gw_stat master_reconnects[GW_REDIS_MASTERS_MAX];
+    gw_stat master_rtt_us[GW_REDIS_MASTERS_MAX]; /* last heartbeat echo round trip */
     gw_stat redis_messages_dropped_bad_envelope; /* reserved payload that is no envelope we read */
     gw_stat redis_messages_dropped_link_reset; /* read from the socket but not handled: the link was reset */
     /* Node-side repair (repair.h). */

@@ -219,12 +219,18 @@ class ChangesTest(ClusterModeCase):
         # asynchronous replication a write acked just before the kill may be lost; none
         # was in the runs so far at this rate, and the assertion says so if one is.
         victim = self.cluster.master_of_key(PREFIX + self.names()[-1])
-        ready = []
+        ready, ups = [], []
 
         def kill():
             # Readiness says whether this node can serve, not whether every shard is
             # up: /readyz stays 200 while one master is down.
-            self.cluster.kill_master(victim, during=lambda: ready.append(self.a.readyz()))
+            def during():
+                ready.append(self.a.readyz())
+                m = self.a.metrics()
+                n = int(m.get("wsgate_redis_masters", 0))
+                ups.append({int(m['wsgate_redis_master_port{master="%d"}' % i]):
+                            int(m['wsgate_redis_master_up{master="%d"}' % i]) for i in range(n)})
+            self.cluster.kill_master(victim, during=during)
         a, b, errors, got = self.run_under_load(kill)
         self.assertGreaterEqual(a.metric("wsgate_redis_reconnects_total"), 1)
         a.wait_ready(timeout=T(10))
@@ -241,6 +247,9 @@ class ChangesTest(ClusterModeCase):
         # the whole link the new slot owner causes (a few ms of 503: clink.h).
         self.assertGreater(len(ready), 5)
         self.assertEqual(set(ready[:-1]), {200}, ready)
+        # /metrics per master: while the victim was down, it alone showed down.
+        others = {m.port for m in self.cluster.masters() if m.port != victim.port}
+        self.assertIn({victim.port: 0, **{p: 1 for p in others if p in ups[0]}}, ups, ups[-3:])
 
     def test_slot_migration_of_a_live_channel(self):
         key = PREFIX + self.names()[0]
