@@ -378,3 +378,36 @@ class RedisCluster:
         for n in [dst, src] + [m for m in self.masters() if m not in (src, dst)]:
             n.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
         self.wait_ok(T(30) if timeout is None else timeout)
+
+
+# ---- the protocol suite against a cluster (WSGATE_TEST_REDIS_CLUSTER=1)
+
+# The port a ClusterRedis answers to (its first master's) -> the gateway's --redis-url.
+CLUSTER_URLS = {}
+
+
+class ClusterRedis:
+    """What the suites use of a RedisServer (port, publish, numsub, command, cleanup),
+    backed by a 3-master cluster: start_redis gives one when WSGATE_TEST_REDIS_CLUSTER=1,
+    and a Gateway given its port connects with redis+cluster:// (integration_protocol_cluster:
+    the protocol suite again, unchanged, with every gateway in cluster mode). A backend's
+    publish is an SPUBLISH on the channel's master, as docs/PROTOCOL.md says for this mode."""
+
+    def __init__(self, port=None, start=True):
+        self.cluster = RedisCluster(masters=3, replicas=0, start=start)
+        masters = self.cluster.masters()
+        self.port = masters[0].port
+        CLUSTER_URLS[self.port] = "redis+cluster://" + ",".join(m.addr for m in masters)
+
+    def command(self, *args, **kw):
+        return self.cluster.command_for_key(str(args[1]), *args, **kw)
+
+    def publish(self, channel, payload):
+        return self.cluster.command_for_key(channel, "SPUBLISH", channel, payload)
+
+    def numsub(self, channel):
+        return int(self.cluster.command_for_key(channel, "PUBSUB", "SHARDNUMSUB", channel)[1])
+
+    def cleanup(self):
+        CLUSTER_URLS.pop(self.port, None)
+        self.cluster.stop()

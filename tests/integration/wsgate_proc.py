@@ -441,6 +441,9 @@ def new_redis(**kw):
     """The Redis of start_redis/start_class_redis: with WSGATE_TEST_REDIS_TLS=1 one that
     also listens with TLS, which the gateways then reach by rediss:// (integration_*_tls:
     a suite run again over a TLS link)."""
+    if os.environ.get("WSGATE_TEST_REDIS_CLUSTER") == "1":
+        from wsgate_cluster import ClusterRedis  # imported here: it imports this module
+        return ClusterRedis(**kw)
     if os.environ.get("WSGATE_TEST_REDIS_TLS") == "1":
         from wsgate_tls import TlsRedisServer, shared_pki  # imported here: it imports this module
         return TlsRedisServer(shared_pki(), **kw)
@@ -449,6 +452,9 @@ def new_redis(**kw):
 
 def redis_url_args(port):
     """--redis-url (and the CA) for the Redis whose plain port is port."""
+    cluster = sys.modules.get("wsgate_cluster")
+    if cluster and port in cluster.CLUSTER_URLS:
+        return ["--redis-url", cluster.CLUSTER_URLS[port]]
     tls = sys.modules.get("wsgate_tls")
     if tls and port in tls.TLS_PORTS:
         tls_port, ca = tls.TLS_PORTS[port]
