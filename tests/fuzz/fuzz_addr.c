@@ -51,7 +51,10 @@ static void redis_case(const char *s)
     } else {
         if (a.host || a.unix_path || a.username || a.password || a.seeds || a.n_seeds || err[0] == '\0')
             abort();
-        if (strlen(s) >= 12 && strstr(err, s))
+        /* The one fixed message that lists the schemes holds some inputs
+         * ("redis+cluster:") as text of its own, not as an echo. */
+        bool schemes = strncmp(err, "a Redis URL starts with", 23) == 0;
+        if (strlen(s) >= 12 && strstr(err, s) && !schemes)
             abort();
     }
     gw_addr_redis_deinit(&a);

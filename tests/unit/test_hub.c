@@ -382,6 +382,28 @@ START_TEST(link_down_makes_held_channels_refuse_until_live_again)
 }
 END_TEST
 
+/* Cluster mode: one master down takes down its channels only. */
+START_TEST(channel_down_affects_that_channel_only)
+{
+    struct fake a, b;
+    fake_init(&a);
+    fake_init(&b);
+    SUB(&a, "c", 1, true);
+    gw_hub_channel_live(&hub, "c", 1, last_gen);
+    uint32_t gen_c = last_gen;
+    SUB(&a, "d", 2, true);
+    gw_hub_channel_live(&hub, "d", 1, last_gen);
+    gw_hub_channel_down(&hub, "c", 1);
+    gw_hub_channel_down(&hub, "nope", 4); /* a channel this worker does not hold: no-op */
+    ck_assert_int_eq(SUB(&b, "c", 3, false), -EAGAIN);
+    ck_assert_int_eq(SUB(&b, "d", 4, false), GW_HUB_SUB_ACK_NOW);
+    gw_hub_channel_live(&hub, "c", 1, gen_c);
+    ck_assert_int_eq(SUB(&b, "c", 5, false), GW_HUB_SUB_ACK_NOW);
+    gw_hub_leave_all(&hub, &a.member);
+    gw_hub_leave_all(&hub, &b.member);
+}
+END_TEST
+
 START_TEST(repeats_of_a_pending_subscribe_are_bounded)
 {
     struct fake a;
@@ -432,6 +454,7 @@ static Suite *hub_suite(void)
     tcase_add_test(tc, unsubscribe_during_recovery_answers_the_subscribe);
     tcase_add_test(tc, live_notice_of_an_earlier_incarnation_is_ignored);
     tcase_add_test(tc, link_down_makes_held_channels_refuse_until_live_again);
+    tcase_add_test(tc, channel_down_affects_that_channel_only);
     tcase_add_test(tc, repeats_of_a_pending_subscribe_are_bounded);
     tcase_add_test(tc, busiest_channels_first);
     suite_add_tcase(s, tc);
