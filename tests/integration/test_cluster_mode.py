@@ -57,6 +57,15 @@ class BasicsTest(ClusterModeCase):
         a, b = self.node("a"), self.node("b")
         for m in self.cluster.masters():
             self.assertEqual(m.command("FCALL_RO", "wsgate_version", "0"), 5, m.addr)
+        # Two connections per master per node, whatever the channels: a sharded
+        # subscriber and a command connection (replication links and the discovery's
+        # short-lived CLUSTER SHARDS connection aside).
+        def node_conns(m):
+            lines = m.command("CLIENT", "LIST").decode().splitlines()
+            return [ln for ln in lines if " flags=S" not in ln and "cmd=client|list" not in ln
+                    and "cmd=cluster|shards" not in ln]
+        for m in self.cluster.masters():
+            self.assertEqual(len(node_conns(m)), 4, (m.addr, node_conns(m)))
         sub = self.client(a.port)
         for ch in self.names():
             self.assertEqual(sub.subscribe(ch)["type"], "ack")
@@ -98,6 +107,8 @@ class BasicsTest(ClusterModeCase):
         # Braces never reach Redis: a channel's name cannot carry a hash tag.
         bad = sub.subscribe("a{b}c")
         self.assertEqual((bad["type"], bad["code"]), ("error", "bad_channel"))
+        for m in self.cluster.masters():  # still two per node, with channels subscribed
+            self.assertEqual(len(node_conns(m)), 4, (m.addr, node_conns(m)))
         self.assertEqual(a.metric("wsgate_redis_connected"), 1)
 
 
@@ -242,6 +253,15 @@ class ChangesTest(ClusterModeCase):
             if ch != victim_ch:
                 self.assertLess(pause, 0.5, (ch, self.pauses))
         self.assertGreater(self.pauses[victim_ch], 1.0, self.pauses)
+        # The failover trap: the promoted replica never hands out the old epoch's
+        # offsets again (writes the dead master acked may be missing on it); its
+        # first publish starts a new epoch at offset 1.
+        epochs = []
+        for (e, o), _ in got[victim_ch]:
+            if not epochs or epochs[-1][0] != e:
+                epochs.append((e, o))
+        self.assertGreaterEqual(len(epochs), 2, epochs)
+        self.assertEqual(epochs[-1][1], 1, epochs)
         # Every poll while the master was down and not yet replaced said 200. The last
         # poll (the one that saw the replica promoted) may fall into the one reset of
         # the whole link the new slot owner causes (a few ms of 503: clink.h).
