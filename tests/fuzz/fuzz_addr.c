@@ -14,6 +14,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+#define SCHEMES "redis://, rediss://, redis+sentinel://, rediss+sentinel:// or unix://"
+
 static void listen_case(const char *s)
 {
     char err[256] = "";
@@ -52,7 +54,9 @@ static void redis_case(const char *s)
         if (a.host || a.unix_path || a.username || a.password || a.master_name || a.sentinels ||
             err[0] == '\0')
             abort();
-        if (strlen(s) >= 12 && strstr(err, s))
+        /* A bare scheme ("redis+sentinel:") may appear in the list of
+         * schemes the reason gives; anything longer must not. */
+        if (strlen(s) >= 12 && strstr(err, s) && !strstr(SCHEMES, s))
             abort();
     }
     gw_addr_redis_deinit(&a);
