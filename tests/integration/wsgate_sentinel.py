@@ -1,0 +1,138 @@
+"""A Redis Sentinel group started by the test (redis+sentinel://): one master, one replica
+and three Sentinels (`redis-server <conf> --sentinel`), all on 127.0.0.1 and free ports,
+with short down-after-milliseconds and failover-timeout so a failover takes seconds.
+Every process is its own RedisServer (stopped by its PID); the group only starts them in
+order and waits until the Sentinels know the replica and each other."""
+
+import os
+import subprocess
+import time
+
+from wsgate_base import T, wait_until
+from wsgate_proc import RedisServer
+from wsgate_redis import RedisClient, RedisError
+
+
+class ReplicaServer(RedisServer):
+    """redis-server started as a replica of 127.0.0.1:master_port."""
+
+    def __init__(self, master_port, **kw):
+        self.master_port = master_port
+        super().__init__(**kw)
+
+    def _spawn(self):
+        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--daemonize", "no",
+               "--dir", self.dir, "--protected-mode", "no",
+               "--replicaof", "127.0.0.1", str(self.master_port)]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+class SentinelServer(RedisServer):
+    """One Sentinel monitoring `name` at 127.0.0.1:master_port with quorum 2. Its config
+    file lives in its own directory (Sentinel rewrites it)."""
+
+    def __init__(self, master_port, name, down_after_ms, failover_timeout_ms, password=None):
+        self.master_port, self.name = master_port, name
+        self.down_after_ms, self.failover_timeout_ms = down_after_ms, failover_timeout_ms
+        self.password = password
+        super().__init__()
+
+    def _spawn(self):
+        conf = os.path.join(self.dir, "sentinel.conf")
+        lines = ["bind 127.0.0.1", "protected-mode no", "dir %s" % self.dir,
+                 "sentinel monitor %s 127.0.0.1 %d 2" % (self.name, self.master_port),
+                 "sentinel down-after-milliseconds %s %d" % (self.name, self.down_after_ms),
+                 "sentinel failover-timeout %s %d" % (self.name, self.failover_timeout_ms),
+                 "sentinel parallel-syncs %s 1" % self.name]
+        if self.password:
+            lines.append("requirepass %s" % self.password)
+            lines.append("sentinel sentinel-pass %s" % self.password)
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        cmd = [self.binary, conf, "--sentinel", "--port", str(self.port)]
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def client(self, timeout=5.0):
+        c = RedisClient(self.port, timeout=timeout)
+        if self.password:
+            c.command("AUTH", self.password)
+        return c
+
+
+def _pairs(flat):
+    return {flat[i].decode() if isinstance(flat[i], bytes) else flat[i]:
+            flat[i + 1].decode() if isinstance(flat[i + 1], bytes) else flat[i + 1]
+            for i in range(0, len(flat) - 1, 2)}
+
+
+class SentinelGroup:
+    """1 master + 1 replica + n Sentinels. servers maps a port to its RedisServer, so the
+    test can find (and kill) whichever one the Sentinels call the master now."""
+
+    def __init__(self, name="mymaster", down_after_ms=1000, failover_timeout_ms=3000, n=3,
+                 sentinel_password=None):
+        self.name, self.down_after_ms, self.failover_timeout_ms = name, down_after_ms, failover_timeout_ms
+        self.sentinels = []
+        self.master = RedisServer()
+        self.replica = ReplicaServer(self.master.port)
+        self.servers = {self.master.port: self.master, self.replica.port: self.replica}
+        try:
+            wait_until(lambda: b"master_link_status:up" in self.replica.command("INFO", "replication"),
+                       T(10), what="the replica in sync")
+            for _ in range(n):
+                self.sentinels.append(SentinelServer(self.master.port, name, down_after_ms,
+                                                     failover_timeout_ms, sentinel_password))
+            wait_until(self.settled, T(30), what="Sentinels that know the replica and each other")
+        except Exception:
+            self.cleanup()
+            raise
+
+    def settled(self):
+        for s in self.sentinels:
+            with s.client(timeout=2) as c:
+                m = _pairs(c.command("SENTINEL", "MASTER", self.name))
+            if int(m.get("num-slaves", 0)) < 1 or int(m.get("num-other-sentinels", 0)) < len(self.sentinels) - 1:
+                return False
+        return True
+
+    def url(self, scheme="redis+sentinel", userinfo=""):
+        return "%s://%s%s/%s" % (scheme, userinfo, ",".join("127.0.0.1:%d" % s.port for s in self.sentinels),
+                                 self.name)
+
+    def master_port(self):
+        """The master's port as the first Sentinel that answers names it."""
+        for s in self.sentinels:
+            if not s.running:
+                continue
+            try:
+                with s.client(timeout=2) as c:
+                    r = c.command("SENTINEL", "get-master-addr-by-name", self.name)
+                return int(r[1])
+            except (OSError, RedisError, TimeoutError):
+                continue
+        raise RuntimeError("no Sentinel answered")
+
+    def current_master(self):
+        return self.servers[self.master_port()]
+
+    def client(self, timeout=5.0):
+        """A client of the master the Sentinels name now: the backend's view, for
+        Publisher (which asks again after every failure)."""
+        return RedisClient(self.master_port(), timeout=timeout)
+
+    def wait_switch(self, old_port, timeout):
+        """Waits until the Sentinels name another master than old_port; returns the time
+        (monotonic) it was first seen."""
+        wait_until(lambda: self.master_port() != old_port, timeout, what="the Sentinels switching the master")
+        return time.monotonic()
+
+    def cleanup(self):
+        for s in self.sentinels:
+            s.cleanup()
+        self.replica.cleanup()
+        self.master.cleanup()
