@@ -5,6 +5,7 @@ Every process is its own RedisServer (stopped by its PID); the group only starts
 order and waits until the Sentinels know the replica and each other."""
 
 import os
+import threading
 import subprocess
 import time
 
@@ -136,3 +137,56 @@ class SentinelGroup:
             s.cleanup()
         self.replica.cleanup()
         self.master.cleanup()
+
+
+class MasterWatch(threading.Thread):
+    """Asks the Sentinels every `every` seconds which master they name, as a backend's
+    Sentinel-aware client follows +switch-master; port is the latest answer and
+    switches the (monotonic time, old port, new port) of every change."""
+
+    def __init__(self, group, every=0.02, limit=120):
+        super().__init__(daemon=True)
+        self.group, self.every, self.limit = group, every, limit
+        self.port = group.master_port()
+        self.switches = []
+        self.stop = threading.Event()
+
+    def run(self):
+        deadline = time.monotonic() + T(self.limit)
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                p = self.group.master_port()
+            except RuntimeError:
+                p = self.port
+            if p != self.port:
+                self.switches.append((time.monotonic(), self.port, p))
+                self.port = p
+            time.sleep(self.every)
+
+
+class _FollowingClient:
+    """A RedisClient of one master that refuses further commands once the watch names
+    another: the Publisher then retries the same n on a client of the new master."""
+
+    def __init__(self, watch, timeout):
+        self.watch, self.port = watch, watch.port
+        self.rc = RedisClient(self.port, timeout=timeout)
+
+    def command(self, *args, **kw):
+        if self.watch.port != self.port:
+            raise ConnectionError("the Sentinels moved the master from port %d" % self.port)
+        return self.rc.command(*args, **kw)
+
+    def close(self):
+        self.rc.close()
+
+
+class FollowingBackend:
+    """What Publisher needs of `redis` (client()), for a backend that follows the master
+    the Sentinels name."""
+
+    def __init__(self, watch):
+        self.watch = watch
+
+    def client(self, timeout=5.0):
+        return _FollowingClient(self.watch, timeout)
