@@ -5,8 +5,9 @@ Every process is its own RedisServer (stopped by its PID); the group only starts
 order and waits until the Sentinels know the replica and each other."""
 
 import os
-import threading
+import socket
 import subprocess
+import threading
 import time
 
 from wsgate_base import T, wait_until
@@ -190,3 +191,109 @@ class FollowingBackend:
 
     def client(self, timeout=5.0):
         return _FollowingClient(self.watch, timeout)
+
+
+class FakeSentinel(threading.Thread):
+    """A scripted Sentinel on a free port: answers SENTINEL get-master-addr-by-name with
+    whatever `answer` holds now ((host, port), or None for "no such master"), accepts
+    SUBSCRIBE but never pushes (a lost +switch-master), and with `password` refuses
+    everything but a matching AUTH. Counts the questions it was asked. Bounded: serves
+    until stop is set or `limit` seconds passed."""
+
+    def __init__(self, answer, password=None, limit=120):
+        super().__init__(daemon=True)
+        self.answer, self.password, self.limit = answer, password, limit
+        self.asked = 0
+        self.auth_refused = 0
+        self.stop = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.start()
+
+    @staticmethod
+    def _bulk(s):
+        b = s.encode() if isinstance(s, str) else s
+        return b"$%d\r\n%s\r\n" % (len(b), b)
+
+    def _reply(self, argv, state):
+        verb = argv[0].upper() if argv else b""
+        if verb == b"AUTH":
+            if self.password is not None and argv[-1].decode() == self.password:
+                state["authed"] = True
+                return b"+OK\r\n"
+            self.auth_refused += 1
+            return b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+        if self.password is not None and not state.get("authed"):
+            self.auth_refused += 1
+            return b"-NOAUTH Authentication required.\r\n"
+        if verb == b"SENTINEL" and len(argv) == 3 and argv[1].lower() == b"get-master-addr-by-name":
+            self.asked += 1
+            a = self.answer
+            if a is None:
+                return b"*-1\r\n"
+            return b"*2\r\n" + self._bulk(a[0]) + self._bulk(str(a[1]))
+        if verb == b"SUBSCRIBE":
+            return b"".join(b"*3\r\n" + self._bulk("subscribe") + self._bulk(ch) + b":%d\r\n" % (i + 1)
+                            for i, ch in enumerate(argv[1:]))
+        if verb == b"PING":
+            return b"+PONG\r\n"
+        return b"-ERR unknown command\r\n"
+
+    def _serve(self, conn):
+        buf, state = b"", {}
+        conn.settimeout(0.2)
+        deadline = time.monotonic() + self.limit
+        with conn:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                if not data:
+                    return
+                buf += data
+                while True:
+                    argv, rest = _parse_command(buf)
+                    if argv is None:
+                        break
+                    buf = rest
+                    try:
+                        conn.sendall(self._reply(argv, state))
+                    except OSError:
+                        return
+
+    def run(self):
+        deadline = time.monotonic() + self.limit
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        self.sock.close()
+
+
+def _parse_command(buf):
+    """One RESP array of bulk strings from buf: (argv, rest), or (None, buf) if incomplete."""
+    if not buf.startswith(b"*"):
+        return None, buf
+    end = buf.find(b"\r\n")
+    if end < 0:
+        return None, buf
+    n, pos, argv = int(buf[1:end]), end + 2, []
+    for _ in range(n):
+        end = buf.find(b"\r\n", pos)
+        if end < 0:
+            return None, buf
+        ln = int(buf[pos + 1:end])
+        if len(buf) < end + 2 + ln + 2:
+            return None, buf
+        argv.append(buf[end + 2:end + 2 + ln])
+        pos = end + 2 + ln + 2
+    return argv, buf[pos:]
