@@ -13,6 +13,7 @@ import unittest
 
 from wsgate_harness import GatewayTestCase, T, fn_keys, uniq, wait_until
 from wsgate_sentinel import FakeSentinel, ReplicaServer
+from wsgate_tls import TlsRedisServer, shared_pki
 
 PASSWORD = "s3cret-sentinel"
 
@@ -73,6 +74,27 @@ class SentinelLinkTest(GatewayTestCase):
         self.assertEqual(g.metric("wsgate_redis_master_switches_total"), 1)
         self.assertNotIn(PASSWORD, g.log_text())
         self.assertIn('redis_sentinel_password="***"', g.log_text())
+
+    def test_rediss_sentinel(self):
+        # rediss+sentinel://: the Sentinel and the master both over TLS, both verified
+        # against the run's CA (the Sentinel names the master's TLS port).
+        pki = shared_pki()
+        master = TlsRedisServer(pki)
+        self.addCleanup(master.cleanup)
+        fake = FakeSentinel(("127.0.0.1", master.tls_port), password=PASSWORD, pki=pki)
+        self.addCleanup(fake.stop.set)
+        g = self.start_gateway(None, ["--redis-url", "rediss+sentinel://127.0.0.1:%d/mymaster" % fake.port,
+                                      "--redis-tls-ca-file", pki.path("ca.crt")],
+                               env={"WSGATE_REDIS_SENTINEL_PASSWORD": PASSWORD})
+        self.assertIn("redis_mode=sentinel+tls", g.log_text())
+        self.assertGreater(fake.asked, 0)
+        ch = uniq("sentls")
+        c = self.client(g.port)
+        self.assertEqual(c.subscribe(ch).get("type"), "ack")
+        self.assertEqual(c.publish(ch, {"n": 1}).get("type"), "ack")
+        self.assertEqual(c.recv_message(timeout=5)["data"], {"n": 1})
+        meta, _ = fn_keys("gw:" + ch)
+        self.assertEqual(master.command("HGET", meta, "offset"), b"1")
 
     def test_wrong_sentinel_password(self):
         g = self.node(password="not-it", ready=False)

@@ -6,6 +6,7 @@ order and waits until the Sentinels know the replica and each other."""
 
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -197,12 +198,17 @@ class FakeSentinel(threading.Thread):
     """A scripted Sentinel on a free port: answers SENTINEL get-master-addr-by-name with
     whatever `answer` holds now ((host, port), or None for "no such master"), accepts
     SUBSCRIBE but never pushes (a lost +switch-master), and with `password` refuses
-    everything but a matching AUTH. Counts the questions it was asked. Bounded: serves
-    until stop is set or `limit` seconds passed."""
+    everything but a matching AUTH; with pki (wsgate_tls.Pki) it speaks TLS with pki's
+    "server" certificate. Counts the questions it was asked. Bounded: serves until stop is
+    set or `limit` seconds passed."""
 
-    def __init__(self, answer, password=None, limit=120):
+    def __init__(self, answer, password=None, limit=120, pki=None):
         super().__init__(daemon=True)
         self.answer, self.password, self.limit = answer, password, limit
+        self.tls = None
+        if pki is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(pki.path("server.crt"), pki.path("server.key"))
         self.asked = 0
         self.auth_refused = 0
         self.stop = threading.Event()
@@ -245,6 +251,13 @@ class FakeSentinel(threading.Thread):
 
     def _serve(self, conn):
         buf, state = b"", {}
+        if self.tls is not None:
+            conn.settimeout(5)
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                conn.close()
+                return
         conn.settimeout(0.2)
         deadline = time.monotonic() + self.limit
         with conn:
