@@ -435,16 +435,13 @@ START_TEST(log_line_sentinel)
 
     ck_assert_int_eq(pipe(fds), 0);
     expect_ok(ARGS("--redis-url", "redis+sentinel://u:hunter2@s1,[::1]:26380/mymaster?db=2",
-                   "--redis-sentinel-password", "hunter3"),
-              NULL);
+                   "--redis-sentinel-password", "hunter3"), NULL);
     gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
     gw_config_log(&cfg);
     gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
-    n = read(fds[0], line, sizeof line - 1);
-    ck_assert_int_gt(n, 0);
+    ck_assert_int_gt(n = read(fds[0], line, sizeof line - 1), 0);
     line[n] = '\0';
-    close(fds[0]);
-    close(fds[1]);
+    close(fds[0]), close(fds[1]);
     ck_assert_ptr_null(strstr(line, "hunter2"));
     ck_assert_ptr_null(strstr(line, "hunter3"));
     ck_assert_ptr_nonnull(strstr(line, " redis_url=redis+sentinel://u:***@s1:26379,[::1]:26380/mymaster?db=2 "));
