@@ -111,8 +111,15 @@ class SentinelLinkTest(GatewayTestCase):
         self.assertEqual(g.readyz(), 503)
 
     def test_unknown_master_name(self):
-        self.fake.answer = None
+        # First a Sentinel that does not answer: the link waits in `resolving` (until the
+        # question's deadline), the watcher is not up.
+        self.fake.silent = True
         g = self.node(ready=False)
+        wait_until(lambda: g.metrics().get('wsgate_redis_link_state{state="resolving"}') == 1, T(5),
+                   what="the link resolving")
+        self.assertEqual(g.metric('wsgate_redis_connection_ready{role="sentinel"}'), 0)
+        self.fake.answer = None
+        self.fake.silent = False
         wait_until(lambda: "unknown master name" in g.log_text(), T(5), what="the nil answer in the log")
         self.assertEqual(g.readyz(), 503)
         self.fake.answer = ("127.0.0.1", self.a.port)

@@ -211,6 +211,7 @@ class FakeSentinel(threading.Thread):
             self.tls.load_cert_chain(pki.path("server.crt"), pki.path("server.key"))
         self.asked = 0
         self.auth_refused = 0
+        self.silent = False  # True: the question gets no answer at all (a wedged Sentinel)
         self.stop = threading.Event()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -238,6 +239,8 @@ class FakeSentinel(threading.Thread):
             return b"-NOAUTH Authentication required.\r\n"
         if verb == b"SENTINEL" and len(argv) == 3 and argv[1].lower() == b"get-master-addr-by-name":
             self.asked += 1
+            if self.silent:
+                return b""
             a = self.answer
             if a is None:
                 return b"*-1\r\n"
