@@ -25,11 +25,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from chaos_lib import ChaosCase, Publisher, T, report, uniq, wait_until  # noqa: E402
+from chaos_lib import ChaosCase, Publisher, T, WSClient, report, uniq, wait_until  # noqa: E402
 from wsgate_harness import RedisClient, RedisError, fn_keys  # noqa: E402
 from wsgate_sentinel import FollowingBackend, MasterWatch, SentinelGroup  # noqa: E402
 
 DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS = 1000, 3000
+CLIENT_RATE = 50
 
 
 class Witness(threading.Thread):
@@ -60,6 +61,42 @@ class Witness(threading.Thread):
         self.rc.close()
 
 
+class ClientPublisher(threading.Thread):
+    """A WebSocket client publishing {"n": i} through one node at `rate` per second, i from
+    1 on, retrying the same i after `unavailable`; bounded by stop and 60 s. acked holds
+    (time, n, offset, epoch), errors the refusals."""
+
+    def __init__(self, node, channel, rate):
+        super().__init__(daemon=True)
+        self.c = WSClient(node.port, timeout=10)
+        self.channel, self.rate = channel, rate
+        self.acked, self.errors, self.failure = [], [], None
+        self.stop = threading.Event()
+
+    def run(self):
+        i, start = 1, time.monotonic()
+        deadline = start + T(60)
+        try:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                due = start + (i - 1) / self.rate
+                if due > time.monotonic():
+                    time.sleep(due - time.monotonic())
+                r = self.c.publish(self.channel, {"n": i}, timeout=10)
+                if r.get("type") == "ack":
+                    self.acked.append((time.monotonic(), i, r.get("offset"), r.get("epoch")))
+                    i += 1
+                elif r.get("code") == "unavailable":
+                    self.errors.append((time.monotonic(), i))
+                    time.sleep(0.02)
+                else:
+                    self.failure = "publish answered %r" % r
+                    return
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.failure = repr(e)
+        finally:
+            self.c.abort()
+
+
 class SentinelFailoverTest(ChaosCase):
     def setUp(self):
         self.group = SentinelGroup(down_after_ms=DOWN_AFTER_MS, failover_timeout_ms=FAILOVER_TIMEOUT_MS)
@@ -74,6 +111,16 @@ class SentinelFailoverTest(ChaosCase):
         witness.start()
         self.addCleanup(witness.stop.set)
         readers = self.start_readers(gws, ch)
+        # Clients publish too, through n1, read on n0: the node's own publishes must follow
+        # the same rule (fenced once the switch is seen, covered when Redis discarded them).
+        cch = uniq("sentinel-client")
+        cwitness = Witness(group.replica, cch)
+        cwitness.start()
+        self.addCleanup(cwitness.stop.set)
+        creaders = self.start_readers(gws[:1], cch, per_node=1)
+        cpub = ClientPublisher(gws[1], cch, CLIENT_RATE)
+        cpub.start()
+        self.addCleanup(cpub.stop.set)
         watches = self.watch(gws)
         mw = MasterWatch(group)
         mw.start()
@@ -84,16 +131,45 @@ class SentinelFailoverTest(ChaosCase):
         t0 = time.monotonic()
         t_switch, during = fault(group, gws, mw)
         self.finish(pub, readers, total, timeout=30)
+        cpub.stop.set()
+        cpub.join(T(15))
+        last_c = cpub.acked[-1][1] if cpub.acked else 0
+        deadline = time.monotonic() + T(10)
+        while time.monotonic() < deadline and any(r.last_n() < last_c and r.dropped is None for r in creaders):
+            time.sleep(0.05)
         time.sleep(0.3)
-        witness.stop.set()
-        witness.join(5)
+        for r in creaders:
+            r.stop.set()
+            r.join(5)
+        for w in (witness, cwitness):
+            w.stop.set()
+            w.join(5)
         mw.stop.set()
 
-        acked = {a[1]: (a[3], a[2]) for a in pub.acked}
-        pairs = [(a[3], a[2]) for a in pub.acked]
+        lines, discarded = self.account(pub.acked, witness, readers)
+        cl_lines, cl_discarded = self.account(cpub.acked, cwitness, creaders)
+        report(name, readers, total, t0, t_switch, watches,
+               "%s; Redis discarded %d acked publishes; publisher retried %d times; switches seen %r\n[chaos]   %s"
+               "\n[chaos]   client publishes through n1: %d acked, %d answered unavailable (fenced or down), "
+               "%d discarded by Redis\n[chaos]   %s"
+               % (during, len(discarded), len(pub.errors), [s[1:] for s in mw.switches], "\n[chaos]   ".join(lines),
+                  len(cpub.acked), len(cpub.errors), len(cl_discarded), "\n[chaos]   ".join(cl_lines)),
+               pub=pub)
+        self.assertFalse(cpub.failure, cpub.failure)
+        self.assertGreater(len(cpub.acked), 100, "the client publisher got through before and after")
+        self.assert_not_dropped(readers)
+        switches = sum(g.metric("wsgate_redis_master_switches_total", 0) for g in gws)
+        self.assertGreaterEqual(switches, 2, "both nodes counted the master switch")
+        return gws, readers, pub, t0, t_switch, watches
+
+    def account(self, acked_list, witness, readers):
+        """Checks every reader against what was acknowledged and what Redis discarded;
+        returns a report line per reader and the discarded set."""
+        acked = {a[1]: (a[3], a[2]) for a in acked_list}
+        pairs = [(a[3], a[2]) for a in acked_list]
         self.assertEqual(len(set(pairs)), len(pairs), "an (epoch, offset) was given to two messages")
         # The epoch of the old master's acks; the promoted replica's start later.
-        first_epoch = pub.acked[0][3]
+        first_epoch = acked_list[0][3] if acked_list else None
         discarded = {n for n, pos in acked.items() if pos[0] == first_epoch and n not in witness.seen}
         lines = []
         for r in readers:
@@ -101,7 +177,6 @@ class SentinelFailoverTest(ChaosCase):
             missing = set(acked) - got
             gap_cov = {n for n in missing if any(
                 g.get("epoch") == acked[n][0] and g.get("from", 0) <= acked[n][1] <= g.get("to", 0) for g in r.gaps)}
-            later_epochs = set()
             epochs_in_order = []
             for g in r.got:
                 if g[3] is not None and (not epochs_in_order or epochs_in_order[-1] != g[3]):
@@ -115,25 +190,18 @@ class SentinelFailoverTest(ChaosCase):
                 if n in discarded and (later_epochs or e not in epochs_in_order):
                     epoch_cov.add(n)
             delivered = len(got & set(acked))
+            silent = missing - gap_cov - epoch_cov
             lines.append("%s delivered %d, covered by epoch change %d, by gap notice %d, silently lost %d"
-                         % (r.label, delivered, len(epoch_cov), len(gap_cov), len(missing - gap_cov - epoch_cov)))
-            self.assertEqual(missing - gap_cov - epoch_cov, set(),
-                             "%s: acknowledged n lost without notice (first %r); Redis discarded %d"
-                             % (r.label, sorted(missing - gap_cov - epoch_cov)[:10], len(discarded)))
+                         % (r.label, delivered, len(epoch_cov), len(gap_cov), len(silent)))
+            self.assertEqual(silent, set(), "%s: acknowledged n lost without notice (first %r); Redis discarded %d"
+                             % (r.label, sorted(silent)[:10], len(discarded)))
             self.assertEqual(delivered + len(epoch_cov) + len(gap_cov), len(acked), r.label)
             per_epoch = {}
             for g in r.got:
                 per_epoch.setdefault(g[3], []).append(g[2])
             for e, offs in per_epoch.items():
                 self.assertEqual(offs, sorted(set(offs)), "%s: epoch %s offsets in order, each once" % (r.label, e))
-        report(name, readers, total, t0, t_switch, watches,
-               "%s; Redis discarded %d acked publishes; publisher retried %d times; switches seen %r\n[chaos]   %s"
-               % (during, len(discarded), len(pub.errors), [s[1:] for s in mw.switches], "\n[chaos]   ".join(lines)),
-               pub=pub)
-        self.assert_not_dropped(readers)
-        switches = sum(g.metric("wsgate_redis_master_switches_total", 0) for g in gws)
-        self.assertGreaterEqual(switches, 2, "both nodes counted the master switch")
-        return gws, readers, pub, t0, t_switch, watches
+        return lines, discarded
 
     def test_sentinel_failover_graceful(self):
         def fault(group, gws, mw):
