@@ -230,8 +230,7 @@ class SentinelFailoverTest(ChaosCase):
             state["log_marks"] = [len(g.log_text()) for g in gws]
             victim.restart()
             state["t_restart"] = time.monotonic()
-            return t_switch, "master SIGKILL after %.2fs of traffic, switch seen %.2fs later" % (
-                0.0, t_switch - t_kill)
+            return t_switch, "master SIGKILL, switch seen %.2fs later" % (t_switch - t_kill)
         gws, readers, pub, t0, t_switch, watches = self.run_case(
             "Sentinel: master SIGKILL, promoted replica, old master back", fault, total=2400)
         bound = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000.0 + 2.0
