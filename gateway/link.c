@@ -16,7 +16,10 @@
  * (deploy/redis/wsgate.lua, compiled into the binary), which the publisher
  * connection loads on every fresh link when Redis has an older version or
  * none (a Redis restarted without persistence has lost it). The link
- * subscribes only once the library is there, and goes live on the first echo. */
+ * subscribes only once the library is there, and goes live on the first echo.
+ *
+ * With redis+sentinel:// the address comes from sentinel.c, asked again on
+ * every fresh link; a master switch it reports resets the link at once. */
 /* The tag stays "bus": operators' log queries predate the split. */
 #define GW_LOG_MODULE "bus"
 
