@@ -426,22 +426,32 @@ START_TEST(sentinel_options)
 }
 END_TEST
 
-/* Sentinel mode names every Sentinel and the master; neither password shows. */
-START_TEST(log_line_sentinel)
+/* The configuration line gw_config_log writes for cfg, into line (size
+ * bytes); returns its length. */
+static ssize_t logged_config(char *line, size_t size)
 {
     int fds[2];
-    char line[4096];
     ssize_t n;
 
     ck_assert_int_eq(pipe(fds), 0);
-    expect_ok(ARGS("--redis-url", "redis+sentinel://u:hunter2@s1,[::1]:26380/mymaster?db=2",
-                   "--redis-sentinel-password", "hunter3"), NULL);
     gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
     gw_config_log(&cfg);
     gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
-    ck_assert_int_gt(n = read(fds[0], line, sizeof line - 1), 0);
+    ck_assert_int_gt(n = read(fds[0], line, size - 1), 0);
     line[n] = '\0';
-    close(fds[0]), close(fds[1]);
+    close(fds[0]);
+    close(fds[1]);
+    return n;
+}
+
+/* Sentinel mode names every Sentinel and the master; neither password shows. */
+START_TEST(log_line_sentinel)
+{
+    char line[4096];
+
+    expect_ok(ARGS("--redis-url", "redis+sentinel://u:hunter2@s1,[::1]:26380/mymaster?db=2",
+                   "--redis-sentinel-password", "hunter3"), NULL);
+    logged_config(line, sizeof line);
     ck_assert_ptr_null(strstr(line, "hunter2"));
     ck_assert_ptr_null(strstr(line, "hunter3"));
     ck_assert_ptr_nonnull(strstr(line, " redis_url=redis+sentinel://u:***@s1:26379,[::1]:26380/mymaster?db=2 "));
@@ -522,20 +532,11 @@ END_TEST
 
 START_TEST(log_line_masks_password)
 {
-    int fds[2];
     char line[4096];
     ssize_t n;
 
-    ck_assert_int_eq(pipe(fds), 0);
     expect_ok(ARGS("--redis-url", "redis://app:hunter2@[::1]:7000/3", "--workers", "2"), NULL);
-    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
-    gw_config_log(&cfg);
-    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
-    n = read(fds[0], line, sizeof line - 1);
-    ck_assert_int_gt(n, 0);
-    line[n] = '\0';
-    close(fds[0]);
-    close(fds[1]);
+    n = logged_config(line, sizeof line);
     ck_assert_ptr_null(strstr(line, "hunter2"));
     ck_assert_ptr_nonnull(strstr(line, " redis_url=redis://app:***@[::1]:7000/3 "));
     ck_assert_ptr_nonnull(strstr(line, " workers=2 "));
@@ -550,21 +551,11 @@ END_TEST
 /* The logged URL keeps the scheme: an operator must see that the link is TLS. */
 START_TEST(log_line_names_tls)
 {
-    int fds[2];
     char line[4096];
-    ssize_t n;
 
-    ck_assert_int_eq(pipe(fds), 0);
     expect_ok(ARGS("--redis-url", "rediss://:hunter2@redis.internal:6380", "--redis-tls-server-name", "r.example"),
               NULL);
-    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
-    gw_config_log(&cfg);
-    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
-    n = read(fds[0], line, sizeof line - 1);
-    ck_assert_int_gt(n, 0);
-    line[n] = '\0';
-    close(fds[0]);
-    close(fds[1]);
+    logged_config(line, sizeof line);
     ck_assert_ptr_null(strstr(line, "hunter2"));
     ck_assert_ptr_nonnull(strstr(line, " redis_url=rediss://:***@redis.internal:6380/0 "));
     ck_assert_ptr_nonnull(strstr(line, " redis_tls_server_name=\"r.example\" "));
