@@ -1,7 +1,7 @@
 /* libFuzzer harness for the address parsers (common/addr.[ch]). The first
  * byte picks the parser (even: listen address, odd: Redis URL), the rest is
  * the text, NUL-terminated at its first NUL. Properties: success gives the
- * documented fields in range, failure gives no fields and a reason, and a
+ * documented fields in range (one of host, socket path or Sentinel master), failure gives no fields and a reason, and a
  * refused Redis URL is never repeated in the reason (it may hold a password). */
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +13,8 @@
 #include "alloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SCHEMES "redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster://, rediss+cluster:// or unix://"
 
 static void listen_case(const char *s)
 {
@@ -37,7 +39,7 @@ static void redis_case(const char *s)
     int rc = gw_addr_parse_redis(s, &a, err, sizeof err);
 
     if (rc == 0) {
-        if (!a.host == !a.unix_path || a.db < 0)
+        if ((a.host != NULL) + (a.unix_path != NULL) + (a.master_name != NULL) != 1 || a.db < 0)
             abort();
         if (a.host && (a.port < 1 || a.port > 65535))
             abort();
@@ -46,19 +48,26 @@ static void redis_case(const char *s)
         for (size_t i = 0; i < a.n_seeds; i++)
             if (!a.seeds[i].host || !a.seeds[i].host[0] || a.seeds[i].port < 1 || a.seeds[i].port > 65535)
                 abort();
-        if (a.cluster && (a.unix_path || a.db != 0 || strcmp(a.host, a.seeds[0].host) != 0))
+        if (a.cluster && (a.unix_path || a.db != 0 || a.master_name || strcmp(a.host, a.seeds[0].host) != 0))
             abort();
+        if (!a.master_name != !a.nsentinels || a.nsentinels > GW_ADDR_MAX_SENTINELS)
+            abort();
+        for (int i = 0; i < a.nsentinels; i++) {
+            if (!a.sentinels[i].host || !a.sentinels[i].host[0] || a.sentinels[i].port < 1 ||
+                a.sentinels[i].port > 65535)
+                abort();
+        }
     } else {
-        if (a.host || a.unix_path || a.username || a.password || a.seeds || a.n_seeds || err[0] == '\0')
+        if (a.host || a.unix_path || a.username || a.password || a.master_name || a.sentinels || a.seeds ||
+            a.n_seeds || err[0] == '\0')
             abort();
-        /* The one fixed message that lists the schemes holds some inputs
-         * ("redis+cluster:") as text of its own, not as an echo. */
-        bool schemes = strncmp(err, "a Redis URL starts with", 23) == 0;
-        if (strlen(s) >= 12 && strstr(err, s) && !schemes)
+        /* A bare scheme ("redis+sentinel:", "redis+cluster:") may appear in the
+         * list of schemes the reason gives; anything longer must not. */
+        if (strlen(s) >= 12 && strstr(err, s) && !strstr(SCHEMES, s))
             abort();
     }
     gw_addr_redis_deinit(&a);
-    if (a.host || a.password || a.seeds)
+    if (a.host || a.password || a.sentinels || a.master_name || a.seeds)
         abort();
 }
 
