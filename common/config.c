@@ -109,6 +109,9 @@ const struct gw_config_opt gw_config_opts[] = {
     { "history-channels", OPT_PATTERNS, offsetof(struct gw_config, history_channels), 0, 0, "*", NULL,
       "comma-separated channel patterns whose client and API publishes are stored in history "
       "(recoverable); others are published without history; empty: none" },
+    TYPED_OPT("presence-channels", OPT_PATTERNS, presence_channels, "(none)",
+              "comma-separated channel patterns that keep presence (who is subscribed; docs/PROTOCOL.md "
+              "\"Presence\"); empty: none"),
     SIZE_OPT("client-store-bytes", client_store_bytes, 0, 1024 * MIB, "4194304",
              "bytes of history one client may store per --client-store-window (payload x 1.25 + 64 per "
              "message + 8192 per channel it creates); more get store_limited (0: no limit)"),
@@ -406,6 +409,15 @@ bool gw_config_keeps_history(const struct gw_config *cfg, const char *channel)
     return false;
 }
 
+bool gw_config_keeps_presence(const struct gw_config *cfg, const char *channel)
+{
+    for (size_t i = 0; i < cfg->presence_channels.n; i++) {
+        if (gw_pattern_match(cfg->presence_channels.v[i], NULL, channel))
+            return true;
+    }
+    return false;
+}
+
 void gw_config_init(struct gw_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -429,6 +441,7 @@ void gw_config_deinit(struct gw_config *cfg)
     strlist_clear(&cfg->anonymous_subscribe);
     strlist_clear(&cfg->anonymous_publish);
     strlist_clear(&cfg->history_channels);
+    strlist_clear(&cfg->presence_channels);
     free(cfg->api_key_file);
     free(cfg->redis_tls_ca_file);
     free(cfg->redis_tls_cert_file);

@@ -38,7 +38,11 @@ struct gw_jwt_claims {
     size_t n_channels;
     char **publish; /* "publish" claim: patterns to publish to */
     size_t n_publish;
+    char *info; /* "info" claim: compact JSON object (presence), NULL when absent */
 };
+
+/* The largest "info" claim, in bytes of compact JSON. */
+#define GW_JWT_INFO_MAX 1024
 
 /* Frees the claims and everything they hold. NULL is a no-op. */
 void gw_jwt_claims_free(struct gw_jwt_claims *claims);

@@ -17,6 +17,7 @@
 #include "dict.h"
 #include "link.h"
 #include "mailbox.h"
+#include "presence.h"
 #include "readq.h"
 #include "repair.h"
 #include "roster.h"
@@ -38,7 +39,7 @@ struct bus_chan {
     uint32_t gen[]; /* per worker: the gen of its last SUBSCRIBE, echoed in LIVE */
 };
 
-enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT };
+enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT, CMD_PRESENCE };
 
 struct bus_cmd {
     struct gw_mail link; /* first */
@@ -55,6 +56,7 @@ struct bus_cmd {
     bool has_since; /* RECOVER, HISTORY */
     struct gw_position since;
     int limit; /* HISTORY */
+    struct gw_presence_req *pres; /* PRESENCE: owned */
     size_t name_len;
     char name[];
 };
@@ -102,12 +104,17 @@ struct gw_bus {
     struct event *bp_ev; /* while paused: checks the inboxes */
     struct gw_repair repair;
     struct gw_roster roster; /* the admin view's cluster list */
+    struct gw_presence presence; /* this node's presence members (presence.h) */
     /* Client reads (bus_read.c): at most READS_IN_FLIGHT on the link, the
      * rest wait, served one per client per turn (readq.h); both together at
      * most --max-recoveries. */
     int reads_in_flight;
     struct gw_readq waiting;
 };
+
+/* bus.c: a new command for the inbox (name copied), and its post. */
+struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
+void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);
 
 /* bus_chan.c */
 /* One log line per power of two of a counter, not one per message. */

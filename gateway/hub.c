@@ -110,6 +110,13 @@ static void sub_flush_acks(struct gw_hub *hub, struct gw_sub *sub)
     sub->ack_pending = false;
 }
 
+/* sub is live: the member is told once (presence starts here). */
+static void sub_went_live(struct gw_hub *hub, struct gw_sub *sub)
+{
+    if (hub->client->live)
+        hub->client->live(sub->member->owner, sub->channel->name, sub->channel->name_len);
+}
+
 /* Forgets sub's recovery; from here on frames go straight to the member.
  * cancel: answer its subscribe if the recovery did not yet. */
 static void sub_end_recovery(struct gw_hub *hub, struct gw_sub *sub, bool cancel)
@@ -132,6 +139,7 @@ void gw_hub_recovery_page(struct gw_hub *hub, const struct gw_wmail *m)
 
     if (sub && gw_recovery_page(sub->rec, m) == GW_RECOVERY_DONE) {
         sub_end_recovery(hub, sub, false);
+        sub_went_live(hub, sub);
         sub_flush_acks(hub, sub);
     }
 }
@@ -217,6 +225,8 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
         hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len, ch->gen);
     if (sub->rec && ch->live)
         gw_recovery_start(sub->rec);
+    if (!sub->ack_pending)
+        sub_went_live(hub, sub);
     return sub->ack_pending ? GW_HUB_SUB_ACK_LATER : GW_HUB_SUB_ACK_NOW;
 }
 
@@ -280,10 +290,12 @@ void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint3
     ch->live = true;
     for (size_t i = 0; i < ch->n; i++) {
         struct gw_sub *sub = ch->subs[i];
-        if (sub->rec)
+        if (sub->rec) {
             gw_recovery_start(sub->rec); /* a no-op once started */
-        else if (sub->ack_pending)
+        } else if (sub->ack_pending) {
+            sub_went_live(hub, sub);
             sub_flush_acks(hub, sub);
+        }
     }
 }
 

@@ -248,6 +248,7 @@ const struct gw_client_ops gw_session_client_ops = {
     .want_room = client_want_room,
     .overflow = client_overflow,
     .ask_page = client_ask_page,
+    .live = gw_session_presence_live,
 };
 
 /* Refills the bucket and takes one token; false when the client is over its rate. */
@@ -326,8 +327,13 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
             gw_bus_post_history(h->node->bus, h->worker, s->id, req->has_id, req->id, req->channel, req->channel_len,
                                 req->has_since ? &req->since : NULL, req->limit);
         break;
+    case GW_REQ_PRESENCE:
+    case GW_REQ_PRESENCE_STATS:
+        gw_session_presence_request(s, req);
+        break;
     case GW_REQ_UNSUBSCRIBE:
         gw_hub_unsubscribe(h->hub, &s->member, req->channel, req->channel_len);
+        gw_session_presence_unsubscribed(s, req->channel, req->channel_len);
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         send_ack(s, req->has_id, req->id);
         break;

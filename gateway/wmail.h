@@ -18,13 +18,14 @@ enum gw_wmail_type {
     GW_WMAIL_DRAIN,            /* SIGTERM: close every client with 1001 */
     GW_WMAIL_RECOVERY,         /* one page of a client's recovery on channel name */
     GW_WMAIL_HISTORY_RESULT,   /* the reply frame to a history request, or NULL: unavailable */
+    GW_WMAIL_PRESENCE_RESULT,  /* the reply frame to a presence read, or NULL: unavailable */
 };
 
 struct gw_wmail {
     struct gw_mail link; /* first */
     enum gw_wmail_type type;
-    struct gw_frame *frame; /* DELIVER, HISTORY_RESULT: one reference, owned by the mail */
-    uint64_t session_id; /* PUBLISH_RESULT, RECOVERY, HISTORY_RESULT */
+    struct gw_frame *frame; /* DELIVER, HISTORY_RESULT, PRESENCE_RESULT: one reference, owned by the mail */
+    uint64_t session_id; /* PUBLISH_RESULT, RECOVERY, HISTORY_RESULT, PRESENCE_RESULT */
     bool has_id;
     int64_t id;
     bool ok;

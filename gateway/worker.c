@@ -96,6 +96,12 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
             gw_session_history_result(s, m->has_id, m->id, m->frame);
         break;
     }
+    case GW_WMAIL_PRESENCE_RESULT: {
+        struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
+        if (s)
+            gw_session_presence_result(s, m->has_id, m->id, m->frame);
+        break;
+    }
     case GW_WMAIL_DRAIN:
         worker_begin_drain(w);
         break;

@@ -47,7 +47,7 @@
 -- Envelope PUBLISHed to C (docs/PROTOCOL.md, common/envelope.h):
 --   "\255wsgate1 " <offset> " " <epoch> "\n" <payload>
 
-local VERSION = 4
+local VERSION = 5
 local DEFAULT_HISTORY = 1000
 local DEFAULT_TTL = 86400
 local MAX_HISTORY = 1000000
@@ -273,6 +273,146 @@ local function retire_epoch(keys, args)
     return 1
 end
 
+-- ---- presence (issue 20; docs/PROTOCOL.md "Presence") ----
+--
+-- Keys, for channel name C, all under C's hash tag so they share its Cluster
+-- slot (one FCALL touches only one slot):
+--   {C}:presence        hash: member -> user .. "\n" .. info (JSON or "")
+--                       member is "<node id>/<incarnation>/<session id>"
+--   {C}:presence:users  hash: user (the token's sub) -> connections it has
+-- Anonymous members (user "") count as connections, not as users. Counts are
+-- HLEN of the two hashes: O(1), exact under reconnects and several tabs.
+-- No entry expires and no node refreshes them: an entry is valid while its
+-- node is alive in the roster (wsgate:node:<id>, EX 5). The node also keeps
+-- wsgate:presence:node:<id> (a set of the channels it has members in, outside
+-- C's slot, so written by a separate command): a surviving node that sees
+-- <id> gone from the roster walks that set, one channel (and one FCALL of
+-- wsgate_presence_purge, in that channel's slot) at a time.
+
+local MAX_INFO = 1024
+local MAX_PAGE = 1000
+
+local function presence_keys(keys, channel)
+    if channel == nil or channel == '' then
+        return error('ERR wsgate: channel name required')
+    end
+    if keys[1] ~= '{' .. channel .. '}:presence' or keys[2] ~= '{' .. channel .. '}:presence:users' then
+        return error('ERR wsgate: keys must be {' .. channel .. '}:presence and {' .. channel .. '}:presence:users')
+    end
+    return keys[1], keys[2]
+end
+
+-- Removes member (value v) and its user's count. Returns 1 when the user's
+-- last connection left (0 for anonymous members and other connections).
+local function drop_member(set, users, member, v)
+    redis.call('HDEL', set, member)
+    local user = string.match(v, '^([^\n]*)')
+    if user == '' then
+        return 0
+    end
+    if redis.call('HINCRBY', users, user, -1) <= 0 then
+        redis.call('HDEL', users, user)
+        return 1
+    end
+    return 0
+end
+
+-- Arguments: channel, member, user ("" anonymous), info ("" or JSON).
+-- Reply: { added (0: the member was there), user joined (first connection of
+-- user), connections, users }.
+local function presence_join(keys, args)
+    local set, users = presence_keys(keys, args[1])
+    local member, user, info = args[2], args[3] or '', args[4] or ''
+    if member == nil or member == '' then
+        return error('ERR wsgate: member required')
+    end
+    if string.find(user, '\n', 1, true) then
+        return error('ERR wsgate: user must not contain a newline')
+    end
+    if #info > MAX_INFO then
+        return error('ERR wsgate: info over ' .. MAX_INFO .. ' bytes')
+    end
+    if redis.call('HSETNX', set, member, user .. '\n' .. info) == 0 then
+        return { 0, 0, redis.call('HLEN', set), redis.call('HLEN', users) }
+    end
+    local joined = 0
+    if user ~= '' and redis.call('HINCRBY', users, user, 1) == 1 then
+        joined = 1
+    end
+    return { 1, joined, redis.call('HLEN', set), redis.call('HLEN', users) }
+end
+
+-- Arguments: channel, member. Reply: { removed, user left, connections, users }.
+local function presence_leave(keys, args)
+    local set, users = presence_keys(keys, args[1])
+    local v = redis.call('HGET', set, args[2] or '')
+    if not v then
+        return { 0, 0, redis.call('HLEN', set), redis.call('HLEN', users) }
+    end
+    local left = drop_member(set, users, args[2], v)
+    return { 1, left, redis.call('HLEN', set), redis.call('HLEN', users) }
+end
+
+-- Arguments: channel, prefix (a departed node's members: "<node id>/"),
+-- keep (an incarnation prefix spared, "<node id>/<incarnation>/", or "").
+-- Walks the hash with HSCAN MATCH: O(members), once per crash. Whoever
+-- removes an entry reports it, so of nodes purging at once each departed
+-- user is reported by exactly one. Reply: { removed, connections, users,
+-- { user whose last connection was removed, ... } }.
+local function presence_purge(keys, args)
+    local set, users = presence_keys(keys, args[1])
+    local prefix, keep = args[2] or '', args[3] or ''
+    if prefix == '' or string.find(prefix, '[%*%?%[\\]') then
+        return error('ERR wsgate: prefix must be non-empty, without glob characters')
+    end
+    local removed, gone, cursor = 0, {}, '0'
+    repeat
+        local r = redis.call('HSCAN', set, cursor, 'MATCH', prefix .. '*', 'COUNT', 256)
+        cursor = r[1]
+        for i = 1, #r[2], 2 do
+            local member, v = r[2][i], r[2][i + 1]
+            if keep == '' or string.sub(member, 1, #keep) ~= keep then
+                removed = removed + 1
+                if drop_member(set, users, member, v) == 1 then
+                    gone[#gone + 1] = string.match(v, '^([^\n]*)')
+                end
+            end
+        end
+    until cursor == '0'
+    return { removed, redis.call('HLEN', set), redis.call('HLEN', users), gone }
+end
+
+-- Arguments: channel. Reply: { connections, users }.
+local function presence_stats(keys, args)
+    local set, users = presence_keys(keys, args[1])
+    return { redis.call('HLEN', set), redis.call('HLEN', users) }
+end
+
+-- Arguments: channel, cursor ("" or "0" for the first page), limit
+-- (1..1000). Reply: { next cursor ("0": last page), connections, users,
+-- { member1, value1, ... } } (HSCAN: a member present for the whole walk is
+-- returned at least once; a page may hold somewhat more or fewer than limit).
+local function presence_members(keys, args)
+    local set, users = presence_keys(keys, args[1])
+    local cursor = args[2]
+    if cursor == nil or cursor == '' then
+        cursor = '0'
+    end
+    if not string.match(cursor, '^%d+$') then
+        return error('ERR wsgate: cursor must be a non-negative integer')
+    end
+    local limit = int_arg(args[3], 'limit', 100, 1, MAX_PAGE)
+    local r = redis.call('HSCAN', set, cursor, 'COUNT', limit)
+    return { r[1], redis.call('HLEN', set), redis.call('HLEN', users), r[2] }
+end
+
+redis.register_function('wsgate_presence_join', presence_join)
+redis.register_function('wsgate_presence_leave', presence_leave)
+redis.register_function('wsgate_presence_purge', presence_purge)
+redis.register_function{ function_name = 'wsgate_presence_stats', callback = presence_stats,
+                         flags = { 'no-writes' } }
+redis.register_function{ function_name = 'wsgate_presence_members', callback = presence_members,
+                         flags = { 'no-writes' } }
 redis.register_function{ function_name = 'wsgate_version',
                          callback = function() return VERSION end,
                          flags = { 'no-writes' } }

@@ -1,0 +1,216 @@
+"""Presence (docs/PROTOCOL.md "Presence") on real redis-server and wsgate processes:
+members written when a subscription goes live and removed on unsubscribe and close,
+exact connection and user counts across nodes and tabs, the info claim and its bound,
+rights, channels outside --presence-channels, and a SIGKILLed node's members removed
+by the survivors within 15 s.
+Tokens are minted by PyJWT (Debian python3-jwt).
+Run alone: WSGATE_BIN=build/gateway/wsgate /usr/bin/python3 -m unittest -v test_presence
+"""
+
+import os
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, uniq, wait_until  # noqa: E402
+
+try:
+    import jwt
+except ImportError as e:  # pragma: no cover
+    raise unittest.SkipTest("needs python3-jwt: %s" % e)
+
+
+class PresenceCase(GatewayTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="wsgate-presence-")
+        cls.secret = os.urandom(24).hex().encode()
+        cls.secret_file = os.path.join(cls.dir, "hmac.secret")
+        with open(cls.secret_file, "wb") as f:
+            f.write(cls.secret)
+
+    def mint(self, sub, channels=("room:*", "lobby"), **extra):
+        c = {"exp": int(time.time()) + 300, "channels": list(channels)}
+        if sub is not None:
+            c["sub"] = sub
+        c.update(extra)
+        return jwt.encode(c, self.secret, algorithm="HS256")
+
+    def node(self, redis, name="gw", extra=()):
+        return self.start_gateway(redis.port, NO_RATE_LIMIT + [
+            "--jwt-hmac-secret-file", self.secret_file, "--anonymous-subscribe", "lobby",
+            "--presence-channels", "room:*,lobby"] + list(extra), name=name)
+
+    def user(self, gw, sub, **claims):
+        c = self.client(gw.port)
+        if sub is not False:
+            ack = c.request({"type": "auth", "token": self.mint(sub, **claims)})
+            self.assertEqual(ack.get("type"), "ack", ack)
+        return c
+
+    def join(self, c, channel):
+        ack = c.subscribe(channel)
+        self.assertEqual(ack.get("type"), "ack", ack)
+
+    def stats(self, c, channel):
+        r = c.request({"type": "presence_stats", "channel": channel})
+        self.assertEqual(r.get("type"), "presence_stats", r)
+        self.assertEqual(r["channel"], channel)
+        return r["connections"], r["users"]
+
+    def members(self, c, channel, limit=None):
+        """Every member, walking the pages to the end."""
+        out, cursor, pages = {}, None, 0
+        while True:
+            req = {"type": "presence", "channel": channel}
+            if cursor is not None:
+                req["cursor"] = cursor
+            if limit is not None:
+                req["limit"] = limit
+            r = c.request(req)
+            self.assertEqual(r.get("type"), "presence", r)
+            for m in r["members"]:
+                out[m["client"]] = m
+            cursor, pages = r["cursor"], pages + 1
+            self.assertLess(pages, 1000)
+            if cursor == "0":
+                return out, r["connections"], r["users"], pages
+
+    def wait_stats(self, c, channel, want, timeout=5):
+        got = []
+
+        def check():
+            got[:] = [self.stats(c, channel)]
+            return got[0] == want
+        try:
+            wait_until(check, T(timeout), interval=0.1, what="presence %r" % (want,))
+        except AssertionError:
+            self.fail("presence_stats %s: %r, want %r" % (channel, got, want))
+
+    def test_counts_across_nodes_tabs_and_anonymous(self):
+        redis = self.start_redis()
+        a, b = self.node(redis, "a"), self.node(redis, "b")
+        room = uniq("room:")
+        alice1 = self.user(a, "alice", info={"name": "Alice", "color": "red"})
+        alice2 = self.user(b, "alice", info={"name": "Alice", "color": "red"})
+        bob = self.user(b, "bob")
+        for c in (alice1, alice2, bob):
+            self.join(c, room)
+        self.wait_stats(alice1, room, (3, 2))
+        self.assertEqual(self.stats(bob, room), (3, 2))  # the same from the other node
+        got, conns, users, _ = self.members(bob, room)
+        self.assertEqual((conns, users), (3, 2))
+        self.assertEqual(sorted(m["user"] for m in got.values()), ["alice", "alice", "bob"])
+        for m in got.values():
+            if m["user"] == "alice":
+                self.assertEqual(m["info"], {"name": "Alice", "color": "red"})
+            else:
+                self.assertNotIn("info", m)
+        # A repeated subscribe is not a second member.
+        self.join(alice1, room)
+        self.assertEqual(self.stats(alice1, room), (3, 2))
+        # One tab leaves: alice stays a user; the last one leaves: she is gone.
+        self.assertEqual(alice2.unsubscribe(room).get("type"), "ack")
+        self.wait_stats(bob, room, (2, 2))
+        alice1.close()
+        self.wait_stats(bob, room, (1, 1))
+        # Anonymous clients count as connections, not users, and read like subscribers.
+        anon = self.user(a, False)
+        self.join(anon, "lobby")
+        self.join(bob, "lobby")
+        self.wait_stats(anon, "lobby", (2, 1))
+        got, _, _, _ = self.members(anon, "lobby")
+        self.assertEqual(sorted(str(m["user"]) for m in got.values()), ["None", "bob"])
+        bob.close()
+        anon.close()
+        self.wait_stats(self.user(a, False), "lobby", (0, 0))
+        # Nothing of the room is left behind in Redis.
+        self.wait_stats(self.user(a, "carol"), room, (0, 0))
+        self.assertEqual(redis.command("EXISTS", "{gw:%s}:presence" % room), 0)
+        self.assertEqual(redis.command("EXISTS", "{gw:%s}:presence:users" % room), 0)
+
+    def test_pages_cover_every_member(self):
+        redis = self.start_redis()
+        a = self.node(redis, "a")
+        room = uniq("room:")
+        # Values over 64 bytes: Redis keeps the hash as a table, whose HSCAN pages
+        # follow the limit (a small compact hash comes back whole, see PROTOCOL.md).
+        clients = [self.user(a, "u%d" % i, info={"pad": "p" * 64}) for i in range(30)]
+        for c in clients:
+            self.join(c, room)
+        got, conns, users, pages = self.members(clients[0], room, limit=5)
+        self.assertEqual((conns, users), (30, 30))
+        self.assertEqual(sorted(m["user"] for m in got.values()), sorted("u%d" % i for i in range(30)))
+        self.assertGreater(pages, 1)
+        r = clients[0].request({"type": "presence", "channel": room, "limit": 1001})
+        self.assertEqual((r["type"], r["code"]), ("error", "bad_request"))
+        r = clients[0].request({"type": "presence", "channel": room, "cursor": 5})
+        self.assertEqual((r["type"], r["code"]), ("error", "bad_request"))
+
+    def test_rights_and_channels_without_presence(self):
+        redis = self.start_redis()
+        a = self.node(redis, "a")
+        c = self.user(a, "dave", channels=["room:own"])
+        r = c.request({"type": "presence_stats", "channel": "room:other"})
+        self.assertEqual((r["type"], r["code"]), ("error", "forbidden"), r)
+        r = c.request({"type": "presence", "channel": "room:other"})
+        self.assertEqual((r["type"], r["code"]), ("error", "forbidden"), r)
+        self.assertEqual(self.stats(c, "room:own"), (0, 0))
+        anon = self.user(a, False)
+        r = anon.request({"type": "presence_stats", "channel": "room:x"})
+        self.assertEqual((r["type"], r["code"]), ("error", "forbidden"), r)
+        # A channel outside --presence-channels keeps nothing and says so.
+        e = self.user(a, "erin", channels=["*"])
+        self.join(e, "news")
+        r = e.request({"type": "presence_stats", "channel": "news"})
+        self.assertEqual((r["type"], r["code"]), ("error", "bad_request"), r)
+        self.assertIn("presence-channels", r["message"])
+        self.assertEqual(redis.command("EXISTS", "{gw:news}:presence"), 0)
+
+    def test_info_claim_is_bounded(self):
+        redis = self.start_redis()
+        a = self.node(redis, "a")
+        ok = self.user(a, "fred", info={"bio": "x" * 1000})  # compact: 1011 bytes
+        self.join(ok, "room:i")
+        got, _, _, _ = self.members(ok, "room:i")
+        self.assertEqual([m["info"]["bio"] for m in got.values()], ["x" * 1000])
+        c = self.client(a.port)
+        c.send_json({"type": "auth", "id": 1, "token": self.mint("gina", info={"bio": "x" * 1100})})
+        r = c.recv_json(timeout=5)
+        self.assertEqual((r["type"], r["code"]), ("error", "unauthorized"), r)
+        c2 = self.client(a.port)
+        c2.send_json({"type": "auth", "id": 1, "token": self.mint("gina", info=["not", "an", "object"])})
+        r = c2.recv_json(timeout=5)
+        self.assertEqual(r["type"], "error", r)
+
+    def test_killed_node_members_leave_within_15s(self):
+        redis = self.start_redis()
+        a, b = self.node(redis, "a"), self.node(redis, "b")
+        room = uniq("room:")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room)
+        both = self.user(a, "both")
+        self.join(both, room)
+        on_b = [self.user(b, "b%d" % i) for i in range(5)] + [self.user(b, "both")]
+        for c in on_b:
+            self.join(c, room)
+        self.wait_stats(watcher, room, (8, 7))
+        b.kill()
+        t0 = time.monotonic()
+        self.wait_stats(watcher, room, (2, 2), timeout=15)
+        took = time.monotonic() - t0
+        self.assertLess(took, 15)
+        print("\n  members of the SIGKILLed node gone after %.1f s" % took, file=sys.stderr)
+        got, _, _, _ = self.members(watcher, room)
+        self.assertEqual(sorted(m["user"] for m in got.values()), ["both", "watcher"])
+        # Its index and incarnation entries are gone too; a's stay.
+        wait_until(lambda: len(redis.command("SMEMBERS", "wsgate:presence:nodes")) == 1, T(5),
+                   what="the dead incarnation dropped from wsgate:presence:nodes")
+        self.assertIn("presence purged", a.log_text())
+
+
+if __name__ == "__main__":
+    unittest.main()
