@@ -180,6 +180,16 @@ static int parse_recover(json_t *root, struct gw_request *req)
     return 0;
 }
 
+static int parse_presence_flag(json_t *root, struct gw_request *req)
+{
+    json_t *v = json_object_get(root, "presence");
+
+    if (v && !json_is_boolean(v))
+        return fail(req, GW_ERR_BAD_REQUEST, "\"presence\" must be true or false");
+    req->presence_events = v && json_is_true(v);
+    return 0;
+}
+
 static int parse_limit(json_t *root, struct gw_request *req)
 {
     json_t *v = json_object_get(root, "limit");
@@ -254,6 +264,8 @@ static int parse_object(json_t *root, struct gw_request *req)
         rc = parse_since(root, req);
     if (rc == 0 && req->type == GW_REQ_SUBSCRIBE)
         rc = parse_recover(root, req);
+    if (rc == 0 && req->type == GW_REQ_SUBSCRIBE)
+        rc = parse_presence_flag(root, req);
     if (rc == 0 && (req->type == GW_REQ_HISTORY || req->type == GW_REQ_PRESENCE))
         rc = parse_limit(root, req);
     if (rc == 0 && req->type == GW_REQ_PRESENCE)

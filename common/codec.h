@@ -44,6 +44,7 @@ struct gw_request {
     /* subscribe: "since" asks for recovery, "recover" only for the channel's
      * position; history: "since" picks the entries after it (else the latest). */
     bool recover; /* "recover": true, or "since" given */
+    bool presence_events; /* subscribe: "presence": true (join/leave events) */
     bool has_since;
     struct gw_position since;
     int limit; /* history, presence: 1..GW_HISTORY_LIMIT_MAX, default GW_HISTORY_LIMIT_DEFAULT */
@@ -106,6 +107,12 @@ struct gw_presence_member {
     const char *client, *user, *info;
     size_t client_len, user_len, info_len;
 };
+
+/* The PUBLISH payload wsgate_presence_* emits on a channel (wsgate.lua:
+ * 0xFE "wsgate-presence1" LF <JSON object starting {"type":">) as the client
+ * frame {"type":...,"channel":C,...}, or NULL when payload is not one. */
+#define GW_PRESENCE_EVENT_TAG "\xfewsgate-presence1\n"
+struct gw_frame *gw_codec_presence_event(const char *channel, size_t channel_len, const char *payload, size_t len);
 
 /* {"type":"presence_stats"[,"id":N],"channel":C,"connections":c,"users":u}
  * (codec_presence.c). */

@@ -72,6 +72,31 @@ static struct gw_frame *to_frame(struct buf *b)
     return f;
 }
 
+struct gw_frame *gw_codec_presence_event(const char *channel, size_t channel_len, const char *payload, size_t len)
+{
+    static const char tag[] = GW_PRESENCE_EVENT_TAG, head[] = "{\"type\":\"";
+    struct buf b = { 0 };
+
+    if (len < sizeof tag - 1 + sizeof head - 1 || memcmp(payload, tag, sizeof tag - 1) != 0)
+        return NULL;
+    payload += sizeof tag - 1;
+    len -= sizeof tag - 1;
+    if (memcmp(payload, head, sizeof head - 1) != 0 || !gw_json_valid(payload, len))
+        return NULL;
+    /* {"type":"join", ...}: the type stays first, the channel comes second. */
+    const char *q = payload + sizeof head - 1, *end = payload + len;
+    while (q < end && ((*q >= 'a' && *q <= 'z') || *q == '_'))
+        q++;
+    if (q == payload + sizeof head - 1 || q + 1 >= end || *q != '"' || (q[1] != ',' && q[1] != '}'))
+        return NULL;
+    size_t typed = (size_t)(q + 1 - payload);
+    add(&b, payload, typed);
+    add_str(&b, ",\"channel\":");
+    add_json_string(&b, channel, channel_len);
+    add(&b, payload + typed, len - typed);
+    return to_frame(&b);
+}
+
 struct gw_frame *gw_codec_presence_stats(bool has_id, int64_t id, const char *channel, size_t channel_len,
                                          uint64_t connections, uint64_t users)
 {

@@ -112,6 +112,10 @@ const struct gw_config_opt gw_config_opts[] = {
     TYPED_OPT("presence-channels", OPT_PATTERNS, presence_channels, "(none)",
               "comma-separated channel patterns that keep presence (who is subscribed; docs/PROTOCOL.md "
               "\"Presence\"); empty: none"),
+    INT_OPT("presence-leave-delay", presence_leave_delay_s, 0, 3600, "3",
+            "seconds a connection that left stays a member, so a reconnect within them makes no leave or join"),
+    INT_OPT("presence-max-members", presence_max_members, 0, 1000000000, "1000",
+            "connections in one channel above which join/leave events stop (counts go on; 0: no limit)"),
     SIZE_OPT("client-store-bytes", client_store_bytes, 0, 1024 * MIB, "4194304",
              "bytes of history one client may store per --client-store-window (payload x 1.25 + 64 per "
              "message + 8192 per channel it creates); more get store_limited (0: no limit)"),

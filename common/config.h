@@ -66,6 +66,8 @@ struct gw_config {
     int history_ttl_s;
     struct gw_strlist history_channels; /* patterns of channels whose client/API publishes are stored */
     struct gw_strlist presence_channels; /* patterns of channels that keep presence; empty: none */
+    int presence_leave_delay_s; /* a departed connection stays a member this long */
+    int presence_max_members; /* above it no join/leave events; 0 = no limit */
     size_t client_store_bytes; /* history bytes one client may store per window, 0 = no limit */
     int client_store_window_s; /* 0 = history_ttl_s */
     int recovery_max_messages;

@@ -72,6 +72,11 @@ static void on_live_message(struct gw_bus *bus, const char *name, size_t len, co
     if (!ch)
         return;
     gw_stat_add(&bus->stats.redis_messages_received, 1);
+    struct gw_frame *event = gw_codec_presence_event(name, len, payload, plen);
+    if (event) {
+        gw_bus_fanout_as(bus, GW_WMAIL_PRESENCE_EVENT, name, len, event);
+        return;
+    }
     rc = gw_envelope_parse(payload, plen, &env);
     if (rc < 0) {
         gw_stat_add(&bus->stats.redis_messages_dropped_bad_envelope, 1);

@@ -127,6 +127,9 @@ size_t gw_bus_prefixed(const struct gw_bus *bus, const char *name, size_t len, c
 struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len);
 /* Hands frame (ownership passes) to every worker that wants name. */
 void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame);
+/* The same in mail of another type (GW_WMAIL_PRESENCE_EVENT). */
+void gw_bus_fanout_as(struct gw_bus *bus, enum gw_wmail_type type, const char *name, size_t len,
+                      struct gw_frame *frame);
 /* Pauses or resumes Redis reads by the workers' inbox bytes (called by a
  * fan-out that took an inbox past the bound); the timer re-checks while paused. */
 void gw_bus_backpressure_check(struct gw_bus *bus);

@@ -17,6 +17,7 @@ struct gw_sub {
     struct gw_hub_channel *channel;
     size_t idx;
     bool ack_pending; /* subscribe not yet acknowledged: channel not live yet */
+    bool presence_events; /* the member asked for join/leave events ("presence": true) */
     int nids; /* ids of the pending subscribe requests (repeats included) */
     int64_t *ids; /* owned, NULL when nids == 0 */
     struct gw_recovery *rec; /* owned; NULL unless a recovery runs (recovery.h) */
@@ -195,6 +196,7 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
     sub->member = m;
     sub->channel = ch;
     sub->ack_pending = !ch->live || rec;
+    sub->presence_events = false;
     sub->nids = 0;
     sub->ids = NULL;
     sub->rec = NULL;
@@ -315,6 +317,31 @@ size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct g
             hub->client->deliver(sub->member->owner, frame);
     }
     return ch->n;
+}
+
+void gw_hub_want_presence(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len, bool on)
+{
+    (void)hub;
+    struct gw_sub *sub = gw_hub_find(m, name, len);
+    if (sub)
+        sub->presence_events = on;
+}
+
+size_t gw_hub_deliver_presence(struct gw_hub *hub, const char *name, size_t len, struct gw_frame *frame)
+{
+    struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);
+    size_t n = 0;
+    if (!e)
+        return 0;
+    struct gw_hub_channel *ch = e->value;
+    for (size_t i = 0; i < ch->n; i++) {
+        struct gw_sub *sub = ch->subs[i];
+        if (sub->presence_events && !sub->ack_pending) {
+            hub->client->deliver(sub->member->owner, frame);
+            n++;
+        }
+    }
+    return n;
 }
 
 size_t gw_hub_channel_count(const struct gw_hub *hub)

@@ -2,7 +2,7 @@
  * purge of departed node incarnations (presence.h has the design). */
 #define GW_LOG_MODULE "presence"
 
-#include "presence.h"
+#include "presence_int.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,25 +14,23 @@
 #include <hiredis/hiredis.h>
 
 #include "alloc.h"
+#include "clock.h"
+#include "list.h"
 #include "log.h"
 
-#define NODES_SET "wsgate:presence:nodes"
-#define INC_KEY "wsgate:presence:inc:"
-#define NODE_KEY "wsgate:presence:node:"
-#define KEY_MAX 600
-#define INC_TTL "5"
 
-/* One channel this node's session is present in. */
-struct pres_entry {
-    char *key; /* the channel's Redis key (prefix included), owned */
-    size_t klen;
-    char *user, *info; /* as joined, owned; NULL: none */
+
+/* A connection that left, kept a member for --presence-leave-delay (oldest
+ * last in p->delayed; found by session id + key in p->delayed_by). */
+struct delayed {
+    struct gw_list link;
+    int64_t due_us;
+    uint64_t session_id;
+    struct pres_entry e; /* owned */
+    size_t idlen;
+    char id[]; /* session id (8 bytes) then the key: the delayed_by key */
 };
 
-struct pres_sess {
-    int n, cap;
-    struct pres_entry *e; /* owned */
-};
 
 void gw_presence_req_free(struct gw_presence_req *r)
 {
@@ -53,11 +51,13 @@ void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct
     p->ctx = ctx;
     gw_dict_init(&p->sessions);
     gw_dict_init(&p->chans);
+    gw_dict_init(&p->delayed_by);
+    gw_list_init(&p->delayed);
 }
 
 /* A new incarnation: wall-clock microseconds and a random part, hex. Only
  * its difference from this node's earlier ones matters. */
-static void new_incarnation(struct gw_presence *p)
+void gw_presence_new_incarnation(struct gw_presence *p)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -66,51 +66,60 @@ static void new_incarnation(struct gw_presence *p)
     p->registered = false;
 }
 
-/* "{key}:presence" and "{key}:presence:users" (wsgate.lua). */
-static bool pres_keys(const char *key, size_t klen, char *set, size_t *slen, char *users, size_t *ulen)
+
+bool gw_presence_keys(const char *key, size_t klen, struct pkeys *k)
 {
-    if (klen + 20 > KEY_MAX)
+    if (klen + 24 > KEY_MAX)
         return false;
-    *slen = (size_t)snprintf(set, KEY_MAX, "{%.*s}:presence", (int)klen, key);
-    *ulen = (size_t)snprintf(users, KEY_MAX, "{%.*s}:presence:users", (int)klen, key);
+    k->slen = (size_t)snprintf(k->set, KEY_MAX, "{%.*s}:presence", (int)klen, key);
+    k->ulen = (size_t)snprintf(k->users, KEY_MAX, "{%.*s}:presence:users", (int)klen, key);
+    k->elen = (size_t)snprintf(k->events, KEY_MAX, "{%.*s}:events", (int)klen, key);
     return true;
 }
 
-static size_t node_key(const struct gw_presence *p, const char *inc, char *out)
+size_t gw_presence_node_key(const struct gw_presence *p, const char *inc, char *out)
 {
     return (size_t)snprintf(out, KEY_MAX, NODE_KEY "%s/%s", p->cfg->node_id, inc);
 }
 
 /* Fire and forget: the outcome only matters to the log. */
-static void on_write_reply(void *token, const redisReply *reply)
+void gw_presence_on_write(void *token, const redisReply *reply)
 {
     (void)token;
     if (reply && reply->type == REDIS_REPLY_ERROR)
         LOG_WARN("presence write failed error=\"%s\"", reply->str);
 }
 
-static void call2(struct gw_presence *p, const char *cmd, const char *key, size_t klen, const char *member,
+void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, size_t klen, const char *member,
                   size_t mlen)
 {
     const char *argv[] = { cmd, key, member };
     size_t lens[] = { strlen(cmd), klen, mlen };
-    gw_link_call(p->link, 3, argv, lens, on_write_reply, NULL);
+    gw_link_call(p->link, 3, argv, lens, gw_presence_on_write, NULL);
 }
 
 /* FCALL wsgate_presence_join|leave for one member of this incarnation. */
-static void fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e)
+void gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e)
 {
-    char set[KEY_MAX], users[KEY_MAX], member[160];
-    size_t slen, ulen;
+    struct pkeys k;
+    char member[160], max[16];
 
-    if (!p->link || !p->registered || !pres_keys(e->key, e->klen, set, &slen, users, &ulen))
+    if (!p->link || !p->registered || !gw_presence_keys(e->key, e->klen, &k))
         return;
     int mlen = snprintf(member, sizeof member, "%s/%s/%" PRIx64, p->cfg->node_id, p->inc, session_id);
+    int xlen = snprintf(max, sizeof max, "%d", p->cfg->presence_max_members);
     const char *user = e->user ? e->user : "", *info = e->info ? e->info : "";
-    const char *argv[] = { "FCALL", join ? "wsgate_presence_join" : "wsgate_presence_leave", "2", set, users,
-                           e->key, member, user, info };
-    size_t lens[] = { 5, strlen(argv[1]), 1, slen, ulen, e->klen, (size_t)mlen, strlen(user), strlen(info) };
-    gw_link_call(p->link, join ? 9 : 7, argv, lens, on_write_reply, NULL);
+    if (join) {
+        const char *argv[] = { "FCALL", "wsgate_presence_join", "3", k.set, k.users, k.events,
+                               e->key, member, user, info, max };
+        size_t lens[] = { 5, 20, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, strlen(user), strlen(info),
+                          (size_t)xlen };
+        gw_link_call(p->link, 11, argv, lens, gw_presence_on_write, NULL);
+    } else {
+        const char *argv[] = { "FCALL", "wsgate_presence_leave", "3", k.set, k.users, k.events, e->key, member, max };
+        size_t lens[] = { 5, 21, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, (size_t)xlen };
+        gw_link_call(p->link, 9, argv, lens, gw_presence_on_write, NULL);
+    }
 }
 
 /* The node's index of channels: SADD on the first local member, SREM after the last. */
@@ -126,8 +135,8 @@ static void chan_count(struct gw_presence *p, const char *key, size_t klen, int 
         gw_dict_delete(&p->chans, key, klen);
     if (!p->link || !p->registered || !((delta > 0 && n == 1) || n == 0))
         return;
-    size_t nklen = node_key(p, p->inc, nk);
-    call2(p, n ? "SADD" : "SREM", nk, nklen, key, klen);
+    size_t nklen = gw_presence_node_key(p, p->inc, nk);
+    gw_presence_call2(p, n ? "SADD" : "SREM", nk, nklen, key, klen);
 }
 
 static struct pres_sess *sess_find(struct gw_presence *p, uint64_t session_id)
@@ -144,6 +153,8 @@ static int entry_find(const struct pres_sess *s, const char *key, size_t klen)
     return -1;
 }
 
+static bool undelay(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen);
+
 static void join(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen,
                  const struct gw_presence_req *r)
 {
@@ -151,6 +162,7 @@ static void join(struct gw_presence *p, uint64_t session_id, const char *key, si
 
     if (entry_find(s, key, klen) >= 0)
         return;
+    bool kept = undelay(p, session_id, key, klen); /* still a member in Redis */
     if (!s) {
         s = gw_xcalloc(1, sizeof *s);
         gw_dict_add(&p->sessions, &session_id, sizeof session_id, s, NULL);
@@ -164,15 +176,81 @@ static void join(struct gw_presence *p, uint64_t session_id, const char *key, si
     e->klen = klen;
     e->user = r->user ? gw_xstrdup(r->user) : NULL;
     e->info = r->info ? gw_xstrdup(r->info) : NULL;
+    if (kept)
+        return; /* its delayed leave counted it in chans already */
     chan_count(p, key, klen, +1); /* the index first: it must always cover the members */
-    fcall_member(p, true, session_id, e);
+    gw_presence_fcall_member(p, true, session_id, e);
 }
 
-static void entry_free(struct pres_entry *e)
+void gw_presence_entry_free(struct pres_entry *e)
 {
     free(e->key);
     free(e->user);
     free(e->info);
+}
+
+static void leave_now(struct gw_presence *p, uint64_t session_id, struct pres_entry *e)
+{
+    gw_presence_fcall_member(p, false, session_id, e);
+    chan_count(p, e->key, e->klen, -1);
+    gw_presence_entry_free(e);
+}
+
+static size_t delayed_id(uint64_t session_id, const char *key, size_t klen, char *out)
+{
+    memcpy(out, &session_id, sizeof session_id);
+    memcpy(out + sizeof session_id, key, klen);
+    return sizeof session_id + klen;
+}
+
+/* Keeps e a member for --presence-leave-delay: a reconnect meanwhile (any
+ * node) joins while its old connection still counts, so the user's count
+ * never reaches 0 and neither a leave nor a join is told. */
+static void delay_leave(struct gw_presence *p, uint64_t session_id, struct pres_entry *e)
+{
+    struct delayed *d = gw_xmalloc(sizeof *d + sizeof session_id + e->klen);
+    d->due_us = gw_now_us() + (int64_t)p->cfg->presence_leave_delay_s * 1000000;
+    d->session_id = session_id;
+    d->e = *e;
+    d->idlen = delayed_id(session_id, e->key, e->klen, d->id);
+    gw_list_push(&p->delayed, &d->link);
+    gw_dict_add(&p->delayed_by, d->id, d->idlen, d, NULL);
+}
+
+static void delayed_free(struct gw_presence *p, struct delayed *d)
+{
+    gw_dict_delete(&p->delayed_by, d->id, d->idlen);
+    gw_list_remove(&d->link);
+    free(d);
+}
+
+/* The same session subscribes again before its leave was due: the leave is
+ * forgotten (the member never left Redis). */
+static bool undelay(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen)
+{
+    char id[8 + KEY_MAX];
+    if (klen > KEY_MAX)
+        return false;
+    struct gw_dict_entry *de = gw_dict_find(&p->delayed_by, id, delayed_id(session_id, key, klen, id));
+    if (!de)
+        return false;
+    struct delayed *d = de->value;
+    gw_presence_entry_free(&d->e);
+    delayed_free(p, d);
+    return true;
+}
+
+/* The leaves whose delay is over (all or, at stop, every one). */
+void gw_presence_leave_due(struct gw_presence *p, bool all)
+{
+    int64_t now = gw_now_us();
+    while (!gw_list_empty(&p->delayed)) {
+        struct delayed *d = gw_container_of(p->delayed.prev, struct delayed, link);
+        if (!all && d->due_us > now)
+            break;
+        leave_now(p, d->session_id, &d->e);
+        delayed_free(p, d);
+    }
 }
 
 /* Removes s's entry i (in Redis too) and the session when it was its last. */
@@ -181,9 +259,10 @@ static void leave_at(struct gw_presence *p, uint64_t session_id, struct pres_ses
     struct pres_entry e = s->e[i];
 
     s->e[i] = s->e[--s->n];
-    fcall_member(p, false, session_id, &e);
-    chan_count(p, e.key, e.klen, -1);
-    entry_free(&e);
+    if (p->cfg->presence_leave_delay_s > 0)
+        delay_leave(p, session_id, &e); /* takes e's strings */
+    else
+        leave_now(p, session_id, &e);
     if (s->n == 0) {
         free(s->e);
         free(s);
@@ -269,20 +348,20 @@ static void on_read_reply(void *token, const redisReply *reply)
 static void read_members(struct gw_presence *p, int worker, uint64_t session_id, const char *name, size_t nlen,
                          const char *key, size_t klen, const struct gw_presence_req *r)
 {
-    char set[KEY_MAX], users[KEY_MAX], limit[16];
-    size_t slen = 0, ulen = 0;
+    struct pkeys k;
+    char limit[16];
     struct read_wait *w = gw_xmalloc(sizeof *w + nlen + 1);
 
     *w = (struct read_wait){ p, worker, session_id, r->op, r->has_id, r->id, nlen };
     memcpy(w->name, name, nlen);
     w->name[nlen] = '\0';
     int rc = -1;
-    if (p->link && pres_keys(key, klen, set, &slen, users, &ulen)) {
+    if (p->link && gw_presence_keys(key, klen, &k)) {
         snprintf(limit, sizeof limit, "%d", r->limit);
         bool stats = r->op == GW_PRESENCE_STATS;
-        const char *argv[] = { "FCALL_RO", stats ? "wsgate_presence_stats" : "wsgate_presence_members", "2", set,
-                               users, key, r->cursor, limit };
-        size_t lens[] = { 8, strlen(argv[1]), 1, slen, ulen, klen, strlen(r->cursor), strlen(limit) };
+        const char *argv[] = { "FCALL_RO", stats ? "wsgate_presence_stats" : "wsgate_presence_members", "2", k.set,
+                               k.users, key, r->cursor, limit };
+        size_t lens[] = { 8, strlen(argv[1]), 1, k.slen, k.ulen, klen, strlen(r->cursor), strlen(limit) };
         rc = gw_link_call(p->link, stats ? 6 : 8, argv, lens, on_read_reply, w);
     }
     if (rc != 0)
@@ -309,224 +388,4 @@ void gw_presence_handle(struct gw_presence *p, int worker, uint64_t session_id, 
         read_members(p, worker, session_id, name, nlen, key, klen, r);
         break;
     }
-}
-
-/* ---- incarnations: this node's liveness and the purge of departed ones ---- */
-
-/* One incarnation being purged ("<node id>/<incarnation>"). */
-struct purge_wait {
-    struct gw_presence *p;
-    char who[];
-};
-
-static struct purge_wait *purge_wait_new(struct gw_presence *p, const char *who, size_t len)
-{
-    struct purge_wait *w = gw_xmalloc(sizeof *w + len + 1);
-    w->p = p;
-    memcpy(w->who, who, len);
-    w->who[len] = '\0';
-    p->sweeps_in_flight++;
-    return w;
-}
-
-static void purge_wait_done(struct purge_wait *w)
-{
-    w->p->sweeps_in_flight--;
-    free(w);
-}
-
-static void on_purge_reply(void *token, const redisReply *reply)
-{
-    struct purge_wait *w = token;
-
-    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 &&
-        reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0)
-        LOG_INFO("presence purged incarnation=%s members=%lld users_left=%zu", w->who,
-                 reply->element[0]->integer, reply->element[3]->elements);
-    else if (reply && reply->type == REDIS_REPLY_ERROR)
-        LOG_WARN("presence purge failed incarnation=%s error=\"%s\"", w->who, reply->str);
-    purge_wait_done(w);
-}
-
-/* The channels of a departed incarnation: one purge FCALL each (each in its
- * channel's slot), then the incarnation's index and set entry go, behind
- * them on the same connection. */
-static void on_purge_channels(void *token, const redisReply *reply)
-{
-    struct purge_wait *w = token;
-    struct gw_presence *p = w->p;
-    char set[KEY_MAX], users[KEY_MAX], prefix[KEY_MAX], nk[KEY_MAX];
-    size_t slen, ulen;
-
-    if (reply && reply->type == REDIS_REPLY_ARRAY && p->link) {
-        int plen = snprintf(prefix, sizeof prefix, "%s/", w->who);
-        for (size_t i = 0; i < reply->elements; i++) {
-            const redisReply *k = reply->element[i];
-            if (k->type != REDIS_REPLY_STRING || !pres_keys(k->str, k->len, set, &slen, users, &ulen))
-                continue;
-            const char *argv[] = { "FCALL", "wsgate_presence_purge", "2", set, users, k->str, prefix, "" };
-            size_t lens[] = { 5, 21, 1, slen, ulen, k->len, (size_t)plen, 0 };
-            struct purge_wait *one = purge_wait_new(p, w->who, strlen(w->who));
-            if (gw_link_call(p->link, 8, argv, lens, on_purge_reply, one) != 0)
-                purge_wait_done(one);
-        }
-        size_t nklen = (size_t)snprintf(nk, sizeof nk, NODE_KEY "%s", w->who);
-        const char *del[] = { "DEL", nk };
-        size_t del_lens[] = { 3, nklen };
-        gw_link_call(p->link, 2, del, del_lens, on_write_reply, NULL);
-        call2(p, "SREM", NODES_SET, sizeof NODES_SET - 1, w->who, strlen(w->who));
-    }
-    purge_wait_done(w);
-}
-
-static void purge(struct gw_presence *p, const char *who, size_t len)
-{
-    char nk[KEY_MAX];
-    struct purge_wait *w = purge_wait_new(p, who, len);
-    size_t nklen = (size_t)snprintf(nk, sizeof nk, NODE_KEY "%.*s", (int)len, who);
-    const char *argv[] = { "SMEMBERS", nk };
-    size_t lens[] = { 8, nklen };
-
-    LOG_INFO("presence incarnation gone, purging incarnation=%s", w->who);
-    if (gw_link_call(p->link, 2, argv, lens, on_purge_channels, w) != 0)
-        purge_wait_done(w);
-}
-
-/* EXISTS wsgate:presence:inc:<who>: 0 means the incarnation is gone. */
-static void on_alive_reply(void *token, const redisReply *reply)
-{
-    struct purge_wait *w = token;
-
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && w->p->link)
-        purge(w->p, w->who, strlen(w->who));
-    purge_wait_done(w);
-}
-
-static bool is_mine(const struct gw_presence *p, const char *who, size_t len, bool *current)
-{
-    size_t idlen = strlen(p->cfg->node_id);
-    bool mine = len > idlen && memcmp(who, p->cfg->node_id, idlen) == 0 && who[idlen] == '/';
-    *current = mine && strlen(p->inc) == len - idlen - 1 && memcmp(who + idlen + 1, p->inc, len - idlen - 1) == 0;
-    return mine;
-}
-
-static void on_nodes_reply(void *token, const redisReply *reply)
-{
-    struct purge_wait *w = token;
-    struct gw_presence *p = w->p;
-    char key[KEY_MAX];
-
-    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
-        const redisReply *e = reply->element[i];
-        bool current;
-        if (e->type != REDIS_REPLY_STRING || e->len + sizeof INC_KEY >= KEY_MAX)
-            continue;
-        if (is_mine(p, e->str, e->len, &current)) {
-            if (!current)
-                purge(p, e->str, e->len); /* an earlier incarnation of this node */
-            continue;
-        }
-        size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%.*s", (int)e->len, e->str);
-        const char *argv[] = { "EXISTS", key };
-        size_t lens[] = { 6, klen };
-        struct purge_wait *one = purge_wait_new(p, e->str, e->len);
-        if (gw_link_call(p->link, 2, argv, lens, on_alive_reply, one) != 0)
-            purge_wait_done(one);
-    }
-    purge_wait_done(w);
-}
-
-/* This incarnation's key, then (once live) the check of everyone's. */
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct gw_presence *p = arg;
-    char key[KEY_MAX];
-    (void)fd;
-    (void)what;
-
-    if (!p->link || !p->registered || !gw_link_ready(p->link))
-        return;
-    size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%s/%s", p->cfg->node_id, p->inc);
-    const char *set[] = { "SET", key, "1", "EX", INC_TTL };
-    size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1 };
-    gw_link_call(p->link, 5, set, set_lens, on_write_reply, NULL);
-    if (p->sweeps_in_flight)
-        return;
-    const char *argv[] = { "SMEMBERS", NODES_SET };
-    size_t lens[] = { 8, sizeof NODES_SET - 1 };
-    struct purge_wait *w = purge_wait_new(p, "", 0);
-    if (gw_link_call(p->link, 2, argv, lens, on_nodes_reply, w) != 0)
-        purge_wait_done(w);
-}
-
-void gw_presence_live(struct gw_presence *p)
-{
-    char key[KEY_MAX], who[KEY_MAX];
-
-    if (!p->link)
-        return;
-    bool again = p->registered;
-    char old[sizeof p->inc];
-    memcpy(old, p->inc, sizeof old);
-    new_incarnation(p);
-    p->registered = true;
-    /* Alive first, then listed: a sweep never sees a listed incarnation
-     * without its key. */
-    size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%s/%s", p->cfg->node_id, p->inc);
-    const char *set[] = { "SET", key, "1", "EX", INC_TTL };
-    size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1 };
-    gw_link_call(p->link, 5, set, set_lens, on_write_reply, NULL);
-    size_t wlen = (size_t)snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, p->inc);
-    call2(p, "SADD", NODES_SET, sizeof NODES_SET - 1, who, wlen);
-    for (struct gw_dict_entry *d = gw_dict_first(&p->chans); d; d = gw_dict_next(&p->chans, d)) {
-        size_t nklen = node_key(p, p->inc, key);
-        call2(p, "SADD", key, nklen, d->key, d->klen);
-    }
-    size_t members = 0;
-    for (struct gw_dict_entry *d = gw_dict_first(&p->sessions); d; d = gw_dict_next(&p->sessions, d)) {
-        const struct pres_sess *s = d->value;
-        uint64_t session_id;
-        memcpy(&session_id, d->key, sizeof session_id);
-        for (int i = 0; i < s->n; i++, members++)
-            fcall_member(p, true, session_id, &s->e[i]);
-    }
-    LOG_INFO("presence incarnation=%s/%s members=%zu", p->cfg->node_id, p->inc, members);
-    if (again) {
-        /* Registered again above first: the old entries go only now. */
-        wlen = (size_t)snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, old);
-        purge(p, who, wlen);
-    }
-}
-
-void gw_presence_start(struct gw_presence *p, struct event_base *base)
-{
-    struct timeval tv = { 1, 0 };
-
-    new_incarnation(p);
-    p->tick_ev = event_new(base, -1, EV_PERSIST, on_tick, p);
-    if (!p->tick_ev || event_add(p->tick_ev, &tv) != 0) {
-        LOG_ERR("cannot start the presence timer");
-        abort();
-    }
-}
-
-void gw_presence_stop(struct gw_presence *p)
-{
-    if (p->tick_ev) {
-        event_free(p->tick_ev);
-        p->tick_ev = NULL;
-    }
-}
-
-void gw_presence_deinit(struct gw_presence *p)
-{
-    for (struct gw_dict_entry *d = gw_dict_first(&p->sessions); d; d = gw_dict_next(&p->sessions, d)) {
-        struct pres_sess *s = d->value;
-        for (int i = 0; i < s->n; i++)
-            entry_free(&s->e[i]);
-        free(s->e);
-        free(s);
-    }
-    gw_dict_deinit(&p->sessions);
-    gw_dict_deinit(&p->chans);
 }

@@ -35,6 +35,7 @@
 #include "codec.h"
 #include "config.h"
 #include "dict.h"
+#include "list.h"
 #include "link.h"
 #include "metrics.h"
 #include "wmail.h"
@@ -74,6 +75,9 @@ struct gw_presence {
     struct gw_dict sessions; /* session id (8 bytes) -> struct pres_sess * */
     struct gw_dict chans; /* channel key -> local member count (uintptr_t) */
     int sweeps_in_flight; /* the 1 s check waits for the last one */
+    unsigned ticks;
+    struct gw_list delayed; /* leaves waiting --presence-leave-delay, newest first */
+    struct gw_dict delayed_by; /* session id + key -> its struct delayed */
 };
 
 /* Initialises p. post(ctx, worker, mail) hands a reply to a worker. Never

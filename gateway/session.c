@@ -278,8 +278,15 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
     const struct gw_session_host *h = s->host;
     bool available = gw_node_ready(h->node);
     struct gw_recovery_req rec = { req->has_id, req->id, req->has_since, req->since };
+    if (req->presence_events && !gw_config_keeps_presence(h->cfg, req->channel)) {
+        gw_session_send_error(s, GW_ERR_BAD_REQUEST, req->has_id, req->id,
+                              "this channel keeps no presence (--presence-channels); not subscribed");
+        return;
+    }
     int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
                               h->cfg->max_subscriptions, available, req->recover ? &rec : NULL);
+    if (rc >= 0) /* the latest subscribe decides */
+        gw_hub_want_presence(h->hub, &s->member, req->channel, req->channel_len, req->presence_events);
     if (rc == -ENOSPC || rc == -E2BIG) {
         gw_session_send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
                    rc == -E2BIG ? "too many repeats of a subscribe still waiting for this channel"

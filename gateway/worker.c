@@ -73,6 +73,9 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
     case GW_WMAIL_DELIVER:
         gw_hub_deliver(&w->hub, m->name, m->name_len, m->frame);
         break;
+    case GW_WMAIL_PRESENCE_EVENT:
+        gw_hub_deliver_presence(&w->hub, m->name, m->name_len, m->frame);
+        break;
     case GW_WMAIL_LIVE:
         gw_hub_channel_live(&w->hub, m->name, m->name_len, m->gen);
         break;

@@ -112,6 +112,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc;
 
     memcpy(buf, data, size);
+    /* The input as a presence event from Redis: what comes out is JSON. */
+    struct gw_frame *ev = gw_codec_presence_event("room", 4, buf, size);
+    if (ev)
+        check_frame(ev, GW_JSON_MAX_DEPTH + 1);
     rc = gw_codec_parse(buf, size, &req);
     check(buf, size, &req, rc, false);
     gw_request_deinit(&req);

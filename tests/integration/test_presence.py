@@ -42,7 +42,7 @@ class PresenceCase(GatewayTestCase):
     def node(self, redis, name="gw", extra=()):
         return self.start_gateway(redis.port, NO_RATE_LIMIT + [
             "--jwt-hmac-secret-file", self.secret_file, "--anonymous-subscribe", "lobby",
-            "--presence-channels", "room:*,lobby"] + list(extra), name=name)
+            "--presence-channels", "room:*,lobby", "--presence-leave-delay", "0"] + list(extra), name=name)
 
     def user(self, gw, sub, **claims):
         c = self.client(gw.port)
@@ -51,9 +51,31 @@ class PresenceCase(GatewayTestCase):
             self.assertEqual(ack.get("type"), "ack", ack)
         return c
 
-    def join(self, c, channel):
-        ack = c.subscribe(channel)
+    def join(self, c, channel, events=False):
+        req = {"type": "subscribe", "channel": channel}
+        if events:
+            req["presence"] = True
+        ack = c.request(req)
         self.assertEqual(ack.get("type"), "ack", ack)
+
+    def events(self, c, seconds):
+        """Every presence event (join, leave, presence_limited) c gets within seconds."""
+        out, deadline = [], time.monotonic() + T(seconds)
+        while True:
+            try:
+                o = c.recv_json(timeout=max(0.01, deadline - time.monotonic()))
+            except TimeoutError:
+                return out
+            if o.get("type") in ("join", "leave", "presence_limited"):
+                out.append(o)
+            if time.monotonic() >= deadline:
+                return out
+
+    def event_log(self, redis, channel):
+        def text(v):
+            return v.decode() if isinstance(v, bytes) else v
+        return [{text(k): text(v) for k, v in zip(f[::2], f[1::2])}
+                for _, f in redis.command("XRANGE", "{gw:%s}:events" % channel, "-", "+")]
 
     def stats(self, c, channel):
         r = c.request({"type": "presence_stats", "channel": channel})
@@ -186,12 +208,98 @@ class PresenceCase(GatewayTestCase):
         r = c2.recv_json(timeout=5)
         self.assertEqual(r["type"], "error", r)
 
+    def test_join_leave_events_across_nodes_once_per_user(self):
+        redis = self.start_redis()
+        a, b = self.node(redis, "a", ["--presence-leave-delay", "1"]), self.node(redis, "b", ["--presence-leave-delay", "1"])
+        room = uniq("room:")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        quiet = self.user(a, "quiet")
+        self.join(quiet, room)  # without "presence": true: no events
+        self.assertEqual([e["user"] for e in self.events(watcher, 0.5)], ["watcher", "quiet"])
+        tab1 = self.user(b, "alice", info={"name": "Alice"})
+        self.join(tab1, room)
+        tab2 = self.user(a, "alice", info={"name": "Alice"})
+        self.join(tab2, room)
+        got = self.events(watcher, 1)
+        self.assertEqual(got, [{"type": "join", "channel": room, "user": "alice", "info": {"name": "Alice"}}])
+        tab1.close()
+        self.assertEqual(self.events(watcher, 1.5), [])  # alice is still here in tab2
+        tab2.close()
+        got = self.events(watcher, 3)
+        self.assertEqual(got, [{"type": "leave", "channel": room, "user": "alice"}])
+        quiet.close()
+        self.assertEqual([(e["type"], e["user"]) for e in self.events(watcher, 2)], [("leave", "quiet")])
+        # The backends' stream: one occupied, the joins and leaves by user, and (after the
+        # watcher goes) one vacated.
+        watcher.close()
+        wait_until(lambda: self.event_log(redis, room)[-1:] == [{"event": "vacated"}], T(5), what="vacated")
+        log = self.event_log(redis, room)
+        self.assertEqual(log, [{"event": "occupied"}, {"event": "join", "user": "watcher"},
+                               {"event": "join", "user": "quiet"}, {"event": "join", "user": "alice"},
+                               {"event": "leave", "user": "alice"}, {"event": "leave", "user": "quiet"},
+                               {"event": "leave", "user": "watcher"}, {"event": "vacated"}])
+
+    def test_reconnect_within_the_delay_makes_no_event(self):
+        redis = self.start_redis()
+        a, b = self.node(redis, "a", ["--presence-leave-delay", "2"]), self.node(redis, "b", ["--presence-leave-delay", "2"])
+        room = uniq("room:")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        c = self.user(b, "bob")
+        self.join(c, room)
+        self.assertEqual([e["type"] + ":" + e["user"] for e in self.events(watcher, 1)], ["join:watcher", "join:bob"])
+        c.abort()  # a dropped connection; bob comes back on the other node at once
+        c = self.user(a, "bob")
+        self.join(c, room)
+        self.assertEqual(self.events(watcher, 3.5), [])
+        self.assertEqual(self.stats(watcher, room), (2, 2))  # the old connection is gone by now
+        c.close()
+        self.assertEqual([e["type"] for e in self.events(watcher, 3.5)], ["leave"])
+
+    def test_max_members_stops_events_and_says_so_once(self):
+        redis = self.start_redis()
+        a = self.node(redis, "a", ["--presence-max-members", "3"])
+        room = uniq("room:")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        others = []
+        for i in range(5):
+            others.append(self.user(a, "m%d" % i))
+            self.join(others[-1], room)
+        got = self.events(watcher, 1)
+        self.assertEqual([(e["type"], e.get("user"), e.get("limited")) for e in got],
+                         [("join", "watcher", None), ("join", "m0", None), ("join", "m1", None),
+                          ("presence_limited", None, True)])
+        self.assertEqual(got[-1]["max"], 3)
+        self.assertEqual(self.stats(watcher, room), (6, 6))  # counts go on
+        for c in others[2:]:
+            c.close()
+        got = self.events(watcher, 1)
+        self.assertEqual([(e["type"], e.get("limited")) for e in got], [("presence_limited", False)])
+        others[0].close()
+        self.assertEqual([(e["type"], e.get("user")) for e in self.events(watcher, 1)], [("leave", "m0")])
+
+    def test_presence_events_only_where_presence_is_kept(self):
+        redis = self.start_redis()
+        a = self.node(redis, "a")
+        c = self.user(a, "hank", channels=["*"])
+        r = c.request({"type": "subscribe", "channel": "news", "presence": True})
+        self.assertEqual((r["type"], r["code"]), ("error", "bad_request"), r)
+        r = c.request({"type": "subscribe", "channel": "room:1", "presence": "yes"})
+        self.assertEqual((r["type"], r["code"]), ("error", "bad_request"), r)
+        # A forged reserved payload from Redis is not an event: dropped, counted.
+        self.join(c, "room:1", events=True)
+        self.events(c, 0.3)
+        redis.command("PUBLISH", "gw:room:1", b"\xfewsgate-presence1\n{\"type\":\"jo\\\"in\"}")
+        self.assertEqual(self.events(c, 0.5), [])
+
     def test_killed_node_members_leave_within_15s(self):
         redis = self.start_redis()
         a, b = self.node(redis, "a"), self.node(redis, "b")
         room = uniq("room:")
         watcher = self.user(a, "watcher")
-        self.join(watcher, room)
+        self.join(watcher, room, events=True)
         both = self.user(a, "both")
         self.join(both, room)
         on_b = [self.user(b, "b%d" % i) for i in range(5)] + [self.user(b, "both")]
@@ -206,6 +314,11 @@ class PresenceCase(GatewayTestCase):
         print("\n  members of the SIGKILLed node gone after %.1f s" % took, file=sys.stderr)
         got, _, _, _ = self.members(watcher, room)
         self.assertEqual(sorted(m["user"] for m in got.values()), ["both", "watcher"])
+        # One leave per user who was only on the dead node; none for "both".
+        leaves = [e["user"] for e in self.events(watcher, 1) if e["type"] == "leave"]
+        self.assertEqual(sorted(leaves), ["b%d" % i for i in range(5)])
+        log = self.event_log(redis, room)
+        self.assertEqual(sorted(e["user"] for e in log if e["event"] == "leave"), ["b%d" % i for i in range(5)])
         # Its index and incarnation entries are gone too; a's stay.
         wait_until(lambda: len(redis.command("SMEMBERS", "wsgate:presence:nodes")) == 1, T(5),
                    what="the dead incarnation dropped from wsgate:presence:nodes")
