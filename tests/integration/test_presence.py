@@ -10,6 +10,7 @@ Run alone: WSGATE_BIN=build/gateway/wsgate /usr/bin/python3 -m unittest -v test_
 import os
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -293,6 +294,64 @@ class PresenceCase(GatewayTestCase):
         self.events(c, 0.3)
         redis.command("PUBLISH", "gw:room:1", b"\xfewsgate-presence1\n{\"type\":\"jo\\\"in\"}")
         self.assertEqual(self.events(c, 0.5), [])
+
+    def test_2000_clients_over_2_nodes_exact_counts_one_occupied_one_vacated(self):
+        redis = self.start_redis()
+        extra = ["--presence-max-members", "0"]
+        nodes = [self.node(redis, "a", extra), self.node(redis, "b", extra)]
+        room = uniq("room:")
+        # 1,500 users: u0..u499 have a tab on each node, the others one connection.
+        tokens = {u: self.mint("u%d" % u) for u in range(1500)}
+        plan = [[], []]
+        for u in range(1500):
+            plan[u % 2].append(u)
+            if u < 500:
+                plan[1 - u % 2].append(u)
+        self.assertEqual(sum(map(len, plan)), 2000)
+        clients, errors = [[], []], []
+
+        def join_all(k):
+            try:
+                for u in plan[k]:
+                    c = self.client(nodes[k].port, path="/ws?token=" + tokens[u], timeout=30)
+                    c.send_json({"type": "subscribe", "channel": room, "id": 1})
+                    clients[k].append(c)
+                for c in clients[k]:
+                    ack = c.wait_reply(1, timeout=30)
+                    if ack.get("type") != "ack":
+                        errors.append(ack)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+        def leave_all(k):
+            try:
+                for c in clients[k]:
+                    c.abort()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+        t0 = time.monotonic()
+        for fn in (join_all, leave_all):
+            threads = [threading.Thread(target=fn, args=(k,)) for k in (0, 1)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(T(90))
+            self.assertFalse(any(th.is_alive() for th in threads), "bounded in time")
+            self.assertEqual(errors, [])
+            if fn is join_all:
+                probe = self.user(nodes[0], "probe")  # reads, is no member
+                self.wait_stats(probe, room, (2000, 1500), timeout=20)
+                joined = time.monotonic() - t0
+        self.wait_stats(probe, room, (0, 0), timeout=20)
+        took = time.monotonic() - t0
+        log = self.event_log(redis, room)
+        kinds = [e["event"] for e in log]
+        self.assertEqual((kinds.count("occupied"), kinds.count("vacated")), (1, 1))
+        self.assertEqual((kinds[0], kinds[-1]), ("occupied", "vacated"))
+        self.assertEqual(sorted(e["user"] for e in log if e["event"] == "join"), sorted("u%d" % u for u in range(1500)))
+        self.assertEqual(sorted(e["user"] for e in log if e["event"] == "leave"), sorted("u%d" % u for u in range(1500)))
+        print("\n  2000 clients joined in %.1f s, all gone by %.1f s" % (joined, took), file=sys.stderr)
 
     def test_killed_node_members_leave_within_15s(self):
         redis = self.start_redis()
