@@ -100,6 +100,8 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         break;
     }
     case GW_WMAIL_PRESENCE_RESULT: {
+        if (gw_api_presence_result(&w->api, m->session_id, m->frame)) /* api.h: own id space */
+            break;
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
             gw_session_presence_result(s, m->has_id, m->id, m->frame);

@@ -7,6 +7,7 @@ Tokens are minted by PyJWT (Debian python3-jwt).
 Run alone: WSGATE_BIN=build/gateway/wsgate /usr/bin/python3 -m unittest -v test_presence
 """
 
+import json
 import os
 import sys
 import tempfile
@@ -16,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, uniq, wait_until  # noqa: E402
+from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, http_get, uniq, wait_until  # noqa: E402
 
 try:
     import jwt
@@ -32,6 +33,10 @@ class PresenceCase(GatewayTestCase):
         cls.secret_file = os.path.join(cls.dir, "hmac.secret")
         with open(cls.secret_file, "wb") as f:
             f.write(cls.secret)
+        cls.api_key = "presence-test-key-" + os.urandom(16).hex()
+        cls.key_file = os.path.join(cls.dir, "api.keys")
+        with open(cls.key_file, "w") as f:
+            f.write(cls.api_key + "\n")
 
     def mint(self, sub, channels=("room:*", "lobby"), **extra):
         c = {"exp": int(time.time()) + 300, "channels": list(channels)}
@@ -352,6 +357,43 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual(sorted(e["user"] for e in log if e["event"] == "join"), sorted("u%d" % u for u in range(1500)))
         self.assertEqual(sorted(e["user"] for e in log if e["event"] == "leave"), sorted("u%d" % u for u in range(1500)))
         print("\n  2000 clients joined in %.1f s, all gone by %.1f s" % (joined, took), file=sys.stderr)
+
+    def test_http_api_behind_the_keys(self):
+        import http.client
+        redis = self.start_redis()
+        a = self.node(redis, "a", ["--api-key-file", self.key_file])
+        b = self.node(redis, "b")
+        room = uniq("room:")
+        for gw, sub in ((a, "ann"), (b, "ann"), (b, "ben")):
+            self.join(self.user(gw, sub, info={"k": sub}), room)
+        auth = {"Authorization": "Bearer " + self.api_key}
+
+        def get(path, headers=auth):
+            status, hdrs, body = http_get(a.port, path, headers=headers)
+            return status, json.loads(body) if hdrs.get("content-type", "").startswith("application/json") else body
+
+        wait_until(lambda: get("/api/presence_stats?channel=" + room)[1].get("connections") == 3, T(5),
+                   what="3 connections through the API")
+        status, body = get("/api/presence_stats?channel=" + room)
+        self.assertEqual((status, body["type"], body["channel"], body["connections"], body["users"]),
+                         (200, "presence_stats", room, 3, 2))
+        status, body = get("/api/presence?channel=%s&limit=10" % room)
+        self.assertEqual(status, 200)
+        self.assertEqual(sorted(m["user"] for m in body["members"]), ["ann", "ann", "ben"])
+        self.assertEqual(body["cursor"], "0")
+        self.assertEqual(get("/api/presence?channel=" + room, headers={})[0], 401)
+        self.assertEqual(get("/api/presence?channel=" + room, headers={"Authorization": "Bearer nope"})[0], 401)
+        self.assertEqual(get("/api/presence_stats")[0], 400)
+        self.assertEqual(get("/api/presence_stats?channel=news")[0], 400)  # keeps no presence
+        self.assertEqual(get("/api/presence?channel=%s&limit=0" % room)[0], 400)
+        self.assertEqual(get("/api/presence?channel=%s&cursor=x" % room)[0], 400)
+        conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=5)
+        conn.request("POST", "/api/presence?channel=" + room, body=b"", headers=auth)
+        r = conn.getresponse()
+        self.assertEqual((r.status, r.getheader("allow")), (405, "GET"))
+        conn.close()
+        # Not served where no key is configured.
+        self.assertEqual(http_get(b.port, "/api/presence?channel=" + room, headers=auth)[0], 404)
 
     def test_killed_node_members_leave_within_15s(self):
         redis = self.start_redis()
