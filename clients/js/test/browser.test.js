@@ -16,7 +16,7 @@ before(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (deploy/install-deps.sh installs Debian's chromium)`);
   puppeteer = (await import("puppeteer-core")).default;
   redis = await Redis.start();
-  g = await Gateway.start({ redis, name: "browser" });
+  g = await Gateway.start({ redis, name: "browser", args: ["--presence-channels", "demo:*"] });
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -91,6 +91,9 @@ test("the demo page connects, joins a channel and shows a published message", as
   await page.waitForFunction(() => document.getElementById("log").textContent.includes("from the test"), { timeout: 10000 });
   const log = await page.$eval("#log", (e) => e.textContent);
   assert.match(log, new RegExp(`joined ${ch}`));
+  // Who is here: the page's own connection, anonymous.
+  await page.waitForFunction((ch) => [...document.querySelectorAll("#here li")].some((li) =>
+    li.textContent === `${ch}: 1 connections, 0 users (anonymous)`), { timeout: 10000 }, ch);
   assert.match(log, /connected to ws:\/\//);
   assert.deepEqual(problems, []);
   await page.close();
