@@ -143,6 +143,8 @@ const struct gw_config_opt gw_config_opts[] = {
               "comma-separated channel patterns clients may subscribe to without a token"),
     TYPED_OPT("anonymous-publish", OPT_PATTERNS, anonymous_publish, "(nothing)",
               "comma-separated channel patterns clients may publish to without a token"),
+    TYPED_OPT("anonymous-presence", OPT_PATTERNS, anonymous_presence, "(where they may subscribe)",
+              "comma-separated channel patterns whose presence clients without a token may read (also needs subscribe)"),
     TYPED_OPT("api-key-file", OPT_STR, api_key_file, "(API off)",
               "file of keys for POST /api/publish, one per line (rotation: several); unset: the API answers 404"),
     { "api-listen", OPT_API_LISTEN, 0, 0, 0, NULL, "(on --listen)",
@@ -446,6 +448,7 @@ void gw_config_deinit(struct gw_config *cfg)
     strlist_clear(&cfg->anonymous_publish);
     strlist_clear(&cfg->history_channels);
     strlist_clear(&cfg->presence_channels);
+    strlist_clear(&cfg->anonymous_presence);
     free(cfg->api_key_file);
     free(cfg->redis_tls_ca_file);
     free(cfg->redis_tls_cert_file);

@@ -85,6 +85,7 @@ struct gw_config {
     int auth_timeout_s; /* without anonymous rights: close 4004 after this */
     struct gw_strlist anonymous_subscribe; /* patterns (pattern.h), {sub} never matches */
     struct gw_strlist anonymous_publish;
+    struct gw_strlist anonymous_presence; /* narrows anonymous presence reads; empty: subscribe rights */
     char *api_key_file; /* owned, NULL = HTTP publish API off */
     /* TLS to Redis (rediss://): verified against the system store unless a
      * CA file is given; a client certificate for mTLS. Paths only. */

@@ -170,10 +170,12 @@ static int check_claims(json_t *c, const struct gw_jwt_policy *pol, int64_t now,
     }
     cl = gw_xcalloc(1, sizeof *cl);
     if (!get_patterns(c, "channels", &cl->channels, &cl->n_channels) ||
-        !get_patterns(c, "publish", &cl->publish, &cl->n_publish)) {
+        !get_patterns(c, "publish", &cl->publish, &cl->n_publish) ||
+        !get_patterns(c, "presence", &cl->presence, &cl->n_presence)) {
         gw_jwt_claims_free(cl);
-        return fail(err, GW_JWT_MALFORMED, "channels or publish is not an array of patterns");
+        return fail(err, GW_JWT_MALFORMED, "channels, publish or presence is not an array of patterns");
     }
+    cl->has_presence = json_object_get(c, "presence") != NULL;
     if (info) {
         /* Presence shows it to every reader of a channel: bounded, stored compact. */
         cl->info = json_dumps(info, JSON_COMPACT);
@@ -213,8 +215,11 @@ void gw_jwt_claims_free(struct gw_jwt_claims *claims)
         free(claims->channels[i]);
     for (size_t i = 0; i < claims->n_publish; i++)
         free(claims->publish[i]);
+    for (size_t i = 0; i < claims->n_presence; i++)
+        free(claims->presence[i]);
     free(claims->channels);
     free(claims->publish);
+    free(claims->presence);
     free(claims->sub);
     free(claims->info);
     free(claims);

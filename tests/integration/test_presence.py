@@ -197,6 +197,19 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual((r["type"], r["code"]), ("error", "bad_request"), r)
         self.assertIn("presence-channels", r["message"])
         self.assertEqual(redis.command("EXISTS", "{gw:news}:presence"), 0)
+        # The token's "presence" claim narrows the reads (subscribing is unchanged).
+        n = self.user(a, "nina", channels=["room:*"], presence=["room:open"])
+        self.assertEqual(self.stats(n, "room:open"), (0, 0))
+        r = n.request({"type": "presence", "channel": "room:closed"})
+        self.assertEqual((r["type"], r["code"]), ("error", "forbidden"), r)
+        self.assertIn("presence", r["message"])
+        self.join(n, "room:closed")
+        # --anonymous-presence narrows what clients without a token may read.
+        b = self.node(redis, "b", ["--anonymous-presence", "room:none"])
+        anon = self.user(b, False)
+        self.join(anon, "lobby")
+        r = anon.request({"type": "presence_stats", "channel": "lobby"})
+        self.assertEqual((r["type"], r["code"]), ("error", "forbidden"), r)
 
     def test_info_claim_is_bounded(self):
         redis = self.start_redis()
