@@ -470,7 +470,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
      * allocated and let event_active() schedule it from any thread. */
     if (!bus->standalone)
         bus->link = gw_link_new(cfg, bus->base, &bus->stats, &link_ops, bus);
-    gw_presence_init(&bus->presence, cfg, bus->link, ops->post, ctx);
+    gw_presence_init(&bus->presence, cfg, bus->link, &bus->stats, ops->post, ctx);
     return bus;
 }
 

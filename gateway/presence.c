@@ -42,10 +42,11 @@ void gw_presence_req_free(struct gw_presence_req *r)
 }
 
 void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct gw_link *link,
-                      void (*post)(void *ctx, int worker, struct gw_wmail *m), void *ctx)
+                      struct gw_bus_stats *stats, void (*post)(void *ctx, int worker, struct gw_wmail *m), void *ctx)
 {
     memset(p, 0, sizeof *p);
     p->cfg = cfg;
+    p->stats = stats;
     p->link = link;
     p->post = post;
     p->ctx = ctx;
@@ -82,12 +83,18 @@ size_t gw_presence_node_key(const struct gw_presence *p, const char *inc, char *
     return (size_t)snprintf(out, KEY_MAX, NODE_KEY "%s/%s", p->cfg->node_id, inc);
 }
 
-/* Fire and forget: the outcome only matters to the log. */
 void gw_presence_on_write(void *token, const redisReply *reply)
 {
-    (void)token;
-    if (reply && reply->type == REDIS_REPLY_ERROR)
-        LOG_WARN("presence write failed error=\"%s\"", reply->str);
+    struct gw_presence *p = token;
+
+    /* A write lost with the link is made good by the next incarnation; an
+     * error reply (a full Redis, say) is counted, and logged at each power of two. */
+    if (!reply || reply->type != REDIS_REPLY_ERROR)
+        return;
+    gw_stat_add(&p->stats->presence_write_errors, 1);
+    uint64_t n = gw_stat_get(&p->stats->presence_write_errors);
+    if ((n & (n - 1)) == 0)
+        LOG_WARN("presence write failed error=\"%s\" errors=%" PRIu64, reply->str, n);
 }
 
 void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, size_t klen, const char *member,
@@ -95,7 +102,7 @@ void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, 
 {
     const char *argv[] = { cmd, key, member };
     size_t lens[] = { strlen(cmd), klen, mlen };
-    gw_link_call(p->link, 3, argv, lens, gw_presence_on_write, NULL);
+    gw_link_call(p->link, 3, argv, lens, gw_presence_on_write, p);
 }
 
 /* FCALL wsgate_presence_join|leave for one member of this incarnation. */
@@ -114,11 +121,11 @@ void gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session
                                e->key, member, user, info, max };
         size_t lens[] = { 5, 20, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, strlen(user), strlen(info),
                           (size_t)xlen };
-        gw_link_call(p->link, 11, argv, lens, gw_presence_on_write, NULL);
+        gw_link_call(p->link, 11, argv, lens, gw_presence_on_write, p);
     } else {
         const char *argv[] = { "FCALL", "wsgate_presence_leave", "3", k.set, k.users, k.events, e->key, member, max };
         size_t lens[] = { 5, 21, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, (size_t)xlen };
-        gw_link_call(p->link, 9, argv, lens, gw_presence_on_write, NULL);
+        gw_link_call(p->link, 9, argv, lens, gw_presence_on_write, p);
     }
 }
 

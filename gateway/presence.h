@@ -67,6 +67,7 @@ void gw_presence_req_free(struct gw_presence_req *r);
 struct gw_presence {
     const struct gw_config *cfg;
     struct gw_link *link; /* NULL: standalone, every read answers unavailable */
+    struct gw_bus_stats *stats; /* the bus's; presence_* counters written here */
     void (*post)(void *ctx, int worker, struct gw_wmail *m);
     void *ctx;
     struct event *tick_ev;
@@ -80,10 +81,10 @@ struct gw_presence {
     struct gw_dict delayed_by; /* session id + key -> its struct delayed */
 };
 
-/* Initialises p. post(ctx, worker, mail) hands a reply to a worker. Never
+/* Initialises p (stats: the bus's, kept). post(ctx, worker, mail) hands a reply to a worker. Never
  * fails. Any thread, before the bus thread starts. */
 void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct gw_link *link,
-                      void (*post)(void *ctx, int worker, struct gw_wmail *m), void *ctx);
+                      struct gw_bus_stats *stats, void (*post)(void *ctx, int worker, struct gw_wmail *m), void *ctx);
 /* Starts the 1 s timer on base (bus thread); aborts when libevent cannot. */
 void gw_presence_start(struct gw_presence *p, struct event_base *base);
 /* Stops the timer. Bus thread. */

@@ -43,7 +43,7 @@ struct pkeys {
 bool gw_presence_keys(const char *key, size_t klen, struct pkeys *k);
 /* wsgate:presence:node:<node id>/<inc> into out (KEY_MAX); returns its length. */
 size_t gw_presence_node_key(const struct gw_presence *p, const char *inc, char *out);
-/* gw_link_reply_fn of writes whose outcome only matters to the log. */
+/* gw_link_reply_fn of fire-and-forget writes (token: p): errors counted and logged. */
 void gw_presence_on_write(void *token, const struct redisReply *reply);
 /* cmd key member, fire and forget. */
 void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, size_t klen, const char *member,

@@ -45,9 +45,11 @@ static void on_purge_reply(void *token, const redisReply *reply)
     struct purge_wait *w = token;
 
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 &&
-        reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0)
+        reply->element[0]->type == REDIS_REPLY_INTEGER && reply->element[0]->integer > 0) {
+        gw_stat_add(&w->p->stats->presence_members_purged, (uint64_t)reply->element[0]->integer);
         LOG_INFO("presence purged incarnation=%s members=%lld users_left=%zu", w->who,
                  reply->element[0]->integer, reply->element[3]->elements);
+    }
     else if (reply && reply->type == REDIS_REPLY_ERROR)
         LOG_WARN("presence purge failed incarnation=%s error=\"%s\"", w->who, reply->str);
     purge_wait_done(w);
@@ -80,7 +82,7 @@ static void on_purge_channels(void *token, const redisReply *reply)
         size_t nklen = (size_t)snprintf(nk, sizeof nk, NODE_KEY "%s", w->who);
         const char *del[] = { "DEL", nk };
         size_t del_lens[] = { 3, nklen };
-        gw_link_call(p->link, 2, del, del_lens, gw_presence_on_write, NULL);
+        gw_link_call(p->link, 2, del, del_lens, gw_presence_on_write, p);
         gw_presence_call2(p, "SREM", NODES_SET, sizeof NODES_SET - 1, w->who, strlen(w->who));
     }
     purge_wait_done(w);
@@ -159,7 +161,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%s/%s", p->cfg->node_id, p->inc);
     const char *set[] = { "SET", key, "1", "EX", INC_TTL };
     size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1 };
-    gw_link_call(p->link, 5, set, set_lens, gw_presence_on_write, NULL);
+    gw_link_call(p->link, 5, set, set_lens, gw_presence_on_write, p);
     if (p->sweeps_in_flight)
         return;
     const char *argv[] = { "SMEMBERS", NODES_SET };
@@ -185,7 +187,7 @@ void gw_presence_live(struct gw_presence *p)
     size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%s/%s", p->cfg->node_id, p->inc);
     const char *set[] = { "SET", key, "1", "EX", INC_TTL };
     size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1 };
-    gw_link_call(p->link, 5, set, set_lens, gw_presence_on_write, NULL);
+    gw_link_call(p->link, 5, set, set_lens, gw_presence_on_write, p);
     size_t wlen = (size_t)snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, p->inc);
     gw_presence_call2(p, "SADD", NODES_SET, sizeof NODES_SET - 1, who, wlen);
     for (struct gw_dict_entry *d = gw_dict_first(&p->chans); d; d = gw_dict_next(&p->chans, d)) {

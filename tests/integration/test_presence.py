@@ -437,6 +437,8 @@ class PresenceCase(GatewayTestCase):
         wait_until(lambda: len(redis.command("SMEMBERS", "wsgate:presence:nodes")) == 1, T(5),
                    what="the dead incarnation dropped from wsgate:presence:nodes")
         self.assertIn("presence purged", a.log_text())
+        self.assertEqual(a.metric("wsgate_presence_members_purged_total"), 6)
+        self.assertEqual(a.metric("wsgate_presence_write_errors_total"), 0)
 
 
 if __name__ == "__main__":
