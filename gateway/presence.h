@@ -19,8 +19,9 @@
  * wsgate:presence:nodes. Every second each node checks that set: an
  * incarnation whose key is gone (SIGKILL, partition) is purged channel by
  * channel (wsgate_presence_purge, which decides who removed what, so the
- * purging nodes report each departed user once). A link that comes back makes
- * a new incarnation: members are registered under it first, then the old one
+ * purging nodes report each departed user once). A link that comes back, or
+ * a refresh (SET XX) that finds the key expired (the node was stopped past the
+ * TTL with its link up), makes a new incarnation: members are registered under it first, then the old one
  * is purged, so a returning node neither resurrects nor duplicates members,
  * and a user connected throughout never drops to zero connections.
  * In Redis Cluster the three node keys are not in the channels' slots: each

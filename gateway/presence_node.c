@@ -145,6 +145,30 @@ static void on_nodes_reply(void *token, const redisReply *reply)
     purge_wait_done(w);
 }
 
+/* The answer to the refresh of this incarnation's key (SET XX): nil means
+ * the key had expired, so the other nodes have purged (or are purging) this
+ * incarnation's members: a node that was stopped or cut off for longer than
+ * the TTL while its link stayed up. It registers everything again under a
+ * new incarnation, as after a reconnect. */
+struct refresh_wait {
+    struct gw_presence *p;
+    char inc[sizeof((struct gw_presence *)0)->inc];
+};
+
+static void on_refresh_reply(void *token, const redisReply *reply)
+{
+    struct refresh_wait *w = token;
+    struct gw_presence *p = w->p;
+
+    if (reply && reply->type == REDIS_REPLY_NIL && p->registered && strcmp(w->inc, p->inc) == 0) {
+        LOG_WARN("presence incarnation expired, registering again incarnation=%s/%s", p->cfg->node_id, p->inc);
+        gw_presence_live(p);
+    } else if (reply) {
+        gw_presence_on_write(p, reply);
+    }
+    free(w);
+}
+
 /* This incarnation's key, then (once live) the check of everyone's. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -159,9 +183,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     if (!p->link || !p->registered || !gw_link_ready(p->link))
         return;
     size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%s/%s", p->cfg->node_id, p->inc);
-    const char *set[] = { "SET", key, "1", "EX", INC_TTL };
-    size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1 };
-    gw_link_call(p->link, 5, set, set_lens, gw_presence_on_write, p);
+    const char *set[] = { "SET", key, "1", "EX", INC_TTL, "XX" };
+    size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1, 2 };
+    struct refresh_wait *rw = gw_xmalloc(sizeof *rw);
+    rw->p = p;
+    memcpy(rw->inc, p->inc, sizeof rw->inc);
+    if (gw_link_call(p->link, 6, set, set_lens, on_refresh_reply, rw) != 0)
+        free(rw);
     if (p->sweeps_in_flight)
         return;
     const char *argv[] = { "SMEMBERS", NODES_SET };

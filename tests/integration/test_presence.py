@@ -408,6 +408,42 @@ class PresenceCase(GatewayTestCase):
         # Not served where no key is configured.
         self.assertEqual(http_get(b.port, "/api/presence?channel=" + room, headers=auth)[0], 404)
 
+    def test_node_back_after_a_stop_registers_again_once(self):
+        """A node stopped past the incarnation TTL (its link survives: SIGSTOP) is purged by
+        the others; back, it registers its members under a new incarnation: counts exact,
+        nothing of the old incarnation left, no member twice."""
+        import signal
+        redis = self.start_redis()
+        a = self.node(redis, "a")
+        b = self.node(redis, "b", ["--redis-heartbeat-timeout-ms", "20000"])
+        room = uniq("room:")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        on_b = [self.user(b, "s%d" % i) for i in range(3)]
+        for c in on_b:
+            self.join(c, room)
+        self.wait_stats(watcher, room, (4, 4))
+        before = set(redis.command("SMEMBERS", "wsgate:presence:nodes"))
+        self.assertEqual(len(before), 2)
+        b.send_signal(signal.SIGSTOP)
+        try:
+            self.wait_stats(watcher, room, (1, 1), timeout=15)
+        finally:
+            b.send_signal(signal.SIGCONT)
+        self.wait_stats(watcher, room, (4, 4), timeout=10)
+        got, _, _, _ = self.members(watcher, room)
+        self.assertEqual(sorted(m["user"] for m in got.values()), ["s0", "s1", "s2", "watcher"])
+        after = set(redis.command("SMEMBERS", "wsgate:presence:nodes"))
+        self.assertEqual(len(after), 2)
+        b_now = [x.decode() for x in after if x not in before]
+        self.assertEqual(len(b_now), 1, "b has a new incarnation")
+        self.assertTrue(all(m["client"].startswith(b_now[0] + "/") for m in got.values() if m["user"] != "watcher"))
+        # Each s joined, left when purged, and joined again when b came back: once each.
+        kinds = [(e["type"], e["user"]) for e in self.events(watcher, 1) if e["user"] != "watcher"]
+        for i in range(3):
+            self.assertEqual([k for k, u in kinds if u == "s%d" % i], ["join", "leave", "join"])
+        self.assertIn("registering again", b.log_text())
+
     def test_killed_node_members_leave_within_15s(self):
         redis = self.start_redis()
         a, b = self.node(redis, "a"), self.node(redis, "b")
