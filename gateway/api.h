@@ -25,6 +25,8 @@ struct gw_intake;
 #include "node.h"
 
 #define GW_API_PATH "/api/publish"
+#define GW_API_PRESENCE_PATH "/api/presence"
+#define GW_API_PRESENCE_STATS_PATH "/api/presence_stats"
 
 /* HTTP publishes use their own ids in the bus's session_id field. Session
  * ids never set this bit (worker index << 56 with index < 64), so one test
@@ -112,6 +114,16 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r);
  * callback on its connection; a request whose connection closed first is no
  * longer in the table, and its result is dropped. Worker thread. */
 bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, const struct gw_position *at);
+
+/* GET GW_API_PRESENCE_PATH (stats: GW_API_PRESENCE_STATS_PATH) with
+ * ?channel=, and for members ?cursor= and ?limit=: checks method (405), key
+ * (401) and arguments (400), then asks the bus and leaves r WAITING, or
+ * ANSWERED (503 when the node is not ready). Worker thread. */
+void gw_api_presence(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, bool stats);
+/* A GW_WMAIL_PRESENCE_RESULT for session_id: false when it is not an API id.
+ * Otherwise answers the waiting request with frame's JSON (200; borrowed) or
+ * 503 when frame is NULL, as gw_api_publish_result does. */
+bool gw_api_presence_result(struct gw_api *api, uint64_t session_id, struct gw_frame *frame);
 
 /* Frees what r owns and takes it out of its table: idle again. Idempotent. */
 void gw_api_req_release(struct gw_api_req *r);

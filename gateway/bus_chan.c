@@ -41,6 +41,12 @@ struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len)
 
 void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame)
 {
+    gw_bus_fanout_as(bus, GW_WMAIL_DELIVER, name, len, frame);
+}
+
+void gw_bus_fanout_as(struct gw_bus *bus, enum gw_wmail_type type, const char *name, size_t len,
+                      struct gw_frame *frame)
+{
     struct bus_chan *ch = gw_bus_chan(bus, name, len);
     if (!ch) {
         gw_frame_unref(frame);
@@ -51,7 +57,7 @@ void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_f
     for (int w = 0; w <= last; w++) {
         if (!(ch->want_mask & (1ULL << w)))
             continue;
-        struct gw_wmail *m = gw_wmail_new(GW_WMAIL_DELIVER, name, len);
+        struct gw_wmail *m = gw_wmail_new(type, name, len);
         /* Each worker gets its own buffer so refcounts stay plain and never
          * bounce between cores per recipient. The JSON is encoded once; other
          * workers get a memcpy, made before the encoded frame is posted

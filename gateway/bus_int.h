@@ -18,6 +18,7 @@
 #include "clink.h"
 #include "link.h"
 #include "mailbox.h"
+#include "presence.h"
 #include "readq.h"
 #include "repair.h"
 #include "roster.h"
@@ -39,7 +40,7 @@ struct bus_chan {
     uint32_t gen[]; /* per worker: the gen of its last SUBSCRIBE, echoed in LIVE */
 };
 
-enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT };
+enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT, CMD_PRESENCE };
 
 struct bus_cmd {
     struct gw_mail link; /* first */
@@ -56,6 +57,7 @@ struct bus_cmd {
     bool has_since; /* RECOVER, HISTORY */
     struct gw_position since;
     int limit; /* HISTORY */
+    struct gw_presence_req *pres; /* PRESENCE: owned */
     size_t name_len;
     char name[];
 };
@@ -104,6 +106,7 @@ struct gw_bus {
     struct event *bp_ev; /* while paused: checks the inboxes */
     struct gw_repair repair;
     struct gw_roster roster; /* the admin view's cluster list */
+    struct gw_presence presence; /* this node's presence members (presence.h) */
     /* Client reads (bus_read.c): at most READS_IN_FLIGHT on the link, the
      * rest wait, served one per client per turn (readq.h); both together at
      * most --max-recoveries. */
@@ -166,6 +169,9 @@ static inline int bus_retire_epoch(struct gw_bus *bus, const char *key, size_t k
 /* Brings Redis and the workers in line with the channel's want_mask.
  * Returns true when the channel was deleted. */
 bool gw_bus_chan_reconcile(struct gw_bus *bus, const char *name, size_t len, struct bus_chan *ch);
+/* bus.c: a new command for the inbox (name copied), and its post. */
+struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
+void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);
 
 /* bus_chan.c */
 /* Subscribes every wanted channel (pred NULL: a fresh link) or those whose
@@ -183,6 +189,9 @@ size_t gw_bus_prefixed(const struct gw_bus *bus, const char *name, size_t len, c
 struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len);
 /* Hands frame (ownership passes) to every worker that wants name. */
 void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame);
+/* The same in mail of another type (GW_WMAIL_PRESENCE_EVENT). */
+void gw_bus_fanout_as(struct gw_bus *bus, enum gw_wmail_type type, const char *name, size_t len,
+                      struct gw_frame *frame);
 /* Pauses or resumes Redis reads by the workers' inbox bytes (called by a
  * fan-out that took an inbox past the bound); the timer re-checks while paused. */
 void gw_bus_backpressure_check(struct gw_bus *bus);

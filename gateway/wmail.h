@@ -18,13 +18,15 @@ enum gw_wmail_type {
     GW_WMAIL_DRAIN,            /* SIGTERM: close every client with 1001 */
     GW_WMAIL_RECOVERY,         /* one page of a client's recovery on channel name */
     GW_WMAIL_HISTORY_RESULT,   /* the reply frame to a history request, or NULL: unavailable */
+    GW_WMAIL_PRESENCE_RESULT,  /* the reply frame to a presence read, or NULL: unavailable */
+    GW_WMAIL_PRESENCE_EVENT,   /* frame for the local subscribers of name that asked for presence events */
 };
 
 struct gw_wmail {
     struct gw_mail link; /* first */
     enum gw_wmail_type type;
-    struct gw_frame *frame; /* DELIVER, HISTORY_RESULT: one reference, owned by the mail */
-    uint64_t session_id; /* PUBLISH_RESULT, RECOVERY, HISTORY_RESULT */
+    struct gw_frame *frame; /* DELIVER, HISTORY_RESULT, PRESENCE_RESULT, PRESENCE_EVENT: one reference, owned by the mail */
+    uint64_t session_id; /* PUBLISH_RESULT, RECOVERY, HISTORY_RESULT, PRESENCE_RESULT */
     bool has_id;
     int64_t id;
     bool ok;
@@ -40,7 +42,7 @@ struct gw_wmail {
     uint32_t gen; /* LIVE */
     size_t bytes; /* gw_wmail_bytes, counted once when posted to a worker */
     size_t name_len;
-    char name[]; /* DELIVER, LIVE: channel name, NUL-terminated */
+    char name[]; /* DELIVER, LIVE, PRESENCE_EVENT: channel name, NUL-terminated */
 };
 
 /* Returns a new mail with room for the name (copied when given). */
