@@ -46,12 +46,12 @@
 --
 -- Envelope PUBLISHed to C (docs/PROTOCOL.md, common/envelope.h):
 --   "\255wsgate1 " <offset> " " <epoch> "\n" <payload>
--- With a 5th argument "shard" (Redis Cluster mode, issue 19; VERSION 5) the
+-- With a 5th argument "shard" (Redis Cluster mode, issue 19; VERSION 6) the
 -- envelope goes out with SPUBLISH instead: sharded subscribers see nothing a
 -- PUBLISH sends. C holds no hash tag (the gateway refuses names with braces in
 -- cluster mode), so C, {C}:meta and {C}:stream share one slot.
 
-local VERSION = 5
+local VERSION = 6
 local DEFAULT_HISTORY = 1000
 local DEFAULT_TTL = 86400
 local MAX_HISTORY = 1000000
