@@ -1,0 +1,222 @@
+/* The server API's control requests and the nodes' control messages, parsed
+ * and written with jansson (see ctl.h). */
+#include "ctl.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "alloc.h"
+
+/* Duplicate keys are refused: a body must mean one thing. */
+#define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+/* Counts fit in a JSON number any backend reads exactly: 2^53 - 1. */
+#define SAFE_INT_MAX INT64_C(9007199254740991)
+
+static int fail(enum gw_err *err, char *msg, size_t mlen, enum gw_err e, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int fail(enum gw_err *err, char *msg, size_t mlen, enum gw_err e, const char *fmt, ...)
+{
+    va_list ap;
+
+    *err = e;
+    if (mlen) {
+        va_start(ap, fmt);
+        vsnprintf(msg, mlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+/* Copies string member v (1..max bytes, no NUL) into out (room for max + 1). */
+static bool copy_str(json_t *v, size_t max, char *out, size_t *outlen, bool empty_ok)
+{
+    size_t n;
+
+    if (!json_is_string(v))
+        return false;
+    n = json_string_length(v);
+    if ((!n && !empty_ok) || n > max || memchr(json_string_value(v), '\0', n))
+        return false;
+    memcpy(out, json_string_value(v), n);
+    out[n] = '\0';
+    if (outlen)
+        *outlen = n;
+    return true;
+}
+
+bool gw_ctl_code_stops(int code)
+{
+    return code == GW_CLOSE_DISCONNECT_STOP || (code >= GW_CLOSE_APP_STOP_MIN && code <= GW_CLOSE_APP_MAX);
+}
+
+static bool code_known(int code)
+{
+    return code == GW_CLOSE_DISCONNECT || code == GW_CLOSE_DISCONNECT_STOP ||
+           (code >= GW_CLOSE_APP_RECONNECT_MIN && code <= GW_CLOSE_APP_MAX);
+}
+
+/* The members of a disconnect, from an API body or a control message. */
+static int read_disconnect(json_t *root, struct gw_ctl_disconnect *out, enum gw_err *err, char *msg, size_t mlen)
+{
+    json_t *user = json_object_get(root, "user"), *code = json_object_get(root, "code"),
+           *reason = json_object_get(root, "reason"), *rec = json_object_get(root, "reconnect");
+    bool stops;
+
+    if (!user)
+        return fail(err, msg, mlen, GW_ERR_BAD_REQUEST, "\"user\" is missing");
+    if (!copy_str(user, GW_CTL_USER_MAX, out->user, &out->user_len, false))
+        return fail(err, msg, mlen, GW_ERR_BAD_REQUEST,
+                    "\"user\" must be a string of 1..%d bytes without NUL (a token's \"sub\")", GW_CTL_USER_MAX);
+    if (rec && !json_is_boolean(rec))
+        return fail(err, msg, mlen, GW_ERR_BAD_REQUEST, "\"reconnect\" must be true or false");
+    if (code) {
+        json_int_t c = json_is_integer(code) ? json_integer_value(code) : 0;
+        if (!code_known((int)c) || c != (int)c)
+            return fail(err, msg, mlen, GW_ERR_BAD_REQUEST,
+                        "\"code\" must be %d, %d, or an integer in %d..%d", GW_CLOSE_DISCONNECT,
+                        GW_CLOSE_DISCONNECT_STOP, GW_CLOSE_APP_RECONNECT_MIN, GW_CLOSE_APP_MAX);
+        out->code = (int)c;
+        stops = gw_ctl_code_stops(out->code);
+        if (rec && json_is_true(rec) == stops)
+            return fail(err, msg, mlen, GW_ERR_BAD_REQUEST,
+                        "\"code\" %d %s, which contradicts \"reconnect\"", out->code,
+                        stops ? "tells the client not to reconnect" : "tells the client to reconnect");
+    } else {
+        stops = rec && json_is_false(rec);
+        out->code = stops ? GW_CLOSE_DISCONNECT_STOP : GW_CLOSE_DISCONNECT;
+    }
+    if (reason) {
+        if (!copy_str(reason, GW_CTL_REASON_MAX, out->reason, NULL, true))
+            return fail(err, msg, mlen, GW_ERR_BAD_REQUEST, "\"reason\" must be a string of at most %d bytes",
+                        GW_CTL_REASON_MAX);
+    } else {
+        snprintf(out->reason, sizeof out->reason, "%s", stops ? "disconnected, do not reconnect" : "disconnected");
+    }
+    return 0;
+}
+
+int gw_ctl_parse_disconnect_body(const char *buf, size_t len, struct gw_ctl_disconnect *out, enum gw_err *err,
+                                 char *errmsg, size_t errlen)
+{
+    static const char *const known[] = { "user", "code", "reason", "reconnect" };
+    json_error_t jerr;
+    json_t *root;
+    const char *key;
+    json_t *v;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    *err = GW_ERR_NONE;
+    if (errlen)
+        errmsg[0] = '\0';
+    root = json_loadb(buf ? buf : "", buf ? len : 0, LOAD_FLAGS, &jerr);
+    if (!root)
+        return fail(err, errmsg, errlen, GW_ERR_BAD_JSON, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "body must be a JSON object with \"user\"");
+    }
+    /* An unknown member is most likely a typo ("reconect"); refusing it keeps
+     * a ban from silently becoming a plain disconnect. */
+    json_object_foreach(root, key, v) {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            ok = ok || strcmp(key, known[i]) == 0;
+        if (!ok) {
+            char name[64];
+            snprintf(name, sizeof name, "%s", key);
+            json_decref(root);
+            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "unknown member \"%s\"", name);
+        }
+    }
+    rc = read_disconnect(root, out, err, errmsg, errlen);
+    json_decref(root);
+    return rc;
+}
+
+int gw_ctl_parse(const char *buf, size_t len, struct gw_ctl_msg *out)
+{
+    json_error_t jerr;
+    json_t *root, *op, *req;
+    enum gw_err err;
+    int rc = -EINVAL;
+
+    memset(out, 0, sizeof *out);
+    root = json_loadb(buf ? buf : "", buf ? len : 0, LOAD_FLAGS, &jerr);
+    if (!root)
+        return -EINVAL;
+    op = json_object_get(root, "op");
+    req = json_object_get(root, "req");
+    if (!json_is_object(root) || !json_is_string(op) || !json_is_integer(req) || json_integer_value(req) < 0 ||
+        json_integer_value(req) > SAFE_INT_MAX ||
+        !copy_str(json_object_get(root, "from"), GW_CTL_NODE_MAX, out->from, NULL, false))
+        goto out;
+    out->req = (uint64_t)json_integer_value(req);
+    if (strcmp(json_string_value(op), "disconnect") == 0) {
+        if (read_disconnect(root, &out->dis, &err, NULL, 0) == 0) {
+            out->op = GW_CTL_DISCONNECT;
+            rc = 0;
+        }
+    } else if (strcmp(json_string_value(op), "done") == 0) {
+        json_t *closed = json_object_get(root, "closed");
+        if (json_is_integer(closed) && json_integer_value(closed) >= 0 && json_integer_value(closed) <= SAFE_INT_MAX) {
+            out->closed = (uint64_t)json_integer_value(closed);
+            out->op = GW_CTL_DONE;
+            rc = 0;
+        }
+    }
+out:
+    json_decref(root);
+    if (rc != 0)
+        memset(out, 0, sizeof *out);
+    return rc;
+}
+
+/* jansson fails here only when out of memory: fatal, as in alloc.h. */
+static void oom(void)
+{
+    static const char msg[] = "wsgate: out of memory building a control message\n";
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
+        /* nothing left to report to */
+    }
+    abort();
+}
+
+static void set_new(json_t *o, const char *key, json_t *v)
+{
+    if (!v || json_object_set_new(o, key, v) != 0)
+        oom();
+}
+
+char *gw_ctl_format(const struct gw_ctl_msg *m, size_t *len)
+{
+    json_t *o = json_object();
+    char *text;
+
+    if (!o)
+        oom();
+    set_new(o, "op", json_string(m->op == GW_CTL_DONE ? "done" : "disconnect"));
+    set_new(o, "from", json_string(m->from));
+    set_new(o, "req", json_integer((json_int_t)(m->req & (uint64_t)SAFE_INT_MAX)));
+    if (m->op == GW_CTL_DONE) {
+        set_new(o, "closed", json_integer((json_int_t)(m->closed & (uint64_t)SAFE_INT_MAX)));
+    } else {
+        set_new(o, "user", json_stringn(m->dis.user, m->dis.user_len));
+        set_new(o, "code", json_integer(m->dis.code));
+        set_new(o, "reason", json_string(m->dis.reason));
+    }
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!text)
+        oom();
+    *len = strlen(text);
+    return text;
+}

@@ -1,0 +1,84 @@
+/* The server API's control requests: the JSON body of POST /api/disconnect
+ * (docs/PROTOCOL.md, "Server API"), and the control messages the nodes
+ * exchange over Redis to carry it out (the command on __wsgate:ctl, each
+ * node's answer on __wsgate:ctl:<origin node id>).
+ *
+ * Pure: no sockets, no threads, no state. Every parser takes untrusted bytes
+ * (a backend's body; whatever anyone PUBLISHes on the control channel),
+ * keeps nothing of them, and sets an error once. Fuzzed by
+ * tests/fuzz/fuzz_ctl.c. Any thread. */
+#ifndef GW_CTL_H
+#define GW_CTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* Redis channels of the control plane: outside every client prefix (clients
+ * are refused `__wsgate:` names, docs/PROTOCOL.md "Channel names"). */
+#define GW_CTL_CHANNEL "__wsgate:ctl"
+#define GW_CTL_REPLY_PREFIX "__wsgate:ctl:"
+
+/* A "sub" the API names: at most this many bytes (JWT subs are not bounded
+ * by the verifier; a longer one cannot be disconnected by name). */
+#define GW_CTL_USER_MAX 256
+/* A close reason: RFC 6455 leaves 123 bytes of a close frame to it. */
+#define GW_CTL_REASON_MAX 123
+/* A node id inside a control message. */
+#define GW_CTL_NODE_MAX 128
+
+/* Close codes of a server-side disconnect (docs/PROTOCOL.md, "Close codes"). */
+#define GW_CLOSE_DISCONNECT 4010        /* the client may reconnect */
+#define GW_CLOSE_DISCONNECT_STOP 4011   /* the client must not reconnect by itself */
+#define GW_CLOSE_APP_RECONNECT_MIN 4100 /* 4100..4299: application codes, reconnect */
+#define GW_CLOSE_APP_STOP_MIN 4300      /* 4300..4499: application codes, do not reconnect */
+#define GW_CLOSE_APP_MAX 4499
+
+/* What a disconnect does; filled by gw_ctl_parse_disconnect_body and by
+ * gw_ctl_parse for a GW_CTL_DISCONNECT. */
+struct gw_ctl_disconnect {
+    char user[GW_CTL_USER_MAX + 1]; /* NUL-terminated, holds no NUL */
+    size_t user_len;
+    int code;                           /* one of the codes above */
+    char reason[GW_CTL_REASON_MAX + 1]; /* NUL-terminated close reason */
+};
+
+/* Parses a POST /api/disconnect body: {"user": string, "code"?: int,
+ * "reason"?: string, "reconnect"?: bool}. Without "code", "reconnect"
+ * (default true) picks 4010 or 4011; with both, they must agree (4100..4299
+ * reconnect, 4300..4499 do not). Returns 0, or -EINVAL with *err set to
+ * GW_ERR_BAD_JSON or GW_ERR_BAD_REQUEST and errmsg (NUL-terminated, at most
+ * errlen bytes) saying why. buf may hold any bytes; it is not kept. */
+int gw_ctl_parse_disconnect_body(const char *buf, size_t len, struct gw_ctl_disconnect *out, enum gw_err *err,
+                                 char *errmsg, size_t errlen);
+
+/* True when code closes a connection for good (the client does not
+ * reconnect by itself): 4011 and 4300..4499. */
+bool gw_ctl_code_stops(int code);
+
+enum gw_ctl_op {
+    GW_CTL_NONE = 0,
+    GW_CTL_DISCONNECT, /* on GW_CTL_CHANNEL: close the user's connections */
+    GW_CTL_DONE,       /* on a node's reply channel: how many one node closed */
+};
+
+/* One control message. */
+struct gw_ctl_msg {
+    enum gw_ctl_op op;
+    char from[GW_CTL_NODE_MAX + 1]; /* DISCONNECT: the origin node; DONE: the node answering */
+    uint64_t req;                   /* the origin's request number */
+    struct gw_ctl_disconnect dis;   /* DISCONNECT */
+    uint64_t closed;                /* DONE */
+};
+
+/* Parses a control message. Returns 0, or -EINVAL (not a control message
+ * this version knows: the caller counts and drops it). */
+int gw_ctl_parse(const char *buf, size_t len, struct gw_ctl_msg *out);
+
+/* The JSON text of m (malloc'd, *len set; the caller frees), which
+ * gw_ctl_parse reads back the same. Never fails (aborts on OOM). */
+char *gw_ctl_format(const struct gw_ctl_msg *m, size_t *len);
+
+#endif

@@ -1,0 +1,59 @@
+/* libFuzzer harness for the server API's request bodies and the nodes'
+ * control messages (common/ctl.[ch]). The input is copied to a heap buffer of
+ * exactly its size (an overread is caught) and fed to both parsers. Beyond
+ * "no crash", it checks what the node relies on: an accepted disconnect has
+ * a user of 1..GW_CTL_USER_MAX bytes without NUL, a known close code and a
+ * reason that fits a close frame; a refusal says why; and a control message
+ * that parses is written back to text that parses to the same thing. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_disconnect(const struct gw_ctl_disconnect *d)
+{
+    bool code_ok = d->code == GW_CLOSE_DISCONNECT || d->code == GW_CLOSE_DISCONNECT_STOP ||
+                   (d->code >= GW_CLOSE_APP_RECONNECT_MIN && d->code <= GW_CLOSE_APP_MAX);
+
+    if (d->user_len < 1 || d->user_len > GW_CTL_USER_MAX || strlen(d->user) != d->user_len || !code_ok ||
+        strlen(d->reason) > GW_CTL_REASON_MAX)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct gw_ctl_disconnect d;
+    struct gw_ctl_msg m, back;
+    enum gw_err err;
+    char msg[256], *buf, *text;
+    size_t len;
+
+    if (size > 65536)
+        return 0;
+    buf = malloc(size ? size : 1);
+    if (!buf)
+        return 0;
+    memcpy(buf, data, size);
+    if (gw_ctl_parse_disconnect_body(buf, size, &d, &err, msg, sizeof msg) == 0)
+        check_disconnect(&d);
+    else if (err == GW_ERR_NONE || !msg[0])
+        abort();
+    if (gw_ctl_parse(buf, size, &m) == 0) {
+        if (m.op == GW_CTL_DISCONNECT)
+            check_disconnect(&m.dis);
+        text = gw_ctl_format(&m, &len);
+        if (gw_ctl_parse(text, len, &back) != 0 || back.op != m.op || strcmp(back.from, m.from) != 0 ||
+            (m.op == GW_CTL_DONE && back.closed != m.closed) ||
+            (m.op == GW_CTL_DISCONNECT && (back.dis.code != m.dis.code || back.dis.user_len != m.dis.user_len ||
+                                           memcmp(back.dis.user, m.dis.user, m.dis.user_len) != 0 ||
+                                           strcmp(back.dis.reason, m.dis.reason) != 0)))
+            abort();
+        free(text);
+    }
+    free(buf);
+    return 0;
+}

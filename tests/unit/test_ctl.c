@@ -1,0 +1,174 @@
+/* Check suite for common/ctl.[ch]: the POST /api/disconnect body (every
+ * member, defaults, limits, contradictions) and the control messages the
+ * nodes exchange (round trip, refusal of anything else). */
+#include <errno.h>
+#include <stdio.h>
+
+#include "ctl.h"
+#include "unit.h"
+
+static struct gw_ctl_disconnect d;
+static enum gw_err err;
+static char msg[256];
+
+static int body(const char *text)
+{
+    return gw_ctl_parse_disconnect_body(text, strlen(text), &d, &err, msg, sizeof msg);
+}
+
+START_TEST(defaults_reconnect)
+{
+    ck_assert_int_eq(body("{\"user\":\"alice\"}"), 0);
+    ck_assert_str_eq(d.user, "alice");
+    ck_assert_uint_eq(d.user_len, 5);
+    ck_assert_int_eq(d.code, GW_CLOSE_DISCONNECT);
+    ck_assert_str_eq(d.reason, "disconnected");
+    ck_assert(!gw_ctl_code_stops(d.code));
+}
+END_TEST
+
+START_TEST(reconnect_false_stops)
+{
+    ck_assert_int_eq(body("{\"user\":\"bob\",\"reconnect\":false,\"reason\":\"banned\"}"), 0);
+    ck_assert_int_eq(d.code, GW_CLOSE_DISCONNECT_STOP);
+    ck_assert_str_eq(d.reason, "banned");
+    ck_assert(gw_ctl_code_stops(d.code));
+    ck_assert_int_eq(body("{\"user\":\"bob\",\"reconnect\":false}"), 0);
+    ck_assert_str_eq(d.reason, "disconnected, do not reconnect");
+}
+END_TEST
+
+START_TEST(application_codes)
+{
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4100}"), 0);
+    ck_assert_int_eq(d.code, 4100);
+    ck_assert(!gw_ctl_code_stops(4299));
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4499,\"reconnect\":false}"), 0);
+    ck_assert(gw_ctl_code_stops(d.code));
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4011}"), 0);
+    ck_assert_str_eq(d.reason, "disconnected, do not reconnect");
+    /* A code and reconnect that disagree. */
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4300,\"reconnect\":true}"), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_REQUEST);
+    ck_assert(strstr(msg, "contradicts") != NULL);
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4010,\"reconnect\":false}"), -EINVAL);
+    /* Codes outside the documented ranges. */
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4008}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4500}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":1000}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4294971396}"), -EINVAL); /* 2^32 + 4100 */
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":4100.0}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":\"u\",\"code\":\"4100\"}"), -EINVAL);
+}
+END_TEST
+
+START_TEST(bad_bodies)
+{
+    ck_assert_int_eq(body(""), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_JSON);
+    ck_assert_int_eq(body("{\"user\":\"a\""), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_JSON);
+    ck_assert_int_eq(body("[\"alice\"]"), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_REQUEST);
+    ck_assert_int_eq(body("{}"), -EINVAL);
+    ck_assert(strstr(msg, "\"user\" is missing") != NULL);
+    ck_assert_int_eq(body("{\"user\":\"\"}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":7}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":\"a\\u0000b\"}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":\"a\",\"user\":\"b\"}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":\"a\",\"reconect\":false}"), -EINVAL);
+    ck_assert(strstr(msg, "unknown member \"reconect\"") != NULL);
+    ck_assert_int_eq(body("{\"user\":\"a\",\"reconnect\":0}"), -EINVAL);
+    ck_assert_int_eq(body("{\"user\":\"a\",\"reason\":5}"), -EINVAL);
+}
+END_TEST
+
+START_TEST(limits)
+{
+    char buf[1024], user[GW_CTL_USER_MAX + 2], reason[GW_CTL_REASON_MAX + 2];
+
+    memset(user, 'u', sizeof user);
+    user[GW_CTL_USER_MAX] = '\0';
+    memset(reason, 'r', sizeof reason);
+    reason[GW_CTL_REASON_MAX] = '\0';
+    snprintf(buf, sizeof buf, "{\"user\":\"%s\",\"reason\":\"%s\"}", user, reason);
+    ck_assert_int_eq(body(buf), 0);
+    ck_assert_uint_eq(d.user_len, GW_CTL_USER_MAX);
+    ck_assert_uint_eq(strlen(d.reason), GW_CTL_REASON_MAX);
+    user[GW_CTL_USER_MAX] = 'u';
+    user[GW_CTL_USER_MAX + 1] = '\0';
+    snprintf(buf, sizeof buf, "{\"user\":\"%s\"}", user);
+    ck_assert_int_eq(body(buf), -EINVAL);
+    reason[GW_CTL_REASON_MAX] = 'r';
+    reason[GW_CTL_REASON_MAX + 1] = '\0';
+    snprintf(buf, sizeof buf, "{\"user\":\"u\",\"reason\":\"%s\"}", reason);
+    ck_assert_int_eq(body(buf), -EINVAL);
+}
+END_TEST
+
+START_TEST(messages_round_trip)
+{
+    struct gw_ctl_msg m = { .op = GW_CTL_DISCONNECT, .req = 42 }, back;
+    size_t len;
+    char *text;
+
+    snprintf(m.from, sizeof m.from, "node-a");
+    ck_assert_int_eq(body("{\"user\":\"al\\\"ice\",\"code\":4301,\"reason\":\"b\\u00e9\"}"), 0);
+    m.dis = d;
+    text = gw_ctl_format(&m, &len);
+    ck_assert_int_eq(gw_ctl_parse(text, len, &back), 0);
+    free(text);
+    ck_assert_int_eq(back.op, GW_CTL_DISCONNECT);
+    ck_assert_str_eq(back.from, "node-a");
+    ck_assert_uint_eq(back.req, 42);
+    ck_assert_str_eq(back.dis.user, "al\"ice");
+    ck_assert_int_eq(back.dis.code, 4301);
+    ck_assert_str_eq(back.dis.reason, "b\xc3\xa9");
+
+    m = (struct gw_ctl_msg){ .op = GW_CTL_DONE, .req = 7, .closed = 3 };
+    snprintf(m.from, sizeof m.from, "node-b");
+    text = gw_ctl_format(&m, &len);
+    ck_assert_int_eq(gw_ctl_parse(text, len, &back), 0);
+    free(text);
+    ck_assert_int_eq(back.op, GW_CTL_DONE);
+    ck_assert_str_eq(back.from, "node-b");
+    ck_assert_uint_eq(back.closed, 3);
+}
+END_TEST
+
+START_TEST(messages_refused)
+{
+    static const char *const bad[] = {
+        "", "null", "{}", "{\"op\":\"disconnect\",\"from\":\"a\",\"req\":1}",
+        "{\"op\":\"disconnect\",\"from\":\"a\",\"req\":-1,\"user\":\"u\",\"code\":4010}",
+        "{\"op\":\"disconnect\",\"from\":\"\",\"req\":1,\"user\":\"u\"}",
+        "{\"op\":\"disconnect\",\"from\":\"a\",\"req\":1,\"user\":\"u\",\"code\":1000}",
+        "{\"op\":\"done\",\"from\":\"a\",\"req\":1}",
+        "{\"op\":\"done\",\"from\":\"a\",\"req\":1,\"closed\":-2}",
+        "{\"op\":\"reboot\",\"from\":\"a\",\"req\":1}",
+        "{\"op\":\"done\",\"op\":\"done\",\"from\":\"a\",\"req\":1,\"closed\":1}",
+    };
+    struct gw_ctl_msg m;
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(gw_ctl_parse(bad[i], strlen(bad[i]), &m) == -EINVAL, "accepted %s", bad[i]);
+        ck_assert_int_eq(m.op, GW_CTL_NONE);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ctl");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_test(tc, defaults_reconnect);
+    tcase_add_test(tc, reconnect_false_stops);
+    tcase_add_test(tc, application_codes);
+    tcase_add_test(tc, bad_bodies);
+    tcase_add_test(tc, limits);
+    tcase_add_test(tc, messages_round_trip);
+    tcase_add_test(tc, messages_refused);
+    suite_add_tcase(s, tc);
+    return gw_run_suite(s);
+}
