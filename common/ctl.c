@@ -118,6 +118,9 @@ int gw_ctl_parse_disconnect_body(const char *buf, size_t len, struct gw_ctl_disc
     if (errlen)
         errmsg[0] = '\0';
     root = json_loadb(buf ? buf : "", buf ? len : 0, LOAD_FLAGS, &jerr);
+    /* Valid JSON that says two things at once is a mistake in content. */
+    if (!root && json_error_code(&jerr) == json_error_duplicate_key)
+        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "a member appears twice: %s", jerr.text);
     if (!root)
         return fail(err, errmsg, errlen, GW_ERR_BAD_JSON, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
     if (!json_is_object(root)) {

@@ -14,13 +14,16 @@
 
 #include "alloc.h"
 #include "apikey.h"
+#include "bus.h"
 #include "codec.h"
+#include "ctl.h"
 #include "intake.h"
 #include "json.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "text.h"
+#include "wmail.h"
 
 /* Most connections accepted per readiness of the API socket (see worker.c). */
 #define ACCEPT_BATCH 16
@@ -119,7 +122,16 @@ static long long content_length(struct lws *wsi)
     return v;
 }
 
-void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
+enum gw_api_op gw_api_op_of(const char *uri)
+{
+    if (strcmp(uri, GW_API_PATH) == 0)
+        return GW_API_OP_PUBLISH;
+    if (strcmp(uri, GW_API_DISCONNECT_PATH) == 0)
+        return GW_API_OP_DISCONNECT;
+    return GW_API_OP_NONE;
+}
+
+void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enum gw_api_op op)
 {
     size_t max = api->node->cfg->max_api_body_bytes;
     bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
@@ -127,6 +139,7 @@ void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
 
     gw_api_req_release(r);
     r->wsi = wsi;
+    r->op = op;
     if (!post) {
         answer_error(api, r, 405, "method_not_allowed", "use POST");
         r->hdr_name = "allow:";
@@ -162,6 +175,72 @@ void gw_api_body(struct gw_api_req *r, const void *in, size_t len)
     r->len += len;
 }
 
+/* Waits in the table for the bus's answer under a fresh id. */
+static void wait_for(struct gw_api *api, struct gw_api_req *r, uint64_t id)
+{
+    r->id = id;
+    api->next_seq++;
+    gw_dict_add(&api->pending, &r->id, sizeof(r->id), r, NULL);
+    r->api = api;
+    r->phase = GW_API_WAITING;
+}
+
+/* POST /api/disconnect, its body complete. */
+static void end_disconnect(struct gw_api *api, struct gw_api_req *r)
+{
+    struct gw_ctl_disconnect d;
+    enum gw_err err = GW_ERR_BAD_REQUEST;
+    char msg[256] = "body length does not match its Content-Length";
+    int rc = r->len == r->expect && !r->overflow
+                 ? gw_ctl_parse_disconnect_body(r->body, r->len, &d, &err, msg, sizeof msg)
+                 : -EINVAL;
+
+    free(r->body);
+    r->body = NULL;
+    r->phase = GW_API_IDLE;
+    if (rc != 0)
+        answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
+    else if (gw_node_draining(api->node))
+        answer_error(api, r, 503, "unavailable", "node is draining; ask another node");
+    else if (!api->node->bus || !gw_node_ready(api->node))
+        answer_error(api, r, 503, "unavailable", "Redis is unavailable; nothing was disconnected");
+    else {
+        uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
+        /* The answer comes back through this worker's inbox, so the request
+         * is in the table before it can arrive. */
+        wait_for(api, r, id);
+        gw_bus_post_disconnect(api->node->bus, api->worker, id, &d);
+    }
+}
+
+void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m)
+{
+    uint64_t id = m->session_id;
+    struct gw_api_req *r = api->started ? gw_dict_delete(&api->pending, &id, sizeof(id)) : NULL;
+    char ok[160];
+    int n;
+
+    if (!r) {
+        LOG_DBG("disconnect result dropped id=%" PRIu64 " reason=connection_gone", id & ~GW_API_ID_FLAG);
+        return;
+    }
+    r->api = NULL;
+    if (!m->ok) {
+        answer_error(api, r, 503, "unavailable", "Redis did not take the command; nothing is known to be closed");
+    } else {
+        n = snprintf(ok, sizeof ok, "{\"ok\":true,\"closed\":%" PRIu64 ",\"nodes\":%d,\"answered\":%d}\n",
+                     m->closed, m->nodes, m->answered);
+        count(api, 200);
+        free(r->answer);
+        r->answer = gw_xstrndup(ok, (size_t)n);
+        r->answer_len = (size_t)n;
+        r->status = 200;
+        r->hdr_name = r->hdr_value = NULL;
+        r->phase = GW_API_ANSWERED;
+    }
+    lws_callback_on_writable(r->wsi);
+}
+
 void gw_api_end(struct gw_api *api, struct gw_api_req *r)
 {
     const struct gw_node *node = api->node;
@@ -170,6 +249,10 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
 
     if (r->phase != GW_API_READING)
         return;
+    if (r->op == GW_API_OP_DISCONNECT) {
+        end_disconnect(api, r);
+        return;
+    }
     if (r->len == r->expect && !r->overflow) {
         rc = gw_codec_parse_publish_body(r->body, r->len, &req);
     } else {
@@ -200,11 +283,7 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
             /* The result comes back through this worker's inbox, so the
              * request is in the table before it can arrive. */
             req.data_json = NULL; /* moved to the bus */
-            r->id = id;
-            api->next_seq++;
-            gw_dict_add(&api->pending, &r->id, sizeof(r->id), r, NULL);
-            r->api = api;
-            r->phase = GW_API_WAITING;
+            wait_for(api, r, id);
         }
     }
     gw_request_deinit(&req);

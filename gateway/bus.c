@@ -188,6 +188,7 @@ static void link_on_open(void *ctx)
     struct bus_chan **sent = gw_xmalloc(sizeof(*sent) * (size_t)batch);
     int n = 0, total = 0;
 
+    gw_bus_ctl_open(bus);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans);; e = gw_dict_next(&bus->chans, e)) {
         if (e) {
             struct bus_chan *ch = e->value;
@@ -222,7 +223,9 @@ static void link_on_message(void *ctx, const char *key, size_t klen, const char 
 {
     struct gw_bus *bus = ctx;
     size_t nlen;
-    const char *name = gw_bus_unprefixed(bus, key, klen, &nlen);
+    const char *name = NULL;
+    if (!gw_bus_ctl_message(bus, key, klen, payload, len))
+        name = gw_bus_unprefixed(bus, key, klen, &nlen);
     if (name)
         on_live_message(bus, name, nlen, payload, len);
 }
@@ -304,6 +307,7 @@ static const struct gw_link_ops link_ops = {
     .on_message = link_on_message,
     .on_subscription = link_on_subscription,
     .on_published = link_on_published,
+    .on_counted = gw_bus_ctl_on_counted,
     .on_read = gw_bus_on_read,
     .on_roster = link_on_roster,
     .on_live = link_on_live,
@@ -357,6 +361,8 @@ static void bus_drain_inbox(struct gw_bus *bus)
         case CMD_RECOVER: gw_bus_cmd_recover(bus, cmd); break;
         case CMD_HISTORY: gw_bus_cmd_history(bus, cmd); break;
         case CMD_LEFT: gw_bus_cmd_left(bus, cmd); break;
+        case CMD_DISCONNECT: gw_bus_cmd_disconnect(bus, cmd); break;
+        case CMD_DISCONNECTED: gw_bus_cmd_disconnected(bus, cmd); break;
         }
         if (cmd->type == CMD_PUBLISH)
             atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
@@ -366,32 +372,16 @@ static void bus_drain_inbox(struct gw_bus *bus)
     }
 }
 
-static void bus_post(struct gw_bus *bus, struct bus_cmd *cmd)
-{
-    if (gw_mailbox_post(&bus->inbox, &cmd->link))
-        event_active(bus->wake_ev, EV_READ, 0);
-}
-
-static struct bus_cmd *cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len)
-{
-    struct bus_cmd *cmd = gw_xcalloc(1, sizeof(*cmd) + len + 1);
-    cmd->type = type;
-    cmd->worker = worker;
-    memcpy(cmd->name, name, len);
-    cmd->name_len = len;
-    return cmd;
-}
-
 void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t gen)
 {
-    struct bus_cmd *cmd = cmd_new(CMD_SUBSCRIBE, worker, name, len);
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_SUBSCRIBE, worker, name, len);
     cmd->gen = gen;
-    bus_post(bus, cmd);
+    gw_bus_cmd_post(bus, cmd);
 }
 
 void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len)
 {
-    bus_post(bus, cmd_new(CMD_UNSUBSCRIBE, worker, name, len));
+    gw_bus_cmd_post(bus, gw_bus_cmd_new(CMD_UNSUBSCRIBE, worker, name, len));
 }
 
 bool gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
@@ -404,13 +394,13 @@ bool gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bo
         atomic_fetch_sub_explicit(&bus->inbox_bytes, payload_len, memory_order_relaxed);
         return false; /* the client's unavailable is counted by its worker */
     }
-    struct bus_cmd *cmd = cmd_new(CMD_PUBLISH, worker, name, len);
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_PUBLISH, worker, name, len);
     cmd->session_id = session_id;
     cmd->has_id = has_id;
     cmd->id = id;
     cmd->payload = payload;
     cmd->payload_len = payload_len;
-    bus_post(bus, cmd);
+    gw_bus_cmd_post(bus, cmd);
     return true;
 }
 
@@ -424,31 +414,31 @@ static void cmd_set_since(struct bus_cmd *cmd, const struct gw_position *since)
 void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, uint32_t seq, const char *name,
                          size_t len, const struct gw_position *since, uint64_t target)
 {
-    struct bus_cmd *cmd = cmd_new(CMD_RECOVER, worker, name, len);
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_RECOVER, worker, name, len);
     cmd->session_id = session_id;
     cmd->seq = seq;
     cmd->target = target;
     cmd_set_since(cmd, since);
-    bus_post(bus, cmd);
+    gw_bus_cmd_post(bus, cmd);
 }
 
 void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, const struct gw_position *since, int limit)
 {
-    struct bus_cmd *cmd = cmd_new(CMD_HISTORY, worker, name, len);
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_HISTORY, worker, name, len);
     cmd->session_id = session_id;
     cmd->has_id = has_id;
     cmd->id = id;
     cmd_set_since(cmd, since);
     cmd->limit = limit;
-    bus_post(bus, cmd);
+    gw_bus_cmd_post(bus, cmd);
 }
 
 void gw_bus_post_left(struct gw_bus *bus, int worker, uint64_t session_id)
 {
-    struct bus_cmd *cmd = cmd_new(CMD_LEFT, worker, "", 0);
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_LEFT, worker, "", 0);
     cmd->session_id = session_id;
-    bus_post(bus, cmd);
+    gw_bus_cmd_post(bus, cmd);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -482,6 +472,7 @@ static void *bus_main(void *arg)
     else
         gw_link_stop(bus->link); /* fails every pending publish and read */
     gw_bus_reads_stop(bus);
+    gw_bus_ctl_stop(bus);
     bus_drain_inbox(bus); /* frees what came in after the loop stopped */
     LOG_INFO("bus stopped");
     return NULL;
@@ -512,6 +503,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     atomic_init(&bus->ready, false);
     atomic_init(&bus->stop, false);
     bus->prefix_len = strlen(cfg->channel_prefix);
+    bus->ctl = gw_bus_ctl_new(bus);
     /* A channel holds at most one client queue's worth while it repairs. */
     gw_repair_init(&bus->repair, &gw_bus_repair_ops, bus, cfg->queue_max_bytes,
                    (uint64_t)cfg->recovery_max_messages, &bus->stats);
@@ -562,6 +554,7 @@ void gw_bus_free(struct gw_bus *bus)
     if (!bus)
         return;
     gw_link_free(bus->link);
+    gw_bus_ctl_free(bus);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
         chan_free(e->value);
     gw_dict_deinit(&bus->chans);

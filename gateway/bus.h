@@ -102,6 +102,18 @@ void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, ui
 void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, const struct gw_position *since, int limit);
 
+/* Server API (bus_ctl.c): closes every connection of user d->user on every
+ * node with d->code and d->reason (copied). The answer comes back once as a
+ * GW_WMAIL_CTL_RESULT to worker, tagged api_id: ok with the connections
+ * closed by the nodes that answered within the timeout, how many nodes the
+ * command reached and how many answered; !ok when Redis did not take the
+ * command. Any thread; never fails here. */
+struct gw_ctl_disconnect;
+void gw_bus_post_disconnect(struct gw_bus *bus, int worker, uint64_t api_id, const struct gw_ctl_disconnect *d);
+/* Worker `worker` closed `closed` sessions for the GW_WMAIL_DISCONNECT
+ * tagged seq. Every worker answers each such mail exactly once. Any thread. */
+void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint64_t closed);
+
 /* Session session_id of worker is gone: its recoveries and history requests
  * still waiting for the link are dropped, not read (counted in
  * wsgate_client_reads_dropped_total); replies of reads already on the link

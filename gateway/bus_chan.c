@@ -1,5 +1,6 @@
-/* The bus's channel helpers, shared by bus.c and bus_read.c and calling
- * neither: Redis key <-> client name, the wanted-channel lookup, the size
+/* The bus's channel helpers, shared by bus.c, bus_read.c and bus_ctl.c and
+ * calling none of them: a command for the inbox and its posting (any
+ * thread), Redis key <-> client name, the wanted-channel lookup, the size
  * rule for payloads, the hand-off of one frame to every worker that wants
  * its channel, and the backpressure that hand-off can start. Bus thread. */
 #define GW_LOG_MODULE "bus"
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bus_int.h"
 #include "clock.h"
 #include "log.h"
@@ -131,4 +133,20 @@ void gw_bus_backpressure_check(struct gw_bus *bus)
 void gw_bus_on_backpressure_timer(evutil_socket_t fd, short what, void *arg)
 {
     gw_bus_backpressure_check(arg);
+}
+
+void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd)
+{
+    if (gw_mailbox_post(&bus->inbox, &cmd->link))
+        event_active(bus->wake_ev, EV_READ, 0);
+}
+
+struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len)
+{
+    struct bus_cmd *cmd = gw_xcalloc(1, sizeof(*cmd) + len + 1);
+    cmd->type = type;
+    cmd->worker = worker;
+    memcpy(cmd->name, name, len);
+    cmd->name_len = len;
+    return cmd;
 }

@@ -22,6 +22,7 @@
 #include "roster.h"
 
 struct bus_read; /* bus_read.c */
+struct bus_ctl;  /* bus_ctl.c */
 
 /* A client publish waits at most this many at once on the publisher
  * connection; beyond that Redis is not keeping up and clients get
@@ -38,7 +39,11 @@ struct bus_chan {
     uint32_t gen[]; /* per worker: the gen of its last SUBSCRIBE, echoed in LIVE */
 };
 
-enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT };
+enum bus_cmd_type {
+    CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT,
+    CMD_DISCONNECT,   /* server API: name is the user, id the close code, payload the reason */
+    CMD_DISCONNECTED, /* a worker's count (target) for the disconnect seq */
+};
 
 struct bus_cmd {
     struct gw_mail link; /* first */
@@ -50,8 +55,8 @@ struct bus_cmd {
     int64_t id;
     char *payload; /* PUBLISH: owned */
     size_t payload_len;
-    uint32_t seq; /* RECOVER */
-    uint64_t target; /* RECOVER: 0 for the first page */
+    uint32_t seq; /* RECOVER; DISCONNECTED: the apply it answers */
+    uint64_t target; /* RECOVER: 0 for the first page; DISCONNECTED: sessions closed */
     bool has_since; /* RECOVER, HISTORY */
     struct gw_position since;
     int limit; /* HISTORY */
@@ -107,6 +112,7 @@ struct gw_bus {
      * most --max-recoveries. */
     int reads_in_flight;
     struct gw_readq waiting;
+    struct bus_ctl *ctl; /* the control plane (bus_ctl.c) */
 };
 
 /* bus_chan.c */
@@ -131,6 +137,25 @@ void gw_bus_deliver(struct gw_bus *bus, const char *name, size_t len, const stru
 /* True (and counted) when a payload must not reach clients: over
  * --max-message-bytes. */
 bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
+
+/* bus_chan.c: a command for the bus's inbox (name copied), and posting it (any thread). */
+struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
+void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);
+
+/* bus_ctl.c: the control plane. */
+struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus);
+/* link_ops.on_open: subscribes __wsgate:ctl and this node's reply channel. */
+void gw_bus_ctl_open(struct gw_bus *bus);
+/* link_ops.on_message for the control keys: true when key was one (handled). */
+bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const char *payload, size_t len);
+/* link_ops.on_counted */
+void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers);
+void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd);
+void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd);
+/* Answers every disconnect still waiting as failed (the bus is stopping). */
+void gw_bus_ctl_stop(struct gw_bus *bus);
+/* Frees the control plane; NULL-safe. Main thread, bus stopped. */
+void gw_bus_ctl_free(struct gw_bus *bus);
 
 /* bus_read.c */
 /* repair.h's ops for the bus: deliver and gap fan out, read reads the stream, retire ends an epoch. */

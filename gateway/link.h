@@ -37,6 +37,10 @@ struct gw_link_ops {
      * place in the channel's history, or NULL on an error reply or when the
      * link went down first. Exactly once per token. */
     void (*on_published)(void *ctx, void *token, const struct gw_position *at);
+    /* Result of one gw_link_publish_counted that returned 0: how many
+     * subscribers Redis delivered it to, or -1 on an error reply or when the
+     * link went down first. Exactly once per token. */
+    void (*on_counted)(void *ctx, void *token, long long receivers);
     /* Result of one gw_link_read that returned 0: page (borrowed for the
      * call) or NULL when the read failed. Exactly once per token. */
     void (*on_read)(void *ctx, void *token, const struct gw_history_page *page);
@@ -111,6 +115,12 @@ int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const ch
  * history), or NULL on an error reply. Returns as gw_link_publish. Bus thread. */
 int gw_link_publish_plain(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
                           void *token);
+
+/* A plain PUBLISH (the control plane's, not a client channel's) whose
+ * answer, on_counted, says how many subscribers received it. Returns as
+ * gw_link_publish. Bus thread. */
+int gw_link_publish_counted(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
+                            void *token);
 
 /* Reads key's stream (FCALL_RO wsgate_history): the entries after since, or
  * with latest the newest ones, at most limit entries and about max_bytes of

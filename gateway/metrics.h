@@ -31,7 +31,7 @@ static inline uint64_t gw_stat_get(const gw_stat *s)
     return atomic_load_explicit((gw_stat *)s, memory_order_relaxed);
 }
 
-enum gw_shed_reason { GW_SHED_SLOW_CONSUMER = 0, GW_SHED_IDLE_TIMEOUT, GW_SHED__COUNT };
+enum gw_shed_reason { GW_SHED_SLOW_CONSUMER = 0, GW_SHED_IDLE_TIMEOUT, GW_SHED_API_DISCONNECT, GW_SHED__COUNT };
 const char *gw_shed_reason_name(enum gw_shed_reason r);
 
 /* Why a WebSocket upgrade was refused: not /ws, draining, --max-connections,
@@ -112,6 +112,7 @@ struct gw_bus_stats {
     gw_stat heartbeat_rtt_us; /* gauge: last heartbeat echo round trip */
     gw_stat redis_messages_dropped_bad_envelope; /* reserved payload that is no envelope we read */
     gw_stat redis_messages_dropped_link_reset; /* read from the socket but not handled: the link was reset */
+    gw_stat ctl_dropped; /* control-channel messages that are no command or answer we read (bus_ctl.c) */
     /* Node-side repair (repair.h). */
     gw_stat history_gaps;              /* offset jumps seen, each read back */
     gw_stat history_messages_repaired; /* messages passed on from a read-back */

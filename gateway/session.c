@@ -76,6 +76,7 @@ void gw_session_free(struct gw_session *s)
     gw_outq_deinit(&s->outq);
     free(s->rxbuf);
     gw_jwt_claims_free(s->claims);
+    free(s->close_text);
     LOG_DBG("closed id=%llu", (unsigned long long)s->id);
     free(s);
 }

@@ -138,3 +138,20 @@ bool gw_session_permitted(struct gw_session *s, const struct gw_request *req)
                                        : "this client may not subscribe to this channel");
     return false;
 }
+
+bool gw_session_disconnect_user(struct gw_session *s, const char *user, size_t len, int code, const char *reason)
+{
+    const char *sub = s->claims ? s->claims->sub : NULL;
+    char logsub[SUB_LOG_MAX];
+
+    if (s->state != GW_SESSION_OPEN || !sub || strlen(sub) != len || memcmp(sub, user, len) != 0)
+        return false;
+    gw_stat_add(&s->host->stats->shed[GW_SHED_API_DISCONNECT], 1);
+    LOG_INFO("disconnect id=%llu sub=\"%s\" code=%d reason=server_api", (unsigned long long)s->id,
+             gw_access_log_sub(sub, logsub, sizeof logsub), code);
+    free(s->close_text);
+    s->close_text = gw_xstrdup(reason);
+    /* Nothing queued is worth sending to a user being put out: close now. */
+    gw_session_close(s, code, s->close_text, false);
+    return true;
+}

@@ -18,6 +18,8 @@ enum gw_wmail_type {
     GW_WMAIL_DRAIN,            /* SIGTERM: close every client with 1001 */
     GW_WMAIL_RECOVERY,         /* one page of a client's recovery on channel name */
     GW_WMAIL_HISTORY_RESULT,   /* the reply frame to a history request, or NULL: unavailable */
+    GW_WMAIL_DISCONNECT,       /* server API: close every session of user name (code id, reason text), answer seq */
+    GW_WMAIL_CTL_RESULT,       /* server API: the cluster's answer to a disconnect asked by API request session_id */
 };
 
 struct gw_wmail {
@@ -38,6 +40,9 @@ struct gw_wmail {
     struct gw_frame **frames; /* owned array of owned references, oldest first */
     size_t nframes;
     uint32_t gen; /* LIVE */
+    char *text; /* DISCONNECT: the close reason, owned */
+    uint64_t closed; /* CTL_RESULT: connections closed by the nodes that answered */
+    int nodes, answered; /* CTL_RESULT: nodes the command reached; of them, those that answered */
     size_t bytes; /* gw_wmail_bytes, counted once when posted to a worker */
     size_t name_len;
     char name[]; /* DELIVER, LIVE: channel name, NUL-terminated */

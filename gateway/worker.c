@@ -99,6 +99,16 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
     case GW_WMAIL_DRAIN:
         worker_begin_drain(w);
         break;
+    case GW_WMAIL_DISCONNECT: {
+        uint64_t closed = 0;
+        for (struct gw_registry_entry *e = gw_registry_first(&w->sessions); e; e = gw_registry_next(&w->sessions, e))
+            closed += gw_session_disconnect_user(e->session, m->name, m->name_len, (int)m->id, m->text);
+        gw_bus_post_disconnected(w->node->bus, w->index, m->seq, closed);
+        break;
+    }
+    case GW_WMAIL_CTL_RESULT:
+        gw_api_ctl_result(&w->api, m);
+        break;
     }
 }
 

@@ -76,6 +76,7 @@ START_TEST(bad_bodies)
     ck_assert_int_eq(body("{\"user\":7}"), -EINVAL);
     ck_assert_int_eq(body("{\"user\":\"a\\u0000b\"}"), -EINVAL);
     ck_assert_int_eq(body("{\"user\":\"a\",\"user\":\"b\"}"), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_REQUEST);
     ck_assert_int_eq(body("{\"user\":\"a\",\"reconect\":false}"), -EINVAL);
     ck_assert(strstr(msg, "unknown member \"reconect\"") != NULL);
     ck_assert_int_eq(body("{\"user\":\"a\",\"reconnect\":0}"), -EINVAL);

@@ -1,0 +1,322 @@
+/* The bus's control plane (docs/PROTOCOL.md, "Server API"): a server-API
+ * disconnect travels as one PUBLISH on __wsgate:ctl, which every node's
+ * subscriber holds; each node hands it to its workers, sums what they closed
+ * and answers on the origin's __wsgate:ctl:<node id>. The origin waits for
+ * as many answers as PUBLISH said it reached, or CTL_TIMEOUT_MS. Bus thread. */
+#define GW_LOG_MODULE "ctl"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "bus_int.h"
+#include "clock.h"
+#include "ctl.h"
+#include "log.h"
+
+/* How long the origin waits for the nodes' answers. A node answers as soon
+ * as its workers have marked the sessions closing (no network wait), so
+ * this only runs out for a node that is stalled or lost its link. */
+#define CTL_TIMEOUT_MS 1000
+
+/* One disconnect asked through this node's API, waiting for answers. */
+struct ctl_origin {
+    struct bus_ctl *ctl;
+    uint64_t req;
+    int worker;       /* the API request's worker */
+    uint64_t api_id;  /* and its id there (api.h) */
+    long long expected; /* nodes PUBLISH reached; -1 until Redis says */
+    int answered;
+    uint64_t closed;
+    struct event *timer;
+};
+
+/* One disconnect this node carries out, waiting for its workers. */
+struct ctl_apply {
+    uint32_t id;
+    int workers_left;
+    uint64_t closed;
+    uint64_t req;
+    char origin[GW_CTL_NODE_MAX + 1];
+};
+
+/* The token of one counted PUBLISH: the command (origin) or an answer. */
+struct ctl_token {
+    bool command;
+    uint64_t req;
+};
+
+struct bus_ctl {
+    struct gw_bus *bus;
+    bool usable; /* the node id fits a control message */
+    uint64_t next_req;
+    uint32_t next_apply;
+    struct gw_dict origins; /* req (8 bytes) -> struct ctl_origin * */
+    struct gw_dict applies; /* id (4 bytes) -> struct ctl_apply * */
+    char reply_key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
+    size_t reply_len;
+};
+
+struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = gw_xcalloc(1, sizeof(*ctl));
+    const char *id = bus->cfg->node_id;
+
+    ctl->bus = bus;
+    gw_dict_init(&ctl->origins);
+    gw_dict_init(&ctl->applies);
+    ctl->usable = strlen(id) <= GW_CTL_NODE_MAX;
+    if (!ctl->usable)
+        LOG_WARN("node id longer than %d bytes: the server API's disconnect is unavailable on this node",
+                 GW_CTL_NODE_MAX);
+    ctl->reply_len = (size_t)snprintf(ctl->reply_key, sizeof ctl->reply_key, GW_CTL_REPLY_PREFIX "%.*s",
+                                      GW_CTL_NODE_MAX, id);
+    return ctl;
+}
+
+/* Answers the API request (ok: the counts are meaningful) and forgets o. */
+static void origin_finish(struct ctl_origin *o, bool ok)
+{
+    struct gw_bus *bus = o->ctl->bus;
+    struct gw_wmail *m = gw_wmail_new(GW_WMAIL_CTL_RESULT, NULL, 0);
+
+    m->session_id = o->api_id;
+    m->ok = ok;
+    m->closed = o->closed;
+    m->nodes = o->expected < 0 ? 0 : (int)o->expected;
+    m->answered = o->answered;
+    LOG_INFO("disconnect req=%" PRIu64 " ok=%d closed=%" PRIu64 " nodes=%lld answered=%d", o->req, ok, o->closed,
+             o->expected, o->answered);
+    bus->ops->post(bus->ctx, o->worker, m);
+    gw_dict_delete(&o->ctl->origins, &o->req, sizeof(o->req));
+    if (o->timer)
+        event_free(o->timer);
+    free(o);
+}
+
+static void origin_check(struct ctl_origin *o)
+{
+    if (o->expected >= 0 && o->answered >= o->expected)
+        origin_finish(o, true);
+}
+
+static void on_origin_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl_origin *o = arg;
+
+    (void)fd;
+    (void)what;
+    /* Without PUBLISH's count nobody knows how far the command went. */
+    origin_finish(o, o->expected >= 0);
+}
+
+static struct ctl_origin *origin_find(struct bus_ctl *ctl, uint64_t req)
+{
+    struct gw_dict_entry *e = gw_dict_find(&ctl->origins, &req, sizeof(req));
+    return e ? e->value : NULL;
+}
+
+/* One node's answer to a disconnect this node asked for. */
+static void origin_answer(struct bus_ctl *ctl, uint64_t req, uint64_t closed)
+{
+    struct ctl_origin *o = origin_find(ctl, req);
+
+    if (!o)
+        return; /* timed out already: that answer is not in the reply */
+    o->answered++;
+    o->closed += closed;
+    origin_check(o);
+}
+
+static int publish(struct bus_ctl *ctl, const char *key, size_t klen, const struct gw_ctl_msg *m, bool command)
+{
+    struct ctl_token *t = gw_xmalloc(sizeof(*t));
+    size_t len;
+    char *text = gw_ctl_format(m, &len);
+    int rc;
+
+    *t = (struct ctl_token){ command, m->req };
+    rc = gw_link_publish_counted(ctl->bus->link, key, klen, text, len, t);
+    free(text);
+    if (rc != 0)
+        free(t);
+    return rc;
+}
+
+/* Hands the disconnect to every worker; they answer with gw_bus_post_disconnected. */
+static void apply_start(struct bus_ctl *ctl, const struct gw_ctl_msg *m)
+{
+    struct gw_bus *bus = ctl->bus;
+    struct ctl_apply *a = gw_xcalloc(1, sizeof(*a));
+
+    a->id = ++ctl->next_apply;
+    a->workers_left = bus->nworkers;
+    a->req = m->req;
+    memcpy(a->origin, m->from, sizeof a->origin);
+    gw_dict_add(&ctl->applies, &a->id, sizeof(a->id), a, NULL);
+    for (int w = 0; w < bus->nworkers; w++) {
+        struct gw_wmail *mail = gw_wmail_new(GW_WMAIL_DISCONNECT, m->dis.user, m->dis.user_len);
+        mail->seq = a->id;
+        mail->id = m->dis.code;
+        mail->text = gw_xstrdup(m->dis.reason);
+        bus->ops->post(bus->ctx, w, mail);
+    }
+}
+
+void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
+    struct gw_ctl_msg m = { .op = GW_CTL_DISCONNECT, .req = ++ctl->next_req };
+
+    *o = (struct ctl_origin){ ctl, m.req, cmd->worker, cmd->session_id, -1, 0, 0, NULL };
+    gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
+    snprintf(m.from, sizeof m.from, "%s", bus->cfg->node_id);
+    memcpy(m.dis.user, cmd->name, cmd->name_len);
+    m.dis.user_len = cmd->name_len;
+    m.dis.code = (int)cmd->id;
+    snprintf(m.dis.reason, sizeof m.dis.reason, "%s", cmd->payload ? cmd->payload : "");
+    if (bus->standalone) {
+        o->expected = 1; /* this node alone; its apply answers origin_answer */
+        apply_start(ctl, &m);
+        return;
+    }
+    struct timeval tv = { CTL_TIMEOUT_MS / 1000, (CTL_TIMEOUT_MS % 1000) * 1000 };
+    o->timer = evtimer_new(bus->base, on_origin_timeout, o);
+    if (!o->timer)
+        abort(); /* libevent allocates; as alloc.h, out of memory is fatal */
+    if (!ctl->usable || publish(ctl, GW_CTL_CHANNEL, strlen(GW_CTL_CHANNEL), &m, true) != 0) {
+        origin_finish(o, false);
+        return;
+    }
+    evtimer_add(o->timer, &tv);
+}
+
+void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    uint32_t id = cmd->seq;
+    struct gw_dict_entry *e = gw_dict_find(&ctl->applies, &id, sizeof(id));
+    struct ctl_apply *a = e ? e->value : NULL;
+
+    if (!a)
+        return;
+    a->closed += cmd->target;
+    if (--a->workers_left > 0)
+        return;
+    gw_dict_delete(&ctl->applies, &id, sizeof(id));
+    LOG_INFO("disconnect applied origin=%s req=%" PRIu64 " closed=%" PRIu64, a->origin, a->req, a->closed);
+    if (bus->standalone) {
+        origin_answer(ctl, a->req, a->closed);
+    } else {
+        struct gw_ctl_msg m = { .op = GW_CTL_DONE, .req = a->req, .closed = a->closed };
+        char key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
+        int klen = snprintf(key, sizeof key, GW_CTL_REPLY_PREFIX "%s", a->origin);
+
+        snprintf(m.from, sizeof m.from, "%s", bus->cfg->node_id);
+        /* A lost link loses the answer: the origin then reports this node
+         * as not answered (its connections were closed all the same). */
+        if (publish(ctl, key, (size_t)klen, &m, false) != 0)
+            LOG_WARN("disconnect answer not sent origin=%s req=%" PRIu64 " reason=link_down", a->origin, a->req);
+    }
+    free(a);
+}
+
+void gw_bus_post_disconnect(struct gw_bus *bus, int worker, uint64_t api_id, const struct gw_ctl_disconnect *d)
+{
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_DISCONNECT, worker, d->user, d->user_len);
+
+    cmd->session_id = api_id;
+    cmd->id = d->code;
+    cmd->payload = gw_xstrdup(d->reason);
+    gw_bus_cmd_post(bus, cmd);
+}
+
+void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint64_t closed)
+{
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_DISCONNECTED, worker, "", 0);
+
+    cmd->seq = seq;
+    cmd->target = closed;
+    gw_bus_cmd_post(bus, cmd);
+}
+
+void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers)
+{
+    struct gw_bus *bus = ctx;
+    struct ctl_token *t = token;
+
+    if (t->command) {
+        struct ctl_origin *o = origin_find(bus->ctl, t->req);
+        if (o && receivers < 0) {
+            origin_finish(o, false);
+        } else if (o) {
+            o->expected = receivers;
+            origin_check(o);
+        }
+    }
+    free(t);
+}
+
+void gw_bus_ctl_open(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    const char *keys[] = { GW_CTL_CHANNEL, ctl->reply_key };
+    size_t lens[] = { strlen(GW_CTL_CHANNEL), ctl->reply_len };
+
+    if (ctl->usable && gw_link_subscribe_many(bus->link, 2, keys, lens) != 0)
+        LOG_WARN("cannot subscribe the control channels");
+}
+
+bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const char *payload, size_t len)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct gw_ctl_msg m;
+    bool command = klen == strlen(GW_CTL_CHANNEL) && memcmp(key, GW_CTL_CHANNEL, klen) == 0;
+
+    if (!command && !(klen == ctl->reply_len && memcmp(key, ctl->reply_key, klen) == 0))
+        return false;
+    if (gw_ctl_parse(payload, len, &m) != 0 || (m.op == GW_CTL_DISCONNECT) != command) {
+        gw_stat_add(&bus->stats.ctl_dropped, 1);
+        if (gw_bus_log_this(&bus->stats.ctl_dropped))
+            LOG_WARN("dropped control message reason=malformed channel=%.*s dropped_total=%" PRIu64, (int)klen, key,
+                     gw_stat_get(&bus->stats.ctl_dropped));
+        return true;
+    }
+    if (m.op == GW_CTL_DISCONNECT)
+        apply_start(ctl, &m);
+    else
+        origin_answer(ctl, m.req, m.closed);
+    return true;
+}
+
+void gw_bus_ctl_stop(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct gw_dict_entry *e;
+
+    while ((e = gw_dict_first(&ctl->origins)))
+        origin_finish(e->value, false);
+}
+
+void gw_bus_ctl_free(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = bus->ctl;
+
+    if (!ctl)
+        return;
+    for (struct gw_dict_entry *e = gw_dict_first(&ctl->origins); e; e = gw_dict_next(&ctl->origins, e)) {
+        struct ctl_origin *o = e->value;
+        if (o->timer)
+            event_free(o->timer);
+        free(o);
+    }
+    for (struct gw_dict_entry *e = gw_dict_first(&ctl->applies); e; e = gw_dict_next(&ctl->applies, e))
+        free(e->value);
+    gw_dict_deinit(&ctl->origins);
+    gw_dict_deinit(&ctl->applies);
+    free(ctl);
+    bus->ctl = NULL;
+}

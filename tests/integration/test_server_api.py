@@ -1,0 +1,204 @@
+"""Server API for backends (issue 21) on real processes: POST /api/disconnect closes every
+connection of a user (the token's sub) on every node, with the close code the request asks
+for (4010 reconnect, 4011 stop, 4100..4499 application codes), and answers how many were
+closed and how many nodes answered; it refuses without a key, with a bad body, past
+--max-api-body-bytes, for other methods; standalone nodes carry it out alone.
+
+Two nodes share one Redis; node A runs two workers, so its count is a sum over workers.
+Tokens are minted by PyJWT (Debian python3-jwt), never by project code.
+
+Run alone: WSGATE_BIN=build/gateway/wsgate /usr/bin/python3 -m unittest -v test_server_api
+"""
+
+import http.client
+import json
+import os
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from wsgate_harness import GatewayTestCase, T, wait_until  # noqa: E402
+
+try:
+    import jwt
+except ImportError as e:  # pragma: no cover
+    raise unittest.SkipTest("needs python3-jwt: %s" % e)
+
+KEY = "srvapi-key-0a1b2c3d4e5f6a7b"
+ISS = "https://auth.test"
+AUD = "wsgate-test"
+MAX_BODY = 1024
+
+
+def api(port, path, body, key=KEY, method="POST"):
+    """One request -> (status, parsed JSON body or raw bytes)."""
+    h = {"Content-Type": "application/json"}
+    if key is not None:
+        h["Authorization"] = "Bearer " + key
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=T(10))
+    try:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        try:
+            data = json.loads(data)
+        except ValueError:
+            pass
+        return r.status, data
+    finally:
+        c.close()
+
+
+class ServerApiBase(GatewayTestCase):
+    @classmethod
+    def make_files(cls):
+        cls.dir = tempfile.mkdtemp(prefix="wsgate-srvapi-")
+        cls.secret = os.urandom(24).hex().encode()
+        cls.secret_file = os.path.join(cls.dir, "hmac.secret")
+        with open(cls.secret_file, "wb") as f:
+            f.write(cls.secret + b"\n")
+        cls.keys = os.path.join(cls.dir, "keys")
+        with open(cls.keys, "w") as f:
+            f.write(KEY + "\n")
+        cls.addClassCleanup(lambda: [os.unlink(os.path.join(cls.dir, n)) for n in os.listdir(cls.dir)]
+                            and os.rmdir(cls.dir))
+
+    @classmethod
+    def args(cls, workers=1):
+        return ["--jwt-hmac-secret-file", cls.secret_file, "--jwt-issuer", ISS, "--jwt-audience", AUD,
+                "--api-key-file", cls.keys, "--max-api-body-bytes", str(MAX_BODY), "--workers", str(workers)]
+
+    def mint(self, sub, iat=None, ttl=300):
+        now = int(time.time())
+        c = {"sub": sub, "iss": ISS, "aud": AUD, "iat": now if iat is None else iat, "exp": now + ttl,
+             "channels": ["room:*"], "publish": ["room:*"]}
+        return jwt.encode(c, self.secret, algorithm="HS256")
+
+    def user(self, gw, sub):
+        """An authenticated, subscribed connection of sub on gw."""
+        c = self.client(gw.port)
+        r = c.request({"type": "auth", "token": self.mint(sub), "id": c.new_id()})
+        self.assertEqual(r.get("type"), "ack", r)
+        r = c.subscribe("room:1")
+        self.assertEqual(r.get("type"), "ack", r)
+        return c
+
+    def shed(self, gw):
+        return gw.metric('wsgate_clients_shed_total{reason="api_disconnect"}', 0)
+
+
+class DisconnectCluster(ServerApiBase):
+    @classmethod
+    def setUpClass(cls):
+        cls.make_files()
+        cls.redis = cls.start_class_redis()
+        cls.a = cls.start_class_gateway(cls.redis.port, cls.args(workers=2))
+        cls.b = cls.start_class_gateway(cls.redis.port, cls.args())
+        cls.a.wait_ready()
+        cls.b.wait_ready()
+
+    def test_disconnect_everywhere_count_right(self):
+        """alice has 3 connections on A (two workers) and 2 on B; all five close with
+        4010, the answer says 5 closed by 2 nodes of 2, and bob is untouched."""
+        sub = "alice-%d" % time.monotonic_ns()
+        mine = [self.user(self.a, sub) for _ in range(3)] + [self.user(self.b, sub) for _ in range(2)]
+        bob = self.user(self.b, "bob")
+        shed_a, shed_b = self.shed(self.a), self.shed(self.b)
+        st, body = api(self.a.port, "/api/disconnect", {"user": sub})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(body, {"ok": True, "closed": 5, "nodes": 2, "answered": 2})
+        for c in mine:
+            self.assertEqual(c.expect_close(timeout=5), (4010, "disconnected"))
+        self.assertEqual(bob.ping().get("type"), "pong")
+        wait_until(lambda: self.shed(self.a) == shed_a + 3 and self.shed(self.b) == shed_b + 2, T(5),
+                   what="wsgate_clients_shed_total{reason=api_disconnect} +3 on A, +2 on B")
+        # Nothing of that user is left: a second call closes nothing.
+        st, body = api(self.b.port, "/api/disconnect", {"user": sub})
+        self.assertEqual((st, body), (200, {"ok": True, "closed": 0, "nodes": 2, "answered": 2}))
+
+    def test_code_and_reason(self):
+        """reconnect:false closes with 4011; an application code and reason are passed on."""
+        sub = "carol-%d" % time.monotonic_ns()
+        c1, c2 = self.user(self.b, sub), self.user(self.a, sub)
+        st, body = api(self.b.port, "/api/disconnect", {"user": sub, "reconnect": False, "reason": "banned"})
+        self.assertEqual((st, body.get("closed")), (200, 2), body)
+        self.assertEqual(c1.expect_close(timeout=5), (4011, "banned"))
+        self.assertEqual(c2.expect_close(timeout=5), (4011, "banned"))
+        c3 = self.user(self.a, sub)
+        st, body = api(self.a.port, "/api/disconnect", {"user": sub, "code": 4301})
+        self.assertEqual((st, body.get("closed")), (200, 1), body)
+        self.assertEqual(c3.expect_close(timeout=5), (4301, "disconnected, do not reconnect"))
+
+    def test_unknown_user_and_anonymous(self):
+        """A user nobody is connected as closes nothing; the sub must match exactly."""
+        c = self.user(self.a, "dave")
+        st, body = api(self.a.port, "/api/disconnect", {"user": "Dave"})
+        self.assertEqual((st, body), (200, {"ok": True, "closed": 0, "nodes": 2, "answered": 2}))
+        self.assertEqual(c.ping().get("type"), "pong")
+
+    def test_refusals(self):
+        """No key / wrong key 401, other methods 405, bad JSON and bad members 400, a body
+        over --max-api-body-bytes 413; none of them closes anything."""
+        c = self.user(self.a, "erin")
+        good = {"user": "erin"}
+        self.assertEqual(api(self.a.port, "/api/disconnect", good, key=None)[0], 401)
+        self.assertEqual(api(self.a.port, "/api/disconnect", good, key="not-a-key-0000000000")[0], 401)
+        self.assertEqual(api(self.a.port, "/api/disconnect", None, method="GET")[0], 405)
+        self.assertEqual(api(self.a.port, "/api/disconnect", good, method="PUT")[0], 405)
+        for bad, slug in [(b"{", "bad_json"), (b"", "bad_json"), ({"user": ""}, "bad_request"),
+                          ({"user": 5}, "bad_request"), ({"usr": "erin"}, "bad_request"),
+                          ({"user": "erin", "code": 4008}, "bad_request"),
+                          ({"user": "erin", "code": 4300, "reconnect": True}, "bad_request"),
+                          ({"user": "erin", "reason": "r" * 124}, "bad_request"),
+                          ({"user": "u" * 257}, "bad_request"), (b'{"user":"erin","user":"x"}', "bad_request")]:
+            st, body = api(self.a.port, "/api/disconnect", bad)
+            self.assertEqual((st, body.get("error")), (400, slug), (bad, body))
+            self.assertIn("message", body)
+        st, body = api(self.a.port, "/api/disconnect", {"user": "erin", "reason": "x" * MAX_BODY})
+        self.assertEqual((st, body.get("error")), (413, "message_too_large"), body)
+        self.assertEqual(c.ping().get("type"), "pong")
+
+    def test_forged_control_message_counted(self):
+        """Whatever else reaches the control channel is dropped and counted, never applied."""
+        c = self.user(self.a, "frank")
+        key = 'wsgate_redis_messages_dropped_total{reason="bad_control"}'
+        before = self.a.metric(key, 0)
+        self.redis.publish("__wsgate:ctl", '{"op":"disconnect","user":"frank"}')
+        self.redis.publish("__wsgate:ctl", "not json")
+        wait_until(lambda: self.a.metric(key, 0) == before + 2, T(5), what=key + " + 2")
+        self.assertEqual(c.ping().get("type"), "pong")
+
+
+class DisconnectEdges(ServerApiBase):
+    @classmethod
+    def setUpClass(cls):
+        cls.make_files()
+
+    def test_standalone(self):
+        """Without Redis the node carries the disconnect out alone: nodes 1."""
+        gw = self.start_gateway(None, self.args(workers=2))
+        sub = "solo"
+        cs = [self.user(gw, sub) for _ in range(3)]
+        st, body = api(gw.port, "/api/disconnect", {"user": sub})
+        self.assertEqual((st, body), (200, {"ok": True, "closed": 3, "nodes": 1, "answered": 1}))
+        for c in cs:
+            self.assertEqual(c.expect_close(timeout=5), (4010, "disconnected"))
+
+    def test_redis_down_503(self):
+        """A node whose Redis is gone answers 503 unavailable, not a count."""
+        redis = self.start_redis()
+        gw = self.start_gateway(redis.port, self.args())
+        c = self.user(gw, "gina")
+        redis.stop()
+        wait_until(lambda: gw.readyz() != 200, T(10), what="node not ready")
+        st, body = api(gw.port, "/api/disconnect", {"user": "gina"})
+        self.assertEqual((st, body.get("error")), (503, "unavailable"), body)
+
+
+if __name__ == "__main__":
+    unittest.main()
