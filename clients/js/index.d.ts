@@ -160,6 +160,9 @@ export declare class Client {
 
 export declare function backoffDelay(attempt: number, minDelayMs: number, maxDelayMs: number, random?: () => number): number;
 export declare function refreshDelay(expSeconds: number, nowMs: number, refreshBeforeMs: number): number;
+/** "stop" for 4003, 4011 and 4300..4499 (a backend's disconnect without reconnect: the
+ * client stops with a WsgateError of code "server_disconnect"); "reconnect" for 4010 and
+ * 4100..4299 as for any other code. */
 export declare function closePolicy(code: number): "reconnect" | "drain" | "expired" | "stop";
 
 export declare class ChannelPosition {

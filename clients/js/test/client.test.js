@@ -258,3 +258,49 @@ test("a refused token (4003) stops the client and reports why", async () => {
   assert.ok(errors.some((e) => e.closeCode === 4003));
   await assert.rejects(c.publish("room:1", 1), (e) => e.code === "disconnected");
 });
+
+test("a backend's disconnect: 4010 reconnects, 4011 (a ban) stops with server_disconnect", async () => {
+  const secret = randomBytes(32).toString("hex");
+  const apiKey = randomBytes(16).toString("hex");
+  const g = await node({
+    name: "srvapi",
+    args: ["--jwt-hmac-secret-file", tempFile("hmac.key", secret), "--api-key-file", tempFile("api.keys", apiKey + "\n")],
+  });
+  const now = () => Math.floor(Date.now() / 1000);
+  const token = () => mintToken(secret, { sub: "zoe", iat: now(), exp: now() + 3600, channels: ["room:*"] });
+  const disconnect = async (body) => {
+    const r = await fetch(`${g.http}/api/disconnect`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    assert.equal(r.status, 200);
+    return r.json();
+  };
+  const c = client(g.url, { getToken: async () => token() });
+  const drops = recorder(c, "disconnect");
+  const attempts = recorder(c, "attempt");
+  c.connect();
+  const acks = recorder(c.subscribe(uniq("room")), "subscribed");
+  await acks.waitFor(1, 5000, "the first subscribe");
+  // Nodes of earlier tests may still share the Redis: each answers, one closes.
+  const first = await disconnect({ user: "zoe" });
+  assert.equal(first.closed, 1, JSON.stringify(first));
+  assert.equal(first.answered, first.nodes, JSON.stringify(first));
+  await drops.waitFor(1, 5000, "the 4010 close");
+  assert.equal(drops[0].code, 4010);
+  await acks.waitFor(2, 5000, "the resubscribe after 4010");
+
+  const closed = new Promise((resolve) => c.on("closed", resolve));
+  const answer = await disconnect({ user: "zoe", reconnect: false, reason: "banned" });
+  assert.equal(answer.closed, 1);
+  const ev = await closed;
+  assert.equal(ev.code, 4011);
+  assert.equal(ev.error.code, "server_disconnect");
+  assert.equal(ev.error.closeCode, 4011);
+  assert.equal(ev.error.message, "banned");
+  const tries = attempts.length;
+  await sleep(800);
+  assert.equal(attempts.length, tries, "no reconnect after a ban");
+  assert.equal(c.state, State.CLOSED);
+});
