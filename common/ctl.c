@@ -103,44 +103,88 @@ static int read_disconnect(json_t *root, struct gw_ctl_disconnect *out, enum gw_
     return 0;
 }
 
-int gw_ctl_parse_disconnect_body(const char *buf, size_t len, struct gw_ctl_disconnect *out, enum gw_err *err,
-                                 char *errmsg, size_t errlen)
+/* Loads an object body whose members are all in known[0..n). */
+static json_t *load_object(const char *buf, size_t len, const char *const *known, size_t n, const char *what,
+                           enum gw_err *err, char *errmsg, size_t errlen)
 {
-    static const char *const known[] = { "user", "code", "reason", "reconnect" };
     json_error_t jerr;
-    json_t *root;
+    json_t *root, *v;
     const char *key;
-    json_t *v;
-    int rc;
 
-    memset(out, 0, sizeof *out);
     *err = GW_ERR_NONE;
     if (errlen)
         errmsg[0] = '\0';
     root = json_loadb(buf ? buf : "", buf ? len : 0, LOAD_FLAGS, &jerr);
-    /* Valid JSON that says two things at once is a mistake in content. */
-    if (!root && json_error_code(&jerr) == json_error_duplicate_key)
-        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "a member appears twice: %s", jerr.text);
-    if (!root)
-        return fail(err, errmsg, errlen, GW_ERR_BAD_JSON, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
+    if (!root && json_error_code(&jerr) == json_error_duplicate_key) {
+        fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "a member appears twice: %s", jerr.text);
+        return NULL;
+    }
+    if (!root) {
+        fail(err, errmsg, errlen, GW_ERR_BAD_JSON, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
+        return NULL;
+    }
     if (!json_is_object(root)) {
         json_decref(root);
-        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "body must be a JSON object with \"user\"");
+        fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "body must be a JSON object with %s", what);
+        return NULL;
     }
-    /* An unknown member is most likely a typo ("reconect"); refusing it keeps
-     * a ban from silently becoming a plain disconnect. */
     json_object_foreach(root, key, v) {
         bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        for (size_t i = 0; i < n; i++)
             ok = ok || strcmp(key, known[i]) == 0;
         if (!ok) {
             char name[64];
             snprintf(name, sizeof name, "%s", key);
             json_decref(root);
-            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "unknown member \"%s\"", name);
+            fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "unknown member \"%s\"", name);
+            return NULL;
         }
     }
+    return root;
+}
+
+int gw_ctl_parse_disconnect_body(const char *buf, size_t len, struct gw_ctl_disconnect *out, enum gw_err *err,
+                                 char *errmsg, size_t errlen)
+{
+    /* An unknown member is most likely a typo ("reconect"); refusing it keeps
+     * a ban from silently becoming a plain disconnect. */
+    static const char *const known[] = { "user", "code", "reason", "reconnect" };
+    json_t *root;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    root = load_object(buf, len, known, 4, "\"user\"", err, errmsg, errlen);
+    if (!root)
+        return -EINVAL;
     rc = read_disconnect(root, out, err, errmsg, errlen);
+    json_decref(root);
+    return rc;
+}
+
+int gw_ctl_parse_revoke_body(const char *buf, size_t len, bool lift, int64_t keep_default, int64_t keep_max,
+                             struct gw_ctl_revoke *out, enum gw_err *err, char *errmsg, size_t errlen)
+{
+    static const char *const known[] = { "user", "keep" };
+    json_t *root, *user, *keep;
+    int rc = 0;
+
+    memset(out, 0, sizeof *out);
+    root = load_object(buf, len, known, lift ? 1 : 2, "\"user\"", err, errmsg, errlen);
+    if (!root)
+        return -EINVAL;
+    user = json_object_get(root, "user");
+    keep = json_object_get(root, "keep");
+    out->keep = keep_default;
+    if (!user)
+        rc = fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"user\" is missing");
+    else if (!copy_str(user, GW_CTL_USER_MAX, out->user, &out->user_len, false))
+        rc = fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST,
+                  "\"user\" must be a string of 1..%d bytes without NUL (a token's \"sub\")", GW_CTL_USER_MAX);
+    else if (keep && (!json_is_integer(keep) || json_integer_value(keep) < 1 || json_integer_value(keep) > keep_max))
+        rc = fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"keep\" must be an integer number of seconds in 1..%" PRId64,
+                  keep_max);
+    else if (keep)
+        out->keep = json_integer_value(keep);
     json_decref(root);
     return rc;
 }
@@ -166,6 +210,16 @@ int gw_ctl_parse(const char *buf, size_t len, struct gw_ctl_msg *out)
     if (strcmp(json_string_value(op), "disconnect") == 0) {
         if (read_disconnect(root, &out->dis, &err, NULL, 0) == 0) {
             out->op = GW_CTL_DISCONNECT;
+            rc = 0;
+        }
+    } else if (strcmp(json_string_value(op), "revoke") == 0 || strcmp(json_string_value(op), "unrevoke") == 0) {
+        json_t *at = json_object_get(root, "at"), *until = json_object_get(root, "until");
+        if (copy_str(json_object_get(root, "user"), GW_CTL_USER_MAX, out->dis.user, &out->dis.user_len, false) &&
+            json_is_integer(at) && json_is_integer(until) && json_integer_value(at) >= 0 &&
+            json_integer_value(until) > json_integer_value(at) && json_integer_value(until) <= SAFE_INT_MAX) {
+            out->at = json_integer_value(at);
+            out->until = json_integer_value(until);
+            out->op = strcmp(json_string_value(op), "revoke") == 0 ? GW_CTL_REVOKE : GW_CTL_UNREVOKE;
             rc = 0;
         }
     } else if (strcmp(json_string_value(op), "done") == 0) {
@@ -206,11 +260,17 @@ char *gw_ctl_format(const struct gw_ctl_msg *m, size_t *len)
 
     if (!o)
         oom();
-    set_new(o, "op", json_string(m->op == GW_CTL_DONE ? "done" : "disconnect"));
+    static const char *const ops[] = { "", "disconnect", "done", "revoke", "unrevoke" };
+
+    set_new(o, "op", json_string(ops[m->op]));
     set_new(o, "from", json_string(m->from));
     set_new(o, "req", json_integer((json_int_t)(m->req & (uint64_t)SAFE_INT_MAX)));
     if (m->op == GW_CTL_DONE) {
         set_new(o, "closed", json_integer((json_int_t)(m->closed & (uint64_t)SAFE_INT_MAX)));
+    } else if (m->op == GW_CTL_REVOKE || m->op == GW_CTL_UNREVOKE) {
+        set_new(o, "user", json_stringn(m->dis.user, m->dis.user_len));
+        set_new(o, "at", json_integer((json_int_t)m->at));
+        set_new(o, "until", json_integer((json_int_t)m->until));
     } else {
         set_new(o, "user", json_stringn(m->dis.user, m->dis.user_len));
         set_new(o, "code", json_integer(m->dis.code));

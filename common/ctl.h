@@ -1,5 +1,5 @@
-/* The server API's control requests: the JSON body of POST /api/disconnect
- * (docs/PROTOCOL.md, "Server API"), and the control messages the nodes
+/* The server API's control requests: the JSON bodies of POST /api/disconnect,
+ * /api/revoke and /api/unrevoke (docs/PROTOCOL.md, "Server API"), and the control messages the nodes
  * exchange over Redis to carry it out (the command on __wsgate:ctl, each
  * node's answer on __wsgate:ctl:<origin node id>).
  *
@@ -54,6 +54,19 @@ struct gw_ctl_disconnect {
 int gw_ctl_parse_disconnect_body(const char *buf, size_t len, struct gw_ctl_disconnect *out, enum gw_err *err,
                                  char *errmsg, size_t errlen);
 
+/* What a revocation does; filled by gw_ctl_parse_revoke_body. */
+struct gw_ctl_revoke {
+    char user[GW_CTL_USER_MAX + 1]; /* NUL-terminated, holds no NUL */
+    size_t user_len;
+    int64_t keep; /* seconds the record is kept: 1..keep_max */
+};
+
+/* Parses a POST /api/revoke body, {"user": string, "keep"?: int} (keep in
+ * 1..keep_max, default keep_default), or with lift (POST /api/unrevoke)
+ * {"user": string} alone. Returns as gw_ctl_parse_disconnect_body. */
+int gw_ctl_parse_revoke_body(const char *buf, size_t len, bool lift, int64_t keep_default, int64_t keep_max,
+                             struct gw_ctl_revoke *out, enum gw_err *err, char *errmsg, size_t errlen);
+
 /* True when code closes a connection for good (the client does not
  * reconnect by itself): 4011 and 4300..4499. */
 bool gw_ctl_code_stops(int code);
@@ -62,6 +75,8 @@ enum gw_ctl_op {
     GW_CTL_NONE = 0,
     GW_CTL_DISCONNECT, /* on GW_CTL_CHANNEL: close the user's connections */
     GW_CTL_DONE,       /* on a node's reply channel: how many one node closed */
+    GW_CTL_REVOKE,     /* on GW_CTL_CHANNEL: user's tokens up to `at` are refused until `until` */
+    GW_CTL_UNREVOKE,   /* on GW_CTL_CHANNEL: user's revocation is lifted (at: when; marker kept until `until`) */
 };
 
 /* One control message. */
@@ -69,7 +84,8 @@ struct gw_ctl_msg {
     enum gw_ctl_op op;
     char from[GW_CTL_NODE_MAX + 1]; /* DISCONNECT: the origin node; DONE: the node answering */
     uint64_t req;                   /* the origin's request number */
-    struct gw_ctl_disconnect dis;   /* DISCONNECT */
+    struct gw_ctl_disconnect dis;   /* DISCONNECT; REVOKE and UNREVOKE: user and user_len only */
+    int64_t at, until;              /* REVOKE, UNREVOKE: seconds since the epoch, 0 <= at < until */
     uint64_t closed;                /* DONE */
 };
 

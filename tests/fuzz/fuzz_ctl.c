@@ -3,7 +3,8 @@
  * exactly its size (an overread is caught) and fed to both parsers. Beyond
  * "no crash", it checks what the node relies on: an accepted disconnect has
  * a user of 1..GW_CTL_USER_MAX bytes without NUL, a known close code and a
- * reason that fits a close frame; a refusal says why; and a control message
+ * reason that fits a close frame; an accepted revocation a keep within its
+ * bounds; a refusal says why; and a control message
  * that parses is written back to text that parses to the same thing. */
 #include <stddef.h>
 #include <stdint.h>
@@ -42,12 +43,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_disconnect(&d);
     else if (err == GW_ERR_NONE || !msg[0])
         abort();
+    for (int lift = 0; lift < 2; lift++) {
+        struct gw_ctl_revoke r;
+        if (gw_ctl_parse_revoke_body(buf, size, lift, 600, 3600, &r, &err, msg, sizeof msg) == 0) {
+            if (r.user_len < 1 || r.user_len > GW_CTL_USER_MAX || strlen(r.user) != r.user_len || r.keep < 1 ||
+                r.keep > 3600)
+                abort();
+        } else if (err == GW_ERR_NONE || !msg[0]) {
+            abort();
+        }
+    }
     if (gw_ctl_parse(buf, size, &m) == 0) {
+        if ((m.op == GW_CTL_REVOKE || m.op == GW_CTL_UNREVOKE) && (m.at < 0 || m.until <= m.at))
+            abort();
         if (m.op == GW_CTL_DISCONNECT)
             check_disconnect(&m.dis);
         text = gw_ctl_format(&m, &len);
         if (gw_ctl_parse(text, len, &back) != 0 || back.op != m.op || strcmp(back.from, m.from) != 0 ||
             (m.op == GW_CTL_DONE && back.closed != m.closed) ||
+            ((m.op == GW_CTL_REVOKE || m.op == GW_CTL_UNREVOKE) &&
+             (back.at != m.at || back.until != m.until || back.dis.user_len != m.dis.user_len ||
+              memcmp(back.dis.user, m.dis.user, m.dis.user_len) != 0)) ||
             (m.op == GW_CTL_DISCONNECT && (back.dis.code != m.dis.code || back.dis.user_len != m.dis.user_len ||
                                            memcmp(back.dis.user, m.dis.user, m.dis.user_len) != 0 ||
                                            strcmp(back.dis.reason, m.dis.reason) != 0)))

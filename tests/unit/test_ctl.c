@@ -158,6 +158,70 @@ START_TEST(messages_refused)
 }
 END_TEST
 
+START_TEST(revoke_bodies)
+{
+    struct gw_ctl_revoke r;
+    char buf[512], user[GW_CTL_USER_MAX + 2];
+
+#define REV(text, lift) gw_ctl_parse_revoke_body((text), strlen(text), (lift), 600, 3600, &r, &err, msg, sizeof msg)
+    ck_assert_int_eq(REV("{\"user\":\"alice\"}", false), 0);
+    ck_assert_str_eq(r.user, "alice");
+    ck_assert_int_eq(r.keep, 600);
+    ck_assert_int_eq(REV("{\"user\":\"alice\",\"keep\":3600}", false), 0);
+    ck_assert_int_eq(r.keep, 3600);
+    ck_assert_int_eq(REV("{\"user\":\"alice\",\"keep\":3601}", false), -EINVAL);
+    ck_assert(strstr(msg, "1..3600") != NULL);
+    ck_assert_int_eq(REV("{\"user\":\"alice\",\"keep\":0}", false), -EINVAL);
+    ck_assert_int_eq(REV("{\"user\":\"alice\",\"keep\":1.5}", false), -EINVAL);
+    ck_assert_int_eq(REV("{\"user\":\"alice\",\"keep\":\"60\"}", false), -EINVAL);
+    /* Lifting takes the user alone. */
+    ck_assert_int_eq(REV("{\"user\":\"alice\"}", true), 0);
+    ck_assert_int_eq(REV("{\"user\":\"alice\",\"keep\":60}", true), -EINVAL);
+    ck_assert(strstr(msg, "unknown member \"keep\"") != NULL);
+    ck_assert_int_eq(REV("{}", false), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_REQUEST);
+    ck_assert_int_eq(REV("nope", false), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_JSON);
+    memset(user, 'u', sizeof user);
+    user[GW_CTL_USER_MAX + 1] = '\0';
+    snprintf(buf, sizeof buf, "{\"user\":\"%s\"}", user);
+    ck_assert_int_eq(REV(buf, false), -EINVAL);
+#undef REV
+}
+END_TEST
+
+START_TEST(revoke_messages)
+{
+    struct gw_ctl_msg m = { .op = GW_CTL_REVOKE, .req = 9, .at = 1700000000, .until = 1700000600 }, back;
+    size_t len;
+    char *text;
+
+    snprintf(m.from, sizeof m.from, "n1");
+    memcpy(m.dis.user, "bob", 4);
+    m.dis.user_len = 3;
+    text = gw_ctl_format(&m, &len);
+    ck_assert_int_eq(gw_ctl_parse(text, len, &back), 0);
+    free(text);
+    ck_assert_int_eq(back.op, GW_CTL_REVOKE);
+    ck_assert_str_eq(back.dis.user, "bob");
+    ck_assert_int_eq(back.at, 1700000000);
+    ck_assert_int_eq(back.until, 1700000600);
+    m.op = GW_CTL_UNREVOKE;
+    text = gw_ctl_format(&m, &len);
+    ck_assert_int_eq(gw_ctl_parse(text, len, &back), 0);
+    free(text);
+    ck_assert_int_eq(back.op, GW_CTL_UNREVOKE);
+    static const char *const bad[] = {
+        "{\"op\":\"revoke\",\"from\":\"a\",\"req\":1,\"user\":\"u\",\"at\":5,\"until\":5}",
+        "{\"op\":\"revoke\",\"from\":\"a\",\"req\":1,\"user\":\"u\",\"at\":-1,\"until\":5}",
+        "{\"op\":\"revoke\",\"from\":\"a\",\"req\":1,\"at\":1,\"until\":5}",
+        "{\"op\":\"unrevoke\",\"from\":\"a\",\"req\":1,\"user\":\"u\",\"at\":1}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(gw_ctl_parse(bad[i], strlen(bad[i]), &back) == -EINVAL, "accepted %s", bad[i]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -170,6 +234,8 @@ int main(void)
     tcase_add_test(tc, limits);
     tcase_add_test(tc, messages_round_trip);
     tcase_add_test(tc, messages_refused);
+    tcase_add_test(tc, revoke_bodies);
+    tcase_add_test(tc, revoke_messages);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
