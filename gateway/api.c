@@ -17,6 +17,7 @@
 #include "bus.h"
 #include "codec.h"
 #include "ctl.h"
+#include "revoke.h"
 #include "intake.h"
 #include "json.h"
 #include "listen.h"
@@ -128,6 +129,10 @@ enum gw_api_op gw_api_op_of(const char *uri)
         return GW_API_OP_PUBLISH;
     if (strcmp(uri, GW_API_DISCONNECT_PATH) == 0)
         return GW_API_OP_DISCONNECT;
+    if (strcmp(uri, GW_API_REVOKE_PATH) == 0)
+        return GW_API_OP_REVOKE;
+    if (strcmp(uri, GW_API_UNREVOKE_PATH) == 0)
+        return GW_API_OP_UNREVOKE;
     return GW_API_OP_NONE;
 }
 
@@ -185,16 +190,20 @@ static void wait_for(struct gw_api *api, struct gw_api_req *r, uint64_t id)
     r->phase = GW_API_WAITING;
 }
 
-/* POST /api/disconnect, its body complete. */
-static void end_disconnect(struct gw_api *api, struct gw_api_req *r)
+/* POST /api/disconnect, /api/revoke and /api/unrevoke, the body complete. */
+static void end_control(struct gw_api *api, struct gw_api_req *r)
 {
     struct gw_ctl_disconnect d;
+    struct gw_ctl_revoke rv;
     enum gw_err err = GW_ERR_BAD_REQUEST;
     char msg[256] = "body length does not match its Content-Length";
-    int rc = r->len == r->expect && !r->overflow
-                 ? gw_ctl_parse_disconnect_body(r->body, r->len, &d, &err, msg, sizeof msg)
-                 : -EINVAL;
+    int rc = -EINVAL;
 
+    if (r->len == r->expect && !r->overflow && r->op == GW_API_OP_DISCONNECT)
+        rc = gw_ctl_parse_disconnect_body(r->body, r->len, &d, &err, msg, sizeof msg);
+    else if (r->len == r->expect && !r->overflow)
+        rc = gw_ctl_parse_revoke_body(r->body, r->len, r->op == GW_API_OP_UNREVOKE, GW_REVOKE_KEEP_DEFAULT_S,
+                                      GW_REVOKE_KEEP_MAX_S, &rv, &err, msg, sizeof msg);
     free(r->body);
     r->body = NULL;
     r->phase = GW_API_IDLE;
@@ -203,13 +212,17 @@ static void end_disconnect(struct gw_api *api, struct gw_api_req *r)
     else if (gw_node_draining(api->node))
         answer_error(api, r, 503, "unavailable", "node is draining; ask another node");
     else if (!api->node->bus || !gw_node_ready(api->node))
-        answer_error(api, r, 503, "unavailable", "Redis is unavailable; nothing was disconnected");
+        answer_error(api, r, 503, "unavailable", "Redis is unavailable; nothing was done");
     else {
         uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
         /* The answer comes back through this worker's inbox, so the request
          * is in the table before it can arrive. */
         wait_for(api, r, id);
-        gw_bus_post_disconnect(api->node->bus, api->worker, id, &d);
+        if (r->op == GW_API_OP_DISCONNECT)
+            gw_bus_post_disconnect(api->node->bus, api->worker, id, &d);
+        else
+            gw_bus_post_revoke(api->node->bus, api->worker, id, rv.user, rv.user_len, rv.keep,
+                               r->op == GW_API_OP_UNREVOKE);
     }
 }
 
@@ -217,7 +230,7 @@ void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m)
 {
     uint64_t id = m->session_id;
     struct gw_api_req *r = api->started ? gw_dict_delete(&api->pending, &id, sizeof(id)) : NULL;
-    char ok[160];
+    char ok[200];
     int n;
 
     if (!r) {
@@ -226,10 +239,20 @@ void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m)
     }
     r->api = NULL;
     if (!m->ok) {
-        answer_error(api, r, 503, "unavailable", "Redis did not take the command; nothing is known to be closed");
+        answer_error(api, r, 503, "unavailable", "%s",
+                     r->op == GW_API_OP_DISCONNECT
+                         ? "Redis did not take the command; nothing is known to be closed"
+                         : "Redis did not take it, or took it and could not announce it to the nodes; retry");
     } else {
-        n = snprintf(ok, sizeof ok, "{\"ok\":true,\"closed\":%" PRIu64 ",\"nodes\":%d,\"answered\":%d}\n",
-                     m->closed, m->nodes, m->answered);
+        if (r->op == GW_API_OP_DISCONNECT)
+            n = snprintf(ok, sizeof ok, "{\"ok\":true,\"closed\":%" PRIu64 ",\"nodes\":%d,\"answered\":%d}\n",
+                         m->closed, m->nodes, m->answered);
+        else if (r->op == GW_API_OP_REVOKE)
+            n = snprintf(ok, sizeof ok, "{\"ok\":true,\"revoked_at\":%" PRId64 ",\"until\":%" PRId64 ",\"nodes\":%d}\n",
+                         m->rev_at, m->rev_until, m->nodes);
+        else
+            n = snprintf(ok, sizeof ok, "{\"ok\":true,\"lifted_at\":%" PRId64 ",\"nodes\":%d}\n", m->rev_at,
+                         m->nodes);
         count(api, 200);
         free(r->answer);
         r->answer = gw_xstrndup(ok, (size_t)n);
@@ -249,8 +272,8 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
 
     if (r->phase != GW_API_READING)
         return;
-    if (r->op == GW_API_OP_DISCONNECT) {
-        end_disconnect(api, r);
+    if (r->op != GW_API_OP_PUBLISH) {
+        end_control(api, r);
         return;
     }
     if (r->len == r->expect && !r->overflow) {

@@ -26,12 +26,16 @@ struct gw_intake;
 
 #define GW_API_PATH "/api/publish"
 #define GW_API_DISCONNECT_PATH "/api/disconnect"
+#define GW_API_REVOKE_PATH "/api/revoke"
+#define GW_API_UNREVOKE_PATH "/api/unrevoke"
 
 /* The endpoints of the server API (docs/PROTOCOL.md, "Server API"). */
 enum gw_api_op {
     GW_API_OP_NONE = 0,   /* not an API path */
     GW_API_OP_PUBLISH,    /* POST /api/publish */
     GW_API_OP_DISCONNECT, /* POST /api/disconnect */
+    GW_API_OP_REVOKE,     /* POST /api/revoke */
+    GW_API_OP_UNREVOKE,   /* POST /api/unrevoke */
 };
 
 /* The endpoint a request path names (exact match), or GW_API_OP_NONE. */
@@ -125,8 +129,8 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r);
  * longer in the table, and its result is dropped. Worker thread. */
 bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, const struct gw_position *at);
 
-/* A GW_WMAIL_CTL_RESULT (wmail.h): answers the waiting disconnect (200
- * with the counts, or 503) and asks lws for a writable callback; a request
+/* A GW_WMAIL_CTL_RESULT (wmail.h): answers the waiting disconnect or
+ * revocation (200 with the counts, or 503) and asks lws for a writable callback; a request
  * whose connection closed first is no longer in the table. Worker thread. */
 struct gw_wmail;
 void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m);

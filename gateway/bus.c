@@ -272,6 +272,7 @@ char *gw_bus_cluster(struct gw_bus *bus, size_t *len)
 static void link_on_live(void *ctx)
 {
     struct gw_bus *bus = ctx;
+    gw_bus_ctl_live(bus);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e)) {
         struct bus_chan *ch = e->value;
         if (ch->want_mask)
@@ -308,6 +309,7 @@ static const struct gw_link_ops link_ops = {
     .on_subscription = link_on_subscription,
     .on_published = link_on_published,
     .on_counted = gw_bus_ctl_on_counted,
+    .on_reply = gw_bus_ctl_on_reply,
     .on_read = gw_bus_on_read,
     .on_roster = link_on_roster,
     .on_live = link_on_live,
@@ -363,6 +365,7 @@ static void bus_drain_inbox(struct gw_bus *bus)
         case CMD_LEFT: gw_bus_cmd_left(bus, cmd); break;
         case CMD_DISCONNECT: gw_bus_cmd_disconnect(bus, cmd); break;
         case CMD_DISCONNECTED: gw_bus_cmd_disconnected(bus, cmd); break;
+        case CMD_REVOKE: gw_bus_cmd_revoke(bus, cmd); break;
         }
         if (cmd->type == CMD_PUBLISH)
             atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
@@ -504,6 +507,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     atomic_init(&bus->stop, false);
     bus->prefix_len = strlen(cfg->channel_prefix);
     bus->ctl = gw_bus_ctl_new(bus);
+    gw_revoke_init(&bus->revoked);
     /* A channel holds at most one client queue's worth while it repairs. */
     gw_repair_init(&bus->repair, &gw_bus_repair_ops, bus, cfg->queue_max_bytes,
                    (uint64_t)cfg->recovery_max_messages, &bus->stats);
@@ -555,6 +559,7 @@ void gw_bus_free(struct gw_bus *bus)
         return;
     gw_link_free(bus->link);
     gw_bus_ctl_free(bus);
+    gw_revoke_deinit(&bus->revoked);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
         chan_free(e->value);
     gw_dict_deinit(&bus->chans);

@@ -110,6 +110,19 @@ void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bo
  * command. Any thread; never fails here. */
 struct gw_ctl_disconnect;
 void gw_bus_post_disconnect(struct gw_bus *bus, int worker, uint64_t api_id, const struct gw_ctl_disconnect *d);
+/* Server API (bus_ctl.c): revokes (or with lift, lifts the revocation of)
+ * user's tokens issued up to now, kept keep seconds: stored in Redis, then
+ * announced on the control channel to every node's copy. The answer comes
+ * back once as a GW_WMAIL_CTL_RESULT to worker, tagged api_id: ok with the
+ * record's times and the nodes the announcement reached, or !ok when Redis
+ * did not take it. Any thread; copies user. */
+void gw_bus_post_revoke(struct gw_bus *bus, int worker, uint64_t api_id, const char *user, size_t len, int64_t keep,
+                        bool lift);
+/* True when this node's copy of the revocations refuses a token of sub
+ * (NULL: never) issued at iat (has_iat false: without iat), now. One lock,
+ * no Redis. Any thread. */
+bool gw_bus_revoked(struct gw_bus *bus, const char *sub, bool has_iat, int64_t iat);
+
 /* Worker `worker` closed `closed` sessions for the GW_WMAIL_DISCONNECT
  * tagged seq. Every worker answers each such mail exactly once. Any thread. */
 void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint64_t closed);

@@ -2,13 +2,19 @@
  * disconnect travels as one PUBLISH on __wsgate:ctl, which every node's
  * subscriber holds; each node hands it to its workers, sums what they closed
  * and answers on the origin's __wsgate:ctl:<node id>. The origin waits for
- * as many answers as PUBLISH said it reached, or CTL_TIMEOUT_MS. Bus thread. */
+ * as many answers as PUBLISH said it reached, or CTL_TIMEOUT_MS.
+ * A revocation is stored in the Redis hash wsgate:revoked first, then
+ * announced the same way to every node's copy (revoke.h); a node loads the
+ * whole hash when its link goes live. Bus thread. */
 #define GW_LOG_MODULE "ctl"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
 
 #include "alloc.h"
 #include "bus_int.h"
@@ -20,6 +26,11 @@
  * as its workers have marked the sessions closing (no network wait), so
  * this only runs out for a node that is stalled or lost its link. */
 #define CTL_TIMEOUT_MS 1000
+/* A lifted revocation stays known as lifted this long, so that a reload
+ * read before the lift cannot bring it back (revoke.h). */
+#define LIFT_MARK_S 60
+/* Expired revocations removed from the hash per load, at most. */
+#define PRUNE_MAX 1024
 
 /* One disconnect asked through this node's API, waiting for answers. */
 struct ctl_origin {
@@ -31,6 +42,7 @@ struct ctl_origin {
     int answered;
     uint64_t closed;
     struct event *timer;
+    struct gw_ctl_msg msg; /* a revocation's: stored first, then announced */
 };
 
 /* One disconnect this node carries out, waiting for its workers. */
@@ -42,10 +54,19 @@ struct ctl_apply {
     char origin[GW_CTL_NODE_MAX + 1];
 };
 
-/* The token of one counted PUBLISH: the command (origin) or an answer. */
+/* The token of one command on the link. */
+enum ctl_token_kind {
+    TOK_COMMAND, /* PUBLISH of this node's command on __wsgate:ctl */
+    TOK_ANSWER,  /* PUBLISH of a count to an origin */
+    TOK_STORE,   /* HSET/HDEL of a revocation */
+    TOK_LOAD,    /* HGETALL of the revocations at link-up */
+    TOK_PRUNE,   /* HDEL of expired revocations */
+};
+
 struct ctl_token {
-    bool command;
-    uint64_t req;
+    enum ctl_token_kind kind;
+    uint64_t req;   /* COMMAND, STORE */
+    uint64_t stamp; /* LOAD: the table's stamp when asked */
 };
 
 struct bus_ctl {
@@ -87,8 +108,11 @@ static void origin_finish(struct ctl_origin *o, bool ok)
     m->closed = o->closed;
     m->nodes = o->expected < 0 ? 0 : (int)o->expected;
     m->answered = o->answered;
-    LOG_INFO("disconnect req=%" PRIu64 " ok=%d closed=%" PRIu64 " nodes=%lld answered=%d", o->req, ok, o->closed,
-             o->expected, o->answered);
+    m->rev_at = o->msg.at;
+    m->rev_until = o->msg.until;
+    LOG_INFO("%s req=%" PRIu64 " ok=%d closed=%" PRIu64 " nodes=%lld answered=%d",
+             o->msg.op == GW_CTL_DISCONNECT ? "disconnect" : o->msg.op == GW_CTL_REVOKE ? "revoke" : "unrevoke",
+             o->req, ok, o->closed, o->expected, o->answered);
     bus->ops->post(bus->ctx, o->worker, m);
     gw_dict_delete(&o->ctl->origins, &o->req, sizeof(o->req));
     if (o->timer)
@@ -130,14 +154,20 @@ static void origin_answer(struct bus_ctl *ctl, uint64_t req, uint64_t closed)
     origin_check(o);
 }
 
-static int publish(struct bus_ctl *ctl, const char *key, size_t klen, const struct gw_ctl_msg *m, bool command)
+static struct ctl_token *token_new(enum ctl_token_kind kind, uint64_t req)
 {
     struct ctl_token *t = gw_xmalloc(sizeof(*t));
+    *t = (struct ctl_token){ kind, req, 0 };
+    return t;
+}
+
+static int publish(struct bus_ctl *ctl, const char *key, size_t klen, const struct gw_ctl_msg *m, bool command)
+{
+    struct ctl_token *t = token_new(command ? TOK_COMMAND : TOK_ANSWER, m->req);
     size_t len;
     char *text = gw_ctl_format(m, &len);
     int rc;
 
-    *t = (struct ctl_token){ command, m->req };
     rc = gw_link_publish_counted(ctl->bus->link, key, klen, text, len, t);
     free(text);
     if (rc != 0)
@@ -171,7 +201,7 @@ void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd)
     struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
     struct gw_ctl_msg m = { .op = GW_CTL_DISCONNECT, .req = ++ctl->next_req };
 
-    *o = (struct ctl_origin){ ctl, m.req, cmd->worker, cmd->session_id, -1, 0, 0, NULL };
+    *o = (struct ctl_origin){ ctl, m.req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { .op = GW_CTL_DISCONNECT } };
     gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
     snprintf(m.from, sizeof m.from, "%s", bus->cfg->node_id);
     memcpy(m.dis.user, cmd->name, cmd->name_len);
@@ -247,17 +277,156 @@ void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers)
 {
     struct gw_bus *bus = ctx;
     struct ctl_token *t = token;
+    struct ctl_origin *o = t->kind == TOK_COMMAND ? origin_find(bus->ctl, t->req) : NULL;
 
-    if (t->command) {
-        struct ctl_origin *o = origin_find(bus->ctl, t->req);
-        if (o && receivers < 0) {
-            origin_finish(o, false);
-        } else if (o) {
-            o->expected = receivers;
-            origin_check(o);
+    free(t);
+    if (!o)
+        return;
+    if (receivers < 0) {
+        origin_finish(o, false);
+        return;
+    }
+    o->expected = receivers;
+    /* A revocation is in Redis already: the nodes it reached hold it now,
+     * the others load it at their next link-up. Nothing to wait for. */
+    if (o->msg.op != GW_CTL_DISCONNECT)
+        o->answered = (int)receivers;
+    origin_check(o);
+}
+
+bool gw_bus_revoked(struct gw_bus *bus, const char *sub, bool has_iat, int64_t iat)
+{
+    return sub && gw_revoke_refuses(&bus->revoked, sub, strlen(sub), has_iat, iat, (int64_t)time(NULL));
+}
+
+static void revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m)
+{
+    gw_revoke_set(&bus->revoked, m->dis.user, m->dis.user_len, m->at, m->until, m->op == GW_CTL_UNREVOKE);
+}
+
+void gw_bus_post_revoke(struct gw_bus *bus, int worker, uint64_t api_id, const char *user, size_t len, int64_t keep,
+                        bool lift)
+{
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_REVOKE, worker, user, len);
+
+    cmd->session_id = api_id;
+    cmd->keep = keep;
+    cmd->lift = lift;
+    gw_bus_cmd_post(bus, cmd);
+}
+
+void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
+    int64_t now = (int64_t)time(NULL);
+    struct gw_ctl_msg *m = &o->msg;
+
+    *o = (struct ctl_origin){ ctl, ++ctl->next_req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { 0 } };
+    gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
+    m->op = cmd->lift ? GW_CTL_UNREVOKE : GW_CTL_REVOKE;
+    m->req = o->req;
+    snprintf(m->from, sizeof m->from, "%s", bus->cfg->node_id);
+    memcpy(m->dis.user, cmd->name, cmd->name_len);
+    m->dis.user_len = cmd->name_len;
+    m->at = now;
+    m->until = now + (cmd->lift ? LIFT_MARK_S : cmd->keep);
+    if (bus->standalone) {
+        revoke_apply(bus, m);
+        o->expected = o->answered = 1;
+        origin_finish(o, true);
+        return;
+    }
+    char value[48];
+    size_t vlen = gw_revoke_format_value(value, m->at, m->until);
+    const char *argv[] = { cmd->lift ? "HDEL" : "HSET", GW_REVOKE_HASH, cmd->name, value };
+    size_t lens[] = { 4, strlen(GW_REVOKE_HASH), cmd->name_len, vlen };
+    struct ctl_token *t = token_new(TOK_STORE, o->req);
+    if (!ctl->usable || gw_link_command(bus->link, cmd->lift ? 3 : 4, argv, lens, t) != 0) {
+        free(t);
+        origin_finish(o, false);
+    }
+}
+
+/* HGETALL's answer: the table becomes what Redis holds (changes that came
+ * meanwhile kept), and expired records leave the hash. */
+static void revoke_loaded(struct gw_bus *bus, uint64_t stamp, const redisReply *reply)
+{
+    int64_t now = (int64_t)time(NULL);
+    size_t n = 0, bad = 0, nprune = 0;
+    struct gw_revoke_item *items;
+    const char **prune;
+    size_t *plens;
+
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
+        LOG_WARN("revocations not loaded reason=%s", reply ? "unexpected_reply" : "link_down");
+        return;
+    }
+    items = gw_xmalloc(sizeof(*items) * (reply->elements / 2 + 1));
+    prune = gw_xmalloc(sizeof(*prune) * (PRUNE_MAX + 2));
+    plens = gw_xmalloc(sizeof(*plens) * (PRUNE_MAX + 2));
+    prune[0] = "HDEL";
+    plens[0] = 4;
+    prune[1] = GW_REVOKE_HASH;
+    plens[1] = strlen(GW_REVOKE_HASH);
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+        const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+        struct gw_revoke_item *it = &items[n];
+        bool ok = k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING && k->len >= 1 &&
+                  k->len <= GW_CTL_USER_MAX && gw_revoke_parse_value(v->str, v->len, &it->at, &it->until) == 0;
+        if (!ok)
+            bad++;
+        if ((!ok || it->until <= now) && k->type == REDIS_REPLY_STRING && nprune < PRUNE_MAX) {
+            prune[2 + nprune] = k->str;
+            plens[2 + nprune++] = k->len;
+        }
+        if (ok && it->until > now) {
+            it->user = k->str;
+            it->len = k->len;
+            n++;
         }
     }
+    gw_revoke_reload(&bus->revoked, stamp, items, n, now);
+    LOG_INFO("revocations loaded users=%zu malformed=%zu expired_removed=%zu", n, bad, nprune);
+    if (nprune) {
+        struct ctl_token *t = token_new(TOK_PRUNE, 0);
+        if (gw_link_command(bus->link, 2 + (int)nprune, prune, plens, t) != 0)
+            free(t);
+    }
+    free(plens);
+    free(prune);
+    free(items);
+}
+
+void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
+{
+    struct gw_bus *bus = ctx;
+    struct ctl_token *t = token;
+    struct ctl_origin *o = t->kind == TOK_STORE ? origin_find(bus->ctl, t->req) : NULL;
+
+    if (t->kind == TOK_LOAD)
+        revoke_loaded(bus, t->stamp, reply);
     free(t);
+    if (!o)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        origin_finish(o, false);
+        return;
+    }
+    revoke_apply(bus, &o->msg);
+    if (publish(bus->ctl, GW_CTL_CHANNEL, strlen(GW_CTL_CHANNEL), &o->msg, true) != 0)
+        origin_finish(o, false);
+}
+
+void gw_bus_ctl_live(struct gw_bus *bus)
+{
+    const char *argv[] = { "HGETALL", GW_REVOKE_HASH };
+    size_t lens[] = { 7, strlen(GW_REVOKE_HASH) };
+    struct ctl_token *t = token_new(TOK_LOAD, 0);
+
+    t->stamp = gw_revoke_stamp(&bus->revoked);
+    if (gw_link_command(bus->link, 2, argv, lens, t) != 0)
+        free(t);
 }
 
 void gw_bus_ctl_open(struct gw_bus *bus)
@@ -278,7 +447,7 @@ bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const 
 
     if (!command && !(klen == ctl->reply_len && memcmp(key, ctl->reply_key, klen) == 0))
         return false;
-    if (gw_ctl_parse(payload, len, &m) != 0 || (m.op == GW_CTL_DISCONNECT) != command) {
+    if (gw_ctl_parse(payload, len, &m) != 0 || (m.op != GW_CTL_DONE) != command) {
         gw_stat_add(&bus->stats.ctl_dropped, 1);
         if (gw_bus_log_this(&bus->stats.ctl_dropped))
             LOG_WARN("dropped control message reason=malformed channel=%.*s dropped_total=%" PRIu64, (int)klen, key,
@@ -287,8 +456,10 @@ bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const 
     }
     if (m.op == GW_CTL_DISCONNECT)
         apply_start(ctl, &m);
-    else
+    else if (m.op == GW_CTL_DONE)
         origin_answer(ctl, m.req, m.closed);
+    else
+        revoke_apply(bus, &m);
     return true;
 }
 

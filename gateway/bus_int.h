@@ -19,6 +19,7 @@
 #include "mailbox.h"
 #include "readq.h"
 #include "repair.h"
+#include "revoke.h"
 #include "roster.h"
 
 struct bus_read; /* bus_read.c */
@@ -43,6 +44,7 @@ enum bus_cmd_type {
     CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT,
     CMD_DISCONNECT,   /* server API: name is the user, id the close code, payload the reason */
     CMD_DISCONNECTED, /* a worker's count (target) for the disconnect seq */
+    CMD_REVOKE,       /* server API: name is the user; keep, lift */
 };
 
 struct bus_cmd {
@@ -60,6 +62,8 @@ struct bus_cmd {
     bool has_since; /* RECOVER, HISTORY */
     struct gw_position since;
     int limit; /* HISTORY */
+    int64_t keep; /* REVOKE: seconds the record is kept */
+    bool lift;    /* REVOKE: lift the user's revocation instead */
     size_t name_len;
     char name[];
 };
@@ -88,6 +92,7 @@ struct gw_bus {
     atomic_size_t inbox_bytes; /* payloads of the publishes waiting in it */
     atomic_bool ready; /* standalone mode only; otherwise gw_link_ready() */
     atomic_bool stop;
+    struct gw_revoke revoked; /* thread-safe itself: the bus writes, workers read */
     struct gw_bus_stats stats; /* written by the bus thread only */
 
     /* Created in gw_bus_new; used by the bus thread, and by any thread only
@@ -152,6 +157,11 @@ bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const 
 void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers);
 void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd);
+void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd);
+/* link_ops.on_reply */
+void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply);
+/* link_ops.on_live: loads the revocations Redis holds. */
+void gw_bus_ctl_live(struct gw_bus *bus);
 /* Answers every disconnect still waiting as failed (the bus is stopping). */
 void gw_bus_ctl_stop(struct gw_bus *bus);
 /* Frees the control plane; NULL-safe. Main thread, bus stopped. */

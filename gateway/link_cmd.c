@@ -153,6 +153,19 @@ int gw_link_publish_counted(struct gw_link *link, const char *key, size_t klen, 
     return pub_command(link, 3, argv, lens, on_counted_publish_reply, token);
 }
 
+static void on_command_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct gw_link *link = gw_rconn_owner(c);
+    link->ops->on_reply(link->ctx, privdata, reply);
+}
+
+int gw_link_command(struct gw_link *link, int argc, const char *const *argv, const size_t *lens, void *token)
+{
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    return pub_command(link, argc, argv, lens, on_command_reply, token);
+}
+
 /* wsgate_history's reply: { epoch, current, reachable, { o1, p1, o2, p2, ... } }.
  * Fills page with entries (malloc'd, the caller frees) pointing into reply. */
 static bool parse_history(const redisReply *r, struct gw_history_page *page, struct gw_history_entry **entries)

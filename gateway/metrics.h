@@ -65,7 +65,7 @@ const char *gw_http_refuse_name(enum gw_http_refuse r);
 /* Why a client failed to authenticate: the verifier's reasons, with the same
  * numbers as enum gw_jwt_reason (GW_JWT_OK unused), plus a client that sent
  * no valid token within --auth-timeout. */
-#define GW_AUTH_FAIL_TIMEOUT (GW_JWT_UNKNOWN_KEY + 1)
+#define GW_AUTH_FAIL_TIMEOUT (GW_JWT_REVOKED + 1)
 #define GW_AUTH_FAIL__COUNT (GW_AUTH_FAIL_TIMEOUT + 1)
 /* The HTTP statuses POST /api/publish answers with, in the order of
  * gw_worker_stats.api_requests (wsgate_api_requests_total{code}). */

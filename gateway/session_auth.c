@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "clock.h"
 #include "log.h"
 #include "session_int.h"
@@ -70,6 +71,15 @@ void gw_session_authenticate(struct gw_session *s, const char *token, size_t len
     bool refresh = s->claims != NULL;
 
     if (gw_access_verify(h->access, token, len, &claims, &e) < 0) {
+        refuse_token(s, has_id, id, &e);
+        return;
+    }
+    /* POST /api/revoke: the node's copy, no Redis round trip. */
+    if (gw_bus_revoked(h->node->bus, claims->sub, claims->has_iat, claims->iat)) {
+        e.reason = GW_JWT_REVOKED;
+        snprintf(e.msg, sizeof e.msg, "%s", claims->has_iat ? "the user's tokens issued until now are revoked"
+                                                            : "the user is revoked and the token has no iat");
+        gw_jwt_claims_free(claims);
         refuse_token(s, has_id, id, &e);
         return;
     }

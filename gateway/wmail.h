@@ -43,6 +43,7 @@ struct gw_wmail {
     char *text; /* DISCONNECT: the close reason, owned */
     uint64_t closed; /* CTL_RESULT: connections closed by the nodes that answered */
     int nodes, answered; /* CTL_RESULT: nodes the command reached; of them, those that answered */
+    int64_t rev_at, rev_until; /* CTL_RESULT of a revocation: the record's times (seconds since the epoch) */
     size_t bytes; /* gw_wmail_bytes, counted once when posted to a worker */
     size_t name_len;
     char name[]; /* DELIVER, LIVE: channel name, NUL-terminated */

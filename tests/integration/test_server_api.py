@@ -174,6 +174,117 @@ class DisconnectCluster(ServerApiBase):
         self.assertEqual(c.ping().get("type"), "pong")
 
 
+class Revoke(ServerApiBase):
+    """POST /api/revoke and /api/unrevoke on two nodes (and a third that joins later)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.make_files()
+        cls.redis = cls.start_class_redis()
+        cls.a = cls.start_class_gateway(cls.redis.port, cls.args(workers=2))
+        cls.b = cls.start_class_gateway(cls.redis.port, cls.args())
+        cls.a.wait_ready()
+        cls.b.wait_ready()
+
+    def auth(self, gw, token):
+        """(reply to an auth request, the connection)."""
+        c = self.client(gw.port)
+        return c.request({"type": "auth", "token": token, "id": c.new_id()}), c
+
+    def assert_revoked(self, gw, token):
+        r, c = self.auth(gw, token)
+        self.assertEqual((r.get("type"), r.get("code")), ("error", "unauthorized"), r)
+        self.assertIn("revoked", r.get("message", ""))
+        self.assertEqual(c.expect_close(timeout=5), (4003, "unauthorized"))
+
+    def assert_accepted(self, gw, token):
+        r, c = self.auth(gw, token)
+        self.assertEqual(r.get("type"), "ack", r)
+        return c
+
+    def revoke(self, gw, sub, **kw):
+        st, body = api(gw.port, "/api/revoke", dict(user=sub, **kw))
+        self.assertEqual(st, 200, body)
+        return body
+
+    def failures(self, gw):
+        return gw.metric('wsgate_auth_failures_total{reason="revoked"}', 0)
+
+    def test_old_refused_newer_accepted_everywhere(self):
+        sub = "rev-%d" % time.monotonic_ns()
+        old = self.mint(sub, iat=int(time.time()) - 5)
+        kept = self.assert_accepted(self.b, old)
+        fa, fb = self.failures(self.a), self.failures(self.b)
+        body = self.revoke(self.a, sub, keep=600)
+        self.assertEqual(body["nodes"], 2, body)
+        self.assertEqual(body["until"] - body["revoked_at"], 600, body)
+        self.assertLessEqual(abs(body["revoked_at"] - time.time()), 2)
+        for gw in (self.a, self.b):
+            self.assert_revoked(gw, old)
+            self.assert_revoked(gw, self.mint(sub, iat=body["revoked_at"]))  # the same second: refused
+        self.assertEqual((self.failures(self.a), self.failures(self.b)), (fa + 2, fb + 2))
+        # A refresh with the old token on a connection opened before is refused too.
+        r = kept.request({"type": "auth", "token": old, "id": kept.new_id()})
+        self.assertEqual(r.get("code"), "unauthorized", r)
+        self.assertEqual(kept.expect_close(timeout=5), (4003, "unauthorized"))
+        # A token issued after the revocation is accepted on both nodes.
+        wait_until(lambda: time.time() >= body["revoked_at"] + 1, T(3), what="the next second")
+        newer = self.mint(sub)
+        self.assertGreater(jwt.decode(newer, options={"verify_signature": False})["iat"], body["revoked_at"])
+        for gw in (self.a, self.b):
+            self.assert_accepted(gw, newer)
+        # Another user is untouched.
+        self.assert_accepted(self.a, self.mint("other", iat=int(time.time()) - 5))
+
+    def test_no_iat_refused_while_revoked(self):
+        sub = "noiat-%d" % time.monotonic_ns()
+        now = int(time.time())
+        no_iat = jwt.encode({"sub": sub, "iss": ISS, "aud": AUD, "exp": now + 300, "channels": ["room:*"]},
+                            self.secret, algorithm="HS256")
+        self.assert_accepted(self.a, no_iat)
+        self.revoke(self.b, sub)
+        self.assert_revoked(self.a, no_iat)
+
+    def test_unrevoke_and_late_joiner(self):
+        """A node that starts after the revocation loads it from Redis; a lift reaches
+        every node."""
+        sub = "late-%d" % time.monotonic_ns()
+        old = self.mint(sub, iat=int(time.time()) - 5)
+        self.revoke(self.b, sub)
+        c = self.start_gateway(self.redis.port, self.args())
+        self.assert_revoked(c, old)
+        self.assertIn("revocations loaded", c.log_text())
+        st, body = api(self.a.port, "/api/unrevoke", {"user": sub})
+        self.assertEqual((st, body.get("ok"), body.get("nodes")), (200, True, 3), body)
+        for gw in (self.a, self.b, c):
+            self.assert_accepted(gw, old)
+        self.assertEqual(self.redis.command("HEXISTS", "wsgate:revoked", sub), 0)
+
+    def test_expired_revocation_ends(self):
+        sub = "short-%d" % time.monotonic_ns()
+        old = self.mint(sub, iat=int(time.time()) - 5)
+        body = self.revoke(self.a, sub, keep=1)
+        self.assert_revoked(self.b, old)
+        wait_until(lambda: time.time() >= body["until"], T(3), what="the record's end")
+        self.assert_accepted(self.b, old)
+
+    def test_refusals(self):
+        for path, bad in [("/api/revoke", {"user": "x", "keep": 0}), ("/api/revoke", {"user": "x", "keep": "60"}),
+                          ("/api/revoke", {"user": "x", "keep": 366 * 86400 + 1}), ("/api/revoke", {"user": ""}),
+                          ("/api/revoke", {"user": "x", "kep": 5}), ("/api/unrevoke", {"user": "x", "keep": 5}),
+                          ("/api/unrevoke", b"[")]:
+            st, body = api(self.a.port, path, bad)
+            self.assertEqual(st, 400, (path, bad, body))
+            self.assertIn(body.get("error"), ("bad_request", "bad_json"))
+        for path in ("/api/revoke", "/api/unrevoke"):
+            self.assertEqual(api(self.a.port, path, {"user": "x"}, key=None)[0], 401)
+            self.assertEqual(api(self.a.port, path, None, method="GET")[0], 405)
+            st, body = api(self.a.port, path, {"user": "x" * MAX_BODY})
+            self.assertEqual((st, body.get("error")), (413, "message_too_large"))
+        self.assertEqual(self.redis.command("HLEN", "wsgate:revoked") >= 0, True)
+        self.assertEqual(self.redis.command("HEXISTS", "wsgate:revoked", "x"), 0)
+
+
 class DisconnectEdges(ServerApiBase):
     @classmethod
     def setUpClass(cls):
