@@ -65,6 +65,19 @@ static size_t mint(char *tok, int64_t now)
     return n;
 }
 
+/* Resident set size in bytes (Linux /proc/self/statm). */
+static long rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * 4096;
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -110,11 +123,15 @@ int main(int argc, char **argv)
 
     static const long sizes[] = { 0, 1000, 100000 };
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        long rss0 = rss_bytes();
         gw_revoke_init(&rv);
         for (long i = 0; i < sizes[k]; i++) {
             int n = snprintf(user, sizeof user, "user-%ld", i);
             gw_revoke_set(&rv, user, (size_t)n, now, now + 600, false);
         }
+        if (sizes[k] >= 100000)
+            printf("memory: %ld revoked users (10-byte names) grew RSS by %.1f MiB\n", sizes[k],
+                   (double)(rss_bytes() - rss0) / 1048576.0);
         for (int hit = 0; hit < (sizes[k] ? 2 : 1); hit++) {
             const char *who = hit ? "user-7" : "bench";
             for (int r = 0; r < ROUNDS; r++) {
