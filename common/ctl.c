@@ -189,6 +189,45 @@ int gw_ctl_parse_revoke_body(const char *buf, size_t len, bool lift, int64_t kee
     return rc;
 }
 
+/* The members of an unsubscribe, from an API body or a control message. */
+static int read_unsubscribe(json_t *root, struct gw_ctl_unsubscribe *out, enum gw_err *err, char *msg, size_t mlen)
+{
+    json_t *user = json_object_get(root, "user"), *ch = json_object_get(root, "channel"),
+           *reason = json_object_get(root, "reason");
+
+    if (!user || !copy_str(user, GW_CTL_USER_MAX, out->user, &out->user_len, false))
+        return fail(err, msg, mlen, GW_ERR_BAD_REQUEST,
+                    "\"user\" must be a string of 1..%d bytes without NUL (a token's \"sub\")", GW_CTL_USER_MAX);
+    if (!ch || !json_is_string(ch))
+        return fail(err, msg, mlen, GW_ERR_BAD_REQUEST, "\"channel\" must be a string");
+    if (!copy_str(ch, GW_CHANNEL_MAX, out->channel, &out->channel_len, false) ||
+        !gw_channel_valid(out->channel, out->channel_len))
+        return fail(err, msg, mlen, GW_ERR_BAD_CHANNEL,
+                    "channel name must be 1..128 bytes of A-Z a-z 0-9 _ - : . @ / =");
+    if (reason && !copy_str(reason, GW_CTL_REASON_MAX, out->reason, NULL, true))
+        return fail(err, msg, mlen, GW_ERR_BAD_REQUEST, "\"reason\" must be a string of at most %d bytes",
+                    GW_CTL_REASON_MAX);
+    if (!reason)
+        snprintf(out->reason, sizeof out->reason, "unsubscribed by the server");
+    return 0;
+}
+
+int gw_ctl_parse_unsubscribe_body(const char *buf, size_t len, struct gw_ctl_unsubscribe *out, enum gw_err *err,
+                                  char *errmsg, size_t errlen)
+{
+    static const char *const known[] = { "user", "channel", "reason" };
+    json_t *root;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    root = load_object(buf, len, known, 3, "\"user\" and \"channel\"", err, errmsg, errlen);
+    if (!root)
+        return -EINVAL;
+    rc = read_unsubscribe(root, out, err, errmsg, errlen);
+    json_decref(root);
+    return rc;
+}
+
 int gw_ctl_parse(const char *buf, size_t len, struct gw_ctl_msg *out)
 {
     json_error_t jerr;
@@ -220,6 +259,11 @@ int gw_ctl_parse(const char *buf, size_t len, struct gw_ctl_msg *out)
             out->at = json_integer_value(at);
             out->until = json_integer_value(until);
             out->op = strcmp(json_string_value(op), "revoke") == 0 ? GW_CTL_REVOKE : GW_CTL_UNREVOKE;
+            rc = 0;
+        }
+    } else if (strcmp(json_string_value(op), "unsubscribe") == 0) {
+        if (read_unsubscribe(root, &out->unsub, &err, NULL, 0) == 0) {
+            out->op = GW_CTL_UNSUBSCRIBE;
             rc = 0;
         }
     } else if (strcmp(json_string_value(op), "done") == 0) {
@@ -260,13 +304,17 @@ char *gw_ctl_format(const struct gw_ctl_msg *m, size_t *len)
 
     if (!o)
         oom();
-    static const char *const ops[] = { "", "disconnect", "done", "revoke", "unrevoke" };
+    static const char *const ops[] = { "", "disconnect", "done", "revoke", "unrevoke", "unsubscribe" };
 
     set_new(o, "op", json_string(ops[m->op]));
     set_new(o, "from", json_string(m->from));
     set_new(o, "req", json_integer((json_int_t)(m->req & (uint64_t)SAFE_INT_MAX)));
     if (m->op == GW_CTL_DONE) {
         set_new(o, "closed", json_integer((json_int_t)(m->closed & (uint64_t)SAFE_INT_MAX)));
+    } else if (m->op == GW_CTL_UNSUBSCRIBE) {
+        set_new(o, "user", json_stringn(m->unsub.user, m->unsub.user_len));
+        set_new(o, "channel", json_stringn(m->unsub.channel, m->unsub.channel_len));
+        set_new(o, "reason", json_string(m->unsub.reason));
     } else if (m->op == GW_CTL_REVOKE || m->op == GW_CTL_UNREVOKE) {
         set_new(o, "user", json_stringn(m->dis.user, m->dis.user_len));
         set_new(o, "at", json_integer((json_int_t)m->at));

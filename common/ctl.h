@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "channel.h"
 #include "err.h"
 
 /* Redis channels of the control plane: outside every client prefix (clients
@@ -67,6 +68,22 @@ struct gw_ctl_revoke {
 int gw_ctl_parse_revoke_body(const char *buf, size_t len, bool lift, int64_t keep_default, int64_t keep_max,
                              struct gw_ctl_revoke *out, enum gw_err *err, char *errmsg, size_t errlen);
 
+/* What a server-side unsubscribe does; filled by gw_ctl_parse_unsubscribe_body. */
+struct gw_ctl_unsubscribe {
+    char user[GW_CTL_USER_MAX + 1];
+    size_t user_len;
+    char channel[GW_CHANNEL_MAX + 1]; /* a valid channel name (channel.h) */
+    size_t channel_len;
+    char reason[GW_CTL_REASON_MAX + 1]; /* the push's "reason" */
+};
+
+/* Parses a POST /api/unsubscribe body, {"user": string, "channel": string,
+ * "reason"?: string} (reason default "unsubscribed by the server"). Returns
+ * as gw_ctl_parse_disconnect_body (GW_ERR_BAD_CHANNEL for a name that breaks
+ * the channel rules). */
+int gw_ctl_parse_unsubscribe_body(const char *buf, size_t len, struct gw_ctl_unsubscribe *out, enum gw_err *err,
+                                  char *errmsg, size_t errlen);
+
 /* True when code closes a connection for good (the client does not
  * reconnect by itself): 4011 and 4300..4499. */
 bool gw_ctl_code_stops(int code);
@@ -77,6 +94,7 @@ enum gw_ctl_op {
     GW_CTL_DONE,       /* on a node's reply channel: how many one node closed */
     GW_CTL_REVOKE,     /* on GW_CTL_CHANNEL: user's tokens up to `at` are refused until `until` */
     GW_CTL_UNREVOKE,   /* on GW_CTL_CHANNEL: user's revocation is lifted (at: when; marker kept until `until`) */
+    GW_CTL_UNSUBSCRIBE, /* on GW_CTL_CHANNEL: user's connections leave channel (answered with DONE) */
 };
 
 /* One control message. */
@@ -86,6 +104,7 @@ struct gw_ctl_msg {
     uint64_t req;                   /* the origin's request number */
     struct gw_ctl_disconnect dis;   /* DISCONNECT; REVOKE and UNREVOKE: user and user_len only */
     int64_t at, until;              /* REVOKE, UNREVOKE: seconds since the epoch, 0 <= at < until */
+    struct gw_ctl_unsubscribe unsub; /* UNSUBSCRIBE */
     uint64_t closed;                /* DONE */
 };
 

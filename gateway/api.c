@@ -133,6 +133,8 @@ enum gw_api_op gw_api_op_of(const char *uri)
         return GW_API_OP_REVOKE;
     if (strcmp(uri, GW_API_UNREVOKE_PATH) == 0)
         return GW_API_OP_UNREVOKE;
+    if (strcmp(uri, GW_API_UNSUBSCRIBE_PATH) == 0)
+        return GW_API_OP_UNSUBSCRIBE;
     return GW_API_OP_NONE;
 }
 
@@ -190,10 +192,12 @@ static void wait_for(struct gw_api *api, struct gw_api_req *r, uint64_t id)
     r->phase = GW_API_WAITING;
 }
 
-/* POST /api/disconnect, /api/revoke and /api/unrevoke, the body complete. */
+/* POST /api/disconnect, /api/unsubscribe, /api/revoke and /api/unrevoke,
+ * the body complete. */
 static void end_control(struct gw_api *api, struct gw_api_req *r)
 {
     struct gw_ctl_disconnect d;
+    struct gw_ctl_unsubscribe u;
     struct gw_ctl_revoke rv;
     enum gw_err err = GW_ERR_BAD_REQUEST;
     char msg[256] = "body length does not match its Content-Length";
@@ -201,6 +205,8 @@ static void end_control(struct gw_api *api, struct gw_api_req *r)
 
     if (r->len == r->expect && !r->overflow && r->op == GW_API_OP_DISCONNECT)
         rc = gw_ctl_parse_disconnect_body(r->body, r->len, &d, &err, msg, sizeof msg);
+    else if (r->len == r->expect && !r->overflow && r->op == GW_API_OP_UNSUBSCRIBE)
+        rc = gw_ctl_parse_unsubscribe_body(r->body, r->len, &u, &err, msg, sizeof msg);
     else if (r->len == r->expect && !r->overflow)
         rc = gw_ctl_parse_revoke_body(r->body, r->len, r->op == GW_API_OP_UNREVOKE, GW_REVOKE_KEEP_DEFAULT_S,
                                       GW_REVOKE_KEEP_MAX_S, &rv, &err, msg, sizeof msg);
@@ -220,6 +226,8 @@ static void end_control(struct gw_api *api, struct gw_api_req *r)
         wait_for(api, r, id);
         if (r->op == GW_API_OP_DISCONNECT)
             gw_bus_post_disconnect(api->node->bus, api->worker, id, &d);
+        else if (r->op == GW_API_OP_UNSUBSCRIBE)
+            gw_bus_post_unsubscribe_user(api->node->bus, api->worker, id, &u);
         else
             gw_bus_post_revoke(api->node->bus, api->worker, id, rv.user, rv.user_len, rv.keep,
                                r->op == GW_API_OP_UNREVOKE);
@@ -240,19 +248,24 @@ void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m)
     r->api = NULL;
     if (!m->ok) {
         answer_error(api, r, 503, "unavailable", "%s",
-                     r->op == GW_API_OP_DISCONNECT
-                         ? "Redis did not take the command; nothing is known to be closed"
+                     r->op == GW_API_OP_DISCONNECT || r->op == GW_API_OP_UNSUBSCRIBE
+                         ? "Redis did not take the command; nothing is known to be done"
                          : "Redis did not take it, or took it and could not announce it to the nodes; retry");
     } else {
         if (r->op == GW_API_OP_DISCONNECT)
             n = snprintf(ok, sizeof ok, "{\"ok\":true,\"closed\":%" PRIu64 ",\"nodes\":%d,\"answered\":%d}\n",
                          m->closed, m->nodes, m->answered);
+        else if (r->op == GW_API_OP_UNSUBSCRIBE)
+            n = snprintf(ok, sizeof ok,
+                         "{\"ok\":true,\"unsubscribed\":%" PRIu64 ",\"nodes\":%d,\"answered\":%d}\n", m->closed,
+                         m->nodes, m->answered);
         else if (r->op == GW_API_OP_REVOKE)
-            n = snprintf(ok, sizeof ok, "{\"ok\":true,\"revoked_at\":%" PRId64 ",\"until\":%" PRId64 ",\"nodes\":%d}\n",
-                         m->rev_at, m->rev_until, m->nodes);
+            n = snprintf(ok, sizeof ok,
+                         "{\"ok\":true,\"revoked_at\":%" PRId64 ",\"until\":%" PRId64 ",\"nodes\":%d,\"answered\":%d}\n",
+                         m->rev_at, m->rev_until, m->nodes, m->answered);
         else
-            n = snprintf(ok, sizeof ok, "{\"ok\":true,\"lifted_at\":%" PRId64 ",\"nodes\":%d}\n", m->rev_at,
-                         m->nodes);
+            n = snprintf(ok, sizeof ok, "{\"ok\":true,\"lifted_at\":%" PRId64 ",\"nodes\":%d,\"answered\":%d}\n",
+                         m->rev_at, m->nodes, m->answered);
         count(api, 200);
         free(r->answer);
         r->answer = gw_xstrndup(ok, (size_t)n);

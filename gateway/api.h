@@ -28,6 +28,7 @@ struct gw_intake;
 #define GW_API_DISCONNECT_PATH "/api/disconnect"
 #define GW_API_REVOKE_PATH "/api/revoke"
 #define GW_API_UNREVOKE_PATH "/api/unrevoke"
+#define GW_API_UNSUBSCRIBE_PATH "/api/unsubscribe"
 
 /* The endpoints of the server API (docs/PROTOCOL.md, "Server API"). */
 enum gw_api_op {
@@ -36,6 +37,7 @@ enum gw_api_op {
     GW_API_OP_DISCONNECT, /* POST /api/disconnect */
     GW_API_OP_REVOKE,     /* POST /api/revoke */
     GW_API_OP_UNREVOKE,   /* POST /api/unrevoke */
+    GW_API_OP_UNSUBSCRIBE, /* POST /api/unsubscribe */
 };
 
 /* The endpoint a request path names (exact match), or GW_API_OP_NONE. */

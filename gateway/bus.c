@@ -370,6 +370,7 @@ static void bus_drain_inbox(struct gw_bus *bus)
         if (cmd->type == CMD_PUBLISH)
             atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
         free(cmd->payload);
+        free(cmd->unsub);
         free(cmd);
         m = next;
     }
@@ -568,6 +569,7 @@ void gw_bus_free(struct gw_bus *bus)
     while (m) {
         struct gw_mail *next = m->next;
         free(((struct bus_cmd *)m)->payload);
+        free(((struct bus_cmd *)m)->unsub);
         free(m);
         m = next;
     }

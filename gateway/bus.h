@@ -123,6 +123,13 @@ void gw_bus_post_revoke(struct gw_bus *bus, int worker, uint64_t api_id, const c
  * no Redis. Any thread. */
 bool gw_bus_revoked(struct gw_bus *bus, const char *sub, bool has_iat, int64_t iat);
 
+/* Server API (bus_ctl.c): as gw_bus_post_disconnect, but every connection
+ * of u->user on every node leaves u->channel (a push says so) instead of
+ * closing; the count is of connections taken out. Copies u. Any thread. */
+struct gw_ctl_unsubscribe;
+void gw_bus_post_unsubscribe_user(struct gw_bus *bus, int worker, uint64_t api_id,
+                                  const struct gw_ctl_unsubscribe *u);
+
 /* Worker `worker` closed `closed` sessions for the GW_WMAIL_DISCONNECT
  * tagged seq. Every worker answers each such mail exactly once. Any thread. */
 void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint64_t closed);

@@ -110,8 +110,9 @@ static void origin_finish(struct ctl_origin *o, bool ok)
     m->answered = o->answered;
     m->rev_at = o->msg.at;
     m->rev_until = o->msg.until;
-    LOG_INFO("%s req=%" PRIu64 " ok=%d closed=%" PRIu64 " nodes=%lld answered=%d",
-             o->msg.op == GW_CTL_DISCONNECT ? "disconnect" : o->msg.op == GW_CTL_REVOKE ? "revoke" : "unrevoke",
+    static const char *const names[] = { "", "disconnect", "done", "revoke", "unrevoke", "unsubscribe" };
+
+    LOG_INFO("%s req=%" PRIu64 " ok=%d count=%" PRIu64 " nodes=%lld answered=%d", names[o->msg.op],
              o->req, ok, o->closed, o->expected, o->answered);
     bus->ops->post(bus->ctx, o->worker, m);
     gw_dict_delete(&o->ctl->origins, &o->req, sizeof(o->req));
@@ -187,41 +188,78 @@ static void apply_start(struct bus_ctl *ctl, const struct gw_ctl_msg *m)
     memcpy(a->origin, m->from, sizeof a->origin);
     gw_dict_add(&ctl->applies, &a->id, sizeof(a->id), a, NULL);
     for (int w = 0; w < bus->nworkers; w++) {
-        struct gw_wmail *mail = gw_wmail_new(GW_WMAIL_DISCONNECT, m->dis.user, m->dis.user_len);
+        struct gw_wmail *mail;
+        if (m->op == GW_CTL_UNSUBSCRIBE) {
+            mail = gw_wmail_new(GW_WMAIL_UNSUBSCRIBE, m->unsub.user, m->unsub.user_len);
+            mail->text = gw_xstrndup(m->unsub.channel, m->unsub.channel_len);
+            mail->text2 = gw_xstrdup(m->unsub.reason);
+        } else {
+            mail = gw_wmail_new(GW_WMAIL_DISCONNECT, m->dis.user, m->dis.user_len);
+            mail->id = m->dis.code;
+            mail->text = gw_xstrdup(m->dis.reason);
+        }
         mail->seq = a->id;
-        mail->id = m->dis.code;
-        mail->text = gw_xstrdup(m->dis.reason);
         bus->ops->post(bus->ctx, w, mail);
     }
+}
+
+/* Publishes the command and waits for the answers, CTL_TIMEOUT_MS at most;
+ * a command Redis does not take answers the API at once. */
+static void origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m)
+{
+    struct bus_ctl *ctl = o->ctl;
+    struct timeval tv = { CTL_TIMEOUT_MS / 1000, (CTL_TIMEOUT_MS % 1000) * 1000 };
+
+    o->timer = evtimer_new(ctl->bus->base, on_origin_timeout, o);
+    if (!o->timer)
+        abort(); /* libevent allocates; as alloc.h, out of memory is fatal */
+    if (publish(ctl, GW_CTL_CHANNEL, strlen(GW_CTL_CHANNEL), m, true) != 0) {
+        origin_finish(o, false);
+        return;
+    }
+    evtimer_add(o->timer, &tv);
+}
+
+/* Tells the origin node of request req how many this node counted. A lost
+ * link loses the answer: the origin then reports this node as not answered
+ * (what it did stays done). */
+static void answer_origin(struct bus_ctl *ctl, const char *origin, uint64_t req, uint64_t count)
+{
+    struct gw_ctl_msg m = { .op = GW_CTL_DONE, .req = req, .closed = count };
+    char key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
+    int klen = snprintf(key, sizeof key, GW_CTL_REPLY_PREFIX "%s", origin);
+
+    snprintf(m.from, sizeof m.from, "%s", ctl->bus->cfg->node_id);
+    if (publish(ctl, key, (size_t)klen, &m, false) != 0)
+        LOG_WARN("answer not sent origin=%s req=%" PRIu64 " reason=link_down", origin, req);
 }
 
 void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd)
 {
     struct bus_ctl *ctl = bus->ctl;
     struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
-    struct gw_ctl_msg m = { .op = GW_CTL_DISCONNECT, .req = ++ctl->next_req };
+    struct gw_ctl_msg m = { .op = cmd->unsub ? GW_CTL_UNSUBSCRIBE : GW_CTL_DISCONNECT, .req = ++ctl->next_req };
 
-    *o = (struct ctl_origin){ ctl, m.req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { .op = GW_CTL_DISCONNECT } };
+    *o = (struct ctl_origin){ ctl, m.req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { .op = m.op } };
     gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
     snprintf(m.from, sizeof m.from, "%s", bus->cfg->node_id);
-    memcpy(m.dis.user, cmd->name, cmd->name_len);
-    m.dis.user_len = cmd->name_len;
-    m.dis.code = (int)cmd->id;
-    snprintf(m.dis.reason, sizeof m.dis.reason, "%s", cmd->payload ? cmd->payload : "");
+    if (cmd->unsub) {
+        m.unsub = *cmd->unsub;
+    } else {
+        memcpy(m.dis.user, cmd->name, cmd->name_len);
+        m.dis.user_len = cmd->name_len;
+        m.dis.code = (int)cmd->id;
+        snprintf(m.dis.reason, sizeof m.dis.reason, "%s", cmd->payload ? cmd->payload : "");
+    }
     if (bus->standalone) {
         o->expected = 1; /* this node alone; its apply answers origin_answer */
         apply_start(ctl, &m);
         return;
     }
-    struct timeval tv = { CTL_TIMEOUT_MS / 1000, (CTL_TIMEOUT_MS % 1000) * 1000 };
-    o->timer = evtimer_new(bus->base, on_origin_timeout, o);
-    if (!o->timer)
-        abort(); /* libevent allocates; as alloc.h, out of memory is fatal */
-    if (!ctl->usable || publish(ctl, GW_CTL_CHANNEL, strlen(GW_CTL_CHANNEL), &m, true) != 0) {
+    if (!ctl->usable)
         origin_finish(o, false);
-        return;
-    }
-    evtimer_add(o->timer, &tv);
+    else
+        origin_send(o, &m);
 }
 
 void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd)
@@ -238,19 +276,10 @@ void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd)
         return;
     gw_dict_delete(&ctl->applies, &id, sizeof(id));
     LOG_INFO("disconnect applied origin=%s req=%" PRIu64 " closed=%" PRIu64, a->origin, a->req, a->closed);
-    if (bus->standalone) {
+    if (bus->standalone)
         origin_answer(ctl, a->req, a->closed);
-    } else {
-        struct gw_ctl_msg m = { .op = GW_CTL_DONE, .req = a->req, .closed = a->closed };
-        char key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
-        int klen = snprintf(key, sizeof key, GW_CTL_REPLY_PREFIX "%s", a->origin);
-
-        snprintf(m.from, sizeof m.from, "%s", bus->cfg->node_id);
-        /* A lost link loses the answer: the origin then reports this node
-         * as not answered (its connections were closed all the same). */
-        if (publish(ctl, key, (size_t)klen, &m, false) != 0)
-            LOG_WARN("disconnect answer not sent origin=%s req=%" PRIu64 " reason=link_down", a->origin, a->req);
-    }
+    else
+        answer_origin(ctl, a->origin, a->req, a->closed);
     free(a);
 }
 
@@ -261,6 +290,17 @@ void gw_bus_post_disconnect(struct gw_bus *bus, int worker, uint64_t api_id, con
     cmd->session_id = api_id;
     cmd->id = d->code;
     cmd->payload = gw_xstrdup(d->reason);
+    gw_bus_cmd_post(bus, cmd);
+}
+
+void gw_bus_post_unsubscribe_user(struct gw_bus *bus, int worker, uint64_t api_id,
+                                  const struct gw_ctl_unsubscribe *u)
+{
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_DISCONNECT, worker, u->user, u->user_len);
+
+    cmd->session_id = api_id;
+    cmd->unsub = gw_xmalloc(sizeof(*cmd->unsub));
+    *cmd->unsub = *u;
     gw_bus_cmd_post(bus, cmd);
 }
 
@@ -287,10 +327,6 @@ void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers)
         return;
     }
     o->expected = receivers;
-    /* A revocation is in Redis already: the nodes it reached hold it now,
-     * the others load it at their next link-up. Nothing to wait for. */
-    if (o->msg.op != GW_CTL_DISCONNECT)
-        o->answered = (int)receivers;
     origin_check(o);
 }
 
@@ -413,9 +449,9 @@ void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
         origin_finish(o, false);
         return;
     }
-    revoke_apply(bus, &o->msg);
-    if (publish(bus->ctl, GW_CTL_CHANNEL, strlen(GW_CTL_CHANNEL), &o->msg, true) != 0)
-        origin_finish(o, false);
+    /* Stored: the nodes apply it when the announcement comes and answer, so
+     * the API's answer means every node that answered holds it. */
+    origin_send(o, &o->msg);
 }
 
 void gw_bus_ctl_live(struct gw_bus *bus)
@@ -454,12 +490,14 @@ bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const 
                      gw_stat_get(&bus->stats.ctl_dropped));
         return true;
     }
-    if (m.op == GW_CTL_DISCONNECT)
+    if (m.op == GW_CTL_DISCONNECT || m.op == GW_CTL_UNSUBSCRIBE)
         apply_start(ctl, &m);
     else if (m.op == GW_CTL_DONE)
         origin_answer(ctl, m.req, m.closed);
-    else
+    else {
         revoke_apply(bus, &m);
+        answer_origin(ctl, m.from, m.req, 0);
+    }
     return true;
 }
 

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 
 #include "bus.h"
+#include "ctl.h"
 #include "dict.h"
 #include "link.h"
 #include "mailbox.h"
@@ -64,6 +65,7 @@ struct bus_cmd {
     int limit; /* HISTORY */
     int64_t keep; /* REVOKE: seconds the record is kept */
     bool lift;    /* REVOKE: lift the user's revocation instead */
+    struct gw_ctl_unsubscribe *unsub; /* DISCONNECT: owned; set, an unsubscribe instead */
     size_t name_len;
     char name[];
 };

@@ -149,12 +149,40 @@ bool gw_session_permitted(struct gw_session *s, const struct gw_request *req)
     return false;
 }
 
+static bool is_user(const struct gw_session *s, const char *user, size_t len)
+{
+    const char *sub = s->claims ? s->claims->sub : NULL;
+    return s->state == GW_SESSION_OPEN && sub && strlen(sub) == len && memcmp(sub, user, len) == 0;
+}
+
+bool gw_session_unsubscribe_user(struct gw_session *s, const char *user, size_t len, const char *channel,
+                                 size_t clen, const char *reason)
+{
+    const struct gw_session_host *h = s->host;
+    bool member = false;
+
+    if (!is_user(s, user, len))
+        return false;
+    for (int i = gw_hub_member_count(&s->member) - 1; i >= 0 && !member; i--) {
+        size_t n;
+        const char *ch = gw_hub_member_channel(&s->member, i, &n);
+        member = n == clen && memcmp(ch, channel, clen) == 0;
+    }
+    if (!member)
+        return false;
+    gw_hub_unsubscribe(h->hub, &s->member, channel, clen);
+    gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
+    LOG_INFO("unsubscribe id=%llu channel=%.*s reason=server_api", (unsigned long long)s->id, (int)clen, channel);
+    gw_session_send_own(s, gw_codec_unsubscribed(channel, clen, reason));
+    return true;
+}
+
 bool gw_session_disconnect_user(struct gw_session *s, const char *user, size_t len, int code, const char *reason)
 {
     const char *sub = s->claims ? s->claims->sub : NULL;
     char logsub[SUB_LOG_MAX];
 
-    if (s->state != GW_SESSION_OPEN || !sub || strlen(sub) != len || memcmp(sub, user, len) != 0)
+    if (!is_user(s, user, len))
         return false;
     gw_stat_add(&s->host->stats->shed[GW_SHED_API_DISCONNECT], 1);
     LOG_INFO("disconnect id=%llu sub=\"%s\" code=%d reason=server_api", (unsigned long long)s->id,

@@ -19,6 +19,7 @@ enum gw_wmail_type {
     GW_WMAIL_RECOVERY,         /* one page of a client's recovery on channel name */
     GW_WMAIL_HISTORY_RESULT,   /* the reply frame to a history request, or NULL: unavailable */
     GW_WMAIL_DISCONNECT,       /* server API: close every session of user name (code id, reason text), answer seq */
+    GW_WMAIL_UNSUBSCRIBE,      /* server API: user name's sessions leave channel text (push reason2), answer seq */
     GW_WMAIL_CTL_RESULT,       /* server API: the cluster's answer to a disconnect asked by API request session_id */
 };
 
@@ -40,7 +41,8 @@ struct gw_wmail {
     struct gw_frame **frames; /* owned array of owned references, oldest first */
     size_t nframes;
     uint32_t gen; /* LIVE */
-    char *text; /* DISCONNECT: the close reason, owned */
+    char *text; /* DISCONNECT: the close reason; UNSUBSCRIBE: the channel; owned */
+    char *text2; /* UNSUBSCRIBE: the push's reason, owned */
     uint64_t closed; /* CTL_RESULT: connections closed by the nodes that answered */
     int nodes, answered; /* CTL_RESULT: nodes the command reached; of them, those that answered */
     int64_t rev_at, rev_until; /* CTL_RESULT of a revocation: the record's times (seconds since the epoch) */

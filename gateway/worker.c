@@ -106,6 +106,14 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         gw_bus_post_disconnected(w->node->bus, w->index, m->seq, closed);
         break;
     }
+    case GW_WMAIL_UNSUBSCRIBE: {
+        uint64_t left = 0;
+        size_t clen = strlen(m->text);
+        for (struct gw_registry_entry *e = gw_registry_first(&w->sessions); e; e = gw_registry_next(&w->sessions, e))
+            left += gw_session_unsubscribe_user(e->session, m->name, m->name_len, m->text, clen, m->text2);
+        gw_bus_post_disconnected(w->node->bus, w->index, m->seq, left);
+        break;
+    }
     case GW_WMAIL_CTL_RESULT:
         gw_api_ctl_result(&w->api, m);
         break;

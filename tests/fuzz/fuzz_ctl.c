@@ -53,6 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
+    {
+        struct gw_ctl_unsubscribe u;
+        if (gw_ctl_parse_unsubscribe_body(buf, size, &u, &err, msg, sizeof msg) == 0) {
+            if (u.user_len < 1 || strlen(u.user) != u.user_len || !gw_channel_valid(u.channel, u.channel_len) ||
+                strlen(u.reason) > GW_CTL_REASON_MAX)
+                abort();
+        } else if (err == GW_ERR_NONE || !msg[0]) {
+            abort();
+        }
+    }
     if (gw_ctl_parse(buf, size, &m) == 0) {
         if ((m.op == GW_CTL_REVOKE || m.op == GW_CTL_UNREVOKE) && (m.at < 0 || m.until <= m.at))
             abort();
@@ -61,6 +71,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         text = gw_ctl_format(&m, &len);
         if (gw_ctl_parse(text, len, &back) != 0 || back.op != m.op || strcmp(back.from, m.from) != 0 ||
             (m.op == GW_CTL_DONE && back.closed != m.closed) ||
+            (m.op == GW_CTL_UNSUBSCRIBE &&
+             (strcmp(back.unsub.user, m.unsub.user) != 0 || strcmp(back.unsub.channel, m.unsub.channel) != 0 ||
+              strcmp(back.unsub.reason, m.unsub.reason) != 0)) ||
             ((m.op == GW_CTL_REVOKE || m.op == GW_CTL_UNREVOKE) &&
              (back.at != m.at || back.until != m.until || back.dis.user_len != m.dis.user_len ||
               memcmp(back.dis.user, m.dis.user, m.dis.user_len) != 0)) ||

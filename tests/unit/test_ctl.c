@@ -222,6 +222,40 @@ START_TEST(revoke_messages)
 }
 END_TEST
 
+START_TEST(unsubscribe_bodies_and_messages)
+{
+    struct gw_ctl_unsubscribe u;
+    struct gw_ctl_msg m = { .op = GW_CTL_UNSUBSCRIBE, .req = 5 }, back;
+    size_t len;
+    char *text;
+
+#define UNS(text) gw_ctl_parse_unsubscribe_body((text), strlen(text), &u, &err, msg, sizeof msg)
+    ck_assert_int_eq(UNS("{\"user\":\"al\",\"channel\":\"room:1\"}"), 0);
+    ck_assert_str_eq(u.channel, "room:1");
+    ck_assert_str_eq(u.reason, "unsubscribed by the server");
+    ck_assert_int_eq(UNS("{\"user\":\"al\",\"channel\":\"room:1\",\"reason\":\"kicked\"}"), 0);
+    ck_assert_str_eq(u.reason, "kicked");
+    ck_assert_int_eq(UNS("{\"user\":\"al\",\"channel\":\"room 1\"}"), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_CHANNEL);
+    ck_assert_int_eq(UNS("{\"user\":\"al\"}"), -EINVAL);
+    ck_assert_int_eq(err, GW_ERR_BAD_REQUEST);
+    ck_assert_int_eq(UNS("{\"channel\":\"room:1\"}"), -EINVAL);
+    ck_assert_int_eq(UNS("{\"user\":\"al\",\"channel\":\"room:1\",\"x\":1}"), -EINVAL);
+#undef UNS
+    snprintf(m.from, sizeof m.from, "n1");
+    m.unsub = u;
+    ck_assert_int_eq(gw_ctl_parse_unsubscribe_body("{\"user\":\"al\",\"channel\":\"room:1\"}", 32, &m.unsub, &err,
+                                                   msg, sizeof msg), 0);
+    text = gw_ctl_format(&m, &len);
+    ck_assert_int_eq(gw_ctl_parse(text, len, &back), 0);
+    free(text);
+    ck_assert_int_eq(back.op, GW_CTL_UNSUBSCRIBE);
+    ck_assert_str_eq(back.unsub.user, "al");
+    ck_assert_str_eq(back.unsub.channel, "room:1");
+    ck_assert_str_eq(back.unsub.reason, "unsubscribed by the server");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -236,6 +270,7 @@ int main(void)
     tcase_add_test(tc, messages_refused);
     tcase_add_test(tc, revoke_bodies);
     tcase_add_test(tc, revoke_messages);
+    tcase_add_test(tc, unsubscribe_bodies_and_messages);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
