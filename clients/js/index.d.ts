@@ -106,6 +106,12 @@ export interface SubscribeOptions<T = unknown> {
   since?: Position;
 }
 
+/** The server's {"type":"unsubscribe"} push: the channel and the backend's reason. */
+export interface ServerUnsubscribeEvent {
+  channel: string;
+  reason: string;
+}
+
 export declare class Subscription<T = unknown> {
   readonly channel: string;
   readonly state: SubscriptionState;
@@ -118,6 +124,10 @@ export declare class Subscription<T = unknown> {
   on(event: "gap", fn: (e: GapEvent) => void): () => void;
   on(event: "error", fn: (e: WsgateError) => void): () => void;
   on(event: "state", fn: (e: { state: SubscriptionState; previous: SubscriptionState }) => void): () => void;
+  /** A backend took this user out of the channel (POST /api/unsubscribe): the subscription
+   * has ended (state "unsubscribed", ready() rejects with code "server_unsubscribe") and is
+   * not sent again on reconnect. */
+  on(event: "unsubscribe", fn: (e: ServerUnsubscribeEvent) => void): () => void;
   off(event: string, fn: (...args: any[]) => void): void;
 }
 
@@ -154,6 +164,8 @@ export declare class Client {
   on(event: "disconnect", fn: (e: { code?: number; reason?: string; delayMs: number | null }) => void): () => void;
   on(event: "attempt", fn: (e: { reason: string; attempt: number }) => void): () => void;
   on(event: "token", fn: (e: { sub?: string; exp?: number }) => void): () => void;
+  /** A backend took this user out of a channel (also emitted on that Subscription). */
+  on(event: "unsubscribe", fn: (e: ServerUnsubscribeEvent) => void): () => void;
   on(event: "error", fn: (e: WsgateError) => void): () => void;
   off(event: string, fn: (...args: any[]) => void): void;
 }

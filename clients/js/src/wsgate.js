@@ -621,6 +621,9 @@ export class Client extends Emitter {
       case "gap":
         this.onGap(msg);
         break;
+      case "unsubscribe":
+        this.onServerUnsubscribe(msg);
+        break;
       case "ack":
       case "pong":
       case "history":
@@ -653,6 +656,18 @@ export class Client extends Emitter {
     if (!sub || sub.ended) return;
     sub.position.gapNotice(msg);
     sub.emit("gap", { channel: msg.channel, reason: "server", epoch: msg.epoch, from: msg.from, to: msg.to });
+  }
+
+  // A backend took this user out of the channel (POST /api/unsubscribe): the subscription
+  // ends here and is not sent again on reconnect; the application decides what follows.
+  onServerUnsubscribe(msg) {
+    const sub = this.subs.get(msg.channel);
+    if (!sub || sub.ended) return;
+    const e = { channel: msg.channel, reason: typeof msg.reason === "string" ? msg.reason : "" };
+    sub.error = new WsgateError("server_unsubscribe", e.reason || "unsubscribed by the server", { channel: msg.channel });
+    this.dropSubscription(sub, false);
+    sub.emit("unsubscribe", e);
+    this.emit("unsubscribe", e);
   }
 
   onError(msg) {
