@@ -13,6 +13,9 @@ Run alone: WSGATE_BIN=build/gateway/wsgate /usr/bin/python3 -m unittest -v test_
 import http.client
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -303,6 +306,47 @@ class Revoke(ServerApiBase):
         # The node reads the coarse wall clock (time(), a few ms behind).
         wait_until(lambda: time.time() >= body["until"] + 0.05, T(3), what="the record's end")
         self.assert_accepted(self.b, old)
+
+    def snippet(self, lang):
+        """The code block of docs/DEPLOYMENT.md "Banning a user" in lang, as written there."""
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        with open(os.path.join(root, "docs", "DEPLOYMENT.md")) as f:
+            text = f.read()
+        section = text[text.index("### Banning a user"):]
+        return re.search(r"```%s\n(.*?)```" % lang, section, re.S).group(1)
+
+    def run_ban(self, argv, suffix, code, sub):
+        d = tempfile.mkdtemp(prefix="wsgate-ban-")
+        path = os.path.join(d, "ban" + suffix)
+        with open(path, "w") as f:
+            f.write(code)
+        self.addCleanup(shutil.rmtree, d)
+        env = dict(os.environ, WSGATE_URL="http://127.0.0.1:%d" % self.b.port, WSGATE_API_KEY=KEY, BAN_USER=sub)
+        out = subprocess.run(argv + [path], env=env, capture_output=True, text=True, timeout=T(30))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout
+
+    def check_ban(self, argv, suffix, lang):
+        sub = "banned-%s-%d" % (lang, time.monotonic_ns())
+        old = self.mint(sub, iat=int(time.time()) - 5)
+        conns = [self.assert_accepted(self.a, old), self.assert_accepted(self.b, old)]
+        out = self.run_ban(argv, suffix, self.snippet(lang), sub)
+        self.assertIn("closed", out)
+        for c in conns:
+            self.assertEqual(c.expect_close(timeout=5), (4011, "banned"))
+        for gw in (self.a, self.b):
+            self.assert_revoked(gw, old)
+        return out
+
+    def test_deployment_ban_snippets(self):
+        """docs/DEPLOYMENT.md's ban, in Python (urllib) and Node (fetch), as written."""
+        out = self.check_ban([sys.executable], ".py", "python")
+        self.assertIn("'closed': 2", out)
+        node = shutil.which("node")
+        if not node:
+            self.skipTest("no node on PATH for the Node.js snippet")
+        out = json.loads(self.check_ban([node], ".mjs", "js"))
+        self.assertEqual((out["closed"]["closed"], out["closed"]["answered"], out["revoked"]["answered"]), (2, 2, 2))
 
     def test_refusals(self):
         for path, bad in [("/api/revoke", {"user": "x", "keep": 0}), ("/api/revoke", {"user": "x", "keep": "60"}),
