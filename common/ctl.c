@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "alloc.h"
+#include "envelope.h"
 
 /* Duplicate keys are refused: a body must mean one thing. */
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
@@ -226,6 +227,78 @@ int gw_ctl_parse_unsubscribe_body(const char *buf, size_t len, struct gw_ctl_uns
     rc = read_unsubscribe(root, out, err, errmsg, errlen);
     json_decref(root);
     return rc;
+}
+
+/* Strict decimal in s[0..len) into *v, at most max. */
+static bool read_uint(const char *s, size_t len, uint64_t max, uint64_t *v)
+{
+    uint64_t n = 0;
+
+    if (!len || len > 16)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        n = n * 10 + (uint64_t)(s[i] - '0');
+    }
+    *v = n;
+    return n <= max;
+}
+
+int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history *out, enum gw_err *err,
+                               char *errmsg, size_t errlen)
+{
+    bool seen_limit = false;
+    const char *p = q, *end = q ? q + len : NULL;
+
+    memset(out, 0, sizeof *out);
+    out->limit = GW_HISTORY_LIMIT_DEFAULT;
+    *err = GW_ERR_NONE;
+    if (errlen)
+        errmsg[0] = '\0';
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t nlen = eq ? (size_t)(eq - p) : 0;
+        const char *v = eq ? eq + 1 : NULL;
+        size_t vlen = eq ? (size_t)(stop - v) : 0;
+        uint64_t n;
+
+        if (!eq)
+            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "query parts must be name=value");
+        if (nlen == 7 && memcmp(p, "channel", 7) == 0) {
+            if (out->channel_len)
+                return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"channel\" given twice");
+            if (vlen > GW_CHANNEL_MAX || !gw_channel_valid(v, vlen))
+                return fail(err, errmsg, errlen, GW_ERR_BAD_CHANNEL,
+                            "channel name must be 1..128 bytes of A-Z a-z 0-9 _ - : . @ / =");
+            memcpy(out->channel, v, vlen);
+            out->channel_len = vlen;
+        } else if (nlen == 5 && memcmp(p, "limit", 5) == 0) {
+            if (seen_limit || !read_uint(v, vlen, GW_HISTORY_LIMIT_MAX, &n) || n < 1)
+                return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"limit\" must be an integer 1..%d, once",
+                            GW_HISTORY_LIMIT_MAX);
+            seen_limit = true;
+            out->limit = (int)n;
+        } else if (nlen == 5 && memcmp(p, "since", 5) == 0) {
+            const char *colon = memchr(v, ':', vlen);
+            size_t elen = colon ? vlen - (size_t)(colon + 1 - v) : 0;
+            if (out->has_since || !colon || !read_uint(v, (size_t)(colon - v), (uint64_t)SAFE_INT_MAX, &n) ||
+                (elen && !gw_envelope_epoch_valid(colon + 1, elen)))
+                return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST,
+                            "\"since\" must be <offset>:<epoch> (the epoch may be empty), once");
+            out->has_since = true;
+            gw_position_set(&out->since, n, colon + 1, elen);
+        } else {
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(nlen < 48 ? nlen : 48), p);
+            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "unknown query parameter \"%s\"", name);
+        }
+        p = amp ? amp + 1 : end;
+    }
+    if (!out->channel_len)
+        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"channel\" is missing");
+    return 0;
 }
 
 int gw_ctl_parse(const char *buf, size_t len, struct gw_ctl_msg *out)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "channel.h"
+#include "codec.h"
 #include "err.h"
 
 /* Redis channels of the control plane: outside every client prefix (clients
@@ -83,6 +84,23 @@ struct gw_ctl_unsubscribe {
  * the channel rules). */
 int gw_ctl_parse_unsubscribe_body(const char *buf, size_t len, struct gw_ctl_unsubscribe *out, enum gw_err *err,
                                   char *errmsg, size_t errlen);
+
+/* GET /api/history's query (docs/PROTOCOL.md, "GET /api/history"). */
+struct gw_ctl_history {
+    char channel[GW_CHANNEL_MAX + 1];
+    size_t channel_len;
+    int limit;                /* 1..GW_HISTORY_LIMIT_MAX, default GW_HISTORY_LIMIT_DEFAULT */
+    bool has_since;
+    struct gw_position since; /* since=<offset>:<epoch> (epoch may be empty) */
+};
+
+/* Parses the query (the part after '?', already percent-decoded by the
+ * HTTP layer; NULL/0 for none): channel=<name> (required), limit=<1..1000>,
+ * since=<offset>:<epoch>, separated by '&', each at most once, nothing
+ * else. Returns as gw_ctl_parse_disconnect_body (GW_ERR_BAD_CHANNEL for a
+ * name that breaks the channel rules). */
+int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history *out, enum gw_err *err,
+                               char *errmsg, size_t errlen);
 
 /* True when code closes a connection for good (the client does not
  * reconnect by itself): 4011 and 4300..4499. */

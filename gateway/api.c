@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "apikey.h"
 #include "bus.h"
+#include "channel.h"
 #include "codec.h"
 #include "ctl.h"
 #include "revoke.h"
@@ -135,26 +136,107 @@ enum gw_api_op gw_api_op_of(const char *uri)
         return GW_API_OP_UNREVOKE;
     if (strcmp(uri, GW_API_UNSUBSCRIBE_PATH) == 0)
         return GW_API_OP_UNSUBSCRIBE;
+    if (strcmp(uri, GW_API_HISTORY_PATH) == 0)
+        return GW_API_OP_HISTORY;
     return GW_API_OP_NONE;
+}
+
+static void wait_for(struct gw_api *api, struct gw_api_req *r, uint64_t id);
+
+/* GET /api/history: the query read as a client's history request; the
+ * answer is the same reply, read by the bus (bus_read.c). */
+static void begin_history(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
+{
+    char q[1024], msg[256];
+    int n = 0;
+    struct gw_ctl_history h;
+    enum gw_err err;
+    uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
+
+    /* lws keeps each '&'-separated argument as one fragment, percent-decoded;
+     * the total length bounds the loop (a fragment is never empty of its '='
+     * for a parameter the parser accepts). */
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    for (int i = 0, used = 0; total > 0 && used < total && n >= 0; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0 || n + (n > 0) + flen + 1 > (int)sizeof q) {
+            n = flen <= 0 ? n : -1;
+            break;
+        }
+        if (n > 0)
+            q[n++] = '&';
+        if (lws_hdr_copy_fragment(wsi, q + n, (int)sizeof q - n, WSI_TOKEN_HTTP_URI_ARGS, i) != flen) {
+            n = -1;
+            break;
+        }
+        n += flen;
+        used += flen;
+    }
+    if (n < 0)
+        answer_error(api, r, 400, "bad_request", "query over %zu bytes", sizeof q - 2);
+    else if (gw_ctl_parse_history_query(n ? q : NULL, (size_t)n, &h, &err, msg, sizeof msg) != 0)
+        answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
+    else if (gw_channel_reserved(api->node->cfg->channel_prefix, strlen(api->node->cfg->channel_prefix), h.channel,
+                                 h.channel_len))
+        answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", h.channel);
+    else if (gw_node_draining(api->node) || !gw_node_ready(api->node))
+        answer_error(api, r, 503, "unavailable", "Redis is unavailable (or the node is draining)");
+    else {
+        wait_for(api, r, id);
+        gw_bus_post_history(api->node->bus, api->worker, id, false, 0, h.channel, h.channel_len,
+                            h.has_since ? &h.since : NULL, h.limit);
+    }
+}
+
+bool gw_api_history_result(struct gw_api *api, uint64_t session_id, struct gw_frame *frame)
+{
+    struct gw_api_req *r;
+
+    if (!(session_id & GW_API_ID_FLAG))
+        return false;
+    r = api->started ? gw_dict_delete(&api->pending, &session_id, sizeof(session_id)) : NULL;
+    if (!r)
+        return true;
+    r->api = NULL;
+    if (!frame) {
+        answer_error(api, r, 503, "unavailable", "Redis could not be read");
+    } else {
+        count(api, 200);
+        free(r->answer);
+        r->answer = gw_xmalloc(frame->len + 2);
+        memcpy(r->answer, gw_frame_payload(frame), frame->len);
+        memcpy(r->answer + frame->len, "\n", 2);
+        r->answer_len = frame->len + 1;
+        r->status = 200;
+        r->hdr_name = r->hdr_value = NULL;
+        r->phase = GW_API_ANSWERED;
+    }
+    lws_callback_on_writable(r->wsi);
+    return true;
 }
 
 void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enum gw_api_op op)
 {
     size_t max = api->node->cfg->max_api_body_bytes;
-    bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    bool get_op = op == GW_API_OP_HISTORY;
+    bool method_ok = lws_hdr_total_length(wsi, get_op ? WSI_TOKEN_GET_URI : WSI_TOKEN_POST_URI) > 0;
     long long cl = content_length(wsi);
 
     gw_api_req_release(r);
     r->wsi = wsi;
     r->op = op;
-    if (!post) {
-        answer_error(api, r, 405, "method_not_allowed", "use POST");
+    if (!method_ok) {
+        answer_error(api, r, 405, "method_not_allowed", "use %s", get_op ? "GET" : "POST");
         r->hdr_name = "allow:";
-        r->hdr_value = "POST";
+        r->hdr_value = get_op ? "GET" : "POST";
     } else if (!gw_api_authorized(api, wsi)) {
         answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
         r->hdr_name = "www-authenticate:";
         r->hdr_value = "Bearer";
+    } else if (get_op && cl > 0) {
+        answer_error(api, r, 400, "bad_request", "a GET carries no body");
+    } else if (get_op) {
+        begin_history(api, wsi, r);
     } else if (cl < 0) {
         answer_error(api, r, 411, "bad_request", "a Content-Length is required (no chunked bodies)");
     } else if (cl > (long long)max) {

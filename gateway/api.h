@@ -29,6 +29,7 @@ struct gw_intake;
 #define GW_API_REVOKE_PATH "/api/revoke"
 #define GW_API_UNREVOKE_PATH "/api/unrevoke"
 #define GW_API_UNSUBSCRIBE_PATH "/api/unsubscribe"
+#define GW_API_HISTORY_PATH "/api/history"
 
 /* The endpoints of the server API (docs/PROTOCOL.md, "Server API"). */
 enum gw_api_op {
@@ -38,6 +39,7 @@ enum gw_api_op {
     GW_API_OP_REVOKE,     /* POST /api/revoke */
     GW_API_OP_UNREVOKE,   /* POST /api/unrevoke */
     GW_API_OP_UNSUBSCRIBE, /* POST /api/unsubscribe */
+    GW_API_OP_HISTORY,    /* GET /api/history?channel=&since=&limit= */
 };
 
 /* The endpoint a request path names (exact match), or GW_API_OP_NONE. */
@@ -136,6 +138,11 @@ bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, con
  * whose connection closed first is no longer in the table. Worker thread. */
 struct gw_wmail;
 void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m);
+
+/* A GW_WMAIL_HISTORY_RESULT for session_id. Returns false when the id is
+ * not an API id. Otherwise answers the waiting GET /api/history with the
+ * frame's JSON (200), or 503 without a frame. Worker thread. */
+bool gw_api_history_result(struct gw_api *api, uint64_t session_id, struct gw_frame *frame);
 
 /* Frees what r owns and takes it out of its table: idle again. Idempotent. */
 void gw_api_req_release(struct gw_api_req *r);

@@ -243,7 +243,7 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
            "Clients refused at authentication (bad token, or none within --auth-timeout), by reason.");
     WSUM_LINES(auth_failures, 1, GW_AUTH_FAIL__COUNT, "wsgate_auth_failures_total", "reason", auth_fail_name);
 
-    family(&sb, "wsgate_api_requests_total", "counter", "Server API requests (/api/publish, /api/disconnect, /api/unsubscribe, /api/revoke, /api/unrevoke), by HTTP status of the answer.");
+    family(&sb, "wsgate_api_requests_total", "counter", "Server API requests (/api/*), by HTTP status of the answer.");
     WSUM_LINES(api_requests, 0, GW_API_CODES, "wsgate_api_requests_total", "code", api_code_name);
 
     family(&sb, "wsgate_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.");

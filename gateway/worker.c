@@ -91,6 +91,8 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         gw_hub_recovery_page(&w->hub, m);
         break;
     case GW_WMAIL_HISTORY_RESULT: {
+        if (gw_api_history_result(&w->api, m->session_id, m->frame)) /* api.h: own id space */
+            break;
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
             gw_session_history_result(s, m->has_id, m->id, m->frame);

@@ -63,6 +63,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
+    {
+        struct gw_ctl_history h;
+        if (gw_ctl_parse_history_query(buf, size, &h, &err, msg, sizeof msg) == 0) {
+            if (!gw_channel_valid(h.channel, h.channel_len) || h.limit < 1 || h.limit > GW_HISTORY_LIMIT_MAX)
+                abort();
+        } else if (err == GW_ERR_NONE || !msg[0]) {
+            abort();
+        }
+    }
     if (gw_ctl_parse(buf, size, &m) == 0) {
         if ((m.op == GW_CTL_REVOKE || m.op == GW_CTL_UNREVOKE) && (m.at < 0 || m.until <= m.at))
             abort();

@@ -365,6 +365,55 @@ class Revoke(ServerApiBase):
         self.assertEqual(self.redis.command("HEXISTS", "wsgate:revoked", "x"), 0)
 
 
+def get(port, path, key=KEY, method="GET", body=None):
+    return api(port, path, body, key=key, method=method)
+
+
+class History(ServerApiBase):
+    """GET /api/history: the client history request's answer and limits, on either node."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.make_files()
+        cls.redis = cls.start_class_redis()
+        cls.a = cls.start_class_gateway(cls.redis.port, cls.args())
+        cls.b = cls.start_class_gateway(cls.redis.port, cls.args())
+        cls.a.wait_ready()
+        cls.b.wait_ready()
+
+    def test_same_answer_as_a_client(self):
+        ch = "room:hist%d" % time.monotonic_ns()
+        offsets = []
+        for i in range(5):
+            st, body = api(self.a.port, "/api/publish", {"channel": ch, "data": {"n": i}})
+            self.assertEqual(st, 200, body)
+            offsets.append(body["offset"])
+        epoch = body["epoch"]
+        st, page = get(self.b.port, "/api/history?channel=%s&limit=2" % ch)
+        self.assertEqual(st, 200, page)
+        self.assertEqual([m["data"] for m in page["messages"]], [{"n": 3}, {"n": 4}])
+        self.assertEqual((page["channel"], page["epoch"], page["offset"]), (ch, epoch, offsets[-1]))
+        # A client asking the same gets the same reply, without its id.
+        c = self.user(self.a, "hist-reader")
+        rid = c.new_id()
+        mine = c.request({"type": "history", "channel": ch, "limit": 2, "id": rid})
+        self.assertEqual({k: v for k, v in mine.items() if k != "id"}, page)
+        # since: the messages after it, oldest first; the epoch percent-encoded or not.
+        st, page = get(self.a.port, "/api/history?channel=%s&since=%d%%3A%s" % (ch.replace(":", "%3A"), offsets[1], epoch))
+        self.assertEqual(st, 200, page)
+        self.assertEqual([m["data"] for m in page["messages"]], [{"n": 2}, {"n": 3}, {"n": 4}])
+        self.assertTrue(page["complete"])
+
+    def test_refusals(self):
+        for q, slug in [("", "bad_request"), ("?limit=2", "bad_request"), ("?channel=a%20b", "bad_channel"),
+                        ("?channel=c&limit=0", "bad_request"), ("?channel=c&limit=1001", "bad_request"),
+                        ("?channel=c&since=5", "bad_request"), ("?channel=c&x=1", "bad_request")]:
+            st, body = get(self.a.port, "/api/history" + q)
+            self.assertEqual((st, body.get("error")), (400, slug), (q, body))
+        self.assertEqual(get(self.a.port, "/api/history?channel=c", key=None)[0], 401)
+        self.assertEqual(get(self.a.port, "/api/history?channel=c", method="POST", body=b"{}")[0], 405)
+
+
 class DisconnectEdges(ServerApiBase):
     @classmethod
     def setUpClass(cls):

@@ -256,6 +256,34 @@ START_TEST(unsubscribe_bodies_and_messages)
 }
 END_TEST
 
+START_TEST(history_queries)
+{
+    struct gw_ctl_history h;
+#define HQ(text) gw_ctl_parse_history_query((text), strlen(text), &h, &err, msg, sizeof msg)
+    ck_assert_int_eq(HQ("channel=room:1"), 0);
+    ck_assert_str_eq(h.channel, "room:1");
+    ck_assert_int_eq(h.limit, GW_HISTORY_LIMIT_DEFAULT);
+    ck_assert(!h.has_since);
+    ck_assert_int_eq(HQ("limit=3&since=18:hoo98jgqzme9tg&channel=a/b"), 0);
+    ck_assert_int_eq(h.limit, 3);
+    ck_assert(h.has_since);
+    ck_assert_uint_eq(h.since.offset, 18);
+    ck_assert_str_eq(h.since.epoch, "hoo98jgqzme9tg");
+    ck_assert_int_eq(HQ("channel=c&since=0:"), 0);
+    ck_assert_str_eq(h.since.epoch, "");
+    ck_assert_int_eq(HQ("channel=c&limit=1000"), 0);
+    static const char *const bad[] = { "", "limit=3", "channel=", "channel=a b", "channel=c&limit=0",
+                                       "channel=c&limit=1001", "channel=c&limit=x", "channel=c&limit=1&limit=2",
+                                       "channel=c&since=5", "channel=c&since=x:e", "channel=c&since=1:e!",
+                                       "channel=c&channel=d", "channel=c&foo=1", "channel",
+                                       "channel=c&since=1:e&since=2:e" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(HQ(bad[i]) == -EINVAL && err != GW_ERR_NONE && msg[0], "accepted \"%s\"", bad[i]);
+    ck_assert_int_eq(gw_ctl_parse_history_query(NULL, 0, &h, &err, msg, sizeof msg), -EINVAL);
+#undef HQ
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -271,6 +299,7 @@ int main(void)
     tcase_add_test(tc, revoke_bodies);
     tcase_add_test(tc, revoke_messages);
     tcase_add_test(tc, unsubscribe_bodies_and_messages);
+    tcase_add_test(tc, history_queries);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
