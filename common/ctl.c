@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "envelope.h"
+#include "json.h"
 
 /* Duplicate keys are refused: a body must mean one thing. */
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
@@ -298,6 +299,34 @@ int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history 
     }
     if (!out->channel_len)
         return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"channel\" is missing");
+    return 0;
+}
+
+int gw_ctl_idempotency_key(const char *body, size_t len, char *out, size_t *klen, enum gw_err *err, char *errmsg,
+                           size_t errlen)
+{
+    const char *v;
+    size_t vlen;
+    json_t *j;
+    bool ok;
+
+    *klen = 0;
+    *err = GW_ERR_NONE;
+    if (!gw_json_member(body, len, "idempotency_key", &v, &vlen))
+        return 0;
+    j = json_loadb(v, vlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    ok = json_is_string(j) && json_string_length(j) >= 1 && json_string_length(j) <= GW_CTL_IDEM_MAX;
+    for (size_t i = 0; ok && i < json_string_length(j); i++)
+        ok = json_string_value(j)[i] > 0x20 && json_string_value(j)[i] < 0x7f;
+    if (ok) {
+        *klen = json_string_length(j);
+        memcpy(out, json_string_value(j), *klen);
+        out[*klen] = '\0';
+    }
+    json_decref(j);
+    if (!ok)
+        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST,
+                    "\"idempotency_key\" must be a string of 1..%d visible ASCII bytes", GW_CTL_IDEM_MAX);
     return 0;
 }
 

@@ -102,6 +102,16 @@ struct gw_ctl_history {
 int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history *out, enum gw_err *err,
                                char *errmsg, size_t errlen);
 
+/* An idempotency key: 1..GW_CTL_IDEM_MAX bytes of visible ASCII. */
+#define GW_CTL_IDEM_MAX 128
+
+/* Reads the optional "idempotency_key" member of a POST /api/publish body
+ * that the codec accepted (valid JSON). Returns 0 with *klen 0 when there is
+ * none, 0 with the key in out (room for GW_CTL_IDEM_MAX + 1) and *klen, or
+ * -EINVAL (GW_ERR_BAD_REQUEST in *err, errmsg says why). */
+int gw_ctl_idempotency_key(const char *body, size_t len, char *out, size_t *klen, enum gw_err *err, char *errmsg,
+                           size_t errlen);
+
 /* True when code closes a connection for good (the client does not
  * reconnect by itself): 4011 and 4300..4499. */
 bool gw_ctl_code_stops(int code);

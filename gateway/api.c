@@ -363,6 +363,9 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
 {
     const struct gw_node *node = api->node;
     struct gw_request req;
+    char key[GW_CTL_IDEM_MAX + 1], msg[256];
+    size_t klen = 0;
+    enum gw_err kerr = GW_ERR_NONE;
     int rc;
 
     if (r->phase != GW_API_READING)
@@ -373,6 +376,8 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
     }
     if (r->len == r->expect && !r->overflow) {
         rc = gw_codec_parse_publish_body(r->body, r->len, &req);
+        if (rc == 0 && gw_ctl_idempotency_key(r->body, r->len, key, &klen, &kerr, msg, sizeof msg) != 0)
+            rc = -EINVAL;
     } else {
         memset(&req, 0, sizeof(req));
         req.err = GW_ERR_BAD_REQUEST;
@@ -382,12 +387,14 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
     free(r->body);
     r->body = NULL;
     r->phase = GW_API_IDLE;
-    if (rc != 0) {
+    if (kerr != GW_ERR_NONE) {
+        answer_error(api, r, 400, gw_err_slug(kerr), "%s", msg);
+    } else if (rc != 0) {
         answer_error(api, r, 400, gw_err_slug(req.err), "%s", req.errmsg);
     } else {
         uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
-        enum gw_err err = gw_node_publish(node, api->worker, id, false, 0, req.channel, req.channel_len,
-                                          req.data_json, req.data_len);
+        enum gw_err err = gw_node_publish_once(node, api->worker, id, false, 0, req.channel, req.channel_len,
+                                               req.data_json, req.data_len, klen ? key : NULL, klen);
         if (err == GW_ERR_FORBIDDEN) {
             answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", req.channel);
         } else if (err == GW_ERR_MESSAGE_TOO_LARGE) {
@@ -407,7 +414,7 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
     gw_request_deinit(&req);
 }
 
-bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, const struct gw_position *at)
+bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, bool busy, const struct gw_position *at)
 {
     struct gw_api_req *r;
 
@@ -422,6 +429,9 @@ bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, con
     r->api = NULL;
     if (ok)
         answer_ok(api, r, at);
+    else if (busy)
+        answer_error(api, r, 409, "conflict",
+                     "a publish with this idempotency_key is still on its way; retry for its answer");
     else
         answer_error(api, r, 503, "unavailable", "Redis is unavailable; the message was not published");
     lws_callback_on_writable(r->wsi);

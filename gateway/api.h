@@ -131,7 +131,7 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r);
  * (200, or 503 when Redis did not take it) and asks lws for a writable
  * callback on its connection; a request whose connection closed first is no
  * longer in the table, and its result is dropped. Worker thread. */
-bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, const struct gw_position *at);
+bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, bool busy, const struct gw_position *at);
 
 /* A GW_WMAIL_CTL_RESULT (wmail.h): answers the waiting disconnect or
  * revocation (200 with the counts, or 503) and asks lws for a writable callback; a request

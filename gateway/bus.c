@@ -253,6 +253,10 @@ static void link_on_published(void *ctx, void *token, const struct gw_position *
     struct pub_wait *pw = token;
     bus->pub_in_flight--;
     bus->pub_bytes_in_flight -= pw->bytes;
+    if (pw->idem) {
+        gw_bus_idem_published(bus, pw, at);
+        return;
+    }
     post_publish_result(bus, pw->worker, pw->session_id, pw->has_id, pw->id, at, at != NULL);
     free(pw);
 }
@@ -320,6 +324,10 @@ static const struct gw_link_ops link_ops = {
 
 static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
 {
+    if (cmd->idem_key) {
+        gw_bus_idem_publish(bus, cmd);
+        return;
+    }
     if (bus->standalone) {
         if (gw_bus_chan(bus, cmd->name, cmd->name_len))
             gw_bus_deliver(bus, cmd->name, cmd->name_len, NULL, cmd->payload, cmd->payload_len);
@@ -334,7 +342,7 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
     char key[256];
     size_t klen = gw_bus_prefixed(bus, cmd->name, cmd->name_len, key);
     struct pub_wait *pw = gw_xmalloc(sizeof(*pw));
-    *pw = (struct pub_wait){ cmd->payload_len, cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
+    *pw = (struct pub_wait){ cmd->payload_len, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL };
     /* --history-channels: only those channels' publishes are stored. */
     int rc = gw_config_keeps_history(bus->cfg, cmd->name)
                  ? gw_link_publish(bus->link, key, klen, cmd->payload, cmd->payload_len, pw)
@@ -371,6 +379,7 @@ static void bus_drain_inbox(struct gw_bus *bus)
             atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
         free(cmd->payload);
         free(cmd->unsub);
+        free(cmd->idem_key);
         free(cmd);
         m = next;
     }
@@ -509,6 +518,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     bus->prefix_len = strlen(cfg->channel_prefix);
     bus->ctl = gw_bus_ctl_new(bus);
     gw_revoke_init(&bus->revoked);
+    gw_dict_init(&bus->idem_local);
     /* A channel holds at most one client queue's worth while it repairs. */
     gw_repair_init(&bus->repair, &gw_bus_repair_ops, bus, cfg->queue_max_bytes,
                    (uint64_t)cfg->recovery_max_messages, &bus->stats);
@@ -561,6 +571,7 @@ void gw_bus_free(struct gw_bus *bus)
     gw_link_free(bus->link);
     gw_bus_ctl_free(bus);
     gw_revoke_deinit(&bus->revoked);
+    gw_bus_idem_free(bus);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
         chan_free(e->value);
     gw_dict_deinit(&bus->chans);
@@ -570,6 +581,7 @@ void gw_bus_free(struct gw_bus *bus)
         struct gw_mail *next = m->next;
         free(((struct bus_cmd *)m)->payload);
         free(((struct bus_cmd *)m)->unsub);
+        free(((struct bus_cmd *)m)->idem_key);
         free(m);
         m = next;
     }

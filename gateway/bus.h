@@ -84,6 +84,14 @@ void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, s
 bool gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, char *payload, size_t payload_len);
 
+/* As gw_bus_post_publish for an HTTP publish with an idempotency key
+ * (copied): within --publish-idempotency-window a second publish with the
+ * same key, on any node, publishes nothing and gets the first one's result
+ * (its position), or ok = false with busy = true while the first is still
+ * on its way. Any thread. */
+bool gw_bus_post_publish_once(struct gw_bus *bus, int worker, uint64_t session_id, const char *name, size_t len,
+                              char *payload, size_t payload_len, const char *key, size_t klen);
+
 /* A client's recovery on channel name, once its subscription is live: since
  * (copied) is the position it has, NULL when it only asks for the channel's
  * position. The answer comes back as one or more GW_WMAIL_RECOVERY pages to

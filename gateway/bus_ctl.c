@@ -64,7 +64,7 @@ enum ctl_token_kind {
 };
 
 struct ctl_token {
-    enum ctl_token_kind kind;
+    int kind; /* enum ctl_token_kind; first, as bus_int.h's BUS_TOKEN_IDEM */
     uint64_t req;   /* COMMAND, STORE */
     uint64_t stamp; /* LOAD: the table's stamp when asked */
 };
@@ -438,7 +438,13 @@ void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
 {
     struct gw_bus *bus = ctx;
     struct ctl_token *t = token;
-    struct ctl_origin *o = t->kind == TOK_STORE ? origin_find(bus->ctl, t->req) : NULL;
+    struct ctl_origin *o;
+
+    if (*(const int *)token == BUS_TOKEN_IDEM) {
+        gw_bus_idem_on_reply(bus, token, reply);
+        return;
+    }
+    o = t->kind == TOK_STORE ? origin_find(bus->ctl, t->req) : NULL;
 
     if (t->kind == TOK_LOAD)
         revoke_loaded(bus, t->stamp, reply);

@@ -66,18 +66,26 @@ struct bus_cmd {
     int64_t keep; /* REVOKE: seconds the record is kept */
     bool lift;    /* REVOKE: lift the user's revocation instead */
     struct gw_ctl_unsubscribe *unsub; /* DISCONNECT: owned; set, an unsubscribe instead */
+    char *idem_key; /* PUBLISH: owned idempotency key, or NULL (bus_idem.c) */
+    size_t idem_len;
     size_t name_len;
     char name[];
 };
 
 /* Token of one in-flight PUBLISH, handed back by link_on_published. */
+struct idem_wait; /* bus_idem.c */
 struct pub_wait {
     size_t bytes;
     int worker;
     uint64_t session_id;
     bool has_id;
     int64_t id;
+    struct idem_wait *idem; /* an idempotent publish's, or NULL */
 };
+
+/* The first int of a token handed to gw_link_command by bus_idem.c; bus_ctl.c's
+ * tokens start with their kind (below this). */
+#define BUS_TOKEN_IDEM 100
 
 struct gw_bus {
     /* Read-only after gw_bus_new. */
@@ -120,6 +128,7 @@ struct gw_bus {
     int reads_in_flight;
     struct gw_readq waiting;
     struct bus_ctl *ctl; /* the control plane (bus_ctl.c) */
+    struct gw_dict idem_local; /* standalone: idempotency key -> its end (bus_idem.c) */
 };
 
 /* bus_chan.c */
@@ -168,6 +177,14 @@ void gw_bus_ctl_live(struct gw_bus *bus);
 void gw_bus_ctl_stop(struct gw_bus *bus);
 /* Frees the control plane; NULL-safe. Main thread, bus stopped. */
 void gw_bus_ctl_free(struct gw_bus *bus);
+
+/* bus_idem.c: idempotent HTTP publishes. Takes cmd->payload (cmd->idem_key set). */
+void gw_bus_idem_publish(struct gw_bus *bus, struct bus_cmd *cmd);
+/* link_on_published for a pub_wait with idem: answers, stores the answer; frees pw. */
+void gw_bus_idem_published(struct gw_bus *bus, struct pub_wait *pw, const struct gw_position *at);
+/* gw_link_command's answer for a BUS_TOKEN_IDEM token. */
+void gw_bus_idem_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply);
+void gw_bus_idem_free(struct gw_bus *bus);
 
 /* bus_read.c */
 /* repair.h's ops for the bus: deliver and gap fan out, read reads the stream, retire ends an epoch. */

@@ -55,7 +55,7 @@ static const char *auth_fail_name(int reason)
     return reason == GW_AUTH_FAIL_TIMEOUT ? "timeout" : gw_jwt_reason_label((enum gw_jwt_reason)reason);
 }
 
-static const char *const api_codes[GW_API_CODES] = { "200", "400", "401", "403", "405", "411", "413", "503" };
+static const char *const api_codes[GW_API_CODES] = { "200", "400", "401", "403", "405", "409", "411", "413", "503" };
 
 int gw_api_code_index(unsigned int status)
 {

@@ -69,7 +69,7 @@ const char *gw_http_refuse_name(enum gw_http_refuse r);
 #define GW_AUTH_FAIL__COUNT (GW_AUTH_FAIL_TIMEOUT + 1)
 /* The HTTP statuses POST /api/publish answers with, in the order of
  * gw_worker_stats.api_requests (wsgate_api_requests_total{code}). */
-#define GW_API_CODES 8
+#define GW_API_CODES 9
 /* Index of status among them, or -1 when it is not one of them. */
 int gw_api_code_index(unsigned int status);
 

@@ -31,6 +31,7 @@ struct gw_wmail {
     bool has_id;
     int64_t id;
     bool ok;
+    bool busy; /* PUBLISH_RESULT, !ok: its idempotency key is held by a publish still on its way */
     /* PUBLISH_RESULT (ok, with history): the message's place. RECOVERY: the
      * channel's position when its stream was read (first page). */
     struct gw_position at;

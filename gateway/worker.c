@@ -80,7 +80,7 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         gw_hub_link_down(&w->hub);
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
-        if (gw_api_publish_result(&w->api, m->session_id, m->ok, &m->at)) /* api.h: own id space */
+        if (gw_api_publish_result(&w->api, m->session_id, m->ok, m->busy, &m->at)) /* api.h: own id space */
             break;
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)

@@ -404,6 +404,38 @@ class History(ServerApiBase):
         self.assertEqual([m["data"] for m in page["messages"]], [{"n": 2}, {"n": 3}, {"n": 4}])
         self.assertTrue(page["complete"])
 
+    def test_idempotent_publish_retried_on_the_other_node(self):
+        """The same idempotency_key on B within the window: A's first answer, nothing delivered
+        again; another key publishes; a key still claimed answers 409."""
+        ch = "room:idem%d" % time.monotonic_ns()
+        sub = self.user(self.b, "idem-reader")
+        self.assertEqual(sub.subscribe(ch).get("type"), "ack")
+        key = "order-%d" % time.monotonic_ns()
+        body = {"channel": ch, "data": {"n": 1}, "idempotency_key": key}
+        st, first = api(self.a.port, "/api/publish", body)
+        self.assertEqual(st, 200, first)
+        self.assertIn("offset", first)
+        self.assertEqual(sub.recv_message(timeout=5)["data"], {"n": 1})
+        for gw in (self.b, self.a):
+            st, again = api(gw.port, "/api/publish", body)
+            self.assertEqual((st, again), (200, first))
+        sub.expect_nothing(0.5)
+        ttl = self.redis.command("TTL", "wsgate:idem:" + key)
+        self.assertTrue(240 < ttl <= 300, ttl)  # --publish-idempotency-window 5 (minutes)
+        st, other = api(self.b.port, "/api/publish", dict(body, idempotency_key=key + "-2", data={"n": 2}))
+        self.assertEqual(st, 200, other)
+        self.assertEqual(other["offset"], first["offset"] + 1)
+        self.assertEqual(sub.recv_message(timeout=5)["data"], {"n": 2})
+        # A key whose first publish is still on its way (claimed, no answer yet).
+        self.redis.command("SET", "wsgate:idem:held", "", "EX", "30")
+        st, busy = api(self.a.port, "/api/publish", dict(body, idempotency_key="held"))
+        self.assertEqual((st, busy.get("error")), (409, "conflict"), busy)
+        sub.expect_nothing(0.3)
+        for bad in ("", "a b", 7, "k" * 129):
+            st, err = api(self.a.port, "/api/publish", dict(body, idempotency_key=bad))
+            self.assertEqual((st, err.get("error")), (400, "bad_request"), (bad, err))
+        self.assertEqual(self.a.metric('wsgate_api_requests_total{code="409"}', 0), 1)
+
     def test_refusals(self):
         for q, slug in [("", "bad_request"), ("?limit=2", "bad_request"), ("?channel=a%20b", "bad_channel"),
                         ("?channel=c&limit=0", "bad_request"), ("?channel=c&limit=1001", "bad_request"),
@@ -428,6 +460,15 @@ class DisconnectEdges(ServerApiBase):
         self.assertEqual((st, body), (200, {"ok": True, "closed": 3, "nodes": 1, "answered": 1}))
         for c in cs:
             self.assertEqual(c.expect_close(timeout=5), (4010, "disconnected"))
+
+    def test_standalone_idempotent_publish(self):
+        gw = self.start_gateway(None, self.args())
+        c = self.user(gw, "solo-reader")
+        body = {"channel": "room:1", "data": "once", "idempotency_key": "k1"}
+        self.assertEqual(api(gw.port, "/api/publish", body), (200, {"ok": True}))
+        self.assertEqual(api(gw.port, "/api/publish", body), (200, {"ok": True}))
+        self.assertEqual(c.recv_message(timeout=5)["data"], "once")
+        c.expect_nothing(0.5)
 
     def test_redis_down_503(self):
         """A node whose Redis is gone answers 503 unavailable, not a count."""

@@ -284,6 +284,32 @@ START_TEST(history_queries)
 }
 END_TEST
 
+START_TEST(idempotency_keys)
+{
+    char key[GW_CTL_IDEM_MAX + 1], buf[512];
+    size_t klen;
+#define IK(text) gw_ctl_idempotency_key((text), strlen(text), key, &klen, &err, msg, sizeof msg)
+    ck_assert_int_eq(IK("{\"channel\":\"c\",\"data\":1}"), 0);
+    ck_assert_uint_eq(klen, 0);
+    ck_assert_int_eq(IK("{\"channel\":\"c\",\"data\":1,\"idempotency_key\":\"order-17/a\"}"), 0);
+    ck_assert_str_eq(key, "order-17/a");
+    ck_assert_int_eq(IK("{\"idempotency_key\":\"\\u0041b\"}"), 0); /* escapes are read */
+    ck_assert_str_eq(key, "Ab");
+    static const char *const bad[] = { "{\"idempotency_key\":\"\"}", "{\"idempotency_key\":5}",
+                                       "{\"idempotency_key\":\"a b\"}", "{\"idempotency_key\":\"\\u00e9\"}",
+                                       "{\"idempotency_key\":null}", "{\"idempotency_key\":\"a\\u0000\"}" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(IK(bad[i]) == -EINVAL && err == GW_ERR_BAD_REQUEST, "accepted %s", bad[i]);
+    memset(key, 'k', sizeof key);
+    snprintf(buf, sizeof buf, "{\"idempotency_key\":\"%.*s\"}", GW_CTL_IDEM_MAX, key);
+    ck_assert_int_eq(IK(buf), 0);
+    ck_assert_uint_eq(klen, GW_CTL_IDEM_MAX);
+    snprintf(buf, sizeof buf, "{\"idempotency_key\":\"%.*sk\"}", GW_CTL_IDEM_MAX, key);
+    ck_assert_int_eq(IK(buf), -EINVAL);
+#undef IK
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -300,6 +326,7 @@ int main(void)
     tcase_add_test(tc, revoke_messages);
     tcase_add_test(tc, unsubscribe_bodies_and_messages);
     tcase_add_test(tc, history_queries);
+    tcase_add_test(tc, idempotency_keys);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
