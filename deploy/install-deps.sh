@@ -16,7 +16,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libhiredis-dev libevent-dev libjansson-dev libssl-dev check
-  redis-server python3 python3-yaml python3-jwt python3-cryptography valgrind curl strace clang nginx
+  redis-server redis-tools python3 python3-yaml python3-jwt python3-cryptography valgrind curl strace clang nginx
   chromium
 )
 # Node.js 20+ with npm runs the JavaScript SDK's tests (tests/run-all.sh js). Debian 12's

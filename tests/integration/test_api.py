@@ -23,7 +23,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import (run_wsgate, REFUSED, NO_RATE_LIMIT, GatewayTestCase, T, WSClient, free_port,  # noqa: E402
-                            plain, uniq, wait_until)
+                            plain, read_until_close, uniq, wait_until)
 
 KEY1 = "k1-3f9a0c2e7b5d4a1e9c8b"
 KEY2 = "k2-rotated-77d1e0a4b6c3f2"
@@ -67,20 +67,7 @@ def raw(port, data, timeout=5):
     s = socket.create_connection(("127.0.0.1", port), timeout=T(timeout))
     try:
         s.sendall(data)
-        buf, closed = b"", False
-        deadline = time.monotonic() + T(timeout)
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            buf += chunk
+        buf, closed = read_until_close(s, T(timeout))
         head, _, body = buf.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1]) if lines and lines[0] else None

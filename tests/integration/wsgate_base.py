@@ -55,3 +55,19 @@ def recv_before(sock, deadline, nbytes, what):
         return sock.recv(nbytes)
     except socket.timeout:
         raise TimeoutError("%s timed out" % what) from None
+
+
+def read_until_close(sock, timeout):
+    """Reads from sock until the peer closes (EOF or reset) or timeout seconds pass.
+    Returns (bytes read, closed by the peer)."""
+    buf, deadline = b"", time.monotonic() + timeout
+    while True:
+        try:
+            chunk = recv_before(sock, deadline, 65536, "read")
+        except TimeoutError:
+            return buf, False
+        except ConnectionResetError:
+            return buf, True
+        if not chunk:
+            return buf, True
+        buf += chunk

@@ -23,6 +23,7 @@ from wsgate_base import (  # noqa: F401
     free_port,
     wait_until,
     recv_before,
+    read_until_close,
 )
 
 from wsgate_redis import (  # noqa: F401

@@ -16,7 +16,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from wsgate_harness import NO_RATE_LIMIT, GatewayTestCase, T, free_port, http_get, uniq, wait_until  # noqa: E402
+from wsgate_harness import (NO_RATE_LIMIT, GatewayTestCase, T, free_port, http_get, read_until_close,  # noqa: E402
+                            uniq, wait_until)
 
 KEY = "sec-http-key-0c1d2e3f4a5b6c7d"
 WRONG = "sec-http-wrong-key-00000000000"
@@ -38,19 +39,7 @@ def exchange(port, parts, timeout=2.0, pause=0.05):
                 s.sendall(p)
             except OSError:  # the server answered and closed: what it wrote is still read below
                 break
-        deadline = time.monotonic() + T(timeout)
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            buf += chunk
+        buf, closed = read_until_close(s, T(timeout))
     finally:
         s.close()
     return buf, closed

@@ -1,0 +1,380 @@
+"""A real Redis Cluster for the integration tests (issue 19): six redis-server processes
+(3 masters + 3 replicas by default) on free loopback ports, joined by
+`redis-cli --cluster create ... --cluster-replicas 1 --cluster-yes`.
+
+- ClusterNode: one cluster-enabled redis-server (own temp dir, nodes.conf there), which can
+  be SIGKILLed and restarted on the same ports (it rejoins from its nodes.conf).
+- RedisCluster: the whole cluster; waits for cluster_state:ok, maps slots to masters, routes
+  a command by key (following MOVED), SIGKILLs a master and waits for its replica to take
+  over, runs CLUSTER FAILOVER on a replica, migrates one slot by hand (SETSLOT IMPORTING /
+  MIGRATING, MIGRATE, SETSLOT NODE) and stops every process it started, by PID.
+
+A node's cluster bus listens on its port + 10000, so both ports are picked free. Settings for
+tests: a short cluster-node-timeout, cluster-require-full-coverage no and
+cluster-allow-pubsubshard-when-down yes (the settings docs/DEPLOYMENT.md recommends), and
+cluster-replica-validity-factor 0 so that a replica may always be promoted (with a short
+node timeout, a replica that merely lagged would otherwise refuse to stand).
+Every wait has a deadline; standard library only.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from wsgate_harness import RedisClient, RedisError, T, wait_until
+
+SLOTS = 16384
+
+
+def free_cluster_port():
+    """A port p on 127.0.0.1 such that p and p + 10000 (its cluster bus) were both free a
+    moment ago."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p + 10000 > 65535:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as a, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as b:
+                a.bind(("127.0.0.1", p))
+                b.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair (p, p+10000) found")
+
+
+def _binary(env, name):
+    b = os.environ.get(env)
+    if b:
+        return b
+    server = os.environ.get("REDIS_SERVER")
+    if server and name != "redis-server":
+        sibling = os.path.join(os.path.dirname(server), name)
+        if os.access(sibling, os.X_OK):
+            return sibling
+    found = shutil.which(name)
+    if not found:
+        raise unittest.SkipTest("%s not found" % name)
+    return found
+
+
+def parse_info(text):
+    out = {}
+    for line in text.decode().splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.split(":", 1)
+            out[k] = v.strip()
+    return out
+
+
+class ClusterNode:
+    """One cluster-enabled redis-server on 127.0.0.1, no persistence, own temp dir."""
+
+    def __init__(self, node_timeout_ms=1000, extra_args=()):
+        self.binary = _binary("REDIS_SERVER", "redis-server")
+        self.port = free_cluster_port()
+        self.node_timeout_ms = node_timeout_ms
+        self.extra_args = list(extra_args)
+        self.dir = tempfile.mkdtemp(prefix="wsgate-cluster-")
+        self.log_path = os.path.join(self.dir, "redis.log")
+        self.proc = None
+        self._log = None
+
+    def __repr__(self):
+        return "ClusterNode(%d)" % self.port
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self, timeout=None):
+        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+               "--protected-mode", "no", "--daemonize", "no", "--dir", self.dir,
+               "--save", "", "--appendonly", "no",
+               "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+               "--cluster-node-timeout", str(self.node_timeout_ms),
+               "--cluster-require-full-coverage", "no",
+               "--cluster-allow-pubsubshard-when-down", "yes",
+               "--cluster-replica-validity-factor", "0"] + self.extra_args
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + (T(10) if timeout is None else timeout)
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("cluster node %d exited with %s:\n%s"
+                                   % (self.port, self.proc.returncode, self.log_tail()))
+            try:
+                if self.command("PING", timeout=1) == "PONG":
+                    return self
+            except (OSError, RedisError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("cluster node did not answer PING on port %d" % self.port)
+            time.sleep(0.02)
+
+    def log_tail(self, nbytes=4000):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - nbytes))
+                return f.read().decode("utf-8", "replace")
+        except OSError as e:
+            return "<%s>" % e
+
+    def client(self, timeout=5.0):
+        return RedisClient(self.port, timeout=timeout)
+
+    def command(self, *args, timeout=5.0, raise_errors=True):
+        with RedisClient(self.port, timeout=timeout) as c:
+            return c.command(*args, raise_errors=raise_errors)
+
+    def info(self, section):
+        return parse_info(self.command("INFO", section))
+
+    def info_cluster(self):
+        return parse_info(self.command("CLUSTER", "INFO"))
+
+    def node_id(self):
+        return self.command("CLUSTER", "MYID").decode()
+
+    def role(self):
+        return self.command("ROLE")[0].decode()
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _end(self, sig, timeout):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.kill(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self._log.close()
+
+    def kill(self):
+        """SIGKILL, by PID."""
+        self._end(signal.SIGKILL, 10)
+
+    def stop(self):
+        self._end(signal.SIGTERM, 10)
+
+    def cleanup(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisCluster:
+    """`masters` masters with `replicas` replicas each, created with redis-cli --cluster."""
+
+    def __init__(self, masters=3, replicas=1, node_timeout_ms=1000, start=True):
+        self.n_masters, self.n_replicas = masters, replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.cli = _binary("REDIS_CLI", "redis-cli")
+        self.nodes = []
+        if start:
+            self.start()
+
+    # ---- life cycle
+
+    def start(self, timeout=None):
+        try:
+            for _ in range(self.n_masters * (1 + self.n_replicas)):
+                n = ClusterNode(self.node_timeout_ms)
+                self.nodes.append(n)
+                n.start()
+            cmd = [self.cli, "--cluster", "create"] + [n.addr for n in self.nodes]
+            cmd += ["--cluster-replicas", str(self.n_replicas), "--cluster-yes"]
+            r = subprocess.run(cmd, capture_output=True, timeout=T(60), stdin=subprocess.DEVNULL)
+            if r.returncode != 0:
+                raise RuntimeError("redis-cli --cluster create failed (%d):\n%s%s"
+                                   % (r.returncode, r.stdout.decode(), r.stderr.decode()))
+            self.wait_ok(T(30) if timeout is None else timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        """Stops every node this cluster started, by PID, and removes their dirs."""
+        for n in self.nodes:
+            n.cleanup()
+
+    def running_nodes(self):
+        return [n for n in self.nodes if n.running]
+
+    def wait_ok(self, timeout):
+        """Until every running node says cluster_state:ok, all of them agree on which node
+        serves each slot, every slot is served, and each replica's link is up."""
+        def agreed():
+            views = set()
+            for n in self.running_nodes():
+                if n.info_cluster()["cluster_state"] != "ok":
+                    return False
+                views.add(tuple(sorted(self._slot_view(n))))
+                if n.role() == "slave" and n.info("replication").get("master_link_status") != "up":
+                    return False
+            if len(views) != 1:
+                return False
+            covered = sum(hi - lo + 1 for lo, hi, _ in next(iter(views)))
+            return covered == SLOTS
+        wait_until(agreed, timeout, interval=0.1, what="cluster_state:ok on every node")
+
+    @staticmethod
+    def _slot_view(node):
+        """[(first, last, "host:port" of the master)] as node sees it (CLUSTER SLOTS)."""
+        out = []
+        for row in node.command("CLUSTER", "SLOTS"):
+            out.append((row[0], row[1], "%s:%d" % (row[2][0].decode(), row[2][1])))
+        return out
+
+    # ---- topology
+
+    def node_by_port(self, port):
+        for n in self.nodes:
+            if n.port == port:
+                return n
+        raise KeyError(port)
+
+    def _any(self):
+        for n in self.running_nodes():
+            try:
+                n.command("PING", timeout=1)
+                return n
+            except (OSError, RedisError, TimeoutError):
+                continue
+        raise RuntimeError("no cluster node answers")
+
+    def masters(self):
+        """The running nodes that serve at least one slot, ordered by their first slot."""
+        ports = []
+        for lo, hi, addr in sorted(self._slot_view(self._any())):
+            p = int(addr.rsplit(":", 1)[1])
+            if p not in ports:
+                ports.append(p)
+        return [self.node_by_port(p) for p in ports]
+
+    def replicas_of(self, master):
+        return [n for n in self.running_nodes()
+                if n.role() == "slave" and n.info("replication").get("master_port") == str(master.port)]
+
+    def keyslot(self, key):
+        return self._any().command("CLUSTER", "KEYSLOT", key)
+
+    def master_of_slot(self, slot):
+        for lo, hi, addr in self._slot_view(self._any()):
+            if lo <= slot <= hi:
+                return self.node_by_port(int(addr.rsplit(":", 1)[1]))
+        raise KeyError(slot)
+
+    def master_of_key(self, key):
+        return self.master_of_slot(self.keyslot(key))
+
+    def command_for_key(self, key, *args, timeout=5.0, redirects=5):
+        """Sends args to key's master, following MOVED (and ASK, with ASKING) like a
+        cluster-aware client. Returns the reply; raises the last RedisError."""
+        node = self.master_of_key(key)
+        asking = False
+        for _ in range(redirects + 1):
+            with node.client(timeout=timeout) as c:
+                if asking:
+                    c.command("ASKING")
+                r = c.command(*args, raise_errors=False)
+            if not isinstance(r, RedisError):
+                return r
+            words = str(r).split()
+            if words and words[0] in ("MOVED", "ASK"):
+                node = self.node_by_port(int(words[2].rsplit(":", 1)[1]))
+                asking = words[0] == "ASK"
+                continue
+            raise r
+        raise RedisError("too many redirects for key %r" % key)
+
+    # ---- faults and changes
+
+    def kill_master(self, master, timeout=None, during=None):
+        """SIGKILLs master and waits until one of its replicas serves its slots and the
+        cluster is ok again; during(), when given, is called at each poll of that wait.
+        Returns the promoted node."""
+        replicas = self.replicas_of(master)
+        if not replicas:
+            raise RuntimeError("%r has no replica to promote" % master)
+        first_slot = next(lo for lo, hi, a in self._slot_view(master) if a == master.addr)
+        master.kill()
+        timeout = T(30) if timeout is None else timeout
+
+        def promoted():
+            if during is not None:
+                during()
+            m = self.master_of_slot(first_slot)
+            return m if m in replicas and m.role() == "master" else None
+        node = wait_until(promoted, timeout, interval=0.1, what="a replica of %r promoted" % master)
+        self.wait_ok(timeout)
+        return node
+
+    def failover(self, replica, timeout=None):
+        """CLUSTER FAILOVER on replica (a coordinated, lossless switch); waits until it is
+        a master seen by every node."""
+        replica.command("CLUSTER", "FAILOVER")
+        timeout = T(30) if timeout is None else timeout
+        wait_until(lambda: replica.role() == "master", timeout, interval=0.05,
+                   what="%r to become master" % replica)
+        self.wait_ok(timeout)
+
+    def migrate_slot(self, slot, dst, batch=100, timeout=None):
+        """Moves one slot to master dst by hand, the way redis-cli --cluster reshard does:
+        begin_migration, move_keys, finish_migration. Returns the number of keys moved."""
+        src = self.master_of_slot(slot)
+        if src is dst:
+            return 0
+        self.begin_migration(slot, src, dst)
+        moved = self.move_keys(slot, src, dst, batch=batch, timeout=timeout)
+        self.finish_migration(slot, src, dst, timeout=timeout)
+        return moved
+
+    def begin_migration(self, slot, src, dst):
+        """SETSLOT IMPORTING on dst, then MIGRATING on src: from here on src answers ASK for
+        the slot's keys it no longer has."""
+        dst.command("CLUSTER", "SETSLOT", slot, "IMPORTING", src.node_id())
+        src.command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst.node_id())
+
+    def move_keys(self, slot, src, dst, batch=100, limit=None, timeout=None):
+        """MIGRATEs the slot's keys from src to dst in batches (at most `limit` keys when
+        given); returns how many moved."""
+        moved = 0
+        deadline = time.monotonic() + (T(30) if timeout is None else timeout)
+        while time.monotonic() < deadline:
+            n = batch if limit is None else min(batch, limit - moved)
+            keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, n) if n > 0 else []
+            if not keys:
+                return moved
+            src.command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+            moved += len(keys)
+        raise AssertionError("slot %d: keys still left to migrate at the deadline" % slot)
+
+    def finish_migration(self, slot, src, dst, timeout=None):
+        """SETSLOT NODE dst on dst, src and every other master; waits until all agree."""
+        dst_id = dst.node_id()
+        for n in [dst, src] + [m for m in self.masters() if m not in (src, dst)]:
+            n.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        self.wait_ok(T(30) if timeout is None else timeout)
