@@ -1,7 +1,9 @@
-/* POST /api/publish: key check, body, publish, answer; and the API port. */
+/* The server API: key check, method and length, body, the publish
+ * endpoint, answers; and the API port. The other endpoints are in api_ctl.c. */
 #define GW_LOG_MODULE "api"
 
 #include "api.h"
+#include "api_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -14,18 +16,14 @@
 
 #include "alloc.h"
 #include "apikey.h"
-#include "bus.h"
-#include "channel.h"
 #include "codec.h"
 #include "ctl.h"
-#include "revoke.h"
 #include "intake.h"
 #include "json.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
 #include "text.h"
-#include "wmail.h"
 
 /* Most connections accepted per readiness of the API socket (see worker.c). */
 #define ACCEPT_BATCH 16
@@ -38,13 +36,6 @@ static char api_port_marker;
 
 /* ---- answers ---- */
 
-static void count(struct gw_api *api, unsigned int status)
-{
-    int i = gw_api_code_index(status);
-    if (i >= 0)
-        gw_stat_add(&api->node->worker_stats[api->worker]->api_requests[i], 1);
-}
-
 /* {"ok":true}, with the message's "offset" and "epoch" when it was
  * published with history. */
 static void answer_ok(struct gw_api *api, struct gw_api_req *r, const struct gw_position *at)
@@ -54,38 +45,11 @@ static void answer_ok(struct gw_api *api, struct gw_api_req *r, const struct gw_
                                         at->offset, at->epoch)
                              : snprintf(ok, sizeof ok, "{\"ok\":true}\n");
 
-    count(api, 200);
+    gw_api_count(api, 200);
     free(r->answer);
     r->answer = gw_xstrndup(ok, (size_t)n);
     r->answer_len = (size_t)n;
     r->status = 200;
-    r->hdr_name = r->hdr_value = NULL;
-    r->phase = GW_API_ANSWERED;
-}
-
-/* Answers {"error":slug,"message":...}; the message is JSON-escaped here. */
-static void answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int status, const char *slug,
-                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int status, const char *slug,
-                         const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-    size_t mlen, n;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    mlen = strlen(msg);
-    count(api, status);
-    free(r->answer);
-    r->answer = gw_xmalloc(32 + strlen(slug) + gw_json_escape_len(msg, mlen));
-    n = (size_t)sprintf(r->answer, "{\"error\":\"%s\",\"message\":", slug);
-    n += gw_json_escape(r->answer + n, msg, mlen);
-    memcpy(r->answer + n, "}\n", 3);
-    r->answer_len = n + 2;
-    r->status = status;
     r->hdr_name = r->hdr_value = NULL;
     r->phase = GW_API_ANSWERED;
 }
@@ -141,80 +105,6 @@ enum gw_api_op gw_api_op_of(const char *uri)
     return GW_API_OP_NONE;
 }
 
-static void wait_for(struct gw_api *api, struct gw_api_req *r, uint64_t id);
-
-/* GET /api/history: the query read as a client's history request; the
- * answer is the same reply, read by the bus (bus_read.c). */
-static void begin_history(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
-{
-    char q[1024], msg[256];
-    int n = 0;
-    struct gw_ctl_history h;
-    enum gw_err err;
-    uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
-
-    /* lws keeps each '&'-separated argument as one fragment, percent-decoded;
-     * the total length bounds the loop (a fragment is never empty of its '='
-     * for a parameter the parser accepts). */
-    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-    for (int i = 0, used = 0; total > 0 && used < total && n >= 0; i++) {
-        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (flen <= 0 || n + (n > 0) + flen + 1 > (int)sizeof q) {
-            n = flen <= 0 ? n : -1;
-            break;
-        }
-        if (n > 0)
-            q[n++] = '&';
-        if (lws_hdr_copy_fragment(wsi, q + n, (int)sizeof q - n, WSI_TOKEN_HTTP_URI_ARGS, i) != flen) {
-            n = -1;
-            break;
-        }
-        n += flen;
-        used += flen;
-    }
-    if (n < 0)
-        answer_error(api, r, 400, "bad_request", "query over %zu bytes", sizeof q - 2);
-    else if (gw_ctl_parse_history_query(n ? q : NULL, (size_t)n, &h, &err, msg, sizeof msg) != 0)
-        answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
-    else if (gw_channel_reserved(api->node->cfg->channel_prefix, strlen(api->node->cfg->channel_prefix), h.channel,
-                                 h.channel_len))
-        answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", h.channel);
-    else if (gw_node_draining(api->node) || !gw_node_ready(api->node))
-        answer_error(api, r, 503, "unavailable", "Redis is unavailable (or the node is draining)");
-    else {
-        wait_for(api, r, id);
-        gw_bus_post_history(api->node->bus, api->worker, id, false, 0, h.channel, h.channel_len,
-                            h.has_since ? &h.since : NULL, h.limit);
-    }
-}
-
-bool gw_api_history_result(struct gw_api *api, uint64_t session_id, struct gw_frame *frame)
-{
-    struct gw_api_req *r;
-
-    if (!(session_id & GW_API_ID_FLAG))
-        return false;
-    r = api->started ? gw_dict_delete(&api->pending, &session_id, sizeof(session_id)) : NULL;
-    if (!r)
-        return true;
-    r->api = NULL;
-    if (!frame) {
-        answer_error(api, r, 503, "unavailable", "Redis could not be read");
-    } else {
-        count(api, 200);
-        free(r->answer);
-        r->answer = gw_xmalloc(frame->len + 2);
-        memcpy(r->answer, gw_frame_payload(frame), frame->len);
-        memcpy(r->answer + frame->len, "\n", 2);
-        r->answer_len = frame->len + 1;
-        r->status = 200;
-        r->hdr_name = r->hdr_value = NULL;
-        r->phase = GW_API_ANSWERED;
-    }
-    lws_callback_on_writable(r->wsi);
-    return true;
-}
-
 void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enum gw_api_op op)
 {
     size_t max = api->node->cfg->max_api_body_bytes;
@@ -226,21 +116,21 @@ void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enu
     r->wsi = wsi;
     r->op = op;
     if (!method_ok) {
-        answer_error(api, r, 405, "method_not_allowed", "use %s", get_op ? "GET" : "POST");
+        gw_api_answer_error(api, r, 405, "method_not_allowed", "use %s", get_op ? "GET" : "POST");
         r->hdr_name = "allow:";
         r->hdr_value = get_op ? "GET" : "POST";
     } else if (!gw_api_authorized(api, wsi)) {
-        answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
+        gw_api_answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
         r->hdr_name = "www-authenticate:";
         r->hdr_value = "Bearer";
     } else if (get_op && cl > 0) {
-        answer_error(api, r, 400, "bad_request", "a GET carries no body");
+        gw_api_answer_error(api, r, 400, "bad_request", "a GET carries no body");
     } else if (get_op) {
-        begin_history(api, wsi, r);
+        gw_api_begin_history(api, wsi, r);
     } else if (cl < 0) {
-        answer_error(api, r, 411, "bad_request", "a Content-Length is required (no chunked bodies)");
+        gw_api_answer_error(api, r, 411, "bad_request", "a Content-Length is required (no chunked bodies)");
     } else if (cl > (long long)max) {
-        answer_error(api, r, 413, "message_too_large", "body of %lld bytes is over --max-api-body-bytes (%zu)",
+        gw_api_answer_error(api, r, 413, "message_too_large", "body of %lld bytes is over --max-api-body-bytes (%zu)",
                      cl, max);
     } else {
         r->expect = (size_t)cl;
@@ -264,101 +154,6 @@ void gw_api_body(struct gw_api_req *r, const void *in, size_t len)
     r->len += len;
 }
 
-/* Waits in the table for the bus's answer under a fresh id. */
-static void wait_for(struct gw_api *api, struct gw_api_req *r, uint64_t id)
-{
-    r->id = id;
-    api->next_seq++;
-    gw_dict_add(&api->pending, &r->id, sizeof(r->id), r, NULL);
-    r->api = api;
-    r->phase = GW_API_WAITING;
-}
-
-/* POST /api/disconnect, /api/unsubscribe, /api/revoke and /api/unrevoke,
- * the body complete. */
-static void end_control(struct gw_api *api, struct gw_api_req *r)
-{
-    struct gw_ctl_disconnect d;
-    struct gw_ctl_unsubscribe u;
-    struct gw_ctl_revoke rv;
-    enum gw_err err = GW_ERR_BAD_REQUEST;
-    char msg[256] = "body length does not match its Content-Length";
-    int rc = -EINVAL;
-
-    if (r->len == r->expect && !r->overflow && r->op == GW_API_OP_DISCONNECT)
-        rc = gw_ctl_parse_disconnect_body(r->body, r->len, &d, &err, msg, sizeof msg);
-    else if (r->len == r->expect && !r->overflow && r->op == GW_API_OP_UNSUBSCRIBE)
-        rc = gw_ctl_parse_unsubscribe_body(r->body, r->len, &u, &err, msg, sizeof msg);
-    else if (r->len == r->expect && !r->overflow)
-        rc = gw_ctl_parse_revoke_body(r->body, r->len, r->op == GW_API_OP_UNREVOKE, GW_REVOKE_KEEP_DEFAULT_S,
-                                      GW_REVOKE_KEEP_MAX_S, &rv, &err, msg, sizeof msg);
-    free(r->body);
-    r->body = NULL;
-    r->phase = GW_API_IDLE;
-    if (rc != 0)
-        answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
-    else if (gw_node_draining(api->node))
-        answer_error(api, r, 503, "unavailable", "node is draining; ask another node");
-    else if (!api->node->bus || !gw_node_ready(api->node))
-        answer_error(api, r, 503, "unavailable", "Redis is unavailable; nothing was done");
-    else {
-        uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
-        /* The answer comes back through this worker's inbox, so the request
-         * is in the table before it can arrive. */
-        wait_for(api, r, id);
-        if (r->op == GW_API_OP_DISCONNECT)
-            gw_bus_post_disconnect(api->node->bus, api->worker, id, &d);
-        else if (r->op == GW_API_OP_UNSUBSCRIBE)
-            gw_bus_post_unsubscribe_user(api->node->bus, api->worker, id, &u);
-        else
-            gw_bus_post_revoke(api->node->bus, api->worker, id, rv.user, rv.user_len, rv.keep,
-                               r->op == GW_API_OP_UNREVOKE);
-    }
-}
-
-void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m)
-{
-    uint64_t id = m->session_id;
-    struct gw_api_req *r = api->started ? gw_dict_delete(&api->pending, &id, sizeof(id)) : NULL;
-    char ok[200];
-    int n;
-
-    if (!r) {
-        LOG_DBG("disconnect result dropped id=%" PRIu64 " reason=connection_gone", id & ~GW_API_ID_FLAG);
-        return;
-    }
-    r->api = NULL;
-    if (!m->ok) {
-        answer_error(api, r, 503, "unavailable", "%s",
-                     r->op == GW_API_OP_DISCONNECT || r->op == GW_API_OP_UNSUBSCRIBE
-                         ? "Redis did not take the command; nothing is known to be done"
-                         : "Redis did not take it, or took it and could not announce it to the nodes; retry");
-    } else {
-        if (r->op == GW_API_OP_DISCONNECT)
-            n = snprintf(ok, sizeof ok, "{\"ok\":true,\"closed\":%" PRIu64 ",\"nodes\":%d,\"answered\":%d}\n",
-                         m->closed, m->nodes, m->answered);
-        else if (r->op == GW_API_OP_UNSUBSCRIBE)
-            n = snprintf(ok, sizeof ok,
-                         "{\"ok\":true,\"unsubscribed\":%" PRIu64 ",\"nodes\":%d,\"answered\":%d}\n", m->closed,
-                         m->nodes, m->answered);
-        else if (r->op == GW_API_OP_REVOKE)
-            n = snprintf(ok, sizeof ok,
-                         "{\"ok\":true,\"revoked_at\":%" PRId64 ",\"until\":%" PRId64 ",\"nodes\":%d,\"answered\":%d}\n",
-                         m->rev_at, m->rev_until, m->nodes, m->answered);
-        else
-            n = snprintf(ok, sizeof ok, "{\"ok\":true,\"lifted_at\":%" PRId64 ",\"nodes\":%d,\"answered\":%d}\n",
-                         m->rev_at, m->nodes, m->answered);
-        count(api, 200);
-        free(r->answer);
-        r->answer = gw_xstrndup(ok, (size_t)n);
-        r->answer_len = (size_t)n;
-        r->status = 200;
-        r->hdr_name = r->hdr_value = NULL;
-        r->phase = GW_API_ANSWERED;
-    }
-    lws_callback_on_writable(r->wsi);
-}
-
 void gw_api_end(struct gw_api *api, struct gw_api_req *r)
 {
     const struct gw_node *node = api->node;
@@ -371,7 +166,7 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
     if (r->phase != GW_API_READING)
         return;
     if (r->op != GW_API_OP_PUBLISH) {
-        end_control(api, r);
+        gw_api_end_control(api, r);
         return;
     }
     if (r->len == r->expect && !r->overflow) {
@@ -388,27 +183,27 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
     r->body = NULL;
     r->phase = GW_API_IDLE;
     if (kerr != GW_ERR_NONE) {
-        answer_error(api, r, 400, gw_err_slug(kerr), "%s", msg);
+        gw_api_answer_error(api, r, 400, gw_err_slug(kerr), "%s", msg);
     } else if (rc != 0) {
-        answer_error(api, r, 400, gw_err_slug(req.err), "%s", req.errmsg);
+        gw_api_answer_error(api, r, 400, gw_err_slug(req.err), "%s", req.errmsg);
     } else {
         uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
         enum gw_err err = gw_node_publish_once(node, api->worker, id, false, 0, req.channel, req.channel_len,
                                                req.data_json, req.data_len, klen ? key : NULL, klen);
         if (err == GW_ERR_FORBIDDEN) {
-            answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", req.channel);
+            gw_api_answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", req.channel);
         } else if (err == GW_ERR_MESSAGE_TOO_LARGE) {
-            answer_error(api, r, 413, "message_too_large", "\"data\" is %zu bytes, over --max-message-bytes (%zu)",
+            gw_api_answer_error(api, r, 413, "message_too_large", "\"data\" is %zu bytes, over --max-message-bytes (%zu)",
                          req.data_len, node->cfg->max_message_bytes);
         } else if (err == GW_ERR_UNAVAILABLE) {
-            answer_error(api, r, 503, "unavailable", "%s",
+            gw_api_answer_error(api, r, 503, "unavailable", "%s",
                          gw_node_draining(node) ? "node is draining; publish through another node"
                                                 : "Redis is unavailable; the message was not published");
         } else {
             /* The result comes back through this worker's inbox, so the
              * request is in the table before it can arrive. */
             req.data_json = NULL; /* moved to the bus */
-            wait_for(api, r, id);
+            gw_api_wait_for(api, r, id);
         }
     }
     gw_request_deinit(&req);
@@ -430,10 +225,10 @@ bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, boo
     if (ok)
         answer_ok(api, r, at);
     else if (busy)
-        answer_error(api, r, 409, "conflict",
+        gw_api_answer_error(api, r, 409, "conflict",
                      "a publish with this idempotency_key is still on its way; retry for its answer");
     else
-        answer_error(api, r, 503, "unavailable", "Redis is unavailable; the message was not published");
+        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable; the message was not published");
     lws_callback_on_writable(r->wsi);
     return true;
 }
