@@ -230,6 +230,8 @@ int gw_ctl_parse_unsubscribe_body(const char *buf, size_t len, struct gw_ctl_uns
     return rc;
 }
 
+static void oom(void) __attribute__((noreturn));
+
 /* Strict decimal in s[0..len) into *v, at most max. */
 static bool read_uint(const char *s, size_t len, uint64_t max, uint64_t *v)
 {
@@ -328,6 +330,56 @@ int gw_ctl_idempotency_key(const char *body, size_t len, char *out, size_t *klen
         return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST,
                     "\"idempotency_key\" must be a string of 1..%d visible ASCII bytes", GW_CTL_IDEM_MAX);
     return 0;
+}
+
+bool gw_ctl_is_batch(const char *buf, size_t len)
+{
+    /* Read by jansson, as the batch parser and the publish parser do. */
+    json_t *root = json_loadb(buf ? buf : "", buf ? len : 0, JSON_ALLOW_NUL, NULL);
+    bool batch = json_is_object(root) && json_object_get(root, "messages") != NULL;
+
+    json_decref(root);
+    return batch;
+}
+
+int gw_ctl_parse_batch(const char *buf, size_t len, struct gw_ctl_batch *out, enum gw_err *err, char *errmsg,
+                       size_t errlen)
+{
+    static const char *const known[] = { "messages" };
+    json_t *root, *arr;
+    size_t n;
+
+    memset(out, 0, sizeof *out);
+    root = load_object(buf, len, known, 1, "\"messages\"", err, errmsg, errlen);
+    if (!root)
+        return -EINVAL;
+    arr = json_object_get(root, "messages");
+    n = json_is_array(arr) ? json_array_size(arr) : 0;
+    if (n < 1 || n > GW_CTL_BATCH_MAX) {
+        json_decref(root);
+        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST,
+                    "\"messages\" must be an array of 1..%d {channel, data} objects", GW_CTL_BATCH_MAX);
+    }
+    out->items = gw_xcalloc(n, sizeof *out->items);
+    out->lens = gw_xcalloc(n, sizeof *out->lens);
+    out->n = n;
+    for (size_t i = 0; i < n; i++) {
+        out->items[i] = json_dumps(json_array_get(arr, i), JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!out->items[i])
+            oom();
+        out->lens[i] = strlen(out->items[i]);
+    }
+    json_decref(root);
+    return 0;
+}
+
+void gw_ctl_batch_deinit(struct gw_ctl_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->items[i]);
+    free(b->items);
+    free(b->lens);
+    memset(b, 0, sizeof *b);
 }
 
 int gw_ctl_parse(const char *buf, size_t len, struct gw_ctl_msg *out)

@@ -112,6 +112,28 @@ int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history 
 int gw_ctl_idempotency_key(const char *body, size_t len, char *out, size_t *klen, enum gw_err *err, char *errmsg,
                            size_t errlen);
 
+/* The batch form of POST /api/publish: {"messages": [{channel, data,
+ * idempotency_key?}, ...]}, 1..GW_CTL_BATCH_MAX entries. */
+#define GW_CTL_BATCH_MAX 100
+
+struct gw_ctl_batch {
+    size_t n;
+    char **items;     /* owned: each entry as compact JSON text, for the publish parser */
+    size_t *lens;
+};
+
+/* True when a publish body (any bytes) is of the batch form: an object
+ * with a top-level "messages" member. */
+bool gw_ctl_is_batch(const char *buf, size_t len);
+/* Parses the batch form: an object whose only member is "messages", an
+ * array of 1..GW_CTL_BATCH_MAX values. Each entry is handed on as text
+ * whatever it is (its own parse answers its own error). Returns 0 (out
+ * filled; free with gw_ctl_batch_deinit), or -EINVAL as
+ * gw_ctl_parse_disconnect_body (out empty). */
+int gw_ctl_parse_batch(const char *buf, size_t len, struct gw_ctl_batch *out, enum gw_err *err, char *errmsg,
+                       size_t errlen);
+void gw_ctl_batch_deinit(struct gw_ctl_batch *b);
+
 /* True when code closes a connection for good (the client does not
  * reconnect by itself): 4011 and 4300..4499. */
 bool gw_ctl_code_stops(int code);

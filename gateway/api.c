@@ -169,6 +169,12 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
         gw_api_end_control(api, r);
         return;
     }
+    if (r->len == r->expect && !r->overflow && gw_ctl_is_batch(r->body, r->len)) {
+        gw_api_end_batch(api, r);
+        free(r->body);
+        r->body = NULL;
+        return;
+    }
     if (r->len == r->expect && !r->overflow) {
         rc = gw_codec_parse_publish_body(r->body, r->len, &req);
         if (rc == 0 && gw_ctl_idempotency_key(r->body, r->len, key, &klen, &kerr, msg, sizeof msg) != 0)
@@ -221,6 +227,10 @@ bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, boo
                 session_id & ~GW_API_ID_FLAG, ok);
         return true;
     }
+    if (r->batch) {
+        gw_api_batch_result(api, r, session_id, ok, busy, at);
+        return true;
+    }
     r->api = NULL;
     if (ok)
         answer_ok(api, r, at);
@@ -235,7 +245,9 @@ bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, boo
 
 void gw_api_req_release(struct gw_api_req *r)
 {
-    if (r->api)
+    if (r->batch)
+        gw_api_batch_release(r);
+    else if (r->api)
         gw_dict_delete(&r->api->pending, &r->id, sizeof(r->id));
     free(r->body);
     free(r->answer);

@@ -22,6 +22,7 @@
 #include "dict.h"
 
 struct gw_intake;
+struct gw_api_batch; /* api_batch.c */
 #include "node.h"
 
 #define GW_API_PATH "/api/publish"
@@ -75,6 +76,7 @@ struct gw_api_req {
     char *answer; /* owned JSON text */
     size_t answer_len;
     const char *hdr_name, *hdr_value; /* one extra header (static strings) or NULL */
+    struct gw_api_batch *batch; /* a batch publish's entries (owned), or NULL */
 };
 
 struct gw_api {

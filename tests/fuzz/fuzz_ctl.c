@@ -72,6 +72,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
     }
+    {
+        struct gw_ctl_batch b;
+        if (gw_ctl_parse_batch(buf, size, &b, &err, msg, sizeof msg) == 0) {
+            if (b.n < 1 || b.n > GW_CTL_BATCH_MAX || !gw_ctl_is_batch(buf, size))
+                abort();
+            for (size_t i = 0; i < b.n; i++)
+                if (strlen(b.items[i]) != b.lens[i])
+                    abort();
+            gw_ctl_batch_deinit(&b);
+        } else if (err == GW_ERR_NONE || !msg[0]) {
+            abort();
+        }
+    }
     if (gw_ctl_parse(buf, size, &m) == 0) {
         if ((m.op == GW_CTL_REVOKE || m.op == GW_CTL_UNREVOKE) && (m.at < 0 || m.until <= m.at))
             abort();

@@ -436,6 +436,42 @@ class History(ServerApiBase):
             self.assertEqual((st, err.get("error")), (400, "bad_request"), (bad, err))
         self.assertEqual(self.a.metric('wsgate_api_requests_total{code="409"}', 0), 1)
 
+    def test_batch_with_bad_entries_answers_the_rest(self):
+        ch = "room:batch%d" % time.monotonic_ns()
+        sub = self.user(self.a, "batch-reader")
+        self.assertEqual(sub.subscribe(ch).get("type"), "ack")
+        key = "batch-key-%d" % time.monotonic_ns()
+        msgs = [{"channel": ch, "data": 1}, {"channel": "bad channel", "data": 2},
+                {"channel": ch, "data": 3, "idempotency_key": key}, {"data": 4}, 5,
+                {"channel": ch, "data": {"n": 6}}]
+        st, body = api(self.b.port, "/api/publish", {"messages": msgs})
+        self.assertEqual(st, 200, body)
+        res = body["results"]
+        self.assertEqual(len(res), 6, res)
+        self.assertEqual([r.get("error") for r in res],
+                         [None, "bad_channel", None, "bad_request", "bad_request", None])
+        # Entries without a key keep their order; the keyed one is published once its key is
+        # claimed (a Redis round trip later), so it may come after later entries.
+        self.assertEqual(sorted([res[2]["offset"], res[5]["offset"]]), [res[0]["offset"] + 1, res[0]["offset"] + 2])
+        got = [sub.recv_message(timeout=5)["data"] for _ in range(3)]
+        self.assertEqual(got[0], 1)
+        self.assertEqual(sorted(got[1:], key=json.dumps), sorted([3, {"n": 6}], key=json.dumps))
+        # The keyed entry, retried alone on the other node: its first answer, nothing delivered.
+        st, again = api(self.a.port, "/api/publish", {"channel": ch, "data": 3, "idempotency_key": key})
+        self.assertEqual((st, again), (200, {"ok": True, "offset": res[2]["offset"], "epoch": res[2]["epoch"]}))
+        sub.expect_nothing(0.5)
+        # Limits of the form.
+        for bad in ({"messages": []}, {"messages": {}}, {"messages": [1] * 101},
+                    {"messages": [{"channel": ch, "data": 1}], "channel": ch}):
+            st, err = api(self.a.port, "/api/publish", bad)
+            self.assertEqual((st, err.get("error")), (400, "bad_request"), (bad, err))
+        st, err = api(self.a.port, "/api/publish", {"messages": [{"channel": ch, "data": i} for i in range(100)]})
+        self.assertEqual((st, err.get("error")), (413, "message_too_large"))  # --max-api-body-bytes 1024
+        st, ok = api(self.a.port, "/api/publish", {"messages": [{"channel": ch, "data": i} for i in range(12)]})
+        self.assertEqual((st, [r["offset"] for r in ok["results"]]),
+                         (200, list(range(res[0]["offset"] + 3, res[0]["offset"] + 15))))
+        self.assertEqual([sub.recv_message(timeout=5)["data"] for _ in range(12)], list(range(12)))
+
     def test_refusals(self):
         for q, slug in [("", "bad_request"), ("?limit=2", "bad_request"), ("?channel=a%20b", "bad_channel"),
                         ("?channel=c&limit=0", "bad_request"), ("?channel=c&limit=1001", "bad_request"),

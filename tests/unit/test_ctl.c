@@ -310,6 +310,40 @@ START_TEST(idempotency_keys)
 }
 END_TEST
 
+START_TEST(batches)
+{
+    struct gw_ctl_batch b;
+    char big[8192];
+    size_t n = 0;
+#define BA(text) gw_ctl_parse_batch((text), strlen(text), &b, &err, msg, sizeof msg)
+    const char *ok = "{\"messages\":[{\"channel\":\"a\",\"data\":{\"x\": 1}},7,{\"channel\":\"b c\",\"data\":1}]}";
+    ck_assert(gw_ctl_is_batch(ok, strlen(ok)));
+    ck_assert(!gw_ctl_is_batch("{\"channel\":\"a\",\"data\":1}", 26));
+    ck_assert(!gw_ctl_is_batch("{\"messages\":", 12));
+    ck_assert_int_eq(BA(ok), 0);
+    ck_assert_uint_eq(b.n, 3);
+    ck_assert_str_eq(b.items[0], "{\"channel\":\"a\",\"data\":{\"x\":1}}");
+    ck_assert_str_eq(b.items[1], "7");
+    ck_assert_uint_eq(b.lens[1], 1);
+    gw_ctl_batch_deinit(&b);
+    ck_assert_int_eq(BA("{\"messages\":[]}"), -EINVAL);
+    ck_assert_int_eq(BA("{\"messages\":{}}"), -EINVAL);
+    ck_assert_int_eq(BA("{\"messages\":[1],\"channel\":\"a\"}"), -EINVAL);
+    ck_assert_int_eq(BA("[1]"), -EINVAL);
+    n += (size_t)snprintf(big + n, sizeof big - n, "{\"messages\":[");
+    for (int i = 0; i < GW_CTL_BATCH_MAX; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "%s1", i ? "," : "");
+    snprintf(big + n, sizeof big - n, "]}");
+    ck_assert_int_eq(BA(big), 0);
+    ck_assert_uint_eq(b.n, GW_CTL_BATCH_MAX);
+    gw_ctl_batch_deinit(&b);
+    snprintf(big + n, sizeof big - n, ",1]}");
+    ck_assert_int_eq(BA(big), -EINVAL);
+    ck_assert(strstr(msg, "1..100") != NULL);
+#undef BA
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ctl");
@@ -327,6 +361,7 @@ int main(void)
     tcase_add_test(tc, unsubscribe_bodies_and_messages);
     tcase_add_test(tc, history_queries);
     tcase_add_test(tc, idempotency_keys);
+    tcase_add_test(tc, batches);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
