@@ -31,6 +31,13 @@
 #define LIFT_MARK_S 60
 /* Expired revocations removed from the hash per load, at most. */
 #define PRUNE_MAX 1024
+/* A disconnect or unsubscribe is also kept this long in the sorted set
+ * RECENT_KEY (score: milliseconds), so that a node whose link was down when
+ * it was published applies it when its link is live again. */
+#define RECENT_MS 60000
+#define RECENT_KEY "wsgate:ctl:recent"
+/* At most this many recent commands are read at a link-up. */
+#define RECENT_MAX "1000"
 
 /* One disconnect asked through this node's API, waiting for answers. */
 struct ctl_origin {
@@ -60,7 +67,8 @@ enum ctl_token_kind {
     TOK_ANSWER,  /* PUBLISH of a count to an origin */
     TOK_STORE,   /* HSET/HDEL of a revocation */
     TOK_LOAD,    /* HGETALL of the revocations at link-up */
-    TOK_PRUNE,   /* HDEL of expired revocations */
+    TOK_PRUNE,   /* HDEL of expired revocations; any command whose answer is not needed */
+    TOK_RECENT,  /* ZRANGEBYSCORE of the recent commands at link-up */
 };
 
 struct ctl_token {
@@ -78,7 +86,36 @@ struct bus_ctl {
     struct gw_dict applies; /* id (4 bytes) -> struct ctl_apply * */
     char reply_key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
     size_t reply_len;
+    /* Commands applied here ("<from> <req>" -> the wall-clock ms it is
+     * forgotten): a command read back at link-up is not applied twice. */
+    struct gw_dict seen;
 };
+
+/* Wall-clock milliseconds: the recent commands are shared by every node. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True the first time (from, req) is seen within RECENT_MS; remembers it. */
+static bool first_sight(struct bus_ctl *ctl, const char *from, uint64_t req)
+{
+    char key[GW_CTL_NODE_MAX + 24];
+    int n = snprintf(key, sizeof key, "%s %" PRIu64, from, req);
+    int64_t now = wall_ms();
+
+    for (struct gw_dict_entry *e = gw_dict_first(&ctl->seen), *next; e; e = next) {
+        next = gw_dict_next(&ctl->seen, e);
+        if ((int64_t)(intptr_t)e->value <= now)
+            gw_dict_delete(&ctl->seen, e->key, e->klen);
+    }
+    if (gw_dict_find(&ctl->seen, key, (size_t)n))
+        return false;
+    gw_dict_add(&ctl->seen, key, (size_t)n, (void *)(intptr_t)(now + 2 * RECENT_MS), NULL);
+    return true;
+}
 
 struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus)
 {
@@ -88,6 +125,7 @@ struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus)
     ctl->bus = bus;
     gw_dict_init(&ctl->origins);
     gw_dict_init(&ctl->applies);
+    gw_dict_init(&ctl->seen);
     ctl->usable = strlen(id) <= GW_CTL_NODE_MAX;
     if (!ctl->usable)
         LOG_WARN("node id longer than %d bytes: the server API's disconnect is unavailable on this node",
@@ -203,12 +241,45 @@ static void apply_start(struct bus_ctl *ctl, const struct gw_ctl_msg *m)
     }
 }
 
+/* Sends a command whose answer is not needed (a failure is logged once by
+ * the link, and the command simply did not happen). */
+static void fire(struct bus_ctl *ctl, int argc, const char *const *argv, const size_t *lens)
+{
+    struct ctl_token *t = token_new(TOK_PRUNE, 0);
+    if (gw_link_command(ctl->bus->link, argc, argv, lens, t) != 0)
+        free(t);
+}
+
+/* Keeps m in the recent commands (and drops those older than RECENT_MS). */
+static void remember(struct bus_ctl *ctl, const struct gw_ctl_msg *m)
+{
+    int64_t now = wall_ms();
+    char score[24], cut[24];
+    size_t len, slen = (size_t)snprintf(score, sizeof score, "%" PRId64, now),
+                 clen = (size_t)snprintf(cut, sizeof cut, "(%" PRId64, now - RECENT_MS);
+    char *text = gw_ctl_format(m, &len);
+    const char *add[] = { "ZADD", RECENT_KEY, score, text };
+    size_t addl[] = { 4, strlen(RECENT_KEY), slen, len };
+    const char *trim[] = { "ZREMRANGEBYSCORE", RECENT_KEY, "-inf", cut };
+    size_t triml[] = { 16, strlen(RECENT_KEY), 4, clen };
+    const char *exp[] = { "PEXPIRE", RECENT_KEY, "120000" };
+    size_t expl[] = { 7, strlen(RECENT_KEY), 6 };
+
+    fire(ctl, 4, add, addl);
+    fire(ctl, 4, trim, triml);
+    fire(ctl, 3, exp, expl);
+    free(text);
+}
+
 /* Publishes the command and waits for the answers, CTL_TIMEOUT_MS at most;
  * a command Redis does not take answers the API at once. */
 static void origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m)
 {
     struct bus_ctl *ctl = o->ctl;
     struct timeval tv = { CTL_TIMEOUT_MS / 1000, (CTL_TIMEOUT_MS % 1000) * 1000 };
+
+    if (m->op == GW_CTL_DISCONNECT || m->op == GW_CTL_UNSUBSCRIBE)
+        remember(ctl, m);
 
     o->timer = evtimer_new(ctl->bus->base, on_origin_timeout, o);
     if (!o->timer)
@@ -330,26 +401,8 @@ void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers)
     origin_check(o);
 }
 
-bool gw_bus_revoked(struct gw_bus *bus, const char *sub, bool has_iat, int64_t iat)
-{
-    return sub && gw_revoke_refuses(&bus->revoked, sub, strlen(sub), has_iat, iat, (int64_t)time(NULL));
-}
 
-static void revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m)
-{
-    gw_revoke_set(&bus->revoked, m->dis.user, m->dis.user_len, m->at, m->until, m->op == GW_CTL_UNREVOKE);
-}
 
-void gw_bus_post_revoke(struct gw_bus *bus, int worker, uint64_t api_id, const char *user, size_t len, int64_t keep,
-                        bool lift)
-{
-    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_REVOKE, worker, user, len);
-
-    cmd->session_id = api_id;
-    cmd->keep = keep;
-    cmd->lift = lift;
-    gw_bus_cmd_post(bus, cmd);
-}
 
 void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
 {
@@ -368,7 +421,7 @@ void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
     m->at = now;
     m->until = now + (cmd->lift ? LIFT_MARK_S : cmd->keep);
     if (bus->standalone) {
-        revoke_apply(bus, m);
+        gw_bus_revoke_apply(bus, m);
         o->expected = o->answered = 1;
         origin_finish(o, true);
         return;
@@ -384,54 +437,38 @@ void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
     }
 }
 
-/* HGETALL's answer: the table becomes what Redis holds (changes that came
- * meanwhile kept), and expired records leave the hash. */
+
+/* The recent commands at link-up: those this node has not applied (its
+ * link was down when they were published) are applied now. */
+static void recent_loaded(struct gw_bus *bus, const redisReply *reply)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    int applied = 0;
+
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *r = reply->element[i];
+        struct gw_ctl_msg m;
+        if (r->type != REDIS_REPLY_STRING || gw_ctl_parse(r->str, r->len, &m) != 0 ||
+            (m.op != GW_CTL_DISCONNECT && m.op != GW_CTL_UNSUBSCRIBE) || !first_sight(ctl, m.from, m.req))
+            continue;
+        apply_start(ctl, &m);
+        applied++;
+    }
+    if (applied)
+        LOG_INFO("applied commands missed while the link was down count=%d", applied);
+}
+
+/* HGETALL's answer (bus_revoke.c), then the expired records leave the hash. */
 static void revoke_loaded(struct gw_bus *bus, uint64_t stamp, const redisReply *reply)
 {
-    int64_t now = (int64_t)time(NULL);
-    size_t n = 0, bad = 0, nprune = 0;
-    struct gw_revoke_item *items;
-    const char **prune;
-    size_t *plens;
+    const char *prune[PRUNE_MAX + 2] = { "HDEL", GW_REVOKE_HASH };
+    size_t plens[PRUNE_MAX + 2] = { 4, strlen(GW_REVOKE_HASH) };
+    size_t n = gw_bus_revoke_loaded(bus, stamp, reply, prune + 2, plens + 2, PRUNE_MAX);
 
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements % 2) {
-        LOG_WARN("revocations not loaded reason=%s", reply ? "unexpected_reply" : "link_down");
-        return;
-    }
-    items = gw_xmalloc(sizeof(*items) * (reply->elements / 2 + 1));
-    prune = gw_xmalloc(sizeof(*prune) * (PRUNE_MAX + 2));
-    plens = gw_xmalloc(sizeof(*plens) * (PRUNE_MAX + 2));
-    prune[0] = "HDEL";
-    plens[0] = 4;
-    prune[1] = GW_REVOKE_HASH;
-    plens[1] = strlen(GW_REVOKE_HASH);
-    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-        const redisReply *k = reply->element[i], *v = reply->element[i + 1];
-        struct gw_revoke_item *it = &items[n];
-        bool ok = k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING && k->len >= 1 &&
-                  k->len <= GW_CTL_USER_MAX && gw_revoke_parse_value(v->str, v->len, &it->at, &it->until) == 0;
-        if (!ok)
-            bad++;
-        if ((!ok || it->until <= now) && k->type == REDIS_REPLY_STRING && nprune < PRUNE_MAX) {
-            prune[2 + nprune] = k->str;
-            plens[2 + nprune++] = k->len;
-        }
-        if (ok && it->until > now) {
-            it->user = k->str;
-            it->len = k->len;
-            n++;
-        }
-    }
-    gw_revoke_reload(&bus->revoked, stamp, items, n, now);
-    LOG_INFO("revocations loaded users=%zu malformed=%zu expired_removed=%zu", n, bad, nprune);
-    if (nprune) {
-        struct ctl_token *t = token_new(TOK_PRUNE, 0);
-        if (gw_link_command(bus->link, 2 + (int)nprune, prune, plens, t) != 0)
-            free(t);
-    }
-    free(plens);
-    free(prune);
-    free(items);
+    if (n)
+        fire(bus->ctl, 2 + (int)n, prune, plens);
 }
 
 void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
@@ -448,6 +485,8 @@ void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
 
     if (t->kind == TOK_LOAD)
         revoke_loaded(bus, t->stamp, reply);
+    else if (t->kind == TOK_RECENT)
+        recent_loaded(bus, reply);
     free(t);
     if (!o)
         return;
@@ -469,7 +508,16 @@ void gw_bus_ctl_live(struct gw_bus *bus)
     t->stamp = gw_revoke_stamp(&bus->revoked);
     if (gw_link_command(bus->link, 2, argv, lens, t) != 0)
         free(t);
+
+    char from[24];
+    size_t flen = (size_t)snprintf(from, sizeof from, "%" PRId64, wall_ms() - RECENT_MS);
+    const char *rargv[] = { "ZRANGEBYSCORE", RECENT_KEY, from, "+inf", "LIMIT", "0", RECENT_MAX };
+    size_t rlens[] = { 13, strlen(RECENT_KEY), flen, 4, 5, 1, strlen(RECENT_MAX) };
+    t = token_new(TOK_RECENT, 0);
+    if (gw_link_command(bus->link, 7, rargv, rlens, t) != 0)
+        free(t);
 }
+
 
 void gw_bus_ctl_open(struct gw_bus *bus)
 {
@@ -496,12 +544,13 @@ bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const 
                      gw_stat_get(&bus->stats.ctl_dropped));
         return true;
     }
-    if (m.op == GW_CTL_DISCONNECT || m.op == GW_CTL_UNSUBSCRIBE)
-        apply_start(ctl, &m);
-    else if (m.op == GW_CTL_DONE)
+    if (m.op == GW_CTL_DISCONNECT || m.op == GW_CTL_UNSUBSCRIBE) {
+        if (first_sight(ctl, m.from, m.req))
+            apply_start(ctl, &m);
+    } else if (m.op == GW_CTL_DONE)
         origin_answer(ctl, m.req, m.closed);
     else {
-        revoke_apply(bus, &m);
+        gw_bus_revoke_apply(bus, &m);
         answer_origin(ctl, m.from, m.req, 0);
     }
     return true;
@@ -532,6 +581,7 @@ void gw_bus_ctl_free(struct gw_bus *bus)
         free(e->value);
     gw_dict_deinit(&ctl->origins);
     gw_dict_deinit(&ctl->applies);
+    gw_dict_deinit(&ctl->seen);
     free(ctl);
     bus->ctl = NULL;
 }

@@ -178,6 +178,14 @@ void gw_bus_ctl_stop(struct gw_bus *bus);
 /* Frees the control plane; NULL-safe. Main thread, bus stopped. */
 void gw_bus_ctl_free(struct gw_bus *bus);
 
+/* bus_revoke.c: the revocations' bus side (bus_ctl.c drives it). */
+void gw_bus_revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m);
+/* HGETALL of wsgate:revoked answered (NULL: failed): reloads bus->revoked;
+ * returns how many fields (expired or malformed, at most max) to delete,
+ * pointing prune/plens into reply. */
+size_t gw_bus_revoke_loaded(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply, const char **prune,
+                            size_t *plens, size_t max);
+
 /* bus_idem.c: idempotent HTTP publishes. Takes cmd->payload (cmd->idem_key set). */
 void gw_bus_idem_publish(struct gw_bus *bus, struct bus_cmd *cmd);
 /* link_on_published for a pub_wait with idem: answers, stores the answer; frees pw. */

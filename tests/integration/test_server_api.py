@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -200,6 +201,46 @@ class DisconnectCluster(ServerApiBase):
             self.assertEqual((st, body.get("error")), (400, slug), (bad, body))
         self.assertEqual(api(self.a.port, "/api/unsubscribe", {"user": sub, "channel": ch}, key=None)[0], 401)
         self.assertEqual(api(self.a.port, "/api/unsubscribe", None, method="GET")[0], 405)
+
+    def local_ports_to(self, pid, port):
+        """Local ports of pid's TCP connections to 127.0.0.1:port (from /proc)."""
+        inodes = set()
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+        ports = []
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                local, remote, inode = cols[1], cols[2], cols[9]
+                if inode in inodes and remote == "0100007F:%04X" % port:
+                    ports.append(int(local.split(":")[1], 16))
+        return ports
+
+    def test_node_cut_off_applies_it_when_its_link_returns(self):
+        """B is stopped and its Redis connections killed; a disconnect through A reaches
+        A alone (nodes 1); when B runs again its fresh link reads the recent commands and
+        closes its connections of that user."""
+        sub = "cut-%d" % time.monotonic_ns()
+        on_a, on_b = self.user(self.a, sub), self.user(self.b, sub)
+        ports = self.local_ports_to(self.b.proc.pid, self.redis.port)
+        self.assertGreaterEqual(len(ports), 2, ports)
+        self.b.send_signal(signal.SIGSTOP)
+        try:
+            for p in ports:
+                self.redis.command("CLIENT", "KILL", "ADDR", "127.0.0.1:%d" % p)
+            st, body = api(self.a.port, "/api/disconnect", {"user": sub})
+            self.assertEqual((st, body), (200, {"ok": True, "closed": 1, "nodes": 1, "answered": 1}))
+            self.assertEqual(on_a.expect_close(timeout=5), (4010, "disconnected"))
+        finally:
+            self.b.send_signal(signal.SIGCONT)
+        self.assertEqual(on_b.expect_close(timeout=15), (4010, "disconnected"))
+        self.b.wait_ready()
+        self.assertIn("msg=\"applied commands missed while the link was down\" count=1", self.b.log_text())
 
     def test_forged_control_message_counted(self):
         """Whatever else reaches the control channel is dropped and counted, never applied."""
