@@ -31,7 +31,13 @@ const struct gw_config_opt gw_config_opts[] = {
     { "listen", OPT_LISTEN, 0, 0, 0, "0.0.0.0:8080", NULL,
       "address to listen on: host:port, [v6]:port or :port" },
     { "redis-url", OPT_REDIS_URL, 0, 0, 0, NULL, "(standalone)",
-      "redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]; unset: no Redis" },
+      "redis://[[user]:password@]host[:port][/db], unix:///path[?db=N] or "
+      "redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master>[?db=N] (rediss[+sentinel]:// for "
+      "TLS); unset: no Redis" },
+    TYPED_OPT("redis-sentinel-user", OPT_STR, redis_sentinel_user, "(none)",
+              "ACL user for AUTH on the Sentinels (redis+sentinel://); needs --redis-sentinel-password"),
+    TYPED_OPT("redis-sentinel-password", OPT_SECRET, redis_sentinel_password, "(no AUTH)",
+              "password for AUTH on the Sentinels, which may differ from the master's (the URL's)"),
     TYPED_OPT("redis-tls-ca-file", OPT_STR, redis_tls_ca_file, "(system CA store)",
               "PEM CA certificates that verify the Redis server's certificate (rediss://)"),
     TYPED_OPT("redis-tls-cert-file", OPT_STR, redis_tls_cert_file, "(none)",
@@ -201,6 +207,14 @@ static void replace_str(char **slot, const char *val)
     *slot = gw_xstrdup(val);
 }
 
+/* Frees a secret option, wiping it first so it does not linger in freed heap. */
+static void free_secret(char *s)
+{
+    if (s)
+        memset(s, 0, strlen(s));
+    free(s);
+}
+
 static void strlist_clear(struct gw_strlist *l)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -348,11 +362,12 @@ static int opt_set(struct gw_config *cfg, const struct gw_config_opt *o, const c
         if (gw_log_format_parse(val, &cfg->log_format) != 0)
             return gw_text_err(err, errlen, "%s: expected text or json, got \"%.64s\"", src, val);
         return 0;
-    case OPT_STR: {
+    case OPT_STR:
+    case OPT_SECRET: {
         char **slot = (char **)(base + o->off);
 
         /* Empty unsets, so a deployment template can always set the variable. */
-        free(*slot);
+        free_secret(*slot);
         *slot = len ? gw_xstrdup(val) : NULL;
         return 0;
     }
@@ -437,6 +452,8 @@ void gw_config_deinit(struct gw_config *cfg)
     free(cfg->redis_tls_cert_file);
     free(cfg->redis_tls_key_file);
     free(cfg->redis_tls_server_name);
+    free(cfg->redis_sentinel_user);
+    free_secret(cfg->redis_sentinel_password);
     free(cfg->api_listen_host);
     free(cfg->allowed_origins);
     gw_origin_list_deinit(&cfg->origins);
@@ -472,13 +489,17 @@ static int validate(const struct gw_config *cfg, char *err, size_t errlen)
     bool tls_opts = cfg->redis_tls_ca_file || cfg->redis_tls_cert_file || cfg->redis_tls_key_file ||
                     cfg->redis_tls_server_name || cfg->redis_tls_insecure;
     if (tls_opts && !cfg->redis.tls)
-        return gw_text_err(err, errlen, "--redis-tls-* options need a rediss:// --redis-url");
+        return gw_text_err(err, errlen, "--redis-tls-* options need a rediss:// or rediss+sentinel:// --redis-url");
     if (!cfg->redis_tls_cert_file != !cfg->redis_tls_key_file)
         return gw_text_err(err, errlen, "--redis-tls-cert-file and --redis-tls-key-file go together");
     if (cfg->redis_tls_insecure && (cfg->redis_tls_ca_file || cfg->redis_tls_server_name))
         return gw_text_err(err, errlen,
                            "--redis-tls-insecure turns verification off: it cannot go with "
                            "--redis-tls-ca-file or --redis-tls-server-name");
+    if ((cfg->redis_sentinel_user || cfg->redis_sentinel_password) && !cfg->redis.master_name)
+        return gw_text_err(err, errlen, "--redis-sentinel-* options need a redis+sentinel:// --redis-url");
+    if (cfg->redis_sentinel_user && !cfg->redis_sentinel_password)
+        return gw_text_err(err, errlen, "--redis-sentinel-user needs --redis-sentinel-password");
     if (cfg->api_listen_host && !cfg->api_key_file)
         return gw_text_err(err, errlen, "--api-listen needs --api-key-file (without keys the API is off)");
     return 0;

@@ -90,6 +90,10 @@ struct gw_config {
     char *redis_tls_key_file;    /* owned, with cert_file */
     char *redis_tls_server_name; /* owned, NULL = the URL's host */
     int redis_tls_insecure;      /* 1: no verification at all (warned at startup) */
+    /* AUTH on the Sentinels of a redis+sentinel:// URL (the URL's user info
+     * is the master's). */
+    char *redis_sentinel_user;     /* owned, NULL = default user */
+    char *redis_sentinel_password; /* owned, wiped on release; NULL = no AUTH */
     char *api_listen_host; /* owned, NULL = the API is served on --listen */
     int api_listen_port;
     size_t max_api_body_bytes;

@@ -18,6 +18,7 @@ enum opt_type {
     OPT_LOG_LEVEL,
     OPT_LOG_FORMAT,
     OPT_STR,      /* optional char * field at off; empty = unset */
+    OPT_SECRET,   /* as OPT_STR, but logged as "***" and wiped on release */
     OPT_FILES,    /* gw_strlist of non-empty paths at off */
     OPT_PATTERNS, /* gw_strlist of valid patterns at off */
     OPT_API_LISTEN,

@@ -69,6 +69,15 @@ static void append_redis(char *buf, size_t size, size_t *len, const struct gw_co
 
     if (!cfg->redis_url) {
         append(buf, size, len, "none");
+    } else if (a->master_name) {
+        append(buf, size, len, "%s://%s%s", a->tls ? "rediss+sentinel" : "redis+sentinel", user,
+               a->password ? ":***@" : "");
+        for (int i = 0; i < a->nsentinels; i++) {
+            bool v6 = strchr(a->sentinels[i].host, ':') != NULL;
+            append(buf, size, len, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "", a->sentinels[i].host, v6 ? "]" : "",
+                   a->sentinels[i].port);
+        }
+        append(buf, size, len, "/%s?db=%d", a->master_name, a->db);
     } else if (a->unix_path) {
         append(buf, size, len, "unix://%s%s%s?db=%d", user, a->password ? ":***@" : "",
                a->unix_path, a->db);
@@ -138,6 +147,9 @@ void gw_config_log(const struct gw_config *cfg)
             append(buf, sizeof buf, &len, "\"%s\"", v ? v : "");
             break;
         }
+        case OPT_SECRET:
+            append(buf, sizeof buf, &len, "\"%s\"", *(char *const *)(base + o->off) ? "***" : "");
+            break;
         case OPT_FILES:
         case OPT_PATTERNS: {
             const struct gw_strlist *l = (const struct gw_strlist *)(base + o->off);

@@ -16,7 +16,10 @@
  * (deploy/redis/wsgate.lua, compiled into the binary), which the publisher
  * connection loads on every fresh link when Redis has an older version or
  * none (a Redis restarted without persistence has lost it). The link
- * subscribes only once the library is there, and goes live on the first echo. */
+ * subscribes only once the library is there, and goes live on the first echo.
+ *
+ * With redis+sentinel:// the address comes from sentinel.c, asked again on
+ * every fresh link; a master switch it reports resets the link at once. */
 /* The tag stays "bus": operators' log queries predate the split. */
 #define GW_LOG_MODULE "bus"
 
@@ -39,6 +42,7 @@
 #include "link_int.h"
 #include "log.h"
 #include "rtls.h"
+#include "sentinel.h"
 
 /* Redis cuts a pub/sub client at 32 MiB by default: what the subscriber
  * holds unread when a link is reset is counted up to twice that. */
@@ -73,7 +77,14 @@ static void set_state(struct gw_link *link, enum link_state to, const char *why)
 {
     if (link->state == to)
         return;
-    LOG_INFO("redis link from=%s to=%s reason=\"%s\"", link_state_name(link->state), link_state_name(to), why);
+    if (to == LINK_CONNECTING && link->sentinel) {
+        int port;
+        const char *host = gw_sentinel_master(link->sentinel, &port);
+        LOG_INFO("redis link from=%s to=%s reason=\"%s\" master=%s:%d", link_state_name(link->state),
+                 link_state_name(to), why, host, port);
+    } else {
+        LOG_INFO("redis link from=%s to=%s reason=\"%s\"", link_state_name(link->state), link_state_name(to), why);
+    }
     link->state = to;
     gw_stat_set(&link->stats->redis_link_state, (uint64_t)to);
     atomic_store_explicit(&link->ready, to == LINK_LIVE, memory_order_release);
@@ -107,7 +118,7 @@ static void on_sub_done(struct gw_rconn *c, const redisReply *reply, void *privd
 
 static int sub_command(struct gw_link *link, const char *verb, int n, const char *const *keys, const size_t *klens)
 {
-    if (link->state == LINK_DOWN || link->state == LINK_RESETTING)
+    if (!link->sub || link->state == LINK_RESETTING)
         return -ENOTCONN;
     const char **argv = gw_xmalloc(sizeof(*argv) * (size_t)(n + 1));
     size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)(n + 1));
@@ -226,7 +237,13 @@ static struct gw_rconn *open_conn(struct gw_link *link, const char *name)
         .tls_name = cfg->redis_tls_server_name,
     };
     struct gw_rconn *c = gw_rconn_new(link->base, &o, &conn_ops, link);
-    gw_rconn_connect(c, a->unix_path ? NULL : a->host, a->port, a->unix_path);
+    if (link->sentinel) {
+        int port;
+        const char *host = gw_sentinel_master(link->sentinel, &port);
+        gw_rconn_connect(c, host, port, NULL);
+    } else {
+        gw_rconn_connect(c, a->unix_path ? NULL : a->host, a->port, a->unix_path);
+    }
     return c;
 }
 
@@ -234,7 +251,7 @@ static struct gw_rconn *open_conn(struct gw_link *link, const char *name)
  * subscription at once: they are in place as soon as Redis can answer (a
  * Redis that was stopped, then resumed, sends the burst its publishers had
  * waiting to this node live, not to history it must read back). */
-static void link_open(struct gw_link *link)
+static void open_conns(struct gw_link *link)
 {
     set_state(link, LINK_CONNECTING, "connecting");
     if (link->cfg->redis.tls) {
@@ -255,6 +272,53 @@ static void link_open(struct gw_link *link)
     if (link->state == LINK_CONNECTING && gw_link_subscribe(link, link->hb_channel, strlen(link->hb_channel)) != 0)
         link_reset(link, "cannot queue the heartbeat SUBSCRIBE");
 }
+
+/* With Sentinel every fresh link asks for the master first: the one it
+ * used last may have been demoted meanwhile. */
+static void link_open(struct gw_link *link)
+{
+    if (!link->sentinel) {
+        open_conns(link);
+        return;
+    }
+    set_state(link, LINK_RESOLVING, "asking the Sentinels for the master");
+    gw_sentinel_resolve(link->sentinel);
+}
+
+static void on_sentinel_master(void *ctx)
+{
+    struct gw_link *link = ctx;
+    if (link->state == LINK_RESOLVING)
+        open_conns(link);
+}
+
+static void on_sentinel_fail(void *ctx, const char *why)
+{
+    struct gw_link *link = ctx;
+    if (link->state == LINK_RESOLVING)
+        link_reset(link, why);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg);
+
+/* Fencing: from the moment a switch is seen no command goes to the old
+ * master (the link leaves LIVE, so every publish answers unavailable) until
+ * a resolution confirmed the new one. A link waiting out its backoff
+ * retries at once: the switch is the news it was waiting for. */
+static void on_sentinel_switch(void *ctx, const char *why)
+{
+    struct gw_link *link = ctx;
+    if (link->state == LINK_DOWN) {
+        if (evtimer_pending(link->retry_ev, NULL)) {
+            evtimer_del(link->retry_ev);
+            on_retry(-1, 0, link);
+        }
+        return;
+    }
+    link_reset(link, why);
+}
+
+static const struct gw_sentinel_ops sentinel_ops = { on_sentinel_master, on_sentinel_fail, on_sentinel_switch };
 
 static void send_heartbeat(struct gw_link *link, int64_t now)
 {
@@ -394,6 +458,8 @@ struct gw_link *gw_link_new(const struct gw_config *cfg, struct event_base *base
     snprintf(link->history_ttl, sizeof link->history_ttl, "%d", cfg->history_ttl_s);
     atomic_init(&link->ready, false);
     atomic_init(&link->echo_at_us, 0);
+    if (cfg->redis.master_name)
+        link->sentinel = gw_sentinel_new(cfg, base, stats, &sentinel_ops, link);
     return link;
 }
 
@@ -416,6 +482,8 @@ void gw_link_stop(struct gw_link *link)
 {
     set_state(link, LINK_DOWN, "stopping");
     free_conns(link);
+    if (link->sentinel)
+        gw_sentinel_stop(link->sentinel);
     if (link->tick_ev)
         event_free(link->tick_ev);
     if (link->retry_ev)
@@ -430,6 +498,7 @@ void gw_link_free(struct gw_link *link)
     if (!link)
         return;
     SSL_CTX_free(link->tls_ctx);
+    gw_sentinel_free(link->sentinel);
     free(link->hb_channel);
     free(link);
 }

@@ -64,7 +64,8 @@ struct gw_link_ops {
 
 /* Allocates a link (not connected) for cfg->redis on base. cfg, base, stats
  * and ops must outlive the link; the link writes stats->redis_connected,
- * redis_reconnects and heartbeat_rtt_us. Never fails (aborts on OOM). Any
+ * redis_reconnects and heartbeat_rtt_us (and, through sentinel.c with
+ * redis+sentinel://, redis_master_switches). Never fails (aborts on OOM). Any
  * thread, before the bus thread starts. */
 struct gw_link *gw_link_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
                             const struct gw_link_ops *ops, void *ctx);

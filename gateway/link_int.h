@@ -18,6 +18,7 @@
  * heartbeat, whose echo proves the subscriptions. */
 enum link_state {
     LINK_DOWN = 0,   /* no connection; the retry timer is armed unless the bus is stopping */
+    LINK_RESOLVING,  /* redis+sentinel://: no connection; the Sentinels are asked for the master */
     LINK_CONNECTING, /* both connections opened, AUTH/SELECT and every SUBSCRIBE queued */
     LINK_LOADING,    /* both ready; the function library is being checked or loaded */
     LINK_PROVING,    /* the first heartbeat is sent; no echo yet */
@@ -43,7 +44,8 @@ struct gw_link {
 
     /* Bus thread only. */
     struct event *tick_ev, *retry_ev, *reset_ev;
-    struct gw_rconn *sub, *pub; /* both NULL exactly when DOWN */
+    struct gw_rconn *sub, *pub; /* both NULL exactly when DOWN or RESOLVING */
+    struct gw_sentinel *sentinel; /* redis+sentinel://: where the master is; owned, else NULL */
     struct ssl_ctx_st *tls_ctx; /* rediss://: made again on every open (certificates rotate); owned */
     enum link_state state;
     int attempt;

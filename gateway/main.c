@@ -159,8 +159,13 @@ static int run(const struct gw_config *cfg, const struct gw_access *access)
             goto out;
         }
     }
-    LOG_INFO("listening host=%s port=%d workers=%d node_id=%s mode=%s", cfg->listen_host, cfg->listen_port,
-             cfg->workers, cfg->node_id, cfg->redis_url ? "cluster" : "standalone");
+    LOG_INFO("listening host=%s port=%d workers=%d node_id=%s mode=%s redis_mode=%s", cfg->listen_host,
+             cfg->listen_port, cfg->workers, cfg->node_id, cfg->redis_url ? "cluster" : "standalone",
+             !cfg->redis_url          ? "none"
+             : cfg->redis.master_name ? (cfg->redis.tls ? "sentinel+tls" : "sentinel")
+             : cfg->redis.unix_path   ? "unix"
+             : cfg->redis.tls         ? "tls"
+                                      : "tcp");
 
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

@@ -12,8 +12,10 @@
 #include "jwt.h"
 
 const char *const gw_redis_link_state_names[GW_REDIS_LINK_STATES] = {
-    "down", "connecting", "loading", "proving", "live", "resetting",
+    "down", "resolving", "connecting", "loading", "proving", "live", "resetting",
 };
+
+const char *const gw_redis_role_names[GW_REDIS_ROLE__COUNT] = { "sub", "pub", "sentinel" };
 
 const char *gw_shed_reason_name(enum gw_shed_reason r)
 {
@@ -256,18 +258,24 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     family(&sb, "wsgate_redis_connected", "gauge", "1 while both Redis connections are up and the heartbeat echo is fresh.");
     sb_printf(&sb, "wsgate_redis_connected %llu\n", (unsigned long long)gw_stat_get(&bus->redis_connected));
     family(&sb, "wsgate_redis_link_state", "gauge",
-           "1 for the state the Redis link is in: down, connecting, loading (the Function library), proving "
+           "1 for the state the Redis link is in: down, resolving (asking the Sentinels for the master), connecting, "
+           "loading (the Function library), proving "
            "(waiting for the first heartbeat echo), live, resetting.");
     for (int s = 0; s < GW_REDIS_LINK_STATES; s++)
         sb_printf(&sb, "wsgate_redis_link_state{state=\"%s\"} %d\n", gw_redis_link_state_names[s],
                   gw_stat_get(&bus->redis_link_state) == (uint64_t)s);
     family(&sb, "wsgate_redis_connection_ready", "gauge",
-           "1 while the link's connection of that role (sub: subscriptions, pub: commands) is connected and set up.");
+           "1 while the link's connection of that role (sub: subscriptions, pub: commands, sentinel: the Sentinel "
+           "watcher subscribed to +switch-master) is connected and set up.");
     for (int r = 0; r < GW_REDIS_ROLE__COUNT; r++)
-        sb_printf(&sb, "wsgate_redis_connection_ready{role=\"%s\"} %llu\n", r == GW_REDIS_ROLE_SUB ? "sub" : "pub",
+        sb_printf(&sb, "wsgate_redis_connection_ready{role=\"%s\"} %llu\n", gw_redis_role_names[r],
                   (unsigned long long)gw_stat_get(&bus->redis_conn_ready[r]));
     family(&sb, "wsgate_redis_reconnects_total", "counter", "Redis reconnect attempts after a lost or failed link.");
     sb_printf(&sb, "wsgate_redis_reconnects_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_reconnects));
+    family(&sb, "wsgate_redis_master_switches_total", "counter",
+           "Times the Sentinels' master, confirmed by ROLE, was another than the one before (redis+sentinel://).");
+    sb_printf(&sb, "wsgate_redis_master_switches_total %llu\n",
+              (unsigned long long)gw_stat_get(&bus->redis_master_switches));
     family(&sb, "wsgate_redis_heartbeat_rtt_seconds", "gauge", "Round trip of the last heartbeat PUBLISH echoed back through the subscription.");
     sb_printf(&sb, "wsgate_redis_heartbeat_rtt_seconds %.6f\n", (double)gw_stat_get(&bus->heartbeat_rtt_us) / 1e6);
 

@@ -93,10 +93,12 @@ struct gw_worker_stats {
 /* The Redis link's states as /metrics names them
  * (wsgate_redis_link_state{state}); link.c's enum link_state follows this
  * order and takes its log names from here. */
-#define GW_REDIS_LINK_STATES 6
+#define GW_REDIS_LINK_STATES 7
 extern const char *const gw_redis_link_state_names[GW_REDIS_LINK_STATES];
-/* The link's connections by role (wsgate_redis_connection_ready{role}). */
-enum gw_redis_role { GW_REDIS_ROLE_SUB = 0, GW_REDIS_ROLE_PUB, GW_REDIS_ROLE__COUNT };
+/* The link's connections by role (wsgate_redis_connection_ready{role}):
+ * sentinel is the Sentinel watcher's (sentinel.h), 0 unless redis+sentinel://. */
+enum gw_redis_role { GW_REDIS_ROLE_SUB = 0, GW_REDIS_ROLE_PUB, GW_REDIS_ROLE_SENTINEL, GW_REDIS_ROLE__COUNT };
+extern const char *const gw_redis_role_names[GW_REDIS_ROLE__COUNT];
 
 /* Written only by the bus thread. */
 struct gw_bus_stats {
@@ -104,6 +106,7 @@ struct gw_bus_stats {
     gw_stat redis_link_state; /* gauge: index into gw_redis_link_state_names */
     gw_stat redis_conn_ready[GW_REDIS_ROLE__COUNT]; /* gauge 0/1: AUTH/SELECT answered, not failed */
     gw_stat redis_reconnects;
+    gw_stat redis_master_switches; /* a resolution confirmed another master than the last (sentinel.c) */
     gw_stat redis_messages_received;
     gw_stat redis_messages_dropped_too_large;
     gw_stat channels; /* gauge: channels this node holds a Redis subscription for */

@@ -112,6 +112,11 @@ VALUE_SETS = {
     "redistls": (["--set", "redis.url=rediss://redis.example.com:6380/0", "--set", "redis.tls.existingSecret=redis-tls",
                   "--set", "redis.tls.certKey=tls.crt", "--set", "redis.tls.keyKey=tls.key",
                   "--set", "redis.tls.serverName=redis.internal"], []),
+    # Redis Sentinel: the Sentinels listed, both passwords from existing Secrets.
+    "sentinel": (["--set-json", 'redis.sentinel.addresses=["sentinel-0.sentinel:26379","sentinel-1.sentinel:26379"]',
+                  "--set", "redis.sentinel.masterName=cache", "--set", "redis.sentinel.db=2",
+                  "--set", "redis.sentinel.masterPasswordSecret=redis-auth",
+                  "--set", "redis.sentinel.existingSecret=sentinel-auth", "--set", "redis.sentinel.user=watcher"], []),
     # Public keys only: no HMAC secret, no anonymous rights (the keys alone are access).
     "publickeys": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
                     "--set", "access.jwt.generateHmacSecret=false",
@@ -283,7 +288,12 @@ class HelmChart(unittest.TestCase):
             self.assertTrue(subset(tsc["labelSelector"]["matchLabels"], labels))
         env = {e["name"]: e for e in c["env"]}
         self.assertEqual(env["WSGATE_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name")
-        ref = env["WSGATE_REDIS_URL"]["valueFrom"]["secretKeyRef"]
+        # The URL comes from a Secret; only a Sentinel list (no secret in it) is a plain value,
+        # the master's password expanded into it from its own Secret.
+        ref = env["WSGATE_REDIS_URL"].get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            self.assertTrue(env["WSGATE_REDIS_URL"]["value"].startswith(("redis+sentinel://", "rediss+sentinel://")))
+            self.assertNotIn("@", env["WSGATE_REDIS_URL"]["value"].replace(":$(REDIS_MASTER_PASSWORD)@", ""))
         self.assertEqual(c["envFrom"][0]["configMapRef"]["name"], settings["metadata"]["name"])
         # The publish API's own Service (api.listen) selects the gateway pods too.
         def is_api(s):
@@ -447,6 +457,27 @@ class HelmChart(unittest.TestCase):
         d = self.check_essentials("defaults")
         self.assertEqual([n for n in (x["name"] for x in d["c"]["env"]) if n.startswith("WSGATE_REDIS_TLS")], [])
 
+    def test_redis_sentinel(self):
+        # The URL is built from the listed Sentinels (no URL Secret), the master's password
+        # is expanded into it from its Secret (declared before it), the Sentinels' password
+        # comes from its own Secret.
+        e = self.check_essentials("sentinel")
+        names = [x["name"] for x in e["c"]["env"]]
+        env = {x["name"]: x for x in e["c"]["env"]}
+        self.assertEqual(env["WSGATE_REDIS_URL"]["value"],
+                         "redis+sentinel://:$(REDIS_MASTER_PASSWORD)@sentinel-0.sentinel:26379,"
+                         "sentinel-1.sentinel:26379/cache?db=2")
+        self.assertLess(names.index("REDIS_MASTER_PASSWORD"), names.index("WSGATE_REDIS_URL"))
+        self.assertEqual(env["REDIS_MASTER_PASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "redis-auth", "key": "redis-password"})
+        self.assertEqual(env["WSGATE_REDIS_SENTINEL_PASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "sentinel-auth", "key": "sentinel-password"})
+        self.assertEqual(env["WSGATE_REDIS_SENTINEL_USER"]["value"], "watcher")
+        self.assertEqual(names.count("WSGATE_REDIS_URL"), 1)
+        self.assertEqual([s for s in by_kind(e["docs"], "Secret") if s["metadata"]["name"].endswith("-redis-url")], [])
+        d = self.check_essentials("defaults")
+        self.assertEqual([n for n in (x["name"] for x in d["c"]["env"]) if "SENTINEL" in n or "MASTER" in n], [])
+
     def test_public_keys(self):
         # Every listed kid is one item of the Secret volume, mounted read-only, and named in
         # WSGATE_JWT_PUBLIC_KEY_FILES as <mount>/<kid>.pem (the gateway's kid = base name).
@@ -591,6 +622,13 @@ class HelmChart(unittest.TestCase):
              "redis.tls.certKey needs redis.tls.existingSecret"),
             (["--set", "gateway.extraEnv.WSGATE_REDIS_TLS_CA_FILE=/ca"], "WSGATE_REDIS_TLS_CA_FILE"),
             (["--set", "redis.tls.verify=false"], "verify"),
+            (["--set", "redis.sentinel.existingSecret=s"], "redis.sentinel.* needs redis.sentinel.addresses"),
+            (["--set", "redis.url=redis+sentinel://s/m", "--set", "redis.sentinel.user=u"],
+             "redis.sentinel.user needs redis.sentinel.existingSecret"),
+            (["--set", "redis.dev.enabled=true", "--set-json", 'redis.sentinel.addresses=["s:1"]'],
+             "exclude each other"),
+            (["--set-json", 'redis.sentinel.addresses=["a,b"]'], "addresses"),
+            (["--set", "gateway.extraEnv.WSGATE_REDIS_SENTINEL_PASSWORD=x"], "WSGATE_REDIS_SENTINEL_PASSWORD"),
             (["--set", "redis.url="], "no Redis configured"),
             (["--set", "redis.dev.enabled=true", "--set", "redis.existingSecret=x"], "redis.dev.enabled"),
             (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",

@@ -1,7 +1,7 @@
 /* libFuzzer harness for the address parsers (common/addr.[ch]). The first
  * byte picks the parser (even: listen address, odd: Redis URL), the rest is
  * the text, NUL-terminated at its first NUL. Properties: success gives the
- * documented fields in range, failure gives no fields and a reason, and a
+ * documented fields in range (one of host, socket path or Sentinel master), failure gives no fields and a reason, and a
  * refused Redis URL is never repeated in the reason (it may hold a password). */
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,6 +13,8 @@
 #include "alloc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SCHEMES "redis://, rediss://, redis+sentinel://, rediss+sentinel:// or unix://"
 
 static void listen_case(const char *s)
 {
@@ -37,18 +39,28 @@ static void redis_case(const char *s)
     int rc = gw_addr_parse_redis(s, &a, err, sizeof err);
 
     if (rc == 0) {
-        if (!a.host == !a.unix_path || a.db < 0)
+        if ((a.host != NULL) + (a.unix_path != NULL) + (a.master_name != NULL) != 1 || a.db < 0)
             abort();
         if (a.host && (a.port < 1 || a.port > 65535))
             abort();
-    } else {
-        if (a.host || a.unix_path || a.username || a.password || err[0] == '\0')
+        if (!a.master_name != !a.nsentinels || a.nsentinels > GW_ADDR_MAX_SENTINELS)
             abort();
-        if (strlen(s) >= 12 && strstr(err, s))
+        for (int i = 0; i < a.nsentinels; i++) {
+            if (!a.sentinels[i].host || !a.sentinels[i].host[0] || a.sentinels[i].port < 1 ||
+                a.sentinels[i].port > 65535)
+                abort();
+        }
+    } else {
+        if (a.host || a.unix_path || a.username || a.password || a.master_name || a.sentinels ||
+            err[0] == '\0')
+            abort();
+        /* A bare scheme ("redis+sentinel:") may appear in the list of
+         * schemes the reason gives; anything longer must not. */
+        if (strlen(s) >= 12 && strstr(err, s) && !strstr(SCHEMES, s))
             abort();
     }
     gw_addr_redis_deinit(&a);
-    if (a.host || a.password)
+    if (a.host || a.password || a.sentinels || a.master_name)
         abort();
 }
 

@@ -1,5 +1,5 @@
 /* Address parsers: listen addresses (host, [v6], :port) and Redis URLs
- * (redis://, unix://, user info, percent-encoding, db), good and bad. */
+ * (redis://, unix://, redis+sentinel://, user info, percent-encoding, db), good and bad. */
 #include <errno.h>
 #include <strings.h>
 
@@ -77,6 +77,8 @@ static void url_ok(const char *url, const char *host, int port, const char *path
         ck_assert_ptr_null(addr.password);
     ck_assert_int_eq(addr.db, db);
     ck_assert(addr.tls == (strncasecmp(url, "rediss://", 9) == 0));
+    ck_assert_ptr_null(addr.master_name);
+    ck_assert_int_eq(addr.nsentinels, 0);
     gw_addr_redis_deinit(&addr);
 }
 
@@ -86,6 +88,8 @@ static void url_bad(const char *url, const char *msg)
     ck_assert_msg(gw_addr_parse_redis(url, &addr, err, sizeof err) == -EINVAL, "%s accepted", url);
     ck_assert_ptr_null(addr.host);
     ck_assert_ptr_null(addr.password);
+    ck_assert_ptr_null(addr.master_name);
+    ck_assert_ptr_null(addr.sentinels);
     if (msg)
         ck_assert_str_eq(err, msg);
     ck_assert(err[0] != '\0');
@@ -133,7 +137,7 @@ START_TEST(redis_urls)
     url_bad("redis://[::1", NULL);
     url_bad("redis://[::1]x", NULL);
     url_bad("redis://[]:1", NULL);
-    url_bad("http://h", "a Redis URL starts with redis://, rediss:// or unix://");
+    url_bad("http://h", "a Redis URL starts with redis://, rediss://, redis+sentinel://, rediss+sentinel:// or unix://");
     url_bad("h:6379", NULL);
     url_bad("", NULL);
     url_bad("unix://", NULL);
@@ -145,6 +149,55 @@ START_TEST(redis_urls)
 }
 END_TEST
 
+START_TEST(sentinel_urls)
+{
+    ck_assert_int_eq(gw_addr_parse_redis("redis+sentinel://s1,s2:26380,[::1]:7/mymaster?db=3", &addr, err,
+                                         sizeof err), 0);
+    ck_assert_ptr_null(addr.host);
+    ck_assert_ptr_null(addr.unix_path);
+    ck_assert_str_eq(addr.master_name, "mymaster");
+    ck_assert_int_eq(addr.nsentinels, 3);
+    ck_assert_str_eq(addr.sentinels[0].host, "s1");
+    ck_assert_int_eq(addr.sentinels[0].port, 26379);
+    ck_assert_str_eq(addr.sentinels[1].host, "s2");
+    ck_assert_int_eq(addr.sentinels[1].port, 26380);
+    ck_assert_str_eq(addr.sentinels[2].host, "::1");
+    ck_assert_int_eq(addr.sentinels[2].port, 7);
+    ck_assert_int_eq(addr.db, 3);
+    ck_assert(!addr.tls);
+    ck_assert_ptr_null(addr.password);
+    gw_addr_redis_deinit(&addr);
+    ck_assert_ptr_null(addr.sentinels);
+
+    /* The user info is the master's AUTH; TLS covers Sentinels and master. */
+    ck_assert_int_eq(gw_addr_parse_redis("REDISS+SENTINEL://alice:p%40w@10.0.0.1:1/m-1.x", &addr, err,
+                                         sizeof err), 0);
+    ck_assert(addr.tls);
+    ck_assert_str_eq(addr.username, "alice");
+    ck_assert_str_eq(addr.password, "p@w");
+    ck_assert_int_eq(addr.nsentinels, 1);
+    ck_assert_str_eq(addr.master_name, "m-1.x");
+    ck_assert_int_eq(addr.db, 0);
+    gw_addr_redis_deinit(&addr);
+
+    url_bad("redis+sentinel://", "no Sentinel address in the Redis URL");
+    url_bad("redis+sentinel:///m", "no Sentinel address in the Redis URL");
+    url_bad("redis+sentinel://s1", "expected /<master-name> after the Sentinel list");
+    url_bad("redis+sentinel://s1/", NULL);
+    url_bad("redis+sentinel://s1,/m", "empty host in the Sentinel list");
+    url_bad("redis+sentinel://s1,,s2/m", "empty host in the Sentinel list");
+    url_bad("redis+sentinel://:hunter2@s1:0/m", NULL);
+    url_bad("redis+sentinel://s1:99999/m", NULL);
+    url_bad("redis+sentinel://[::1/m", NULL);
+    url_bad("redis+sentinel://s1/m?db=x", NULL);
+    url_bad("redis+sentinel://s1/m?foo=1", NULL);
+    url_bad("redis+sentinel://s1/m x", NULL);
+    url_bad("redis+sentinel://s1/m/2", NULL);
+    url_bad("redis+sentinel://:hunter2@s1,s2", NULL);
+    url_bad("redis+sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/m", "more than 16 Sentinels in the Redis URL");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("addr");
@@ -152,6 +205,7 @@ int main(void)
 
     tcase_add_test(tc, listen);
     tcase_add_test(tc, redis_urls);
+    tcase_add_test(tc, sentinel_urls);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }

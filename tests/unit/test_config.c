@@ -389,7 +389,7 @@ START_TEST(redis_url_option)
     expect_ok(ARGS("--redis-url", "redis://r"), NULL);
     ck_assert(!cfg.redis.tls);
     expect_fail(ARGS("--redis-url", "redis://r", "--redis-tls-ca-file", "/ca.pem"), NULL,
-                "--redis-tls-* options need a rediss:// --redis-url");
+                "--redis-tls-* options need a rediss:// or rediss+sentinel:// --redis-url");
     expect_fail(ARGS("--redis-url", "rediss://r", "--redis-tls-cert-file", "/c.pem"), NULL,
                 "--redis-tls-cert-file and --redis-tls-key-file go together");
     expect_fail(ARGS("--redis-url", "rediss://r", "--redis-tls-insecure", "1", "--redis-tls-ca-file", "/ca.pem"),
@@ -405,6 +405,57 @@ START_TEST(redis_url_option)
     ck_assert_str_eq(cfg.redis_tls_server_name, "redis.internal");
     expect_fail(ARGS("--redis-url", "redis://"), NULL,
                 "--redis-url: empty host in the Redis URL");
+}
+END_TEST
+
+START_TEST(sentinel_options)
+{
+    expect_ok(ARGS("--redis-url", "redis+sentinel://:mpw@s1,s2:5/mm", "--redis-sentinel-password", "spw"),
+              ARGS("WSGATE_REDIS_SENTINEL_USER=sen"));
+    ck_assert_str_eq(cfg.redis.master_name, "mm");
+    ck_assert_int_eq(cfg.redis.nsentinels, 2);
+    ck_assert_str_eq(cfg.redis.password, "mpw");
+    ck_assert_str_eq(cfg.redis_sentinel_user, "sen");
+    ck_assert_str_eq(cfg.redis_sentinel_password, "spw");
+    expect_ok(ARGS("--redis-url", "rediss+sentinel://s1/mm", "--redis-tls-ca-file", "/ca.pem"), NULL);
+    ck_assert(cfg.redis.tls);
+    expect_fail(ARGS("--redis-url", "redis://r", "--redis-sentinel-password", "x"), NULL,
+                "--redis-sentinel-* options need a redis+sentinel:// --redis-url");
+    expect_fail(ARGS("--redis-url", "redis+sentinel://s/m", "--redis-sentinel-user", "x"), NULL,
+                "--redis-sentinel-user needs --redis-sentinel-password");
+}
+END_TEST
+
+/* The configuration line gw_config_log writes for cfg, into line (size
+ * bytes); returns its length. */
+static ssize_t logged_config(char *line, size_t size)
+{
+    int fds[2];
+    ssize_t n;
+
+    ck_assert_int_eq(pipe(fds), 0);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
+    gw_config_log(&cfg);
+    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
+    ck_assert_int_gt(n = read(fds[0], line, size - 1), 0);
+    line[n] = '\0';
+    close(fds[0]);
+    close(fds[1]);
+    return n;
+}
+
+/* Sentinel mode names every Sentinel and the master; neither password shows. */
+START_TEST(log_line_sentinel)
+{
+    char line[4096];
+
+    expect_ok(ARGS("--redis-url", "redis+sentinel://u:hunter2@s1,[::1]:26380/mymaster?db=2",
+                   "--redis-sentinel-password", "hunter3"), NULL);
+    logged_config(line, sizeof line);
+    ck_assert_ptr_null(strstr(line, "hunter2"));
+    ck_assert_ptr_null(strstr(line, "hunter3"));
+    ck_assert_ptr_nonnull(strstr(line, " redis_url=redis+sentinel://u:***@s1:26379,[::1]:26380/mymaster?db=2 "));
+    ck_assert_ptr_nonnull(strstr(line, " redis_sentinel_password=\"***\" "));
 }
 END_TEST
 
@@ -481,20 +532,11 @@ END_TEST
 
 START_TEST(log_line_masks_password)
 {
-    int fds[2];
     char line[4096];
     ssize_t n;
 
-    ck_assert_int_eq(pipe(fds), 0);
     expect_ok(ARGS("--redis-url", "redis://app:hunter2@[::1]:7000/3", "--workers", "2"), NULL);
-    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
-    gw_config_log(&cfg);
-    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
-    n = read(fds[0], line, sizeof line - 1);
-    ck_assert_int_gt(n, 0);
-    line[n] = '\0';
-    close(fds[0]);
-    close(fds[1]);
+    n = logged_config(line, sizeof line);
     ck_assert_ptr_null(strstr(line, "hunter2"));
     ck_assert_ptr_nonnull(strstr(line, " redis_url=redis://app:***@[::1]:7000/3 "));
     ck_assert_ptr_nonnull(strstr(line, " workers=2 "));
@@ -509,21 +551,11 @@ END_TEST
 /* The logged URL keeps the scheme: an operator must see that the link is TLS. */
 START_TEST(log_line_names_tls)
 {
-    int fds[2];
     char line[4096];
-    ssize_t n;
 
-    ck_assert_int_eq(pipe(fds), 0);
     expect_ok(ARGS("--redis-url", "rediss://:hunter2@redis.internal:6380", "--redis-tls-server-name", "r.example"),
               NULL);
-    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, fds[1]);
-    gw_config_log(&cfg);
-    gw_log_setup(GW_LOG_INFO, GW_LOG_TEXT, 2);
-    n = read(fds[0], line, sizeof line - 1);
-    ck_assert_int_gt(n, 0);
-    line[n] = '\0';
-    close(fds[0]);
-    close(fds[1]);
+    logged_config(line, sizeof line);
     ck_assert_ptr_null(strstr(line, "hunter2"));
     ck_assert_ptr_nonnull(strstr(line, " redis_url=rediss://:***@redis.internal:6380/0 "));
     ck_assert_ptr_nonnull(strstr(line, " redis_tls_server_name=\"r.example\" "));
@@ -538,6 +570,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, defaults);
     tcase_add_test(tc, flags_and_env);
+    tcase_add_test(tc, sentinel_options);
+    tcase_add_test(tc, log_line_sentinel);
     tcase_add_test(tc, integer_errors);
     tcase_add_test(tc, integer_ranges);
     tcase_add_test(tc, argument_errors);

@@ -87,6 +87,13 @@ redis-url
 {{- end }}
 
 {{/* The URL the chart stores in its own Secret. */}}
+{{/* WSGATE_REDIS_URL from redis.sentinel.addresses; the master's password comes in by
+Kubernetes' $(REDIS_MASTER_PASSWORD) expansion, from the Secret the user names. */}}
+{{- define "wsgate.sentinelUrl" -}}
+{{- $s := .Values.redis.sentinel }}
+{{- printf "%s://%s%s/%s?db=%d" (ternary "rediss+sentinel" "redis+sentinel" $s.tls) (ternary ":$(REDIS_MASTER_PASSWORD)@" "" (not (empty $s.masterPasswordSecret))) (join "," $s.addresses) $s.masterName (int $s.db) }}
+{{- end }}
+
 {{- define "wsgate.redisUrl" -}}
 {{- if .Values.redis.dev.enabled }}
 {{- printf "redis://%s:6379/0" (include "wsgate.devRedisName" .) }}
@@ -105,7 +112,7 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 
 {{/* Settings that cannot be expressed in the schema; rendered (empty) by every template that uses values. */}}
 {{- define "wsgate.validate" -}}
-{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_API_KEY_FILE" "WSGATE_API_LISTEN" "WSGATE_JWT_HMAC_SECRET_FILE" "WSGATE_ANONYMOUS_SUBSCRIBE" "WSGATE_ANONYMOUS_PUBLISH" "WSGATE_JWT_ISSUER" "WSGATE_JWT_AUDIENCE" "WSGATE_JWT_LEEWAY" "WSGATE_ALLOWED_ORIGINS" "WSGATE_MAX_CONNECTIONS_PER_IP" "WSGATE_HISTORY_CHANNELS" "WSGATE_CLIENT_STORE_BYTES" "WSGATE_DEMO_PAGE" "WSGATE_MAX_HTTP_CONNECTIONS_PER_IP" "WSGATE_REDIS_TLS_CA_FILE" "WSGATE_REDIS_TLS_CERT_FILE" "WSGATE_REDIS_TLS_KEY_FILE" "WSGATE_REDIS_TLS_SERVER_NAME" }}
+{{- range $k := list "WSGATE_LISTEN" "WSGATE_NODE_ID" "WSGATE_REDIS_URL" "WSGATE_DRAIN_TIMEOUT" "WSGATE_API_KEY_FILE" "WSGATE_API_LISTEN" "WSGATE_JWT_HMAC_SECRET_FILE" "WSGATE_ANONYMOUS_SUBSCRIBE" "WSGATE_ANONYMOUS_PUBLISH" "WSGATE_JWT_ISSUER" "WSGATE_JWT_AUDIENCE" "WSGATE_JWT_LEEWAY" "WSGATE_ALLOWED_ORIGINS" "WSGATE_MAX_CONNECTIONS_PER_IP" "WSGATE_HISTORY_CHANNELS" "WSGATE_CLIENT_STORE_BYTES" "WSGATE_DEMO_PAGE" "WSGATE_MAX_HTTP_CONNECTIONS_PER_IP" "WSGATE_REDIS_TLS_CA_FILE" "WSGATE_REDIS_TLS_CERT_FILE" "WSGATE_REDIS_TLS_KEY_FILE" "WSGATE_REDIS_TLS_SERVER_NAME" "WSGATE_REDIS_SENTINEL_USER" "WSGATE_REDIS_SENTINEL_PASSWORD" }}
 {{- if hasKey $.Values.gateway.extraEnv $k }}
 {{- fail (printf "gateway.extraEnv.%s: this variable is set by the chart; use gateway.port, gateway.drainTimeoutSeconds, gateway.allowedOrigins, gateway.maxConnectionsPerIp, the redis.*, api.* or access.* values" $k) }}
 {{- end }}
@@ -140,8 +147,18 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 {{- if not (or .Values.redis.dev.enabled .Values.redis.existingSecret .Values.redis.url) }}
 {{- fail "no Redis configured: set redis.url, redis.existingSecret, or redis.dev.enabled=true" }}
 {{- end }}
-{{- if and (not .Values.redis.dev.enabled) (not .Values.redis.existingSecret) (not (regexMatch "^(redis://|rediss://|unix://)" .Values.redis.url)) }}
-{{- fail (printf "redis.url must start with redis://, rediss:// or unix://, got %q" .Values.redis.url) }}
+{{- $sen := .Values.redis.sentinel | default dict }}
+{{- if and $sen.addresses .Values.redis.dev.enabled }}
+{{- fail "redis.sentinel.addresses and redis.dev.enabled exclude each other" }}
+{{- end }}
+{{- if and $sen.user (not $sen.existingSecret) }}
+{{- fail "redis.sentinel.user needs redis.sentinel.existingSecret (the Sentinels' password)" }}
+{{- end }}
+{{- if and (or $sen.user $sen.existingSecret $sen.masterPasswordSecret $sen.tls) (not $sen.addresses) (or .Values.redis.dev.enabled (and (not .Values.redis.existingSecret) (not (regexMatch "^rediss?\\+sentinel://" .Values.redis.url)))) }}
+{{- fail "redis.sentinel.* needs redis.sentinel.addresses or a redis+sentinel:// redis.url (or redis.existingSecret holding one)" }}
+{{- end }}
+{{- if and (not $sen.addresses) (not .Values.redis.dev.enabled) (not .Values.redis.existingSecret) (not (regexMatch "^(redis://|rediss://|unix://|redis\\+sentinel://|rediss\\+sentinel://)" .Values.redis.url)) }}
+{{- fail (printf "redis.url must start with redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://, got %q" .Values.redis.url) }}
 {{- end }}
 {{- $tls := .Values.redis.tls | default dict }}
 {{- if and (or $tls.certKey $tls.keyKey) (not (and $tls.certKey $tls.keyKey)) }}
@@ -150,7 +167,7 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 {{- if and $tls.certKey (not $tls.existingSecret) }}
 {{- fail "redis.tls.certKey needs redis.tls.existingSecret: the Secret holding the client certificate and key" }}
 {{- end }}
-{{- if and (or $tls.existingSecret $tls.serverName) (or .Values.redis.dev.enabled (and (not .Values.redis.existingSecret) (not (hasPrefix "rediss://" .Values.redis.url)))) }}
+{{- if and (or $tls.existingSecret $tls.serverName) (not (and $sen.addresses $sen.tls)) (or .Values.redis.dev.enabled $sen.addresses (and (not .Values.redis.existingSecret) (not (regexMatch "^rediss(\\+sentinel)?://" .Values.redis.url)))) }}
 {{- fail "redis.tls.* needs a rediss:// redis.url (or redis.existingSecret holding one)" }}
 {{- end }}
 {{- $grace := int (include "wsgate.terminationGracePeriodSeconds" .) }}
