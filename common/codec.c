@@ -50,6 +50,8 @@ static const struct {
     { "ping", 4, GW_REQ_PING },
     { "auth", 4, GW_REQ_AUTH },
     { "history", 7, GW_REQ_HISTORY },
+    { "presence", 8, GW_REQ_PRESENCE },
+    { "presence_stats", 14, GW_REQ_PRESENCE_STATS },
 };
 
 /* Returns the request type named by s[0..len) (which may hold NUL bytes), or
@@ -178,6 +180,16 @@ static int parse_recover(json_t *root, struct gw_request *req)
     return 0;
 }
 
+static int parse_presence_flag(json_t *root, struct gw_request *req)
+{
+    json_t *v = json_object_get(root, "presence");
+
+    if (v && !json_is_boolean(v))
+        return fail(req, GW_ERR_BAD_REQUEST, "\"presence\" must be true or false");
+    req->presence_events = v && json_is_true(v);
+    return 0;
+}
+
 static int parse_limit(json_t *root, struct gw_request *req)
 {
     json_t *v = json_object_get(root, "limit");
@@ -188,6 +200,25 @@ static int parse_limit(json_t *root, struct gw_request *req)
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > GW_HISTORY_LIMIT_MAX)
         return fail(req, GW_ERR_BAD_REQUEST, "\"limit\" must be an integer 1..%d", GW_HISTORY_LIMIT_MAX);
     req->limit = (int)json_integer_value(v);
+    return 0;
+}
+
+/* A presence page's "cursor": the decimal text the previous page gave
+ * ("0" or absent: the first page). Text, because Redis' cursors use 64 bits. */
+static int parse_cursor(json_t *root, struct gw_request *req)
+{
+    json_t *v = json_object_get(root, "cursor");
+    const char *c;
+    size_t n;
+
+    strcpy(req->cursor, "0");
+    if (!v)
+        return 0;
+    c = json_is_string(v) ? json_string_value(v) : "";
+    n = json_is_string(v) ? json_string_length(v) : 0;
+    if (n == 0 || n > GW_PRESENCE_CURSOR_MAX || strspn(c, "0123456789") != n)
+        return fail(req, GW_ERR_BAD_REQUEST, "\"cursor\" must be the decimal string a presence reply gave");
+    memcpy(req->cursor, c, n + 1);
     return 0;
 }
 
@@ -219,7 +250,8 @@ static int parse_object(json_t *root, struct gw_request *req)
     req->type = lookup_type(json_string_value(v), json_string_length(v));
     if (!req->type)
         return fail(req, GW_ERR_UNKNOWN_TYPE,
-                    "unknown type \"%.32s\"; expected subscribe, unsubscribe, publish, ping, auth or history",
+                    "unknown type \"%.32s\"; expected subscribe, unsubscribe, publish, ping, auth, history, "
+                    "presence or presence_stats",
                     json_string_value(v));
     if (req->type == GW_REQ_PING)
         return 0;
@@ -232,8 +264,12 @@ static int parse_object(json_t *root, struct gw_request *req)
         rc = parse_since(root, req);
     if (rc == 0 && req->type == GW_REQ_SUBSCRIBE)
         rc = parse_recover(root, req);
-    if (rc == 0 && req->type == GW_REQ_HISTORY)
+    if (rc == 0 && req->type == GW_REQ_SUBSCRIBE)
+        rc = parse_presence_flag(root, req);
+    if (rc == 0 && (req->type == GW_REQ_HISTORY || req->type == GW_REQ_PRESENCE))
         rc = parse_limit(root, req);
+    if (rc == 0 && req->type == GW_REQ_PRESENCE)
+        rc = parse_cursor(root, req);
     return rc;
 }
 

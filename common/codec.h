@@ -20,10 +20,14 @@ enum gw_req_type {
     GW_REQ_PING,
     GW_REQ_AUTH,
     GW_REQ_HISTORY,
+    GW_REQ_PRESENCE,       /* one page of a channel's members */
+    GW_REQ_PRESENCE_STATS, /* a channel's connection and user counts */
 };
 
 #define GW_HISTORY_LIMIT_DEFAULT 100
 #define GW_HISTORY_LIMIT_MAX 1000
+/* Digits of a presence cursor (Redis HSCAN: an unsigned 64-bit integer). */
+#define GW_PRESENCE_CURSOR_MAX 20
 
 /* A parsed request. Owns data_json (malloc'd compact JSON of "data", publish
  * only) and token (auth only); release with gw_request_deinit(). */
@@ -40,9 +44,11 @@ struct gw_request {
     /* subscribe: "since" asks for recovery, "recover" only for the channel's
      * position; history: "since" picks the entries after it (else the latest). */
     bool recover; /* "recover": true, or "since" given */
+    bool presence_events; /* subscribe: "presence": true (join/leave events) */
     bool has_since;
     struct gw_position since;
-    int limit; /* history: 1..GW_HISTORY_LIMIT_MAX, default GW_HISTORY_LIMIT_DEFAULT */
+    int limit; /* history, presence: 1..GW_HISTORY_LIMIT_MAX, default GW_HISTORY_LIMIT_DEFAULT */
+    char cursor[GW_PRESENCE_CURSOR_MAX + 1]; /* presence: decimal digits, "0" for the first page */
     /* On failure: */
     enum gw_err err;
     char errmsg[160];
@@ -98,6 +104,30 @@ struct gw_frame *gw_codec_history(bool has_id, int64_t id, const char *channel, 
                                   const struct gw_position *at, bool complete, const struct gw_history_entry *e,
                                   size_t n);
 
+/* One member of a presence page, as Redis holds it (borrowed). user_len 0:
+ * anonymous (user null); info_len 0: no info. */
+struct gw_presence_member {
+    const char *client, *user, *info;
+    size_t client_len, user_len, info_len;
+};
+
+/* The PUBLISH payload wsgate_presence_* emits on a channel (wsgate.lua:
+ * 0xFE "wsgate-presence1" LF <JSON object starting {"type":">) as the client
+ * frame {"type":...,"channel":C,...}, or NULL when payload is not one. */
+#define GW_PRESENCE_EVENT_TAG "\xfewsgate-presence1\n"
+struct gw_frame *gw_codec_presence_event(const char *channel, size_t channel_len, const char *payload, size_t len);
+
+/* {"type":"presence_stats"[,"id":N],"channel":C,"connections":c,"users":u}
+ * (codec_presence.c). */
+struct gw_frame *gw_codec_presence_stats(bool has_id, int64_t id, const char *channel, size_t channel_len,
+                                         uint64_t connections, uint64_t users);
+/* {"type":"presence"[,"id":N],"channel":C,"connections":c,"users":u,
+ * "cursor":"<next page, \"0\" after the last>","members":[{"client":..,
+ * "user":..|null[,"info":{..}]},..]}: strings escaped, an info that is not
+ * valid JSON left out. Borrows m. */
+struct gw_frame *gw_codec_presence(bool has_id, int64_t id, const char *channel, size_t channel_len,
+                                   uint64_t connections, uint64_t users, const char *cursor,
+                                   const struct gw_presence_member *m, size_t n);
 /* Builds {"type":"message","channel":<channel>,"data":<payload>}. A payload
  * that is valid JSON (gw_json_valid) is embedded verbatim; any other payload
  * becomes a JSON string, invalid UTF-8 replaced by U+FFFD. channel must be a

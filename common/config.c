@@ -115,6 +115,13 @@ const struct gw_config_opt gw_config_opts[] = {
     { "history-channels", OPT_PATTERNS, offsetof(struct gw_config, history_channels), 0, 0, "*", NULL,
       "comma-separated channel patterns whose client and API publishes are stored in history "
       "(recoverable); others are published without history; empty: none" },
+    TYPED_OPT("presence-channels", OPT_PATTERNS, presence_channels, "(none)",
+              "comma-separated channel patterns that keep presence (who is subscribed; docs/PROTOCOL.md "
+              "\"Presence\"); empty: none"),
+    INT_OPT("presence-leave-delay", presence_leave_delay_s, 0, 3600, "3",
+            "seconds a connection that left stays a member, so a reconnect within them makes no leave or join"),
+    INT_OPT("presence-max-members", presence_max_members, 0, 1000000000, "1000",
+            "connections in one channel above which join/leave events stop (counts go on; 0: no limit)"),
     SIZE_OPT("client-store-bytes", client_store_bytes, 0, 1024 * MIB, "4194304",
              "bytes of history one client may store per --client-store-window (payload x 1.25 + 64 per "
              "message + 8192 per channel it creates); more get store_limited (0: no limit)"),
@@ -142,6 +149,8 @@ const struct gw_config_opt gw_config_opts[] = {
               "comma-separated channel patterns clients may subscribe to without a token"),
     TYPED_OPT("anonymous-publish", OPT_PATTERNS, anonymous_publish, "(nothing)",
               "comma-separated channel patterns clients may publish to without a token"),
+    TYPED_OPT("anonymous-presence", OPT_PATTERNS, anonymous_presence, "(where they may subscribe)",
+              "comma-separated channel patterns whose presence clients without a token may read (also needs subscribe)"),
     TYPED_OPT("api-key-file", OPT_STR, api_key_file, "(API off)",
               "file of keys for POST /api/publish, one per line (rotation: several); unset: the API answers 404"),
     { "api-listen", OPT_API_LISTEN, 0, 0, 0, NULL, "(on --listen)",
@@ -424,6 +433,15 @@ bool gw_config_keeps_history(const struct gw_config *cfg, const char *channel)
     return false;
 }
 
+bool gw_config_keeps_presence(const struct gw_config *cfg, const char *channel)
+{
+    for (size_t i = 0; i < cfg->presence_channels.n; i++) {
+        if (gw_pattern_match(cfg->presence_channels.v[i], NULL, channel))
+            return true;
+    }
+    return false;
+}
+
 void gw_config_init(struct gw_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -447,6 +465,8 @@ void gw_config_deinit(struct gw_config *cfg)
     strlist_clear(&cfg->anonymous_subscribe);
     strlist_clear(&cfg->anonymous_publish);
     strlist_clear(&cfg->history_channels);
+    strlist_clear(&cfg->presence_channels);
+    strlist_clear(&cfg->anonymous_presence);
     free(cfg->api_key_file);
     free(cfg->redis_tls_ca_file);
     free(cfg->redis_tls_cert_file);

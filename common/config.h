@@ -65,6 +65,9 @@ struct gw_config {
     int history_size; /* XADD MAXLEN ~ of client and API publishes */
     int history_ttl_s;
     struct gw_strlist history_channels; /* patterns of channels whose client/API publishes are stored */
+    struct gw_strlist presence_channels; /* patterns of channels that keep presence; empty: none */
+    int presence_leave_delay_s; /* a departed connection stays a member this long */
+    int presence_max_members; /* above it no join/leave events; 0 = no limit */
     size_t client_store_bytes; /* history bytes one client may store per window, 0 = no limit */
     int client_store_window_s; /* 0 = history_ttl_s */
     int recovery_max_messages;
@@ -82,6 +85,7 @@ struct gw_config {
     int auth_timeout_s; /* without anonymous rights: close 4004 after this */
     struct gw_strlist anonymous_subscribe; /* patterns (pattern.h), {sub} never matches */
     struct gw_strlist anonymous_publish;
+    struct gw_strlist anonymous_presence; /* narrows anonymous presence reads; empty: subscribe rights */
     char *api_key_file; /* owned, NULL = HTTP publish API off */
     /* TLS to Redis (rediss://): verified against the system store unless a
      * CA file is given; a client certificate for mTLS. Paths only. */
@@ -119,6 +123,8 @@ static inline size_t gw_config_history_reply_bytes(const struct gw_config *cfg)
  * name, NUL-terminated) are stored in its history (--history-channels);
  * otherwise they are plain PUBLISHes. Any thread. */
 bool gw_config_keeps_history(const struct gw_config *cfg, const char *channel);
+/* True when channel (client-facing name) matches --presence-channels. */
+bool gw_config_keeps_presence(const struct gw_config *cfg, const char *channel);
 
 /* Fills defaults. Allocates owned strings: always pair with gw_config_deinit. */
 void gw_config_init(struct gw_config *cfg);

@@ -141,7 +141,7 @@ static int check_claims(json_t *c, const struct gw_jwt_policy *pol, int64_t now,
                         struct gw_jwt_claims **out, struct gw_jwt_error *err)
 {
     json_t *iss = json_object_get(c, "iss"), *aud = json_object_get(c, "aud");
-    json_t *sub = json_object_get(c, "sub"), *v;
+    json_t *sub = json_object_get(c, "sub"), *info = json_object_get(c, "info"), *v;
     int64_t leeway = pol->leeway < 0 ? 0 : pol->leeway > LEEWAY_MAX ? LEEWAY_MAX : pol->leeway;
     int64_t exp = 0, nbf = 0, iat = 0;
     int has_exp, has_nbf, has_iat;
@@ -159,6 +159,8 @@ static int check_claims(json_t *c, const struct gw_jwt_policy *pol, int64_t now,
         return fail(err, GW_JWT_MALFORMED, "iss is not a string");
     if (sub && !json_is_string(sub))
         return fail(err, GW_JWT_MALFORMED, "sub is not a string");
+    if (info && !json_is_object(info))
+        return fail(err, GW_JWT_MALFORMED, "info is not an object");
     if (aud && !json_is_string(aud)) {
         if (!json_is_array(aud))
             return fail(err, GW_JWT_MALFORMED, "aud is neither a string nor an array");
@@ -169,9 +171,19 @@ static int check_claims(json_t *c, const struct gw_jwt_policy *pol, int64_t now,
     }
     cl = gw_xcalloc(1, sizeof *cl);
     if (!get_patterns(c, "channels", &cl->channels, &cl->n_channels) ||
-        !get_patterns(c, "publish", &cl->publish, &cl->n_publish)) {
+        !get_patterns(c, "publish", &cl->publish, &cl->n_publish) ||
+        !get_patterns(c, "presence", &cl->presence, &cl->n_presence)) {
         gw_jwt_claims_free(cl);
-        return fail(err, GW_JWT_MALFORMED, "channels or publish is not an array of patterns");
+        return fail(err, GW_JWT_MALFORMED, "channels, publish or presence is not an array of patterns");
+    }
+    cl->has_presence = json_object_get(c, "presence") != NULL;
+    if (info) {
+        /* Presence shows it to every reader of a channel: bounded, stored compact. */
+        cl->info = json_dumps(info, JSON_COMPACT);
+        if (!cl->info || strlen(cl->info) > GW_JWT_INFO_MAX) {
+            gw_jwt_claims_free(cl);
+            return fail(err, GW_JWT_MALFORMED, "info is over 1024 bytes of compact JSON");
+        }
     }
     /* RFC 7519 4.1.4: valid while now < exp; leeway widens every window. */
     if (exp + leeway <= now) {
@@ -206,9 +218,13 @@ void gw_jwt_claims_free(struct gw_jwt_claims *claims)
         free(claims->channels[i]);
     for (size_t i = 0; i < claims->n_publish; i++)
         free(claims->publish[i]);
+    for (size_t i = 0; i < claims->n_presence; i++)
+        free(claims->presence[i]);
     free(claims->channels);
     free(claims->publish);
+    free(claims->presence);
     free(claims->sub);
+    free(claims->info);
     free(claims);
 }
 

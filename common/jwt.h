@@ -41,7 +41,14 @@ struct gw_jwt_claims {
     size_t n_channels;
     char **publish; /* "publish" claim: patterns to publish to */
     size_t n_publish;
+    char *info; /* "info" claim: compact JSON object (presence), NULL when absent */
+    char **presence; /* "presence" claim: patterns whose presence it may read */
+    size_t n_presence;
+    bool has_presence; /* the claim is there (absent: the subscribe rights decide alone) */
 };
+
+/* The largest "info" claim, in bytes of compact JSON. */
+#define GW_JWT_INFO_MAX 1024
 
 /* Frees the claims and everything they hold. NULL is a no-op. */
 void gw_jwt_claims_free(struct gw_jwt_claims *claims);

@@ -64,6 +64,7 @@ int gw_access_init(struct gw_access *a, const struct gw_config *cfg, char *err, 
     a->policy.max_len = cfg->max_token_bytes;
     a->anon_subscribe = &cfg->anonymous_subscribe;
     a->anon_publish = &cfg->anonymous_publish;
+    a->anon_presence = &cfg->anonymous_presence;
     a->channel_prefix = cfg->channel_prefix;
 
     if (cfg->jwt_hmac_secret_file &&
@@ -122,6 +123,13 @@ static bool any_match(char *const *patterns, size_t n, const char *sub, const ch
 bool gw_access_allows(const struct gw_access *a, const struct gw_jwt_claims *claims,
                       enum gw_access_op op, const char *channel)
 {
+    if (op == GW_ACCESS_PRESENCE) {
+        if (!gw_access_allows(a, claims, GW_ACCESS_SUBSCRIBE, channel))
+            return false;
+        if (!claims)
+            return a->anon_presence->n == 0 || any_match(a->anon_presence->v, a->anon_presence->n, NULL, channel);
+        return !claims->has_presence || any_match(claims->presence, claims->n_presence, claims->sub, channel);
+    }
     const struct gw_strlist *anon = op == GW_ACCESS_SUBSCRIBE ? a->anon_subscribe : a->anon_publish;
 
     /* With a prefix such as "" or "_", a pattern like "*" would otherwise

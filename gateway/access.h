@@ -17,11 +17,13 @@
 struct gw_access {
     struct gw_jwt_keys *keys; /* owned; possibly empty (then every token is unknown_key) */
     struct gw_jwt_policy policy; /* strings borrowed from the config */
-    const struct gw_strlist *anon_subscribe, *anon_publish; /* the config's */
+    const struct gw_strlist *anon_subscribe, *anon_publish, *anon_presence; /* the config's */
     const char *channel_prefix; /* the config's */
 };
 
-enum gw_access_op { GW_ACCESS_SUBSCRIBE = 0, GW_ACCESS_PUBLISH };
+/* PRESENCE: read a channel's presence; needs SUBSCRIBE, narrowed by the
+ * token's "presence" claim or, anonymous, by --anonymous-presence. */
+enum gw_access_op { GW_ACCESS_SUBSCRIBE = 0, GW_ACCESS_PUBLISH, GW_ACCESS_PRESENCE };
 
 /* Loads the keys named by cfg (which must outlive a) and checks that the
  * node grants something to someone: with no key and no anonymous pattern

@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "apikey.h"
+#include "bus.h"
 #include "codec.h"
 #include "ctl.h"
 #include "intake.h"
@@ -213,6 +214,100 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
         }
     }
     gw_request_deinit(&req);
+}
+
+/* ---- GET /api/presence and /api/presence_stats ---- */
+
+/* The query argument name ("channel=") into buf, or NULL when absent. lws
+ * has URL-decoded it; the value is judged by the caller. lws stops looking
+ * at the first argument that does not fit buf, so every buf is ARG_MAX. */
+#define ARG_MAX 512
+static const char *query_arg(struct lws *wsi, const char *name, char *buf, int len)
+{
+    return lws_get_urlarg_by_name(wsi, name, buf, len);
+}
+
+/* A decimal 1..max, or -1. */
+static long small_number(const char *s, long max)
+{
+    long v = 0;
+    if (!*s || strlen(s) > 9 || strspn(s, "0123456789") != strlen(s))
+        return -1;
+    v = strtol(s, NULL, 10);
+    return v >= 1 && v <= max ? v : -1;
+}
+
+void gw_api_presence(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, bool stats)
+{
+    const struct gw_node *node = api->node;
+    char channel[ARG_MAX], cursor[ARG_MAX], limit[ARG_MAX];
+    const char *ch, *cur, *lim;
+
+    gw_api_req_release(r);
+    r->wsi = wsi;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
+        gw_api_answer_error(api, r, 405, "method_not_allowed", "use GET");
+        r->hdr_name = "allow:";
+        r->hdr_value = "GET";
+        return;
+    }
+    if (!gw_api_authorized(api, wsi)) {
+        gw_api_answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
+        r->hdr_name = "www-authenticate:";
+        r->hdr_value = "Bearer";
+        return;
+    }
+    ch = query_arg(wsi, "channel=", channel, sizeof channel);
+    cur = stats ? NULL : query_arg(wsi, "cursor=", cursor, sizeof cursor);
+    lim = stats ? NULL : query_arg(wsi, "limit=", limit, sizeof limit);
+    long n = lim ? small_number(lim, GW_HISTORY_LIMIT_MAX) : GW_HISTORY_LIMIT_DEFAULT;
+    if (!ch || !gw_channel_valid(ch, strlen(ch))) {
+        gw_api_answer_error(api, r, 400, "bad_channel", "?channel= must be a valid channel name");
+    } else if (!gw_config_keeps_presence(node->cfg, ch)) {
+        gw_api_answer_error(api, r, 400, "bad_request", "channel %s keeps no presence (--presence-channels)", ch);
+    } else if (n < 0 || (cur && (!*cur || strlen(cur) > GW_PRESENCE_CURSOR_MAX ||
+                                 strspn(cur, "0123456789") != strlen(cur)))) {
+        gw_api_answer_error(api, r, 400, "bad_request", "?limit= must be 1..%d and ?cursor= a cursor a reply gave",
+                     GW_HISTORY_LIMIT_MAX);
+    } else if (!gw_node_ready(node)) {
+        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable; presence could not be read");
+    } else {
+        struct gw_presence_req *p = gw_xcalloc(1, sizeof *p);
+        p->op = stats ? GW_PRESENCE_STATS : GW_PRESENCE_MEMBERS;
+        p->limit = (int)n;
+        snprintf(p->cursor, sizeof p->cursor, "%s", cur ? cur : "0");
+        r->id = GW_API_ID_FLAG | ++api->next_seq;
+        gw_dict_add(&api->pending, &r->id, sizeof(r->id), r, NULL);
+        r->api = api;
+        r->phase = GW_API_WAITING;
+        gw_bus_post_presence(node->bus, api->worker, r->id, ch, strlen(ch), p);
+    }
+}
+
+bool gw_api_presence_result(struct gw_api *api, uint64_t session_id, struct gw_frame *frame)
+{
+    if (!(session_id & GW_API_ID_FLAG))
+        return false;
+    struct gw_api_req *r = api->started ? gw_dict_delete(&api->pending, &session_id, sizeof(session_id)) : NULL;
+    if (!r)
+        return true; /* its connection is gone */
+    r->api = NULL;
+    if (!frame) {
+        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable; presence could not be read");
+    } else {
+        /* The client frame's JSON, as a client gets it. */
+        gw_api_count(api, 200);
+        free(r->answer);
+        r->answer = gw_xmalloc(frame->len + 1);
+        memcpy(r->answer, gw_frame_payload(frame), frame->len);
+        r->answer[frame->len] = '\n';
+        r->answer_len = frame->len + 1;
+        r->status = 200;
+        r->hdr_name = r->hdr_value = NULL;
+        r->phase = GW_API_ANSWERED;
+    }
+    lws_callback_on_writable(r->wsi);
+    return true;
 }
 
 bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, bool busy, const struct gw_position *at)

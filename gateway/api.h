@@ -45,6 +45,8 @@ enum gw_api_op {
 
 /* The endpoint a request path names (exact match), or GW_API_OP_NONE. */
 enum gw_api_op gw_api_op_of(const char *uri);
+#define GW_API_PRESENCE_PATH "/api/presence"
+#define GW_API_PRESENCE_STATS_PATH "/api/presence_stats"
 
 /* HTTP publishes use their own ids in the bus's session_id field. Session
  * ids never set this bit (worker index << 56 with index < 64), so one test
@@ -145,6 +147,16 @@ void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m);
  * not an API id. Otherwise answers the waiting GET /api/history with the
  * frame's JSON (200), or 503 without a frame. Worker thread. */
 bool gw_api_history_result(struct gw_api *api, uint64_t session_id, struct gw_frame *frame);
+
+/* GET GW_API_PRESENCE_PATH (stats: GW_API_PRESENCE_STATS_PATH) with
+ * ?channel=, and for members ?cursor= and ?limit=: checks method (405), key
+ * (401) and arguments (400), then asks the bus and leaves r WAITING, or
+ * ANSWERED (503 when the node is not ready). Worker thread. */
+void gw_api_presence(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, bool stats);
+/* A GW_WMAIL_PRESENCE_RESULT for session_id: false when it is not an API id.
+ * Otherwise answers the waiting request with frame's JSON (200; borrowed) or
+ * 503 when frame is NULL, as gw_api_publish_result does. */
+bool gw_api_presence_result(struct gw_api *api, uint64_t session_id, struct gw_frame *frame);
 
 /* Frees what r owns and takes it out of its table: idle again. Idempotent. */
 void gw_api_req_release(struct gw_api_req *r);

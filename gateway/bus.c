@@ -72,6 +72,11 @@ static void on_live_message(struct gw_bus *bus, const char *name, size_t len, co
     if (!ch)
         return;
     gw_stat_add(&bus->stats.redis_messages_received, 1);
+    struct gw_frame *event = gw_codec_presence_event(name, len, payload, plen);
+    if (event) {
+        gw_bus_fanout_as(bus, GW_WMAIL_PRESENCE_EVENT, name, len, event);
+        return;
+    }
     rc = gw_envelope_parse(payload, plen, &env);
     if (rc < 0) {
         gw_stat_add(&bus->stats.redis_messages_dropped_bad_envelope, 1);
@@ -282,6 +287,7 @@ static void link_on_live(void *ctx)
         if (ch->want_mask)
             gw_repair_link_live(&bus->repair, &ch->rep, e->key, e->klen);
     }
+    gw_presence_live(&bus->presence);
 }
 
 /* Nothing is subscribed on the next link; forget what was in flight. */
@@ -358,6 +364,13 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
 
 /* ---- inbox ---- */
 
+static void cmd_presence(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    char key[256];
+    size_t klen = gw_bus_prefixed(bus, cmd->name, cmd->name_len, key);
+    gw_presence_handle(&bus->presence, cmd->worker, cmd->session_id, cmd->name, cmd->name_len, key, klen, cmd->pres);
+}
+
 static void bus_drain_inbox(struct gw_bus *bus)
 {
     struct gw_mail *m = gw_mailbox_take_all(&bus->inbox);
@@ -370,7 +383,11 @@ static void bus_drain_inbox(struct gw_bus *bus)
         case CMD_PUBLISH: cmd_publish(bus, cmd); break;
         case CMD_RECOVER: gw_bus_cmd_recover(bus, cmd); break;
         case CMD_HISTORY: gw_bus_cmd_history(bus, cmd); break;
-        case CMD_LEFT: gw_bus_cmd_left(bus, cmd); break;
+        case CMD_LEFT:
+            gw_bus_cmd_left(bus, cmd);
+            gw_presence_left(&bus->presence, cmd->session_id);
+            break;
+        case CMD_PRESENCE: cmd_presence(bus, cmd); break;
         case CMD_DISCONNECT: gw_bus_cmd_disconnect(bus, cmd); break;
         case CMD_DISCONNECTED: gw_bus_cmd_disconnected(bus, cmd); break;
         case CMD_REVOKE: gw_bus_cmd_revoke(bus, cmd); break;
@@ -380,78 +397,10 @@ static void bus_drain_inbox(struct gw_bus *bus)
         free(cmd->payload);
         free(cmd->unsub);
         free(cmd->idem_key);
+        gw_presence_req_free(cmd->pres);
         free(cmd);
         m = next;
     }
-}
-
-void gw_bus_post_subscribe(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t gen)
-{
-    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_SUBSCRIBE, worker, name, len);
-    cmd->gen = gen;
-    gw_bus_cmd_post(bus, cmd);
-}
-
-void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len)
-{
-    gw_bus_cmd_post(bus, gw_bus_cmd_new(CMD_UNSUBSCRIBE, worker, name, len));
-}
-
-bool gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
-                         const char *name, size_t len, char *payload, size_t payload_len)
-{
-    /* Only publishes carry payloads; everything else posted is small and
-     * bounded by the subscriptions. */
-    if (atomic_fetch_add_explicit(&bus->inbox_bytes, payload_len, memory_order_relaxed) + payload_len >
-        bus->cfg->max_inbox_bytes) {
-        atomic_fetch_sub_explicit(&bus->inbox_bytes, payload_len, memory_order_relaxed);
-        return false; /* the client's unavailable is counted by its worker */
-    }
-    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_PUBLISH, worker, name, len);
-    cmd->session_id = session_id;
-    cmd->has_id = has_id;
-    cmd->id = id;
-    cmd->payload = payload;
-    cmd->payload_len = payload_len;
-    gw_bus_cmd_post(bus, cmd);
-    return true;
-}
-
-static void cmd_set_since(struct bus_cmd *cmd, const struct gw_position *since)
-{
-    cmd->has_since = since != NULL;
-    if (since)
-        cmd->since = *since;
-}
-
-void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, uint32_t seq, const char *name,
-                         size_t len, const struct gw_position *since, uint64_t target)
-{
-    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_RECOVER, worker, name, len);
-    cmd->session_id = session_id;
-    cmd->seq = seq;
-    cmd->target = target;
-    cmd_set_since(cmd, since);
-    gw_bus_cmd_post(bus, cmd);
-}
-
-void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
-                         const char *name, size_t len, const struct gw_position *since, int limit)
-{
-    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_HISTORY, worker, name, len);
-    cmd->session_id = session_id;
-    cmd->has_id = has_id;
-    cmd->id = id;
-    cmd_set_since(cmd, since);
-    cmd->limit = limit;
-    gw_bus_cmd_post(bus, cmd);
-}
-
-void gw_bus_post_left(struct gw_bus *bus, int worker, uint64_t session_id)
-{
-    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_LEFT, worker, "", 0);
-    cmd->session_id = session_id;
-    gw_bus_cmd_post(bus, cmd);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -475,10 +424,12 @@ static void *bus_main(void *arg)
         gw_link_start(bus->link);
     }
     gw_roster_start(&bus->roster, bus->base, bus->link, bus->ops->describe, bus->ctx);
+    gw_presence_start(&bus->presence, bus->base);
     bus_drain_inbox(bus);
     if (!atomic_load(&bus->stop))
         event_base_loop(bus->base, EVLOOP_NO_EXIT_ON_EMPTY);
     gw_roster_stop(&bus->roster);
+    gw_presence_stop(&bus->presence);
 
     if (bus->standalone)
         set_standalone_ready(bus, false);
@@ -542,6 +493,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
      * allocated and let event_active() schedule it from any thread. */
     if (!bus->standalone)
         bus->link = gw_link_new(cfg, bus->base, &bus->stats, &link_ops, bus);
+    gw_presence_init(&bus->presence, cfg, bus->link, &bus->stats, ops->post, ctx);
     return bus;
 }
 
@@ -582,11 +534,13 @@ void gw_bus_free(struct gw_bus *bus)
         free(((struct bus_cmd *)m)->payload);
         free(((struct bus_cmd *)m)->unsub);
         free(((struct bus_cmd *)m)->idem_key);
+        gw_presence_req_free(((struct bus_cmd *)m)->pres);
         free(m);
         m = next;
     }
     gw_mailbox_deinit(&bus->inbox);
     gw_roster_deinit(&bus->roster);
+    gw_presence_deinit(&bus->presence);
     event_free(bus->wake_ev);
     event_free(bus->bp_ev);
     event_base_free(bus->base);

@@ -21,6 +21,7 @@
 #include "codec.h"
 #include "config.h"
 #include "metrics.h"
+#include "presence.h"
 #include "wmail.h"
 
 struct gw_bus;
@@ -142,7 +143,13 @@ void gw_bus_post_unsubscribe_user(struct gw_bus *bus, int worker, uint64_t api_i
  * tagged seq. Every worker answers each such mail exactly once. Any thread. */
 void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint64_t closed);
 
-/* Session session_id of worker is gone: its recoveries and history requests
+/* A presence request of session session_id on channel name (client-facing;
+ * presence.h): takes req (malloc'd). A join or leave is applied in order
+ * with the session's others; a read answers exactly once as a
+ * GW_WMAIL_PRESENCE_RESULT (frame NULL: unavailable). Any thread. */
+void gw_bus_post_presence(struct gw_bus *bus, int worker, uint64_t session_id, const char *name, size_t len,
+                          struct gw_presence_req *req);
+/* Session session_id of worker is gone: it leaves presence everywhere, and its recoveries and history requests
  * still waiting for the link are dropped, not read (counted in
  * wsgate_client_reads_dropped_total); replies of reads already on the link
  * find no session and are freed by the worker. Any thread; never fails. */

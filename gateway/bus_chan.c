@@ -1,6 +1,5 @@
 /* The bus's channel helpers, shared by bus.c, bus_read.c and bus_ctl.c and
- * calling none of them: a command for the inbox and its posting (any
- * thread), Redis key <-> client name, the wanted-channel lookup, the size
+ * calling none of them: Redis key <-> client name, the wanted-channel lookup, the size
  * rule for payloads, the hand-off of one frame to every worker that wants
  * its channel, and the backpressure that hand-off can start. Bus thread. */
 #define GW_LOG_MODULE "bus"
@@ -41,6 +40,12 @@ struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len)
 
 void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame)
 {
+    gw_bus_fanout_as(bus, GW_WMAIL_DELIVER, name, len, frame);
+}
+
+void gw_bus_fanout_as(struct gw_bus *bus, enum gw_wmail_type type, const char *name, size_t len,
+                      struct gw_frame *frame)
+{
     struct bus_chan *ch = gw_bus_chan(bus, name, len);
     if (!ch) {
         gw_frame_unref(frame);
@@ -51,7 +56,7 @@ void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_f
     for (int w = 0; w <= last; w++) {
         if (!(ch->want_mask & (1ULL << w)))
             continue;
-        struct gw_wmail *m = gw_wmail_new(GW_WMAIL_DELIVER, name, len);
+        struct gw_wmail *m = gw_wmail_new(type, name, len);
         /* Each worker gets its own buffer so refcounts stay plain and never
          * bounce between cores per recipient. The JSON is encoded once; other
          * workers get a memcpy, made before the encoded frame is posted
@@ -133,20 +138,4 @@ void gw_bus_backpressure_check(struct gw_bus *bus)
 void gw_bus_on_backpressure_timer(evutil_socket_t fd, short what, void *arg)
 {
     gw_bus_backpressure_check(arg);
-}
-
-void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd)
-{
-    if (gw_mailbox_post(&bus->inbox, &cmd->link))
-        event_active(bus->wake_ev, EV_READ, 0);
-}
-
-struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len)
-{
-    struct bus_cmd *cmd = gw_xcalloc(1, sizeof(*cmd) + len + 1);
-    cmd->type = type;
-    cmd->worker = worker;
-    memcpy(cmd->name, name, len);
-    cmd->name_len = len;
-    return cmd;
 }

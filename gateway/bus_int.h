@@ -18,6 +18,7 @@
 #include "dict.h"
 #include "link.h"
 #include "mailbox.h"
+#include "presence.h"
 #include "readq.h"
 #include "repair.h"
 #include "revoke.h"
@@ -46,6 +47,7 @@ enum bus_cmd_type {
     CMD_DISCONNECT,   /* server API: name is the user, id the close code, payload the reason */
     CMD_DISCONNECTED, /* a worker's count (target) for the disconnect seq */
     CMD_REVOKE,       /* server API: name is the user; keep, lift */
+    CMD_PRESENCE,
 };
 
 struct bus_cmd {
@@ -68,6 +70,7 @@ struct bus_cmd {
     struct gw_ctl_unsubscribe *unsub; /* DISCONNECT: owned; set, an unsubscribe instead */
     char *idem_key; /* PUBLISH: owned idempotency key, or NULL (bus_idem.c) */
     size_t idem_len;
+    struct gw_presence_req *pres; /* PRESENCE: owned */
     size_t name_len;
     char name[];
 };
@@ -122,6 +125,7 @@ struct gw_bus {
     struct event *bp_ev; /* while paused: checks the inboxes */
     struct gw_repair repair;
     struct gw_roster roster; /* the admin view's cluster list */
+    struct gw_presence presence; /* this node's presence members (presence.h) */
     /* Client reads (bus_read.c): at most READS_IN_FLIGHT on the link, the
      * rest wait, served one per client per turn (readq.h); both together at
      * most --max-recoveries. */
@@ -130,6 +134,10 @@ struct gw_bus {
     struct bus_ctl *ctl; /* the control plane (bus_ctl.c) */
     struct gw_dict idem_local; /* standalone: idempotency key -> its end (bus_idem.c) */
 };
+
+/* bus.c: a new command for the inbox (name copied), and its post. */
+struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
+void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);
 
 /* bus_chan.c */
 /* One log line per power of two of a counter, not one per message. */
@@ -142,6 +150,9 @@ size_t gw_bus_prefixed(const struct gw_bus *bus, const char *name, size_t len, c
 struct bus_chan *gw_bus_chan(struct gw_bus *bus, const char *name, size_t len);
 /* Hands frame (ownership passes) to every worker that wants name. */
 void gw_bus_fanout(struct gw_bus *bus, const char *name, size_t len, struct gw_frame *frame);
+/* The same in mail of another type (GW_WMAIL_PRESENCE_EVENT). */
+void gw_bus_fanout_as(struct gw_bus *bus, enum gw_wmail_type type, const char *name, size_t len,
+                      struct gw_frame *frame);
 /* Pauses or resumes Redis reads by the workers' inbox bytes (called by a
  * fan-out that took an inbox past the bound); the timer re-checks while paused. */
 void gw_bus_backpressure_check(struct gw_bus *bus);
@@ -153,10 +164,6 @@ void gw_bus_deliver(struct gw_bus *bus, const char *name, size_t len, const stru
 /* True (and counted) when a payload must not reach clients: over
  * --max-message-bytes. */
 bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
-
-/* bus_chan.c: a command for the bus's inbox (name copied), and posting it (any thread). */
-struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
-void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);
 
 /* bus_ctl.c: the control plane. */
 struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus);

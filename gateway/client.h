@@ -28,6 +28,10 @@ struct gw_client_ops {
      * target. name is only valid during the call. */
     void (*ask_page)(void *client, uint32_t seq, const char *name, size_t len, const struct gw_position *since,
                      uint64_t target);
+    /* client's subscription to name became live (its ack is due now): once
+     * per subscription, not again after a link loss. name is only valid
+     * during the call. May be NULL. */
+    void (*live)(void *client, const char *name, size_t len);
 };
 
 /* Queues f, a frame built for client alone (a reply, an ack, a notice), and

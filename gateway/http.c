@@ -205,6 +205,13 @@ static int request(const struct gw_node *node, struct gw_api *api, struct lws *w
 
     if (framing_ambiguous(wsi))
         return respond_text(wsi, 400, "both Content-Length and Transfer-Encoding\n");
+    bool presence = strcmp(uri, GW_API_PRESENCE_PATH) == 0, stats = strcmp(uri, GW_API_PRESENCE_STATS_PATH) == 0;
+    if ((presence || stats) && gw_api_serves(api, wsi)) {
+        if (!st->api)
+            st->api = gw_xcalloc(1, sizeof(*st->api));
+        gw_api_presence(api, wsi, st->api, stats);
+        return respond_api(wsi, st);
+    }
     if (gw_api_op_of(uri) != GW_API_OP_NONE && gw_api_serves(api, wsi)) {
         if (!st->api)
             st->api = gw_xcalloc(1, sizeof(*st->api));

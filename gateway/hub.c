@@ -17,6 +17,7 @@ struct gw_sub {
     struct gw_hub_channel *channel;
     size_t idx;
     bool ack_pending; /* subscribe not yet acknowledged: channel not live yet */
+    bool presence_events; /* the member asked for join/leave events ("presence": true) */
     int nids; /* ids of the pending subscribe requests (repeats included) */
     int64_t *ids; /* owned, NULL when nids == 0 */
     struct gw_recovery *rec; /* owned; NULL unless a recovery runs (recovery.h) */
@@ -110,6 +111,13 @@ static void sub_flush_acks(struct gw_hub *hub, struct gw_sub *sub)
     sub->ack_pending = false;
 }
 
+/* sub is live: the member is told once (presence starts here). */
+static void sub_went_live(struct gw_hub *hub, struct gw_sub *sub)
+{
+    if (hub->client->live)
+        hub->client->live(sub->member->owner, sub->channel->name, sub->channel->name_len);
+}
+
 /* Forgets sub's recovery; from here on frames go straight to the member.
  * cancel: answer its subscribe if the recovery did not yet. */
 static void sub_end_recovery(struct gw_hub *hub, struct gw_sub *sub, bool cancel)
@@ -132,6 +140,7 @@ void gw_hub_recovery_page(struct gw_hub *hub, const struct gw_wmail *m)
 
     if (sub && gw_recovery_page(sub->rec, m) == GW_RECOVERY_DONE) {
         sub_end_recovery(hub, sub, false);
+        sub_went_live(hub, sub);
         sub_flush_acks(hub, sub);
     }
 }
@@ -187,6 +196,7 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
     sub->member = m;
     sub->channel = ch;
     sub->ack_pending = !ch->live || rec;
+    sub->presence_events = false;
     sub->nids = 0;
     sub->ids = NULL;
     sub->rec = NULL;
@@ -217,6 +227,8 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
         hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len, ch->gen);
     if (sub->rec && ch->live)
         gw_recovery_start(sub->rec);
+    if (!sub->ack_pending)
+        sub_went_live(hub, sub);
     return sub->ack_pending ? GW_HUB_SUB_ACK_LATER : GW_HUB_SUB_ACK_NOW;
 }
 
@@ -280,10 +292,12 @@ void gw_hub_channel_live(struct gw_hub *hub, const char *name, size_t len, uint3
     ch->live = true;
     for (size_t i = 0; i < ch->n; i++) {
         struct gw_sub *sub = ch->subs[i];
-        if (sub->rec)
+        if (sub->rec) {
             gw_recovery_start(sub->rec); /* a no-op once started */
-        else if (sub->ack_pending)
+        } else if (sub->ack_pending) {
+            sub_went_live(hub, sub);
             sub_flush_acks(hub, sub);
+        }
     }
 }
 
@@ -303,6 +317,31 @@ size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct g
             hub->client->deliver(sub->member->owner, frame);
     }
     return ch->n;
+}
+
+void gw_hub_want_presence(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len, bool on)
+{
+    (void)hub;
+    struct gw_sub *sub = gw_hub_find(m, name, len);
+    if (sub)
+        sub->presence_events = on;
+}
+
+size_t gw_hub_deliver_presence(struct gw_hub *hub, const char *name, size_t len, struct gw_frame *frame)
+{
+    struct gw_dict_entry *e = gw_dict_find(&hub->channels, name, len);
+    size_t n = 0;
+    if (!e)
+        return 0;
+    struct gw_hub_channel *ch = e->value;
+    for (size_t i = 0; i < ch->n; i++) {
+        struct gw_sub *sub = ch->subs[i];
+        if (sub->presence_events && !sub->ack_pending) {
+            hub->client->deliver(sub->member->owner, frame);
+            n++;
+        }
+    }
+    return n;
 }
 
 size_t gw_hub_channel_count(const struct gw_hub *hub)

@@ -115,6 +115,14 @@ void gw_hub_member_room(struct gw_hub *hub, struct gw_hub_member *m);
  * yet answered gets a plain ack). */
 void gw_hub_unsubscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len);
 
+/* m's subscription to name (if any) receives presence events (on) or not. */
+void gw_hub_want_presence(struct gw_hub *hub, struct gw_hub_member *m, const char *name, size_t len, bool on);
+
+/* Delivers a presence event frame (join, leave, presence_limited) to the
+ * live subscribers of name that want presence events; the caller keeps its
+ * reference. Returns how many got it. */
+size_t gw_hub_deliver_presence(struct gw_hub *hub, const char *name, size_t len, struct gw_frame *frame);
+
 /* The node's Redis subscription for name is live: mark the channel live and
  * send every pending ack. Unknown channel, or a notice for an earlier
  * incarnation of it (another gen: its last subscriber left and a new one

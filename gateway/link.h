@@ -148,6 +148,20 @@ int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest
 int gw_link_retire_epoch(struct gw_link *link, const char *key, size_t klen, const char *epoch, size_t elen,
                          uint64_t below);
 
+/* The answer to one gw_link_call: reply is hiredis' (borrowed for the call),
+ * NULL when the link went down or the deadline passed first. */
+struct redisReply;
+typedef void (*gw_link_reply_fn)(void *token, const struct redisReply *reply);
+
+/* Sends one command (argv copied) on the publisher connection while the link
+ * is live: the presence module's FCALLs and set updates (presence.h). cb may
+ * be NULL (fire and forget); otherwise it is called exactly once with token.
+ * An error reply that says the function library is gone resets the link.
+ * Returns 0, or -ENOTCONN (link not live) or the connection's refusal
+ * (-ENOBUFS): then cb is not called. Bus thread. */
+int gw_link_call(struct gw_link *link, int argc, const char *const *argv, const size_t *lens, gw_link_reply_fn cb,
+                 void *token);
+
 /* The cluster roster (the admin view): writes this node's entry json under
  * wsgate:node:<node_id> for ttl_s seconds and adds the id to the set
  * wsgate:nodes. Returns 0 or -ENOTCONN / -EIO. Bus thread. */

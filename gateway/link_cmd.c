@@ -315,6 +315,39 @@ int gw_link_load_functions(struct gw_link *link)
     return rc;
 }
 
+/* ---- any command (presence.c) ---- */
+
+struct call_wait {
+    gw_link_reply_fn cb;
+    void *token;
+};
+
+static void on_call_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct call_wait *w = privdata;
+
+    if (reply)
+        check_fn_error(gw_rconn_owner(c), reply);
+    w->cb(w->token, reply);
+    free(w);
+}
+
+int gw_link_call(struct gw_link *link, int argc, const char *const *argv, const size_t *lens, gw_link_reply_fn cb,
+                 void *token)
+{
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    if (!cb)
+        return pub_command(link, argc, argv, lens, NULL, NULL);
+    struct call_wait *w = gw_xmalloc(sizeof *w);
+    w->cb = cb;
+    w->token = token;
+    int rc = pub_command(link, argc, argv, lens, on_call_reply, w);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
 /* ---- the cluster roster ---- */
 
 #define ROSTER_SET "wsgate:nodes"

@@ -225,6 +225,14 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
               (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_link_reset));
     sb_printf(&sb, "wsgate_redis_messages_dropped_total{reason=\"bad_control\"} %llu\n",
               (unsigned long long)gw_stat_get(&bus->ctl_dropped));
+    family(&sb, "wsgate_presence_write_errors_total", "counter",
+           "Presence writes (join, leave, the node's index) Redis refused with an error.");
+    sb_printf(&sb, "wsgate_presence_write_errors_total %llu\n",
+              (unsigned long long)gw_stat_get(&bus->presence_write_errors));
+    family(&sb, "wsgate_presence_members_purged_total", "counter",
+           "Presence members of departed node incarnations that this node removed.");
+    sb_printf(&sb, "wsgate_presence_members_purged_total %llu\n",
+              (unsigned long long)gw_stat_get(&bus->presence_members_purged));
     family(&sb, "wsgate_messages_delivered_total", "counter", "Messages written to client sockets (one per recipient).");
     sb_printf(&sb, "wsgate_messages_delivered_total %llu\n", (unsigned long long)WSUM(messages_delivered));
 

@@ -130,6 +130,9 @@ struct gw_bus_stats {
     /* Memory bounds (--max-inbox-bytes). */
     gw_stat backpressure_pauses; /* times a worker inbox passed the bound */
     gw_stat backpressure_us;     /* time Redis reads were paused, ended pauses */
+    /* Presence (presence.h). */
+    gw_stat presence_write_errors;   /* join/leave/index writes Redis answered with an error */
+    gw_stat presence_members_purged; /* members of departed node incarnations removed by this node */
 };
 
 /* How one client recovery ended; wsgate_recoveries_total{result}. */

@@ -249,6 +249,7 @@ const struct gw_client_ops gw_session_client_ops = {
     .want_room = client_want_room,
     .overflow = client_overflow,
     .ask_page = client_ask_page,
+    .live = gw_session_presence_live,
 };
 
 /* Refills the bucket and takes one token; false when the client is over its rate. */
@@ -278,8 +279,15 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
     const struct gw_session_host *h = s->host;
     bool available = gw_node_ready(h->node);
     struct gw_recovery_req rec = { req->has_id, req->id, req->has_since, req->since };
+    if (req->presence_events && !gw_config_keeps_presence(h->cfg, req->channel)) {
+        gw_session_send_error(s, GW_ERR_BAD_REQUEST, req->has_id, req->id,
+                              "this channel keeps no presence (--presence-channels); not subscribed");
+        return;
+    }
     int rc = gw_hub_subscribe(h->hub, &s->member, req->channel, req->channel_len, req->has_id, req->id,
                               h->cfg->max_subscriptions, available, req->recover ? &rec : NULL);
+    if (rc >= 0) /* the latest subscribe decides */
+        gw_hub_want_presence(h->hub, &s->member, req->channel, req->channel_len, req->presence_events);
     if (rc == -ENOSPC || rc == -E2BIG) {
         gw_session_send_error(s, GW_ERR_TOO_MANY_SUBSCRIPTIONS, req->has_id, req->id,
                    rc == -E2BIG ? "too many repeats of a subscribe still waiting for this channel"
@@ -327,8 +335,13 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
             gw_bus_post_history(h->node->bus, h->worker, s->id, req->has_id, req->id, req->channel, req->channel_len,
                                 req->has_since ? &req->since : NULL, req->limit);
         break;
+    case GW_REQ_PRESENCE:
+    case GW_REQ_PRESENCE_STATS:
+        gw_session_presence_request(s, req);
+        break;
     case GW_REQ_UNSUBSCRIBE:
         gw_hub_unsubscribe(h->hub, &s->member, req->channel, req->channel_len);
+        gw_session_presence_unsubscribed(s, req->channel, req->channel_len);
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         send_ack(s, req->has_id, req->id);
         break;

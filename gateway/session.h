@@ -109,6 +109,10 @@ void gw_session_publish_result(struct gw_session *s, bool ok, bool has_id, int64
  * reference), or NULL when the stream could not be read (unavailable). */
 void gw_session_history_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame);
 
+/* Reply to a presence or presence_stats request of s (session_presence.c):
+ * frame (queued, the caller keeps its reference), or NULL: unavailable. */
+void gw_session_presence_result(struct gw_session *s, bool has_id, int64_t id, struct gw_frame *frame);
+
 /* How the hub and the recoveries reach a session (client.h): deliver is
  * gw_session_enqueue; want_room is true when the queue is at most half full
  * (bytes and messages), else the session tells the hub once it is again;

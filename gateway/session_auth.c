@@ -132,7 +132,9 @@ void gw_session_auth_from_url(struct gw_session *s)
 bool gw_session_permitted(struct gw_session *s, const struct gw_request *req)
 {
     const struct gw_access *a = s->host->access;
-    enum gw_access_op op = req->type == GW_REQ_PUBLISH ? GW_ACCESS_PUBLISH : GW_ACCESS_SUBSCRIBE;
+    enum gw_access_op op = req->type == GW_REQ_PUBLISH ? GW_ACCESS_PUBLISH
+                           : req->type == GW_REQ_PRESENCE || req->type == GW_REQ_PRESENCE_STATS ? GW_ACCESS_PRESENCE
+                                                                                                : GW_ACCESS_SUBSCRIBE;
 
     if (req->type == GW_REQ_PING || req->type == GW_REQ_AUTH)
         return true;
@@ -144,8 +146,9 @@ bool gw_session_permitted(struct gw_session *s, const struct gw_request *req)
     if (req->type == GW_REQ_UNSUBSCRIBE || gw_access_allows(a, s->claims, op, req->channel))
         return true;
     gw_session_send_error(s, GW_ERR_FORBIDDEN, req->has_id, req->id,
-               op == GW_ACCESS_PUBLISH ? "this client may not publish to this channel"
-                                       : "this client may not subscribe to this channel");
+               op == GW_ACCESS_PUBLISH    ? "this client may not publish to this channel"
+               : op == GW_ACCESS_PRESENCE ? "this client may not read this channel's presence"
+                                          : "this client may not subscribe to this channel");
     return false;
 }
 

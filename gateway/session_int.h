@@ -69,6 +69,14 @@ void gw_session_auth_from_url(struct gw_session *s);
 /* Checks req against the session's rights; on refusal replies and returns false. */
 bool gw_session_permitted(struct gw_session *s, const struct gw_request *req);
 
+/* session_presence.c. gw_client_ops.live: joins name's presence when the
+ * channel keeps it (client is the session). */
+void gw_session_presence_live(void *client, const char *name, size_t len);
+/* s unsubscribed from name (NUL-terminated): it leaves name's presence. */
+void gw_session_presence_unsubscribed(struct gw_session *s, const char *name, size_t len);
+/* A presence or presence_stats request, already permitted. */
+void gw_session_presence_request(struct gw_session *s, const struct gw_request *req);
+
 /* Asks lws for one WRITEABLE; repeated requests before it comes cost nothing. */
 void gw_session_request_writable(struct gw_session *s);
 

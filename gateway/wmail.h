@@ -21,13 +21,15 @@ enum gw_wmail_type {
     GW_WMAIL_DISCONNECT,       /* server API: close every session of user name (code id, reason text), answer seq */
     GW_WMAIL_UNSUBSCRIBE,      /* server API: user name's sessions leave channel text (push reason2), answer seq */
     GW_WMAIL_CTL_RESULT,       /* server API: the cluster's answer to a disconnect asked by API request session_id */
+    GW_WMAIL_PRESENCE_RESULT,  /* the reply frame to a presence read, or NULL: unavailable */
+    GW_WMAIL_PRESENCE_EVENT,   /* frame for the local subscribers of name that asked for presence events */
 };
 
 struct gw_wmail {
     struct gw_mail link; /* first */
     enum gw_wmail_type type;
-    struct gw_frame *frame; /* DELIVER, HISTORY_RESULT: one reference, owned by the mail */
-    uint64_t session_id; /* PUBLISH_RESULT, RECOVERY, HISTORY_RESULT */
+    struct gw_frame *frame; /* DELIVER, HISTORY_RESULT, PRESENCE_RESULT, PRESENCE_EVENT: one reference, owned by the mail */
+    uint64_t session_id; /* PUBLISH_RESULT, RECOVERY, HISTORY_RESULT, PRESENCE_RESULT */
     bool has_id;
     int64_t id;
     bool ok;
@@ -49,7 +51,7 @@ struct gw_wmail {
     int64_t rev_at, rev_until; /* CTL_RESULT of a revocation: the record's times (seconds since the epoch) */
     size_t bytes; /* gw_wmail_bytes, counted once when posted to a worker */
     size_t name_len;
-    char name[]; /* DELIVER, LIVE: channel name, NUL-terminated */
+    char name[]; /* DELIVER, LIVE, PRESENCE_EVENT: channel name, NUL-terminated */
 };
 
 /* Returns a new mail with room for the name (copied when given). */

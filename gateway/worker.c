@@ -73,6 +73,9 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
     case GW_WMAIL_DELIVER:
         gw_hub_deliver(&w->hub, m->name, m->name_len, m->frame);
         break;
+    case GW_WMAIL_PRESENCE_EVENT:
+        gw_hub_deliver_presence(&w->hub, m->name, m->name_len, m->frame);
+        break;
     case GW_WMAIL_LIVE:
         gw_hub_channel_live(&w->hub, m->name, m->name_len, m->gen);
         break;
@@ -96,6 +99,14 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
             gw_session_history_result(s, m->has_id, m->id, m->frame);
+        break;
+    }
+    case GW_WMAIL_PRESENCE_RESULT: {
+        if (gw_api_presence_result(&w->api, m->session_id, m->frame)) /* api.h: own id space */
+            break;
+        struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
+        if (s)
+            gw_session_presence_result(s, m->has_id, m->id, m->frame);
         break;
     }
     case GW_WMAIL_DRAIN:

@@ -104,6 +104,48 @@ export interface SubscribeOptions<T = unknown> {
   recover?: boolean;
   /** Start from a stored position (e.g. saved by an earlier page load). */
   since?: Position;
+  /** Receive the channel's join/leave events (a channel that keeps presence). */
+  presence?: boolean;
+  onJoin?: (e: PresenceEvent) => void;
+  onLeave?: (e: PresenceEvent) => void;
+}
+
+/** A user's first connection joined ("join") or its last one left ("leave"), cluster-wide. */
+export interface PresenceEvent {
+  type: "join" | "leave";
+  channel: string;
+  user: string;
+  /** The token's "info" claim (joins only). */
+  info?: Record<string, unknown>;
+}
+
+/** The channel crossed --presence-max-members: join/leave stop (limited) or resume. */
+export interface PresenceLimitedEvent {
+  type: "presence_limited";
+  channel: string;
+  limited: boolean;
+  max: number;
+}
+
+export interface PresenceStats {
+  channel: string;
+  connections: number;
+  /** Distinct users (token subjects); anonymous connections are not users. */
+  users: number;
+}
+
+export interface PresenceMember {
+  /** Opaque id of one connection. */
+  client: string;
+  /** The token's sub; null for an anonymous connection. */
+  user: string | null;
+  info?: Record<string, unknown>;
+}
+
+export interface PresencePage extends PresenceStats {
+  /** Pass it back for the next page; "0" after the last. */
+  cursor: string;
+  members: PresenceMember[];
 }
 
 /** The server's {"type":"unsubscribe"} push: the channel and the backend's reason. */
@@ -122,6 +164,8 @@ export declare class Subscription<T = unknown> {
   on(event: "message", fn: (msg: Message<T>) => void): () => void;
   on(event: "subscribed", fn: (e: SubscribedEvent) => void): () => void;
   on(event: "gap", fn: (e: GapEvent) => void): () => void;
+  on(event: "join" | "leave", fn: (e: PresenceEvent) => void): () => void;
+  on(event: "presence_limited", fn: (e: PresenceLimitedEvent) => void): () => void;
   on(event: "error", fn: (e: WsgateError) => void): () => void;
   on(event: "state", fn: (e: { state: SubscriptionState; previous: SubscriptionState }) => void): () => void;
   /** A backend took this user out of the channel (POST /api/unsubscribe): the subscription
@@ -157,6 +201,9 @@ export declare class Client {
   getSubscription(channel: string): Subscription | undefined;
   publish(channel: string, data: unknown): Promise<{ offset?: number; epoch?: string }>;
   history(channel: string, opts?: { limit?: number; since?: Position }): Promise<HistoryResult>;
+  /** One page of who is in a channel that keeps presence. */
+  presence(channel: string, opts?: { limit?: number; cursor?: string }): Promise<PresencePage>;
+  presenceStats(channel: string): Promise<PresenceStats>;
   /** Resolves with the round trip in milliseconds. */
   ping(): Promise<number>;
   on(event: "state", fn: (e: StateEvent) => void): () => void;

@@ -47,7 +47,7 @@
 -- Envelope PUBLISHed to C (docs/PROTOCOL.md, common/envelope.h):
 --   "\255wsgate1 " <offset> " " <epoch> "\n" <payload>
 
-local VERSION = 4
+local VERSION = 5
 local DEFAULT_HISTORY = 1000
 local DEFAULT_TTL = 86400
 local MAX_HISTORY = 1000000
@@ -273,6 +273,219 @@ local function retire_epoch(keys, args)
     return 1
 end
 
+-- ---- presence (issue 20; docs/PROTOCOL.md "Presence") ----
+--
+-- Keys, for channel name C, all under C's hash tag so they share its Cluster
+-- slot (one FCALL touches only one slot):
+--   {C}:presence        hash: member -> user .. "\n" .. info (JSON or "")
+--                       member is "<node id>/<incarnation>/<session id>"
+--   {C}:presence:users  hash: user (the token's sub) -> connections it has
+--   {C}:events          stream (MAXLEN ~ 10000) for backends: event
+--                       occupied | vacated | join | leave, user
+-- Anonymous members (user "") count as connections, not as users. Counts are
+-- HLEN of the two hashes: O(1), exact under reconnects and several tabs.
+-- No entry expires and no node refreshes them: an entry is valid while its
+-- node is alive in the roster (wsgate:node:<id>, EX 5). The node also keeps
+-- wsgate:presence:node:<id> (a set of the channels it has members in, outside
+-- C's slot, so written by a separate command): a surviving node that sees
+-- <id> gone from the roster walks that set, one channel (and one FCALL of
+-- wsgate_presence_purge, in that channel's slot) at a time.
+
+local MAX_INFO = 1024
+local MAX_PAGE = 1000
+local EVENTS_MAXLEN = 10000
+-- What nodes recognise on the channel and deliver to subscribers that asked
+-- for presence events (docs/PROTOCOL.md "The envelope's reserved form").
+local EVENT_TAG = '\254wsgate-presence1\n'
+
+local function presence_keys(keys, channel, n)
+    if channel == nil or channel == '' then
+        return error('ERR wsgate: channel name required')
+    end
+    local tag = '{' .. channel .. '}'
+    if keys[1] ~= tag .. ':presence' or keys[2] ~= tag .. ':presence:users' or
+       (n == 3 and keys[3] ~= tag .. ':events') then
+        return error('ERR wsgate: keys must be ' .. tag .. ':presence, ' .. tag .. ':presence:users' ..
+                     (n == 3 and (', ' .. tag .. ':events') or ''))
+    end
+    return keys[1], keys[2], keys[3]
+end
+
+-- A user's join or leave: always in the events stream (backends), and on
+-- the channel (subscribers) unless the channel is over max members.
+local function user_event(channel, stream, kind, user, info, publish)
+    redis.call('XADD', stream, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'event', kind, 'user', user)
+    if publish then
+        local body = '{"type":"' .. kind .. '","user":' .. cjson.encode(user)
+        if info ~= nil and info ~= '' then
+            body = body .. ',"info":' .. info
+        end
+        redis.call('PUBLISH', channel, EVENT_TAG .. body .. '}')
+    end
+end
+
+local function channel_event(stream, kind)
+    redis.call('XADD', stream, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'event', kind)
+end
+
+-- Crossing --presence-max-members: said once each way on the channel.
+local function limit_event(channel, limited, max)
+    redis.call('PUBLISH', channel, EVENT_TAG .. '{"type":"presence_limited","limited":' ..
+               (limited and 'true' or 'false') .. ',"max":' .. max .. '}')
+end
+
+local function user_of(v)
+    return string.match(v, '^([^\n]*)')
+end
+
+-- Removes member (value v) and its user's count. Returns 1 when the user's
+-- last connection left (0 for anonymous members and other connections).
+local function drop_member(set, users, member, v)
+    redis.call('HDEL', set, member)
+    local user = user_of(v)
+    if user == '' then
+        return 0
+    end
+    if redis.call('HINCRBY', users, user, -1) <= 0 then
+        redis.call('HDEL', users, user)
+        return 1
+    end
+    return 0
+end
+
+-- Every transition is decided here, atomically: occupied when the first
+-- connection anywhere joins, vacated when the last one leaves, join and leave
+-- when a user's first connection joins and its last one leaves, whichever
+-- nodes race. Anonymous connections count, but make no join or leave.
+
+-- Arguments: channel, member, user ("" anonymous), info ("" or JSON), max
+-- members (0: no limit). Reply: { added (0: the member was there), user
+-- joined, connections, users }.
+local function presence_join(keys, args)
+    local set, users, stream = presence_keys(keys, args[1], 3)
+    local channel, member, user, info = args[1], args[2], args[3] or '', args[4] or ''
+    local max = int_arg(args[5], 'max members', 0, 0, 1000000000)
+    if member == nil or member == '' then
+        return error('ERR wsgate: member required')
+    end
+    if string.find(user, '\n', 1, true) then
+        return error('ERR wsgate: user must not contain a newline')
+    end
+    if #info > MAX_INFO then
+        return error('ERR wsgate: info over ' .. MAX_INFO .. ' bytes')
+    end
+    if redis.call('HSETNX', set, member, user .. '\n' .. info) == 0 then
+        return { 0, 0, redis.call('HLEN', set), redis.call('HLEN', users) }
+    end
+    local conns = redis.call('HLEN', set)
+    if conns == 1 then
+        channel_event(stream, 'occupied')
+    end
+    local joined = 0
+    if user ~= '' and redis.call('HINCRBY', users, user, 1) == 1 then
+        joined = 1
+        user_event(channel, stream, 'join', user, info, max == 0 or conns <= max)
+    end
+    if max > 0 and conns == max + 1 then
+        limit_event(channel, true, max)
+    end
+    return { 1, joined, conns, redis.call('HLEN', users) }
+end
+
+-- After removing members: the leaves of users gone, the limit crossed back,
+-- vacated when nobody is left.
+local function after_removal(channel, set, stream, before, gone, max)
+    local conns = redis.call('HLEN', set)
+    for _, g in ipairs(gone) do
+        user_event(channel, stream, 'leave', g, nil, max == 0 or before <= max)
+    end
+    if max > 0 and before > max and conns <= max then
+        limit_event(channel, false, max)
+    end
+    if conns == 0 and before > 0 then
+        channel_event(stream, 'vacated')
+    end
+    return conns
+end
+
+-- Arguments: channel, member, max members. Reply: { removed, user left,
+-- connections, users }.
+local function presence_leave(keys, args)
+    local set, users, stream = presence_keys(keys, args[1], 3)
+    local max = int_arg(args[3], 'max members', 0, 0, 1000000000)
+    local v = redis.call('HGET', set, args[2] or '')
+    if not v then
+        return { 0, 0, redis.call('HLEN', set), redis.call('HLEN', users) }
+    end
+    local before = redis.call('HLEN', set)
+    local left = drop_member(set, users, args[2], v)
+    local conns = after_removal(args[1], set, stream, before, left == 1 and { user_of(v) } or {}, max)
+    return { 1, left, conns, redis.call('HLEN', users) }
+end
+
+-- Arguments: channel, prefix (a departed incarnation's members:
+-- "<node id>/<incarnation>/"), max members. Walks the hash with HSCAN MATCH
+-- (the prefix's glob characters escaped): O(members), once per crash.
+-- Whoever removes an entry reports it, so of nodes purging at once each
+-- departed user leaves once. Reply: { removed, connections, users,
+-- { user whose last connection was removed, ... } }.
+local function presence_purge(keys, args)
+    local set, users, stream = presence_keys(keys, args[1], 3)
+    local prefix = args[2] or ''
+    local max = int_arg(args[3], 'max members', 0, 0, 1000000000)
+    if prefix == '' then
+        return error('ERR wsgate: prefix required')
+    end
+    local pattern = string.gsub(prefix, '([%*%?%[%]\\])', '\\%1') .. '*'
+    local before = redis.call('HLEN', set)
+    local removed, gone, cursor = 0, {}, '0'
+    repeat
+        local r = redis.call('HSCAN', set, cursor, 'MATCH', pattern, 'COUNT', 256)
+        cursor = r[1]
+        for i = 1, #r[2], 2 do
+            if redis.call('HEXISTS', set, r[2][i]) == 1 then
+                removed = removed + 1
+                if drop_member(set, users, r[2][i], r[2][i + 1]) == 1 then
+                    gone[#gone + 1] = user_of(r[2][i + 1])
+                end
+            end
+        end
+    until cursor == '0'
+    local conns = after_removal(args[1], set, stream, before, gone, max)
+    return { removed, conns, redis.call('HLEN', users), gone }
+end
+
+-- Arguments: channel. Reply: { connections, users }.
+local function presence_stats(keys, args)
+    local set, users = presence_keys(keys, args[1], 2)
+    return { redis.call('HLEN', set), redis.call('HLEN', users) }
+end
+
+-- Arguments: channel, cursor ("" or "0" for the first page), limit
+-- (1..1000). Reply: { next cursor ("0": last page), connections, users,
+-- { member1, value1, ... } } (HSCAN: a member present for the whole walk is
+-- returned at least once; a page may hold somewhat more or fewer than limit).
+local function presence_members(keys, args)
+    local set, users = presence_keys(keys, args[1], 2)
+    local cursor = args[2]
+    if cursor == nil or cursor == '' then
+        cursor = '0'
+    end
+    if not string.match(cursor, '^%d+$') then
+        return error('ERR wsgate: cursor must be a non-negative integer')
+    end
+    local limit = int_arg(args[3], 'limit', 100, 1, MAX_PAGE)
+    local r = redis.call('HSCAN', set, cursor, 'COUNT', limit)
+    return { r[1], redis.call('HLEN', set), redis.call('HLEN', users), r[2] }
+end
+
+redis.register_function('wsgate_presence_join', presence_join)
+redis.register_function('wsgate_presence_leave', presence_leave)
+redis.register_function('wsgate_presence_purge', presence_purge)
+redis.register_function{ function_name = 'wsgate_presence_stats', callback = presence_stats,
+                         flags = { 'no-writes' } }
+redis.register_function{ function_name = 'wsgate_presence_members', callback = presence_members,
+                         flags = { 'no-writes' } }
 redis.register_function{ function_name = 'wsgate_version',
                          callback = function() return VERSION end,
                          flags = { 'no-writes' } }

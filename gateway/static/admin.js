@@ -55,7 +55,29 @@ function render(data) {
     td.appendChild(code);
     tr.appendChild(td);
     cell(tr, subs);
+    cell(tr, presence.get(name) || "–");
     cbody.appendChild(tr);
+  }
+  refreshPresence([...channels.keys()]);
+}
+
+// Presence counts of the listed channels (GET /api/presence_stats, same key); a channel
+// outside --presence-channels answers 400 and shows "–". Shown at the next render.
+const presence = new Map(); // channel -> "connections / users"
+let presenceBusy = false;
+async function refreshPresence(names) {
+  if (presenceBusy || !key) return;
+  presenceBusy = true;
+  try {
+    for (const name of names.slice(0, 20)) {
+      const r = await fetch("/api/presence_stats?channel=" + encodeURIComponent(name),
+                            { headers: { Authorization: "Bearer " + key } }).catch(() => null);
+      const body = r && r.ok ? await r.json().catch(() => null) : null;
+      if (body) presence.set(name, body.connections + " / " + body.users);
+      else presence.delete(name);
+    }
+  } finally {
+    presenceBusy = false;
   }
 }
 

@@ -69,6 +69,7 @@ function join(ch) {
   joined.set(ch, sub);
   sub.on("state", renderJoined);
   sub.on("subscribed", (e) => {
+    renderHere();
     if (e.first) log("info", "joined " + ch, undefined);
     else if (e.recovered === true) log("info", "rejoined " + ch + ": recovered, missed messages follow", undefined);
     else log("info", "rejoined " + ch, e.recovered === false ? undefined : "no history on this channel: messages sent while away are lost");
@@ -98,8 +99,32 @@ client.on("disconnect", (e) => {
 });
 client.on("error", (e) => log("err", "error " + e.code, e.message));
 
+// Who is in each joined channel (presence(), on channels the node keeps presence for:
+// --presence-channels). User names come from tokens: shown as text, never as markup.
+async function renderHere() {
+  const items = [];
+  for (const ch of [...joined.keys()]) {
+    const sub = client.getSubscription(ch);
+    if (!sub || sub.state !== "subscribed") continue;
+    try {
+      const p = await client.presence(ch, { limit: 50 });
+      const users = [...new Set(p.members.map((m) => (m.user === null ? "anonymous" : m.user)))];
+      const li = el("li", "live", ch + ": " + p.connections + " connections, " + p.users + " users" +
+                                  (users.length ? " (" + users.join(", ") + ")" : ""));
+      li.dataset.channel = ch;
+      items.push(li);
+    } catch (e) {
+      const li = el("li", "pending", ch + ": " + (e.code === "bad_request" ? "no presence on this channel" : e.code));
+      li.dataset.channel = ch;
+      items.push(li);
+    }
+  }
+  $("here").replaceChildren(...items);
+}
+
 setInterval(() => {
   if (client.state !== "connected") return;
+  renderHere();
   client.ping().then((ms) => { $("rtt").textContent = ms.toFixed(0) + " ms"; }, () => {});
 }, PING_EVERY_MS);
 

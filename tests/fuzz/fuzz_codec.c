@@ -3,7 +3,7 @@
  * on every input: a parse that succeeds had strictly valid JSON, a valid
  * channel, a safe id and data the message builder embeds as the value; a
  * parse that fails names a real error code with human text; every frame
- * built from the result (error, ack, pong, auth ack, message) is valid JSON
+ * built from the result (error, ack, pong, auth ack, message, presence) is valid JSON
  * to the project's own validator. */
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,6 +49,8 @@ static void check(const char *buf, size_t size, const struct gw_request *req, in
     case GW_REQ_UNSUBSCRIBE:
     case GW_REQ_PUBLISH:
     case GW_REQ_HISTORY:
+    case GW_REQ_PRESENCE:
+    case GW_REQ_PRESENCE_STATS:
         if (!gw_channel_valid(req->channel, req->channel_len) || strlen(req->channel) != req->channel_len)
             abort();
         break;
@@ -64,6 +66,20 @@ static void check(const char *buf, size_t size, const struct gw_request *req, in
         abort();
     if (req->type == GW_REQ_HISTORY && (req->limit < 1 || req->limit > GW_HISTORY_LIMIT_MAX))
         abort();
+    if (req->type == GW_REQ_PRESENCE) {
+        size_t n = strlen(req->cursor);
+        /* The cursor goes to Redis as text: decimal digits only, bounded. */
+        if (req->limit < 1 || req->limit > GW_HISTORY_LIMIT_MAX || n == 0 || n > GW_PRESENCE_CURSOR_MAX ||
+            strspn(req->cursor, "0123456789") != n)
+            abort();
+        /* The reply, with the input itself as a member's user, client and info. */
+        struct gw_presence_member m = { buf, buf, buf, size, size, size };
+        check_frame(gw_codec_presence(req->has_id, req->id, req->channel, req->channel_len, 1, 1, req->cursor, &m, 1),
+                    GW_JSON_MAX_DEPTH + 2);
+    }
+    if (req->type == GW_REQ_PRESENCE_STATS)
+        check_frame(gw_codec_presence_stats(req->has_id, req->id, req->channel, req->channel_len, UINT64_MAX, 0),
+                    GW_JSON_MAX_DEPTH);
     if (req->has_since && req->type == GW_REQ_SUBSCRIBE)
         check_frame(gw_codec_ack_position(req->id, req->channel, req->channel_len, &req->since, 1),
                     GW_JSON_MAX_DEPTH);
@@ -96,6 +112,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc;
 
     memcpy(buf, data, size);
+    /* The input as a presence event from Redis: what comes out is JSON. */
+    struct gw_frame *ev = gw_codec_presence_event("room", 4, buf, size);
+    if (ev)
+        check_frame(ev, GW_JSON_MAX_DEPTH + 1);
     rc = gw_codec_parse(buf, size, &req);
     check(buf, size, &req, rc, false);
     gw_request_deinit(&req);

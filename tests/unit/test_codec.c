@@ -379,6 +379,80 @@ START_TEST(err_type)
 }
 END_TEST
 
+START_TEST(presence_requests)
+{
+    ck_assert_int_eq(parse("{\"type\":\"presence\",\"id\":3,\"channel\":\"room:1\"}"), 0);
+    ck_assert_int_eq(req.type, GW_REQ_PRESENCE);
+    ck_assert_str_eq(req.channel, "room:1");
+    ck_assert_str_eq(req.cursor, "0");
+    ck_assert_int_eq(req.limit, GW_HISTORY_LIMIT_DEFAULT);
+    gw_request_deinit(&req);
+    ck_assert_int_eq(parse("{\"type\":\"presence\",\"channel\":\"c\",\"cursor\":\"18446744073709551615\","
+                           "\"limit\":1000}"), 0);
+    ck_assert_str_eq(req.cursor, "18446744073709551615");
+    ck_assert_int_eq(req.limit, 1000);
+    gw_request_deinit(&req);
+    ck_assert_int_eq(parse("{\"type\":\"presence_stats\",\"id\":4,\"channel\":\"c\"}"), 0);
+    ck_assert_int_eq(req.type, GW_REQ_PRESENCE_STATS);
+    gw_request_deinit(&req);
+    expect_error("{\"type\":\"presence\",\"id\":5,\"channel\":\"c\",\"cursor\":7}", GW_ERR_BAD_REQUEST, true, 5);
+    expect_error("{\"type\":\"presence\",\"channel\":\"c\",\"cursor\":\"\"}", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"type\":\"presence\",\"channel\":\"c\",\"cursor\":\"1*\"}", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"type\":\"presence\",\"channel\":\"c\",\"cursor\":\"123456789012345678901\"}",
+                 GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"type\":\"presence\",\"channel\":\"c\",\"limit\":0}", GW_ERR_BAD_REQUEST, false, 0);
+    expect_error("{\"type\":\"presence_stats\",\"id\":6}", GW_ERR_BAD_REQUEST, true, 6);
+    ck_assert_int_eq(parse("{\"type\":\"subscribe\",\"channel\":\"c\",\"presence\":true}"), 0);
+    ck_assert(req.presence_events);
+    gw_request_deinit(&req);
+    ck_assert_int_eq(parse("{\"type\":\"subscribe\",\"channel\":\"c\",\"presence\":false}"), 0);
+    ck_assert(!req.presence_events);
+    gw_request_deinit(&req);
+    expect_error("{\"type\":\"subscribe\",\"channel\":\"c\",\"presence\":1}", GW_ERR_BAD_REQUEST, false, 0);
+}
+END_TEST
+
+START_TEST(build_presence)
+{
+    struct gw_presence_member m[2] = {
+        { "n/1/a", "alice", "{\"c\":1}", 5, 5, 7 },
+        { "n/1/\"b", "", "not json", 6, 0, 8 },
+    };
+    struct gw_frame *f = gw_codec_presence(true, 9, "room", 4, 2, 1, "17", m, 2);
+    ck_assert_frame_eq(f, "{\"type\":\"presence\",\"id\":9,\"channel\":\"room\",\"connections\":2,\"users\":1,"
+                          "\"cursor\":\"17\",\"members\":[{\"client\":\"n/1/a\",\"user\":\"alice\",\"info\":{\"c\":1}},"
+                          "{\"client\":\"n/1/\\\"b\",\"user\":null}]}");
+    gw_frame_unref(f);
+    f = gw_codec_presence_stats(false, 0, "room", 4, 3, 2);
+    ck_assert_frame_eq(f, "{\"type\":\"presence_stats\",\"channel\":\"room\",\"connections\":3,\"users\":2}");
+    gw_frame_unref(f);
+}
+END_TEST
+
+START_TEST(presence_events_from_redis)
+{
+    static const char join[] = "\xfewsgate-presence1\n{\"type\":\"join\",\"user\":\"a\",\"info\":{\"x\":1}}";
+    static const char lim[] = "\xfewsgate-presence1\n{\"type\":\"presence_limited\"}";
+    struct gw_frame *f = gw_codec_presence_event("room:1", 6, join, sizeof join - 1);
+    ck_assert_frame_eq(f, "{\"type\":\"join\",\"channel\":\"room:1\",\"user\":\"a\",\"info\":{\"x\":1}}");
+    gw_frame_unref(f);
+    f = gw_codec_presence_event("r", 1, lim, sizeof lim - 1);
+    ck_assert_frame_eq(f, "{\"type\":\"presence_limited\",\"channel\":\"r\"}");
+    gw_frame_unref(f);
+    static const char *bad[] = {
+        "{\"type\":\"join\"}",                                  /* no tag: a plain payload */
+        "\xfewsgate-presence2\n{\"type\":\"join\"}",             /* another version */
+        "\xfewsgate-presence1\n{\"type\":\"jo\\\"in\",\"x\":1}", /* an escape in the type */
+        "\xfewsgate-presence1\n{\"type\":\"join\",}",            /* not JSON */
+        "\xfewsgate-presence1\n{\"user\":\"a\",\"type\":\"join\"}", /* type not first */
+        "\xfewsgate-presence1\n{\"type\":\"\"}",                 /* empty type */
+        "\xfewsgate-presence1\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_ptr_null(gw_codec_presence_event("r", 1, bad[i], strlen(bad[i])));
+}
+END_TEST
+
 START_TEST(err_channel)
 {
     static const char *const types[] = { "subscribe", "unsubscribe", "publish" };
@@ -719,6 +793,9 @@ static Suite *codec_suite(void)
     tc = tcase_create("build");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, build_ack_pong);
+    tcase_add_test(tc, presence_requests);
+    tcase_add_test(tc, build_presence);
+    tcase_add_test(tc, presence_events_from_redis);
     tcase_add_test(tc, build_ack_auth);
     tcase_add_test(tc, build_error);
     tcase_add_test(tc, slugs);

@@ -15,6 +15,8 @@ struct fake {
     int nacks;
     uint32_t recover_seq; /* last ops->recover, 0: none */
     int recovers, overflows;
+    int lives; /* client_ops.live calls */
+    char live_name[16];
 };
 
 struct recorder {
@@ -65,8 +67,16 @@ static void op_ask_page(void *owner, uint32_t seq, const char *name, size_t len,
 
 static void op_overflow(void *owner) { ((struct fake *)owner)->overflows++; }
 
+static void op_live(void *owner, const char *name, size_t len)
+{
+    struct fake *f = owner;
+    f->lives++;
+    snprintf(f->live_name, sizeof f->live_name, "%.*s", (int)len, name);
+}
+
 static const struct gw_hub_ops ops = { op_wanted, op_unwanted };
-static const struct gw_client_ops client_ops = { op_deliver, op_ack, op_want_room, op_overflow, op_ask_page };
+static const struct gw_client_ops client_ops = { op_deliver, op_ack, op_want_room, op_overflow, op_ask_page,
+                                                 op_live };
 
 static struct gw_hub hub;
 
@@ -167,6 +177,44 @@ START_TEST(acks_wait_for_live_then_are_immediate)
     ck_assert_int_eq(a.nacks, 2); /* ACK_NOW: the caller acks, not the hub */
     gw_hub_leave_all(&hub, &a.member);
     gw_hub_leave_all(&hub, &b.member);
+}
+END_TEST
+
+/* Presence joins where the ack is due: once per subscription, at live, at
+ * once on a live channel, after a recovery, never again after a link loss,
+ * never for a subscription that ended before it was live. */
+START_TEST(live_is_told_once_per_subscription)
+{
+    struct fake a, b, c, d;
+    fake_init(&a);
+    fake_init(&b);
+    fake_init(&c);
+    fake_init(&d);
+    SUB(&a, "p", 1, true);
+    SUB(&a, "p", 2, true);
+    SUB(&d, "p", 3, true);
+    gw_hub_unsubscribe(&hub, &d.member, "p", 1); /* gone before live */
+    ck_assert_int_eq(a.lives, 0);
+    gw_hub_channel_live(&hub, "p", 1, last_gen);
+    ck_assert_int_eq(a.lives, 1);
+    ck_assert_str_eq(a.live_name, "p");
+    ck_assert_int_eq(d.lives, 0);
+    ck_assert_int_eq(SUB(&b, "p", 4, false), GW_HUB_SUB_ACK_NOW);
+    ck_assert_int_eq(b.lives, 1);
+    SUB(&b, "p", 5, false); /* already subscribed */
+    ck_assert_int_eq(b.lives, 1);
+    struct gw_recovery_req r = since(6, 3);
+    SUB_REC(&c, "p", &r);
+    ck_assert_int_eq(c.lives, 0); /* not before its replay ends */
+    last_page(&c, "p", 3);
+    ck_assert_int_eq(c.lives, 1);
+    gw_hub_link_down(&hub);
+    gw_hub_channel_live(&hub, "p", 1, last_gen);
+    ck_assert_int_eq(a.lives + b.lives + c.lives, 3);
+    gw_hub_leave_all(&hub, &a.member);
+    gw_hub_leave_all(&hub, &b.member);
+    gw_hub_leave_all(&hub, &c.member);
+    gw_hub_leave_all(&hub, &d.member);
 }
 END_TEST
 
@@ -423,6 +471,7 @@ static Suite *hub_suite(void)
     tcase_add_test(tc, first_and_last_subscriber_drive_redis_interest);
     tcase_add_test(tc, acks_wait_for_live_then_are_immediate);
     tcase_add_test(tc, unsubscribe_before_live_still_answers_the_subscribe);
+    tcase_add_test(tc, live_is_told_once_per_subscription);
     tcase_add_test(tc, not_live_and_not_allowed_changes_nothing);
     tcase_add_test(tc, subscription_limit);
     tcase_add_test(tc, deliver_reaches_exactly_the_subscribers);

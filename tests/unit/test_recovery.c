@@ -53,7 +53,7 @@ static void f_ask(void *client, uint32_t seq, const char *name, size_t len, cons
     f->ask_target = target;
 }
 
-static const struct gw_client_ops ops = { f_deliver, f_ack, f_want_room, f_overflow, f_ask };
+static const struct gw_client_ops ops = { f_deliver, f_ack, f_want_room, f_overflow, f_ask, NULL };
 
 static struct fake fk;
 static struct gw_recovery *r;

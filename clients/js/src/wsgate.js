@@ -198,6 +198,7 @@ export class Subscription extends Emitter {
     this.client = client;
     this.channel = channel;
     this.recover = opts.recover !== false;
+    this.presence = opts.presence === true; // join/leave events (docs/PROTOCOL.md "Presence")
     this.position = new ChannelPosition(opts.since || null);
     this.state = SubState.UNSUBSCRIBED;
     this.sentSince = null;
@@ -206,6 +207,8 @@ export class Subscription extends Emitter {
     this.ended = false;
     this.error = null; // the server's refusal that ended the subscription
     if (opts.onMessage) this.on("message", opts.onMessage);
+    if (opts.onJoin) this.on("join", opts.onJoin);
+    if (opts.onLeave) this.on("leave", opts.onLeave);
   }
 
   /** Resolves once the server acknowledged the subscription; rejects with a WsgateError
@@ -337,6 +340,31 @@ export class Client extends Emitter {
     }));
   }
 
+  /** Who is in a channel that keeps presence: resolves with {channel, connections, users,
+   * cursor, members: [{client, user, info?}]}; pass {cursor} from one page for the next,
+   * until cursor is "0". Needs the subscribe right, not a subscription. */
+  presence(channel, opts = {}) {
+    const req = { type: "presence", channel };
+    if (opts.limit !== undefined) req.limit = opts.limit;
+    if (opts.cursor !== undefined) req.cursor = opts.cursor;
+    return this.request(req).then((r) => ({
+      channel: r.channel,
+      connections: r.connections,
+      users: r.users,
+      cursor: r.cursor,
+      members: r.members || [],
+    }));
+  }
+
+  /** A channel's counts: resolves with {channel, connections, users}. */
+  presenceStats(channel) {
+    return this.request({ type: "presence_stats", channel }).then((r) => ({
+      channel: r.channel,
+      connections: r.connections,
+      users: r.users,
+    }));
+  }
+
   /** Application-level round trip; resolves with the milliseconds it took. */
   ping() {
     const t0 = Date.now();
@@ -457,6 +485,7 @@ export class Client extends Emitter {
     clearTimeout(sub.retryTimer);
     sub.retryTimer = null;
     const req = { type: "subscribe", channel: sub.channel };
+    if (sub.presence) req.presence = true;
     sub.sentSince = null;
     if (sub.recover) {
       const since = sub.position.since();
@@ -627,8 +656,17 @@ export class Client extends Emitter {
       case "ack":
       case "pong":
       case "history":
+      case "presence":
+      case "presence_stats":
         this.settle(msg, null);
         break;
+      case "join":
+      case "leave":
+      case "presence_limited": {
+        const sub = this.subs.get(msg.channel);
+        if (sub && !sub.ended) sub.emit(msg.type, msg);
+        break;
+      }
       case "error":
         this.onError(msg);
         break;

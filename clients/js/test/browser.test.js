@@ -16,7 +16,7 @@ before(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (deploy/install-deps.sh installs Debian's chromium)`);
   puppeteer = (await import("puppeteer-core")).default;
   redis = await Redis.start();
-  g = await Gateway.start({ redis, name: "browser" });
+  g = await Gateway.start({ redis, name: "browser", args: ["--presence-channels", "demo:*"] });
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -91,6 +91,9 @@ test("the demo page connects, joins a channel and shows a published message", as
   await page.waitForFunction(() => document.getElementById("log").textContent.includes("from the test"), { timeout: 10000 });
   const log = await page.$eval("#log", (e) => e.textContent);
   assert.match(log, new RegExp(`joined ${ch}`));
+  // Who is here: the page's own connection, anonymous.
+  await page.waitForFunction((ch) => [...document.querySelectorAll("#here li")].some((li) =>
+    li.textContent === `${ch}: 1 connections, 0 users (anonymous)`), { timeout: 10000 }, ch);
   assert.match(log, /connected to ws:\/\//);
   assert.deepEqual(problems, []);
   await page.close();
@@ -103,7 +106,7 @@ test("the admin view in Chromium lists a three-node cluster as /metrics does, an
   const clients = [];
   try {
     for (let i = 0; i < 3; i++)
-      nodes.push(await Gateway.start({ redis, name: `adm${i}`, args: ["--api-key-file", keys], logLevel: "info" }));
+      nodes.push(await Gateway.start({ redis, name: `adm${i}`, args: ["--api-key-file", keys, "--presence-channels", "admin:*"], logLevel: "info" }));
     const ch = `admin:${randomBytes(4).toString("hex")}`;
     for (let i = 0; i < 3; i++) // 1, 2 and 3 clients on the nodes
       for (let k = 0; k <= i; k++) {
@@ -129,8 +132,9 @@ test("the admin view in Chromium lists a three-node cluster as /metrics does, an
         if (Number(cells[4]) !== m.wsgate_connections || Number(cells[5]) !== m.wsgate_channels || cells[3] !== "ready")
           return false;
       }
-      const busy = await page.$$eval("#channels tbody tr", (rows) => rows.map((r) => [r.dataset.channel, r.cells[1].textContent]));
-      return busy.length > 0 && busy[0][0] === ch && busy[0][1] === "6";
+      const busy = await page.$$eval("#channels tbody tr", (rows) => rows.map((r) => [r.dataset.channel, r.cells[1].textContent, r.cells[2].textContent]));
+      // Presence: 6 connections cluster-wide, all anonymous (no users).
+      return busy.length > 0 && busy[0][0] === ch && busy[0][1] === "6" && busy[0][2] === "6 / 0";
     }, 15000, "the admin view agrees with /metrics on three nodes").catch(async (e) => {
       const busy = await page.$$eval("#channels tbody tr", (rows) => rows.map((r) => r.textContent));
       throw new Error(`${e.message}; page shows ${JSON.stringify(await shown())}, channels ${JSON.stringify(busy)}, ` +

@@ -259,6 +259,38 @@ test("a refused token (4003) stops the client and reports why", async () => {
   await assert.rejects(c.publish("room:1", 1), (e) => e.code === "disconnected");
 });
 
+test("presence: presence(), presenceStats(), join and leave events once per user across nodes", async () => {
+  const secret = randomBytes(32).toString("hex");
+  const file = tempFile("presence.key", secret);
+  const args = ["--jwt-hmac-secret-file", file, "--presence-channels", "room:*", "--presence-leave-delay", "0"];
+  const a = await node({ name: "pres-a", args });
+  const b = await node({ name: "pres-b", args });
+  const as = (sub, info) => async () => mintToken(secret, { sub, channels: ["room:*"], ...(info ? { info } : {}) });
+  const watcher = client(a.url, { getToken: as("watcher") });
+  watcher.connect();
+  const events = [];
+  const sub = watcher.subscribe("room:p", { presence: true, onJoin: (e) => events.push(e), onLeave: (e) => events.push(e) });
+  await sub.ready();
+  const tab1 = client(b.url, { getToken: as("alice", { name: "Alice" }) });
+  const tab2 = client(a.url, { getToken: as("alice", { name: "Alice" }) });
+  tab1.connect();
+  tab2.connect();
+  await tab1.subscribe("room:p").ready();
+  await tab2.subscribe("room:p").ready();
+  await until(async () => (await watcher.presenceStats("room:p")).connections === 3, 5000, "3 connections");
+  assert.deepEqual(await watcher.presenceStats("room:p"), { channel: "room:p", connections: 3, users: 2 });
+  const page = await watcher.presence("room:p", { limit: 10 });
+  assert.equal(page.cursor, "0");
+  assert.deepEqual(page.members.map((m) => m.user).sort(), ["alice", "alice", "watcher"]);
+  assert.deepEqual(page.members.find((m) => m.user === "alice").info, { name: "Alice" });
+  tab1.close();
+  tab2.close();
+  await until(() => events.some((e) => e.type === "leave"), 5000, "alice's leave");
+  await sleep(300);
+  assert.deepEqual(events.filter((e) => e.user === "alice").map((e) => e.type), ["join", "leave"]);
+  assert.deepEqual(events.find((e) => e.type === "join" && e.user === "alice"), { type: "join", channel: "room:p", user: "alice", info: { name: "Alice" } });
+});
+
 test("a backend's disconnect: 4010 reconnects, 4011 (a ban) stops with server_disconnect", async () => {
   const secret = randomBytes(32).toString("hex");
   const apiKey = randomBytes(16).toString("hex");

@@ -1,0 +1,107 @@
+/* Presence on the bus thread (docs/PROTOCOL.md "Presence"): this node's
+ * members of channels that keep presence (--presence-channels), written to
+ * Redis through the wsgate Function library (deploy/redis/wsgate.lua), the
+ * presence and presence_stats reads of clients, and the removal of the
+ * members of nodes that are gone.
+ *
+ * Owns: the table of this node's members (session id -> the channel keys it
+ * is present in, with the user and info it joined with), the channels' local
+ * member counts, this node's incarnation and its 1 s timer. Must not: touch a
+ * session (replies go to the worker as GW_WMAIL_PRESENCE_RESULT mail through
+ * the post callback), or keep anything on a Redis entry's behalf past a
+ * reply: Redis is the truth, the table only what this node must re-register.
+ *
+ * Liveness without a per-member refresh: a node incarnation
+ * "<node id>/<incarnation>" is alive while its key wsgate:presence:inc:<node
+ * id>/<incarnation> exists (SET EX 5 every second, one per node). Its members
+ * are "<node id>/<incarnation>/<session id>", and it lists the channels it has
+ * members in under wsgate:presence:node:<node id>/<incarnation> and itself in
+ * wsgate:presence:nodes. Every second each node checks that set: an
+ * incarnation whose key is gone (SIGKILL, partition) is purged channel by
+ * channel (wsgate_presence_purge, which decides who removed what, so the
+ * purging nodes report each departed user once). A link that comes back, or
+ * a refresh (SET XX) that finds the key expired (the node was stopped past the
+ * TTL with its link up), makes a new incarnation: members are registered under it first, then the old one
+ * is purged, so a returning node neither resurrects nor duplicates members,
+ * and a user connected throughout never drops to zero connections.
+ * In Redis Cluster the three node keys are not in the channels' slots: each
+ * is read or written by its own command and every purge FCALL names one
+ * channel's keys, so each command stays in one slot. Bus thread only. */
+#ifndef GW_PRESENCE_H
+#define GW_PRESENCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "config.h"
+#include "dict.h"
+#include "list.h"
+#include "link.h"
+#include "metrics.h"
+#include "wmail.h"
+
+struct event;
+struct event_base;
+
+enum gw_presence_op {
+    GW_PRESENCE_JOIN = 1, /* a subscription to a presence channel went live */
+    GW_PRESENCE_LEAVE,    /* that subscription ended */
+    GW_PRESENCE_MEMBERS,  /* a client's presence request: one page */
+    GW_PRESENCE_STATS,    /* a client's presence_stats request */
+};
+
+/* What a worker posts (gw_bus_post_presence); owned by the bus command. */
+struct gw_presence_req {
+    enum gw_presence_op op;
+    bool has_id;
+    int64_t id;
+    int limit; /* MEMBERS */
+    char cursor[GW_PRESENCE_CURSOR_MAX + 1]; /* MEMBERS */
+    char *user; /* JOIN: the token's sub, owned; NULL: anonymous */
+    char *info; /* JOIN: the token's info claim (compact JSON), owned; NULL: none */
+};
+
+/* Frees r and what it owns. NULL is a no-op. */
+void gw_presence_req_free(struct gw_presence_req *r);
+
+struct gw_presence {
+    const struct gw_config *cfg;
+    struct gw_link *link; /* NULL: standalone, every read answers unavailable */
+    struct gw_bus_stats *stats; /* the bus's; presence_* counters written here */
+    void (*post)(void *ctx, int worker, struct gw_wmail *m);
+    void *ctx;
+    struct event *tick_ev;
+    char inc[40]; /* "<node id>/<incarnation>" is cfg->node_id + "/" + inc */
+    bool registered; /* the link was live since inc was made */
+    struct gw_dict sessions; /* session id (8 bytes) -> struct pres_sess * */
+    struct gw_dict chans; /* channel key -> local member count (uintptr_t) */
+    int sweeps_in_flight; /* the 1 s check waits for the last one */
+    unsigned ticks;
+    struct gw_list delayed; /* leaves waiting --presence-leave-delay, newest first */
+    struct gw_dict delayed_by; /* session id + key -> its struct delayed */
+};
+
+/* Initialises p (stats: the bus's, kept). post(ctx, worker, mail) hands a reply to a worker. Never
+ * fails. Any thread, before the bus thread starts. */
+void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct gw_link *link,
+                      struct gw_bus_stats *stats, void (*post)(void *ctx, int worker, struct gw_wmail *m), void *ctx);
+/* Starts the 1 s timer on base (bus thread); aborts when libevent cannot. */
+void gw_presence_start(struct gw_presence *p, struct event_base *base);
+/* Stops the timer. Bus thread. */
+void gw_presence_stop(struct gw_presence *p);
+/* Frees the table. After the link is stopped (its callbacks answered). */
+void gw_presence_deinit(struct gw_presence *p);
+
+/* One request of worker's session session_id on channel name (client-facing)
+ * whose Redis key is key. Borrows everything. A read always answers exactly
+ * once (frame NULL: unavailable). Bus thread. */
+void gw_presence_handle(struct gw_presence *p, int worker, uint64_t session_id, const char *name, size_t nlen,
+                        const char *key, size_t klen, const struct gw_presence_req *r);
+/* Session session_id is gone: it leaves every channel it was present in. */
+void gw_presence_left(struct gw_presence *p, uint64_t session_id);
+/* The link went live: a new incarnation, every member registered under it,
+ * then the previous one purged. Bus thread. */
+void gw_presence_live(struct gw_presence *p);
+
+#endif
