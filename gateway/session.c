@@ -22,7 +22,6 @@
  * message per this many bytes of reply (issue 15: requests at the message
  * rate kept Redis busy for every other client of the node). */
 #define HISTORY_BYTES_PER_TOKEN 8192
-#define CLOSE_GRACE_S 5
 #define SUB_LOG_MAX 65
 
 struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t id, struct lws *wsi)
@@ -56,13 +55,6 @@ struct gw_session *gw_session_new(const struct gw_session_host *host, uint64_t i
     return s;
 }
 
-/* Removes the queued frames from the queue gauges; used when they are dropped. */
-static void outq_account_drop(struct gw_session *s)
-{
-    gw_stat_add(&s->host->stats->outq_bytes, -(int64_t)s->outq.bytes);
-    gw_stat_add(&s->host->stats->outq_messages, -(int64_t)s->outq.count);
-}
-
 void gw_session_free(struct gw_session *s)
 {
     const struct gw_session_host *h = s->host;
@@ -72,8 +64,7 @@ void gw_session_free(struct gw_session *s)
     gw_registry_remove(h->registry, &s->reg);
     gw_hub_leave_all(h->hub, &s->member);
     gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
-    outq_account_drop(s);
-    gw_outq_deinit(&s->outq);
+    gw_session_drop_queued(s);
     free(s->rxbuf);
     gw_jwt_claims_free(s->claims);
     free(s->close_text);
@@ -84,78 +75,6 @@ void gw_session_free(struct gw_session *s)
 void gw_session_saw_traffic(struct gw_session *s)
 {
     s->last_rx_us = gw_now_us();
-}
-
-void gw_session_request_writable(struct gw_session *s)
-{
-    if (s->write_requested)
-        return;
-    s->write_requested = true;
-    lws_callback_on_writable(s->wsi);
-}
-
-void gw_session_close(struct gw_session *s, int code, const char *reason, bool flush)
-{
-    if (s->state == GW_SESSION_CLOSING)
-        return;
-    s->state = GW_SESSION_CLOSING;
-    s->close_code = code;
-    s->close_reason = reason;
-    s->flush_before_close = flush;
-    if (!flush) {
-        /* Nothing queued will be sent: free it now, not when the peer lets us. */
-        outq_account_drop(s);
-        gw_outq_deinit(&s->outq);
-    }
-    gw_session_request_writable(s);
-    /* A peer that never lets us write (full socket) still goes: lws kills the
-     * connection when this timer fires unless the close completed first. A
-     * shed client's close frame waits behind what the kernel already holds
-     * for it; it gets CLOSE_GRACE_S to read that far, as long as lws gives a
-     * peer to answer a close. */
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, flush ? s->host->cfg->drain_timeout_s + 1 : CLOSE_GRACE_S);
-}
-
-static void shed(struct gw_session *s, enum gw_shed_reason reason, int code, const char *text)
-{
-    gw_stat_add(&s->host->stats->shed[reason], 1);
-    LOG_WARN("shed id=%llu reason=%s queued_msgs=%zu queued_bytes=%zu subscriptions=%d",
-             (unsigned long long)s->id, gw_shed_reason_name(reason), s->outq.count, s->outq.bytes,
-             gw_hub_member_count(&s->member));
-    gw_session_close(s, code, text, false);
-}
-
-void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame)
-{
-    if (s->state != GW_SESSION_OPEN)
-        return;
-    bool was_empty = gw_outq_empty(&s->outq);
-    if (gw_outq_push(&s->outq, frame) != 0) {
-        shed(s, GW_SHED_SLOW_CONSUMER, 4008, "slow consumer");
-        return;
-    }
-    gw_stat_add(&s->host->stats->outq_bytes, (int64_t)frame->len);
-    gw_stat_add(&s->host->stats->outq_messages, 1);
-    if (was_empty && !s->write_requested)
-        gw_registry_want_flush(s->host->registry, &s->reg);
-}
-
-void gw_session_send_own(struct gw_session *s, struct gw_frame *frame)
-{
-    gw_client_send_own(&gw_session_client_ops, s, frame);
-}
-
-void gw_session_send_error(struct gw_session *s, enum gw_err err, bool has_id, int64_t id, const char *message)
-{
-    gw_stat_add(&s->host->stats->client_errors[err], 1);
-    LOG_DBG("error id=%llu code=%s", (unsigned long long)s->id, gw_err_slug(err));
-    gw_session_send_own(s, gw_codec_error(err, has_id, id, message));
-}
-
-static void send_ack(struct gw_session *s, bool has_id, int64_t id)
-{
-    if (has_id)
-        gw_session_send_own(s, gw_codec_ack(id));
 }
 
 /* What a stored publish is charged against --client-store-bytes, from what
@@ -213,7 +132,7 @@ static void client_deliver(void *client, struct gw_frame *frame)
 
 static void client_ack(void *client, int64_t id)
 {
-    send_ack(client, true, id);
+    gw_session_send_ack(client, true, id);
 }
 
 /* A replay asks before each page, so a recovery is paced by the client
@@ -233,7 +152,7 @@ static void client_overflow(void *client)
 {
     struct gw_session *s = client;
     if (s->state == GW_SESSION_OPEN)
-        shed(s, GW_SHED_SLOW_CONSUMER, 4008, "slow consumer");
+        gw_session_shed(s, GW_SHED_SLOW_CONSUMER, 4008, "slow consumer");
 }
 
 static void client_ask_page(void *client, uint32_t seq, const char *name, size_t len, const struct gw_position *since,
@@ -299,7 +218,7 @@ static void handle_subscribe(struct gw_session *s, const struct gw_request *req)
     } else {
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
         if (rc == GW_HUB_SUB_ACK_NOW)
-            send_ack(s, req->has_id, req->id);
+            gw_session_send_ack(s, req->has_id, req->id);
     }
 }
 
@@ -343,7 +262,7 @@ static void handle_request(struct gw_session *s, struct gw_request *req)
         gw_hub_unsubscribe(h->hub, &s->member, req->channel, req->channel_len);
         gw_session_presence_unsubscribed(s, req->channel, req->channel_len);
         gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
-        send_ack(s, req->has_id, req->id);
+        gw_session_send_ack(s, req->has_id, req->id);
         break;
     case GW_REQ_PUBLISH: {
         size_t charge = gw_config_keeps_history(h->cfg, req->channel)
@@ -458,7 +377,7 @@ static int64_t tick_due(struct gw_session *s, int64_t now_us)
     if (s->state != GW_SESSION_OPEN)
         return 0;
     if (now_us - s->last_rx_us > idle_us) {
-        shed(s, GW_SHED_IDLE_TIMEOUT, 4001, "idle timeout");
+        gw_session_shed(s, GW_SHED_IDLE_TIMEOUT, 4001, "idle timeout");
         return 0;
     }
     if (s->auth_deadline_us && now_us >= s->auth_deadline_us) {

@@ -53,6 +53,17 @@ struct gw_session {
 };
 
 
+/* session_out.c: the way out. */
+
+/* Drops every queued frame and takes it off the queue gauges. */
+void gw_session_drop_queued(struct gw_session *s);
+
+/* Logs and counts the shed, then closes without flushing. */
+void gw_session_shed(struct gw_session *s, enum gw_shed_reason reason, int code, const char *text);
+
+/* Queues an ack frame when has_id. */
+void gw_session_send_ack(struct gw_session *s, bool has_id, int64_t id);
+
 /* Queues a frame built for this client alone (takes frame). */
 void gw_session_send_own(struct gw_session *s, struct gw_frame *frame);
 
