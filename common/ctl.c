@@ -304,6 +304,71 @@ int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history 
     return 0;
 }
 
+bool gw_ctl_channels_match(const struct gw_ctl_channels *q, const char *name, size_t len)
+{
+    if (len < q->prefix_len || memcmp(name, q->prefix, q->prefix_len) != 0)
+        return false;
+    return q->wildcard || len == q->prefix_len;
+}
+
+int gw_ctl_parse_channels_query(const char *q, size_t len, struct gw_ctl_channels *out, enum gw_err *err,
+                                char *errmsg, size_t errlen)
+{
+    bool seen_limit = false, seen_pattern = false, seen_cursor = false;
+    const char *p = q, *end = q ? q + len : NULL;
+
+    memset(out, 0, sizeof *out);
+    out->limit = GW_CHANNELS_LIMIT_DEFAULT;
+    out->wildcard = true;
+    *err = GW_ERR_NONE;
+    if (errlen)
+        errmsg[0] = '\0';
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        size_t nlen = eq ? (size_t)(eq - p) : 0;
+        const char *v = eq ? eq + 1 : NULL;
+        size_t vlen = eq ? (size_t)(stop - v) : 0;
+        uint64_t n;
+
+        if (!eq)
+            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "query parts must be name=value");
+        if (nlen == 7 && memcmp(p, "pattern", 7) == 0) {
+            bool star = vlen && v[vlen - 1] == '*';
+            size_t plen = star ? vlen - 1 : vlen;
+            /* The prefix before a '*' may be any start of a name, empty too;
+             * without '*' it is a whole name. */
+            if (seen_pattern || plen > GW_CHANNEL_MAX || (!star && !plen) ||
+                (plen && !gw_channel_valid(v, plen)))
+                return fail(err, errmsg, errlen, GW_ERR_BAD_CHANNEL,
+                            "\"pattern\" must be a channel name, or a prefix of one followed by '*', once");
+            seen_pattern = true;
+            memcpy(out->prefix, v, plen);
+            out->prefix_len = plen;
+            out->wildcard = star;
+        } else if (nlen == 6 && memcmp(p, "cursor", 6) == 0) {
+            if (seen_cursor || vlen > GW_CHANNEL_MAX || (vlen && !gw_channel_valid(v, vlen)))
+                return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST,
+                            "\"cursor\" must be the \"next\" of a previous page (a channel name), once");
+            seen_cursor = true;
+            memcpy(out->cursor, v, vlen);
+            out->cursor_len = vlen;
+        } else if (nlen == 5 && memcmp(p, "limit", 5) == 0) {
+            if (seen_limit || !read_uint(v, vlen, GW_CHANNELS_LIMIT_MAX, &n) || n < 1)
+                return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"limit\" must be an integer 1..%d, once",
+                            GW_CHANNELS_LIMIT_MAX);
+            seen_limit = true;
+            out->limit = (int)n;
+        } else {
+            char name[64];
+            snprintf(name, sizeof name, "%.*s", (int)(nlen < 48 ? nlen : 48), p);
+            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "unknown query parameter \"%s\"", name);
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return 0;
+}
+
 int gw_ctl_idempotency_key(const char *body, size_t len, char *out, size_t *klen, enum gw_err *err, char *errmsg,
                            size_t errlen)
 {

@@ -102,6 +102,33 @@ struct gw_ctl_history {
 int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history *out, enum gw_err *err,
                                char *errmsg, size_t errlen);
 
+/* GET /api/channels's query (docs/PROTOCOL.md is to describe the endpoint
+ * once the gateway serves it; issue 21 item 4). Channels are listed in byte
+ * order of their names, so a cursor is simply the last name of the previous
+ * page: the next page starts strictly after it, which stays correct while
+ * channels come and go between pages (none is listed twice). */
+#define GW_CHANNELS_LIMIT_DEFAULT 100
+#define GW_CHANNELS_LIMIT_MAX 1000
+struct gw_ctl_channels {
+    char prefix[GW_CHANNEL_MAX + 1]; /* pattern without its '*'; may be empty */
+    size_t prefix_len;
+    bool wildcard;                   /* pattern ended in '*' (or was absent): a prefix match */
+    char cursor[GW_CHANNEL_MAX + 1]; /* a valid channel name, or empty: the first page */
+    size_t cursor_len;
+    int limit;                       /* 1..GW_CHANNELS_LIMIT_MAX, default GW_CHANNELS_LIMIT_DEFAULT */
+};
+
+/* Parses the query (percent-decoded; NULL/0 for none): pattern=<name> (one
+ * channel) or pattern=<prefix>* (channels starting with prefix; "*" is all,
+ * the default), cursor=<channel name>, limit=<1..1000>, separated by '&',
+ * each at most once, nothing else. The access-pattern "{sub}" has no subject
+ * here and is refused. Returns as gw_ctl_parse_disconnect_body
+ * (GW_ERR_BAD_CHANNEL for a pattern that breaks the channel rules). */
+int gw_ctl_parse_channels_query(const char *q, size_t len, struct gw_ctl_channels *out, enum gw_err *err,
+                                char *errmsg, size_t errlen);
+/* True when the channel name[0..len) is one q's pattern selects. */
+bool gw_ctl_channels_match(const struct gw_ctl_channels *q, const char *name, size_t len);
+
 /* An idempotency key: 1..GW_CTL_IDEM_MAX bytes of visible ASCII. */
 #define GW_CTL_IDEM_MAX 128
 

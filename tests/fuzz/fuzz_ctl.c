@@ -73,6 +73,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     {
+        struct gw_ctl_channels q;
+        if (gw_ctl_parse_channels_query(buf, size, &q, &err, msg, sizeof msg) == 0) {
+            if (q.limit < 1 || q.limit > GW_CHANNELS_LIMIT_MAX || q.prefix_len > GW_CHANNEL_MAX ||
+                strlen(q.prefix) != q.prefix_len || strlen(q.cursor) != q.cursor_len ||
+                (q.cursor_len && !gw_channel_valid(q.cursor, q.cursor_len)) ||
+                (!q.wildcard && !gw_channel_valid(q.prefix, q.prefix_len)) ||
+                (!q.wildcard && !gw_ctl_channels_match(&q, q.prefix, q.prefix_len)))
+                abort();
+        } else if (err == GW_ERR_NONE || !msg[0]) {
+            abort();
+        }
+    }
+    {
         struct gw_ctl_batch b;
         if (gw_ctl_parse_batch(buf, size, &b, &err, msg, sizeof msg) == 0) {
             if (b.n < 1 || b.n > GW_CTL_BATCH_MAX || !gw_ctl_is_batch(buf, size))

@@ -284,6 +284,47 @@ START_TEST(history_queries)
 }
 END_TEST
 
+START_TEST(channels_queries)
+{
+    struct gw_ctl_channels q;
+#define CQ(text) gw_ctl_parse_channels_query((text), strlen(text), &q, &err, msg, sizeof msg)
+    ck_assert_int_eq(gw_ctl_parse_channels_query(NULL, 0, &q, &err, msg, sizeof msg), 0);
+    ck_assert(q.wildcard);
+    ck_assert_uint_eq(q.prefix_len, 0);
+    ck_assert_uint_eq(q.cursor_len, 0);
+    ck_assert_int_eq(q.limit, GW_CHANNELS_LIMIT_DEFAULT);
+    ck_assert(gw_ctl_channels_match(&q, "any", 3));
+    ck_assert_int_eq(CQ("pattern=room:*&limit=1000&cursor=room:17"), 0);
+    ck_assert_str_eq(q.prefix, "room:");
+    ck_assert(q.wildcard);
+    ck_assert_str_eq(q.cursor, "room:17");
+    ck_assert_int_eq(q.limit, 1000);
+    ck_assert(gw_ctl_channels_match(&q, "room:", 5));
+    ck_assert(gw_ctl_channels_match(&q, "room:9", 6));
+    ck_assert(!gw_ctl_channels_match(&q, "roo", 3));
+    ck_assert(!gw_ctl_channels_match(&q, "lobby", 5));
+    ck_assert_int_eq(CQ("pattern=a/b"), 0); /* no '*': one channel exactly */
+    ck_assert(!q.wildcard);
+    ck_assert(gw_ctl_channels_match(&q, "a/b", 3));
+    ck_assert(!gw_ctl_channels_match(&q, "a/bc", 4));
+    ck_assert_int_eq(CQ("pattern=*&cursor=&limit=1"), 0);
+    ck_assert(q.wildcard && q.prefix_len == 0 && q.cursor_len == 0 && q.limit == 1);
+    static const char *const bad[] = { "limit=0", "limit=1001", "limit=x", "limit=", "limit=1&limit=2",
+                                       "pattern=", "pattern=a b*", "pattern=**", "pattern=a*b",
+                                       "pattern={sub}*", "pattern=a*&pattern=b*", "cursor=a b",
+                                       "cursor=a&cursor=b", "cursor=x*", "foo=1", "pattern", "&" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(CQ(bad[i]) == -EINVAL && err != GW_ERR_NONE && msg[0], "accepted \"%s\"", bad[i]);
+    char long_q[300];
+    snprintf(long_q, sizeof long_q, "cursor=%0129d", 0); /* 129 bytes: over GW_CHANNEL_MAX */
+    ck_assert_int_eq(CQ(long_q), -EINVAL);
+    snprintf(long_q, sizeof long_q, "pattern=%0128d*", 0); /* a whole name then '*' is fine */
+    ck_assert_int_eq(CQ(long_q), 0);
+    ck_assert_uint_eq(q.prefix_len, 128);
+#undef CQ
+}
+END_TEST
+
 START_TEST(idempotency_keys)
 {
     char key[GW_CTL_IDEM_MAX + 1], buf[512];
@@ -360,6 +401,7 @@ int main(void)
     tcase_add_test(tc, revoke_messages);
     tcase_add_test(tc, unsubscribe_bodies_and_messages);
     tcase_add_test(tc, history_queries);
+    tcase_add_test(tc, channels_queries);
     tcase_add_test(tc, idempotency_keys);
     tcase_add_test(tc, batches);
     suite_add_tcase(s, tc);
