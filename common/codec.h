@@ -76,6 +76,9 @@ struct gw_frame *gw_codec_ack(int64_t id);
  * JSON-escaped here. */
 struct gw_frame *gw_codec_ack_auth(int64_t id, const char *sub, int64_t exp);
 struct gw_frame *gw_codec_pong(bool has_id, int64_t id);
+/* {"type":"unsubscribe","channel":...,"reason":...}: a backend took the
+ * client out of channel (POST /api/unsubscribe); reason is escaped here. */
+struct gw_frame *gw_codec_unsubscribed(const char *channel, size_t channel_len, const char *reason);
 /* message is human text; it is JSON-escaped here. */
 struct gw_frame *gw_codec_error(enum gw_err err, bool has_id, int64_t id, const char *message);
 

@@ -73,6 +73,26 @@ struct gw_frame *gw_codec_ack_auth(int64_t id, const char *sub, int64_t exp)
     return sealed(f);
 }
 
+struct gw_frame *gw_codec_unsubscribed(const char *channel, size_t channel_len, const char *reason)
+{
+    static const char head[] = "{\"type\":\"unsubscribe\",\"channel\":", mid[] = ",\"reason\":";
+    size_t rlen = strlen(reason);
+    size_t cap = LIT_LEN(head) + gw_json_escape_len(channel, channel_len) + LIT_LEN(mid) +
+                 gw_json_escape_len(reason, rlen) + 1;
+    struct gw_frame *f = gw_frame_new(cap);
+    char *start, *o;
+
+    start = o = (char *)gw_frame_payload(f);
+    o = put(o, head, LIT_LEN(head));
+    o += gw_json_escape(o, channel, channel_len);
+    o = put(o, mid, LIT_LEN(mid));
+    o += gw_json_escape(o, reason, rlen);
+    o = put(o, "}", 1);
+    f->len = (size_t)(o - start);
+    assert(f->len == f->cap);
+    return sealed(f);
+}
+
 struct gw_frame *gw_codec_pong(bool has_id, int64_t id)
 {
     char buf[64];

@@ -157,6 +157,9 @@ const struct gw_config_opt gw_config_opts[] = {
       "serve the publish API only on this host:port (then --listen answers 404 for it)" },
     SIZE_OPT("max-api-body-bytes", max_api_body_bytes, 128, 64 * MIB, "65536",
              "largest POST /api/publish body; a larger one gets 413 unread"),
+    INT_OPT("publish-idempotency-window", publish_idempotency_window_min, 1, 1440, "5",
+            "minutes a POST /api/publish idempotency_key is remembered cluster-wide: a retry with it "
+            "gets the first answer and publishes nothing"),
     { "log-level", OPT_LOG_LEVEL, 0, 0, 0, "info", NULL, "error, warn, info or debug" },
     { "log-format", OPT_LOG_FORMAT, 0, 0, 0, "text", NULL, "text or json" },
     { "help", OPT_FLAG, 0, 0, 0, NULL, "", "print this help and exit (also -h)" },

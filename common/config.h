@@ -101,6 +101,7 @@ struct gw_config {
     char *api_listen_host; /* owned, NULL = the API is served on --listen */
     int api_listen_port;
     size_t max_api_body_bytes;
+    int publish_idempotency_window_min;
 
     enum gw_log_level log_level;
     enum gw_log_format log_format;

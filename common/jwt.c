@@ -30,6 +30,7 @@ static const char *const labels[] = {
     [GW_JWT_WRONG_ISSUER] = "wrong_issuer",
     [GW_JWT_MALFORMED] = "malformed",
     [GW_JWT_UNKNOWN_KEY] = "unknown_key",
+    [GW_JWT_REVOKED] = "revoked",
 };
 
 const char *gw_jwt_reason_label(enum gw_jwt_reason reason)
@@ -203,6 +204,8 @@ static int check_claims(json_t *c, const struct gw_jwt_policy *pol, int64_t now,
     }
     cl->sub = sub ? gw_xstrdup(json_string_value(sub)) : NULL;
     cl->exp = exp;
+    cl->has_iat = has_iat > 0;
+    cl->iat = has_iat > 0 ? iat : 0;
     *out = cl;
     return 0;
 }

@@ -35,6 +35,8 @@ struct gw_jwt_policy {
 struct gw_jwt_claims {
     char *sub; /* NULL when the token has no "sub": {sub} patterns then match nothing */
     int64_t exp;
+    bool has_iat; /* the token carries "iat" (rounded up to a second) */
+    int64_t iat;
     char **channels; /* "channels" claim: patterns (pattern.h) to subscribe */
     size_t n_channels;
     char **publish; /* "publish" claim: patterns to publish to */

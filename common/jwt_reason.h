@@ -14,6 +14,7 @@ enum gw_jwt_reason {
     GW_JWT_WRONG_ISSUER,
     GW_JWT_MALFORMED,   /* size, encoding, JSON, types, alg, missing exp */
     GW_JWT_UNKNOWN_KEY, /* kid not configured, or no key of the alg's family */
+    GW_JWT_REVOKED,     /* valid, but its user is revoked (POST /api/revoke): the node's check, not the verifier's */
 };
 
 #endif

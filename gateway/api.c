@@ -1,7 +1,9 @@
-/* POST /api/publish: key check, body, publish, answer; and the API port. */
+/* The server API: key check, method and length, body, the publish
+ * endpoint, answers; and the API port. The other endpoints are in api_ctl.c. */
 #define GW_LOG_MODULE "api"
 
 #include "api.h"
+#include "api_int.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -16,6 +18,7 @@
 #include "apikey.h"
 #include "bus.h"
 #include "codec.h"
+#include "ctl.h"
 #include "intake.h"
 #include "json.h"
 #include "listen.h"
@@ -34,13 +37,6 @@ static char api_port_marker;
 
 /* ---- answers ---- */
 
-static void count(struct gw_api *api, unsigned int status)
-{
-    int i = gw_api_code_index(status);
-    if (i >= 0)
-        gw_stat_add(&api->node->worker_stats[api->worker]->api_requests[i], 1);
-}
-
 /* {"ok":true}, with the message's "offset" and "epoch" when it was
  * published with history. */
 static void answer_ok(struct gw_api *api, struct gw_api_req *r, const struct gw_position *at)
@@ -50,38 +46,11 @@ static void answer_ok(struct gw_api *api, struct gw_api_req *r, const struct gw_
                                         at->offset, at->epoch)
                              : snprintf(ok, sizeof ok, "{\"ok\":true}\n");
 
-    count(api, 200);
+    gw_api_count(api, 200);
     free(r->answer);
     r->answer = gw_xstrndup(ok, (size_t)n);
     r->answer_len = (size_t)n;
     r->status = 200;
-    r->hdr_name = r->hdr_value = NULL;
-    r->phase = GW_API_ANSWERED;
-}
-
-/* Answers {"error":slug,"message":...}; the message is JSON-escaped here. */
-static void answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int status, const char *slug,
-                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static void answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int status, const char *slug,
-                         const char *fmt, ...)
-{
-    char msg[256];
-    va_list ap;
-    size_t mlen, n;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    mlen = strlen(msg);
-    count(api, status);
-    free(r->answer);
-    r->answer = gw_xmalloc(32 + strlen(slug) + gw_json_escape_len(msg, mlen));
-    n = (size_t)sprintf(r->answer, "{\"error\":\"%s\",\"message\":", slug);
-    n += gw_json_escape(r->answer + n, msg, mlen);
-    memcpy(r->answer + n, "}\n", 3);
-    r->answer_len = n + 2;
-    r->status = status;
     r->hdr_name = r->hdr_value = NULL;
     r->phase = GW_API_ANSWERED;
 }
@@ -120,26 +89,49 @@ static long long content_length(struct lws *wsi)
     return v;
 }
 
-void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
+enum gw_api_op gw_api_op_of(const char *uri)
+{
+    if (strcmp(uri, GW_API_PATH) == 0)
+        return GW_API_OP_PUBLISH;
+    if (strcmp(uri, GW_API_DISCONNECT_PATH) == 0)
+        return GW_API_OP_DISCONNECT;
+    if (strcmp(uri, GW_API_REVOKE_PATH) == 0)
+        return GW_API_OP_REVOKE;
+    if (strcmp(uri, GW_API_UNREVOKE_PATH) == 0)
+        return GW_API_OP_UNREVOKE;
+    if (strcmp(uri, GW_API_UNSUBSCRIBE_PATH) == 0)
+        return GW_API_OP_UNSUBSCRIBE;
+    if (strcmp(uri, GW_API_HISTORY_PATH) == 0)
+        return GW_API_OP_HISTORY;
+    return GW_API_OP_NONE;
+}
+
+void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enum gw_api_op op)
 {
     size_t max = api->node->cfg->max_api_body_bytes;
-    bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    bool get_op = op == GW_API_OP_HISTORY;
+    bool method_ok = lws_hdr_total_length(wsi, get_op ? WSI_TOKEN_GET_URI : WSI_TOKEN_POST_URI) > 0;
     long long cl = content_length(wsi);
 
     gw_api_req_release(r);
     r->wsi = wsi;
-    if (!post) {
-        answer_error(api, r, 405, "method_not_allowed", "use POST");
+    r->op = op;
+    if (!method_ok) {
+        gw_api_answer_error(api, r, 405, "method_not_allowed", "use %s", get_op ? "GET" : "POST");
         r->hdr_name = "allow:";
-        r->hdr_value = "POST";
+        r->hdr_value = get_op ? "GET" : "POST";
     } else if (!gw_api_authorized(api, wsi)) {
-        answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
+        gw_api_answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
         r->hdr_name = "www-authenticate:";
         r->hdr_value = "Bearer";
+    } else if (get_op && cl > 0) {
+        gw_api_answer_error(api, r, 400, "bad_request", "a GET carries no body");
+    } else if (get_op) {
+        gw_api_begin_history(api, wsi, r);
     } else if (cl < 0) {
-        answer_error(api, r, 411, "bad_request", "a Content-Length is required (no chunked bodies)");
+        gw_api_answer_error(api, r, 411, "bad_request", "a Content-Length is required (no chunked bodies)");
     } else if (cl > (long long)max) {
-        answer_error(api, r, 413, "message_too_large", "body of %lld bytes is over --max-api-body-bytes (%zu)",
+        gw_api_answer_error(api, r, 413, "message_too_large", "body of %lld bytes is over --max-api-body-bytes (%zu)",
                      cl, max);
     } else {
         r->expect = (size_t)cl;
@@ -167,12 +159,27 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
 {
     const struct gw_node *node = api->node;
     struct gw_request req;
+    char key[GW_CTL_IDEM_MAX + 1], msg[256];
+    size_t klen = 0;
+    enum gw_err kerr = GW_ERR_NONE;
     int rc;
 
     if (r->phase != GW_API_READING)
         return;
+    if (r->op != GW_API_OP_PUBLISH) {
+        gw_api_end_control(api, r);
+        return;
+    }
+    if (r->len == r->expect && !r->overflow && gw_ctl_is_batch(r->body, r->len)) {
+        gw_api_end_batch(api, r);
+        free(r->body);
+        r->body = NULL;
+        return;
+    }
     if (r->len == r->expect && !r->overflow) {
         rc = gw_codec_parse_publish_body(r->body, r->len, &req);
+        if (rc == 0 && gw_ctl_idempotency_key(r->body, r->len, key, &klen, &kerr, msg, sizeof msg) != 0)
+            rc = -EINVAL;
     } else {
         memset(&req, 0, sizeof(req));
         req.err = GW_ERR_BAD_REQUEST;
@@ -182,30 +189,28 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r)
     free(r->body);
     r->body = NULL;
     r->phase = GW_API_IDLE;
-    if (rc != 0) {
-        answer_error(api, r, 400, gw_err_slug(req.err), "%s", req.errmsg);
+    if (kerr != GW_ERR_NONE) {
+        gw_api_answer_error(api, r, 400, gw_err_slug(kerr), "%s", msg);
+    } else if (rc != 0) {
+        gw_api_answer_error(api, r, 400, gw_err_slug(req.err), "%s", req.errmsg);
     } else {
         uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
-        enum gw_err err = gw_node_publish(node, api->worker, id, false, 0, req.channel, req.channel_len,
-                                          req.data_json, req.data_len);
+        enum gw_err err = gw_node_publish_once(node, api->worker, id, false, 0, req.channel, req.channel_len,
+                                               req.data_json, req.data_len, klen ? key : NULL, klen);
         if (err == GW_ERR_FORBIDDEN) {
-            answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", req.channel);
+            gw_api_answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", req.channel);
         } else if (err == GW_ERR_MESSAGE_TOO_LARGE) {
-            answer_error(api, r, 413, "message_too_large", "\"data\" is %zu bytes, over --max-message-bytes (%zu)",
+            gw_api_answer_error(api, r, 413, "message_too_large", "\"data\" is %zu bytes, over --max-message-bytes (%zu)",
                          req.data_len, node->cfg->max_message_bytes);
         } else if (err == GW_ERR_UNAVAILABLE) {
-            answer_error(api, r, 503, "unavailable", "%s",
+            gw_api_answer_error(api, r, 503, "unavailable", "%s",
                          gw_node_draining(node) ? "node is draining; publish through another node"
                                                 : "Redis is unavailable; the message was not published");
         } else {
             /* The result comes back through this worker's inbox, so the
              * request is in the table before it can arrive. */
             req.data_json = NULL; /* moved to the bus */
-            r->id = id;
-            api->next_seq++;
-            gw_dict_add(&api->pending, &r->id, sizeof(r->id), r, NULL);
-            r->api = api;
-            r->phase = GW_API_WAITING;
+            gw_api_wait_for(api, r, id);
         }
     }
     gw_request_deinit(&req);
@@ -241,13 +246,13 @@ void gw_api_presence(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, 
     gw_api_req_release(r);
     r->wsi = wsi;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) {
-        answer_error(api, r, 405, "method_not_allowed", "use GET");
+        gw_api_answer_error(api, r, 405, "method_not_allowed", "use GET");
         r->hdr_name = "allow:";
         r->hdr_value = "GET";
         return;
     }
     if (!gw_api_authorized(api, wsi)) {
-        answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
+        gw_api_answer_error(api, r, 401, "unauthorized", "missing or unknown API key (Authorization: Bearer <key>)");
         r->hdr_name = "www-authenticate:";
         r->hdr_value = "Bearer";
         return;
@@ -257,15 +262,15 @@ void gw_api_presence(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, 
     lim = stats ? NULL : query_arg(wsi, "limit=", limit, sizeof limit);
     long n = lim ? small_number(lim, GW_HISTORY_LIMIT_MAX) : GW_HISTORY_LIMIT_DEFAULT;
     if (!ch || !gw_channel_valid(ch, strlen(ch))) {
-        answer_error(api, r, 400, "bad_channel", "?channel= must be a valid channel name");
+        gw_api_answer_error(api, r, 400, "bad_channel", "?channel= must be a valid channel name");
     } else if (!gw_config_keeps_presence(node->cfg, ch)) {
-        answer_error(api, r, 400, "bad_request", "channel %s keeps no presence (--presence-channels)", ch);
+        gw_api_answer_error(api, r, 400, "bad_request", "channel %s keeps no presence (--presence-channels)", ch);
     } else if (n < 0 || (cur && (!*cur || strlen(cur) > GW_PRESENCE_CURSOR_MAX ||
                                  strspn(cur, "0123456789") != strlen(cur)))) {
-        answer_error(api, r, 400, "bad_request", "?limit= must be 1..%d and ?cursor= a cursor a reply gave",
+        gw_api_answer_error(api, r, 400, "bad_request", "?limit= must be 1..%d and ?cursor= a cursor a reply gave",
                      GW_HISTORY_LIMIT_MAX);
     } else if (!gw_node_ready(node)) {
-        answer_error(api, r, 503, "unavailable", "Redis is unavailable; presence could not be read");
+        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable; presence could not be read");
     } else {
         struct gw_presence_req *p = gw_xcalloc(1, sizeof *p);
         p->op = stats ? GW_PRESENCE_STATS : GW_PRESENCE_MEMBERS;
@@ -288,10 +293,10 @@ bool gw_api_presence_result(struct gw_api *api, uint64_t session_id, struct gw_f
         return true; /* its connection is gone */
     r->api = NULL;
     if (!frame) {
-        answer_error(api, r, 503, "unavailable", "Redis is unavailable; presence could not be read");
+        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable; presence could not be read");
     } else {
         /* The client frame's JSON, as a client gets it. */
-        count(api, 200);
+        gw_api_count(api, 200);
         free(r->answer);
         r->answer = gw_xmalloc(frame->len + 1);
         memcpy(r->answer, gw_frame_payload(frame), frame->len);
@@ -305,7 +310,7 @@ bool gw_api_presence_result(struct gw_api *api, uint64_t session_id, struct gw_f
     return true;
 }
 
-bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, const struct gw_position *at)
+bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, bool busy, const struct gw_position *at)
 {
     struct gw_api_req *r;
 
@@ -317,18 +322,27 @@ bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, con
                 session_id & ~GW_API_ID_FLAG, ok);
         return true;
     }
+    if (r->batch) {
+        gw_api_batch_result(api, r, session_id, ok, busy, at);
+        return true;
+    }
     r->api = NULL;
     if (ok)
         answer_ok(api, r, at);
+    else if (busy)
+        gw_api_answer_error(api, r, 409, "conflict",
+                     "a publish with this idempotency_key is still on its way; retry for its answer");
     else
-        answer_error(api, r, 503, "unavailable", "Redis is unavailable; the message was not published");
+        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable; the message was not published");
     lws_callback_on_writable(r->wsi);
     return true;
 }
 
 void gw_api_req_release(struct gw_api_req *r)
 {
-    if (r->api)
+    if (r->batch)
+        gw_api_batch_release(r);
+    else if (r->api)
         gw_dict_delete(&r->api->pending, &r->id, sizeof(r->id));
     free(r->body);
     free(r->answer);

@@ -22,9 +22,29 @@
 #include "dict.h"
 
 struct gw_intake;
+struct gw_api_batch; /* api_batch.c */
 #include "node.h"
 
 #define GW_API_PATH "/api/publish"
+#define GW_API_DISCONNECT_PATH "/api/disconnect"
+#define GW_API_REVOKE_PATH "/api/revoke"
+#define GW_API_UNREVOKE_PATH "/api/unrevoke"
+#define GW_API_UNSUBSCRIBE_PATH "/api/unsubscribe"
+#define GW_API_HISTORY_PATH "/api/history"
+
+/* The endpoints of the server API (docs/PROTOCOL.md, "Server API"). */
+enum gw_api_op {
+    GW_API_OP_NONE = 0,   /* not an API path */
+    GW_API_OP_PUBLISH,    /* POST /api/publish */
+    GW_API_OP_DISCONNECT, /* POST /api/disconnect */
+    GW_API_OP_REVOKE,     /* POST /api/revoke */
+    GW_API_OP_UNREVOKE,   /* POST /api/unrevoke */
+    GW_API_OP_UNSUBSCRIBE, /* POST /api/unsubscribe */
+    GW_API_OP_HISTORY,    /* GET /api/history?channel=&since=&limit= */
+};
+
+/* The endpoint a request path names (exact match), or GW_API_OP_NONE. */
+enum gw_api_op gw_api_op_of(const char *uri);
 #define GW_API_PRESENCE_PATH "/api/presence"
 #define GW_API_PRESENCE_STATS_PATH "/api/presence_stats"
 
@@ -46,9 +66,10 @@ enum gw_api_phase {
  * a request whose connection is gone. Worker thread only. */
 struct gw_api_req {
     enum gw_api_phase phase;
+    enum gw_api_op op;
     struct lws *wsi;
     struct gw_api *api; /* WAITING: the table that holds a pointer to this */
-    uint64_t id;        /* WAITING: the publish's id */
+    uint64_t id;        /* WAITING: the publish's (or the disconnect's) id */
     char *body;         /* READING: owned, expect + 1 bytes */
     size_t len, expect;
     bool overflow;      /* READING: more bytes came than announced */
@@ -57,6 +78,7 @@ struct gw_api_req {
     char *answer; /* owned JSON text */
     size_t answer_len;
     const char *hdr_name, *hdr_value; /* one extra header (static strings) or NULL */
+    struct gw_api_batch *batch; /* a batch publish's entries (owned), or NULL */
 };
 
 struct gw_api {
@@ -98,14 +120,14 @@ bool gw_api_serves(const struct gw_api *api, struct lws *wsi);
  * Also guards the admin view's data (http.c). */
 bool gw_api_authorized(const struct gw_api *api, struct lws *wsi);
 
-/* LWS_CALLBACK_HTTP for GW_API_PATH: checks method, key and length. Leaves
- * r READING, or ANSWERED (405, 401, 411, 413). */
-void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r);
+/* LWS_CALLBACK_HTTP for the path of op: checks method, key and length.
+ * Leaves r READING, or ANSWERED (405, 401, 411, 413). */
+void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enum gw_api_op op);
 /* LWS_CALLBACK_HTTP_BODY: appends a chunk while READING (copies it). */
 void gw_api_body(struct gw_api_req *r, const void *in, size_t len);
-/* LWS_CALLBACK_HTTP_BODY_COMPLETION: parses and publishes. Leaves r WAITING
- * (the bus took the message) or ANSWERED (400, 413, 503). No-op unless
- * READING. */
+/* LWS_CALLBACK_HTTP_BODY_COMPLETION: parses and publishes (or posts the
+ * disconnect). Leaves r WAITING (the bus took it) or ANSWERED (400, 403,
+ * 413, 503). No-op unless READING. */
 void gw_api_end(struct gw_api *api, struct gw_api_req *r);
 
 /* A GW_WMAIL_PUBLISH_RESULT for session_id. Returns false when the id is not
@@ -113,7 +135,18 @@ void gw_api_end(struct gw_api *api, struct gw_api_req *r);
  * (200, or 503 when Redis did not take it) and asks lws for a writable
  * callback on its connection; a request whose connection closed first is no
  * longer in the table, and its result is dropped. Worker thread. */
-bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, const struct gw_position *at);
+bool gw_api_publish_result(struct gw_api *api, uint64_t session_id, bool ok, bool busy, const struct gw_position *at);
+
+/* A GW_WMAIL_CTL_RESULT (wmail.h): answers the waiting disconnect or
+ * revocation (200 with the counts, or 503) and asks lws for a writable callback; a request
+ * whose connection closed first is no longer in the table. Worker thread. */
+struct gw_wmail;
+void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m);
+
+/* A GW_WMAIL_HISTORY_RESULT for session_id. Returns false when the id is
+ * not an API id. Otherwise answers the waiting GET /api/history with the
+ * frame's JSON (200), or 503 without a frame. Worker thread. */
+bool gw_api_history_result(struct gw_api *api, uint64_t session_id, struct gw_frame *frame);
 
 /* GET GW_API_PRESENCE_PATH (stats: GW_API_PRESENCE_STATS_PATH) with
  * ?channel=, and for members ?cursor= and ?limit=: checks method (405), key

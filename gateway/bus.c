@@ -188,6 +188,7 @@ static void cmd_unsubscribe(struct gw_bus *bus, int worker, const char *name, si
  * its heartbeat channel last. */
 static void link_on_open(void *ctx)
 {
+    gw_bus_ctl_open(ctx);
     gw_bus_resubscribe(ctx, NULL, NULL);
 }
 
@@ -195,7 +196,9 @@ static void link_on_message(void *ctx, const char *key, size_t klen, const char 
 {
     struct gw_bus *bus = ctx;
     size_t nlen;
-    const char *name = gw_bus_unprefixed(bus, key, klen, &nlen);
+    const char *name = NULL;
+    if (!gw_bus_ctl_message(bus, key, klen, payload, len))
+        name = gw_bus_unprefixed(bus, key, klen, &nlen);
     if (name)
         on_live_message(bus, name, nlen, payload, len);
 }
@@ -223,6 +226,10 @@ static void link_on_published(void *ctx, void *token, const struct gw_position *
     struct pub_wait *pw = token;
     bus->pub_in_flight--;
     bus->pub_bytes_in_flight -= pw->bytes;
+    if (pw->idem) {
+        gw_bus_idem_published(bus, pw, at);
+        return;
+    }
     post_publish_result(bus, pw->worker, pw->session_id, pw->has_id, pw->id, at, at != NULL);
     free(pw);
 }
@@ -242,6 +249,7 @@ char *gw_bus_cluster(struct gw_bus *bus, size_t *len)
 static void link_on_live(void *ctx)
 {
     struct gw_bus *bus = ctx;
+    gw_bus_ctl_live(bus);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e)) {
         struct bus_chan *ch = e->value;
         if (ch->want_mask)
@@ -278,6 +286,8 @@ static const struct gw_link_ops link_ops = {
     .on_message = link_on_message,
     .on_subscription = link_on_subscription,
     .on_published = link_on_published,
+    .on_counted = gw_bus_ctl_on_counted,
+    .on_reply = gw_bus_ctl_on_reply,
     .on_read = gw_bus_on_read,
     .on_roster = link_on_roster,
     .on_live = link_on_live,
@@ -288,6 +298,10 @@ static const struct gw_link_ops link_ops = {
 
 static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
 {
+    if (cmd->idem_key) {
+        gw_bus_idem_publish(bus, cmd);
+        return;
+    }
     if (bus->standalone) {
         if (gw_bus_chan(bus, cmd->name, cmd->name_len))
             gw_bus_deliver(bus, cmd->name, cmd->name_len, NULL, cmd->payload, cmd->payload_len);
@@ -302,7 +316,7 @@ static void cmd_publish(struct gw_bus *bus, struct bus_cmd *cmd)
     char key[256];
     size_t klen = gw_bus_prefixed(bus, cmd->name, cmd->name_len, key);
     struct pub_wait *pw = gw_xmalloc(sizeof(*pw));
-    *pw = (struct pub_wait){ cmd->payload_len, cmd->worker, cmd->session_id, cmd->has_id, cmd->id };
+    *pw = (struct pub_wait){ cmd->payload_len, cmd->worker, cmd->session_id, cmd->has_id, cmd->id, NULL };
     /* --history-channels: only those channels' publishes are stored. */
     int rc = gw_config_keeps_history(bus->cfg, cmd->name)
                  ? bus_publish(bus, key, klen, cmd->payload, cmd->payload_len, pw)
@@ -342,10 +356,15 @@ static void bus_drain_inbox(struct gw_bus *bus)
             gw_presence_left(&bus->presence, cmd->session_id);
             break;
         case CMD_PRESENCE: cmd_presence(bus, cmd); break;
+        case CMD_DISCONNECT: gw_bus_cmd_disconnect(bus, cmd); break;
+        case CMD_DISCONNECTED: gw_bus_cmd_disconnected(bus, cmd); break;
+        case CMD_REVOKE: gw_bus_cmd_revoke(bus, cmd); break;
         }
         if (cmd->type == CMD_PUBLISH)
             atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
         free(cmd->payload);
+        free(cmd->unsub);
+        free(cmd->idem_key);
         gw_presence_req_free(cmd->pres);
         free(cmd);
         m = next;
@@ -389,6 +408,7 @@ static void *bus_main(void *arg)
     else
         gw_link_stop(bus->link); /* fails every pending publish and read */
     gw_bus_reads_stop(bus);
+    gw_bus_ctl_stop(bus);
     bus_drain_inbox(bus); /* frees what came in after the loop stopped */
     LOG_INFO("bus stopped");
     return NULL;
@@ -419,6 +439,9 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     atomic_init(&bus->ready, false);
     atomic_init(&bus->stop, false);
     bus->prefix_len = strlen(cfg->channel_prefix);
+    bus->ctl = gw_bus_ctl_new(bus);
+    gw_revoke_init(&bus->revoked);
+    gw_dict_init(&bus->idem_local);
     /* A channel holds at most one client queue's worth while it repairs. */
     gw_repair_init(&bus->repair, &gw_bus_repair_ops, bus, cfg->queue_max_bytes,
                    (uint64_t)cfg->recovery_max_messages, &bus->stats);
@@ -473,6 +496,9 @@ void gw_bus_free(struct gw_bus *bus)
         return;
     gw_link_free(bus->link);
     gw_clink_free(bus->clink);
+    gw_bus_ctl_free(bus);
+    gw_revoke_deinit(&bus->revoked);
+    gw_bus_idem_free(bus);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
         chan_free(e->value);
     gw_dict_deinit(&bus->chans);
@@ -481,6 +507,8 @@ void gw_bus_free(struct gw_bus *bus)
     while (m) {
         struct gw_mail *next = m->next;
         free(((struct bus_cmd *)m)->payload);
+        free(((struct bus_cmd *)m)->unsub);
+        free(((struct bus_cmd *)m)->idem_key);
         gw_presence_req_free(((struct bus_cmd *)m)->pres);
         free(m);
         m = next;

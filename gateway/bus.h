@@ -85,6 +85,14 @@ void gw_bus_post_unsubscribe(struct gw_bus *bus, int worker, const char *name, s
 bool gw_bus_post_publish(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, char *payload, size_t payload_len);
 
+/* As gw_bus_post_publish for an HTTP publish with an idempotency key
+ * (copied): within --publish-idempotency-window a second publish with the
+ * same key, on any node, publishes nothing and gets the first one's result
+ * (its position), or ok = false with busy = true while the first is still
+ * on its way. Any thread. */
+bool gw_bus_post_publish_once(struct gw_bus *bus, int worker, uint64_t session_id, const char *name, size_t len,
+                              char *payload, size_t payload_len, const char *key, size_t klen);
+
 /* A client's recovery on channel name, once its subscription is live: since
  * (copied) is the position it has, NULL when it only asks for the channel's
  * position. The answer comes back as one or more GW_WMAIL_RECOVERY pages to
@@ -102,6 +110,38 @@ void gw_bus_post_recover(struct gw_bus *bus, int worker, uint64_t session_id, ui
  * GW_WMAIL_HISTORY_RESULT (frame NULL: unavailable). Any thread. */
 void gw_bus_post_history(struct gw_bus *bus, int worker, uint64_t session_id, bool has_id, int64_t id,
                          const char *name, size_t len, const struct gw_position *since, int limit);
+
+/* Server API (bus_ctl.c): closes every connection of user d->user on every
+ * node with d->code and d->reason (copied). The answer comes back once as a
+ * GW_WMAIL_CTL_RESULT to worker, tagged api_id: ok with the connections
+ * closed by the nodes that answered within the timeout, how many nodes the
+ * command reached and how many answered; !ok when Redis did not take the
+ * command. Any thread; never fails here. */
+struct gw_ctl_disconnect;
+void gw_bus_post_disconnect(struct gw_bus *bus, int worker, uint64_t api_id, const struct gw_ctl_disconnect *d);
+/* Server API (bus_ctl.c): revokes (or with lift, lifts the revocation of)
+ * user's tokens issued up to now, kept keep seconds: stored in Redis, then
+ * announced on the control channel to every node's copy. The answer comes
+ * back once as a GW_WMAIL_CTL_RESULT to worker, tagged api_id: ok with the
+ * record's times and the nodes the announcement reached, or !ok when Redis
+ * did not take it. Any thread; copies user. */
+void gw_bus_post_revoke(struct gw_bus *bus, int worker, uint64_t api_id, const char *user, size_t len, int64_t keep,
+                        bool lift);
+/* True when this node's copy of the revocations refuses a token of sub
+ * (NULL: never) issued at iat (has_iat false: without iat), now. One lock,
+ * no Redis. Any thread. */
+bool gw_bus_revoked(struct gw_bus *bus, const char *sub, bool has_iat, int64_t iat);
+
+/* Server API (bus_ctl.c): as gw_bus_post_disconnect, but every connection
+ * of u->user on every node leaves u->channel (a push says so) instead of
+ * closing; the count is of connections taken out. Copies u. Any thread. */
+struct gw_ctl_unsubscribe;
+void gw_bus_post_unsubscribe_user(struct gw_bus *bus, int worker, uint64_t api_id,
+                                  const struct gw_ctl_unsubscribe *u);
+
+/* Worker `worker` closed `closed` sessions for the GW_WMAIL_DISCONNECT
+ * tagged seq. Every worker answers each such mail exactly once. Any thread. */
+void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint64_t closed);
 
 /* A presence request of session session_id on channel name (client-facing;
  * presence.h): takes req (malloc'd). A join or leave is applied in order

@@ -1,5 +1,5 @@
-/* The bus's channel helpers, shared by bus.c and bus_read.c and calling
- * neither: Redis key <-> client name, the wanted-channel lookup, the size
+/* The bus's channel helpers, shared by bus.c, bus_read.c and bus_ctl.c and
+ * calling none of them: Redis key <-> client name, the wanted-channel lookup, the size
  * rule for payloads, the hand-off of one frame to every worker that wants
  * its channel, and the backpressure that hand-off can start. Bus thread. */
 #define GW_LOG_MODULE "bus"

@@ -6,6 +6,7 @@
 #ifndef GW_BUS_INT_H
 #define GW_BUS_INT_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 #include <event2/event.h>
 
 #include "bus.h"
+#include "ctl.h"
 #include "dict.h"
 #include "clink.h"
 #include "link.h"
@@ -21,9 +23,11 @@
 #include "presence.h"
 #include "readq.h"
 #include "repair.h"
+#include "revoke.h"
 #include "roster.h"
 
 struct bus_read; /* bus_read.c */
+struct bus_ctl;  /* bus_ctl.c */
 
 /* A client publish waits at most this many at once on the publisher
  * connection; beyond that Redis is not keeping up and clients get
@@ -40,7 +44,13 @@ struct bus_chan {
     uint32_t gen[]; /* per worker: the gen of its last SUBSCRIBE, echoed in LIVE */
 };
 
-enum bus_cmd_type { CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT, CMD_PRESENCE };
+enum bus_cmd_type {
+    CMD_SUBSCRIBE = 1, CMD_UNSUBSCRIBE, CMD_PUBLISH, CMD_RECOVER, CMD_HISTORY, CMD_LEFT,
+    CMD_DISCONNECT,   /* server API: name is the user, id the close code, payload the reason */
+    CMD_DISCONNECTED, /* a worker's count (target) for the disconnect seq */
+    CMD_REVOKE,       /* server API: name is the user; keep, lift */
+    CMD_PRESENCE,
+};
 
 struct bus_cmd {
     struct gw_mail link; /* first */
@@ -52,24 +62,35 @@ struct bus_cmd {
     int64_t id;
     char *payload; /* PUBLISH: owned */
     size_t payload_len;
-    uint32_t seq; /* RECOVER */
-    uint64_t target; /* RECOVER: 0 for the first page */
+    uint32_t seq; /* RECOVER; DISCONNECTED: the apply it answers */
+    uint64_t target; /* RECOVER: 0 for the first page; DISCONNECTED: sessions closed */
     bool has_since; /* RECOVER, HISTORY */
     struct gw_position since;
     int limit; /* HISTORY */
+    int64_t keep; /* REVOKE: seconds the record is kept */
+    bool lift;    /* REVOKE: lift the user's revocation instead */
+    struct gw_ctl_unsubscribe *unsub; /* DISCONNECT: owned; set, an unsubscribe instead */
+    char *idem_key; /* PUBLISH: owned idempotency key, or NULL (bus_idem.c) */
+    size_t idem_len;
     struct gw_presence_req *pres; /* PRESENCE: owned */
     size_t name_len;
     char name[];
 };
 
 /* Token of one in-flight PUBLISH, handed back by link_on_published. */
+struct idem_wait; /* bus_idem.c */
 struct pub_wait {
     size_t bytes;
     int worker;
     uint64_t session_id;
     bool has_id;
     int64_t id;
+    struct idem_wait *idem; /* an idempotent publish's, or NULL */
 };
+
+/* The first int of a token handed to gw_link_command by bus_idem.c; bus_ctl.c's
+ * tokens start with their kind (below this). */
+#define BUS_TOKEN_IDEM 100
 
 struct gw_bus {
     /* Read-only after gw_bus_new. */
@@ -87,6 +108,7 @@ struct gw_bus {
     atomic_size_t inbox_bytes; /* payloads of the publishes waiting in it */
     atomic_bool ready; /* standalone mode only; otherwise gw_link_ready() */
     atomic_bool stop;
+    struct gw_revoke revoked; /* thread-safe itself: the bus writes, workers read */
     struct gw_bus_stats stats; /* written by the bus thread only */
 
     /* Created in gw_bus_new; used by the bus thread, and by any thread only
@@ -112,6 +134,8 @@ struct gw_bus {
      * most --max-recoveries. */
     int reads_in_flight;
     struct gw_readq waiting;
+    struct bus_ctl *ctl; /* the control plane (bus_ctl.c) */
+    struct gw_dict idem_local; /* standalone: idempotency key -> its end (bus_idem.c) */
 };
 
 /* Where the bus calls its Redis link: link.h in single-Redis mode, clink.h
@@ -144,6 +168,23 @@ static inline int bus_publish_plain(struct gw_bus *bus, const char *key, size_t 
 {
     return bus->clink ? gw_clink_publish_plain(bus->clink, key, klen, payload, len, pw)
                       : gw_link_publish_plain(bus->link, key, klen, payload, len, pw);
+}
+/* What only the single-Redis link offers so far (the control channel, the
+ * idempotent publishes' commands): -ENOTCONN in cluster mode, whose link has
+ * no such calls yet. */
+static inline int bus_link_command(struct gw_bus *bus, int argc, const char *const *argv, const size_t *lens,
+                                   void *token)
+{
+    return bus->link ? gw_link_command(bus->link, argc, argv, lens, token) : -ENOTCONN;
+}
+static inline int bus_link_publish_counted(struct gw_bus *bus, const char *key, size_t klen, const char *payload,
+                                           size_t len, void *token)
+{
+    return bus->link ? gw_link_publish_counted(bus->link, key, klen, payload, len, token) : -ENOTCONN;
+}
+static inline int bus_link_subscribe_many(struct gw_bus *bus, int n, const char *const *keys, const size_t *klens)
+{
+    return bus->link ? gw_link_subscribe_many(bus->link, n, keys, klens) : -ENOTCONN;
 }
 static inline void bus_pause(struct gw_bus *bus, bool pause)
 {
@@ -203,6 +244,42 @@ void gw_bus_deliver(struct gw_bus *bus, const char *name, size_t len, const stru
 /* True (and counted) when a payload must not reach clients: over
  * --max-message-bytes. */
 bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
+
+/* bus_ctl.c: the control plane. */
+struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus);
+/* link_ops.on_open: subscribes __wsgate:ctl and this node's reply channel. */
+void gw_bus_ctl_open(struct gw_bus *bus);
+/* link_ops.on_message for the control keys: true when key was one (handled). */
+bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const char *payload, size_t len);
+/* link_ops.on_counted */
+void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers);
+void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd);
+void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd);
+void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd);
+/* link_ops.on_reply */
+void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply);
+/* link_ops.on_live: loads the revocations Redis holds. */
+void gw_bus_ctl_live(struct gw_bus *bus);
+/* Answers every disconnect still waiting as failed (the bus is stopping). */
+void gw_bus_ctl_stop(struct gw_bus *bus);
+/* Frees the control plane; NULL-safe. Main thread, bus stopped. */
+void gw_bus_ctl_free(struct gw_bus *bus);
+
+/* bus_revoke.c: the revocations' bus side (bus_ctl.c drives it). */
+void gw_bus_revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m);
+/* HGETALL of wsgate:revoked answered (NULL: failed): reloads bus->revoked;
+ * returns how many fields (expired or malformed, at most max) to delete,
+ * pointing prune/plens into reply. */
+size_t gw_bus_revoke_loaded(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply, const char **prune,
+                            size_t *plens, size_t max);
+
+/* bus_idem.c: idempotent HTTP publishes. Takes cmd->payload (cmd->idem_key set). */
+void gw_bus_idem_publish(struct gw_bus *bus, struct bus_cmd *cmd);
+/* link_on_published for a pub_wait with idem: answers, stores the answer; frees pw. */
+void gw_bus_idem_published(struct gw_bus *bus, struct pub_wait *pw, const struct gw_position *at);
+/* gw_link_command's answer for a BUS_TOKEN_IDEM token. */
+void gw_bus_idem_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply);
+void gw_bus_idem_free(struct gw_bus *bus);
 
 /* bus_read.c */
 /* repair.h's ops for the bus: deliver and gap fan out, read reads the stream, retire ends an epoch. */

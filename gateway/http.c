@@ -212,10 +212,10 @@ static int request(const struct gw_node *node, struct gw_api *api, struct lws *w
         gw_api_presence(api, wsi, st->api, stats);
         return respond_api(wsi, st);
     }
-    if (strcmp(uri, GW_API_PATH) == 0 && gw_api_serves(api, wsi)) {
+    if (gw_api_op_of(uri) != GW_API_OP_NONE && gw_api_serves(api, wsi)) {
         if (!st->api)
             st->api = gw_xcalloc(1, sizeof(*st->api));
-        gw_api_begin(api, wsi, st->api);
+        gw_api_begin(api, wsi, st->api, gw_api_op_of(uri));
         return respond_api(wsi, st);
     }
     if (get) {

@@ -19,6 +19,7 @@
 
 struct event_base;
 struct gw_link;
+struct redisReply;
 
 /* Called on the bus thread, from inside connection or libevent callbacks: they
  * may call gw_link_subscribe/unsubscribe/publish, never gw_link_stop/free. */
@@ -37,6 +38,13 @@ struct gw_link_ops {
      * place in the channel's history, or NULL on an error reply or when the
      * link went down first. Exactly once per token. */
     void (*on_published)(void *ctx, void *token, const struct gw_position *at);
+    /* Result of one gw_link_publish_counted that returned 0: how many
+     * subscribers Redis delivered it to, or -1 on an error reply or when the
+     * link went down first. Exactly once per token. */
+    void (*on_counted)(void *ctx, void *token, long long receivers);
+    /* Answer to one gw_link_command that returned 0: the reply (borrowed for
+     * the call), or NULL when the link went down first. Exactly once per token. */
+    void (*on_reply)(void *ctx, void *token, const struct redisReply *reply);
     /* Result of one gw_link_read that returned 0: page (borrowed for the
      * call) or NULL when the read failed. Exactly once per token. */
     void (*on_read)(void *ctx, void *token, const struct gw_history_page *page);
@@ -112,6 +120,17 @@ int gw_link_publish(struct gw_link *link, const char *key, size_t klen, const ch
  * history), or NULL on an error reply. Returns as gw_link_publish. Bus thread. */
 int gw_link_publish_plain(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
                           void *token);
+
+/* A plain PUBLISH (the control plane's, not a client channel's) whose
+ * answer, on_counted, says how many subscribers received it. Returns as
+ * gw_link_publish. Bus thread. */
+int gw_link_publish_counted(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
+                            void *token);
+
+/* Any other command (argc words, copied) on the publisher connection while
+ * the link is live; its answer is on_reply. The control plane's (bus_ctl.c):
+ * HSET/HDEL/HGETALL of the revocations. Returns as gw_link_publish. Bus thread. */
+int gw_link_command(struct gw_link *link, int argc, const char *const *argv, const size_t *lens, void *token);
 
 /* Reads key's stream (FCALL_RO wsgate_history): the entries after since, or
  * with latest the newest ones, at most limit entries and about max_bytes of

@@ -137,6 +137,37 @@ int gw_link_publish_plain(struct gw_link *link, const char *key, size_t klen, co
     return pub_command(link, 3, argv, lens, on_plain_publish_reply, token);
 }
 
+static void on_counted_publish_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct gw_link *link = gw_rconn_owner(c);
+    bool ok = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer >= 0;
+
+    link->ops->on_counted(link->ctx, privdata, ok ? reply->integer : -1);
+}
+
+int gw_link_publish_counted(struct gw_link *link, const char *key, size_t klen, const char *payload, size_t len,
+                            void *token)
+{
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    const char *argv[] = { "PUBLISH", key, payload };
+    size_t lens[] = { 7, klen, len };
+    return pub_command(link, 3, argv, lens, on_counted_publish_reply, token);
+}
+
+static void on_command_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct gw_link *link = gw_rconn_owner(c);
+    link->ops->on_reply(link->ctx, privdata, reply);
+}
+
+int gw_link_command(struct gw_link *link, int argc, const char *const *argv, const size_t *lens, void *token)
+{
+    if (link->state != LINK_LIVE || !link->pub)
+        return -ENOTCONN;
+    return pub_command(link, argc, argv, lens, on_command_reply, token);
+}
+
 /* fnreply.h. wsgate_history's reply: { epoch, current, reachable, { o1, p1, o2, p2, ... } }. */
 bool gw_fn_parse_history(const redisReply *r, struct gw_history_page *page, struct gw_history_entry **entries)
 {

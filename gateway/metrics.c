@@ -22,6 +22,7 @@ const char *gw_shed_reason_name(enum gw_shed_reason r)
     switch (r) {
     case GW_SHED_SLOW_CONSUMER: return "slow_consumer";
     case GW_SHED_IDLE_TIMEOUT: return "idle_timeout";
+    case GW_SHED_API_DISCONNECT: return "api_disconnect";
     default: return "unknown";
     }
 }
@@ -56,7 +57,7 @@ static const char *auth_fail_name(int reason)
     return reason == GW_AUTH_FAIL_TIMEOUT ? "timeout" : gw_jwt_reason_label((enum gw_jwt_reason)reason);
 }
 
-static const char *const api_codes[GW_API_CODES] = { "200", "400", "401", "403", "405", "411", "413", "503" };
+static const char *const api_codes[GW_API_CODES] = { "200", "400", "401", "403", "405", "409", "411", "413", "503" };
 
 int gw_api_code_index(unsigned int status)
 {
@@ -222,6 +223,8 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
               (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_bad_envelope));
     sb_printf(&sb, "wsgate_redis_messages_dropped_total{reason=\"link_reset\"} %llu\n",
               (unsigned long long)gw_stat_get(&bus->redis_messages_dropped_link_reset));
+    sb_printf(&sb, "wsgate_redis_messages_dropped_total{reason=\"bad_control\"} %llu\n",
+              (unsigned long long)gw_stat_get(&bus->ctl_dropped));
     family(&sb, "wsgate_presence_write_errors_total", "counter",
            "Presence writes (join, leave, the node's index) Redis refused with an error.");
     sb_printf(&sb, "wsgate_presence_write_errors_total %llu\n",
@@ -250,7 +253,7 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
            "Clients refused at authentication (bad token, or none within --auth-timeout), by reason.");
     WSUM_LINES(auth_failures, 1, GW_AUTH_FAIL__COUNT, "wsgate_auth_failures_total", "reason", auth_fail_name);
 
-    family(&sb, "wsgate_api_requests_total", "counter", "POST /api/publish requests, by HTTP status of the answer.");
+    family(&sb, "wsgate_api_requests_total", "counter", "Server API requests (/api/*), by HTTP status of the answer.");
     WSUM_LINES(api_requests, 0, GW_API_CODES, "wsgate_api_requests_total", "code", api_code_name);
 
     family(&sb, "wsgate_outbound_queue_bytes", "gauge", "Bytes queued for clients and not yet written.");

@@ -31,7 +31,7 @@ static inline uint64_t gw_stat_get(const gw_stat *s)
     return atomic_load_explicit((gw_stat *)s, memory_order_relaxed);
 }
 
-enum gw_shed_reason { GW_SHED_SLOW_CONSUMER = 0, GW_SHED_IDLE_TIMEOUT, GW_SHED__COUNT };
+enum gw_shed_reason { GW_SHED_SLOW_CONSUMER = 0, GW_SHED_IDLE_TIMEOUT, GW_SHED_API_DISCONNECT, GW_SHED__COUNT };
 const char *gw_shed_reason_name(enum gw_shed_reason r);
 
 /* Why a WebSocket upgrade was refused: not /ws, draining, --max-connections,
@@ -65,11 +65,11 @@ const char *gw_http_refuse_name(enum gw_http_refuse r);
 /* Why a client failed to authenticate: the verifier's reasons, with the same
  * numbers as enum gw_jwt_reason (GW_JWT_OK unused), plus a client that sent
  * no valid token within --auth-timeout. */
-#define GW_AUTH_FAIL_TIMEOUT (GW_JWT_UNKNOWN_KEY + 1)
+#define GW_AUTH_FAIL_TIMEOUT (GW_JWT_REVOKED + 1)
 #define GW_AUTH_FAIL__COUNT (GW_AUTH_FAIL_TIMEOUT + 1)
 /* The HTTP statuses POST /api/publish answers with, in the order of
  * gw_worker_stats.api_requests (wsgate_api_requests_total{code}). */
-#define GW_API_CODES 8
+#define GW_API_CODES 9
 /* Index of status among them, or -1 when it is not one of them. */
 int gw_api_code_index(unsigned int status);
 
@@ -127,6 +127,7 @@ struct gw_bus_stats {
     gw_stat master_rtt_us[GW_REDIS_MASTERS_MAX]; /* last heartbeat echo round trip */
     gw_stat redis_messages_dropped_bad_envelope; /* reserved payload that is no envelope we read */
     gw_stat redis_messages_dropped_link_reset; /* read from the socket but not handled: the link was reset */
+    gw_stat ctl_dropped; /* control-channel messages that are no command or answer we read (bus_ctl.c) */
     /* Node-side repair (repair.h). */
     gw_stat history_gaps;              /* offset jumps seen, each read back */
     gw_stat history_messages_repaired; /* messages passed on from a read-back */

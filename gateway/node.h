@@ -54,5 +54,10 @@ bool gw_node_ready(const struct gw_node *node);
  * still the caller's. Worker thread. */
 enum gw_err gw_node_publish(const struct gw_node *node, int worker, uint64_t session_id, bool has_id, int64_t id,
                             const char *channel, size_t channel_len, char *payload, size_t payload_len);
+/* As gw_node_publish, with an idempotency key (copied; NULL: none) for the
+ * HTTP API: gw_bus_post_publish_once. */
+enum gw_err gw_node_publish_once(const struct gw_node *node, int worker, uint64_t session_id, bool has_id,
+                                 int64_t id, const char *channel, size_t channel_len, char *payload,
+                                 size_t payload_len, const char *key, size_t klen);
 
 #endif

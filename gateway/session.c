@@ -67,6 +67,7 @@ void gw_session_free(struct gw_session *s)
     gw_session_drop_queued(s);
     free(s->rxbuf);
     gw_jwt_claims_free(s->claims);
+    free(s->close_text);
     LOG_DBG("closed id=%llu", (unsigned long long)s->id);
     free(s);
 }

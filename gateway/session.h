@@ -83,6 +83,17 @@ void gw_session_enqueue(struct gw_session *s, struct gw_frame *frame);
  * queued frames before the close frame. Idempotent. */
 void gw_session_close(struct gw_session *s, int code, const char *reason, bool flush);
 
+/* Server API: when s is open and its token's sub is user[0..len), starts
+ * closing it with code and reason (copied) at once, dropping what it has
+ * queued (counted as shed, reason api_disconnect), and returns true. */
+bool gw_session_disconnect_user(struct gw_session *s, const char *user, size_t len, int code, const char *reason);
+
+/* Server API: when s is open, its token's sub is user[0..len) and it is
+ * subscribed to channel[0..clen), takes it out of the channel, pushes
+ * {"type":"unsubscribe","channel":...,"reason":reason} and returns true. */
+bool gw_session_unsubscribe_user(struct gw_session *s, const char *user, size_t len, const char *channel,
+                                 size_t clen, const char *reason);
+
 /* Pings when due, closes when idle too long (4001), when a client without
  * rights did not authenticate in time (4004) and when its token expired
  * without a refresh (4005). Then schedules its next tick in the registry

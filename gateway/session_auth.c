@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "clock.h"
 #include "log.h"
 #include "session_int.h"
@@ -70,6 +71,15 @@ void gw_session_authenticate(struct gw_session *s, const char *token, size_t len
     bool refresh = s->claims != NULL;
 
     if (gw_access_verify(h->access, token, len, &claims, &e) < 0) {
+        refuse_token(s, has_id, id, &e);
+        return;
+    }
+    /* POST /api/revoke: the node's copy, no Redis round trip. */
+    if (gw_bus_revoked(h->node->bus, claims->sub, claims->has_iat, claims->iat)) {
+        e.reason = GW_JWT_REVOKED;
+        snprintf(e.msg, sizeof e.msg, "%s", claims->has_iat ? "the user's tokens issued until now are revoked"
+                                                            : "the user is revoked and the token has no iat");
+        gw_jwt_claims_free(claims);
         refuse_token(s, has_id, id, &e);
         return;
     }
@@ -140,4 +150,49 @@ bool gw_session_permitted(struct gw_session *s, const struct gw_request *req)
                : op == GW_ACCESS_PRESENCE ? "this client may not read this channel's presence"
                                           : "this client may not subscribe to this channel");
     return false;
+}
+
+static bool is_user(const struct gw_session *s, const char *user, size_t len)
+{
+    const char *sub = s->claims ? s->claims->sub : NULL;
+    return s->state == GW_SESSION_OPEN && sub && strlen(sub) == len && memcmp(sub, user, len) == 0;
+}
+
+bool gw_session_unsubscribe_user(struct gw_session *s, const char *user, size_t len, const char *channel,
+                                 size_t clen, const char *reason)
+{
+    const struct gw_session_host *h = s->host;
+    bool member = false;
+
+    if (!is_user(s, user, len))
+        return false;
+    for (int i = gw_hub_member_count(&s->member) - 1; i >= 0 && !member; i--) {
+        size_t n;
+        const char *ch = gw_hub_member_channel(&s->member, i, &n);
+        member = n == clen && memcmp(ch, channel, clen) == 0;
+    }
+    if (!member)
+        return false;
+    gw_hub_unsubscribe(h->hub, &s->member, channel, clen);
+    gw_stat_set(&h->stats->subscriptions, h->hub->nsubs);
+    LOG_INFO("unsubscribe id=%llu channel=%.*s reason=server_api", (unsigned long long)s->id, (int)clen, channel);
+    gw_session_send_own(s, gw_codec_unsubscribed(channel, clen, reason));
+    return true;
+}
+
+bool gw_session_disconnect_user(struct gw_session *s, const char *user, size_t len, int code, const char *reason)
+{
+    const char *sub = s->claims ? s->claims->sub : NULL;
+    char logsub[SUB_LOG_MAX];
+
+    if (!is_user(s, user, len))
+        return false;
+    gw_stat_add(&s->host->stats->shed[GW_SHED_API_DISCONNECT], 1);
+    LOG_INFO("disconnect id=%llu sub=\"%s\" code=%d reason=server_api", (unsigned long long)s->id,
+             gw_access_log_sub(sub, logsub, sizeof logsub), code);
+    free(s->close_text);
+    s->close_text = gw_xstrdup(reason);
+    /* Nothing queued is worth sending to a user being put out: close now. */
+    gw_session_close(s, code, s->close_text, false);
+    return true;
 }

@@ -24,7 +24,8 @@ struct gw_session {
 
     enum gw_session_state state;
     int close_code;
-    const char *close_reason; /* static string */
+    const char *close_reason; /* static string, or close_text */
+    char *close_text; /* owned: a reason the server API gave (gw_session_disconnect_user) */
     bool flush_before_close; /* drain: send what is queued first */
     bool ping_due;
     bool write_requested; /* lws_callback_on_writable() asked, WRITEABLE not yet seen */

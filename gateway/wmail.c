@@ -19,7 +19,8 @@ struct gw_wmail *gw_wmail_new(enum gw_wmail_type type, const char *name, size_t 
 
 size_t gw_wmail_bytes(const struct gw_wmail *m)
 {
-    size_t n = sizeof(*m) + m->name_len + 1 + (m->frame ? m->frame->cap : 0);
+    size_t n = sizeof(*m) + m->name_len + 1 + (m->frame ? m->frame->cap : 0) + (m->text ? strlen(m->text) + 1 : 0) +
+               (m->text2 ? strlen(m->text2) + 1 : 0);
     for (size_t i = 0; i < m->nframes; i++)
         n += sizeof(m->frames[i]) + m->frames[i]->cap;
     return n;
@@ -31,5 +32,7 @@ void gw_wmail_free(struct gw_wmail *m)
     for (size_t i = 0; i < m->nframes; i++)
         gw_frame_unref(m->frames[i]);
     free(m->frames);
+    free(m->text);
+    free(m->text2);
     free(m);
 }

@@ -18,6 +18,9 @@ enum gw_wmail_type {
     GW_WMAIL_DRAIN,            /* SIGTERM: close every client with 1001 */
     GW_WMAIL_RECOVERY,         /* one page of a client's recovery on channel name */
     GW_WMAIL_HISTORY_RESULT,   /* the reply frame to a history request, or NULL: unavailable */
+    GW_WMAIL_DISCONNECT,       /* server API: close every session of user name (code id, reason text), answer seq */
+    GW_WMAIL_UNSUBSCRIBE,      /* server API: user name's sessions leave channel text (push reason2), answer seq */
+    GW_WMAIL_CTL_RESULT,       /* server API: the cluster's answer to a disconnect asked by API request session_id */
     GW_WMAIL_PRESENCE_RESULT,  /* the reply frame to a presence read, or NULL: unavailable */
     GW_WMAIL_PRESENCE_EVENT,   /* frame for the local subscribers of name that asked for presence events */
 };
@@ -30,6 +33,7 @@ struct gw_wmail {
     bool has_id;
     int64_t id;
     bool ok;
+    bool busy; /* PUBLISH_RESULT, !ok: its idempotency key is held by a publish still on its way */
     /* PUBLISH_RESULT (ok, with history): the message's place. RECOVERY: the
      * channel's position when its stream was read (first page). */
     struct gw_position at;
@@ -40,6 +44,11 @@ struct gw_wmail {
     struct gw_frame **frames; /* owned array of owned references, oldest first */
     size_t nframes;
     uint32_t gen; /* LIVE */
+    char *text; /* DISCONNECT: the close reason; UNSUBSCRIBE: the channel; owned */
+    char *text2; /* UNSUBSCRIBE: the push's reason, owned */
+    uint64_t closed; /* CTL_RESULT: connections closed by the nodes that answered */
+    int nodes, answered; /* CTL_RESULT: nodes the command reached; of them, those that answered */
+    int64_t rev_at, rev_until; /* CTL_RESULT of a revocation: the record's times (seconds since the epoch) */
     size_t bytes; /* gw_wmail_bytes, counted once when posted to a worker */
     size_t name_len;
     char name[]; /* DELIVER, LIVE, PRESENCE_EVENT: channel name, NUL-terminated */

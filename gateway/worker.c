@@ -86,7 +86,7 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
             gw_hub_link_down(&w->hub);
         break;
     case GW_WMAIL_PUBLISH_RESULT: {
-        if (gw_api_publish_result(&w->api, m->session_id, m->ok, &m->at)) /* api.h: own id space */
+        if (gw_api_publish_result(&w->api, m->session_id, m->ok, m->busy, &m->at)) /* api.h: own id space */
             break;
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
@@ -97,6 +97,8 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
         gw_hub_recovery_page(&w->hub, m);
         break;
     case GW_WMAIL_HISTORY_RESULT: {
+        if (gw_api_history_result(&w->api, m->session_id, m->frame)) /* api.h: own id space */
+            break;
         struct gw_session *s = gw_registry_find(&w->sessions, m->session_id);
         if (s)
             gw_session_history_result(s, m->has_id, m->id, m->frame);
@@ -112,6 +114,24 @@ static void worker_handle_mail(struct gw_worker *w, struct gw_wmail *m)
     }
     case GW_WMAIL_DRAIN:
         worker_begin_drain(w);
+        break;
+    case GW_WMAIL_DISCONNECT: {
+        uint64_t closed = 0;
+        for (struct gw_registry_entry *e = gw_registry_first(&w->sessions); e; e = gw_registry_next(&w->sessions, e))
+            closed += gw_session_disconnect_user(e->session, m->name, m->name_len, (int)m->id, m->text);
+        gw_bus_post_disconnected(w->node->bus, w->index, m->seq, closed);
+        break;
+    }
+    case GW_WMAIL_UNSUBSCRIBE: {
+        uint64_t left = 0;
+        size_t clen = strlen(m->text);
+        for (struct gw_registry_entry *e = gw_registry_first(&w->sessions); e; e = gw_registry_next(&w->sessions, e))
+            left += gw_session_unsubscribe_user(e->session, m->name, m->name_len, m->text, clen, m->text2);
+        gw_bus_post_disconnected(w->node->bus, w->index, m->seq, left);
+        break;
+    }
+    case GW_WMAIL_CTL_RESULT:
+        gw_api_ctl_result(&w->api, m);
         break;
     }
 }

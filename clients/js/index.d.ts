@@ -148,6 +148,12 @@ export interface PresencePage extends PresenceStats {
   members: PresenceMember[];
 }
 
+/** The server's {"type":"unsubscribe"} push: the channel and the backend's reason. */
+export interface ServerUnsubscribeEvent {
+  channel: string;
+  reason: string;
+}
+
 export declare class Subscription<T = unknown> {
   readonly channel: string;
   readonly state: SubscriptionState;
@@ -162,6 +168,10 @@ export declare class Subscription<T = unknown> {
   on(event: "presence_limited", fn: (e: PresenceLimitedEvent) => void): () => void;
   on(event: "error", fn: (e: WsgateError) => void): () => void;
   on(event: "state", fn: (e: { state: SubscriptionState; previous: SubscriptionState }) => void): () => void;
+  /** A backend took this user out of the channel (POST /api/unsubscribe): the subscription
+   * has ended (state "unsubscribed", ready() rejects with code "server_unsubscribe") and is
+   * not sent again on reconnect. */
+  on(event: "unsubscribe", fn: (e: ServerUnsubscribeEvent) => void): () => void;
   off(event: string, fn: (...args: any[]) => void): void;
 }
 
@@ -201,12 +211,17 @@ export declare class Client {
   on(event: "disconnect", fn: (e: { code?: number; reason?: string; delayMs: number | null }) => void): () => void;
   on(event: "attempt", fn: (e: { reason: string; attempt: number }) => void): () => void;
   on(event: "token", fn: (e: { sub?: string; exp?: number }) => void): () => void;
+  /** A backend took this user out of a channel (also emitted on that Subscription). */
+  on(event: "unsubscribe", fn: (e: ServerUnsubscribeEvent) => void): () => void;
   on(event: "error", fn: (e: WsgateError) => void): () => void;
   off(event: string, fn: (...args: any[]) => void): void;
 }
 
 export declare function backoffDelay(attempt: number, minDelayMs: number, maxDelayMs: number, random?: () => number): number;
 export declare function refreshDelay(expSeconds: number, nowMs: number, refreshBeforeMs: number): number;
+/** "stop" for 4003, 4011 and 4300..4499 (a backend's disconnect without reconnect: the
+ * client stops with a WsgateError of code "server_disconnect"); "reconnect" for 4010 and
+ * 4100..4299 as for any other code. */
 export declare function closePolicy(code: number): "reconnect" | "drain" | "expired" | "stop";
 
 export declare class ChannelPosition {

@@ -114,5 +114,21 @@ $("publish-form").addEventListener("submit", async (ev) => {
   $("pub-result").textContent = r.ok ? "published at offset " + body.offset : "refused: " + (body.error || r.status);
 });
 
+$("disconnect-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const body = { user: $("dis-user").value, reconnect: !$("dis-stop").checked };
+  if ($("dis-reason").value) body.reason = $("dis-reason").value;
+  const r = await fetch("/api/disconnect", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + key, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const a = await r.json().catch(() => ({}));
+  // textContent only: the answer is data, never markup.
+  $("dis-result").textContent = r.ok
+    ? "closed " + a.closed + " connection(s); " + a.answered + " of " + a.nodes + " node(s) answered"
+    : "refused: " + (a.error || r.status) + (a.message ? " (" + a.message + ")" : "");
+});
+
 setInterval(refresh, 1000);
 refresh();

@@ -62,8 +62,11 @@ export function refreshDelay(expSeconds, nowMs, refreshBeforeMs) {
 }
 
 /** What the client does after a close code: "reconnect" (with backoff), "drain" (at once,
- * spread over the drain window), "expired" (new token, then reconnect), "stop" (terminal). */
+ * spread over the drain window), "expired" (new token, then reconnect), "stop" (terminal).
+ * A backend's disconnect (POST /api/disconnect) says which with its code: 4010 and
+ * 4100..4299 reconnect, 4011 and 4300..4499 stop. */
 export function closePolicy(code) {
+  if (code === 4011 || (code >= 4300 && code <= 4499)) return "stop";
   switch (code) {
     case 1001:
       return "drain";
@@ -647,6 +650,9 @@ export class Client extends Emitter {
       case "gap":
         this.onGap(msg);
         break;
+      case "unsubscribe":
+        this.onServerUnsubscribe(msg);
+        break;
       case "ack":
       case "pong":
       case "history":
@@ -688,6 +694,18 @@ export class Client extends Emitter {
     if (!sub || sub.ended) return;
     sub.position.gapNotice(msg);
     sub.emit("gap", { channel: msg.channel, reason: "server", epoch: msg.epoch, from: msg.from, to: msg.to });
+  }
+
+  // A backend took this user out of the channel (POST /api/unsubscribe): the subscription
+  // ends here and is not sent again on reconnect; the application decides what follows.
+  onServerUnsubscribe(msg) {
+    const sub = this.subs.get(msg.channel);
+    if (!sub || sub.ended) return;
+    const e = { channel: msg.channel, reason: typeof msg.reason === "string" ? msg.reason : "" };
+    sub.error = new WsgateError("server_unsubscribe", e.reason || "unsubscribed by the server", { channel: msg.channel });
+    this.dropSubscription(sub, false);
+    sub.emit("unsubscribe", e);
+    this.emit("unsubscribe", e);
   }
 
   onError(msg) {
@@ -736,6 +754,11 @@ export class Client extends Emitter {
     this.pending.clear();
     for (const sub of this.subs.values()) if (!sub.ended) sub.setState(SubState.UNSUBSCRIBED);
     const policy = closePolicy(code);
+    if (policy === "stop" && code !== 4003) {
+      // A backend put this user out for good (a ban): not a token problem.
+      this.stop(new WsgateError("server_disconnect", reason || "disconnected by the server", { closeCode: code }), code, reason, true);
+      return;
+    }
     if (policy === "stop") {
       const err = this.lastError || new WsgateError("unauthorized", reason || "token refused");
       err.closeCode = code;

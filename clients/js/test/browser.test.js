@@ -155,6 +155,17 @@ test("the admin view in Chromium lists a three-node cluster as /metrics does, an
     await page.waitForFunction(() => /published at offset \d+/.test(document.getElementById("pub-result").textContent), { timeout: 10000 });
     await until(() => got.length === 1, 5000, "the admin publish arrives");
     assert.deepEqual(got, [{ from: "admin" }]);
+    // The disconnect box: no client here has a token (anonymous dev access), so the count is
+    // 0 on each of the three nodes; a bad body shows the API's refusal.
+    await page.$eval("#dis-user", (e) => { e.value = "nobody"; });
+    await page.click("#disconnect-form button");
+    await page.waitForFunction(() => /closed 0 connection\(s\); (\d+) of \1 node\(s\) answered/.test(document.getElementById("dis-result").textContent), { timeout: 10000 });
+    const before = problems.length;
+    await page.$eval("#dis-user", (e) => { e.value = ""; });
+    await page.click("#disconnect-form button");
+    await page.waitForFunction(() => /refused: bad_request/.test(document.getElementById("dis-result").textContent), { timeout: 10000 });
+    // The browser logs that refusal itself; it is the only problem it adds.
+    assert.deepEqual(problems.splice(before), ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]);
     // A killed node drops out within the roster's TTL (5 s) plus one refresh.
     const t0 = Date.now();
     await nodes[2].stop("SIGKILL");

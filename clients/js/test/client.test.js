@@ -290,3 +290,98 @@ test("presence: presence(), presenceStats(), join and leave events once per user
   assert.deepEqual(events.filter((e) => e.user === "alice").map((e) => e.type), ["join", "leave"]);
   assert.deepEqual(events.find((e) => e.type === "join" && e.user === "alice"), { type: "join", channel: "room:p", user: "alice", info: { name: "Alice" } });
 });
+
+test("a backend's disconnect: 4010 reconnects, 4011 (a ban) stops with server_disconnect", async () => {
+  const secret = randomBytes(32).toString("hex");
+  const apiKey = randomBytes(16).toString("hex");
+  const g = await node({
+    name: "srvapi",
+    args: ["--jwt-hmac-secret-file", tempFile("hmac.key", secret), "--api-key-file", tempFile("api.keys", apiKey + "\n")],
+  });
+  const now = () => Math.floor(Date.now() / 1000);
+  const token = () => mintToken(secret, { sub: "zoe", iat: now(), exp: now() + 3600, channels: ["room:*"] });
+  const disconnect = async (body) => {
+    const r = await fetch(`${g.http}/api/disconnect`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    assert.equal(r.status, 200);
+    return r.json();
+  };
+  const c = client(g.url, { getToken: async () => token() });
+  const drops = recorder(c, "disconnect");
+  const attempts = recorder(c, "attempt");
+  c.connect();
+  const acks = recorder(c.subscribe(uniq("room")), "subscribed");
+  await acks.waitFor(1, 5000, "the first subscribe");
+  // Nodes of earlier tests may still share the Redis: each answers, one closes.
+  const first = await disconnect({ user: "zoe" });
+  assert.equal(first.closed, 1, JSON.stringify(first));
+  assert.equal(first.answered, first.nodes, JSON.stringify(first));
+  await drops.waitFor(1, 5000, "the 4010 close");
+  assert.equal(drops[0].code, 4010);
+  await acks.waitFor(2, 5000, "the resubscribe after 4010");
+
+  const closed = new Promise((resolve) => c.on("closed", resolve));
+  const answer = await disconnect({ user: "zoe", reconnect: false, reason: "banned" });
+  assert.equal(answer.closed, 1);
+  const ev = await closed;
+  assert.equal(ev.code, 4011);
+  assert.equal(ev.error.code, "server_disconnect");
+  assert.equal(ev.error.closeCode, 4011);
+  assert.equal(ev.error.message, "banned");
+  const tries = attempts.length;
+  await sleep(800);
+  assert.equal(attempts.length, tries, "no reconnect after a ban");
+  assert.equal(c.state, State.CLOSED);
+});
+
+test("a backend's unsubscribe ends the subscription with an event and no resubscribe", async () => {
+  const secret = randomBytes(32).toString("hex");
+  const apiKey = randomBytes(16).toString("hex");
+  const g = await node({
+    name: "srvunsub",
+    args: ["--jwt-hmac-secret-file", tempFile("hmac.key", secret), "--api-key-file", tempFile("api.keys", apiKey + "\n")],
+  });
+  const now = () => Math.floor(Date.now() / 1000);
+  const c = client(g.url, { getToken: async () => mintToken(secret, { sub: "yan", iat: now(), exp: now() + 3600, channels: ["room:*"] }) });
+  const drops = recorder(c, "disconnect");
+  c.connect();
+  const ch = uniq("room"), keep = uniq("room");
+  const gone = c.subscribe(ch);
+  const stays = c.subscribe(keep);
+  await gone.ready();
+  await stays.ready();
+  const events = recorder(gone, "unsubscribe");
+  const clientEvents = recorder(c, "unsubscribe");
+  const r = await fetch(`${g.http}/api/unsubscribe`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ user: "yan", channel: ch, reason: "moderated" }),
+  });
+  assert.equal(r.status, 200);
+  assert.equal((await r.json()).unsubscribed, 1);
+  await events.waitFor(1, 5000, "the unsubscribe event");
+  assert.deepEqual(events[0], { channel: ch, reason: "moderated" });
+  assert.equal(clientEvents.length, 1);
+  assert.equal(gone.state, "unsubscribed");
+  await assert.rejects(gone.ready(), (e) => e.code === "server_unsubscribe");
+  // After a reconnect only the other channel comes back.
+  const acks = recorder(stays, "subscribed");
+  await disconnectOnce(g, apiKey);
+  await drops.waitFor(1, 5000, "the 4010 close");
+  await acks.waitFor(1, 5000, "the resubscribe of the other channel");
+  assert.equal(gone.state, "unsubscribed");
+  const m = await g.metrics();
+  assert.equal(m.wsgate_subscriptions, 1, "only the kept channel is subscribed on the node");
+});
+
+async function disconnectOnce(g, apiKey) {
+  const r = await fetch(`${g.http}/api/disconnect`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ user: "yan" }),
+  });
+  assert.equal(r.status, 200);
+}

@@ -86,6 +86,9 @@ test("close codes: drain, stop, expired, reconnect", () => {
   assert.equal(closePolicy(4003), "stop");
   assert.equal(closePolicy(4005), "expired");
   for (const c of [1000, 1006, 1007, 1011, 4001, 4004, 4008]) assert.equal(closePolicy(c), "reconnect", String(c));
+  // A backend's disconnect (POST /api/disconnect): the code says whether to come back.
+  for (const c of [4011, 4300, 4301, 4499]) assert.equal(closePolicy(c), "stop", String(c));
+  for (const c of [4010, 4100, 4299, 4500]) assert.equal(closePolicy(c), "reconnect", String(c));
 });
 
 test("position: in order, duplicates dropped, skipped offsets reported, new epochs", () => {

@@ -1,0 +1,587 @@
+/* The bus's control plane (docs/PROTOCOL.md, "Server API"): a server-API
+ * disconnect travels as one PUBLISH on __wsgate:ctl, which every node's
+ * subscriber holds; each node hands it to its workers, sums what they closed
+ * and answers on the origin's __wsgate:ctl:<node id>. The origin waits for
+ * as many answers as PUBLISH said it reached, or CTL_TIMEOUT_MS.
+ * A revocation is stored in the Redis hash wsgate:revoked first, then
+ * announced the same way to every node's copy (revoke.h); a node loads the
+ * whole hash when its link goes live. Bus thread. */
+#define GW_LOG_MODULE "ctl"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "alloc.h"
+#include "bus_int.h"
+#include "clock.h"
+#include "ctl.h"
+#include "log.h"
+
+/* How long the origin waits for the nodes' answers. A node answers as soon
+ * as its workers have marked the sessions closing (no network wait), so
+ * this only runs out for a node that is stalled or lost its link. */
+#define CTL_TIMEOUT_MS 1000
+/* A lifted revocation stays known as lifted this long, so that a reload
+ * read before the lift cannot bring it back (revoke.h). */
+#define LIFT_MARK_S 60
+/* Expired revocations removed from the hash per load, at most. */
+#define PRUNE_MAX 1024
+/* A disconnect or unsubscribe is also kept this long in the sorted set
+ * RECENT_KEY (score: milliseconds), so that a node whose link was down when
+ * it was published applies it when its link is live again. */
+#define RECENT_MS 60000
+#define RECENT_KEY "wsgate:ctl:recent"
+/* At most this many recent commands are read at a link-up. */
+#define RECENT_MAX "1000"
+
+/* One disconnect asked through this node's API, waiting for answers. */
+struct ctl_origin {
+    struct bus_ctl *ctl;
+    uint64_t req;
+    int worker;       /* the API request's worker */
+    uint64_t api_id;  /* and its id there (api.h) */
+    long long expected; /* nodes PUBLISH reached; -1 until Redis says */
+    int answered;
+    uint64_t closed;
+    struct event *timer;
+    struct gw_ctl_msg msg; /* a revocation's: stored first, then announced */
+};
+
+/* One disconnect this node carries out, waiting for its workers. */
+struct ctl_apply {
+    uint32_t id;
+    int workers_left;
+    uint64_t closed;
+    uint64_t req;
+    char origin[GW_CTL_NODE_MAX + 1];
+};
+
+/* The token of one command on the link. */
+enum ctl_token_kind {
+    TOK_COMMAND, /* PUBLISH of this node's command on __wsgate:ctl */
+    TOK_ANSWER,  /* PUBLISH of a count to an origin */
+    TOK_STORE,   /* HSET/HDEL of a revocation */
+    TOK_LOAD,    /* HGETALL of the revocations at link-up */
+    TOK_PRUNE,   /* HDEL of expired revocations; any command whose answer is not needed */
+    TOK_RECENT,  /* ZRANGEBYSCORE of the recent commands at link-up */
+};
+
+struct ctl_token {
+    int kind; /* enum ctl_token_kind; first, as bus_int.h's BUS_TOKEN_IDEM */
+    uint64_t req;   /* COMMAND, STORE */
+    uint64_t stamp; /* LOAD: the table's stamp when asked */
+};
+
+struct bus_ctl {
+    struct gw_bus *bus;
+    bool usable; /* the node id fits a control message */
+    uint64_t next_req;
+    uint32_t next_apply;
+    struct gw_dict origins; /* req (8 bytes) -> struct ctl_origin * */
+    struct gw_dict applies; /* id (4 bytes) -> struct ctl_apply * */
+    char reply_key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
+    size_t reply_len;
+    /* Commands applied here ("<from> <req>" -> the wall-clock ms it is
+     * forgotten): a command read back at link-up is not applied twice. */
+    struct gw_dict seen;
+};
+
+/* Wall-clock milliseconds: the recent commands are shared by every node. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True the first time (from, req) is seen within RECENT_MS; remembers it. */
+static bool first_sight(struct bus_ctl *ctl, const char *from, uint64_t req)
+{
+    char key[GW_CTL_NODE_MAX + 24];
+    int n = snprintf(key, sizeof key, "%s %" PRIu64, from, req);
+    int64_t now = wall_ms();
+
+    for (struct gw_dict_entry *e = gw_dict_first(&ctl->seen), *next; e; e = next) {
+        next = gw_dict_next(&ctl->seen, e);
+        if ((int64_t)(intptr_t)e->value <= now)
+            gw_dict_delete(&ctl->seen, e->key, e->klen);
+    }
+    if (gw_dict_find(&ctl->seen, key, (size_t)n))
+        return false;
+    gw_dict_add(&ctl->seen, key, (size_t)n, (void *)(intptr_t)(now + 2 * RECENT_MS), NULL);
+    return true;
+}
+
+struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = gw_xcalloc(1, sizeof(*ctl));
+    const char *id = bus->cfg->node_id;
+
+    ctl->bus = bus;
+    gw_dict_init(&ctl->origins);
+    gw_dict_init(&ctl->applies);
+    gw_dict_init(&ctl->seen);
+    ctl->usable = strlen(id) <= GW_CTL_NODE_MAX;
+    if (!ctl->usable)
+        LOG_WARN("node id longer than %d bytes: the server API's disconnect is unavailable on this node",
+                 GW_CTL_NODE_MAX);
+    ctl->reply_len = (size_t)snprintf(ctl->reply_key, sizeof ctl->reply_key, GW_CTL_REPLY_PREFIX "%.*s",
+                                      GW_CTL_NODE_MAX, id);
+    return ctl;
+}
+
+/* Answers the API request (ok: the counts are meaningful) and forgets o. */
+static void origin_finish(struct ctl_origin *o, bool ok)
+{
+    struct gw_bus *bus = o->ctl->bus;
+    struct gw_wmail *m = gw_wmail_new(GW_WMAIL_CTL_RESULT, NULL, 0);
+
+    m->session_id = o->api_id;
+    m->ok = ok;
+    m->closed = o->closed;
+    m->nodes = o->expected < 0 ? 0 : (int)o->expected;
+    m->answered = o->answered;
+    m->rev_at = o->msg.at;
+    m->rev_until = o->msg.until;
+    static const char *const names[] = { "", "disconnect", "done", "revoke", "unrevoke", "unsubscribe" };
+
+    LOG_INFO("%s req=%" PRIu64 " ok=%d count=%" PRIu64 " nodes=%lld answered=%d", names[o->msg.op],
+             o->req, ok, o->closed, o->expected, o->answered);
+    bus->ops->post(bus->ctx, o->worker, m);
+    gw_dict_delete(&o->ctl->origins, &o->req, sizeof(o->req));
+    if (o->timer)
+        event_free(o->timer);
+    free(o);
+}
+
+static void origin_check(struct ctl_origin *o)
+{
+    if (o->expected >= 0 && o->answered >= o->expected)
+        origin_finish(o, true);
+}
+
+static void on_origin_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct ctl_origin *o = arg;
+
+    (void)fd;
+    (void)what;
+    /* Without PUBLISH's count nobody knows how far the command went. */
+    origin_finish(o, o->expected >= 0);
+}
+
+static struct ctl_origin *origin_find(struct bus_ctl *ctl, uint64_t req)
+{
+    struct gw_dict_entry *e = gw_dict_find(&ctl->origins, &req, sizeof(req));
+    return e ? e->value : NULL;
+}
+
+/* One node's answer to a disconnect this node asked for. */
+static void origin_answer(struct bus_ctl *ctl, uint64_t req, uint64_t closed)
+{
+    struct ctl_origin *o = origin_find(ctl, req);
+
+    if (!o)
+        return; /* timed out already: that answer is not in the reply */
+    o->answered++;
+    o->closed += closed;
+    origin_check(o);
+}
+
+static struct ctl_token *token_new(enum ctl_token_kind kind, uint64_t req)
+{
+    struct ctl_token *t = gw_xmalloc(sizeof(*t));
+    *t = (struct ctl_token){ kind, req, 0 };
+    return t;
+}
+
+static int publish(struct bus_ctl *ctl, const char *key, size_t klen, const struct gw_ctl_msg *m, bool command)
+{
+    struct ctl_token *t = token_new(command ? TOK_COMMAND : TOK_ANSWER, m->req);
+    size_t len;
+    char *text = gw_ctl_format(m, &len);
+    int rc;
+
+    rc = bus_link_publish_counted(ctl->bus, key, klen, text, len, t);
+    free(text);
+    if (rc != 0)
+        free(t);
+    return rc;
+}
+
+/* Hands the disconnect to every worker; they answer with gw_bus_post_disconnected. */
+static void apply_start(struct bus_ctl *ctl, const struct gw_ctl_msg *m)
+{
+    struct gw_bus *bus = ctl->bus;
+    struct ctl_apply *a = gw_xcalloc(1, sizeof(*a));
+
+    a->id = ++ctl->next_apply;
+    a->workers_left = bus->nworkers;
+    a->req = m->req;
+    memcpy(a->origin, m->from, sizeof a->origin);
+    gw_dict_add(&ctl->applies, &a->id, sizeof(a->id), a, NULL);
+    for (int w = 0; w < bus->nworkers; w++) {
+        struct gw_wmail *mail;
+        if (m->op == GW_CTL_UNSUBSCRIBE) {
+            mail = gw_wmail_new(GW_WMAIL_UNSUBSCRIBE, m->unsub.user, m->unsub.user_len);
+            mail->text = gw_xstrndup(m->unsub.channel, m->unsub.channel_len);
+            mail->text2 = gw_xstrdup(m->unsub.reason);
+        } else {
+            mail = gw_wmail_new(GW_WMAIL_DISCONNECT, m->dis.user, m->dis.user_len);
+            mail->id = m->dis.code;
+            mail->text = gw_xstrdup(m->dis.reason);
+        }
+        mail->seq = a->id;
+        bus->ops->post(bus->ctx, w, mail);
+    }
+}
+
+/* Sends a command whose answer is not needed (a failure is logged once by
+ * the link, and the command simply did not happen). */
+static void fire(struct bus_ctl *ctl, int argc, const char *const *argv, const size_t *lens)
+{
+    struct ctl_token *t = token_new(TOK_PRUNE, 0);
+    if (bus_link_command(ctl->bus, argc, argv, lens, t) != 0)
+        free(t);
+}
+
+/* Keeps m in the recent commands (and drops those older than RECENT_MS). */
+static void remember(struct bus_ctl *ctl, const struct gw_ctl_msg *m)
+{
+    int64_t now = wall_ms();
+    char score[24], cut[24];
+    size_t len, slen = (size_t)snprintf(score, sizeof score, "%" PRId64, now),
+                 clen = (size_t)snprintf(cut, sizeof cut, "(%" PRId64, now - RECENT_MS);
+    char *text = gw_ctl_format(m, &len);
+    const char *add[] = { "ZADD", RECENT_KEY, score, text };
+    size_t addl[] = { 4, strlen(RECENT_KEY), slen, len };
+    const char *trim[] = { "ZREMRANGEBYSCORE", RECENT_KEY, "-inf", cut };
+    size_t triml[] = { 16, strlen(RECENT_KEY), 4, clen };
+    const char *exp[] = { "PEXPIRE", RECENT_KEY, "120000" };
+    size_t expl[] = { 7, strlen(RECENT_KEY), 6 };
+
+    fire(ctl, 4, add, addl);
+    fire(ctl, 4, trim, triml);
+    fire(ctl, 3, exp, expl);
+    free(text);
+}
+
+/* Publishes the command and waits for the answers, CTL_TIMEOUT_MS at most;
+ * a command Redis does not take answers the API at once. */
+static void origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m)
+{
+    struct bus_ctl *ctl = o->ctl;
+    struct timeval tv = { CTL_TIMEOUT_MS / 1000, (CTL_TIMEOUT_MS % 1000) * 1000 };
+
+    if (m->op == GW_CTL_DISCONNECT || m->op == GW_CTL_UNSUBSCRIBE)
+        remember(ctl, m);
+
+    o->timer = evtimer_new(ctl->bus->base, on_origin_timeout, o);
+    if (!o->timer)
+        abort(); /* libevent allocates; as alloc.h, out of memory is fatal */
+    if (publish(ctl, GW_CTL_CHANNEL, strlen(GW_CTL_CHANNEL), m, true) != 0) {
+        origin_finish(o, false);
+        return;
+    }
+    evtimer_add(o->timer, &tv);
+}
+
+/* Tells the origin node of request req how many this node counted. A lost
+ * link loses the answer: the origin then reports this node as not answered
+ * (what it did stays done). */
+static void answer_origin(struct bus_ctl *ctl, const char *origin, uint64_t req, uint64_t count)
+{
+    struct gw_ctl_msg m = { .op = GW_CTL_DONE, .req = req, .closed = count };
+    char key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
+    int klen = snprintf(key, sizeof key, GW_CTL_REPLY_PREFIX "%s", origin);
+
+    snprintf(m.from, sizeof m.from, "%s", ctl->bus->cfg->node_id);
+    if (publish(ctl, key, (size_t)klen, &m, false) != 0)
+        LOG_WARN("answer not sent origin=%s req=%" PRIu64 " reason=link_down", origin, req);
+}
+
+void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
+    struct gw_ctl_msg m = { .op = cmd->unsub ? GW_CTL_UNSUBSCRIBE : GW_CTL_DISCONNECT, .req = ++ctl->next_req };
+
+    *o = (struct ctl_origin){ ctl, m.req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { .op = m.op } };
+    gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
+    snprintf(m.from, sizeof m.from, "%s", bus->cfg->node_id);
+    if (cmd->unsub) {
+        m.unsub = *cmd->unsub;
+    } else {
+        memcpy(m.dis.user, cmd->name, cmd->name_len);
+        m.dis.user_len = cmd->name_len;
+        m.dis.code = (int)cmd->id;
+        snprintf(m.dis.reason, sizeof m.dis.reason, "%s", cmd->payload ? cmd->payload : "");
+    }
+    if (bus->standalone) {
+        o->expected = 1; /* this node alone; its apply answers origin_answer */
+        apply_start(ctl, &m);
+        return;
+    }
+    if (!ctl->usable)
+        origin_finish(o, false);
+    else
+        origin_send(o, &m);
+}
+
+void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    uint32_t id = cmd->seq;
+    struct gw_dict_entry *e = gw_dict_find(&ctl->applies, &id, sizeof(id));
+    struct ctl_apply *a = e ? e->value : NULL;
+
+    if (!a)
+        return;
+    a->closed += cmd->target;
+    if (--a->workers_left > 0)
+        return;
+    gw_dict_delete(&ctl->applies, &id, sizeof(id));
+    LOG_INFO("disconnect applied origin=%s req=%" PRIu64 " closed=%" PRIu64, a->origin, a->req, a->closed);
+    if (bus->standalone)
+        origin_answer(ctl, a->req, a->closed);
+    else
+        answer_origin(ctl, a->origin, a->req, a->closed);
+    free(a);
+}
+
+void gw_bus_post_disconnect(struct gw_bus *bus, int worker, uint64_t api_id, const struct gw_ctl_disconnect *d)
+{
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_DISCONNECT, worker, d->user, d->user_len);
+
+    cmd->session_id = api_id;
+    cmd->id = d->code;
+    cmd->payload = gw_xstrdup(d->reason);
+    gw_bus_cmd_post(bus, cmd);
+}
+
+void gw_bus_post_unsubscribe_user(struct gw_bus *bus, int worker, uint64_t api_id,
+                                  const struct gw_ctl_unsubscribe *u)
+{
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_DISCONNECT, worker, u->user, u->user_len);
+
+    cmd->session_id = api_id;
+    cmd->unsub = gw_xmalloc(sizeof(*cmd->unsub));
+    *cmd->unsub = *u;
+    gw_bus_cmd_post(bus, cmd);
+}
+
+void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint64_t closed)
+{
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_DISCONNECTED, worker, "", 0);
+
+    cmd->seq = seq;
+    cmd->target = closed;
+    gw_bus_cmd_post(bus, cmd);
+}
+
+void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers)
+{
+    struct gw_bus *bus = ctx;
+    struct ctl_token *t = token;
+    struct ctl_origin *o = t->kind == TOK_COMMAND ? origin_find(bus->ctl, t->req) : NULL;
+
+    free(t);
+    if (!o)
+        return;
+    if (receivers < 0) {
+        origin_finish(o, false);
+        return;
+    }
+    o->expected = receivers;
+    origin_check(o);
+}
+
+
+
+
+void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
+    int64_t now = (int64_t)time(NULL);
+    struct gw_ctl_msg *m = &o->msg;
+
+    *o = (struct ctl_origin){ ctl, ++ctl->next_req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { 0 } };
+    gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
+    m->op = cmd->lift ? GW_CTL_UNREVOKE : GW_CTL_REVOKE;
+    m->req = o->req;
+    snprintf(m->from, sizeof m->from, "%s", bus->cfg->node_id);
+    memcpy(m->dis.user, cmd->name, cmd->name_len);
+    m->dis.user_len = cmd->name_len;
+    m->at = now;
+    m->until = now + (cmd->lift ? LIFT_MARK_S : cmd->keep);
+    if (bus->standalone) {
+        gw_bus_revoke_apply(bus, m);
+        o->expected = o->answered = 1;
+        origin_finish(o, true);
+        return;
+    }
+    char value[48];
+    size_t vlen = gw_revoke_format_value(value, m->at, m->until);
+    const char *argv[] = { cmd->lift ? "HDEL" : "HSET", GW_REVOKE_HASH, cmd->name, value };
+    size_t lens[] = { 4, strlen(GW_REVOKE_HASH), cmd->name_len, vlen };
+    struct ctl_token *t = token_new(TOK_STORE, o->req);
+    if (!ctl->usable || bus_link_command(bus, cmd->lift ? 3 : 4, argv, lens, t) != 0) {
+        free(t);
+        origin_finish(o, false);
+    }
+}
+
+
+/* The recent commands at link-up: those this node has not applied (its
+ * link was down when they were published) are applied now. */
+static void recent_loaded(struct gw_bus *bus, const redisReply *reply)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    int applied = 0;
+
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *r = reply->element[i];
+        struct gw_ctl_msg m;
+        if (r->type != REDIS_REPLY_STRING || gw_ctl_parse(r->str, r->len, &m) != 0 ||
+            (m.op != GW_CTL_DISCONNECT && m.op != GW_CTL_UNSUBSCRIBE) || !first_sight(ctl, m.from, m.req))
+            continue;
+        apply_start(ctl, &m);
+        applied++;
+    }
+    if (applied)
+        LOG_INFO("applied commands missed while the link was down count=%d", applied);
+}
+
+/* HGETALL's answer (bus_revoke.c), then the expired records leave the hash. */
+static void revoke_loaded(struct gw_bus *bus, uint64_t stamp, const redisReply *reply)
+{
+    const char *prune[PRUNE_MAX + 2] = { "HDEL", GW_REVOKE_HASH };
+    size_t plens[PRUNE_MAX + 2] = { 4, strlen(GW_REVOKE_HASH) };
+    size_t n = gw_bus_revoke_loaded(bus, stamp, reply, prune + 2, plens + 2, PRUNE_MAX);
+
+    if (n)
+        fire(bus->ctl, 2 + (int)n, prune, plens);
+}
+
+void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
+{
+    struct gw_bus *bus = ctx;
+    struct ctl_token *t = token;
+    struct ctl_origin *o;
+
+    if (*(const int *)token == BUS_TOKEN_IDEM) {
+        gw_bus_idem_on_reply(bus, token, reply);
+        return;
+    }
+    o = t->kind == TOK_STORE ? origin_find(bus->ctl, t->req) : NULL;
+
+    if (t->kind == TOK_LOAD)
+        revoke_loaded(bus, t->stamp, reply);
+    else if (t->kind == TOK_RECENT)
+        recent_loaded(bus, reply);
+    free(t);
+    if (!o)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        origin_finish(o, false);
+        return;
+    }
+    /* Stored: the nodes apply it when the announcement comes and answer, so
+     * the API's answer means every node that answered holds it. */
+    origin_send(o, &o->msg);
+}
+
+void gw_bus_ctl_live(struct gw_bus *bus)
+{
+    const char *argv[] = { "HGETALL", GW_REVOKE_HASH };
+    size_t lens[] = { 7, strlen(GW_REVOKE_HASH) };
+    struct ctl_token *t = token_new(TOK_LOAD, 0);
+
+    t->stamp = gw_revoke_stamp(&bus->revoked);
+    if (bus_link_command(bus, 2, argv, lens, t) != 0)
+        free(t);
+
+    char from[24];
+    size_t flen = (size_t)snprintf(from, sizeof from, "%" PRId64, wall_ms() - RECENT_MS);
+    const char *rargv[] = { "ZRANGEBYSCORE", RECENT_KEY, from, "+inf", "LIMIT", "0", RECENT_MAX };
+    size_t rlens[] = { 13, strlen(RECENT_KEY), flen, 4, 5, 1, strlen(RECENT_MAX) };
+    t = token_new(TOK_RECENT, 0);
+    if (bus_link_command(bus, 7, rargv, rlens, t) != 0)
+        free(t);
+}
+
+
+void gw_bus_ctl_open(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    const char *keys[] = { GW_CTL_CHANNEL, ctl->reply_key };
+    size_t lens[] = { strlen(GW_CTL_CHANNEL), ctl->reply_len };
+
+    if (ctl->usable && bus_link_subscribe_many(bus, 2, keys, lens) != 0)
+        LOG_WARN("cannot subscribe the control channels");
+}
+
+bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const char *payload, size_t len)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct gw_ctl_msg m;
+    bool command = klen == strlen(GW_CTL_CHANNEL) && memcmp(key, GW_CTL_CHANNEL, klen) == 0;
+
+    if (!command && !(klen == ctl->reply_len && memcmp(key, ctl->reply_key, klen) == 0))
+        return false;
+    if (gw_ctl_parse(payload, len, &m) != 0 || (m.op != GW_CTL_DONE) != command) {
+        gw_stat_add(&bus->stats.ctl_dropped, 1);
+        if (gw_bus_log_this(&bus->stats.ctl_dropped))
+            LOG_WARN("dropped control message reason=malformed channel=%.*s dropped_total=%" PRIu64, (int)klen, key,
+                     gw_stat_get(&bus->stats.ctl_dropped));
+        return true;
+    }
+    if (m.op == GW_CTL_DISCONNECT || m.op == GW_CTL_UNSUBSCRIBE) {
+        if (first_sight(ctl, m.from, m.req))
+            apply_start(ctl, &m);
+    } else if (m.op == GW_CTL_DONE)
+        origin_answer(ctl, m.req, m.closed);
+    else {
+        gw_bus_revoke_apply(bus, &m);
+        answer_origin(ctl, m.from, m.req, 0);
+    }
+    return true;
+}
+
+void gw_bus_ctl_stop(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct gw_dict_entry *e;
+
+    while ((e = gw_dict_first(&ctl->origins)))
+        origin_finish(e->value, false);
+}
+
+void gw_bus_ctl_free(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = bus->ctl;
+
+    if (!ctl)
+        return;
+    for (struct gw_dict_entry *e = gw_dict_first(&ctl->origins); e; e = gw_dict_next(&ctl->origins, e)) {
+        struct ctl_origin *o = e->value;
+        if (o->timer)
+            event_free(o->timer);
+        free(o);
+    }
+    for (struct gw_dict_entry *e = gw_dict_first(&ctl->applies); e; e = gw_dict_next(&ctl->applies, e))
+        free(e->value);
+    gw_dict_deinit(&ctl->origins);
+    gw_dict_deinit(&ctl->applies);
+    gw_dict_deinit(&ctl->seen);
+    free(ctl);
+    bus->ctl = NULL;
+}
