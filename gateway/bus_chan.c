@@ -244,3 +244,64 @@ const struct gw_clink_ops gw_bus_clink_ops = {
     .on_keys_lost = clink_on_keys_lost,
     .on_keys_live = clink_on_keys_live,
 };
+
+/* ---- the channel table's reconcile (bus_int.h) ---- */
+
+static void post_live(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t gen)
+{
+    struct gw_wmail *m = gw_wmail_new(GW_WMAIL_LIVE, name, len);
+    m->gen = gen;
+    bus->ops->post(bus->ctx, worker, m);
+}
+
+void gw_bus_chan_free(struct bus_chan *ch)
+{
+    if (!ch)
+        return;
+    gw_repair_chan_deinit(&ch->rep);
+    free(ch);
+}
+
+static bool sub_send(struct gw_bus *bus, bool subscribe, const char *name, size_t len)
+{
+    char key[256];
+    size_t klen = gw_bus_prefixed(bus, name, len, key);
+    if (subscribe)
+        return bus_subscribe(bus, key, klen) == 0;
+    return bus_unsubscribe(bus, key, klen) == 0;
+}
+
+/* bus_int.h. Brings Redis and the workers in line with want_mask. Only one command per
+ * channel is in flight at a time, so the answer that comes is always the
+ * answer to the one command sent.
+ * Returns true when the channel was deleted. */
+bool gw_bus_chan_reconcile(struct gw_bus *bus, const char *name, size_t len, struct bus_chan *ch)
+{
+    if (bus->standalone)
+        ch->redis_subscribed = ch->want_mask != 0;
+    if (ch->outstanding > 0)
+        return false;
+    if (ch->want_mask && !ch->redis_subscribed) {
+        if (bus_has_redis(bus) && sub_send(bus, true, name, len))
+            ch->outstanding++;
+        return false; /* no link: link_on_open() subscribes it */
+    }
+    if (!ch->want_mask && ch->redis_subscribed) {
+        if (bus_has_redis(bus) && sub_send(bus, false, name, len)) {
+            ch->outstanding++;
+            return false;
+        }
+        ch->redis_subscribed = false;
+    }
+    if (ch->want_mask) {
+        uint64_t tell = ch->want_mask & ~ch->live_mask;
+        for (int w = 0; w < bus->nworkers; w++)
+            if (tell & (1ULL << w))
+                post_live(bus, w, name, len, ch->gen[w]);
+        ch->live_mask |= tell;
+        return false;
+    }
+    gw_bus_chan_free(gw_dict_delete(&bus->chans, name, len));
+    gw_stat_set(&bus->stats.channels, bus->chans.count);
+    return true;
+}

@@ -210,6 +210,9 @@ static inline int bus_retire_epoch(struct gw_bus *bus, const char *key, size_t k
 /* Brings Redis and the workers in line with the channel's want_mask.
  * Returns true when the channel was deleted. */
 bool gw_bus_chan_reconcile(struct gw_bus *bus, const char *name, size_t len, struct bus_chan *ch);
+
+/* Frees a channel record taken out of the table (NULL: nothing). */
+void gw_bus_chan_free(struct bus_chan *ch);
 /* bus.c: a new command for the inbox (name copied), and its post. */
 struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
 void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);

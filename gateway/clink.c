@@ -61,7 +61,7 @@ static void set_state(struct gw_clink *cl, enum clink_state to, const char *why)
     gw_stat_set(&cl->stats->redis_conn_ready[GW_REDIS_ROLE_PUB], to == CL_LIVE);
 }
 
-void gw_clink_fail(struct gw_clink *cl, const char *why)
+static void clink_fail(struct gw_clink *cl, const char *why)
 {
     if (cl->state == CL_DOWN || cl->state == CL_RESETTING || cl->state == CL_DISCOVERING)
         return;
@@ -69,7 +69,7 @@ void gw_clink_fail(struct gw_clink *cl, const char *why)
     event_active(cl->reset_ev, 0, 0);
 }
 
-void gw_clink_refresh(struct gw_clink *cl, const char *why)
+static void clink_refresh(struct gw_clink *cl, const char *why)
 {
     gw_shards_refresh(cl->shards, why);
 }
@@ -82,7 +82,7 @@ static struct cshard *shard_of_conn(struct gw_clink *cl, const struct gw_rconn *
     return NULL;
 }
 
-struct cshard *gw_clink_owner(struct gw_clink *cl, const char *key, size_t klen)
+static struct cshard *clink_owner(struct gw_clink *cl, const char *key, size_t klen)
 {
     const struct gw_topo_node *n = gw_topo_key_owner(gw_shards_map(cl->shards), key, klen);
     for (size_t i = 0; n && i < cl->nsh; i++)
@@ -91,7 +91,7 @@ struct cshard *gw_clink_owner(struct gw_clink *cl, const char *key, size_t klen)
     return NULL;
 }
 
-struct cshard *gw_clink_shard_at(struct gw_clink *cl, const char *host, int port)
+static struct cshard *clink_shard_at(struct gw_clink *cl, const char *host, int port)
 {
     for (size_t i = 0; i < cl->nsh; i++)
         if (cl->sh[i].port == port && strcmp(cl->sh[i].host, host) == 0)
@@ -160,7 +160,7 @@ static void on_echo(struct cshard *sh, const char *payload)
     }
 }
 
-void gw_clink_fn_loaded(struct cshard *sh)
+static void clink_fn_loaded(struct cshard *sh)
 {
     if (sh->state != SH_LOADING)
         return;
@@ -285,7 +285,7 @@ static void free_conns(struct cshard *sh)
     sh->sub = sh->cmd = NULL;
 }
 
-void gw_clink_shard_fail(struct cshard *sh, const char *why)
+static void clink_shard_fail(struct cshard *sh, const char *why)
 {
     struct gw_clink *cl = sh->cl;
 
@@ -470,6 +470,15 @@ static const struct gw_shards_ops shards_ops = { on_map, on_map_error };
 
 /* ---- lifetime ---- */
 
+static const struct gw_clink_up clink_up = {
+    .fail = clink_fail,
+    .shard_fail = clink_shard_fail,
+    .owner = clink_owner,
+    .shard_at = clink_shard_at,
+    .fn_loaded = clink_fn_loaded,
+    .refresh = clink_refresh,
+};
+
 struct gw_clink *gw_clink_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
                               const struct gw_link_ops *ops, const struct gw_clink_ops *cops, void *ctx)
 {
@@ -478,6 +487,7 @@ struct gw_clink *gw_clink_new(const struct gw_config *cfg, struct event_base *ba
     cl->base = base;
     cl->stats = stats;
     cl->ops = ops;
+    cl->up = &clink_up;
     cl->cops = cops;
     cl->ctx = ctx;
     cl->fn_version = gw_link_fn_version();

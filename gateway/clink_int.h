@@ -58,6 +58,7 @@ struct gw_clink {
     struct event_base *base;
     const struct gw_link_ops *ops;
     const struct gw_clink_ops *cops;
+    const struct gw_clink_up *up; /* clink.c's table for the files below it */
     void *ctx;
     struct gw_bus_stats *stats; /* written by the bus thread only */
     long long fn_version;
@@ -84,20 +85,54 @@ struct gw_clink {
     uint64_t redirects, publish_errors;
 };
 
-/* clink.c, for clink_cmd.c */
-/* Schedules a reset of the whole link (safe inside callbacks); why is static text. */
-void gw_clink_fail(struct gw_clink *cl, const char *why);
-/* Schedules a reset of one master only once the link was live (before that,
- * of the whole link). Safe inside callbacks. */
-void gw_clink_shard_fail(struct cshard *sh, const char *why);
-/* The master serving key on the map the link was opened on, or NULL. */
-struct cshard *gw_clink_owner(struct gw_clink *cl, const char *key, size_t klen);
-/* The master at host:port, or NULL. */
-struct cshard *gw_clink_shard_at(struct gw_clink *cl, const char *host, int port);
-/* The library is on sh's master (SH_LOADING -> SH_PROVING). */
-void gw_clink_fn_loaded(struct cshard *sh);
-/* Asks shards.c for a fresh map (a MOVED, a CLUSTERDOWN). */
-void gw_clink_refresh(struct gw_clink *cl, const char *why);
+/* What clink_cmd.c, clink_hb.c and clink_sub.c may ask of clink.c: given to
+ * them in this table (cl->up), so that they sit below clink.c and never name
+ * it; the inline wrappers below only read better at the call sites. */
+struct gw_clink_up {
+    /* Schedules a reset of the whole link (safe inside callbacks); why is static text. */
+    void (*fail)(struct gw_clink *cl, const char *why);
+    /* Schedules a reset of one master only once the link was live (before that,
+     * of the whole link). Safe inside callbacks. */
+    void (*shard_fail)(struct cshard *sh, const char *why);
+    /* The master serving key on the map the link was opened on, or NULL. */
+    struct cshard *(*owner)(struct gw_clink *cl, const char *key, size_t klen);
+    /* The master at host:port, or NULL. */
+    struct cshard *(*shard_at)(struct gw_clink *cl, const char *host, int port);
+    /* The library is on sh's master (SH_LOADING -> SH_PROVING). */
+    void (*fn_loaded)(struct cshard *sh);
+    /* Asks shards.c for a fresh map (a MOVED, a CLUSTERDOWN). */
+    void (*refresh)(struct gw_clink *cl, const char *why);
+};
+
+static inline void gw_clink_fail(struct gw_clink *cl, const char *why)
+{
+    cl->up->fail(cl, why);
+}
+
+static inline void gw_clink_shard_fail(struct cshard *sh, const char *why)
+{
+    sh->cl->up->shard_fail(sh, why);
+}
+
+static inline struct cshard *gw_clink_owner(struct gw_clink *cl, const char *key, size_t klen)
+{
+    return cl->up->owner(cl, key, klen);
+}
+
+static inline struct cshard *gw_clink_shard_at(struct gw_clink *cl, const char *host, int port)
+{
+    return cl->up->shard_at(cl, host, port);
+}
+
+static inline void gw_clink_fn_loaded(struct cshard *sh)
+{
+    sh->cl->up->fn_loaded(sh);
+}
+
+static inline void gw_clink_refresh(struct gw_clink *cl, const char *why)
+{
+    cl->up->refresh(cl, why);
+}
 
 /* clink.c: does key belong to pctx, a struct cshard (gw_bus_key_pred)? */
 bool gw_clink_owned_by(void *pctx, const char *key, size_t klen);
