@@ -103,13 +103,15 @@ enum gw_api_op gw_api_op_of(const char *uri)
         return GW_API_OP_UNSUBSCRIBE;
     if (strcmp(uri, GW_API_HISTORY_PATH) == 0)
         return GW_API_OP_HISTORY;
+    if (strcmp(uri, GW_API_CHANNELS_PATH) == 0)
+        return GW_API_OP_CHANNELS;
     return GW_API_OP_NONE;
 }
 
 void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enum gw_api_op op)
 {
     size_t max = api->node->cfg->max_api_body_bytes;
-    bool get_op = op == GW_API_OP_HISTORY;
+    bool get_op = op == GW_API_OP_HISTORY || op == GW_API_OP_CHANNELS;
     bool method_ok = lws_hdr_total_length(wsi, get_op ? WSI_TOKEN_GET_URI : WSI_TOKEN_POST_URI) > 0;
     long long cl = content_length(wsi);
 
@@ -126,6 +128,8 @@ void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enu
         r->hdr_value = "Bearer";
     } else if (get_op && cl > 0) {
         gw_api_answer_error(api, r, 400, "bad_request", "a GET carries no body");
+    } else if (op == GW_API_OP_CHANNELS) {
+        gw_api_begin_channels(api, wsi, r);
     } else if (get_op) {
         gw_api_begin_history(api, wsi, r);
     } else if (cl < 0) {

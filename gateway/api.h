@@ -31,6 +31,7 @@ struct gw_api_batch; /* api_batch.c */
 #define GW_API_UNREVOKE_PATH "/api/unrevoke"
 #define GW_API_UNSUBSCRIBE_PATH "/api/unsubscribe"
 #define GW_API_HISTORY_PATH "/api/history"
+#define GW_API_CHANNELS_PATH "/api/channels"
 
 /* The endpoints of the server API (docs/PROTOCOL.md, "Server API"). */
 enum gw_api_op {
@@ -41,6 +42,7 @@ enum gw_api_op {
     GW_API_OP_UNREVOKE,   /* POST /api/unrevoke */
     GW_API_OP_UNSUBSCRIBE, /* POST /api/unsubscribe */
     GW_API_OP_HISTORY,    /* GET /api/history?channel=&since=&limit= */
+    GW_API_OP_CHANNELS,   /* GET /api/channels?pattern=&cursor=&limit= */
 };
 
 /* The endpoint a request path names (exact match), or GW_API_OP_NONE. */

@@ -1,7 +1,8 @@
 /* The server API's endpoints other than /api/publish (docs/PROTOCOL.md,
  * "Server API"): disconnect, unsubscribe, revoke and unrevoke (a body, then
- * a command through the bus and the cluster's answer), and GET /api/history
- * (a query, then a client's history read). Worker thread. */
+ * a command through the bus and the cluster's answer), GET /api/history
+ * (a query, then a client's history read) and GET /api/channels (a query,
+ * then a read of the channel index, bus_chans.c). Worker thread. */
 #define GW_LOG_MODULE "api"
 
 #include <errno.h>
@@ -20,35 +21,39 @@
 #include "revoke.h"
 #include "wmail.h"
 
+/* The request's query, its '&'-separated arguments joined again into q (lws
+ * keeps each as one fragment, percent-decoded). Returns its length, or -1
+ * when it is over sizeof q - 2 bytes. */
+static int query_of(struct lws *wsi, char *q, size_t cap)
+{
+    int n = 0;
+    /* The total length bounds the loop (a fragment is never empty of its
+     * '=' for a parameter the parsers accept). */
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    for (int i = 0, used = 0; total > 0 && used < total && n >= 0; i++) {
+        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (flen <= 0 || n + (n > 0) + flen + 1 > (int)cap)
+            return flen <= 0 ? n : -1;
+        if (n > 0)
+            q[n++] = '&';
+        if (lws_hdr_copy_fragment(wsi, q + n, (int)cap - n, WSI_TOKEN_HTTP_URI_ARGS, i) != flen)
+            return -1;
+        n += flen;
+        used += flen;
+    }
+    return n;
+}
+
 /* GET /api/history: the query read as a client's history request; the
  * answer is the same reply, read by the bus (bus_read.c). */
 void gw_api_begin_history(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
 {
     char q[1024], msg[256];
-    int n = 0;
     struct gw_ctl_history h;
     enum gw_err err;
     uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
+    int n = query_of(wsi, q, sizeof q);
 
-    /* lws keeps each '&'-separated argument as one fragment, percent-decoded;
-     * the total length bounds the loop (a fragment is never empty of its '='
-     * for a parameter the parser accepts). */
-    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
-    for (int i = 0, used = 0; total > 0 && used < total && n >= 0; i++) {
-        int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (flen <= 0 || n + (n > 0) + flen + 1 > (int)sizeof q) {
-            n = flen <= 0 ? n : -1;
-            break;
-        }
-        if (n > 0)
-            q[n++] = '&';
-        if (lws_hdr_copy_fragment(wsi, q + n, (int)sizeof q - n, WSI_TOKEN_HTTP_URI_ARGS, i) != flen) {
-            n = -1;
-            break;
-        }
-        n += flen;
-        used += flen;
-    }
     if (n < 0)
         gw_api_answer_error(api, r, 400, "bad_request", "query over %zu bytes", sizeof q - 2);
     else if (gw_ctl_parse_history_query(n ? q : NULL, (size_t)n, &h, &err, msg, sizeof msg) != 0)
@@ -62,6 +67,30 @@ void gw_api_begin_history(struct gw_api *api, struct lws *wsi, struct gw_api_req
         gw_api_wait_for(api, r, id);
         gw_bus_post_history(api->node->bus, api->worker, id, false, 0, h.channel, h.channel_len,
                             h.has_since ? &h.since : NULL, h.limit);
+    }
+}
+
+/* GET /api/channels: one page of the cluster's channel index, read by the
+ * bus (bus_chans.c); the answer comes back as a history result's frame. */
+void gw_api_begin_channels(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
+{
+    char q[1024], msg[256];
+    struct gw_ctl_channels c;
+    enum gw_err err;
+    uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
+    int n = query_of(wsi, q, sizeof q);
+
+    if (n < 0)
+        gw_api_answer_error(api, r, 400, "bad_request", "query over %zu bytes", sizeof q - 2);
+    else if (gw_ctl_parse_channels_query(n ? q : NULL, (size_t)n, &c, &err, msg, sizeof msg) != 0)
+        gw_api_answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
+    else if (!api->node->cfg->redis_url || api->node->cfg->redis.cluster || gw_node_draining(api->node) ||
+             !gw_node_ready(api->node))
+        gw_api_answer_error(api, r, 503, "unavailable",
+                            "the channel index is unavailable (no Redis, Redis Cluster mode, or the node is draining)");
+    else {
+        gw_api_wait_for(api, r, id);
+        gw_bus_post_channels(api->node->bus, api->worker, id, &c);
     }
 }
 

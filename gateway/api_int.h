@@ -26,6 +26,8 @@ void gw_api_batch_release(struct gw_api_req *r);
 
 /* api_ctl.c: GET /api/history once method and key passed (r ANSWERED or WAITING). */
 void gw_api_begin_history(struct gw_api *api, struct lws *wsi, struct gw_api_req *r);
+/* api_ctl.c: GET /api/channels once method and key passed (r ANSWERED or WAITING). */
+void gw_api_begin_channels(struct gw_api *api, struct lws *wsi, struct gw_api_req *r);
 /* api_ctl.c: a control endpoint's body is complete (r ANSWERED or WAITING). */
 void gw_api_end_control(struct gw_api *api, struct gw_api_req *r);
 

@@ -300,6 +300,7 @@ static void bus_drain_inbox(struct gw_bus *bus)
         case CMD_DISCONNECT: gw_bus_cmd_disconnect(bus, cmd); break;
         case CMD_DISCONNECTED: gw_bus_cmd_disconnected(bus, cmd); break;
         case CMD_REVOKE: gw_bus_cmd_revoke(bus, cmd); break;
+        case CMD_CHANNELS: gw_bus_cmd_channels(bus, cmd); break;
         }
         if (cmd->type == CMD_PUBLISH)
             atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
@@ -307,6 +308,7 @@ static void bus_drain_inbox(struct gw_bus *bus)
         free(cmd->unsub);
         free(cmd->idem_key);
         gw_presence_req_free(cmd->pres);
+        free(cmd->chq);
         free(cmd);
         m = next;
     }
@@ -336,11 +338,13 @@ static void *bus_main(void *arg)
     }
     gw_roster_start(&bus->roster, bus->base, bus->link, bus->clink, bus->ops->describe, bus->ctx);
     gw_presence_start(&bus->presence, bus->base);
+    gw_bus_chans_start(bus);
     bus_drain_inbox(bus);
     if (!atomic_load(&bus->stop))
         event_base_loop(bus->base, EVLOOP_NO_EXIT_ON_EMPTY);
     gw_roster_stop(&bus->roster);
     gw_presence_stop(&bus->presence);
+    gw_bus_chans_stop(bus);
 
     if (bus->standalone)
         set_standalone_ready(bus, false);
@@ -451,6 +455,7 @@ void gw_bus_free(struct gw_bus *bus)
         free(((struct bus_cmd *)m)->unsub);
         free(((struct bus_cmd *)m)->idem_key);
         gw_presence_req_free(((struct bus_cmd *)m)->pres);
+        free(((struct bus_cmd *)m)->chq);
         free(m);
         m = next;
     }

@@ -153,6 +153,11 @@ void gw_bus_post_presence(struct gw_bus *bus, int worker, uint64_t session_id, c
  * still waiting for the link are dropped, not read (counted in
  * wsgate_client_reads_dropped_total); replies of reads already on the link
  * find no session and are freed by the worker. Any thread; never fails. */
+/* Server API (bus_chans.c): one page of the cluster's active channels for
+ * q. The JSON answer comes back once as a GW_WMAIL_HISTORY_RESULT to worker
+ * tagged session_id (frame NULL: Redis unavailable, or cluster mode). Any thread. */
+struct gw_ctl_channels;
+void gw_bus_post_channels(struct gw_bus *bus, int worker, uint64_t session_id, const struct gw_ctl_channels *q);
 void gw_bus_post_left(struct gw_bus *bus, int worker, uint64_t session_id);
 
 #endif

@@ -481,6 +481,10 @@ void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
         gw_bus_idem_on_reply(bus, token, reply);
         return;
     }
+    if (*(const int *)token == BUS_TOKEN_CHANS_WRITE || *(const int *)token == BUS_TOKEN_CHANS_READ) {
+        gw_bus_chans_on_reply(bus, token, reply);
+        return;
+    }
     o = t->kind == TOK_STORE ? origin_find(bus->ctl, t->req) : NULL;
 
     if (t->kind == TOK_LOAD)

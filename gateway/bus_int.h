@@ -50,6 +50,7 @@ enum bus_cmd_type {
     CMD_DISCONNECTED, /* a worker's count (target) for the disconnect seq */
     CMD_REVOKE,       /* server API: name is the user; keep, lift */
     CMD_PRESENCE,
+    CMD_CHANNELS, /* server API: GET /api/channels (bus_chans.c) */
 };
 
 struct bus_cmd {
@@ -73,6 +74,7 @@ struct bus_cmd {
     char *idem_key; /* PUBLISH: owned idempotency key, or NULL (bus_idem.c) */
     size_t idem_len;
     struct gw_presence_req *pres; /* PRESENCE: owned */
+    struct gw_ctl_channels *chq;  /* CHANNELS: owned */
     size_t name_len;
     char name[];
 };
@@ -91,6 +93,9 @@ struct pub_wait {
 /* The first int of a token handed to gw_link_command by bus_idem.c; bus_ctl.c's
  * tokens start with their kind (below this). */
 #define BUS_TOKEN_IDEM 100
+/* bus_chans.c's tokens: an index write's (no answer needed), a read's. */
+#define BUS_TOKEN_CHANS_WRITE 101
+#define BUS_TOKEN_CHANS_READ 102
 
 struct gw_bus {
     /* Read-only after gw_bus_new. */
@@ -136,6 +141,7 @@ struct gw_bus {
     struct gw_readq waiting;
     struct bus_ctl *ctl; /* the control plane (bus_ctl.c) */
     struct gw_dict idem_local; /* standalone: idempotency key -> its end (bus_idem.c) */
+    struct event *chans_ev; /* single-Redis mode: the channel index's 1 s rewrite (bus_chans.c) */
 };
 
 /* Where the bus calls its Redis link: link.h in single-Redis mode, clink.h
@@ -216,6 +222,15 @@ void gw_bus_chan_free(struct bus_chan *ch);
 /* bus.c: a new command for the inbox (name copied), and its post. */
 struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
 void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);
+
+/* bus_chans.c: the cluster-wide channel index (GET /api/channels). The
+ * rewrite timer starts and stops with the bus loop; a read answers once as
+ * a GW_WMAIL_HISTORY_RESULT tagged with the API id (frame NULL: unavailable). */
+void gw_bus_chans_start(struct gw_bus *bus);
+void gw_bus_chans_stop(struct gw_bus *bus);
+void gw_bus_cmd_channels(struct gw_bus *bus, const struct bus_cmd *cmd);
+/* A token whose kind is BUS_TOKEN_CHANS_WRITE or _READ (frees a read's). */
+void gw_bus_chans_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply);
 
 /* bus_chan.c */
 /* Subscribes every wanted channel (pred NULL: a fresh link) or those whose

@@ -100,3 +100,12 @@ void gw_bus_post_left(struct gw_bus *bus, int worker, uint64_t session_id)
     cmd->session_id = session_id;
     gw_bus_cmd_post(bus, cmd);
 }
+
+void gw_bus_post_channels(struct gw_bus *bus, int worker, uint64_t session_id, const struct gw_ctl_channels *q)
+{
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_CHANNELS, worker, "", 0);
+    cmd->session_id = session_id;
+    cmd->chq = gw_xmalloc(sizeof *cmd->chq);
+    *cmd->chq = *q;
+    gw_bus_cmd_post(bus, cmd);
+}

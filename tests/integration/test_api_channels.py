@@ -1,0 +1,181 @@
+"""GET /api/channels (issue 21 item 4) on real processes: two nodes on one Redis, 3,000
+channels with subscribers spread over both (a third on A only, a third on B only, a third
+on both). Pages list every active channel exactly once in byte order with the number of
+nodes that have subscribers; a pattern selects a prefix or one name; channels unsubscribed
+while paging leave without any name listed twice; a SIGKILLed node's channels leave when
+its index entry expires (5 s TTL, rewritten every second); refusals as the other /api/
+endpoints.
+
+Run alone: WSGATE_BIN=build/gateway/wsgate /usr/bin/python3 -m unittest -v test_api_channels
+"""
+
+import os
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from wsgate_harness import T, wait_until  # noqa: E402
+from test_server_api import ServerApiBase, get  # noqa: E402
+
+N = 3000
+
+
+def name(i):
+    return "room:c%05d" % i
+
+
+def want_nodes(i):
+    """Channel i is on A when i % 3 != 2, on B when i % 3 != 0."""
+    return 2 if i % 3 == 1 else 1
+
+
+class Channels(ServerApiBase):
+    @classmethod
+    def setUpClass(cls):
+        cls.make_files()
+        cls.redis = cls.start_class_redis()
+        extra = ["--max-subscriptions", "2500", "--client-rate", "1000000", "--client-burst", "100000"]
+        cls.a = cls.start_class_gateway(cls.redis.port, cls.args(workers=2) + extra)
+        cls.b = cls.start_class_gateway(cls.redis.port, cls.args() + extra)
+        cls.a.wait_ready()
+        cls.b.wait_ready()
+
+    def subscribe_many(self, c, names):
+        """Pipelined: every subscribe sent, then every ack read (bounded by the client timeout)."""
+        ids = []
+        for n in names:
+            rid = c.new_id()
+            ids.append(rid)
+            c.send_json({"type": "subscribe", "channel": n, "id": rid})
+        for rid in ids:
+            r = c.wait_reply(rid, timeout=10)
+            self.assertEqual(r.get("type"), "ack", r)
+
+    def unsubscribe_many(self, c, names):
+        ids = []
+        for n in names:
+            rid = c.new_id()
+            ids.append(rid)
+            c.send_json({"type": "unsubscribe", "channel": n, "id": rid})
+        for rid in ids:
+            self.assertEqual(c.wait_reply(rid, timeout=10).get("type"), "ack")
+
+    def listing(self, port, limit, pattern=None, max_pages=100):
+        """Every page in order -> [(channel, nodes)], asserting each page's shape."""
+        out, cursor = [], None
+        for _ in range(max_pages):
+            q = {"limit": str(limit)}
+            if pattern is not None:
+                q["pattern"] = pattern
+            if cursor is not None:
+                q["cursor"] = cursor
+            st, page = get(port, "/api/channels?" + urllib.parse.urlencode(q, safe=":*"))
+            self.assertEqual(st, 200, page)
+            self.assertLessEqual(len(page["channels"]), limit)
+            out += [(c["channel"], c["nodes"]) for c in page["channels"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return out
+        self.fail("more than %d pages" % max_pages)
+
+    def setUp(self):
+        self.ca = self.user(self.a, "chan-a")
+        self.cb = self.user(self.b, "chan-b")
+        self.subscribe_many(self.ca, [name(i) for i in range(N) if i % 3 != 2])
+        self.subscribe_many(self.cb, [name(i) for i in range(N) if i % 3 != 0])
+        want = sorted([(name(i), want_nodes(i)) for i in range(N)] + [("room:1", 2)])
+        # The nodes rewrite their index entries every second.
+        wait_until(lambda: self.listing(self.a.port, 1000) == want, T(10), interval=0.3,
+                   what="all %d channels listed with their node counts" % (N + 1))
+        self.want = want
+
+    def tearDown(self):
+        for c in (self.ca, self.cb):
+            try:
+                c.close()
+            except OSError:
+                pass  # B's, after its SIGKILL
+
+    def test_a_pages_every_channel_once(self):
+        """limit 1000 (4 pages) and limit 300 from B: the same list, strictly increasing
+        names, every one exactly once, node counts right; pattern prefix and exact name."""
+        t0 = time.monotonic()
+        got = self.listing(self.b.port, 300)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(got, self.want)
+        names = [c for c, _ in got]
+        self.assertEqual(names, sorted(set(names)))
+        print("\n11 pages of 300 over %d channels: %.3f s" % (N + 1, elapsed), file=sys.stderr)
+        self.assertEqual(self.listing(self.a.port, 7, pattern="room:c001*"),
+                         [(name(i), want_nodes(i)) for i in range(100, 200)])
+        self.assertEqual(self.listing(self.a.port, 5, pattern=name(4)), [(name(4), 2)])
+        self.assertEqual(self.listing(self.a.port, 5, pattern="room:nothing*"), [])
+        self.assertEqual(self.listing(self.a.port, 5, pattern="room:c99999"), [])
+
+    def test_b_churn_while_paging(self):
+        """Half of A's channels are unsubscribed after the first page: the pages still come
+        without error and without any name twice; soon after, those only A had are gone
+        and the shared ones count 1 node."""
+        gone = [name(i) for i in range(N) if i % 3 != 2 and (i // 3) % 2 == 0]
+        seen, cursor, pages = [], None, 0
+        while True:
+            q = "/api/channels?limit=200" + ("&cursor=" + urllib.parse.quote(cursor, safe=":") if cursor else "")
+            st, page = get(self.a.port, q)
+            self.assertEqual(st, 200, page)
+            seen += [c["channel"] for c in page["channels"]]
+            pages += 1
+            if pages == 1:
+                self.unsubscribe_many(self.ca, gone)
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+            self.assertLess(pages, 100)
+        self.assertEqual(len(seen), len(set(seen)), "a channel listed twice")
+        self.assertEqual(seen, sorted(seen))
+        gone_set = set(gone)
+        want = [(c, n - 1 if c in gone_set else n) for c, n in self.want]
+        want = [(c, n) for c, n in want if n > 0]
+        wait_until(lambda: self.listing(self.b.port, 1000) == want, T(10), interval=0.3,
+                   what="the unsubscribed channels gone or counted once")
+
+    def test_c_killed_node_channels_expire(self):
+        """B is SIGKILLed: within its entry's TTL (5 s) plus a rewrite, the channels only B
+        had are gone and the shared ones count 1 node."""
+        t0 = time.monotonic()
+        self.b.kill()
+        want = [(c, 1) for c, n in self.want if not (c != "room:1" and int(c[6:]) % 3 == 2)]
+        wait_until(lambda: self.listing(self.a.port, 1000) == want, T(10), interval=0.3,
+                   what="B's channels gone after its SIGKILL")
+        took = time.monotonic() - t0
+        print("\nB's channels gone %.1f s after SIGKILL" % took, file=sys.stderr)
+        self.assertLess(took, T(8))
+        self.assertGreater(took, 0)
+
+    def test_0_refusals(self):
+        for q, slug in [("?limit=0", "bad_request"), ("?limit=1001", "bad_request"), ("?limit=x", "bad_request"),
+                        ("?x=1", "bad_request"), ("?pattern=a%20b", "bad_channel"), ("?limit=1&limit=2", "bad_request"),
+                        ("?cursor=a%20b", "bad_request")]:
+            st, body = get(self.a.port, "/api/channels" + q)
+            self.assertEqual((st, body.get("error")), (400, slug), (q, body))
+        self.assertEqual(get(self.a.port, "/api/channels", key=None)[0], 401)
+        self.assertEqual(get(self.a.port, "/api/channels", key="wrong-key-0000000000")[0], 401)
+        self.assertEqual(get(self.a.port, "/api/channels", method="POST", body=b"{}")[0], 405)
+
+
+class ChannelsStandalone(ServerApiBase):
+    @classmethod
+    def setUpClass(cls):
+        cls.make_files()
+
+    def test_standalone_503(self):
+        """Without Redis there is no index: 503 unavailable, not an empty list."""
+        gw = self.start_gateway(None, self.args())
+        st, body = get(gw.port, "/api/channels")
+        self.assertEqual((st, body.get("error")), (503, "unavailable"), body)
+
+
+if __name__ == "__main__":
+    unittest.main()
