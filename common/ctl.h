@@ -102,8 +102,8 @@ struct gw_ctl_history {
 int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history *out, enum gw_err *err,
                                char *errmsg, size_t errlen);
 
-/* GET /api/channels's query (docs/PROTOCOL.md is to describe the endpoint
- * once the gateway serves it; issue 21 item 4). Channels are listed in byte
+/* GET /api/channels's query (docs/PROTOCOL.md; served by gateway/bus_chans.c's
+ * index). Channels are listed in byte
  * order of their names, so a cursor is simply the last name of the previous
  * page: the next page starts strictly after it, which stays correct while
  * channels come and go between pages (none is listed twice). */
