@@ -90,6 +90,7 @@ class Channels(ServerApiBase):
         wait_until(lambda: self.listing(self.a.port, 1000) == want, T(10), interval=0.3,
                    what="all %d channels listed with their node counts" % (N + 1))
         self.want = want
+        self.want_names = [c for c, _ in want]
 
     def tearDown(self):
         for c in (self.ca, self.cb):
@@ -114,6 +115,25 @@ class Channels(ServerApiBase):
         self.assertEqual(self.listing(self.a.port, 5, pattern="room:nothing*"), [])
         self.assertEqual(self.listing(self.a.port, 5, pattern="room:c99999"), [])
 
+    def test_a2_page_cost_bounded_by_limit(self):
+        """5,000 stale names (in the shared set, on no node): a page of limit 10 reads at most
+        40 of them, answers none with a cursor, and removes the ones it read; paging on
+        reaches the end and leaves none of them."""
+        stale = ["room:s%05d" % i for i in range(5000)]
+        for k in range(0, len(stale), 500):
+            args = []
+            for n in stale[k:k + 500]:
+                args += ["0", n]
+            self.redis.command("ZADD", "{wsgate}:chans", *args)
+        before = self.redis.command("ZCARD", "{wsgate}:chans")
+        st, page = get(self.a.port, "/api/channels?pattern=room:s*&limit=10")
+        self.assertEqual(st, 200, page)
+        self.assertEqual(page["channels"], [])
+        self.assertEqual(page["next_cursor"], stale[39])
+        self.assertEqual(self.redis.command("ZCARD", "{wsgate}:chans"), before - 40)
+        self.assertEqual(self.listing(self.a.port, 1000, pattern="room:s*"), [])
+        self.assertEqual(self.redis.command("ZCARD", "{wsgate}:chans"), before - 5000)
+
     def test_b_churn_while_paging(self):
         """Half of A's channels are unsubscribed after the first page: the pages still come
         without error and without any name twice; soon after, those only A had are gone
@@ -128,6 +148,11 @@ class Channels(ServerApiBase):
             pages += 1
             if pages == 1:
                 self.unsubscribe_many(self.ca, gone)
+                # The rest of the walk reads the index after A's rewrite.
+                only_a = [n for n in gone if int(n[6:]) % 3 == 0][-1]
+                wait_until(lambda: not any(self.redis.command("SISMEMBER", b"{wsgate}:chans:node:" + nid, only_a)
+                                           for nid in self.redis.command("SMEMBERS", "{wsgate}:chans:nodes")),
+                           T(5), what="A's index entry rewritten without its unsubscribed channels")
             cursor = page["next_cursor"]
             if cursor is None:
                 break
@@ -135,6 +160,13 @@ class Channels(ServerApiBase):
         self.assertEqual(len(seen), len(set(seen)), "a channel listed twice")
         self.assertEqual(seen, sorted(seen))
         gone_set = set(gone)
+        # Every channel active for the whole walk was listed.
+        stayed = {c for c, n in self.want if c not in gone_set or n == 2}
+        self.assertEqual(stayed - set(seen), set())
+        self.assertTrue(set(seen) - stayed, "the walk started before the churn: some gone ones were listed")
+        self.assertTrue(any(c in gone_set and c not in stayed and c > seen[199] for c in self.want_names) and
+                        not any(c in gone_set and c not in stayed and c > seen[199] for c in seen),
+                        "the pages after the churn list none of the channels only A had")
         want = [(c, n - 1 if c in gone_set else n) for c, n in self.want]
         want = [(c, n) for c, n in want if n > 0]
         wait_until(lambda: self.listing(self.b.port, 1000) == want, T(10), interval=0.3,
