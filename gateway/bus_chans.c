@@ -103,61 +103,44 @@ static void send_words(struct gw_bus *bus, int argc, const char *const *argv, co
     (void)bus_link_command(bus, argc, argv, lens, (void *)&write_token);
 }
 
-/* One SADD to the node's fresh set and one ZADD to the index for names[0..n). */
+/* One SADD (to the node's fresh set, then its TTL) or one ZADD (to the
+ * index) of names[0..n). */
 static void send_batch(struct gw_bus *bus, const char *tmp, const char *const *names, const size_t *nlens, int n)
 {
     const char **argv = gw_xmalloc(sizeof(*argv) * (size_t)(2 * n + 2));
     size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)(2 * n + 2));
+    int argc = 2;
 
-    argv[0] = "SADD";
+    argv[0] = tmp ? "SADD" : "ZADD";
     lens[0] = 4;
-    argv[1] = tmp;
-    lens[1] = strlen(tmp);
+    argv[1] = tmp ? tmp : CHANS_ZSET;
+    lens[1] = tmp ? strlen(tmp) : sizeof CHANS_ZSET - 1;
     for (int i = 0; i < n; i++) {
-        argv[2 + i] = names[i];
-        lens[2 + i] = nlens[i];
+        if (!tmp) {
+            argv[argc] = "0";
+            lens[argc++] = 1;
+        }
+        argv[argc] = names[i];
+        lens[argc++] = nlens[i];
     }
-    send_words(bus, n + 2, argv, lens);
-    const char *exp[] = { "EXPIRE", tmp, CHANS_TTL };
-    size_t elens[] = { 6, strlen(tmp), strlen(CHANS_TTL) };
-    send_words(bus, 3, exp, elens);
-
-    argv[0] = "ZADD";
-    lens[0] = 4;
-    argv[1] = CHANS_ZSET;
-    lens[1] = sizeof CHANS_ZSET - 1;
-    for (int i = 0; i < n; i++) {
-        argv[2 + 2 * i] = "0";
-        lens[2 + 2 * i] = 1;
-        argv[3 + 2 * i] = names[i];
-        lens[3 + 2 * i] = nlens[i];
+    send_words(bus, argc, argv, lens);
+    if (tmp) {
+        const char *exp[] = { "EXPIRE", tmp, CHANS_TTL };
+        size_t elens[] = { 6, strlen(tmp), strlen(CHANS_TTL) };
+        send_words(bus, 3, exp, elens);
     }
-    send_words(bus, 2 * n + 2, argv, lens);
     free(argv);
     free(lens);
 }
 
-/* The node's set is built under a temporary name (its TTL set with each
- * batch) and renamed over the old one, which keeps that TTL: readers see
- * the old set or the new one, and nothing outlives a dead node by more
- * than the TTL. */
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* The wanted channels in batches: into the node's fresh set tmp, or (tmp
+ * NULL) into the index. Returns how many. */
+static int send_wanted(struct gw_bus *bus, const char *tmp)
 {
-    struct gw_bus *bus = arg;
-    char key[CHANS_KEY_MAX], tmp[CHANS_KEY_MAX];
     const char *names[CHANS_BATCH];
     size_t nlens[CHANS_BATCH];
     int n = 0, total = 0;
 
-    (void)fd;
-    (void)what;
-    if (!bus->link || !gw_link_ready(bus->link))
-        return;
-    node_key(bus, key, "");
-    node_key(bus, tmp, ":next");
-    const char *del[] = { "DEL", tmp };
-    size_t dlens[] = { 3, strlen(tmp) };
-    send_words(bus, 2, del, dlens);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e)) {
         if (!((struct bus_chan *)e->value)->want_mask)
             continue;
@@ -171,13 +154,37 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (n)
         send_batch(bus, tmp, names, nlens, n);
-    if (total) {
+    return total;
+}
+
+/* The node's set is built under a temporary name (its TTL set with each
+ * batch) and renamed over the old one, which keeps that TTL: readers see
+ * the old set or the new one, and nothing outlives a dead node by more
+ * than the TTL. The names go into the index only after the set is in
+ * place and the node listed, so a read never finds a new name in the index
+ * before a live set that holds it (it would drop it as stale). */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_bus *bus = arg;
+    char key[CHANS_KEY_MAX], tmp[CHANS_KEY_MAX];
+
+    (void)fd;
+    (void)what;
+    if (!bus->link || !gw_link_ready(bus->link))
+        return;
+    node_key(bus, key, "");
+    node_key(bus, tmp, ":next");
+    const char *del[] = { "DEL", tmp };
+    size_t dlens[] = { 3, strlen(tmp) };
+    send_words(bus, 2, del, dlens);
+    if (send_wanted(bus, tmp) > 0) {
         const char *ren[] = { "RENAME", tmp, key };
         size_t rlens[] = { 6, strlen(tmp), strlen(key) };
         send_words(bus, 3, ren, rlens);
         const char *sadd[] = { "SADD", CHANS_NODES, bus->cfg->node_id };
         size_t slens[] = { 4, sizeof CHANS_NODES - 1, strlen(bus->cfg->node_id) };
         send_words(bus, 3, sadd, slens);
+        send_wanted(bus, NULL);
     } else {
         const char *d2[] = { "DEL", key };
         size_t d2lens[] = { 3, strlen(key) };
