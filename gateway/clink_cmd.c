@@ -266,20 +266,11 @@ int gw_clink_publish_plain(struct gw_clink *cl, const char *key, size_t klen, co
 int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest, uint64_t since, int limit,
                   size_t max_bytes, void *token)
 {
-    char meta[GW_FN_KEY_MAX], stream[GW_FN_KEY_MAX], since_s[24], limit_s[16], bytes_s[24];
-    size_t mlen, slen;
+    struct gw_fn_history_call call;
 
-    if (braced(key, klen) || !gw_fn_history_keys(key, klen, meta, &mlen, stream, &slen))
+    if (braced(key, klen) || !gw_fn_history_call(&call, key, klen, latest, since, limit, max_bytes))
         return -EIO;
-    if (latest)
-        since_s[0] = '\0';
-    else
-        snprintf(since_s, sizeof since_s, "%" PRIu64, since);
-    snprintf(limit_s, sizeof limit_s, "%d", limit);
-    snprintf(bytes_s, sizeof bytes_s, "%zu", max_bytes);
-    const char *argv[] = { "FCALL_RO", "wsgate_history", "2", meta, stream, key, since_s, limit_s, bytes_s };
-    size_t lens[] = { 8, 14, 1, mlen, slen, klen, strlen(since_s), strlen(limit_s), strlen(bytes_s) };
-    return submit(cl, CC_READ, key, klen, 9, argv, lens, token);
+    return submit(cl, CC_READ, key, klen, 9, call.argv, call.lens, token);
 }
 
 int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, const char *epoch, size_t elen,

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "envelope.h"
 
@@ -26,6 +27,21 @@ long long gw_link_fn_version(void);
  * GW_FN_KEY_MAX bytes of room), sharing key's cluster slot. Returns false
  * when key is too long. */
 bool gw_fn_history_keys(const char *key, size_t klen, char *meta, size_t *mlen, char *stream, size_t *slen);
+
+/* The argv of one history read, FCALL_RO wsgate_history 2 meta stream key
+ * since limit max_bytes, with the room its strings need: filled by
+ * gw_fn_history_call, valid while the struct lives (argv points into it and
+ * at key, which the caller keeps until the command is sent). */
+struct gw_fn_history_call {
+    char meta[GW_FN_KEY_MAX], stream[GW_FN_KEY_MAX], since[24], limit[16], bytes[24];
+    const char *argv[9];
+    size_t lens[9];
+};
+
+/* Fills *c for a read of key's history after since (latest: the newest
+ * entries). Returns false when key is too long. Both links call it. */
+bool gw_fn_history_call(struct gw_fn_history_call *c, const char *key, size_t klen, bool latest, uint64_t since,
+                        int limit, size_t max_bytes);
 
 /* wsgate_publish's reply { offset, epoch, receivers } into *at. Returns false
  * for any other shape (an error reply included). reply borrowed. */

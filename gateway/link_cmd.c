@@ -216,22 +216,33 @@ static void on_read_reply(struct gw_rconn *c, const redisReply *reply, void *pri
 int gw_link_read(struct gw_link *link, const char *key, size_t klen, bool latest, uint64_t since, int limit,
                  size_t max_bytes, void *token)
 {
-    char meta[KEY_MAX], stream[KEY_MAX], since_s[24], limit_s[16], bytes_s[24];
-    size_t mlen, slen;
+    struct gw_fn_history_call call;
 
     if (link->state != LINK_LIVE || !link->pub)
         return -ENOTCONN;
-    if (!gw_fn_history_keys(key, klen, meta, &mlen, stream, &slen))
+    if (!gw_fn_history_call(&call, key, klen, latest, since, limit, max_bytes))
         return -EIO;
+    return pub_command(link, 9, call.argv, call.lens, on_read_reply, token);
+}
+
+bool gw_fn_history_call(struct gw_fn_history_call *c, const char *key, size_t klen, bool latest, uint64_t since,
+                        int limit, size_t max_bytes)
+{
+    size_t mlen, slen;
+
+    if (!gw_fn_history_keys(key, klen, c->meta, &mlen, c->stream, &slen))
+        return false;
     if (latest)
-        since_s[0] = '\0';
+        c->since[0] = '\0';
     else
-        snprintf(since_s, sizeof since_s, "%" PRIu64, since);
-    snprintf(limit_s, sizeof limit_s, "%d", limit);
-    snprintf(bytes_s, sizeof bytes_s, "%zu", max_bytes);
-    const char *argv[] = { "FCALL_RO", "wsgate_history", "2", meta, stream, key, since_s, limit_s, bytes_s };
-    size_t lens[] = { 8, 14, 1, mlen, slen, klen, strlen(since_s), strlen(limit_s), strlen(bytes_s) };
-    return pub_command(link, 9, argv, lens, on_read_reply, token);
+        snprintf(c->since, sizeof c->since, "%" PRIu64, since);
+    snprintf(c->limit, sizeof c->limit, "%d", limit);
+    snprintf(c->bytes, sizeof c->bytes, "%zu", max_bytes);
+    const char *argv[] = { "FCALL_RO", "wsgate_history", "2", c->meta, c->stream, key, c->since, c->limit, c->bytes };
+    size_t lens[] = { 8, 14, 1, mlen, slen, klen, strlen(c->since), strlen(c->limit), strlen(c->bytes) };
+    memcpy(c->argv, argv, sizeof argv);
+    memcpy(c->lens, lens, sizeof lens);
+    return true;
 }
 
 static void on_retire_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
