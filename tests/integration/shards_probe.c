@@ -48,7 +48,7 @@ static void on_error(void *ctx, const char *why)
     fflush(stdout);
 }
 
-static const struct gw_shards_ops ops = { on_map, on_error };
+static const struct gw_shards_ops ops = { on_map, on_error, NULL };
 
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
