@@ -8,6 +8,8 @@
   a command by key (following MOVED), SIGKILLs a master and waits for its replica to take
   over, runs CLUSTER FAILOVER on a replica, migrates one slot by hand (SETSLOT IMPORTING /
   MIGRATING, MIGRATE, SETSLOT NODE) and stops every process it started, by PID.
+- ClusterPublisher: a backend thread publishing through FCALL wsgate_publish with a
+  cluster-aware client (MOVED and ASK followed), recording each acked offset.
 
 A node's cluster bus listens on its port + 10000, so both ports are picked free. Settings for
 tests: a short cluster-node-timeout, cluster-require-full-coverage no and
@@ -23,6 +25,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -378,6 +381,94 @@ class RedisCluster:
         for n in [dst, src] + [m for m in self.masters() if m not in (src, dst)]:
             n.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
         self.wait_ok(T(30) if timeout is None else timeout)
+
+
+# ---- a backend publishing through a cluster-aware client
+
+
+class ClusterPublisher(threading.Thread):
+    """A backend publishing {"n": i} for i in 1..count on `key` through FCALL
+    wsgate_publish ... shard at `rate` messages/s, as a cluster-aware client: one
+    connection per master, the slot's master from CLUSTER SLOTS, MOVED followed (the map
+    asked again), ASK followed once (ASKING, then the call on the importing master),
+    TRYAGAIN/CLUSTERDOWN/a lost connection retried with the same n after 20 ms. Records
+    (send time, n, offset, epoch) per acked call and how many answers were ASK / MOVED.
+    Bounded by count and by `limit` seconds."""
+
+    def __init__(self, cluster, key, count, rate, limit=60):
+        super().__init__(daemon=True)
+        self.cluster, self.key, self.count, self.rate, self.limit = cluster, key, count, rate, limit
+        self.acked = []  # (monotonic send time, n, offset, epoch)
+        self.errors = []  # (monotonic time, n, repr of the error)
+        self.asks = self.moves = 0
+        self.stop = threading.Event()
+        self._conns = {}
+
+    def _conn(self, port):
+        if port not in self._conns:
+            self._conns[port] = RedisClient(port, timeout=5)
+        return self._conns[port]
+
+    def _drop(self, port):
+        c = self._conns.pop(port, None)
+        if c is not None:
+            c.close()
+
+    def _call(self, payload):
+        """One publish, redirections followed; returns the reply or raises."""
+        from wsgate_pub import fn_keys
+        args = ("FCALL", "wsgate_publish", "2", *fn_keys(self.key), self.key, payload, "", "", "shard")
+        port, asking = self.port, False
+        for _ in range(6):
+            try:
+                c = self._conn(port)
+                if asking:
+                    c.command("ASKING")
+                r = c.command(*args, raise_errors=False)
+            except (OSError, ConnectionError, TimeoutError):
+                self._drop(port)
+                raise
+            if not isinstance(r, RedisError):
+                return r
+            words = str(r).split()
+            if words and words[0] == "ASK":
+                self.asks += 1
+                port, asking = int(words[2].rsplit(":", 1)[1]), True
+                continue
+            if words and words[0] == "MOVED":
+                self.moves += 1
+                self.port = port = int(words[2].rsplit(":", 1)[1])
+                asking = False
+                continue
+            raise r
+        raise RedisError("too many redirects for %r" % self.key)
+
+    def run(self):
+        self.port = self.cluster.master_of_key(self.key).port
+        i = 1
+        start = time.monotonic()
+        deadline = start + T(self.limit)
+        try:
+            while i <= self.count and not self.stop.is_set() and time.monotonic() < deadline:
+                due = start + (i - 1) / self.rate
+                now = time.monotonic()
+                if due > now:
+                    time.sleep(due - now)
+                sent = time.monotonic()
+                try:
+                    r = self._call('{"n": %d}' % i)
+                    self.acked.append((sent, i, r[0], r[1].decode()))
+                    i += 1
+                except (OSError, ConnectionError, TimeoutError, RedisError) as e:
+                    self.errors.append((time.monotonic(), i, repr(e)[:120]))
+                    time.sleep(0.02)
+                    try:
+                        self.port = self.cluster.master_of_key(self.key).port
+                    except (OSError, RedisError, RuntimeError, TimeoutError, KeyError):
+                        pass
+        finally:
+            for port in list(self._conns):
+                self._drop(port)
 
 
 # ---- the protocol suite against a cluster (WSGATE_TEST_REDIS_CLUSTER=1)
