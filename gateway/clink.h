@@ -9,13 +9,27 @@
  * gw_link_ops, and offers the same calls (gw_clink_* for gw_link_*). It owns
  * no channel table. MOVED and ASK on a command are followed (ASKING on the
  * importing master), TRYAGAIN and CLUSTERDOWN retried after a pause.
- * A failure of one master's connection or heartbeat takes down only that
- * master's keys (gw_clink_ops; its connections are retried with backoff and
- * its keys subscribed and repaired when it echoes again). A change of which
- * master owns a slot (a failover, a migrated slot, an unsolicited
- * sunsubscribe) resets the whole link: on_reset, then on_open on the new map,
- * whose first heartbeat echo on every master makes on_live, and the bus's
- * repair reads back from the streams what each channel missed.
+ *
+ * The whole link resets (on_reset, then on_open on a fresh map and on_live
+ * once every master echoed) only while it was never live: a failure before
+ * every master was proven once starts over. After that, everything is per
+ * master or per slot, through gw_clink_ops, each call with a predicate that
+ * tells the keys concerned:
+ * - one master's connection or heartbeat fails: only its keys are lost; its
+ *   connections are retried with backoff, and its keys subscribed again
+ *   (on_keys_open) and repaired when it echoes again (on_keys_live);
+ * - a new map (a failover, a migrated slot, a master added or removed): the
+ *   keys of every slot whose owner changed are lost, then SSUBSCRIBEd on the
+ *   new owner and told live once that master answered an SSUBSCRIBE queued
+ *   after them (or, for a master new to the link, at its first echo);
+ *   masters new to the map get their connections and the library, masters
+ *   gone are closed (Redis itself drops a slot's shard subscriptions on the
+ *   master that loses it and tells us with a sunsubscribe, which is then
+ *   ignored); masters the diff does not touch go on without a pause;
+ * - an unsolicited sunsubscribe from the master the map names, or a refused
+ *   SSUBSCRIBE (MOVED): that slot's keys are lost, a refresh is asked
+ *   (coalesced) and they are subscribed on the owner the next map names.
+ * The bus's repair reads back from each stream what the lost keys missed.
  *
  * Bus thread only, except gw_clink_ready; the struct is opaque. */
 #ifndef GW_CLINK_H
@@ -35,18 +49,20 @@ struct gw_clink;
 /* Does key (a Redis key, prefix included) belong to the master in question? */
 typedef bool (*gw_bus_key_pred)(void *pctx, const char *key, size_t klen);
 
-/* Per master, beyond gw_link_ops (which speak of the whole link): after the
- * link was live once, one master's failure takes down only its own channels.
- * Each callback gets a predicate that tells that master's keys; bus thread,
- * inside connection or libevent callbacks. */
+/* Per master or per slot set, beyond gw_link_ops (which speak of the whole
+ * link): after the link was live once, a master's failure or a slot's move
+ * concerns only its own channels. Each callback gets a predicate that tells
+ * the keys concerned (that master's, or those of the slots that moved); bus
+ * thread, inside connection or libevent callbacks. */
 struct gw_clink_ops {
-    /* That master's connections are open again: subscribe its wanted keys. */
+    /* That master's connections are open again, or those keys' slots have a
+     * new owner: subscribe them (each on its owner). */
     void (*on_keys_open)(void *ctx, gw_bus_key_pred pred, void *pctx);
-    /* That master is lost: its keys are not subscribed any more, and what
-     * was in flight for them is forgotten. */
+    /* That master is lost, or those keys' slots moved: they are not
+     * subscribed any more, and what was in flight for them is forgotten. */
     void (*on_keys_lost)(void *ctx, gw_bus_key_pred pred, void *pctx);
-    /* That master's heartbeat echoed again: its keys' subscriptions are in
-     * place; read back what they missed. */
+    /* Those keys' subscriptions are proven in place (their master's echo, or
+     * its answer after them): read back what they missed. */
     void (*on_keys_live)(void *ctx, gw_bus_key_pred pred, void *pctx);
 };
 
