@@ -16,12 +16,12 @@ void gw_config_usage(FILE *out)
     char env[64];
     int wflag = 0, wenv = 0, wdef = 0;
 
-    for (size_t i = 0; i < gw_config_nopts; i++) {
-        const struct gw_config_opt *o = &gw_config_opts[i];
+    for (size_t i = 0; i < gw_config_opt_count; i++) {
+        const struct gw_config_opt *o = &gw_config_opt_table[i];
         const char *def = o->def ? o->def : o->def_text;
         int n = (int)strlen(o->name) + 2;
 
-        gw_config_env_name(o, env, sizeof env);
+        gw_config_opt_env_name(o, env, sizeof env);
         wflag = n > wflag ? n : wflag;
         wenv = (int)strlen(env) > wenv ? (int)strlen(env) : wenv;
         wdef = (int)strlen(def) > wdef ? (int)strlen(def) : wdef;
@@ -30,15 +30,15 @@ void gw_config_usage(FILE *out)
                  "Each option can also be set through its environment variable; flags win.\n\n");
     fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wflag, "OPTION", wenv, "ENVIRONMENT", wdef, "DEFAULT",
             "MEANING");
-    for (size_t i = 0; i < gw_config_nopts; i++) {
-        const struct gw_config_opt *o = &gw_config_opts[i];
+    for (size_t i = 0; i < gw_config_opt_count; i++) {
+        const struct gw_config_opt *o = &gw_config_opt_table[i];
         char flag[64];
 
         snprintf(flag, sizeof flag, "--%s", o->name);
         if (o->type == OPT_FLAG)
             snprintf(env, sizeof env, "-");
         else
-            gw_config_env_name(o, env, sizeof env);
+            gw_config_opt_env_name(o, env, sizeof env);
         fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wflag, flag, wenv, env, wdef,
                 o->def ? o->def : o->def_text, o->help);
     }
@@ -103,8 +103,8 @@ void gw_config_log(const struct gw_config *cfg)
     char buf[4096];
     size_t len = 0;
 
-    for (size_t i = 0; i < gw_config_nopts; i++) {
-        const struct gw_config_opt *o = &gw_config_opts[i];
+    for (size_t i = 0; i < gw_config_opt_count; i++) {
+        const struct gw_config_opt *o = &gw_config_opt_table[i];
         const char *base = (const char *)cfg;
         bool v6;
 
