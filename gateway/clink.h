@@ -90,10 +90,13 @@ int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest
 int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, const char *epoch, size_t elen,
                           uint64_t below);
 
-/* The roster (the admin view) as gw_link_roster_write/read, with keys that
- * share the {wsgate} hash tag ({wsgate}:nodes, {wsgate}:node:<id>), so the
- * whole roster lives on one master and its MGET works (clink_roster.c). */
-int gw_clink_roster_write(struct gw_clink *cl, const char *json, size_t len, int ttl_s);
-int gw_clink_roster_read(struct gw_clink *cl);
+/* As gw_link_call, on the command connection of the master that owns key
+ * (a Redis key; argv's keys must share its slot), with no MOVED or ASK
+ * following: for best-effort callers whose next round retries, the roster's
+ * (roster.c, keys under one hash tag). Returns 0, or -ENOTCONN when the link
+ * or that master is not live, or the connection's refusal: then cb is not
+ * called (clink_roster.c). */
+int gw_clink_call(struct gw_clink *cl, const char *key, size_t klen, int argc, const char *const *argv,
+                  const size_t *lens, gw_link_reply_fn cb, void *token);
 
 #endif
