@@ -553,6 +553,16 @@ START_TEST(log_line_masks_password)
     ck_assert_ptr_nonnull(strstr(line, " log_format=text"));
     ck_assert_ptr_nonnull(strstr(line, "level=info module=config"));
     ck_assert_ptr_eq(strchr(line, '\n'), line + n - 1); /* one line */
+
+    /* Listen addresses as they were written: an IPv6 host in brackets. */
+    expect_ok(ARGS("--listen", "[::1]:9000", "--api-listen", "[fe80::2]:9001", "--api-key-file", "/k"), NULL);
+    logged_config(line, sizeof line);
+    ck_assert_ptr_nonnull(strstr(line, " listen=[::1]:9000 "));
+    ck_assert_ptr_nonnull(strstr(line, " api_listen=[fe80::2]:9001 "));
+    expect_ok(ARGS("--listen", "127.0.0.1:9000"), NULL);
+    logged_config(line, sizeof line);
+    ck_assert_ptr_nonnull(strstr(line, " listen=127.0.0.1:9000 "));
+    ck_assert_ptr_nonnull(strstr(line, " api_listen=same "));
 }
 END_TEST
 
