@@ -207,7 +207,7 @@ static int publish(struct bus_ctl *ctl, const char *key, size_t klen, const stru
     char *text = gw_ctl_format(m, &len);
     int rc;
 
-    rc = bus_link_publish_counted(ctl->bus, key, klen, text, len, t);
+    rc = bus_publish_counted(ctl->bus, key, klen, text, len, t);
     free(text);
     if (rc != 0)
         free(t);
@@ -529,7 +529,7 @@ void gw_bus_ctl_open(struct gw_bus *bus)
     const char *keys[] = { GW_CTL_CHANNEL, ctl->reply_key };
     size_t lens[] = { strlen(GW_CTL_CHANNEL), ctl->reply_len };
 
-    if (ctl->usable && bus_link_subscribe_many(bus, 2, keys, lens) != 0)
+    if (ctl->usable && bus_subscribe_internal(bus, 2, keys, lens) != 0)
         LOG_WARN("cannot subscribe the control channels");
 }
 
