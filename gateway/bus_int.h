@@ -293,7 +293,7 @@ bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
 
 /* bus_ctl.c: the control plane. */
 struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus);
-/* link_ops.on_open: subscribes __wsgate:ctl and this node's reply channel. */
+/* link_ops.on_open: subscribes the control channel and this node's reply channel. */
 void gw_bus_ctl_open(struct gw_bus *bus);
 /* link_ops.on_message for the control keys: true when key was one (handled). */
 bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const char *payload, size_t len);
@@ -304,20 +304,20 @@ void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd);
 /* link_ops.on_reply */
 void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply);
-/* link_ops.on_live: loads the revocations Redis holds. */
+/* link_ops.on_live: loads the revocations Redis holds and the recent commands. */
 void gw_bus_ctl_live(struct gw_bus *bus);
+/* Cluster mode, gw_clink_ops.on_keys_open / on_keys_live of one master: when
+ * it is the control plane's ({wsgate}) master, the control channels are
+ * subscribed again / the revocations and recent commands read back. */
+void gw_bus_ctl_keys_open(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx);
+void gw_bus_ctl_keys_live(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx);
 /* Answers every disconnect still waiting as failed (the bus is stopping). */
 void gw_bus_ctl_stop(struct gw_bus *bus);
 /* Frees the control plane; NULL-safe. Main thread, bus stopped. */
 void gw_bus_ctl_free(struct gw_bus *bus);
 
-/* bus_revoke.c: the revocations' bus side (bus_ctl.c drives it). */
+/* bus_revoke.c: the revocations' bus side (bus_ctl_int.h has the rest). */
 void gw_bus_revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m);
-/* HGETALL of wsgate:revoked answered (NULL: failed): reloads bus->revoked;
- * returns how many fields (expired or malformed, at most max) to delete,
- * pointing prune/plens into reply. */
-size_t gw_bus_revoke_loaded(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply, const char **prune,
-                            size_t *plens, size_t max);
 
 /* bus_idem.c: idempotent HTTP publishes. Takes cmd->payload (cmd->idem_key set). */
 void gw_bus_idem_publish(struct gw_bus *bus, struct bus_cmd *cmd);
