@@ -41,22 +41,24 @@ static void default_node_id(struct gw_config *cfg)
     cfg->node_id = gw_xstrdup(id);
 }
 
-bool gw_config_keeps_history(const struct gw_config *cfg, const char *channel)
+/* Does channel match one of the patterns (no subject: {sub} matches nothing)? */
+static bool matches_any(const struct gw_strlist *patterns, const char *channel)
 {
-    for (size_t i = 0; i < cfg->history_channels.n; i++) {
-        if (gw_pattern_match(cfg->history_channels.v[i], NULL, channel))
+    for (size_t i = 0; i < patterns->n; i++) {
+        if (gw_pattern_match(patterns->v[i], NULL, channel))
             return true;
     }
     return false;
 }
 
+bool gw_config_keeps_history(const struct gw_config *cfg, const char *channel)
+{
+    return matches_any(&cfg->history_channels, channel);
+}
+
 bool gw_config_keeps_presence(const struct gw_config *cfg, const char *channel)
 {
-    for (size_t i = 0; i < cfg->presence_channels.n; i++) {
-        if (gw_pattern_match(cfg->presence_channels.v[i], NULL, channel))
-            return true;
-    }
-    return false;
+    return matches_any(&cfg->presence_channels, channel);
 }
 
 void gw_config_init(struct gw_config *cfg)
