@@ -307,9 +307,9 @@ static void move_keys(struct gw_clink *cl, size_t fresh)
         set_bit(go, s);
         n++;
     }
+    /* A slot no master serves (not even a failed one) is rare: the periodic
+     * refresh, or any other, brings the map that serves it. */
     cl->moving_any = left > 0;
-    if (left)
-        gw_clink_refresh(cl, "a moved slot has no master in the map yet");
     if (!n)
         return;
     LOG_INFO("moving the keys of %u slots to their new masters (%u wait for a master)", n, left);
