@@ -97,12 +97,6 @@ static struct cshard *clink_shard_at(struct gw_clink *cl, const char *host, int 
     return NULL;
 }
 
-bool gw_clink_owned_by(void *pctx, const char *key, size_t klen)
-{
-    struct cshard *sh = pctx;
-    return gw_clink_owner(sh->cl, key, klen) == sh;
-}
-
 /* Every master echoed once (CL_CONNECTING): the link is live. */
 static void clink_echoed(struct gw_clink *cl)
 {

@@ -32,9 +32,10 @@
 #define UNHANDLED_MAX (64u * 1024 * 1024)
 
 /* clink_int.h */
-gw_stat *gw_clink_master_stat(const struct cshard *sh, gw_stat *arr)
+bool gw_clink_owned_by(void *pctx, const char *key, size_t klen)
 {
-    return sh->midx >= 0 ? &arr[sh->midx] : NULL;
+    struct cshard *sh = pctx;
+    return gw_clink_owner(sh->cl, key, klen) == sh;
 }
 
 static void set_master_stat(const struct cshard *sh, gw_stat *arr, uint64_t v)
