@@ -98,7 +98,9 @@ class ControlShardDown(ServerApiBase):
         self.assertEqual(reader.recv_message(timeout=5)["data"], "once")
         self.assertEqual(api(self.b.port, "/api/publish", once), (200, first))
         reader.expect_nothing(0.5)
-        self.user(self.a, "newcomer")  # authentication needs no Redis (the node's copy)
+        c = self.client(self.a.port)  # authentication needs no Redis (the node's copy)
+        r = c.request({"type": "auth", "token": self.mint("newcomer"), "id": c.new_id()})
+        self.assertEqual(r.get("type"), "ack", r)
 
         # Back: same node ids, same slots; each node resubscribes the control channels.
         self.ctl_master.start()
@@ -119,6 +121,37 @@ class ControlShardDown(ServerApiBase):
         self.assertEqual((st, body.get("nodes"), body.get("answered")), (200, 2, 2), body)
         self.assertEqual(self.ctl_master.command("HEXISTS", TAG + ":revoked", sub), 1)
         self.assertTrue(self.a.log_text().count("control plane master live again") >= 1)
+
+    def test_idempotency_key_follows_ask_during_a_migration(self):
+        """The slot of an idempotency key is being migrated (SETSLOT MIGRATING/IMPORTING):
+        its commands get ASK from the source and go to the importing master (ASKING); the
+        publish is delivered once, a retry on the other node answers the first answer."""
+        self.a.wait_ready()
+        self.b.wait_ready()
+        src = self.other
+        dst = next(m for m in self.cluster.masters() if m is not src and m is not self.ctl_master)
+        ikey = self.name_on(src, "wsgate:idem:m%d")
+        ch = self.name_on(src, "room:mig%d")
+        slot = self.cluster.keyslot(ikey)
+        self.assertNotEqual(slot, self.cluster.keyslot(ch))
+        reader = self.user(self.b, "mig-reader")
+        self.assertEqual(reader.subscribe(ch).get("type"), "ack")
+        before = self.a.metric("wsgate_redis_redirects_total", 0) + self.b.metric("wsgate_redis_redirects_total", 0)
+        self.cluster.begin_migration(slot, src, dst)
+        try:
+            body = {"channel": ch, "data": "m", "idempotency_key": ikey[len("wsgate:idem:"):]}
+            st, first = api(self.a.port, "/api/publish", body)
+            self.assertEqual(st, 200, first)
+            self.assertEqual(reader.recv_message(timeout=5)["data"], "m")
+            self.assertEqual(api(self.b.port, "/api/publish", body), (200, first))
+            reader.expect_nothing(0.5)
+            with dst.client() as c:  # stored on the importing master
+                c.command("ASKING")
+                self.assertEqual(c.command("GET", ikey).decode(), "%d %s" % (first["offset"], first["epoch"]))
+            after = self.a.metric("wsgate_redis_redirects_total", 0) + self.b.metric("wsgate_redis_redirects_total", 0)
+            self.assertGreaterEqual(after - before, 4)  # claim, store, claim, read: each an ASK
+        finally:
+            self.cluster.finish_migration(slot, src, dst)
 
 
 if __name__ == "__main__":
