@@ -150,7 +150,7 @@ struct chans_read {
  * that tag's master. */
 static int chans_command(struct gw_bus *bus, int argc, const char *const *argv, const size_t *lens, void *token)
 {
-    return bus_link_command(bus, argc, argv, lens, token);
+    return bus_command(bus, CHANS_ZSET, sizeof CHANS_ZSET - 1, argc, argv, lens, token);
 }
 
 struct bus_chans *gw_bus_chans_new(struct gw_bus *bus)

@@ -23,6 +23,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from wsgate_harness import T, wait_until  # noqa: E402
+from wsgate_cluster import RedisCluster  # noqa: E402
 from test_server_api import ServerApiBase, get  # noqa: E402
 
 N = 3000
@@ -271,6 +272,78 @@ class Channels(ServerApiBase):
         self.assertEqual(get(self.a.port, "/api/channels", key=None)[0], 401)
         self.assertEqual(get(self.a.port, "/api/channels", key="wrong-key-0000000000")[0], 401)
         self.assertEqual(get(self.a.port, "/api/channels", method="POST", body=b"{}")[0], 405)
+
+
+class ChannelsCluster(ServerApiBase):
+    """The same index on a Redis Cluster (3 masters, no replicas): its keys on the {wsgate}
+    tag's master, counts exact across two nodes for channels on every shard."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.make_files()
+        cls.cluster = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+        cls.addClassCleanup(cls.cluster.stop)
+        cls.seeds = "redis+cluster://" + ",".join(m.addr for m in cls.cluster.masters())
+
+    def settle(self, read, want, what):
+        got = []
+        try:
+            wait_until(lambda: got.append(read()) or got[-1] == want, T(10), interval=0.3, what=what)
+        except AssertionError:
+            self.assertEqual(got[-1:], [want], what)
+
+    def test_counts_exact_in_cluster_mode(self):
+        a = self.start_gateway(None, self.args(workers=2) + ["--redis-url", self.seeds], name="a", ready=True)
+        b = self.start_gateway(None, self.args() + ["--redis-url", self.seeds], name="b", ready=True)
+        names = ["room:k%02d" % i for i in range(12)]
+        owners = {self.cluster.master_of_key("gw:" + n).addr for n in names}
+        self.assertEqual(len(owners), 3, "the channels spread over every master")
+        ca = [self.user(a, "ka%d" % j) for j in range(3)]
+        cb = [self.user(b, "kb%d" % j) for j in range(2)]
+        for j, c in enumerate(ca):
+            for n in names[j::2]:
+                self.assertEqual(c.subscribe(n).get("type"), "ack")
+        for j, c in enumerate(cb):
+            for n in names[:6 + 3 * j]:
+                self.assertEqual(c.subscribe(n).get("type"), "ack")
+
+        def expected(cs_a, cs_b):
+            out = []
+            for i, n in enumerate(names):
+                ka = sum(1 for j in cs_a if i % 2 == j % 2 and i >= j)
+                kb = sum(1 for j in cs_b if i < 6 + 3 * j)
+                if ka + kb:
+                    out.append((n, ka + kb, (ka > 0) + (kb > 0)))
+            return sorted(out + [("room:1", len(cs_a) + len(cs_b), (len(cs_a) > 0) + (len(cs_b) > 0))])
+
+        def listing(port, limit):
+            out, cursor = [], None
+            for _ in range(50):
+                q = "/api/channels?limit=%d" % limit + ("&cursor=" + urllib.parse.quote(cursor) if cursor else "")
+                st, page = get(port, q)
+                self.assertEqual(st, 200, page)
+                out += [(c["channel"], c["subscribers"], c["nodes"]) for c in page["channels"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    return out
+            self.fail("more than 50 pages")
+
+        want = expected(range(3), range(2))
+        self.settle(lambda: listing(b.port, 4), want, "cluster counts exact")
+        self.assertEqual(listing(a.port, 1000), want)
+        # The index is on the {wsgate} tag's master, one hash per node.
+        holder = self.cluster.master_of_key("{wsgate}:chans")
+        self.assertEqual(holder.command("ZCARD", "{wsgate}:chans"), len(want))
+        self.assertEqual(len(holder.command("SMEMBERS", "{wsgate}:chans:counters")), 2)
+        # Churn: one of A's clients leaves, one of B's drops its channels.
+        ca[1].close()
+        for n in names[:9]:
+            cb[1].send_json({"type": "unsubscribe", "channel": n, "id": cb[1].new_id()})
+        want = expected([0, 2], [0])
+        want[0] = ("room:1", 4, 2)  # cb[1] keeps room:1
+        self.settle(lambda: listing(a.port, 5), want, "cluster counts after churn")
+        for c in ca + cb:
+            c.close()
 
 
 class ChannelsStandalone(ServerApiBase):
