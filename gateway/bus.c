@@ -182,6 +182,21 @@ static void link_on_roster(void *ctx, int n, const char *const *json, const size
     gw_roster_store(&((struct gw_bus *)ctx)->roster, n, json, jlen);
 }
 
+int gw_bus_masters(struct gw_bus *bus, struct gw_roster_master *out, int max)
+{
+    struct gw_clink_master m;
+    int n = 0;
+
+    /* The stats' per-master figures share the link's order, up to their bound. */
+    if (max > GW_REDIS_MASTERS_MAX)
+        max = GW_REDIS_MASTERS_MAX;
+    for (; bus->clink && n < max && gw_clink_master(bus->clink, (size_t)n, &m); n++)
+        out[n] = (struct gw_roster_master){ m.host, m.port, m.slots, m.state,
+                                            gw_stat_get(&bus->stats.master_rtt_us[n]),
+                                            gw_stat_get(&bus->stats.master_reconnects[n]) };
+    return n;
+}
+
 char *gw_bus_cluster(struct gw_bus *bus, size_t *len)
 {
     return gw_roster_copy(&bus->roster, len);

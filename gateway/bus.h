@@ -149,6 +149,15 @@ void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint
  * GW_WMAIL_PRESENCE_RESULT (frame NULL: unavailable). Any thread. */
 void gw_bus_post_presence(struct gw_bus *bus, int worker, uint64_t session_id, const char *name, size_t len,
                           struct gw_presence_req *req);
+/* This node's link to each Redis Cluster master, at most max, for its
+ * roster entry (the admin view): each master's address, slots and link state
+ * as the cluster link sees them, with its heartbeat round trip and
+ * reconnects from the stats. Returns how many (0 outside cluster mode). The
+ * hosts are borrowed until the link's next reset. Bus thread (the roster's
+ * describe callback runs there). */
+struct gw_roster_master;
+int gw_bus_masters(struct gw_bus *bus, struct gw_roster_master *out, int max);
+
 /* Server API (bus_chans.c): one page of the cluster's active channels for
  * q. The JSON answer comes back once as a GW_WMAIL_HISTORY_RESULT to worker
  * tagged session_id (frame NULL: no Redis, or Redis could not be read). Any thread. */

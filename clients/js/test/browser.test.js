@@ -140,6 +140,9 @@ test("the admin view in Chromium lists a three-node cluster as /metrics does, an
       throw new Error(`${e.message}; page shows ${JSON.stringify(await shown())}, channels ${JSON.stringify(busy)}, ` +
         `status "${await page.$eval("#status", (s) => s.textContent)}"`);
     });
+    // One Redis: the mode is said, and there is no shard table.
+    assert.deepEqual(await page.evaluate(() => [document.getElementById("redis-mode").textContent,
+      document.getElementById("shards").hidden]), ["Redis mode: single", true]);
     // Client-chosen channel names are data: quoted, in <code>, never a link; the key is kept in
     // no storage the demo page (same origin) could read.
     const cell = await page.$eval("#channels tbody tr", (r) => ({
