@@ -118,6 +118,7 @@ struct chan_count {
     size_t len;
     struct gw_list dirty; /* in idx->dirty while the total is not written */
     uint32_t total;
+    uint32_t written; /* the total last sent to Redis (0: none, or its HDEL) */
     uint32_t per_worker[];
 };
 
@@ -262,24 +263,37 @@ static int send_write(struct gw_bus *bus, bool reset, struct chan_count *const *
 }
 
 /* The changed totals, in batches; a channel back to 0 is forgotten once
- * its HDEL is sent. With none, one write touches the TTL. */
+ * its HDEL is sent (or at once when Redis never had it). With none, one
+ * write touches the TTL. A write not sent leaves the rest unsent: the
+ * caller then rewrites everything. */
 static int write_dirty(struct gw_bus *bus)
 {
     struct bus_chans *x = bus->chans_idx;
     struct chan_count *batch[CHANS_BATCH];
-    int rc = 0, n;
+    struct gw_list *l = NULL;
+    int rc = 0;
+    bool first = true; /* one write at least: the TTL touch */
 
-    do {
-        n = 0;
-        struct gw_list *l;
-        while (n < CHANS_BATCH && (l = gw_list_pop(&x->dirty)))
-            batch[n++] = gw_container_of(l, struct chan_count, dirty);
-        if (rc == 0)
+    while (first || l) {
+        int n = 0;
+        while (n < CHANS_BATCH && (l = gw_list_pop(&x->dirty))) {
+            struct chan_count *c = gw_container_of(l, struct chan_count, dirty);
+            /* Back where Redis has it (a channel come and gone within the
+             * second, a count up and down again): nothing to write. */
+            if (c->total != c->written)
+                batch[n++] = c;
+            else if (c->total == 0)
+                free(gw_dict_delete(&x->counts, c->name, c->len));
+        }
+        if (rc == 0 && (n > 0 || first))
             rc = send_write(bus, false, batch, n);
-        for (int i = 0; i < n; i++)
+        first = false;
+        for (int i = 0; i < n; i++) {
+            batch[i]->written = batch[i]->total;
             if (batch[i]->total == 0)
                 free(gw_dict_delete(&x->counts, batch[i]->name, batch[i]->len));
-    } while (n == CHANS_BATCH);
+        }
+    }
     return rc;
 }
 
@@ -300,7 +314,9 @@ static int write_all(struct gw_bus *bus)
     }
     x->epoch++;
     for (struct gw_dict_entry *e = gw_dict_first(&x->counts); e && rc == 0; e = gw_dict_next(&x->counts, e)) {
-        batch[n++] = e->value;
+        batch[n] = e->value;
+        batch[n]->written = batch[n]->total;
+        n++;
         if (n == CHANS_BATCH) {
             rc = send_write(bus, first, batch, n);
             first = false;
