@@ -165,6 +165,20 @@ class Channels(ServerApiBase):
         self.assertEqual(self.listing(self.a.port, 1000, pattern="room:s*"), [])
         self.assertEqual(self.redis.command("ZCARD", "{wsgate}:chans"), before - 5000)
 
+    def test_a3_lost_index_rewritten(self):
+        """Redis loses the whole index (both nodes' hashes and the shared set deleted, as
+        a restart without persistence would): each node's next TTL touch finds its marker
+        gone and rewrites its hash whole, and the listing is complete and exact again."""
+        before = [gw.log_text().count("counts rewritten") for gw in (self.a, self.b)]
+        self.redis.command("DEL", "{wsgate}:chans:count:chans-a", "{wsgate}:chans:count:chans-b", "{wsgate}:chans")
+        self.assertEqual(self.listing(self.a.port, 1000), [])
+        t0 = time.monotonic()
+        wait_until(lambda: self.listing(self.b.port, 1000) == self.want, T(5), interval=0.2,
+                   what="the index rewritten by both nodes")
+        print("\nindex complete again %.1f s after its loss" % (time.monotonic() - t0), file=sys.stderr)
+        self.assertEqual([gw.log_text().count("counts rewritten") for gw in (self.a, self.b)],
+                         [n + 1 for n in before], "one whole rewrite by each node")
+
     def test_b_churn_while_paging(self):
         """Half of A's channels are unsubscribed after the first page: the pages still come
         without error and without any name twice; soon after, those only A had are gone
