@@ -337,7 +337,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!gw_bus_ready(bus))
+    /* The link itself, not gw_bus_ready (bus.c, which drives this file). */
+    if (bus->clink ? !gw_clink_ready(bus->clink) : !bus->link || !gw_link_ready(bus->link))
         return; /* the changes wait; the hash may expire meanwhile (then rewritten) */
     int rc = x->state == IDX_REWRITE ? write_all(bus) : write_dirty(bus);
     /* A write not sent lost its changes: rewrite at the next tick. */
