@@ -325,8 +325,9 @@ static int write_all(struct gw_bus *bus)
     }
     if (rc == 0 && (n || first))
         rc = send_write(bus, first, batch, n);
-    LOG_INFO("channel index: this node's counts rewritten channels=%zu%s", x->counts.count,
-             rc == 0 ? "" : " (not sent: link down)");
+    /* Retried every second while refused (the {wsgate} master down): logged once sent. */
+    if (rc == 0)
+        LOG_INFO("channel index: this node's counts rewritten channels=%zu", x->counts.count);
     return rc;
 }
 
