@@ -173,7 +173,7 @@ class Channels(ServerApiBase):
         self.redis.command("DEL", "{wsgate}:chans:count:chans-a", "{wsgate}:chans:count:chans-b", "{wsgate}:chans")
         self.assertEqual(self.listing(self.a.port, 1000), [])
         t0 = time.monotonic()
-        wait_until(lambda: self.listing(self.b.port, 1000) == self.want, T(5), interval=0.2,
+        wait_until(lambda: self.listing(self.b.port, 1000) == self.want, T(10), interval=0.2,
                    what="the index rewritten by both nodes")
         print("\nindex complete again %.1f s after its loss" % (time.monotonic() - t0), file=sys.stderr)
         self.assertEqual([gw.log_text().count("counts rewritten") for gw in (self.a, self.b)],
