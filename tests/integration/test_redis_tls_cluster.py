@@ -9,8 +9,8 @@ client certificate, as for rediss://:
 - every connection a node holds is on a master's TLS port and authenticated as the ACL
   user, two per master; the wsgate library is on every master;
 - channels on every shard subscribed on one node and published on the other, with their
-  offsets; a backend's FCALL wsgate_publish ... shard reaches them; history reads and a
-  reconnecting client's recovery (`since`) come back over TLS;
+  offsets; a backend's FCALL wsgate_publish ... shard and a POST /api/publish reach them;
+  history reads and a reconnecting client's recovery (`since`) come back over TLS;
 - a CLUSTER FAILOVER (over TLS replication) moves one shard: the node follows it to the
   promoted replica's TLS port and delivery goes on;
 - a wrong password, or no client certificate, is refused with a clear log line, /readyz
@@ -52,10 +52,10 @@ class TlsClusterTest(GatewayTestCase):
         # also in the certificate).
         cls.seeds = ",".join(["localhost:%d" % free_port()] + ["localhost:%d" % m.tls_port for m in masters])
 
-    def node(self, name, user=GW_USER, password=GW_PW, cert=True, ready=True):
+    def node(self, name, user=GW_USER, password=GW_PW, cert=True, ready=True, extra=()):
         p = self.pki.path
         args = ["--redis-url", "rediss+cluster://%s:%s@%s" % (user, password, self.seeds),
-                "--redis-tls-ca-file", p("ca.crt")]
+                "--redis-tls-ca-file", p("ca.crt")] + list(extra)
         if cert:
             args += ["--redis-tls-cert-file", p("client.crt"), "--redis-tls-key-file", p("client.key")]
         return self.start_gateway(None, extra_args=args, name=name, ready=ready)
@@ -78,7 +78,9 @@ class TlsClusterTest(GatewayTestCase):
         return [ln for ln in lines if " user=%s " % GW_USER in ln + " "]
 
     def test_pubsub_history_and_recovery_over_tls_on_every_shard(self):
-        a, b = self.node("a"), self.node("b")
+        from test_api import KEY1, key_file, post  # imported here: test_api is a suite
+        a = self.node("a")
+        b = self.node("b", extra=["--api-key-file", key_file(self, KEY1 + "\n")])
         self.assertIn("TLS handshake done", a.log_text())
         masters = self.cluster.masters()
         for m in masters:
@@ -117,9 +119,14 @@ class TlsClusterTest(GatewayTestCase):
             self.assertEqual(r[0], 6)
             m = sub.recv_message(timeout=T(5))
             self.assertEqual((m["channel"], m["offset"], m["data"]), (ch, 6, {"n": 6}))
+            # A backend through the HTTP API of the other node.
+            status, _, body = post(b.port, {"channel": ch, "data": {"n": 7}})
+            self.assertEqual((status, body.get("offset")), (200, 7), body)
+            m = sub.recv_message(timeout=T(5))
+            self.assertEqual((m["channel"], m["offset"], m["data"]), (ch, 7, {"n": 7}))
             # History, read from the channel's master over the node's TLS link.
             h = pub.request({"type": "history", "channel": ch, "limit": 2})
-            self.assertEqual([x["offset"] for x in h["messages"]], [5, 6], (ch, h))
+            self.assertEqual([x["offset"] for x in h["messages"]], [6, 7], (ch, h))
 
         # A client that saw up to offset 3 comes back on the other node and recovers the rest.
         late = self.client(b.port)
@@ -128,8 +135,8 @@ class TlsClusterTest(GatewayTestCase):
                                 "since": {"offset": 3, "epoch": epochs[ch]}}, T(5))
             self.assertEqual(ack.get("type"), "ack", ack)
             self.assertTrue(ack.get("recovered"), ack)
-            self.assertEqual([(m["channel"], m["offset"]) for m in late.recv_messages(3, timeout=T(5))],
-                             [(ch, 4), (ch, 5), (ch, 6)])
+            self.assertEqual([(m["channel"], m["offset"]) for m in late.recv_messages(4, timeout=T(5))],
+                             [(ch, 4), (ch, 5), (ch, 6), (ch, 7)])
         self.assertEqual(a.metric("wsgate_redis_connected"), 1)
         self.assertEqual(a.metric("wsgate_redis_reconnects_total"), 0)
 
