@@ -14,9 +14,8 @@
   settings that would break the drain or the Redis link (helm template must fail);
 - (TLS, Sentinel and Redis Cluster values: test_helm_redis.py, which reuses these helpers)
 - public keys (access.jwt.publicKeys): a Secret volume of <kid>.pem items, mounted read-only,
-  named by WSGATE_JWT_PUBLIC_KEY_FILES; kids without a Secret and bad types are refused; with
-  a gateway binary ($WSGATE_BIN, else build/gateway/wsgate), the rendered env starts a real
-  gateway on PEM files minted by /usr/bin/python3's python3-cryptography, which loads them;
+  named by WSGATE_JWT_PUBLIC_KEY_FILES; kids without a Secret and bad types are refused
+  (test_helm_gateway.py starts a real gateway on that rendered env);
 - NOTES.txt renders.
 
 Uses `helm` when it is on PATH, else the shared helm-render.sh (the real Helm 3 binary,
@@ -29,11 +28,8 @@ import base64
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -127,26 +123,6 @@ VALUE_SETS = {
                     "--set", "topologySpread.enabled=false", "--set", "fullnameOverride=gw"],
                    ["--allow-unknown-kinds"]),
 }
-
-
-# Run by /usr/bin/python3 (Debian's python3-cryptography): one PEM public key per path, RSA 2048
-# for the first, EC P-256 for the others (both families the gateway accepts).
-MINT_PEMS = """
-import sys
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-for i, path in enumerate(sys.argv[1:]):
-    key = rsa.generate_private_key(65537, 2048) if i == 0 else ec.generate_private_key(ec.SECP256R1())
-    with open(path, "wb") as f:
-        f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                              serialization.PublicFormat.SubjectPublicKeyInfo))
-"""
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def helm_cmd():
@@ -481,55 +457,6 @@ class HelmChart(unittest.TestCase):
         self.assertEqual(sorted(vols), sorted(mounts))
         self.assertEqual(vols["jwt-keys"]["items"], [{"key": "ec.p256.pem", "path": "ec.p256.pem"}])
         self.assertEqual(vols["jwt"]["secretName"], "rel-wsgate-jwt")
-
-    def test_public_keys_load_in_the_gateway(self):
-        """The rendered env, with the mount directory replaced by a temporary one holding PEM
-        files minted by python3-cryptography, starts a real gateway that loads both keys."""
-        binary = os.environ.get("WSGATE_BIN") or os.path.join(ROOT, "build", "gateway", "wsgate")
-        if not os.access(binary, os.X_OK):
-            self.skipTest("no gateway binary (build/gateway/wsgate or $WSGATE_BIN)")
-        if run(["/usr/bin/python3", "-c", "import cryptography"], timeout=30, check=False).returncode:
-            self.skipTest("python3-cryptography is not installed for /usr/bin/python3")
-        _, docs = self.render("publickeys")
-        dep = next(d for d in by_kind(docs, "Deployment"))
-        (c,) = dep["spec"]["template"]["spec"]["containers"]
-        (mount,) = c["volumeMounts"]
-        keydir = os.path.join(self.tmp, "jwt-keys")
-        os.makedirs(keydir, exist_ok=True)
-        (vol,) = dep["spec"]["template"]["spec"]["volumes"]
-        paths = [os.path.join(keydir, i["path"]) for i in vol["secret"]["items"]]
-        run(["/usr/bin/python3", "-c", MINT_PEMS] + paths, timeout=60)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSGATE_")}
-        env.update({k: str(v) for k, v in one(docs, "ConfigMap")["data"].items()})
-        for x in c["env"]:
-            if "value" in x:
-                env[x["name"]] = x["value"].replace(mount["mountPath"] + "/", keydir + "/")
-        port = free_port()
-        env.update(WSGATE_LISTEN="127.0.0.1:%d" % port, WSGATE_NODE_ID="helm-keys",
-                   WSGATE_REDIS_URL="redis://127.0.0.1:%d/0" % free_port(), WSGATE_LOG_FORMAT="text")
-        errlog = os.path.join(self.tmp, "gateway.log")
-        with open(errlog, "w") as err:
-            proc = subprocess.Popen([binary], env=env, stdout=err, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 15
-            text = ""
-            while time.monotonic() < deadline and proc.poll() is None:
-                with open(errlog) as f:
-                    text = f.read()
-                if "module=access" in text:
-                    break
-                time.sleep(0.1)
-            with open(errlog) as f:
-                text = f.read()
-            self.assertIsNone(proc.poll(), "gateway exited:\n" + text[-2000:])
-            self.assertIn('msg="access" keys=2 anonymous_subscribe=0 anonymous_publish=0', text, text[-3000:])
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
 
     def test_dev_redis(self):
         e = self.check_essentials("devredis")

@@ -11,23 +11,17 @@ with the helpers of test_helm.py:
 
 each `helm lint --strict`, rendered, validated offline (validate-manifests.sh), checked with
 test_helm's essentials and for its exact env and volumes; the chart's checks and the schema
-refuse mixed or incomplete Redis settings. With a gateway binary ($WSGATE_BIN) and
-redis-server, the env rendered for a TLS cluster with a password Secret, expanded the way the
-kubelet expands it, starts a real gateway against a real TLS Redis Cluster
-(wsgate_cluster.TlsRedisCluster), which becomes ready on every master and delivers a
-publish.
+refuse mixed or incomplete Redis settings; NOTES.txt names the backend contract of each
+mode. (test_helm_gateway.py starts a real gateway on the env rendered for a TLS cluster.)
 
-Run alone: WSGATE_BIN=build-test/gateway/wsgate python3 tests/deploy/test_helm_redis.py
+Run alone: python3 tests/deploy/test_helm_redis.py
 """
 
 import base64
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -269,99 +263,6 @@ class RedisModes(unittest.TestCase):
                 p = helm_template("bad", flags, check=False)
                 self.assertNotEqual(p.returncode, 0, "helm template accepted %s" % flags)
                 self.assertIn(needle, p.stderr, p.stderr[-2000:])
-
-    # ------------------------------------------------------------------ a real gateway
-    def test_rendered_cluster_env_runs_a_gateway_on_a_tls_cluster(self):
-        """The env rendered for "clustertls", with $(REDIS_PASSWORD) expanded as the kubelet
-        does (from the value its Secret would hold), the seeds and the mounted Secret's
-        directory replaced by a real TLS cluster's and the test PKI's, starts a gateway
-        that becomes ready (every master's link proven) and delivers a sharded publish."""
-        binary = os.environ.get("WSGATE_BIN") or os.path.join(ROOT, "build", "gateway", "wsgate")
-        if not os.access(binary, os.X_OK):
-            self.skipTest("no gateway binary (build/gateway/wsgate or $WSGATE_BIN)")
-        if not (shutil.which("redis-server") and shutil.which("openssl")):
-            self.skipTest("needs redis-server and openssl")
-        sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-        from wsgate_harness import Pki, WSClient, free_port, http_get, wait_until
-        from wsgate_cluster import TlsRedisCluster
-        pki = Pki()
-        self.addCleanup(pki.cleanup)
-        password = "s3cret-@,pw"  # '@' and ',' are fine in a cluster URL's password
-        cluster = TlsRedisCluster(pki, masters=3, replicas=0, password="admin-pw",
-                                  acl_user=("wsgate", password))
-        self.addCleanup(cluster.stop)
-        # The Secret volume's items, as the kubelet would write them.
-        tlsdir = os.path.join(self.tmp, "redis-tls")
-        os.makedirs(tlsdir, exist_ok=True)
-        for src, dst in (("ca.crt", "ca.crt"), ("client.crt", "tls.crt"), ("client.key", "tls.key")):
-            shutil.copy(pki.path(src), os.path.join(tlsdir, dst))
-        _, docs = self.render("clustertls")
-        dep = next(d for d in by_kind(docs, "Deployment"))
-        (c,) = dep["spec"]["template"]["spec"]["containers"]
-        # Every Secret volume becomes a directory: the TLS one above, the generated HMAC
-        # secret's with a secret of its own.
-        dirs = {"redis-tls": tlsdir}
-        for v in dep["spec"]["template"]["spec"]["volumes"]:
-            if v["name"] not in dirs:
-                dirs[v["name"]] = os.path.join(self.tmp, "vol-" + v["name"])
-                os.makedirs(dirs[v["name"]], exist_ok=True)
-                for item in v["secret"].get("items", []):
-                    with open(os.path.join(dirs[v["name"]], item["path"]), "w") as f:
-                        f.write(base64.b64encode(os.urandom(48)).decode())
-        mounts = {m["mountPath"] + "/": dirs[m["name"]] + "/" for m in c["volumeMounts"]}
-        secrets = {("redis-cluster-auth", "password"): password}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSGATE_")}
-        env.update({k: str(v) for k, v in one(docs, "ConfigMap")["data"].items()})
-        for x in c["env"]:
-            if "valueFrom" in x and "secretKeyRef" in x["valueFrom"]:
-                ref = x["valueFrom"]["secretKeyRef"]
-                env[x["name"]] = secrets[(ref["name"], ref["key"])]
-            elif "value" in x:
-                # Kubernetes' dependent variables: $(NAME) of a variable declared earlier.
-                v = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), x["value"])
-                for mount_path, d in mounts.items():
-                    v = v.replace(mount_path, d)
-                env[x["name"]] = v
-        url = env["WSGATE_REDIS_URL"]
-        self.assertEqual(url, "rediss+cluster://wsgate:%s@%s" % (password, ",".join(SEEDS[:2])))
-        # The seeds' names are the only thing this machine cannot resolve: real ones instead.
-        masters = cluster.masters()
-        env["WSGATE_REDIS_URL"] = url.replace(",".join(SEEDS[:2]), ",".join(
-            "localhost:%d" % m.tls_port for m in masters[:2]))
-        port = free_port()
-        env.update(WSGATE_LISTEN="127.0.0.1:%d" % port, WSGATE_NODE_ID="helm-cluster", WSGATE_LOG_FORMAT="text",
-                   WSGATE_ANONYMOUS_SUBSCRIBE="demo*", WSGATE_ANONYMOUS_PUBLISH="demo*")
-        errlog = os.path.join(self.tmp, "gateway-cluster.log")
-        with open(errlog, "w") as err:
-            proc = subprocess.Popen([binary], env=env, stdout=err, stderr=subprocess.STDOUT)
-
-        def log_text():
-            with open(errlog) as f:
-                return f.read()
-        try:
-            wait_until(lambda: proc.poll() is not None or http_get(port, "/readyz", 2)[0] == 200, 20,
-                       what="the gateway ready on the TLS cluster")
-            self.assertIsNone(proc.poll(), "gateway exited:\n" + log_text()[-3000:])
-            for m in masters:  # two TLS connections per master, logged in as the ACL user
-                conns = [ln for ln in m.command("CLIENT", "LIST").decode().splitlines() if " user=wsgate " in ln]
-                self.assertEqual(len(conns), 2, (m.addr, conns))
-                self.assertTrue(all(" laddr=%s " % m.tls_addr in ln for ln in conns), conns)
-            ws = WSClient(port, timeout=5)
-            self.addCleanup(ws.abort)
-            self.assertEqual(ws.subscribe("demo-helm")["type"], "ack")
-            key = "gw:demo-helm"
-            cluster.command_for_key(key, "SPUBLISH", key, '{"via":"helm"}')
-            self.assertEqual(ws.recv_message(timeout=5)["data"], {"via": "helm"})
-            self.assertNotIn(password, log_text(), "the password is never logged")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
-        self.assertEqual(proc.returncode, 0, log_text()[-2000:])
-        log("rendered clustertls env: gateway ready on a 3-master TLS cluster, SPUBLISH delivered")
 
 
 def main():
