@@ -12,7 +12,10 @@ published port (127.0.0.1):
      client publish (with history), a backend's SPUBLISH and FCALL wsgate_publish ... shard
      (redis-cli -c inside a Redis container) reach every one of them, and a plain PUBLISH
      reaches none (the backend contract of cluster mode);
-  4. the stack comes down cleanly (always), leaving no containers.
+  4. one master container is stopped: the other shards' channels keep delivering and the
+     load balancer's /readyz stays 200 until its replica is promoted, then its channel
+     resumes;
+  5. the stack comes down cleanly (always), leaving no containers.
 
 Uses the engine of test_compose.py (docker compose, else podman + podman-compose through the
 shared scripts), its own project name and image tag; exits 77 (skipped) without either.
@@ -44,8 +47,10 @@ WATCHDOG_S = int(os.environ.get("WSGATE_DEPLOY_WATCHDOG", "1320"))
 class ComposeRedisCluster(ComposeHelpers, unittest.TestCase):
     passed_all = False
 
-    def redis_cli(self, *args, service="redis"):
-        return self.engine.ctl("exec", self.engine.container(service), "redis-cli", *args,
+    cli_service = "redis"  # where redis-cli runs unless told; moved off a stopped node
+
+    def redis_cli(self, *args, service=None):
+        return self.engine.ctl("exec", self.engine.container(service or self.cli_service), "redis-cli", *args,
                                timeout=30).stdout.strip()
 
     def cluster_nodes(self):
@@ -204,6 +209,54 @@ class ComposeRedisCluster(ComposeHelpers, unittest.TestCase):
             c.expect_nothing(1.0)
         log("client publish, SPUBLISH and FCALL shard reached all %d clients on every shard; PUBLISH none"
             % len(spread))
+        self.__class__.names, self.__class__.spread = names, spread
+
+    def publish_until_acked(self, c, ch, data, timeout):
+        """A client publish, retried while it answers an error (its shard unavailable);
+        returns the number of error answers."""
+        errors = 0
+        deadline = time.monotonic() + timeout
+        while True:
+            rid = self.next_id()
+            reply = c.request({"type": "publish", "channel": ch, "data": data, "id": rid}, timeout=10)
+            if reply.get("type") == "ack":
+                return errors
+            errors += 1
+            self.assertLess(time.monotonic(), deadline, "publish on %s still refused: %r" % (ch, reply))
+            time.sleep(0.2)
+
+    def test_4_a_stopped_master_pauses_only_its_shard(self):
+        names, spread = self.names, self.spread
+        victim_ch, others = names[0], names[1:]
+        victim = self.owner(PREFIX + victim_ch)
+        self.__class__.cli_service = next(s for s in REDIS if s != victim)
+        publisher = spread[0][0]
+        self.engine.ctl("stop", "-t", "2", self.engine.container(victim), timeout=60)
+        t0 = time.monotonic()
+        ready, rounds, other_errors = [], 0, 0
+        # The other shards' channels keep delivering while the victim's replica waits out the
+        # node timeout (5 s) and is promoted; the load balancer keeps answering /readyz 200.
+        while self.owner(PREFIX + victim_ch) == victim:
+            self.assertLess(time.monotonic() - t0, 60, "no replica of %s promoted in 60 s" % victim)
+            ready.append(http_get(self.lb_port, "/readyz", 3)[0])
+            for ch in others:
+                other_errors += self.publish_until_acked(publisher, ch, {"during": rounds}, 10)
+                self.expect_messages(spread, ch, [{"during": rounds}], timeout=5)
+            rounds += 1
+            time.sleep(0.3)
+        promoted_s = time.monotonic() - t0
+        new_owner = self.owner(PREFIX + victim_ch)
+        log("stopped master %s: %s promoted after %.1fs; %d rounds on the other shards meanwhile "
+            "(%d publish errors), LB /readyz %r" % (victim, new_owner, promoted_s, rounds, other_errors,
+                                                    sorted(set(ready))))
+        self.assertGreaterEqual(rounds, 3)
+        self.assertEqual(set(ready), {200}, ready)
+        # The victim's channel resumes on the promoted replica.
+        errors = self.publish_until_acked(publisher, victim_ch, {"after": "failover"}, 30)
+        self.expect_messages(spread, victim_ch, [{"after": "failover"}], timeout=10)
+        self.redis_cli("-c", "SPUBLISH", PREFIX + victim_ch, '{"backend":"after"}')
+        self.expect_messages(spread, victim_ch, [{"backend": "after"}], timeout=10)
+        log("%s resumed on %s (%d publish errors before)" % (victim_ch, new_owner, errors))
         self.__class__.passed_all = True
 
 
