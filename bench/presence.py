@@ -49,7 +49,6 @@ from wsgate_harness import Gateway, RedisServer, WSClient, wait_until  # noqa: E
 
 DEFAULTS = ["--redis-heartbeat-interval-ms", "1000", "--redis-heartbeat-timeout-ms", "3000",
             "--redis-backoff-max-ms", "2000", "--log-level", "warn"]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def b64(b):
@@ -75,9 +74,16 @@ def fcall_usec(rc):
 
 
 def proc_cpu(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """CPU seconds of every thread of pid, in nanoseconds' resolution (schedstat's run
+    time; /proc/<pid>/stat counts 10 ms ticks, too coarse for a burst of events)."""
+    total = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass  # a thread that just ended
+    return total / 1e9
 
 
 def fcalls_settle(rc, quiet=1.5, limit=60):
@@ -113,7 +119,9 @@ class Bench:
     def gateway(self, delay, name, anonymous=False):
         args = ["--jwt-hmac-secret-file", self.key, "--presence-channels", "pres:*,room:*",
                 "--presence-leave-delay", str(delay), "--presence-max-members", "0",
-                "--client-rate", "100000", "--client-burst", "100000"] + DEFAULTS
+                "--client-rate", "100000", "--client-burst", "100000",
+                # a watcher gets one event per join: 5,000 joins must not shed it
+                "--queue-max-messages", "50000"] + DEFAULTS
         if anonymous:
             args += ["--anonymous-subscribe", "*"]
         gw = Gateway(self.redis.port, args, dev_access=False, name=name)
@@ -145,26 +153,36 @@ class Bench:
     # ---- 1 -------------------------------------------------------------------------
     def joins(self, gw):
         rc, n = self.rc, self.a.clients
-        rc.command("CONFIG", "RESETSTAT")
-        cpu0 = redis_cpu(rc)
-        cs = self.open_all(gw, "room:bench", ["u%d" % i for i in range(n)])
-        wait_until(lambda: self.stats(gw, "room:bench").get("connections") == n, 30, what="all joined")
-        fcalls_settle(rc)
-        cpu1 = redis_cpu(rc)
-        calls_j, usec_j = fcall_usec(rc)
-        rc.command("CONFIG", "RESETSTAT")
-        cpu1b = redis_cpu(rc)
-        for c in cs:
-            c.abort()
-        wait_until(lambda: self.stats(gw, "room:bench").get("connections") == 0, 30, what="all left")
-        fcalls_settle(rc)
-        cpu2 = redis_cpu(rc)
-        calls_l, usec_l = fcall_usec(rc)
-        print("joins:  %d clients, %d FCALLs, FCALL time %.1f us each, Redis CPU %.1f us per join "
-              "(INFO cpu, every command, probes included)"
-              % (n, calls_j, usec_j / max(calls_j, 1), (cpu1 - cpu0) * 1e6 / n))
-        print("leaves: %d FCALLs, FCALL time %.1f us each, Redis CPU %.1f us per leave"
-              % (calls_l, usec_l / max(calls_l, 1), (cpu2 - cpu1b) * 1e6 / n), flush=True)
+        res = {"join_fcall": [], "join_cpu": [], "leave_fcall": [], "leave_cpu": []}
+        for r in range(self.a.rounds):
+            ch = "room:bench%d" % r
+            rc.command("CONFIG", "RESETSTAT")
+            cpu0 = redis_cpu(rc)
+            cs = self.open_all(gw, ch, ["u%d-%d" % (r, i) for i in range(n)])
+            wait_until(lambda: self.stats(gw, ch).get("connections") == n, 30, what="all joined")
+            fcalls_settle(rc)
+            cpu1 = redis_cpu(rc)
+            calls_j, usec_j = fcall_usec(rc)
+            rc.command("CONFIG", "RESETSTAT")
+            cpu1b = redis_cpu(rc)
+            for c in cs:
+                c.abort()
+            wait_until(lambda: self.stats(gw, ch).get("connections") == 0, 30, what="all left")
+            fcalls_settle(rc)
+            cpu2 = redis_cpu(rc)
+            calls_l, usec_l = fcall_usec(rc)
+            res["join_fcall"].append(usec_j / max(calls_j, 1))
+            res["join_cpu"].append((cpu1 - cpu0) * 1e6 / n)
+            res["leave_fcall"].append(usec_l / max(calls_l, 1))
+            res["leave_cpu"].append((cpu2 - cpu1b) * 1e6 / n)
+            print("joins round %d: %d clients, %d FCALLs of %.1f us, Redis CPU %.1f us per join; leaves: "
+                  "%d FCALLs of %.1f us, Redis CPU %.1f us per leave"
+                  % (r + 1, n, calls_j, res["join_fcall"][-1], res["join_cpu"][-1], calls_l,
+                     res["leave_fcall"][-1], res["leave_cpu"][-1]), flush=True)
+        print("joins: FCALL time per join %s us, Redis CPU per join %s us (INFO cpu, every command, "
+              "the probes' presence_stats included); per leave: FCALL %s us, Redis CPU %s us"
+              % (spread(res["join_fcall"]), spread(res["join_cpu"]), spread(res["leave_fcall"]),
+                 spread(res["leave_cpu"])), flush=True)
 
     # ---- 2 -------------------------------------------------------------------------
     def steady_one(self, gw, prefix, conns, channels):
@@ -224,9 +242,10 @@ class Bench:
 
     # ---- 3 -------------------------------------------------------------------------
     def events(self, gw_a, gw_b):
+        """Per round: --clients joiners on node B, then they all leave; node A's CPU per
+        join and per leave event it delivered to --watchers watchers."""
         w, n = self.a.watchers, self.a.clients
         watchers = self.open_all(gw_a, "pres:ev", ["w%d" % i for i in range(w)], presence=True)
-        got = [0] * w
         # the watchers' own joins arrive first: read them away (bounded: 1,000 frames each)
         time.sleep(1)
         for c in watchers:
@@ -236,30 +255,54 @@ class Bench:
                     c.recv_json(timeout=0.05)
                 except TimeoutError:
                     break
-        idle0, t0 = proc_cpu(gw_a.proc.pid), time.monotonic()
+        pid = gw_a.proc.pid
+        i0, t0 = proc_cpu(pid), time.monotonic()
         time.sleep(3)
-        idle_rate = (proc_cpu(gw_a.proc.pid) - idle0) / (time.monotonic() - t0)
-        cpu0, t0 = proc_cpu(gw_a.proc.pid), time.monotonic()
-        joiners = self.open_all(gw_b, "pres:ev", ["j%d" % i for i in range(n)])
-        deadline = time.monotonic() + 120
-        for i, c in enumerate(watchers):
-            while got[i] < n and time.monotonic() < deadline:
-                try:
-                    o = c.recv_json(timeout=5)
-                except TimeoutError:
-                    break
-                if o.get("type") == "join" and str(o.get("user", "")).startswith("j"):
-                    got[i] += 1
-        cpu1, t1 = proc_cpu(gw_a.proc.pid), time.monotonic()
-        delivered = sum(got)
-        net = (cpu1 - cpu0) - idle_rate * (t1 - t0)
-        print("events: %d joins on node B, %d watchers on node A got %d of %d join events; node A CPU "
-              "%.2f s (%.2f s less its idle rate over %.1f s): %.2f us per join event delivered"
-              % (n, w, delivered, n * w, cpu1 - cpu0, net, t1 - t0, net * 1e6 / max(delivered, 1)), flush=True)
-        for c in joiners + watchers:
+        idle_rate = (proc_cpu(pid) - i0) / (time.monotonic() - t0)
+
+        def collect(kind, prefix):
+            got = [0] * w
+            deadline = time.monotonic() + 180
+            for i, c in enumerate(watchers):
+                while got[i] < n and time.monotonic() < deadline:
+                    try:
+                        o = c.recv_json(timeout=5)
+                    except TimeoutError:
+                        break
+                    if o.get("type") == kind and str(o.get("user", "")).startswith(prefix):
+                        got[i] += 1
+            return sum(got)
+
+        per = {"join": [], "leave": []}
+        ok = True
+        for r in range(self.a.rounds):
+            prefix = "j%d-" % r
+            cpu0, t0 = proc_cpu(pid), time.monotonic()
+            joiners = self.open_all(gw_b, "pres:ev", [prefix + str(i) for i in range(n)])
+            got = collect("join", prefix)
+            cpu1, t1 = proc_cpu(pid), time.monotonic()
+            net = (cpu1 - cpu0) - idle_rate * (t1 - t0)
+            per["join"].append(net * 1e6 / max(got, 1))
+            ok = ok and got == n * w
+            print("events round %d: %d joins on node B, %d watchers on node A got %d of %d join events; "
+                  "node A CPU %.3f s (less idle %.3f s) over %.1f s: %.2f us per join event delivered"
+                  % (r + 1, n, w, got, n * w, cpu1 - cpu0, net, t1 - t0, per["join"][-1]), flush=True)
+            cpu0, t0 = proc_cpu(pid), time.monotonic()
+            for c in joiners:
+                c.abort()
+            got = collect("leave", prefix)
+            cpu1, t1 = proc_cpu(pid), time.monotonic()
+            net = (cpu1 - cpu0) - idle_rate * (t1 - t0)
+            per["leave"].append(net * 1e6 / max(got, 1))
+            ok = ok and got == n * w
+            print("events round %d: they left: %d of %d leave events; node A %.2f us per leave event "
+                  "delivered" % (r + 1, got, n * w, per["leave"][-1]), flush=True)
+            fcalls_settle(self.rc)
+        print("events: node A CPU per join event delivered %s us; per leave event %s us"
+              % (spread(per["join"]), spread(per["leave"])), flush=True)
+        for c in watchers:
             c.abort()
-        fcalls_settle(self.rc)
-        return delivered == n * w
+        return ok
 
     # ---- 4 -------------------------------------------------------------------------
     def storm(self, gw):
@@ -330,7 +373,7 @@ def main():
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--idle", type=float, default=8.0)
     ap.add_argument("--rounds", type=int, default=3, choices=range(1, 10))
-    ap.add_argument("--watchers", type=int, default=100)
+    ap.add_argument("--watchers", type=int, default=200)
     ap.add_argument("--storm", type=int, default=5000)
     ap.add_argument("--storm-delay", type=int, default=20)
     ap.add_argument("--control", type=int, default=100)
