@@ -211,43 +211,9 @@ CLUSTER_PORTS=()
 CLUSTER_MAP=
 CLUSTER_URL=
 if has_mode cluster; then
-  read -r -a cports <<<"$(free_ports 6)"
-  ranges=(0-5460 5461-10922 10923-16383)
-  for i in 0 1 2; do
-    p=${cports[$i]} bp=${cports[$((i + 3))]}
-    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "$bp" \
-      --cluster-config-file "$RUN_DIR/nodes-$p.conf" --cluster-node-timeout 5000 \
-      --cluster-require-full-coverage no --cluster-allow-pubsubshard-when-down yes \
-      --save "" --appendonly no --dir "$RUN_DIR" --logfile "$RUN_DIR/cluster-$p.log" --daemonize no &
-    CLUSTER_PIDS+=($!)
-    CLUSTER_PORTS+=("$p")
-  done
-  for p in "${CLUSTER_PORTS[@]}"; do
-    for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
-    redis-cli -p "$p" ping >/dev/null || die "cluster node $p did not start (see $RUN_DIR/cluster-$p.log)"
-  done
-  for i in 1 2; do
-    redis-cli -p "${CLUSTER_PORTS[0]}" cluster meet 127.0.0.1 "${CLUSTER_PORTS[$i]}" "${cports[$((i + 3))]}" >/dev/null
-  done
-  urls=() map=()
-  for i in 0 1 2; do
-    redis-cli -p "${CLUSTER_PORTS[$i]}" cluster addslotsrange ${ranges[$i]/-/ } >/dev/null
-    urls+=("127.0.0.1:${CLUSTER_PORTS[$i]}")
-    map+=("${ranges[$i]}@127.0.0.1:${CLUSTER_PORTS[$i]}")
-  done
-  ok=0
-  for _ in $(seq 300); do
-    ok=1
-    for p in "${CLUSTER_PORTS[@]}"; do
-      info=$(redis-cli -p "$p" cluster info)
-      grep -q 'cluster_state:ok' <<<"$info" && grep -q 'cluster_known_nodes:3' <<<"$info" || ok=0
-    done
-    [ $ok = 1 ] && break
-    sleep 0.1
-  done
-  [ $ok = 1 ] || die "the 3-master cluster did not reach cluster_state:ok in 30 s"
-  CLUSTER_URL="redis+cluster://$(IFS=,; echo "${urls[*]}")"
-  CLUSTER_MAP=$(IFS=,; echo "${map[*]}")
+  # shellcheck source=bench/cluster_up.sh
+  . "$ROOT/bench/cluster_up.sh"
+  cluster_up "$RUN_DIR"
   say "Redis Cluster: 3 masters ${CLUSTER_PORTS[*]} (pids ${CLUSTER_PIDS[*]})"
 fi
 
