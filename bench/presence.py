@@ -14,8 +14,9 @@ counts below are not silenced by the limit) and the default heartbeat settings.
    user, which is what an entry costs; bench/wsbench holds 19,000 sockets under the
    20,000-descriptor limit, the node holds its own).
 3. events: --watchers clients with "presence": true on node A, --clients joiners of distinct
-   users on node B: node A's CPU (/proc) per join event it delivered (less its idle CPU
-   over the same time).
+   users on node B, all at once and paced (--join-rates 0,200), then all leave: node A's CPU
+   (/proc/<pid>/task/*/schedstat) per join and per leave event it delivered, less its idle
+   CPU over the same time.
 4. storm: --storm clients of distinct users on one channel (leave delay --storm-delay s), a
    watcher with "presence": true; all drop their connections (RST) and reconnect and
    resubscribe within the delay: join/leave/occupied/vacated entries on the channel's
@@ -134,14 +135,22 @@ class Bench:
             gw.terminate()
         self.redis.cleanup()
 
-    def open_all(self, gw, channel, users, presence=False):
-        """One client per user, each subscribed (acks collected after all were sent)."""
-        cs = [WSClient(gw.port, path="/ws?token=" + token(self.secret, u), timeout=60) for u in users]
-        for c in cs:
+    def open_all(self, gw, channel, users, presence=False, rate=0):
+        """One client per user, each subscribed (acks collected after all were sent); with
+        rate > 0, connected and subscribed at that many per second (paced)."""
+        cs = []
+        t0 = time.monotonic()
+        for i, u in enumerate(users):
+            if rate > 0:
+                due = t0 + i / rate
+                if due > time.monotonic():
+                    time.sleep(due - time.monotonic())
+            c = WSClient(gw.port, path="/ws?token=" + token(self.secret, u), timeout=60)
             msg = {"type": "subscribe", "channel": channel, "id": 1}
             if presence:
                 msg["presence"] = True
             c.send_json(msg)
+            cs.append(c)
         for c in cs:
             assert c.wait_reply(1, timeout=60)["type"] == "ack"
         return cs
@@ -241,9 +250,10 @@ class Bench:
         return rows
 
     # ---- 3 -------------------------------------------------------------------------
-    def events(self, gw_a, gw_b):
-        """Per round: --clients joiners on node B, then they all leave; node A's CPU per
-        join and per leave event it delivered to --watchers watchers."""
+    def events(self, gw_a, gw_b, rate):
+        """Per round: --clients joiners on node B (all at once, or `rate` per second), then
+        they all leave; node A's CPU per join and per leave event it delivered to
+        --watchers watchers."""
         w, n = self.a.watchers, self.a.clients
         watchers = self.open_all(gw_a, "pres:ev", ["w%d" % i for i in range(w)], presence=True)
         # the watchers' own joins arrive first: read them away (bounded: 1,000 frames each)
@@ -276,17 +286,18 @@ class Bench:
         per = {"join": [], "leave": []}
         ok = True
         for r in range(self.a.rounds):
-            prefix = "j%d-" % r
+            prefix = "j%d-%d-" % (rate, r)
             cpu0, t0 = proc_cpu(pid), time.monotonic()
-            joiners = self.open_all(gw_b, "pres:ev", [prefix + str(i) for i in range(n)])
+            joiners = self.open_all(gw_b, "pres:ev", [prefix + str(i) for i in range(n)], rate=rate)
             got = collect("join", prefix)
             cpu1, t1 = proc_cpu(pid), time.monotonic()
             net = (cpu1 - cpu0) - idle_rate * (t1 - t0)
             per["join"].append(net * 1e6 / max(got, 1))
             ok = ok and got == n * w
-            print("events round %d: %d joins on node B, %d watchers on node A got %d of %d join events; "
+            print("events (joins %s) round %d: %d joins on node B, %d watchers on node A got %d of %d join events; "
                   "node A CPU %.3f s (less idle %.3f s) over %.1f s: %.2f us per join event delivered"
-                  % (r + 1, n, w, got, n * w, cpu1 - cpu0, net, t1 - t0, per["join"][-1]), flush=True)
+                  % ("%d/s" % rate if rate else "at once", r + 1, n, w, got, n * w, cpu1 - cpu0, net,
+                     t1 - t0, per["join"][-1]), flush=True)
             cpu0, t0 = proc_cpu(pid), time.monotonic()
             for c in joiners:
                 c.abort()
@@ -298,8 +309,9 @@ class Bench:
             print("events round %d: they left: %d of %d leave events; node A %.2f us per leave event "
                   "delivered" % (r + 1, got, n * w, per["leave"][-1]), flush=True)
             fcalls_settle(self.rc)
-        print("events: node A CPU per join event delivered %s us; per leave event %s us"
-              % (spread(per["join"]), spread(per["leave"])), flush=True)
+        print("events (joins %s): node A CPU per join event delivered %s us; per leave event %s us"
+              % ("%d/s" % rate if rate else "at once", spread(per["join"]), spread(per["leave"])),
+              flush=True)
         for c in watchers:
             c.abort()
         return ok
@@ -374,6 +386,8 @@ def main():
     ap.add_argument("--idle", type=float, default=8.0)
     ap.add_argument("--rounds", type=int, default=3, choices=range(1, 10))
     ap.add_argument("--watchers", type=int, default=200)
+    ap.add_argument("--join-rates", default="0,200",
+                    help="events: joins all at once (0) and/or paced at N per second")
     ap.add_argument("--storm", type=int, default=5000)
     ap.add_argument("--storm-delay", type=int, default=20)
     ap.add_argument("--control", type=int, default=100)
@@ -397,8 +411,11 @@ def main():
             if "steady" in parts:
                 b.steady(gw)
         if "events" in parts:
-            ga, gb = b.gateway(0, "ea"), b.gateway(0, "eb")
-            ok = b.events(ga, gb) and ok
+            for rate in (int(x) for x in a.join_rates.split(",")):
+                ga, gb = b.gateway(0, "ea%d" % rate), b.gateway(0, "eb%d" % rate)
+                ok = b.events(ga, gb, rate) and ok
+                ga.terminate()
+                gb.terminate()
         if "storm" in parts:
             ok = b.storm(b.gateway(a.storm_delay, "st")) and ok
     finally:
