@@ -194,6 +194,7 @@ void gw_bus_resubscribe(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
 /* clink's on_keys_open */
 static void clink_on_keys_open(void *ctx, gw_bus_key_pred pred, void *pctx)
 {
+    gw_bus_ctl_keys_open(ctx, pred, pctx);
     gw_bus_resubscribe(ctx, pred, pctx);
 }
 
@@ -237,6 +238,7 @@ static void clink_on_keys_live(void *ctx, gw_bus_key_pred pred, void *pctx)
         if (ch->want_mask && pred(pctx, key, klen))
             gw_repair_link_live(&bus->repair, &ch->rep, e->key, e->klen);
     }
+    gw_bus_ctl_keys_live(bus, pred, pctx);
 }
 
 const struct gw_clink_ops gw_bus_clink_ops = {

@@ -1,7 +1,7 @@
 /* The bus thread's Redis Cluster link ("cluster link", issue 19): the slot map
  * from shards.c, and per master one command connection (FCALLs of the wsgate
- * Function library, loaded on every master, and SPUBLISH of the heartbeat)
- * and one sharded-subscriber connection (SSUBSCRIBE/SUNSUBSCRIBE of the keys
+ * Function library, loaded on every master, SPUBLISH of the heartbeat, and
+ * any other command routed by a key's slot: gw_clink_call) and one sharded-subscriber connection (SSUBSCRIBE/SUNSUBSCRIBE of the keys
  * whose slot that master owns). Replicas get no connection: Redis 7.0 keeps
  * stale shard subscriptions on a re-pointed replica (redis#12558).
  *
@@ -75,6 +75,11 @@ bool gw_clink_ready(const struct gw_clink *cl);
 int gw_clink_subscribe(struct gw_clink *cl, const char *key, size_t klen);
 int gw_clink_unsubscribe(struct gw_clink *cl, const char *key, size_t klen);
 int gw_clink_subscribe_many(struct gw_clink *cl, int n, const char *const *keys, const size_t *klens);
+/* As gw_clink_subscribe_many for the node's own channels (the control
+ * plane's), whose hash tag is chosen on purpose to put them in one slot
+ * (e.g. "__wsgate:ctl:{wsgate}"): braces are allowed. Never for a client
+ * channel name (that is what gw_clink_subscribe refuses). Bus thread. */
+int gw_clink_subscribe_tagged(struct gw_clink *cl, int n, const char *const *keys, const size_t *klens);
 /* Pauses or resumes reading every subscriber connection. Idempotent. */
 void gw_clink_pause(struct gw_clink *cl, bool pause);
 
@@ -90,10 +95,26 @@ int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest
 int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, const char *epoch, size_t elen,
                           uint64_t below);
 
-/* The roster (the admin view) as gw_link_roster_write/read, with keys that
- * share the {wsgate} hash tag ({wsgate}:nodes, {wsgate}:node:<id>), so the
- * whole roster lives on one master and its MGET works (clink_roster.c). */
-int gw_clink_roster_write(struct gw_clink *cl, const char *json, size_t len, int ttl_s);
-int gw_clink_roster_read(struct gw_clink *cl);
+/* Any command (argc words, copied) on the command connection of the master
+ * that owns route's hash slot (route: a key, rlen bytes; copied), with
+ * MOVED/ASK/TRYAGAIN/CLUSTERDOWN followed as for the FCALLs above. The
+ * contract of gw_link_call: cb may be NULL (fire and forget); otherwise it is
+ * called exactly once with arg and the reply (borrowed for the call; an error
+ * reply included), or NULL when the master's connection went down, the
+ * deadline passed or the redirections ran out. Returns 0, or -ENOTCONN (the
+ * link is not live, or route's master is down) or the connection's refusal
+ * (-ENOBUFS): then cb is not called. Bus thread. */
+int gw_clink_call(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
+                  const size_t *lens, gw_link_reply_fn cb, void *arg);
+/* As gw_link_command (the answer is gw_link_ops.on_reply with token, exactly
+ * once after a 0), sent as gw_clink_call sends. Bus thread. */
+int gw_clink_command(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
+                     const size_t *lens, void *token);
+/* As gw_link_publish_counted with SPUBLISH on key's master: on_counted says
+ * how many subscribers of that master received it (the wsgate nodes, which
+ * subscribe on masters only). key may carry a hash tag (the control plane's
+ * channels). Returns as gw_clink_call. Bus thread. */
+int gw_clink_publish_counted(struct gw_clink *cl, const char *key, size_t klen, const char *payload, size_t len,
+                             void *token);
 
 #endif
