@@ -31,14 +31,24 @@ def redis_cpu(port):
 
 
 def conns_by_pid(port):
-    """{pid: established connections to 127.0.0.1:port} from ss' process column."""
+    """{pid: set of local ports of its established connections to 127.0.0.1:port}, from ss'
+    process column."""
     out = subprocess.run(["ss", "-Htnp", "state", "established", "dport = :%d" % port],
                          capture_output=True, text=True, timeout=30).stdout
     n = {}
     for line in out.splitlines():
+        cols = line.split()
+        if len(cols) < 4:
+            continue
+        local = int(cols[2].rsplit(":", 1)[1])
         for pid in set(re.findall(r"pid=(\d+)", line)):
-            n[int(pid)] = n.get(int(pid), 0) + 1
+            n.setdefault(int(pid), set()).add(local)
     return n
+
+
+def client_list_ports(port):
+    """The client ports Redis itself lists (CLIENT LIST addr=127.0.0.1:<port>)."""
+    return {int(m) for m in re.findall(r"addr=[0-9.]+:(\d+)", cli(port, "CLIENT", "LIST"))}
 
 
 def main():
@@ -58,19 +68,23 @@ def main():
     cpu0 = [redis_cpu(p) for p in ports]
     t0 = time.monotonic()
     conns = {pid: {p: 0 for p in ports} for pid in pids}
+    listed = {pid: {p: 0 for p in ports} for pid in pids}  # the same, as Redis' CLIENT LIST sees it
     best_chans, samples = [0] * len(ports), 0
     deadline = t0 + a.max_s
     while time.monotonic() < deadline and samples < 100000:
         samples += 1
-        # the nodes' heartbeat channels (__wsgate:hb:{tag}:node) are not the load's
+        # the nodes' own channels (heartbeats __wsgate:hb:{tag}:<node>, the control channel
+        # __wsgate:ctl:{wsgate} and its per-node replies) are not the load's
         chans = [len([x for x in cli(p, "PUBSUB", "SHARDCHANNELS").splitlines()
-                      if x and not x.startswith("__wsgate:hb:")]) for p in ports]
+                      if x and not x.startswith("__wsgate:")]) for p in ports]
         if sum(chans) > sum(best_chans):
             best_chans = chans
         for p in ports:
             got = conns_by_pid(p)
+            seen = client_list_ports(p)
             for pid in pids:
-                conns[pid][p] = max(conns[pid][p], got.get(pid, 0))
+                conns[pid][p] = max(conns[pid][p], len(got.get(pid, ())))
+                listed[pid][p] = max(listed[pid][p], len(got.get(pid, set()) & seen))
         if os.path.exists(a.stop_file):
             break
         time.sleep(a.every)
@@ -84,13 +98,14 @@ def main():
            "shard_channels_at_peak": best_chans,
            "busiest_over_mean_channels": round(max(best_chans) * len(ports) / sum(best_chans), 3)
            if sum(best_chans) else None,
-           "node_conns_max": {str(pid): [conns[pid][p] for p in ports] for pid in pids}}
+           "node_conns_max": {str(pid): [conns[pid][p] for p in ports] for pid in pids},
+           "node_conns_client_list_max": {str(pid): [listed[pid][p] for p in ports] for pid in pids}}
     with open(a.json, "a") as f:
         f.write(json.dumps(row) + "\n")
     print("cluster-watch %s round %d: Redis CPU s per master %s (busiest/mean %s), sharded channels "
-          "at peak %s, connections per node per master %s"
+          "at peak %s, connections per node per master %s (in CLIENT LIST %s)"
           % (a.scenario, a.round, cpu, row["busiest_over_mean_cpu"], best_chans,
-             row["node_conns_max"]), flush=True)
+             row["node_conns_max"], row["node_conns_client_list_max"]), flush=True)
 
 
 if __name__ == "__main__":

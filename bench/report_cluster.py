@@ -53,8 +53,11 @@ def cluster_tables(rows):
         lines = []
         for w in watch:
             conns = "; ".join("/".join(str(x) for x in v) for v in w["node_conns_max"].values())
+            if "node_conns_client_list_max" in w:
+                conns += " (CLIENT LIST: " + "; ".join(
+                    "/".join(str(x) for x in v) for v in w["node_conns_client_list_max"].values()) + ")"
             lines.append([w["scenario"], str(w["round"]), " / ".join(f"{x:.2f}" for x in w["redis_cpu_s"]),
                           f"{w['busiest_over_mean_cpu']}", " / ".join(str(x) for x in w["shard_channels_at_peak"]),
                           f"{w['busiest_over_mean_channels']}", conns])
         yield ("What each master saw (bench/cluster_watch.py: INFO cpu over the whole scenario, "
-               "PUBSUB SHARDCHANNELS without the heartbeats, ss per node PID)", head, lines)
+               "PUBSUB SHARDCHANNELS without the nodes' own __wsgate: channels, ss per node PID, and those of them CLIENT LIST shows)", head, lines)

@@ -16,7 +16,7 @@
 #   bench/run.sh --scenarios presence  presence steady state, join/leave, reconnect storm (issue 20)
 #
 # A scenario NAME:N is NAME with --conns N. In cluster mode a watcher samples, per master,
-# the wsgate nodes' connections (ss) and the sharded channels (PUBSUB SHARDCHANNELS), and
+# the wsgate nodes' connections (ss, matched in CLIENT LIST) and the sharded channels (PUBSUB SHARDCHANNELS), and
 # each master's INFO cpu before and after (bench/cluster_watch.py).
 #
 # Environment: BENCH_TARGETS, BENCH_SCENARIOS, BENCH_NODES, BENCH_OUT, BENCH_QUICK=1,
