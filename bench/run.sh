@@ -353,7 +353,7 @@ machine_info() {
   echo "versions: $("$WSGATE" --version 2>&1 | head -1); $(redis-server --version | cut -d' ' -f1-3)"\
        "$(has_target nchan && echo "; nginx $(dpkg-query -W -f='${Version}' nginx 2>/dev/null)" \
           "+ nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)")"\
-       "$(has_target node && echo "; node $(node --version) ws $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ws/package.json').version")" \
+       "$(has_target node && [ -d "$ROOT/bench/alternatives/node-hub/node_modules/ws" ] && echo "; node $(node --version) ws $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ws/package.json').version")" \
           "ioredis $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ioredis/package.json').version")")"
   echo "run: $RUN_ID, $NODES nodes per target$WSGATE_EXTRA_LABEL, Redis $REDIS_MODES, $ROUNDS round(s), load average $(cut -d' ' -f1-3 /proc/loadavg), auth ${AUTH:-none}, quick=$QUICK, fd limit $NOFILE, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 }
