@@ -2,9 +2,14 @@
 members written when a subscription goes live and removed on unsubscribe and close,
 exact connection and user counts across nodes and tabs, the info claim and its bound,
 rights, channels outside --presence-channels, and a SIGKILLed node's members removed
-by the survivors within 15 s.
+by the survivors within 15 s (a leave still inside --presence-leave-delay included).
+Every case runs twice: PresenceTest on one redis-server, ClusterPresenceTest on a real
+6-node Redis Cluster (3 masters + 3 replicas, wsgate_cluster.py) that the class shares
+(FLUSHALL before each case), the gateways on redis+cluster://, the rooms spread over
+every master.
 Tokens are minted by PyJWT (Debian python3-jwt).
 Run alone: WSGATE_BIN=build/gateway/wsgate /usr/bin/python3 -m unittest -v test_presence
+(or test_presence.PresenceTest / test_presence.ClusterPresenceTest)
 """
 
 import json
@@ -25,7 +30,9 @@ except ImportError as e:  # pragma: no cover
     raise unittest.SkipTest("needs python3-jwt: %s" % e)
 
 
-class PresenceCase(GatewayTestCase):
+class PresenceTest(GatewayTestCase):
+    CLUSTER = False  # ClusterPresenceTest: the same cases on a Redis Cluster
+
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="wsgate-presence-")
@@ -37,6 +44,18 @@ class PresenceCase(GatewayTestCase):
         cls.key_file = os.path.join(cls.dir, "api.keys")
         with open(cls.key_file, "w") as f:
             f.write(cls.api_key + "\n")
+
+    def redis_for_test(self):
+        """This case's Redis: a fresh redis-server, or the class's cluster emptied."""
+        if not self.CLUSTER:
+            return self.start_redis()
+        self.shared.flushall()
+        return self.shared
+
+    @property
+    def ns(self):
+        """The node-wide presence keys' namespace (gateway/presence.h)."""
+        return "{wsgate}:presence:" if self.CLUSTER else "wsgate:presence:"
 
     def mint(self, sub, channels=("room:*", "lobby"), **extra):
         c = {"exp": int(time.time()) + 300, "channels": list(channels)}
@@ -119,7 +138,7 @@ class PresenceCase(GatewayTestCase):
             self.fail("presence_stats %s: %r, want %r" % (channel, got, want))
 
     def test_counts_across_nodes_tabs_and_anonymous(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a, b = self.node(redis, "a"), self.node(redis, "b")
         room = uniq("room:")
         alice1 = self.user(a, "alice", info={"name": "Alice", "color": "red"})
@@ -161,7 +180,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual(redis.command("EXISTS", "{gw:%s}:presence:users" % room), 0)
 
     def test_pages_cover_every_member(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         room = uniq("room:")
         # Values over 64 bytes: Redis keeps the hash as a table, whose HSCAN pages
@@ -179,7 +198,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual((r["type"], r["code"]), ("error", "bad_request"))
 
     def test_rights_and_channels_without_presence(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         c = self.user(a, "dave", channels=["room:own"])
         r = c.request({"type": "presence_stats", "channel": "room:other"})
@@ -212,7 +231,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual((r["type"], r["code"]), ("error", "forbidden"), r)
 
     def test_info_claim_is_bounded(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         ok = self.user(a, "fred", info={"bio": "x" * 1000})  # compact: 1011 bytes
         self.join(ok, "room:i")
@@ -228,7 +247,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual(r["type"], "error", r)
 
     def test_join_leave_events_across_nodes_once_per_user(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a, b = self.node(redis, "a", ["--presence-leave-delay", "1"]), self.node(redis, "b", ["--presence-leave-delay", "1"])
         room = uniq("room:")
         watcher = self.user(a, "watcher")
@@ -260,7 +279,7 @@ class PresenceCase(GatewayTestCase):
                                {"event": "leave", "user": "watcher"}, {"event": "vacated"}])
 
     def test_reconnect_within_the_delay_makes_no_event(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a, b = self.node(redis, "a", ["--presence-leave-delay", "2"]), self.node(redis, "b", ["--presence-leave-delay", "2"])
         room = uniq("room:")
         watcher = self.user(a, "watcher")
@@ -277,7 +296,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual([e["type"] for e in self.events(watcher, 3.5)], ["leave"])
 
     def test_max_members_stops_events_and_says_so_once(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a", ["--presence-max-members", "3"])
         room = uniq("room:")
         watcher = self.user(a, "watcher")
@@ -300,7 +319,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual([(e["type"], e.get("user")) for e in self.events(watcher, 1)], [("leave", "m0")])
 
     def test_presence_events_only_where_presence_is_kept(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         c = self.user(a, "hank", channels=["*"])
         r = c.request({"type": "subscribe", "channel": "news", "presence": True})
@@ -310,11 +329,11 @@ class PresenceCase(GatewayTestCase):
         # A forged reserved payload from Redis is not an event: dropped, counted.
         self.join(c, "room:1", events=True)
         self.events(c, 0.3)
-        redis.command("PUBLISH", "gw:room:1", b"\xfewsgate-presence1\n{\"type\":\"jo\\\"in\"}")
+        redis.publish("gw:room:1", b"\xfewsgate-presence1\n{\"type\":\"jo\\\"in\"}")
         self.assertEqual(self.events(c, 0.5), [])
 
     def test_2000_clients_over_2_nodes_exact_counts_one_occupied_one_vacated(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         extra = ["--presence-max-members", "0"]
         nodes = [self.node(redis, "a", extra), self.node(redis, "b", extra)]
         room = uniq("room:")
@@ -373,7 +392,7 @@ class PresenceCase(GatewayTestCase):
 
     def test_http_api_behind_the_keys(self):
         import http.client
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a", ["--api-key-file", self.key_file])
         b = self.node(redis, "b")
         room = uniq("room:")
@@ -413,7 +432,7 @@ class PresenceCase(GatewayTestCase):
         the others; back, it registers its members under a new incarnation: counts exact,
         nothing of the old incarnation left, no member twice."""
         import signal
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         b = self.node(redis, "b", ["--redis-heartbeat-timeout-ms", "20000"])
         room = uniq("room:")
@@ -423,7 +442,7 @@ class PresenceCase(GatewayTestCase):
         for c in on_b:
             self.join(c, room)
         self.wait_stats(watcher, room, (4, 4))
-        before = set(redis.command("SMEMBERS", "wsgate:presence:nodes"))
+        before = set(redis.command("SMEMBERS", self.ns + "nodes"))
         self.assertEqual(len(before), 2)
         b.send_signal(signal.SIGSTOP)
         try:
@@ -433,7 +452,7 @@ class PresenceCase(GatewayTestCase):
         self.wait_stats(watcher, room, (4, 4), timeout=10)
         got, _, _, _ = self.members(watcher, room)
         self.assertEqual(sorted(m["user"] for m in got.values()), ["s0", "s1", "s2", "watcher"])
-        after = set(redis.command("SMEMBERS", "wsgate:presence:nodes"))
+        after = set(redis.command("SMEMBERS", self.ns + "nodes"))
         self.assertEqual(len(after), 2)
         b_now = [x.decode() for x in after if x not in before]
         self.assertEqual(len(b_now), 1, "b has a new incarnation")
@@ -444,37 +463,84 @@ class PresenceCase(GatewayTestCase):
             self.assertEqual([k for k, u in kinds if u == "s%d" % i], ["join", "leave", "join"])
         self.assertIn("registering again", b.log_text())
 
+    def rooms(self, n):
+        """n room names; on a cluster each one's slot on another master."""
+        if not self.CLUSTER:
+            return [uniq("room:") for _ in range(n)]
+        out, owners = [], set()
+        while len(out) < n:
+            room = uniq("room:")
+            owner = self.shared.cluster.master_of_key("gw:" + room).addr
+            if owner not in owners:
+                owners.add(owner)
+                out.append(room)
+        return out
+
     def test_killed_node_members_leave_within_15s(self):
-        redis = self.start_redis()
-        a, b = self.node(redis, "a"), self.node(redis, "b")
-        room = uniq("room:")
-        watcher = self.user(a, "watcher")
-        self.join(watcher, room, events=True)
+        """b is SIGKILLed with members in three rooms (on a cluster: one per master), one
+        of them ("late") closed just before, its leave still waiting --presence-leave-delay
+        on b: the survivor removes every member of b within 15 s of the kill, and each
+        user who was only on b leaves each room once ("both" stays, so never leaves)."""
+        redis = self.redis_for_test()
+        delay = ["--presence-leave-delay", "3"]
+        a, b = self.node(redis, "a", delay), self.node(redis, "b", delay)
+        rooms = self.rooms(3)
+        watchers = [self.user(a, "watcher") for _ in rooms]
+        for w, room in zip(watchers, rooms):
+            self.join(w, room, events=True)
         both = self.user(a, "both")
-        self.join(both, room)
-        on_b = [self.user(b, "b%d" % i) for i in range(5)] + [self.user(b, "both")]
-        for c in on_b:
-            self.join(c, room)
-        self.wait_stats(watcher, room, (8, 7))
+        on_b = [self.user(b, "b%d" % i) for i in range(5)] + [self.user(b, "both"), self.user(b, "late")]
+        for room in rooms:
+            for c in [both] + on_b:
+                self.join(c, room)
+        for w, room in zip(watchers, rooms):
+            self.wait_stats(w, room, (9, 8))
+            self.events(w, 0.2)  # the joins
+        on_b[-1].close()
+        time.sleep(0.5)  # b has the close: "late" now waits its delay, still a member
+        for w, room in zip(watchers, rooms):
+            self.assertEqual(self.stats(w, room), (9, 8))
         b.kill()
         t0 = time.monotonic()
-        self.wait_stats(watcher, room, (2, 2), timeout=15)
+        for w, room in zip(watchers, rooms):
+            self.wait_stats(w, room, (2, 2), timeout=max(0.1, 15 - (time.monotonic() - t0)))
         took = time.monotonic() - t0
         self.assertLess(took, 15)
-        print("\n  members of the SIGKILLed node gone after %.1f s" % took, file=sys.stderr)
-        got, _, _, _ = self.members(watcher, room)
-        self.assertEqual(sorted(m["user"] for m in got.values()), ["both", "watcher"])
-        # One leave per user who was only on the dead node; none for "both".
-        leaves = [e["user"] for e in self.events(watcher, 1) if e["type"] == "leave"]
-        self.assertEqual(sorted(leaves), ["b%d" % i for i in range(5)])
-        log = self.event_log(redis, room)
-        self.assertEqual(sorted(e["user"] for e in log if e["event"] == "leave"), ["b%d" % i for i in range(5)])
+        print("\n  members of the SIGKILLed node gone after %.1f s (%s)"
+              % (took, "cluster" if self.CLUSTER else "one Redis"), file=sys.stderr)
+        gone = sorted(["b%d" % i for i in range(5)] + ["late"])
+        for w, room in zip(watchers, rooms):
+            got, _, _, _ = self.members(w, room)
+            self.assertEqual(sorted(m["user"] for m in got.values()), ["both", "watcher"])
+            # One leave per user who was only on the dead node; none for "both".
+            leaves = [e["user"] for e in self.events(w, 1) if e["type"] == "leave"]
+            self.assertEqual(sorted(leaves), gone, room)
+            log = self.event_log(redis, room)
+            self.assertEqual(sorted(e["user"] for e in log if e["event"] == "leave"), gone, room)
+            self.assertEqual([e["event"] for e in log].count("vacated"), 0, room)
         # Its index and incarnation entries are gone too; a's stay.
-        wait_until(lambda: len(redis.command("SMEMBERS", "wsgate:presence:nodes")) == 1, T(5),
-                   what="the dead incarnation dropped from wsgate:presence:nodes")
+        wait_until(lambda: len(redis.command("SMEMBERS", self.ns + "nodes")) == 1, T(5),
+                   what="the dead incarnation dropped from %snodes" % self.ns)
         self.assertIn("presence purged", a.log_text())
-        self.assertEqual(a.metric("wsgate_presence_members_purged_total"), 6)
+        self.assertEqual(a.metric("wsgate_presence_members_purged_total"), 7 * len(rooms))
         self.assertEqual(a.metric("wsgate_presence_write_errors_total"), 0)
+        # The events index lists every room (the backends' way to every stream).
+        listed = {x.decode() for x in redis.command("ZRANGE", self.ns + "channels", "0", "-1")}
+        self.assertTrue({"gw:" + r for r in rooms} <= listed, listed)
+
+
+class ClusterPresenceTest(PresenceTest):
+    """Every case above with the gateways on a 6-node Redis Cluster (redis+cluster://):
+    per-channel commands on each channel's master, node-wide keys under {wsgate}, events
+    by SPUBLISH."""
+    CLUSTER = True
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from wsgate_cluster import ClusterRedis  # skips the class when redis-cli is missing
+        cls.shared = ClusterRedis(replicas=1)
+        cls.addClassCleanup(cls.shared.cleanup)
 
 
 if __name__ == "__main__":

@@ -393,8 +393,8 @@ class ClusterRedis:
     the protocol suite again, unchanged, with every gateway in cluster mode). A backend's
     publish is an SPUBLISH on the channel's master, as docs/PROTOCOL.md says for this mode."""
 
-    def __init__(self, port=None, start=True):
-        self.cluster = RedisCluster(masters=3, replicas=0, start=start)
+    def __init__(self, port=None, start=True, replicas=0):
+        self.cluster = RedisCluster(masters=3, replicas=replicas, start=start)
         masters = self.cluster.masters()
         self.port = masters[0].port
         CLUSTER_URLS[self.port] = "redis+cluster://" + ",".join(m.addr for m in masters)
@@ -407,6 +407,12 @@ class ClusterRedis:
 
     def numsub(self, channel):
         return int(self.cluster.command_for_key(channel, "PUBSUB", "SHARDNUMSUB", channel)[1])
+
+    def flushall(self):
+        """FLUSHALL on every master (the replicas follow; the function library stays): a
+        class that shares one cluster starts each test on empty data."""
+        for m in self.cluster.masters():
+            m.command("FLUSHALL", "SYNC")
 
     def cleanup(self):
         CLUSTER_URLS.pop(self.port, None)
