@@ -81,6 +81,7 @@ struct gw_presence {
     struct gw_clink *clink; /* Redis Cluster mode, else NULL; both NULL: standalone (reads answer unavailable) */
     char ns[24];            /* the node-wide keys' namespace (above) */
     bool dirty;             /* a write got no answer: register again under a new incarnation */
+    unsigned relive_backoff, relive_at; /* checks between those while writes keep failing; the tick allowed next */
     struct gw_bus_stats *stats; /* the bus's; presence_* counters written here */
     void (*post)(void *ctx, int worker, struct gw_wmail *m);
     void *ctx;

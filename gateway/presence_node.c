@@ -231,7 +231,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     if (!p->registered || !gw_presence_link_ready(p))
         return;
-    if (p->dirty && !p->sweeps_in_flight) {
+    /* While one master of a cluster is down, every new incarnation fails
+     * there again: they come 1, 2, 4... up to 16 s apart, not every second. */
+    if (!p->dirty)
+        p->relive_backoff = 0;
+    else if (!p->sweeps_in_flight && p->ticks >= p->relive_at) {
+        p->relive_backoff = p->relive_backoff ? (p->relive_backoff < 16 ? p->relive_backoff * 2 : 16) : 1;
+        p->relive_at = p->ticks + p->relive_backoff * TICKS_PER_CHECK;
         LOG_WARN("presence writes got no answer, registering again incarnation=%s/%s", p->cfg->node_id, p->inc);
         gw_presence_live(p);
         return;

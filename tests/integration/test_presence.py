@@ -542,6 +542,49 @@ class ClusterPresenceTest(PresenceTest):
         cls.shared = ClusterRedis(replicas=1)
         cls.addClassCleanup(cls.shared.cleanup)
 
+    def test_master_failover_keeps_members_without_events(self):
+        """The master of a room's slot is SIGKILLed and its replica promoted: the nodes'
+        links reset, each registers its members again under a new incarnation on the new
+        master before purging the old one, so the counts come back exact, no member is
+        there twice, and nobody who stayed connected leaves or joins again."""
+        cluster = self.shared.cluster
+        redis = self.redis_for_test()
+        hub = cluster.master_of_key(self.ns + "nodes")  # the node-wide keys' master stays up
+        room = next(r for r in (uniq("room:") for _ in range(1000))
+                    if cluster.master_of_key("gw:" + r) is not hub)
+        victim = cluster.master_of_key("gw:" + room)
+        a, b = self.node(redis, "a"), self.node(redis, "b")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        clients = [self.user(b, "u%d" % i) for i in range(4)] + [self.user(a, "both"), self.user(b, "both")]
+        for c in clients:
+            self.join(c, room)
+        self.wait_stats(watcher, room, (7, 6))
+        self.assertEqual(len(self.events(watcher, 0.5)), 6)  # the joins
+        cluster.kill_master(victim)
+        try:
+            self.wait_stats(watcher, room, (7, 6), timeout=20)
+            # The old incarnations' members are gone: each connection once, under the
+            # incarnation its node has now.
+            listed = {x.decode() for x in redis.command("SMEMBERS", self.ns + "nodes")}
+            wait_until(lambda: len(self.members(watcher, room)[0]) == 7, T(10), what="7 members")
+            got, _, _, _ = self.members(watcher, room)
+            self.assertEqual(sorted(m["user"] for m in got.values()),
+                             ["both", "both", "u0", "u1", "u2", "u3", "watcher"])
+            owners = {m["client"].rsplit("/", 1)[0] for m in got.values()}
+            self.assertTrue(owners <= listed, (owners, listed))
+            for gw in (a, b):  # the link reset: a second incarnation, the first one purged
+                self.assertGreaterEqual(gw.log_text().count('msg="presence" incarnation='), 2, gw.name)
+            self.assertEqual(len(owners), 2, owners)
+            self.assertEqual([(e["type"], e.get("user")) for e in self.events(watcher, 2)], [])
+            log = self.event_log(redis, room)
+            self.assertEqual([e for e in log if e["event"] in ("leave", "vacated")], [])
+            self.assertEqual(sorted(e["user"] for e in log if e["event"] == "join"),
+                             ["both", "u0", "u1", "u2", "u3", "watcher"])
+        finally:
+            victim.start()  # back as a replica (its nodes.conf), for the next cases
+            cluster.wait_ok(T(30))
+
 
 if __name__ == "__main__":
     unittest.main()
