@@ -463,6 +463,49 @@ class PresenceTest(GatewayTestCase):
             self.assertEqual([k for k, u in kinds if u == "s%d" % i], ["join", "leave", "join"])
         self.assertIn("registering again", b.log_text())
 
+    def cut_links(self, redis):
+        """Closes every gateway's command connection (CLIENT KILL TYPE normal on each
+        master): the nodes' links reset and come back."""
+        masters = self.shared.cluster.masters() if self.CLUSTER else [redis]
+        for m in masters:
+            m.command("CLIENT", "KILL", "TYPE", "normal")
+
+    def test_link_reset_keeps_a_leave_waiting_its_delay(self):
+        """A connection unsubscribes (its leave waits --presence-leave-delay), the node's
+        Redis link resets (a new incarnation, the old one purged) and the connection
+        subscribes again within the delay: it never left, so no leave and no join, and it
+        is still a member afterwards (the new incarnation registered the waiting leave's
+        member too, instead of losing it with the old one)."""
+        redis = self.redis_for_test()
+        a = self.node(redis, "a", ["--presence-leave-delay", "4"])
+        room = uniq("room:")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        x = self.user(a, "x")
+        self.join(x, room)
+        self.assertEqual([e["user"] for e in self.events(watcher, 0.5)], ["watcher", "x"])
+        before = set(redis.command("SMEMBERS", self.ns + "nodes"))
+        self.assertEqual(x.unsubscribe(room).get("type"), "ack")
+        self.cut_links(redis)
+        if self.CLUSTER:
+            # One master's lost connection resets only that master's side of the link
+            # and loses no write here (nothing in flight): no new incarnation is needed.
+            wait_until(lambda: a.metric("wsgate_redis_reconnects_total", 0) >= 1, T(5),
+                       what="a reconnected")
+            a.wait_ready(timeout=T(10))
+        else:
+            wait_until(lambda: set(redis.command("SMEMBERS", self.ns + "nodes")) - before, T(3),
+                       what="a new incarnation of a")
+            wait_until(lambda: set(redis.command("SMEMBERS", self.ns + "nodes")).isdisjoint(before), T(3),
+                       what="the old incarnation purged")
+        self.join(x, room)  # within the delay
+        self.assertEqual(self.events(watcher, 1.5), [])
+        self.wait_stats(watcher, room, (2, 2))
+        got, _, _, _ = self.members(watcher, room)
+        self.assertEqual(sorted(m["user"] for m in got.values()), ["watcher", "x"])
+        x.close()
+        self.assertEqual([(e["type"], e["user"]) for e in self.events(watcher, 6)], [("leave", "x")])
+
     def rooms(self, n):
         """n room names; on a cluster each one's slot on another master."""
         if not self.CLUSTER:
