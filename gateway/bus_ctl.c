@@ -257,7 +257,12 @@ void gw_bus_ctl_origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m)
     o->timer = evtimer_new(ctl->bus->base, on_origin_timeout, o);
     if (!o->timer)
         abort(); /* libevent allocates; as alloc.h, out of memory is fatal */
-    if (publish(ctl, ctl->chan_key, ctl->chan_len, m, true) != 0) {
+    int rc = publish(ctl, ctl->chan_key, ctl->chan_len, m, true);
+    if (rc != 0) {
+        /* On a cluster: the {wsgate} slot's master is down (or not proven
+         * yet); the API answers 503 and the other shards go on. */
+        LOG_WARN("control command not sent req=%" PRIu64 " channel=%s reason=%s", m->req, ctl->chan_key,
+                 rc == -ENOTCONN ? "link_or_master_down" : "refused");
         gw_bus_ctl_origin_finish(o, false);
         return;
     }

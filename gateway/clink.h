@@ -117,10 +117,4 @@ int gw_clink_command(struct gw_clink *cl, const char *route, size_t rlen, int ar
 int gw_clink_publish_counted(struct gw_clink *cl, const char *key, size_t klen, const char *payload, size_t len,
                              void *token);
 
-/* The roster (the admin view) as gw_link_roster_write/read, with keys that
- * share the {wsgate} hash tag ({wsgate}:nodes, {wsgate}:node:<id>), so the
- * whole roster lives on one master and its MGET works (clink_roster.c). */
-int gw_clink_roster_write(struct gw_clink *cl, const char *json, size_t len, int ttl_s);
-int gw_clink_roster_read(struct gw_clink *cl);
-
 #endif
