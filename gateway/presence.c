@@ -144,27 +144,20 @@ void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, 
     call_write(p, key, klen, 3, argv, lens);
 }
 
-void gw_presence_index(struct gw_presence *p, const char *key, size_t klen)
-{
-    char nk[KEY_MAX], idx[KEY_MAX], now[24];
-    size_t nklen = gw_presence_node_key(p, p->inc, nk);
-    size_t ilen = gw_presence_ns_key(p, CHANNELS_INDEX, "", 0, idx);
-    int nlen = snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-    const char *zadd[] = { "ZADD", idx, now, key };
-    size_t zlens[] = { 4, ilen, (size_t)nlen, klen };
-
-    gw_presence_call2(p, "SADD", nk, nklen, key, klen);
-    call_write(p, idx, ilen, 4, zadd, zlens);
-}
-
 /* FCALL wsgate_presence_join|leave for one member of this incarnation. */
-void gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e)
+bool gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e,
+                              gw_link_reply_fn cb, void *token)
 {
     struct pkeys k;
     char member[160], max[16];
+    int rc;
 
+    if (!cb) {
+        cb = gw_presence_on_write;
+        token = p;
+    }
     if (!p->registered || !gw_presence_keys(e->key, e->klen, &k))
-        return;
+        return false;
     int mlen = snprintf(member, sizeof member, "%s/%s/%" PRIx64, p->cfg->node_id, p->inc, session_id);
     int xlen = snprintf(max, sizeof max, "%d", p->cfg->presence_max_members);
     const char *user = e->user ? e->user : "", *info = e->info ? e->info : "";
@@ -174,13 +167,16 @@ void gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session
                                e->key, member, user, info, max, mode };
         size_t lens[] = { 5, 20, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, strlen(user), strlen(info),
                           (size_t)xlen, strlen(mode) };
-        call_write(p, k.set, k.slen, 12, argv, lens);
+        rc = gw_presence_call(p, k.set, k.slen, 12, argv, lens, cb, token);
     } else {
         const char *argv[] = { "FCALL", "wsgate_presence_leave", "3", k.set, k.users, k.events, e->key, member, max,
                                mode };
         size_t lens[] = { 5, 21, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, (size_t)xlen, strlen(mode) };
-        call_write(p, k.set, k.slen, 10, argv, lens);
+        rc = gw_presence_call(p, k.set, k.slen, 10, argv, lens, cb, token);
     }
+    if (rc != 0)
+        p->dirty = true;
+    return rc == 0;
 }
 
 int gw_presence_fcall_purge(struct gw_presence *p, const char *key, size_t klen, const char *prefix, size_t plen,
@@ -196,27 +192,6 @@ int gw_presence_fcall_purge(struct gw_presence *p, const char *key, size_t klen,
     const char *argv[] = { "FCALL", "wsgate_presence_purge", "3", k.set, k.users, k.events, key, prefix, max, mode };
     size_t lens[] = { 5, 21, 1, k.slen, k.ulen, k.elen, klen, plen, (size_t)xlen, strlen(mode) };
     return gw_presence_call(p, k.set, k.slen, 10, argv, lens, cb, token);
-}
-
-/* The node's index of channels: SADD on the first local member, SREM after the last. */
-static void chan_count(struct gw_presence *p, const char *key, size_t klen, int delta)
-{
-    int existed = 0;
-    struct gw_dict_entry *d = gw_dict_add(&p->chans, key, klen, (void *)0, &existed);
-    uintptr_t n = (uintptr_t)d->value + (uintptr_t)(intptr_t)delta;
-
-    d->value = (void *)n;
-    if (n == 0)
-        gw_dict_delete(&p->chans, key, klen);
-    if (!p->registered || !((delta > 0 && n == 1) || n == 0))
-        return;
-    if (n) {
-        gw_presence_index(p, key, klen);
-    } else {
-        char nk[KEY_MAX];
-        size_t nklen = gw_presence_node_key(p, p->inc, nk);
-        gw_presence_call2(p, "SREM", nk, nklen, key, klen);
-    }
 }
 
 static struct pres_sess *sess_find(struct gw_presence *p, uint64_t session_id)
@@ -258,8 +233,7 @@ static void join(struct gw_presence *p, uint64_t session_id, const char *key, si
     e->info = r->info ? gw_xstrdup(r->info) : NULL;
     if (kept)
         return; /* its delayed leave counted it in chans already */
-    chan_count(p, key, klen, +1); /* the index first: it must always cover the members */
-    gw_presence_fcall_member(p, true, session_id, e);
+    gw_presence_chan_add(p, session_id, e);
 }
 
 void gw_presence_entry_free(struct pres_entry *e)
@@ -271,8 +245,7 @@ void gw_presence_entry_free(struct pres_entry *e)
 
 static void leave_now(struct gw_presence *p, uint64_t session_id, struct pres_entry *e)
 {
-    gw_presence_fcall_member(p, false, session_id, e);
-    chan_count(p, e->key, e->klen, -1);
+    gw_presence_chan_remove(p, session_id, e);
     gw_presence_entry_free(e);
 }
 
@@ -350,7 +323,8 @@ static void leave_at(struct gw_presence *p, uint64_t session_id, struct pres_ses
     }
 }
 
-size_t gw_presence_register_all(struct gw_presence *p)
+size_t gw_presence_each_member(struct gw_presence *p,
+                               void (*fn)(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e))
 {
     size_t members = 0;
 
@@ -359,14 +333,14 @@ size_t gw_presence_register_all(struct gw_presence *p)
         uint64_t session_id;
         memcpy(&session_id, d->key, sizeof session_id);
         for (int i = 0; i < s->n; i++, members++)
-            gw_presence_fcall_member(p, true, session_id, &s->e[i]);
+            fn(p, session_id, &s->e[i]);
     }
     /* A leave still waiting its delay is a member too: without this, the old
-     * incarnation's purge would tell its leave early, and a reconnect within
-     * the delay (which keeps it) would leave the user with no member at all. */
+     * incarnation's purge would tell its leave early, and a subscribe again
+     * within the delay (which keeps it) would leave the user with no member. */
     for (struct gw_list *l = p->delayed.next; l != &p->delayed; l = l->next, members++) {
         const struct delayed *d = gw_container_of(l, struct delayed, link);
-        gw_presence_fcall_member(p, true, d->session_id, &d->e);
+        fn(p, d->session_id, &d->e);
     }
     return members;
 }

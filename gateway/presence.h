@@ -89,7 +89,7 @@ struct gw_presence {
     char inc[40]; /* "<node id>/<incarnation>" is cfg->node_id + "/" + inc */
     bool registered; /* the link was live since inc was made */
     struct gw_dict sessions; /* session id (8 bytes) -> struct pres_sess * */
-    struct gw_dict chans; /* channel key -> local member count (uintptr_t) */
+    struct gw_dict chans; /* channel key -> local member count (uintptr_t; presence_chan.c) */
     int sweeps_in_flight; /* the 1 s check waits for the last one */
     unsigned ticks;
     struct gw_list delayed; /* leaves waiting --presence-leave-delay, newest first */

@@ -62,10 +62,12 @@ void gw_presence_on_write(void *token, const struct redisReply *reply);
 /* cmd key member on key's master, fire and forget. */
 void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, size_t klen, const char *member,
                        size_t mlen);
-/* Lists channel key in this incarnation's index and the events index. */
-void gw_presence_index(struct gw_presence *p, const char *key, size_t klen);
-/* FCALL wsgate_presence_join (join) or _leave of one member of this incarnation. */
-void gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e);
+/* FCALL wsgate_presence_join (join) or _leave of one member of this
+ * incarnation; cb(token, reply) follows when true is returned (cb NULL:
+ * gw_presence_on_write). False: nothing sent (not registered, or refused:
+ * then p->dirty). */
+bool gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e,
+                              gw_link_reply_fn cb, void *token);
 /* FCALL wsgate_presence_purge of the members under prefix ("<node id>/<inc>/")
  * in channel key, on its master; cb(token, reply) follows as gw_link_call's. */
 int gw_presence_fcall_purge(struct gw_presence *p, const char *key, size_t klen, const char *prefix, size_t plen,
@@ -75,7 +77,18 @@ void gw_presence_entry_free(struct pres_entry *e);
 void gw_presence_new_incarnation(struct gw_presence *p);
 /* presence.c: the delayed leaves that are due (all: every one). */
 void gw_presence_leave_due(struct gw_presence *p, bool all);
-/* presence.c: joins every member (delayed leaves too) under the current incarnation. */
-size_t gw_presence_register_all(struct gw_presence *p);
+/* presence.c: fn for every member (delayed leaves too); returns how many. */
+size_t gw_presence_each_member(struct gw_presence *p,
+                               void (*fn)(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e));
+
+/* presence_chan.c: the channels' counts and index (see there). */
+/* A new member e (its channel indexed first when it is the first here). */
+void gw_presence_chan_add(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e);
+/* Member e leaves (in Redis too); key leaves the index after its last member's leave. */
+void gw_presence_chan_remove(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e);
+/* A new incarnation: every channel indexed again, then every member
+ * (delayed leaves too) joined; returns how many members. */
+size_t gw_presence_chan_reindex(struct gw_presence *p);
+void gw_presence_chans_free(struct gw_presence *p);
 
 #endif

@@ -285,9 +285,7 @@ void gw_presence_live(struct gw_presence *p)
         p->dirty = true;
     size_t nslen = gw_presence_ns_key(p, NODES_SET, "", 0, ns);
     gw_presence_call2(p, "SADD", ns, nslen, who, wlen);
-    for (struct gw_dict_entry *d = gw_dict_first(&p->chans); d; d = gw_dict_next(&p->chans, d))
-        gw_presence_index(p, d->key, d->klen);
-    size_t members = gw_presence_register_all(p);
+    size_t members = gw_presence_chan_reindex(p);
     LOG_INFO("presence incarnation=%s/%s members=%zu", p->cfg->node_id, p->inc, members);
     if (again) {
         /* Registered again above first: the old entries go only now (each
@@ -329,6 +327,6 @@ void gw_presence_deinit(struct gw_presence *p)
     }
     gw_presence_leave_due(p, true); /* nothing sent: the link is stopped */
     gw_dict_deinit(&p->sessions);
-    gw_dict_deinit(&p->chans);
+    gw_presence_chans_free(p);
     gw_dict_deinit(&p->delayed_by);
 }

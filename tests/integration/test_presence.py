@@ -57,6 +57,11 @@ class PresenceTest(GatewayTestCase):
         """The node-wide presence keys' namespace (gateway/presence.h)."""
         return "{wsgate}:presence:" if self.CLUSTER else "wsgate:presence:"
 
+    def indexed(self, redis, key):
+        """How many node incarnations list channel key in their index (<ns>node:<who>)."""
+        whos = [w.decode() for w in redis.command("SMEMBERS", self.ns + "nodes")]
+        return sum(1 for w in whos if key.encode() in redis.command("SMEMBERS", self.ns + "node:" + w))
+
     def mint(self, sub, channels=("room:*", "lobby"), **extra):
         c = {"exp": int(time.time()) + 300, "channels": list(channels)}
         if sub is not None:
@@ -148,6 +153,8 @@ class PresenceTest(GatewayTestCase):
             self.join(c, room)
         self.wait_stats(alice1, room, (3, 2))
         self.assertEqual(self.stats(bob, room), (3, 2))  # the same from the other node
+        # Both nodes list the room in their incarnation's index (what a purge walks).
+        self.assertEqual(self.indexed(redis, "gw:" + room), 2)
         got, conns, users, _ = self.members(bob, room)
         self.assertEqual((conns, users), (3, 2))
         self.assertEqual(sorted(m["user"] for m in got.values()), ["alice", "alice", "bob"])
@@ -174,8 +181,9 @@ class PresenceTest(GatewayTestCase):
         bob.close()
         anon.close()
         self.wait_stats(self.user(a, False), "lobby", (0, 0))
-        # Nothing of the room is left behind in Redis.
+        # Nothing of the room is left behind in Redis, and no index lists it any more.
         self.wait_stats(self.user(a, "carol"), room, (0, 0))
+        wait_until(lambda: self.indexed(redis, "gw:" + room) == 0, T(5), what="the room out of both indexes")
         self.assertEqual(redis.command("EXISTS", "{gw:%s}:presence" % room), 0)
         self.assertEqual(redis.command("EXISTS", "{gw:%s}:presence:users" % room), 0)
 
