@@ -35,6 +35,10 @@
  * FCALL naming one channel's keys; events go out with SPUBLISH ("shard").
  * <ns>channels (a sorted set: channel key -> when a node last listed it)
  * lists the channels whose {key}:events streams backends read (PROTOCOL.md).
+ * What a cluster cannot order: an index write (on the {wsgate} master) that
+ * gets no answer while the member's join (on the channel's master) went
+ * through leaves a member no purge finds if this node dies before its next
+ * incarnation (1 s later, up to 16 s while writes keep failing) purges it.
  * Bus thread only. */
 #ifndef GW_PRESENCE_H
 #define GW_PRESENCE_H
