@@ -86,6 +86,7 @@ struct gw_presence {
     char ns[24];            /* the node-wide keys' namespace (above) */
     bool dirty;             /* a write got no answer: register again under a new incarnation */
     unsigned relive_backoff, relive_at; /* checks between those while writes keep failing; the tick allowed next */
+    int64_t purge_hold_until_us; /* no purge of other nodes before (presence_int.h PURGE_HOLD_US) */
     struct gw_bus_stats *stats; /* the bus's; presence_* counters written here */
     void (*post)(void *ctx, int worker, struct gw_wmail *m);
     void *ctx;

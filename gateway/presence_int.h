@@ -23,6 +23,14 @@
  * refreshed and the others checked every TICKS_PER_CHECK ticks (1 s). */
 #define TICK_MS 100
 #define TICKS_PER_CHECK 10
+/* After this node could not reach the node-wide keys (its link or their
+ * master down, a refresh unanswered), it purges no other node for this long:
+ * the TTL plus two checks. Everyone's key may have expired meanwhile (an
+ * outage past 5 s, or a failover of that master whose replica's copies
+ * expired); the nodes that are alive notice at their own next refresh and
+ * register again, and only the ones that do not are purged (a leave and a
+ * join for every user otherwise). */
+#define PURGE_HOLD_US 7000000
 
 /* One channel this node's session is present in. */
 struct pres_entry {

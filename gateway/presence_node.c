@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 #include "presence_int.h"
 
@@ -155,9 +156,19 @@ static void on_alive_reply(void *token, const redisReply *reply)
 {
     struct purge_wait *w = token;
 
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
-        purge(w->p, w->who, strlen(w->who), false);
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        if (gw_now_us() >= w->p->purge_hold_until_us)
+            purge(w->p, w->who, strlen(w->who), false);
+        else
+            LOG_DBG("presence incarnation gone, purge held after an outage incarnation=%s", w->who);
+    }
     purge_wait_done(w);
+}
+
+/* This node could not reach the node-wide keys just now. */
+static void hold_purges(struct gw_presence *p)
+{
+    p->purge_hold_until_us = gw_now_us() + PURGE_HOLD_US;
 }
 
 static bool is_mine(const struct gw_presence *p, const char *who, size_t len, bool *current)
@@ -214,6 +225,8 @@ static void on_refresh_reply(void *token, const redisReply *reply)
         gw_presence_live(p);
     } else if (reply) {
         gw_presence_on_write(p, reply);
+    } else {
+        hold_purges(p);
     }
     free(w);
 }
@@ -229,8 +242,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     gw_presence_leave_due(p, false);
     if (++p->ticks % TICKS_PER_CHECK != 0)
         return;
-    if (!p->registered || !gw_presence_link_ready(p))
+    if (!p->registered)
         return;
+    if (!gw_presence_link_ready(p)) {
+        hold_purges(p);
+        return;
+    }
     /* While one master of a cluster is down, every new incarnation fails
      * there again: they come 1, 2, 4... up to 16 s apart, not every second. */
     if (!p->dirty)
@@ -250,8 +267,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct refresh_wait *rw = gw_xmalloc(sizeof *rw);
     rw->p = p;
     memcpy(rw->inc, p->inc, sizeof rw->inc);
-    if (gw_presence_call(p, key, klen, 6, set, set_lens, on_refresh_reply, rw) != 0)
+    if (gw_presence_call(p, key, klen, 6, set, set_lens, on_refresh_reply, rw) != 0) {
         free(rw);
+        hold_purges(p);
+    }
     if (p->sweeps_in_flight)
         return;
     char ns[KEY_MAX];
@@ -270,6 +289,8 @@ void gw_presence_live(struct gw_presence *p)
     if (!p->link && !p->clink)
         return;
     bool again = p->registered;
+    if (again)
+        hold_purges(p); /* the link was down: so may everyone's have been */
     char old[sizeof p->inc];
     memcpy(old, p->inc, sizeof old);
     gw_presence_new_incarnation(p);

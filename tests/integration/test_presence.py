@@ -514,6 +514,55 @@ class PresenceTest(GatewayTestCase):
         x.close()
         self.assertEqual([(e["type"], e["user"]) for e in self.events(watcher, 6)], [("leave", "x")])
 
+    def test_outage_past_the_ttl_makes_no_event(self):
+        """The node-wide keys' Redis stops for 7 s (one Redis; on a cluster the {wsgate}
+        master with its replica), past the incarnations' 5 s TTL, so every node's key
+        expires. When it answers again each node registers under a new incarnation, and
+        no node purges another meanwhile (b, stopped for 2 s more, comes back after a has
+        checked the others twice): nobody leaves or joins, the counts stay exact."""
+        import signal
+        redis = self.redis_for_test()
+        if self.CLUSTER:
+            cluster = self.shared.cluster
+            hub = cluster.master_of_key(self.ns + "nodes")
+            stopped = [hub] + cluster.replicas_of(hub)
+            room = next(r for r in (uniq("room:") for _ in range(1000))
+                        if cluster.master_of_key("gw:" + r) is not hub)
+        else:
+            stopped, room = [redis], uniq("room:")
+        a = self.node(redis, "a")
+        b = self.node(redis, "b")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        on_b = [self.user(b, "s%d" % i) for i in range(3)]
+        for c in on_b:
+            self.join(c, room)
+        self.wait_stats(watcher, room, (4, 4))
+        self.assertEqual(len(self.events(watcher, 0.5)), 4)
+        before = set(redis.command("SMEMBERS", self.ns + "nodes"))
+        for n in stopped:
+            os.kill(n.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(T(7))
+            b.send_signal(signal.SIGSTOP)  # b comes back 2 s after a, past a's first checks
+        finally:
+            for n in stopped:
+                os.kill(n.proc.pid, signal.SIGCONT)
+            time.sleep(2)
+            b.send_signal(signal.SIGCONT)
+        wait_until(lambda: len(set(redis.command("SMEMBERS", self.ns + "nodes")) - before) == 2, T(20),
+                   what="a new incarnation of both nodes")
+        self.wait_stats(watcher, room, (4, 4), timeout=10)
+        # Past every node's hold (7 s after it last missed the keys): still nobody left.
+        self.assertEqual([(e["type"], e.get("user")) for e in self.events(watcher, 9)], [])
+        self.assertEqual(self.stats(watcher, room), (4, 4))
+        log = self.event_log(redis, room)
+        self.assertEqual([e for e in log if e["event"] in ("leave", "vacated")], [])
+        wait_until(lambda: set(redis.command("SMEMBERS", self.ns + "nodes")).isdisjoint(before), T(5),
+                   what="the old incarnations gone")
+        if self.CLUSTER:
+            cluster.wait_ok(T(30))
+
     def rooms(self, n):
         """n room names; on a cluster each one's slot on another master."""
         if not self.CLUSTER:
