@@ -106,6 +106,19 @@ int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, con
  * (-ENOBUFS): then cb is not called. Bus thread. */
 int gw_clink_call(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
                   const size_t *lens, gw_link_reply_fn cb, void *arg);
+/* What this node's link knows of master i (0 <= i, in the order of the map
+ * it opened on, the index of the per-master figures in gw_bus_stats), for
+ * the admin view: host (borrowed until the link's next reset), port, the
+ * slots the current map gives it, and its state (static text: connecting,
+ * loading, proving, live, resetting, down). False when there is no master
+ * i. Read-only. Bus thread. */
+struct gw_clink_master {
+    const char *host;
+    int port;
+    uint32_t slots;
+    const char *state;
+};
+bool gw_clink_master(const struct gw_clink *cl, size_t i, struct gw_clink_master *out);
 /* As gw_link_command (the answer is gw_link_ops.on_reply with token, exactly
  * once after a 0), sent as gw_clink_call sends. Bus thread. */
 int gw_clink_command(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
