@@ -304,10 +304,19 @@ static void clink_on_keys_live(void *ctx, gw_bus_key_pred pred, void *pctx)
     gw_bus_ctl_keys_live(bus, pred, pctx);
 }
 
+/* clink's on_master_new: presence registers its members again under a new
+ * incarnation (what the whole link's reset did before a failover became a
+ * diff of the map). */
+static void clink_on_master_new(void *ctx)
+{
+    gw_presence_live(&((struct gw_bus *)ctx)->presence);
+}
+
 const struct gw_clink_ops gw_bus_clink_ops = {
     .on_keys_open = clink_on_keys_open,
     .on_keys_lost = clink_on_keys_lost,
     .on_keys_live = clink_on_keys_live,
+    .on_master_new = clink_on_master_new,
 };
 
 static const struct gw_link_ops link_ops = {

@@ -64,6 +64,13 @@ struct gw_clink_ops {
     /* Those keys' subscriptions are proven in place (their master's echo, or
      * its answer after them): read back what they missed. */
     void (*on_keys_live)(void *ctx, gw_bus_key_pred pred, void *pctx);
+    /* A master new to the link (a promoted replica, a master given slots)
+     * echoed for the first time, after on_keys_live for its keys: what the
+     * old owner of its slots acknowledged may be missing there (the failover
+     * trap), so node-wide state written per key (presence) is written again.
+     * Not for a known master that comes back, nor for a migrated slot
+     * (MIGRATE moves the keys whole). */
+    void (*on_master_new)(void *ctx);
 };
 
 /* Allocates a cluster link (not connected) for cfg->redis (cluster set).

@@ -51,6 +51,7 @@ struct cshard {
     struct event *retry_ev; /* SH_DOWN: reopens this master's connections */
     int attempt;
     int midx; /* its series in /metrics (metrics.h: master="<midx>"), -1: none */
+    uint64_t lives; /* times it went SH_LIVE: 1 at the first echo of a master new to the link */
 };
 
 struct ccmd;

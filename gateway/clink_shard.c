@@ -81,6 +81,7 @@ static void on_echo(struct cshard *sh, const char *payload)
     if (first) {
         shard_set(sh, SH_LIVE, "its heartbeat echoed");
         sh->attempt = 0;
+        sh->lives++;
     }
     /* Ready while any master is proven: the freshest echo of a live one. */
     int64_t newest = 0;
@@ -90,10 +91,13 @@ static void on_echo(struct cshard *sh, const char *payload)
     atomic_store_explicit(&cl->echo_at_us, newest, memory_order_relaxed);
     if (!first)
         return;
-    if (cl->state == CL_LIVE)
-        cl->cops->on_keys_live(cl->ctx, gw_clink_owned_by, sh); /* back, or new: read what its keys missed */
-    else
+    if (cl->state != CL_LIVE) {
         cl->up->echoed(cl);
+        return;
+    }
+    cl->cops->on_keys_live(cl->ctx, gw_clink_owned_by, sh); /* back, or new: read what its keys missed */
+    if (sh->lives == 1 && cl->cops->on_master_new)
+        cl->cops->on_master_new(cl->ctx);
 }
 
 /* clink_int.h */
