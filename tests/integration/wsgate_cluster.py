@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -78,6 +79,11 @@ def parse_info(text):
 class ClusterNode:
     """One cluster-enabled redis-server on 127.0.0.1, no persistence, own temp dir."""
 
+    # Where it listens and what it runs under: the chaos suite's partition case runs the
+    # nodes inside a network namespace (a host address and an `ip netns exec` wrapper).
+    host = "127.0.0.1"
+    wrapper = ()
+
     def __init__(self, node_timeout_ms=1000, extra_args=()):
         self.binary = _binary("REDIS_SERVER", "redis-server")
         self.port = free_cluster_port()
@@ -93,10 +99,10 @@ class ClusterNode:
 
     @property
     def addr(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def start(self, timeout=None):
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+        cmd = list(self.wrapper) + [self.binary, "--port", str(self.port), "--bind", self.host,
                "--protected-mode", "no", "--daemonize", "no", "--dir", self.dir,
                "--save", "", "--appendonly", "no",
                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -131,10 +137,10 @@ class ClusterNode:
             return "<%s>" % e
 
     def client(self, timeout=5.0):
-        return RedisClient(self.port, timeout=timeout)
+        return RedisClient(self.port, host=self.host, timeout=timeout)
 
     def command(self, *args, timeout=5.0, raise_errors=True):
-        with RedisClient(self.port, timeout=timeout) as c:
+        with self.client(timeout=timeout) as c:
             return c.command(*args, raise_errors=raise_errors)
 
     def info(self, section):
@@ -187,9 +193,10 @@ class ClusterNode:
 class RedisCluster:
     """`masters` masters with `replicas` replicas each, created with redis-cli --cluster."""
 
-    def __init__(self, masters=3, replicas=1, node_timeout_ms=1000, start=True):
+    def __init__(self, masters=3, replicas=1, node_timeout_ms=1000, start=True, node_class=None):
         self.n_masters, self.n_replicas = masters, replicas
         self.node_timeout_ms = node_timeout_ms
+        self.node_class = node_class or ClusterNode
         self.cli = _binary("REDIS_CLI", "redis-cli")
         self.nodes = []
         if start:
@@ -200,7 +207,7 @@ class RedisCluster:
     def start(self, timeout=None):
         try:
             for _ in range(self.n_masters * (1 + self.n_replicas)):
-                n = ClusterNode(self.node_timeout_ms)
+                n = self.node_class(self.node_timeout_ms)
                 self.nodes.append(n)
                 n.start()
             cmd = [self.cli, "--cluster", "create"] + [n.addr for n in self.nodes]
@@ -312,15 +319,18 @@ class RedisCluster:
 
     # ---- faults and changes
 
-    def kill_master(self, master, timeout=None, during=None):
+    def kill_master(self, master, timeout=None, during=None, after_kill=None):
         """SIGKILLs master and waits until one of its replicas serves its slots and the
-        cluster is ok again; during(), when given, is called at each poll of that wait.
-        Returns the promoted node."""
+        cluster is ok again; after_kill(replicas), when given, is called right after the
+        kill (before any promotion: it can read what the replicas kept), during() at each
+        poll of that wait. Returns the promoted node."""
         replicas = self.replicas_of(master)
         if not replicas:
             raise RuntimeError("%r has no replica to promote" % master)
         first_slot = next(lo for lo, hi, a in self._slot_view(master) if a == master.addr)
         master.kill()
+        if after_kill is not None:
+            after_kill(replicas)
         timeout = T(30) if timeout is None else timeout
 
         def promoted():
@@ -332,10 +342,10 @@ class RedisCluster:
         self.wait_ok(timeout)
         return node
 
-    def failover(self, replica, timeout=None):
-        """CLUSTER FAILOVER on replica (a coordinated, lossless switch); waits until it is
-        a master seen by every node."""
-        replica.command("CLUSTER", "FAILOVER")
+    def failover(self, replica, timeout=None, mode=None):
+        """CLUSTER FAILOVER on replica (a coordinated, lossless switch; mode "TAKEOVER" or
+        "FORCE" when its master is gone); waits until it is a master seen by every node."""
+        replica.command("CLUSTER", "FAILOVER", *([mode] if mode else []))
         timeout = T(30) if timeout is None else timeout
         wait_until(lambda: replica.role() == "master", timeout, interval=0.05,
                    what="%r to become master" % replica)
@@ -368,7 +378,7 @@ class RedisCluster:
             keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, n) if n > 0 else []
             if not keys:
                 return moved
-            src.command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+            src.command("MIGRATE", dst.host, dst.port, "", 0, 5000, "KEYS", *keys)
             moved += len(keys)
         raise AssertionError("slot %d: keys still left to migrate at the deadline" % slot)
 
@@ -378,6 +388,92 @@ class RedisCluster:
         for n in [dst, src] + [m for m in self.masters() if m not in (src, dst)]:
             n.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
         self.wait_ok(T(30) if timeout is None else timeout)
+
+
+def read_meta(node, key):
+    """(offset, epoch) in key's {C}:meta as node holds it, a replica too (READONLY):
+    what that node would serve if it were promoted now. (0, "") without meta."""
+    with node.client(timeout=5) as c:
+        c.command("READONLY")
+        r = c.command("HMGET", "{%s}:meta" % key, "offset", "epoch")
+    return int(r[0] or 0), (r[1] or b"").decode()
+
+
+class ClusterPublisher(threading.Thread):
+    """A backend publishing {"n": i} for i in 1..count on one channel (key, prefix
+    included) at `rate` per second through `FCALL wsgate_publish ... shard` on the key's
+    master, as a cluster-aware client does (docs/PROTOCOL.md, the backend contract in
+    cluster mode): MOVED re-routes and retries, ASK retries on the importing node after
+    ASKING, TRYAGAIN, CLUSTERDOWN and lost connections retry the same n after 20 ms on a
+    freshly read slot map. n is never skipped. Every acked publish is kept as (send time
+    of the attempt that was acked, ack time, n, offset, epoch); every failed attempt as
+    (time, n, error text, ran): ran is True when the call may have run all the same (the
+    connection failed after it was sent), False for an error reply (Redis refused it).
+    Bounded by count and `limit` seconds; stop() ends it early."""
+
+    def __init__(self, cluster, key, count, rate, limit=60, history=""):
+        super().__init__(daemon=True)
+        self.cluster, self.key, self.count, self.rate = cluster, key, count, rate
+        self.limit, self.history = limit, history
+        self.acked, self.errors = [], []
+        self.stop = threading.Event()
+        self.keys = ("{%s}:meta" % key, "{%s}:stream" % key)
+
+    def maybe_twice(self):
+        """The n whose publish may have run more than once (a retry after a lost reply)."""
+        return {e[1] for e in self.errors if e[3]}
+
+    def run(self):
+        node, rc, asking = None, None, False
+        start = time.monotonic()
+        deadline = start + T(self.limit)
+        i = 1
+        while i <= self.count and not self.stop.is_set() and time.monotonic() < deadline:
+            due = start + (i - 1) / self.rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            sent, ran = None, False
+            try:
+                if node is None:
+                    node = self.cluster.master_of_key(self.key)
+                if rc is None:
+                    rc = node.client(timeout=5)
+                if asking:
+                    rc.command("ASKING")
+                sent = time.monotonic()
+                ran = True
+                r = rc.command("FCALL", "wsgate_publish", "2", *self.keys, self.key,
+                               '{"n":%d}' % i, self.history, "", "shard", raise_errors=False)
+                ran = False
+                if isinstance(r, RedisError):
+                    raise r
+                self.acked.append((sent, time.monotonic(), i, r[0], r[1].decode()))
+                i += 1
+                if asking:  # ASK holds for one command: the route stays the source's
+                    asking, node = False, None
+                    rc.close()
+                    rc = None
+            except RedisError as e:
+                words = str(e).split()
+                self.errors.append((time.monotonic(), i, str(e)[:80], False))
+                if words and words[0] in ("MOVED", "ASK"):
+                    host, port = words[2].rsplit(":", 1)
+                    node, asking = self.cluster.node_by_port(int(port)), words[0] == "ASK"
+                else:
+                    node, asking = None, False
+                    time.sleep(0.02)
+                if rc is not None:
+                    rc.close()
+                    rc = None
+            except Exception as e:  # noqa: BLE001 - node down, no route yet: retry the same n
+                self.errors.append((time.monotonic(), i, repr(e)[:80], ran and sent is not None))
+                node, asking = None, False
+                if rc is not None:
+                    rc.close()
+                    rc = None
+                time.sleep(0.02)
+        if rc is not None:
+            rc.close()
 
 
 # ---- the protocol suite against a cluster (WSGATE_TEST_REDIS_CLUSTER=1)

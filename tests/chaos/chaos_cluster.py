@@ -1,0 +1,314 @@
+"""What the Redis Cluster chaos cases share (issue 19, docs/RELIABILITY.md "Redis Cluster"):
+a real 6-node cluster (3 masters + 3 replicas, cluster-node-timeout 1 s), channels spread
+over every shard, two wsgate nodes in cluster mode, two clients per node subscribed to every
+channel over real WebSocket (with `"recover": true`), and one backend publisher per channel
+(FCALL wsgate_publish ... shard, cluster-aware: wsgate_cluster.ClusterPublisher). A fault runs
+mid-way; then each case checks, per client and channel:
+
+- the ledger: every n the backend had acked arrived, or Redis itself lost its offset (the
+  shard's replica never had it) and the client was told (a gap notice for it, or the epoch
+  change that follows it); nothing else is missing; the sums add up;
+- no (epoch, offset) twice and offsets rising within an epoch; an n twice only where the
+  backend's call may have run twice (a retry after a lost reply);
+- the pause: each message's latency (arrival minus the send of the publish that was acked)
+  against that client's usual latency on that channel (the median before the fault); the
+  channels of the shards the fault is not about must never be more than PAUSE_BOUND over it.
+
+The figures go to stderr as `[chaos-cluster]` lines (ctest -V shows them). Every thread and
+wait is bounded in count and time.
+"""
+
+import os
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from chaos_lib import (DEFAULT_LINK_ARGS, NO_RATE_LIMIT, ConnectionClosed,  # noqa: E402,F401
+                       ConnectionLost, GatewayTestCase, ProtocolError, T, WSClient, uniq, wait_until)
+from wsgate_cluster import ClusterPublisher, RedisCluster, read_meta  # noqa: E402,F401
+
+PREFIX = "gw:"
+# "No message on the other shards later than 100 ms over its usual latency" (issue 19).
+PAUSE_BOUND = 0.100
+
+
+def say(line):
+    sys.stderr.write("[chaos-cluster] %s\n" % line)
+    sys.stderr.flush()
+
+
+class MultiReader(threading.Thread):
+    """One WebSocket client subscribed to several channels with `"recover": true`, reading
+    on its own thread until stopped or dropped. Keeps every message as (arrival time,
+    channel, n, offset, epoch) and every gap notice."""
+
+    def __init__(self, client, channels, label):
+        super().__init__(daemon=True)
+        self.c, self.channels, self.label = client, list(channels), label
+        self.got, self.gaps, self.acks = [], [], {}
+        self.dropped = None
+        self.stop = threading.Event()
+
+    def subscribe(self):
+        for ch in self.channels:
+            ack = self.c.request({"type": "subscribe", "channel": ch, "recover": True}, timeout=10)
+            if ack.get("type") != "ack":
+                raise AssertionError("%s: subscribe %s answered %r" % (self.label, ch, ack))
+            self.acks[ch] = ack
+        return self
+
+    def _drain_inbox(self):
+        while self.c.inbox:
+            o = self.c.inbox.popleft()
+            if isinstance(o, dict) and o.get("type") == "gap":
+                self.gaps.append(o)
+
+    def run(self):
+        deadline = time.monotonic() + T(180)
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                m = self.c.recv_message(timeout=0.2)
+            except TimeoutError:
+                self._drain_inbox()
+                continue
+            except (ConnectionClosed, ConnectionLost, ProtocolError, OSError, ValueError) as e:
+                self.dropped = "%s (close code %r)" % (type(e).__name__, self.c.close_code)
+                break
+            t = time.monotonic()
+            self._drain_inbox()
+            d = m.get("data")
+            n = d.get("n") if isinstance(d, dict) else None
+            self.got.append((t, m.get("channel"), n, m.get("offset"), m.get("epoch")))
+
+    def of(self, ch):
+        return [g for g in self.got if g[1] == ch]
+
+    def has_all(self, ch, count):
+        ns = {g[2] for g in self.got if g[1] == ch}
+        return len(ns) >= count
+
+
+class ClusterChaosCase(GatewayTestCase):
+    """One fault against a fresh cluster per test (a fault leaves it changed)."""
+
+    PER_SHARD = 2  # channels per master
+    RATE = 40  # messages per second per channel
+    WARMUP = 2.0  # seconds of traffic before the fault: the usual latency
+    node_class = None  # wsgate_cluster.ClusterNode unless a case runs them elsewhere
+
+    def setUp(self):
+        self.cluster = RedisCluster(masters=3, replicas=1, node_timeout_ms=1000,
+                                    node_class=self.node_class)
+        self.addCleanup(self.cluster.stop)
+        self.shard_of = {}  # channel -> port of its master when the test began
+        masters = self.cluster.masters()
+        base, i = uniq("cc"), 0
+        per = {m.port: [] for m in masters}
+        while any(len(v) < self.PER_SHARD for v in per.values()) and i < 1000:
+            ch = "%s-%d" % (base, i)
+            owner = self.cluster.master_of_key(PREFIX + ch)
+            if len(per[owner.port]) < self.PER_SHARD:
+                per[owner.port].append(ch)
+                self.shard_of[ch] = owner.port
+            i += 1
+        self.channels = sorted(self.shard_of)
+        self.seeds = "redis+cluster://" + ",".join(m.addr for m in masters)
+
+    def node_args(self):
+        # The node's own link defaults (chaos_lib.DEFAULT_LINK_ARGS), not the harness's
+        # faster ones: the figures are what an operator gets.
+        return NO_RATE_LIMIT + DEFAULT_LINK_ARGS + ["--redis-url", self.seeds]
+
+    def channels_of(self, port):
+        return [ch for ch in self.channels if self.shard_of[ch] == port]
+
+    def start_nodes(self, names=("a", "b")):
+        return [self.start_gateway(None, extra_args=self.node_args(), name=n) for n in names]
+
+    def start_readers(self, gws, per_node=2):
+        readers = []
+        for g in gws:
+            for k in range(per_node):
+                c = WSClient(g.port, host=getattr(g, "host", "127.0.0.1"), timeout=10)
+                self.addCleanup(c.abort)
+                readers.append(MultiReader(c, self.channels, "%s/c%d" % (g.name, k)).subscribe())
+        for r in readers:
+            r.start()
+            self.addCleanup(r.stop.set)
+        return readers
+
+    def start_publishers(self, count):
+        pubs = {}
+        for ch in self.channels:
+            p = ClusterPublisher(self.cluster, PREFIX + ch, count, self.RATE, limit=90)
+            pubs[ch] = p
+            self.addCleanup(p.stop.set)
+        for p in pubs.values():
+            p.start()
+        return pubs
+
+    def run_case(self, fault, seconds=8.0, gws=None):
+        """Traffic for WARMUP + `seconds` at RATE on every channel, fault() after the warm-up;
+        returns (gws, readers, pubs, t0, t1, result of fault())."""
+        gws = gws or self.start_nodes()
+        readers = self.start_readers(gws)
+        count = int(self.RATE * (self.WARMUP + seconds))
+        pubs = self.start_publishers(count)
+        time.sleep(self.WARMUP)
+        t0 = time.monotonic()
+        out = fault()
+        t1 = time.monotonic()
+        self.finish(pubs, readers, count)
+        return gws, readers, pubs, t0, t1, out
+
+    def finish(self, pubs, readers, count, timeout=30):
+        for p in pubs.values():
+            p.join(T(90))
+        for ch, p in pubs.items():
+            self.assertFalse(p.is_alive(), "%s: the publisher must end within its bound" % ch)
+            self.assertEqual(len({a[2] for a in p.acked}), count, "%s: every n acked" % ch)
+        self.count = count
+        deadline = time.monotonic() + T(timeout)
+        while time.monotonic() < deadline and any(
+                r.dropped is None and not all(r.has_all(ch, count) for ch in self.channels)
+                for r in readers):
+            time.sleep(0.05)
+        time.sleep(0.5)  # duplicates after the last one would show here
+        for r in readers:
+            r.stop.set()
+        for r in readers:
+            r.join(5)
+        for r in readers:
+            self.assertIsNone(r.dropped, "%s was dropped" % r.label)
+
+    # ---- figures
+
+    @staticmethod
+    def latencies(reader, pub, ch):
+        """[(send time, latency)] of ch's messages at reader, matched by n to the acked
+        publish (a message that came twice counts once, its first arrival)."""
+        sent = {a[2]: a[0] for a in pub.acked}
+        seen, out = set(), []
+        for t, _, n, _, _ in reader.of(ch):
+            if n in sent and n not in seen:
+                seen.add(n)
+                out.append((sent[n], max(0.0, t - sent[n])))
+        return out
+
+    def excess(self, readers, pubs, channels, t0, t_end=None):
+        """The worst (latency - usual latency) over channels and readers, for messages sent
+        from t0 (to t_end): (seconds, label, channel), and the usual latencies seen."""
+        worst, usual = (0.0, None, None), []
+        for r in readers:
+            for ch in channels:
+                lat = self.latencies(r, pubs[ch], ch)
+                before = [x for s, x in lat if s < t0]
+                if not before:
+                    continue
+                med = statistics.median(before)
+                usual.append(med)
+                for s, x in lat:
+                    if s >= t0 and (t_end is None or s <= t_end) and x - med > worst[0]:
+                        worst = (x - med, r.label, ch)
+        return worst, usual
+
+    def resume_time(self, readers, pubs, channels, t0):
+        """Seconds from t0 until every reader had, on every channel given, a message whose
+        acked publish was sent after t0 (None when one never did)."""
+        worst = 0.0
+        for r in readers:
+            for ch in channels:
+                after = {a[2] for a in pubs[ch].acked if a[0] >= t0}
+                ts = [t for t, _, n, _, _ in r.of(ch) if n in after]
+                if not ts:
+                    return None
+                worst = max(worst, min(ts) - t0)
+        return worst
+
+    def assert_other_shards_steady(self, readers, pubs, channels, t0, what):
+        (ex, label, ch), usual = self.excess(readers, pubs, channels, t0)
+        say("%s: other shards' worst latency over usual %.1f ms (%s %s); usual %.1f-%.1f ms"
+            % (what, ex * 1000, label, ch, min(usual, default=0) * 1000, max(usual, default=0) * 1000))
+        self.assertLessEqual(ex, PAUSE_BOUND, "%s: %s on %s got a message %.0f ms later than its usual "
+                             "latency (bound %.0f ms): a shard the fault is not about paused"
+                             % (what, label, ch, ex * 1000, PAUSE_BOUND * 1000))
+        return ex
+
+    # ---- the ledger
+
+    def ledger(self, readers, pubs, lost_by_redis=None):
+        """Checks every client's account of every channel; returns the summed counts
+        {delivered, gap, epoch, redis_lost, duplicates}. lost_by_redis: {channel: set of
+        (epoch, offset) acked by a master and missing on the replica promoted after it}."""
+        lost_by_redis = lost_by_redis or {}
+        total = {"delivered": 0, "gap": 0, "epoch": 0, "duplicates": 0,
+                 "redis_lost": sum(len(v) for v in lost_by_redis.values())}
+        for r in readers:
+            for ch in self.channels:
+                pub, mine = pubs[ch], r.of(ch)
+                acked = {}
+                for _, _, n, off, ep in pub.acked:
+                    acked.setdefault(n, (ep, off))
+                ns = [g[2] for g in mine]
+                twice = [n for n in set(ns) if ns.count(n) > 1]
+                self.assertEqual(sorted(set(twice) - pub.maybe_twice()), [],
+                                 "%s %s: delivered twice though published once" % (r.label, ch))
+                total["duplicates"] += len(ns) - len(set(ns))
+                pos = [(g[4], g[3]) for g in mine if g[3] is not None]
+                self.assertEqual(len(pos), len(set(pos)), "%s %s: an (epoch, offset) twice" % (r.label, ch))
+                for (e1, o1), (e2, o2) in zip(pos, pos[1:]):
+                    self.assertTrue(e1 != e2 or o2 > o1, "%s %s: offsets go back in epoch %s: %d then %d"
+                                    % (r.label, ch, e1, o1, o2))
+                gaps = [(g.get("epoch"), g.get("from"), g.get("to")) for g in r.gaps if g.get("channel") == ch]
+                epochs_seen = [g[4] for g in mine]
+                got = set(ns)
+                for n, (ep, off) in sorted(acked.items()):
+                    if n in got:
+                        total["delivered"] += 1
+                        continue
+                    self.assertIn((ep, off), lost_by_redis.get(ch, set()),
+                                  "%s %s: n=%d (epoch %s offset %d) missing, and Redis did not lose it"
+                                  % (r.label, ch, n, ep, off))
+                    if any(ge == ep and gf <= off <= gt for ge, gf, gt in gaps):
+                        total["gap"] += 1
+                        continue
+                    later = [e for e in epochs_seen[self._first_after(mine, ep, off):] if e != ep]
+                    self.assertTrue(later, "%s %s: n=%d (epoch %s offset %d) lost by Redis with neither a "
+                                    "gap notice nor an epoch change after it" % (r.label, ch, n, ep, off))
+                    total["epoch"] += 1
+        self.assertEqual(total["delivered"] + total["gap"] + total["epoch"],
+                         len(readers) * sum(len({a[2] for a in p.acked}) for p in pubs.values()))
+        return total
+
+    @staticmethod
+    def _first_after(mine, ep, off):
+        """Index of the first message past (ep, off) in arrival order: after the last one
+        of epoch ep below off (0 when none)."""
+        idx = 0
+        for i, g in enumerate(mine):
+            if g[4] == ep and g[3] is not None and g[3] < off:
+                idx = i + 1
+        return idx
+
+    def report(self, name, readers, pubs, t0, t1, counts, extra=""):
+        errors = sum(len(p.errors) for p in pubs.values())
+        say("%s: %d channels over 3 shards at %d msg/s each, %d clients on 2 nodes; fault %.2f s; "
+            "%d messages acked; per-client sums %s; publish retries %d%s"
+            % (name, len(self.channels), self.RATE, len(readers), t1 - t0,
+               sum(len({a[2] for a in p.acked}) for p in pubs.values()), counts, errors,
+               "; " + extra if extra else ""))
+
+    @staticmethod
+    def redis_lost(pubs, channels, kept, t_kill):
+        """{channel: {(epoch, offset)}} the old master acked before t_kill beyond what the
+        replica promoted after it kept: kept is {channel: (offset, epoch)} read from that
+        replica after the kill, before its promotion."""
+        out = {}
+        for ch in channels:
+            k_off, k_ep = kept[ch]
+            out[ch] = {(ep, off) for _, acked_at, _, off, ep in pubs[ch].acked
+                       if acked_at <= t_kill and (ep != k_ep or off > k_off)}
+        return out
