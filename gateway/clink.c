@@ -1,14 +1,18 @@
-/* The Redis Cluster link: the slot map (shards.c), two connections per
- * master, the heartbeat per master that proves its sharded subscriptions end
- * to end, and reset + reconnect of the whole link (clink.h says when).
+/* The Redis Cluster link as a whole: its state, the slot map (shards.c) and
+ * what each new map changes, the first connection (every master proven
+ * once) and the whole reset when that fails (clink.h says when).
  *
- * Why a heartbeat per master: a sharded subscription lives on one master
- * only, so one echo proves nothing about the others. Each master's heartbeat
- * channel is named with a hash tag of a slot it owns; it is SPUBLISHed on
- * that master's command connection and must come back on its subscriber
- * connection within the heartbeat timeout. It is subscribed after every
- * other key on a fresh link, so its first echo also proves that master's
- * resubscription finished. */
+ * Why a diff and not a reset on a new map: a failover or a migrated slot
+ * concerns one master's slots; resetting every connection paused every
+ * channel of every shard (0.1 s and more) and re-read them all. A new map
+ * now adds the masters it names that the link lacks, frees those it no
+ * longer names, and moves the keys of the slots whose owner changed: they
+ * are told lost (the bus's repair holds what comes live), SSUBSCRIBEd on the
+ * new owner, and once that master answered an SSUBSCRIBE of its heartbeat
+ * channel queued after them (a "fence": replies come in order, so every
+ * subscription before it is in place) they are told live and the repair
+ * reads back from the streams what they missed. Masters the diff does not
+ * touch go on without a pause. */
 #define GW_LOG_MODULE "clink"
 
 #include "clink.h"
@@ -18,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -32,8 +35,6 @@
 #include "rtls.h"
 #include "shards.h"
 #include "slot.h"
-
-#define UNHANDLED_MAX (64u * 1024 * 1024)
 
 static const char *const clink_state_names[] = { "down", "discovering", "connecting", "live", "resetting" };
 /* The index in gw_redis_link_state_names (/metrics) of each state. */
@@ -74,32 +75,27 @@ static void clink_refresh(struct gw_clink *cl, const char *why)
     gw_shards_refresh(cl->shards, why);
 }
 
-static struct cshard *shard_of_conn(struct gw_clink *cl, const struct gw_rconn *c)
+/* The master of the link that stands for node, or NULL. */
+static struct cshard *shard_for(struct gw_clink *cl, const struct gw_topo_node *node)
 {
-    for (size_t i = 0; i < cl->nsh; i++)
-        if (cl->sh[i].sub == c || cl->sh[i].cmd == c)
-            return &cl->sh[i];
+    for (size_t i = 0; node && i < cl->nsh; i++)
+        if (gw_clink_shard_is(cl->sh[i], cl, node))
+            return cl->sh[i];
     return NULL;
 }
 
 static struct cshard *clink_owner(struct gw_clink *cl, const char *key, size_t klen)
 {
-    const struct gw_topo_node *n = gw_topo_key_owner(gw_shards_map(cl->shards), key, klen);
-    for (size_t i = 0; n && i < cl->nsh; i++)
-        if (strcmp(cl->sh[i].id, n->id) == 0)
-            return &cl->sh[i];
-    return NULL;
+    return shard_for(cl, gw_topo_key_owner(gw_shards_map(cl->shards), key, klen));
 }
 
 static struct cshard *clink_shard_at(struct gw_clink *cl, const char *host, int port)
 {
     for (size_t i = 0; i < cl->nsh; i++)
-        if (cl->sh[i].port == port && strcmp(cl->sh[i].host, host) == 0)
-            return &cl->sh[i];
+        if (cl->sh[i]->port == port && strcmp(cl->sh[i]->host, host) == 0)
+            return cl->sh[i];
     return NULL;
 }
-
-/* ---- heartbeats ---- */
 
 bool gw_clink_owned_by(void *pctx, const char *key, size_t klen)
 {
@@ -107,198 +103,17 @@ bool gw_clink_owned_by(void *pctx, const char *key, size_t klen)
     return gw_clink_owner(sh->cl, key, klen) == sh;
 }
 
-/* sh's per-master series, when it has some (metrics.h). */
-static gw_stat *master_stat(struct cshard *sh, gw_stat *arr)
+/* Every master echoed once (CL_CONNECTING): the link is live. */
+static void clink_echoed(struct gw_clink *cl)
 {
-    size_t i = (size_t)(sh - sh->cl->sh);
-    return i < GW_REDIS_MASTERS_MAX ? &arr[i] : NULL;
-}
-
-static void set_master_stat(struct cshard *sh, gw_stat *arr, uint64_t v, bool add)
-{
-    gw_stat *st = master_stat(sh, arr);
-    if (st && add)
-        gw_stat_add(st, v);
-    else if (st)
-        gw_stat_set(st, v);
-}
-
-static void on_echo(struct cshard *sh, const char *payload)
-{
-    struct gw_clink *cl = sh->cl;
-    int64_t now = gw_now_us();
-
-    sh->echo_due_us = now + (int64_t)cl->cfg->redis_heartbeat_timeout_ms * 1000;
-    sh->echo_at_us = now;
-    if (strtoull(payload, NULL, 10) == sh->hb_seq) {
-        gw_stat_set(&cl->stats->heartbeat_rtt_us, (uint64_t)(now - sh->last_hb_sent_us));
-        set_master_stat(sh, cl->stats->master_rtt_us, (uint64_t)(now - sh->last_hb_sent_us), false);
-    }
-    bool back = false;
-    if (sh->state == SH_PROVING) {
-        sh->state = SH_LIVE;
-        sh->attempt = 0;
-        set_master_stat(sh, cl->stats->master_up, 1, false);
-        back = cl->state == CL_LIVE;
-        LOG_INFO("master live id=%.12s addr=%s:%d", sh->id, sh->host, sh->port);
-    }
-    /* Ready while any master is proven: the freshest echo of a live one. */
-    bool all = true;
-    int64_t newest = 0;
-    for (size_t i = 0; i < cl->nsh; i++) {
-        all = all && cl->sh[i].state == SH_LIVE;
-        if (cl->sh[i].state == SH_LIVE && cl->sh[i].echo_at_us > newest)
-            newest = cl->sh[i].echo_at_us;
-    }
-    atomic_store_explicit(&cl->echo_at_us, newest, memory_order_relaxed);
-    if (all && cl->state == CL_CONNECTING) {
-        cl->attempt = 0;
-        set_state(cl, CL_LIVE, "every master's heartbeat echoed");
-        cl->ops->on_live(cl->ctx);
-    } else if (back) {
-        cl->cops->on_keys_live(cl->ctx, gw_clink_owned_by, sh);
-    }
-}
-
-static void clink_fn_loaded(struct cshard *sh)
-{
-    if (sh->state != SH_LOADING)
-        return;
-    sh->state = SH_PROVING;
-    int64_t now = gw_now_us();
-    sh->echo_due_us = now + (int64_t)sh->cl->cfg->redis_heartbeat_timeout_ms * 1000;
-    gw_clink_send_heartbeat(sh, now);
-}
-
-/* ---- connections ---- */
-
-static void on_push(void *ctx, struct gw_rconn *c, enum gw_rconn_push kind, const redisReply *r)
-{
-    struct gw_clink *cl = ctx;
-    struct cshard *sh = shard_of_conn(cl, c);
-    const redisReply *key = r->element[1], *arg = r->element[2];
-
-    if (!sh || c != sh->sub || key->type != REDIS_REPLY_STRING)
-        return;
-    bool hb = strcmp(key->str, sh->hb) == 0;
-    if (kind == GW_RCONN_SMESSAGE && arg->type == REDIS_REPLY_STRING) {
-        if (hb)
-            on_echo(sh, arg->str);
-        else
-            cl->ops->on_message(cl->ctx, key->str, key->len, arg->str, arg->len);
-    } else if (kind == GW_RCONN_SSUBSCRIBE && !hb) {
-        cl->ops->on_subscription(cl->ctx, key->str, key->len, true);
-    } else if (kind == GW_RCONN_SUNSUBSCRIBE) {
-        if (!hb && gw_clink_unsub_expected(cl, key->str, key->len)) {
-            cl->ops->on_subscription(cl->ctx, key->str, key->len, false);
+    for (size_t i = 0; i < cl->nsh; i++)
+        if (cl->sh[i]->state != SH_LIVE)
             return;
-        }
-        /* Redis dropped it: the slot moved or its master was demoted. */
-        LOG_INFO("unsolicited sunsubscribe key=%s master=%s:%d", key->str, sh->host, sh->port);
-        gw_clink_refresh(cl, "unsolicited sunsubscribe");
-        gw_clink_fail(cl, "unsolicited sunsubscribe: a slot moved");
-    }
-}
-
-static void on_ready(void *ctx, struct gw_rconn *c)
-{
-    struct gw_clink *cl = ctx;
-    struct cshard *sh = shard_of_conn(cl, c);
-
-    if (!sh || sh->state != SH_CONNECTING || gw_rconn_state(sh->sub) != GW_RCONN_READY ||
-        gw_rconn_state(sh->cmd) != GW_RCONN_READY)
+    if (cl->state != CL_CONNECTING)
         return;
-    sh->state = SH_LOADING;
-    gw_clink_load_functions(sh);
-}
-
-static void on_fail(void *ctx, struct gw_rconn *c, const char *why)
-{
-    struct gw_clink *cl = ctx;
-    struct cshard *sh = shard_of_conn(cl, c);
-    if (sh)
-        LOG_WARN("master connection failed addr=%s:%d conn=%s error=\"%s\"", sh->host, sh->port,
-                 c == sh->sub ? "sub" : "cmd", gw_rconn_errstr(c));
-    gw_clink_refresh(cl, "lost a master connection");
-    if (sh)
-        gw_clink_shard_fail(sh, "a master connection failed");
-}
-
-static const struct gw_rconn_ops conn_ops = { on_ready, on_fail, on_push };
-
-static struct gw_rconn_opts conn_opts(const struct gw_clink *cl, const char *name)
-{
-    const struct gw_config *cfg = cl->cfg;
-    return (struct gw_rconn_opts){
-        .name = name,
-        .username = cfg->redis.username,
-        .password = cfg->redis.password,
-        .connect_timeout_ms = cfg->redis_connect_timeout_ms,
-        .max_out_bytes = 2 * cfg->max_inbox_bytes + (16u << 20),
-        .max_in_bytes = 2 * cfg->max_message_bytes + (64u << 20),
-        .tls_ctx = cl->tls_ctx,
-        .tls_name = cfg->redis_tls_server_name,
-    };
-}
-
-static void open_conns(struct cshard *sh)
-{
-    struct gw_clink *cl = sh->cl;
-    struct gw_rconn_opts so = conn_opts(cl, "ssub"), co = conn_opts(cl, "cmd");
-
-    sh->state = SH_CONNECTING;
-    sh->sub = gw_rconn_new(cl->base, &so, &conn_ops, cl);
-    sh->cmd = gw_rconn_new(cl->base, &co, &conn_ops, cl);
-    gw_rconn_connect(sh->sub, sh->host, sh->port, NULL);
-    gw_rconn_connect(sh->cmd, sh->host, sh->port, NULL);
-    if (cl->paused)
-        gw_rconn_pause(sh->sub, true);
-    LOG_INFO("master addr=%s:%d id=%.12s heartbeat=%s", sh->host, sh->port, sh->id, sh->hb);
-}
-
-/* Last on a master's fresh connections: its first echo proves them all. */
-static void subscribe_hb(struct cshard *sh)
-{
-    const char *argv[] = { "SSUBSCRIBE", sh->hb };
-    size_t lens[] = { 10, strlen(sh->hb) };
-    if (gw_rconn_command(sh->sub, 2, argv, lens, sh->cl->cmd_timeout_ms, gw_clink_on_sub_done, NULL) != 0)
-        gw_clink_shard_fail(sh, "cannot queue a heartbeat SSUBSCRIBE");
-}
-
-/* ---- one master down ---- */
-
-static int64_t backoff_ms(const struct gw_clink *cl, int attempt);
-
-/* Frees one master's connections (pending commands get NULL, messages
- * already received are counted). */
-static void free_conns(struct cshard *sh)
-{
-    if (sh->sub) {
-        uint64_t d = gw_rconn_discard_messages(sh->sub, UNHANDLED_MAX);
-        if (d) {
-            gw_stat_add(&sh->cl->stats->redis_messages_dropped_link_reset, d);
-            LOG_WARN("master reset dropped messages already received count=%" PRIu64, d);
-        }
-    }
-    gw_rconn_free(sh->sub);
-    gw_rconn_free(sh->cmd);
-    sh->sub = sh->cmd = NULL;
-}
-
-static void clink_shard_fail(struct cshard *sh, const char *why)
-{
-    struct gw_clink *cl = sh->cl;
-
-    if (cl->state != CL_LIVE) {
-        gw_clink_fail(cl, why); /* not proven once yet: the whole link starts over */
-        return;
-    }
-    if (sh->state == SH_RESETTING || sh->state == SH_DOWN)
-        return;
-    LOG_WARN("master down addr=%s:%d id=%.12s reason=\"%s\": only its channels are affected", sh->host, sh->port,
-             sh->id, why);
-    sh->state = SH_RESETTING;
-    event_active(cl->shard_ev, 0, 0);
+    cl->attempt = 0;
+    set_state(cl, CL_LIVE, "every master's heartbeat echoed");
+    cl->ops->on_live(cl->ctx);
 }
 
 /* Tears down the masters in SH_RESETTING, outside connection callbacks. */
@@ -306,34 +121,14 @@ static void on_shard_event(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_clink *cl = arg;
 
-    for (size_t i = 0; i < cl->nsh && cl->state == CL_LIVE; i++) {
-        struct cshard *sh = &cl->sh[i];
-        if (sh->state != SH_RESETTING)
-            continue;
-        free_conns(sh);
-        sh->state = SH_DOWN;
-        set_master_stat(sh, cl->stats->master_up, 0, false);
-        set_master_stat(sh, cl->stats->master_reconnects, 1, true);
-        cl->cops->on_keys_lost(cl->ctx, gw_clink_owned_by, sh);
-        int64_t delay = backoff_ms(cl, sh->attempt++);
-        gw_stat_add(&cl->stats->redis_reconnects, 1);
-        struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
-        if (evtimer_add(sh->retry_ev, &tv) != 0)
-            abort(); /* a master never retried is a silent outage */
-    }
+    for (size_t i = 0; i < cl->nsh && cl->state == CL_LIVE; i++)
+        if (cl->sh[i]->state == SH_RESETTING)
+            gw_clink_shard_down(cl->sh[i]);
 }
 
-static void on_shard_retry(evutil_socket_t fd, short what, void *arg)
+static void publish_masters(struct gw_clink *cl)
 {
-    struct cshard *sh = arg;
-    struct gw_clink *cl = sh->cl;
-
-    if (cl->state != CL_LIVE || sh->state != SH_DOWN)
-        return;
-    LOG_INFO("master reconnect addr=%s:%d attempt=%d", sh->host, sh->port, sh->attempt);
-    open_conns(sh);
-    cl->cops->on_keys_open(cl->ctx, gw_clink_owned_by, sh);
-    subscribe_hb(sh);
+    gw_stat_set(&cl->stats->redis_masters, cl->nsh);
 }
 
 /* Opens both connections of every master that serves slots on the current
@@ -347,74 +142,269 @@ static void link_open(struct gw_clink *cl)
     cl->sh = gw_xcalloc(n ? n : 1, sizeof *cl->sh);
     cl->nsh = 0;
     for (size_t i = 0; i < n; i++) {
-        const struct gw_topo_node *node = gw_topo_node(map, i);
-        int port = cl->cfg->redis.tls && node->tls_port ? node->tls_port : node->port;
-        if (!node->slots || !port)
-            continue;
-        struct cshard *sh = &cl->sh[cl->nsh];
-        sh->cl = cl;
-        snprintf(sh->id, sizeof sh->id, "%s", node->id);
-        snprintf(sh->host, sizeof sh->host, "%s", node->host);
-        sh->port = port;
-        if (!gw_clink_hb_channel(cl, map, node->id, sh->hb, sizeof sh->hb))
-            continue;
-        cl->nsh++;
+        struct cshard *sh = gw_clink_shard_new(cl, map, gw_topo_node(map, i));
+        if (sh)
+            cl->sh[cl->nsh++] = sh;
     }
     set_state(cl, CL_CONNECTING, "connecting to every master");
-    gw_stat_set(&cl->stats->redis_masters, cl->nsh);
-    for (size_t i = 0; i < cl->nsh && i < GW_REDIS_MASTERS_MAX; i++) {
-        gw_stat_set(&cl->stats->master_port[i], (uint64_t)cl->sh[i].port);
-        gw_stat_set(&cl->stats->master_up[i], 0);
-    }
+    publish_masters(cl);
     if (cl->nsh == 0) {
         gw_clink_fail(cl, "no master with slots and an address in the map");
         return;
     }
-    for (size_t i = 0; i < cl->nsh; i++) {
-        cl->sh[i].retry_ev = evtimer_new(cl->base, on_shard_retry, &cl->sh[i]);
-        if (!cl->sh[i].retry_ev)
-            abort();
-        open_conns(&cl->sh[i]);
-    }
+    for (size_t i = 0; i < cl->nsh; i++)
+        gw_clink_shard_open(cl->sh[i]);
     cl->ops->on_open(cl->ctx);
     for (size_t i = 0; i < cl->nsh && cl->state == CL_CONNECTING; i++)
-        subscribe_hb(&cl->sh[i]);
+        gw_clink_shard_subscribe_hb(cl->sh[i]);
+}
+
+/* ---- slots that move while the link is live ---- */
+
+static bool bit(const uint8_t *set, unsigned s)
+{
+    return set[s >> 3] & (1u << (s & 7));
+}
+
+static void set_bit(uint8_t *set, unsigned s)
+{
+    set[s >> 3] |= (uint8_t)(1u << (s & 7));
+}
+
+/* A predicate (gw_bus_key_pred) over a slot set, and one owner when given. */
+struct slotset {
+    struct gw_clink *cl;
+    const uint8_t *bits;
+    const struct cshard *owner; /* NULL: any */
+};
+
+static bool in_slotset(void *pctx, const char *key, size_t klen)
+{
+    const struct slotset *ss = pctx;
+    return bit(ss->bits, gw_slot_of(key, klen)) && (!ss->owner || clink_owner(ss->cl, key, klen) == ss->owner);
+}
+
+/* Tells the keys of the lost slots lost (one walk of the bus's channels for
+ * all of them) and moves the slots to `moving`. The bus's SUNSUBSCRIBEs in
+ * flight for those keys are void: their confirmation, if any comes, is the
+ * old owner's, which on_push ignores. */
+static void flush_lost(struct gw_clink *cl)
+{
+    if (!cl->lost_any)
+        return;
+    for (struct gw_dict_entry *e = gw_dict_first(&cl->unsubs), *next; e; e = next) {
+        next = gw_dict_next(&cl->unsubs, e);
+        if (bit(cl->lost, gw_slot_of(e->key, e->klen)))
+            gw_dict_delete(&cl->unsubs, e->key, e->klen);
+    }
+    struct slotset ss = { cl, cl->lost, NULL };
+    cl->cops->on_keys_lost(cl->ctx, in_slotset, &ss);
+    for (size_t i = 0; i < sizeof cl->lost; i++)
+        cl->moving[i] |= cl->lost[i];
+    memset(cl->lost, 0, sizeof cl->lost);
+    cl->lost_any = false;
+    cl->moving_any = true;
+}
+
+static void on_move_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_clink *cl = arg;
+    if (cl->state == CL_LIVE)
+        flush_lost(cl);
+}
+
+static void clink_slot_lost(struct gw_clink *cl, unsigned slot, const char *why)
+{
+    if (cl->state != CL_LIVE) {
+        gw_clink_refresh(cl, why);
+        gw_clink_fail(cl, why); /* not proven once yet: the whole link starts over */
+        return;
+    }
+    if (!bit(cl->lost, slot))
+        LOG_INFO("slot %u lost its subscriptions reason=\"%s\": moving its keys after the next map", slot, why);
+    set_bit(cl->lost, slot);
+    cl->lost_any = true;
+    gw_clink_refresh(cl, why);
+    event_active(cl->move_ev, 0, 0);
+}
+
+/* A fence: the SSUBSCRIBE of sh's heartbeat channel queued after the keys of
+ * the slots moved to sh; its answer proves their subscriptions. */
+struct fence {
+    struct gw_clink *cl;
+    struct cshard *sh;
+    uint8_t bits[GW_SLOT_COUNT / 8];
+};
+
+static void on_fence(struct gw_rconn *c, const redisReply *reply, void *privdata)
+{
+    struct fence *f = privdata;
+    struct gw_clink *cl = f->cl;
+
+    if (!reply) {
+        /* sh's connection is gone: sh's own failure tells its keys lost. */
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        for (unsigned s = 0; s < GW_SLOT_COUNT; s++)
+            if (bit(f->bits, s))
+                gw_clink_slot_lost(cl, s, "the fence after moved keys was refused");
+    } else if (cl->state == CL_LIVE && f->sh->state == SH_LIVE) {
+        struct slotset ss = { cl, f->bits, f->sh };
+        cl->cops->on_keys_live(cl->ctx, in_slotset, &ss);
+    }
+    free(f);
+}
+
+static void fence(struct cshard *sh, const uint8_t *moved)
+{
+    struct gw_clink *cl = sh->cl;
+    const struct gw_topo *map = gw_shards_map(cl->shards);
+    struct fence *f = gw_xcalloc(1, sizeof *f);
+    bool any = false;
+
+    f->cl = cl;
+    f->sh = sh;
+    for (unsigned s = 0; s < GW_SLOT_COUNT; s++)
+        if (bit(moved, s) && shard_for(cl, gw_topo_slot_owner(map, s)) == sh) {
+            set_bit(f->bits, s);
+            any = true;
+        }
+    const char *argv[] = { "SSUBSCRIBE", sh->hb };
+    size_t lens[] = { 10, strlen(sh->hb) };
+    if (!any) {
+        free(f);
+    } else if (gw_rconn_command(sh->sub, 2, argv, lens, cl->cmd_timeout_ms, on_fence, f) != 0) {
+        free(f);
+        gw_clink_shard_fail(sh, "cannot queue the fence after moved keys");
+    }
+}
+
+/* Subscribes the keys of the moving slots on their owner in the current map.
+ * Masters from index fresh on are new in this map: their own opening
+ * subscribes all their keys, and a master that is down does so when it
+ * comes back; a slot no master serves yet waits for another map. */
+static void move_keys(struct gw_clink *cl, size_t fresh)
+{
+    const struct gw_topo *map = gw_shards_map(cl->shards);
+    uint8_t go[GW_SLOT_COUNT / 8] = { 0 };
+    unsigned n = 0, left = 0;
+
+    if (!cl->moving_any)
+        return;
+    for (unsigned s = 0; s < GW_SLOT_COUNT; s++) {
+        if (!bit(cl->moving, s))
+            continue;
+        struct cshard *sh = shard_for(cl, gw_topo_slot_owner(map, s));
+        if (!sh) {
+            left++;
+            continue;
+        }
+        cl->moving[s >> 3] &= (uint8_t) ~(1u << (s & 7));
+        size_t i = 0;
+        while (cl->sh[i] != sh)
+            i++;
+        if (i >= fresh || sh->state == SH_DOWN || sh->state == SH_RESETTING)
+            continue;
+        set_bit(go, s);
+        n++;
+    }
+    cl->moving_any = left > 0;
+    if (left)
+        gw_clink_refresh(cl, "a moved slot has no master in the map yet");
+    if (!n)
+        return;
+    LOG_INFO("moving the keys of %u slots to their new masters (%u wait for a master)", n, left);
+    struct slotset ss = { cl, go, NULL };
+    cl->cops->on_keys_open(cl->ctx, in_slotset, &ss);
+    /* A master still proving its fresh connections proves these with its
+     * first echo (on_keys_live for all its keys). */
+    for (size_t i = 0; i < cl->nsh; i++)
+        if (cl->sh[i]->state == SH_LIVE)
+            fence(cl->sh[i], go);
+}
+
+/* Does map still name sh as a master that serves slots? */
+static bool still_master(struct gw_clink *cl, const struct gw_topo *map, const struct cshard *sh)
+{
+    const struct gw_topo_node *node = gw_topo_find(map, sh->id);
+    return node && node->slots && gw_clink_shard_is(sh, cl, node);
+}
+
+/* A new map while the link is live: the diff of clink.c's header. */
+static void apply_map(struct gw_clink *cl, const struct gw_topo *map, const struct gw_topo_diff *d)
+{
+    /* The keys of every slot that changed owner are lost where they were. */
+    for (int s = gw_topo_diff_next(d, 0); s >= 0; s = gw_topo_diff_next(d, (unsigned)s + 1))
+        set_bit(cl->lost, (unsigned)s);
+    cl->lost_any = cl->lost_any || d->count > 0;
+    gw_stat_add(&cl->stats->redis_slot_moves, d->count);
+    flush_lost(cl);
+
+    /* Masters gone (failed over, emptied, readdressed): their connections go. */
+    size_t kept = 0;
+    for (size_t i = 0; i < cl->nsh; i++) {
+        struct cshard *sh = cl->sh[i];
+        if (still_master(cl, map, sh)) {
+            cl->sh[kept++] = sh;
+            continue;
+        }
+        LOG_INFO("master addr=%s:%d id=%.12s left the map: closing its connections", sh->host, sh->port, sh->id);
+        gw_clink_shard_free(sh);
+    }
+    cl->nsh = kept;
+
+    /* A kept master whose heartbeat slot moved away gets another channel. */
+    for (size_t i = 0; i < cl->nsh; i++) {
+        struct cshard *sh = cl->sh[i];
+        if (clink_owner(cl, sh->hb, strlen(sh->hb)) == sh ||
+            !gw_clink_hb_channel(cl, map, sh->id, sh->hb, sizeof sh->hb))
+            continue;
+        LOG_INFO("master addr=%s:%d heartbeat moves to %s", sh->host, sh->port, sh->hb);
+        if (sh->sub)
+            gw_clink_shard_subscribe_hb(sh);
+    }
+
+    /* Masters new to the link. */
+    size_t fresh = cl->nsh, n = gw_topo_node_count(map);
+    cl->sh = gw_xrealloc(cl->sh, (cl->nsh + n + 1) * sizeof *cl->sh);
+    for (size_t i = 0; i < n; i++) {
+        const struct gw_topo_node *node = gw_topo_node(map, i);
+        if (shard_for(cl, node))
+            continue;
+        struct cshard *sh = gw_clink_shard_new(cl, map, node);
+        if (sh)
+            cl->sh[cl->nsh++] = sh;
+    }
+    publish_masters(cl);
+
+    move_keys(cl, fresh);
+    for (size_t i = fresh; i < cl->nsh; i++) {
+        struct cshard *sh = cl->sh[i];
+        LOG_INFO("master addr=%s:%d id=%.12s joined the map", sh->host, sh->port, sh->id);
+        gw_clink_shard_open(sh);
+        cl->cops->on_keys_open(cl->ctx, gw_clink_owned_by, sh);
+        gw_clink_shard_subscribe_hb(sh);
+    }
 }
 
 /* ---- reset and reconnect ---- */
-
-static int64_t backoff_ms(const struct gw_clink *cl, int attempt)
-{
-    const struct gw_config *cfg = cl->cfg;
-    int shift = attempt < 16 ? attempt : 16;
-    int64_t base = (int64_t)cfg->redis_backoff_min_ms << shift;
-    if (base > cfg->redis_backoff_max_ms)
-        base = cfg->redis_backoff_max_ms;
-    uint32_t r;
-    if (getrandom(&r, sizeof r, 0) != sizeof r)
-        r = (uint32_t)gw_now_us();
-    return base / 2 + (int64_t)(r % (uint32_t)(base / 2 + 1)); /* equal jitter, as link.c */
-}
 
 /* Frees every master's connections: pending commands get their callbacks
  * with NULL; messages already received are counted, not lost silently. */
 static void free_shards(struct gw_clink *cl)
 {
-    struct cshard *sh = cl->sh;
+    struct cshard **sh = cl->sh;
     size_t n = cl->nsh;
 
     cl->sh = NULL;
     cl->nsh = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i < GW_REDIS_MASTERS_MAX)
-            gw_stat_set(&cl->stats->master_up[i], 0);
-        free_conns(&sh[i]);
-        if (sh[i].retry_ev)
-            event_free(sh[i].retry_ev);
-    }
+    for (size_t i = 0; i < n; i++)
+        gw_clink_shard_free(sh[i]);
     free(sh);
     while (gw_dict_first(&cl->unsubs))
         gw_dict_delete(&cl->unsubs, gw_dict_first(&cl->unsubs)->key, gw_dict_first(&cl->unsubs)->klen);
+    memset(cl->lost, 0, sizeof cl->lost);
+    memset(cl->moving, 0, sizeof cl->moving);
+    cl->lost_any = cl->moving_any = false;
 }
 
 static void on_reset_event(evutil_socket_t fd, short what, void *arg)
@@ -423,9 +413,10 @@ static void on_reset_event(evutil_socket_t fd, short what, void *arg)
 
     set_state(cl, CL_DOWN, "connections closed");
     free_shards(cl);
+    publish_masters(cl);
     if (!cl->ops->on_reset(cl->ctx))
         return;
-    int64_t delay = backoff_ms(cl, cl->attempt);
+    int64_t delay = gw_clink_backoff_ms(cl, cl->attempt);
     cl->attempt++;
     gw_stat_add(&cl->stats->redis_reconnects, 1);
     LOG_INFO("redis cluster reconnect attempt=%d delay_ms=%" PRId64, cl->attempt, delay);
@@ -448,35 +439,47 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     link_open(cl);
 }
 
-/* A new map: the connections follow it (a whole reset, which the bus's
- * repair makes lossless for channels with history). */
 static void on_map(void *ctx, const struct gw_topo *old, const struct gw_topo *map, const struct gw_topo_diff *d)
 {
     struct gw_clink *cl = ctx;
 
     if (cl->state == CL_DISCOVERING && gw_topo_covered(map) > 0)
         link_open(cl);
-    else if ((cl->state == CL_CONNECTING || cl->state == CL_LIVE) && d->count > 0)
-        gw_clink_fail(cl, "a slot changed master");
-    /* A change of health only (a master marked failed, not yet replaced)
-     * moves no slot: that master's own failure handling covers it. */
+    else if (cl->state == CL_CONNECTING && d->count > 0)
+        gw_clink_fail(cl, "a slot changed master before the link was proven once");
+    else if (cl->state == CL_LIVE)
+        apply_map(cl, map, d);
+}
+
+/* An answer that changed nothing: slots that lost their subscriptions
+ * still go to the master it names (the master that dropped them may have
+ * taken them back, or a later map moves them again). */
+static void on_map_same(void *ctx, const struct gw_topo *map)
+{
+    struct gw_clink *cl = ctx;
+    if (cl->state == CL_LIVE) {
+        flush_lost(cl);
+        move_keys(cl, cl->nsh);
+    }
 }
 
 static void on_map_error(void *ctx, const char *why)
 {
 }
 
-static const struct gw_shards_ops shards_ops = { on_map, on_map_error };
+static const struct gw_shards_ops shards_ops = { on_map, on_map_error, on_map_same };
 
 /* ---- lifetime ---- */
 
 static const struct gw_clink_up clink_up = {
     .fail = clink_fail,
-    .shard_fail = clink_shard_fail,
+    .shard_fail = gw_clink_shard_failed,
     .owner = clink_owner,
     .shard_at = clink_shard_at,
-    .fn_loaded = clink_fn_loaded,
+    .fn_loaded = gw_clink_shard_loaded,
     .refresh = clink_refresh,
+    .slot_lost = clink_slot_lost,
+    .echoed = clink_echoed,
 };
 
 struct gw_clink *gw_clink_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
@@ -510,7 +513,9 @@ void gw_clink_start(struct gw_clink *cl)
     cl->retry_ev = evtimer_new(cl->base, on_retry, cl);
     cl->reset_ev = event_new(cl->base, -1, 0, on_reset_event, cl);
     cl->shard_ev = event_new(cl->base, -1, 0, on_shard_event, cl);
-    if (!cl->tick_ev || !cl->retry_ev || !cl->reset_ev || !cl->shard_ev || event_add(cl->tick_ev, &tick) != 0) {
+    cl->move_ev = event_new(cl->base, -1, 0, on_move_event, cl);
+    if (!cl->tick_ev || !cl->retry_ev || !cl->reset_ev || !cl->shard_ev || !cl->move_ev ||
+        event_add(cl->tick_ev, &tick) != 0) {
         LOG_ERR("libevent could not create the cluster link's timers");
         abort();
     }
@@ -525,7 +530,7 @@ void gw_clink_start(struct gw_clink *cl)
     struct gw_shards_opts o = {
         .seeds = seeds,
         .n_seeds = cfg->redis.n_seeds,
-        .conn = conn_opts(cl, "shards"),
+        .conn = gw_clink_conn_opts(cl, "shards"),
         .refresh_ms = 5000,
         .min_gap_ms = 100,
         .query_timeout_ms = cfg->redis_heartbeat_timeout_ms,
@@ -553,7 +558,9 @@ void gw_clink_stop(struct gw_clink *cl)
         event_free(cl->reset_ev);
     if (cl->shard_ev)
         event_free(cl->shard_ev);
-    cl->tick_ev = cl->retry_ev = cl->reset_ev = cl->shard_ev = NULL;
+    if (cl->move_ev)
+        event_free(cl->move_ev);
+    cl->tick_ev = cl->retry_ev = cl->reset_ev = cl->shard_ev = cl->move_ev = NULL;
 }
 
 void gw_clink_free(struct gw_clink *cl)

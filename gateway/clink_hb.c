@@ -44,7 +44,7 @@ void gw_clink_send_heartbeat(struct cshard *sh, int64_t now)
 
     sh->last_hb_sent_us = now;
     if (gw_rconn_command(sh->cmd, 3, argv, lens, sh->cl->cmd_timeout_ms, NULL, NULL) != 0)
-        gw_clink_fail(sh->cl, "cannot queue a heartbeat SPUBLISH");
+        gw_clink_shard_fail(sh, "cannot queue a heartbeat SPUBLISH");
 }
 
 /* clink_int.h */
@@ -59,7 +59,7 @@ void gw_clink_on_tick(evutil_socket_t fd, short what, void *arg)
     if (cl->state != CL_CONNECTING && cl->state != CL_LIVE)
         return;
     for (size_t i = 0; i < cl->nsh; i++) {
-        struct cshard *sh = &cl->sh[i];
+        struct cshard *sh = cl->sh[i];
         if (sh->state != SH_PROVING && sh->state != SH_LIVE)
             continue;
         if (gap > timeout / 2) { /* this thread was stalled, not the masters: prove again */

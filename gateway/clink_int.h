@@ -1,8 +1,10 @@
-/* Private to gateway/clink.c and gateway/clink_cmd.c: the cluster link's
- * struct, one master's connections, and the few calls between the two
- * files. clink.c owns the map, the connections, their states, the
- * subscriptions and the heartbeats; clink_cmd.c the commands (FCALLs,
- * SPUBLISH) with their redirections, and the library's loading. */
+/* Private to the cluster link's files: its struct, one master's
+ * connections, and the few calls between them. clink.c owns the whole
+ * link's state, the map and what a new map changes (masters added and
+ * removed, slots moved); clink_shard.c one master's connections, states and
+ * heartbeat echo; clink_sub.c the subscriptions; clink_hb.c the heartbeats'
+ * sending and judging; clink_cmd.c the commands (FCALLs, SPUBLISH) with
+ * their redirections, and the library's loading. */
 #ifndef GW_CLINK_INT_H
 #define GW_CLINK_INT_H
 
@@ -48,6 +50,7 @@ struct cshard {
     uint64_t hb_seq;
     struct event *retry_ev; /* SH_DOWN: reopens this master's connections */
     int attempt;
+    int midx; /* its series in /metrics (metrics.h: master="<midx>"), -1: none */
 };
 
 struct ccmd;
@@ -74,7 +77,7 @@ struct gw_clink {
     struct event *shard_ev; /* tears down the masters in SH_RESETTING */
     struct gw_shards *shards;
     struct ssl_ctx_st *tls_ctx; /* rediss+cluster://; owned */
-    struct cshard *sh;          /* the masters of the map the link was opened on */
+    struct cshard **sh;         /* the masters of the current map, each owned */
     size_t nsh;
     enum clink_state state;
     int attempt;
@@ -83,6 +86,14 @@ struct gw_clink {
     struct gw_dict unsubs; /* key -> SUNSUBSCRIBEs sent and not yet confirmed (uintptr_t) */
     struct ccmd *waiting;  /* commands waiting out a TRYAGAIN/CLUSTERDOWN pause */
     uint64_t redirects, publish_errors;
+    /* Slot sets (bit s: slot s) of the moves (clink.c). lost: Redis dropped
+     * a subscription of the slot (an unsolicited sunsubscribe, a refused
+     * SSUBSCRIBE) and its keys are not yet told lost (move_ev does, outside
+     * callbacks); moving: told lost, waiting for a map that names a master
+     * to subscribe them on. */
+    struct event *move_ev;
+    uint8_t lost[GW_SLOT_COUNT / 8], moving[GW_SLOT_COUNT / 8];
+    bool lost_any, moving_any;
 };
 
 /* What clink_cmd.c, clink_hb.c and clink_sub.c may ask of clink.c: given to
@@ -102,6 +113,13 @@ struct gw_clink_up {
     void (*fn_loaded)(struct cshard *sh);
     /* Asks shards.c for a fresh map (a MOVED, a CLUSTERDOWN). */
     void (*refresh)(struct gw_clink *cl, const char *why);
+    /* Redis dropped or refused the subscriptions of slot on the master the
+     * map names (why is static text): its keys are told lost and subscribed
+     * again on the owner of the next map. Safe inside callbacks. */
+    void (*slot_lost)(struct gw_clink *cl, unsigned slot, const char *why);
+    /* A master's heartbeat echoed for the first time since its connections
+     * opened: the whole link may go live. */
+    void (*echoed)(struct gw_clink *cl);
 };
 
 static inline void gw_clink_fail(struct gw_clink *cl, const char *why)
@@ -134,8 +152,42 @@ static inline void gw_clink_refresh(struct gw_clink *cl, const char *why)
     cl->up->refresh(cl, why);
 }
 
+static inline void gw_clink_slot_lost(struct gw_clink *cl, unsigned slot, const char *why)
+{
+    cl->up->slot_lost(cl, slot, why);
+}
+
 /* clink.c: does key belong to pctx, a struct cshard (gw_bus_key_pred)? */
 bool gw_clink_owned_by(void *pctx, const char *key, size_t klen);
+
+/* clink_shard.c: one master's side of the link. */
+/* A master of map (node) as a new cshard in SH_DOWN, not connected, no retry armed, or NULL
+ * when the node serves no slot, has no address or no heartbeat channel.
+ * The caller owns it (gw_clink_shard_free). */
+struct cshard *gw_clink_shard_new(struct gw_clink *cl, const struct gw_topo *map, const struct gw_topo_node *node);
+/* Frees sh: its connections (pending commands get NULL, messages already
+ * received are counted), its timer and its /metrics series. */
+void gw_clink_shard_free(struct cshard *sh);
+/* What gw_clink_up's shard_fail and fn_loaded do (clink.c's table names
+ * them; the files below reach them through it). */
+void gw_clink_shard_failed(struct cshard *sh, const char *why);
+void gw_clink_shard_loaded(struct cshard *sh);
+/* Does sh stand for node (same ID and address)? */
+bool gw_clink_shard_is(const struct cshard *sh, const struct gw_clink *cl, const struct gw_topo_node *node);
+/* Opens sh's two connections (SH_CONNECTING). */
+void gw_clink_shard_open(struct cshard *sh);
+/* SSUBSCRIBEs sh's heartbeat channel: last on fresh connections, so that
+ * its first echo proves every subscription queued before it. */
+void gw_clink_shard_subscribe_hb(struct cshard *sh);
+/* Moves sh to SH_DOWN at once: its keys are told lost, its retry armed.
+ * Not inside sh's own connection callbacks (gw_clink_shard_fail is). */
+void gw_clink_shard_down(struct cshard *sh);
+/* The connection options of every connection of the link (name: for logs). */
+struct gw_rconn_opts gw_clink_conn_opts(const struct gw_clink *cl, const char *name);
+/* A reconnect delay in ms for the attempt-th try (equal jitter, as link.c). */
+int64_t gw_clink_backoff_ms(const struct gw_clink *cl, int attempt);
+/* sh's series in an array of per-master stats (metrics.h), or NULL. */
+gw_stat *gw_clink_master_stat(const struct cshard *sh, gw_stat *arr);
 
 /* clink_hb.c */
 /* A heartbeat channel ("__wsgate:hb:{T}:<node_id>") whose slot master id owns
@@ -147,7 +199,9 @@ void gw_clink_send_heartbeat(struct cshard *sh, int64_t now);
 void gw_clink_on_tick(evutil_socket_t fd, short what, void *arg);
 
 /* clink_sub.c */
-/* The reply callback of every SSUBSCRIBE: an error reply resets the link. */
+/* The reply callback of every SSUBSCRIBE and SUNSUBSCRIBE of keys (privdata:
+ * their slot + 1): an error reply (MOVED: the map is older than the
+ * cluster) makes that slot lost (gw_clink_slot_lost). */
 void gw_clink_on_sub_done(struct gw_rconn *c, const struct redisReply *reply, void *privdata);
 /* True when a sunsubscribe of key answers a SUNSUBSCRIBE we sent (counted
  * down); false for one Redis sent on its own. */

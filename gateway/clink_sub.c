@@ -1,6 +1,7 @@
 /* The cluster link's subscriptions: SSUBSCRIBE/SUNSUBSCRIBE on each key's
  * master, batched by slot, and which sunsubscribe confirmations were asked
- * for (the others mean a slot moved). */
+ * for (the others mean a slot moved). A refused subscription makes its slot
+ * lost (clink.c moves its keys after the next map), never the whole link. */
 #define GW_LOG_MODULE "clink"
 
 #include <errno.h>
@@ -18,10 +19,16 @@ void gw_clink_on_sub_done(struct gw_rconn *c, const redisReply *reply, void *pri
 {
     struct gw_clink *cl = gw_rconn_owner(c);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        /* MOVED/CLUSTERDOWN included: the map is older than the cluster. */
-        LOG_WARN("sharded subscriber error=\"%s\"", reply->str);
-        gw_clink_refresh(cl, "subscriber error reply");
-        gw_clink_fail(cl, "subscriber error reply");
+        /* MOVED/CLUSTERDOWN: the map is older than the cluster. */
+        unsigned slot = (unsigned)((uintptr_t)privdata - 1);
+        LOG_WARN("sharded subscriber slot=%u error=\"%s\"", slot, reply->str);
+        struct cshard *sh = NULL;
+        for (size_t i = 0; i < cl->nsh && !sh; i++)
+            sh = cl->sh[i]->sub == c ? cl->sh[i] : NULL;
+        gw_stat *st = sh ? gw_clink_master_stat(sh, cl->stats->master_redirects) : NULL;
+        if (st)
+            gw_stat_add(st, 1);
+        gw_clink_slot_lost(cl, slot, "subscriber error reply");
     }
 }
 
@@ -62,28 +69,34 @@ static int sub_command(struct gw_clink *cl, const char *verb, int n, const char 
     argv[0] = verb;
     lens[0] = strlen(verb);
     for (int i = 0; i < n && rc == 0;) {
+        unsigned slot = ref[i].slot;
         struct cshard *sh = gw_clink_owner(cl, keys[ref[i].i], klens[ref[i].i]);
         int m = 0;
-        for (int j = i; j < n && ref[j].slot == ref[i].slot; j++, m++) {
+        for (int j = i; j < n && ref[j].slot == slot; j++, m++) {
             argv[m + 1] = keys[ref[j].i];
             lens[m + 1] = klens[ref[j].i];
         }
         i += m;
-        if (sh && (sh->state == SH_DOWN || sh->state == SH_RESETTING)) {
+        if (!sh && strcmp(verb, "SUNSUBSCRIBE") == 0) {
+            rc = -EHOSTDOWN; /* no master of this map serves it: nothing is subscribed */
+            continue;
+        }
+        if (!sh) {
+            /* A slot no master of this map serves: a newer map will. */
+            gw_clink_slot_lost(cl, slot, "a key's slot has no master in the map");
+            continue;
+        }
+        if (sh->state == SH_DOWN || sh->state == SH_RESETTING) {
             /* Its master is down: nothing of it is subscribed there. An
              * SSUBSCRIBE is sent when it comes back (on_keys_open). */
             if (strcmp(verb, "SUNSUBSCRIBE") == 0)
                 rc = -EHOSTDOWN;
             continue;
         }
-        rc = sh ? gw_rconn_command(sh->sub, m + 1, argv, lens, cl->cmd_timeout_ms, gw_clink_on_sub_done, NULL) : -ENOTCONN;
-    }
-    if (rc == -ENOTCONN) {
-        /* A slot no master of this map serves: a newer map will. */
-        gw_clink_refresh(cl, "a key's slot has no master in the map");
-        gw_clink_fail(cl, "a key's slot has no master in the map");
-    } else if (rc != 0 && rc != -EHOSTDOWN) {
-        gw_clink_fail(cl, "cannot queue a sharded subscription"); /* some masters may have it */
+        rc = gw_rconn_command(sh->sub, m + 1, argv, lens, cl->cmd_timeout_ms, gw_clink_on_sub_done,
+                              (void *)(uintptr_t)(slot + 1));
+        if (rc != 0)
+            gw_clink_shard_fail(sh, "cannot queue a sharded subscription"); /* some keys may be there */
     }
     free(ref);
     free(lens);
@@ -131,7 +144,7 @@ void gw_clink_pause(struct gw_clink *cl, bool pause)
 {
     cl->paused = pause;
     for (size_t i = 0; i < cl->nsh; i++)
-        if (cl->sh[i].sub)
-            gw_rconn_pause(cl->sh[i].sub, pause);
+        if (cl->sh[i]->sub)
+            gw_rconn_pause(cl->sh[i]->sub, pause);
 }
 

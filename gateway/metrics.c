@@ -17,6 +17,10 @@ const char *const gw_redis_link_state_names[GW_REDIS_LINK_STATES] = {
 
 const char *const gw_redis_role_names[GW_REDIS_ROLE__COUNT] = { "sub", "pub", "sentinel" };
 
+const char *const gw_redis_master_state_names[GW_REDIS_MASTER_STATES] = {
+    "connecting", "loading", "proving", "live", "resetting", "down",
+};
+
 const char *gw_shed_reason_name(enum gw_shed_reason r)
 {
     switch (r) {
@@ -144,6 +148,47 @@ static void sum_lines(struct strbuf *sb, struct gw_worker_stats *const *w, int n
 
 #define WSUM_LINES(field, first, count, metric, key, name) \
     sum_lines(&sb, workers, nworkers, offsetof(struct gw_worker_stats, field), first, count, metric, key, name)
+
+/* Cluster mode: the series of each master that holds an index (metrics.h). */
+static void master_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+        double scale;
+    } series[] = {
+        { "wsgate_redis_master_port", "gauge", "Cluster mode: the port of each master.",
+          offsetof(struct gw_bus_stats, master_port), 1 },
+        { "wsgate_redis_master_up", "gauge", "Cluster mode: 1 while that master's heartbeat echoes.",
+          offsetof(struct gw_bus_stats, master_up), 1 },
+        { "wsgate_redis_master_reconnects_total", "counter", "Cluster mode: reconnects of that master alone.",
+          offsetof(struct gw_bus_stats, master_reconnects), 1 },
+        { "wsgate_redis_master_redirects_total", "counter",
+          "Cluster mode: that master's subscriptions it dropped or refused because their slot moved.",
+          offsetof(struct gw_bus_stats, master_redirects), 1 },
+        { "wsgate_redis_master_heartbeat_rtt_seconds", "gauge", "Cluster mode: that master's last heartbeat round trip.",
+          offsetof(struct gw_bus_stats, master_rtt_us), 1e6 },
+    };
+    for (size_t k = 0; k < sizeof series / sizeof series[0]; k++) {
+        const gw_stat *arr = (const gw_stat *)((const char *)bus + series[k].off);
+        family(sb, series[k].name, series[k].type, series[k].help);
+        for (int i = 0; i < GW_REDIS_MASTERS_MAX; i++) {
+            if (!gw_stat_get(&bus->master_port[i]))
+                continue;
+            if (series[k].scale == 1)
+                sb_printf(sb, "%s{master=\"%d\"} %llu\n", series[k].name, i, (unsigned long long)gw_stat_get(&arr[i]));
+            else
+                sb_printf(sb, "%s{master=\"%d\"} %.6f\n", series[k].name, i, (double)gw_stat_get(&arr[i]) / series[k].scale);
+        }
+    }
+    family(sb, "wsgate_redis_master_state", "gauge",
+           "Cluster mode: each master's link state: connecting, loading (the Function library), proving (waiting "
+           "for its first heartbeat echo), live, resetting, down (retried with backoff).");
+    for (int i = 0; i < GW_REDIS_MASTERS_MAX; i++)
+        for (int st = 0; gw_stat_get(&bus->master_port[i]) && st < GW_REDIS_MASTER_STATES; st++)
+            sb_printf(sb, "wsgate_redis_master_state{master=\"%d\",state=\"%s\"} %d\n", i,
+                      gw_redis_master_state_names[st], gw_stat_get(&bus->master_state[i]) == (uint64_t)st);
+}
 
 static void history_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
 {
@@ -293,27 +338,12 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
     uint64_t masters = gw_stat_get(&bus->redis_masters);
     family(&sb, "wsgate_redis_masters", "gauge", "Cluster mode: masters the node's cluster link connects to (0: not cluster mode).");
     sb_printf(&sb, "wsgate_redis_masters %llu\n", (unsigned long long)masters);
-    if (masters > GW_REDIS_MASTERS_MAX)
-        masters = GW_REDIS_MASTERS_MAX;
-    if (masters) {
-        family(&sb, "wsgate_redis_master_port", "gauge", "Cluster mode: the port of each master (by index in the map).");
-        for (uint64_t i = 0; i < masters; i++)
-            sb_printf(&sb, "wsgate_redis_master_port{master=\"%llu\"} %llu\n", (unsigned long long)i,
-                      (unsigned long long)gw_stat_get(&bus->master_port[i]));
-        family(&sb, "wsgate_redis_master_up", "gauge", "Cluster mode: 1 while that master's heartbeat echoes.");
-        for (uint64_t i = 0; i < masters; i++)
-            sb_printf(&sb, "wsgate_redis_master_up{master=\"%llu\"} %llu\n", (unsigned long long)i,
-                      (unsigned long long)gw_stat_get(&bus->master_up[i]));
-        family(&sb, "wsgate_redis_master_reconnects_total", "counter", "Cluster mode: reconnects of that master alone.");
-        for (uint64_t i = 0; i < masters; i++)
-            sb_printf(&sb, "wsgate_redis_master_reconnects_total{master=\"%llu\"} %llu\n", (unsigned long long)i,
-                      (unsigned long long)gw_stat_get(&bus->master_reconnects[i]));
-        family(&sb, "wsgate_redis_master_heartbeat_rtt_seconds", "gauge", "Cluster mode: that master's last heartbeat round trip.");
-        for (uint64_t i = 0; i < masters; i++)
-            sb_printf(&sb, "wsgate_redis_master_heartbeat_rtt_seconds{master=\"%llu\"} %.6f\n", (unsigned long long)i,
-                      (double)gw_stat_get(&bus->master_rtt_us[i]) / 1e6);
-    }
-
+    family(&sb, "wsgate_redis_slot_moves_total", "counter",
+           "Cluster mode: slots that changed master (a failover, a migrated slot) while the link was live; their "
+           "channels are subscribed on the new master and repaired, every other master's go on.");
+    sb_printf(&sb, "wsgate_redis_slot_moves_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_slot_moves));
+    if (masters)
+        master_metrics(&sb, bus);
     history_metrics(&sb, bus);
 
     *out = sb.buf;

@@ -101,8 +101,13 @@ enum gw_redis_role { GW_REDIS_ROLE_SUB = 0, GW_REDIS_ROLE_PUB, GW_REDIS_ROLE_SEN
 extern const char *const gw_redis_role_names[GW_REDIS_ROLE__COUNT];
 
 /* Cluster mode: masters with series of their own in /metrics
- * (wsgate_redis_master_*{master="<index>"}); more are counted in the link-wide ones. */
+ * (wsgate_redis_master_*{master="<index>"}); more are counted in the link-wide ones.
+ * A master keeps its index while it stays in the map; one that leaves frees it
+ * (its port reads 0 and its series are not shown) for a master that comes. */
 #define GW_REDIS_MASTERS_MAX 16
+/* One master's link state (clink_int.h's enum cshard_state, in its order). */
+#define GW_REDIS_MASTER_STATES 6
+extern const char *const gw_redis_master_state_names[GW_REDIS_MASTER_STATES];
 
 /* Written only by the bus thread. */
 struct gw_bus_stats {
@@ -118,13 +123,16 @@ struct gw_bus_stats {
     gw_stat publishes_failed;
     gw_stat heartbeat_rtt_us; /* gauge: last heartbeat echo round trip */
     gw_stat redis_redirects; /* cluster mode: MOVED and ASK answers followed */
-    /* Cluster mode, per master of the map the link was opened on (index in
-     * that map's order; the port says which). */
+    /* Cluster mode, per master of the current map (index: GW_REDIS_MASTERS_MAX
+     * says how it is kept; the port says which master; port 0: index unused). */
     gw_stat redis_masters; /* gauge: masters the link connects to, 0 outside cluster mode */
     gw_stat master_port[GW_REDIS_MASTERS_MAX];
     gw_stat master_up[GW_REDIS_MASTERS_MAX]; /* gauge 0/1: its heartbeat echoes */
     gw_stat master_reconnects[GW_REDIS_MASTERS_MAX];
     gw_stat master_rtt_us[GW_REDIS_MASTERS_MAX]; /* last heartbeat echo round trip */
+    gw_stat master_state[GW_REDIS_MASTERS_MAX]; /* gauge: index into gw_redis_master_state_names */
+    gw_stat master_redirects[GW_REDIS_MASTERS_MAX]; /* its subscriptions Redis dropped or refused (a slot moved) */
+    gw_stat redis_slot_moves; /* slots that changed master in the maps taken while the link was live */
     gw_stat redis_messages_dropped_bad_envelope; /* reserved payload that is no envelope we read */
     gw_stat redis_messages_dropped_link_reset; /* read from the socket but not handled: the link was reset */
     gw_stat ctl_dropped; /* control-channel messages that are no command or answer we read (bus_ctl.c) */

@@ -143,6 +143,8 @@ static void take_map(struct gw_shards *s)
                  (unsigned long long)s->version, s->cand[s->i_cand].host, s->cand[s->i_cand].port,
                  gw_topo_covered(s->map), gw_topo_node_count(s->map), d.count);
         s->ops->on_map(s->ctx, first ? NULL : old, s->map, &d);
+    } else if (s->ops->on_same) {
+        s->ops->on_same(s->ctx, s->map);
     }
 }
 

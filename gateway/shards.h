@@ -9,8 +9,7 @@
  * queries through; it publishes or subscribes nothing and knows no channel.
  * Its owner learns of every change of the map through gw_shards_ops.
  *
- * Bus thread only (the thread running its event_base); the struct is opaque.
- * Issue 19: not yet used by the node. */
+ * Bus thread only (the thread running its event_base); the struct is opaque. */
 #ifndef GW_SHARDS_H
 #define GW_SHARDS_H
 
@@ -58,6 +57,9 @@ struct gw_shards_ops {
     /* A query failed on every address tried (why: the last reason); the map
      * is kept and the query retried after min(refresh_ms, 1 s). */
     void (*on_error)(void *ctx, const char *why);
+    /* Optional (NULL: not called): an answer came and the map is the same.
+     * Its owner learns that every refresh it asked for was answered. */
+    void (*on_same)(void *ctx, const struct gw_topo *map);
 };
 
 /* Allocates a NEW discoverer on base. Copies opts (the seeds' hosts and

@@ -121,7 +121,7 @@ class ClusterPartitionTest(ClusterChaosCase):
         repaired = 0.0
         for r in gw1_readers:
             for ch in vch:
-                before = {a[2] for a in pubs[ch].acked if a[0] < seen["t_heal"]}
+                before = {a[1] for a in pubs[ch].acked if a[0] < seen["t_heal"]}
                 repaired = max(repaired, max(t for t, _, n, _, _ in r.of(ch) if n in before) - seen["t_heal"])
         (cut_ex, _, _), _ = self.excess(gw1_readers, pubs, vch, t0)
         (gw2_ex, _, _), _ = self.excess(gw2_readers, pubs, self.channels, t0)

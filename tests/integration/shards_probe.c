@@ -6,7 +6,8 @@
  * stdout, one line each, flushed: "map <version> covered <n> masters <m>
  * moved <k>" then "owner <first>-<last> <host>:<port>" lines and "end" for
  * every on_map; "error <why>" for on_error; "stats <queries> <failures>
- * <changes> <state>" and "bye" on request. stdin: "refresh N" (N calls of
+ * <changes> <state> <sames>" (sames: on_same calls, answers that changed
+ * nothing) and "bye" on request. stdin: "refresh N" (N calls of
  * gw_shards_refresh in a row), "stats", "quit" (frees everything, exits 0). */
 #include <errno.h>
 #include <stdio.h>
@@ -48,7 +49,14 @@ static void on_error(void *ctx, const char *why)
     fflush(stdout);
 }
 
-static const struct gw_shards_ops ops = { on_map, on_error };
+static unsigned long long sames;
+
+static void on_same(void *ctx, const struct gw_topo *map)
+{
+    sames++;
+}
+
+static const struct gw_shards_ops ops = { on_map, on_error, on_same };
 
 static void on_stdin(evutil_socket_t fd, short what, void *arg)
 {
@@ -73,10 +81,10 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
             for (int i = 0; i < k; i++)
                 gw_shards_refresh(shards, "asked by the test");
         } else if (strcmp(line, "stats") == 0) {
-            printf("stats %llu %llu %llu %s\n", (unsigned long long)gw_shards_queries(shards),
+            printf("stats %llu %llu %llu %s %llu\n", (unsigned long long)gw_shards_queries(shards),
                    (unsigned long long)gw_shards_failures(shards),
                    (unsigned long long)gw_shards_changes(shards),
-                   gw_shards_state_name(gw_shards_state(shards)));
+                   gw_shards_state_name(gw_shards_state(shards)), sames);
             fflush(stdout);
         } else if (strcmp(line, "quit") == 0) {
             event_base_loopbreak(base);

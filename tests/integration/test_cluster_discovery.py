@@ -78,7 +78,7 @@ class Probe:
             w = self.line(T(5)).split()
             if w[0] == "stats":
                 return {"queries": int(w[1]), "failures": int(w[2]), "changes": int(w[3]),
-                        "state": w[4]}
+                        "state": w[4], "same": int(w[5])}
 
     def quit(self):
         self.send("quit")
@@ -116,7 +116,8 @@ class ClusterDiscoveryTest(unittest.TestCase):
         self.assertEqual((st["failures"], st["changes"]), (0, 1))
 
         # Fifty requests in a row: one query at once, one more after it (the requests made
-        # during it), and no map change.
+        # during it), and no map change: each answer reported as the same map (on_same,
+        # which tells the cluster link its refresh was answered).
         time.sleep(0.3)  # past the spacing; the periodic timer (1 s) stays out of the way
         before = probe.stats()
         probe.send("refresh 50")
@@ -124,6 +125,7 @@ class ClusterDiscoveryTest(unittest.TestCase):
         after = probe.stats()
         self.assertEqual(after["queries"] - before["queries"], 2, (before, after))
         self.assertEqual(after["changes"], before["changes"])
+        self.assertEqual(after["same"] - before["same"], 2, (before, after))
 
         # A migrated slot: the next map (asked for) moves exactly it.
         slot = 4242

@@ -8,6 +8,8 @@
   a command by key (following MOVED), SIGKILLs a master and waits for its replica to take
   over, runs CLUSTER FAILOVER on a replica, migrates one slot by hand (SETSLOT IMPORTING /
   MIGRATING, MIGRATE, SETSLOT NODE) and stops every process it started, by PID.
+- ClusterPublisher: a backend thread publishing through FCALL wsgate_publish with a
+  cluster-aware client (MOVED and ASK followed), recording each acked offset.
 
 A node's cluster bus listens on its port + 10000, so both ports are picked free. Settings for
 tests: a short cluster-node-timeout, cluster-require-full-coverage no and
@@ -399,81 +401,92 @@ def read_meta(node, key):
     return int(r[0] or 0), (r[1] or b"").decode()
 
 
+# ---- a backend publishing through a cluster-aware client
+
+
 class ClusterPublisher(threading.Thread):
-    """A backend publishing {"n": i} for i in 1..count on one channel (key, prefix
-    included) at `rate` per second through `FCALL wsgate_publish ... shard` on the key's
-    master, as a cluster-aware client does (docs/PROTOCOL.md, the backend contract in
-    cluster mode): MOVED re-routes and retries, ASK retries on the importing node after
-    ASKING, TRYAGAIN, CLUSTERDOWN and lost connections retry the same n after 20 ms on a
-    freshly read slot map. n is never skipped. Every acked publish is kept as (send time
-    of the attempt that was acked, ack time, n, offset, epoch); every failed attempt as
-    (time, n, error text, ran): ran is True when the call may have run all the same (the
-    connection failed after it was sent), False for an error reply (Redis refused it).
-    Bounded by count and `limit` seconds; stop() ends it early."""
+    """A backend publishing {"n": i} for i in 1..count on `key` through FCALL
+    wsgate_publish ... shard at `rate` messages/s, as a cluster-aware client: one
+    connection per master, the slot's master from CLUSTER SLOTS, MOVED followed (the map
+    asked again), ASK followed once (ASKING, then the call on the importing master),
+    TRYAGAIN/CLUSTERDOWN/a lost connection retried with the same n after 20 ms. Records
+    (send time, n, offset, epoch) per acked call and how many answers were ASK / MOVED.
+    Bounded by count and by `limit` seconds."""
 
-    def __init__(self, cluster, key, count, rate, limit=60, history=""):
+    def __init__(self, cluster, key, count, rate, limit=60):
         super().__init__(daemon=True)
-        self.cluster, self.key, self.count, self.rate = cluster, key, count, rate
-        self.limit, self.history = limit, history
-        self.acked, self.errors = [], []
+        self.cluster, self.key, self.count, self.rate, self.limit = cluster, key, count, rate, limit
+        self.acked = []  # (monotonic send time, n, offset, epoch)
+        self.errors = []  # (monotonic time, n, repr of the error)
+        self.asks = self.moves = 0
         self.stop = threading.Event()
-        self.keys = ("{%s}:meta" % key, "{%s}:stream" % key)
+        self._conns = {}
 
-    def maybe_twice(self):
-        """The n whose publish may have run more than once (a retry after a lost reply)."""
-        return {e[1] for e in self.errors if e[3]}
+    def _conn(self, port):
+        if port not in self._conns:
+            self._conns[port] = RedisClient(port, timeout=5)
+        return self._conns[port]
+
+    def _drop(self, port):
+        c = self._conns.pop(port, None)
+        if c is not None:
+            c.close()
+
+    def _call(self, payload):
+        """One publish, redirections followed; returns the reply or raises."""
+        from wsgate_pub import fn_keys
+        args = ("FCALL", "wsgate_publish", "2", *fn_keys(self.key), self.key, payload, "", "", "shard")
+        port, asking = self.port, False
+        for _ in range(6):
+            try:
+                c = self._conn(port)
+                if asking:
+                    c.command("ASKING")
+                r = c.command(*args, raise_errors=False)
+            except (OSError, ConnectionError, TimeoutError):
+                self._drop(port)
+                raise
+            if not isinstance(r, RedisError):
+                return r
+            words = str(r).split()
+            if words and words[0] == "ASK":
+                self.asks += 1
+                port, asking = int(words[2].rsplit(":", 1)[1]), True
+                continue
+            if words and words[0] == "MOVED":
+                self.moves += 1
+                self.port = port = int(words[2].rsplit(":", 1)[1])
+                asking = False
+                continue
+            raise r
+        raise RedisError("too many redirects for %r" % self.key)
 
     def run(self):
-        node, rc, asking = None, None, False
+        self.port = self.cluster.master_of_key(self.key).port
+        i = 1
         start = time.monotonic()
         deadline = start + T(self.limit)
-        i = 1
-        while i <= self.count and not self.stop.is_set() and time.monotonic() < deadline:
-            due = start + (i - 1) / self.rate
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
-            sent, ran = None, False
-            try:
-                if node is None:
-                    node = self.cluster.master_of_key(self.key)
-                if rc is None:
-                    rc = node.client(timeout=5)
-                if asking:
-                    rc.command("ASKING")
+        try:
+            while i <= self.count and not self.stop.is_set() and time.monotonic() < deadline:
+                due = start + (i - 1) / self.rate
+                now = time.monotonic()
+                if due > now:
+                    time.sleep(due - now)
                 sent = time.monotonic()
-                ran = True
-                r = rc.command("FCALL", "wsgate_publish", "2", *self.keys, self.key,
-                               '{"n":%d}' % i, self.history, "", "shard", raise_errors=False)
-                ran = False
-                if isinstance(r, RedisError):
-                    raise r
-                self.acked.append((sent, time.monotonic(), i, r[0], r[1].decode()))
-                i += 1
-                if asking:  # ASK holds for one command: the route stays the source's
-                    asking, node = False, None
-                    rc.close()
-                    rc = None
-            except RedisError as e:
-                words = str(e).split()
-                self.errors.append((time.monotonic(), i, str(e)[:80], False))
-                if words and words[0] in ("MOVED", "ASK"):
-                    host, port = words[2].rsplit(":", 1)
-                    node, asking = self.cluster.node_by_port(int(port)), words[0] == "ASK"
-                else:
-                    node, asking = None, False
+                try:
+                    r = self._call('{"n": %d}' % i)
+                    self.acked.append((sent, i, r[0], r[1].decode()))
+                    i += 1
+                except (OSError, ConnectionError, TimeoutError, RedisError) as e:
+                    self.errors.append((time.monotonic(), i, repr(e)[:120]))
                     time.sleep(0.02)
-                if rc is not None:
-                    rc.close()
-                    rc = None
-            except Exception as e:  # noqa: BLE001 - node down, no route yet: retry the same n
-                self.errors.append((time.monotonic(), i, repr(e)[:80], ran and sent is not None))
-                node, asking = None, False
-                if rc is not None:
-                    rc.close()
-                    rc = None
-                time.sleep(0.02)
-        if rc is not None:
-            rc.close()
+                    try:
+                        self.port = self.cluster.master_of_key(self.key).port
+                    except (OSError, RedisError, RuntimeError, TimeoutError, KeyError):
+                        pass
+        finally:
+            for port in list(self._conns):
+                self._drop(port)
 
 
 # ---- the protocol suite against a cluster (WSGATE_TEST_REDIS_CLUSTER=1)
