@@ -41,11 +41,12 @@ class ClusterFaultTest(ClusterChaosCase):
         gws, readers, pubs, t0, t1, promoted = self.run_case(fault, seconds=8.0)
         lost = self.redis_lost(pubs, vch, seen["kept"], seen["t_kill"])
         counts = self.ledger(readers, pubs, lost)
-        resume = self.resume_time(readers, pubs, vch, t0)
-        (vex, _, _), _ = self.excess(readers, pubs, vch, t0)
+        resume = self.resume_time(readers, pubs, vch, seen["t_kill"])
+        (vex, _, _), _ = self.excess(readers, pubs, vch, seen["t_kill"])
         self.report("SIGKILL of master %d (promoted %d)" % (victim.port, promoted.port), readers, pubs,
-                    t0, t1, counts, "killed shard: delivery back %s s after the kill (worst client), "
-                    "worst latency over usual %.0f ms; Redis lost %d acked offsets"
+                    t0, t1, counts, "killed shard: delivery back %s s after the kill (worst client; a "
+                    "message published after the kill arrived), worst latency over usual of a publish "
+                    "the promoted replica acked %.0f ms; Redis lost %d acked offsets"
                     % ("%.2f" % resume if resume is not None else "never", vex * 1000, counts["redis_lost"]))
         self.assertIsNotNone(resume, "the killed shard's channels never resumed")
         self.assertLess(resume, T(15), "the killed shard's channels resumed only after %.1f s" % resume)
