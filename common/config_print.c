@@ -16,12 +16,12 @@ void gw_config_usage(FILE *out)
     char env[64];
     int wflag = 0, wenv = 0, wdef = 0;
 
-    for (size_t i = 0; i < gw_config_nopts; i++) {
-        const struct gw_config_opt *o = &gw_config_opts[i];
+    for (size_t i = 0; i < gw_config_opt_count; i++) {
+        const struct gw_config_opt *o = &gw_config_opt_table[i];
         const char *def = o->def ? o->def : o->def_text;
         int n = (int)strlen(o->name) + 2;
 
-        gw_config_env_name(o, env, sizeof env);
+        gw_config_opt_env_name(o, env, sizeof env);
         wflag = n > wflag ? n : wflag;
         wenv = (int)strlen(env) > wenv ? (int)strlen(env) : wenv;
         wdef = (int)strlen(def) > wdef ? (int)strlen(def) : wdef;
@@ -30,15 +30,15 @@ void gw_config_usage(FILE *out)
                  "Each option can also be set through its environment variable; flags win.\n\n");
     fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wflag, "OPTION", wenv, "ENVIRONMENT", wdef, "DEFAULT",
             "MEANING");
-    for (size_t i = 0; i < gw_config_nopts; i++) {
-        const struct gw_config_opt *o = &gw_config_opts[i];
+    for (size_t i = 0; i < gw_config_opt_count; i++) {
+        const struct gw_config_opt *o = &gw_config_opt_table[i];
         char flag[64];
 
         snprintf(flag, sizeof flag, "--%s", o->name);
         if (o->type == OPT_FLAG)
             snprintf(env, sizeof env, "-");
         else
-            gw_config_env_name(o, env, sizeof env);
+            gw_config_opt_env_name(o, env, sizeof env);
         fprintf(out, "  %-*s  %-*s  %-*s  %s\n", wflag, flag, wenv, env, wdef,
                 o->def ? o->def : o->def_text, o->help);
     }
@@ -62,6 +62,14 @@ static void append(char *buf, size_t size, size_t *len, const char *fmt, ...)
         *len = *len + (size_t)n < size ? *len + (size_t)n : size;
 }
 
+/* host:port, an IPv6 host in brackets (as the URLs and --listen write it). */
+static void append_host_port(char *buf, size_t size, size_t *len, const char *host, int port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+
+    append(buf, size, len, "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "", port);
+}
+
 static void append_redis(char *buf, size_t size, size_t *len, const struct gw_config *cfg)
 {
     const struct gw_redis_addr *a = &cfg->redis;
@@ -73,27 +81,24 @@ static void append_redis(char *buf, size_t size, size_t *len, const struct gw_co
         append(buf, size, len, "%s://%s%s", a->tls ? "rediss+cluster" : "redis+cluster", user,
                a->password ? ":***@" : "");
         for (size_t i = 0; i < a->n_seeds; i++) {
-            bool v6 = strchr(a->seeds[i].host, ':') != NULL;
-            append(buf, size, len, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "", a->seeds[i].host, v6 ? "]" : "",
-                   a->seeds[i].port);
+            append(buf, size, len, "%s", i ? "," : "");
+            append_host_port(buf, size, len, a->seeds[i].host, a->seeds[i].port);
         }
     } else if (a->master_name) {
         append(buf, size, len, "%s://%s%s", a->tls ? "rediss+sentinel" : "redis+sentinel", user,
                a->password ? ":***@" : "");
         for (int i = 0; i < a->nsentinels; i++) {
-            bool v6 = strchr(a->sentinels[i].host, ':') != NULL;
-            append(buf, size, len, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "", a->sentinels[i].host, v6 ? "]" : "",
-                   a->sentinels[i].port);
+            append(buf, size, len, "%s", i ? "," : "");
+            append_host_port(buf, size, len, a->sentinels[i].host, a->sentinels[i].port);
         }
         append(buf, size, len, "/%s?db=%d", a->master_name, a->db);
     } else if (a->unix_path) {
         append(buf, size, len, "unix://%s%s%s?db=%d", user, a->password ? ":***@" : "",
                a->unix_path, a->db);
     } else {
-        bool v6 = strchr(a->host, ':') != NULL;
-
-        append(buf, size, len, "%s://%s%s%s%s%s:%d/%d", a->tls ? "rediss" : "redis", user, a->password ? ":***@" : "",
-               v6 ? "[" : "", a->host, v6 ? "]" : "", a->port, a->db);
+        append(buf, size, len, "%s://%s%s", a->tls ? "rediss" : "redis", user, a->password ? ":***@" : "");
+        append_host_port(buf, size, len, a->host, a->port);
+        append(buf, size, len, "/%d", a->db);
     }
 }
 
@@ -103,10 +108,9 @@ void gw_config_log(const struct gw_config *cfg)
     char buf[4096];
     size_t len = 0;
 
-    for (size_t i = 0; i < gw_config_nopts; i++) {
-        const struct gw_config_opt *o = &gw_config_opts[i];
+    for (size_t i = 0; i < gw_config_opt_count; i++) {
+        const struct gw_config_opt *o = &gw_config_opt_table[i];
         const char *base = (const char *)cfg;
-        bool v6;
 
         if (o->type == OPT_FLAG)
             continue;
@@ -122,9 +126,7 @@ void gw_config_log(const struct gw_config *cfg)
             append(buf, sizeof buf, &len, "%zu", *(const size_t *)(base + o->off));
             break;
         case OPT_LISTEN:
-            v6 = strchr(cfg->listen_host, ':') != NULL;
-            append(buf, sizeof buf, &len, "%s%s%s:%d", v6 ? "[" : "", cfg->listen_host,
-                   v6 ? "]" : "", cfg->listen_port);
+            append_host_port(buf, sizeof buf, &len, cfg->listen_host, cfg->listen_port);
             break;
         case OPT_REDIS_URL:
             append_redis(buf, sizeof buf, &len, cfg);
@@ -140,9 +142,7 @@ void gw_config_log(const struct gw_config *cfg)
                 append(buf, sizeof buf, &len, "same");
                 break;
             }
-            v6 = strchr(cfg->api_listen_host, ':') != NULL;
-            append(buf, sizeof buf, &len, "%s%s%s:%d", v6 ? "[" : "", cfg->api_listen_host,
-                   v6 ? "]" : "", cfg->api_listen_port);
+            append_host_port(buf, sizeof buf, &len, cfg->api_listen_host, cfg->api_listen_port);
             break;
         case OPT_LOG_LEVEL:
             append(buf, sizeof buf, &len, "%s", levels[cfg->log_level]);

@@ -15,6 +15,7 @@
 #include "alloc.h"
 #include "envelope.h"
 #include "json.h"
+#include "query.h"
 
 /* Duplicate keys are refused: a body must mean one thing. */
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
@@ -248,27 +249,32 @@ static bool read_uint(const char *s, size_t len, uint64_t max, uint64_t *v)
     return n <= max;
 }
 
+/* A query parameter neither parser knows: its name (cut at 48 bytes) in the
+ * message. Returns -EINVAL. */
+static int unknown_param(const char *name, size_t nlen, enum gw_err *err, char *errmsg, size_t errlen)
+{
+    return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "unknown query parameter \"%.*s\"",
+                (int)(nlen < 48 ? nlen : 48), name);
+}
+
 int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history *out, enum gw_err *err,
                                char *errmsg, size_t errlen)
 {
     bool seen_limit = false;
-    const char *p = q, *end = q ? q + len : NULL;
+    struct gw_query it;
+    const char *p, *v;
+    size_t nlen, vlen;
+    int rc;
 
     memset(out, 0, sizeof *out);
     out->limit = GW_HISTORY_LIMIT_DEFAULT;
     *err = GW_ERR_NONE;
     if (errlen)
         errmsg[0] = '\0';
-    while (p && p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        size_t nlen = eq ? (size_t)(eq - p) : 0;
-        const char *v = eq ? eq + 1 : NULL;
-        size_t vlen = eq ? (size_t)(stop - v) : 0;
+    gw_query_init(&it, q, len);
+    while ((rc = gw_query_next(&it, &p, &nlen, &v, &vlen)) > 0) {
         uint64_t n;
 
-        if (!eq)
-            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "query parts must be name=value");
         if (nlen == 7 && memcmp(p, "channel", 7) == 0) {
             if (out->channel_len)
                 return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"channel\" given twice");
@@ -293,12 +299,11 @@ int gw_ctl_parse_history_query(const char *q, size_t len, struct gw_ctl_history 
             out->has_since = true;
             gw_position_set(&out->since, n, colon + 1, elen);
         } else {
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(nlen < 48 ? nlen : 48), p);
-            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "unknown query parameter \"%s\"", name);
+            return unknown_param(p, nlen, err, errmsg, errlen);
         }
-        p = amp ? amp + 1 : end;
     }
+    if (rc < 0)
+        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "query parts must be name=value");
     if (!out->channel_len)
         return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "\"channel\" is missing");
     return 0;
@@ -315,7 +320,10 @@ int gw_ctl_parse_channels_query(const char *q, size_t len, struct gw_ctl_channel
                                 char *errmsg, size_t errlen)
 {
     bool seen_limit = false, seen_pattern = false, seen_cursor = false;
-    const char *p = q, *end = q ? q + len : NULL;
+    struct gw_query it;
+    const char *p, *v;
+    size_t nlen, vlen;
+    int rc;
 
     memset(out, 0, sizeof *out);
     out->limit = GW_CHANNELS_LIMIT_DEFAULT;
@@ -323,16 +331,10 @@ int gw_ctl_parse_channels_query(const char *q, size_t len, struct gw_ctl_channel
     *err = GW_ERR_NONE;
     if (errlen)
         errmsg[0] = '\0';
-    while (p && p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        size_t nlen = eq ? (size_t)(eq - p) : 0;
-        const char *v = eq ? eq + 1 : NULL;
-        size_t vlen = eq ? (size_t)(stop - v) : 0;
+    gw_query_init(&it, q, len);
+    while ((rc = gw_query_next(&it, &p, &nlen, &v, &vlen)) > 0) {
         uint64_t n;
 
-        if (!eq)
-            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "query parts must be name=value");
         if (nlen == 7 && memcmp(p, "pattern", 7) == 0) {
             bool star = vlen && v[vlen - 1] == '*';
             size_t plen = star ? vlen - 1 : vlen;
@@ -360,12 +362,11 @@ int gw_ctl_parse_channels_query(const char *q, size_t len, struct gw_ctl_channel
             seen_limit = true;
             out->limit = (int)n;
         } else {
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)(nlen < 48 ? nlen : 48), p);
-            return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "unknown query parameter \"%s\"", name);
+            return unknown_param(p, nlen, err, errmsg, errlen);
         }
-        p = amp ? amp + 1 : end;
     }
+    if (rc < 0)
+        return fail(err, errmsg, errlen, GW_ERR_BAD_REQUEST, "query parts must be name=value");
     return 0;
 }
 

@@ -1,4 +1,4 @@
-/* Two strict helpers shared by the parsers of configuration text (config.c,
+/* Two strict helpers shared by the parsers of configuration text (config_opts.c,
  * addr.c): an error message into a caller's buffer, and decimal integers
  * without strtoll's leniency. Pure; any thread. */
 #ifndef GW_TEXT_H

@@ -175,11 +175,6 @@ static void link_on_published(void *ctx, void *token, const struct gw_position *
     free(pw);
 }
 
-static void link_on_roster(void *ctx, int n, const char *const *json, const size_t *jlen)
-{
-    gw_roster_store(&((struct gw_bus *)ctx)->roster, n, json, jlen);
-}
-
 char *gw_bus_cluster(struct gw_bus *bus, size_t *len)
 {
     return gw_roster_copy(&bus->roster, len);
@@ -230,7 +225,6 @@ static const struct gw_link_ops link_ops = {
     .on_counted = gw_bus_ctl_on_counted,
     .on_reply = gw_bus_ctl_on_reply,
     .on_read = gw_bus_on_read,
-    .on_roster = link_on_roster,
     .on_live = link_on_live,
     .on_reset = link_on_reset,
 };
@@ -336,7 +330,8 @@ static void *bus_main(void *arg)
     } else {
         gw_link_start(bus->link);
     }
-    gw_roster_start(&bus->roster, bus->base, bus->link, bus->clink, bus->ops->describe, bus->ctx);
+    gw_roster_start(&bus->roster, bus->base, bus->link, bus->clink, bus->cfg->node_id, bus->ops->describe,
+                    bus->ctx);
     gw_presence_start(&bus->presence, bus->base);
     gw_bus_chans_start(bus);
     bus_drain_inbox(bus);

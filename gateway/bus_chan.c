@@ -141,7 +141,8 @@ void gw_bus_on_backpressure_timer(evutil_socket_t fd, short what, void *arg)
     gw_bus_backpressure_check(arg);
 }
 
-/* ---- the link's subscriptions, all at once or one master's (cluster mode) ---- */
+/* ---- the link's subscriptions, all at once, or one master's or the moved
+ * slots' (cluster mode) ---- */
 
 void gw_bus_resubscribe(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
 {
@@ -163,8 +164,9 @@ void gw_bus_resubscribe(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
                 continue;
             }
             if (pred) {
-                /* Its master came back: nothing of this channel is subscribed
-                 * there, whatever was sent while that master was down. */
+                /* Its master came back, or its slot moved to another: nothing
+                 * of this channel is subscribed there, whatever was sent
+                 * before. */
                 ch->outstanding = 0;
                 ch->redis_subscribed = false;
             }
@@ -194,11 +196,13 @@ void gw_bus_resubscribe(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
 /* clink's on_keys_open */
 static void clink_on_keys_open(void *ctx, gw_bus_key_pred pred, void *pctx)
 {
+    gw_bus_ctl_keys_open(ctx, pred, pctx);
     gw_bus_resubscribe(ctx, pred, pctx);
 }
 
 /* clink's on_keys_lost: what link_on_reset does, for the channels of one
- * master only; their workers are told that each is not live. */
+ * master or of the slots that moved only; their workers are told that each
+ * is not live. */
 static void clink_on_keys_lost(void *ctx, gw_bus_key_pred pred, void *pctx)
 {
     struct gw_bus *bus = ctx;
@@ -225,7 +229,8 @@ static void clink_on_keys_lost(void *ctx, gw_bus_key_pred pred, void *pctx)
     }
 }
 
-/* clink's on_keys_live: link_on_live for one master's channels. */
+/* clink's on_keys_live: link_on_live for one master's channels, or those of
+ * the slots that moved to a master whose subscriptions are proven. */
 static void clink_on_keys_live(void *ctx, gw_bus_key_pred pred, void *pctx)
 {
     struct gw_bus *bus = ctx;
@@ -237,6 +242,7 @@ static void clink_on_keys_live(void *ctx, gw_bus_key_pred pred, void *pctx)
         if (ch->want_mask && pred(pctx, key, klen))
             gw_repair_link_live(&bus->repair, &ch->rep, e->key, e->klen);
     }
+    gw_bus_ctl_keys_live(bus, pred, pctx);
 }
 
 const struct gw_clink_ops gw_bus_clink_ops = {

@@ -1,11 +1,12 @@
 /* The bus's control plane (docs/PROTOCOL.md, "Server API"): a server-API
- * disconnect travels as one PUBLISH on __wsgate:ctl, which every node's
- * subscriber holds; each node hands it to its workers, sums what they closed
- * and answers on the origin's __wsgate:ctl:<node id>. The origin waits for
- * as many answers as PUBLISH said it reached, or CTL_TIMEOUT_MS.
- * A revocation is stored in the Redis hash wsgate:revoked first, then
- * announced the same way to every node's copy (revoke.h); a node loads the
- * whole hash when its link goes live. Bus thread. */
+ * disconnect or unsubscribe travels as one publish on the control channel,
+ * which every node's subscriber holds; each node hands it to its workers,
+ * sums what they closed and answers on the origin's reply channel. The
+ * origin waits for as many answers as the publish said it reached, or
+ * CTL_TIMEOUT_MS. Single Redis: PUBLISH on __wsgate:ctl, answers on
+ * __wsgate:ctl:<node id>; Redis Cluster: SPUBLISH on __wsgate:ctl:{wsgate},
+ * answers on __wsgate:ctl:{wsgate}:<node id>, one slot (bus_ctl_int.h).
+ * Revocations (bus_revoke.c) are announced through here. Bus thread. */
 #define GW_LOG_MODULE "ctl"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "alloc.h"
 #include "bus_int.h"
 #include "clock.h"
+#include "bus_ctl_int.h"
 #include "ctl.h"
 #include "log.h"
 
@@ -26,31 +28,12 @@
  * as its workers have marked the sessions closing (no network wait), so
  * this only runs out for a node that is stalled or lost its link. */
 #define CTL_TIMEOUT_MS 1000
-/* A lifted revocation stays known as lifted this long, so that a reload
- * read before the lift cannot bring it back (revoke.h). */
-#define LIFT_MARK_S 60
-/* Expired revocations removed from the hash per load, at most. */
-#define PRUNE_MAX 1024
-/* A disconnect or unsubscribe is also kept this long in the sorted set
- * RECENT_KEY (score: milliseconds), so that a node whose link was down when
- * it was published applies it when its link is live again. */
+/* A disconnect or unsubscribe is also kept this long in the sorted set of
+ * recent commands (score: milliseconds), so that a node whose link was down
+ * when it was published applies it when its link is live again. */
 #define RECENT_MS 60000
-#define RECENT_KEY "wsgate:ctl:recent"
 /* At most this many recent commands are read at a link-up. */
 #define RECENT_MAX "1000"
-
-/* One disconnect asked through this node's API, waiting for answers. */
-struct ctl_origin {
-    struct bus_ctl *ctl;
-    uint64_t req;
-    int worker;       /* the API request's worker */
-    uint64_t api_id;  /* and its id there (api.h) */
-    long long expected; /* nodes PUBLISH reached; -1 until Redis says */
-    int answered;
-    uint64_t closed;
-    struct event *timer;
-    struct gw_ctl_msg msg; /* a revocation's: stored first, then announced */
-};
 
 /* One disconnect this node carries out, waiting for its workers. */
 struct ctl_apply {
@@ -59,36 +42,6 @@ struct ctl_apply {
     uint64_t closed;
     uint64_t req;
     char origin[GW_CTL_NODE_MAX + 1];
-};
-
-/* The token of one command on the link. */
-enum ctl_token_kind {
-    TOK_COMMAND, /* PUBLISH of this node's command on __wsgate:ctl */
-    TOK_ANSWER,  /* PUBLISH of a count to an origin */
-    TOK_STORE,   /* HSET/HDEL of a revocation */
-    TOK_LOAD,    /* HGETALL of the revocations at link-up */
-    TOK_PRUNE,   /* HDEL of expired revocations; any command whose answer is not needed */
-    TOK_RECENT,  /* ZRANGEBYSCORE of the recent commands at link-up */
-};
-
-struct ctl_token {
-    int kind; /* enum ctl_token_kind; first, as bus_int.h's BUS_TOKEN_IDEM */
-    uint64_t req;   /* COMMAND, STORE */
-    uint64_t stamp; /* LOAD: the table's stamp when asked */
-};
-
-struct bus_ctl {
-    struct gw_bus *bus;
-    bool usable; /* the node id fits a control message */
-    uint64_t next_req;
-    uint32_t next_apply;
-    struct gw_dict origins; /* req (8 bytes) -> struct ctl_origin * */
-    struct gw_dict applies; /* id (4 bytes) -> struct ctl_apply * */
-    char reply_key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
-    size_t reply_len;
-    /* Commands applied here ("<from> <req>" -> the wall-clock ms it is
-     * forgotten): a command read back at link-up is not applied twice. */
-    struct gw_dict seen;
 };
 
 /* Wall-clock milliseconds: the recent commands are shared by every node. */
@@ -130,13 +83,30 @@ struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus)
     if (!ctl->usable)
         LOG_WARN("node id longer than %d bytes: the server API's disconnect is unavailable on this node",
                  GW_CTL_NODE_MAX);
-    ctl->reply_len = (size_t)snprintf(ctl->reply_key, sizeof ctl->reply_key, GW_CTL_REPLY_PREFIX "%.*s",
+    bool cluster = !bus->standalone && bus->cfg->redis.cluster;
+    ctl->chan_key = cluster ? CTL_CLUSTER_CHANNEL : GW_CTL_CHANNEL;
+    ctl->reply_prefix = cluster ? CTL_CLUSTER_REPLY_PREFIX : GW_CTL_REPLY_PREFIX;
+    ctl->recent_key = cluster ? CTL_CLUSTER_RECENT_KEY : CTL_RECENT_KEY;
+    ctl->revoke_key = cluster ? CTL_CLUSTER_REVOKE_HASH : GW_REVOKE_HASH;
+    ctl->chan_len = strlen(ctl->chan_key);
+    ctl->recent_len = strlen(ctl->recent_key);
+    ctl->revoke_len = strlen(ctl->revoke_key);
+    ctl->reply_len = (size_t)snprintf(ctl->reply_key, sizeof ctl->reply_key, "%s%.*s", ctl->reply_prefix,
                                       GW_CTL_NODE_MAX, id);
     return ctl;
 }
 
+struct ctl_origin *gw_bus_ctl_origin_new(struct bus_ctl *ctl, const struct bus_cmd *cmd)
+{
+    struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
+
+    *o = (struct ctl_origin){ ctl, ++ctl->next_req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { 0 } };
+    gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
+    return o;
+}
+
 /* Answers the API request (ok: the counts are meaningful) and forgets o. */
-static void origin_finish(struct ctl_origin *o, bool ok)
+void gw_bus_ctl_origin_finish(struct ctl_origin *o, bool ok)
 {
     struct gw_bus *bus = o->ctl->bus;
     struct gw_wmail *m = gw_wmail_new(GW_WMAIL_CTL_RESULT, NULL, 0);
@@ -162,7 +132,7 @@ static void origin_finish(struct ctl_origin *o, bool ok)
 static void origin_check(struct ctl_origin *o)
 {
     if (o->expected >= 0 && o->answered >= o->expected)
-        origin_finish(o, true);
+        gw_bus_ctl_origin_finish(o, true);
 }
 
 static void on_origin_timeout(evutil_socket_t fd, short what, void *arg)
@@ -172,10 +142,10 @@ static void on_origin_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     /* Without PUBLISH's count nobody knows how far the command went. */
-    origin_finish(o, o->expected >= 0);
+    gw_bus_ctl_origin_finish(o, o->expected >= 0);
 }
 
-static struct ctl_origin *origin_find(struct bus_ctl *ctl, uint64_t req)
+struct ctl_origin *gw_bus_ctl_origin_find(struct bus_ctl *ctl, uint64_t req)
 {
     struct gw_dict_entry *e = gw_dict_find(&ctl->origins, &req, sizeof(req));
     return e ? e->value : NULL;
@@ -184,7 +154,7 @@ static struct ctl_origin *origin_find(struct bus_ctl *ctl, uint64_t req)
 /* One node's answer to a disconnect this node asked for. */
 static void origin_answer(struct bus_ctl *ctl, uint64_t req, uint64_t closed)
 {
-    struct ctl_origin *o = origin_find(ctl, req);
+    struct ctl_origin *o = gw_bus_ctl_origin_find(ctl, req);
 
     if (!o)
         return; /* timed out already: that answer is not in the reply */
@@ -193,7 +163,7 @@ static void origin_answer(struct bus_ctl *ctl, uint64_t req, uint64_t closed)
     origin_check(o);
 }
 
-static struct ctl_token *token_new(enum ctl_token_kind kind, uint64_t req)
+struct ctl_token *gw_bus_ctl_token_new(enum ctl_token_kind kind, uint64_t req)
 {
     struct ctl_token *t = gw_xmalloc(sizeof(*t));
     *t = (struct ctl_token){ kind, req, 0 };
@@ -202,12 +172,12 @@ static struct ctl_token *token_new(enum ctl_token_kind kind, uint64_t req)
 
 static int publish(struct bus_ctl *ctl, const char *key, size_t klen, const struct gw_ctl_msg *m, bool command)
 {
-    struct ctl_token *t = token_new(command ? TOK_COMMAND : TOK_ANSWER, m->req);
+    struct ctl_token *t = gw_bus_ctl_token_new(command ? TOK_COMMAND : TOK_ANSWER, m->req);
     size_t len;
     char *text = gw_ctl_format(m, &len);
     int rc;
 
-    rc = bus_link_publish_counted(ctl->bus, key, klen, text, len, t);
+    rc = bus_publish_counted(ctl->bus, key, klen, text, len, t);
     free(text);
     if (rc != 0)
         free(t);
@@ -243,10 +213,11 @@ static void apply_start(struct bus_ctl *ctl, const struct gw_ctl_msg *m)
 
 /* Sends a command whose answer is not needed (a failure is logged once by
  * the link, and the command simply did not happen). */
-static void fire(struct bus_ctl *ctl, int argc, const char *const *argv, const size_t *lens)
+void gw_bus_ctl_fire(struct bus_ctl *ctl, const char *route, size_t rlen, int argc, const char *const *argv,
+                     const size_t *lens)
 {
-    struct ctl_token *t = token_new(TOK_PRUNE, 0);
-    if (bus_link_command(ctl->bus, argc, argv, lens, t) != 0)
+    struct ctl_token *t = gw_bus_ctl_token_new(TOK_PRUNE, 0);
+    if (bus_command(ctl->bus, route, rlen, argc, argv, lens, t) != 0)
         free(t);
 }
 
@@ -258,22 +229,24 @@ static void remember(struct bus_ctl *ctl, const struct gw_ctl_msg *m)
     size_t len, slen = (size_t)snprintf(score, sizeof score, "%" PRId64, now),
                  clen = (size_t)snprintf(cut, sizeof cut, "(%" PRId64, now - RECENT_MS);
     char *text = gw_ctl_format(m, &len);
-    const char *add[] = { "ZADD", RECENT_KEY, score, text };
-    size_t addl[] = { 4, strlen(RECENT_KEY), slen, len };
-    const char *trim[] = { "ZREMRANGEBYSCORE", RECENT_KEY, "-inf", cut };
-    size_t triml[] = { 16, strlen(RECENT_KEY), 4, clen };
-    const char *exp[] = { "PEXPIRE", RECENT_KEY, "120000" };
-    size_t expl[] = { 7, strlen(RECENT_KEY), 6 };
+    const char *key = ctl->recent_key;
+    size_t kl = ctl->recent_len;
+    const char *add[] = { "ZADD", key, score, text };
+    size_t addl[] = { 4, kl, slen, len };
+    const char *trim[] = { "ZREMRANGEBYSCORE", key, "-inf", cut };
+    size_t triml[] = { 16, kl, 4, clen };
+    const char *exp[] = { "PEXPIRE", key, "120000" };
+    size_t expl[] = { 7, kl, 6 };
 
-    fire(ctl, 4, add, addl);
-    fire(ctl, 4, trim, triml);
-    fire(ctl, 3, exp, expl);
+    gw_bus_ctl_fire(ctl, key, kl, 4, add, addl);
+    gw_bus_ctl_fire(ctl, key, kl, 4, trim, triml);
+    gw_bus_ctl_fire(ctl, key, kl, 3, exp, expl);
     free(text);
 }
 
 /* Publishes the command and waits for the answers, CTL_TIMEOUT_MS at most;
  * a command Redis does not take answers the API at once. */
-static void origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m)
+void gw_bus_ctl_origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m)
 {
     struct bus_ctl *ctl = o->ctl;
     struct timeval tv = { CTL_TIMEOUT_MS / 1000, (CTL_TIMEOUT_MS % 1000) * 1000 };
@@ -284,8 +257,13 @@ static void origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m)
     o->timer = evtimer_new(ctl->bus->base, on_origin_timeout, o);
     if (!o->timer)
         abort(); /* libevent allocates; as alloc.h, out of memory is fatal */
-    if (publish(ctl, GW_CTL_CHANNEL, strlen(GW_CTL_CHANNEL), m, true) != 0) {
-        origin_finish(o, false);
+    int rc = publish(ctl, ctl->chan_key, ctl->chan_len, m, true);
+    if (rc != 0) {
+        /* On a cluster: the {wsgate} slot's master is down (or not proven
+         * yet); the API answers 503 and the other shards go on. */
+        LOG_WARN("control command not sent req=%" PRIu64 " channel=%s reason=%s", m->req, ctl->chan_key,
+                 rc == -ENOTCONN ? "link_or_master_down" : "refused");
+        gw_bus_ctl_origin_finish(o, false);
         return;
     }
     evtimer_add(o->timer, &tv);
@@ -297,8 +275,8 @@ static void origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m)
 static void answer_origin(struct bus_ctl *ctl, const char *origin, uint64_t req, uint64_t count)
 {
     struct gw_ctl_msg m = { .op = GW_CTL_DONE, .req = req, .closed = count };
-    char key[sizeof GW_CTL_REPLY_PREFIX + GW_CTL_NODE_MAX];
-    int klen = snprintf(key, sizeof key, GW_CTL_REPLY_PREFIX "%s", origin);
+    char key[CTL_REPLY_KEY_MAX];
+    int klen = snprintf(key, sizeof key, "%s%s", ctl->reply_prefix, origin);
 
     snprintf(m.from, sizeof m.from, "%s", ctl->bus->cfg->node_id);
     if (publish(ctl, key, (size_t)klen, &m, false) != 0)
@@ -308,11 +286,10 @@ static void answer_origin(struct bus_ctl *ctl, const char *origin, uint64_t req,
 void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd)
 {
     struct bus_ctl *ctl = bus->ctl;
-    struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
-    struct gw_ctl_msg m = { .op = cmd->unsub ? GW_CTL_UNSUBSCRIBE : GW_CTL_DISCONNECT, .req = ++ctl->next_req };
+    struct ctl_origin *o = gw_bus_ctl_origin_new(ctl, cmd);
+    struct gw_ctl_msg m = { .op = cmd->unsub ? GW_CTL_UNSUBSCRIBE : GW_CTL_DISCONNECT, .req = o->req };
 
-    *o = (struct ctl_origin){ ctl, m.req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { .op = m.op } };
-    gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
+    o->msg.op = m.op; /* for the log line */
     snprintf(m.from, sizeof m.from, "%s", bus->cfg->node_id);
     if (cmd->unsub) {
         m.unsub = *cmd->unsub;
@@ -328,9 +305,9 @@ void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd)
         return;
     }
     if (!ctl->usable)
-        origin_finish(o, false);
+        gw_bus_ctl_origin_finish(o, false);
     else
-        origin_send(o, &m);
+        gw_bus_ctl_origin_send(o, &m);
 }
 
 void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd)
@@ -388,13 +365,13 @@ void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers)
 {
     struct gw_bus *bus = ctx;
     struct ctl_token *t = token;
-    struct ctl_origin *o = t->kind == TOK_COMMAND ? origin_find(bus->ctl, t->req) : NULL;
+    struct ctl_origin *o = t->kind == TOK_COMMAND ? gw_bus_ctl_origin_find(bus->ctl, t->req) : NULL;
 
     free(t);
     if (!o)
         return;
     if (receivers < 0) {
-        origin_finish(o, false);
+        gw_bus_ctl_origin_finish(o, false);
         return;
     }
     o->expected = receivers;
@@ -402,40 +379,6 @@ void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers)
 }
 
 
-
-
-void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
-{
-    struct bus_ctl *ctl = bus->ctl;
-    struct ctl_origin *o = gw_xcalloc(1, sizeof(*o));
-    int64_t now = (int64_t)time(NULL);
-    struct gw_ctl_msg *m = &o->msg;
-
-    *o = (struct ctl_origin){ ctl, ++ctl->next_req, cmd->worker, cmd->session_id, -1, 0, 0, NULL, { 0 } };
-    gw_dict_add(&ctl->origins, &o->req, sizeof(o->req), o, NULL);
-    m->op = cmd->lift ? GW_CTL_UNREVOKE : GW_CTL_REVOKE;
-    m->req = o->req;
-    snprintf(m->from, sizeof m->from, "%s", bus->cfg->node_id);
-    memcpy(m->dis.user, cmd->name, cmd->name_len);
-    m->dis.user_len = cmd->name_len;
-    m->at = now;
-    m->until = now + (cmd->lift ? LIFT_MARK_S : cmd->keep);
-    if (bus->standalone) {
-        gw_bus_revoke_apply(bus, m);
-        o->expected = o->answered = 1;
-        origin_finish(o, true);
-        return;
-    }
-    char value[48];
-    size_t vlen = gw_revoke_format_value(value, m->at, m->until);
-    const char *argv[] = { cmd->lift ? "HDEL" : "HSET", GW_REVOKE_HASH, cmd->name, value };
-    size_t lens[] = { 4, strlen(GW_REVOKE_HASH), cmd->name_len, vlen };
-    struct ctl_token *t = token_new(TOK_STORE, o->req);
-    if (!ctl->usable || bus_link_command(bus, cmd->lift ? 3 : 4, argv, lens, t) != 0) {
-        free(t);
-        origin_finish(o, false);
-    }
-}
 
 
 /* The recent commands at link-up: those this node has not applied (its
@@ -460,17 +403,6 @@ static void recent_loaded(struct gw_bus *bus, const redisReply *reply)
         LOG_INFO("applied commands missed while the link was down count=%d", applied);
 }
 
-/* HGETALL's answer (bus_revoke.c), then the expired records leave the hash. */
-static void revoke_loaded(struct gw_bus *bus, uint64_t stamp, const redisReply *reply)
-{
-    const char *prune[PRUNE_MAX + 2] = { "HDEL", GW_REVOKE_HASH };
-    size_t plens[PRUNE_MAX + 2] = { 4, strlen(GW_REVOKE_HASH) };
-    size_t n = gw_bus_revoke_loaded(bus, stamp, reply, prune + 2, plens + 2, PRUNE_MAX);
-
-    if (n)
-        fire(bus->ctl, 2 + (int)n, prune, plens);
-}
-
 void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
 {
     struct gw_bus *bus = ctx;
@@ -485,59 +417,71 @@ void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
         gw_bus_chans_on_reply(bus, token, reply);
         return;
     }
-    o = t->kind == TOK_STORE ? origin_find(bus->ctl, t->req) : NULL;
+    o = t->kind == TOK_STORE ? gw_bus_ctl_origin_find(bus->ctl, t->req) : NULL;
 
     if (t->kind == TOK_LOAD)
-        revoke_loaded(bus, t->stamp, reply);
+        gw_bus_revoke_on_load(bus, t->stamp, reply);
     else if (t->kind == TOK_RECENT)
         recent_loaded(bus, reply);
     free(t);
-    if (!o)
-        return;
-    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
-        origin_finish(o, false);
-        return;
-    }
-    /* Stored: the nodes apply it when the announcement comes and answer, so
-     * the API's answer means every node that answered holds it. */
-    origin_send(o, &o->msg);
+    if (o)
+        gw_bus_revoke_stored(o, reply);
+}
+
+/* The revocations and the recent commands, read back when the link (or, on
+ * a cluster, the {wsgate} master) is live again. */
+static void reload(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = bus->ctl;
+
+    gw_bus_revoke_load(bus);
+    char from[24];
+    size_t flen = (size_t)snprintf(from, sizeof from, "%" PRId64, wall_ms() - RECENT_MS);
+    const char *rargv[] = { "ZRANGEBYSCORE", ctl->recent_key, from, "+inf", "LIMIT", "0", RECENT_MAX };
+    size_t rlens[] = { 13, ctl->recent_len, flen, 4, 5, 1, strlen(RECENT_MAX) };
+    struct ctl_token *t = gw_bus_ctl_token_new(TOK_RECENT, 0);
+    if (bus_command(bus, ctl->recent_key, ctl->recent_len, 7, rargv, rlens, t) != 0)
+        free(t);
 }
 
 void gw_bus_ctl_live(struct gw_bus *bus)
 {
-    const char *argv[] = { "HGETALL", GW_REVOKE_HASH };
-    size_t lens[] = { 7, strlen(GW_REVOKE_HASH) };
-    struct ctl_token *t = token_new(TOK_LOAD, 0);
-
-    t->stamp = gw_revoke_stamp(&bus->revoked);
-    if (bus_link_command(bus, 2, argv, lens, t) != 0)
-        free(t);
-
-    char from[24];
-    size_t flen = (size_t)snprintf(from, sizeof from, "%" PRId64, wall_ms() - RECENT_MS);
-    const char *rargv[] = { "ZRANGEBYSCORE", RECENT_KEY, from, "+inf", "LIMIT", "0", RECENT_MAX };
-    size_t rlens[] = { 13, strlen(RECENT_KEY), flen, 4, 5, 1, strlen(RECENT_MAX) };
-    t = token_new(TOK_RECENT, 0);
-    if (bus_link_command(bus, 7, rargv, rlens, t) != 0)
-        free(t);
+    reload(bus);
 }
-
 
 void gw_bus_ctl_open(struct gw_bus *bus)
 {
     struct bus_ctl *ctl = bus->ctl;
-    const char *keys[] = { GW_CTL_CHANNEL, ctl->reply_key };
-    size_t lens[] = { strlen(GW_CTL_CHANNEL), ctl->reply_len };
+    const char *keys[] = { ctl->chan_key, ctl->reply_key };
+    size_t lens[] = { ctl->chan_len, ctl->reply_len };
 
-    if (ctl->usable && bus_link_subscribe_many(bus, 2, keys, lens) != 0)
+    if (ctl->usable && bus_subscribe_internal(bus, 2, keys, lens) != 0)
         LOG_WARN("cannot subscribe the control channels");
+}
+
+/* Cluster mode: one master came back without a new map. When it is the
+ * {wsgate} master (every control key shares its slot) its connections are
+ * new: subscribe the control channels again, and once its heartbeat echoes,
+ * read back what was missed. */
+void gw_bus_ctl_keys_open(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
+{
+    if (pred(pctx, bus->ctl->chan_key, bus->ctl->chan_len))
+        gw_bus_ctl_open(bus);
+}
+
+void gw_bus_ctl_keys_live(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
+{
+    if (pred(pctx, bus->ctl->chan_key, bus->ctl->chan_len)) {
+        LOG_INFO("control plane master live again: reloading revocations and recent commands");
+        reload(bus);
+    }
 }
 
 bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const char *payload, size_t len)
 {
     struct bus_ctl *ctl = bus->ctl;
     struct gw_ctl_msg m;
-    bool command = klen == strlen(GW_CTL_CHANNEL) && memcmp(key, GW_CTL_CHANNEL, klen) == 0;
+    bool command = klen == ctl->chan_len && memcmp(key, ctl->chan_key, klen) == 0;
 
     if (!command && !(klen == ctl->reply_len && memcmp(key, ctl->reply_key, klen) == 0))
         return false;
@@ -566,7 +510,7 @@ void gw_bus_ctl_stop(struct gw_bus *bus)
     struct gw_dict_entry *e;
 
     while ((e = gw_dict_first(&ctl->origins)))
-        origin_finish(e->value, false);
+        gw_bus_ctl_origin_finish(e->value, false);
 }
 
 void gw_bus_ctl_free(struct gw_bus *bus)

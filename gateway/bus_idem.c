@@ -65,9 +65,11 @@ static void finish(struct idem_wait *iw)
     free(iw);
 }
 
+/* Every command of an idempotent publish touches its one key: on a cluster
+ * the key's own slot picks the master (the name is the same in every mode). */
 static int command(struct gw_bus *bus, struct idem_wait *iw, int argc, const char *const *argv, const size_t *lens)
 {
-    return bus_link_command(bus, argc, argv, lens, iw);
+    return bus_command(bus, iw->key, iw->klen, argc, argv, lens, iw);
 }
 
 /* Forgets the claim (the publish failed): a retry may publish. */

@@ -175,22 +175,50 @@ static inline int bus_publish_plain(struct gw_bus *bus, const char *key, size_t 
     return bus->clink ? gw_clink_publish_plain(bus->clink, key, klen, payload, len, pw)
                       : gw_link_publish_plain(bus->link, key, klen, payload, len, pw);
 }
-/* What only the single-Redis link offers so far (the control channel, the
- * idempotent publishes' commands): -ENOTCONN in cluster mode, whose link has
- * no such calls yet. */
+/* Any command (a revocation's HSET, an idempotency key's SET, ...) whose
+ * answer is link_ops.on_reply with token, exactly once after a 0. route is
+ * the key whose hash slot picks the master in cluster mode (its master must
+ * be live, else -ENOTCONN); the single-Redis link ignores it. */
+static inline int bus_command(struct gw_bus *bus, const char *route, size_t rlen, int argc, const char *const *argv,
+                              const size_t *lens, void *token)
+{
+    if (bus->clink)
+        return gw_clink_command(bus->clink, route, rlen, argc, argv, lens, token);
+    return bus->link ? gw_link_command(bus->link, argc, argv, lens, token) : -ENOTCONN;
+}
+/* The same with its own callback (gw_link_call's contract: cb may be NULL,
+ * else called exactly once with arg after a 0, reply NULL on failure). */
+static inline int bus_call(struct gw_bus *bus, const char *route, size_t rlen, int argc, const char *const *argv,
+                           const size_t *lens, gw_link_reply_fn cb, void *arg)
+{
+    if (bus->clink)
+        return gw_clink_call(bus->clink, route, rlen, argc, argv, lens, cb, arg);
+    return bus->link ? gw_link_call(bus->link, argc, argv, lens, cb, arg) : -ENOTCONN;
+}
+/* A publish on a control channel whose answer (link_ops.on_counted) counts
+ * the receivers: PUBLISH, or in cluster mode SPUBLISH on key's master (key's
+ * hash tag picks it). */
+static inline int bus_publish_counted(struct gw_bus *bus, const char *key, size_t klen, const char *payload,
+                                      size_t len, void *token)
+{
+    if (bus->clink)
+        return gw_clink_publish_counted(bus->clink, key, klen, payload, len, token);
+    return bus->link ? gw_link_publish_counted(bus->link, key, klen, payload, len, token) : -ENOTCONN;
+}
+/* Subscribes the node's own channels (the control plane's; in cluster mode
+ * hash-tagged on purpose, so braces are allowed: never a client channel). */
+static inline int bus_subscribe_internal(struct gw_bus *bus, int n, const char *const *keys, const size_t *klens)
+{
+    if (bus->clink)
+        return gw_clink_subscribe_tagged(bus->clink, n, keys, klens);
+    return bus->link ? gw_link_subscribe_many(bus->link, n, keys, klens) : -ENOTCONN;
+}
+/* Deprecated (bus_chans.c until it moves to bus_command): single-Redis only,
+ * -ENOTCONN in cluster mode. */
 static inline int bus_link_command(struct gw_bus *bus, int argc, const char *const *argv, const size_t *lens,
                                    void *token)
 {
     return bus->link ? gw_link_command(bus->link, argc, argv, lens, token) : -ENOTCONN;
-}
-static inline int bus_link_publish_counted(struct gw_bus *bus, const char *key, size_t klen, const char *payload,
-                                           size_t len, void *token)
-{
-    return bus->link ? gw_link_publish_counted(bus->link, key, klen, payload, len, token) : -ENOTCONN;
-}
-static inline int bus_link_subscribe_many(struct gw_bus *bus, int n, const char *const *keys, const size_t *klens)
-{
-    return bus->link ? gw_link_subscribe_many(bus->link, n, keys, klens) : -ENOTCONN;
 }
 static inline void bus_pause(struct gw_bus *bus, bool pause)
 {
@@ -265,7 +293,7 @@ bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
 
 /* bus_ctl.c: the control plane. */
 struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus);
-/* link_ops.on_open: subscribes __wsgate:ctl and this node's reply channel. */
+/* link_ops.on_open: subscribes the control channel and this node's reply channel. */
 void gw_bus_ctl_open(struct gw_bus *bus);
 /* link_ops.on_message for the control keys: true when key was one (handled). */
 bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const char *payload, size_t len);
@@ -276,20 +304,20 @@ void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd);
 /* link_ops.on_reply */
 void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply);
-/* link_ops.on_live: loads the revocations Redis holds. */
+/* link_ops.on_live: loads the revocations Redis holds and the recent commands. */
 void gw_bus_ctl_live(struct gw_bus *bus);
+/* Cluster mode, gw_clink_ops.on_keys_open / on_keys_live of one master: when
+ * it is the control plane's ({wsgate}) master, the control channels are
+ * subscribed again / the revocations and recent commands read back. */
+void gw_bus_ctl_keys_open(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx);
+void gw_bus_ctl_keys_live(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx);
 /* Answers every disconnect still waiting as failed (the bus is stopping). */
 void gw_bus_ctl_stop(struct gw_bus *bus);
 /* Frees the control plane; NULL-safe. Main thread, bus stopped. */
 void gw_bus_ctl_free(struct gw_bus *bus);
 
-/* bus_revoke.c: the revocations' bus side (bus_ctl.c drives it). */
+/* bus_revoke.c: the revocations' bus side (bus_ctl_int.h has the rest). */
 void gw_bus_revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m);
-/* HGETALL of wsgate:revoked answered (NULL: failed): reloads bus->revoked;
- * returns how many fields (expired or malformed, at most max) to delete,
- * pointing prune/plens into reply. */
-size_t gw_bus_revoke_loaded(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply, const char **prune,
-                            size_t *plens, size_t max);
 
 /* bus_idem.c: idempotent HTTP publishes. Takes cmd->payload (cmd->idem_key set). */
 void gw_bus_idem_publish(struct gw_bus *bus, struct bus_cmd *cmd);

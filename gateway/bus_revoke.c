@@ -1,9 +1,12 @@
-/* The node's copy of the revocations on the bus side (docs/PROTOCOL.md,
- * "POST /api/revoke"): the API's post, the check workers ask, a record
- * applied from the control channel, and the whole hash read at link-up.
- * Calls nothing of bus_ctl.c, which drives it. */
+/* The revocations on the bus side (docs/PROTOCOL.md, "POST /api/revoke"):
+ * the API's post, the check workers ask, a record stored in Redis (the hash
+ * wsgate:revoked; {wsgate}:revoked on a cluster, bus_ctl_int.h) and then
+ * announced to every node through the control channel (bus_ctl.c), a record
+ * applied from it, and the whole hash read at link-up. Bus thread, except
+ * gw_bus_revoked and the post. */
 #define GW_LOG_MODULE "ctl"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,8 +14,15 @@
 #include <hiredis/hiredis.h>
 
 #include "alloc.h"
+#include "bus_ctl_int.h"
 #include "bus_int.h"
 #include "log.h"
+
+/* A lifted revocation stays known as lifted this long, so that a reload
+ * read before the lift cannot bring it back (revoke.h). */
+#define LIFT_MARK_S 60
+/* Expired revocations removed from the hash per load, at most. */
+#define PRUNE_MAX 1024
 
 bool gw_bus_revoked(struct gw_bus *bus, const char *sub, bool has_iat, int64_t iat)
 {
@@ -35,7 +45,10 @@ void gw_bus_post_revoke(struct gw_bus *bus, int worker, uint64_t api_id, const c
     gw_bus_cmd_post(bus, cmd);
 }
 
-size_t gw_bus_revoke_loaded(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply, const char **prune,
+/* HGETALL's answer (NULL: failed) reloads bus->revoked; returns how many
+ * fields (expired or malformed, at most max) to delete, pointing prune/plens
+ * into reply. */
+static size_t revoke_loaded(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply, const char **prune,
                             size_t *plens, size_t max)
 {
     int64_t now = (int64_t)time(NULL);
@@ -68,4 +81,73 @@ size_t gw_bus_revoke_loaded(struct gw_bus *bus, uint64_t stamp, const struct red
     LOG_INFO("revocations loaded users=%zu malformed=%zu expired_removed=%zu", n, bad, nprune);
     free(items);
     return nprune;
+}
+
+void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    struct ctl_origin *o = gw_bus_ctl_origin_new(ctl, cmd);
+    int64_t now = (int64_t)time(NULL);
+    struct gw_ctl_msg *m = &o->msg;
+
+    m->op = cmd->lift ? GW_CTL_UNREVOKE : GW_CTL_REVOKE;
+    m->req = o->req;
+    snprintf(m->from, sizeof m->from, "%s", bus->cfg->node_id);
+    memcpy(m->dis.user, cmd->name, cmd->name_len);
+    m->dis.user_len = cmd->name_len;
+    m->at = now;
+    m->until = now + (cmd->lift ? LIFT_MARK_S : cmd->keep);
+    if (bus->standalone) {
+        gw_bus_revoke_apply(bus, m);
+        o->expected = o->answered = 1;
+        gw_bus_ctl_origin_finish(o, true);
+        return;
+    }
+    char value[48];
+    size_t vlen = gw_revoke_format_value(value, m->at, m->until);
+    const char *argv[] = { cmd->lift ? "HDEL" : "HSET", ctl->revoke_key, cmd->name, value };
+    size_t lens[] = { 4, ctl->revoke_len, cmd->name_len, vlen };
+    struct ctl_token *t = gw_bus_ctl_token_new(TOK_STORE, o->req);
+    if (!ctl->usable ||
+        bus_command(bus, ctl->revoke_key, ctl->revoke_len, cmd->lift ? 3 : 4, argv, lens, t) != 0) {
+        free(t);
+        gw_bus_ctl_origin_finish(o, false);
+    }
+}
+
+void gw_bus_revoke_stored(struct ctl_origin *o, const struct redisReply *reply)
+{
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) {
+        gw_bus_ctl_origin_finish(o, false);
+        return;
+    }
+    /* Stored: the nodes apply it when the announcement comes and answer, so
+     * the API's answer means every node that answered holds it. */
+    gw_bus_ctl_origin_send(o, &o->msg);
+}
+
+void gw_bus_revoke_load(struct gw_bus *bus)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    const char *argv[] = { "HGETALL", ctl->revoke_key };
+    size_t lens[] = { 7, ctl->revoke_len };
+    struct ctl_token *t = gw_bus_ctl_token_new(TOK_LOAD, 0);
+
+    t->stamp = gw_revoke_stamp(&bus->revoked);
+    if (bus_command(bus, ctl->revoke_key, ctl->revoke_len, 2, argv, lens, t) != 0) {
+        LOG_WARN("revocations not loaded reason=link_down");
+        free(t);
+    }
+}
+
+/* HGETALL's answer, then the expired records leave the hash. */
+void gw_bus_revoke_on_load(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply)
+{
+    struct bus_ctl *ctl = bus->ctl;
+    const char *prune[PRUNE_MAX + 2] = { "HDEL", ctl->revoke_key };
+    size_t plens[PRUNE_MAX + 2] = { 4, ctl->revoke_len };
+    size_t n = revoke_loaded(bus, stamp, reply, prune + 2, plens + 2, PRUNE_MAX);
+
+    if (n)
+        gw_bus_ctl_fire(ctl, ctl->revoke_key, ctl->revoke_len, 2 + (int)n, prune, plens);
 }

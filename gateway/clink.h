@@ -9,13 +9,27 @@
  * gw_link_ops, and offers the same calls (gw_clink_* for gw_link_*). It owns
  * no channel table. MOVED and ASK on a command are followed (ASKING on the
  * importing master), TRYAGAIN and CLUSTERDOWN retried after a pause.
- * A failure of one master's connection or heartbeat takes down only that
- * master's keys (gw_clink_ops; its connections are retried with backoff and
- * its keys subscribed and repaired when it echoes again). A change of which
- * master owns a slot (a failover, a migrated slot, an unsolicited
- * sunsubscribe) resets the whole link: on_reset, then on_open on the new map,
- * whose first heartbeat echo on every master makes on_live, and the bus's
- * repair reads back from the streams what each channel missed.
+ *
+ * The whole link resets (on_reset, then on_open on a fresh map and on_live
+ * once every master echoed) only while it was never live: a failure before
+ * every master was proven once starts over. After that, everything is per
+ * master or per slot, through gw_clink_ops, each call with a predicate that
+ * tells the keys concerned:
+ * - one master's connection or heartbeat fails: only its keys are lost; its
+ *   connections are retried with backoff, and its keys subscribed again
+ *   (on_keys_open) and repaired when it echoes again (on_keys_live);
+ * - a new map (a failover, a migrated slot, a master added or removed): the
+ *   keys of every slot whose owner changed are lost, then SSUBSCRIBEd on the
+ *   new owner and told live once that master answered an SSUBSCRIBE queued
+ *   after them (or, for a master new to the link, at its first echo);
+ *   masters new to the map get their connections and the library, masters
+ *   gone are closed (Redis itself drops a slot's shard subscriptions on the
+ *   master that loses it and tells us with a sunsubscribe, which is then
+ *   ignored); masters the diff does not touch go on without a pause;
+ * - an unsolicited sunsubscribe from the master the map names, or a refused
+ *   SSUBSCRIBE (MOVED): that slot's keys are lost, a refresh is asked
+ *   (coalesced) and they are subscribed on the owner the next map names.
+ * The bus's repair reads back from each stream what the lost keys missed.
  *
  * Bus thread only, except gw_clink_ready; the struct is opaque. */
 #ifndef GW_CLINK_H
@@ -35,18 +49,20 @@ struct gw_clink;
 /* Does key (a Redis key, prefix included) belong to the master in question? */
 typedef bool (*gw_bus_key_pred)(void *pctx, const char *key, size_t klen);
 
-/* Per master, beyond gw_link_ops (which speak of the whole link): after the
- * link was live once, one master's failure takes down only its own channels.
- * Each callback gets a predicate that tells that master's keys; bus thread,
- * inside connection or libevent callbacks. */
+/* Per master or per slot set, beyond gw_link_ops (which speak of the whole
+ * link): after the link was live once, a master's failure or a slot's move
+ * concerns only its own channels. Each callback gets a predicate that tells
+ * the keys concerned (that master's, or those of the slots that moved); bus
+ * thread, inside connection or libevent callbacks. */
 struct gw_clink_ops {
-    /* That master's connections are open again: subscribe its wanted keys. */
+    /* That master's connections are open again, or those keys' slots have a
+     * new owner: subscribe them (each on its owner). */
     void (*on_keys_open)(void *ctx, gw_bus_key_pred pred, void *pctx);
-    /* That master is lost: its keys are not subscribed any more, and what
-     * was in flight for them is forgotten. */
+    /* That master is lost, or those keys' slots moved: they are not
+     * subscribed any more, and what was in flight for them is forgotten. */
     void (*on_keys_lost)(void *ctx, gw_bus_key_pred pred, void *pctx);
-    /* That master's heartbeat echoed again: its keys' subscriptions are in
-     * place; read back what they missed. */
+    /* Those keys' subscriptions are proven in place (their master's echo, or
+     * its answer after them): read back what they missed. */
     void (*on_keys_live)(void *ctx, gw_bus_key_pred pred, void *pctx);
 };
 
@@ -75,6 +91,11 @@ bool gw_clink_ready(const struct gw_clink *cl);
 int gw_clink_subscribe(struct gw_clink *cl, const char *key, size_t klen);
 int gw_clink_unsubscribe(struct gw_clink *cl, const char *key, size_t klen);
 int gw_clink_subscribe_many(struct gw_clink *cl, int n, const char *const *keys, const size_t *klens);
+/* As gw_clink_subscribe_many for the node's own channels (the control
+ * plane's), whose hash tag is chosen on purpose to put them in one slot
+ * (e.g. "__wsgate:ctl:{wsgate}"): braces are allowed. Never for a client
+ * channel name (that is what gw_clink_subscribe refuses). Bus thread. */
+int gw_clink_subscribe_tagged(struct gw_clink *cl, int n, const char *const *keys, const size_t *klens);
 /* Pauses or resumes reading every subscriber connection. Idempotent. */
 void gw_clink_pause(struct gw_clink *cl, bool pause);
 
@@ -90,10 +111,26 @@ int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest
 int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, const char *epoch, size_t elen,
                           uint64_t below);
 
-/* The roster (the admin view) as gw_link_roster_write/read, with keys that
- * share the {wsgate} hash tag ({wsgate}:nodes, {wsgate}:node:<id>), so the
- * whole roster lives on one master and its MGET works (clink_roster.c). */
-int gw_clink_roster_write(struct gw_clink *cl, const char *json, size_t len, int ttl_s);
-int gw_clink_roster_read(struct gw_clink *cl);
+/* Any command (argc words, copied) on the command connection of the master
+ * that owns route's hash slot (route: a key, rlen bytes; copied), with
+ * MOVED/ASK/TRYAGAIN/CLUSTERDOWN followed as for the FCALLs above. The
+ * contract of gw_link_call: cb may be NULL (fire and forget); otherwise it is
+ * called exactly once with arg and the reply (borrowed for the call; an error
+ * reply included), or NULL when the master's connection went down, the
+ * deadline passed or the redirections ran out. Returns 0, or -ENOTCONN (the
+ * link is not live, or route's master is down) or the connection's refusal
+ * (-ENOBUFS): then cb is not called. Bus thread. */
+int gw_clink_call(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
+                  const size_t *lens, gw_link_reply_fn cb, void *arg);
+/* As gw_link_command (the answer is gw_link_ops.on_reply with token, exactly
+ * once after a 0), sent as gw_clink_call sends. Bus thread. */
+int gw_clink_command(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
+                     const size_t *lens, void *token);
+/* As gw_link_publish_counted with SPUBLISH on key's master: on_counted says
+ * how many subscribers of that master received it (the wsgate nodes, which
+ * subscribe on masters only). key may carry a hash tag (the control plane's
+ * channels). Returns as gw_clink_call. Bus thread. */
+int gw_clink_publish_counted(struct gw_clink *cl, const char *key, size_t klen, const char *payload, size_t len,
+                             void *token);
 
 #endif

@@ -1,5 +1,5 @@
-/* The cluster link's commands: the wsgate Function library's calls and
- * SPUBLISH, each sent to its key's master on that master's command
+/* The cluster link's commands: the wsgate Function library's calls,
+ * SPUBLISH and any other command routed by a key (gw_clink_call), each sent to its key's master on that master's command
  * connection, with Redis Cluster's answers followed: MOVED (a fresh map is
  * asked for, the command resent where Redis said), ASK (ASKING and the
  * command on the importing master, once), TRYAGAIN and CLUSTERDOWN (resent
@@ -24,7 +24,15 @@
 #define MAX_TRIES 16
 #define PAUSE_MS 100
 
-enum ccmd_kind { CC_PUBLISH, CC_PLAIN, CC_READ, CC_RETIRE };
+enum ccmd_kind {
+    CC_PUBLISH, /* ops->on_published with the FCALL's place */
+    CC_PLAIN,   /* ops->on_published, no place */
+    CC_READ,    /* ops->on_read */
+    CC_RETIRE,  /* logged only */
+    CC_CALL,    /* cb (may be NULL) */
+    CC_COMMAND, /* ops->on_reply */
+    CC_COUNTED, /* ops->on_counted */
+};
 
 /* One command and what to do with its answer; owned by whoever holds it: the
  * connection (as privdata), the waiting list, or the caller finishing it. */
@@ -32,7 +40,8 @@ struct ccmd {
     struct gw_clink *cl;
     enum ccmd_kind kind;
     void *token;
-    char *key;
+    gw_link_reply_fn cb; /* CC_CALL */
+    char *key; /* the route: its slot picks the master */
     size_t klen;
     int argc;
     char **argv;
@@ -93,6 +102,16 @@ static void finish(struct ccmd *cc, const redisReply *reply)
     case CC_RETIRE:
         if (reply && reply->type == REDIS_REPLY_INTEGER)
             LOG_INFO("epoch retire result=%s", reply->integer == 1 ? "retired" : "already_changed");
+        break;
+    case CC_CALL:
+        if (cc->cb)
+            cc->cb(cc->token, reply);
+        break;
+    case CC_COMMAND:
+        cl->ops->on_reply(cl->ctx, cc->token, reply);
+        break;
+    case CC_COUNTED:
+        cl->ops->on_counted(cl->ctx, cc->token, reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1);
         break;
     }
     ccmd_free(cc);
@@ -201,17 +220,19 @@ static void on_reply(struct gw_rconn *c, const redisReply *reply, void *privdata
 /* Copies the command and sends it to key's master. Returns 0 (the answer
  * follows) or -ENOTCONN / the connection's refusal (nothing follows). */
 static int submit(struct gw_clink *cl, enum ccmd_kind kind, const char *key, size_t klen, int argc,
-                  const char *const *argv, const size_t *lens, void *token)
+                  const char *const *argv, const size_t *lens, gw_link_reply_fn cb, void *token)
 {
     if (cl->state != CL_LIVE)
         return -ENOTCONN;
     struct cshard *sh = gw_clink_owner(cl, key, klen);
-    if (!sh)
+    /* A master being torn down would only fail the command later. */
+    if (!sh || !sh->cmd || sh->state == SH_RESETTING || sh->state == SH_DOWN)
         return -ENOTCONN;
     struct ccmd *cc = gw_xcalloc(1, sizeof *cc);
     cc->cl = cl;
     cc->kind = kind;
     cc->token = token;
+    cc->cb = cb;
     cc->key = gw_xstrndup(key, klen);
     cc->klen = klen;
     cc->argc = argc;
@@ -250,7 +271,7 @@ int gw_clink_publish(struct gw_clink *cl, const char *key, size_t klen, const ch
     const char *argv[] = { "FCALL", "wsgate_publish", "2", meta, stream, key, payload,
                            cl->history_size, cl->history_ttl, "shard" };
     size_t lens[] = { 5, 14, 1, mlen, slen, klen, len, strlen(cl->history_size), strlen(cl->history_ttl), 5 };
-    return submit(cl, CC_PUBLISH, key, klen, 10, argv, lens, token);
+    return submit(cl, CC_PUBLISH, key, klen, 10, argv, lens, NULL, token);
 }
 
 int gw_clink_publish_plain(struct gw_clink *cl, const char *key, size_t klen, const char *payload, size_t len,
@@ -260,7 +281,7 @@ int gw_clink_publish_plain(struct gw_clink *cl, const char *key, size_t klen, co
         return -EIO;
     const char *argv[] = { "SPUBLISH", key, payload };
     size_t lens[] = { 8, klen, len };
-    return submit(cl, CC_PLAIN, key, klen, 3, argv, lens, token);
+    return submit(cl, CC_PLAIN, key, klen, 3, argv, lens, NULL, token);
 }
 
 int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest, uint64_t since, int limit,
@@ -270,7 +291,7 @@ int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest
 
     if (braced(key, klen) || !gw_fn_history_call(&call, key, klen, latest, since, limit, max_bytes))
         return -EIO;
-    return submit(cl, CC_READ, key, klen, 9, call.argv, call.lens, token);
+    return submit(cl, CC_READ, key, klen, 9, call.argv, call.lens, NULL, token);
 }
 
 int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, const char *epoch, size_t elen,
@@ -287,7 +308,51 @@ int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, con
         below_s[0] = '\0';
     const char *argv[] = { "FCALL", "wsgate_retire_epoch", "2", meta, stream, key, epoch, below_s };
     size_t lens[] = { 5, 19, 1, mlen, slen, klen, elen, strlen(below_s) };
-    return submit(cl, CC_RETIRE, key, klen, 8, argv, lens, NULL);
+    return submit(cl, CC_RETIRE, key, klen, 8, argv, lens, NULL, NULL);
+}
+
+int gw_clink_call(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
+                  const size_t *lens, gw_link_reply_fn cb, void *arg)
+{
+    return submit(cl, CC_CALL, route, rlen, argc, argv, lens, cb, arg);
+}
+
+int gw_clink_command(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
+                     const size_t *lens, void *token)
+{
+    return submit(cl, CC_COMMAND, route, rlen, argc, argv, lens, NULL, token);
+}
+
+int gw_clink_publish_counted(struct gw_clink *cl, const char *key, size_t klen, const char *payload, size_t len,
+                             void *token)
+{
+    const char *argv[] = { "SPUBLISH", key, payload };
+    size_t lens[] = { 8, klen, len };
+    return submit(cl, CC_COUNTED, key, klen, 3, argv, lens, NULL, token);
+}
+
+/* One SSUBSCRIBE per key (keys of different slots cannot share one), on the
+ * subscriber connection of its master; a master that is down gets it when it
+ * comes back (the bus's on_keys_open asks again). */
+int gw_clink_subscribe_tagged(struct gw_clink *cl, int n, const char *const *keys, const size_t *klens)
+{
+    if (cl->state != CL_CONNECTING && cl->state != CL_LIVE)
+        return -ENOTCONN;
+    for (int i = 0; i < n; i++) {
+        struct cshard *sh = gw_clink_owner(cl, keys[i], klens[i]);
+        if (!sh) {
+            gw_clink_refresh(cl, "a key's slot has no master in the map");
+            return -ENOTCONN;
+        }
+        if (sh->state == SH_DOWN || sh->state == SH_RESETTING || !sh->sub)
+            continue;
+        const char *argv[] = { "SSUBSCRIBE", keys[i] };
+        size_t lens[] = { 10, klens[i] };
+        int rc = gw_rconn_command(sh->sub, 2, argv, lens, cl->cmd_timeout_ms, gw_clink_on_sub_done, NULL);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 void gw_clink_cmds_stop(struct gw_clink *cl)

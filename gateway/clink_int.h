@@ -200,8 +200,9 @@ void gw_clink_on_tick(evutil_socket_t fd, short what, void *arg);
 
 /* clink_sub.c */
 /* The reply callback of every SSUBSCRIBE and SUNSUBSCRIBE of keys (privdata:
- * their slot + 1): an error reply (MOVED: the map is older than the
- * cluster) makes that slot lost (gw_clink_slot_lost). */
+ * their slot + 1, or NULL): an error reply (MOVED: the map is older than the
+ * cluster) makes that slot lost (gw_clink_slot_lost); with privdata NULL, the
+ * slot a MOVED names, else that master fails alone. */
 void gw_clink_on_sub_done(struct gw_rconn *c, const struct redisReply *reply, void *privdata);
 /* True when a sunsubscribe of key answers a SUNSUBSCRIBE we sent (counted
  * down); false for one Redis sent on its own. */

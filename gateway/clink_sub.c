@@ -19,16 +19,25 @@ void gw_clink_on_sub_done(struct gw_rconn *c, const redisReply *reply, void *pri
 {
     struct gw_clink *cl = gw_rconn_owner(c);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        /* MOVED/CLUSTERDOWN: the map is older than the cluster. */
-        unsigned slot = (unsigned)((uintptr_t)privdata - 1);
-        LOG_WARN("sharded subscriber slot=%u error=\"%s\"", slot, reply->str);
+        /* MOVED/CLUSTERDOWN: the map is older than the cluster. A command
+         * sent without its slot (privdata NULL) names it in a MOVED; any
+         * other error of that one takes down its master alone. */
+        struct gw_topo_redirect rd;
+        bool known = privdata || gw_topo_redirect_parse(reply->str, reply->len, &rd) == 0;
+        unsigned slot = privdata ? (unsigned)((uintptr_t)privdata - 1) : known ? rd.slot : 0;
         struct cshard *sh = NULL;
         for (size_t i = 0; i < cl->nsh && !sh; i++)
             sh = cl->sh[i]->sub == c ? cl->sh[i] : NULL;
+        LOG_WARN("sharded subscriber slot=%d error=\"%s\"", known ? (int)slot : -1, reply->str);
         gw_stat *st = sh ? gw_clink_master_stat(sh, cl->stats->master_redirects) : NULL;
         if (st)
             gw_stat_add(st, 1);
-        gw_clink_slot_lost(cl, slot, "subscriber error reply");
+        if (known)
+            gw_clink_slot_lost(cl, slot, "subscriber error reply");
+        else if (sh)
+            gw_clink_shard_fail(sh, "subscriber error reply");
+        else
+            gw_clink_fail(cl, "subscriber error reply");
     }
 }
 

@@ -48,10 +48,6 @@ struct gw_link_ops {
     /* Result of one gw_link_read that returned 0: page (borrowed for the
      * call) or NULL when the read failed. Exactly once per token. */
     void (*on_read)(void *ctx, void *token, const struct gw_history_page *page);
-    /* The answer to gw_link_roster_read: the entries of the nodes whose key
-     * has not expired (json[i] of jlen[i] bytes, borrowed for the call), n 0
-     * also when the read failed. */
-    void (*on_roster)(void *ctx, int n, const char *const *json, const size_t *jlen);
     /* The link went live: the function library is loaded and the first
      * heartbeat echo proved every subscription on_open sent. */
     void (*on_live)(void *ctx);
@@ -154,20 +150,13 @@ struct redisReply;
 typedef void (*gw_link_reply_fn)(void *token, const struct redisReply *reply);
 
 /* Sends one command (argv copied) on the publisher connection while the link
- * is live: the presence module's FCALLs and set updates (presence.h). cb may
+ * is live: the presence module's FCALLs and set updates (presence.h) and the
+ * roster's commands (roster.c). cb may
  * be NULL (fire and forget); otherwise it is called exactly once with token.
  * An error reply that says the function library is gone resets the link.
  * Returns 0, or -ENOTCONN (link not live) or the connection's refusal
  * (-ENOBUFS): then cb is not called. Bus thread. */
 int gw_link_call(struct gw_link *link, int argc, const char *const *argv, const size_t *lens, gw_link_reply_fn cb,
                  void *token);
-
-/* The cluster roster (the admin view): writes this node's entry json under
- * wsgate:node:<node_id> for ttl_s seconds and adds the id to the set
- * wsgate:nodes. Returns 0 or -ENOTCONN / -EIO. Bus thread. */
-int gw_link_roster_write(struct gw_link *link, const char *json, size_t len, int ttl_s);
-/* Reads every entry of the roster (SMEMBERS, then MGET); ids whose entry
- * expired are removed from the set. One on_roster follows a 0. Bus thread. */
-int gw_link_roster_read(struct gw_link *link);
 
 #endif

@@ -5,6 +5,10 @@
  * its entry (killed, partitioned) drops out within GW_ROSTER_TTL_S.
  * Standalone (no link): the roster is this node alone.
  *
+ * In Redis: SET <prefix>node:<id> EX GW_ROSTER_TTL_S and SADD <prefix>nodes,
+ * then SMEMBERS and one MGET, an id whose entry expired removed from the set;
+ * <prefix> is "wsgate:", or "{wsgate}:" in cluster mode (one slot, one master).
+ *
  * Runs on the bus thread and its event_base; reaches its owner only through
  * the describe callback. */
 #ifndef GW_ROSTER_H
@@ -60,21 +64,23 @@ struct gw_roster {
     size_t len;
     struct gw_link *link; /* single-Redis mode, else NULL */
     struct gw_clink *clink; /* Redis Cluster mode, else NULL (both NULL: standalone) */
+    const char *node_id; /* borrowed from the config */
+    const char *set, *key_prefix; /* the Redis keys, static text chosen by the mode */
     gw_roster_describe_fn describe;
     void *ctx;
     struct event *tick_ev;
 };
 
 void gw_roster_init(struct gw_roster *r);
-/* Starts the 1 s refresh on base (bus thread). Aborts when libevent cannot. */
+/* Starts the 1 s refresh on base (bus thread). link, clink (at most one set)
+ * and node_id are borrowed and must outlive the roster's last Redis answer
+ * (the links call back with NULL when they are freed). Aborts when libevent
+ * cannot. */
 void gw_roster_start(struct gw_roster *r, struct event_base *base, struct gw_link *link, struct gw_clink *clink,
-                     gw_roster_describe_fn describe, void *ctx);
+                     const char *node_id, gw_roster_describe_fn describe, void *ctx);
 /* Stops the refresh (bus thread, after its loop stopped). Idempotent. */
 void gw_roster_stop(struct gw_roster *r);
 void gw_roster_deinit(struct gw_roster *r);
-
-/* link_ops.on_roster: keeps {"nodes":[json...]}. Bus thread. */
-void gw_roster_store(struct gw_roster *r, int n, const char *const *json, const size_t *jlen);
 
 /* A malloc'd copy of the last roster (caller frees); {"nodes":[]} before
  * the first read. Any thread. */

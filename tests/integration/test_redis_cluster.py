@@ -301,7 +301,7 @@ class RedisClusterTest(unittest.TestCase):
         return n
 
     def test_d_roster_keys_need_one_slot(self):
-        """The node roster (gateway/link_cmd.c: SET wsgate:node:<id>, SADD wsgate:nodes,
+        """The node roster (gateway/roster.c: SET wsgate:node:<id>, SADD wsgate:nodes,
         SMEMBERS, then one MGET of every wsgate:node:<id>) as it is today fails on a cluster:
         the entries hash to different slots, and MGET refuses them. A shared hash tag
         ({wsgate}:node:<id>, one master for the whole roster) makes the same MGET work."""

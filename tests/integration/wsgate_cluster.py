@@ -503,7 +503,10 @@ class ClusterRedis:
     publish is an SPUBLISH on the channel's master, as docs/PROTOCOL.md says for this mode."""
 
     def __init__(self, port=None, start=True):
-        self.cluster = RedisCluster(masters=3, replicas=0, start=start)
+        # WSGATE_TEST_CLUSTER_REPLICAS=1: a 6-node cluster (replicas receive every SPUBLISH
+        # too, so a receiver count that included them would be wrong).
+        replicas = int(os.environ.get("WSGATE_TEST_CLUSTER_REPLICAS", "0"))
+        self.cluster = RedisCluster(masters=3, replicas=replicas, start=start)
         masters = self.cluster.masters()
         self.port = masters[0].port
         CLUSTER_URLS[self.port] = "redis+cluster://" + ",".join(m.addr for m in masters)
@@ -516,6 +519,11 @@ class ClusterRedis:
 
     def numsub(self, channel):
         return int(self.cluster.command_for_key(channel, "PUBSUB", "SHARDNUMSUB", channel)[1])
+
+    def stop(self):
+        """Stops every node (the whole Redis side is gone), by PID."""
+        for n in self.cluster.nodes:
+            n.stop()
 
     def cleanup(self):
         CLUSTER_URLS.pop(self.port, None)

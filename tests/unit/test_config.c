@@ -553,6 +553,35 @@ START_TEST(log_line_masks_password)
     ck_assert_ptr_nonnull(strstr(line, " log_format=text"));
     ck_assert_ptr_nonnull(strstr(line, "level=info module=config"));
     ck_assert_ptr_eq(strchr(line, '\n'), line + n - 1); /* one line */
+
+    /* Listen addresses as they were written: an IPv6 host in brackets. */
+    expect_ok(ARGS("--listen", "[::1]:9000", "--api-listen", "[fe80::2]:9001", "--api-key-file", "/k"), NULL);
+    logged_config(line, sizeof line);
+    ck_assert_ptr_nonnull(strstr(line, " listen=[::1]:9000 "));
+    ck_assert_ptr_nonnull(strstr(line, " api_listen=[fe80::2]:9001 "));
+    expect_ok(ARGS("--listen", "127.0.0.1:9000"), NULL);
+    logged_config(line, sizeof line);
+    ck_assert_ptr_nonnull(strstr(line, " listen=127.0.0.1:9000 "));
+    ck_assert_ptr_nonnull(strstr(line, " api_listen=same "));
+}
+END_TEST
+
+/* Which channels keep history and presence: the pattern lists, each its own. */
+START_TEST(keeps_history_and_presence)
+{
+    ck_assert(gw_config_keeps_history(&cfg, "anything")); /* default "*" */
+    ck_assert(!gw_config_keeps_presence(&cfg, "anything")); /* default: none */
+    expect_ok(ARGS("--history-channels", "room:*, feed", "--presence-channels", "lobby,chat:*"), NULL);
+    ck_assert(gw_config_keeps_history(&cfg, "room:1"));
+    ck_assert(gw_config_keeps_history(&cfg, "feed"));
+    ck_assert(!gw_config_keeps_history(&cfg, "feed2"));
+    ck_assert(!gw_config_keeps_history(&cfg, "lobby"));
+    ck_assert(gw_config_keeps_presence(&cfg, "lobby"));
+    ck_assert(gw_config_keeps_presence(&cfg, "chat:x"));
+    ck_assert(!gw_config_keeps_presence(&cfg, "room:1"));
+    expect_ok(ARGS("--history-channels", "", "--presence-channels", "u:{sub}"), NULL);
+    ck_assert(!gw_config_keeps_history(&cfg, "room:1")); /* empty: none */
+    ck_assert(!gw_config_keeps_presence(&cfg, "u:")); /* {sub} has no subject here */
 }
 END_TEST
 
@@ -599,6 +628,7 @@ int main(void)
     tcase_add_test(tc, usage_lists_everything);
     tcase_add_test(tc, log_line_names_tls);
     tcase_add_test(tc, log_line_masks_password);
+    tcase_add_test(tc, keeps_history_and_presence);
     suite_add_tcase(s, tc);
     return gw_run_suite(s);
 }
