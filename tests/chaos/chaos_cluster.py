@@ -19,6 +19,7 @@ wait is bounded in count and time.
 """
 
 import os
+import signal
 import statistics
 import sys
 import threading
@@ -28,11 +29,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from chaos_lib import (DEFAULT_LINK_ARGS, NO_RATE_LIMIT, ConnectionClosed,  # noqa: E402,F401
                        ConnectionLost, GatewayTestCase, ProtocolError, T, WSClient, uniq, wait_until)
-from wsgate_cluster import ClusterPublisher, RedisCluster, read_meta  # noqa: E402,F401
+from wsgate_cluster import ClusterPublisher, RedisCluster, RedisError, read_meta  # noqa: E402,F401
 
 PREFIX = "gw:"
 # "No message on the other shards later than 100 ms over its usual latency" (issue 19).
 PAUSE_BOUND = 0.100
+# Filler written past the replication socket's kernel buffers in the failover trap: the
+# replica's receive buffer may grow to tcp_rmem's 32 MB here, the master's send buffer to
+# tcp_wmem's 4 MB.
+FILLER_MB = 48
 
 
 def say(line):
@@ -186,10 +191,15 @@ class ClusterChaosCase(GatewayTestCase):
             self.assertFalse(p.is_alive(), "%s: the publisher must end within its bound" % ch)
             self.assertEqual(len({a[1] for a in p.acked}), count, "%s: every n acked" % ch)
         self.count = count
+        # Until every client has every n, or (where Redis lost some) nothing more has come
+        # for 2 s: the repair of a node is done well within that once the publishers are.
         deadline = time.monotonic() + T(timeout)
         while time.monotonic() < deadline and any(
                 r.dropped is None and not all(r.has_all(ch, count) for ch in self.channels)
                 for r in readers):
+            last = max((r.got[-1][0] for r in readers if r.got), default=0.0)
+            if time.monotonic() - last > 2.0:
+                break
             time.sleep(0.05)
         time.sleep(0.5)  # duplicates after the last one would show here
         for r in readers:
@@ -198,6 +208,46 @@ class ClusterChaosCase(GatewayTestCase):
             r.join(5)
         for r in readers:
             self.assertIsNone(r.dropped, "%s was dropped" % r.label)
+
+    def spring_trap(self, victim, replica, vch, seen, unseen=None, seen_again=None):
+        """The failover trap on victim's shard (test_chaos_cluster_trap.py): replica
+        SIGSTOPped, FILLER_MB of filler on victim so that what it acks next stays in its own
+        output buffer, unseen() (when given: e.g. cut the nodes off victim), 0.6 s of
+        publishes, victim SIGKILLed, replica SIGCONTed; what the replica kept is read into
+        seen["kept"] ({channel: (offset, epoch)}), seen_again() runs (always, once unseen()
+        ran), and the replica is forced over with CLUSTER FAILOVER TAKEOVER. seen gets
+        t_kill and t_promoted."""
+        fkey = next(k for k in ("filler%d" % i for i in range(2000))
+                    if self.cluster.master_of_key(k) is victim)
+        blob = b"x" * (8 * 1024 * 1024)
+        cut = False
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            try:
+                with victim.client(timeout=T(30)) as c:
+                    for _ in range(FILLER_MB // 8):
+                        c.command("SET", fkey, blob)
+                if unseen is not None:
+                    cut = True
+                    unseen()
+                time.sleep(0.6)
+                seen["t_kill"] = time.monotonic()
+                victim.kill()
+            finally:
+                os.kill(replica.proc.pid, signal.SIGCONT)
+            wait_until(lambda: replica.info("replication").get("master_link_status") == "down", T(10),
+                       what="the replica to see its master gone")
+            seen["kept"] = {ch: read_meta(replica, PREFIX + ch) for ch in vch}
+        finally:
+            if cut:
+                seen_again()
+        try:
+            self.cluster.failover(replica, mode="TAKEOVER")
+        except RedisError:
+            if replica.role() != "master":  # else it was promoted on its own meanwhile
+                raise
+            self.cluster.wait_ok(T(30))
+        seen["t_promoted"] = time.monotonic()
 
     # ---- figures
 

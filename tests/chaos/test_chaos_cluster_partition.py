@@ -11,6 +11,10 @@ missing heartbeat echo) under the steady traffic of chaos_cluster.py. Then:
 - gw1's channels of that shard are repaired after the heal: every client ends with every
   message, in order, none twice.
 
+A second case cuts both nodes off one master while it acks writes its replica will never
+have (the failover trap of test_chaos_cluster_trap.py): messages Redis itself lost and no
+node saw. Each client must miss exactly those, each covered by the epoch change after it.
+
 Needs root, ip and iptables (skipped, saying which is missing, without them); every
 namespace and veth made is removed, even on failure.
 
@@ -81,11 +85,12 @@ class ClusterPartitionTest(ClusterChaosCase):
             gws.append(g)
         return gws
 
-    def cut(self, port, add=True):
-        """DROP gw1 <-> the redis host's `port`, both ways, inside gw1's namespace."""
-        for chain, addr, pflag in (("OUTPUT", "-d", "--dport"), ("INPUT", "-s", "--sport")):
-            self.topo.nx(self.topo.ns["gw1"], "iptables", "-A" if add else "-D", chain, addr,
-                         self.topo.ip["redis"], "-p", "tcp", pflag, str(port), "-j", "DROP", check=add)
+    def cut(self, port, hosts=("gw1",), add=True):
+        """DROP host <-> the redis host's `port`, both ways, inside each host's namespace."""
+        for host in hosts:
+            for chain, addr, pflag in (("OUTPUT", "-d", "--dport"), ("INPUT", "-s", "--sport")):
+                self.topo.nx(self.topo.ns[host], "iptables", "-A" if add else "-D", chain, addr,
+                             self.topo.ip["redis"], "-p", "tcp", pflag, str(port), "-j", "DROP", check=add)
 
     def test_partition_of_one_node_from_one_master(self):
         victim = self.cluster.masters()[0]
@@ -148,6 +153,34 @@ class ClusterPartitionTest(ClusterChaosCase):
                              % (g.name, w.describe(t0)))
         self.assert_other_shards_steady(gw2_readers, pubs, self.channels, t0, "partition: gw2, every channel")
         self.assert_other_shards_steady(gw1_readers, pubs, others, t0, "partition: gw1, other shards")
+
+    def test_writes_no_node_saw_and_redis_lost(self):
+        # The failover trap (test_chaos_cluster_trap.py) with both nodes cut off the
+        # master for the 0.6 s it acks what its replica will never have: those messages
+        # reach no node either. Every client must end with every other message, and miss
+        # only those: each covered by the epoch change after it (the promoted replica's
+        # new epoch), exactly the offsets Redis lost.
+        victim = self.cluster.masters()[1]
+        replica = self.cluster.replicas_of(victim)[0]
+        vch = self.channels_of(victim.port)
+        hosts = ("gw1", "gw2")
+        seen = {}
+
+        def fault():
+            self.spring_trap(victim, replica, vch, seen, unseen=lambda: self.cut(victim.port, hosts),
+                             seen_again=lambda: self.cut(victim.port, hosts, add=False))
+        gws, readers, pubs, t0, t1, _ = self.run_case(fault, seconds=6.0)
+        lost = self.redis_lost(pubs, vch, seen["kept"], seen["t_kill"])
+        counts = self.ledger(readers, pubs, lost)
+        missed = {r.label: sum(1 for ch in vch for n in lost[ch] if n not in {g[2] for g in r.of(ch)})
+                  for r in readers}
+        self.report("acked writes no node saw, lost by Redis (nodes cut off the master, replica "
+                    "stopped, master killed, TAKEOVER)", readers, pubs, t0, t1, counts,
+                    "acked and never replicated %s; missed per client %s (each covered by the epoch "
+                    "change after it)" % ({ch: len(v) for ch, v in lost.items()}, missed))
+        self.assertEqual(counts["duplicates"], 0)
+        for label, m in missed.items():
+            self.assertGreater(m, 0, "%s received every write Redis lost: the cut came too late" % label)
 
 
 if __name__ == "__main__":

@@ -24,47 +24,17 @@ Run alone: WSGATE_BIN=build-test/gateway/wsgate /usr/bin/python3 -m unittest -v 
 """
 
 import os
-import signal
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import test_chaos_epoch  # noqa: E402 - a module, so its test class is not collected here
-from chaos_cluster import PREFIX, ClusterChaosCase, T, read_meta, say, wait_until  # noqa: E402
-from wsgate_cluster import RedisError  # noqa: E402
+from chaos_cluster import ClusterChaosCase, say  # noqa: E402
 
-FILLER_MB = 48
 
 
 class FailoverTrapTest(ClusterChaosCase):
-    def spring(self, victim, replica, vch, seen):
-        """Arms and springs the trap on victim's shard (see the module's text)."""
-        fkey = next(k for k in ("filler%d" % i for i in range(2000))
-                    if self.cluster.master_of_key(k) is victim)
-        blob = b"x" * (8 * 1024 * 1024)
-        os.kill(replica.proc.pid, signal.SIGSTOP)
-        try:
-            with victim.client(timeout=T(30)) as c:
-                for _ in range(FILLER_MB // 8):
-                    c.command("SET", fkey, blob)
-            time.sleep(0.6)
-            seen["t_kill"] = time.monotonic()
-            victim.kill()
-        finally:
-            os.kill(replica.proc.pid, signal.SIGCONT)
-        wait_until(lambda: replica.info("replication").get("master_link_status") == "down", T(10),
-                   what="the replica to see its master gone")
-        seen["kept"] = {ch: read_meta(replica, PREFIX + ch) for ch in vch}
-        try:
-            self.cluster.failover(replica, mode="TAKEOVER")
-        except RedisError:
-            if replica.role() != "master":  # else it was promoted on its own meanwhile
-                raise
-            self.cluster.wait_ok(T(30))
-        seen["t_promoted"] = time.monotonic()
-
     def run_trap(self, name, blind_of=None):
         """Traffic with the trap sprung mid-way; the ledger (blind_of(pubs, vch, seen, lost)
         gives the ledger's blind set) and the figures."""
@@ -72,7 +42,7 @@ class FailoverTrapTest(ClusterChaosCase):
         replica = self.cluster.replicas_of(victim)[0]
         vch = self.channels_of(victim.port)
         seen = {}
-        gws, readers, pubs, t0, t1, _ = self.run_case(lambda: self.spring(victim, replica, vch, seen),
+        gws, readers, pubs, t0, t1, _ = self.run_case(lambda: self.spring_trap(victim, replica, vch, seen),
                                                       seconds=6.0)
         lost = self.redis_lost(pubs, vch, seen["kept"], seen["t_kill"])
         for ch in vch:
