@@ -193,64 +193,6 @@ void gw_bus_resubscribe(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
         LOG_INFO("resubscribing channels=%d batch=%d%s", total, batch, pred ? " (one master)" : "");
 }
 
-/* clink's on_keys_open */
-static void clink_on_keys_open(void *ctx, gw_bus_key_pred pred, void *pctx)
-{
-    gw_bus_ctl_keys_open(ctx, pred, pctx);
-    gw_bus_resubscribe(ctx, pred, pctx);
-}
-
-/* clink's on_keys_lost: what link_on_reset does, for the channels of one
- * master or of the slots that moved only; their workers are told that each
- * is not live. */
-static void clink_on_keys_lost(void *ctx, gw_bus_key_pred pred, void *pctx)
-{
-    struct gw_bus *bus = ctx;
-    char key[256];
-
-    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans), *next; e; e = next) {
-        next = gw_dict_next(&bus->chans, e);
-        struct bus_chan *ch = e->value;
-        size_t klen = gw_bus_prefixed(bus, e->key, e->klen, key);
-        if (!pred(pctx, key, klen))
-            continue;
-        ch->outstanding = 0;
-        ch->redis_subscribed = false;
-        uint64_t told = ch->live_mask;
-        ch->live_mask = 0;
-        if (!ch->want_mask) {
-            gw_bus_chan_reconcile(bus, e->key, e->klen, ch); /* deletes it */
-            continue;
-        }
-        gw_repair_link_lost(&ch->rep);
-        for (int w = 0; w < bus->nworkers; w++)
-            if (told & (1ULL << w))
-                bus->ops->post(bus->ctx, w, gw_wmail_new(GW_WMAIL_LINK_DOWN, e->key, e->klen));
-    }
-}
-
-/* clink's on_keys_live: link_on_live for one master's channels, or those of
- * the slots that moved to a master whose subscriptions are proven. */
-static void clink_on_keys_live(void *ctx, gw_bus_key_pred pred, void *pctx)
-{
-    struct gw_bus *bus = ctx;
-    char key[256];
-
-    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e)) {
-        struct bus_chan *ch = e->value;
-        size_t klen = gw_bus_prefixed(bus, e->key, e->klen, key);
-        if (ch->want_mask && pred(pctx, key, klen))
-            gw_repair_link_live(&bus->repair, &ch->rep, e->key, e->klen);
-    }
-    gw_bus_ctl_keys_live(bus, pred, pctx);
-}
-
-const struct gw_clink_ops gw_bus_clink_ops = {
-    .on_keys_open = clink_on_keys_open,
-    .on_keys_lost = clink_on_keys_lost,
-    .on_keys_live = clink_on_keys_live,
-};
-
 /* ---- the channel table's reconcile (bus_int.h) ---- */
 
 static void post_live(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t gen)

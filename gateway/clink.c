@@ -97,12 +97,6 @@ static struct cshard *clink_shard_at(struct gw_clink *cl, const char *host, int 
     return NULL;
 }
 
-bool gw_clink_owned_by(void *pctx, const char *key, size_t klen)
-{
-    struct cshard *sh = pctx;
-    return gw_clink_owner(sh->cl, key, klen) == sh;
-}
-
 /* Every master echoed once (CL_CONNECTING): the link is live. */
 static void clink_echoed(struct gw_clink *cl)
 {
@@ -307,9 +301,9 @@ static void move_keys(struct gw_clink *cl, size_t fresh)
         set_bit(go, s);
         n++;
     }
+    /* A slot no master serves (not even a failed one) is rare: the periodic
+     * refresh, or any other, brings the map that serves it. */
     cl->moving_any = left > 0;
-    if (left)
-        gw_clink_refresh(cl, "a moved slot has no master in the map yet");
     if (!n)
         return;
     LOG_INFO("moving the keys of %u slots to their new masters (%u wait for a master)", n, left);

@@ -1,7 +1,7 @@
 /* The bus thread's Redis Cluster link ("cluster link", issue 19): the slot map
  * from shards.c, and per master one command connection (FCALLs of the wsgate
- * Function library, loaded on every master, and SPUBLISH of the heartbeat)
- * and one sharded-subscriber connection (SSUBSCRIBE/SUNSUBSCRIBE of the keys
+ * Function library, loaded on every master, SPUBLISH of the heartbeat, and
+ * any other command routed by a key's slot: gw_clink_call) and one sharded-subscriber connection (SSUBSCRIBE/SUNSUBSCRIBE of the keys
  * whose slot that master owns). Replicas get no connection: Redis 7.0 keeps
  * stale shard subscriptions on a re-pointed replica (redis#12558).
  *

@@ -1,9 +1,11 @@
 /* The cluster link's commands: the wsgate Function library's calls,
- * SPUBLISH and any other command routed by a key (gw_clink_call), each sent to its key's master on that master's command
- * connection, with Redis Cluster's answers followed: MOVED (a fresh map is
- * asked for, the command resent where Redis said), ASK (ASKING and the
- * command on the importing master, once), TRYAGAIN and CLUSTERDOWN (resent
- * after a pause). And the library's loading on every master. */
+ * SPUBLISH and any other command routed by a key (gw_clink_call), each sent
+ * to its key's master on that master's command connection, with Redis
+ * Cluster's answers followed: MOVED (a fresh map is asked for, the command
+ * resent where Redis said), ASK (ASKING and the command on the importing
+ * master, once), TRYAGAIN and CLUSTERDOWN (resent after a pause). The control
+ * channels' SSUBSCRIBE (hash-tagged on purpose). And the library's loading on
+ * every master. */
 #define GW_LOG_MODULE "clink"
 
 #include <errno.h>

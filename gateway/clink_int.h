@@ -157,8 +157,11 @@ static inline void gw_clink_slot_lost(struct gw_clink *cl, unsigned slot, const 
     cl->up->slot_lost(cl, slot, why);
 }
 
-/* clink.c: does key belong to pctx, a struct cshard (gw_bus_key_pred)? */
-bool gw_clink_owned_by(void *pctx, const char *key, size_t klen);
+/* sh's series in an array of per-master stats (metrics.h), or NULL. */
+static inline gw_stat *gw_clink_master_stat(const struct cshard *sh, gw_stat *arr)
+{
+    return sh->midx >= 0 ? &arr[sh->midx] : NULL;
+}
 
 /* clink_shard.c: one master's side of the link. */
 /* A master of map (node) as a new cshard in SH_DOWN, not connected, no retry armed, or NULL
@@ -172,6 +175,8 @@ void gw_clink_shard_free(struct cshard *sh);
  * them; the files below reach them through it). */
 void gw_clink_shard_failed(struct cshard *sh, const char *why);
 void gw_clink_shard_loaded(struct cshard *sh);
+/* Does key belong to pctx, a struct cshard (gw_bus_key_pred)? */
+bool gw_clink_owned_by(void *pctx, const char *key, size_t klen);
 /* Does sh stand for node (same ID and address)? */
 bool gw_clink_shard_is(const struct cshard *sh, const struct gw_clink *cl, const struct gw_topo_node *node);
 /* Opens sh's two connections (SH_CONNECTING). */
@@ -186,8 +191,6 @@ void gw_clink_shard_down(struct cshard *sh);
 struct gw_rconn_opts gw_clink_conn_opts(const struct gw_clink *cl, const char *name);
 /* A reconnect delay in ms for the attempt-th try (equal jitter, as link.c). */
 int64_t gw_clink_backoff_ms(const struct gw_clink *cl, int attempt);
-/* sh's series in an array of per-master stats (metrics.h), or NULL. */
-gw_stat *gw_clink_master_stat(const struct cshard *sh, gw_stat *arr);
 
 /* clink_hb.c */
 /* A heartbeat channel ("__wsgate:hb:{T}:<node_id>") whose slot master id owns

@@ -32,9 +32,10 @@
 #define UNHANDLED_MAX (64u * 1024 * 1024)
 
 /* clink_int.h */
-gw_stat *gw_clink_master_stat(const struct cshard *sh, gw_stat *arr)
+bool gw_clink_owned_by(void *pctx, const char *key, size_t klen)
 {
-    return sh->midx >= 0 ? &arr[sh->midx] : NULL;
+    struct cshard *sh = pctx;
+    return gw_clink_owner(sh->cl, key, klen) == sh;
 }
 
 static void set_master_stat(const struct cshard *sh, gw_stat *arr, uint64_t v)
@@ -280,6 +281,12 @@ void gw_clink_shard_down(struct cshard *sh)
 
     free_conns(sh);
     shard_set(sh, SH_DOWN, "connections closed");
+    /* The SUNSUBSCRIBEs it had not confirmed never will be. */
+    for (struct gw_dict_entry *e = gw_dict_first(&cl->unsubs), *next; e; e = next) {
+        next = gw_dict_next(&cl->unsubs, e);
+        if (gw_clink_owned_by(sh, e->key, e->klen))
+            gw_dict_delete(&cl->unsubs, e->key, e->klen);
+    }
     gw_stat *st = gw_clink_master_stat(sh, cl->stats->master_reconnects);
     if (st)
         gw_stat_add(st, 1);

@@ -57,8 +57,10 @@ struct gw_shards_ops {
     /* A query failed on every address tried (why: the last reason); the map
      * is kept and the query retried after min(refresh_ms, 1 s). */
     void (*on_error)(void *ctx, const char *why);
-    /* Optional (NULL: not called): an answer came and the map is the same.
-     * Its owner learns that every refresh it asked for was answered. */
+    /* Optional (NULL: not called): an answer came and the map is the same,
+     * so an owner waiting for a refresh hears of the answer even when nothing
+     * moved (the answer may be to a query that started before its request:
+     * the coalescing above always runs one more after it). */
     void (*on_same)(void *ctx, const struct gw_topo *map);
 };
 

@@ -10,6 +10,8 @@ replica SIGKILLed (no failover possible):
   other node answers the first answer), both nodes stay ready, new connections authenticate;
 - when that master returns (restarted, same node id: no new slot map) each node subscribes the
   control channels on it again and the control plane answers with the right counts.
+Also: an idempotency key whose slot is migrating follows ASK; a failover of the {wsgate}
+master (replica promoted) brings the control plane back with its revocations.
 
 The whole test_server_api suite also runs in cluster mode (integration_server_api_cluster).
 
@@ -39,14 +41,19 @@ class ControlShardDown(ServerApiBase):
         cls.addClassCleanup(cls.cluster.stop)
         masters = cls.cluster.masters()
         cls.url = "redis+cluster://" + ",".join(m.addr for m in masters)
-        cls.ctl_master = cls.cluster.master_of_key(TAG)
-        cls.ctl_replicas = cls.cluster.replicas_of(cls.ctl_master)
-        cls.assertTrue(cls, len(cls.ctl_replicas) == 1)
-        cls.other = next(m for m in masters if m is not cls.ctl_master)
         cls.a = cls.start_class_gateway(None, cls.args(workers=2) + ["--redis-url", cls.url])
         cls.b = cls.start_class_gateway(None, cls.args() + ["--redis-url", cls.url])
         cls.a.wait_ready()
         cls.b.wait_ready()
+
+    @property
+    def ctl_master(self):
+        """The master of the {wsgate} slot now (a test below fails it over)."""
+        return self.cluster.master_of_key(TAG)
+
+    @property
+    def other(self):
+        return next(m for m in self.cluster.masters() if m is not self.ctl_master)
 
     def name_on(self, master, fmt):
         """The first fmt % i whose slot master serves."""
@@ -57,9 +64,12 @@ class ControlShardDown(ServerApiBase):
         raise AssertionError("no name on %r" % master)
 
     def test_control_master_down_then_back(self):
-        ch = self.name_on(self.other, "room:live%d")  # no channel prefix: the key is the name
-        idem_elsewhere = self.name_on(self.other, "wsgate:idem:k%d")[len("wsgate:idem:"):]
-        idem_down = self.name_on(self.ctl_master, "wsgate:idem:k%d")[len("wsgate:idem:"):]
+        ctl_master, other = self.ctl_master, self.other
+        ctl_replicas = self.cluster.replicas_of(ctl_master)
+        self.assertEqual(len(ctl_replicas), 1)
+        ch = self.name_on(other, "room:live%d")  # no channel prefix: the key is the name
+        idem_elsewhere = self.name_on(other, "wsgate:idem:k%d")[len("wsgate:idem:"):]
+        idem_down = self.name_on(ctl_master, "wsgate:idem:k%d")[len("wsgate:idem:"):]
         sub = "alice-%d" % time.monotonic_ns()
         mine = [self.user(self.a, sub), self.user(self.b, sub)]
         st, body = api(self.a.port, "/api/disconnect", {"user": sub})
@@ -69,7 +79,7 @@ class ControlShardDown(ServerApiBase):
 
         reader = self.user(self.b, "reader")
         self.assertEqual(reader.subscribe(ch).get("type"), "ack")
-        for n in self.ctl_replicas + [self.ctl_master]:  # the replica first: no failover
+        for n in ctl_replicas + [ctl_master]:  # the replica first: no failover
             n.kill()
 
         def refused():
@@ -98,27 +108,100 @@ class ControlShardDown(ServerApiBase):
         self.assertEqual(reader.recv_message(timeout=5)["data"], "once")
         self.assertEqual(api(self.b.port, "/api/publish", once), (200, first))
         reader.expect_nothing(0.5)
-        self.user(self.a, "newcomer")  # authentication needs no Redis (the node's copy)
+        c = self.client(self.a.port)  # authentication needs no Redis (the node's copy)
+        r = c.request({"type": "auth", "token": self.mint("newcomer"), "id": c.new_id()})
+        self.assertEqual(r.get("type"), "ack", r)
 
         # Back: same node ids, same slots; each node resubscribes the control channels.
-        self.ctl_master.start()
-        for n in self.ctl_replicas:
+        ctl_master.start()
+        for n in ctl_replicas:
             n.start()
         self.cluster.wait_ok(T(30))
-        again = [self.user(self.a, sub), self.user(self.a, sub), self.user(self.b, sub)]
 
         def answered():
             st, body = api(self.b.port, "/api/disconnect", {"user": "nobody"})
             return st == 200 and body.get("nodes") == 2 and body.get("answered") == 2
         wait_until(answered, T(20), what="the control plane back on both nodes")
+        again = [self.user(self.a, sub), self.user(self.a, sub), self.user(self.b, sub)]
         st, body = api(self.b.port, "/api/disconnect", {"user": sub})
         self.assertEqual((st, body), (200, {"ok": True, "closed": 3, "nodes": 2, "answered": 2}))
         for c in again:
             self.assertEqual(c.expect_close(timeout=5), (4010, "disconnected"))
         st, body = api(self.a.port, "/api/revoke", {"user": sub})
         self.assertEqual((st, body.get("nodes"), body.get("answered")), (200, 2, 2), body)
-        self.assertEqual(self.ctl_master.command("HEXISTS", TAG + ":revoked", sub), 1)
+        self.assertEqual(ctl_master.command("HEXISTS", TAG + ":revoked", sub), 1)
         self.assertTrue(self.a.log_text().count("control plane master live again") >= 1)
+
+    def test_idempotency_key_follows_ask_during_a_migration(self):
+        """The slot of an idempotency key is being migrated (SETSLOT MIGRATING/IMPORTING):
+        its commands get ASK from the source and go to the importing master (ASKING); the
+        publish is delivered once, a retry on the other node answers the first answer."""
+        self.a.wait_ready()
+        self.b.wait_ready()
+        src = self.other
+        dst = next(m for m in self.cluster.masters() if m is not src and m is not self.ctl_master)
+        ikey = self.name_on(src, "wsgate:idem:m%d")
+        ch = self.name_on(src, "room:mig%d")
+        slot = self.cluster.keyslot(ikey)
+        self.assertNotEqual(slot, self.cluster.keyslot(ch))
+        reader = self.user(self.b, "mig-reader")
+        self.assertEqual(reader.subscribe(ch).get("type"), "ack")
+        before = self.a.metric("wsgate_redis_redirects_total", 0) + self.b.metric("wsgate_redis_redirects_total", 0)
+        self.cluster.begin_migration(slot, src, dst)
+        try:
+            body = {"channel": ch, "data": "m", "idempotency_key": ikey[len("wsgate:idem:"):]}
+            st, first = api(self.a.port, "/api/publish", body)
+            self.assertEqual(st, 200, first)
+            self.assertEqual(reader.recv_message(timeout=5)["data"], "m")
+            self.assertEqual(api(self.b.port, "/api/publish", body), (200, first))
+            reader.expect_nothing(0.5)
+            with dst.client() as c:  # stored on the importing master
+                c.command("ASKING")
+                self.assertEqual(c.command("GET", ikey).decode(), "%d %s" % (first["offset"], first["epoch"]))
+            after = self.a.metric("wsgate_redis_redirects_total", 0) + self.b.metric("wsgate_redis_redirects_total", 0)
+            self.assertGreaterEqual(after - before, 4)  # claim, store, claim, read: each an ASK
+        finally:
+            self.cluster.finish_migration(slot, src, dst)
+
+    def test_failover_of_the_control_master(self):
+        """The {wsgate} master SIGKILLed with its replica alive: the replica is promoted (a new
+        slot map: each node's link resets), and the control plane is back on it with the
+        right counts; a revocation made before (replicated) still holds on both nodes and on
+        a node started after. The killed master stays down (the next test uses the masters
+        left)."""
+        self.a.wait_ready()
+        self.b.wait_ready()
+        ctl_master = self.ctl_master
+        replica = self.cluster.replicas_of(ctl_master)[0]
+        sub = "fo-%d" % time.monotonic_ns()
+        old = self.mint(sub, iat=int(time.time()) - 5)
+        st, body = api(self.a.port, "/api/revoke", {"user": sub})
+        self.assertEqual((st, body.get("nodes"), body.get("answered")), (200, 2, 2), body)
+
+        def replicated():
+            with replica.client() as c:
+                c.command("READONLY")
+                return c.command("HEXISTS", TAG + ":revoked", sub) == 1
+        wait_until(replicated, T(5), what="the revocation on the replica")
+        self.cluster.kill_master(ctl_master)
+        self.assertIs(self.ctl_master, replica)
+
+        def answered():
+            st, body = api(self.a.port, "/api/disconnect", {"user": "nobody"})
+            return st == 200 and body.get("nodes") == 2 and body.get("answered") == 2
+        wait_until(answered, T(20), what="the control plane on the promoted master")
+        # Both nodes are on the new map now (each answered from its link on the new master).
+        user = "fo-user-%d" % time.monotonic_ns()
+        conns = [self.user(self.a, user), self.user(self.b, user)]
+        st, body = api(self.b.port, "/api/disconnect", {"user": user})
+        self.assertEqual((st, body), (200, {"ok": True, "closed": 2, "nodes": 2, "answered": 2}))
+        for c in conns:
+            self.assertEqual(c.expect_close(timeout=5), (4010, "disconnected"))
+        late = self.start_gateway(None, self.args() + ["--redis-url", self.url])
+        for gw in (self.a, self.b, late):
+            c = self.client(gw.port)
+            r = c.request({"type": "auth", "token": old, "id": c.new_id()})
+            self.assertEqual((r.get("type"), r.get("code")), ("error", "unauthorized"), r)
 
 
 if __name__ == "__main__":
