@@ -299,11 +299,13 @@ class ClusterChaosCase(GatewayTestCase):
 
     def excess(self, readers, pubs, channels, t0, t_end=None, adjust=True):
         """The worst (latency - usual latency) over channels and readers, for messages sent
-        from t0 (to t_end): (seconds, label, channel), and the usual latencies seen. With
+        from t0 (to t_end): (seconds, label, channel), and the usual latencies seen (the
+        send time of the worst goes to self.worst_sent). With
         adjust, each latency less the time the test process itself was stalled within it
         (StallProbe)."""
         probe = getattr(self, "probe", None) if adjust else None
         worst, usual = (0.0, None, None), []
+        self.worst_sent = None
         for r in readers:
             for ch in channels:
                 lat = self.latencies(r, pubs[ch], ch)
@@ -319,6 +321,7 @@ class ClusterChaosCase(GatewayTestCase):
                         x -= probe.within(s, s + x)
                     if x - med > worst[0]:
                         worst = (x - med, r.label, ch)
+                        self.worst_sent = s
         return worst, usual
 
     def resume_time(self, readers, pubs, channels, t0):
@@ -336,12 +339,13 @@ class ClusterChaosCase(GatewayTestCase):
 
     def assert_other_shards_steady(self, readers, pubs, channels, t0, what):
         (ex, label, ch), usual = self.excess(readers, pubs, channels, t0)
+        at = self.worst_sent - t0 if self.worst_sent is not None else 0.0
         (raw, _, _), _ = self.excess(readers, pubs, channels, t0, adjust=False)
         stalls = [round((y - x) * 1000) for x, y in self.probe.stalls if y >= t0]
-        say("%s: other shards' worst latency over usual %.1f ms (%s %s; %.1f ms before taking out the "
-            "test process's own stalls, %s ms since the fault); usual %.1f-%.1f ms"
-            % (what, ex * 1000, label, ch, raw * 1000, stalls, min(usual, default=0) * 1000,
-               max(usual, default=0) * 1000))
+        say("%s: other shards' worst latency over usual %.1f ms (%s %s, sent %+.2f s from the fault's "
+            "start; %.1f ms before taking out the test process's own stalls, %s ms since the fault); "
+            "usual %.1f-%.1f ms" % (what, ex * 1000, label, ch, at, raw * 1000, stalls,
+                                    min(usual, default=0) * 1000, max(usual, default=0) * 1000))
         self.assertLessEqual(ex, PAUSE_BOUND, "%s: %s on %s got a message %.0f ms later than its usual "
                              "latency (bound %.0f ms): a shard the fault is not about paused"
                              % (what, label, ch, ex * 1000, PAUSE_BOUND * 1000))

@@ -43,7 +43,8 @@ class ClusterFaultTest(ClusterChaosCase):
         counts = self.ledger(readers, pubs, lost)
         resume = self.resume_time(readers, pubs, vch, seen["t_kill"])
         (vex, _, _), _ = self.excess(readers, pubs, vch, seen["t_kill"])
-        self.report("SIGKILL of master %d (promoted %d)" % (victim.port, promoted.port), readers, pubs,
+        self.report("SIGKILL of master %d (promoted %d; killed at %+.2f s, the cluster ok at %+.2f s)"
+                    % (victim.port, promoted.port, seen["t_kill"] - t0, t1 - t0), readers, pubs,
                     t0, t1, counts, "killed shard: delivery back %s s after the kill (worst client; a "
                     "message published after the kill arrived), worst latency over usual of a publish "
                     "the promoted replica acked %.0f ms; Redis lost %d acked offsets"
