@@ -128,10 +128,8 @@ void gw_api_begin(struct gw_api *api, struct lws *wsi, struct gw_api_req *r, enu
         r->hdr_value = "Bearer";
     } else if (get_op && cl > 0) {
         gw_api_answer_error(api, r, 400, "bad_request", "a GET carries no body");
-    } else if (op == GW_API_OP_CHANNELS) {
-        gw_api_begin_channels(api, wsi, r);
     } else if (get_op) {
-        gw_api_begin_history(api, wsi, r);
+        gw_api_begin_read(api, wsi, r);
     } else if (cl < 0) {
         gw_api_answer_error(api, r, 411, "bad_request", "a Content-Length is required (no chunked bodies)");
     } else if (cl > (long long)max) {

@@ -44,53 +44,41 @@ static int query_of(struct lws *wsi, char *q, size_t cap)
     return n;
 }
 
-/* GET /api/history: the query read as a client's history request; the
- * answer is the same reply, read by the bus (bus_read.c). */
-void gw_api_begin_history(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
+/* GET /api/history (the query read as a client's history request, the
+ * answer the same reply, read by the bus: bus_read.c) and GET /api/channels
+ * (one page of the cluster's channel index, read by the bus: bus_chans.c).
+ * Both answer as a history result's frame (gw_api_history_result). */
+void gw_api_begin_read(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
 {
     char q[1024], msg[256];
     struct gw_ctl_history h;
-    enum gw_err err;
-    uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
-    int n = query_of(wsi, q, sizeof q);
-
-    if (n < 0)
-        gw_api_answer_error(api, r, 400, "bad_request", "query over %zu bytes", sizeof q - 2);
-    else if (gw_ctl_parse_history_query(n ? q : NULL, (size_t)n, &h, &err, msg, sizeof msg) != 0)
-        gw_api_answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
-    else if (gw_channel_reserved(api->node->cfg->channel_prefix, strlen(api->node->cfg->channel_prefix), h.channel,
-                                 h.channel_len))
-        gw_api_answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", h.channel);
-    else if (gw_node_draining(api->node) || !gw_node_ready(api->node))
-        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable (or the node is draining)");
-    else {
-        gw_api_wait_for(api, r, id);
-        gw_bus_post_history(api->node->bus, api->worker, id, false, 0, h.channel, h.channel_len,
-                            h.has_since ? &h.since : NULL, h.limit);
-    }
-}
-
-/* GET /api/channels: one page of the cluster's channel index, read by the
- * bus (bus_chans.c); the answer comes back as a history result's frame. */
-void gw_api_begin_channels(struct gw_api *api, struct lws *wsi, struct gw_api_req *r)
-{
-    char q[1024], msg[256];
     struct gw_ctl_channels c;
     enum gw_err err;
-    uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
+    bool channels = r->op == GW_API_OP_CHANNELS;
+    const struct gw_node *node = api->node;
     int n = query_of(wsi, q, sizeof q);
 
     if (n < 0)
         gw_api_answer_error(api, r, 400, "bad_request", "query over %zu bytes", sizeof q - 2);
-    else if (gw_ctl_parse_channels_query(n ? q : NULL, (size_t)n, &c, &err, msg, sizeof msg) != 0)
+    else if ((channels ? gw_ctl_parse_channels_query(n ? q : NULL, (size_t)n, &c, &err, msg, sizeof msg)
+                       : gw_ctl_parse_history_query(n ? q : NULL, (size_t)n, &h, &err, msg, sizeof msg)) != 0)
         gw_api_answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
-    else if (!api->node->cfg->redis_url || api->node->cfg->redis.cluster || gw_node_draining(api->node) ||
-             !gw_node_ready(api->node))
-        gw_api_answer_error(api, r, 503, "unavailable",
-                            "the channel index is unavailable (no Redis, Redis Cluster mode, or the node is draining)");
+    else if (!channels && gw_channel_reserved(node->cfg->channel_prefix, strlen(node->cfg->channel_prefix),
+                                              h.channel, h.channel_len))
+        gw_api_answer_error(api, r, 403, "forbidden", "channel %s is reserved for the nodes themselves", h.channel);
+    else if (channels && !node->cfg->redis_url)
+        gw_api_answer_error(api, r, 503, "unavailable", "the channel index is kept in Redis: this node has none");
+    else if (!gw_node_ready(node))
+        gw_api_answer_error(api, r, 503, "unavailable", "%s",
+                            gw_node_draining(node) ? "node is draining; ask another node" : "Redis is unavailable");
     else {
+        uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
         gw_api_wait_for(api, r, id);
-        gw_bus_post_channels(api->node->bus, api->worker, id, &c);
+        if (channels)
+            gw_bus_post_channels(node->bus, api->worker, id, &c);
+        else
+            gw_bus_post_history(node->bus, api->worker, id, false, 0, h.channel, h.channel_len,
+                                h.has_since ? &h.since : NULL, h.limit);
     }
 }
 
@@ -144,10 +132,10 @@ void gw_api_end_control(struct gw_api *api, struct gw_api_req *r)
     r->phase = GW_API_IDLE;
     if (rc != 0)
         gw_api_answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
-    else if (gw_node_draining(api->node))
-        gw_api_answer_error(api, r, 503, "unavailable", "node is draining; ask another node");
-    else if (!api->node->bus || !gw_node_ready(api->node))
-        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable; nothing was done");
+    else if (!gw_node_ready(api->node))
+        gw_api_answer_error(api, r, 503, "unavailable", "%s",
+                            gw_node_draining(api->node) ? "node is draining; ask another node"
+                                                        : "Redis is unavailable; nothing was done");
     else {
         uint64_t id = GW_API_ID_FLAG | (api->next_seq + 1);
         /* The answer comes back through this worker's inbox, so the request

@@ -24,10 +24,9 @@ void gw_api_batch_result(struct gw_api *api, struct gw_api_req *r, uint64_t id, 
 /* api_batch.c: frees r's batch and takes its waiting ids out of the table. */
 void gw_api_batch_release(struct gw_api_req *r);
 
-/* api_ctl.c: GET /api/history once method and key passed (r ANSWERED or WAITING). */
-void gw_api_begin_history(struct gw_api *api, struct lws *wsi, struct gw_api_req *r);
-/* api_ctl.c: GET /api/channels once method and key passed (r ANSWERED or WAITING). */
-void gw_api_begin_channels(struct gw_api *api, struct lws *wsi, struct gw_api_req *r);
+/* api_ctl.c: GET /api/history or /api/channels (r->op) once method and key
+ * passed (r ANSWERED or WAITING). */
+void gw_api_begin_read(struct gw_api *api, struct lws *wsi, struct gw_api_req *r);
 /* api_ctl.c: a control endpoint's body is complete (r ANSWERED or WAITING). */
 void gw_api_end_control(struct gw_api *api, struct gw_api_req *r);
 

@@ -110,10 +110,12 @@ static void cmd_subscribe(struct gw_bus *bus, int worker, const char *name, size
     ch->live_mask &= ~(1ULL << worker);
     ch->gen[worker] = gen;
     gw_bus_chan_reconcile(bus, e->key, len, ch);
+    gw_bus_chans_count(bus, worker, name, len, 1);
 }
 
 static void cmd_unsubscribe(struct gw_bus *bus, int worker, const char *name, size_t len)
 {
+    gw_bus_chans_count(bus, worker, name, len, 0);
     struct gw_dict_entry *e = gw_dict_find(&bus->chans, name, len);
     if (!e)
         return;
@@ -173,6 +175,19 @@ static void link_on_published(void *ctx, void *token, const struct gw_position *
     }
     post_publish_result(bus, pw->worker, pw->session_id, pw->has_id, pw->id, at, at != NULL);
     free(pw);
+}
+
+int gw_bus_masters(struct gw_bus *bus, struct gw_roster_master *out, int max)
+{
+    struct gw_clink_master m;
+    int n = 0;
+
+    /* A master's per-master figures are at its own index (m.stat), if any. */
+    for (; bus->clink && n < max && gw_clink_master(bus->clink, (size_t)n, &m); n++)
+        out[n] = (struct gw_roster_master){ m.host, m.port, m.slots, m.state,
+                                            m.stat >= 0 ? gw_stat_get(&bus->stats.master_rtt_us[m.stat]) : 0,
+                                            m.stat >= 0 ? gw_stat_get(&bus->stats.master_reconnects[m.stat]) : 0 };
+    return n;
 }
 
 char *gw_bus_cluster(struct gw_bus *bus, size_t *len)
@@ -357,6 +372,7 @@ static void bus_drain_inbox(struct gw_bus *bus)
         case CMD_DISCONNECTED: gw_bus_cmd_disconnected(bus, cmd); break;
         case CMD_REVOKE: gw_bus_cmd_revoke(bus, cmd); break;
         case CMD_CHANNELS: gw_bus_cmd_channels(bus, cmd); break;
+        case CMD_COUNTS: gw_bus_cmd_counts(bus, cmd); break;
         }
         if (cmd->type == CMD_PUBLISH)
             atomic_fetch_sub_explicit(&bus->inbox_bytes, cmd->payload_len, memory_order_relaxed);
@@ -444,6 +460,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     bus->ctl = gw_bus_ctl_new(bus);
     gw_revoke_init(&bus->revoked);
     gw_dict_init(&bus->idem_local);
+    bus->chans_idx = gw_bus_chans_new(bus);
     /* A channel holds at most one client queue's worth while it repairs. */
     gw_repair_init(&bus->repair, &gw_bus_repair_ops, bus, cfg->queue_max_bytes,
                    (uint64_t)cfg->recovery_max_messages, &bus->stats);
@@ -501,6 +518,7 @@ void gw_bus_free(struct gw_bus *bus)
     gw_bus_ctl_free(bus);
     gw_revoke_deinit(&bus->revoked);
     gw_bus_idem_free(bus);
+    gw_bus_chans_free(bus->chans_idx);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e))
         gw_bus_chan_free(e->value);
     gw_dict_deinit(&bus->chans);

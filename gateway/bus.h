@@ -149,15 +149,37 @@ void gw_bus_post_disconnected(struct gw_bus *bus, int worker, uint32_t seq, uint
  * GW_WMAIL_PRESENCE_RESULT (frame NULL: unavailable). Any thread. */
 void gw_bus_post_presence(struct gw_bus *bus, int worker, uint64_t session_id, const char *name, size_t len,
                           struct gw_presence_req *req);
+/* This node's link to each Redis Cluster master, at most max, for its
+ * roster entry (the admin view): each master's address, slots and link state
+ * as the cluster link sees them, with its heartbeat round trip and
+ * reconnects from the stats. Returns how many (0 outside cluster mode). The
+ * hosts are borrowed until the link's next map or reset. Bus thread (the roster's
+ * describe callback runs there). */
+struct gw_roster_master;
+int gw_bus_masters(struct gw_bus *bus, struct gw_roster_master *out, int max);
+
+/* Server API (bus_chans.c): one page of the cluster's active channels for
+ * q. The JSON answer comes back once as a GW_WMAIL_HISTORY_RESULT to worker
+ * tagged session_id (frame NULL: no Redis, or Redis could not be read). Any thread. */
+struct gw_ctl_channels;
+void gw_bus_post_channels(struct gw_bus *bus, int worker, uint64_t session_id, const struct gw_ctl_channels *q);
+
+/* The feed of local subscriber counts behind GET /api/channels: worker's
+ * channels whose count changed (gw_hub_take_counts), as packed records
+ * (gw_bus_counts_add). A channel's count 1 comes with its subscribe and its
+ * 0 with its unsubscribe (posted first, in order). Takes buf. Any thread. */
+struct gw_bus_counts {
+    char *buf; /* malloc'd; records of {uint32_t count, uint16_t len, name[len]} */
+    size_t len, cap;
+};
+void gw_bus_counts_add(struct gw_bus_counts *c, const char *name, size_t len, uint32_t count);
+/* Posts c's records (if any) and leaves c empty. */
+void gw_bus_post_counts(struct gw_bus *bus, int worker, struct gw_bus_counts *c);
+
 /* Session session_id of worker is gone: it leaves presence everywhere, and its recoveries and history requests
  * still waiting for the link are dropped, not read (counted in
  * wsgate_client_reads_dropped_total); replies of reads already on the link
  * find no session and are freed by the worker. Any thread; never fails. */
-/* Server API (bus_chans.c): one page of the cluster's active channels for
- * q. The JSON answer comes back once as a GW_WMAIL_HISTORY_RESULT to worker
- * tagged session_id (frame NULL: Redis unavailable, or cluster mode). Any thread. */
-struct gw_ctl_channels;
-void gw_bus_post_channels(struct gw_bus *bus, int worker, uint64_t session_id, const struct gw_ctl_channels *q);
 void gw_bus_post_left(struct gw_bus *bus, int worker, uint64_t session_id);
 
 #endif

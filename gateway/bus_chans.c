@@ -1,19 +1,27 @@
-/* The cluster-wide index of active channels behind GET /api/channels
- * (docs/PROTOCOL.md, "Server API"). Bus thread only.
+/* The cluster-wide index of active channels and their subscriber counts
+ * behind GET /api/channels (docs/PROTOCOL.md, "Server API"). Bus thread only.
  *
- * Every second each node rewrites {wsgate}:chans:<node-id>, the set of the
- * channels it wants (at least one local subscriber: want_mask != 0 in the
- * bus's channel table), with a 5 s TTL, and adds the same names to
- * {wsgate}:chans, one lexicographic ZSET (all scores 0) shared by the nodes,
- * and its id to {wsgate}:chans:nodes. A read walks the ZSET from the cursor
- * with ZRANGEBYLEX (cost proportional to the page, not to the index) and
- * counts, per name, the node sets still alive that hold it; a name no live
- * node holds is dropped from the ZSET there (the writer re-adds it within a
- * second if it comes back), a node set gone is dropped from the node list.
- * A killed node's channels therefore disappear when its set expires (5 s).
- * All keys share the {wsgate} hash tag; the link is single-Redis only for
- * now (bus_link_command), so in cluster mode nothing is written and the read
- * answers 503. */
+ * The workers tell the bus each channel's local subscriber count when it
+ * changes (1 with the channel's subscribe, 0 with its unsubscribe, the
+ * counts between in a mail per 250 ms sweep: gw_hub_take_counts); the bus
+ * keeps the node's total per channel and, once a second, writes only the
+ * channels whose total changed (HSET name count, HDEL at 0) into this node's
+ * hash {wsgate}:chans:count:<id> with one EVAL, which also touches the
+ * hash's 5 s TTL (the node's liveness: a write with no change is that touch
+ * alone). A channel new in the hash is added to {wsgate}:chans, one
+ * lexicographic ZSET (all scores 0) shared by the nodes, and the node's id
+ * to {wsgate}:chans:counters. The hash holds a marker field "" (no channel
+ * name is empty): a write that finds it gone (the hash expired while the
+ * link was down, or Redis lost it) changes nothing and answers 0, and the
+ * node then rewrites its whole hash, as it does at start and after any write
+ * whose answer was lost. Writes cost the churn, not the channels.
+ *
+ * A read walks the ZSET from the cursor with ZRANGEBYLEX (cost proportional
+ * to the page and the live nodes, not to the index), sums HGET of each name
+ * over the node hashes still alive, and drops a name no live node holds
+ * (stale) from the ZSET there. A killed node's counts go when its hash
+ * expires (5 s). All keys share the {wsgate} hash tag: in cluster mode every
+ * command goes to that slot's master (bus_command). */
 #define GW_LOG_MODULE "bus"
 
 #include <stdio.h>
@@ -25,15 +33,37 @@
 #include "alloc.h"
 #include "bus_int.h"
 #include "frame.h"
+#include "list.h"
 #include "log.h"
 #include "wmail.h"
 
 #define CHANS_ZSET "{wsgate}:chans"
-#define CHANS_NODES "{wsgate}:chans:nodes"
-#define CHANS_NODE "{wsgate}:chans:node:"
-#define CHANS_TTL "5"
-#define CHANS_BATCH 512 /* names per SADD/ZADD */
+#define CHANS_NODES "{wsgate}:chans:counters"
+#define CHANS_NODE "{wsgate}:chans:count:"
+#define CHANS_TTL_MS "5000"
+#define CHANS_BATCH 512 /* channels per write */
 #define CHANS_KEY_MAX 320
+
+/* One write: ARGV mode ("reset": the hash rewritten from nothing, "delta":
+ * only if the marker is there), TTL in ms, node id, then name/count pairs
+ * (count "0": gone from this node). Answers 1, or 0 when a delta found the
+ * hash gone (nothing done). */
+static const char write_script[] =
+    "local key, zset, nodes = KEYS[1], KEYS[2], KEYS[3]\n"
+    "if ARGV[1] == 'reset' then\n"
+    "  redis.call('DEL', key)\n"
+    "  redis.call('HSET', key, '', ARGV[3])\n"
+    "elseif redis.call('HEXISTS', key, '') == 0 then\n"
+    "  return 0\n"
+    "end\n"
+    "for i = 4, #ARGV - 1, 2 do\n"
+    "  local c, n = ARGV[i], ARGV[i + 1]\n"
+    "  if n == '0' then redis.call('HDEL', key, c)\n"
+    "  elseif redis.call('HSET', key, c, n) == 1 then redis.call('ZADD', zset, 0, c) end\n"
+    "end\n"
+    "redis.call('PEXPIRE', key, ARGV[2])\n"
+    "redis.call('SADD', nodes, ARGV[3])\n"
+    "return 1\n";
 
 /* One read: scans at most 4 x limit names of the ZSET (the page's cost
  * bound); a page that ran out of budget still gives a next_cursor. Builds
@@ -48,18 +78,19 @@ static const char read_script[] =
     "  if redis.call('EXISTS', nkey .. id) == 1 then live[#live + 1] = nkey .. id\n"
     "  else redis.call('SREM', nodes, id) end\n"
     "end\n"
-    "local function count(c)\n"
-    "  local k = 0\n"
-    "  for _, key in ipairs(live) do k = k + redis.call('SISMEMBER', key, c) end\n"
-    "  return k\n"
+    "local function entry(c)\n"
+    "  local subs, k = 0, 0\n"
+    "  for _, key in ipairs(live) do\n"
+    "    local n = redis.call('HGET', key, c)\n"
+    "    if n then subs, k = subs + tonumber(n), k + 1 end\n"
+    "  end\n"
+    "  if k == 0 then return nil end\n"
+    "  return '{\"channel\":' .. cjson.encode(c) .. ',\"subscribers\":' .. subs .. ',\"nodes\":' .. k .. '}'\n"
     "end\n"
     "local out, last, done = {}, nil, false\n"
     "if exact then\n"
     "  done = true\n"
-    "  if cursor == '' then\n"
-    "    local k = count(prefix)\n"
-    "    if k > 0 then out[1] = '{\"channel\":' .. cjson.encode(prefix) .. ',\"nodes\":' .. k .. '}' end\n"
-    "  end\n"
+    "  if cursor == '' and prefix ~= '' then out[1] = entry(prefix) end\n"
     "else\n"
     "  local start = cursor == '' and ('[' .. prefix) or ('(' .. cursor)\n"
     "  local budget = limit * 4\n"
@@ -71,9 +102,8 @@ static const char read_script[] =
     "      if string.sub(c, 1, #prefix) ~= prefix then done = true break end\n"
     "      budget = budget - 1\n"
     "      last = c\n"
-    "      local k = count(c)\n"
-    "      if k > 0 then out[#out + 1] = '{\"channel\":' .. cjson.encode(c) .. ',\"nodes\":' .. k .. '}'\n"
-    "      else redis.call('ZREM', zset, c) end\n"
+    "      local e = entry(c)\n"
+    "      if e then out[#out + 1] = e else redis.call('ZREM', zset, c) end\n"
     "    end\n"
     "    if last then start = '(' .. last end\n"
     "  end\n"
@@ -82,124 +112,249 @@ static const char read_script[] =
     "if not done and last then nc = cjson.encode(last) end\n"
     "return '{\"channels\":[' .. table.concat(out, ',') .. '],\"next_cursor\":' .. nc .. '}'\n";
 
-/* Tokens handed to bus_link_command: the first int is the kind (as
- * bus_ctl.c's and bus_idem.c's). Writes need no answer: one static token. */
+/* This node's total for one channel, and each worker's part. */
+struct chan_count {
+    const char *name; /* the dict entry's key */
+    size_t len;
+    struct gw_list dirty; /* in idx->dirty while the total is not written */
+    uint32_t total;
+    uint32_t written; /* the total last sent to Redis (0: none, or its HDEL) */
+    uint32_t per_worker[];
+};
+
+enum idx_state {
+    IDX_REWRITE, /* the node's hash must be rewritten whole (start, a write lost) */
+    IDX_SYNCED,  /* Redis has every total but the dirty ones (as far as we know) */
+};
+
+struct bus_chans {
+    struct gw_dict counts; /* name -> struct chan_count*, totals above 0 or not yet written */
+    struct gw_list dirty;
+    enum idx_state state;
+    uint32_t epoch; /* bumped by each rewrite: older writes' failures are moot */
+    struct event *tick_ev;
+};
+
+/* Tokens handed to bus_command: the first int is the kind (as bus_ctl.c's
+ * and bus_idem.c's). */
+struct chans_write {
+    int kind; /* BUS_TOKEN_CHANS_WRITE */
+    uint32_t epoch;
+};
 struct chans_read {
     int kind; /* BUS_TOKEN_CHANS_READ */
     int worker;
     uint64_t session_id;
 };
-static const int write_token = BUS_TOKEN_CHANS_WRITE;
 
-static void node_key(const struct gw_bus *bus, char *out, const char *suffix)
+/* Every command here names {wsgate} keys only: in cluster mode it goes to
+ * that tag's master. */
+static int chans_command(struct gw_bus *bus, int argc, const char *const *argv, const size_t *lens, void *token)
 {
-    snprintf(out, CHANS_KEY_MAX, CHANS_NODE "%s%s", bus->cfg->node_id, suffix);
+    return bus_command(bus, CHANS_ZSET, sizeof CHANS_ZSET - 1, argc, argv, lens, token);
 }
 
-static void send_words(struct gw_bus *bus, int argc, const char *const *argv, const size_t *lens)
+struct bus_chans *gw_bus_chans_new(struct gw_bus *bus)
 {
-    /* A refused command (link down) is simply not done; the next tick
-     * rewrites everything. */
-    (void)bus_link_command(bus, argc, argv, lens, (void *)&write_token);
+    struct bus_chans *x = gw_xcalloc(1, sizeof *x);
+
+    (void)bus;
+    gw_dict_init(&x->counts);
+    gw_list_init(&x->dirty);
+    x->state = IDX_REWRITE;
+    return x;
 }
 
-/* One SADD (to the node's fresh set, then its TTL) or one ZADD (to the
- * index) of names[0..n). */
-static void send_batch(struct gw_bus *bus, const char *tmp, const char *const *names, const size_t *nlens, int n)
+void gw_bus_chans_free(struct bus_chans *x)
 {
-    const char **argv = gw_xmalloc(sizeof(*argv) * (size_t)(2 * n + 2));
-    size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)(2 * n + 2));
-    int argc = 2;
+    if (!x)
+        return;
+    for (struct gw_dict_entry *e = gw_dict_first(&x->counts); e; e = gw_dict_next(&x->counts, e))
+        free(e->value);
+    gw_dict_deinit(&x->counts);
+    free(x);
+}
 
-    argv[0] = tmp ? "SADD" : "ZADD";
-    lens[0] = 4;
-    argv[1] = tmp ? tmp : CHANS_ZSET;
-    lens[1] = tmp ? strlen(tmp) : sizeof CHANS_ZSET - 1;
+/* ---- the counts ---- */
+
+static void set_count(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t n)
+{
+    struct bus_chans *x = bus->chans_idx;
+    struct gw_dict_entry *e = gw_dict_find(&x->counts, name, len);
+    struct chan_count *c;
+
+    if (!bus_has_redis(bus) || worker < 0 || worker >= bus->nworkers)
+        return;
+    if (!e) {
+        if (n == 0)
+            return;
+        c = gw_xcalloc(1, sizeof *c + sizeof(uint32_t) * (size_t)bus->nworkers);
+        e = gw_dict_add(&x->counts, name, len, c, NULL);
+        c->name = e->key;
+        c->len = len;
+        gw_list_init(&c->dirty);
+    }
+    c = e->value;
+    c->total = c->total - c->per_worker[worker] + n;
+    c->per_worker[worker] = n;
+    if (gw_list_empty(&c->dirty))
+        gw_list_push(&x->dirty, &c->dirty);
+}
+
+void gw_bus_chans_count(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t n)
+{
+    set_count(bus, worker, name, len, n);
+}
+
+void gw_bus_cmd_counts(struct gw_bus *bus, const struct bus_cmd *cmd)
+{
+    const char *p = cmd->payload, *end = cmd->payload + cmd->payload_len;
+    uint32_t n;
+    uint16_t len;
+
+    while (p && end - p >= (ptrdiff_t)(sizeof n + sizeof len)) {
+        memcpy(&n, p, sizeof n);
+        memcpy(&len, p + sizeof n, sizeof len);
+        p += sizeof n + sizeof len;
+        if (end - p < len)
+            break; /* cannot happen: gw_bus_counts_add wrote it */
+        set_count(bus, cmd->worker, p, len, n);
+        p += len;
+    }
+}
+
+/* ---- the writes ---- */
+
+/* One EVAL of write_script for c[0..n) (each with its total now). */
+static int send_write(struct gw_bus *bus, bool reset, struct chan_count *const *c, int n)
+{
+    struct bus_chans *x = bus->chans_idx;
+    char key[CHANS_KEY_MAX];
+    int argc = 0, rc;
+    const char **argv = gw_xmalloc(sizeof(*argv) * (size_t)(9 + 2 * n));
+    size_t *lens = gw_xmalloc(sizeof(*lens) * (size_t)(9 + 2 * n));
+    char(*nums)[12] = gw_xmalloc(sizeof(*nums) * (size_t)(n ? n : 1));
+    struct chans_write *t = gw_xmalloc(sizeof *t);
+
+    *t = (struct chans_write){ BUS_TOKEN_CHANS_WRITE, x->epoch };
+    snprintf(key, sizeof key, CHANS_NODE "%s", bus->cfg->node_id);
+#define ARG(s, l) (argv[argc] = (s), lens[argc++] = (l))
+    ARG("EVAL", 4);
+    ARG(write_script, sizeof write_script - 1);
+    ARG("3", 1);
+    ARG(key, strlen(key));
+    ARG(CHANS_ZSET, sizeof CHANS_ZSET - 1);
+    ARG(CHANS_NODES, sizeof CHANS_NODES - 1);
+    ARG(reset ? "reset" : "delta", 5);
+    ARG(CHANS_TTL_MS, sizeof CHANS_TTL_MS - 1);
+    ARG(bus->cfg->node_id, strlen(bus->cfg->node_id));
     for (int i = 0; i < n; i++) {
-        if (!tmp) {
-            argv[argc] = "0";
-            lens[argc++] = 1;
-        }
-        argv[argc] = names[i];
-        lens[argc++] = nlens[i];
+        ARG(c[i]->name, c[i]->len);
+        ARG(nums[i], (size_t)snprintf(nums[i], sizeof nums[i], "%u", c[i]->total));
     }
-    send_words(bus, argc, argv, lens);
-    if (tmp) {
-        const char *exp[] = { "EXPIRE", tmp, CHANS_TTL };
-        size_t elens[] = { 6, strlen(tmp), strlen(CHANS_TTL) };
-        send_words(bus, 3, exp, elens);
-    }
+#undef ARG
+    rc = chans_command(bus, argc, argv, lens, t);
+    if (rc != 0)
+        free(t);
     free(argv);
     free(lens);
+    free(nums);
+    return rc;
 }
 
-/* The wanted channels in batches: into the node's fresh set tmp, or (tmp
- * NULL) into the index. Returns how many. */
-static int send_wanted(struct gw_bus *bus, const char *tmp)
+/* The changed totals, in batches; a channel back to 0 is forgotten once
+ * its HDEL is sent (or at once when Redis never had it). With none, one
+ * write touches the TTL. A write not sent leaves the rest unsent: the
+ * caller then rewrites everything. */
+static int write_dirty(struct gw_bus *bus)
 {
-    const char *names[CHANS_BATCH];
-    size_t nlens[CHANS_BATCH];
-    int n = 0, total = 0;
+    struct bus_chans *x = bus->chans_idx;
+    struct chan_count *batch[CHANS_BATCH];
+    struct gw_list *l = NULL;
+    int rc = 0;
+    bool first = true; /* one write at least: the TTL touch */
 
-    for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e)) {
-        if (!((struct bus_chan *)e->value)->want_mask)
-            continue;
-        names[n] = e->key;
-        nlens[n++] = e->klen;
-        total++;
+    while (first || l) {
+        int n = 0;
+        while (n < CHANS_BATCH && (l = gw_list_pop(&x->dirty))) {
+            struct chan_count *c = gw_container_of(l, struct chan_count, dirty);
+            /* Back where Redis has it (a channel come and gone within the
+             * second, a count up and down again): nothing to write. */
+            if (c->total != c->written)
+                batch[n++] = c;
+            else if (c->total == 0)
+                free(gw_dict_delete(&x->counts, c->name, c->len));
+        }
+        if (rc == 0 && (n > 0 || first))
+            rc = send_write(bus, false, batch, n);
+        first = false;
+        for (int i = 0; i < n; i++) {
+            batch[i]->written = batch[i]->total;
+            if (batch[i]->total == 0)
+                free(gw_dict_delete(&x->counts, batch[i]->name, batch[i]->len));
+        }
+    }
+    return rc;
+}
+
+/* The whole hash from nothing: every channel with a total, the first batch
+ * resetting the hash. */
+static int write_all(struct gw_bus *bus)
+{
+    struct bus_chans *x = bus->chans_idx;
+    struct chan_count *batch[CHANS_BATCH];
+    struct gw_list *l;
+    int rc = 0, n = 0;
+    bool first = true;
+
+    while ((l = gw_list_pop(&x->dirty))) {
+        struct chan_count *c = gw_container_of(l, struct chan_count, dirty);
+        if (c->total == 0)
+            free(gw_dict_delete(&x->counts, c->name, c->len));
+    }
+    x->epoch++;
+    for (struct gw_dict_entry *e = gw_dict_first(&x->counts); e && rc == 0; e = gw_dict_next(&x->counts, e)) {
+        batch[n] = e->value;
+        batch[n]->written = batch[n]->total;
+        n++;
         if (n == CHANS_BATCH) {
-            send_batch(bus, tmp, names, nlens, n);
+            rc = send_write(bus, first, batch, n);
+            first = false;
             n = 0;
         }
     }
-    if (n)
-        send_batch(bus, tmp, names, nlens, n);
-    return total;
+    if (rc == 0 && (n || first))
+        rc = send_write(bus, first, batch, n);
+    /* Retried every second while refused (the {wsgate} master down): logged once sent. */
+    if (rc == 0)
+        LOG_INFO("channel index: this node's counts rewritten channels=%zu", x->counts.count);
+    return rc;
 }
 
-/* The node's set is built under a temporary name (its TTL set with each
- * batch) and renamed over the old one, which keeps that TTL: readers see
- * the old set or the new one, and nothing outlives a dead node by more
- * than the TTL. The names go into the index only after the set is in
- * place and the node listed, so a read never finds a new name in the index
- * before a live set that holds it (it would drop it as stale). */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_bus *bus = arg;
-    char key[CHANS_KEY_MAX], tmp[CHANS_KEY_MAX];
+    struct bus_chans *x = bus->chans_idx;
 
     (void)fd;
     (void)what;
-    if (!bus->link || !gw_link_ready(bus->link))
-        return;
-    node_key(bus, key, "");
-    node_key(bus, tmp, ":next");
-    const char *del[] = { "DEL", tmp };
-    size_t dlens[] = { 3, strlen(tmp) };
-    send_words(bus, 2, del, dlens);
-    if (send_wanted(bus, tmp) > 0) {
-        const char *ren[] = { "RENAME", tmp, key };
-        size_t rlens[] = { 6, strlen(tmp), strlen(key) };
-        send_words(bus, 3, ren, rlens);
-        const char *sadd[] = { "SADD", CHANS_NODES, bus->cfg->node_id };
-        size_t slens[] = { 4, sizeof CHANS_NODES - 1, strlen(bus->cfg->node_id) };
-        send_words(bus, 3, sadd, slens);
-        send_wanted(bus, NULL);
-    } else {
-        const char *d2[] = { "DEL", key };
-        size_t d2lens[] = { 3, strlen(key) };
-        send_words(bus, 2, d2, d2lens);
-    }
+    /* The link itself, not gw_bus_ready (bus.c, which drives this file). */
+    if (bus->clink ? !gw_clink_ready(bus->clink) : !bus->link || !gw_link_ready(bus->link))
+        return; /* the changes wait; the hash may expire meanwhile (then rewritten) */
+    int rc = x->state == IDX_REWRITE ? write_all(bus) : write_dirty(bus);
+    /* A write not sent lost its changes: rewrite at the next tick. */
+    x->state = rc == 0 ? IDX_SYNCED : IDX_REWRITE;
 }
 
 void gw_bus_chans_start(struct gw_bus *bus)
 {
     struct timeval tv = { 1, 0 };
+    struct bus_chans *x = bus->chans_idx;
 
-    if (!bus->link)
+    if (!bus_has_redis(bus))
         return;
-    bus->chans_ev = event_new(bus->base, -1, EV_PERSIST, on_tick, bus);
-    if (!bus->chans_ev || event_add(bus->chans_ev, &tv) != 0) {
+    x->tick_ev = event_new(bus->base, -1, EV_PERSIST, on_tick, bus);
+    if (!x->tick_ev || event_add(x->tick_ev, &tv) != 0) {
         LOG_ERR("libevent could not arm the channel index timer");
         abort();
     }
@@ -207,10 +362,14 @@ void gw_bus_chans_start(struct gw_bus *bus)
 
 void gw_bus_chans_stop(struct gw_bus *bus)
 {
-    if (bus->chans_ev)
-        event_free(bus->chans_ev);
-    bus->chans_ev = NULL;
+    struct bus_chans *x = bus->chans_idx;
+
+    if (x->tick_ev)
+        event_free(x->tick_ev);
+    x->tick_ev = NULL;
 }
+
+/* ---- the reads ---- */
 
 static void answer(struct gw_bus *bus, int worker, uint64_t session_id, struct gw_frame *frame)
 {
@@ -241,7 +400,7 @@ void gw_bus_cmd_channels(struct gw_bus *bus, const struct bus_cmd *cmd)
                            q->wildcard ? "0" : "1", lim };
     size_t lens[] = { 4, sizeof read_script - 1, 1, sizeof CHANS_ZSET - 1, sizeof CHANS_NODES - 1, strlen(nkey),
                       cursor_len, q->prefix_len, 1, strlen(lim) };
-    if (bus_link_command(bus, 10, argv, lens, t) != 0) {
+    if (chans_command(bus, 10, argv, lens, t) != 0) {
         answer(bus, t->worker, t->session_id, NULL);
         free(t);
     }
@@ -249,10 +408,23 @@ void gw_bus_cmd_channels(struct gw_bus *bus, const struct bus_cmd *cmd)
 
 void gw_bus_chans_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply)
 {
-    struct chans_read *t = token;
+    struct bus_chans *x = bus->chans_idx;
 
-    if (t->kind != BUS_TOKEN_CHANS_READ)
-        return; /* a write's: nothing to do */
+    if (*(const int *)token == BUS_TOKEN_CHANS_WRITE) {
+        struct chans_write *w = token;
+        bool ok = reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+        /* Lost (the hash expired or Redis forgot it), refused, or unknown
+         * (the link went down): what Redis holds is not known, rewrite it.
+         * A failure of a write older than the last rewrite changes nothing. */
+        if (!ok && w->epoch == x->epoch && x->state == IDX_SYNCED) {
+            if (reply && reply->type == REDIS_REPLY_ERROR)
+                LOG_WARN("channel index write failed: %.*s", (int)reply->len, reply->str);
+            x->state = IDX_REWRITE;
+        }
+        free(w);
+        return;
+    }
+    struct chans_read *t = token;
     if (reply && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS)) {
         answer(bus, t->worker, t->session_id, gw_frame_new_copy(reply->str, reply->len));
     } else {

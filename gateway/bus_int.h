@@ -28,6 +28,7 @@
 
 struct bus_read; /* bus_read.c */
 struct bus_ctl;  /* bus_ctl.c */
+struct bus_chans; /* bus_chans.c */
 
 /* A client publish waits at most this many at once on the publisher
  * connection; beyond that Redis is not keeping up and clients get
@@ -51,6 +52,7 @@ enum bus_cmd_type {
     CMD_REVOKE,       /* server API: name is the user; keep, lift */
     CMD_PRESENCE,
     CMD_CHANNELS, /* server API: GET /api/channels (bus_chans.c) */
+    CMD_COUNTS,   /* a worker's changed subscriber counts, packed in payload (bus_chans.c) */
 };
 
 struct bus_cmd {
@@ -141,7 +143,7 @@ struct gw_bus {
     struct gw_readq waiting;
     struct bus_ctl *ctl; /* the control plane (bus_ctl.c) */
     struct gw_dict idem_local; /* standalone: idempotency key -> its end (bus_idem.c) */
-    struct event *chans_ev; /* single-Redis mode: the channel index's 1 s rewrite (bus_chans.c) */
+    struct bus_chans *chans_idx; /* the channel index's counts and writes (bus_chans.c) */
 };
 
 /* Where the bus calls its Redis link: link.h in single-Redis mode, clink.h
@@ -251,11 +253,18 @@ void gw_bus_chan_free(struct bus_chan *ch);
 struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
 void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);
 
-/* bus_chans.c: the cluster-wide channel index (GET /api/channels). The
- * rewrite timer starts and stops with the bus loop; a read answers once as
- * a GW_WMAIL_HISTORY_RESULT tagged with the API id (frame NULL: unavailable). */
+/* bus_chans.c: the cluster-wide channel index (GET /api/channels). Its
+ * state is made and freed with the bus (main thread); the 1 s write timer
+ * starts and stops with the bus loop; a read answers once as a
+ * GW_WMAIL_HISTORY_RESULT tagged with the API id (frame NULL: unavailable). */
+struct bus_chans *gw_bus_chans_new(struct gw_bus *bus);
+void gw_bus_chans_free(struct bus_chans *x);
 void gw_bus_chans_start(struct gw_bus *bus);
 void gw_bus_chans_stop(struct gw_bus *bus);
+/* worker's local subscriber count of name is now n (subscribe: 1, unsubscribe: 0). */
+void gw_bus_chans_count(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t n);
+/* CMD_COUNTS: a worker's changed counts (gw_bus_post_counts). */
+void gw_bus_cmd_counts(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_channels(struct gw_bus *bus, const struct bus_cmd *cmd);
 /* A token whose kind is BUS_TOKEN_CHANS_WRITE or _READ (frees a read's). */
 void gw_bus_chans_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply);

@@ -109,3 +109,32 @@ void gw_bus_post_channels(struct gw_bus *bus, int worker, uint64_t session_id, c
     *cmd->chq = *q;
     gw_bus_cmd_post(bus, cmd);
 }
+
+void gw_bus_counts_add(struct gw_bus_counts *c, const char *name, size_t len, uint32_t count)
+{
+    uint16_t l16 = (uint16_t)len; /* a channel name is at most GW_CHANNEL_MAX bytes */
+    size_t need = sizeof count + sizeof l16 + len;
+
+    if (c->len + need > c->cap) {
+        c->cap = c->cap * 2 > c->len + need ? c->cap * 2 : c->len + need + 1024;
+        c->buf = gw_xrealloc(c->buf, c->cap);
+    }
+    memcpy(c->buf + c->len, &count, sizeof count);
+    memcpy(c->buf + c->len + sizeof count, &l16, sizeof l16);
+    memcpy(c->buf + c->len + sizeof count + sizeof l16, name, len);
+    c->len += need;
+}
+
+void gw_bus_post_counts(struct gw_bus *bus, int worker, struct gw_bus_counts *c)
+{
+    if (!c->len) {
+        free(c->buf);
+        *c = (struct gw_bus_counts){ 0 };
+        return;
+    }
+    struct bus_cmd *cmd = gw_bus_cmd_new(CMD_COUNTS, worker, "", 0);
+    cmd->payload = c->buf; /* not a publish's: not in inbox_bytes */
+    cmd->payload_len = c->len;
+    *c = (struct gw_bus_counts){ 0 };
+    gw_bus_cmd_post(bus, cmd);
+}

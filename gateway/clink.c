@@ -48,6 +48,17 @@ bool gw_clink_ready(const struct gw_clink *cl)
            age <= (int64_t)c->cfg->redis_heartbeat_timeout_ms * 1000;
 }
 
+bool gw_clink_master(const struct gw_clink *cl, size_t i, struct gw_clink_master *out)
+{
+    if (i >= cl->nsh)
+        return false;
+    const struct cshard *sh = cl->sh[i];
+    const struct gw_topo_node *n = cl->shards ? gw_topo_find(gw_shards_map(cl->shards), sh->id) : NULL;
+    *out = (struct gw_clink_master){ sh->host, sh->port, n ? n->slots : 0, gw_redis_master_state_names[sh->state],
+                                     sh->midx };
+    return true;
+}
+
 static void set_state(struct gw_clink *cl, enum clink_state to, const char *why)
 {
     if (cl->state == to)

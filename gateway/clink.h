@@ -122,6 +122,20 @@ int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, con
  * (-ENOBUFS): then cb is not called. Bus thread. */
 int gw_clink_call(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,
                   const size_t *lens, gw_link_reply_fn cb, void *arg);
+/* What this node's link knows of master i (0 <= i, in the link's order of
+ * the current map's masters), for the admin view: host (borrowed until the
+ * next map or reset), port, the slots the current map gives it, its state
+ * (static text: connecting, loading, proving, live, resetting, down) and the
+ * index of its per-master figures in gw_bus_stats (-1: none; metrics.h says
+ * how it is kept). False when there is no master i. Read-only. Bus thread. */
+struct gw_clink_master {
+    const char *host;
+    int port;
+    uint32_t slots;
+    const char *state;
+    int stat;
+};
+bool gw_clink_master(const struct gw_clink *cl, size_t i, struct gw_clink_master *out);
 /* As gw_link_command (the answer is gw_link_ops.on_reply with token, exactly
  * once after a 0), sent as gw_clink_call sends. Bus thread. */
 int gw_clink_command(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,

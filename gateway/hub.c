@@ -30,6 +30,7 @@ struct gw_hub_channel {
     size_t n, cap;
     bool live; /* node's Redis subscription confirmed, and not lost since */
     uint32_t gen; /* this incarnation of the channel on this worker; tags want/live */
+    struct gw_list counted; /* in hub->counted while its count is not yet taken */
 };
 
 struct gw_recovery *gw_hub_sub_recovery(const struct gw_sub *sub)
@@ -59,6 +60,7 @@ void gw_hub_init(struct gw_hub *hub, const struct gw_hub_ops *ops, void *ctx, co
     hub->nsubs = 0;
     hub->hold_max_bytes = hold_max_bytes;
     hub->next_seq = 0;
+    gw_list_init(&hub->counted);
 }
 
 void gw_hub_deinit(struct gw_hub *hub)
@@ -89,6 +91,7 @@ static struct gw_hub_channel *channel_get_or_create(struct gw_hub *hub, const ch
     ch->name = e->key;
     ch->name_len = len;
     ch->gen = ++hub->next_gen;
+    gw_list_init(&ch->counted);
     return ch;
 }
 
@@ -225,6 +228,8 @@ int gw_hub_subscribe(struct gw_hub *hub, struct gw_hub_member *m, const char *na
 
     if (ch->n == 1)
         hub->ops->channel_wanted(hub->ctx, ch->name, ch->name_len, ch->gen);
+    else if (gw_list_empty(&ch->counted))
+        gw_list_push(&hub->counted, &ch->counted);
     if (sub->rec && ch->live)
         gw_recovery_start(sub->rec);
     if (!sub->ack_pending)
@@ -244,7 +249,10 @@ static void sub_remove_from_channel(struct gw_hub *hub, struct gw_sub *sub)
     sub_end_recovery(hub, sub, false);
     free(sub->ids);
     free(sub);
+    if (ch->n > 0 && gw_list_empty(&ch->counted))
+        gw_list_push(&hub->counted, &ch->counted);
     if (ch->n == 0) {
+        gw_list_remove(&ch->counted);
         hub->ops->channel_unwanted(hub->ctx, ch->name, ch->name_len);
         free(ch->subs);
         /* The name lives in the dict entry: delete it last. */
@@ -354,6 +362,19 @@ size_t gw_hub_deliver_presence(struct gw_hub *hub, const char *name, size_t len,
 size_t gw_hub_channel_count(const struct gw_hub *hub)
 {
     return hub->channels.count;
+}
+
+size_t gw_hub_take_counts(struct gw_hub *hub, gw_hub_count_fn fn, void *arg)
+{
+    size_t n = 0;
+    struct gw_list *l;
+
+    while ((l = gw_list_pop(&hub->counted))) {
+        const struct gw_hub_channel *ch = gw_container_of(l, struct gw_hub_channel, counted);
+        fn(arg, ch->name, ch->name_len, (uint32_t)ch->n);
+        n++;
+    }
+    return n;
 }
 
 int gw_hub_busiest(const struct gw_hub *hub, struct gw_hub_top *top, int max)

@@ -19,6 +19,7 @@
 #include "client.h"
 #include "dict.h"
 #include "frame.h"
+#include "list.h"
 #include "recovery.h"
 #include "wmail.h"
 
@@ -52,6 +53,7 @@ struct gw_hub {
     size_t hold_max_bytes; /* per recovering subscription */
     uint32_t next_seq;
     uint32_t next_gen;
+    struct gw_list counted; /* channels whose count changed since gw_hub_take_counts */
 };
 
 /* ops and ctx: the owner's; client: how the hub and the recoveries reach a
@@ -141,6 +143,16 @@ void gw_hub_channel_down(struct gw_hub *hub, const char *name, size_t len);
 size_t gw_hub_deliver(struct gw_hub *hub, const char *name, size_t len, struct gw_frame *frame);
 
 size_t gw_hub_channel_count(const struct gw_hub *hub);
+
+/* Hands fn (with arg) each channel whose local subscriber count changed
+ * since the last call and is still above zero, with that count, and forgets
+ * them: the feed of per-channel subscriber counts (GET /api/channels). A
+ * channel's first subscriber and its last one leaving are not listed: the
+ * owner learns those from channel_wanted (count 1) and channel_unwanted
+ * (count 0), which come first. name is only valid during the call. Returns
+ * how many were handed. */
+typedef void (*gw_hub_count_fn)(void *arg, const char *name, size_t len, uint32_t subscribers);
+size_t gw_hub_take_counts(struct gw_hub *hub, gw_hub_count_fn fn, void *arg);
 
 /* A channel and its local subscribers, for the admin view. */
 struct gw_hub_top {

@@ -64,6 +64,8 @@ static char *describe_node(void *ctx, size_t *len)
     const struct gw_node *node = wr->node;
     struct gw_hub_top top[GW_WORKERS_MAX][GW_TOP_CHANNELS];
     struct gw_roster_channel chans[GW_WORKERS_MAX * GW_TOP_CHANNELS];
+    struct gw_roster_master masters[GW_REDIS_MASTERS_MAX];
+    const struct gw_redis_addr *ra = &node->cfg->redis;
     struct gw_roster_self self = {
         .id = node->cfg->node_id,
         .host = node->cfg->listen_host,
@@ -74,6 +76,11 @@ static char *describe_node(void *ctx, size_t *len)
         .channels = gw_stat_get(&node->bus_stats->channels),
         .messages_in = gw_stat_get(&node->bus_stats->redis_messages_received),
         .top = chans,
+        .redis_mode = !node->cfg->redis_url ? "standalone"
+                      : ra->cluster         ? "cluster"
+                      : ra->master_name     ? "sentinel"
+                                            : "single",
+        .masters = masters,
     };
 
     for (int w = 0; w < node->nworkers; w++) {
@@ -87,6 +94,7 @@ static char *describe_node(void *ctx, size_t *len)
         for (int i = 0; i < k; i++)
             chans[self.ntop++] = (struct gw_roster_channel){ top[w][i].name, top[w][i].subscribers };
     }
+    self.nmasters = gw_bus_masters(node->bus, masters, GW_REDIS_MASTERS_MAX);
     return gw_roster_entry(&self, len);
 }
 

@@ -23,6 +23,9 @@
 #include "link.h"
 #include "log.h"
 
+/* A master's "host:port" (host up to 255 bytes, as common/topo.h keeps it). */
+#define ROSTER_ADDR_MAX 272
+
 void gw_roster_init(struct gw_roster *r)
 {
     static const char empty[] = "{\"nodes\":[]}";
@@ -285,6 +288,42 @@ static int merge_top(const struct gw_roster_channel *top, int n, struct gw_roste
     return m;
 }
 
+/* Room for redis_json's text. */
+static size_t redis_len(const struct gw_roster_self *self)
+{
+    size_t n = 64;
+
+    for (int i = 0; i < self->nmasters; i++)
+        n += 160 + 6 * strlen(self->masters[i].host);
+    return n;
+}
+
+/* ,"redis":{"mode":...,"masters":[{"address":...,"slots":...,"link":...,
+ * "rtt_ms":...,"reconnects":...}]} into out (room: redis_len). The host comes
+ * from the cluster's own answers: escaped all the same. */
+static int redis_json(const struct gw_roster_self *self, char *out, size_t cap)
+{
+    int o = snprintf(out, cap, ",\"redis\":{\"mode\":\"%s\"", self->redis_mode ? self->redis_mode : "standalone");
+
+    if (self->nmasters > 0)
+        o += snprintf(out + o, cap - (size_t)o, ",\"masters\":[");
+    for (int i = 0; i < self->nmasters; i++) {
+        const struct gw_roster_master *m = &self->masters[i];
+        char addr[ROSTER_ADDR_MAX];
+        size_t alen = (size_t)snprintf(addr, sizeof addr, "%s:%d", m->host, m->port);
+        if (alen >= sizeof addr)
+            alen = sizeof addr - 1;
+        o += snprintf(out + o, cap - (size_t)o, "%s{\"address\":", i ? "," : "");
+        o += (int)gw_json_escape(out + o, addr, alen);
+        o += snprintf(out + o, cap - (size_t)o, ",\"slots\":%u,\"link\":\"%s\",\"rtt_ms\":%.3f,\"reconnects\":%llu}",
+                      m->slots, m->link, (double)m->rtt_us / 1000.0, (unsigned long long)m->reconnects);
+    }
+    if (self->nmasters > 0)
+        o += snprintf(out + o, cap - (size_t)o, "]");
+    o += snprintf(out + o, cap - (size_t)o, "}");
+    return o;
+}
+
 char *gw_roster_entry(const struct gw_roster_self *self, size_t *len)
 {
     struct gw_roster_channel *top = gw_xmalloc(sizeof(*top) * (size_t)(self->ntop ? self->ntop : 1));
@@ -300,7 +339,7 @@ char *gw_roster_entry(const struct gw_roster_self *self, size_t *len)
     char *addr_json = gw_xmalloc(gw_json_escape_len(addr, alen) + 1);
     addr_json[gw_json_escape(addr_json, addr, alen)] = '\0';
     size_t cap = 512 + strlen(self->id) + strlen(self->version) + strlen(addr_json) +
-                 GW_ROSTER_TOP_CHANNELS * (GW_CHANNEL_MAX + 48);
+                 GW_ROSTER_TOP_CHANNELS * (GW_CHANNEL_MAX + 48) + redis_len(self);
     char *buf = gw_xmalloc(cap);
     int o = snprintf(buf, cap,
                      "{\"id\":\"%s\",\"address\":%s,\"version\":\"%s\",\"ready\":%s,\"draining\":%s,"
@@ -316,7 +355,9 @@ char *gw_roster_entry(const struct gw_roster_self *self, size_t *len)
     for (int i = 0; i < ntop && i < GW_ROSTER_TOP_CHANNELS; i++)
         o += snprintf(buf + o, cap - (size_t)o, "%s{\"channel\":\"%s\",\"subscribers\":%u}", i ? "," : "",
                       top[i].name, top[i].subscribers);
-    o += snprintf(buf + o, cap - (size_t)o, "]}");
+    o += snprintf(buf + o, cap - (size_t)o, "]");
+    o += redis_json(self, buf + o, cap - (size_t)o);
+    o += snprintf(buf + o, cap - (size_t)o, "}");
     free(top);
     *len = (size_t)o;
     return buf;

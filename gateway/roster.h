@@ -40,6 +40,17 @@ struct gw_roster_channel {
     uint32_t subscribers;
 };
 
+/* This node's link to one Redis Cluster master (its shard's), for the
+ * admin view. host is borrowed for the call. */
+struct gw_roster_master {
+    const char *host;
+    int port;
+    uint32_t slots;   /* the slots the node's map gives it */
+    const char *link; /* the link's state: connecting, loading, proving, live, resetting, down */
+    uint64_t rtt_us;  /* its last heartbeat round trip */
+    uint64_t reconnects;
+};
+
 /* What a node says of itself in the roster; every pointer is borrowed for
  * the call. id and the channel names are checked at startup and per request
  * to hold no character JSON must escape; host is the operator's text. */
@@ -50,12 +61,16 @@ struct gw_roster_self {
     uint64_t connections, subscriptions, channels, messages_in, messages_out, shed;
     const struct gw_roster_channel *top; /* every worker's busiest, in any order */
     int ntop;
+    const char *redis_mode; /* static text: standalone, single, sentinel, cluster */
+    const struct gw_roster_master *masters; /* cluster mode: its link to each master */
+    int nmasters;
 };
 
 /* This node's entry for the admin view: a malloc'd JSON object (caller
  * frees), its length in *len, with the time now and, of top, the
  * GW_ROSTER_TOP_CHANNELS channels with the most subscribers summed over the
- * workers, busiest first. Any thread; never fails. */
+ * workers, busiest first, and "redis": its mode and (cluster mode) its link
+ * to each master. Any thread; never fails. */
 char *gw_roster_entry(const struct gw_roster_self *self, size_t *len);
 
 struct gw_roster {

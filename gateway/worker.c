@@ -214,6 +214,21 @@ int gw_worker_top_channels(struct gw_worker *w, struct gw_hub_top *out, int max)
     return n;
 }
 
+static void count_one(void *arg, const char *name, size_t len, uint32_t subscribers)
+{
+    gw_bus_counts_add(arg, name, len, subscribers);
+}
+
+/* The channels whose subscriber count changed since the last sweep, in one
+ * mail (the bus coalesces them into its 1 s write: bus_chans.c). */
+static void post_counts(struct gw_worker *w)
+{
+    struct gw_bus_counts c = { 0 };
+
+    if (gw_hub_take_counts(&w->hub, count_one, &c))
+        gw_bus_post_counts(w->node->bus, w->index, &c);
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     struct gw_worker *w = t->data;
@@ -221,6 +236,7 @@ static void on_sweep(uv_timer_t *t)
 
     if (++w->sweeps % 8 == 1)
         update_top(w);
+    post_counts(w);
     struct gw_session *s;
     while ((s = gw_registry_next_due(&w->sessions, now)))
         gw_session_tick(s, now);

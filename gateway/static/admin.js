@@ -42,6 +42,7 @@ function render(data) {
     for (const c of n.top_channels) channels.set(c.channel, (channels.get(c.channel) || 0) + c.subscribers);
   }
   last = seen;
+  renderShards(nodes);
   const cbody = $("channels").tBodies[0];
   cbody.replaceChildren();
   for (const [name, subs] of [...channels].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
@@ -59,6 +60,46 @@ function render(data) {
     cbody.appendChild(tr);
   }
   refreshPresence([...channels.keys()]);
+}
+
+// The Redis side: each node's mode and, in cluster mode, one row per shard (its master's
+// address and slots, as each node's map has them) with each node's link to that master.
+function renderShards(nodes) {
+  const modes = [...new Set(nodes.map((n) => (n.redis && n.redis.mode) || "unknown"))].sort();
+  $("redis-mode").textContent = "Redis mode: " + (modes.join(", ") || "–");
+  const linked = nodes.filter((n) => n.redis && Array.isArray(n.redis.masters));
+  const table = $("shards");
+  table.hidden = linked.length === 0;
+  const head = table.tHead.rows[0];
+  head.replaceChildren();
+  for (const h of ["shard master", "slots", ...linked.map((n) => "link of " + n.id)]) {
+    const th = document.createElement("th");
+    th.textContent = h;
+    head.appendChild(th);
+  }
+  const masters = new Map(); // address -> {slots: Set, links: Map(node id -> entry)}
+  for (const n of linked)
+    for (const m of n.redis.masters) {
+      const e = masters.get(m.address) || { slots: new Set(), links: new Map() };
+      e.slots.add(m.slots);
+      e.links.set(n.id, m);
+      masters.set(m.address, e);
+    }
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  for (const [addr, e] of [...masters].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const tr = document.createElement("tr");
+    tr.dataset.master = addr;
+    cell(tr, addr);
+    cell(tr, [...e.slots].join(" / ")); // two figures: the nodes' maps disagree (a move under way)
+    for (const n of linked) {
+      const m = e.links.get(n.id);
+      const live = m && m.link === "live";
+      cell(tr, !m ? "not linked" : live ? "live, " + Number(m.rtt_ms).toFixed(1) + " ms" : m.link, live ? "ok" : "down");
+      tr.lastChild.title = m ? m.reconnects + " reconnect(s)" : "this node's map has no such master";
+    }
+    body.appendChild(tr);
+  }
 }
 
 // Presence counts of the listed channels (GET /api/presence_stats, same key); a channel

@@ -6,9 +6,12 @@
 - run(): subprocess.run with a mandatory timeout, text output, and a readable failure.
 - log(): a timestamped progress line on stdout.
 - skip(): exit 77, which CTest reports as "Skipped" (SKIP_RETURN_CODE 77).
+- pod_env(): the environment a rendered Deployment gives its container, as the kubelet
+  builds it, with local directories standing in for the mounted Secrets.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -68,3 +71,25 @@ def shared_tools():
         if os.path.isfile(os.path.join(c, "make-base-image.sh")):
             return os.path.realpath(c)
     return None
+
+
+def pod_env(deployment, configmap, dirs, secrets=None):
+    """The environment of the (only) container of a rendered Deployment, built the way the
+    kubelet builds it: configmap's data (envFrom), then each env entry in order, a
+    secretKeyRef read from secrets[(name, key)], a value with $(NAME) of an earlier variable
+    expanded (Kubernetes' dependent variables). Each mounted volume's mountPath is replaced
+    by dirs[volume name], a local directory holding what the Secret would. fieldRef entries
+    are left out. Returns a dict of the WSGATE_* (and other) variables the pod would see."""
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    mounts = {m["mountPath"] + "/": dirs[m["name"]].rstrip("/") + "/" for m in c.get("volumeMounts", [])}
+    env = {k: str(v) for k, v in configmap["data"].items()}
+    for x in c["env"]:
+        ref = x.get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None:
+            env[x["name"]] = (secrets or {})[(ref["name"], ref["key"])]
+        elif "value" in x:
+            v = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), x["value"])
+            for path, d in mounts.items():
+                v = v.replace(path, d)
+            env[x["name"]] = v
+    return env

@@ -42,16 +42,17 @@ WATCHDOG_S = int(os.environ.get("WSGATE_DEPLOY_WATCHDOG", "1320"))  # CTest TIME
 
 
 class Engine:
-    """docker or podman: the compose front-end, the container CLI and their environment."""
+    """docker or podman: the compose front-end (one project, its compose files), the
+    container CLI and their environment."""
 
-    def __init__(self, kind, env):
+    def __init__(self, kind, env, project=PROJECT, files=(COMPOSE_FILE,)):
         self.kind = kind
         self.env = env
+        self.project = project
         self.cli = [kind]
-        if kind == "docker":
-            self.compose = ["docker", "compose", "-p", PROJECT, "-f", COMPOSE_FILE]
-        else:
-            self.compose = ["podman-compose", "-p", PROJECT, "-f", COMPOSE_FILE]
+        self.compose = (["docker", "compose"] if kind == "docker" else ["podman-compose"]) + ["-p", project]
+        for f in files:
+            self.compose += ["-f", f]
 
     def dc(self, *args, timeout=120, check=True):
         return run(self.compose + list(args), timeout=timeout, check=check, env=self.env)
@@ -60,7 +61,7 @@ class Engine:
         return run(self.cli + list(args), timeout=timeout, check=check, env=self.env)
 
     def containers(self, service=None, all_states=True):
-        args = ["ps", "--format", "{{.Names}}", "--filter", "label=com.docker.compose.project=" + PROJECT]
+        args = ["ps", "--format", "{{.Names}}", "--filter", "label=com.docker.compose.project=" + self.project]
         if all_states:
             args.insert(1, "-a")
         if service:
@@ -78,17 +79,17 @@ class Engine:
         for name in self.containers():  # whatever an interrupted run or an old front-end left
             self.ctl("rm", "-f", name, timeout=60, check=False)
         if self.kind == "podman":  # podman-compose 1.0 leaves the project network behind
-            self.ctl("network", "rm", "-f", PROJECT + "_default", timeout=30, check=False)
+            self.ctl("network", "rm", "-f", self.project + "_default", timeout=30, check=False)
 
 
-def detect_engine():
+def detect_engine(project=PROJECT, files=(COMPOSE_FILE,)):
     forced = os.environ.get("WSGATE_COMPOSE_ENGINE", "")
     env = dict(os.environ)
     if forced in ("", "docker") and shutil.which("docker"):
         if (run(["docker", "compose", "version"], timeout=30, check=False).returncode == 0
                 and run(["docker", "info"], timeout=30, check=False).returncode == 0):
             log("engine: docker compose")
-            return Engine("docker", env)
+            return Engine("docker", env, project, files)
         if forced == "docker":
             skip("WSGATE_COMPOSE_ENGINE=docker but `docker compose` or the Docker engine does not answer")
     if forced == "docker":
@@ -106,15 +107,16 @@ def detect_engine():
     state = os.environ.get("DEPLOYCHECK_STATE", "/tmp/deploycheck")
     env["CONTAINERS_CONF"] = os.path.join(state, "containers.conf")
     env["BUILDAH_FORMAT"] = "docker"  # keep the Dockerfile's HEALTHCHECK (OCI format drops it)
-    return Engine("podman", env)
+    return Engine("podman", env, project, files)
 
 
-class ComposeCluster(unittest.TestCase):
+class ComposeHelpers:
+    """What the compose tests do through the engine and the load balancer (no tests here):
+    ComposeCluster below and test_compose_cluster.py's Redis Cluster stack share it."""
     engine = None
     lb_port = None
     ids = 0
 
-    # ------------------------------------------------------------------ helpers
     @classmethod
     def next_id(cls):
         cls.ids += 1
@@ -169,6 +171,9 @@ class ComposeCluster(unittest.TestCase):
                 if m.get("channel") == channel and m.get("data") in want:
                     want.remove(m["data"])
 
+
+
+class ComposeCluster(ComposeHelpers, unittest.TestCase):
     # ------------------------------------------------------------------ set-up / tear-down
     @classmethod
     def setUpClass(cls):

@@ -12,10 +12,10 @@
   matching labels, PDB present, rolling update that keeps capacity, Redis URL from a Secret;
 - values.schema.json rejects wrong types and unknown keys, and the chart's own checks reject
   settings that would break the drain or the Redis link (helm template must fail);
+- (TLS, Sentinel and Redis Cluster values: test_helm_redis.py, which reuses these helpers)
 - public keys (access.jwt.publicKeys): a Secret volume of <kid>.pem items, mounted read-only,
-  named by WSGATE_JWT_PUBLIC_KEY_FILES; kids without a Secret and bad types are refused; with
-  a gateway binary ($WSGATE_BIN, else build/gateway/wsgate), the rendered env starts a real
-  gateway on PEM files minted by /usr/bin/python3's python3-cryptography, which loads them;
+  named by WSGATE_JWT_PUBLIC_KEY_FILES; kids without a Secret and bad types are refused
+  (test_helm_gateway.py starts a real gateway on that rendered env);
 - NOTES.txt renders.
 
 Uses `helm` when it is on PATH, else the shared helm-render.sh (the real Helm 3 binary,
@@ -28,11 +28,8 @@ import base64
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -108,15 +105,7 @@ VALUE_SETS = {
     "tokensonly": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
                     "--set", "access.jwt.existingSecret=my-jwt", "--set", "access.jwt.audience=wsgate"], []),
     "api": (["--set", "api.existingSecret=wsgate-api-keys", "--set", "api.listen=8081"], []),
-    # TLS to Redis with mTLS, the material from an existing Secret.
-    "redistls": (["--set", "redis.url=rediss://redis.example.com:6380/0", "--set", "redis.tls.existingSecret=redis-tls",
-                  "--set", "redis.tls.certKey=tls.crt", "--set", "redis.tls.keyKey=tls.key",
-                  "--set", "redis.tls.serverName=redis.internal"], []),
-    # Redis Sentinel: the Sentinels listed, both passwords from existing Secrets.
-    "sentinel": (["--set-json", 'redis.sentinel.addresses=["sentinel-0.sentinel:26379","sentinel-1.sentinel:26379"]',
-                  "--set", "redis.sentinel.masterName=cache", "--set", "redis.sentinel.db=2",
-                  "--set", "redis.sentinel.masterPasswordSecret=redis-auth",
-                  "--set", "redis.sentinel.existingSecret=sentinel-auth", "--set", "redis.sentinel.user=watcher"], []),
+    # TLS, Sentinel and Redis Cluster value sets: test_helm_redis.py.
     # Public keys only: no HMAC secret, no anonymous rights (the keys alone are access).
     "publickeys": (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",
                     "--set", "access.jwt.generateHmacSecret=false",
@@ -134,26 +123,6 @@ VALUE_SETS = {
                     "--set", "topologySpread.enabled=false", "--set", "fullnameOverride=gw"],
                    ["--allow-unknown-kinds"]),
 }
-
-
-# Run by /usr/bin/python3 (Debian's python3-cryptography): one PEM public key per path, RSA 2048
-# for the first, EC P-256 for the others (both families the gateway accepts).
-MINT_PEMS = """
-import sys
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-for i, path in enumerate(sys.argv[1:]):
-    key = rsa.generate_private_key(65537, 2048) if i == 0 else ec.generate_private_key(ec.SECP256R1())
-    with open(path, "wb") as f:
-        f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                              serialization.PublicFormat.SubjectPublicKeyInfo))
-"""
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def helm_cmd():
@@ -288,12 +257,21 @@ class HelmChart(unittest.TestCase):
             self.assertTrue(subset(tsc["labelSelector"]["matchLabels"], labels))
         env = {e["name"]: e for e in c["env"]}
         self.assertEqual(env["WSGATE_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name")
-        # The URL comes from a Secret; only a Sentinel list (no secret in it) is a plain value,
-        # the master's password expanded into it from its own Secret.
+        # The URL comes from a Secret; only a Sentinel or cluster seed list (no secret in it)
+        # is a plain value, the password expanded into it from its own Secret (declared first).
         ref = env["WSGATE_REDIS_URL"].get("valueFrom", {}).get("secretKeyRef")
         if ref is None:
-            self.assertTrue(env["WSGATE_REDIS_URL"]["value"].startswith(("redis+sentinel://", "rediss+sentinel://")))
-            self.assertNotIn("@", env["WSGATE_REDIS_URL"]["value"].replace(":$(REDIS_MASTER_PASSWORD)@", ""))
+            url = env["WSGATE_REDIS_URL"]["value"]
+            self.assertTrue(url.startswith(("redis+sentinel://", "rediss+sentinel://", "redis+cluster://",
+                                            "rediss+cluster://")), url)
+            userinfo = url.split("://", 1)[1].split("@", 1)[0] if "@" in url else ""
+            self.assertTrue(userinfo in ("", ":$(REDIS_MASTER_PASSWORD)") or
+                            userinfo.endswith(":$(REDIS_PASSWORD)"), url)
+            names = [x["name"] for x in c["env"]]
+            for var in ("REDIS_MASTER_PASSWORD", "REDIS_PASSWORD"):
+                if "$(%s)" % var in url:
+                    self.assertIn("secretKeyRef", env[var]["valueFrom"])
+                    self.assertLess(names.index(var), names.index("WSGATE_REDIS_URL"))
         self.assertEqual(c["envFrom"][0]["configMapRef"]["name"], settings["metadata"]["name"])
         # The publish API's own Service (api.listen) selects the gateway pods too.
         def is_api(s):
@@ -437,47 +415,6 @@ class HelmChart(unittest.TestCase):
         self.assertEqual([m["name"] for m in d["c"]["volumeMounts"]], ["jwt"], "only the generated HMAC secret")
         self.assertEqual([s for s in by_kind(d["docs"], "Service") if s["metadata"]["name"].endswith("-api")], [])
 
-    def test_redis_tls_from_secret(self):
-        # The CA, client certificate and key of an existing Secret, mounted read-only and
-        # named by the WSGATE_REDIS_TLS_* variables; the URL keeps its own Secret.
-        e = self.check_essentials("redistls")
-        env = {x["name"]: x for x in e["c"]["env"]}
-        self.assertEqual(env["WSGATE_REDIS_TLS_CA_FILE"]["value"], "/etc/wsgate/redis-tls/ca.crt")
-        self.assertEqual(env["WSGATE_REDIS_TLS_CERT_FILE"]["value"], "/etc/wsgate/redis-tls/tls.crt")
-        self.assertEqual(env["WSGATE_REDIS_TLS_KEY_FILE"]["value"], "/etc/wsgate/redis-tls/tls.key")
-        self.assertEqual(env["WSGATE_REDIS_TLS_SERVER_NAME"]["value"], "redis.internal")
-        self.assertIn("secretKeyRef", env["WSGATE_REDIS_URL"]["valueFrom"])
-        (mount,) = [m for m in e["c"]["volumeMounts"] if m["name"] == "redis-tls"]
-        self.assertEqual((mount["mountPath"], mount["readOnly"]), ("/etc/wsgate/redis-tls", True))
-        (vol,) = [v for v in e["pod"]["volumes"] if v["name"] == "redis-tls"]
-        self.assertEqual(vol["secret"]["secretName"], "redis-tls")
-        self.assertEqual(vol["secret"]["defaultMode"], 0o444)
-        self.assertEqual(sorted(i["key"] for i in vol["secret"]["items"]), ["ca.crt", "tls.crt", "tls.key"])
-        # Off by default: no TLS variable, no mount.
-        d = self.check_essentials("defaults")
-        self.assertEqual([n for n in (x["name"] for x in d["c"]["env"]) if n.startswith("WSGATE_REDIS_TLS")], [])
-
-    def test_redis_sentinel(self):
-        # The URL is built from the listed Sentinels (no URL Secret), the master's password
-        # is expanded into it from its Secret (declared before it), the Sentinels' password
-        # comes from its own Secret.
-        e = self.check_essentials("sentinel")
-        names = [x["name"] for x in e["c"]["env"]]
-        env = {x["name"]: x for x in e["c"]["env"]}
-        self.assertEqual(env["WSGATE_REDIS_URL"]["value"],
-                         "redis+sentinel://:$(REDIS_MASTER_PASSWORD)@sentinel-0.sentinel:26379,"
-                         "sentinel-1.sentinel:26379/cache?db=2")
-        self.assertLess(names.index("REDIS_MASTER_PASSWORD"), names.index("WSGATE_REDIS_URL"))
-        self.assertEqual(env["REDIS_MASTER_PASSWORD"]["valueFrom"]["secretKeyRef"],
-                         {"name": "redis-auth", "key": "redis-password"})
-        self.assertEqual(env["WSGATE_REDIS_SENTINEL_PASSWORD"]["valueFrom"]["secretKeyRef"],
-                         {"name": "sentinel-auth", "key": "sentinel-password"})
-        self.assertEqual(env["WSGATE_REDIS_SENTINEL_USER"]["value"], "watcher")
-        self.assertEqual(names.count("WSGATE_REDIS_URL"), 1)
-        self.assertEqual([s for s in by_kind(e["docs"], "Secret") if s["metadata"]["name"].endswith("-redis-url")], [])
-        d = self.check_essentials("defaults")
-        self.assertEqual([n for n in (x["name"] for x in d["c"]["env"]) if "SENTINEL" in n or "MASTER" in n], [])
-
     def test_public_keys(self):
         # Every listed kid is one item of the Secret volume, mounted read-only, and named in
         # WSGATE_JWT_PUBLIC_KEY_FILES as <mount>/<kid>.pem (the gateway's kid = base name).
@@ -520,55 +457,6 @@ class HelmChart(unittest.TestCase):
         self.assertEqual(sorted(vols), sorted(mounts))
         self.assertEqual(vols["jwt-keys"]["items"], [{"key": "ec.p256.pem", "path": "ec.p256.pem"}])
         self.assertEqual(vols["jwt"]["secretName"], "rel-wsgate-jwt")
-
-    def test_public_keys_load_in_the_gateway(self):
-        """The rendered env, with the mount directory replaced by a temporary one holding PEM
-        files minted by python3-cryptography, starts a real gateway that loads both keys."""
-        binary = os.environ.get("WSGATE_BIN") or os.path.join(ROOT, "build", "gateway", "wsgate")
-        if not os.access(binary, os.X_OK):
-            self.skipTest("no gateway binary (build/gateway/wsgate or $WSGATE_BIN)")
-        if run(["/usr/bin/python3", "-c", "import cryptography"], timeout=30, check=False).returncode:
-            self.skipTest("python3-cryptography is not installed for /usr/bin/python3")
-        _, docs = self.render("publickeys")
-        dep = next(d for d in by_kind(docs, "Deployment"))
-        (c,) = dep["spec"]["template"]["spec"]["containers"]
-        (mount,) = c["volumeMounts"]
-        keydir = os.path.join(self.tmp, "jwt-keys")
-        os.makedirs(keydir, exist_ok=True)
-        (vol,) = dep["spec"]["template"]["spec"]["volumes"]
-        paths = [os.path.join(keydir, i["path"]) for i in vol["secret"]["items"]]
-        run(["/usr/bin/python3", "-c", MINT_PEMS] + paths, timeout=60)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WSGATE_")}
-        env.update({k: str(v) for k, v in one(docs, "ConfigMap")["data"].items()})
-        for x in c["env"]:
-            if "value" in x:
-                env[x["name"]] = x["value"].replace(mount["mountPath"] + "/", keydir + "/")
-        port = free_port()
-        env.update(WSGATE_LISTEN="127.0.0.1:%d" % port, WSGATE_NODE_ID="helm-keys",
-                   WSGATE_REDIS_URL="redis://127.0.0.1:%d/0" % free_port(), WSGATE_LOG_FORMAT="text")
-        errlog = os.path.join(self.tmp, "gateway.log")
-        with open(errlog, "w") as err:
-            proc = subprocess.Popen([binary], env=env, stdout=err, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 15
-            text = ""
-            while time.monotonic() < deadline and proc.poll() is None:
-                with open(errlog) as f:
-                    text = f.read()
-                if "module=access" in text:
-                    break
-                time.sleep(0.1)
-            with open(errlog) as f:
-                text = f.read()
-            self.assertIsNone(proc.poll(), "gateway exited:\n" + text[-2000:])
-            self.assertIn('msg="access" keys=2 anonymous_subscribe=0 anonymous_publish=0', text, text[-3000:])
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
 
     def test_dev_redis(self):
         e = self.check_essentials("devredis")
@@ -615,20 +503,6 @@ class HelmChart(unittest.TestCase):
             (["--set", "gateway.allowedOrigins=https://a.example"], "allowedOrigins"),
             (["--set", "gateway.maxConnectionsPerIp=-1"], "maxConnectionsPerIp"),
             (["--set", "redis.url=http://cache:6380"], "rediss://"),
-            (["--set", "redis.tls.existingSecret=t"], "redis.tls.* needs a rediss:// redis.url"),
-            (["--set", "redis.url=rediss://c", "--set", "redis.tls.existingSecret=t", "--set", "redis.tls.certKey=a"],
-             "redis.tls.certKey and redis.tls.keyKey go together"),
-            (["--set", "redis.url=rediss://c", "--set", "redis.tls.certKey=a", "--set", "redis.tls.keyKey=b"],
-             "redis.tls.certKey needs redis.tls.existingSecret"),
-            (["--set", "gateway.extraEnv.WSGATE_REDIS_TLS_CA_FILE=/ca"], "WSGATE_REDIS_TLS_CA_FILE"),
-            (["--set", "redis.tls.verify=false"], "verify"),
-            (["--set", "redis.sentinel.existingSecret=s"], "redis.sentinel.* needs redis.sentinel.addresses"),
-            (["--set", "redis.url=redis+sentinel://s/m", "--set", "redis.sentinel.user=u"],
-             "redis.sentinel.user needs redis.sentinel.existingSecret"),
-            (["--set", "redis.dev.enabled=true", "--set-json", 'redis.sentinel.addresses=["s:1"]'],
-             "exclude each other"),
-            (["--set-json", 'redis.sentinel.addresses=["a,b"]'], "addresses"),
-            (["--set", "gateway.extraEnv.WSGATE_REDIS_SENTINEL_PASSWORD=x"], "WSGATE_REDIS_SENTINEL_PASSWORD"),
             (["--set", "redis.url="], "no Redis configured"),
             (["--set", "redis.dev.enabled=true", "--set", "redis.existingSecret=x"], "redis.dev.enabled"),
             (["--set-json", "access.anonymousSubscribe=[]", "--set-json", "access.anonymousPublish=[]",

@@ -1,7 +1,11 @@
 """The admin view (issue 7): every node registers itself in Redis with a short TTL and
 refreshes it; /admin/api/cluster (behind an --api-key-file key) lists every live node with
-what its /metrics says, and the busiest channels; a killed node drops out within the TTL.
-The page at /admin itself is static (tested in a browser by the JS suite).
+what its /metrics says, the busiest channels and its Redis mode; a killed node drops out
+within the TTL. In Redis Cluster mode (issue 19 item 4) each node's entry lists the shards'
+masters with their slots and that node's link to each (state, heartbeat round trip,
+reconnects), checked against the cluster's own CLUSTER SLOTS and, after a master's
+SIGKILL, against the link each node lost. The page at /admin itself is static (tested in a
+browser by the JS suite).
 
 Run alone: WSGATE_BIN=build/gateway/wsgate python3 -m unittest -v test_admin
 """
@@ -16,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from test_api import KEY1, key_file, post  # noqa: E402
 from wsgate_harness import GatewayTestCase, T, uniq, wait_until  # noqa: E402
+from wsgate_cluster import RedisCluster  # noqa: E402
 
 TTL = 5  # GW_ROSTER_TTL_S
 
@@ -72,6 +77,7 @@ class AdminTest(GatewayTestCase):
         self.assertEqual(sorted((t["channel"], t["subscribers"]) for t in n0["top_channels"]),
                          sorted([(ch, 1), (lonely_ch, 1)]))
         self.assertIn("version", n0)
+        self.assertEqual(n0["redis"], {"mode": "single"})
 
         gws[2].kill()
         t0 = time.monotonic()
@@ -83,6 +89,54 @@ class AdminTest(GatewayTestCase):
         # Readers drop the expired node from the index too.
         wait_until(lambda: b"adm2" not in redis.command("SMEMBERS", "wsgate:nodes"), T(3),
                    what="adm2 removed from wsgate:nodes")
+
+    def test_cluster_shards_masters_and_links(self):
+        rc = RedisCluster(masters=3, replicas=0, node_timeout_ms=1000)
+        self.addCleanup(rc.stop)
+        masters = rc.masters()
+        seeds = "redis+cluster://" + ",".join(m.addr for m in masters)
+        keys = key_file(self, KEY1 + "\n")
+        gws = [self.start_gateway(None, ["--redis-url", seeds, "--api-key-file", keys, "--node-id", "sh%d" % i],
+                                  name="sh%d" % i) for i in range(2)]
+        slots = {}
+        for lo, hi, addr in RedisCluster._slot_view(masters[0]):
+            slots[addr] = slots.get(addr, 0) + hi - lo + 1
+        self.assertEqual(sorted(slots), sorted(m.addr for m in masters))
+
+        def links(g):
+            """{node id: {master address: (slots, link)}} as node g serves the roster."""
+            status, body = cluster(g)
+            if status != 200:
+                return {}
+            return {n["id"]: {m["address"]: (m["slots"], m["link"]) for m in n["redis"].get("masters", [])}
+                    for n in body["nodes"] if n["redis"]["mode"] == "cluster"}
+
+        want = {a: (k, "live") for a, k in slots.items()}
+        wait_until(lambda: all(links(g) == {"sh0": want, "sh1": want} for g in gws), T(15),
+                   what="both nodes list both, each linked live to every master with its slots")
+        entry = {n["id"]: n for n in cluster(gws[0])[1]["nodes"]}["sh1"]
+        self.assertEqual(sum(m["slots"] for m in entry["redis"]["masters"]), 16384)
+        for m in entry["redis"]["masters"]:
+            self.assertEqual(m["reconnects"], 0, m)
+            self.assertTrue(0 <= m["rtt_ms"] < 1000, m)
+        # A master that does not hold the roster ({wsgate}) is SIGKILLed: both nodes show
+        # their link to it lost, the other two live.
+        holder = rc.master_of_key("{wsgate}:nodes")
+        victim = next(m for m in masters if m.addr != holder.addr)
+        victim.kill()
+
+        def lost():
+            view = links(gws[0])
+            if sorted(view) != ["sh0", "sh1"]:
+                return False
+            for node in view.values():
+                if node.get(victim.addr, (0, "live"))[1] == "live":
+                    return False
+                if any(link != "live" for a, (_, link) in node.items() if a != victim.addr):
+                    return False
+            return view
+        view = wait_until(lost, T(15), what="both nodes show their link to the killed master lost")
+        sys.stderr.write("\n[observed] links after the SIGKILL of %s: %r\n" % (victim.addr, view))
 
     def test_admin_is_off_without_api_keys(self):
         redis = self.start_redis()

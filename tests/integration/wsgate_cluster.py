@@ -16,7 +16,10 @@ tests: a short cluster-node-timeout, cluster-require-full-coverage no and
 cluster-allow-pubsubshard-when-down yes (the settings docs/DEPLOYMENT.md recommends), and
 cluster-replica-validity-factor 0 so that a replica may always be promoted (with a short
 node timeout, a replica that merely lagged would otherwise refuse to stand).
-Every wait has a deadline; standard library only.
+TlsClusterNode / TlsRedisCluster: the same over TLS (rediss+cluster://): clients, cluster
+bus and replication on TLS with certificates from a wsgate_tls.Pki, optionally client
+certificates, requirepass/masterauth and an ACL user; the harness keeps a plain port per node
+for its own commands. Every wait has a deadline; standard library only.
 """
 
 import os
@@ -86,9 +89,10 @@ class ClusterNode:
     host = "127.0.0.1"
     wrapper = ()
 
-    def __init__(self, node_timeout_ms=1000, extra_args=()):
+    def __init__(self, node_timeout_ms=1000, extra_args=(), password=None):
         self.binary = _binary("REDIS_SERVER", "redis-server")
         self.port = free_cluster_port()
+        self.password = password  # requirepass: every client() AUTHs with it
         self.node_timeout_ms = node_timeout_ms
         self.extra_args = list(extra_args)
         self.dir = tempfile.mkdtemp(prefix="wsgate-cluster-")
@@ -139,7 +143,14 @@ class ClusterNode:
             return "<%s>" % e
 
     def client(self, timeout=5.0):
-        return RedisClient(self.port, host=self.host, timeout=timeout)
+        c = RedisClient(self.port, host=self.host, timeout=timeout)
+        if self.password:
+            try:
+                c.command("AUTH", self.password)
+            except BaseException:
+                c.close()
+                raise
+        return c
 
     def command(self, *args, timeout=5.0, raise_errors=True):
         with self.client(timeout=timeout) as c:
@@ -209,12 +220,10 @@ class RedisCluster:
     def start(self, timeout=None):
         try:
             for _ in range(self.n_masters * (1 + self.n_replicas)):
-                n = self.node_class(self.node_timeout_ms)
+                n = self.new_node()
                 self.nodes.append(n)
                 n.start()
-            cmd = [self.cli, "--cluster", "create"] + [n.addr for n in self.nodes]
-            cmd += ["--cluster-replicas", str(self.n_replicas), "--cluster-yes"]
-            r = subprocess.run(cmd, capture_output=True, timeout=T(60), stdin=subprocess.DEVNULL)
+            r = subprocess.run(self.create_command(), capture_output=True, timeout=T(60), stdin=subprocess.DEVNULL)
             if r.returncode != 0:
                 raise RuntimeError("redis-cli --cluster create failed (%d):\n%s%s"
                                    % (r.returncode, r.stdout.decode(), r.stderr.decode()))
@@ -223,6 +232,16 @@ class RedisCluster:
             self.stop()
             raise
         return self
+
+    def new_node(self):
+        """One more (not yet started) node: of node_class (ClusterNode unless given);
+        TlsRedisCluster gives TLS ones."""
+        return self.node_class(self.node_timeout_ms)
+
+    def create_command(self):
+        """The redis-cli --cluster create command line that joins self.nodes."""
+        cmd = [self.cli, "--cluster", "create"] + [n.addr for n in self.nodes]
+        return cmd + ["--cluster-replicas", str(self.n_replicas), "--cluster-yes"]
 
     def stop(self):
         """Stops every node this cluster started, by PID, and removes their dirs."""
@@ -284,8 +303,10 @@ class RedisCluster:
         return [self.node_by_port(p) for p in ports]
 
     def replicas_of(self, master):
+        # A TLS replica (tls-replication) names its master's TLS port.
+        ports = {str(master.port), str(getattr(master, "tls_port", master.port))}
         return [n for n in self.running_nodes()
-                if n.role() == "slave" and n.info("replication").get("master_port") == str(master.port)]
+                if n.role() == "slave" and n.info("replication").get("master_port") in ports]
 
     def keyslot(self, key):
         return self._any().command("CLUSTER", "KEYSLOT", key)
@@ -487,6 +508,63 @@ class ClusterPublisher(threading.Thread):
         finally:
             for port in list(self._conns):
                 self._drop(port)
+
+
+# ---- a TLS cluster (rediss+cluster://)
+
+class TlsClusterNode(ClusterNode):
+    """A cluster node that serves clients on a plain port (the test's own commands) and on
+    tls_port, with TLS on its cluster bus (tls_port + 10000) and its replication link too
+    (tls-cluster, tls-replication). pki is a wsgate_tls.Pki: the node presents "server",
+    and "client" on its own outgoing bus and replication connections (a server certificate
+    is not valid for clientAuth, which tls-auth-clients checks). auth_clients "yes" asks
+    every TLS client for a certificate. password is requirepass and masterauth; acl_user,
+    (name, password), adds an ACL user allowed everything."""
+
+    def __init__(self, pki, node_timeout_ms=1000, auth_clients="yes", password=None, acl_user=None):
+        self.tls_port = free_cluster_port()
+        p = pki.path
+        args = ["--tls-port", str(self.tls_port), "--tls-cluster", "yes", "--tls-replication", "yes",
+                "--tls-cert-file", p("server.crt"), "--tls-key-file", p("server.key"),
+                "--tls-client-cert-file", p("client.crt"), "--tls-client-key-file", p("client.key"),
+                "--tls-ca-cert-file", p("ca.crt"), "--tls-auth-clients", auth_clients]
+        if password:
+            args += ["--requirepass", password, "--masterauth", password]
+        if acl_user:
+            # One word per argument: redis-server joins them into the config line.
+            args += ["--user", acl_user[0], "on", ">" + acl_user[1], "~*", "&*", "+@all"]
+        super().__init__(node_timeout_ms, extra_args=args, password=password)
+
+    @property
+    def tls_addr(self):
+        return "127.0.0.1:%d" % self.tls_port
+
+
+class TlsRedisCluster(RedisCluster):
+    """RedisCluster of TlsClusterNodes, created over TLS (redis-cli --tls with the CA and
+    the client certificate, -a password). The harness keeps talking to every node on its
+    plain port, where CLUSTER SLOTS names the plain ports; over TLS it names the TLS ones."""
+
+    def __init__(self, pki, masters=3, replicas=1, node_timeout_ms=1000, auth_clients="yes",
+                 password=None, acl_user=None, start=True):
+        self.pki, self.auth_clients = pki, auth_clients
+        self.password, self.acl_user = password, acl_user
+        super().__init__(masters, replicas, node_timeout_ms, start=start)
+
+    def new_node(self):
+        return TlsClusterNode(self.pki, self.node_timeout_ms, self.auth_clients, self.password,
+                              self.acl_user)
+
+    def cli_tls_args(self):
+        p = self.pki.path
+        args = ["--tls", "--cacert", p("ca.crt"), "--cert", p("client.crt"), "--key", p("client.key")]
+        if self.password:
+            args += ["-a", self.password, "--no-auth-warning"]
+        return args
+
+    def create_command(self):
+        cmd = [self.cli] + self.cli_tls_args() + ["--cluster", "create"] + [n.tls_addr for n in self.nodes]
+        return cmd + ["--cluster-replicas", str(self.n_replicas), "--cluster-yes"]
 
 
 # ---- the protocol suite against a cluster (WSGATE_TEST_REDIS_CLUSTER=1)

@@ -485,6 +485,46 @@ START_TEST(busiest_channels_first)
 }
 END_TEST
 
+static void take_one(void *arg, const char *name, size_t len, uint32_t n)
+{
+    rec_event("count", name, len);
+    snprintf(rec.events[rec.nevents - 1] + strlen(rec.events[rec.nevents - 1]), 16, "=%u", n);
+}
+
+static int take_counts(void)
+{
+    rec.nevents = 0;
+    return (int)gw_hub_take_counts(&hub, take_one, NULL);
+}
+
+/* The count feed: a change above one is listed once with its count now; the
+ * first subscriber and the last one leaving are told by want/unwant only. */
+START_TEST(counts_changed_are_taken_once)
+{
+    struct fake f[4];
+    for (int i = 0; i < 4; i++)
+        fake_init(&f[i]);
+    SUB(&f[0], "a", 1, true);
+    ck_assert_int_eq(take_counts(), 0); /* 0 -> 1: want:a says it */
+    SUB(&f[1], "a", 2, true);
+    SUB(&f[2], "a", 3, true);
+    SUB(&f[0], "b", 4, true);
+    ck_assert_int_eq(take_counts(), 1);
+    ck_assert_str_eq(rec.events[0], "count:a=3");
+    ck_assert_int_eq(take_counts(), 0); /* taken */
+    gw_hub_unsubscribe(&hub, &f[2].member, "a", 1);
+    gw_hub_leave_all(&hub, &f[1].member);
+    SUB(&f[3], "b", 5, true);
+    gw_hub_leave_all(&hub, &f[0].member); /* b back to 1, a to 0 */
+    ck_assert_int_eq(take_counts(), 1);
+    ck_assert_str_eq(rec.events[0], "count:b=1");
+    gw_hub_leave_all(&hub, &f[3].member);
+    gw_hub_leave_all(&hub, &f[2].member); /* subscribed to nothing left: frees its array */
+    ck_assert_int_eq(take_counts(), 0); /* b gone: unwant:b said it */
+    ck_assert_uint_eq(gw_hub_channel_count(&hub), 0);
+}
+END_TEST
+
 static Suite *hub_suite(void)
 {
     Suite *s = suite_create("hub");
@@ -506,6 +546,7 @@ static Suite *hub_suite(void)
     tcase_add_test(tc, channel_down_affects_that_channel_only);
     tcase_add_test(tc, repeats_of_a_pending_subscribe_are_bounded);
     tcase_add_test(tc, busiest_channels_first);
+    tcase_add_test(tc, counts_changed_are_taken_once);
     suite_add_tcase(s, tc);
     return s;
 }

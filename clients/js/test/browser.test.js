@@ -1,13 +1,13 @@
 // The SDK in headless Chromium (Debian's chromium through puppeteer-core): as the module the
 // node serves at /sdk/wsgate.js, and inside the node's demo page.
-// Also the admin view (/admin) of a three-node cluster.
+// Also the admin view (/admin) of a three-node cluster, and its shard table on a Redis Cluster.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 
 import { Client } from "../src/wsgate.js";
-import { Redis, Gateway, tempFile, until } from "./helpers.js";
+import { Redis, RedisCluster, Gateway, tempFile, until } from "./helpers.js";
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 let puppeteer, browser, redis, g;
@@ -140,6 +140,9 @@ test("the admin view in Chromium lists a three-node cluster as /metrics does, an
       throw new Error(`${e.message}; page shows ${JSON.stringify(await shown())}, channels ${JSON.stringify(busy)}, ` +
         `status "${await page.$eval("#status", (s) => s.textContent)}"`);
     });
+    // One Redis: the mode is said, and there is no shard table.
+    assert.deepEqual(await page.evaluate(() => [document.getElementById("redis-mode").textContent,
+      document.getElementById("shards").hidden]), ["Redis mode: single", true]);
     // Client-chosen channel names are data: quoted, in <code>, never a link; the key is kept in
     // no storage the demo page (same origin) could read.
     const cell = await page.$eval("#channels tbody tr", (r) => ({
@@ -176,5 +179,53 @@ test("the admin view in Chromium lists a three-node cluster as /metrics does, an
   } finally {
     for (const c of clients) c.close();
     for (const n of nodes) await n.cleanup().catch(() => {});
+  }
+});
+
+test("the admin view in Chromium shows a Redis Cluster's shards and each node's link to them, a killed master down", async () => {
+  const key = "admin-key-" + randomBytes(8).toString("hex");
+  const keys = tempFile("keys", key + "\n");
+  const cluster = await RedisCluster.start(3);
+  const nodes = [];
+  try {
+    for (let i = 0; i < 2; i++)
+      nodes.push(await Gateway.start({ name: `shard${i}`, args: ["--api-key-file", keys, "--redis-url", cluster.seeds], logLevel: "info" }));
+    const slots = await cluster.slots();
+    assert.equal(Object.keys(slots).length, 3);
+    const { page, problems } = await newPage();
+    await page.goto(`${nodes[0].http}/admin`);
+    await page.$eval("#key", (e, key) => { e.value = key; }, key);
+    await page.click("#key-form button");
+    const table = () => page.evaluate(() => ({
+      hidden: document.getElementById("shards").hidden,
+      mode: document.getElementById("redis-mode").textContent,
+      head: [...document.querySelectorAll("#shards thead th")].map((h) => h.textContent),
+      rows: [...document.querySelectorAll("#shards tbody tr")].map((r) => [...r.cells].map((c) => c.textContent)),
+    }));
+    const linksLive = (rows, except) => rows.every((r) => r.slice(2).every((c) => (r[0] === except) !== /^live, \d+\.\d ms$/.test(c)));
+    await until(async () => {
+      const t = await table();
+      return !t.hidden && t.mode === "Redis mode: cluster" && t.head.join() === "shard master,slots,link of shard0,link of shard1" &&
+        JSON.stringify(t.rows.map((r) => [r[0], Number(r[1])])) === JSON.stringify(Object.entries(slots)) && linksLive(t.rows, null);
+    }, 15000, "three shards, each with its slots and both nodes' links live").catch(async (e) => {
+      throw new Error(`${e.message}; page shows ${JSON.stringify(await table())}, cluster ${JSON.stringify(slots)}`);
+    });
+    // SIGKILL a master that does not hold the roster (the slot of the {wsgate} tag, asked of Redis).
+    const tagSlot = await cluster.nodes[0].command("CLUSTER", "KEYSLOT", "{wsgate}:nodes");
+    const owners = await cluster.nodes[0].command("CLUSTER", "SLOTS");
+    const holder = owners.find(([lo, hi]) => lo <= tagSlot && tagSlot <= hi)[2][1];
+    const victim = cluster.nodes.find((n) => n.port !== holder);
+    await victim.stop("SIGKILL");
+    await until(async () => {
+      const t = await table();
+      return t.rows.length === 3 && linksLive(t.rows, victim.addr);
+    }, 15000, `both nodes' links to ${victim.addr} shown down, the others live`).catch(async (e) => {
+      throw new Error(`${e.message}; page shows ${JSON.stringify(await table())}`);
+    });
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    for (const n of nodes) await n.cleanup().catch(() => {});
+    await cluster.cleanup();
   }
 });

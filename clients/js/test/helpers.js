@@ -3,7 +3,7 @@
 // verifier). Every process is stopped by its own PID, also when the test process dies.
 import { spawn, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, existsSync, closeSync } from "node:fs";
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, existsSync, closeSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -133,6 +133,63 @@ export class Redis extends Child {
 
   async cleanup() {
     await this.stop("SIGKILL");
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A Redis Cluster of `masters` masters and no replicas on 127.0.0.1 (redis-cli --cluster create),
+ *  for the admin view's shard table. Each node is a Redis child; addrs are "127.0.0.1:port". */
+export class RedisCluster {
+  static async start(masters = 3) {
+    const c = new RedisCluster();
+    c.nodes = [];
+    c.dir = mkdtempSync(path.join(os.tmpdir(), "wsgate-js-cluster-"));
+    try {
+      for (let i = 0; i < masters; i++) {
+        let port = await freePort();
+        while (port + 10000 > 65535) port = await freePort(); // the cluster bus listens at port + 10000
+        const dir = path.join(c.dir, String(port));
+        mkdirSync(dir);
+        const r = new Redis(`cluster-${port}`, REDIS_SERVER, ["--port", String(port), "--bind", "127.0.0.1",
+          "--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "no", "--cluster-enabled", "yes",
+          "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+          "--cluster-require-full-coverage", "no", "--cluster-allow-pubsubshard-when-down", "yes"], dir);
+        r.port = port;
+        r.addr = `127.0.0.1:${port}`;
+        c.nodes.push(r);
+        await until(async () => (await r.command("PING")) === "PONG", 10000, `cluster node ${port} PING`);
+      }
+      const cli = process.env.REDIS_CLI || "redis-cli";
+      const r = spawnSync(cli, ["--cluster", "create", ...c.nodes.map((n) => n.addr), "--cluster-replicas", "0",
+        "--cluster-yes"], { encoding: "utf8", timeout: 60000 });
+      if (r.status !== 0) throw new Error(`redis-cli --cluster create failed: ${r.stdout}${r.stderr}`);
+      await until(async () => {
+        for (const n of c.nodes)
+          if (!/cluster_state:ok/.test(await n.command("CLUSTER", "INFO"))) return false;
+        const views = await Promise.all(c.nodes.map((n) => c.slots(n)));
+        return views.every((v) => JSON.stringify(v) === JSON.stringify(views[0]));
+      }, 30000, "cluster_state:ok and one slot map on every node");
+      return c;
+    } catch (e) {
+      await c.cleanup();
+      throw e;
+    }
+  }
+
+  /** {"127.0.0.1:port": slots served} as node n's CLUSTER SLOTS says. */
+  async slots(n = this.nodes.find((x) => x.running)) {
+    const out = {};
+    for (const [lo, hi, [host, port]] of await n.command("CLUSTER", "SLOTS"))
+      out[`${host}:${port}`] = (out[`${host}:${port}`] || 0) + hi - lo + 1;
+    return Object.fromEntries(Object.entries(out).sort());
+  }
+
+  get seeds() {
+    return "redis+cluster://" + this.nodes.map((n) => n.addr).join(",");
+  }
+
+  async cleanup() {
+    for (const n of this.nodes) await n.stop("SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -94,6 +94,19 @@ Kubernetes' $(REDIS_MASTER_PASSWORD) expansion, from the Secret the user names. 
 {{- printf "%s://%s%s/%s?db=%d" (ternary "rediss+sentinel" "redis+sentinel" $s.tls) (ternary ":$(REDIS_MASTER_PASSWORD)@" "" (not (empty $s.masterPasswordSecret))) (join "," $s.addresses) $s.masterName (int $s.db) }}
 {{- end }}
 
+{{/* WSGATE_REDIS_URL from redis.cluster.seeds; the password comes in by Kubernetes'
+$(REDIS_PASSWORD) expansion, from the Secret the user names. */}}
+{{- define "wsgate.clusterUrl" -}}
+{{- $c := .Values.redis.cluster }}
+{{- printf "%s://%s%s" (ternary "rediss+cluster" "redis+cluster" $c.tls) (ternary (printf "%s:$(REDIS_PASSWORD)@" $c.user) "" (not (empty $c.passwordSecret))) (join "," $c.seeds) }}
+{{- end }}
+
+{{/* True (non-empty) when the chart builds WSGATE_REDIS_URL as a plain env value (Sentinel
+addresses or cluster seeds listed) rather than reading it from a Secret. */}}
+{{- define "wsgate.redisUrlInline" -}}
+{{- if or .Values.redis.sentinel.addresses (.Values.redis.cluster | default dict).seeds }}true{{ end }}
+{{- end }}
+
 {{- define "wsgate.redisUrl" -}}
 {{- if .Values.redis.dev.enabled }}
 {{- printf "redis://%s:6379/0" (include "wsgate.devRedisName" .) }}
@@ -157,8 +170,21 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 {{- if and (or $sen.user $sen.existingSecret $sen.masterPasswordSecret $sen.tls) (not $sen.addresses) (or .Values.redis.dev.enabled (and (not .Values.redis.existingSecret) (not (regexMatch "^rediss?\\+sentinel://" .Values.redis.url)))) }}
 {{- fail "redis.sentinel.* needs redis.sentinel.addresses or a redis+sentinel:// redis.url (or redis.existingSecret holding one)" }}
 {{- end }}
-{{- if and (not $sen.addresses) (not .Values.redis.dev.enabled) (not .Values.redis.existingSecret) (not (regexMatch "^(redis://|rediss://|unix://|redis\\+sentinel://|rediss\\+sentinel://)" .Values.redis.url)) }}
-{{- fail (printf "redis.url must start with redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://, got %q" .Values.redis.url) }}
+{{- $cl := .Values.redis.cluster | default dict }}
+{{- if and $cl.seeds .Values.redis.dev.enabled }}
+{{- fail "redis.cluster.seeds and redis.dev.enabled exclude each other" }}
+{{- end }}
+{{- if and $cl.seeds $sen.addresses }}
+{{- fail "redis.cluster.seeds and redis.sentinel.addresses exclude each other: choose one Redis mode" }}
+{{- end }}
+{{- if and $cl.user (not $cl.passwordSecret) }}
+{{- fail "redis.cluster.user needs redis.cluster.passwordSecret (the user's password)" }}
+{{- end }}
+{{- if and (or $cl.user $cl.passwordSecret $cl.tls) (not $cl.seeds) }}
+{{- fail "redis.cluster.* needs redis.cluster.seeds (or leave it empty and put a redis+cluster:// URL in redis.url or redis.existingSecret)" }}
+{{- end }}
+{{- if and (not $sen.addresses) (not $cl.seeds) (not .Values.redis.dev.enabled) (not .Values.redis.existingSecret) (not (regexMatch "^(redis://|rediss://|unix://|redis\\+sentinel://|rediss\\+sentinel://|redis\\+cluster://|rediss\\+cluster://)" .Values.redis.url)) }}
+{{- fail (printf "redis.url must start with redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://, got %q" .Values.redis.url) }}
 {{- end }}
 {{- $tls := .Values.redis.tls | default dict }}
 {{- if and (or $tls.certKey $tls.keyKey) (not (and $tls.certKey $tls.keyKey)) }}
@@ -167,7 +193,7 @@ gateway's drain timeout: a rolling update then drains every connection with 1001
 {{- if and $tls.certKey (not $tls.existingSecret) }}
 {{- fail "redis.tls.certKey needs redis.tls.existingSecret: the Secret holding the client certificate and key" }}
 {{- end }}
-{{- if and (or $tls.existingSecret $tls.serverName) (not (and $sen.addresses $sen.tls)) (or .Values.redis.dev.enabled $sen.addresses (and (not .Values.redis.existingSecret) (not (regexMatch "^rediss(\\+sentinel)?://" .Values.redis.url)))) }}
+{{- if and (or $tls.existingSecret $tls.serverName) (not (and $sen.addresses $sen.tls)) (not (and $cl.seeds $cl.tls)) (or .Values.redis.dev.enabled $sen.addresses $cl.seeds (and (not .Values.redis.existingSecret) (not (regexMatch "^rediss(\\+sentinel|\\+cluster)?://" .Values.redis.url)))) }}
 {{- fail "redis.tls.* needs a rediss:// redis.url (or redis.existingSecret holding one)" }}
 {{- end }}
 {{- $grace := int (include "wsgate.terminationGracePeriodSeconds" .) }}
