@@ -7,7 +7,10 @@ Setups, each a Redis Cluster (cluster-enabled redis-server, no replicas, so that
 masters spend CPU):
   1 master   one node holding all 16384 slots (CLUSTER ADDSLOTSRANGE 0 16383)
   3 masters  redis-cli --cluster create, 3 masters, 0 replicas
-Load: one redis-benchmark process (-c 50 -P 16, -n N) per channel, all at once. Each
+Load (FCALL wsgate_publish with the 5th argument "shard", as wsgate's cluster mode sends it:
+the envelope goes out by SPUBLISH to the slot's shard only; --classic leaves it out, so the
+library PUBLISHes, which Redis Cluster broadcasts to every node over the cluster bus):
+one redis-benchmark process (-c 50 -P 16, -n N) per channel, all at once. Each
 process publishes on one channel; the channels are chosen so that each master owns the
 same number of them (CLUSTER KEYSLOT), so the load is spread over the masters' slots.
 Reported per setup and process count: the total rate (messages / wall time until the
@@ -59,6 +62,9 @@ def channels_for(masters, per_master, keyslot, master_of_slot):
     return want
 
 
+SHARD = ["shard"]
+
+
 def run_load(channels, n, size, bench_bin):
     """One redis-benchmark per (port, channel), concurrently. Returns (wall, client cpu)."""
     payload = json.dumps({"p": "x" * max(0, size - 8)})
@@ -68,7 +74,7 @@ def run_load(channels, n, size, bench_bin):
     for port, ch in channels:
         cmd = [bench_bin, "-p", str(port), "-n", str(n), "-c", "50", "-P", "16", "-q",
                "FCALL", "wsgate_publish", "2", "{%s}:meta" % ch, "{%s}:stream" % ch, ch, payload,
-               "1000", "86400"]
+               "1000", "86400"] + SHARD
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     outs = [p.communicate(timeout=300)[0].decode() for p in procs]
     wall = time.monotonic() - t0
@@ -109,7 +115,12 @@ def main():
     ap.add_argument("--per-master", type=int, default=1,
                     help="channels (redis-benchmark processes) per master in the 3-master setup")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of every setup, interleaved")
+    ap.add_argument("--classic", action="store_true",
+                    help="no \"shard\" argument: the library PUBLISHes (cluster-bus broadcast)")
     args = ap.parse_args()
+    if args.classic:
+        SHARD.clear()
+    print("publish: %s" % ("PUBLISH (classic)" if args.classic else "SPUBLISH (\"shard\")"))
     bench_bin = os.environ.get("REDIS_BENCHMARK", "redis-benchmark")
     print("| setup | processes | messages | msg/s | Redis CPU s per master | Redis CPU s total "
           "| Redis CPU us/msg | Redis cores busy | redis-benchmark CPU s | load avg 1 min |")

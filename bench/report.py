@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from report_cluster import cluster_tables
+
 # (scenario, phase or None for every phase, label, json key, better: "high"/"low")
 METRICS = {
     "fanout": [
@@ -155,6 +157,10 @@ def main():
         sys.exit("no rows")
     label = args.label or rows[-1].get("label", "")
     rows = [r for r in rows if r.get("label", "") == label]
+    extra = rows
+    # the main table: wsbench's rows, and of several rounds the last
+    # (wsgate-cluster is compared with wsgate in its own table below)
+    rows = [r for r in rows if "target" in r and r["target"] != "wsgate-cluster"]
 
     targets = []
     for r in rows:
@@ -206,6 +212,11 @@ def main():
             if r["target"] == t and r["scenario"] == SWEEP and r.get("warnings"):
                 mark = " (generator-limited)" if r.get("tool_limited") else ""
                 notes.append(f"{t} {SWEEP} {r['phase']}{mark}: {r['warnings']}")
+    for title, chead, lines in cluster_tables(extra):
+        print()
+        print(f"**{title}**" if args.markdown else title)
+        print()
+        print_table(chead, lines, args.markdown)
     if notes:
         print()
         print("notes (from wsbench):")

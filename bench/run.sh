@@ -9,6 +9,15 @@
 #   bench/run.sh --quick              smoke run, small sizes (about 2 min 40 s)
 #   bench/run.sh --targets wsgate,nchan --scenarios fanout,saturation
 #   bench/run.sh -- --size 1024       everything after -- goes to every wsbench call
+#   bench/run.sh --redis single,cluster --rounds 3 --targets wsgate --scenarios fanout,many-channels
+#                                     wsgate on one Redis and on a 3-master Redis Cluster
+#                                     (redis+cluster://), interleaved, per round (issue 19)
+#   bench/run.sh --redis cluster --scenarios many-channels:10,many-channels:10000,cluster-publish,cluster-failover
+#   bench/run.sh --scenarios presence  presence steady state, join/leave, reconnect storm (issue 20)
+#
+# A scenario NAME:N is NAME with --conns N. In cluster mode a watcher samples, per master,
+# the wsgate nodes' connections (ss, matched in CLIENT LIST) and the sharded channels (PUBSUB SHARDCHANNELS), and
+# each master's INFO cpu before and after (bench/cluster_watch.py).
 #
 # Environment: BENCH_TARGETS, BENCH_SCENARIOS, BENCH_NODES, BENCH_OUT, BENCH_QUICK=1,
 # BENCH_NO_INSTALL=1, BENCH_BUILD_DIR, BENCH_WSGATE_ARGS (extra wsgate flags), BENCH_WSGATE_BIN,
@@ -19,6 +28,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ALL_SCENARIOS=fanout,many-channels,many-channels-sweep,slow-consumers,saturation,idle-memory,connect-storm
+# Scenarios that run a script of their own once per run (not per target, mode or round).
+SCRIPT_SCENARIOS=cluster-publish,cluster-failover,presence
 TARGETS=${BENCH_TARGETS:-wsgate,nchan,node,ideal}
 SCENARIOS=${BENCH_SCENARIOS:-$ALL_SCENARIOS}
 NODES=${BENCH_NODES:-2}
@@ -30,6 +41,8 @@ NO_INSTALL=${BENCH_NO_INSTALL:-0}
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 OUT=${BENCH_OUT:-$BUILD/results}
 EXTRA=()
+REDIS_MODES=${BENCH_REDIS:-single}
+ROUNDS=${BENCH_ROUNDS:-1}
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -40,9 +53,11 @@ while [ $# -gt 0 ]; do
     --targets) TARGETS=$2; shift ;;
     --scenarios) SCENARIOS=$2; shift ;;
     --nodes) NODES=$2; shift ;;
+    --redis) REDIS_MODES=$2; shift ;;
+    --rounds) ROUNDS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-install) NO_INSTALL=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -54,8 +69,15 @@ case "$AUTH" in ''|hs256|rs256|es256) ;; *) die "BENCH_AUTH must be hs256, rs256
 for t in ${TARGETS//,/ }; do
   case "$t" in wsgate|nchan|node|ideal) ;; *) die "unknown target '$t' (wsgate, nchan, node, ideal)" ;; esac
 done
+[[ "$ROUNDS" =~ ^[1-9]$ ]] || die "--rounds must be 1..9"
+for m in ${REDIS_MODES//,/ }; do
+  case "$m" in single|cluster) ;; *) die "unknown --redis mode '$m' (single, cluster)" ;; esac
+done
+has_mode() { case ",$REDIS_MODES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 for s in ${SCENARIOS//,/ }; do
-  case ",$ALL_SCENARIOS," in *",$s,"*) ;; *) die "unknown scenario '$s' ($ALL_SCENARIOS)" ;; esac
+  base=${s%%:*}
+  if [ "$base" != "$s" ]; then [[ "${s#*:}" =~ ^[1-9][0-9]{0,5}$ ]] || die "scenario '$s': N in NAME:N must be a count"; fi
+  case ",$ALL_SCENARIOS,$SCRIPT_SCENARIOS," in *",$base,"*) ;; *) die "unknown scenario '$s' ($ALL_SCENARIOS,$SCRIPT_SCENARIOS)" ;; esac
 done
 has_target() { case ",$TARGETS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 
@@ -123,9 +145,11 @@ stop_pids() {
   for pid in "$@"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 }
 REDIS_PID=
+CLUSTER_PIDS=()
 cleanup() {
   [ ${#PIDS[@]} -gt 0 ] && stop_pids "${PIDS[@]}"
   [ -n "$REDIS_PID" ] && stop_pids "$REDIS_PID"
+  [ ${#CLUSTER_PIDS[@]} -gt 0 ] && stop_pids "${CLUSTER_PIDS[@]}"
   rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
@@ -180,6 +204,19 @@ REDIS_PID=$!
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "$REDIS_PORT" ping >/dev/null || die "redis-server did not start (see $RUN_DIR/redis.log)"
 
+# ---- Redis Cluster (--redis cluster): 3 masters, no replicas (a replica's CPU is not what
+# is compared), slots assigned by hand as redis-cli --cluster create would split them, so
+# wsbench knows the map; the settings docs/DEPLOYMENT.md recommends ----------------------
+CLUSTER_PORTS=()
+CLUSTER_MAP=
+CLUSTER_URL=
+if has_mode cluster; then
+  # shellcheck source=bench/cluster_up.sh
+  . "$ROOT/bench/cluster_up.sh"
+  cluster_up "$RUN_DIR"
+  say "Redis Cluster: 3 masters ${CLUSTER_PORTS[*]} (pids ${CLUSTER_PIDS[*]})"
+fi
+
 # ---- access: anonymous rights, or a key and one token for every client (BENCH_AUTH) ----
 # Debian's python3-jwt mints the token (an independent implementation, as in the tests);
 # /usr/bin/python3 because a python3 earlier on PATH may not have it.
@@ -226,7 +263,9 @@ SERVERS=
 launch_wsgate() {
   local p=$1 i=$2
   shift 2
-  exec "$WSGATE" --listen "127.0.0.1:$p" --redis-url "$WSGATE_REDIS_URL" "${WSGATE_REDIS_TLS[@]}" \
+  local url=$WSGATE_REDIS_URL
+  [ "$MODE" = cluster ] && url=$CLUSTER_URL
+  exec "$WSGATE" --listen "127.0.0.1:$p" --redis-url "$url" "${WSGATE_REDIS_TLS[@]}" \
     --node-id "bench-$i" --log-level warn "${WSGATE_ACCESS[@]}" "$@" "${WSGATE_EXTRA[@]}"
 }
 launch_node() {
@@ -314,38 +353,85 @@ machine_info() {
   echo "versions: $("$WSGATE" --version 2>&1 | head -1); $(redis-server --version | cut -d' ' -f1-3)"\
        "$(has_target nchan && echo "; nginx $(dpkg-query -W -f='${Version}' nginx 2>/dev/null)" \
           "+ nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)")"\
-       "$(has_target node && echo "; node $(node --version) ws $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ws/package.json').version")" \
+       "$(has_target node && [ -d "$ROOT/bench/alternatives/node-hub/node_modules/ws" ] && echo "; node $(node --version) ws $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ws/package.json').version")" \
           "ioredis $(node -p "require('$ROOT/bench/alternatives/node-hub/node_modules/ioredis/package.json').version")")"
-  echo "run: $RUN_ID, $NODES nodes per target$WSGATE_EXTRA_LABEL, auth ${AUTH:-none}, quick=$QUICK, fd limit $NOFILE, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "run: $RUN_ID, $NODES nodes per target$WSGATE_EXTRA_LABEL, Redis $REDIS_MODES, $ROUNDS round(s), load average $(cut -d' ' -f1-3 /proc/loadavg), auth ${AUTH:-none}, quick=$QUICK, fd limit $NOFILE, git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 }
 
 say "results: $JSON (label $RUN_ID)"
 machine_info | tee "$OUT/machine-$RUN_ID.txt" >&2
+# Script scenarios write their own tables; they start and stop their own Redis and nodes.
+run_script_scenario() {
+  local out=$OUT/$1-$RUN_ID.txt
+  say "== $1 (output: $out)"
+  case "$1" in
+    cluster-publish) # as wsgate publishes in cluster mode (SPUBLISH), then classic PUBLISH (bus broadcast)
+      timeout 600 /usr/bin/python3 "$ROOT/bench/cluster_publish.py" -n 150000 --per-master 1 --rounds "$ROUNDS" &&
+        timeout 600 /usr/bin/python3 "$ROOT/bench/cluster_publish.py" -n 150000 --per-master 1 --rounds "$ROUNDS" --classic ;;
+    cluster-failover) WSGATE_BIN=$WSGATE timeout 900 /usr/bin/python3 "$ROOT/bench/cluster_failover.py" --timeouts 1000 5000 --rounds "$ROUNDS" ;;
+    presence) WSGATE_BIN=$WSGATE timeout 1200 /usr/bin/python3 "$ROOT/bench/presence.py" --rounds "$ROUNDS" ;;
+  esac 2>&1 | tee "$out" || say "$1 failed (see $out)"
+}
+
 HEADER_DONE=0
 for scenario in ${SCENARIOS//,/ }; do
+  base=${scenario%%:*}
+  if [ "$base" != "$scenario" ]; then conns_arg=(--conns "${scenario#*:}"); else conns_arg=(); fi
+  case ",$SCRIPT_SCENARIOS," in *",$base,"*) run_script_scenario "$base"; continue ;; esac
+  for round in $(seq "$ROUNDS"); do
+  for MODE in ${REDIS_MODES//,/ }; do
   for target in ${TARGETS//,/ }; do
-    say "== $scenario: $target"
+    if [ "$MODE" = cluster ] && [ "$target" != wsgate ]; then
+      say "== $scenario: $target has no Redis Cluster mode here, skipped"
+      continue
+    fi
+    say "== $scenario round $round, Redis $MODE: $target"
     before=${#PIDS[@]}
     case "$target" in
       wsgate) # shellcheck disable=SC2046
-              start_nodes wsgate /readyz $(wsgate_flags "$scenario") ;;
+              start_nodes wsgate /readyz $(wsgate_flags "$base") ;;
       node) start_nodes node /readyz ;;
       nchan) start_nchan ;;
       ideal) start_nodes ideal "" ;;
     esac
     started=("${PIDS[@]:$before}")
-    args=(--target "$target" --servers "$SERVERS" --redis "127.0.0.1:$REDIS_PORT" --scenario "$scenario"
-          --server-pids "$(IFS=,; echo "${started[*]}")" --redis-pid "$REDIS_PID" --json "$JSON" --label "$RUN_ID")
+    if [ "$MODE" = cluster ]; then
+      redis_args=(--redis-cluster "$CLUSTER_MAP" --redis-pid "$(IFS=,; echo "${CLUSTER_PIDS[*]}")" --target-name wsgate-cluster)
+    else
+      redis_args=(--redis "127.0.0.1:$REDIS_PORT" --redis-pid "$REDIS_PID")
+    fi
+    args=(--target "$target" --servers "$SERVERS" "${redis_args[@]}" --scenario "$base" --round "$round"
+          --server-pids "$(IFS=,; echo "${started[*]}")" --json "$JSON" --label "$RUN_ID")
     [ "$HEADER_DONE" = 1 ] && args+=(--no-header)
     if [ "$target" = wsgate ]; then args+=("${TOKEN_ARGS[@]}"); fi
     HEADER_DONE=1
+    watch=()
+    if [ "$MODE" = cluster ]; then
+      # bounded: it stops when the stop file appears, or after 600 s
+      python3 "$ROOT/bench/cluster_watch.py" --ports "$(IFS=,; echo "${CLUSTER_PORTS[*]}")" \
+        --node-pids "$(IFS=,; echo "${started[*]}")" --stop-file "$RUN_DIR/watch.stop" --max-s 600 \
+        --json "$JSON" --label "$RUN_ID" --scenario "$scenario" --round "$round" &
+      watch=($!)
+      PIDS+=("${watch[@]}")
+    fi
     # shellcheck disable=SC2046
-    timeout 300 "$WSBENCH" "${args[@]}" $(scenario_args "$scenario") "${EXTRA[@]}" ||
+    timeout 300 "$WSBENCH" "${args[@]}" $(scenario_args "$base") "${conns_arg[@]}" "${EXTRA[@]}" ||
       say "wsbench failed for $target/$scenario (exit $?)"
+    if [ ${#watch[@]} -gt 0 ]; then
+      touch "$RUN_DIR/watch.stop"
+      wait "${watch[0]}" || say "cluster_watch.py failed (exit $?)"
+      rm -f "$RUN_DIR/watch.stop"
+    fi
     stop_pids "${started[@]}"
     PIDS=("${PIDS[@]:0:$before}")
     # nchan keeps messages and channel state in Redis; every target starts from empty
-    redis-cli -p "$REDIS_PORT" flushall >/dev/null
+    if [ "$MODE" = cluster ]; then
+      for p in "${CLUSTER_PORTS[@]}"; do redis-cli -p "$p" flushall >/dev/null; done
+    else
+      redis-cli -p "$REDIS_PORT" flushall >/dev/null
+    fi
+  done
+  done
   done
 done
 

@@ -2,8 +2,11 @@
 """ctest smoke test for wsbench (label `bench`): one redis-server, one wsgate node and a
 short fanout; every message must arrive exactly once, in order. Then a node without
 anonymous rights and an HS256 key: a connect-storm with --token-file must get every
-client live, one without a token none. Proves the tool and the JSON it writes, not
-performance. Runs in about 10 seconds.
+client live, one without a token none. Then, when redis-cli is there, a 3-master Redis
+Cluster (tests/integration/wsgate_cluster.py) and a node on redis+cluster://: wsbench's
+--redis-cluster SPUBLISHes each of 60 channels on its slot's master (a wrong master answers
+MOVED and the message is lost), every message arrives exactly once and every master took
+some. Proves the tool and the JSON it writes, not performance. Runs in about 15 seconds.
 
     smoke_test.py WSGATE_BIN WSBENCH_BIN
 """
@@ -60,6 +63,56 @@ def storm(wsbench, port, pid, out, conns, extra):
         raise SystemExit(f"wsbench exited {run.returncode}")
     with open(out) as f:
         return json.loads(f.readlines()[-1])
+
+
+def cluster_case(wsgate, wsbench, tmp, log):
+    """The --redis cluster path of run.sh in small; returns the checks."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                    "tests", "integration"))
+    import unittest
+    try:
+        from wsgate_cluster import RedisCluster
+        cluster = RedisCluster(masters=3, replicas=0, node_timeout_ms=5000)
+    except unittest.SkipTest as e:
+        print(f"cluster case skipped: {e}")
+        return {}
+    node = None
+    try:
+        masters = cluster.masters()
+        view = cluster._slot_view(masters[0])
+        cmap = ",".join(f"{lo}-{hi}@{addr}" for lo, hi, addr in view)
+        port = free_port()
+        node = subprocess.Popen(
+            [wsgate, "--listen", f"127.0.0.1:{port}", "--redis-url",
+             "redis+cluster://" + ",".join(m.addr for m in masters), "--log-level", "warn",
+             "--anonymous-subscribe", "*", "--anonymous-publish", "*"], stdout=log, stderr=log)
+        wait_ready(f"http://127.0.0.1:{port}/readyz", time.monotonic() + 20)
+        out = os.path.join(tmp, "cluster.jsonl")
+        run = subprocess.run(
+            [wsbench, "--target", "wsgate", "--servers", f"127.0.0.1:{port}", "--redis-cluster", cmap,
+             "--scenario", "many-channels", "--conns", "60", "--rate", "300", "--duration", "2",
+             "--drain", "10", "--server-pids", str(node.pid), "--target-name", "wsgate-cluster",
+             "--round", "1", "--json", out, "--no-header"], timeout=60, capture_output=True, text=True)
+        print(run.stdout, run.stderr, sep="\n")
+        if run.returncode != 0:
+            raise SystemExit(f"wsbench (cluster) exited {run.returncode}")
+        r = json.loads(open(out).readlines()[-1])
+        spublish = []
+        for m in masters:
+            stats = m.command("INFO", "commandstats").decode()
+            line = [x for x in stats.splitlines() if x.startswith("cmdstat_spublish:")]
+            spublish.append(int(line[0].split("calls=")[1].split(",")[0]) if line else 0)
+        return {
+            "cluster: all 60 clients live": r["live"] == 60,
+            "cluster: delivered == expected > 0": r["expected"] > 0 and r["delivered"] == r["expected"],
+            "cluster: no duplicates or reordering": r["dups"] == 0 and r["reorders"] == 0,
+            "cluster: the row is named and numbered": r["target"] == "wsgate-cluster" and r.get("round") == 1,
+            "cluster: every master took SPUBLISHes": all(n > 0 for n in spublish),
+        }
+    finally:
+        if node is not None:
+            stop(node)
+        cluster.stop()
 
 
 def stop(proc):
@@ -133,6 +186,7 @@ def main():
             "with a token all 100 clients live": with_token["live"] == 100 and with_token["conn_per_s"] > 0,
             "without a token no client live": without["live"] == 0,
         }
+        checks.update(cluster_case(wsgate, wsbench, tmp, log))
         failed = [k for k, ok in checks.items() if not ok]
         for k, ok in checks.items():
             print(f"{'ok  ' if ok else 'FAIL'} {k}")

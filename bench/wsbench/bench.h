@@ -77,6 +77,7 @@ struct chan {
     uint32_t measured; /* connections on this channel counted in the current phase */
     char name[48];
     uint8_t name_len;
+    uint8_t owner; /* Redis Cluster: 1 + index of the master that owns the channel's slot; 0 unknown */
 };
 
 struct obuf {
@@ -111,8 +112,20 @@ struct machine_sample {
     unsigned long long proc, irq, total; /* jiffies (USER_HZ) */
 };
 
+/* Redis Cluster: a master and the slot range it owns (run.sh assigns the slots, so the map is
+ * known before the run and never moves during it). */
+struct cluster_master {
+    int lo, hi;
+    struct sockaddr_in addr;
+};
+#define BENCH_MAX_MASTERS 16
+
 struct bench_opts {
     enum bench_target target;
+    const char *target_name; /* shown and written instead of the target's name (NULL: the name) */
+    int round;               /* copied into the JSON (0: not given) */
+    struct cluster_master cluster[BENCH_MAX_MASTERS]; /* --redis-cluster: SPUBLISH to each slot's owner */
+    int ncluster;
     const char *scenario;
     const char *label;
     struct sockaddr_in servers[BENCH_MAX_SERVERS];
@@ -151,7 +164,7 @@ struct bench_opts {
     int nchan_pub_conns;
     const char *json_path;
     struct procset server_roots; /* gateway pids given on the command line */
-    int redis_pid;
+    struct procset redis_pids; /* Redis processes (every master in cluster mode) */
     int metrics; /* scrape wsgate /metrics */
     int quiet;
 };

@@ -47,7 +47,11 @@ static void usage(FILE *out)
           "  --connect-timeout S        give up on connections after this (30)\n"
           "  --src-addrs N              spread clients over source addresses 127.0.0.1..N (16)\n"
           "  --server-pids P[,P...]     gateway processes (children included) for CPU and RSS\n"
-          "  --redis-pid P              Redis process, reported separately\n"
+          "  --redis-pid P[,P...]       Redis process(es), reported separately (summed)\n"
+          "  --redis-cluster LO-HI@HOST:PORT[,...]  Redis Cluster masters and their slot ranges:\n"
+          "                             SPUBLISH each channel on its slot's master (wsgate only)\n"
+          "  --target-name NAME         name shown and written for the target (e.g. wsgate-cluster)\n"
+          "  --round N                  round number, copied into the JSON\n"
           "  --no-metrics               do not scrape wsgate /metrics\n"
           "  --path P                   upgrade path (wsgate/node /ws, nchan /sub/ + channel)\n"
           "  --token T                  wsgate: every client upgrades with PATH?token=T (one JWT for all)\n"
@@ -178,7 +182,7 @@ enum {
     OPT_SETTLE, OPT_SLOW_SHARE, OPT_SLOW_RCVBUF, OPT_SAT_LOSS, OPT_SAT_P99, OPT_SAT_FACTOR, OPT_SAT_STEPS,
     OPT_SAT_MAX, OPT_CC, OPT_CT, OPT_SRC, OPT_SPIDS, OPT_RPID, OPT_NO_METRICS, OPT_PATH, OPT_RPREFIX,
     OPT_CPREFIX, OPT_JSON, OPT_LABEL, OPT_NO_HEADER, OPT_QUIET, OPT_SWEEP, OPT_DURATIONS, OPT_TOKEN,
-    OPT_TOKEN_FILE
+    OPT_TOKEN_FILE, OPT_RCLUSTER, OPT_TNAME, OPT_ROUND
 };
 
 static const struct option longopts[] = {
@@ -197,6 +201,7 @@ static const struct option longopts[] = {
     { "chan-prefix", 1, 0, OPT_CPREFIX }, { "json", 1, 0, OPT_JSON }, { "label", 1, 0, OPT_LABEL },
     { "no-header", 0, 0, OPT_NO_HEADER }, { "quiet", 0, 0, OPT_QUIET }, { "sweep", 1, 0, OPT_SWEEP },
     { "durations", 1, 0, OPT_DURATIONS }, { "token", 1, 0, OPT_TOKEN }, { "token-file", 1, 0, OPT_TOKEN_FILE },
+    { "redis-cluster", 1, 0, OPT_RCLUSTER }, { "target-name", 1, 0, OPT_TNAME }, { "round", 1, 0, OPT_ROUND },
     { 0, 0, 0, 0 }
 };
 
@@ -277,7 +282,25 @@ int main(int argc, char **argv)
             for (int i = 0; i < o->server_roots.n; i++)
                 o->server_roots.pid[i] = atoi(parts[i]);
             break;
-        case OPT_RPID: o->redis_pid = atoi(optarg); break;
+        case OPT_RPID:
+            o->redis_pids.n = split(optarg, parts, BENCH_MAX_PIDS);
+            for (int i = 0; i < o->redis_pids.n; i++)
+                o->redis_pids.pid[i] = atoi(parts[i]);
+            break;
+        case OPT_RCLUSTER:
+            o->ncluster = split(optarg, parts, BENCH_MAX_MASTERS);
+            for (int i = 0; i < o->ncluster; i++) {
+                char *at = strchr(parts[i], '@');
+                if (!at || sscanf(parts[i], "%d-%d@", &o->cluster[i].lo, &o->cluster[i].hi) != 2 ||
+                    o->cluster[i].lo < 0 || o->cluster[i].hi > 16383 || o->cluster[i].lo > o->cluster[i].hi)
+                    bench_die("--redis-cluster: '%s' is not LO-HI@HOST:PORT", parts[i]);
+                parse_addr(at + 1, &o->cluster[i].addr);
+            }
+            o->redis = o->cluster[0].addr;
+            o->have_redis = 1;
+            break;
+        case OPT_TNAME: o->target_name = optarg; break;
+        case OPT_ROUND: o->round = atoi(optarg); break;
         case OPT_NO_METRICS: o->metrics = 0; break;
         case OPT_PATH: o->path = optarg; break;
         case OPT_RPREFIX: o->redis_prefix = optarg; break;

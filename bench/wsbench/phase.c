@@ -85,12 +85,7 @@ static void refresh_servers(struct bench *b)
 
 static struct proc_sample redis_sample(struct bench *b)
 {
-    struct procset s = { 0, { 0 } };
-    if (b->o.redis_pid > 0) {
-        s.n = 1;
-        s.pid[0] = b->o.redis_pid;
-    }
-    return procset_sample(&s);
+    return procset_sample(&b->o.redis_pids);
 }
 
 void phase_connect_measured(struct bench *b)
@@ -194,10 +189,11 @@ void phase_end(struct bench *b, const char *scenario, struct row *r)
     machine_sample(&m1);
 
     row_init(r);
-    r->target = phase_target_name(b->o.target);
+    r->target = b->o.target_name ? b->o.target_name : phase_target_name(b->o.target);
     r->scenario = scenario;
     r->phase = ph->name;
     r->label = b->o.label;
+    r->round = b->o.round;
     r->conns = b->nconns;
     r->live = b->live;
     r->nodes = b->o.nservers;

@@ -76,10 +76,50 @@ static int connect_blocking(const struct sockaddr_in *a)
     return fd;
 }
 
+/* CRC16/XMODEM (polynomial 0x1021, initial 0), Redis Cluster's key hash. */
+static uint16_t crc16(const char *s, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)((uint8_t)s[i] << 8);
+        for (int k = 0; k < 8; k++)
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+/* A key's slot: the hash tag between the first '{' and the next '}' if non-empty, else all. */
+static int key_slot(const char *k, size_t n)
+{
+    const char *o = memchr(k, '{', n);
+    if (o) {
+        const char *c = memchr(o + 1, '}', n - (size_t)(o + 1 - k));
+        if (c && c > o + 1)
+            return crc16(o + 1, (size_t)(c - o - 1)) & 16383;
+    }
+    return crc16(k, n) & 16383;
+}
+
+/* The master (index into o.cluster, so into b->pubs) that owns PREFIX+channel's slot. */
+static int chan_owner(struct bench *b, const struct chan *ch)
+{
+    char key[128];
+    size_t plen = strlen(b->o.redis_prefix);
+    if (plen + ch->name_len > sizeof key)
+        bench_die("channel name too long for the slot map");
+    memcpy(key, b->o.redis_prefix, plen);
+    memcpy(key + plen, ch->name, ch->name_len);
+    int slot = key_slot(key, plen + ch->name_len);
+    for (int i = 0; i < b->o.ncluster; i++)
+        if (slot >= b->o.cluster[i].lo && slot <= b->o.cluster[i].hi)
+            return i;
+    bench_die("--redis-cluster: no master owns slot %d", slot);
+}
+
 void pub_open(struct bench *b)
 {
     int nchan = b->o.target == TARGET_NCHAN;
-    b->npubs = nchan ? b->o.nchan_pub_conns : 1;
+    b->npubs = nchan ? b->o.nchan_pub_conns : b->o.ncluster ? b->o.ncluster : 1;
     b->pubs = calloc((size_t)b->npubs, sizeof *b->pubs);
     if (!b->pubs)
         bench_die("out of memory");
@@ -87,6 +127,8 @@ void pub_open(struct bench *b)
     for (int i = 0; i < b->npubs; i++) {
         struct pubconn *p = &b->pubs[i];
         p->ep_kind = EP_PUB;
+        if (b->o.ncluster)
+            dst = &b->o.cluster[i].addr;
         p->fd = connect_blocking(dst);
         if (p->fd < 0)
             bench_die("cannot connect the publisher to %s port %u: %s", nchan ? "nchan" : "Redis",
@@ -164,7 +206,14 @@ static void publish_one(struct bench *b, int64_t now)
 
     /* One channel always goes through the same connection: nchan handles its
      * connections in parallel, so spreading a channel would reorder it. */
-    struct pubconn *p = &b->pubs[ci % (uint32_t)b->npubs];
+    struct pubconn *p;
+    if (b->o.ncluster) {
+        if (!ch->owner)
+            ch->owner = (uint8_t)(1 + chan_owner(b, ch));
+        p = &b->pubs[ch->owner - 1];
+    } else {
+        p = &b->pubs[ci % (uint32_t)b->npubs];
+    }
     size_t plen = strlen(b->o.redis_prefix);
     obuf_reserve(&p->out, total + plen + ch->name_len + 200);
     char *d = p->out.data + p->out.len;
@@ -176,7 +225,10 @@ static void publish_one(struct bench *b, int64_t now)
         d = put_u64(d, total);
         d = PUT_LIT(d, "\r\n\r\n");
     } else {
-        d = PUT_LIT(d, "*3\r\n$7\r\nPUBLISH\r\n$");
+        if (b->o.ncluster)
+            d = PUT_LIT(d, "*3\r\n$8\r\nSPUBLISH\r\n$");
+        else
+            d = PUT_LIT(d, "*3\r\n$7\r\nPUBLISH\r\n$");
         d = put_u64(d, plen + ch->name_len);
         d = PUT_LIT(d, "\r\n");
         d = put_str(d, b->o.redis_prefix, plen);
@@ -251,7 +303,7 @@ int pub_tick(struct bench *b, int64_t now)
     return wait_us <= 0 ? 0 : (int)((wait_us + 999) / 1000);
 }
 
-/* RESP: PUBLISH answers an integer (receivers) or an error, one line each. */
+/* RESP: PUBLISH and SPUBLISH answer an integer (receivers) or an error, one line each. */
 static size_t parse_resp(struct bench *b, struct pubconn *p)
 {
     size_t i = 0;

@@ -102,6 +102,8 @@ void report_json(FILE *out, const struct row *r)
     json_str(out, "scenario", r->scenario);
     json_str(out, "phase", r->phase);
     json_str(out, "label", r->label);
+    if (r->round > 0)
+        json_num(out, "round", r->round);
     json_num(out, "conns", r->conns);
     json_num(out, "live", r->live);
     json_num(out, "nodes", r->nodes);

@@ -7,6 +7,7 @@
 
 struct row {
     const char *target, *scenario, *phase, *label;
+    int round;
     int conns, live, nodes, channels, size;
     double rate;          /* target publish rate, messages/s */
     double pub_rate;      /* achieved publish rate */
