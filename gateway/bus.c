@@ -163,6 +163,22 @@ static void link_on_subscription(void *ctx, const char *key, size_t klen, bool s
     gw_bus_chan_reconcile(bus, e->key, len, ch);
 }
 
+/* A command's answer goes to the file that sent it, told by its token's
+ * first int (bus_int.h): here, above them all, so none of them names
+ * another for it. */
+static void link_on_reply(void *ctx, void *token, const struct redisReply *reply)
+{
+    struct gw_bus *bus = ctx;
+    int kind = *(const int *)token;
+
+    if (kind == BUS_TOKEN_IDEM)
+        gw_bus_idem_on_reply(bus, token, reply);
+    else if (kind == BUS_TOKEN_CHANS_WRITE || kind == BUS_TOKEN_CHANS_READ)
+        gw_bus_chans_on_reply(bus, token, reply);
+    else if (!gw_bus_revoke_on_reply(bus, token, reply))
+        gw_bus_ctl_on_reply(bus, token, reply);
+}
+
 static void link_on_published(void *ctx, void *token, const struct gw_position *at)
 {
     struct gw_bus *bus = ctx;
@@ -300,7 +316,7 @@ static const struct gw_link_ops link_ops = {
     .on_subscription = link_on_subscription,
     .on_published = link_on_published,
     .on_counted = gw_bus_ctl_on_counted,
-    .on_reply = gw_bus_ctl_on_reply,
+    .on_reply = link_on_reply,
     .on_read = gw_bus_on_read,
     .on_live = link_on_live,
     .on_reset = link_on_reset,
@@ -457,7 +473,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
     atomic_init(&bus->ready, false);
     atomic_init(&bus->stop, false);
     bus->prefix_len = strlen(cfg->channel_prefix);
-    bus->ctl = gw_bus_ctl_new(bus);
+    bus->ctl = gw_bus_ctl_new(bus, &gw_bus_revoke_hooks);
     gw_revoke_init(&bus->revoked);
     gw_dict_init(&bus->idem_local);
     bus->chans_idx = gw_bus_chans_new(bus);

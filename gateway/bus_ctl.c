@@ -6,7 +6,8 @@
  * CTL_TIMEOUT_MS. Single Redis: PUBLISH on __wsgate:ctl, answers on
  * __wsgate:ctl:<node id>; Redis Cluster: SPUBLISH on __wsgate:ctl:{wsgate},
  * answers on __wsgate:ctl:{wsgate}:<node id>, one slot (bus_ctl_int.h).
- * Revocations (bus_revoke.c) are announced through here. Bus thread. */
+ * Revocations (bus_revoke.c, above this file) are announced through here;
+ * what they need back comes through ctl->hooks. Bus thread. */
 #define GW_LOG_MODULE "ctl"
 
 #include <errno.h>
@@ -70,12 +71,13 @@ static bool first_sight(struct bus_ctl *ctl, const char *from, uint64_t req)
     return true;
 }
 
-struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus)
+struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus, const struct bus_ctl_hooks *hooks)
 {
     struct bus_ctl *ctl = gw_xcalloc(1, sizeof(*ctl));
     const char *id = bus->cfg->node_id;
 
     ctl->bus = bus;
+    ctl->hooks = hooks;
     gw_dict_init(&ctl->origins);
     gw_dict_init(&ctl->applies);
     gw_dict_init(&ctl->seen);
@@ -378,9 +380,6 @@ void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers)
     origin_check(o);
 }
 
-
-
-
 /* The recent commands at link-up: those this node has not applied (its
  * link was down when they were published) are applied now. */
 static void recent_loaded(struct gw_bus *bus, const redisReply *reply)
@@ -403,29 +402,13 @@ static void recent_loaded(struct gw_bus *bus, const redisReply *reply)
         LOG_INFO("applied commands missed while the link was down count=%d", applied);
 }
 
-void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply)
+void gw_bus_ctl_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply)
 {
-    struct gw_bus *bus = ctx;
     struct ctl_token *t = token;
-    struct ctl_origin *o;
 
-    if (*(const int *)token == BUS_TOKEN_IDEM) {
-        gw_bus_idem_on_reply(bus, token, reply);
-        return;
-    }
-    if (*(const int *)token == BUS_TOKEN_CHANS_WRITE || *(const int *)token == BUS_TOKEN_CHANS_READ) {
-        gw_bus_chans_on_reply(bus, token, reply);
-        return;
-    }
-    o = t->kind == TOK_STORE ? gw_bus_ctl_origin_find(bus->ctl, t->req) : NULL;
-
-    if (t->kind == TOK_LOAD)
-        gw_bus_revoke_on_load(bus, t->stamp, reply);
-    else if (t->kind == TOK_RECENT)
+    if (t->kind == TOK_RECENT)
         recent_loaded(bus, reply);
     free(t);
-    if (o)
-        gw_bus_revoke_stored(o, reply);
 }
 
 /* The revocations and the recent commands, read back when the link (or, on
@@ -434,7 +417,7 @@ static void reload(struct gw_bus *bus)
 {
     struct bus_ctl *ctl = bus->ctl;
 
-    gw_bus_revoke_load(bus);
+    ctl->hooks->reload(bus);
     char from[24];
     size_t flen = (size_t)snprintf(from, sizeof from, "%" PRId64, wall_ms() - RECENT_MS);
     const char *rargv[] = { "ZRANGEBYSCORE", ctl->recent_key, from, "+inf", "LIMIT", "0", RECENT_MAX };
@@ -498,7 +481,7 @@ bool gw_bus_ctl_message(struct gw_bus *bus, const char *key, size_t klen, const 
     } else if (m.op == GW_CTL_DONE)
         origin_answer(ctl, m.req, m.closed);
     else {
-        gw_bus_revoke_apply(bus, &m);
+        ctl->hooks->apply(bus, &m);
         answer_origin(ctl, m.from, m.req, 0);
     }
     return true;

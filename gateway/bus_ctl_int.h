@@ -2,7 +2,9 @@
  * state and the few calls between the two. bus_ctl.c owns the control
  * channel (a command published to every node, each node's answer, the
  * asking node's wait, the recent commands); bus_revoke.c the revocations
- * (stored in Redis, announced through bus_ctl.c, loaded at link-up).
+ * (stored in Redis, announced through bus_ctl.c, loaded at link-up). The
+ * revocations sit above the control plane: bus_revoke.c calls bus_ctl.c by
+ * name, bus_ctl.c reaches it only through the bus_ctl_hooks it is handed.
  * Bus thread only. */
 #ifndef GW_BUS_CTL_INT_H
 #define GW_BUS_CTL_INT_H
@@ -43,6 +45,17 @@ struct ctl_origin {
     struct gw_ctl_msg msg; /* a revocation's: stored first, then announced */
 };
 
+/* What the control plane hands up to the revocations (bus_revoke.c's
+ * gw_bus_revoke_hooks, given to gw_bus_ctl_new by bus.c). Bus thread. */
+struct bus_ctl_hooks {
+    /* A revocation or its lift read on the control channel: applied to the
+     * node's copy before this node answers the origin. */
+    void (*apply)(struct gw_bus *bus, const struct gw_ctl_msg *m);
+    /* The link (or the {wsgate} master) is live again: the whole hash is
+     * read back, before the recent commands. */
+    void (*reload)(struct gw_bus *bus);
+};
+
 /* The token of one command on the link. */
 enum ctl_token_kind {
     TOK_COMMAND, /* publish of this node's command on the control channel */
@@ -61,6 +74,7 @@ struct ctl_token {
 
 struct bus_ctl {
     struct gw_bus *bus;
+    const struct bus_ctl_hooks *hooks; /* static, not owned */
     bool usable; /* the node id fits a control message */
     uint64_t next_req;
     uint32_t next_apply;
@@ -90,14 +104,5 @@ void gw_bus_ctl_origin_send(struct ctl_origin *o, const struct gw_ctl_msg *m);
  * whose answer is not needed; a failure means it did not happen. */
 void gw_bus_ctl_fire(struct bus_ctl *ctl, const char *route, size_t rlen, int argc, const char *const *argv,
                      const size_t *lens);
-
-/* bus_revoke.c */
-/* TOK_STORE's answer for o: announces the stored revocation, or answers
- * the API as failed. */
-void gw_bus_revoke_stored(struct ctl_origin *o, const struct redisReply *reply);
-/* TOK_LOAD's answer: reloads the node's copy, prunes expired records. */
-void gw_bus_revoke_on_load(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply);
-/* Asks for the whole hash (at link-up, or its master's return). */
-void gw_bus_revoke_load(struct gw_bus *bus);
 
 #endif

@@ -25,7 +25,7 @@
 enum idem_stage { IDEM_CLAIM, IDEM_READ, IDEM_STORE };
 
 /* One idempotent publish on its way; also the token of its Redis commands
- * (its first member tells bus_ctl.c's reply dispatch what it is). */
+ * (its first member tells bus.c's reply dispatch what it is). */
 struct idem_wait {
     int kind; /* BUS_TOKEN_IDEM */
     enum idem_stage stage;

@@ -92,8 +92,9 @@ struct pub_wait {
     struct idem_wait *idem; /* an idempotent publish's, or NULL */
 };
 
-/* The first int of a token handed to gw_link_command by bus_idem.c; bus_ctl.c's
- * tokens start with their kind (below this). */
+/* The first int of a token handed to gw_link_command by bus_idem.c; the
+ * control plane's tokens (bus_ctl.c, bus_revoke.c) start with their kind
+ * (below this). bus.c's link_on_reply dispatches on it. */
 #define BUS_TOKEN_IDEM 100
 /* bus_chans.c's tokens: an index write's (no answer needed), a read's. */
 #define BUS_TOKEN_CHANS_WRITE 101
@@ -252,6 +253,8 @@ void gw_bus_chan_free(struct bus_chan *ch);
 /* bus.c: a new command for the inbox (name copied), and its post. */
 struct bus_cmd *gw_bus_cmd_new(enum bus_cmd_type type, int worker, const char *name, size_t len);
 void gw_bus_cmd_post(struct gw_bus *bus, struct bus_cmd *cmd);
+/* bus.c: what the bus tells the cluster link to do per master (clink.h). */
+extern const struct gw_clink_ops gw_bus_clink_ops;
 
 /* bus_chans.c: the cluster-wide channel index (GET /api/channels). Its
  * state is made and freed with the bus (main thread); the 1 s write timer
@@ -273,8 +276,6 @@ void gw_bus_chans_on_reply(struct gw_bus *bus, void *token, const struct redisRe
 /* Subscribes every wanted channel (pred NULL: a fresh link) or those whose
  * key pred accepts (a master that came back), in --resubscribe-batch batches. */
 void gw_bus_resubscribe(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx);
-/* What the bus tells the cluster link to do per master (clink.h). */
-extern const struct gw_clink_ops gw_bus_clink_ops;
 /* One log line per power of two of a counter, not one per message. */
 bool gw_bus_log_this(const gw_stat *counter);
 /* The client name inside a Redis key, or NULL when key lacks the prefix. */
@@ -300,8 +301,10 @@ void gw_bus_deliver(struct gw_bus *bus, const char *name, size_t len, const stru
  * --max-message-bytes. */
 bool gw_bus_too_large(struct gw_bus *bus, const char *name, size_t payload_len);
 
-/* bus_ctl.c: the control plane. */
-struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus);
+struct bus_ctl_hooks; /* bus_ctl_int.h */
+/* bus_ctl.c: the control plane. hooks (static, kept) reach the revocations
+ * above it. */
+struct bus_ctl *gw_bus_ctl_new(struct gw_bus *bus, const struct bus_ctl_hooks *hooks);
 /* link_ops.on_open: subscribes the control channel and this node's reply channel. */
 void gw_bus_ctl_open(struct gw_bus *bus);
 /* link_ops.on_message for the control keys: true when key was one (handled). */
@@ -311,8 +314,9 @@ void gw_bus_ctl_on_counted(void *ctx, void *token, long long receivers);
 void gw_bus_cmd_disconnect(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_disconnected(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd);
-/* link_ops.on_reply */
-void gw_bus_ctl_on_reply(void *ctx, void *token, const struct redisReply *reply);
+/* link_ops.on_reply for the control plane's tokens that bus_revoke.c left
+ * (TOK_RECENT, TOK_PRUNE); frees token. */
+void gw_bus_ctl_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply);
 /* link_ops.on_live: loads the revocations Redis holds and the recent commands. */
 void gw_bus_ctl_live(struct gw_bus *bus);
 /* Cluster mode, gw_clink_ops.on_keys_open / on_keys_live of one master: when
@@ -325,8 +329,12 @@ void gw_bus_ctl_stop(struct gw_bus *bus);
 /* Frees the control plane; NULL-safe. Main thread, bus stopped. */
 void gw_bus_ctl_free(struct gw_bus *bus);
 
-/* bus_revoke.c: the revocations' bus side (bus_ctl_int.h has the rest). */
-void gw_bus_revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m);
+/* bus_revoke.c: the revocations' bus side, above bus_ctl.c. */
+/* What bus_ctl.c hands up (bus_ctl_int.h); bus.c gives it to gw_bus_ctl_new. */
+extern const struct bus_ctl_hooks gw_bus_revoke_hooks;
+/* link_ops.on_reply for a control-plane token: true (token freed) when it
+ * was a revocation's (TOK_STORE, TOK_LOAD), else false and untouched. */
+bool gw_bus_revoke_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply);
 
 /* bus_idem.c: idempotent HTTP publishes. Takes cmd->payload (cmd->idem_key set). */
 void gw_bus_idem_publish(struct gw_bus *bus, struct bus_cmd *cmd);

@@ -1,9 +1,10 @@
 /* The revocations on the bus side (docs/PROTOCOL.md, "POST /api/revoke"):
  * the API's post, the check workers ask, a record stored in Redis (the hash
  * wsgate:revoked; {wsgate}:revoked on a cluster, bus_ctl_int.h) and then
- * announced to every node through the control channel (bus_ctl.c), a record
- * applied from it, and the whole hash read at link-up. Bus thread, except
- * gw_bus_revoked and the post. */
+ * announced to every node through the control channel (bus_ctl.c, below this
+ * file, which hands the records and the link-ups up through
+ * gw_bus_revoke_hooks), a record applied from it, and the whole hash read at
+ * link-up. Bus thread, except gw_bus_revoked and the post. */
 #define GW_LOG_MODULE "ctl"
 
 #include <stdio.h>
@@ -29,7 +30,8 @@ bool gw_bus_revoked(struct gw_bus *bus, const char *sub, bool has_iat, int64_t i
     return sub && gw_revoke_refuses(&bus->revoked, sub, strlen(sub), has_iat, iat, (int64_t)time(NULL));
 }
 
-void gw_bus_revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m)
+/* bus_ctl_hooks.apply; also a standalone node's own revocation. */
+static void revoke_apply(struct gw_bus *bus, const struct gw_ctl_msg *m)
 {
     gw_revoke_set(&bus->revoked, m->dis.user, m->dis.user_len, m->at, m->until, m->op == GW_CTL_UNREVOKE);
 }
@@ -98,7 +100,7 @@ void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
     m->at = now;
     m->until = now + (cmd->lift ? LIFT_MARK_S : cmd->keep);
     if (bus->standalone) {
-        gw_bus_revoke_apply(bus, m);
+        revoke_apply(bus, m);
         o->expected = o->answered = 1;
         gw_bus_ctl_origin_finish(o, true);
         return;
@@ -115,7 +117,9 @@ void gw_bus_cmd_revoke(struct gw_bus *bus, const struct bus_cmd *cmd)
     }
 }
 
-void gw_bus_revoke_stored(struct ctl_origin *o, const struct redisReply *reply)
+/* TOK_STORE's answer for o: announces the stored revocation, or answers
+ * the API as failed. */
+static void revoke_stored(struct ctl_origin *o, const struct redisReply *reply)
 {
     if (!reply || reply->type != REDIS_REPLY_INTEGER) {
         gw_bus_ctl_origin_finish(o, false);
@@ -126,7 +130,9 @@ void gw_bus_revoke_stored(struct ctl_origin *o, const struct redisReply *reply)
     gw_bus_ctl_origin_send(o, &o->msg);
 }
 
-void gw_bus_revoke_load(struct gw_bus *bus)
+/* bus_ctl_hooks.reload: asks for the whole hash (at link-up, or its
+ * master's return). */
+static void revoke_load(struct gw_bus *bus)
 {
     struct bus_ctl *ctl = bus->ctl;
     const char *argv[] = { "HGETALL", ctl->revoke_key };
@@ -140,8 +146,9 @@ void gw_bus_revoke_load(struct gw_bus *bus)
     }
 }
 
-/* HGETALL's answer, then the expired records leave the hash. */
-void gw_bus_revoke_on_load(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply)
+/* TOK_LOAD's answer (HGETALL's): reloads the node's copy, then the expired
+ * records leave the hash. */
+static void revoke_on_load(struct gw_bus *bus, uint64_t stamp, const struct redisReply *reply)
 {
     struct bus_ctl *ctl = bus->ctl;
     const char *prune[PRUNE_MAX + 2] = { "HDEL", ctl->revoke_key };
@@ -151,3 +158,27 @@ void gw_bus_revoke_on_load(struct gw_bus *bus, uint64_t stamp, const struct redi
     if (n)
         gw_bus_ctl_fire(ctl, ctl->revoke_key, ctl->revoke_len, 2 + (int)n, prune, plens);
 }
+
+bool gw_bus_revoke_on_reply(struct gw_bus *bus, void *token, const struct redisReply *reply)
+{
+    struct ctl_token *t = token;
+    struct ctl_origin *o;
+
+    if (t->kind == TOK_LOAD) {
+        revoke_on_load(bus, t->stamp, reply);
+        free(t);
+        return true;
+    }
+    if (t->kind != TOK_STORE)
+        return false;
+    o = gw_bus_ctl_origin_find(bus->ctl, t->req);
+    free(t);
+    if (o) /* NULL: answered already, the bus is stopping */
+        revoke_stored(o, reply);
+    return true;
+}
+
+const struct bus_ctl_hooks gw_bus_revoke_hooks = {
+    .apply = revoke_apply,
+    .reload = revoke_load,
+};
