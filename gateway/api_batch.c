@@ -112,7 +112,7 @@ void gw_api_end_batch(struct gw_api *api, struct gw_api_req *r)
         gw_api_answer_error(api, r, 400, gw_err_slug(err), "%s", msg);
         return;
     }
-    if (gw_node_draining(api->node) || !gw_node_ready(api->node)) {
+    if (!gw_node_ready(api->node)) { /* draining, or Redis not proven live */
         gw_ctl_batch_deinit(&in);
         gw_api_answer_error(api, r, 503, "unavailable", "%s",
                             gw_node_draining(api->node) ? "node is draining; publish through another node"

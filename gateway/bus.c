@@ -502,7 +502,7 @@ struct gw_bus *gw_bus_new(const struct gw_config *cfg, int nworkers, const struc
         bus->clink = gw_clink_new(cfg, bus->base, &bus->stats, &link_ops, &gw_bus_clink_ops, bus);
     else if (!bus->standalone)
         bus->link = gw_link_new(cfg, bus->base, &bus->stats, &link_ops, bus);
-    gw_presence_init(&bus->presence, cfg, bus->link, &bus->stats, ops->post, ctx);
+    gw_presence_init(&bus->presence, cfg, bus->link, bus->clink, &bus->stats, ops->post, ctx);
     return bus;
 }
 

@@ -216,13 +216,6 @@ static inline int bus_subscribe_internal(struct gw_bus *bus, int n, const char *
         return gw_clink_subscribe_tagged(bus->clink, n, keys, klens);
     return bus->link ? gw_link_subscribe_many(bus->link, n, keys, klens) : -ENOTCONN;
 }
-/* Deprecated (bus_chans.c until it moves to bus_command): single-Redis only,
- * -ENOTCONN in cluster mode. */
-static inline int bus_link_command(struct gw_bus *bus, int argc, const char *const *argv, const size_t *lens,
-                                   void *token)
-{
-    return bus->link ? gw_link_command(bus->link, argc, argv, lens, token) : -ENOTCONN;
-}
 static inline void bus_pause(struct gw_bus *bus, bool pause)
 {
     if (bus->clink)

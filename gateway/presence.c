@@ -4,6 +4,7 @@
 
 #include "presence_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,13 +42,15 @@ void gw_presence_req_free(struct gw_presence_req *r)
     free(r);
 }
 
-void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct gw_link *link,
+void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct gw_link *link, struct gw_clink *clink,
                       struct gw_bus_stats *stats, void (*post)(void *ctx, int worker, struct gw_wmail *m), void *ctx)
 {
     memset(p, 0, sizeof *p);
     p->cfg = cfg;
     p->stats = stats;
     p->link = link;
+    p->clink = clink;
+    snprintf(p->ns, sizeof p->ns, "%s", clink ? "{wsgate}:presence:" : "wsgate:presence:");
     p->post = post;
     p->ctx = ctx;
     gw_dict_init(&p->sessions);
@@ -78,18 +81,54 @@ bool gw_presence_keys(const char *key, size_t klen, struct pkeys *k)
     return true;
 }
 
+size_t gw_presence_ns_key(const struct gw_presence *p, const char *name, const char *rest, size_t rlen, char *out)
+{
+    return (size_t)snprintf(out, KEY_MAX, "%s%s%.*s", p->ns, name, (int)rlen, rest);
+}
+
 size_t gw_presence_node_key(const struct gw_presence *p, const char *inc, char *out)
 {
-    return (size_t)snprintf(out, KEY_MAX, NODE_KEY "%s/%s", p->cfg->node_id, inc);
+    return (size_t)snprintf(out, KEY_MAX, "%s" NODE_KEY "%s/%s", p->ns, p->cfg->node_id, inc);
+}
+
+int gw_presence_call(struct gw_presence *p, const char *route, size_t rlen, int argc, const char *const *argv,
+                     const size_t *lens, gw_link_reply_fn cb, void *token)
+{
+    if (p->clink)
+        return gw_clink_call(p->clink, route, rlen, argc, argv, lens, cb, token);
+    if (p->link)
+        return gw_link_call(p->link, argc, argv, lens, cb, token);
+    return -ENOTCONN;
+}
+
+bool gw_presence_link_ready(const struct gw_presence *p)
+{
+    if (p->clink)
+        return gw_clink_ready(p->clink);
+    return p->link && gw_link_ready(p->link);
+}
+
+/* A write that could not even be queued is lost as one that got no answer. */
+static void call_write(struct gw_presence *p, const char *route, size_t rlen, int argc, const char *const *argv,
+                       const size_t *lens)
+{
+    if (gw_presence_call(p, route, rlen, argc, argv, lens, gw_presence_on_write, p) != 0 && p->registered)
+        p->dirty = true;
 }
 
 void gw_presence_on_write(void *token, const redisReply *reply)
 {
     struct gw_presence *p = token;
 
-    /* A write lost with the link is made good by the next incarnation; an
+    /* A write lost with the link, or with one master of a cluster, is made
+     * good by the next incarnation (the 1 s check starts one: p->dirty); an
      * error reply (a full Redis, say) is counted, and logged at each power of two. */
-    if (!reply || reply->type != REDIS_REPLY_ERROR)
+    if (!reply) {
+        if (p->registered)
+            p->dirty = true;
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ERROR)
         return;
     gw_stat_add(&p->stats->presence_write_errors, 1);
     uint64_t n = gw_stat_get(&p->stats->presence_write_errors);
@@ -102,48 +141,57 @@ void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, 
 {
     const char *argv[] = { cmd, key, member };
     size_t lens[] = { strlen(cmd), klen, mlen };
-    gw_link_call(p->link, 3, argv, lens, gw_presence_on_write, p);
+    call_write(p, key, klen, 3, argv, lens);
 }
 
 /* FCALL wsgate_presence_join|leave for one member of this incarnation. */
-void gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e)
+bool gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e,
+                              gw_link_reply_fn cb, void *token)
 {
     struct pkeys k;
     char member[160], max[16];
+    int rc;
 
-    if (!p->link || !p->registered || !gw_presence_keys(e->key, e->klen, &k))
-        return;
+    if (!cb) {
+        cb = gw_presence_on_write;
+        token = p;
+    }
+    if (!p->registered || !gw_presence_keys(e->key, e->klen, &k))
+        return false;
     int mlen = snprintf(member, sizeof member, "%s/%s/%" PRIx64, p->cfg->node_id, p->inc, session_id);
     int xlen = snprintf(max, sizeof max, "%d", p->cfg->presence_max_members);
     const char *user = e->user ? e->user : "", *info = e->info ? e->info : "";
+    const char *mode = p->clink ? "shard" : ""; /* the events: SPUBLISH to sharded subscribers */
     if (join) {
         const char *argv[] = { "FCALL", "wsgate_presence_join", "3", k.set, k.users, k.events,
-                               e->key, member, user, info, max };
+                               e->key, member, user, info, max, mode };
         size_t lens[] = { 5, 20, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, strlen(user), strlen(info),
-                          (size_t)xlen };
-        gw_link_call(p->link, 11, argv, lens, gw_presence_on_write, p);
+                          (size_t)xlen, strlen(mode) };
+        rc = gw_presence_call(p, k.set, k.slen, 12, argv, lens, cb, token);
     } else {
-        const char *argv[] = { "FCALL", "wsgate_presence_leave", "3", k.set, k.users, k.events, e->key, member, max };
-        size_t lens[] = { 5, 21, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, (size_t)xlen };
-        gw_link_call(p->link, 9, argv, lens, gw_presence_on_write, p);
+        const char *argv[] = { "FCALL", "wsgate_presence_leave", "3", k.set, k.users, k.events, e->key, member, max,
+                               mode };
+        size_t lens[] = { 5, 21, 1, k.slen, k.ulen, k.elen, e->klen, (size_t)mlen, (size_t)xlen, strlen(mode) };
+        rc = gw_presence_call(p, k.set, k.slen, 10, argv, lens, cb, token);
     }
+    if (rc != 0)
+        p->dirty = true;
+    return rc == 0;
 }
 
-/* The node's index of channels: SADD on the first local member, SREM after the last. */
-static void chan_count(struct gw_presence *p, const char *key, size_t klen, int delta)
+int gw_presence_fcall_purge(struct gw_presence *p, const char *key, size_t klen, const char *prefix, size_t plen,
+                            gw_link_reply_fn cb, void *token)
 {
-    char nk[KEY_MAX];
-    int existed = 0;
-    struct gw_dict_entry *d = gw_dict_add(&p->chans, key, klen, (void *)0, &existed);
-    uintptr_t n = (uintptr_t)d->value + (uintptr_t)(intptr_t)delta;
+    struct pkeys k;
+    char max[16];
+    const char *mode = p->clink ? "shard" : "";
 
-    d->value = (void *)n;
-    if (n == 0)
-        gw_dict_delete(&p->chans, key, klen);
-    if (!p->link || !p->registered || !((delta > 0 && n == 1) || n == 0))
-        return;
-    size_t nklen = gw_presence_node_key(p, p->inc, nk);
-    gw_presence_call2(p, n ? "SADD" : "SREM", nk, nklen, key, klen);
+    if (!gw_presence_keys(key, klen, &k))
+        return -EINVAL;
+    int xlen = snprintf(max, sizeof max, "%d", p->cfg->presence_max_members);
+    const char *argv[] = { "FCALL", "wsgate_presence_purge", "3", k.set, k.users, k.events, key, prefix, max, mode };
+    size_t lens[] = { 5, 21, 1, k.slen, k.ulen, k.elen, klen, plen, (size_t)xlen, strlen(mode) };
+    return gw_presence_call(p, k.set, k.slen, 10, argv, lens, cb, token);
 }
 
 static struct pres_sess *sess_find(struct gw_presence *p, uint64_t session_id)
@@ -185,8 +233,7 @@ static void join(struct gw_presence *p, uint64_t session_id, const char *key, si
     e->info = r->info ? gw_xstrdup(r->info) : NULL;
     if (kept)
         return; /* its delayed leave counted it in chans already */
-    chan_count(p, key, klen, +1); /* the index first: it must always cover the members */
-    gw_presence_fcall_member(p, true, session_id, e);
+    gw_presence_chan_add(p, session_id, e);
 }
 
 void gw_presence_entry_free(struct pres_entry *e)
@@ -198,8 +245,7 @@ void gw_presence_entry_free(struct pres_entry *e)
 
 static void leave_now(struct gw_presence *p, uint64_t session_id, struct pres_entry *e)
 {
-    gw_presence_fcall_member(p, false, session_id, e);
-    chan_count(p, e->key, e->klen, -1);
+    gw_presence_chan_remove(p, session_id, e);
     gw_presence_entry_free(e);
 }
 
@@ -275,6 +321,28 @@ static void leave_at(struct gw_presence *p, uint64_t session_id, struct pres_ses
         free(s);
         gw_dict_delete(&p->sessions, &session_id, sizeof session_id);
     }
+}
+
+size_t gw_presence_each_member(struct gw_presence *p,
+                               void (*fn)(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e))
+{
+    size_t members = 0;
+
+    for (struct gw_dict_entry *d = gw_dict_first(&p->sessions); d; d = gw_dict_next(&p->sessions, d)) {
+        const struct pres_sess *s = d->value;
+        uint64_t session_id;
+        memcpy(&session_id, d->key, sizeof session_id);
+        for (int i = 0; i < s->n; i++, members++)
+            fn(p, session_id, &s->e[i]);
+    }
+    /* A leave still waiting its delay is a member too: without this, the old
+     * incarnation's purge would tell its leave early, and a subscribe again
+     * within the delay (which keeps it) would leave the user with no member. */
+    for (struct gw_list *l = p->delayed.next; l != &p->delayed; l = l->next, members++) {
+        const struct delayed *d = gw_container_of(l, struct delayed, link);
+        fn(p, d->session_id, &d->e);
+    }
+    return members;
 }
 
 void gw_presence_left(struct gw_presence *p, uint64_t session_id)
@@ -363,13 +431,13 @@ static void read_members(struct gw_presence *p, int worker, uint64_t session_id,
     memcpy(w->name, name, nlen);
     w->name[nlen] = '\0';
     int rc = -1;
-    if (p->link && gw_presence_keys(key, klen, &k)) {
+    if (gw_presence_keys(key, klen, &k)) {
         snprintf(limit, sizeof limit, "%d", r->limit);
         bool stats = r->op == GW_PRESENCE_STATS;
         const char *argv[] = { "FCALL_RO", stats ? "wsgate_presence_stats" : "wsgate_presence_members", "2", k.set,
                                k.users, key, r->cursor, limit };
         size_t lens[] = { 8, strlen(argv[1]), 1, k.slen, k.ulen, klen, strlen(r->cursor), strlen(limit) };
-        rc = gw_link_call(p->link, stats ? 6 : 8, argv, lens, on_read_reply, w);
+        rc = gw_presence_call(p, k.set, k.slen, stats ? 6 : 8, argv, lens, on_read_reply, w);
     }
     if (rc != 0)
         on_read_reply(w, NULL); /* answers unavailable and frees w */

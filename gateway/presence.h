@@ -12,21 +12,34 @@
  * reply: Redis is the truth, the table only what this node must re-register.
  *
  * Liveness without a per-member refresh: a node incarnation
- * "<node id>/<incarnation>" is alive while its key wsgate:presence:inc:<node
- * id>/<incarnation> exists (SET EX 5 every second, one per node). Its members
- * are "<node id>/<incarnation>/<session id>", and it lists the channels it has
- * members in under wsgate:presence:node:<node id>/<incarnation> and itself in
- * wsgate:presence:nodes. Every second each node checks that set: an
- * incarnation whose key is gone (SIGKILL, partition) is purged channel by
- * channel (wsgate_presence_purge, which decides who removed what, so the
- * purging nodes report each departed user once). A link that comes back, or
- * a refresh (SET XX) that finds the key expired (the node was stopped past the
- * TTL with its link up), makes a new incarnation: members are registered under it first, then the old one
- * is purged, so a returning node neither resurrects nor duplicates members,
+ * "<node id>/<incarnation>" is alive while its key <ns>inc:<node id>/<inc>
+ * exists (SET EX 5 every second, one per node). Its members are
+ * "<node id>/<incarnation>/<session id>", and it lists the channels it has
+ * members in under <ns>node:<node id>/<inc> and itself in <ns>nodes. Every
+ * second each node checks that set: an incarnation whose key is gone
+ * (SIGKILL, partition) is purged channel by channel (wsgate_presence_purge,
+ * which decides who removed what, so the purging nodes report each departed
+ * user once); its index and listing go only once every channel's purge
+ * succeeded, so a purge that failed is tried again at the next check. A link
+ * that comes back, a write that got no answer, or a refresh (SET XX) that
+ * finds the key expired (the node was stopped past the TTL with its link up),
+ * makes a new incarnation: members (delayed leaves included) are registered
+ * under it first, then the old one is purged (its index and this node's
+ * channels), so a returning node neither resurrects nor duplicates members,
  * and a user connected throughout never drops to zero connections.
- * In Redis Cluster the three node keys are not in the channels' slots: each
- * is read or written by its own command and every purge FCALL names one
- * channel's keys, so each command stays in one slot. Bus thread only. */
+ *
+ * <ns> is "wsgate:presence:" with one Redis and "{wsgate}:presence:" on a
+ * Redis Cluster: there the node-wide keys share one slot, so their commands
+ * go in order on one connection (the key before the listing). Per-channel
+ * commands go to the channel's master (routed by "{key}:presence"), each
+ * FCALL naming one channel's keys; events go out with SPUBLISH ("shard").
+ * <ns>channels (a sorted set: channel key -> when a node last listed it)
+ * lists the channels whose {key}:events streams backends read (PROTOCOL.md).
+ * What a cluster cannot order: an index write (on the {wsgate} master) that
+ * gets no answer while the member's join (on the channel's master) went
+ * through leaves a member no purge finds if this node dies before its next
+ * incarnation (1 s later, up to 16 s while writes keep failing) purges it.
+ * Bus thread only. */
 #ifndef GW_PRESENCE_H
 #define GW_PRESENCE_H
 
@@ -37,6 +50,7 @@
 #include "config.h"
 #include "dict.h"
 #include "list.h"
+#include "clink.h"
 #include "link.h"
 #include "metrics.h"
 #include "wmail.h"
@@ -67,7 +81,12 @@ void gw_presence_req_free(struct gw_presence_req *r);
 
 struct gw_presence {
     const struct gw_config *cfg;
-    struct gw_link *link; /* NULL: standalone, every read answers unavailable */
+    struct gw_link *link;   /* single-Redis mode, else NULL */
+    struct gw_clink *clink; /* Redis Cluster mode, else NULL; both NULL: standalone (reads answer unavailable) */
+    char ns[24];            /* the node-wide keys' namespace (above) */
+    bool dirty;             /* a write got no answer: register again under a new incarnation */
+    unsigned relive_backoff, relive_at; /* checks between those while writes keep failing; the tick allowed next */
+    int64_t purge_hold_until_us; /* no purge of other nodes before (presence_int.h PURGE_HOLD_US) */
     struct gw_bus_stats *stats; /* the bus's; presence_* counters written here */
     void (*post)(void *ctx, int worker, struct gw_wmail *m);
     void *ctx;
@@ -75,16 +94,17 @@ struct gw_presence {
     char inc[40]; /* "<node id>/<incarnation>" is cfg->node_id + "/" + inc */
     bool registered; /* the link was live since inc was made */
     struct gw_dict sessions; /* session id (8 bytes) -> struct pres_sess * */
-    struct gw_dict chans; /* channel key -> local member count (uintptr_t) */
+    struct gw_dict chans; /* channel key -> local member count (uintptr_t; presence_chan.c) */
     int sweeps_in_flight; /* the 1 s check waits for the last one */
     unsigned ticks;
     struct gw_list delayed; /* leaves waiting --presence-leave-delay, newest first */
     struct gw_dict delayed_by; /* session id + key -> its struct delayed */
 };
 
-/* Initialises p (stats: the bus's, kept). post(ctx, worker, mail) hands a reply to a worker. Never
+/* Initialises p (link or clink: the bus's, kept, at most one; stats: the
+ * bus's, kept). post(ctx, worker, mail) hands a reply to a worker. Never
  * fails. Any thread, before the bus thread starts. */
-void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct gw_link *link,
+void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct gw_link *link, struct gw_clink *clink,
                       struct gw_bus_stats *stats, void (*post)(void *ctx, int worker, struct gw_wmail *m), void *ctx);
 /* Starts the 1 s timer on base (bus thread); aborts when libevent cannot. */
 void gw_presence_start(struct gw_presence *p, struct event_base *base);

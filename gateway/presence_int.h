@@ -10,15 +10,27 @@
 
 #include "presence.h"
 
-#define NODES_SET "wsgate:presence:nodes"
-#define INC_KEY "wsgate:presence:inc:"
-#define NODE_KEY "wsgate:presence:node:"
+/* The node-wide keys, after the namespace (p->ns: "wsgate:presence:" with one
+ * Redis, "{wsgate}:presence:" on a cluster, so that all of them live on one
+ * master and the commands a node sends them stay in order on one connection). */
+#define NODES_SET "nodes"
+#define INC_KEY "inc:"
+#define NODE_KEY "node:"
+#define CHANNELS_INDEX "channels" /* zset: channel key -> when a node last listed it (the events index) */
 #define KEY_MAX 600
 #define INC_TTL "5"
 /* The timer: delayed leaves are due to about this, the incarnation key is
  * refreshed and the others checked every TICKS_PER_CHECK ticks (1 s). */
 #define TICK_MS 100
 #define TICKS_PER_CHECK 10
+/* After this node could not reach the node-wide keys (its link or their
+ * master down, a refresh unanswered), it purges no other node for this long:
+ * the TTL plus two checks. Everyone's key may have expired meanwhile (an
+ * outage past 5 s, or a failover of that master whose replica's copies
+ * expired); the nodes that are alive notice at their own next refresh and
+ * register again, and only the ones that do not are purged (a leave and a
+ * join for every user otherwise). */
+#define PURGE_HOLD_US 7000000
 
 /* One channel this node's session is present in. */
 struct pres_entry {
@@ -41,19 +53,50 @@ struct pkeys {
 
 /* The three keys of channel key; false when key is too long. */
 bool gw_presence_keys(const char *key, size_t klen, struct pkeys *k);
-/* wsgate:presence:node:<node id>/<inc> into out (KEY_MAX); returns its length. */
+/* The node-wide key p->ns + name + rest into out (KEY_MAX); returns its length. */
+size_t gw_presence_ns_key(const struct gw_presence *p, const char *name, const char *rest, size_t rlen, char *out);
+/* <ns>node:<node id>/<inc> into out (KEY_MAX); returns its length. */
 size_t gw_presence_node_key(const struct gw_presence *p, const char *inc, char *out);
-/* gw_link_reply_fn of fire-and-forget writes (token: p): errors counted and logged. */
+/* One command to the master of route's slot (the one Redis in single mode):
+ * gw_link_call's or gw_clink_call's contract (cb NULL: fire and forget).
+ * -ENOTCONN without Redis. */
+int gw_presence_call(struct gw_presence *p, const char *route, size_t rlen, int argc, const char *const *argv,
+                     const size_t *lens, gw_link_reply_fn cb, void *token);
+/* Whether the link can carry commands (single: live; cluster: ready). */
+bool gw_presence_link_ready(const struct gw_presence *p);
+/* gw_link_reply_fn of fire-and-forget writes (token: p): errors counted and
+ * logged; a write that got no answer (NULL) marks p->dirty. */
 void gw_presence_on_write(void *token, const struct redisReply *reply);
-/* cmd key member, fire and forget. */
+/* cmd key member on key's master, fire and forget. */
 void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, size_t klen, const char *member,
                        size_t mlen);
-/* FCALL wsgate_presence_join (join) or _leave of one member of this incarnation. */
-void gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e);
+/* FCALL wsgate_presence_join (join) or _leave of one member of this
+ * incarnation; cb(token, reply) follows when true is returned (cb NULL:
+ * gw_presence_on_write). False: nothing sent (not registered, or refused:
+ * then p->dirty). */
+bool gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e,
+                              gw_link_reply_fn cb, void *token);
+/* FCALL wsgate_presence_purge of the members under prefix ("<node id>/<inc>/")
+ * in channel key, on its master; cb(token, reply) follows as gw_link_call's. */
+int gw_presence_fcall_purge(struct gw_presence *p, const char *key, size_t klen, const char *prefix, size_t plen,
+                            gw_link_reply_fn cb, void *token);
 void gw_presence_entry_free(struct pres_entry *e);
 /* A new incarnation in p->inc, not yet registered. */
 void gw_presence_new_incarnation(struct gw_presence *p);
 /* presence.c: the delayed leaves that are due (all: every one). */
 void gw_presence_leave_due(struct gw_presence *p, bool all);
+/* presence.c: fn for every member (delayed leaves too); returns how many. */
+size_t gw_presence_each_member(struct gw_presence *p,
+                               void (*fn)(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e));
+
+/* presence_chan.c: the channels' counts and index (see there). */
+/* A new member e (its channel indexed first when it is the first here). */
+void gw_presence_chan_add(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e);
+/* Member e leaves (in Redis too); key leaves the index after its last member's leave. */
+void gw_presence_chan_remove(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e);
+/* A new incarnation: every channel indexed again, then every member
+ * (delayed leaves too) joined; returns how many members. */
+size_t gw_presence_chan_reindex(struct gw_presence *p);
+void gw_presence_chans_free(struct gw_presence *p);
 
 #endif

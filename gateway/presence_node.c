@@ -13,20 +13,26 @@
 #include <hiredis/hiredis.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "log.h"
 #include "presence_int.h"
 
 /* ---- incarnations: this node's liveness and the purge of departed ones ---- */
 
-/* One incarnation being purged ("<node id>/<incarnation>"). */
+/* One incarnation being checked or purged ("<node id>/<incarnation>"). A
+ * purge counts its channels' FCALLs: the incarnation's index and listing go
+ * only after the last one answered and none failed. */
 struct purge_wait {
     struct gw_presence *p;
+    int pending; /* purge FCALLs not answered yet */
+    bool failed; /* one of them got no answer or an error */
+    bool whole;  /* the index was read: drop it and the listing at the end */
     char who[];
 };
 
 static struct purge_wait *purge_wait_new(struct gw_presence *p, const char *who, size_t len)
 {
-    struct purge_wait *w = gw_xmalloc(sizeof *w + len + 1);
+    struct purge_wait *w = gw_xcalloc(1, sizeof *w + len + 1);
     w->p = p;
     memcpy(w->who, who, len);
     w->who[len] = '\0';
@@ -40,6 +46,27 @@ static void purge_wait_done(struct purge_wait *w)
     free(w);
 }
 
+/* Every channel of w answered: a complete purge drops the index and the
+ * listing (both on the node-wide keys' master, in this order); a failed one
+ * leaves them for the next check, which purges again (an idempotent walk). */
+static void purge_finish(struct purge_wait *w)
+{
+    struct gw_presence *p = w->p;
+    char nk[KEY_MAX], ns[KEY_MAX];
+
+    if (w->whole && !w->failed) {
+        size_t nklen = gw_presence_ns_key(p, NODE_KEY, w->who, strlen(w->who), nk);
+        const char *del[] = { "DEL", nk };
+        size_t del_lens[] = { 3, nklen };
+        gw_presence_call(p, nk, nklen, 2, del, del_lens, gw_presence_on_write, p);
+        size_t nslen = gw_presence_ns_key(p, NODES_SET, "", 0, ns);
+        gw_presence_call2(p, "SREM", ns, nslen, w->who, strlen(w->who));
+    } else if (w->failed) {
+        LOG_WARN("presence purge incomplete, trying again at the next check incarnation=%s", w->who);
+    }
+    purge_wait_done(w);
+}
+
 static void on_purge_reply(void *token, const redisReply *reply)
 {
     struct purge_wait *w = token;
@@ -49,66 +76,99 @@ static void on_purge_reply(void *token, const redisReply *reply)
         gw_stat_add(&w->p->stats->presence_members_purged, (uint64_t)reply->element[0]->integer);
         LOG_INFO("presence purged incarnation=%s members=%lld users_left=%zu", w->who,
                  reply->element[0]->integer, reply->element[3]->elements);
+    } else if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        w->failed = true;
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            LOG_WARN("presence purge failed incarnation=%s error=\"%s\"", w->who, reply->str);
     }
-    else if (reply && reply->type == REDIS_REPLY_ERROR)
-        LOG_WARN("presence purge failed incarnation=%s error=\"%s\"", w->who, reply->str);
-    purge_wait_done(w);
+    if (--w->pending == 0)
+        purge_finish(w);
 }
 
-/* The channels of a departed incarnation: one purge FCALL each (each in its
- * channel's slot), then the incarnation's index and set entry go, behind
- * them on the same connection. */
-static void on_purge_channels(void *token, const redisReply *reply)
+/* One channel's purge FCALL (on its master) for w. */
+static void purge_channel(struct purge_wait *w, const char *key, size_t klen, const char *prefix, size_t plen)
+{
+    w->pending++;
+    if (gw_presence_fcall_purge(w->p, key, klen, prefix, plen, on_purge_reply, w) != 0) {
+        w->failed = true;
+        w->pending--;
+    }
+}
+
+/* The channels of a departed incarnation (its index; with local, also this
+ * node's own channels): one purge FCALL each, in its channel's slot. */
+static void purge_channels(struct purge_wait *w, const redisReply *reply, bool local)
+{
+    struct gw_presence *p = w->p;
+    char prefix[KEY_MAX];
+    int plen = snprintf(prefix, sizeof prefix, "%s/", w->who);
+
+    w->pending = 1; /* held until every FCALL is sent */
+    for (size_t i = 0; reply && i < reply->elements; i++) {
+        const redisReply *k = reply->element[i];
+        if (k->type == REDIS_REPLY_STRING && !(local && gw_dict_find(&p->chans, k->str, k->len)))
+            purge_channel(w, k->str, k->len, prefix, (size_t)plen);
+    }
+    for (struct gw_dict_entry *d = local ? gw_dict_first(&p->chans) : NULL; d; d = gw_dict_next(&p->chans, d))
+        purge_channel(w, d->key, d->klen, prefix, (size_t)plen);
+    if (--w->pending == 0)
+        purge_finish(w);
+}
+
+static void on_purge_index(void *token, const redisReply *reply)
 {
     struct purge_wait *w = token;
-    struct gw_presence *p = w->p;
-    char prefix[KEY_MAX], nk[KEY_MAX], max[16];
-    struct pkeys pk;
 
-    if (reply && reply->type == REDIS_REPLY_ARRAY && p->link) {
-        int plen = snprintf(prefix, sizeof prefix, "%s/", w->who);
-        int xlen = snprintf(max, sizeof max, "%d", p->cfg->presence_max_members);
-        for (size_t i = 0; i < reply->elements; i++) {
-            const redisReply *k = reply->element[i];
-            if (k->type != REDIS_REPLY_STRING || !gw_presence_keys(k->str, k->len, &pk))
-                continue;
-            const char *argv[] = { "FCALL", "wsgate_presence_purge", "3", pk.set, pk.users, pk.events,
-                                   k->str, prefix, max };
-            size_t lens[] = { 5, 21, 1, pk.slen, pk.ulen, pk.elen, k->len, (size_t)plen, (size_t)xlen };
-            struct purge_wait *one = purge_wait_new(p, w->who, strlen(w->who));
-            if (gw_link_call(p->link, 9, argv, lens, on_purge_reply, one) != 0)
-                purge_wait_done(one);
-        }
-        size_t nklen = (size_t)snprintf(nk, sizeof nk, NODE_KEY "%s", w->who);
-        const char *del[] = { "DEL", nk };
-        size_t del_lens[] = { 3, nklen };
-        gw_link_call(p->link, 2, del, del_lens, gw_presence_on_write, p);
-        gw_presence_call2(p, "SREM", NODES_SET, sizeof NODES_SET - 1, w->who, strlen(w->who));
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        purge_wait_done(w); /* the next check tries again */
+        return;
     }
-    purge_wait_done(w);
+    w->whole = true;
+    purge_channels(w, reply, false);
 }
 
-static void purge(struct gw_presence *p, const char *who, size_t len)
+/* A previous incarnation of this node: its index may miss a channel whose
+ * listing got no answer (which is why there is a new one), so this node's
+ * channels are purged of it too. */
+static void on_purge_own_index(void *token, const redisReply *reply)
+{
+    struct purge_wait *w = token;
+
+    w->whole = reply && reply->type == REDIS_REPLY_ARRAY;
+    purge_channels(w, w->whole ? reply : NULL, true);
+}
+
+static void purge(struct gw_presence *p, const char *who, size_t len, bool own)
 {
     char nk[KEY_MAX];
     struct purge_wait *w = purge_wait_new(p, who, len);
-    size_t nklen = (size_t)snprintf(nk, sizeof nk, NODE_KEY "%.*s", (int)len, who);
+    size_t nklen = gw_presence_ns_key(p, NODE_KEY, who, len, nk);
     const char *argv[] = { "SMEMBERS", nk };
     size_t lens[] = { 8, nklen };
 
     LOG_INFO("presence incarnation gone, purging incarnation=%s", w->who);
-    if (gw_link_call(p->link, 2, argv, lens, on_purge_channels, w) != 0)
+    if (gw_presence_call(p, nk, nklen, 2, argv, lens, own ? on_purge_own_index : on_purge_index, w) != 0)
         purge_wait_done(w);
 }
 
-/* EXISTS wsgate:presence:inc:<who>: 0 means the incarnation is gone. */
+/* EXISTS <ns>inc:<who>: 0 means the incarnation is gone. */
 static void on_alive_reply(void *token, const redisReply *reply)
 {
     struct purge_wait *w = token;
 
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && w->p->link)
-        purge(w->p, w->who, strlen(w->who));
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        if (gw_now_us() >= w->p->purge_hold_until_us)
+            purge(w->p, w->who, strlen(w->who), false);
+        else
+            LOG_DBG("presence incarnation gone, purge held after an outage incarnation=%s", w->who);
+    }
     purge_wait_done(w);
+}
+
+/* This node could not reach the node-wide keys just now. */
+static void hold_purges(struct gw_presence *p)
+{
+    p->purge_hold_until_us = gw_now_us() + PURGE_HOLD_US;
 }
 
 static bool is_mine(const struct gw_presence *p, const char *who, size_t len, bool *current)
@@ -128,18 +188,18 @@ static void on_nodes_reply(void *token, const redisReply *reply)
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
         bool current;
-        if (e->type != REDIS_REPLY_STRING || e->len + sizeof INC_KEY >= KEY_MAX)
+        if (e->type != REDIS_REPLY_STRING || e->len + sizeof INC_KEY + sizeof p->ns >= KEY_MAX)
             continue;
         if (is_mine(p, e->str, e->len, &current)) {
             if (!current)
-                purge(p, e->str, e->len); /* an earlier incarnation of this node */
+                purge(p, e->str, e->len, true); /* an earlier incarnation of this node */
             continue;
         }
-        size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%.*s", (int)e->len, e->str);
+        size_t klen = gw_presence_ns_key(p, INC_KEY, e->str, e->len, key);
         const char *argv[] = { "EXISTS", key };
         size_t lens[] = { 6, klen };
         struct purge_wait *one = purge_wait_new(p, e->str, e->len);
-        if (gw_link_call(p->link, 2, argv, lens, on_alive_reply, one) != 0)
+        if (gw_presence_call(p, key, klen, 2, argv, lens, on_alive_reply, one) != 0)
             purge_wait_done(one);
     }
     purge_wait_done(w);
@@ -165,6 +225,8 @@ static void on_refresh_reply(void *token, const redisReply *reply)
         gw_presence_live(p);
     } else if (reply) {
         gw_presence_on_write(p, reply);
+    } else {
+        hold_purges(p);
     }
     free(w);
 }
@@ -180,61 +242,77 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     gw_presence_leave_due(p, false);
     if (++p->ticks % TICKS_PER_CHECK != 0)
         return;
-    if (!p->link || !p->registered || !gw_link_ready(p->link))
+    if (!p->registered)
         return;
-    size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%s/%s", p->cfg->node_id, p->inc);
+    if (!gw_presence_link_ready(p)) {
+        hold_purges(p);
+        return;
+    }
+    /* While one master of a cluster is down, every new incarnation fails
+     * there again: they come 1, 2, 4... up to 16 s apart, not every second. */
+    if (!p->dirty)
+        p->relive_backoff = 0;
+    else if (!p->sweeps_in_flight && p->ticks >= p->relive_at) {
+        p->relive_backoff = p->relive_backoff ? (p->relive_backoff < 16 ? p->relive_backoff * 2 : 16) : 1;
+        p->relive_at = p->ticks + p->relive_backoff * TICKS_PER_CHECK;
+        LOG_WARN("presence writes got no answer, registering again incarnation=%s/%s", p->cfg->node_id, p->inc);
+        gw_presence_live(p);
+        return;
+    }
+    char who[KEY_MAX];
+    int wlen = snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, p->inc);
+    size_t klen = gw_presence_ns_key(p, INC_KEY, who, (size_t)wlen, key);
     const char *set[] = { "SET", key, "1", "EX", INC_TTL, "XX" };
     size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1, 2 };
     struct refresh_wait *rw = gw_xmalloc(sizeof *rw);
     rw->p = p;
     memcpy(rw->inc, p->inc, sizeof rw->inc);
-    if (gw_link_call(p->link, 6, set, set_lens, on_refresh_reply, rw) != 0)
+    if (gw_presence_call(p, key, klen, 6, set, set_lens, on_refresh_reply, rw) != 0) {
         free(rw);
+        hold_purges(p);
+    }
     if (p->sweeps_in_flight)
         return;
-    const char *argv[] = { "SMEMBERS", NODES_SET };
-    size_t lens[] = { 8, sizeof NODES_SET - 1 };
+    char ns[KEY_MAX];
+    size_t nslen = gw_presence_ns_key(p, NODES_SET, "", 0, ns);
+    const char *argv[] = { "SMEMBERS", ns };
+    size_t lens[] = { 8, nslen };
     struct purge_wait *w = purge_wait_new(p, "", 0);
-    if (gw_link_call(p->link, 2, argv, lens, on_nodes_reply, w) != 0)
+    if (gw_presence_call(p, ns, nslen, 2, argv, lens, on_nodes_reply, w) != 0)
         purge_wait_done(w);
 }
 
 void gw_presence_live(struct gw_presence *p)
 {
-    char key[KEY_MAX], who[KEY_MAX];
+    char key[KEY_MAX], who[KEY_MAX], ns[KEY_MAX];
 
-    if (!p->link)
+    if (!p->link && !p->clink)
         return;
     bool again = p->registered;
+    if (again)
+        hold_purges(p); /* the link was down: so may everyone's have been */
     char old[sizeof p->inc];
     memcpy(old, p->inc, sizeof old);
     gw_presence_new_incarnation(p);
     p->registered = true;
+    p->dirty = false;
     /* Alive first, then listed: a sweep never sees a listed incarnation
-     * without its key. */
-    size_t klen = (size_t)snprintf(key, sizeof key, INC_KEY "%s/%s", p->cfg->node_id, p->inc);
+     * without its key (one connection: on a cluster both keys share a slot). */
+    size_t wlen = (size_t)snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, p->inc);
+    size_t klen = gw_presence_ns_key(p, INC_KEY, who, wlen, key);
     const char *set[] = { "SET", key, "1", "EX", INC_TTL };
     size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1 };
-    gw_link_call(p->link, 5, set, set_lens, gw_presence_on_write, p);
-    size_t wlen = (size_t)snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, p->inc);
-    gw_presence_call2(p, "SADD", NODES_SET, sizeof NODES_SET - 1, who, wlen);
-    for (struct gw_dict_entry *d = gw_dict_first(&p->chans); d; d = gw_dict_next(&p->chans, d)) {
-        size_t nklen = gw_presence_node_key(p, p->inc, key);
-        gw_presence_call2(p, "SADD", key, nklen, d->key, d->klen);
-    }
-    size_t members = 0;
-    for (struct gw_dict_entry *d = gw_dict_first(&p->sessions); d; d = gw_dict_next(&p->sessions, d)) {
-        const struct pres_sess *s = d->value;
-        uint64_t session_id;
-        memcpy(&session_id, d->key, sizeof session_id);
-        for (int i = 0; i < s->n; i++, members++)
-            gw_presence_fcall_member(p, true, session_id, &s->e[i]);
-    }
+    if (gw_presence_call(p, key, klen, 5, set, set_lens, gw_presence_on_write, p) != 0)
+        p->dirty = true;
+    size_t nslen = gw_presence_ns_key(p, NODES_SET, "", 0, ns);
+    gw_presence_call2(p, "SADD", ns, nslen, who, wlen);
+    size_t members = gw_presence_chan_reindex(p);
     LOG_INFO("presence incarnation=%s/%s members=%zu", p->cfg->node_id, p->inc, members);
     if (again) {
-        /* Registered again above first: the old entries go only now. */
+        /* Registered again above first: the old entries go only now (each
+         * channel's purge after its joins, on the same connection). */
         wlen = (size_t)snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, old);
-        purge(p, who, wlen);
+        purge(p, who, wlen, true);
     }
 }
 
@@ -270,6 +348,6 @@ void gw_presence_deinit(struct gw_presence *p)
     }
     gw_presence_leave_due(p, true); /* nothing sent: the link is stopped */
     gw_dict_deinit(&p->sessions);
-    gw_dict_deinit(&p->chans);
+    gw_presence_chans_free(p);
     gw_dict_deinit(&p->delayed_by);
 }

@@ -51,7 +51,7 @@
 -- PUBLISH sends. C holds no hash tag (the gateway refuses names with braces in
 -- cluster mode), so C, {C}:meta and {C}:stream share one slot.
 
-local VERSION = 6
+local VERSION = 7
 local DEFAULT_HISTORY = 1000
 local DEFAULT_TTL = 86400
 local MAX_HISTORY = 1000000
@@ -295,11 +295,15 @@ end
 -- Anonymous members (user "") count as connections, not as users. Counts are
 -- HLEN of the two hashes: O(1), exact under reconnects and several tabs.
 -- No entry expires and no node refreshes them: an entry is valid while its
--- node is alive in the roster (wsgate:node:<id>, EX 5). The node also keeps
--- wsgate:presence:node:<id> (a set of the channels it has members in, outside
--- C's slot, so written by a separate command): a surviving node that sees
--- <id> gone from the roster walks that set, one channel (and one FCALL of
--- wsgate_presence_purge, in that channel's slot) at a time.
+-- node incarnation is alive (<ns>inc:<id>/<inc>, EX 5, refreshed every
+-- second; <ns> is wsgate:presence: with one Redis, {wsgate}:presence: on a
+-- cluster, gateway/presence.h). The node also keeps <ns>node:<id>/<inc> (a set
+-- of the channels it has members in, outside C's slot, so written by a
+-- separate command): a surviving node that sees the incarnation gone walks
+-- that set, one channel (and one FCALL of wsgate_presence_purge, in that
+-- channel's slot) at a time.
+-- The last argument of join, leave and purge, "shard" (Redis Cluster mode,
+-- VERSION 7), sends the subscribers' events with SPUBLISH, as wsgate_publish.
 
 local MAX_INFO = 1024
 local MAX_PAGE = 1000
@@ -321,16 +325,27 @@ local function presence_keys(keys, channel, n)
     return keys[1], keys[2], keys[3]
 end
 
+-- PUBLISH, or SPUBLISH when mode is "shard" (sharded subscribers see nothing
+-- a PUBLISH sends).
+local function publish_verb(mode)
+    if mode == 'shard' then
+        return 'SPUBLISH'
+    elseif mode ~= nil and mode ~= '' then
+        return error('ERR wsgate: the mode argument is "shard" or nothing')
+    end
+    return 'PUBLISH'
+end
+
 -- A user's join or leave: always in the events stream (backends), and on
--- the channel (subscribers) unless the channel is over max members.
-local function user_event(channel, stream, kind, user, info, publish)
+-- the channel (subscribers, with verb) unless the channel is over max members.
+local function user_event(channel, stream, kind, user, info, publish, verb)
     redis.call('XADD', stream, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'event', kind, 'user', user)
     if publish then
         local body = '{"type":"' .. kind .. '","user":' .. cjson.encode(user)
         if info ~= nil and info ~= '' then
             body = body .. ',"info":' .. info
         end
-        redis.call('PUBLISH', channel, EVENT_TAG .. body .. '}')
+        redis.call(verb, channel, EVENT_TAG .. body .. '}')
     end
 end
 
@@ -339,8 +354,8 @@ local function channel_event(stream, kind)
 end
 
 -- Crossing --presence-max-members: said once each way on the channel.
-local function limit_event(channel, limited, max)
-    redis.call('PUBLISH', channel, EVENT_TAG .. '{"type":"presence_limited","limited":' ..
+local function limit_event(channel, limited, max, verb)
+    redis.call(verb, channel, EVENT_TAG .. '{"type":"presence_limited","limited":' ..
                (limited and 'true' or 'false') .. ',"max":' .. max .. '}')
 end
 
@@ -369,12 +384,13 @@ end
 -- nodes race. Anonymous connections count, but make no join or leave.
 
 -- Arguments: channel, member, user ("" anonymous), info ("" or JSON), max
--- members (0: no limit). Reply: { added (0: the member was there), user
+-- members (0: no limit), mode ("shard" or nothing). Reply: { added (0: the member was there), user
 -- joined, connections, users }.
 local function presence_join(keys, args)
     local set, users, stream = presence_keys(keys, args[1], 3)
     local channel, member, user, info = args[1], args[2], args[3] or '', args[4] or ''
     local max = int_arg(args[5], 'max members', 0, 0, 1000000000)
+    local verb = publish_verb(args[6])
     if member == nil or member == '' then
         return error('ERR wsgate: member required')
     end
@@ -394,23 +410,23 @@ local function presence_join(keys, args)
     local joined = 0
     if user ~= '' and redis.call('HINCRBY', users, user, 1) == 1 then
         joined = 1
-        user_event(channel, stream, 'join', user, info, max == 0 or conns <= max)
+        user_event(channel, stream, 'join', user, info, max == 0 or conns <= max, verb)
     end
     if max > 0 and conns == max + 1 then
-        limit_event(channel, true, max)
+        limit_event(channel, true, max, verb)
     end
     return { 1, joined, conns, redis.call('HLEN', users) }
 end
 
 -- After removing members: the leaves of users gone, the limit crossed back,
 -- vacated when nobody is left.
-local function after_removal(channel, set, stream, before, gone, max)
+local function after_removal(channel, set, stream, before, gone, max, verb)
     local conns = redis.call('HLEN', set)
     for _, g in ipairs(gone) do
-        user_event(channel, stream, 'leave', g, nil, max == 0 or before <= max)
+        user_event(channel, stream, 'leave', g, nil, max == 0 or before <= max, verb)
     end
     if max > 0 and before > max and conns <= max then
-        limit_event(channel, false, max)
+        limit_event(channel, false, max, verb)
     end
     if conns == 0 and before > 0 then
         channel_event(stream, 'vacated')
@@ -418,23 +434,24 @@ local function after_removal(channel, set, stream, before, gone, max)
     return conns
 end
 
--- Arguments: channel, member, max members. Reply: { removed, user left,
--- connections, users }.
+-- Arguments: channel, member, max members, mode. Reply: { removed, user
+-- left, connections, users }.
 local function presence_leave(keys, args)
     local set, users, stream = presence_keys(keys, args[1], 3)
     local max = int_arg(args[3], 'max members', 0, 0, 1000000000)
+    local verb = publish_verb(args[4])
     local v = redis.call('HGET', set, args[2] or '')
     if not v then
         return { 0, 0, redis.call('HLEN', set), redis.call('HLEN', users) }
     end
     local before = redis.call('HLEN', set)
     local left = drop_member(set, users, args[2], v)
-    local conns = after_removal(args[1], set, stream, before, left == 1 and { user_of(v) } or {}, max)
+    local conns = after_removal(args[1], set, stream, before, left == 1 and { user_of(v) } or {}, max, verb)
     return { 1, left, conns, redis.call('HLEN', users) }
 end
 
 -- Arguments: channel, prefix (a departed incarnation's members:
--- "<node id>/<incarnation>/"), max members. Walks the hash with HSCAN MATCH
+-- "<node id>/<incarnation>/"), max members, mode. Walks the hash with HSCAN MATCH
 -- (the prefix's glob characters escaped): O(members), once per crash.
 -- Whoever removes an entry reports it, so of nodes purging at once each
 -- departed user leaves once. Reply: { removed, connections, users,
@@ -443,6 +460,7 @@ local function presence_purge(keys, args)
     local set, users, stream = presence_keys(keys, args[1], 3)
     local prefix = args[2] or ''
     local max = int_arg(args[3], 'max members', 0, 0, 1000000000)
+    local verb = publish_verb(args[4])
     if prefix == '' then
         return error('ERR wsgate: prefix required')
     end
@@ -461,7 +479,7 @@ local function presence_purge(keys, args)
             end
         end
     until cursor == '0'
-    local conns = after_removal(args[1], set, stream, before, gone, max)
+    local conns = after_removal(args[1], set, stream, before, gone, max, verb)
     return { removed, conns, redis.call('HLEN', users), gone }
 end
 

@@ -2,7 +2,7 @@
 3 replicas) and two wsgate nodes given only a seed list (redis+cluster://, the first seed
 dead): channels whose slots sit on every master are subscribed on one node and published
 on the other, each with its history offset; the wsgate library is on every master at
-VERSION 6; a backend's SPUBLISH and FCALL wsgate_publish ... shard reach clients, a plain
+VERSION 7; a backend's SPUBLISH and FCALL wsgate_publish ... shard reach clients, a plain
 PUBLISH does not (the documented contract); history reads go to each channel's master;
 a CLUSTER FAILOVER, or the SIGKILL of a master, under steady publishing loses nothing and
 duplicates nothing (only the moved slots' channels are subscribed again, on their new master,
@@ -57,7 +57,7 @@ class BasicsTest(ClusterModeCase):
     def test_publish_subscribe_history_across_shards(self):
         a, b = self.node("a"), self.node("b")
         for m in self.cluster.masters():
-            self.assertEqual(m.command("FCALL_RO", "wsgate_version", "0"), 6, m.addr)
+            self.assertEqual(m.command("FCALL_RO", "wsgate_version", "0"), 7, m.addr)
         # Two connections per master per node, whatever the channels: a sharded
         # subscriber and a command connection (replication links and the discovery's
         # short-lived CLUSTER SHARDS connection aside).

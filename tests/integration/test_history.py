@@ -413,14 +413,14 @@ class RequestsTest(HistoryCase):
     def test_flushed_function_library_is_loaded_again(self):
         redis = self.start_redis()
         gw = self.node(redis)
-        self.assertEqual(redis.command("FCALL_RO", "wsgate_version", "0"), 6)  # the node loaded it
+        self.assertEqual(redis.command("FCALL_RO", "wsgate_version", "0"), 7)  # the node loaded it
         redis.command("FUNCTION", "FLUSH")
         c = self.client(gw.port)
         ch = uniq("flush")
         first = c.publish(ch, {"n": 1})  # refused by Redis: the link resets and reloads
         self.assertEqual((first["type"], first.get("code")), ("error", "unavailable"), first)
         gw.wait_ready(T(10))
-        self.assertEqual(redis.command("FCALL_RO", "wsgate_version", "0"), 6)
+        self.assertEqual(redis.command("FCALL_RO", "wsgate_version", "0"), 7)
         self.assertEqual(c.publish(ch, {"n": 2})["offset"], 1)
         self.assertIn("the wsgate function library is missing", gw.log_text())
 

@@ -18,7 +18,7 @@ from wsgate_harness import RedisError, RedisServer, T, parse_envelope, uniq, wai
 
 LIBRARY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "redis",
                        "wsgate.lua")
-VERSION = 6
+VERSION = 7
 
 def load_library(client, source):
     """What a node does at start: load when absent, REPLACE only when the version differs.

@@ -2,9 +2,14 @@
 members written when a subscription goes live and removed on unsubscribe and close,
 exact connection and user counts across nodes and tabs, the info claim and its bound,
 rights, channels outside --presence-channels, and a SIGKILLed node's members removed
-by the survivors within 15 s.
+by the survivors within 15 s (a leave still inside --presence-leave-delay included).
+Every case runs twice: PresenceTest on one redis-server, ClusterPresenceTest on a real
+6-node Redis Cluster (3 masters + 3 replicas, wsgate_cluster.py) that the class shares
+(FLUSHALL before each case), the gateways on redis+cluster://, the rooms spread over
+every master.
 Tokens are minted by PyJWT (Debian python3-jwt).
 Run alone: WSGATE_BIN=build/gateway/wsgate /usr/bin/python3 -m unittest -v test_presence
+(or test_presence.PresenceTest / test_presence.ClusterPresenceTest)
 """
 
 import json
@@ -25,7 +30,9 @@ except ImportError as e:  # pragma: no cover
     raise unittest.SkipTest("needs python3-jwt: %s" % e)
 
 
-class PresenceCase(GatewayTestCase):
+class PresenceTest(GatewayTestCase):
+    CLUSTER = False  # ClusterPresenceTest: the same cases on a Redis Cluster
+
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="wsgate-presence-")
@@ -37,6 +44,23 @@ class PresenceCase(GatewayTestCase):
         cls.key_file = os.path.join(cls.dir, "api.keys")
         with open(cls.key_file, "w") as f:
             f.write(cls.api_key + "\n")
+
+    def redis_for_test(self):
+        """This case's Redis: a fresh redis-server, or the class's cluster emptied."""
+        if not self.CLUSTER:
+            return self.start_redis()
+        self.shared.flushall()
+        return self.shared
+
+    @property
+    def ns(self):
+        """The node-wide presence keys' namespace (gateway/presence.h)."""
+        return "{wsgate}:presence:" if self.CLUSTER else "wsgate:presence:"
+
+    def indexed(self, redis, key):
+        """How many node incarnations list channel key in their index (<ns>node:<who>)."""
+        whos = [w.decode() for w in redis.command("SMEMBERS", self.ns + "nodes")]
+        return sum(1 for w in whos if key.encode() in redis.command("SMEMBERS", self.ns + "node:" + w))
 
     def mint(self, sub, channels=("room:*", "lobby"), **extra):
         c = {"exp": int(time.time()) + 300, "channels": list(channels)}
@@ -119,7 +143,7 @@ class PresenceCase(GatewayTestCase):
             self.fail("presence_stats %s: %r, want %r" % (channel, got, want))
 
     def test_counts_across_nodes_tabs_and_anonymous(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a, b = self.node(redis, "a"), self.node(redis, "b")
         room = uniq("room:")
         alice1 = self.user(a, "alice", info={"name": "Alice", "color": "red"})
@@ -129,6 +153,8 @@ class PresenceCase(GatewayTestCase):
             self.join(c, room)
         self.wait_stats(alice1, room, (3, 2))
         self.assertEqual(self.stats(bob, room), (3, 2))  # the same from the other node
+        # Both nodes list the room in their incarnation's index (what a purge walks).
+        self.assertEqual(self.indexed(redis, "gw:" + room), 2)
         got, conns, users, _ = self.members(bob, room)
         self.assertEqual((conns, users), (3, 2))
         self.assertEqual(sorted(m["user"] for m in got.values()), ["alice", "alice", "bob"])
@@ -155,13 +181,14 @@ class PresenceCase(GatewayTestCase):
         bob.close()
         anon.close()
         self.wait_stats(self.user(a, False), "lobby", (0, 0))
-        # Nothing of the room is left behind in Redis.
+        # Nothing of the room is left behind in Redis, and no index lists it any more.
         self.wait_stats(self.user(a, "carol"), room, (0, 0))
+        wait_until(lambda: self.indexed(redis, "gw:" + room) == 0, T(5), what="the room out of both indexes")
         self.assertEqual(redis.command("EXISTS", "{gw:%s}:presence" % room), 0)
         self.assertEqual(redis.command("EXISTS", "{gw:%s}:presence:users" % room), 0)
 
     def test_pages_cover_every_member(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         room = uniq("room:")
         # Values over 64 bytes: Redis keeps the hash as a table, whose HSCAN pages
@@ -179,7 +206,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual((r["type"], r["code"]), ("error", "bad_request"))
 
     def test_rights_and_channels_without_presence(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         c = self.user(a, "dave", channels=["room:own"])
         r = c.request({"type": "presence_stats", "channel": "room:other"})
@@ -212,7 +239,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual((r["type"], r["code"]), ("error", "forbidden"), r)
 
     def test_info_claim_is_bounded(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         ok = self.user(a, "fred", info={"bio": "x" * 1000})  # compact: 1011 bytes
         self.join(ok, "room:i")
@@ -228,7 +255,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual(r["type"], "error", r)
 
     def test_join_leave_events_across_nodes_once_per_user(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a, b = self.node(redis, "a", ["--presence-leave-delay", "1"]), self.node(redis, "b", ["--presence-leave-delay", "1"])
         room = uniq("room:")
         watcher = self.user(a, "watcher")
@@ -260,7 +287,7 @@ class PresenceCase(GatewayTestCase):
                                {"event": "leave", "user": "watcher"}, {"event": "vacated"}])
 
     def test_reconnect_within_the_delay_makes_no_event(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a, b = self.node(redis, "a", ["--presence-leave-delay", "2"]), self.node(redis, "b", ["--presence-leave-delay", "2"])
         room = uniq("room:")
         watcher = self.user(a, "watcher")
@@ -277,7 +304,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual([e["type"] for e in self.events(watcher, 3.5)], ["leave"])
 
     def test_max_members_stops_events_and_says_so_once(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a", ["--presence-max-members", "3"])
         room = uniq("room:")
         watcher = self.user(a, "watcher")
@@ -300,7 +327,7 @@ class PresenceCase(GatewayTestCase):
         self.assertEqual([(e["type"], e.get("user")) for e in self.events(watcher, 1)], [("leave", "m0")])
 
     def test_presence_events_only_where_presence_is_kept(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         c = self.user(a, "hank", channels=["*"])
         r = c.request({"type": "subscribe", "channel": "news", "presence": True})
@@ -310,11 +337,11 @@ class PresenceCase(GatewayTestCase):
         # A forged reserved payload from Redis is not an event: dropped, counted.
         self.join(c, "room:1", events=True)
         self.events(c, 0.3)
-        redis.command("PUBLISH", "gw:room:1", b"\xfewsgate-presence1\n{\"type\":\"jo\\\"in\"}")
+        redis.publish("gw:room:1", b"\xfewsgate-presence1\n{\"type\":\"jo\\\"in\"}")
         self.assertEqual(self.events(c, 0.5), [])
 
     def test_2000_clients_over_2_nodes_exact_counts_one_occupied_one_vacated(self):
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         extra = ["--presence-max-members", "0"]
         nodes = [self.node(redis, "a", extra), self.node(redis, "b", extra)]
         room = uniq("room:")
@@ -373,7 +400,7 @@ class PresenceCase(GatewayTestCase):
 
     def test_http_api_behind_the_keys(self):
         import http.client
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a", ["--api-key-file", self.key_file])
         b = self.node(redis, "b")
         room = uniq("room:")
@@ -413,7 +440,7 @@ class PresenceCase(GatewayTestCase):
         the others; back, it registers its members under a new incarnation: counts exact,
         nothing of the old incarnation left, no member twice."""
         import signal
-        redis = self.start_redis()
+        redis = self.redis_for_test()
         a = self.node(redis, "a")
         b = self.node(redis, "b", ["--redis-heartbeat-timeout-ms", "20000"])
         room = uniq("room:")
@@ -423,7 +450,7 @@ class PresenceCase(GatewayTestCase):
         for c in on_b:
             self.join(c, room)
         self.wait_stats(watcher, room, (4, 4))
-        before = set(redis.command("SMEMBERS", "wsgate:presence:nodes"))
+        before = set(redis.command("SMEMBERS", self.ns + "nodes"))
         self.assertEqual(len(before), 2)
         b.send_signal(signal.SIGSTOP)
         try:
@@ -433,7 +460,7 @@ class PresenceCase(GatewayTestCase):
         self.wait_stats(watcher, room, (4, 4), timeout=10)
         got, _, _, _ = self.members(watcher, room)
         self.assertEqual(sorted(m["user"] for m in got.values()), ["s0", "s1", "s2", "watcher"])
-        after = set(redis.command("SMEMBERS", "wsgate:presence:nodes"))
+        after = set(redis.command("SMEMBERS", self.ns + "nodes"))
         self.assertEqual(len(after), 2)
         b_now = [x.decode() for x in after if x not in before]
         self.assertEqual(len(b_now), 1, "b has a new incarnation")
@@ -444,37 +471,227 @@ class PresenceCase(GatewayTestCase):
             self.assertEqual([k for k, u in kinds if u == "s%d" % i], ["join", "leave", "join"])
         self.assertIn("registering again", b.log_text())
 
-    def test_killed_node_members_leave_within_15s(self):
-        redis = self.start_redis()
-        a, b = self.node(redis, "a"), self.node(redis, "b")
+    def cut_links(self, redis):
+        """Closes every gateway's command connection (CLIENT KILL TYPE normal on each
+        master): the nodes' links reset and come back."""
+        masters = self.shared.cluster.masters() if self.CLUSTER else [redis]
+        for m in masters:
+            m.command("CLIENT", "KILL", "TYPE", "normal")
+
+    def test_link_reset_keeps_a_leave_waiting_its_delay(self):
+        """A connection unsubscribes (its leave waits --presence-leave-delay), the node's
+        Redis link resets (a new incarnation, the old one purged) and the connection
+        subscribes again within the delay: it never left, so no leave and no join, and it
+        is still a member afterwards (the new incarnation registered the waiting leave's
+        member too, instead of losing it with the old one)."""
+        redis = self.redis_for_test()
+        a = self.node(redis, "a", ["--presence-leave-delay", "4"])
         room = uniq("room:")
         watcher = self.user(a, "watcher")
         self.join(watcher, room, events=True)
-        both = self.user(a, "both")
-        self.join(both, room)
-        on_b = [self.user(b, "b%d" % i) for i in range(5)] + [self.user(b, "both")]
+        x = self.user(a, "x")
+        self.join(x, room)
+        self.assertEqual([e["user"] for e in self.events(watcher, 0.5)], ["watcher", "x"])
+        before = set(redis.command("SMEMBERS", self.ns + "nodes"))
+        self.assertEqual(x.unsubscribe(room).get("type"), "ack")
+        self.cut_links(redis)
+        if self.CLUSTER:
+            # One master's lost connection resets only that master's side of the link
+            # and loses no write here (nothing in flight): no new incarnation is needed.
+            wait_until(lambda: a.metric("wsgate_redis_reconnects_total", 0) >= 1, T(5),
+                       what="a reconnected")
+            a.wait_ready(timeout=T(10))
+        else:
+            wait_until(lambda: set(redis.command("SMEMBERS", self.ns + "nodes")) - before, T(3),
+                       what="a new incarnation of a")
+            wait_until(lambda: set(redis.command("SMEMBERS", self.ns + "nodes")).isdisjoint(before), T(3),
+                       what="the old incarnation purged")
+        self.join(x, room)  # within the delay
+        self.assertEqual(self.events(watcher, 1.5), [])
+        self.wait_stats(watcher, room, (2, 2))
+        got, _, _, _ = self.members(watcher, room)
+        self.assertEqual(sorted(m["user"] for m in got.values()), ["watcher", "x"])
+        x.close()
+        self.assertEqual([(e["type"], e["user"]) for e in self.events(watcher, 6)], [("leave", "x")])
+
+    def test_outage_past_the_ttl_makes_no_event(self):
+        """The node-wide keys' Redis stops for 7 s (one Redis; on a cluster the {wsgate}
+        master with its replica), past the incarnations' 5 s TTL, so every node's key
+        expires. When it answers again each node registers under a new incarnation, and
+        no node purges another meanwhile (b, stopped for 2 s more, comes back after a has
+        checked the others twice): nobody leaves or joins, the counts stay exact."""
+        import signal
+        redis = self.redis_for_test()
+        if self.CLUSTER:
+            cluster = self.shared.cluster
+            hub = cluster.master_of_key(self.ns + "nodes")
+            stopped = [hub] + cluster.replicas_of(hub)
+            room = next(r for r in (uniq("room:") for _ in range(1000))
+                        if cluster.master_of_key("gw:" + r) is not hub)
+        else:
+            stopped, room = [redis], uniq("room:")
+        a = self.node(redis, "a")
+        b = self.node(redis, "b")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        on_b = [self.user(b, "s%d" % i) for i in range(3)]
         for c in on_b:
             self.join(c, room)
-        self.wait_stats(watcher, room, (8, 7))
+        self.wait_stats(watcher, room, (4, 4))
+        self.assertEqual(len(self.events(watcher, 0.5)), 4)
+        before = set(redis.command("SMEMBERS", self.ns + "nodes"))
+        for n in stopped:
+            os.kill(n.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(T(7))
+            b.send_signal(signal.SIGSTOP)  # b comes back 2 s after a, past a's first checks
+        finally:
+            for n in stopped:
+                os.kill(n.proc.pid, signal.SIGCONT)
+            time.sleep(2)
+            b.send_signal(signal.SIGCONT)
+        wait_until(lambda: len(set(redis.command("SMEMBERS", self.ns + "nodes")) - before) == 2, T(20),
+                   what="a new incarnation of both nodes")
+        self.wait_stats(watcher, room, (4, 4), timeout=10)
+        # Past every node's hold (7 s after it last missed the keys): still nobody left.
+        self.assertEqual([(e["type"], e.get("user")) for e in self.events(watcher, 9)], [])
+        self.assertEqual(self.stats(watcher, room), (4, 4))
+        log = self.event_log(redis, room)
+        self.assertEqual([e for e in log if e["event"] in ("leave", "vacated")], [])
+        wait_until(lambda: set(redis.command("SMEMBERS", self.ns + "nodes")).isdisjoint(before), T(5),
+                   what="the old incarnations gone")
+        if self.CLUSTER:
+            cluster.wait_ok(T(30))
+
+    def rooms(self, n):
+        """n room names; on a cluster each one's slot on another master."""
+        if not self.CLUSTER:
+            return [uniq("room:") for _ in range(n)]
+        out, owners = [], set()
+        while len(out) < n:
+            room = uniq("room:")
+            owner = self.shared.cluster.master_of_key("gw:" + room).addr
+            if owner not in owners:
+                owners.add(owner)
+                out.append(room)
+        return out
+
+    def test_killed_node_members_leave_within_15s(self):
+        """b is SIGKILLed with members in three rooms (on a cluster: one per master), one
+        of them ("late") closed just before, its leave still waiting --presence-leave-delay
+        on b: the survivor removes every member of b within 15 s of the kill, and each
+        user who was only on b leaves each room once ("both" stays, so never leaves)."""
+        redis = self.redis_for_test()
+        delay = ["--presence-leave-delay", "3"]
+        a, b = self.node(redis, "a", delay), self.node(redis, "b", delay)
+        rooms = self.rooms(3)
+        watchers = [self.user(a, "watcher") for _ in rooms]
+        for w, room in zip(watchers, rooms):
+            self.join(w, room, events=True)
+        both = self.user(a, "both")
+        on_b = [self.user(b, "b%d" % i) for i in range(5)] + [self.user(b, "both"), self.user(b, "late")]
+        for room in rooms:
+            for c in [both] + on_b:
+                self.join(c, room)
+        for w, room in zip(watchers, rooms):
+            self.wait_stats(w, room, (9, 8))
+            self.events(w, 0.2)  # the joins
+        on_b[-1].close()
+        time.sleep(0.5)  # b has the close: "late" now waits its delay, still a member
+        for w, room in zip(watchers, rooms):
+            self.assertEqual(self.stats(w, room), (9, 8))
         b.kill()
         t0 = time.monotonic()
-        self.wait_stats(watcher, room, (2, 2), timeout=15)
+        for w, room in zip(watchers, rooms):
+            self.wait_stats(w, room, (2, 2), timeout=max(0.1, 15 - (time.monotonic() - t0)))
         took = time.monotonic() - t0
         self.assertLess(took, 15)
-        print("\n  members of the SIGKILLed node gone after %.1f s" % took, file=sys.stderr)
-        got, _, _, _ = self.members(watcher, room)
-        self.assertEqual(sorted(m["user"] for m in got.values()), ["both", "watcher"])
-        # One leave per user who was only on the dead node; none for "both".
-        leaves = [e["user"] for e in self.events(watcher, 1) if e["type"] == "leave"]
-        self.assertEqual(sorted(leaves), ["b%d" % i for i in range(5)])
-        log = self.event_log(redis, room)
-        self.assertEqual(sorted(e["user"] for e in log if e["event"] == "leave"), ["b%d" % i for i in range(5)])
+        print("\n  members of the SIGKILLed node gone after %.1f s (%s)"
+              % (took, "cluster" if self.CLUSTER else "one Redis"), file=sys.stderr)
+        gone = sorted(["b%d" % i for i in range(5)] + ["late"])
+        for w, room in zip(watchers, rooms):
+            got, _, _, _ = self.members(w, room)
+            self.assertEqual(sorted(m["user"] for m in got.values()), ["both", "watcher"])
+            # One leave per user who was only on the dead node; none for "both".
+            leaves = [e["user"] for e in self.events(w, 1) if e["type"] == "leave"]
+            self.assertEqual(sorted(leaves), gone, room)
+            log = self.event_log(redis, room)
+            self.assertEqual(sorted(e["user"] for e in log if e["event"] == "leave"), gone, room)
+            self.assertEqual([e["event"] for e in log].count("vacated"), 0, room)
         # Its index and incarnation entries are gone too; a's stay.
-        wait_until(lambda: len(redis.command("SMEMBERS", "wsgate:presence:nodes")) == 1, T(5),
-                   what="the dead incarnation dropped from wsgate:presence:nodes")
+        wait_until(lambda: len(redis.command("SMEMBERS", self.ns + "nodes")) == 1, T(5),
+                   what="the dead incarnation dropped from %snodes" % self.ns)
         self.assertIn("presence purged", a.log_text())
-        self.assertEqual(a.metric("wsgate_presence_members_purged_total"), 6)
+        self.assertEqual(a.metric("wsgate_presence_members_purged_total"), 7 * len(rooms))
         self.assertEqual(a.metric("wsgate_presence_write_errors_total"), 0)
+        # The events index lists every room (the backends' way to every stream).
+        listed = {x.decode() for x in redis.command("ZRANGE", self.ns + "channels", "0", "-1")}
+        self.assertTrue({"gw:" + r for r in rooms} <= listed, listed)
+
+
+class ClusterPresenceTest(PresenceTest):
+    """Every case above with the gateways on a 6-node Redis Cluster (redis+cluster://):
+    per-channel commands on each channel's master, node-wide keys under {wsgate}, events
+    by SPUBLISH."""
+    CLUSTER = True
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from wsgate_cluster import ClusterRedis  # skips the class when redis-cli is missing
+        cls.shared = ClusterRedis(replicas=1)
+        cls.addClassCleanup(cls.shared.cleanup)
+
+    def test_master_failover_keeps_members_without_events(self):
+        """The master of a room's slot is SIGKILLed and its replica promoted: the nodes'
+        links reset, each registers its members again under a new incarnation on the new
+        master before purging the old one, so the counts come back exact, no member is
+        there twice, and nobody who stayed connected leaves or joins again."""
+        cluster = self.shared.cluster
+        redis = self.redis_for_test()
+        hub = cluster.master_of_key(self.ns + "nodes")  # the node-wide keys' master stays up
+        room = next(r for r in (uniq("room:") for _ in range(1000))
+                    if cluster.master_of_key("gw:" + r) is not hub)
+        victim = cluster.master_of_key("gw:" + room)
+        a, b = self.node(redis, "a"), self.node(redis, "b")
+        watcher = self.user(a, "watcher")
+        self.join(watcher, room, events=True)
+        clients = [self.user(b, "u%d" % i) for i in range(4)] + [self.user(a, "both"), self.user(b, "both")]
+        for c in clients:
+            self.join(c, room)
+        self.wait_stats(watcher, room, (7, 6))
+        self.assertEqual(len(self.events(watcher, 0.5)), 6)  # the joins
+        cluster.kill_master(victim)
+        try:
+            # Each node's link resets when it sees the new owner (not at the same moment):
+            # a second incarnation each, the first one purged.
+            wait_until(lambda: all(gw.log_text().count('msg="presence" incarnation=') >= 2 for gw in (a, b)),
+                       T(15), what="a new incarnation on both nodes")
+            self.wait_stats(watcher, room, (7, 6), timeout=20)
+            # The old incarnations' members are gone: each connection once, under the
+            # incarnation its node has now.
+            state = {}
+
+            def settled():
+                got, _, _, _ = self.members(watcher, room)
+                listed = {x.decode() for x in redis.command("SMEMBERS", self.ns + "nodes")}
+                owners = {m["client"].rsplit("/", 1)[0] for m in got.values()}
+                state.update(got=got, listed=listed, owners=owners)
+                return len(got) == 7 and len(owners) == 2 and owners <= listed and len(listed) == 2
+            try:
+                wait_until(settled, T(10), what="7 members under the 2 current incarnations")
+            except AssertionError:
+                self.fail("members %r" % (state,))
+            self.assertEqual(sorted(m["user"] for m in state["got"].values()),
+                             ["both", "both", "u0", "u1", "u2", "u3", "watcher"])
+            self.assertEqual([(e["type"], e.get("user")) for e in self.events(watcher, 2)], [])
+            log = self.event_log(redis, room)
+            self.assertEqual([e for e in log if e["event"] in ("leave", "vacated")], [])
+            self.assertEqual(sorted(e["user"] for e in log if e["event"] == "join"),
+                             ["both", "u0", "u1", "u2", "u3", "watcher"])
+        finally:
+            victim.start()  # back as a replica (its nodes.conf), for the next cases
+            cluster.wait_ok(T(30))
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ class TlsClusterTest(GatewayTestCase):
         self.assertIn("TLS handshake done", a.log_text())
         masters = self.cluster.masters()
         for m in masters:
-            self.assertEqual(m.command("FCALL_RO", "wsgate_version", "0"), 6, m.addr)
+            self.assertEqual(m.command("FCALL_RO", "wsgate_version", "0"), 7, m.addr)
             conns = self.gateway_conns(m)
             # Two per node (a sharded subscriber, a command connection), each on the
             # master's TLS port: nothing reached the plain port, nothing a replica.

@@ -580,10 +580,12 @@ class ClusterRedis:
     the protocol suite again, unchanged, with every gateway in cluster mode). A backend's
     publish is an SPUBLISH on the channel's master, as docs/PROTOCOL.md says for this mode."""
 
-    def __init__(self, port=None, start=True):
+    def __init__(self, port=None, start=True, replicas=None):
         # WSGATE_TEST_CLUSTER_REPLICAS=1: a 6-node cluster (replicas receive every SPUBLISH
-        # too, so a receiver count that included them would be wrong).
-        replicas = int(os.environ.get("WSGATE_TEST_CLUSTER_REPLICAS", "0"))
+        # too, so a receiver count that included them would be wrong). replicas given
+        # (test_presence's class cluster) overrides it.
+        if replicas is None:
+            replicas = int(os.environ.get("WSGATE_TEST_CLUSTER_REPLICAS", "0"))
         self.cluster = RedisCluster(masters=3, replicas=replicas, start=start)
         masters = self.cluster.masters()
         self.port = masters[0].port
@@ -597,6 +599,12 @@ class ClusterRedis:
 
     def numsub(self, channel):
         return int(self.cluster.command_for_key(channel, "PUBSUB", "SHARDNUMSUB", channel)[1])
+
+    def flushall(self):
+        """FLUSHALL on every master (the replicas follow; the function library stays): a
+        class that shares one cluster starts each test on empty data."""
+        for m in self.cluster.masters():
+            m.command("FLUSHALL", "SYNC")
 
     def stop(self):
         """Stops every node (the whole Redis side is gone), by PID."""
