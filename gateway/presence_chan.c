@@ -95,16 +95,10 @@ void gw_presence_chan_remove(struct gw_presence *p, uint64_t session_id, const s
         free(w);
 }
 
-static void join_member(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e)
-{
-    gw_presence_fcall_member(p, true, session_id, e, NULL, NULL);
-}
-
-size_t gw_presence_chan_reindex(struct gw_presence *p)
+void gw_presence_chan_reindex(struct gw_presence *p)
 {
     for (struct gw_dict_entry *d = gw_dict_first(&p->chans); d; d = gw_dict_next(&p->chans, d))
         index_chan(p, d->key, d->klen);
-    return gw_presence_each_member(p, join_member);
 }
 
 void gw_presence_chans_free(struct gw_presence *p)

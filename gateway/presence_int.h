@@ -1,6 +1,9 @@
-/* Private to gateway/presence.c (members, reads, delayed leaves) and
+/* Private to gateway/presence.c (members, reads, delayed leaves),
  * gateway/presence_node.c (this node's incarnations and the purge of departed
- * ones): the keys and the calls both make. Bus thread. Nothing else includes this. */
+ * ones), presence_chan.c (the channels' counts and index) and presence_cmd.c
+ * (the keys and the commands all of them send). Dependencies run
+ * presence_node.c -> presence.c -> presence_chan.c -> presence_cmd.c; none
+ * calls one above it. Bus thread. Nothing else includes this. */
 #ifndef GW_PRESENCE_INT_H
 #define GW_PRESENCE_INT_H
 
@@ -51,6 +54,7 @@ struct pkeys {
     size_t slen, ulen, elen;
 };
 
+/* presence_cmd.c: the keys and the commands. */
 /* The three keys of channel key; false when key is too long. */
 bool gw_presence_keys(const char *key, size_t klen, struct pkeys *k);
 /* The node-wide key p->ns + name + rest into out (KEY_MAX); returns its length. */
@@ -80,23 +84,25 @@ bool gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session
  * in channel key, on its master; cb(token, reply) follows as gw_link_call's. */
 int gw_presence_fcall_purge(struct gw_presence *p, const char *key, size_t klen, const char *prefix, size_t plen,
                             gw_link_reply_fn cb, void *token);
+
+/* presence.c: the members. */
 void gw_presence_entry_free(struct pres_entry *e);
 /* A new incarnation in p->inc, not yet registered. */
 void gw_presence_new_incarnation(struct gw_presence *p);
-/* presence.c: the delayed leaves that are due (all: every one). */
+/* The delayed leaves that are due (all: every one). */
 void gw_presence_leave_due(struct gw_presence *p, bool all);
-/* presence.c: fn for every member (delayed leaves too); returns how many. */
-size_t gw_presence_each_member(struct gw_presence *p,
-                               void (*fn)(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e));
+/* A new incarnation: every channel indexed again (gw_presence_chan_reindex),
+ * then every member (delayed leaves too) joined; returns how many members. */
+size_t gw_presence_rejoin(struct gw_presence *p);
 
 /* presence_chan.c: the channels' counts and index (see there). */
 /* A new member e (its channel indexed first when it is the first here). */
 void gw_presence_chan_add(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e);
 /* Member e leaves (in Redis too); key leaves the index after its last member's leave. */
 void gw_presence_chan_remove(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e);
-/* A new incarnation: every channel indexed again, then every member
- * (delayed leaves too) joined; returns how many members. */
-size_t gw_presence_chan_reindex(struct gw_presence *p);
+/* A new incarnation: every channel indexed again (its members joined by
+ * gw_presence_rejoin, after this). */
+void gw_presence_chan_reindex(struct gw_presence *p);
 void gw_presence_chans_free(struct gw_presence *p);
 
 #endif

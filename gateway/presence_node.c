@@ -306,7 +306,7 @@ void gw_presence_live(struct gw_presence *p)
         p->dirty = true;
     size_t nslen = gw_presence_ns_key(p, NODES_SET, "", 0, ns);
     gw_presence_call2(p, "SADD", ns, nslen, who, wlen);
-    size_t members = gw_presence_chan_reindex(p);
+    size_t members = gw_presence_rejoin(p);
     LOG_INFO("presence incarnation=%s/%s members=%zu", p->cfg->node_id, p->inc, members);
     if (again) {
         /* Registered again above first: the old entries go only now (each
