@@ -84,6 +84,11 @@ def parse_info(text):
 class ClusterNode:
     """One cluster-enabled redis-server on 127.0.0.1, no persistence, own temp dir."""
 
+    # Where it listens and what it runs under: the chaos suite's partition case runs the
+    # nodes inside a network namespace (a host address and an `ip netns exec` wrapper).
+    host = "127.0.0.1"
+    wrapper = ()
+
     def __init__(self, node_timeout_ms=1000, extra_args=(), password=None):
         self.binary = _binary("REDIS_SERVER", "redis-server")
         self.port = free_cluster_port()
@@ -100,10 +105,10 @@ class ClusterNode:
 
     @property
     def addr(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def start(self, timeout=None):
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+        cmd = list(self.wrapper) + [self.binary, "--port", str(self.port), "--bind", self.host,
                "--protected-mode", "no", "--daemonize", "no", "--dir", self.dir,
                "--save", "", "--appendonly", "no",
                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -138,7 +143,7 @@ class ClusterNode:
             return "<%s>" % e
 
     def client(self, timeout=5.0):
-        c = RedisClient(self.port, timeout=timeout)
+        c = RedisClient(self.port, host=self.host, timeout=timeout)
         if self.password:
             try:
                 c.command("AUTH", self.password)
@@ -201,9 +206,10 @@ class ClusterNode:
 class RedisCluster:
     """`masters` masters with `replicas` replicas each, created with redis-cli --cluster."""
 
-    def __init__(self, masters=3, replicas=1, node_timeout_ms=1000, start=True):
+    def __init__(self, masters=3, replicas=1, node_timeout_ms=1000, start=True, node_class=None):
         self.n_masters, self.n_replicas = masters, replicas
         self.node_timeout_ms = node_timeout_ms
+        self.node_class = node_class or ClusterNode
         self.cli = _binary("REDIS_CLI", "redis-cli")
         self.nodes = []
         if start:
@@ -228,8 +234,9 @@ class RedisCluster:
         return self
 
     def new_node(self):
-        """One more (not yet started) node; TlsRedisCluster gives TLS ones."""
-        return ClusterNode(self.node_timeout_ms)
+        """One more (not yet started) node: of node_class (ClusterNode unless given);
+        TlsRedisCluster gives TLS ones."""
+        return self.node_class(self.node_timeout_ms)
 
     def create_command(self):
         """The redis-cli --cluster create command line that joins self.nodes."""
@@ -335,15 +342,18 @@ class RedisCluster:
 
     # ---- faults and changes
 
-    def kill_master(self, master, timeout=None, during=None):
+    def kill_master(self, master, timeout=None, during=None, after_kill=None):
         """SIGKILLs master and waits until one of its replicas serves its slots and the
-        cluster is ok again; during(), when given, is called at each poll of that wait.
-        Returns the promoted node."""
+        cluster is ok again; after_kill(replicas), when given, is called right after the
+        kill (before any promotion: it can read what the replicas kept), during() at each
+        poll of that wait. Returns the promoted node."""
         replicas = self.replicas_of(master)
         if not replicas:
             raise RuntimeError("%r has no replica to promote" % master)
         first_slot = next(lo for lo, hi, a in self._slot_view(master) if a == master.addr)
         master.kill()
+        if after_kill is not None:
+            after_kill(replicas)
         timeout = T(30) if timeout is None else timeout
 
         def promoted():
@@ -355,10 +365,10 @@ class RedisCluster:
         self.wait_ok(timeout)
         return node
 
-    def failover(self, replica, timeout=None):
-        """CLUSTER FAILOVER on replica (a coordinated, lossless switch); waits until it is
-        a master seen by every node."""
-        replica.command("CLUSTER", "FAILOVER")
+    def failover(self, replica, timeout=None, mode=None):
+        """CLUSTER FAILOVER on replica (a coordinated, lossless switch; mode "TAKEOVER" or
+        "FORCE" when its master is gone); waits until it is a master seen by every node."""
+        replica.command("CLUSTER", "FAILOVER", *([mode] if mode else []))
         timeout = T(30) if timeout is None else timeout
         wait_until(lambda: replica.role() == "master", timeout, interval=0.05,
                    what="%r to become master" % replica)
@@ -391,7 +401,7 @@ class RedisCluster:
             keys = src.command("CLUSTER", "GETKEYSINSLOT", slot, n) if n > 0 else []
             if not keys:
                 return moved
-            src.command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+            src.command("MIGRATE", dst.host, dst.port, "", 0, 5000, "KEYS", *keys)
             moved += len(keys)
         raise AssertionError("slot %d: keys still left to migrate at the deadline" % slot)
 
@@ -401,6 +411,15 @@ class RedisCluster:
         for n in [dst, src] + [m for m in self.masters() if m not in (src, dst)]:
             n.command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
         self.wait_ok(T(30) if timeout is None else timeout)
+
+
+def read_meta(node, key):
+    """(offset, epoch) in key's {C}:meta as node holds it, a replica too (READONLY):
+    what that node would serve if it were promoted now. (0, "") without meta."""
+    with node.client(timeout=5) as c:
+        c.command("READONLY")
+        r = c.command("HMGET", "{%s}:meta" % key, "offset", "epoch")
+    return int(r[0] or 0), (r[1] or b"").decode()
 
 
 # ---- a backend publishing through a cluster-aware client
