@@ -56,6 +56,7 @@ void gw_clink_on_tick(evutil_socket_t fd, short what, void *arg)
     int64_t gap = cl->last_tick_us ? now - cl->last_tick_us : 0;
 
     cl->last_tick_us = now;
+    cl->up->hurry_check(cl);
     if (cl->state != CL_CONNECTING && cl->state != CL_LIVE)
         return;
     for (size_t i = 0; i < cl->nsh; i++) {

@@ -121,6 +121,9 @@ struct gw_clink_up {
     /* A master's heartbeat echoed for the first time since its connections
      * opened: the whole link may go live. */
     void (*echoed)(struct gw_clink *cl);
+    /* Each tick: hurries shards.c's refresh while the link is live and a
+     * master of it is not, or a slot has no master to subscribe on. */
+    void (*hurry_check)(struct gw_clink *cl);
 };
 
 static inline void gw_clink_fail(struct gw_clink *cl, const char *why)

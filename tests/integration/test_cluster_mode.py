@@ -184,6 +184,7 @@ class ChangesTest(ClusterModeCase):
         for t in pubs:
             t.start()
         self.a = a
+        self.arrivals = arrivals
         try:
             time.sleep(0.5)
             window = [time.monotonic()]
@@ -258,6 +259,16 @@ class ChangesTest(ClusterModeCase):
             if ch != victim_ch:
                 self.assertLess(pause, 0.5, (ch, self.pauses))
         self.assertGreater(self.pauses[victim_ch], 1.0, self.pauses)
+        # While a master is down both nodes re-read the map every 250 ms (clink.c,
+        # HURRY_MS), so the victim's channel is back soon after the promotion shows in
+        # CLUSTER SLOTS: node b finds the promoted replica to publish on, node a to
+        # subscribe on (before: up to 1.8 s later, at a reconnect attempt or the 5 s timer).
+        seen = self.cluster.promotion_seen
+        back = [t - seen for t in self.arrivals[victim_ch] if t >= seen]
+        sys.stderr.write("victim's channel back %s s after the promotion was seen\n"
+                         % (round(back[0], 3) if back else None))
+        self.assertTrue(back, "nothing arrived on the victim's channel after its promotion")
+        self.assertLess(back[0], T(1.0), "the victim's channel came back %.2f s after its promotion" % back[0])
         # The failover trap: the promoted replica never hands out the old epoch's
         # offsets again (writes the dead master acked may be missing on it); its
         # first publish starts a new epoch at offset 1.

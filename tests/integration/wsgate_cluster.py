@@ -346,7 +346,8 @@ class RedisCluster:
         """SIGKILLs master and waits until one of its replicas serves its slots and the
         cluster is ok again; after_kill(replicas), when given, is called right after the
         kill (before any promotion: it can read what the replicas kept), during() at each
-        poll of that wait. Returns the promoted node."""
+        poll of that wait. Returns the promoted node; self.promotion_seen is the monotonic
+        time at which the poll (every 50 ms) that first saw it in CLUSTER SLOTS began."""
         replicas = self.replicas_of(master)
         if not replicas:
             raise RuntimeError("%r has no replica to promote" % master)
@@ -359,9 +360,13 @@ class RedisCluster:
         def promoted():
             if during is not None:
                 during()
+            t = time.monotonic()
             m = self.master_of_slot(first_slot)
-            return m if m in replicas and m.role() == "master" else None
-        node = wait_until(promoted, timeout, interval=0.1, what="a replica of %r promoted" % master)
+            if m in replicas and m.role() == "master":
+                self.promotion_seen = t
+                return m
+            return None
+        node = wait_until(promoted, timeout, interval=0.05, what="a replica of %r promoted" % master)
         self.wait_ok(timeout)
         return node
 
