@@ -164,7 +164,8 @@ static void master_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
         { "wsgate_redis_master_reconnects_total", "counter", "Cluster mode: reconnects of that master alone.",
           offsetof(struct gw_bus_stats, master_reconnects), 1 },
         { "wsgate_redis_master_redirects_total", "counter",
-          "Cluster mode: that master's subscriptions it dropped or refused because their slot moved.",
+          "Cluster mode: that master's MOVED and ASK answers to commands, and the subscriptions it dropped or refused "
+          "because their slot moved.",
           offsetof(struct gw_bus_stats, master_redirects), 1 },
         { "wsgate_redis_master_heartbeat_rtt_seconds", "gauge", "Cluster mode: that master's last heartbeat round trip.",
           offsetof(struct gw_bus_stats, master_rtt_us), 1e6 },

@@ -296,6 +296,18 @@ class ChangesTest(ClusterModeCase):
         # Node a's sharded subscription followed the slot to its new master.
         self.assertEqual(dst.command("PUBSUB", "SHARDNUMSUB", key), [key.encode(), 1])
         self.assertEqual(src.command("PUBSUB", "SHARDNUMSUB", key), [key.encode(), 0])
+        # Node b only publishes (no channel subscription): every MOVED or ASK it followed
+        # answered one of its commands, and each is counted on the master that gave it;
+        # its publishes on the moved channel went to src until b's map had the move.
+        per = {}
+        m = b.metrics()
+        for k, v in m.items():
+            if k.startswith("wsgate_redis_master_port{"):
+                idx = k[k.index('"') + 1:k.rindex('"')]
+                per[int(v)] = m['wsgate_redis_master_redirects_total{master="%s"}' % idx]
+        total = b.metric("wsgate_redis_redirects_total")
+        self.assertGreaterEqual(per.get(src.port, 0), 1, (per, total))
+        self.assertEqual(sum(per.values()), total, per)
 
 
 if __name__ == "__main__":
