@@ -487,7 +487,7 @@ static void clink_hurry_check(struct gw_clink *cl)
     if (cl->state == CL_LIVE) {
         waiting = cl->moving_any || gw_topo_covered(gw_shards_map(cl->shards)) < GW_SLOT_COUNT;
         for (size_t i = 0; i < cl->nsh && !waiting; i++)
-            waiting = cl->sh[i]->state == SH_DOWN || cl->sh[i]->state == SH_RESETTING;
+            waiting = cl->sh[i]->state != SH_LIVE; /* a retry in progress too: no flapping */
     }
     gw_stat_set(&cl->stats->redis_map_hurried, waiting);
     gw_shards_hurry(cl->shards, waiting);

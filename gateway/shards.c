@@ -29,7 +29,8 @@ struct gw_shards {
     size_t n_seeds;
     struct gw_rconn_opts conn; /* strings owned (password wiped on free) */
     int refresh_ms, min_gap_ms, query_timeout_ms, hurry_ms;
-    bool hurry; /* gw_shards_hurry: the period is hurry_ms */
+    bool hurry;     /* gw_shards_hurry: the period is hurry_ms */
+    bool last_fail; /* the last query failed: the next is a retry (RETRY_MS at most) */
     /* The address whose answer was taken last: asked first next time, so
      * that a dead master the map still names costs one failed connect, not
      * one per query. */
@@ -110,6 +111,12 @@ static int period_ms(const struct gw_shards *s)
     return s->hurry ? s->hurry_ms : s->refresh_ms;
 }
 
+/* From the last query's start to the next: the period, or the retry after a failure. */
+static int next_ms(const struct gw_shards *s)
+{
+    return s->last_fail && RETRY_MS < period_ms(s) ? RETRY_MS : period_ms(s);
+}
+
 /* The query ended (ok: a map was taken). A refresh asked during it starts
  * the next one, spaced; otherwise the periodic timer (or the retry) runs. */
 static void end_query(struct gw_shards *s, bool ok)
@@ -117,8 +124,9 @@ static void end_query(struct gw_shards *s, bool ok)
     bool again = s->state == GW_SHARDS_QUERYING_AGAIN;
 
     free_cands(s);
+    s->last_fail = !ok;
     move_to(s, GW_SHARDS_IDLE, ok ? "answered" : "failed");
-    arm(s, ok ? period_ms(s) : (period_ms(s) < RETRY_MS ? period_ms(s) : RETRY_MS));
+    arm(s, next_ms(s));
     if (again)
         gw_shards_refresh(s, "asked during the last query");
 }
@@ -312,7 +320,7 @@ void gw_shards_hurry(struct gw_shards *s, bool on)
     LOG_INFO("refresh every %d ms (%s)", period_ms(s), on ? "hurried: a slot waits for a live master" : "normal");
     if (s->state != GW_SHARDS_IDLE)
         return; /* a query is in flight or due: end_query arms the new period */
-    int64_t left = period_ms(s) - (gw_now_us() - s->last_start_us) / 1000;
+    int64_t left = next_ms(s) - (gw_now_us() - s->last_start_us) / 1000;
     if (left <= 0)
         gw_shards_refresh(s, on ? "hurried" : "periodic");
     else
