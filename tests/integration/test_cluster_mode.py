@@ -235,7 +235,7 @@ class ChangesTest(ClusterModeCase):
         # asynchronous replication a write acked just before the kill may be lost; none
         # was in the runs so far at this rate, and the assertion says so if one is.
         victim = self.cluster.master_of_key(PREFIX + self.names()[-1])
-        ready, ups = [], []
+        ready, ups, hurried = [], [], []
 
         def kill():
             # Readiness says whether this node can serve, not whether every shard is
@@ -247,6 +247,8 @@ class ChangesTest(ClusterModeCase):
                        if k.startswith("wsgate_redis_master_port{")]
                 ups.append({int(m['wsgate_redis_master_port{master="%s"}' % i]):
                             int(m['wsgate_redis_master_up{master="%s"}' % i]) for i in idx})
+                hurried.append((time.monotonic(), m["wsgate_redis_map_hurried"],
+                                m["wsgate_redis_map_queries_total"]))
             self.cluster.kill_master(victim, during=during)
         a, b, errors, got = self.run_under_load(kill)
         self.assertGreaterEqual(a.metric("wsgate_redis_reconnects_total"), 1)
@@ -269,6 +271,15 @@ class ChangesTest(ClusterModeCase):
                          % (round(back[0], 3) if back else None))
         self.assertTrue(back, "nothing arrived on the victim's channel after its promotion")
         self.assertLess(back[0], T(1.0), "the victim's channel came back %.2f s after its promotion" % back[0])
+        # The cost: node a hurried its map while the master was down, one CLUSTER SHARDS
+        # per 250 ms (a few more for the requests a lost master makes), and stopped once
+        # every master was live again.
+        on = [(t, q) for t, h, q in hurried if h == 1]
+        self.assertGreaterEqual(len(on), 2, hurried)
+        rate = (on[-1][1] - on[0][1]) / max(on[-1][0] - on[0][0], 0.25)
+        sys.stderr.write("map queries while hurried: %.1f per second\n" % rate)
+        self.assertLessEqual(rate, 8, hurried)
+        wait_until(lambda: a.metric("wsgate_redis_map_hurried") == 0, T(5), what="the hurry to end")
         # The failover trap: the promoted replica never hands out the old epoch's
         # offsets again (writes the dead master acked may be missing on it); its
         # first publish starts a new epoch at offset 1.
