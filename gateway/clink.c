@@ -36,9 +36,6 @@
 #include "shards.h"
 #include "slot.h"
 
-/* The map's refresh period while a slot waits for a live master (clink_hurry_check). */
-#define HURRY_MS 250
-
 static const char *const clink_state_names[] = { "down", "discovering", "connecting", "live", "resetting" };
 /* The index in gw_redis_link_state_names (/metrics) of each state. */
 static const uint64_t clink_metric_state[] = { 0, 1, 1, 4, 5 };
@@ -471,28 +468,6 @@ static void on_map_same(void *ctx, const struct gw_topo *map)
     }
 }
 
-/* Why hurry: while a master is down the cluster promotes its replica after
- * the node timeout, and nothing tells this node when. Its reconnect attempts
- * (backoff up to redis_backoff_max_ms) and the 5 s timer found the promoted
- * replica up to 1.8 s after the promotion (docs/RELIABILITY.md); one CLUSTER
- * SHARDS every HURRY_MS while a slot waits finds it within about that. The
- * cost is that query and its connection, per node, only while it waits. */
-static void clink_hurry_check(struct gw_clink *cl)
-{
-    bool waiting = false;
-
-    if (!cl->shards)
-        return; /* never started (no TLS context) */
-    gw_stat_set(&cl->stats->redis_map_queries, gw_shards_queries(cl->shards));
-    if (cl->state == CL_LIVE) {
-        waiting = cl->moving_any || gw_topo_covered(gw_shards_map(cl->shards)) < GW_SLOT_COUNT;
-        for (size_t i = 0; i < cl->nsh && !waiting; i++)
-            waiting = cl->sh[i]->state != SH_LIVE; /* a retry in progress too: no flapping */
-    }
-    gw_stat_set(&cl->stats->redis_map_hurried, waiting);
-    gw_shards_hurry(cl->shards, waiting);
-}
-
 static void on_map_error(void *ctx, const char *why)
 {
 }
@@ -510,7 +485,6 @@ static const struct gw_clink_up clink_up = {
     .refresh = clink_refresh,
     .slot_lost = clink_slot_lost,
     .echoed = clink_echoed,
-    .hurry_check = clink_hurry_check,
 };
 
 struct gw_clink *gw_clink_new(const struct gw_config *cfg, struct event_base *base, struct gw_bus_stats *stats,
@@ -564,7 +538,7 @@ void gw_clink_start(struct gw_clink *cl)
         .conn = gw_clink_conn_opts(cl, "shards"),
         .refresh_ms = 5000,
         .min_gap_ms = 100,
-        .hurry_ms = HURRY_MS,
+        .hurry_ms = GW_CLINK_HURRY_MS,
         .query_timeout_ms = cfg->redis_heartbeat_timeout_ms,
     };
     cl->shards = gw_shards_new(cl->base, &o, &shards_ops, cl);
