@@ -61,7 +61,7 @@ class ClusterFaultTest(ClusterChaosCase):
         self.assertLess(resume, T(15), "the killed shard's channels resumed only after %.1f s" % resume)
         # While the master is down each node re-reads the map every 250 ms (clink.c,
         # HURRY_MS): a publish the promoted replica acks reaches every client within
-        # PROMOTED_BOUND of the promotion showing in CLUSTER SLOTS (0.16-0.22 s; up to 1.8 s
+        # PROMOTED_BOUND of the promotion showing in CLUSTER SLOTS (0.09-0.22 s; up to 1.8 s
         # before, at a reconnect attempt or the 5 s timer: 0.88 / 1.27 / 1.15 / 0.15 s in four
         # runs of the commit before, so one run fails it about 3 times in 4).
         self.assertIsNotNone(after_promotion, "nothing published after the promotion arrived")
