@@ -79,6 +79,14 @@ struct gw_presence_req {
 /* Frees r and what it owns. NULL is a no-op. */
 void gw_presence_req_free(struct gw_presence_req *r);
 
+/* This node's current incarnation (presence_node.c). */
+enum gw_presence_inc_state {
+    GW_PRESENCE_INC_NEW,     /* made, nothing sent under it (the link was not live since) */
+    GW_PRESENCE_INC_LISTING, /* its key and its listing in <ns>nodes sent, not both answered */
+    GW_PRESENCE_INC_LISTED,  /* both answered OK: its channels may be indexed and their members joined */
+    GW_PRESENCE_INC_FAILED,  /* one of them was not: nothing joined, the next check makes another */
+};
+
 struct gw_presence {
     const struct gw_config *cfg;
     struct gw_link *link;   /* single-Redis mode, else NULL */
@@ -92,9 +100,11 @@ struct gw_presence {
     void *ctx;
     struct event *tick_ev;
     char inc[40]; /* "<node id>/<incarnation>" is cfg->node_id + "/" + inc */
-    bool registered; /* the link was live since inc was made */
+    enum gw_presence_inc_state inc_state;
+    size_t unlisted; /* channels in chans not PCHAN_LISTED (presence_int.h) */
+    char old_inc[40]; /* the previous incarnation, purged once this one is listed whole; "": none */
     struct gw_dict sessions; /* session id (8 bytes) -> struct pres_sess * */
-    struct gw_dict chans; /* channel key -> local member count (uintptr_t; presence_chan.c) */
+    struct gw_dict chans; /* channel key -> struct pchan * (presence_int.h), owned */
     int sweeps_in_flight; /* the 1 s check waits for the last one */
     unsigned ticks;
     struct gw_list delayed; /* leaves waiting --presence-leave-delay, newest first */
