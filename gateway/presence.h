@@ -28,6 +28,20 @@
  * channels), so a returning node neither resurrects nor duplicates members,
  * and a user connected throughout never drops to zero connections.
  *
+ * Every member in Redis is reachable by the purge of its incarnation, by
+ * order alone (presence_chan.c): an incarnation's key and listing are
+ * answered OK before any of its channels is listed in its index, a channel's
+ * listing is answered OK before any member of it is joined under that
+ * incarnation (joins held meanwhile, reads of the channel behind them; a
+ * listing that fails drops the held joins, and the next incarnation lists and
+ * joins everything again), and a channel leaves the index only after every
+ * leave of its members was answered OK. The previous incarnation is purged
+ * once every channel of the new one is listed and its members sent. So a
+ * node that dies at any moment, even while its index write gets no answer,
+ * leaves no member that no purge finds. The price: a channel's first member
+ * on a node (and each new incarnation's) waits one round trip to the
+ * node-wide keys' Redis; steady state costs nothing more.
+ *
  * <ns> is "wsgate:presence:" with one Redis and "{wsgate}:presence:" on a
  * Redis Cluster: there the node-wide keys share one slot, so their commands
  * go in order on one connection (the key before the listing). Per-channel
@@ -35,10 +49,6 @@
  * FCALL naming one channel's keys; events go out with SPUBLISH ("shard").
  * <ns>channels (a sorted set: channel key -> when a node last listed it)
  * lists the channels whose {key}:events streams backends read (PROTOCOL.md).
- * What a cluster cannot order: an index write (on the {wsgate} master) that
- * gets no answer while the member's join (on the channel's master) went
- * through leaves a member no purge finds if this node dies before its next
- * incarnation (1 s later, up to 16 s while writes keep failing) purges it.
  * Bus thread only. */
 #ifndef GW_PRESENCE_H
 #define GW_PRESENCE_H
