@@ -683,6 +683,46 @@ class PresenceTest(GatewayTestCase):
         print("\n  no ghost of the SIGKILLed node after %.1f s (%s)" % (took, "cluster" if self.CLUSTER else "one Redis"),
               file=sys.stderr)
 
+    def test_join_held_for_an_index_that_fails_follows_once_it_answers(self):
+        """The node-wide keys' Redis holds every write (CLIENT PAUSE WRITE) past b's command
+        timeout while b's member of room g subscribes: its join waits (no member yet, seen
+        from a), b's listing of g fails, and once that Redis answers again b registers anew
+        and the join follows, once; b SIGKILLed then, the member leaves once within 15 s."""
+        redis = self.redis_for_test()
+        if self.CLUSTER:
+            cluster = self.shared.cluster
+            hub = cluster.master_of_key(self.ns + "nodes")
+            g = next(x for x in (uniq("room:") for _ in range(1000)) if cluster.master_of_key("gw:" + x) is not hub)
+        else:
+            hub, g = redis, uniq("room:")
+        a = self.node(redis, "a", ["--redis-heartbeat-timeout-ms", "20000"])
+        b = self.node(redis, "b", ["--redis-heartbeat-timeout-ms", "1500"])
+        watcher = self.user(a, "watcher")
+        self.join(watcher, g, events=True)
+        self.wait_stats(watcher, g, (1, 1))
+        self.events(watcher, 0.3)
+        hub.command("CLIENT", "PAUSE", "4000", "WRITE")
+        try:
+            late = self.user(b, "late")
+            self.join(late, g)
+            time.sleep(1)
+            self.assertEqual(self.stats(watcher, g), (1, 1))  # held, not written
+        finally:
+            time.sleep(2.5)  # past b's timeout: its listing got no answer
+            hub.command("CLIENT", "UNPAUSE")
+        self.wait_stats(watcher, g, (2, 2), timeout=25)
+        got, _, _, _ = self.members(watcher, g)
+        self.assertEqual(sorted(m["user"] for m in got.values()), ["late", "watcher"])
+        self.assertEqual([(e["type"], e["user"]) for e in self.events(watcher, 1)], [("join", "late")])
+        self.assertIn("presence channel not listed", b.log_text())  # the listing failed, then came again
+        b.kill()
+        t0 = time.monotonic()
+        self.wait_stats(watcher, g, (1, 1), timeout=15)
+        self.assertLess(time.monotonic() - t0, 15)
+        self.assertEqual([(e["type"], e["user"]) for e in self.events(watcher, 1)], [("leave", "late")])
+        log = [(e["event"], e.get("user")) for e in self.event_log(redis, g)]
+        self.assertEqual((log.count(("join", "late")), log.count(("leave", "late"))), (1, 1), log)
+
 
 class ClusterPresenceTest(PresenceTest):
     """Every case above with the gateways on a 6-node Redis Cluster (redis+cluster://):
