@@ -217,6 +217,7 @@ static void link_on_live(void *ctx)
 {
     struct gw_bus *bus = ctx;
     gw_bus_ctl_live(bus);
+    gw_bus_chans_relive(bus);
     for (struct gw_dict_entry *e = gw_dict_first(&bus->chans); e; e = gw_dict_next(&bus->chans, e)) {
         struct bus_chan *ch = e->value;
         if (ch->want_mask)
@@ -302,6 +303,7 @@ static void clink_on_keys_live(void *ctx, gw_bus_key_pred pred, void *pctx)
             gw_repair_link_live(&bus->repair, &ch->rep, e->key, e->klen);
     }
     gw_bus_ctl_keys_live(bus, pred, pctx);
+    gw_bus_chans_keys_live(bus, pred, pctx);
 }
 
 /* clink's on_master_new: presence registers its members again under a new

@@ -14,7 +14,11 @@
  * name is empty): a write that finds it gone (the hash expired while the
  * link was down, or Redis lost it) changes nothing and answers 0, and the
  * node then rewrites its whole hash, as it does at start and after any write
- * whose answer was lost. Writes cost the churn, not the channels.
+ * whose answer was lost, and each time the link (on a cluster, the {wsgate}
+ * master) is live again: Redis may then hold older counts than the node
+ * wrote, the marker intact (a promoted replica that missed the last acked
+ * writes; no write failed, so nothing else would tell). Writes cost the
+ * churn, not the channels.
  *
  * A read walks the ZSET from the cursor with ZRANGEBYLEX (cost proportional
  * to the page and the live nodes, not to the index), sums HGET of each name
@@ -358,6 +362,21 @@ void gw_bus_chans_start(struct gw_bus *bus)
         LOG_ERR("libevent could not arm the channel index timer");
         abort();
     }
+}
+
+void gw_bus_chans_relive(struct gw_bus *bus)
+{
+    struct bus_chans *x = bus->chans_idx;
+
+    if (x->state == IDX_SYNCED)
+        LOG_DBG("channel index: the link is live again, this node's counts are rewritten whole");
+    x->state = IDX_REWRITE;
+}
+
+void gw_bus_chans_keys_live(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx)
+{
+    if (pred(pctx, CHANS_ZSET, sizeof CHANS_ZSET - 1))
+        gw_bus_chans_relive(bus);
 }
 
 void gw_bus_chans_stop(struct gw_bus *bus)

@@ -259,6 +259,11 @@ void gw_bus_chans_start(struct gw_bus *bus);
 void gw_bus_chans_stop(struct gw_bus *bus);
 /* worker's local subscriber count of name is now n (subscribe: 1, unsubscribe: 0). */
 void gw_bus_chans_count(struct gw_bus *bus, int worker, const char *name, size_t len, uint32_t n);
+/* The link is live again (link_on_live), or on a cluster the master of the
+ * keys pred selects (on_keys_live): the node's counts are rewritten whole at
+ * the next write, when pred selects the {wsgate} slot. Bus thread. */
+void gw_bus_chans_relive(struct gw_bus *bus);
+void gw_bus_chans_keys_live(struct gw_bus *bus, gw_bus_key_pred pred, void *pctx);
 /* CMD_COUNTS: a worker's changed counts (gw_bus_post_counts). */
 void gw_bus_cmd_counts(struct gw_bus *bus, const struct bus_cmd *cmd);
 void gw_bus_cmd_channels(struct gw_bus *bus, const struct bus_cmd *cmd);

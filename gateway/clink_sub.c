@@ -102,10 +102,18 @@ static int sub_command(struct gw_clink *cl, const char *verb, int n, const char 
                 rc = -EHOSTDOWN;
             continue;
         }
-        rc = gw_rconn_command(sh->sub, m + 1, argv, lens, cl->cmd_timeout_ms, gw_clink_on_sub_done,
-                              (void *)(uintptr_t)(slot + 1));
-        if (rc != 0)
-            gw_clink_shard_fail(sh, "cannot queue a sharded subscription"); /* some keys may be there */
+        if (gw_rconn_command(sh->sub, m + 1, argv, lens, cl->cmd_timeout_ms, gw_clink_on_sub_done,
+                             (void *)(uintptr_t)(slot + 1)) != 0) {
+            /* Not a reason to skip the later slots, which other, healthy
+             * masters may own: this master is reset, which tells the bus its
+             * keys are lost (on_keys_lost) and subscribes them again when it
+             * is back (on_keys_open). Stopping here would leave the later
+             * slots' keys unsent while the caller believed none was, and a
+             * moved slot's fence could then call them live. */
+            gw_clink_shard_fail(sh, "cannot queue a sharded subscription");
+            if (strcmp(verb, "SUNSUBSCRIBE") == 0)
+                rc = -EHOSTDOWN;
+        }
     }
     free(ref);
     free(lens);

@@ -8,13 +8,18 @@
 - skip(): exit 77, which CTest reports as "Skipped" (SKIP_RETURN_CODE 77).
 - pod_env(): the environment a rendered Deployment gives its container, as the kubelet
   builds it, with local directories standing in for the mounted Secrets.
+- compose_up(), compose_logs(), compose_down(): a compose stack's start, diagnostics and
+  clean end, shared by test_compose.py and test_compose_cluster.py (engine: their Engine).
+- run_suite(): one TestCase's steps in order, fail-fast, under a watchdog.
 """
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -93,3 +98,64 @@ def pod_env(deployment, configmap, dirs, secrets=None):
                 v = v.replace(path, d)
             env[x["name"]] = v
     return env
+
+
+def compose_logs(engine, services, tail):
+    """Prints the last tail lines of each service's containers; diagnostics only, never raises."""
+    for svc in services:
+        try:
+            for name in engine.containers(svc):
+                p = engine.ctl("logs", "--tail", str(tail), name, timeout=30, check=False)
+                print("----- logs of %s\n%s%s" % (name, p.stdout, p.stderr), flush=True)
+        except Exception as e:  # noqa: BLE001 - diagnostics only
+            print("(could not read logs of %s: %r)" % (svc, e))
+
+
+def compose_up(engine, dump_logs):
+    """Removes what earlier runs left, builds the image and starts the stack (each step timed).
+    On any failure, the build's included, calls dump_logs() and takes the stack down before
+    raising again: a half-started stack must not outlive the test."""
+    log("removing leftovers of earlier runs (project %s)" % engine.project)
+    engine.down()
+    try:
+        t = time.monotonic()
+        engine.dc("build", timeout=900)
+        log("compose build: %.1fs" % (time.monotonic() - t))
+        t = time.monotonic()
+        engine.dc("up", "-d", timeout=300)
+        log("compose up -d: %.1fs" % (time.monotonic() - t))
+    except BaseException:
+        dump_logs()
+        engine.down()
+        raise
+
+
+def compose_down(engine, clients, passed_all, dump_logs):
+    """Closes the test's clients ([(client, node)]), prints the logs unless every step passed,
+    takes the stack down and raises AssertionError if any container is left."""
+    for c, _ in clients:
+        c.close()
+    if not passed_all:
+        dump_logs()
+    t = time.monotonic()
+    engine.down()
+    left = engine.containers()
+    log("compose down: %.1fs; containers left: %r" % (time.monotonic() - t, left))
+    if left:
+        raise AssertionError("containers left after down: %r" % left)
+
+
+def run_suite(case, name, watchdog_s):
+    """Runs case's tests in name order, stopping at the first failure (each step needs the one
+    before); SIGALRM after watchdog_s raises in the running step, so tearDownClass still cleans
+    up before CTest's own timeout kills the process. Exits 0 when all passed, else 1."""
+    if hasattr(signal, "SIGALRM"):
+        def watchdog(signum, frame):
+            raise TimeoutError("%s watchdog: %ss elapsed" % (name, watchdog_s))
+        signal.signal(signal.SIGALRM, watchdog)
+        signal.alarm(watchdog_s)
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+    result = unittest.TextTestRunner(verbosity=2, failfast=True).run(suite)
+    n_fail = len(result.failures) + len(result.errors)
+    print("%s: %d passed, %d failed" % (name, result.testsRun - n_fail, n_fail), flush=True)
+    sys.exit(0 if result.wasSuccessful() else 1)

@@ -22,7 +22,6 @@ and a watchdog ends the run (after cleaning up) before CTest's own timeout.
 import os
 import re
 import shutil
-import signal
 import sys
 import time
 import unittest
@@ -30,7 +29,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-from deploytools import ROOT, log, run, shared_tools, skip  # noqa: E402
+from deploytools import (ROOT, compose_down, compose_logs, compose_up, log, run, run_suite,  # noqa: E402
+                         shared_tools, skip)
 from wsgate_harness import (ConnectionClosed, ConnectionLost, HandshakeError, WSClient,  # noqa: E402
                             free_port, http_get, plain, wait_until)
 
@@ -181,42 +181,16 @@ class ComposeCluster(ComposeHelpers, unittest.TestCase):
         cls.lb_port = free_port()
         cls.engine.env["WSGATE_PUBLISH"] = "127.0.0.1:%d" % cls.lb_port
         cls.clients = []
-        log("removing leftovers of earlier runs (project %s)" % PROJECT)
-        cls.engine.down()
-        try:
-            t = time.monotonic()
-            cls.engine.dc("build", timeout=900)
-            log("compose build: %.1fs" % (time.monotonic() - t))
-            t = time.monotonic()
-            cls.engine.dc("up", "-d", timeout=300)
-            log("compose up -d: %.1fs; load balancer on 127.0.0.1:%d" % (time.monotonic() - t, cls.lb_port))
-        except BaseException:
-            cls.dump_logs()
-            cls.engine.down()
-            raise
+        compose_up(cls.engine, cls.dump_logs)
+        log("load balancer on 127.0.0.1:%d" % cls.lb_port)
 
     @classmethod
     def dump_logs(cls):
-        for svc in ("lb",) + NODES + ("redis",):
-            try:
-                for name in cls.engine.containers(svc):
-                    p = cls.engine.ctl("logs", "--tail", "40", name, timeout=30, check=False)
-                    print("----- logs of %s\n%s%s" % (name, p.stdout, p.stderr), flush=True)
-            except Exception as e:  # noqa: BLE001 - diagnostics only
-                print("(could not read logs of %s: %r)" % (svc, e))
+        compose_logs(cls.engine, ("lb",) + NODES + ("redis",), 40)
 
     @classmethod
     def tearDownClass(cls):
-        for c, _ in cls.clients:
-            c.close()
-        if not cls.passed_all:
-            cls.dump_logs()
-        t = time.monotonic()
-        cls.engine.down()
-        left = cls.engine.containers()
-        log("compose down: %.1fs; containers left: %r" % (time.monotonic() - t, left))
-        if left:
-            raise AssertionError("containers left after down: %r" % left)
+        compose_down(cls.engine, cls.clients, cls.passed_all, cls.dump_logs)
 
     passed_all = False
 
@@ -339,16 +313,7 @@ class ComposeCluster(ComposeHelpers, unittest.TestCase):
 
 
 def main():
-    if hasattr(signal, "SIGALRM"):
-        def watchdog(signum, frame):
-            raise TimeoutError("deploy compose test watchdog: %ss elapsed" % WATCHDOG_S)
-        signal.signal(signal.SIGALRM, watchdog)
-        signal.alarm(WATCHDOG_S)
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(ComposeCluster)
-    result = unittest.TextTestRunner(verbosity=2, failfast=True).run(suite)
-    n_fail = len(result.failures) + len(result.errors)
-    print("deploy compose: %d passed, %d failed" % (result.testsRun - n_fail, n_fail), flush=True)
-    sys.exit(0 if result.wasSuccessful() else 1)
+    run_suite(ComposeCluster, "deploy compose", WATCHDOG_S)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ timeout.
 """
 
 import os
-import signal
 import sys
 import time
 import unittest
@@ -32,7 +31,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-from deploytools import ROOT, log  # noqa: E402
+from deploytools import ROOT, compose_down, compose_logs, compose_up, log, run_suite  # noqa: E402
 from test_compose import ComposeHelpers, detect_engine  # noqa: E402
 from wsgate_harness import free_port, http_get, plain, wait_until  # noqa: E402
 
@@ -83,42 +82,16 @@ class ComposeRedisCluster(ComposeHelpers, unittest.TestCase):
         # Its own tag: another run building wsgate:local at the same time cannot swap it.
         cls.engine.env["WSGATE_IMAGE"] = "wsgate:" + PROJECT
         cls.clients = []
-        log("removing leftovers of earlier runs (project %s)" % PROJECT)
-        cls.engine.down()
-        try:
-            t = time.monotonic()
-            cls.engine.dc("build", timeout=900)
-            log("compose build: %.1fs" % (time.monotonic() - t))
-            t = time.monotonic()
-            cls.engine.dc("up", "-d", timeout=300)
-            log("compose up -d: %.1fs; load balancer on 127.0.0.1:%d" % (time.monotonic() - t, cls.lb_port))
-        except BaseException:
-            cls.dump_logs()
-            cls.engine.down()
-            raise
+        compose_up(cls.engine, cls.dump_logs)
+        log("load balancer on 127.0.0.1:%d" % cls.lb_port)
 
     @classmethod
     def dump_logs(cls):
-        for svc in ("redis-cluster-create",) + NODES + REDIS[:1]:
-            try:
-                for name in cls.engine.containers(svc):
-                    p = cls.engine.ctl("logs", "--tail", "30", name, timeout=30, check=False)
-                    print("----- logs of %s\n%s%s" % (name, p.stdout, p.stderr), flush=True)
-            except Exception as e:  # noqa: BLE001 - diagnostics only
-                print("(could not read logs of %s: %r)" % (svc, e))
+        compose_logs(cls.engine, ("redis-cluster-create",) + NODES + REDIS[:1], 30)
 
     @classmethod
     def tearDownClass(cls):
-        for c, _ in cls.clients:
-            c.close()
-        if not cls.passed_all:
-            cls.dump_logs()
-        t = time.monotonic()
-        cls.engine.down()
-        left = cls.engine.containers()
-        log("compose down: %.1fs; containers left: %r" % (time.monotonic() - t, left))
-        if left:
-            raise AssertionError("containers left after down: %r" % left)
+        compose_down(cls.engine, cls.clients, cls.passed_all, cls.dump_logs)
 
     # ------------------------------------------------------------------ the steps, in order
     def test_1_cluster_created_with_the_recommended_settings(self):
@@ -261,16 +234,7 @@ class ComposeRedisCluster(ComposeHelpers, unittest.TestCase):
 
 
 def main():
-    if hasattr(signal, "SIGALRM"):
-        def watchdog(signum, frame):
-            raise TimeoutError("deploy compose cluster test watchdog: %ss elapsed" % WATCHDOG_S)
-        signal.signal(signal.SIGALRM, watchdog)
-        signal.alarm(WATCHDOG_S)
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(ComposeRedisCluster)
-    result = unittest.TextTestRunner(verbosity=2, failfast=True).run(suite)
-    n_fail = len(result.failures) + len(result.errors)
-    print("deploy compose cluster: %d passed, %d failed" % (result.testsRun - n_fail, n_fail), flush=True)
-    sys.exit(0 if result.wasSuccessful() else 1)
+    run_suite(ComposeRedisCluster, "deploy compose cluster", WATCHDOG_S)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ cluster-wide subscriber count (the sum of each node's local subscribers) and the
 nodes that have subscribers; a pattern selects a prefix or one name; channels unsubscribed
 while paging leave without any name listed twice; counts stay exact under rounds of
 subscribes, unsubscribes and closes on both nodes; a SIGKILLed node's subscribers leave
-the counts when its index entry expires (5 s TTL, touched every second); refusals as the
+the counts when its index entry expires (5 s TTL, touched every second); stale counts left
+in Redis (as a promoted replica holds them) are rewritten when the links come back; refusals as the
 other /api/ endpoints. The same on a Redis Cluster (3 masters): the index lives on the
 {wsgate} tag's master and the counts are exact.
 
@@ -176,6 +177,30 @@ class Channels(ServerApiBase):
         wait_until(lambda: self.listing(self.b.port, 1000) == self.want, T(10), interval=0.2,
                    what="the index rewritten by both nodes")
         print("\nindex complete again %.1f s after its loss" % (time.monotonic() - t0), file=sys.stderr)
+        self.assertEqual([gw.log_text().count("counts rewritten") for gw in (self.a, self.b)],
+                         [n + 1 for n in before], "one whole rewrite by each node")
+
+    def test_a4_link_back_rewrites_stale_counts(self):
+        """Redis holds older counts than the nodes last wrote, its marker intact (what a
+        promoted replica that missed the last acknowledged writes holds after a failover):
+        A's count of room:1 is wrong and B's hash still has a channel B left. The listing is
+        wrong while the links stay up (nothing changed on the nodes: no write touches those
+        fields); once each node's link is reset and live again (CLIENT KILL TYPE pubsub, as
+        a failover resets it) each rewrites its hash whole and the listing is exact."""
+        ka, kb = "{wsgate}:chans:count:chans-a", "{wsgate}:chans:count:chans-b"
+        self.redis.command("HSET", ka, "room:1", "99")
+        self.redis.command("HSET", kb, "room:ghost", "7")
+        self.redis.command("ZADD", "{wsgate}:chans", "0", "room:ghost")
+        stale = self.listing(self.a.port, 1000)
+        self.assertIn(("room:ghost", 7, 1), stale)
+        time.sleep(T(2.5))  # two writes of each node: the stale fields stay
+        self.assertEqual(self.listing(self.a.port, 1000), stale)
+        before = [gw.log_text().count("counts rewritten") for gw in (self.a, self.b)]
+        self.assertGreaterEqual(self.redis.command("CLIENT", "KILL", "TYPE", "pubsub"), 2)
+        t0 = time.monotonic()
+        wait_until(lambda: self.listing(self.b.port, 1000) == self.want, T(10), interval=0.2,
+                   what="the stale counts rewritten after the link came back")
+        print("\nexact again %.1f s after the links' reset" % (time.monotonic() - t0), file=sys.stderr)
         self.assertEqual([gw.log_text().count("counts rewritten") for gw in (self.a, self.b)],
                          [n + 1 for n in before], "one whole rewrite by each node")
 
