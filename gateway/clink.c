@@ -538,6 +538,7 @@ void gw_clink_start(struct gw_clink *cl)
         .conn = gw_clink_conn_opts(cl, "shards"),
         .refresh_ms = 5000,
         .min_gap_ms = 100,
+        .hurry_ms = GW_CLINK_HURRY_MS,
         .query_timeout_ms = cfg->redis_heartbeat_timeout_ms,
     };
     cl->shards = gw_shards_new(cl->base, &o, &shards_ops, cl);

@@ -176,6 +176,17 @@ static void wait_and_retry(struct ccmd *cc)
     cl->waiting = cc;
 }
 
+/* A MOVED or ASK from the master whose command connection is c: counted on
+ * that master's series (/metrics), next to the subscriptions it dropped. */
+static void count_redirect(struct gw_clink *cl, const struct gw_rconn *c)
+{
+    for (size_t i = 0; i < cl->nsh; i++) {
+        gw_stat *st = cl->sh[i]->cmd == c ? gw_clink_master_stat(cl->sh[i], cl->stats->master_redirects) : NULL;
+        if (st)
+            gw_stat_add(st, 1);
+    }
+}
+
 static void on_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
     struct ccmd *cc = privdata;
@@ -193,6 +204,7 @@ static void on_reply(struct gw_rconn *c, const redisReply *reply, void *privdata
             break;
         cl->redirects++;
         gw_stat_add(&cl->stats->redis_redirects, 1);
+        count_redirect(cl, c);
         if (rd.kind == GW_TOPO_MOVED)
             gw_clink_refresh(cl, "MOVED");
         struct cshard *to = gw_clink_shard_at(cl, rd.host, rd.port);

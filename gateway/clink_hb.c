@@ -1,7 +1,7 @@
 /* The cluster link's heartbeats: one per master, on a channel whose hash tag
  * lands in a slot that master owns, SPUBLISHed on its command connection and
- * echoed on its subscriber; the 50 ms tick that sends them and judges each
- * master by its own echo. */
+ * echoed on its subscriber; the 50 ms tick that sends them, judges each
+ * master by its own echo and hurries the map's refresh while one is not live. */
 #define GW_LOG_MODULE "clink"
 
 #include <inttypes.h>
@@ -13,6 +13,7 @@
 #include "clink_int.h"
 #include "clock.h"
 #include "log.h"
+#include "shards.h"
 #include "slot.h"
 
 /* How far the search for a heartbeat hash tag on a master's slots goes; a
@@ -47,6 +48,29 @@ void gw_clink_send_heartbeat(struct cshard *sh, int64_t now)
         gw_clink_shard_fail(sh, "cannot queue a heartbeat SPUBLISH");
 }
 
+/* Why hurry: while a master is down the cluster promotes its replica after
+ * the node timeout, and nothing tells this node when. Its reconnect attempts
+ * (backoff up to redis_backoff_max_ms) and the 5 s timer found the promoted
+ * replica up to 1.8 s after the promotion (docs/RELIABILITY.md); one CLUSTER
+ * SHARDS every GW_CLINK_HURRY_MS while a slot waits finds it within about
+ * that. The cost is that query and its connection, per node, only while it
+ * waits. */
+static void hurry_check(struct gw_clink *cl)
+{
+    bool waiting = false;
+
+    if (!cl->shards)
+        return; /* never started (no TLS context) */
+    gw_stat_set(&cl->stats->redis_map_queries, gw_shards_queries(cl->shards));
+    if (cl->state == CL_LIVE) {
+        waiting = cl->moving_any || gw_topo_covered(gw_shards_map(cl->shards)) < GW_SLOT_COUNT;
+        for (size_t i = 0; i < cl->nsh && !waiting; i++)
+            waiting = cl->sh[i]->state != SH_LIVE; /* a retry in progress too: no flapping */
+    }
+    gw_stat_set(&cl->stats->redis_map_hurried, waiting);
+    gw_shards_hurry(cl->shards, waiting);
+}
+
 /* clink_int.h */
 void gw_clink_on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -56,6 +80,7 @@ void gw_clink_on_tick(evutil_socket_t fd, short what, void *arg)
     int64_t gap = cl->last_tick_us ? now - cl->last_tick_us : 0;
 
     cl->last_tick_us = now;
+    hurry_check(cl);
     if (cl->state != CL_CONNECTING && cl->state != CL_LIVE)
         return;
     for (size_t i = 0; i < cl->nsh; i++) {

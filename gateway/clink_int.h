@@ -194,6 +194,10 @@ struct gw_rconn_opts gw_clink_conn_opts(const struct gw_clink *cl, const char *n
 int64_t gw_clink_backoff_ms(const struct gw_clink *cl, int attempt);
 
 /* clink_hb.c */
+/* The map's refresh period (shards.c's hurry_ms) while the link is live and a
+ * master of it is not, or a slot has no master to subscribe on: checked each
+ * tick (clink_hb.c). */
+#define GW_CLINK_HURRY_MS 250
 /* A heartbeat channel ("__wsgate:hb:{T}:<node_id>") whose slot master id owns
  * on map, into out (n bytes). False when none is found. */
 bool gw_clink_hb_channel(const struct gw_clink *cl, const struct gw_topo *map, const char *id, char *out, size_t n);

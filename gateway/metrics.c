@@ -164,7 +164,8 @@ static void master_metrics(struct strbuf *sb, const struct gw_bus_stats *bus)
         { "wsgate_redis_master_reconnects_total", "counter", "Cluster mode: reconnects of that master alone.",
           offsetof(struct gw_bus_stats, master_reconnects), 1 },
         { "wsgate_redis_master_redirects_total", "counter",
-          "Cluster mode: that master's subscriptions it dropped or refused because their slot moved.",
+          "Cluster mode: that master's MOVED and ASK answers to commands, and the subscriptions it dropped or refused "
+          "because their slot moved.",
           offsetof(struct gw_bus_stats, master_redirects), 1 },
         { "wsgate_redis_master_heartbeat_rtt_seconds", "gauge", "Cluster mode: that master's last heartbeat round trip.",
           offsetof(struct gw_bus_stats, master_rtt_us), 1e6 },
@@ -342,6 +343,14 @@ size_t gw_metrics_render(char **out, const struct gw_bus_stats *bus,
            "Cluster mode: slots that changed master (a failover, a migrated slot) while the link was live; their "
            "channels are subscribed on the new master and repaired, every other master's go on.");
     sb_printf(&sb, "wsgate_redis_slot_moves_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_slot_moves));
+    family(&sb, "wsgate_redis_map_queries_total", "counter",
+           "Cluster mode: CLUSTER SHARDS queries this node started (every 5 s, every 250 ms while hurried, and on "
+           "MOVED, ASK, a dropped subscription or a lost master, coalesced).");
+    sb_printf(&sb, "wsgate_redis_map_queries_total %llu\n", (unsigned long long)gw_stat_get(&bus->redis_map_queries));
+    family(&sb, "wsgate_redis_map_hurried", "gauge",
+           "Cluster mode: 1 while a master of the link is down or a slot has no master, and the map is re-read every "
+           "250 ms to find the replica the cluster promotes.");
+    sb_printf(&sb, "wsgate_redis_map_hurried %llu\n", (unsigned long long)gw_stat_get(&bus->redis_map_hurried));
     if (masters)
         master_metrics(&sb, bus);
     history_metrics(&sb, bus);

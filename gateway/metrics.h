@@ -131,7 +131,10 @@ struct gw_bus_stats {
     gw_stat master_reconnects[GW_REDIS_MASTERS_MAX];
     gw_stat master_rtt_us[GW_REDIS_MASTERS_MAX]; /* last heartbeat echo round trip */
     gw_stat master_state[GW_REDIS_MASTERS_MAX]; /* gauge: index into gw_redis_master_state_names */
-    gw_stat master_redirects[GW_REDIS_MASTERS_MAX]; /* its subscriptions Redis dropped or refused (a slot moved) */
+    gw_stat master_redirects[GW_REDIS_MASTERS_MAX]; /* its MOVED/ASK answers to commands, and its subscriptions
+                                                        it dropped or refused (a slot moved) */
+    gw_stat redis_map_queries; /* cluster mode: CLUSTER SHARDS queries started (shards.c) */
+    gw_stat redis_map_hurried; /* gauge 0/1: the map is re-read every 250 ms (a slot waits for a live master) */
     gw_stat redis_slot_moves; /* slots that changed master in the maps taken while the link was live */
     gw_stat redis_messages_dropped_bad_envelope; /* reserved payload that is no envelope we read */
     gw_stat redis_messages_dropped_link_reset; /* read from the socket but not handled: the link was reset */

@@ -28,7 +28,14 @@ struct gw_shards {
     struct gw_shards_addr *seeds; /* hosts owned */
     size_t n_seeds;
     struct gw_rconn_opts conn; /* strings owned (password wiped on free) */
-    int refresh_ms, min_gap_ms, query_timeout_ms;
+    int refresh_ms, min_gap_ms, query_timeout_ms, hurry_ms;
+    bool hurry;     /* gw_shards_hurry: the period is hurry_ms */
+    bool last_fail; /* the last query failed: the next is a retry (RETRY_MS at most) */
+    /* The address whose answer was taken last: asked first next time, so
+     * that a dead master the map still names costs one failed connect, not
+     * one per query. */
+    char good_host[GW_TOPO_HOST_MAX + 1];
+    int good_port;
 
     enum gw_shards_state state;
     struct event *timer;
@@ -99,6 +106,17 @@ static void add_cand(struct gw_shards *s, const char *host, int port)
 static void try_candidate(struct gw_shards *s);
 static void begin_query(struct gw_shards *s, const char *reason);
 
+static int period_ms(const struct gw_shards *s)
+{
+    return s->hurry ? s->hurry_ms : s->refresh_ms;
+}
+
+/* From the last query's start to the next: the period, or the retry after a failure. */
+static int next_ms(const struct gw_shards *s)
+{
+    return s->last_fail && RETRY_MS < period_ms(s) ? RETRY_MS : period_ms(s);
+}
+
 /* The query ended (ok: a map was taken). A refresh asked during it starts
  * the next one, spaced; otherwise the periodic timer (or the retry) runs. */
 static void end_query(struct gw_shards *s, bool ok)
@@ -106,8 +124,9 @@ static void end_query(struct gw_shards *s, bool ok)
     bool again = s->state == GW_SHARDS_QUERYING_AGAIN;
 
     free_cands(s);
+    s->last_fail = !ok;
     move_to(s, GW_SHARDS_IDLE, ok ? "answered" : "failed");
-    arm(s, ok ? s->refresh_ms : (s->refresh_ms < RETRY_MS ? s->refresh_ms : RETRY_MS));
+    arm(s, next_ms(s));
     if (again)
         gw_shards_refresh(s, "asked during the last query");
 }
@@ -188,6 +207,8 @@ static void on_answer(struct gw_rconn *c, const redisReply *r, void *privdata)
         next_candidate(s, "%s:%d: %s", rc == -ENOENT ? "no slot served" : gw_topo_errstr(s->next));
         return;
     }
+    snprintf(s->good_host, sizeof s->good_host, "%s", s->cand[s->i_cand].host);
+    s->good_port = s->cand[s->i_cand].port;
     take_map(s);
     gw_rconn_free(c);
     s->q = NULL;
@@ -237,7 +258,10 @@ static void try_candidate(struct gw_shards *s)
 
 static void begin_query(struct gw_shards *s, const char *reason)
 {
-    /* The masters we know (not failed ones) first: a seed may be long gone. */
+    /* The last address that answered, then the masters we know (not failed
+     * ones): a seed may be long gone. */
+    if (s->good_port)
+        add_cand(s, s->good_host, s->good_port);
     for (size_t i = 0; s->have_map && i < gw_topo_node_count(s->map); i++) {
         const struct gw_topo_node *n = gw_topo_node(s->map, i);
         if (n->health != GW_TOPO_HEALTH_FAILED && n->port)
@@ -288,6 +312,26 @@ void gw_shards_refresh(struct gw_shards *s, const char *reason)
     }
 }
 
+void gw_shards_hurry(struct gw_shards *s, bool on)
+{
+    if (s->hurry == on || s->state == GW_SHARDS_NEW || s->state == GW_SHARDS_STOPPED)
+        return;
+    s->hurry = on;
+    LOG_INFO("refresh every %d ms (%s)", period_ms(s), on ? "hurried: a slot waits for a live master" : "normal");
+    if (s->state != GW_SHARDS_IDLE)
+        return; /* a query is in flight or due: end_query arms the new period */
+    int64_t left = next_ms(s) - (gw_now_us() - s->last_start_us) / 1000;
+    if (left <= 0)
+        gw_shards_refresh(s, on ? "hurried" : "periodic");
+    else
+        arm(s, left);
+}
+
+bool gw_shards_hurried(const struct gw_shards *s)
+{
+    return s->hurry;
+}
+
 static char *dup_or_null(const char *s)
 {
     return s ? gw_xstrdup(s) : NULL;
@@ -296,7 +340,8 @@ static char *dup_or_null(const char *s)
 struct gw_shards *gw_shards_new(struct event_base *base, const struct gw_shards_opts *opts,
                                 const struct gw_shards_ops *ops, void *ctx)
 {
-    if (!opts->n_seeds || opts->refresh_ms <= 0 || opts->query_timeout_ms <= 0 || opts->min_gap_ms < 0)
+    if (!opts->n_seeds || opts->refresh_ms <= 0 || opts->query_timeout_ms <= 0 || opts->min_gap_ms < 0 ||
+        opts->hurry_ms <= 0)
         return NULL;
     struct gw_shards *s = gw_xcalloc(1, sizeof *s);
     s->base = base;
@@ -316,6 +361,7 @@ struct gw_shards *gw_shards_new(struct event_base *base, const struct gw_shards_
     s->refresh_ms = opts->refresh_ms;
     s->min_gap_ms = opts->min_gap_ms;
     s->query_timeout_ms = opts->query_timeout_ms;
+    s->hurry_ms = opts->hurry_ms;
     s->state = GW_SHARDS_NEW;
     s->timer = evtimer_new(base, on_timer, s);
     if (!s->timer) {

@@ -1,6 +1,7 @@
 /* Redis Cluster discovery: keeps the cluster's slot map (common/topo.h)
  * current by asking CLUSTER SHARDS of the cluster's masters or, failing
- * them, its seed addresses, on a timer and whenever asked (a MOVED, an ASK,
+ * them, its seed addresses (the last address that answered first), on a
+ * timer (a shorter one while its owner hurries it) and whenever asked (a MOVED, an ASK,
  * an unsolicited sunsubscribe, a lost connection), with requests coalesced:
  * at most one query in flight, a request that comes during a query gets one
  * more query after it, and queries are spaced by at least min_gap_ms.
@@ -13,6 +14,7 @@
 #ifndef GW_SHARDS_H
 #define GW_SHARDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +48,7 @@ struct gw_shards_opts {
     int refresh_ms;            /* periodic refresh, > 0 */
     int min_gap_ms;            /* least time between two queries' starts, >= 0 */
     int query_timeout_ms;      /* CLUSTER SHARDS' deadline, > 0 */
+    int hurry_ms;              /* the periodic refresh while hurried (gw_shards_hurry), > 0 */
 };
 
 struct gw_shards_ops {
@@ -68,7 +71,7 @@ struct gw_shards_ops {
  * conn's strings too; conn.tls_ctx is referenced by each connection made,
  * so it must outlive the discoverer); keeps base, ops and ctx, which must
  * outlive it. Aborts on OOM; returns NULL only for invalid opts (no seed,
- * refresh_ms or query_timeout_ms <= 0, min_gap_ms < 0). */
+ * refresh_ms, query_timeout_ms or hurry_ms <= 0, min_gap_ms < 0). */
 struct gw_shards *gw_shards_new(struct event_base *base, const struct gw_shards_opts *opts,
                                 const struct gw_shards_ops *ops, void *ctx);
 
@@ -78,6 +81,16 @@ int gw_shards_start(struct gw_shards *s);
 /* Asks for a refresh as soon as the spacing allows; reason (static text) is
  * logged. Coalesced as the header says; a no-op when STOPPED. */
 void gw_shards_refresh(struct gw_shards *s, const char *reason);
+
+/* Hurried (on) or back to normal (off): while hurried, the periodic
+ * refresh runs every hurry_ms instead of refresh_ms (still one query at a
+ * time, spaced by min_gap_ms), for an owner that knows a slot has no live
+ * master and waits for the cluster to promote one. Turning it on when the
+ * last query started hurry_ms ago or more queries at once (spaced); turning
+ * it off re-arms the normal period from the last query's start. Idempotent;
+ * a no-op when NEW or STOPPED. */
+void gw_shards_hurry(struct gw_shards *s, bool on);
+bool gw_shards_hurried(const struct gw_shards *s);
 
 /* The current map (empty before the first answer), borrowed until the next
  * on_map or gw_shards_free. */

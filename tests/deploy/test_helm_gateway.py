@@ -125,7 +125,7 @@ class RenderedGateway(unittest.TestCase):
         if not (shutil.which("redis-server") and shutil.which("openssl")):
             self.skipTest("needs redis-server and openssl")
         from wsgate_harness import Pki
-        from wsgate_cluster import TlsRedisCluster
+        from wsgate_cluster_tls import TlsRedisCluster
         pki = Pki()
         self.addCleanup(pki.cleanup)
         password = "s3cret-@,pw"  # '@' and ',' are fine in a cluster URL's password

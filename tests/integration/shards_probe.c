@@ -8,7 +8,8 @@
  * every on_map; "error <why>" for on_error; "stats <queries> <failures>
  * <changes> <state> <sames>" (sames: on_same calls, answers that changed
  * nothing) and "bye" on request. stdin: "refresh N" (N calls of
- * gw_shards_refresh in a row), "stats", "quit" (frees everything, exits 0). */
+ * gw_shards_refresh in a row), "hurry 1" / "hurry 0" (gw_shards_hurry; the
+ * hurried period is HURRY_MS), "stats", "quit" (frees everything, exits 0). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 
 #include "log.h"
 #include "shards.h"
+
+#define HURRY_MS 250
 
 static struct gw_shards *shards;
 static struct event_base *base;
@@ -80,6 +83,8 @@ static void on_stdin(evutil_socket_t fd, short what, void *arg)
         if (sscanf(line, "refresh %d", &k) == 1) {
             for (int i = 0; i < k; i++)
                 gw_shards_refresh(shards, "asked by the test");
+        } else if (sscanf(line, "hurry %d", &k) == 1) {
+            gw_shards_hurry(shards, k != 0);
         } else if (strcmp(line, "stats") == 0) {
             printf("stats %llu %llu %llu %s %llu\n", (unsigned long long)gw_shards_queries(shards),
                    (unsigned long long)gw_shards_failures(shards),
@@ -119,6 +124,7 @@ int main(int argc, char **argv)
         .refresh_ms = atoi(argv[1]),
         .min_gap_ms = atoi(argv[2]),
         .query_timeout_ms = 1000,
+        .hurry_ms = HURRY_MS,
     };
     shards = gw_shards_new(base, &o, &ops, NULL);
     if (!shards)

@@ -127,6 +127,22 @@ class ClusterDiscoveryTest(unittest.TestCase):
         self.assertEqual(after["changes"], before["changes"])
         self.assertEqual(after["same"] - before["same"], 2, (before, after))
 
+        # Hurried (a slot waits for a live master): one query every 250 ms, none in between,
+        # however the periodic timer (1 s) stands; back to normal, the 1 s period again.
+        time.sleep(0.3)
+        before = probe.stats()
+        probe.send("hurry 1")
+        time.sleep(1.1)  # queries at about 0, 0.25, 0.5, 0.75 and 1.0 s
+        after = probe.stats()
+        self.assertIn(after["queries"] - before["queries"], range(4, 7), (before, after))
+        probe.send("hurry 0")
+        time.sleep(0.05)
+        before = probe.stats()
+        time.sleep(0.7)  # within 1 s of the last query: nothing
+        after = probe.stats()
+        self.assertEqual(after["queries"] - before["queries"], 0, (before, after))
+        self.assertEqual(after["failures"], 0)
+
         # A migrated slot: the next map (asked for) moves exactly it.
         slot = 4242
         src = c.master_of_slot(slot)

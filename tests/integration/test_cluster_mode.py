@@ -184,6 +184,7 @@ class ChangesTest(ClusterModeCase):
         for t in pubs:
             t.start()
         self.a = a
+        self.arrivals = arrivals
         try:
             time.sleep(0.5)
             window = [time.monotonic()]
@@ -234,7 +235,7 @@ class ChangesTest(ClusterModeCase):
         # asynchronous replication a write acked just before the kill may be lost; none
         # was in the runs so far at this rate, and the assertion says so if one is.
         victim = self.cluster.master_of_key(PREFIX + self.names()[-1])
-        ready, ups = [], []
+        ready, ups, hurried = [], [], []
 
         def kill():
             # Readiness says whether this node can serve, not whether every shard is
@@ -246,6 +247,8 @@ class ChangesTest(ClusterModeCase):
                        if k.startswith("wsgate_redis_master_port{")]
                 ups.append({int(m['wsgate_redis_master_port{master="%s"}' % i]):
                             int(m['wsgate_redis_master_up{master="%s"}' % i]) for i in idx})
+                hurried.append((time.monotonic(), m["wsgate_redis_map_hurried"],
+                                m["wsgate_redis_map_queries_total"]))
             self.cluster.kill_master(victim, during=during)
         a, b, errors, got = self.run_under_load(kill)
         self.assertGreaterEqual(a.metric("wsgate_redis_reconnects_total"), 1)
@@ -258,6 +261,25 @@ class ChangesTest(ClusterModeCase):
             if ch != victim_ch:
                 self.assertLess(pause, 0.5, (ch, self.pauses))
         self.assertGreater(self.pauses[victim_ch], 1.0, self.pauses)
+        # While a master is down both nodes re-read the map every 250 ms (clink.c,
+        # HURRY_MS), so the victim's channel is back soon after the promotion shows in
+        # CLUSTER SLOTS: node b finds the promoted replica to publish on, node a to
+        # subscribe on (before: up to 1.8 s later, at a reconnect attempt or the 5 s timer).
+        seen = self.cluster.promotion_seen
+        back = [t - seen for t in self.arrivals[victim_ch] if t >= seen]
+        sys.stderr.write("victim's channel back %s s after the promotion was seen\n"
+                         % (round(back[0], 3) if back else None))
+        self.assertTrue(back, "nothing arrived on the victim's channel after its promotion")
+        self.assertLess(back[0], T(1.0), "the victim's channel came back %.2f s after its promotion" % back[0])
+        # The cost: node a hurried its map while the master was down, one CLUSTER SHARDS
+        # per 250 ms (a few more for the requests a lost master makes), and stopped once
+        # every master was live again.
+        on = [(t, q) for t, h, q in hurried if h == 1]
+        self.assertGreaterEqual(len(on), 2, hurried)
+        rate = (on[-1][1] - on[0][1]) / max(on[-1][0] - on[0][0], 0.25)
+        sys.stderr.write("map queries while hurried: %.1f per second\n" % rate)
+        self.assertLessEqual(rate, 8, hurried)
+        wait_until(lambda: a.metric("wsgate_redis_map_hurried") == 0, T(5), what="the hurry to end")
         # The failover trap: the promoted replica never hands out the old epoch's
         # offsets again (writes the dead master acked may be missing on it); its
         # first publish starts a new epoch at offset 1.
@@ -285,6 +307,18 @@ class ChangesTest(ClusterModeCase):
         # Node a's sharded subscription followed the slot to its new master.
         self.assertEqual(dst.command("PUBSUB", "SHARDNUMSUB", key), [key.encode(), 1])
         self.assertEqual(src.command("PUBSUB", "SHARDNUMSUB", key), [key.encode(), 0])
+        # Node b only publishes (no channel subscription): every MOVED or ASK it followed
+        # answered one of its commands, and each is counted on the master that gave it;
+        # its publishes on the moved channel went to src until b's map had the move.
+        per = {}
+        m = b.metrics()
+        for k, v in m.items():
+            if k.startswith("wsgate_redis_master_port{"):
+                idx = k[k.index('"') + 1:k.rindex('"')]
+                per[int(v)] = m['wsgate_redis_master_redirects_total{master="%s"}' % idx]
+        total = b.metric("wsgate_redis_redirects_total")
+        self.assertGreaterEqual(per.get(src.port, 0), 1, (per, total))
+        self.assertEqual(sum(per.values()), total, per)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ tests: a short cluster-node-timeout, cluster-require-full-coverage no and
 cluster-allow-pubsubshard-when-down yes (the settings docs/DEPLOYMENT.md recommends), and
 cluster-replica-validity-factor 0 so that a replica may always be promoted (with a short
 node timeout, a replica that merely lagged would otherwise refuse to stand).
-TlsClusterNode / TlsRedisCluster: the same over TLS (rediss+cluster://): clients, cluster
-bus and replication on TLS with certificates from a wsgate_tls.Pki, optionally client
-certificates, requirepass/masterauth and an ACL user; the harness keeps a plain port per node
-for its own commands. Every wait has a deadline; standard library only.
+The same over TLS (rediss+cluster://) is in wsgate_cluster_tls.py. Every wait has a deadline; standard library only.
 """
 
 import os
@@ -346,7 +343,8 @@ class RedisCluster:
         """SIGKILLs master and waits until one of its replicas serves its slots and the
         cluster is ok again; after_kill(replicas), when given, is called right after the
         kill (before any promotion: it can read what the replicas kept), during() at each
-        poll of that wait. Returns the promoted node."""
+        poll of that wait. Returns the promoted node; self.promotion_seen is the monotonic
+        time at which the poll (every 50 ms) that first saw it in CLUSTER SLOTS began."""
         replicas = self.replicas_of(master)
         if not replicas:
             raise RuntimeError("%r has no replica to promote" % master)
@@ -359,9 +357,13 @@ class RedisCluster:
         def promoted():
             if during is not None:
                 during()
+            t = time.monotonic()
             m = self.master_of_slot(first_slot)
-            return m if m in replicas and m.role() == "master" else None
-        node = wait_until(promoted, timeout, interval=0.1, what="a replica of %r promoted" % master)
+            if m in replicas and m.role() == "master":
+                self.promotion_seen = t
+                return m
+            return None
+        node = wait_until(promoted, timeout, interval=0.05, what="a replica of %r promoted" % master)
         self.wait_ok(timeout)
         return node
 
@@ -508,63 +510,6 @@ class ClusterPublisher(threading.Thread):
         finally:
             for port in list(self._conns):
                 self._drop(port)
-
-
-# ---- a TLS cluster (rediss+cluster://)
-
-class TlsClusterNode(ClusterNode):
-    """A cluster node that serves clients on a plain port (the test's own commands) and on
-    tls_port, with TLS on its cluster bus (tls_port + 10000) and its replication link too
-    (tls-cluster, tls-replication). pki is a wsgate_tls.Pki: the node presents "server",
-    and "client" on its own outgoing bus and replication connections (a server certificate
-    is not valid for clientAuth, which tls-auth-clients checks). auth_clients "yes" asks
-    every TLS client for a certificate. password is requirepass and masterauth; acl_user,
-    (name, password), adds an ACL user allowed everything."""
-
-    def __init__(self, pki, node_timeout_ms=1000, auth_clients="yes", password=None, acl_user=None):
-        self.tls_port = free_cluster_port()
-        p = pki.path
-        args = ["--tls-port", str(self.tls_port), "--tls-cluster", "yes", "--tls-replication", "yes",
-                "--tls-cert-file", p("server.crt"), "--tls-key-file", p("server.key"),
-                "--tls-client-cert-file", p("client.crt"), "--tls-client-key-file", p("client.key"),
-                "--tls-ca-cert-file", p("ca.crt"), "--tls-auth-clients", auth_clients]
-        if password:
-            args += ["--requirepass", password, "--masterauth", password]
-        if acl_user:
-            # One word per argument: redis-server joins them into the config line.
-            args += ["--user", acl_user[0], "on", ">" + acl_user[1], "~*", "&*", "+@all"]
-        super().__init__(node_timeout_ms, extra_args=args, password=password)
-
-    @property
-    def tls_addr(self):
-        return "127.0.0.1:%d" % self.tls_port
-
-
-class TlsRedisCluster(RedisCluster):
-    """RedisCluster of TlsClusterNodes, created over TLS (redis-cli --tls with the CA and
-    the client certificate, -a password). The harness keeps talking to every node on its
-    plain port, where CLUSTER SLOTS names the plain ports; over TLS it names the TLS ones."""
-
-    def __init__(self, pki, masters=3, replicas=1, node_timeout_ms=1000, auth_clients="yes",
-                 password=None, acl_user=None, start=True):
-        self.pki, self.auth_clients = pki, auth_clients
-        self.password, self.acl_user = password, acl_user
-        super().__init__(masters, replicas, node_timeout_ms, start=start)
-
-    def new_node(self):
-        return TlsClusterNode(self.pki, self.node_timeout_ms, self.auth_clients, self.password,
-                              self.acl_user)
-
-    def cli_tls_args(self):
-        p = self.pki.path
-        args = ["--tls", "--cacert", p("ca.crt"), "--cert", p("client.crt"), "--key", p("client.key")]
-        if self.password:
-            args += ["-a", self.password, "--no-auth-warning"]
-        return args
-
-    def create_command(self):
-        cmd = [self.cli] + self.cli_tls_args() + ["--cluster", "create"] + [n.tls_addr for n in self.nodes]
-        return cmd + ["--cluster-replicas", str(self.n_replicas), "--cluster-yes"]
 
 
 # ---- the protocol suite against a cluster (WSGATE_TEST_REDIS_CLUSTER=1)
