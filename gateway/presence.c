@@ -63,7 +63,7 @@ void gw_presence_new_incarnation(struct gw_presence *p)
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(p->inc, sizeof p->inc, "%" PRIx64 "%04x",
              (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u, (unsigned)rand() & 0xffffu);
-    p->registered = false;
+    p->inc_state = GW_PRESENCE_INC_NEW;
 }
 
 static struct pres_sess *sess_find(struct gw_presence *p, uint64_t session_id)
@@ -218,15 +218,29 @@ static size_t each_member(struct gw_presence *p,
     return members;
 }
 
-static void join_member(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e)
+static void hold_member(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e)
 {
-    gw_presence_fcall_member(p, true, session_id, e, NULL, NULL);
+    gw_presence_chan_hold_join(p, session_id, e->key, e->klen);
 }
 
 size_t gw_presence_rejoin(struct gw_presence *p)
 {
     gw_presence_chan_reindex(p);
-    return each_member(p, join_member);
+    return each_member(p, hold_member);
+}
+
+const struct pres_entry *gw_presence_member(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen)
+{
+    const struct pres_sess *s = sess_find(p, session_id);
+    int i = entry_find(s, key, klen);
+    char id[8 + KEY_MAX];
+
+    if (i >= 0)
+        return &s->e[i];
+    if (klen > KEY_MAX)
+        return NULL;
+    struct gw_dict_entry *de = gw_dict_find(&p->delayed_by, id, delayed_id(session_id, key, klen, id));
+    return de ? &((const struct delayed *)de->value)->e : NULL;
 }
 
 void gw_presence_left(struct gw_presence *p, uint64_t session_id)
@@ -238,24 +252,13 @@ void gw_presence_left(struct gw_presence *p, uint64_t session_id)
 
 /* ---- reads ---- */
 
-struct read_wait {
-    struct gw_presence *p;
-    int worker;
-    uint64_t session_id;
-    enum gw_presence_op op;
-    bool has_id;
-    int64_t id;
-    size_t nlen;
-    char name[]; /* client-facing channel name */
-};
-
 static uint64_t reply_count(const redisReply *r)
 {
     return r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (uint64_t)r->integer : 0;
 }
 
 /* The members page of wsgate_presence_members: { cursor, conns, users, { member, value, ... } }. */
-static struct gw_frame *members_frame(const struct read_wait *w, const redisReply *r)
+static struct gw_frame *members_frame(const struct pres_read *w, const redisReply *r)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[0]->type != REDIS_REPLY_STRING ||
         r->element[3]->type != REDIS_REPLY_ARRAY || r->element[0]->len > GW_PRESENCE_CURSOR_MAX)
@@ -285,7 +288,7 @@ static struct gw_frame *members_frame(const struct read_wait *w, const redisRepl
 
 static void on_read_reply(void *token, const redisReply *reply)
 {
-    struct read_wait *w = token;
+    struct pres_read *w = token;
     struct gw_frame *f = NULL;
 
     if (reply && w->op == GW_PRESENCE_STATS && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2)
@@ -304,27 +307,46 @@ static void on_read_reply(void *token, const redisReply *reply)
     free(w);
 }
 
-static void read_members(struct gw_presence *p, int worker, uint64_t session_id, const char *name, size_t nlen,
-                         const char *key, size_t klen, const struct gw_presence_req *r)
+void gw_presence_read_send(struct gw_presence *p, struct pres_read *w)
 {
     struct pkeys k;
     char limit[16];
-    struct read_wait *w = gw_xmalloc(sizeof *w + nlen + 1);
-
-    *w = (struct read_wait){ p, worker, session_id, r->op, r->has_id, r->id, nlen };
-    memcpy(w->name, name, nlen);
-    w->name[nlen] = '\0';
+    const char *key = w->name + w->nlen + 1;
     int rc = -1;
-    if (gw_presence_keys(key, klen, &k)) {
-        snprintf(limit, sizeof limit, "%d", r->limit);
-        bool stats = r->op == GW_PRESENCE_STATS;
+
+    if (gw_presence_keys(key, w->klen, &k)) {
+        snprintf(limit, sizeof limit, "%d", w->limit);
+        bool stats = w->op == GW_PRESENCE_STATS;
         const char *argv[] = { "FCALL_RO", stats ? "wsgate_presence_stats" : "wsgate_presence_members", "2", k.set,
-                               k.users, key, r->cursor, limit };
-        size_t lens[] = { 8, strlen(argv[1]), 1, k.slen, k.ulen, klen, strlen(r->cursor), strlen(limit) };
+                               k.users, key, w->cursor, limit };
+        size_t lens[] = { 8, strlen(argv[1]), 1, k.slen, k.ulen, w->klen, strlen(w->cursor), strlen(limit) };
         rc = gw_presence_call(p, k.set, k.slen, stats ? 6 : 8, argv, lens, on_read_reply, w);
     }
     if (rc != 0)
         on_read_reply(w, NULL); /* answers unavailable and frees w */
+}
+
+/* A read goes behind the channel's held joins, if any (presence_chan.c). */
+static void read_members(struct gw_presence *p, int worker, uint64_t session_id, const char *name, size_t nlen,
+                         const char *key, size_t klen, const struct gw_presence_req *r)
+{
+    struct pres_read *w = gw_xcalloc(1, sizeof *w + nlen + 1 + klen + 1);
+
+    gw_list_init(&w->link);
+    w->p = p;
+    w->worker = worker;
+    w->session_id = session_id;
+    w->op = r->op;
+    w->has_id = r->has_id;
+    w->id = r->id;
+    w->limit = r->limit;
+    snprintf(w->cursor, sizeof w->cursor, "%s", r->cursor);
+    w->nlen = nlen;
+    w->klen = klen;
+    memcpy(w->name, name, nlen);
+    memcpy(w->name + nlen + 1, key, klen);
+    if (!gw_presence_chan_hold_read(p, key, klen, w))
+        gw_presence_read_send(p, w);
 }
 
 void gw_presence_handle(struct gw_presence *p, int worker, uint64_t session_id, const char *name, size_t nlen,

@@ -28,6 +28,20 @@
  * channels), so a returning node neither resurrects nor duplicates members,
  * and a user connected throughout never drops to zero connections.
  *
+ * Every member in Redis is reachable by the purge of its incarnation, by
+ * order alone (presence_chan.c): an incarnation's key and listing are
+ * answered OK before any of its channels is listed in its index, a channel's
+ * listing is answered OK before any member of it is joined under that
+ * incarnation (joins held meanwhile, reads of the channel behind them; a
+ * listing that fails drops the held joins, and the next incarnation lists and
+ * joins everything again), and a channel leaves the index only after every
+ * leave of its members was answered OK. The previous incarnation is purged
+ * once every channel of the new one is listed and its members sent. So a
+ * node that dies at any moment, even while its index write gets no answer,
+ * leaves no member that no purge finds. The price: a channel's first member
+ * on a node (and each new incarnation's) waits one round trip to the
+ * node-wide keys' Redis; steady state costs nothing more.
+ *
  * <ns> is "wsgate:presence:" with one Redis and "{wsgate}:presence:" on a
  * Redis Cluster: there the node-wide keys share one slot, so their commands
  * go in order on one connection (the key before the listing). Per-channel
@@ -35,10 +49,6 @@
  * FCALL naming one channel's keys; events go out with SPUBLISH ("shard").
  * <ns>channels (a sorted set: channel key -> when a node last listed it)
  * lists the channels whose {key}:events streams backends read (PROTOCOL.md).
- * What a cluster cannot order: an index write (on the {wsgate} master) that
- * gets no answer while the member's join (on the channel's master) went
- * through leaves a member no purge finds if this node dies before its next
- * incarnation (1 s later, up to 16 s while writes keep failing) purges it.
  * Bus thread only. */
 #ifndef GW_PRESENCE_H
 #define GW_PRESENCE_H
@@ -79,6 +89,14 @@ struct gw_presence_req {
 /* Frees r and what it owns. NULL is a no-op. */
 void gw_presence_req_free(struct gw_presence_req *r);
 
+/* This node's current incarnation (presence_node.c). */
+enum gw_presence_inc_state {
+    GW_PRESENCE_INC_NEW,     /* made, nothing sent under it (the link was not live since) */
+    GW_PRESENCE_INC_LISTING, /* its key and its listing in <ns>nodes sent, not both answered */
+    GW_PRESENCE_INC_LISTED,  /* both answered OK: its channels may be indexed and their members joined */
+    GW_PRESENCE_INC_FAILED,  /* one of them was not: nothing joined, the next check makes another */
+};
+
 struct gw_presence {
     const struct gw_config *cfg;
     struct gw_link *link;   /* single-Redis mode, else NULL */
@@ -92,9 +110,11 @@ struct gw_presence {
     void *ctx;
     struct event *tick_ev;
     char inc[40]; /* "<node id>/<incarnation>" is cfg->node_id + "/" + inc */
-    bool registered; /* the link was live since inc was made */
+    enum gw_presence_inc_state inc_state;
+    size_t unlisted; /* channels in chans not PCHAN_LISTED (presence_int.h) */
+    char old_inc[40]; /* the previous incarnation, purged once this one is listed whole; "": none */
     struct gw_dict sessions; /* session id (8 bytes) -> struct pres_sess * */
-    struct gw_dict chans; /* channel key -> local member count (uintptr_t; presence_chan.c) */
+    struct gw_dict chans; /* channel key -> struct pchan * (presence_int.h), owned */
     int sweeps_in_flight; /* the 1 s check waits for the last one */
     unsigned ticks;
     struct gw_list delayed; /* leaves waiting --presence-leave-delay, newest first */

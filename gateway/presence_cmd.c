@@ -55,7 +55,7 @@ bool gw_presence_link_ready(const struct gw_presence *p)
 static void call_write(struct gw_presence *p, const char *route, size_t rlen, int argc, const char *const *argv,
                        const size_t *lens)
 {
-    if (gw_presence_call(p, route, rlen, argc, argv, lens, gw_presence_on_write, p) != 0 && p->registered)
+    if (gw_presence_call(p, route, rlen, argc, argv, lens, gw_presence_on_write, p) != 0 && p->inc_state != GW_PRESENCE_INC_NEW)
         p->dirty = true;
 }
 
@@ -67,7 +67,7 @@ void gw_presence_on_write(void *token, const redisReply *reply)
      * good by the next incarnation (the 1 s check starts one: p->dirty); an
      * error reply (a full Redis, say) is counted, and logged at each power of two. */
     if (!reply) {
-        if (p->registered)
+        if (p->inc_state != GW_PRESENCE_INC_NEW)
             p->dirty = true;
         return;
     }
@@ -99,7 +99,7 @@ bool gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session
         cb = gw_presence_on_write;
         token = p;
     }
-    if (!p->registered || !gw_presence_keys(e->key, e->klen, &k))
+    if (p->inc_state != GW_PRESENCE_INC_LISTED || !gw_presence_keys(e->key, e->klen, &k))
         return false;
     int mlen = snprintf(member, sizeof member, "%s/%s/%" PRIx64, p->cfg->node_id, p->inc, session_id);
     int xlen = snprintf(max, sizeof max, "%d", p->cfg->presence_max_members);

@@ -3,7 +3,9 @@
  * ones), presence_chan.c (the channels' counts and index) and presence_cmd.c
  * (the keys and the commands all of them send). Dependencies run
  * presence_node.c -> presence.c -> presence_chan.c -> presence_cmd.c; none
- * calls one above it. Bus thread. Nothing else includes this. */
+ * calls one above it but for the two calls back of a channel's listing
+ * answered (gw_presence_member and gw_presence_read_send, presence.c). Bus
+ * thread. Nothing else includes this. */
 #ifndef GW_PRESENCE_INT_H
 #define GW_PRESENCE_INT_H
 
@@ -48,6 +50,43 @@ struct pres_sess {
     struct pres_entry *e; /* owned */
 };
 
+/* A channel's place in this incarnation's index (presence_chan.c): a member
+ * is joined in Redis only once its channel is listed there, so that the purge
+ * of the incarnation finds every member it has. */
+enum pchan_state {
+    PCHAN_IDLE,    /* not listed, nothing in flight: the next incarnation lists it and joins its members */
+    PCHAN_WAITING, /* the incarnation's registration is in flight; the listing follows it */
+    PCHAN_LISTING, /* the listing (SADD to the index) is in flight */
+    PCHAN_LISTED,  /* answered: joins, leaves and reads go at once */
+};
+
+/* One channel this node has members in (the value of p->chans). */
+struct pchan {
+    size_t members;    /* this node's, leaves waiting their delay included */
+    size_t leaving;    /* leaves sent, not answered yet */
+    bool leave_failed; /* one of this incarnation's got no OK: the index keeps the channel */
+    enum pchan_state state;
+    size_t njoins, cap;
+    uint64_t *joins;      /* WAITING/LISTING: sessions whose join waits for the listing, owned */
+    struct gw_list reads; /* WAITING/LISTING: struct pres_read waiting behind those joins */
+};
+
+/* A client's presence read (presence.c); held by its channel while the
+ * channel's joins are, so that a read after a subscribe sees its own join. */
+struct pres_read {
+    struct gw_list link; /* in its channel's reads while held */
+    struct gw_presence *p;
+    int worker;
+    uint64_t session_id;
+    enum gw_presence_op op;
+    bool has_id;
+    int64_t id;
+    int limit;
+    char cursor[GW_PRESENCE_CURSOR_MAX + 1];
+    size_t nlen, klen;
+    char name[]; /* client-facing channel name, '\0', then the channel key */
+};
+
 /* "{key}:presence", "{key}:presence:users" and "{key}:events" (wsgate.lua). */
 struct pkeys {
     char set[KEY_MAX], users[KEY_MAX], events[KEY_MAX];
@@ -75,9 +114,9 @@ void gw_presence_on_write(void *token, const struct redisReply *reply);
 void gw_presence_call2(struct gw_presence *p, const char *cmd, const char *key, size_t klen, const char *member,
                        size_t mlen);
 /* FCALL wsgate_presence_join (join) or _leave of one member of this
- * incarnation; cb(token, reply) follows when true is returned (cb NULL:
- * gw_presence_on_write). False: nothing sent (not registered, or refused:
- * then p->dirty). */
+ * incarnation (its channel listed: presence_chan.c); cb(token, reply)
+ * follows when true is returned (cb NULL: gw_presence_on_write). False:
+ * nothing sent (the incarnation not listed, or refused: then p->dirty). */
 bool gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session_id, const struct pres_entry *e,
                               gw_link_reply_fn cb, void *token);
 /* FCALL wsgate_presence_purge of the members under prefix ("<node id>/<inc>/")
@@ -87,22 +126,41 @@ int gw_presence_fcall_purge(struct gw_presence *p, const char *key, size_t klen,
 
 /* presence.c: the members. */
 void gw_presence_entry_free(struct pres_entry *e);
+/* Session session_id's entry in channel key (a leave waiting its delay
+ * included), borrowed until the next change of the table; NULL: none. */
+const struct pres_entry *gw_presence_member(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen);
+/* Sends read w (takes it): its answer goes to the worker exactly once. */
+void gw_presence_read_send(struct gw_presence *p, struct pres_read *w);
 /* A new incarnation in p->inc, not yet registered. */
 void gw_presence_new_incarnation(struct gw_presence *p);
 /* The delayed leaves that are due (all: every one). */
 void gw_presence_leave_due(struct gw_presence *p, bool all);
-/* A new incarnation: every channel indexed again (gw_presence_chan_reindex),
- * then every member (delayed leaves too) joined; returns how many members. */
+/* A new incarnation (its registration just sent): every channel waits for
+ * it (gw_presence_chan_reindex) with every member (delayed leaves too) held
+ * for its channel's listing; returns how many members. */
 size_t gw_presence_rejoin(struct gw_presence *p);
 
 /* presence_chan.c: the channels' counts and index (see there). */
-/* A new member e (its channel indexed first when it is the first here). */
+/* A new member e: joined in Redis once its channel is listed (at once when it is). */
 void gw_presence_chan_add(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e);
-/* Member e leaves (in Redis too); key leaves the index after its last member's leave. */
+/* Member e leaves (in Redis when it was joined there); key leaves the index
+ * after its last member's leave. */
 void gw_presence_chan_remove(struct gw_presence *p, uint64_t session_id, const struct pres_entry *e);
-/* A new incarnation: every channel indexed again (its members joined by
- * gw_presence_rejoin, after this). */
+/* Holds read w (true: w kept and sent once its channel's listing is
+ * answered) while channel key's joins are held; false: send it now. */
+bool gw_presence_chan_hold_read(struct gw_presence *p, const char *key, size_t klen, struct pres_read *w);
+/* A new incarnation, its registration sent: every channel waits for it,
+ * its joins so far forgotten (gw_presence_chan_hold_join holds them again). */
 void gw_presence_chan_reindex(struct gw_presence *p);
+/* Holds session_id's join in channel key (which has a member here) for its listing. */
+void gw_presence_chan_hold_join(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen);
+/* The registration of incarnation inc was answered (ok: both its key and its
+ * listing): the waiting channels' listings go, or (not ok) every held join
+ * is forgotten (the next incarnation makes them) and every held read sent. */
+void gw_presence_chan_registered(struct gw_presence *p, bool ok);
+/* Whether this incarnation's index lists every channel here and every
+ * member here was sent (its earlier incarnations may be purged). */
+bool gw_presence_chans_listed(const struct gw_presence *p);
 void gw_presence_chans_free(struct gw_presence *p);
 
 #endif

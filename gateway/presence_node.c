@@ -191,8 +191,10 @@ static void on_nodes_reply(void *token, const redisReply *reply)
         if (e->type != REDIS_REPLY_STRING || e->len + sizeof INC_KEY + sizeof p->ns >= KEY_MAX)
             continue;
         if (is_mine(p, e->str, e->len, &current)) {
-            if (!current)
-                purge(p, e->str, e->len, true); /* an earlier incarnation of this node */
+            /* An earlier incarnation of this node: only once this one has
+             * every member (else a user here throughout would leave and join). */
+            if (!current && gw_presence_chans_listed(p))
+                purge(p, e->str, e->len, true);
             continue;
         }
         size_t klen = gw_presence_ns_key(p, INC_KEY, e->str, e->len, key);
@@ -220,7 +222,8 @@ static void on_refresh_reply(void *token, const redisReply *reply)
     struct refresh_wait *w = token;
     struct gw_presence *p = w->p;
 
-    if (reply && reply->type == REDIS_REPLY_NIL && p->registered && strcmp(w->inc, p->inc) == 0) {
+    if (reply && reply->type == REDIS_REPLY_NIL && p->inc_state == GW_PRESENCE_INC_LISTED &&
+        strcmp(w->inc, p->inc) == 0) {
         LOG_WARN("presence incarnation expired, registering again incarnation=%s/%s", p->cfg->node_id, p->inc);
         gw_presence_live(p);
     } else if (reply) {
@@ -240,9 +243,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
 
     gw_presence_leave_due(p, false);
+    if (p->old_inc[0] && gw_presence_chans_listed(p)) {
+        /* Every member joined under this incarnation: the previous one's
+         * entries go now (each channel's purge after its joins, on the same
+         * connection). */
+        char who[KEY_MAX];
+        int wlen = snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, p->old_inc);
+        p->old_inc[0] = '\0';
+        purge(p, who, (size_t)wlen, true);
+    }
     if (++p->ticks % TICKS_PER_CHECK != 0)
         return;
-    if (!p->registered)
+    if (p->inc_state == GW_PRESENCE_INC_NEW)
         return;
     if (!gw_presence_link_ready(p)) {
         hold_purges(p);
@@ -282,38 +294,86 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         purge_wait_done(w);
 }
 
+/* The registration of an incarnation: its key (SET EX) and its listing in
+ * <ns>nodes (SADD), both answered OK before any channel of it is listed. */
+struct reg_wait {
+    struct gw_presence *p;
+    int pending;
+    bool ok;
+    char inc[sizeof((struct gw_presence *)0)->inc];
+};
+
+static void reg_answered(struct reg_wait *w)
+{
+    struct gw_presence *p = w->p;
+
+    if (strcmp(w->inc, p->inc) == 0 && p->inc_state == GW_PRESENCE_INC_LISTING) {
+        if (w->ok) {
+            p->inc_state = GW_PRESENCE_INC_LISTED;
+        } else {
+            p->inc_state = GW_PRESENCE_INC_FAILED;
+            p->dirty = true;
+            LOG_WARN("presence registration failed, trying again incarnation=%s/%s", p->cfg->node_id, p->inc);
+        }
+        gw_presence_chan_registered(p, w->ok);
+    }
+    free(w);
+}
+
+static void on_reg_reply(void *token, const redisReply *reply)
+{
+    struct reg_wait *w = token;
+
+    gw_presence_on_write(w->p, reply);
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+        w->ok = false;
+    if (--w->pending == 0)
+        reg_answered(w);
+}
+
 void gw_presence_live(struct gw_presence *p)
 {
     char key[KEY_MAX], who[KEY_MAX], ns[KEY_MAX];
 
     if (!p->link && !p->clink)
         return;
-    bool again = p->registered;
-    if (again)
+    bool again = p->inc_state != GW_PRESENCE_INC_NEW;
+    if (again) {
         hold_purges(p); /* the link was down: so may everyone's have been */
-    char old[sizeof p->inc];
-    memcpy(old, p->inc, sizeof old);
+        /* The previous incarnation is purged once this one has joined every
+         * member; an older one still waiting is left to the 1 s check. */
+        if (!p->old_inc[0])
+            memcpy(p->old_inc, p->inc, sizeof p->old_inc);
+    }
     gw_presence_new_incarnation(p);
-    p->registered = true;
+    p->inc_state = GW_PRESENCE_INC_LISTING;
     p->dirty = false;
+    size_t members = gw_presence_rejoin(p); /* held for the channels' listings */
     /* Alive first, then listed: a sweep never sees a listed incarnation
      * without its key (one connection: on a cluster both keys share a slot). */
+    struct reg_wait *w = gw_xcalloc(1, sizeof *w);
+    w->p = p;
+    w->ok = true;
+    w->pending = 2;
+    memcpy(w->inc, p->inc, sizeof w->inc);
     size_t wlen = (size_t)snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, p->inc);
     size_t klen = gw_presence_ns_key(p, INC_KEY, who, wlen, key);
     const char *set[] = { "SET", key, "1", "EX", INC_TTL };
     size_t set_lens[] = { 3, klen, 1, 2, sizeof INC_TTL - 1 };
-    if (gw_presence_call(p, key, klen, 5, set, set_lens, gw_presence_on_write, p) != 0)
-        p->dirty = true;
-    size_t nslen = gw_presence_ns_key(p, NODES_SET, "", 0, ns);
-    gw_presence_call2(p, "SADD", ns, nslen, who, wlen);
-    size_t members = gw_presence_rejoin(p);
-    LOG_INFO("presence incarnation=%s/%s members=%zu", p->cfg->node_id, p->inc, members);
-    if (again) {
-        /* Registered again above first: the old entries go only now (each
-         * channel's purge after its joins, on the same connection). */
-        wlen = (size_t)snprintf(who, sizeof who, "%s/%s", p->cfg->node_id, old);
-        purge(p, who, wlen, true);
+    if (gw_presence_call(p, key, klen, 5, set, set_lens, on_reg_reply, w) != 0) {
+        w->ok = false;
+        w->pending--;
     }
+    size_t nslen = gw_presence_ns_key(p, NODES_SET, "", 0, ns);
+    const char *sadd[] = { "SADD", ns, who };
+    size_t sadd_lens[] = { 4, nslen, wlen };
+    if (gw_presence_call(p, ns, nslen, 3, sadd, sadd_lens, on_reg_reply, w) != 0) {
+        w->ok = false;
+        w->pending--;
+    }
+    LOG_INFO("presence incarnation=%s/%s members=%zu", p->cfg->node_id, p->inc, members);
+    if (w->pending == 0)
+        reg_answered(w);
 }
 
 void gw_presence_start(struct gw_presence *p, struct event_base *base)

@@ -628,6 +628,101 @@ class PresenceTest(GatewayTestCase):
         listed = {x.decode() for x in redis.command("ZRANGE", self.ns + "channels", "0", "-1")}
         self.assertTrue({"gw:" + r for r in rooms} <= listed, listed)
 
+    def test_killed_node_with_an_unanswered_index_write_leaves_no_ghost(self):
+        """b's first member of room g joins while the node-wide keys' Redis (on a cluster the
+        {wsgate} master, g being on another master) holds every write (CLIENT PAUSE WRITE),
+        so b's listing of g in its index gets no answer; b is SIGKILLed before it does. A
+        member of g in Redis that b's index does not list would never be purged (a ghost):
+        the join waits for its channel's listing, so within 15 s of the kill g has only the
+        watcher, ghost's joins and leaves match (0 and 0) in the events and the stream, and
+        b's member of room r (listed before the pause) leaves exactly once. With one Redis
+        the pause holds b's join too (one connection, one order): no ghost either way."""
+        redis = self.redis_for_test()
+        if self.CLUSTER:
+            cluster = self.shared.cluster
+            hub = cluster.master_of_key(self.ns + "nodes")
+            g = next(x for x in (uniq("room:") for _ in range(1000)) if cluster.master_of_key("gw:" + x) is not hub)
+        else:
+            hub, g = redis, uniq("room:")
+        r = uniq("room:")
+        # Commands wait out the pause instead of resetting the links.
+        slow = ["--redis-heartbeat-timeout-ms", "20000"]
+        a, b = self.node(redis, "a", slow), self.node(redis, "b", slow)
+        watchers = {}
+        for room in (g, r):
+            watchers[room] = self.user(a, "watcher")
+            self.join(watchers[room], room, events=True)
+        early = self.user(b, "early")
+        self.join(early, r)
+        self.wait_stats(watchers[r], r, (2, 2))
+        self.wait_stats(watchers[g], g, (1, 1))
+        self.events(watchers[g], 0.3)
+        self.events(watchers[r], 0.3)
+        hub.command("CLIENT", "PAUSE", "4000", "WRITE")
+        try:
+            ghost = self.user(b, "ghost")
+            self.join(ghost, g)
+            time.sleep(1)  # b has sent whatever it sends for g
+            b.kill()
+            t0 = time.monotonic()
+        finally:
+            hub.command("CLIENT", "UNPAUSE")
+        for room in (g, r):
+            self.wait_stats(watchers[room], room, (1, 1), timeout=max(0.1, 15 - (time.monotonic() - t0)))
+        took = time.monotonic() - t0
+        self.assertLess(took, 15)
+        got = [(e["type"], e["user"]) for e in self.events(watchers[g], 1)]
+        self.assertEqual(got.count(("join", "ghost")), got.count(("leave", "ghost")), got)
+        self.assertLessEqual(got.count(("leave", "ghost")), 1, got)
+        log = [(e["event"], e.get("user")) for e in self.event_log(redis, g)]
+        self.assertEqual(log.count(("join", "ghost")), log.count(("leave", "ghost")), log)
+        self.assertEqual([m["user"] for m in self.members(watchers[g], g)[0].values()], ["watcher"])
+        self.assertEqual([(e["type"], e["user"]) for e in self.events(watchers[r], 1)], [("leave", "early")])
+        log = [(e["event"], e.get("user")) for e in self.event_log(redis, r)]
+        self.assertEqual(log.count(("leave", "early")), 1, log)
+        print("\n  no ghost of the SIGKILLed node after %.1f s (%s)" % (took, "cluster" if self.CLUSTER else "one Redis"),
+              file=sys.stderr)
+
+    def test_join_held_for_an_index_that_fails_follows_once_it_answers(self):
+        """The node-wide keys' Redis holds every write (CLIENT PAUSE WRITE) past b's command
+        timeout while b's member of room g subscribes: its join waits (no member yet, seen
+        from a), b's listing of g fails, and once that Redis answers again b registers anew
+        and the join follows, once; b SIGKILLed then, the member leaves once within 15 s."""
+        redis = self.redis_for_test()
+        if self.CLUSTER:
+            cluster = self.shared.cluster
+            hub = cluster.master_of_key(self.ns + "nodes")
+            g = next(x for x in (uniq("room:") for _ in range(1000)) if cluster.master_of_key("gw:" + x) is not hub)
+        else:
+            hub, g = redis, uniq("room:")
+        a = self.node(redis, "a", ["--redis-heartbeat-timeout-ms", "20000"])
+        b = self.node(redis, "b", ["--redis-heartbeat-timeout-ms", "1500"])
+        watcher = self.user(a, "watcher")
+        self.join(watcher, g, events=True)
+        self.wait_stats(watcher, g, (1, 1))
+        self.events(watcher, 0.3)
+        hub.command("CLIENT", "PAUSE", "4000", "WRITE")
+        try:
+            late = self.user(b, "late")
+            self.join(late, g)
+            time.sleep(1)
+            self.assertEqual(self.stats(watcher, g), (1, 1))  # held, not written
+        finally:
+            time.sleep(2.5)  # past b's timeout: its listing got no answer
+            hub.command("CLIENT", "UNPAUSE")
+        self.wait_stats(watcher, g, (2, 2), timeout=25)
+        got, _, _, _ = self.members(watcher, g)
+        self.assertEqual(sorted(m["user"] for m in got.values()), ["late", "watcher"])
+        self.assertEqual([(e["type"], e["user"]) for e in self.events(watcher, 1)], [("join", "late")])
+        self.assertIn("presence channel not listed", b.log_text())  # the listing failed, then came again
+        b.kill()
+        t0 = time.monotonic()
+        self.wait_stats(watcher, g, (1, 1), timeout=15)
+        self.assertLess(time.monotonic() - t0, 15)
+        self.assertEqual([(e["type"], e["user"]) for e in self.events(watcher, 1)], [("leave", "late")])
+        log = [(e["event"], e.get("user")) for e in self.event_log(redis, g)]
+        self.assertEqual((log.count(("join", "late")), log.count(("leave", "late"))), (1, 1), log)
+
 
 class ClusterPresenceTest(PresenceTest):
     """Every case above with the gateways on a 6-node Redis Cluster (redis+cluster://):
