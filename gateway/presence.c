@@ -38,11 +38,16 @@ void gw_presence_req_free(struct gw_presence_req *r)
     free(r);
 }
 
+static const struct pres_entry *member_of(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen);
+static void read_send(struct gw_presence *p, struct pres_read *w);
+static const struct gw_presence_chan_up chan_up = { member_of, read_send };
+
 void gw_presence_init(struct gw_presence *p, const struct gw_config *cfg, struct gw_link *link, struct gw_clink *clink,
                       struct gw_bus_stats *stats, void (*post)(void *ctx, int worker, struct gw_wmail *m), void *ctx)
 {
     memset(p, 0, sizeof *p);
     p->cfg = cfg;
+    p->up = &chan_up;
     p->stats = stats;
     p->link = link;
     p->clink = clink;
@@ -229,7 +234,8 @@ size_t gw_presence_rejoin(struct gw_presence *p)
     return each_member(p, hold_member);
 }
 
-const struct pres_entry *gw_presence_member(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen)
+/* gw_presence_chan_up.member */
+static const struct pres_entry *member_of(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen)
 {
     const struct pres_sess *s = sess_find(p, session_id);
     int i = entry_find(s, key, klen);
@@ -307,7 +313,8 @@ static void on_read_reply(void *token, const redisReply *reply)
     free(w);
 }
 
-void gw_presence_read_send(struct gw_presence *p, struct pres_read *w)
+/* gw_presence_chan_up.read_send */
+static void read_send(struct gw_presence *p, struct pres_read *w)
 {
     struct pkeys k;
     char limit[16];
@@ -346,7 +353,7 @@ static void read_members(struct gw_presence *p, int worker, uint64_t session_id,
     memcpy(w->name, name, nlen);
     memcpy(w->name + nlen + 1, key, klen);
     if (!gw_presence_chan_hold_read(p, key, klen, w))
-        gw_presence_read_send(p, w);
+        read_send(p, w);
 }
 
 void gw_presence_handle(struct gw_presence *p, int worker, uint64_t session_id, const char *name, size_t nlen,

@@ -97,8 +97,11 @@ enum gw_presence_inc_state {
     GW_PRESENCE_INC_FAILED,  /* one of them was not: nothing joined, the next check makes another */
 };
 
+struct gw_presence_chan_up;
+
 struct gw_presence {
     const struct gw_config *cfg;
+    const struct gw_presence_chan_up *up; /* presence.c's calls for presence_chan.c (presence_int.h) */
     struct gw_link *link;   /* single-Redis mode, else NULL */
     struct gw_clink *clink; /* Redis Cluster mode, else NULL; both NULL: standalone (reads answer unavailable) */
     char ns[24];            /* the node-wide keys' namespace (above) */

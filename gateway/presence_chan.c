@@ -69,7 +69,7 @@ static void send_reads(struct gw_presence *p, struct pchan *c)
     while (!gw_list_empty(&reads)) {
         struct gw_list *l = reads.prev; /* the oldest */
         gw_list_remove(l);
-        gw_presence_read_send(p, gw_container_of(l, struct pres_read, link));
+        p->up->read_send(p, gw_container_of(l, struct pres_read, link));
     }
 }
 
@@ -127,7 +127,7 @@ static void on_listed(void *token, const redisReply *reply)
         c->njoins = c->cap = 0;
         set_state(p, c, PCHAN_LISTED);
         for (size_t i = 0; i < n; i++) {
-            const struct pres_entry *e = gw_presence_member(p, joins[i], w->key, w->klen);
+            const struct pres_entry *e = p->up->member(p, joins[i], w->key, w->klen);
             if (e) /* still here (a join held twice goes twice: HSETNX keeps one) */
                 gw_presence_fcall_member(p, true, joins[i], e, NULL, NULL);
         }

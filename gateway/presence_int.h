@@ -3,9 +3,10 @@
  * ones), presence_chan.c (the channels' counts and index) and presence_cmd.c
  * (the keys and the commands all of them send). Dependencies run
  * presence_node.c -> presence.c -> presence_chan.c -> presence_cmd.c; none
- * calls one above it but for the two calls back of a channel's listing
- * answered (gw_presence_member and gw_presence_read_send, presence.c). Bus
- * thread. Nothing else includes this. */
+ * calls one above it: the two calls back of a channel's listing answered
+ * (a member's entry, a held read sent) go through the gw_presence_chan_up
+ * table presence.c hands over (p->up). Bus thread. Nothing else includes
+ * this. */
 #ifndef GW_PRESENCE_INT_H
 #define GW_PRESENCE_INT_H
 
@@ -124,13 +125,19 @@ bool gw_presence_fcall_member(struct gw_presence *p, bool join, uint64_t session
 int gw_presence_fcall_purge(struct gw_presence *p, const char *key, size_t klen, const char *prefix, size_t plen,
                             gw_link_reply_fn cb, void *token);
 
+/* What presence_chan.c asks of presence.c when a channel's listing is
+ * answered, in the table presence.c gives it (p->up), so that presence_chan.c
+ * sits below presence.c and never names it. */
+struct gw_presence_chan_up {
+    /* Session session_id's entry in channel key (a leave waiting its delay
+     * included), borrowed until the next change of the table; NULL: none. */
+    const struct pres_entry *(*member)(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen);
+    /* Sends read w (takes it): its answer goes to the worker exactly once. */
+    void (*read_send)(struct gw_presence *p, struct pres_read *w);
+};
+
 /* presence.c: the members. */
 void gw_presence_entry_free(struct pres_entry *e);
-/* Session session_id's entry in channel key (a leave waiting its delay
- * included), borrowed until the next change of the table; NULL: none. */
-const struct pres_entry *gw_presence_member(struct gw_presence *p, uint64_t session_id, const char *key, size_t klen);
-/* Sends read w (takes it): its answer goes to the worker exactly once. */
-void gw_presence_read_send(struct gw_presence *p, struct pres_read *w);
 /* A new incarnation in p->inc, not yet registered. */
 void gw_presence_new_incarnation(struct gw_presence *p);
 /* The delayed leaves that are due (all: every one). */
