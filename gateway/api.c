@@ -294,20 +294,7 @@ bool gw_api_presence_result(struct gw_api *api, uint64_t session_id, struct gw_f
     if (!r)
         return true; /* its connection is gone */
     r->api = NULL;
-    if (!frame) {
-        gw_api_answer_error(api, r, 503, "unavailable", "Redis is unavailable; presence could not be read");
-    } else {
-        /* The client frame's JSON, as a client gets it. */
-        gw_api_count(api, 200);
-        free(r->answer);
-        r->answer = gw_xmalloc(frame->len + 1);
-        memcpy(r->answer, gw_frame_payload(frame), frame->len);
-        r->answer[frame->len] = '\n';
-        r->answer_len = frame->len + 1;
-        r->status = 200;
-        r->hdr_name = r->hdr_value = NULL;
-        r->phase = GW_API_ANSWERED;
-    }
+    gw_api_answer_frame(api, r, frame, "Redis is unavailable; presence could not be read");
     lws_callback_on_writable(r->wsi);
     return true;
 }

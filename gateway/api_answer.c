@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "api_int.h"
+#include "frame.h"
 #include "json.h"
 #include "metrics.h"
 
@@ -39,6 +40,23 @@ void gw_api_answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int 
     memcpy(r->answer + n, "}\n", 3);
     r->answer_len = n + 2;
     r->status = status;
+    r->hdr_name = r->hdr_value = NULL;
+    r->phase = GW_API_ANSWERED;
+}
+
+void gw_api_answer_frame(struct gw_api *api, struct gw_api_req *r, struct gw_frame *frame, const char *why)
+{
+    if (!frame) {
+        gw_api_answer_error(api, r, 503, "unavailable", "%s", why);
+        return;
+    }
+    gw_api_count(api, 200);
+    free(r->answer);
+    r->answer = gw_xmalloc(frame->len + 1);
+    memcpy(r->answer, gw_frame_payload(frame), frame->len);
+    r->answer[frame->len] = '\n';
+    r->answer_len = frame->len + 1;
+    r->status = 200;
     r->hdr_name = r->hdr_value = NULL;
     r->phase = GW_API_ANSWERED;
 }

@@ -92,19 +92,7 @@ bool gw_api_history_result(struct gw_api *api, uint64_t session_id, struct gw_fr
     if (!r)
         return true;
     r->api = NULL;
-    if (!frame) {
-        gw_api_answer_error(api, r, 503, "unavailable", "Redis could not be read");
-    } else {
-        gw_api_count(api, 200);
-        free(r->answer);
-        r->answer = gw_xmalloc(frame->len + 2);
-        memcpy(r->answer, gw_frame_payload(frame), frame->len);
-        memcpy(r->answer + frame->len, "\n", 2);
-        r->answer_len = frame->len + 1;
-        r->status = 200;
-        r->hdr_name = r->hdr_value = NULL;
-        r->phase = GW_API_ANSWERED;
-    }
+    gw_api_answer_frame(api, r, frame, "Redis could not be read");
     lws_callback_on_writable(r->wsi);
     return true;
 }

@@ -11,6 +11,10 @@ void gw_api_count(struct gw_api *api, unsigned int status);
  * r ANSWERED, counted. */
 void gw_api_answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int status, const char *slug,
                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Answers 200 with frame's JSON (a client frame's payload, as a client gets
+ * it) and a newline, or, frame NULL, 503 unavailable saying why (static
+ * text): r ANSWERED, counted. frame is borrowed (the caller frees it). */
+void gw_api_answer_frame(struct gw_api *api, struct gw_api_req *r, struct gw_frame *frame, const char *why);
 /* Puts r in api->pending under id (r WAITING) and uses up that id. */
 void gw_api_wait_for(struct gw_api *api, struct gw_api_req *r, uint64_t id);
 
