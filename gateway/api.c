@@ -46,13 +46,7 @@ static void answer_ok(struct gw_api *api, struct gw_api_req *r, const struct gw_
                                         at->offset, at->epoch)
                              : snprintf(ok, sizeof ok, "{\"ok\":true}\n");
 
-    gw_api_count(api, 200);
-    free(r->answer);
-    r->answer = gw_xstrndup(ok, (size_t)n);
-    r->answer_len = (size_t)n;
-    r->status = 200;
-    r->hdr_name = r->hdr_value = NULL;
-    r->phase = GW_API_ANSWERED;
+    gw_api_answer_ok(api, r, ok, (size_t)n);
 }
 
 /* ---- the request ---- */

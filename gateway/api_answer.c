@@ -44,6 +44,17 @@ void gw_api_answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int 
     r->phase = GW_API_ANSWERED;
 }
 
+void gw_api_answer_ok(struct gw_api *api, struct gw_api_req *r, const char *text, size_t len)
+{
+    gw_api_count(api, 200);
+    free(r->answer);
+    r->answer = gw_xstrndup(text, len);
+    r->answer_len = len;
+    r->status = 200;
+    r->hdr_name = r->hdr_value = NULL;
+    r->phase = GW_API_ANSWERED;
+}
+
 void gw_api_answer_frame(struct gw_api *api, struct gw_api_req *r, struct gw_frame *frame, const char *why)
 {
     if (!frame) {

@@ -171,13 +171,7 @@ void gw_api_ctl_result(struct gw_api *api, const struct gw_wmail *m)
         else
             n = snprintf(ok, sizeof ok, "{\"ok\":true,\"lifted_at\":%" PRId64 ",\"nodes\":%d,\"answered\":%d}\n",
                          m->rev_at, m->nodes, m->answered);
-        gw_api_count(api, 200);
-        free(r->answer);
-        r->answer = gw_xstrndup(ok, (size_t)n);
-        r->answer_len = (size_t)n;
-        r->status = 200;
-        r->hdr_name = r->hdr_value = NULL;
-        r->phase = GW_API_ANSWERED;
+        gw_api_answer_ok(api, r, ok, (size_t)n);
     }
     lws_callback_on_writable(r->wsi);
 }

@@ -11,6 +11,9 @@ void gw_api_count(struct gw_api *api, unsigned int status);
  * r ANSWERED, counted. */
 void gw_api_answer_error(struct gw_api *api, struct gw_api_req *r, unsigned int status, const char *slug,
                          const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Answers 200 with text (len bytes, copied; a newline at its end): r
+ * ANSWERED, counted. */
+void gw_api_answer_ok(struct gw_api *api, struct gw_api_req *r, const char *text, size_t len);
 /* Answers 200 with frame's JSON (a client frame's payload, as a client gets
  * it) and a newline, or, frame NULL, 503 unavailable saying why (static
  * text): r ANSWERED, counted. frame is borrowed (the caller frees it). */

@@ -311,18 +311,11 @@ int gw_clink_read(struct gw_clink *cl, const char *key, size_t klen, bool latest
 int gw_clink_retire_epoch(struct gw_clink *cl, const char *key, size_t klen, const char *epoch, size_t elen,
                           uint64_t below)
 {
-    char meta[GW_FN_KEY_MAX], stream[GW_FN_KEY_MAX], below_s[24];
-    size_t mlen, slen;
+    struct gw_fn_retire_call c;
 
-    if (braced(key, klen) || !gw_fn_history_keys(key, klen, meta, &mlen, stream, &slen))
+    if (braced(key, klen) || !gw_fn_retire_call(&c, key, klen, epoch, elen, below))
         return -EIO;
-    if (below)
-        snprintf(below_s, sizeof below_s, "%" PRIu64, below);
-    else
-        below_s[0] = '\0';
-    const char *argv[] = { "FCALL", "wsgate_retire_epoch", "2", meta, stream, key, epoch, below_s };
-    size_t lens[] = { 5, 19, 1, mlen, slen, klen, elen, strlen(below_s) };
-    return submit(cl, CC_RETIRE, key, klen, 8, argv, lens, NULL, NULL);
+    return submit(cl, CC_RETIRE, key, klen, 8, c.argv, c.lens, NULL, NULL);
 }
 
 int gw_clink_call(struct gw_clink *cl, const char *route, size_t rlen, int argc, const char *const *argv,

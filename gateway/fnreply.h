@@ -43,6 +43,20 @@ struct gw_fn_history_call {
 bool gw_fn_history_call(struct gw_fn_history_call *c, const char *key, size_t klen, bool latest, uint64_t since,
                         int limit, size_t max_bytes);
 
+/* The argv of one epoch retire, FCALL wsgate_retire_epoch 2 meta stream key
+ * epoch below ("" for below 0), as gw_fn_history_call's: valid while the
+ * struct lives, pointing at key and epoch, which the caller keeps. */
+struct gw_fn_retire_call {
+    char meta[GW_FN_KEY_MAX], stream[GW_FN_KEY_MAX], below[24];
+    const char *argv[8];
+    size_t lens[8];
+};
+
+/* Fills *c to retire key's epoch (elen bytes) below offset below. Returns
+ * false when key is too long. Both links call it. */
+bool gw_fn_retire_call(struct gw_fn_retire_call *c, const char *key, size_t klen, const char *epoch, size_t elen,
+                       uint64_t below);
+
 /* wsgate_publish's reply { offset, epoch, receivers } into *at. Returns false
  * for any other shape (an error reply included). reply borrowed. */
 bool gw_fn_parse_published(const struct redisReply *reply, struct gw_position *at);

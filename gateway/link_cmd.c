@@ -245,6 +245,24 @@ bool gw_fn_history_call(struct gw_fn_history_call *c, const char *key, size_t kl
     return true;
 }
 
+bool gw_fn_retire_call(struct gw_fn_retire_call *c, const char *key, size_t klen, const char *epoch, size_t elen,
+                       uint64_t below)
+{
+    size_t mlen, slen;
+
+    if (!gw_fn_history_keys(key, klen, c->meta, &mlen, c->stream, &slen))
+        return false;
+    if (below)
+        snprintf(c->below, sizeof c->below, "%" PRIu64, below);
+    else
+        c->below[0] = '\0';
+    const char *argv[] = { "FCALL", "wsgate_retire_epoch", "2", c->meta, c->stream, key, epoch, c->below };
+    size_t lens[] = { 5, 19, 1, mlen, slen, klen, elen, strlen(c->below) };
+    memcpy(c->argv, argv, sizeof argv);
+    memcpy(c->lens, lens, sizeof lens);
+    return true;
+}
+
 static void on_retire_reply(struct gw_rconn *c, const redisReply *reply, void *privdata)
 {
     struct gw_link *link = gw_rconn_owner(c);
@@ -263,20 +281,13 @@ static void on_retire_reply(struct gw_rconn *c, const redisReply *reply, void *p
 int gw_link_retire_epoch(struct gw_link *link, const char *key, size_t klen, const char *epoch, size_t elen,
                          uint64_t below)
 {
-    char meta[KEY_MAX], stream[KEY_MAX], below_s[24];
-    size_t mlen, slen;
+    struct gw_fn_retire_call c;
 
     if (link->state != LINK_LIVE || !link->pub)
         return -ENOTCONN;
-    if (!gw_fn_history_keys(key, klen, meta, &mlen, stream, &slen))
+    if (!gw_fn_retire_call(&c, key, klen, epoch, elen, below))
         return -EIO;
-    if (below)
-        snprintf(below_s, sizeof below_s, "%" PRIu64, below);
-    else
-        below_s[0] = '\0';
-    const char *argv[] = { "FCALL", "wsgate_retire_epoch", "2", meta, stream, key, epoch, below_s };
-    size_t lens[] = { 5, 19, 1, mlen, slen, klen, elen, strlen(below_s) };
-    return pub_command(link, 8, argv, lens, on_retire_reply, NULL);
+    return pub_command(link, 8, c.argv, c.lens, on_retire_reply, NULL);
 }
 
 /* ---- the function library ---- */
